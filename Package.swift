@@ -95,23 +95,11 @@ let package = Package(
         ),
         .testTarget(
             name: "WireTests",
-            dependencies: ["Core", "Wire"],
-            swiftSettings: swiftSettings
-        ),
-        .testTarget(
-            name: "EdgeNodeTests",
             dependencies: [
-                "Core", "Wire", "EdgeNode",
+                "Core", "Wire",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
-                .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"),
-                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
-                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
-            swiftSettings: swiftSettings
-        ),
-        .testTarget(
-            name: "GatewayTests",
-            dependencies: ["Core", "Wire", "Gateway"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -78,5 +78,57 @@ package struct ProgramErrors: Error, Sendable, CustomStringConvertible {
     /// At least one problem, in document order of discovery.
     package var errors: [ProgramError]
 
+    package init(errors: [ProgramError]) {
+        self.errors = errors
+    }
+
     package var description: String { errors.map(\.description).joined(separator: "\n") }
+}
+
+extension DocumentNode: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByArrayLiteral,
+    ExpressibleByDictionaryLiteral, ExpressibleByNilLiteral
+{
+    package init(stringLiteral value: String) { self = .scalar(value) }
+    package init(integerLiteral value: Int64) { self = .scalar(String(value)) }
+    package init(arrayLiteral elements: DocumentNode...) { self = .list(elements) }
+    /// Keeps the literal's order, as a document does.
+    package init(dictionaryLiteral elements: (String, DocumentNode)...) {
+        self = .map(elements.map { DocumentEntry(key: $0.0, value: $0.1) })
+    }
+    package init(nilLiteral: ()) { self = .null }
+
+    /// This node with the value at a dotted key path (`tiers.levels.1.threshold`, list items by
+    /// index) replaced, or removed when `value` is nil. A missing key is added. Used to derive
+    /// variants of a document (tests, tools).
+    package func setting(_ path: String, to value: DocumentNode?) -> DocumentNode {
+        setting(path.split(separator: ".").map(String.init)[...], to: value)
+    }
+
+    private func setting(_ keys: ArraySlice<String>, to value: DocumentNode?) -> DocumentNode {
+        guard let key = keys.first else { return value ?? .null }
+        let rest = keys.dropFirst()
+        switch self {
+        case .map(var entries):
+            if let index = entries.firstIndex(where: { $0.key == key }) {
+                if rest.isEmpty, value == nil {
+                    entries.remove(at: index)
+                } else {
+                    entries[index].value = entries[index].value.setting(rest, to: value)
+                }
+            } else if let value {
+                entries.append(DocumentEntry(key: key, value: DocumentNode.map([]).setting(rest, to: value)))
+            }
+            return .map(entries)
+        case .list(var items):
+            guard let index = Int(key), items.indices.contains(index) else { return self }
+            if rest.isEmpty, value == nil {
+                items.remove(at: index)
+            } else {
+                items[index] = items[index].setting(rest, to: value)
+            }
+            return .list(items)
+        case .scalar, .null:
+            return rest.isEmpty ? (value ?? .null) : DocumentNode.map([]).setting(keys, to: value)
+        }
+    }
 }

@@ -1,0 +1,117 @@
+// Goal: a valid program loads with every value as written, and every kind of mistake an operator
+// can make is reported with the key path where it is and a sentence that says what is wrong.
+import Core
+import Testing
+
+@Suite("Program loader")
+struct ProgramLoaderTests {
+    @Test("the fixture loads with its values as written")
+    func loadsFixture() throws {
+        let program = Fixture.program
+        #expect(program.id == "fixture-group")
+        #expect(program.currency.minorPerMajor == 100)
+        #expect(program.sites.map(\.id.rawValue) == ["mall-01", "hotel-01", "park-01"])
+        #expect(program.merchant(Fixture.grocer)?.site.id.rawValue == "mall-01")
+        #expect(program.earn.categoryRates[Category("grocery")!] == Rate(parsing: "0.5"))
+        #expect(program.earn.promotions.count == 2)
+        #expect(program.earn.promotions[0].start == Fixture.at("2026-11-28T00:00"))
+        #expect(program.earn.promotions[1].budget == Points(300_000))
+        #expect(program.tiers.tiers.map(\.threshold.value) == [0, 5000, 20000])
+        #expect(program.redeem.maximumBillShare == Rate(parsing: "0.5"))
+        #expect(program.site(SiteID("park-01")!)?.parking?.dailyCap == Money(minorUnits: 6000))
+        // The hotel overrides one offline key and inherits the rest.
+        let hotel = try #require(program.site(SiteID("hotel-01")!))
+        #expect(hotel.offline.pointsPerTransactionMax == Points(20000))
+        #expect(hotel.offline.pointsPerMemberPerDayMax == Points(10000))
+        #expect(program.merchant(Fixture.jeweller)?.merchant.settlementPrices?.issuePrice == Rate(parsing: "1.5"))
+    }
+
+    /// One mistake each: the change to the fixture, the path reported, and words of the message.
+    static let mistakes: [(change: String, value: DocumentNode?, path: String, words: String)] = [
+        ("earn.promotions.1.filter.merchants", ["nobody"], "earn.promotions[1].filter.merchants", "unknown merchant 'nobody'"),
+        ("tiers.levels.2.threshold", 5000, "tiers.levels[2].threshold", "overlapping tier thresholds"),
+        ("tiers.levels.2.threshold", 4000, "tiers.levels[2].threshold", "overlapping tier thresholds"),
+        ("earn.base_rates.mall", "-1", "earn.base_rates.mall", "must not be negative"),
+        ("earn.category_rates.grocery", "-0.5", "earn.category_rates.grocery", "must not be negative"),
+        ("earn.promotions.0.end", "2026-11-27", "earn.promotions[0].end", "ends (2026-11-27T00:00) before or when it starts"),
+        ("earn.promotions.0.end", "2026-11-28", "earn.promotions[0].end", "before or when it starts"),
+        ("earn.bse_rates", ["mall": "1"], "earn.bse_rates", "unknown key"),
+        ("redeem.minimum_points", nil, "redeem.minimum_points", "is required"),
+        ("sites.0.id", "Mall 01", "sites[0].id", "is not a valid id"),
+        ("sites.1.id", "mall-01", "sites[1].id", "site 'mall-01' is listed twice"),
+        ("sites.1.merchants.0.id", "mall-fashion", "sites[1].merchants[0].id", "already listed at site 'mall-01'"),
+        ("time_zone", "Mars/Olympus", "time_zone", "unknown time zone"),
+        ("earn.base_rates.hotel", nil, "sites[1].format", "no rate in earn.base_rates"),
+        ("settlement.format_prices.parking", nil, "sites[2].format", "no prices in settlement.format_prices"),
+        ("tiers.levels.0.threshold", 10, "tiers.levels[0].threshold", "first tier must have threshold 0"),
+        ("tiers.levels.1.multiplier", "0.9", "tiers.levels[1].multiplier", "must be at least 1"),
+        ("tiers.levels.1.id", "member", "tiers.levels[1].id", "listed twice"),
+        ("tiers.levels", [], "tiers.levels", "at least one tier"),
+        ("redeem.maximum_bill_share", "1.5", "redeem.maximum_bill_share", "must be at most 1"),
+        ("redeem.maximum_bill_share", "0", "redeem.maximum_bill_share", "must be above 0"),
+        ("redeem.point_value.points", 0, "redeem.point_value.points", "between 1 and"),
+        ("expiry.months", "twelve", "expiry.months", "not a whole number"),
+        ("expiry.months", 0, "expiry.months", "must be between 1 and 120"),
+        ("expiry.reminder_days", -1, "expiry.reminder_days", "must not be negative"),
+        ("earn.promotions.0.bonus_points", 100, "earn.promotions[0]", "either multiplier or bonus_points"),
+        ("earn.promotions.0.multiplier", nil, "earn.promotions[0]", "needs multiplier or bonus_points"),
+        ("earn.promotions.0.multiplier", "0.5", "earn.promotions[0].multiplier", "must be at least 1"),
+        ("earn.promotions.1.budget_points", 0, "earn.promotions[1].budget_points", "between 1 and"),
+        ("earn.promotions.1.id", "double-saturday", "earn.promotions[1].id", "listed twice"),
+        ("earn.promotions.0.filter.sites", ["mall-99"], "earn.promotions[0].filter.sites", "unknown site 'mall-99'"),
+        ("earn.promotions.0.filter.formats", ["casino"], "earn.promotions[0].filter.formats", "no site has format 'casino'"),
+        ("earn.promotions.0.filter.formats", ["mall", "mall"], "earn.promotions[0].filter.formats[1]", "listed twice"),
+        ("earn.promotions.0.start", "2026-13-01", "earn.promotions[0].start", "not a local date or time"),
+        ("sites.2.parking", nil, "sites[2].parking", "is required for a site of format 'parking'"),
+        ("sites.2.parking.daily_cap_minor", 500, "sites[2].parking.daily_cap_minor", "at least price_per_hour_minor"),
+        ("sites.2.parking.grace_minutes", 2000, "sites[2].parking.grace_minutes", "between 0 and 1440"),
+        ("sites.0.merchants", [], "sites[0].merchants", "at least one merchant"),
+        ("sites.0.merchants.0.earn_rate", "1.1234567", "sites[0].merchants[0].earn_rate", "not an exact decimal"),
+        ("sites", [], "sites", "at least one site"),
+        ("currency.code", "cny", "currency.code", "ISO 4217"),
+        ("currency.minor_unit_digits", 5, "currency.minor_unit_digits", "between 0 and 4"),
+        ("limits", [1], "limits", "expected a mapping"),
+        ("limits.lines_max", ["a": "b"], "limits.lines_max", "expected a single value"),
+        ("program", "Harbour Group", "program", "must be 1 to 32 characters"),
+        ("earn.streak.days", 1, "earn.streak.days", "between 2 and 365"),
+        ("earn.cross_format.rate", "11", "earn.cross_format.rate", "must be at most 10"),
+        ("earn.excluded_categories", "tobacco", "earn.excluded_categories", "expected a list"),
+        ("offline_defaults.site_exposure_max_points", nil, "offline_defaults.site_exposure_max_points", "is required"),
+        ("sites.1.offline.offline_minutes", 5, "sites[1].offline.offline_minutes", "unknown key"),
+        ("name", "", "name", "must be 1 to 200 characters"),
+    ]
+
+    @Test("each mistake is reported at its key path", arguments: mistakes.indices)
+    func reportsMistake(_ index: Int) {
+        let mistake = Self.mistakes[index]
+        let document = Fixture.document.setting(mistake.change, to: mistake.value)
+        #expect(throws: ProgramErrors.self) { try ProgramLoader.load(document) }
+        do {
+            _ = try ProgramLoader.load(document)
+        } catch {
+            let match = error.errors.first { $0.path == mistake.path && $0.message.contains(mistake.words) }
+            #expect(match != nil, "expected \(mistake.path): …\(mistake.words)…, got:\n\(error)")
+        }
+    }
+
+    @Test("every mistake in a document is reported at once, not just the first")
+    func reportsAll() {
+        let document = Fixture.document
+            .setting("expiry.months", to: 0)
+            .setting("earn.base_rates.mall", to: "-1")
+            .setting("tiers.levels.2.threshold", to: 10)
+        do {
+            _ = try ProgramLoader.load(document)
+            Issue.record("the document loaded")
+        } catch {
+            let paths = Set(error.errors.map(\.path))
+            #expect(paths.isSuperset(of: ["expiry.months", "earn.base_rates.mall", "tiers.levels[2].threshold"]))
+        }
+    }
+
+    @Test("a document that is not a mapping is refused")
+    func notAMapping() {
+        #expect(throws: ProgramErrors.self) { try ProgramLoader.load(["a", "b"]) }
+        #expect(throws: ProgramErrors.self) { try ProgramLoader.load("program") }
+    }
+}
