@@ -1,5 +1,142 @@
-// The edge node: the property's own server for POS terminals and parking barriers (DESIGN §4).
-// Its store, services and sync client arrive with the edge node issue; this file keeps the target.
+import Core
+import Foundation
+import GRDB
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Logging
+import ServiceLifecycle
+import Wire
 
-/// Names shared by the edge node's parts.
-package enum EdgeNode {}
+/// An edge node: the property's own server for POS terminals and parking barriers.
+///
+/// `init` opens and migrates the database and loads the program, so a misconfigured node fails
+/// before it listens. `run()` serves `coalition.edge.v1.Points`, `Parking` and `grpc.health.v1.Health`
+/// and the group-commit writer until a graceful shutdown (SIGTERM through `ServiceGroup`), which
+/// stops accepting calls, finishes the ones in flight, writes what they queued, then returns.
+package final class EdgeNode: Service, Sendable {
+    package let configuration: EdgeConfiguration
+    package let ledger: EdgeLedger
+    package let terminals: TerminalRegistry
+    private let transport: HTTP2ServerTransport.Posix
+    private let server: GRPCServer<HTTP2ServerTransport.Posix>
+    private let health: HealthService
+    private let logger: Logger
+
+    package init(
+        configuration: EdgeConfiguration, clock: any WallClock, logger: Logger,
+        authorizer: RedeemAuthorizer = .noGateway
+    ) throws {
+        var logger = logger
+        logger[metadataKey: "site.id"] = "\(configuration.siteID)"
+        self.configuration = configuration
+        self.logger = logger
+        let database = try EdgeDatabase.open(
+            path: configuration.databasePath, site: configuration.siteID, limits: configuration.limits, now: clock.now())
+        let program = try Self.loadProgram(configuration, database: database)
+        guard program.program.site(configuration.siteID) != nil else {
+            throw ConfigurationError("site '\(configuration.siteID)' is not in program version \(program.version)")
+        }
+        ledger = EdgeLedger(
+            site: configuration.siteID, database: database, program: program, clock: clock,
+            phoneHashKey: configuration.phoneHashKey, limits: configuration.limits, authorizer: authorizer)
+        terminals = TerminalRegistry(
+            pool: database.pool, clock: clock, cacheMilliseconds: configuration.limits.terminalCacheMilliseconds)
+        health = HealthService(services: ["coalition.edge.v1.Points", "coalition.edge.v1.Parking"])
+        var transportConfig = HTTP2ServerTransport.Posix.Config.defaults
+        transportConfig.rpc.maxRequestPayloadSize = configuration.limits.requestBytesMax
+        let address: GRPCNIOTransportCore.SocketAddress =
+            configuration.listenHost.contains(":")
+            ? .ipv6(host: configuration.listenHost, port: configuration.listenPort)
+            : .ipv4(host: configuration.listenHost, port: configuration.listenPort)
+        transport = HTTP2ServerTransport.Posix(address: address, transportSecurity: .plaintext, config: transportConfig)
+        server = GRPCServer(
+            transport: transport,
+            services: [
+                PointsService(
+                    ledger: ledger, terminals: terminals, historyPageSizeMax: configuration.limits.historyPageSizeMax),
+                ParkingService(ledger: ledger, terminals: terminals),
+                health,
+            ])
+    }
+
+    /// The port the POS API listens on, once bound.
+    package var listeningPort: Int {
+        get async throws {
+            let address = try await transport.listeningAddress
+            if let ipv4 = address.ipv4 { return ipv4.port }
+            if let ipv6 = address.ipv6 { return ipv6.port }
+            throw ConfigurationError("the edge listens on \(address), which has no port")
+        }
+    }
+
+    package func run() async throws {
+        let committer = ledger.committer
+        try await withGracefulShutdownHandler {
+            try await withThrowingDiscardingTaskGroup { group in
+                group.addTask { await committer.run() }
+                group.addTask {
+                    defer { committer.close() }
+                    try await self.server.serve()
+                }
+                group.addTask {
+                    let port = try await self.listeningPort
+                    if let file = self.configuration.portFile {
+                        try Data("\(port)\n".utf8).write(to: URL(fileURLWithPath: file), options: .atomic)
+                    }
+                    self.logger.info(
+                        "edge node listening",
+                        metadata: ["address": "\(self.configuration.listenHost):\(port)", "program.version": "\(self.ledger.program.version)"])
+                }
+            }
+        } onGracefulShutdown: {
+            self.logger.info("edge node shutting down")
+            self.health.shutDown()
+            self.server.beginGracefulShutdown()
+        }
+        logger.info("edge node stopped", metadata: ["writes.batches": "\(committer.statistics.batches)", "writes.jobs": "\(committer.statistics.jobs)"])
+    }
+
+    /// Stops accepting calls and returns `run()` once the calls in flight are answered.
+    package func beginGracefulShutdown() {
+        health.shutDown()
+        server.beginGracefulShutdown()
+    }
+
+    /// The newest program the gateway published to this edge, else the configured program file.
+    private static func loadProgram(_ configuration: EdgeConfiguration, database: EdgeDatabase) throws -> ActiveProgram {
+        let stored = try database.pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT version, document FROM program_versions ORDER BY version DESC LIMIT 1")
+        }
+        if let stored {
+            let document: Data = stored["document"]
+            return ActiveProgram(version: stored["version"], program: try parse(Array(document), source: "stored program"))
+        }
+        guard let file = configuration.programFile else {
+            throw ConfigurationError("no program: set program_file, or let the gateway publish one")
+        }
+        let bytes: Data
+        do {
+            bytes = try Data(contentsOf: URL(fileURLWithPath: file))
+        } catch {
+            throw ConfigurationError("program_file: cannot read \(file)")
+        }
+        return ActiveProgram(version: 0, program: try parse(Array(bytes), source: file))
+    }
+
+    private static func parse(_ bytes: [UInt8], source: String) throws -> Program {
+        do {
+            return try ProgramDocumentParser.load(bytes)
+        } catch {
+            throw ConfigurationError("\(source) is not a valid program:\n\(error)")
+        }
+    }
+}
+
+/// The system clock, for production.
+package struct SystemWallClock: WallClock {
+    package init() {}
+
+    package func now() -> Timestamp {
+        Timestamp(milliseconds: Int64((Date().timeIntervalSince1970 * 1000).rounded(.down)))
+    }
+}

@@ -3,25 +3,27 @@
 ///
 /// Used only while loading one document, on one task; it is a class so that nested readers share
 /// one list of problems.
-final class DocumentDiagnostics {
-    private(set) var errors: [ProgramError] = []
+package final class DocumentDiagnostics {
+    package private(set) var errors: [ProgramError] = []
+
+    package init() {}
 
     /// Records a problem at `path`.
-    func fail(_ path: DocumentPath, _ message: String) {
+    package func fail(_ path: DocumentPath, _ message: String) {
         errors.append(ProgramError(path: path.description, message: message))
     }
 }
 
 /// A view of one mapping of the document that remembers which keys were read, so unknown keys
 /// (usually typos) are reported by `finish()`.
-final class MapReader {
-    let path: DocumentPath
-    let diagnostics: DocumentDiagnostics
+package final class MapReader {
+    package let path: DocumentPath
+    package let diagnostics: DocumentDiagnostics
     private let entries: [DocumentEntry]
     private var consumed: Set<String> = []
 
     /// A reader for `node`, or nil (with a problem recorded) when it is not a mapping.
-    init?(_ node: DocumentNode, at path: DocumentPath, diagnostics: DocumentDiagnostics) {
+    package init?(_ node: DocumentNode, at path: DocumentPath, diagnostics: DocumentDiagnostics) {
         guard case .map(let entries) = node else {
             diagnostics.fail(path, "expected a mapping of keys, found \(node.kindName)")
             return nil
@@ -32,16 +34,16 @@ final class MapReader {
     }
 
     /// The keys present, in document order.
-    var keys: [String] { entries.map(\.key) }
+    package var keys: [String] { entries.map(\.key) }
 
     /// True when `key` is present (and not null).
-    func has(_ key: String) -> Bool {
+    package func has(_ key: String) -> Bool {
         guard let node = entries.first(where: { $0.key == key })?.value else { return false }
         return node != .null
     }
 
     /// The node at `key`, marking it read. Nil and a problem when required and missing.
-    func node(_ key: String, required: Bool) -> DocumentNode? {
+    package func node(_ key: String, required: Bool) -> DocumentNode? {
         consumed.insert(key)
         guard let node = entries.first(where: { $0.key == key })?.value, node != .null else {
             if required { diagnostics.fail(path.key(key), "is required") }
@@ -51,7 +53,7 @@ final class MapReader {
     }
 
     /// Reports every key that no one read.
-    func finish() {
+    package func finish() {
         let known = consumed.sorted().joined(separator: ", ")
         for entry in entries where !consumed.contains(entry.key) {
             diagnostics.fail(path.key(entry.key), "unknown key (expected one of: \(known))")
@@ -61,37 +63,37 @@ final class MapReader {
     // MARK: Typed reads
 
     /// Text at `key`, 1 to `lengthMax` characters.
-    func string(_ key: String, required: Bool = true, lengthMax: Int = 200) -> String? {
+    package func string(_ key: String, required: Bool = true, lengthMax: Int = 200) -> String? {
         guard let node = node(key, required: required) else { return nil }
         return Self.string(node, at: path.key(key), lengthMax: lengthMax, diagnostics: diagnostics)
     }
 
     /// A slug identifier at `key`.
-    func slug<ID: SlugIdentifier>(_ key: String, as type: ID.Type, required: Bool = true) -> ID? {
+    package func slug<ID: SlugIdentifier>(_ key: String, as type: ID.Type, required: Bool = true) -> ID? {
         guard let node = node(key, required: required) else { return nil }
         return Self.slug(node, at: path.key(key), as: type, diagnostics: diagnostics)
     }
 
     /// A whole number at `key` within `range`.
-    func integer(_ key: String, in range: ClosedRange<Int64>, required: Bool = true) -> Int64? {
+    package func integer(_ key: String, in range: ClosedRange<Int64>, required: Bool = true) -> Int64? {
         guard let node = node(key, required: required) else { return nil }
         return Self.integer(node, at: path.key(key), in: range, diagnostics: diagnostics)
     }
 
     /// An exact decimal rate at `key`, not negative, at most `maximum`.
-    func rate(_ key: String, maximum: Rate = Rate(integer: Rate.parsedMax), required: Bool = true) -> Rate? {
+    package func rate(_ key: String, maximum: Rate = Rate(integer: Rate.parsedMax), required: Bool = true) -> Rate? {
         guard let node = node(key, required: required) else { return nil }
         return Self.rate(node, at: path.key(key), maximum: maximum, diagnostics: diagnostics)
     }
 
     /// A nested mapping at `key`.
-    func map(_ key: String, required: Bool = true) -> MapReader? {
+    package func map(_ key: String, required: Bool = true) -> MapReader? {
         guard let node = node(key, required: required) else { return nil }
         return MapReader(node, at: path.key(key), diagnostics: diagnostics)
     }
 
     /// A list at `key`, as (path, item) pairs.
-    func list(_ key: String, required: Bool = true) -> [(path: DocumentPath, node: DocumentNode)]? {
+    package func list(_ key: String, required: Bool = true) -> [(path: DocumentPath, node: DocumentNode)]? {
         guard let node = node(key, required: required) else { return nil }
         guard case .list(let items) = node else {
             diagnostics.fail(path.key(key), "expected a list, found \(node.kindName)")
@@ -101,7 +103,7 @@ final class MapReader {
     }
 
     /// A list of slugs at `key`, reporting duplicates.
-    func slugSet<ID: SlugIdentifier>(_ key: String, as type: ID.Type, required: Bool = false) -> Set<ID> {
+    package func slugSet<ID: SlugIdentifier>(_ key: String, as type: ID.Type, required: Bool = false) -> Set<ID> {
         guard let items = list(key, required: required) else { return [] }
         var result: Set<ID> = []
         for item in items {
@@ -113,7 +115,7 @@ final class MapReader {
 
     // MARK: Scalar conversions
 
-    static func scalar(_ node: DocumentNode, at path: DocumentPath, diagnostics: DocumentDiagnostics) -> String? {
+    package static func scalar(_ node: DocumentNode, at path: DocumentPath, diagnostics: DocumentDiagnostics) -> String? {
         guard case .scalar(let text) = node else {
             diagnostics.fail(path, "expected a single value, found \(node.kindName)")
             return nil
@@ -121,7 +123,7 @@ final class MapReader {
         return text
     }
 
-    static func string(
+    package static func string(
         _ node: DocumentNode, at path: DocumentPath, lengthMax: Int, diagnostics: DocumentDiagnostics
     ) -> String? {
         guard let text = scalar(node, at: path, diagnostics: diagnostics) else { return nil }
@@ -132,7 +134,7 @@ final class MapReader {
         return text
     }
 
-    static func slug<ID: SlugIdentifier>(
+    package static func slug<ID: SlugIdentifier>(
         _ node: DocumentNode, at path: DocumentPath, as type: ID.Type, diagnostics: DocumentDiagnostics
     ) -> ID? {
         guard let text = scalar(node, at: path, diagnostics: diagnostics) else { return nil }
@@ -143,7 +145,7 @@ final class MapReader {
         return id
     }
 
-    static func integer(
+    package static func integer(
         _ node: DocumentNode, at path: DocumentPath, in range: ClosedRange<Int64>, diagnostics: DocumentDiagnostics
     ) -> Int64? {
         guard let text = scalar(node, at: path, diagnostics: diagnostics) else { return nil }
@@ -163,7 +165,7 @@ final class MapReader {
         return value
     }
 
-    static func rate(
+    package static func rate(
         _ node: DocumentNode, at path: DocumentPath, maximum: Rate, diagnostics: DocumentDiagnostics
     ) -> Rate? {
         guard let text = scalar(node, at: path, diagnostics: diagnostics) else { return nil }

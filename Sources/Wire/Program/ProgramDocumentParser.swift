@@ -1,5 +1,5 @@
 import Core
-import Yams
+internal import Yams
 
 /// Reads a program file (YAML, or JSON, which YAML also reads) into Core's document tree and a
 /// validated `Program`. The only place that knows the text formats.

@@ -1,0 +1,182 @@
+import Core
+import Foundation
+import Wire
+
+/// Everything an edge node needs to run, validated. Built from a config file
+/// (`EdgeConfiguration.load(file:)`, keys in docs/edge.md) or in code by tests and the demo.
+package struct EdgeConfiguration: Sendable {
+    /// The site this node serves; its database refuses to open for any other site.
+    package var siteID: SiteID
+    /// The SQLite file (created when missing).
+    package var databasePath: String
+    /// Where the POS API listens. Port 0 picks a free port (see `portFile`).
+    package var listenHost: String
+    package var listenPort: Int
+    /// When set, the bound port is written here once listening (for scripts and tests).
+    package var portFile: String?
+    /// The program file used while no program has arrived from the gateway (standalone use).
+    package var programFile: String?
+    /// The network's key for phone-number hashes (32 bytes). Edges store only HMAC-SHA-256(key,
+    /// phone); the gateway holds the same key.
+    package var phoneHashKey: [UInt8]
+    package var limits: EdgeLimits
+
+    package init(
+        siteID: SiteID, databasePath: String, listenHost: String = "127.0.0.1", listenPort: Int = 0,
+        portFile: String? = nil, programFile: String? = nil, phoneHashKey: [UInt8], limits: EdgeLimits = EdgeLimits()
+    ) {
+        self.siteID = siteID
+        self.databasePath = databasePath
+        self.listenHost = listenHost
+        self.listenPort = listenPort
+        self.portFile = portFile
+        self.programFile = programFile
+        self.phoneHashKey = phoneHashKey
+        self.limits = limits
+    }
+}
+
+/// The edge node's limits; every one is a documented config key under `limits:` (docs/edge.md).
+package struct EdgeLimits: Sendable, Equatable {
+    /// Most requests written in one group commit.
+    package var groupCommitBatchMax = 256
+    /// Most requests waiting for the writer; beyond it a request is RESOURCE_EXHAUSTED.
+    package var writeQueueMax = 10_000
+    /// Largest request message accepted, in bytes.
+    package var requestBytesMax = 64 * 1024
+    /// How long a connection waits for SQLite's write lock, in milliseconds.
+    package var busyTimeoutMilliseconds = 5_000
+    /// Most local transactions not yet acknowledged by the gateway; beyond it new transactions
+    /// are refused (RESOURCE_EXHAUSTED) until sync catches up.
+    package var unacknowledgedTransactionsMax = 1_000_000
+    /// Largest page of member history.
+    package var historyPageSizeMax = 100
+    /// How long a verified terminal token is trusted before it is looked up again, in
+    /// milliseconds; a revoked terminal stops working within this time.
+    package var terminalCacheMilliseconds = 10_000
+    /// Largest SQLite file, in bytes (0 = no limit); past it writes fail with STORAGE_FULL.
+    package var databaseBytesMax: Int64 = 0
+
+    package init() {}
+}
+
+/// A configuration problem, naming the key.
+package struct ConfigurationError: Error, CustomStringConvertible, Sendable {
+    package var description: String
+
+    package init(_ description: String) {
+        self.description = description
+    }
+}
+
+extension EdgeConfiguration {
+    /// Reads and validates a YAML config file (keys in docs/edge.md). Every problem is reported
+    /// with its key; unknown keys are refused. Relative paths in it are relative to the file.
+    package static func load(file path: String) throws -> EdgeConfiguration {
+        let url = URL(fileURLWithPath: path)
+        let bytes: [UInt8]
+        do {
+            bytes = Array(try Data(contentsOf: url))
+        } catch {
+            throw ConfigurationError("cannot read \(path): \(error.localizedDescription)")
+        }
+        let document: DocumentNode
+        do {
+            document = try ProgramDocumentParser.parse(bytes)
+        } catch {
+            throw ConfigurationError("\(path): \(error)")
+        }
+        let base = url.deletingLastPathComponent()
+        func resolve(_ value: String) -> String {
+            value.hasPrefix("/") ? value : base.appendingPathComponent(value).path
+        }
+        let diagnostics = DocumentDiagnostics()
+        guard let root = MapReader(document, at: .root, diagnostics: diagnostics) else {
+            throw ConfigurationError("\(path): \(diagnostics.errors.map(\.description).joined(separator: "; "))")
+        }
+        let site = root.slug("site_id", as: SiteID.self)
+        let database = root.string("database_path", lengthMax: 4096)
+        let listen = root.string("listen", lengthMax: 300)
+        let portFile = root.string("port_file", required: false, lengthMax: 4096)
+        let programFile = root.string("program_file", required: false, lengthMax: 4096)
+        let keyFile = root.string("phone_hash_key_file", lengthMax: 4096)
+        var limits = EdgeLimits()
+        if let l = root.map("limits", required: false) {
+            func int(_ key: String, _ range: ClosedRange<Int64>, _ target: inout Int) {
+                if let value = l.integer(key, in: range, required: false) { target = Int(value) }
+            }
+            int("group_commit_batch_max", 1...10_000, &limits.groupCommitBatchMax)
+            int("write_queue_max", 1...1_000_000, &limits.writeQueueMax)
+            int("request_bytes_max", 1024...16_777_216, &limits.requestBytesMax)
+            int("busy_timeout_ms", 1...600_000, &limits.busyTimeoutMilliseconds)
+            int("unacknowledged_transactions_max", 1...100_000_000, &limits.unacknowledgedTransactionsMax)
+            int("history_page_size_max", 1...1_000, &limits.historyPageSizeMax)
+            int("terminal_cache_ms", 0...3_600_000, &limits.terminalCacheMilliseconds)
+            if let bytes = l.integer("database_bytes_max", in: 0...Int64.max, required: false) {
+                limits.databaseBytesMax = bytes
+            }
+            l.finish()
+        }
+        root.finish()
+        var address: (String, Int)?
+        if let listen {
+            do {
+                address = try parseAddress(listen, key: "listen")
+            } catch {
+                diagnostics.fail(DocumentPath.root.key("listen"), "must be host:port, for example 127.0.0.1:7001")
+            }
+        }
+        var key: [UInt8]?
+        if let keyFile {
+            let text = try? String(contentsOf: URL(fileURLWithPath: resolve(keyFile)), encoding: .utf8)
+            key = text.flatMap { hexBytes($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            if key?.count != 32 {
+                diagnostics.fail(
+                    DocumentPath.root.key("phone_hash_key_file"),
+                    "cannot read 64 hexadecimal characters (32 bytes) from \(resolve(keyFile))")
+            }
+        }
+        guard diagnostics.errors.isEmpty, let site, let database, let address, let key else {
+            throw ConfigurationError(
+                "\(path) is not a valid edge configuration:\n"
+                    + diagnostics.errors.map { "  \($0.path): \($0.message)" }.joined(separator: "\n"))
+        }
+        return EdgeConfiguration(
+            siteID: site, databasePath: resolve(database), listenHost: address.0, listenPort: address.1,
+            portFile: portFile.map(resolve), programFile: programFile.map(resolve), phoneHashKey: key, limits: limits)
+    }
+
+    /// `host:port` (IPv6 as `[::1]:7001`).
+    package static func parseAddress(_ text: String, key: String) throws -> (String, Int) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (0...65_535).contains(port)
+        else { throw ConfigurationError("\(key): must be host:port, for example 127.0.0.1:7001 (found '\(text)')") }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else { throw ConfigurationError("\(key): the host is missing") }
+        return (host, port)
+    }
+
+    /// Bytes of a hexadecimal string, or nil.
+    package static func hexBytes(_ text: String) -> [UInt8]? {
+        let chars = Array(text.utf8)
+        guard chars.count % 2 == 0 else { return nil }
+        var bytes: [UInt8] = []
+        var index = 0
+        while index < chars.count {
+            guard let high = hexValue(chars[index]), let low = hexValue(chars[index + 1]) else { return nil }
+            bytes.append(high << 4 | low)
+            index += 2
+        }
+        return bytes
+    }
+
+    private static func hexValue(_ c: UInt8) -> UInt8? {
+        switch c {
+        case 0x30...0x39: return c - 0x30
+        case 0x61...0x66: return c - 0x61 + 10
+        case 0x41...0x46: return c - 0x41 + 10
+        default: return nil
+        }
+    }
+}

@@ -1,0 +1,60 @@
+import Core
+import GRPCCore
+import Wire
+
+/// `coalition.edge.v1.Parking`: exit quotes and payments for the barriers of a car park. Never
+/// waits for the gateway longer than the authorisation deadline, so a barrier always gets a
+/// decision.
+package struct ParkingService: Coalition_Edge_V1_Parking.ServiceProtocol {
+    private let ledger: EdgeLedger
+    private let terminals: TerminalRegistry
+
+    package init(ledger: EdgeLedger, terminals: TerminalRegistry) {
+        self.ledger = ledger
+        self.terminals = terminals
+    }
+}
+
+extension ParkingService {
+    package func quote(
+        request: ServerRequest<Coalition_Edge_V1_ParkingQuoteRequest>, context: ServerContext
+    ) async throws -> ServerResponse<Coalition_Edge_V1_ParkingQuoteResponse> {
+        try await ServiceError.mapping {
+            _ = try await terminals.authenticate(request.metadata)
+            let message = request.message
+            let stay = try Self.stay(
+                ticket: message.ticketID, member: message.memberID, entry: message.entryAtMs, exit: message.exitAtMs)
+            return ServerResponse(message: try await ledger.parkingQuote(stay))
+        }
+    }
+
+    package func pay(
+        request: ServerRequest<Coalition_Edge_V1_ParkingPayRequest>, context: ServerContext
+    ) async throws -> ServerResponse<Coalition_Edge_V1_ParkingPayResponse> {
+        try await ServiceError.mapping {
+            let merchant = try await terminals.authenticate(request.metadata)
+            let message = request.message
+            let requestID = try RequestValidation.requestID(message.requestID)
+            let stay = try Self.stay(
+                ticket: message.ticketID, member: message.memberID, entry: message.entryAtMs, exit: message.exitAtMs)
+            guard message.points >= 0 else {
+                throw ServiceError.invalid("points", "must not be negative (found \(message.points))")
+            }
+            let key = try RequestKey(merchant: merchant, operation: "parking-pay", requestID: requestID, content: message)
+            return ServerResponse(message: try await ledger.parkingPay(stay, points: Points(message.points), key: key))
+        }
+    }
+
+    private static func stay(ticket: String, member: String, entry: Int64, exit: Int64) throws(ServiceError)
+        -> EdgeLedger.ParkingStay
+    {
+        guard !ticket.isEmpty else { throw .invalid("ticket_id", "is required") }
+        let ticket = try RequestValidation.printable(ticket, field: "ticket_id", maximum: 32)
+        let memberID = member.isEmpty ? nil : try RequestValidation.member(member)
+        guard entry > 0 else { throw .invalid("entry_at_ms", "must be a Unix time in milliseconds (found \(entry))") }
+        guard exit > 0 else { throw .invalid("exit_at_ms", "must be a Unix time in milliseconds (found \(exit))") }
+        guard exit >= entry else { throw .invalid("exit_at_ms", "the exit is before the entry") }
+        return EdgeLedger.ParkingStay(
+            ticket: ticket, member: memberID, entry: Timestamp(milliseconds: entry), exit: Timestamp(milliseconds: exit))
+    }
+}

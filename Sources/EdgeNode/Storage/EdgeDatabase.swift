@@ -1,0 +1,142 @@
+import Core
+import Foundation
+import GRDB
+
+/// The edge node's SQLite file: one `DatabasePool` in WAL mode with `synchronous=FULL`, a busy
+/// timeout, foreign keys on, and the named migrations below, applied before anything is served.
+package struct EdgeDatabase: Sendable {
+    package let pool: DatabasePool
+
+    /// Opens (creating if needed) and migrates the file for `site`. Refuses a file that belongs
+    /// to another site.
+    package static func open(path: String, site: SiteID, limits: EdgeLimits, now: Timestamp) throws -> EdgeDatabase {
+        var configuration = Configuration()
+        configuration.foreignKeysEnabled = true
+        configuration.busyMode = .timeout(TimeInterval(limits.busyTimeoutMilliseconds) / 1000)
+        configuration.label = "edge-\(site)"
+        let pageLimit = limits.databaseBytesMax
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+            if pageLimit > 0 {
+                // Page size is 4096 bytes by default; the limit makes SQLite answer SQLITE_FULL.
+                try db.execute(sql: "PRAGMA max_page_count = \(max(1, pageLimit / 4096))")
+            }
+        }
+        let pool = try DatabasePool(path: path, configuration: configuration)
+        // GRDB sets synchronous = NORMAL on the writer when it enables WAL, after prepareDatabase
+        // ran; acknowledged must mean durable, so set FULL again on the writer.
+        try pool.barrierWriteWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        try migrator.migrate(pool)
+        try pool.write { db in
+            if let owner = try String.fetchOne(db, sql: "SELECT site_id FROM sync_state WHERE id = 1") {
+                guard owner == site.rawValue else {
+                    throw ConfigurationError("the database \(path) belongs to site '\(owner)', not '\(site)'")
+                }
+            } else {
+                try db.execute(
+                    sql: "INSERT INTO sync_state (id, site_id, created_at_ms) VALUES (1, ?, ?)",
+                    arguments: [site.rawValue, now.milliseconds])
+            }
+        }
+        return EdgeDatabase(pool: pool)
+    }
+
+    /// The migrations, by name. Never edit one that has shipped; add a new one.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("2026-11-23 edge v1") { db in
+            // The outbox: every local transaction, gap-free by sequence, chained by hash.
+            // Rows are never updated or deleted.
+            try db.execute(
+                sql: """
+                    CREATE TABLE outbox (
+                        sequence INTEGER PRIMARY KEY,
+                        transaction_id TEXT NOT NULL UNIQUE,
+                        kind TEXT NOT NULL,
+                        merchant_id TEXT NOT NULL,
+                        member_id TEXT NOT NULL,
+                        request_id TEXT NOT NULL,
+                        points INTEGER NOT NULL,
+                        amount_minor INTEGER NOT NULL,
+                        authorization TEXT,
+                        original_transaction_id TEXT,
+                        free_minutes INTEGER NOT NULL DEFAULT 0,
+                        occurred_at_ms INTEGER NOT NULL,
+                        local_day TEXT NOT NULL,
+                        previous_hash BLOB NOT NULL,
+                        payload_hash BLOB NOT NULL,
+                        payload BLOB NOT NULL
+                    ) STRICT;
+                    CREATE INDEX outbox_by_member ON outbox (member_id, sequence);
+                    CREATE INDEX outbox_by_original ON outbox (original_transaction_id)
+                        WHERE original_transaction_id IS NOT NULL;
+                    CREATE INDEX outbox_floor_limit ON outbox (authorization, member_id, local_day)
+                        WHERE authorization IS NOT NULL;
+
+                    -- Each member's points change by each local transaction (a referral changes two).
+                    CREATE TABLE member_delta (
+                        member_id TEXT NOT NULL,
+                        sequence INTEGER NOT NULL REFERENCES outbox (sequence),
+                        points INTEGER NOT NULL,
+                        PRIMARY KEY (member_id, sequence)
+                    ) STRICT, WITHOUT ROWID;
+
+                    -- The original answer to each state-changing request, for retries.
+                    CREATE TABLE idempotency (
+                        merchant_id TEXT NOT NULL,
+                        operation TEXT NOT NULL,
+                        request_id TEXT NOT NULL,
+                        request_hash BLOB NOT NULL,
+                        response BLOB NOT NULL,
+                        sequence INTEGER REFERENCES outbox (sequence),
+                        PRIMARY KEY (merchant_id, operation, request_id)
+                    ) STRICT, WITHOUT ROWID;
+
+                    -- The replica of members: the gateway's last snapshot plus local state.
+                    CREATE TABLE members (
+                        member_id TEXT PRIMARY KEY,
+                        phone_hash BLOB UNIQUE,
+                        card_number TEXT UNIQUE,
+                        tier TEXT NOT NULL,
+                        birth_month INTEGER,
+                        snapshot_balance INTEGER NOT NULL DEFAULT 0,
+                        snapshot_site_sequence INTEGER NOT NULL DEFAULT 0,
+                        snapshot_at_ms INTEGER NOT NULL DEFAULT 0,
+                        expiring_points INTEGER NOT NULL DEFAULT 0,
+                        next_expiry_at_ms INTEGER NOT NULL DEFAULT 0,
+                        last_earn TEXT NOT NULL DEFAULT '',
+                        streak_last_day TEXT,
+                        streak_days INTEGER NOT NULL DEFAULT 0,
+                        enrolled_at_ms INTEGER NOT NULL
+                    ) STRICT;
+
+                    CREATE TABLE program_versions (
+                        version INTEGER PRIMARY KEY,
+                        document BLOB NOT NULL,
+                        effective_at_ms INTEGER NOT NULL,
+                        received_at_ms INTEGER NOT NULL
+                    ) STRICT;
+
+                    CREATE TABLE terminals (
+                        token_hash BLOB PRIMARY KEY,
+                        terminal_id TEXT NOT NULL UNIQUE,
+                        merchant_id TEXT NOT NULL,
+                        created_at_ms INTEGER NOT NULL,
+                        revoked_at_ms INTEGER
+                    ) STRICT;
+
+                    CREATE TABLE sync_state (
+                        id INTEGER PRIMARY KEY CHECK (id = 1),
+                        site_id TEXT NOT NULL,
+                        acknowledged_sequence INTEGER NOT NULL DEFAULT 0,
+                        pull_cursor INTEGER NOT NULL DEFAULT 0,
+                        last_gateway_contact_ms INTEGER,
+                        created_at_ms INTEGER NOT NULL
+                    ) STRICT;
+                    """)
+        }
+        return migrator
+    }
+}

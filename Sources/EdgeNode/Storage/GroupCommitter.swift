@@ -1,0 +1,151 @@
+import GRDB
+import GRPCCore
+import Synchronization
+import Wire
+
+/// Writes concurrent requests in one SQLite transaction (group commit) and answers each only after
+/// that transaction is committed, so "approved" always means "on disk" without an fsync per request.
+///
+/// Each job runs in its own savepoint: a job that throws (a refusal, a validation error) leaves no
+/// trace and does not disturb the others. A database error inside a job (disk full, I/O) aborts
+/// the batch; its jobs are then written one by one so only the failing one fails.
+///
+/// `run()` is the writer loop; it must be running for `submit` to complete. `close()` stops it after
+/// the jobs already queued are written.
+package final class GroupCommitter: Sendable {
+    private struct Job: Sendable {
+        let work: @Sendable (Database) throws -> any Sendable
+        let complete: @Sendable (Result<any Sendable, any Error>) -> Void
+    }
+
+    private struct State {
+        var pending: [Job] = []
+        var closed = false
+        var batches = 0
+        var jobs = 0
+    }
+
+    /// Counts since start, for metrics and benchmarks.
+    package struct Statistics: Sendable {
+        package var batches: Int
+        package var jobs: Int
+    }
+
+    private let pool: DatabasePool
+    private let batchMax: Int
+    private let queueMax: Int
+    private let state = Mutex(State())
+    private let wakeups: AsyncStream<Void>
+    private let wake: AsyncStream<Void>.Continuation
+
+    /// A committer writing to `pool`, at most `batchMax` jobs per transaction, refusing new jobs
+    /// while `queueMax` are waiting.
+    package init(pool: DatabasePool, batchMax: Int, queueMax: Int) {
+        precondition(batchMax > 0 && queueMax > 0, "group commit limits must be positive")
+        self.pool = pool
+        self.batchMax = batchMax
+        self.queueMax = queueMax
+        (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    package var statistics: Statistics {
+        state.withLock { Statistics(batches: $0.batches, jobs: $0.jobs) }
+    }
+
+    /// Runs `work` inside the next group transaction and returns its result once committed.
+    /// Throws the work's own error (nothing of it is written), RESOURCE_EXHAUSTED when the queue
+    /// is full, UNAVAILABLE when the node is shutting down, or the database error that prevented
+    /// the commit.
+    package func submit<T: Sendable>(_ work: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        let result: any Sendable = try await withCheckedThrowingContinuation { continuation in
+            let job = Job(work: { try work($0) }, complete: { continuation.resume(with: $0) })
+            let refusal: ServiceError? = state.withLock { state in
+                if state.closed { return ServiceError(.unavailable, "the edge node is shutting down") }
+                if state.pending.count >= queueMax {
+                    return ServiceError(.resourceExhausted, "too many requests are waiting to be written; retry shortly")
+                }
+                state.pending.append(job)
+                return nil
+            }
+            if let refusal {
+                continuation.resume(throwing: refusal)
+            } else {
+                wake.yield()
+            }
+        }
+        guard let typed = result as? T else { preconditionFailure("group commit returned \(type(of: result))") }
+        return typed
+    }
+
+    /// Stops accepting jobs; `run()` returns once the queued ones are written.
+    package func close() {
+        state.withLock { $0.closed = true }
+        wake.finish()
+    }
+
+    /// The writer loop. Returns after `close()` once every queued job is answered.
+    package func run() async {
+        for await _ in wakeups {
+            await drain()
+        }
+        await drain()
+    }
+
+    private func drain() async {
+        while true {
+            let batch: [Job] = state.withLock { state in
+                let count = min(batchMax, state.pending.count)
+                let batch = Array(state.pending.prefix(count))
+                state.pending.removeFirst(count)
+                if count > 0 {
+                    state.batches += 1
+                    state.jobs += count
+                }
+                return batch
+            }
+            if batch.isEmpty { return }
+            await write(batch)
+        }
+    }
+
+    /// Marks a database error raised inside a job, so the whole batch is retried job by job.
+    private struct BatchAborted: Error {
+        let cause: any Error
+    }
+
+    private func write(_ batch: [Job]) async {
+        do {
+            let results = try await pool.write { db in
+                try batch.map { job -> Result<any Sendable, any Error> in
+                    do {
+                        return .success(try Self.inSavepoint(db, job.work))
+                    } catch let error as DatabaseError {
+                        throw BatchAborted(cause: error)
+                    } catch {
+                        return .failure(error)
+                    }
+                }
+            }
+            for (job, result) in zip(batch, results) { job.complete(result) }
+        } catch is BatchAborted where batch.count > 1 {
+            for job in batch { await write([job]) }
+        } catch let aborted as BatchAborted {
+            batch.forEach { $0.complete(.failure(aborted.cause)) }
+        } catch {
+            // The commit itself failed: nothing of the batch is on disk.
+            batch.forEach { $0.complete(.failure(error)) }
+        }
+    }
+
+    private static func inSavepoint(
+        _ db: Database, _ work: @Sendable (Database) throws -> any Sendable
+    ) throws -> any Sendable {
+        var value: (any Sendable)?
+        try db.inSavepoint {
+            value = try work(db)
+            return .commit
+        }
+        guard let value else { preconditionFailure("a committed savepoint produced no value") }
+        return value
+    }
+}

@@ -1,0 +1,234 @@
+import Core
+import Crypto
+import Foundation
+import GRDB
+import GRPCCore
+import SwiftProtobuf
+import Wire
+
+/// Identifies a state-changing request for idempotency: the same merchant, operation and request
+/// id with the same content hash is the same request.
+package struct RequestKey: Sendable, Hashable {
+    package var merchant: MerchantID
+    /// `enroll`, `earn`, `redeem`, `reverse`, `parking-pay`.
+    package var operation: String
+    package var requestID: RequestID
+    /// SHA-256 of the request message's bytes.
+    package var contentHash: Data
+
+    package init(merchant: MerchantID, operation: String, requestID: RequestID, content: some SwiftProtobuf.Message) throws {
+        self.merchant = merchant
+        self.operation = operation
+        self.requestID = requestID
+        let bytes: [UInt8] = try content.serializedBytes()
+        self.contentHash = Data(SHA256.hash(data: bytes))
+    }
+}
+
+/// A member as the edge's replica holds it.
+struct MemberRow: Sendable {
+    var id: MemberID
+    var phoneHash: Data?
+    var cardNumber: String?
+    var tier: TierID
+    var birthMonth: Int?
+    var snapshotBalance: Points
+    var snapshotSiteSequence: Int64
+    var snapshotAt: Int64
+    var expiringPoints: Points
+    var nextExpiryAt: Int64
+    var lastEarnByFormat: [Format: Timestamp]
+    var streak: Streak?
+
+    static let columns =
+        "member_id, phone_hash, card_number, tier, birth_month, snapshot_balance, snapshot_site_sequence, snapshot_at_ms, expiring_points, next_expiry_at_ms, last_earn, streak_last_day, streak_days"
+
+    init(row: Row) {
+        let idText: String = row["member_id"]
+        guard let id = MemberID(idText) else { preconditionFailure("a stored member id is malformed: \(idText)") }
+        self.id = id
+        phoneHash = row["phone_hash"]
+        cardNumber = row["card_number"]
+        tier = TierID(unchecked: row["tier"])
+        birthMonth = row["birth_month"]
+        snapshotBalance = Points(row["snapshot_balance"])
+        snapshotSiteSequence = row["snapshot_site_sequence"]
+        snapshotAt = row["snapshot_at_ms"]
+        expiringPoints = Points(row["expiring_points"])
+        nextExpiryAt = row["next_expiry_at_ms"]
+        lastEarnByFormat = Self.decodeLastEarn(row["last_earn"])
+        let streakDay: String? = row["streak_last_day"]
+        let streakDays: Int = row["streak_days"]
+        streak = streakDay.flatMap(CivilDate.init(parsing:)).map { Streak(lastDay: $0, days: max(1, streakDays)) }
+    }
+
+    var earnState: MemberEarnState {
+        MemberEarnState(tier: tier, birthMonth: birthMonth, lastEarnByFormat: lastEarnByFormat, streak: streak)
+    }
+
+    /// `mall=1795000000000;hotel=1795000001000`, formats sorted.
+    static func encodeLastEarn(_ values: [Format: Timestamp]) -> String {
+        values.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.milliseconds)" }.joined(separator: ";")
+    }
+
+    static func decodeLastEarn(_ text: String) -> [Format: Timestamp] {
+        var result: [Format: Timestamp] = [:]
+        for pair in text.split(separator: ";") {
+            let parts = pair.split(separator: "=")
+            guard parts.count == 2, let format = Format(String(parts[0])), let ms = Int64(parts[1]) else { continue }
+            result[format] = Timestamp(milliseconds: ms)
+        }
+        return result
+    }
+}
+
+/// What one local transaction writes to the outbox.
+struct OutboxEntry {
+    var transactionID: TransactionID
+    var kind: String
+    var merchant: MerchantID
+    var member: MemberID
+    var requestID: RequestID
+    /// The member's signed points change.
+    var points: Points
+    var amount: Money
+    var authorization: String?
+    var original: TransactionID?
+    var freeMinutes: Int64 = 0
+    var occurredAt: Timestamp
+    var localDay: CivilDate
+    var payload: Coalition_Sync_V1_LocalTransaction
+    /// Every member's points change (the main member's and, for a referral, the referrer's).
+    var deltas: [(MemberID, Points)]
+}
+
+/// The writer's view of the database inside one group-commit savepoint.
+struct LedgerTransaction {
+    let db: Database
+    let limits: EdgeLimits
+
+    /// The answer stored for this request, if it was answered before. Throws ALREADY_EXISTS when
+    /// the same request id was used with different content.
+    func storedAnswer(_ key: RequestKey) throws -> Data? {
+        let row = try Row.fetchOne(
+            db.cachedStatement(
+                sql: "SELECT request_hash, response FROM idempotency WHERE merchant_id = ? AND operation = ? AND request_id = ?"),
+            arguments: [key.merchant.rawValue, key.operation, key.requestID.rawValue])
+        guard let row else { return nil }
+        let hash: Data = row["request_hash"]
+        guard hash == key.contentHash else {
+            throw ServiceError(
+                .alreadyExists,
+                "request_id: '\(key.requestID)' was already used for a different \(key.operation) at merchant '\(key.merchant)'")
+        }
+        let response: Data = row["response"]
+        return response
+    }
+
+    /// Records the answer to a request so a retry gets it again.
+    func remember(_ key: RequestKey, response: some SwiftProtobuf.Message, sequence: Int64?) throws {
+        let bytes: [UInt8] = try response.serializedBytes()
+        try db.cachedStatement(
+            sql: "INSERT INTO idempotency (merchant_id, operation, request_id, request_hash, response, sequence) VALUES (?, ?, ?, ?, ?, ?)"
+        ).execute(arguments: [
+            key.merchant.rawValue, key.operation, key.requestID.rawValue, key.contentHash, Data(bytes), sequence,
+        ])
+    }
+
+    /// The member's replica row.
+    func member(_ id: MemberID) throws -> MemberRow? {
+        try Row.fetchOne(
+            db.cachedStatement(sql: "SELECT \(MemberRow.columns) FROM members WHERE member_id = ?"),
+            arguments: [id.description]
+        ).map(MemberRow.init(row:))
+    }
+
+    /// The member's balance as this edge knows it: the gateway's snapshot plus this site's
+    /// transactions after the sequence the snapshot includes.
+    func balance(of member: MemberRow) throws -> (balance: Points, pending: Points) {
+        let pending =
+            try Int64.fetchOne(
+                db.cachedStatement(
+                    sql: "SELECT COALESCE(SUM(points), 0) FROM member_delta WHERE member_id = ? AND sequence > ?"),
+                arguments: [member.id.description, member.snapshotSiteSequence]) ?? 0
+        return (member.snapshotBalance + Points(pending), Points(pending))
+    }
+
+    /// Points the member redeemed offline (floor limit) at this site on a local day.
+    func offlineRedeemed(member: MemberID, on day: CivilDate) throws -> Points {
+        let sum =
+            try Int64.fetchOne(
+                db.cachedStatement(
+                    sql: "SELECT COALESCE(-SUM(points), 0) FROM outbox WHERE authorization = 'floor_limit' AND member_id = ? AND local_day = ?"),
+                arguments: [member.description, day.description]) ?? 0
+        return Points(sum)
+    }
+
+    /// Points redeemed offline at this site that the gateway has not acknowledged.
+    func siteExposure() throws -> Points {
+        let sum =
+            try Int64.fetchOne(
+                db.cachedStatement(
+                    sql: """
+                        SELECT COALESCE(-SUM(points), 0) FROM outbox
+                        WHERE authorization = 'floor_limit' AND sequence > (SELECT acknowledged_sequence FROM sync_state WHERE id = 1)
+                        """)) ?? 0
+        return Points(sum)
+    }
+
+    /// Milliseconds since the gateway was last reached (or since the node was created).
+    func offlineMilliseconds(now: Timestamp) throws -> Int64 {
+        let row = try Row.fetchOne(
+            db.cachedStatement(sql: "SELECT last_gateway_contact_ms, created_at_ms FROM sync_state WHERE id = 1"))
+        let since: Int64 = row?["last_gateway_contact_ms"] ?? row?["created_at_ms"] ?? now.milliseconds
+        return max(0, now.milliseconds - since)
+    }
+
+    /// Tier free parking minutes the member used at this site on a local day.
+    func freeMinutesUsed(member: MemberID, on day: CivilDate) throws -> Int {
+        Int(
+            try Int64.fetchOne(
+                db.cachedStatement(
+                    sql: "SELECT COALESCE(SUM(free_minutes), 0) FROM outbox WHERE kind = 'parking' AND member_id = ? AND local_day = ?"),
+                arguments: [member.description, day.description]) ?? 0)
+    }
+
+    /// Appends a transaction to the outbox with the next sequence and the hash chain, and its
+    /// member deltas. Returns the sequence. Throws RESOURCE_EXHAUSTED when too many transactions
+    /// wait for the gateway.
+    func append(_ entry: OutboxEntry) throws -> Int64 {
+        let last = try Row.fetchOne(
+            db.cachedStatement(sql: "SELECT sequence, payload_hash FROM outbox ORDER BY sequence DESC LIMIT 1"))
+        let sequence: Int64 = (last?["sequence"] ?? 0) + 1
+        let acknowledged =
+            try Int64.fetchOne(db.cachedStatement(sql: "SELECT acknowledged_sequence FROM sync_state WHERE id = 1")) ?? 0
+        guard sequence - acknowledged <= Int64(limits.unacknowledgedTransactionsMax) else {
+            throw ServiceError(
+                .resourceExhausted,
+                "\(limits.unacknowledgedTransactionsMax) transactions are waiting for the centre; new ones are refused until it is reachable",
+                reason: Refusal.storageFull.rawValue)
+        }
+        let previousHash: Data = last?["payload_hash"] ?? Data(count: 32)
+        let payload: [UInt8] = try entry.payload.serializedBytes()
+        let payloadHash = Data(SHA256.hash(data: payload))
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO outbox (sequence, transaction_id, kind, merchant_id, member_id, request_id, points, amount_minor,
+                    authorization, original_transaction_id, free_minutes, occurred_at_ms, local_day, previous_hash, payload_hash, payload)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """
+        ).execute(arguments: [
+            sequence, entry.transactionID.description, entry.kind, entry.merchant.rawValue, entry.member.description,
+            entry.requestID.rawValue, entry.points.value, entry.amount.minorUnits, entry.authorization,
+            entry.original?.description, entry.freeMinutes, entry.occurredAt.milliseconds, entry.localDay.description,
+            previousHash, payloadHash, Data(payload),
+        ])
+        var merged: [MemberID: Points] = [:]
+        for (member, points) in entry.deltas { merged[member, default: .zero] += points }
+        for (member, points) in merged.sorted(by: { $0.key < $1.key }) {
+            try db.cachedStatement(sql: "INSERT INTO member_delta (member_id, sequence, points) VALUES (?, ?, ?)")
+                .execute(arguments: [member.description, sequence, points.value])
+        }
+        return sequence
+    }
+}

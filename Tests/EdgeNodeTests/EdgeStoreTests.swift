@@ -1,0 +1,92 @@
+// Goal: the edge's SQLite file is configured for durability exactly as DESIGN §4 says (read back,
+// not assumed), is migrated by name, and refuses to serve another site's data.
+import Core
+import EdgeNode
+import Foundation
+import GRDB
+import Testing
+
+@Suite("Edge store")
+struct EdgeStoreTests {
+    @Test("the writer runs with synchronous=FULL in WAL mode, a busy timeout and foreign keys on")
+    func pragmas() throws {
+        let directory = try TemporaryDirectory()
+        var limits = EdgeLimits()
+        limits.busyTimeoutMilliseconds = 4321
+        let database = try EdgeDatabase.open(
+            path: directory.path("edge.sqlite"), site: SiteID("mall-01")!, limits: limits, now: ManualWallClock.tuesdayNoon)
+        let writer = try database.pool.write { db in
+            (
+                try Int.fetchOne(db, sql: "PRAGMA synchronous"), try String.fetchOne(db, sql: "PRAGMA journal_mode"),
+                try Int.fetchOne(db, sql: "PRAGMA busy_timeout"), try Int.fetchOne(db, sql: "PRAGMA foreign_keys")
+            )
+        }
+        #expect(writer.0 == 2)  // FULL
+        #expect(writer.1 == "wal")
+        #expect(writer.2 == 4321)
+        #expect(writer.3 == 1)
+        let reader = try database.pool.read { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") }
+        #expect(reader == 2)
+    }
+
+    @Test("migrations are applied by name, once")
+    func migrations() throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.path("edge.sqlite")
+        _ = try EdgeDatabase.open(path: path, site: SiteID("mall-01")!, limits: EdgeLimits(), now: ManualWallClock.tuesdayNoon)
+        let reopened = try EdgeDatabase.open(path: path, site: SiteID("mall-01")!, limits: EdgeLimits(), now: ManualWallClock.tuesdayNoon)
+        let names = try reopened.pool.read { db in try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations") }
+        #expect(names == ["2026-11-23 edge v1"])
+    }
+
+    @Test("a database of one site does not open for another")
+    func siteBinding() throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.path("edge.sqlite")
+        _ = try EdgeDatabase.open(path: path, site: SiteID("mall-01")!, limits: EdgeLimits(), now: ManualWallClock.tuesdayNoon)
+        #expect(throws: ConfigurationError.self) {
+            try EdgeDatabase.open(path: path, site: SiteID("hotel-01")!, limits: EdgeLimits(), now: ManualWallClock.tuesdayNoon)
+        }
+    }
+
+    @Test("a config file is read with its keys, and mistakes are named")
+    func configFile() throws {
+        let directory = try TemporaryDirectory()
+        try (EdgeFixture.phoneKeyHex + "\n").write(toFile: directory.path("phone.key"), atomically: true, encoding: .utf8)
+        try """
+            site_id: mall-01
+            database_path: data/mall.sqlite
+            listen: "[::1]:7001"
+            phone_hash_key_file: phone.key
+            limits:
+              group_commit_batch_max: 64
+              terminal_cache_ms: 0
+            """.write(toFile: directory.path("edge.yaml"), atomically: true, encoding: .utf8)
+        let configuration = try EdgeConfiguration.load(file: directory.path("edge.yaml"))
+        #expect(configuration.siteID == SiteID("mall-01"))
+        #expect(configuration.databasePath == directory.path("data/mall.sqlite"))
+        #expect(configuration.listenHost == "::1")
+        #expect(configuration.listenPort == 7001)
+        #expect(configuration.limits.groupCommitBatchMax == 64)
+        #expect(configuration.limits.terminalCacheMilliseconds == 0)
+        #expect(configuration.phoneHashKey.count == 32)
+
+        try """
+            site_id: Mall 01
+            database_path: x.sqlite
+            listen: nowhere
+            phone_hash_key_file: missing.key
+            limits:
+              group_commit_batch_max: 0
+              group_commit_batch_size: 4
+            """.write(toFile: directory.path("bad.yaml"), atomically: true, encoding: .utf8)
+        do {
+            _ = try EdgeConfiguration.load(file: directory.path("bad.yaml"))
+            Issue.record("a bad config loaded")
+        } catch let error as ConfigurationError {
+            for key in ["site_id", "listen", "phone_hash_key_file", "limits.group_commit_batch_max", "limits.group_commit_batch_size"] {
+                #expect(error.description.contains(key), "missing \(key) in \(error)")
+            }
+        }
+    }
+}
