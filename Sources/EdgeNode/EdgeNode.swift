@@ -43,7 +43,9 @@ package final class EdgeNode: Service, Sendable {
             pool: database.pool, clock: clock, cacheMilliseconds: configuration.limits.terminalCacheMilliseconds)
         health = HealthService(services: ["coalition.edge.v1.Points", "coalition.edge.v1.Parking"])
         var transportConfig = HTTP2ServerTransport.Posix.Config.defaults
-        transportConfig.rpc.maxRequestPayloadSize = configuration.limits.requestBytesMax
+        // Bodies up to 4× the limit are decoded so the services can answer RESOURCE_EXHAUSTED;
+        // beyond that the transport resets the stream without reading it.
+        transportConfig.rpc.maxRequestPayloadSize = configuration.limits.requestBytesMax * 4
         let address: GRPCNIOTransportCore.SocketAddress =
             configuration.listenHost.contains(":")
             ? .ipv6(host: configuration.listenHost, port: configuration.listenPort)
@@ -53,8 +55,9 @@ package final class EdgeNode: Service, Sendable {
             transport: transport,
             services: [
                 PointsService(
-                    ledger: ledger, terminals: terminals, historyPageSizeMax: configuration.limits.historyPageSizeMax),
-                ParkingService(ledger: ledger, terminals: terminals),
+                    ledger: ledger, terminals: terminals, historyPageSizeMax: configuration.limits.historyPageSizeMax,
+                    requestBytesMax: configuration.limits.requestBytesMax),
+                ParkingService(ledger: ledger, terminals: terminals, requestBytesMax: configuration.limits.requestBytesMax),
                 health,
             ])
     }

@@ -8,10 +8,12 @@ import Wire
 package struct ParkingService: Coalition_Edge_V1_Parking.ServiceProtocol {
     private let ledger: EdgeLedger
     private let terminals: TerminalRegistry
+    private let requestBytesMax: Int
 
-    package init(ledger: EdgeLedger, terminals: TerminalRegistry) {
+    package init(ledger: EdgeLedger, terminals: TerminalRegistry, requestBytesMax: Int) {
         self.ledger = ledger
         self.terminals = terminals
+        self.requestBytesMax = requestBytesMax
     }
 }
 
@@ -20,6 +22,7 @@ extension ParkingService {
         request: ServerRequest<Coalition_Edge_V1_ParkingQuoteRequest>, context: ServerContext
     ) async throws -> ServerResponse<Coalition_Edge_V1_ParkingQuoteResponse> {
         try await ServiceError.mapping {
+            try ServiceError.checkSize(request.message, maximum: requestBytesMax)
             _ = try await terminals.authenticate(request.metadata)
             let message = request.message
             let stay = try Self.stay(
@@ -32,6 +35,7 @@ extension ParkingService {
         request: ServerRequest<Coalition_Edge_V1_ParkingPayRequest>, context: ServerContext
     ) async throws -> ServerResponse<Coalition_Edge_V1_ParkingPayResponse> {
         try await ServiceError.mapping {
+            try ServiceError.checkSize(request.message, maximum: requestBytesMax)
             let merchant = try await terminals.authenticate(request.metadata)
             let message = request.message
             let requestID = try RequestValidation.requestID(message.requestID)

@@ -1,5 +1,6 @@
 import Core
 import GRPCCore
+import SwiftProtobuf
 import Wire
 
 /// `coalition.edge.v1.Points`: enrolment, earn, redeem, reverse, balance and history for the tills
@@ -9,11 +10,13 @@ package struct PointsService: Coalition_Edge_V1_Points.ServiceProtocol {
     private let ledger: EdgeLedger
     private let terminals: TerminalRegistry
     private let historyPageSizeMax: Int
+    private let requestBytesMax: Int
 
-    package init(ledger: EdgeLedger, terminals: TerminalRegistry, historyPageSizeMax: Int) {
+    package init(ledger: EdgeLedger, terminals: TerminalRegistry, historyPageSizeMax: Int, requestBytesMax: Int) {
         self.ledger = ledger
         self.terminals = terminals
         self.historyPageSizeMax = historyPageSizeMax
+        self.requestBytesMax = requestBytesMax
     }
 }
 
@@ -155,10 +158,11 @@ extension PointsService {
     }
 
     /// Authenticates the terminal, runs the body, and maps every error to an explicit status.
-    private func handle<Input: Sendable, Output: Sendable>(
+    private func handle<Input: SwiftProtobuf.Message, Output: Sendable>(
         _ request: ServerRequest<Input>, _ body: (MerchantID, Input) async throws -> Output
     ) async throws -> ServerResponse<Output> {
         try await ServiceError.mapping {
+            try ServiceError.checkSize(request.message, maximum: requestBytesMax)
             let merchant = try await terminals.authenticate(request.metadata)
             return ServerResponse(message: try await body(merchant, request.message))
         }

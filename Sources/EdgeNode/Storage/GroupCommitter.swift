@@ -48,6 +48,11 @@ package final class GroupCommitter: Sendable {
         (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
+    /// Jobs waiting for the writer now.
+    package var pending: Int {
+        state.withLock { $0.pending.count }
+    }
+
     package var statistics: Statistics {
         state.withLock { Statistics(batches: $0.batches, jobs: $0.jobs) }
     }

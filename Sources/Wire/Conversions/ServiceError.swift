@@ -1,5 +1,6 @@
 import Core
 import GRPCCore
+import SwiftProtobuf
 
 /// An error a Coalition service answers with: always an explicit gRPC status, never `UNKNOWN`.
 ///
@@ -46,6 +47,16 @@ package struct ServiceError: Error, Sendable, RPCErrorConvertible, CustomStringC
         switch error.code {
         case .unknownReference: self.init(.notFound, "\(field): \(error.message)")
         default: self.init(.invalidArgument, "\(field): \(error.message)")
+        }
+    }
+
+    /// RESOURCE_EXHAUSTED when a request's encoded size is over `maximum` bytes. The transport's
+    /// own limit (set higher) resets the stream instead of answering, so services check this one.
+    package static func checkSize(_ message: some SwiftProtobuf.Message, maximum: Int) throws {
+        let bytes: [UInt8] = try message.serializedBytes()
+        let size = bytes.count
+        guard size <= maximum else {
+            throw ServiceError(.resourceExhausted, "the request is \(size) bytes; at most \(maximum) are accepted")
         }
     }
 

@@ -1,0 +1,110 @@
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Testing
+import Wire
+
+/// The built `coalition` executable: beside the test bundle (as `swift build && swift test`
+/// leaves it), or `COALITION_BINARY`.
+enum Binary {
+    static var path: String? {
+        if let explicit = ProcessInfo.processInfo.environment["COALITION_BINARY"] { return explicit }
+        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("coalition")
+        if FileManager.default.isExecutableFile(atPath: beside.path) { return beside.path }
+        let debug = Repository.root.appendingPathComponent(".build/debug/coalition")
+        return FileManager.default.isExecutableFile(atPath: debug.path) ? debug.path : nil
+    }
+
+    /// Runs the binary to completion and returns its standard output; fails on a non-zero exit.
+    static func run(_ arguments: [String]) throws -> String {
+        guard let path else { throw ProcessFailure("the coalition binary is not built: run `swift build` first") }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        let output = Pipe()
+        let errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        let errorData = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw ProcessFailure("coalition \(arguments.joined(separator: " ")) exited \(process.terminationStatus): \(String(decoding: errorData, as: UTF8.self))")
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+struct ProcessFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A `coalition edge serve` process, started from a config file, with its log in a file.
+final class EdgeProcess: @unchecked Sendable {
+    // @unchecked: the Process is touched only by the test that owns this object, one step at a time.
+    let process = Process()
+    let portFile: String
+    let logFile: String
+
+    init(config: String, directory: String) throws {
+        guard let path = Binary.path else { throw ProcessFailure("the coalition binary is not built: run `swift build` first") }
+        portFile = directory + "/port-\(UUID().uuidString)"
+        logFile = directory + "/edge-\(UUID().uuidString).log"
+        FileManager.default.createFile(atPath: logFile, contents: nil)
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = ["edge", "serve", "--config", config, "--port-file", portFile, "--log-level", "debug"]
+        let log = FileHandle(forWritingAtPath: logFile)
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+    }
+
+    /// Waits until the node has written its port (at most 30 s).
+    func port() async throws -> Int {
+        for _ in 0..<600 {
+            if let text = try? String(contentsOfFile: portFile, encoding: .utf8),
+                let port = Int(text.trimmingCharacters(in: .whitespacesAndNewlines))
+            {
+                return port
+            }
+            guard process.isRunning else { throw ProcessFailure("the edge exited early:\n\(log)") }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw ProcessFailure("the edge did not start within 30 s:\n\(log)")
+    }
+
+    var log: String { (try? String(contentsOfFile: logFile, encoding: .utf8)) ?? "" }
+
+    func signal(_ signal: Int32) {
+        kill(process.processIdentifier, signal)
+    }
+
+    /// Waits for the process to exit (at most 30 s) and returns its status.
+    func waitForExit() async throws -> Int32 {
+        for _ in 0..<600 where process.isRunning {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        guard !process.isRunning else {
+            signal(SIGKILL)
+            throw ProcessFailure("the edge did not exit within 30 s")
+        }
+        return process.terminationStatus
+    }
+
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+}
+
+/// Runs `body` with a client connected to 127.0.0.1:`port`.
+func withClient<Result: Sendable>(
+    port: Int, _ body: (GRPCClient<HTTP2ClientTransport.Posix>) async throws -> Result
+) async throws -> Result {
+    try await withGRPCClient(
+        transport: .http2NIOPosix(target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: .plaintext)
+    ) { client in
+        try await body(client)
+    }
+}
