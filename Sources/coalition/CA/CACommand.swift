@@ -1,0 +1,93 @@
+import ArgumentParser
+import Core
+import Foundation
+import Gateway
+
+/// `coalition ca …`: the network's own certificate authority (swift-certificates; no openssl).
+struct CACommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ca",
+        abstract: "Make the network's CA and issue site, gateway and operator certificates.",
+        subcommands: [Init.self, Issue.self]
+    )
+
+    struct Init: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a CA: DIR/ca.pem and DIR/ca.key (mode 0600).")
+
+        @Option(help: "Where to write the CA.") var dir: String
+        @Option(help: "The CA's common name.") var name: String = "Coalition development CA"
+        @Flag(help: "Replace an existing CA in DIR.") var force = false
+
+        func run() async throws {
+            let url = URL(fileURLWithPath: dir)
+            try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+            let certificate = url.appendingPathComponent("ca.pem")
+            if FileManager.default.fileExists(atPath: certificate.path), !force {
+                throw CommandFailure("\(certificate.path) exists; pass --force to replace the CA (every issued certificate stops working)")
+            }
+            let ca = try CertificateAuthority.create(name: name)
+            try Files.write(try ca.certificatePEM, to: certificate, secret: false)
+            try Files.write(try ca.privateKeyPEM, to: url.appendingPathComponent("ca.key"), secret: true)
+            print("CA written to \(certificate.path) and \(url.appendingPathComponent("ca.key").path)")
+        }
+    }
+
+    struct Issue: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Issue a certificate signed by DIR/ca.pem: NAME.pem and NAME.key in DIR.",
+            discussion: "Exactly one of --site, --gateway, --operator. The identity is written as a SAN URI (coalition://site/ID, …).")
+
+        @Option(help: "The CA's directory (ca.pem, ca.key); the certificate is written there too.") var dir: String
+        @Option(help: "A site id: a certificate for that site's edge node.") var site: String?
+        @Option(help: "A host name or IP address: the gateway's server certificate.") var gateway: String?
+        @Option(help: "An operator's name: a certificate for `coalition admin`.") var `operator`: String?
+        @Option(help: "The file name to write, without extension (default: the site id, gateway, or operator-NAME).") var out: String?
+        @Option(help: "Days of validity (1 to 3650).") var days: Int = CertificateAuthority.leafValidityDays
+
+        func run() async throws {
+            let chosen = [site, gateway, `operator`].compactMap { $0 }
+            guard chosen.count == 1 else { throw ValidationError("give exactly one of --site, --gateway, --operator") }
+            guard (1...3650).contains(days) else { throw ValidationError("--days: 1 to 3650") }
+            let identity: PeerIdentity
+            let defaultName: String
+            if let site {
+                guard let id = SiteID(site) else { throw ValidationError("--site: \(Slug.rule)") }
+                identity = .site(id)
+                defaultName = site
+            } else if let gateway {
+                guard !gateway.isEmpty, gateway.count <= 253 else { throw ValidationError("--gateway: a host name or IP address") }
+                identity = .gateway(gateway)
+                defaultName = "gateway"
+            } else {
+                let name = `operator` ?? ""
+                guard PeerIdentity.isName(name) else { throw ValidationError("--operator: 1 to 64 letters, digits, '.', '_' or '-'") }
+                identity = .operator(name)
+                defaultName = "operator-\(name)"
+            }
+            let url = URL(fileURLWithPath: dir)
+            let ca: CertificateAuthority
+            do {
+                ca = try CertificateAuthority(
+                    certificatePEM: String(contentsOf: url.appendingPathComponent("ca.pem"), encoding: .utf8),
+                    privateKeyPEM: String(contentsOf: url.appendingPathComponent("ca.key"), encoding: .utf8))
+            } catch {
+                throw CommandFailure("cannot load the CA from \(dir) (run `coalition ca init --dir \(dir)` first): \(error)")
+            }
+            let issued = try ca.issue(identity, validityDays: days)
+            let name = out ?? defaultName
+            try Files.write(try issued.certificatePEM, to: url.appendingPathComponent("\(name).pem"), secret: false)
+            try Files.write(try issued.privateKeyPEM, to: url.appendingPathComponent("\(name).key"), secret: true)
+            print("\(identity.uri): \(url.appendingPathComponent("\(name).pem").path), serial \(issued.serial)")
+        }
+    }
+}
+
+/// Writing key material with the right permissions.
+enum Files {
+    static func write(_ text: String, to url: URL, secret: Bool) throws {
+        try Data(text.utf8).write(to: url, options: .atomic)
+        if secret {
+            try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: url.path)
+        }
+    }
+}
