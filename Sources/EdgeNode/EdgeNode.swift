@@ -17,15 +17,14 @@ package final class EdgeNode: Service, Sendable {
     package let configuration: EdgeConfiguration
     package let ledger: EdgeLedger
     package let terminals: TerminalRegistry
+    /// The link to the gateway, when configured.
+    package let sync: SyncClient?
     private let transport: HTTP2ServerTransport.Posix
     private let server: GRPCServer<HTTP2ServerTransport.Posix>
     private let health: HealthService
     private let logger: Logger
 
-    package init(
-        configuration: EdgeConfiguration, clock: any WallClock, logger: Logger,
-        authorizer: RedeemAuthorizer = .noGateway
-    ) throws {
+    package init(configuration: EdgeConfiguration, clock: any WallClock, logger: Logger) throws {
         var logger = logger
         logger[metadataKey: "site.id"] = "\(configuration.siteID)"
         self.configuration = configuration
@@ -36,9 +35,15 @@ package final class EdgeNode: Service, Sendable {
         guard program.program.site(configuration.siteID) != nil else {
             throw ConfigurationError("site '\(configuration.siteID)' is not in program version \(program.version)")
         }
+        let programs = ProgramHolder(program)
+        sync = try configuration.gateway.map { link in
+            try SyncClient(
+                link: link, site: configuration.siteID, database: database, clock: clock, logger: logger,
+                program: { programs.program }, activate: { programs.program = $0 })
+        }
         ledger = EdgeLedger(
-            site: configuration.siteID, database: database, program: program, clock: clock,
-            phoneHashKey: configuration.phoneHashKey, limits: configuration.limits, authorizer: authorizer)
+            site: configuration.siteID, database: database, programs: programs, clock: clock,
+            phoneHashKey: configuration.phoneHashKey, limits: configuration.limits, authorizer: sync?.authorizer ?? .noGateway)
         terminals = TerminalRegistry(
             pool: database.pool, clock: clock, cacheMilliseconds: configuration.limits.terminalCacheMilliseconds)
         health = HealthService(services: ["coalition.edge.v1.Points", "coalition.edge.v1.Parking"])
@@ -75,11 +80,12 @@ package final class EdgeNode: Service, Sendable {
     package func run() async throws {
         let committer = ledger.committer
         try await withGracefulShutdownHandler {
-            try await withThrowingDiscardingTaskGroup { group in
+            try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { await committer.run() }
-                group.addTask {
-                    defer { committer.close() }
-                    try await self.server.serve()
+                if let sync {
+                    group.addTask { try await sync.runConnections() }
+                    try await recoverBeforeServing(sync)
+                    group.addTask { await sync.runLoops() }
                 }
                 group.addTask {
                     let port = try await self.listeningPort
@@ -90,13 +96,43 @@ package final class EdgeNode: Service, Sendable {
                         "edge node listening",
                         metadata: ["address": "\(self.configuration.listenHost):\(port)", "program.version": "\(self.ledger.program.version)"])
                 }
+                // Serve until a graceful shutdown has answered every call in flight; then the
+                // writer drains what they queued and the sync loops stop.
+                try await server.serve()
+                committer.close()
+                sync?.shutDown()
+                group.cancelAll()
+                try await group.waitForAll()
             }
         } onGracefulShutdown: {
             self.logger.info("edge node shutting down")
-            self.health.shutDown()
-            self.server.beginGracefulShutdown()
+            self.beginGracefulShutdown()
         }
         logger.info("edge node stopped", metadata: ["writes.batches": "\(committer.statistics.batches)", "writes.jobs": "\(committer.statistics.jobs)"])
+    }
+
+    /// A database that never reached the gateway must first learn whether the gateway holds
+    /// transactions of this site (a lost file): it waits for the gateway before serving. Any other
+    /// database tries once and goes on offline if the gateway is unreachable.
+    private func recoverBeforeServing(_ sync: SyncClient) async throws {
+        let neverContacted = try await ledger.database.pool.read { db in
+            try Int64.fetchOne(db, sql: "SELECT last_gateway_contact_ms FROM sync_state WHERE id = 1") == nil
+        }
+        var wait = 200
+        while true {
+            do {
+                try await sync.recover()
+                return
+            } catch {
+                guard neverContacted else {
+                    logger.warning("gateway unreachable at start; serving offline", metadata: ["error": "\(error)"])
+                    return
+                }
+                logger.warning("a new edge waits for the gateway before serving", metadata: ["error": "\(error)", "retry.ms": "\(wait)"])
+                try await Task.sleep(for: .milliseconds(wait))
+                wait = min(30_000, wait * 2)
+            }
+        }
     }
 
     /// Stops accepting calls and returns `run()` once the calls in flight are answered.

@@ -5,6 +5,7 @@ import EdgeNode
 import Foundation
 import GRDB
 import Testing
+import TestSupport
 
 @Suite("Edge store")
 struct EdgeStoreTests {
@@ -36,7 +37,7 @@ struct EdgeStoreTests {
         _ = try EdgeDatabase.open(path: path, site: SiteID("mall-01")!, limits: EdgeLimits(), now: ManualWallClock.tuesdayNoon)
         let reopened = try EdgeDatabase.open(path: path, site: SiteID("mall-01")!, limits: EdgeLimits(), now: ManualWallClock.tuesdayNoon)
         let names = try reopened.pool.read { db in try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations") }
-        #expect(names == ["2026-11-23 edge v1"])
+        #expect(names == ["2026-11-23 edge v1", "2026-11-23 edge sync v1"])
     }
 
     @Test("a database of one site does not open for another")

@@ -5,6 +5,7 @@ import EdgeNode
 import Foundation
 import GRPCCore
 import Testing
+import TestSupport
 import Wire
 
 @Suite("Parking service")

@@ -7,6 +7,7 @@ import Foundation
 import GRDB
 import GRPCCore
 import Testing
+import TestSupport
 import Wire
 
 @Suite("Points service")

@@ -20,10 +20,13 @@ package struct EdgeConfiguration: Sendable {
     /// phone); the gateway holds the same key.
     package var phoneHashKey: [UInt8]
     package var limits: EdgeLimits
+    /// The link to the gateway; nil runs the edge standalone (every redemption offline).
+    package var gateway: GatewayLink?
 
     package init(
         siteID: SiteID, databasePath: String, listenHost: String = "127.0.0.1", listenPort: Int = 0,
-        portFile: String? = nil, programFile: String? = nil, phoneHashKey: [UInt8], limits: EdgeLimits = EdgeLimits()
+        portFile: String? = nil, programFile: String? = nil, phoneHashKey: [UInt8], limits: EdgeLimits = EdgeLimits(),
+        gateway: GatewayLink? = nil
     ) {
         self.siteID = siteID
         self.databasePath = databasePath
@@ -33,6 +36,37 @@ package struct EdgeConfiguration: Sendable {
         self.programFile = programFile
         self.phoneHashKey = phoneHashKey
         self.limits = limits
+        self.gateway = gateway
+    }
+}
+
+/// How an edge reaches the gateway: mutual TLS with the site's certificate, and the sync timings.
+package struct GatewayLink: Sendable, Equatable {
+    package var host: String
+    package var port: Int
+    package var caCertificatePath: String
+    package var certificatePath: String
+    package var privateKeyPath: String
+    /// How long a redemption waits for the gateway's authorisation before going offline.
+    package var authorizeDeadlineMilliseconds = 300
+    /// Most transactions per push (the gateway's limit is 500 by default).
+    package var pushBatchMax = 500
+    /// Changes asked per pull.
+    package var pullPageSize = 500
+    /// Time between sync rounds when there is nothing to do.
+    package var syncIntervalMilliseconds = 1_000
+    /// First and largest wait after a failed round (doubling in between).
+    package var backoffInitialMilliseconds = 200
+    package var backoffMaxMilliseconds = 30_000
+    /// Deadline of one push, pull or recover call.
+    package var callTimeoutMilliseconds = 10_000
+
+    package init(host: String, port: Int, caCertificatePath: String, certificatePath: String, privateKeyPath: String) {
+        self.host = host
+        self.port = port
+        self.caCertificatePath = caCertificatePath
+        self.certificatePath = certificatePath
+        self.privateKeyPath = privateKeyPath
     }
 }
 
@@ -100,6 +134,40 @@ extension EdgeConfiguration {
         let portFile = root.string("port_file", required: false, lengthMax: 4096)
         let programFile = root.string("program_file", required: false, lengthMax: 4096)
         let keyFile = root.string("phone_hash_key_file", lengthMax: 4096)
+        var gateway: GatewayLink?
+        if let g = root.map("gateway", required: false) {
+            let address = g.string("address", lengthMax: 300)
+            let ca = g.string("ca_certificate", lengthMax: 4096)
+            let certificate = g.string("certificate", lengthMax: 4096)
+            let key = g.string("private_key", lengthMax: 4096)
+            var timings: [String: Int] = [:]
+            for (name, range) in [
+                ("authorize_deadline_ms", 1...60_000), ("push_batch_max", 1...10_000), ("pull_page_size", 1...10_000),
+                ("sync_interval_ms", 10...3_600_000), ("backoff_initial_ms", 1...600_000), ("backoff_max_ms", 1...3_600_000),
+                ("call_timeout_ms", 100...600_000),
+            ] as [(String, ClosedRange<Int64>)] {
+                if let value = g.integer(name, in: range, required: false) { timings[name] = Int(value) }
+            }
+            g.finish()
+            if let address, let ca, let certificate, let key {
+                do {
+                    let (host, port) = try parseAddress(address, key: "gateway.address")
+                    var link = GatewayLink(
+                        host: host, port: port, caCertificatePath: resolve(ca), certificatePath: resolve(certificate),
+                        privateKeyPath: resolve(key))
+                    link.authorizeDeadlineMilliseconds = timings["authorize_deadline_ms"] ?? link.authorizeDeadlineMilliseconds
+                    link.pushBatchMax = timings["push_batch_max"] ?? link.pushBatchMax
+                    link.pullPageSize = timings["pull_page_size"] ?? link.pullPageSize
+                    link.syncIntervalMilliseconds = timings["sync_interval_ms"] ?? link.syncIntervalMilliseconds
+                    link.backoffInitialMilliseconds = timings["backoff_initial_ms"] ?? link.backoffInitialMilliseconds
+                    link.backoffMaxMilliseconds = timings["backoff_max_ms"] ?? link.backoffMaxMilliseconds
+                    link.callTimeoutMilliseconds = timings["call_timeout_ms"] ?? link.callTimeoutMilliseconds
+                    gateway = link
+                } catch {
+                    diagnostics.fail(DocumentPath.root.key("gateway").key("address"), "must be host:port, for example gateway.example:7443")
+                }
+            }
+        }
         var limits = EdgeLimits()
         if let l = root.map("limits", required: false) {
             func int(_ key: String, _ range: ClosedRange<Int64>, _ target: inout Int) {
@@ -143,7 +211,8 @@ extension EdgeConfiguration {
         }
         return EdgeConfiguration(
             siteID: site, databasePath: resolve(database), listenHost: address.0, listenPort: address.1,
-            portFile: portFile.map(resolve), programFile: programFile.map(resolve), phoneHashKey: key, limits: limits)
+            portFile: portFile.map(resolve), programFile: programFile.map(resolve), phoneHashKey: key, limits: limits,
+            gateway: gateway)
     }
 
     /// `host:port` (IPv6 as `[::1]:7001`).

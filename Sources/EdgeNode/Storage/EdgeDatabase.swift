@@ -137,6 +137,18 @@ package struct EdgeDatabase: Sendable {
                     ) STRICT;
                     """)
         }
+        migrator.registerMigration("2026-11-23 edge sync v1") { db in
+            try db.execute(
+                sql: """
+                    -- Local transactions the gateway rejected (a duplicate receipt, …): left out of balances.
+                    CREATE TABLE rejected (
+                        sequence INTEGER PRIMARY KEY REFERENCES outbox (sequence),
+                        reason TEXT NOT NULL
+                    ) STRICT;
+                    -- A member record merged into another by the gateway (same person enrolled twice).
+                    ALTER TABLE members ADD COLUMN merged_into TEXT;
+                    """)
+        }
         return migrator
     }
 }

@@ -29,6 +29,20 @@ package enum OnlineAuthorization: Sendable {
     case unavailable
 }
 
+/// The program in force at an edge, shared by the ledger and the sync client that replaces it.
+package final class ProgramHolder: Sendable {
+    private let current: Mutex<ActiveProgram>
+
+    package init(_ program: ActiveProgram) {
+        current = Mutex(program)
+    }
+
+    package var program: ActiveProgram {
+        get { current.withLock { $0 } }
+        set { current.withLock { $0 = newValue } }
+    }
+}
+
 /// What an online authorisation asks the gateway.
 package struct AuthorizationRequest: Sendable {
     package var member: MemberID
@@ -61,11 +75,11 @@ package final class EdgeLedger: Sendable {
     private let clock: any WallClock
     private let phoneKey: SymmetricKey
     private let limits: EdgeLimits
-    private let active: Mutex<ActiveProgram>
+    private let programs: ProgramHolder
     private let authorizer: RedeemAuthorizer
 
     package init(
-        site: SiteID, database: EdgeDatabase, program: ActiveProgram, clock: any WallClock, phoneHashKey: [UInt8],
+        site: SiteID, database: EdgeDatabase, programs: ProgramHolder, clock: any WallClock, phoneHashKey: [UInt8],
         limits: EdgeLimits, authorizer: RedeemAuthorizer = .noGateway
     ) {
         self.site = site
@@ -75,17 +89,12 @@ package final class EdgeLedger: Sendable {
         self.clock = clock
         self.phoneKey = SymmetricKey(data: phoneHashKey)
         self.limits = limits
-        self.active = Mutex(program)
+        self.programs = programs
         self.authorizer = authorizer
     }
 
     /// The program in force.
-    package var program: ActiveProgram { active.withLock { $0 } }
-
-    /// Replaces the program (a new version pulled from the gateway).
-    package func activate(_ program: ActiveProgram) {
-        active.withLock { $0 = program }
-    }
+    package var program: ActiveProgram { programs.program }
 
     /// The keyed hash under which a phone number is stored and looked up.
     package func phoneHash(_ phone: PhoneNumber) -> Data {
@@ -224,7 +233,7 @@ package final class EdgeLedger: Sendable {
                 try db.execute(
                     sql: "UPDATE members SET last_earn = ?, streak_last_day = ?, streak_days = ? WHERE member_id = ?",
                     arguments: [
-                        MemberRow.encodeLastEarn(lastEarn), result.streak?.lastDay.description, result.streak?.days ?? 0,
+                        LastEarnEncoding.encode(lastEarn), result.streak?.lastDay.description, result.streak?.days ?? 0,
                         member.id.description,
                     ])
             }
@@ -236,6 +245,11 @@ package final class EdgeLedger: Sendable {
             record.lines = command.lines.map(Self.wireLine)
             record.breakdown = Coalition_Common_V1_EarnBreakdown(result)
             record.tier = member.tier.rawValue
+            record.birthMonth = Int32(member.birthMonth ?? 0)
+            record.lastEarnAtMsByFormat = Dictionary(
+                uniqueKeysWithValues: member.lastEarnByFormat.map { ($0.key.rawValue, $0.value.milliseconds) })
+            record.streakLastDay = member.streak?.lastDay.description ?? ""
+            record.streakDays = Int32(member.streak?.days ?? 0)
             var payload = Self.payload(transaction, command.key, version: version, at: now)
             payload.earn = record
             let sequence = try tx.append(

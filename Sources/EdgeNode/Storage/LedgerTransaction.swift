@@ -56,7 +56,7 @@ struct MemberRow: Sendable {
         snapshotAt = row["snapshot_at_ms"]
         expiringPoints = Points(row["expiring_points"])
         nextExpiryAt = row["next_expiry_at_ms"]
-        lastEarnByFormat = Self.decodeLastEarn(row["last_earn"])
+        lastEarnByFormat = LastEarnEncoding.decode(row["last_earn"])
         let streakDay: String? = row["streak_last_day"]
         let streakDays: Int = row["streak_days"]
         streak = streakDay.flatMap(CivilDate.init(parsing:)).map { Streak(lastDay: $0, days: max(1, streakDays)) }
@@ -64,21 +64,6 @@ struct MemberRow: Sendable {
 
     var earnState: MemberEarnState {
         MemberEarnState(tier: tier, birthMonth: birthMonth, lastEarnByFormat: lastEarnByFormat, streak: streak)
-    }
-
-    /// `mall=1795000000000;hotel=1795000001000`, formats sorted.
-    static func encodeLastEarn(_ values: [Format: Timestamp]) -> String {
-        values.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.milliseconds)" }.joined(separator: ";")
-    }
-
-    static func decodeLastEarn(_ text: String) -> [Format: Timestamp] {
-        var result: [Format: Timestamp] = [:]
-        for pair in text.split(separator: ";") {
-            let parts = pair.split(separator: "=")
-            guard parts.count == 2, let format = Format(String(parts[0])), let ms = Int64(parts[1]) else { continue }
-            result[format] = Timestamp(milliseconds: ms)
-        }
-        return result
     }
 }
 
@@ -135,11 +120,15 @@ struct LedgerTransaction {
         ])
     }
 
-    /// The member's replica row.
+    /// The member's replica row; a member merged into another by the gateway resolves to the
+    /// surviving record.
     func member(_ id: MemberID) throws -> MemberRow? {
-        try Row.fetchOne(
+        let survivor =
+            try String.fetchOne(db.cachedStatement(sql: "SELECT merged_into FROM members WHERE member_id = ?"), arguments: [id.description])
+            ?? id.description
+        return try Row.fetchOne(
             db.cachedStatement(sql: "SELECT \(MemberRow.columns) FROM members WHERE member_id = ?"),
-            arguments: [id.description]
+            arguments: [survivor]
         ).map(MemberRow.init(row:))
     }
 
@@ -149,8 +138,12 @@ struct LedgerTransaction {
         let pending =
             try Int64.fetchOne(
                 db.cachedStatement(
-                    sql: "SELECT COALESCE(SUM(points), 0) FROM member_delta WHERE member_id = ? AND sequence > ?"),
-                arguments: [member.id.description, member.snapshotSiteSequence]) ?? 0
+                    sql: """
+                        SELECT COALESCE(SUM(points), 0) FROM member_delta
+                        WHERE (member_id = ? OR member_id IN (SELECT member_id FROM members WHERE merged_into = ?))
+                          AND sequence > ? AND sequence NOT IN (SELECT sequence FROM rejected)
+                        """),
+                arguments: [member.id.description, member.id.description, member.snapshotSiteSequence]) ?? 0
         return (member.snapshotBalance + Points(pending), Points(pending))
     }
 

@@ -2,6 +2,7 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Testing
+import TestSupport
 import Wire
 
 /// The built `coalition` executable: beside the test bundle (as `swift build && swift test`
@@ -52,7 +53,7 @@ final class EdgeProcess: @unchecked Sendable {
         guard let path = Binary.path else { throw ProcessFailure("the coalition binary is not built: run `swift build` first") }
         portFile = directory + "/port-\(UUID().uuidString)"
         logFile = directory + "/edge-\(UUID().uuidString).log"
-        FileManager.default.createFile(atPath: logFile, contents: nil)
+        _ = FileManager.default.createFile(atPath: logFile, contents: nil)
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = ["edge", "serve", "--config", config, "--port-file", portFile, "--log-level", "debug"]
         let log = FileHandle(forWritingAtPath: logFile)

@@ -8,6 +8,10 @@
 /// Versioning: every request carries `protocol_version` (this file describes version 1) and the
 /// highest program version the edge has. An unsupported protocol version is FAILED_PRECONDITION
 /// with `coalition-reason: UNSUPPORTED_PROTOCOL`; the edge keeps working offline.
+///
+/// Other refusals carry `coalition-reason` too: `SITE_REVOKED` (PERMISSION_DENIED),
+/// `PROTOCOL_VIOLATION` (FAILED_PRECONDITION: the same sequence or transaction id with other
+/// content, or a broken hash chain; nothing applied, the site flagged for an operator).
 /// docs/protocol.md is the full reference.
 
 // DO NOT EDIT.

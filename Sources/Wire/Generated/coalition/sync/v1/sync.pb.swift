@@ -18,6 +18,10 @@
 /// Versioning: every request carries `protocol_version` (this file describes version 1) and the
 /// highest program version the edge has. An unsupported protocol version is FAILED_PRECONDITION
 /// with `coalition-reason: UNSUPPORTED_PROTOCOL`; the edge keeps working offline.
+///
+/// Other refusals carry `coalition-reason` too: `SITE_REVOKED` (PERMISSION_DENIED),
+/// `PROTOCOL_VIOLATION` (FAILED_PRECONDITION: the same sequence or transaction id with other
+/// content, or a broken hash chain; nothing applied, the site flagged for an operator).
 /// docs/protocol.md is the full reference.
 
 #if canImport(FoundationEssentials)
@@ -291,6 +295,16 @@ package nonisolated struct Coalition_Sync_V1_EarnRecord: Sendable {
 
   /// The member's tier the edge used.
   package var tier: String = String()
+
+  /// The rest of the member state the edge computed with, so the gateway can recompute the same
+  /// earn with Core and detect a different result (DESIGN §6, points mismatch).
+  package var birthMonth: Int32 = 0
+
+  package var lastEarnAtMsByFormat: Dictionary<String,Int64> = [:]
+
+  package var streakLastDay: String = String()
+
+  package var streakDays: Int32 = 0
 
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -994,7 +1008,7 @@ nonisolated extension Coalition_Sync_V1_Enrollment: SwiftProtobuf.Message, Swift
 
 nonisolated extension Coalition_Sync_V1_EarnRecord: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".EarnRecord"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}member_id\0\u{3}amount_minor\0\u{1}lines\0\u{1}breakdown\0\u{1}tier\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}member_id\0\u{3}amount_minor\0\u{1}lines\0\u{1}breakdown\0\u{1}tier\0\u{3}birth_month\0\u{3}last_earn_at_ms_by_format\0\u{3}streak_last_day\0\u{3}streak_days\0")
 
   package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1007,6 +1021,10 @@ nonisolated extension Coalition_Sync_V1_EarnRecord: SwiftProtobuf.Message, Swift
       case 3: try { try decoder.decodeRepeatedMessageField(value: &self.lines) }()
       case 4: try { try decoder.decodeSingularMessageField(value: &self._breakdown) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.tier) }()
+      case 6: try { try decoder.decodeSingularInt32Field(value: &self.birthMonth) }()
+      case 7: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufInt64>.self, value: &self.lastEarnAtMsByFormat) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.streakLastDay) }()
+      case 9: try { try decoder.decodeSingularInt32Field(value: &self.streakDays) }()
       default: break
       }
     }
@@ -1032,6 +1050,18 @@ nonisolated extension Coalition_Sync_V1_EarnRecord: SwiftProtobuf.Message, Swift
     if !self.tier.isEmpty {
       try visitor.visitSingularStringField(value: self.tier, fieldNumber: 5)
     }
+    if self.birthMonth != 0 {
+      try visitor.visitSingularInt32Field(value: self.birthMonth, fieldNumber: 6)
+    }
+    if !self.lastEarnAtMsByFormat.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufInt64>.self, value: self.lastEarnAtMsByFormat, fieldNumber: 7)
+    }
+    if !self.streakLastDay.isEmpty {
+      try visitor.visitSingularStringField(value: self.streakLastDay, fieldNumber: 8)
+    }
+    if self.streakDays != 0 {
+      try visitor.visitSingularInt32Field(value: self.streakDays, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1041,6 +1071,10 @@ nonisolated extension Coalition_Sync_V1_EarnRecord: SwiftProtobuf.Message, Swift
     if lhs.lines != rhs.lines {return false}
     if lhs._breakdown != rhs._breakdown {return false}
     if lhs.tier != rhs.tier {return false}
+    if lhs.birthMonth != rhs.birthMonth {return false}
+    if lhs.lastEarnAtMsByFormat != rhs.lastEarnAtMsByFormat {return false}
+    if lhs.streakLastDay != rhs.streakLastDay {return false}
+    if lhs.streakDays != rhs.streakDays {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

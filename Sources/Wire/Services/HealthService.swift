@@ -1,6 +1,5 @@
 import GRPCCore
 import Synchronization
-import Wire
 
 /// The standard `grpc.health.v1.Health` service. "" is the whole server; each served service is
 /// known by its full name. Watch sends the current status, then every change, until cancelled.

@@ -1,0 +1,105 @@
+/// A ledger account (DESIGN §3). Member accounts hold points owed to members and never go below
+/// zero; `issued(merchant)` goes negative as a merchant hands out points; the others collect.
+package enum Account: Hashable, Sendable, CustomStringConvertible {
+    case member(MemberID)
+    case issued(MerchantID)
+    case redeemed(MerchantID)
+    case expired
+    case offlineRisk(SiteID)
+    case escrow(SiteID)
+    case adjustments
+
+    /// The stored key, for example `member:01KAR…`, `issued:mall-fashion`, `offline_risk:hotel-01`.
+    package var key: String {
+        switch self {
+        case .member(let id): return "member:\(id)"
+        case .issued(let id): return "issued:\(id)"
+        case .redeemed(let id): return "redeemed:\(id)"
+        case .expired: return "expired"
+        case .offlineRisk(let id): return "offline_risk:\(id)"
+        case .escrow(let id): return "escrow:\(id)"
+        case .adjustments: return "adjustments"
+        }
+    }
+
+    package var description: String { key }
+}
+
+/// One line of a ledger transaction.
+package struct Posting: Hashable, Sendable {
+    package var account: Account
+    package var points: Points
+
+    package init(_ account: Account, _ points: Points) {
+        self.account = account
+        self.points = points
+    }
+}
+
+/// The postings of one transaction: they always sum to zero (checked on construction).
+package struct Postings: Hashable, Sendable {
+    package private(set) var lines: [Posting]
+
+    /// Postings that must sum to zero; zero lines are dropped.
+    package init(_ lines: [Posting]) {
+        let sum = lines.reduce(Points.zero) { $0 + $1.points }
+        precondition(sum == .zero, "postings sum to \(sum), not zero: \(lines)")
+        self.lines = lines.filter { $0.points != .zero }
+    }
+
+    /// The change of one account.
+    package func change(of account: Account) -> Points {
+        lines.filter { $0.account == account }.reduce(.zero) { $0 + $1.points }
+    }
+}
+
+/// The conflict rules of DESIGN §6 that decide amounts, as pure functions.
+package enum PostingRules: Sendable {
+    /// A debit of `requested` points from a member who has `available` (balance less other
+    /// holds): the member goes down to zero at most; the rest is the shortfall, borne by
+    /// `offline_risk(site)`.
+    package static func debit(requested: Points, available: Points) -> (fromMember: Points, shortfall: Points) {
+        precondition(requested >= .zero, "a negative debit")
+        let fromMember = min(requested, max(.zero, available))
+        return (fromMember, requested - fromMember)
+    }
+
+    /// A redemption (or parking payment) of `points` at `merchant` of `site`, for a member with
+    /// `available` points: the merchant's `redeemed` account gets every point; the member pays
+    /// what they have and `offline_risk(site)` the rest.
+    package static func redemption(
+        member: MemberID, merchant: MerchantID, site: SiteID, points: Points, available: Points
+    ) -> (Postings, shortfall: Points) {
+        let (fromMember, shortfall) = debit(requested: points, available: available)
+        return (
+            Postings([
+                Posting(.member(member), -fromMember), Posting(.offlineRisk(site), -shortfall),
+                Posting(.redeemed(merchant), points),
+            ]), shortfall
+        )
+    }
+
+    /// Points issued to a member by a merchant (earn, sign-up, referral).
+    package static func issue(member: MemberID, merchant: MerchantID, points: Points) -> Postings {
+        Postings([Posting(.member(member), points), Posting(.issued(merchant), -points)])
+    }
+
+    /// A refund of an earn taking back `points`: the member is debited down to zero; the issuer
+    /// gets every point back; the shortfall is borne by `offline_risk(site)` of the refunding site.
+    package static func refund(
+        member: MemberID, merchant: MerchantID, site: SiteID, points: Points, available: Points
+    ) -> (Postings, shortfall: Points) {
+        let (fromMember, shortfall) = debit(requested: points, available: available)
+        return (
+            Postings([
+                Posting(.member(member), -fromMember), Posting(.offlineRisk(site), -shortfall),
+                Posting(.issued(merchant), points),
+            ]), shortfall
+        )
+    }
+
+    /// The exact opposite of a transaction (a cancelled redemption).
+    package static func negation(of postings: Postings) -> Postings {
+        Postings(postings.lines.map { Posting($0.account, -$0.points) })
+    }
+}

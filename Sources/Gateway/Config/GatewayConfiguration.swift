@@ -1,0 +1,118 @@
+import Core
+import Foundation
+import Wire
+
+/// Everything a gateway needs to run, validated (keys in docs/protocol.md).
+package struct GatewayConfiguration: Sendable {
+    package var databasePath: String
+    package var listenHost: String
+    package var listenPort: Int
+    package var portFile: String?
+    /// The network CA every client certificate must chain to.
+    package var caCertificatePath: String
+    /// The gateway's own server certificate and key.
+    package var certificatePath: String
+    package var privateKeyPath: String
+    /// Published as a new version at start when it differs from the latest one.
+    package var programFile: String?
+    package var limits: GatewayLimits
+
+    package init(
+        databasePath: String, listenHost: String = "127.0.0.1", listenPort: Int = 0, portFile: String? = nil,
+        caCertificatePath: String, certificatePath: String, privateKeyPath: String, programFile: String?,
+        limits: GatewayLimits = GatewayLimits()
+    ) {
+        self.databasePath = databasePath
+        self.listenHost = listenHost
+        self.listenPort = listenPort
+        self.portFile = portFile
+        self.caCertificatePath = caCertificatePath
+        self.certificatePath = certificatePath
+        self.privateKeyPath = privateKeyPath
+        self.programFile = programFile
+        self.limits = limits
+    }
+
+    /// Reads and validates a YAML config file; unknown keys are refused, relative paths are
+    /// relative to the file.
+    package static func load(file path: String) throws -> GatewayConfiguration {
+        let url = URL(fileURLWithPath: path)
+        let document: DocumentNode
+        do {
+            document = try ProgramDocumentParser.parse(Array(try Data(contentsOf: url)))
+        } catch {
+            throw ConfigurationError("cannot read \(path): \(error)")
+        }
+        let base = url.deletingLastPathComponent()
+        func resolve(_ value: String) -> String { value.hasPrefix("/") ? value : base.appendingPathComponent(value).path }
+        let diagnostics = DocumentDiagnostics()
+        guard let root = MapReader(document, at: .root, diagnostics: diagnostics) else {
+            throw ConfigurationError("\(path): expected a mapping of keys")
+        }
+        let database = root.string("database_path", lengthMax: 4096)
+        let listen = root.string("listen", lengthMax: 300)
+        let portFile = root.string("port_file", required: false, lengthMax: 4096)
+        let ca = root.string("ca_certificate", lengthMax: 4096)
+        let certificate = root.string("certificate", lengthMax: 4096)
+        let key = root.string("private_key", lengthMax: 4096)
+        let program = root.string("program_file", required: false, lengthMax: 4096)
+        var limits = GatewayLimits()
+        if let l = root.map("limits", required: false) {
+            func int(_ key: String, _ range: ClosedRange<Int64>, _ target: inout Int) {
+                if let value = l.integer(key, in: range, required: false) { target = Int(value) }
+            }
+            func long(_ key: String, _ range: ClosedRange<Int64>, _ target: inout Int64) {
+                if let value = l.integer(key, in: range, required: false) { target = value }
+            }
+            int("push_transactions_max", 1...10_000, &limits.pushTransactionsMax)
+            int("push_bytes_max", 1024...67_108_864, &limits.pushBytesMax)
+            int("pull_page_max", 1...10_000, &limits.pullPageMax)
+            int("recover_page_max", 1...10_000, &limits.recoverPageMax)
+            long("hold_ms", 1_000...86_400_000, &limits.holdMilliseconds)
+            long("clock_skew_max_ms", 1_000...86_400_000, &limits.clockSkewMaxMilliseconds)
+            long("program_grace_ms", 0...604_800_000, &limits.programGraceMilliseconds)
+            int("request_bytes_max", 1024...67_108_864, &limits.requestBytesMax)
+            int("busy_timeout_ms", 1...600_000, &limits.busyTimeoutMilliseconds)
+            l.finish()
+        }
+        root.finish()
+        var address: (String, Int)?
+        if let listen {
+            do {
+                address = try Address.parse(listen)
+            } catch {
+                diagnostics.fail(DocumentPath.root.key("listen"), "must be host:port, for example 0.0.0.0:7443")
+            }
+        }
+        guard diagnostics.errors.isEmpty, let database, let address, let ca, let certificate, let key else {
+            throw ConfigurationError(
+                "\(path) is not a valid gateway configuration:\n" + diagnostics.errors.map { "  \($0.path): \($0.message)" }.joined(separator: "\n"))
+        }
+        return GatewayConfiguration(
+            databasePath: resolve(database), listenHost: address.0, listenPort: address.1, portFile: portFile.map(resolve),
+            caCertificatePath: resolve(ca), certificatePath: resolve(certificate), privateKeyPath: resolve(key),
+            programFile: program.map(resolve), limits: limits)
+    }
+}
+
+/// A configuration problem, naming the key.
+package struct ConfigurationError: Error, CustomStringConvertible, Sendable {
+    package var description: String
+
+    package init(_ description: String) {
+        self.description = description
+    }
+}
+
+/// `host:port` parsing shared by the gateway's settings.
+package enum Address {
+    package static func parse(_ text: String) throws -> (String, Int) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65_535).contains(port) else {
+            throw ConfigurationError("must be host:port (found '\(text)')")
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else { throw ConfigurationError("the host is missing in '\(text)'") }
+        return (host, port)
+    }
+}

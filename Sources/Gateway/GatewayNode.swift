@@ -1,0 +1,104 @@
+import Core
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Logging
+import ServiceLifecycle
+import Wire
+
+/// The gateway: the one true ledger, serving `coalition.sync.v1.Sync` (and health) to edges over
+/// mutual TLS until a graceful shutdown.
+package final class GatewayNode: Service, Sendable {
+    package let configuration: GatewayConfiguration
+    package let store: SQLiteLedgerStore
+    private let transport: HTTP2ServerTransport.Posix
+    private let server: GRPCServer<HTTP2ServerTransport.Posix>
+    private let health: HealthService
+    private let logger: Logger
+
+    /// Opens and migrates the ledger, publishes the configured program if it changed, and prepares
+    /// the mTLS server (nothing listens until `run()`).
+    package init(configuration: GatewayConfiguration, clock: any WallClock, logger: Logger) throws {
+        self.configuration = configuration
+        self.logger = logger
+        let database = try GatewayDatabase.open(path: configuration.databasePath, busyTimeoutMilliseconds: configuration.limits.busyTimeoutMilliseconds)
+        store = try SQLiteLedgerStore(database: database, clock: clock, limits: configuration.limits)
+        if let file = configuration.programFile {
+            let bytes: Data
+            do {
+                bytes = try Data(contentsOf: URL(fileURLWithPath: file))
+            } catch {
+                throw ConfigurationError("program_file: cannot read \(file)")
+            }
+            do {
+                try store.publish(document: Array(bytes), by: "program_file")
+            } catch let errors as ProgramErrors {
+                throw ConfigurationError("\(file) is not a valid program:\n\(errors)")
+            }
+        }
+        guard store.programs.latest != nil else {
+            throw ConfigurationError("no program: set program_file (or publish one) before serving")
+        }
+        for path in [configuration.caCertificatePath, configuration.certificatePath, configuration.privateKeyPath]
+        where !FileManager.default.isReadableFile(atPath: path) {
+            throw ConfigurationError("cannot read \(path)")
+        }
+        health = HealthService(services: ["coalition.sync.v1.Sync"])
+        var transportConfig = HTTP2ServerTransport.Posix.Config.defaults
+        transportConfig.rpc.maxRequestPayloadSize = configuration.limits.requestBytesMax
+        let address: GRPCNIOTransportCore.SocketAddress =
+            configuration.listenHost.contains(":")
+            ? .ipv6(host: configuration.listenHost, port: configuration.listenPort)
+            : .ipv4(host: configuration.listenHost, port: configuration.listenPort)
+        let ca = configuration.caCertificatePath
+        transport = HTTP2ServerTransport.Posix(
+            address: address,
+            transportSecurity: .mTLS(
+                certificateChain: [.file(path: configuration.certificatePath, format: .pem)],
+                privateKey: .file(path: configuration.privateKeyPath, format: .pem)
+            ) { tls in
+                tls.trustRoots = .certificates([.file(path: ca, format: .pem)])
+                tls.clientCertificateVerification = .noHostnameVerification
+            },
+            config: transportConfig)
+        server = GRPCServer(
+            transport: transport,
+            services: [SyncService(store: store, limits: configuration.limits, logger: logger), health])
+    }
+
+    /// The bound port, once listening.
+    package var listeningPort: Int {
+        get async throws {
+            let address = try await transport.listeningAddress
+            if let ipv4 = address.ipv4 { return ipv4.port }
+            if let ipv6 = address.ipv6 { return ipv6.port }
+            throw ConfigurationError("the gateway listens on \(address), which has no port")
+        }
+    }
+
+    package func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await withThrowingDiscardingTaskGroup { group in
+                group.addTask { try await self.server.serve() }
+                group.addTask {
+                    let port = try await self.listeningPort
+                    if let file = self.configuration.portFile {
+                        try Data("\(port)\n".utf8).write(to: URL(fileURLWithPath: file), options: .atomic)
+                    }
+                    self.logger.info(
+                        "gateway listening",
+                        metadata: ["address": "\(self.configuration.listenHost):\(port)", "program.version": "\(self.store.programs.latest?.version ?? 0)"])
+                }
+            }
+        } onGracefulShutdown: {
+            self.beginGracefulShutdown()
+        }
+        logger.info("gateway stopped")
+    }
+
+    /// Stops accepting calls; `run()` returns once the calls in flight are answered.
+    package func beginGracefulShutdown() {
+        health.shutDown()
+        server.beginGracefulShutdown()
+    }
+}

@@ -1,0 +1,168 @@
+import Core
+import Foundation
+import GRDB
+
+/// Low-level writes of the gateway ledger inside one database transaction: positions, postings
+/// with their balance cache, lots, members, conflicts, site flags.
+struct LedgerWriter {
+    let db: Database
+
+    /// The next global position (transactions and pull changes share one sequence).
+    func nextPosition() throws -> Int64 {
+        try db.execute(sql: "UPDATE counters SET value = value + 1 WHERE name = 'position'")
+        guard let value = try Int64.fetchOne(db, sql: "SELECT value FROM counters WHERE name = 'position'") else {
+            preconditionFailure("the position counter is missing")
+        }
+        return value
+    }
+
+    struct Entry {
+        var transactionID: String
+        var kind: String
+        var site: SiteID?
+        var siteSequence: Int64?
+        var merchant: MerchantID?
+        var member: MemberID?
+        var requestID: String?
+        var original: String?
+        /// The member's points change (for history and statements).
+        var points: Points
+        var amount: Money
+        var occurredAt: Timestamp
+        var postedAt: Timestamp
+        var programVersion: Int64
+        var detail: String = ""
+        var postings: Postings
+    }
+
+    /// Writes a transaction and its postings; returns its position. The postings sum to zero
+    /// (`Postings` guarantees it) and no member account may go below zero (checked here).
+    func post(_ entry: Entry) throws -> Int64 {
+        let position = try nextPosition()
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO transactions (position, transaction_id, kind, site_id, site_sequence, merchant_id, member_id, request_id,
+                    original_transaction_id, points, amount_minor, occurred_at_ms, posted_at_ms, program_version, detail)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """
+        ).execute(arguments: [
+            position, entry.transactionID, entry.kind, entry.site?.rawValue, entry.siteSequence, entry.merchant?.rawValue,
+            entry.member?.description, entry.requestID, entry.original, entry.points.value, entry.amount.minorUnits,
+            entry.occurredAt.milliseconds, entry.postedAt.milliseconds, entry.programVersion, entry.detail,
+        ])
+        for line in entry.postings.lines {
+            try db.cachedStatement(sql: "INSERT INTO postings (position, account, points) VALUES (?, ?, ?)")
+                .execute(arguments: [position, line.account.key, line.points.value])
+            try db.cachedStatement(
+                sql: "INSERT INTO balances (account, points) VALUES (?, ?) ON CONFLICT (account) DO UPDATE SET points = points + excluded.points"
+            ).execute(arguments: [line.account.key, line.points.value])
+            if case .member(let member) = line.account {
+                let balance = try self.balance(.member(member))
+                precondition(balance >= .zero, "member \(member) would go to \(balance)")
+                try touch(member, position: position)
+            }
+        }
+        return position
+    }
+
+    /// An account's balance.
+    func balance(_ account: Account) throws -> Points {
+        Points(try Int64.fetchOne(db.cachedStatement(sql: "SELECT points FROM balances WHERE account = ?"), arguments: [account.key]) ?? 0)
+    }
+
+    /// Points of a member held by active, unexpired holds (other than `excluding`).
+    func held(_ member: MemberID, now: Timestamp, excluding hold: String? = nil) throws -> Points {
+        Points(
+            try Int64.fetchOne(
+                db.cachedStatement(
+                    sql: "SELECT COALESCE(SUM(points), 0) FROM holds WHERE member_id = ? AND status = 'active' AND expires_at_ms > ? AND hold_id != ?"),
+                arguments: [member.description, now.milliseconds, hold ?? ""]) ?? 0)
+    }
+
+    /// What a member may spend: balance less other holds.
+    func available(_ member: MemberID, now: Timestamp, excluding hold: String? = nil) throws -> Points {
+        try balance(.member(member)) - held(member, now: now, excluding: hold)
+    }
+
+    /// Marks a member as changed at `position`, so edges pull its snapshot.
+    func touch(_ member: MemberID, position: Int64) throws {
+        try db.cachedStatement(sql: "UPDATE members SET changed_position = ? WHERE member_id = ?")
+            .execute(arguments: [position, member.description])
+    }
+
+    // MARK: Lots
+
+    func createLot(_ id: String, member: MemberID, earnedAt: Timestamp, expiresAt: Timestamp, points: Points) throws {
+        guard points > .zero else { return }
+        try db.cachedStatement(
+            sql: "INSERT INTO lots (lot_id, member_id, earned_at_ms, expires_at_ms, original_points, remaining_points) VALUES (?, ?, ?, ?, ?, ?)"
+        ).execute(arguments: [id, member.description, earnedAt.milliseconds, expiresAt.milliseconds, points.value, points.value])
+    }
+
+    /// Takes `points` from the member's lots, soonest expiry first, recording the draws at `position`.
+    func consumeLots(_ member: MemberID, points: Points, position: Int64) throws {
+        guard points > .zero else { return }
+        let lots = try Row.fetchAll(
+            db.cachedStatement(sql: "SELECT lot_id, remaining_points, expires_at_ms FROM lots WHERE member_id = ? AND remaining_points > 0"),
+            arguments: [member.description]
+        ).map { row -> (String, Lot) in
+            let id: String = row["lot_id"]
+            return (id, Lot(id: TransactionID(id) ?? TransactionID(value: 0), remaining: Points(row["remaining_points"]), expiresAt: Timestamp(milliseconds: row["expires_at_ms"])))
+        }
+        let draws: [LotDraw]
+        do {
+            draws = try LotConsumption.consume(lots.map(\.1), points: points)
+        } catch {
+            preconditionFailure("lots of \(member) hold \(error.available), less than its balance needs (\(points))")
+        }
+        for draw in draws {
+            try db.cachedStatement(sql: "UPDATE lots SET remaining_points = remaining_points - ? WHERE lot_id = ?")
+                .execute(arguments: [draw.points.value, draw.lot.description])
+            try db.cachedStatement(sql: "INSERT INTO lot_draws (position, lot_id, points) VALUES (?, ?, ?)")
+                .execute(arguments: [position, draw.lot.description, draw.points.value])
+        }
+    }
+
+    /// Gives back the lot draws of the transaction at `original` (a cancelled redemption).
+    func restoreLots(drawnAt original: Int64, position: Int64) throws {
+        let draws = try Row.fetchAll(db, sql: "SELECT lot_id, points FROM lot_draws WHERE position = ?", arguments: [original])
+        for draw in draws {
+            let lot: String = draw["lot_id"]
+            let points: Int64 = draw["points"]
+            try db.execute(sql: "UPDATE lots SET remaining_points = remaining_points + ? WHERE lot_id = ?", arguments: [points, lot])
+            try db.execute(sql: "INSERT INTO lot_draws (position, lot_id, points) VALUES (?, ?, ?)", arguments: [position, lot, -points])
+        }
+    }
+
+    // MARK: Conflicts and flags
+
+    func conflict(
+        _ kind: String, site: SiteID?, transaction: String?, member: MemberID?, resolution: String, points: Points = .zero,
+        at now: Timestamp, detail: String = ""
+    ) throws {
+        try db.execute(
+            sql: "INSERT INTO conflicts (kind, site_id, transaction_id, member_id, resolution, points, detected_at_ms, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            arguments: [kind, site?.rawValue, transaction, member?.description, resolution, points.value, now.milliseconds, detail])
+    }
+
+    /// Adds a flag to a site (a set of names an operator clears).
+    func flag(_ site: SiteID, _ flag: String) throws {
+        let current = try String.fetchOne(db, sql: "SELECT flags FROM sites WHERE site_id = ?", arguments: [site.rawValue]) ?? ""
+        var flags = Set(current.split(separator: ",").map(String.init))
+        guard flags.insert(flag).inserted else { return }
+        try db.execute(sql: "UPDATE sites SET flags = ? WHERE site_id = ?", arguments: [flags.sorted().joined(separator: ","), site.rawValue])
+    }
+
+    /// The member a member id stands for now (following merges).
+    func resolve(_ member: MemberID) throws -> MemberID? {
+        var current = member
+        for _ in 0..<8 {
+            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT merged_into FROM members WHERE member_id = ?"), arguments: [current.description])
+            else { return nil }
+            let merged: String? = row["merged_into"]
+            guard let merged, let next = MemberID(merged) else { return current }
+            current = next
+        }
+        return current
+    }
+}

@@ -1,0 +1,180 @@
+import Core
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Logging
+import Wire
+import X509
+
+/// `coalition.sync.v1.Sync` over mutual TLS: every call is bound to the site its client
+/// certificate names. A call without a certificate, with a certificate naming no site, a revoked
+/// certificate or a revoked site is refused before anything is read or written.
+package struct SyncService<Store: LedgerStore>: Coalition_Sync_V1_Sync.ServiceProtocol {
+    /// The protocol version this gateway speaks.
+    package static var protocolVersion: UInt32 { 1 }
+
+    private let store: Store
+    private let limits: GatewayLimits
+    private let logger: Logger
+
+    package init(store: Store, limits: GatewayLimits, logger: Logger) {
+        self.store = store
+        self.limits = limits
+        self.logger = logger
+    }
+}
+
+extension SyncService {
+    package func push(
+        request: ServerRequest<Coalition_Sync_V1_PushRequest>, context: ServerContext
+    ) async throws -> ServerResponse<Coalition_Sync_V1_PushResponse> {
+        try await handle(request, context) { site, message in
+            try Self.checkVersion(message.protocolVersion)
+            let batch = message.transactions
+            guard !batch.isEmpty else { throw ServiceError.invalid("transactions", "at least one transaction") }
+            guard batch.count <= limits.pushTransactionsMax else {
+                throw ServiceError(.resourceExhausted, "transactions: at most \(limits.pushTransactionsMax) per push (found \(batch.count))")
+            }
+            let bytes = batch.reduce(0) { $0 + $1.payload.count }
+            guard bytes <= limits.pushBytesMax else {
+                throw ServiceError(.resourceExhausted, "transactions: at most \(limits.pushBytesMax) payload bytes per push (found \(bytes))")
+            }
+            for (index, transaction) in batch.enumerated() {
+                guard transaction.sequence >= 1, index == 0 || transaction.sequence == batch[index - 1].sequence + 1 else {
+                    throw ServiceError.invalid("transactions[\(index)].sequence", "sequences must be contiguous and ascending from 1")
+                }
+                guard TransactionID(transaction.transactionID) != nil else {
+                    throw ServiceError.invalid("transactions[\(index)].transaction_id", "must be a 26-character transaction id")
+                }
+                guard transaction.previousHash.count == 32 else {
+                    throw ServiceError.invalid("transactions[\(index)].previous_hash", "must be 32 bytes")
+                }
+            }
+            let outcome: PushOutcome
+            do {
+                outcome = try await store.push(
+                    site: site, batch: batch, exposure: Points(max(0, message.unsyncedExposurePoints)),
+                    sentAt: Timestamp(milliseconds: message.sentAtMs))
+            } catch let refusal as SyncRefusal {
+                logger.error("push refused", metadata: ["site.id": "\(site)", "reason": "\(refusal.message)"])
+                throw ServiceError(.failedPrecondition, refusal.message, reason: refusal.reason)
+            }
+            var response = Coalition_Sync_V1_PushResponse()
+            response.highWaterMark = UInt64(outcome.highWaterMark)
+            response.results = outcome.results
+            switch outcome.status {
+            case .applied: response.status = .applied
+            case .alreadyApplied: response.status = .alreadyApplied
+            case .resendFrom(let sequence):
+                response.status = .resendFrom
+                response.resendFromSequence = UInt64(sequence)
+            }
+            logger.debug(
+                "push", metadata: ["site.id": "\(site)", "push.count": "\(batch.count)", "push.high_water_mark": "\(outcome.highWaterMark)"])
+            return response
+        }
+    }
+
+    package func pull(
+        request: ServerRequest<Coalition_Sync_V1_PullRequest>, context: ServerContext
+    ) async throws -> ServerResponse<Coalition_Sync_V1_PullResponse> {
+        try await handle(request, context) { site, message in
+            try Self.checkVersion(message.protocolVersion)
+            let size = message.pageSize == 0 ? min(500, limits.pullPageMax) : Int(message.pageSize)
+            guard (1...limits.pullPageMax).contains(size) else {
+                throw ServiceError.invalid("page_size", "must be 0 (default 500) or 1 to \(limits.pullPageMax)")
+            }
+            guard message.cursor <= UInt64(Int64.max) else { throw ServiceError.invalid("cursor", "out of range") }
+            return try await store.pull(site: site, cursor: Int64(message.cursor), pageSize: size)
+        }
+    }
+
+    package func authorizeRedeem(
+        request: ServerRequest<Coalition_Sync_V1_AuthorizeRedeemRequest>, context: ServerContext
+    ) async throws -> ServerResponse<Coalition_Sync_V1_AuthorizeRedeemResponse> {
+        try await handle(request, context) { site, message in
+            try Self.checkVersion(message.protocolVersion)
+            guard let requestID = RequestID(message.requestID) else { throw ServiceError.invalid("request_id", RequestID.rule) }
+            guard let member = MemberID(message.memberID) else { throw ServiceError.invalid("member_id", "must be a 26-character member id") }
+            guard let merchant = MerchantID(message.merchantID) else { throw ServiceError.invalid("merchant_id", Slug.rule) }
+            guard let transaction = TransactionID(message.transactionID) else {
+                throw ServiceError.invalid("transaction_id", "must be a 26-character transaction id")
+            }
+            guard message.points > 0, message.points <= 1_000_000_000_000 else {
+                throw ServiceError.invalid("points", "must be between 1 and 10^12 (found \(message.points))")
+            }
+            return try await store.authorize(
+                site: site,
+                request: AuthorizeCommand(requestID: requestID, member: member, merchant: merchant, points: Points(message.points), transaction: transaction))
+        }
+    }
+
+    package func releaseHold(
+        request: ServerRequest<Coalition_Sync_V1_ReleaseHoldRequest>, context: ServerContext
+    ) async throws -> ServerResponse<Coalition_Sync_V1_ReleaseHoldResponse> {
+        try await handle(request, context) { site, message in
+            try Self.checkVersion(message.protocolVersion)
+            guard !message.holdID.isEmpty, message.holdID.count <= 64 else { throw ServiceError.invalid("hold_id", "1 to 64 characters") }
+            var response = Coalition_Sync_V1_ReleaseHoldResponse()
+            response.released = try await store.release(site: site, hold: message.holdID)
+            return response
+        }
+    }
+
+    package func recover(
+        request: ServerRequest<Coalition_Sync_V1_RecoverRequest>, context: ServerContext
+    ) async throws -> ServerResponse<Coalition_Sync_V1_RecoverResponse> {
+        try await handle(request, context) { site, message in
+            try Self.checkVersion(message.protocolVersion)
+            guard message.fromSequence >= 1, message.fromSequence <= UInt64(Int64.max) else {
+                throw ServiceError.invalid("from_sequence", "must be at least 1")
+            }
+            let count = message.maxCount == 0 ? min(500, limits.recoverPageMax) : Int(message.maxCount)
+            guard (1...limits.recoverPageMax).contains(count) else {
+                throw ServiceError.invalid("max_count", "must be 0 (default 500) or 1 to \(limits.recoverPageMax)")
+            }
+            return try await store.recover(site: site, from: Int64(message.fromSequence), count: count)
+        }
+    }
+
+    private static func checkVersion(_ version: UInt32) throws {
+        guard version == protocolVersion else {
+            throw ServiceError(
+                .failedPrecondition, "protocol_version: this gateway speaks version \(protocolVersion), not \(version)",
+                reason: "UNSUPPORTED_PROTOCOL")
+        }
+    }
+
+    /// Binds the call to the site of its client certificate, then runs the body with every error
+    /// mapped to an explicit status.
+    private func handle<Input: Sendable, Output: Sendable>(
+        _ request: ServerRequest<Input>, _ context: ServerContext, _ body: (SiteID, Input) async throws -> Output
+    ) async throws -> ServerResponse<Output> {
+        try await ServiceError.mapping {
+            let site = try await identify(context)
+            return ServerResponse(message: try await body(site, request.message))
+        }
+    }
+
+    private func identify(_ context: ServerContext) async throws -> SiteID {
+        // The transport hides errors while reading the peer certificate; no certificate must mean
+        // refusal, never a default identity.
+        guard let transport = context.transportSpecific as? HTTP2ServerTransport.Posix.Context,
+            let certificate = transport.peerCertificate
+        else {
+            throw ServiceError(.unauthenticated, "a client certificate issued by the network's CA is required")
+        }
+        guard let identity = PeerIdentity(certificate: certificate), case .site(let site) = identity else {
+            throw ServiceError(.permissionDenied, "the client certificate does not name a site")
+        }
+        if try await store.isRevoked(serial: certificate.serialNumber.description) {
+            throw ServiceError(.permissionDenied, "the client certificate has been revoked", reason: "CERTIFICATE_REVOKED")
+        }
+        guard let record = try await store.siteStatus(site) else {
+            throw ServiceError(.permissionDenied, "site '\(site)' is not in the program")
+        }
+        guard !record.revoked else {
+            throw ServiceError(.permissionDenied, "site '\(site)' is revoked", reason: "SITE_REVOKED")
+        }
+        return site
+    }
+}

@@ -1,0 +1,180 @@
+import Core
+import Foundation
+import GRDB
+
+/// The gateway's SQLite ledger: one `DatabasePool` (WAL, `synchronous=FULL`, busy timeout, foreign
+/// keys) migrated by name before serving. Transactions and postings are insert-only.
+package struct GatewayDatabase: Sendable {
+    package let pool: DatabasePool
+
+    /// Opens (creating if needed) and migrates the ledger file.
+    package static func open(path: String, busyTimeoutMilliseconds: Int = 5_000) throws -> GatewayDatabase {
+        var configuration = Configuration()
+        configuration.foreignKeysEnabled = true
+        configuration.busyMode = .timeout(TimeInterval(busyTimeoutMilliseconds) / 1000)
+        configuration.label = "gateway"
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        let pool = try DatabasePool(path: path, configuration: configuration)
+        // GRDB sets synchronous = NORMAL on the writer when enabling WAL; an answer to a push must
+        // mean durable, so FULL is set again (and read back by a test).
+        try pool.barrierWriteWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+        try migrator.migrate(pool)
+        return GatewayDatabase(pool: pool)
+    }
+
+    /// Named migrations; never edit one that has shipped.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("2026-11-23 gateway v1") { db in
+            try db.execute(
+                sql: """
+                    -- The global position: every posted transaction and every change an edge must pull.
+                    CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) STRICT;
+                    INSERT INTO counters (name, value) VALUES ('position', 0);
+
+                    CREATE TABLE sites (
+                        site_id TEXT PRIMARY KEY,
+                        status TEXT NOT NULL DEFAULT 'active',
+                        high_water_mark INTEGER NOT NULL DEFAULT 0,
+                        last_hash BLOB NOT NULL,
+                        last_seen_at_ms INTEGER,
+                        last_push_at_ms INTEGER,
+                        newest_occurred_at_ms INTEGER,
+                        unsynced_exposure_points INTEGER NOT NULL DEFAULT 0,
+                        flags TEXT NOT NULL DEFAULT ''
+                    ) STRICT;
+
+                    CREATE TABLE revoked_certificates (
+                        serial TEXT PRIMARY KEY, revoked_at_ms INTEGER NOT NULL, reason TEXT NOT NULL
+                    ) STRICT;
+
+                    -- Every outbox transaction a site pushed, exactly as pushed, with its result.
+                    CREATE TABLE site_transactions (
+                        site_id TEXT NOT NULL,
+                        sequence INTEGER NOT NULL,
+                        transaction_id TEXT NOT NULL UNIQUE,
+                        previous_hash BLOB NOT NULL,
+                        payload BLOB NOT NULL,
+                        occurred_at_ms INTEGER NOT NULL,
+                        outcome TEXT NOT NULL,
+                        reason TEXT NOT NULL,
+                        posted_points INTEGER NOT NULL,
+                        PRIMARY KEY (site_id, sequence)
+                    ) STRICT, WITHOUT ROWID;
+
+                    CREATE TABLE transactions (
+                        position INTEGER PRIMARY KEY,
+                        transaction_id TEXT NOT NULL UNIQUE,
+                        kind TEXT NOT NULL,
+                        site_id TEXT,
+                        site_sequence INTEGER,
+                        merchant_id TEXT,
+                        member_id TEXT,
+                        request_id TEXT,
+                        original_transaction_id TEXT,
+                        points INTEGER NOT NULL,
+                        amount_minor INTEGER NOT NULL,
+                        occurred_at_ms INTEGER NOT NULL,
+                        posted_at_ms INTEGER NOT NULL,
+                        program_version INTEGER NOT NULL,
+                        detail TEXT NOT NULL DEFAULT ''
+                    ) STRICT;
+                    CREATE INDEX transactions_by_member ON transactions (member_id, posted_at_ms);
+                    CREATE INDEX transactions_by_original ON transactions (original_transaction_id)
+                        WHERE original_transaction_id IS NOT NULL;
+                    CREATE INDEX transactions_by_posted ON transactions (posted_at_ms);
+
+                    CREATE TABLE postings (
+                        position INTEGER NOT NULL REFERENCES transactions (position),
+                        account TEXT NOT NULL,
+                        points INTEGER NOT NULL
+                    ) STRICT;
+                    CREATE INDEX postings_by_position ON postings (position);
+                    CREATE INDEX postings_by_account ON postings (account);
+
+                    -- A cache of SUM(postings.points) per account, checked by the self-check.
+                    CREATE TABLE balances (account TEXT PRIMARY KEY, points INTEGER NOT NULL) STRICT, WITHOUT ROWID;
+
+                    CREATE TABLE members (
+                        member_id TEXT PRIMARY KEY,
+                        phone_hash BLOB,
+                        sealed_phone BLOB,
+                        card_number TEXT,
+                        tier TEXT NOT NULL,
+                        tier_review_date TEXT NOT NULL,
+                        birth_month INTEGER,
+                        enrolled_at_ms INTEGER NOT NULL,
+                        enrolled_site TEXT,
+                        last_earn TEXT NOT NULL DEFAULT '',
+                        streak_last_day TEXT,
+                        streak_days INTEGER NOT NULL DEFAULT 0,
+                        merged_into TEXT,
+                        changed_position INTEGER NOT NULL
+                    ) STRICT;
+                    CREATE UNIQUE INDEX members_by_phone ON members (phone_hash) WHERE merged_into IS NULL AND phone_hash IS NOT NULL;
+                    CREATE INDEX members_by_change ON members (changed_position);
+
+                    CREATE TABLE lots (
+                        lot_id TEXT PRIMARY KEY,
+                        member_id TEXT NOT NULL,
+                        earned_at_ms INTEGER NOT NULL,
+                        expires_at_ms INTEGER NOT NULL,
+                        original_points INTEGER NOT NULL,
+                        remaining_points INTEGER NOT NULL
+                    ) STRICT;
+                    CREATE INDEX lots_by_member ON lots (member_id, expires_at_ms);
+                    CREATE TABLE lot_draws (position INTEGER NOT NULL, lot_id TEXT NOT NULL, points INTEGER NOT NULL) STRICT;
+                    CREATE INDEX lot_draws_by_position ON lot_draws (position);
+
+                    CREATE TABLE holds (
+                        hold_id TEXT PRIMARY KEY,
+                        member_id TEXT NOT NULL,
+                        site_id TEXT NOT NULL,
+                        merchant_id TEXT NOT NULL,
+                        transaction_id TEXT NOT NULL UNIQUE,
+                        request_id TEXT NOT NULL,
+                        points INTEGER NOT NULL,
+                        created_at_ms INTEGER NOT NULL,
+                        expires_at_ms INTEGER NOT NULL,
+                        status TEXT NOT NULL
+                    ) STRICT;
+                    CREATE INDEX holds_by_member ON holds (member_id, status);
+
+                    -- First posted wins: one transaction per (merchant, operation, receipt).
+                    CREATE TABLE receipts (
+                        merchant_id TEXT NOT NULL, operation TEXT NOT NULL, request_id TEXT NOT NULL, transaction_id TEXT NOT NULL,
+                        PRIMARY KEY (merchant_id, operation, request_id)
+                    ) STRICT, WITHOUT ROWID;
+
+                    CREATE TABLE conflicts (
+                        conflict_id INTEGER PRIMARY KEY,
+                        kind TEXT NOT NULL,
+                        site_id TEXT,
+                        transaction_id TEXT,
+                        member_id TEXT,
+                        resolution TEXT NOT NULL,
+                        points INTEGER NOT NULL DEFAULT 0,
+                        detected_at_ms INTEGER NOT NULL,
+                        detail TEXT NOT NULL DEFAULT ''
+                    ) STRICT;
+
+                    CREATE TABLE program_versions (
+                        version INTEGER PRIMARY KEY,
+                        document BLOB NOT NULL,
+                        sha256 TEXT NOT NULL,
+                        effective_at_ms INTEGER NOT NULL,
+                        published_at_ms INTEGER NOT NULL,
+                        published_by TEXT NOT NULL,
+                        changed_position INTEGER NOT NULL
+                    ) STRICT;
+
+                    CREATE TABLE merges (
+                        from_member TEXT PRIMARY KEY, into_member TEXT NOT NULL, changed_position INTEGER NOT NULL
+                    ) STRICT;
+                    """)
+        }
+        return migrator
+    }
+}

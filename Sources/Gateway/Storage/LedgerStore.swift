@@ -1,0 +1,99 @@
+import Core
+import Foundation
+import Wire
+
+/// The gateway's ledger, as the services use it. `SQLiteLedgerStore` is the default; a PostgreSQL
+/// store implements the same operations with per-member serialisation in the database.
+package protocol LedgerStore: Sendable {
+    /// Applies a contiguous batch of a site's outbox in one database transaction and returns
+    /// only after it is durable. Throws `SyncRefusal` for a protocol violation (nothing applied,
+    /// the site flagged).
+    func push(site: SiteID, batch: [Coalition_Sync_V1_OutboxTransaction], exposure: Points, sentAt: Timestamp) async throws
+        -> PushOutcome
+    /// A page of changes after `cursor`, as the site sees them.
+    func pull(site: SiteID, cursor: Int64, pageSize: Int) async throws -> Coalition_Sync_V1_PullResponse
+    /// The site's own transactions from `sequence`, at most `count`.
+    func recover(site: SiteID, from sequence: Int64, count: Int) async throws -> Coalition_Sync_V1_RecoverResponse
+    /// Authorises a redemption against the member's global balance less holds.
+    func authorize(site: SiteID, request: AuthorizeCommand) async throws -> Coalition_Sync_V1_AuthorizeRedeemResponse
+    /// Releases an active hold of the site; false when it was not active.
+    func release(site: SiteID, hold: String) async throws -> Bool
+    /// The site's status, creating its row on first contact. Nil when the site is not in the program.
+    func siteStatus(_ site: SiteID) async throws -> SiteRecord?
+    /// True when a certificate serial has been revoked.
+    func isRevoked(serial: String) async throws -> Bool
+}
+
+/// A site as the gateway knows it.
+package struct SiteRecord: Sendable, Equatable {
+    package var site: SiteID
+    package var revoked: Bool
+    package var highWaterMark: Int64
+    package var flags: [String]
+}
+
+/// The result of a push.
+package struct PushOutcome: Sendable {
+    package enum Status: Sendable, Equatable {
+        case applied, alreadyApplied
+        case resendFrom(Int64)
+    }
+
+    package var status: Status
+    package var highWaterMark: Int64
+    package var results: [Coalition_Sync_V1_TransactionResult]
+}
+
+/// What AuthorizeRedeem asks.
+package struct AuthorizeCommand: Sendable {
+    package var requestID: RequestID
+    package var member: MemberID
+    package var merchant: MerchantID
+    package var points: Points
+    package var transaction: TransactionID
+
+    package init(requestID: RequestID, member: MemberID, merchant: MerchantID, points: Points, transaction: TransactionID) {
+        self.requestID = requestID
+        self.member = member
+        self.merchant = merchant
+        self.points = points
+        self.transaction = transaction
+    }
+}
+
+/// A push that breaks the protocol: nothing was applied and the site is flagged.
+package struct SyncRefusal: Error, Sendable, CustomStringConvertible {
+    package var reason: String
+    package var message: String
+
+    package init(reason: String, message: String) {
+        self.reason = reason
+        self.message = message
+    }
+
+    package var description: String { "\(reason): \(message)" }
+}
+
+/// Gateway limits; each is a documented config key (docs/protocol.md).
+package struct GatewayLimits: Sendable, Equatable {
+    /// Most transactions in one push.
+    package var pushTransactionsMax = 500
+    /// Most payload bytes in one push.
+    package var pushBytesMax = 4 * 1024 * 1024
+    /// Largest pull page.
+    package var pullPageMax = 1_000
+    /// Largest recover page.
+    package var recoverPageMax = 1_000
+    /// How long a hold lasts before it expires unused, in milliseconds.
+    package var holdMilliseconds: Int64 = 10 * 60 * 1000
+    /// Clock difference between an edge and the gateway above which the site is flagged.
+    package var clockSkewMaxMilliseconds: Int64 = 5 * 60 * 1000
+    /// How long after a newer program is effective an edge may still use the previous one.
+    package var programGraceMilliseconds: Int64 = 60 * 60 * 1000
+    /// Largest request message, in bytes.
+    package var requestBytesMax = 8 * 1024 * 1024
+    /// How long a connection waits for SQLite's write lock.
+    package var busyTimeoutMilliseconds = 5_000
+
+    package init() {}
+}

@@ -1,0 +1,49 @@
+import ArgumentParser
+import EdgeNode
+import Foundation
+import Gateway
+import Logging
+import ServiceLifecycle
+import UnixSignals
+
+/// `coalition gateway …`: run the central gateway.
+struct GatewayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gateway",
+        abstract: "Run the central gateway (the ledger and sync with every edge).",
+        subcommands: [Serve.self]
+    )
+
+    struct Serve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Serve sync over mutual TLS until SIGTERM or SIGINT (graceful shutdown).")
+
+        @Option(help: "The gateway config file (YAML; keys in docs/protocol.md).") var config: String
+        @Option(help: "Override listen (host:port; port 0 picks a free one).") var listen: String?
+        @Option(help: "Override port_file.") var portFile: String?
+        @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String = "info"
+
+        func run() async throws {
+            var configuration: GatewayConfiguration
+            do {
+                configuration = try GatewayConfiguration.load(file: config)
+                if let listen { (configuration.listenHost, configuration.listenPort) = try Address.parse(listen) }
+            } catch let error as Gateway.ConfigurationError {
+                throw CommandFailure(error.description)
+            }
+            if let portFile { configuration.portFile = portFile }
+            guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("--log-level: unknown level '\(logLevel)'") }
+            let logger = Logging.makeRootLogger(label: "coalition.gateway", level: level)
+            let node: GatewayNode
+            do {
+                node = try GatewayNode(configuration: configuration, clock: SystemWallClock(), logger: logger)
+            } catch let error as Gateway.ConfigurationError {
+                throw CommandFailure(error.description)
+            }
+            let group = ServiceGroup(
+                configuration: ServiceGroupConfiguration(
+                    services: [.init(service: node)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            try await group.run()
+        }
+    }
+}

@@ -1,0 +1,42 @@
+// Goal: the conflict rules that move points always balance, never take a member below zero, and
+// put every missing point on the offline-risk account of the site that caused it.
+import Core
+import Testing
+
+@Suite("Posting rules")
+struct PostingRulesTests {
+    static let member = MemberID(value: 1)
+    static let merchant = MerchantID("mall-fashion")!
+    static let site = SiteID("mall-01")!
+
+    @Test("a redemption within the balance, at it, and beyond it", arguments: [
+        (500, 1_000, 500, 0), (1_000, 1_000, 1_000, 0), (1_000, 300, 300, 700), (1_000, 0, 0, 1_000), (1_000, -50, 0, 1_000),
+    ] as [(Int64, Int64, Int64, Int64)])
+    func redemption(_ points: Int64, _ available: Int64, _ fromMember: Int64, _ shortfall: Int64) {
+        let (postings, short) = PostingRules.redemption(
+            member: Self.member, merchant: Self.merchant, site: Self.site, points: Points(points), available: Points(available))
+        #expect(postings.change(of: .member(Self.member)) == Points(-fromMember))
+        #expect(postings.change(of: .offlineRisk(Self.site)) == Points(-shortfall))
+        #expect(postings.change(of: .redeemed(Self.merchant)) == Points(points))
+        #expect(short == Points(shortfall))
+        #expect(postings.lines.reduce(Points.zero) { $0 + $1.points } == .zero)
+    }
+
+    @Test("a refund of spent points debits the member to zero; the site bears the rest")
+    func refund() {
+        let (postings, shortfall) = PostingRules.refund(
+            member: Self.member, merchant: Self.merchant, site: Self.site, points: Points(100), available: Points(30))
+        #expect(postings.change(of: .member(Self.member)) == Points(-30))
+        #expect(postings.change(of: .issued(Self.merchant)) == Points(100))
+        #expect(shortfall == Points(70))
+    }
+
+    @Test("a negation cancels exactly")
+    func negation() {
+        let issue = PostingRules.issue(member: Self.member, merchant: Self.merchant, points: Points(250))
+        let undone = PostingRules.negation(of: issue)
+        #expect(undone.change(of: .member(Self.member)) == Points(-250))
+        #expect(undone.change(of: .issued(Self.merchant)) == Points(250))
+        #expect(Account.offlineRisk(Self.site).key == "offline_risk:mall-01")
+    }
+}

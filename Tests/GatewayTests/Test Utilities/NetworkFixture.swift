@@ -1,0 +1,242 @@
+import Core
+import EdgeNode
+import Foundation
+import GRDB
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Gateway
+import Logging
+import Testing
+import TestSupport
+import Wire
+
+/// Certificates of a test network, made in code and written as PEM files.
+struct TestCertificates {
+    let ca: CertificateAuthority
+    let directory: String
+
+    init(directory: String, sites: [String]) throws {
+        self.directory = directory
+        ca = try CertificateAuthority.create()
+        try write(ca.certificatePEM, "ca.pem")
+        let gateway = try ca.issue(.gateway("127.0.0.1"))
+        try write(gateway.certificatePEM, "gateway.pem")
+        try write(gateway.privateKeyPEM, "gateway.key")
+        for site in sites { try issue(.site(SiteID(site)!), name: site) }
+    }
+
+    @discardableResult
+    func issue(_ identity: PeerIdentity, name: String, now: Date = Date(), days: Int = 30, by authority: CertificateAuthority? = nil) throws
+        -> CertificateAuthority.Issued
+    {
+        let issued = try (authority ?? ca).issue(identity, now: now, validityDays: days, notValidBefore: now.addingTimeInterval(-3600))
+        try write(issued.certificatePEM, "\(name).pem")
+        try write(issued.privateKeyPEM, "\(name).key")
+        return issued
+    }
+
+    func path(_ name: String) -> String { directory + "/" + name }
+
+    private func write(_ text: String, _ name: String) throws {
+        try text.write(toFile: path(name), atomically: true, encoding: .utf8)
+    }
+}
+
+/// A running gateway.
+struct GatewayHarness: Sendable {
+    let node: GatewayNode
+    let port: Int
+    var store: SQLiteLedgerStore { node.store }
+
+    /// A member's ledger balance and the sum of every posting (must be zero).
+    func balance(_ member: String) async throws -> Int64 {
+        try await store.database.pool.read { db in
+            try Int64.fetchOne(db, sql: "SELECT points FROM balances WHERE account = ?", arguments: ["member:\(member)"]) ?? 0
+        }
+    }
+
+    func account(_ key: String) async throws -> Int64 {
+        try await store.database.pool.read { db in try Int64.fetchOne(db, sql: "SELECT points FROM balances WHERE account = ?", arguments: [key]) ?? 0 }
+    }
+
+    func conflicts(kind: String) async throws -> [(site: String, points: Int64)] {
+        try await store.database.pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT site_id, points FROM conflicts WHERE kind = ? ORDER BY conflict_id", arguments: [kind])
+                .map { ($0["site_id"] ?? "", $0["points"]) }
+        }
+    }
+
+    func flags(_ site: String) async throws -> String {
+        try await store.database.pool.read { db in try String.fetchOne(db, sql: "SELECT flags FROM sites WHERE site_id = ?", arguments: [site]) ?? "" }
+    }
+
+    /// Invariants: postings sum to zero per transaction and overall, the balance cache equals the
+    /// postings, no member is below zero.
+    func checkInvariants() async throws {
+        try await store.database.pool.read { db in
+            let unbalanced = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM (SELECT position FROM postings GROUP BY position HAVING SUM(points) != 0)") ?? -1
+            #expect(unbalanced == 0)
+            #expect(try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(points), 0) FROM postings") == 0)
+            let drift = try Int.fetchOne(
+                db, sql: "SELECT COUNT(*) FROM balances b WHERE b.points != (SELECT COALESCE(SUM(points), 0) FROM postings p WHERE p.account = b.account)") ?? -1
+            #expect(drift == 0)
+            #expect(try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM balances WHERE account LIKE 'member:%' AND points < 0") == 0)
+        }
+    }
+}
+
+/// A running edge linked to the gateway, with a client on its POS API.
+struct LinkedEdge: Sendable {
+    let node: EdgeNode
+    let points: Coalition_Edge_V1_Points.Client<HTTP2ClientTransport.Posix>
+    let token: String
+
+    var auth: Metadata { ["authorization": .string("Bearer \(token)")] }
+
+    func balance(_ member: String) async throws -> Int64 {
+        var request = Coalition_Edge_V1_GetBalanceRequest()
+        request.memberID = member
+        return try await points.getBalance(request, metadata: auth).member.balancePoints
+    }
+}
+
+enum Network {
+    static let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+    static let phoneKey = EdgeConfiguration.hexBytes(String(repeating: "cd", count: 32))!
+
+    /// The example program with a 100-point minimum redemption.
+    static func programFile(_ directory: String) throws -> String {
+        let path = directory + "/program.yaml"
+        try Repository.exampleProgram(replacing: [("minimum_points: 500", "minimum_points: 100")])
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    static func gatewayConfiguration(_ directory: String, certificates: TestCertificates) throws -> GatewayConfiguration {
+        var limits = GatewayLimits()
+        limits.clockSkewMaxMilliseconds = 10 * 60 * 1000
+        return GatewayConfiguration(
+            databasePath: directory + "/gateway.sqlite", caCertificatePath: certificates.path("ca.pem"),
+            certificatePath: certificates.path("gateway.pem"), privateKeyPath: certificates.path("gateway.key"),
+            programFile: try programFile(directory), limits: limits)
+    }
+
+    /// Runs `body` with a gateway serving mTLS on a free loopback port.
+    static func withGateway<Result: Sendable>(
+        _ configuration: GatewayConfiguration, clock: ManualWallClock, _ body: (GatewayHarness) async throws -> Result
+    ) async throws -> Result {
+        let node = try GatewayNode(configuration: configuration, clock: clock, logger: quiet)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await node.run() }
+            let harness = GatewayHarness(node: node, port: try await node.listeningPort)
+            do {
+                let result = try await body(harness)
+                node.beginGracefulShutdown()
+                try await group.waitForAll()
+                return result
+            } catch {
+                node.beginGracefulShutdown()
+                try? await group.waitForAll()
+                throw error
+            }
+        }
+    }
+
+    static func edgeConfiguration(
+        _ directory: String, site: String, certificates: TestCertificates, gatewayPort: Int?, certificateName: String? = nil
+    ) throws -> EdgeConfiguration {
+        var configuration = EdgeConfiguration(
+            siteID: SiteID(site)!, databasePath: directory + "/\(site).sqlite", programFile: try programFile(directory), phoneHashKey: phoneKey)
+        if let gatewayPort {
+            let name = certificateName ?? site
+            var link = GatewayLink(
+                host: "127.0.0.1", port: gatewayPort, caCertificatePath: certificates.path("ca.pem"),
+                certificatePath: certificates.path("\(name).pem"), privateKeyPath: certificates.path("\(name).key"))
+            link.syncIntervalMilliseconds = 50
+            link.backoffInitialMilliseconds = 50
+            link.backoffMaxMilliseconds = 500
+            configuration.gateway = link
+        }
+        return configuration
+    }
+
+    /// Runs `body` with an edge serving on a free port, a terminal for `merchant`.
+    static func withEdge<Result: Sendable>(
+        _ configuration: EdgeConfiguration, merchant: String, clock: ManualWallClock, _ body: (LinkedEdge) async throws -> Result
+    ) async throws -> Result {
+        let node = try EdgeNode(configuration: configuration, clock: clock, logger: quiet)
+        let token = try node.terminals.issue(merchant: MerchantID(merchant)!, terminalID: "\(merchant)-\(UUID())")
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await node.run() }
+            let port = try await node.listeningPort
+            let client = GRPCClient(transport: try .http2NIOPosix(target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: .plaintext))
+            group.addTask { try await client.runConnections() }
+            let edge = LinkedEdge(node: node, points: .init(wrapping: client), token: token)
+            do {
+                let result = try await body(edge)
+                client.beginGracefulShutdown()
+                node.beginGracefulShutdown()
+                try await group.waitForAll()
+                return result
+            } catch {
+                client.beginGracefulShutdown()
+                node.beginGracefulShutdown()
+                try? await group.waitForAll()
+                throw error
+            }
+        }
+    }
+
+    /// Waits (at most 20 s) until `condition` holds; fails the test otherwise. Sync is
+    /// asynchronous, so tests wait for convergence rather than assume a timing.
+    static func eventually(
+        _ what: String, sourceLocation: SourceLocation = #_sourceLocation, _ condition: () async throws -> Bool
+    ) async throws {
+        var lastError: (any Error)?
+        for _ in 0..<400 {
+            do {
+                if try await condition() { return }
+            } catch {
+                lastError = error  // not there yet (for example a member not pulled yet)
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        Issue.record("timed out waiting for: \(what); last error: \(lastError.map { "\($0)" } ?? "none")", sourceLocation: sourceLocation)
+    }
+
+    /// The outbox of an edge is fully acknowledged.
+    static func synced(_ edge: LinkedEdge) async throws -> Bool {
+        try await edge.node.ledger.database.pool.read { db in
+            let max = try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(sequence), 0) FROM outbox") ?? 0
+            let acked = try Int64.fetchOne(db, sql: "SELECT acknowledged_sequence FROM sync_state WHERE id = 1") ?? 0
+            return max == acked
+        }
+    }
+}
+
+/// Request builders.
+enum Make {
+    static func enroll(_ id: String, phone: String) -> Coalition_Edge_V1_EnrollRequest {
+        var request = Coalition_Edge_V1_EnrollRequest()
+        request.requestID = id
+        request.phone = phone
+        return request
+    }
+
+    static func earn(_ id: String, member: String, amount: Int64) -> Coalition_Edge_V1_EarnRequest {
+        var request = Coalition_Edge_V1_EarnRequest()
+        request.requestID = id
+        request.memberID = member
+        request.amountMinor = amount
+        return request
+    }
+
+    static func redeem(_ id: String, member: String, bill: Int64, points: Int64) -> Coalition_Edge_V1_RedeemRequest {
+        var request = Coalition_Edge_V1_RedeemRequest()
+        request.requestID = id
+        request.memberID = member
+        request.billAmountMinor = bill
+        request.points = points
+        return request
+    }
+}
