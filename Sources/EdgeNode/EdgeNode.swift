@@ -83,7 +83,14 @@ package final class EdgeNode: Service, Sendable {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { await committer.run() }
                 if let sync {
-                    group.addTask { try await sync.runConnections() }
+                    group.addTask {
+                        do {
+                            try await sync.runConnections()
+                        } catch {
+                            // Stopping before the connections started is not a failure of the node.
+                            self.logger.debug("gateway connections ended", metadata: ["error": "\(error)"])
+                        }
+                    }
                     try await recoverBeforeServing(sync)
                     group.addTask { await sync.runLoops() }
                 }
@@ -112,8 +119,9 @@ package final class EdgeNode: Service, Sendable {
     }
 
     /// A database that never reached the gateway must first learn whether the gateway holds
-    /// transactions of this site (a lost file): it waits for the gateway before serving. Any other
-    /// database tries once and goes on offline if the gateway is unreachable.
+    /// transactions of this site (a lost file) and take the gateway's program and replica: it
+    /// waits for the gateway before serving. Any other database tries once and goes on offline if
+    /// the gateway is unreachable.
     private func recoverBeforeServing(_ sync: SyncClient) async throws {
         let neverContacted = try await ledger.database.pool.read { db in
             try Int64.fetchOne(db, sql: "SELECT last_gateway_contact_ms FROM sync_state WHERE id = 1") == nil
@@ -122,6 +130,8 @@ package final class EdgeNode: Service, Sendable {
         while true {
             do {
                 try await sync.recover()
+                // Adopt the gateway's program and replica before minting anything.
+                while try await sync.pullRound() {}
                 return
             } catch {
                 guard neverContacted else {

@@ -2,6 +2,7 @@ import Core
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Logging
+import SwiftProtobuf
 import Wire
 import X509
 
@@ -47,6 +48,17 @@ extension SyncService {
                 }
                 guard transaction.previousHash.count == 32 else {
                     throw ServiceError.invalid("transactions[\(index)].previous_hash", "must be 32 bytes")
+                }
+            }
+            // A site speaks only for its own merchants: a batch naming another site's merchant is
+            // refused whole, before anything is written.
+            if let program = store.programs.latest?.program {
+                for (index, transaction) in batch.enumerated() {
+                    guard let local = try? Coalition_Sync_V1_LocalTransaction(serializedBytes: transaction.payload) else { continue }
+                    guard let merchant = MerchantID(local.merchantID), let owner = program.merchant(merchant), owner.site.id == site else {
+                        throw ServiceError(
+                            .permissionDenied, "transactions[\(index)]: merchant '\(local.merchantID.prefix(64))' is not at site '\(site)'")
+                    }
                 }
             }
             let outcome: PushOutcome

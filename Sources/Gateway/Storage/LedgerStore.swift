@@ -5,6 +5,8 @@ import Wire
 /// The gateway's ledger, as the services use it. `SQLiteLedgerStore` is the default; a PostgreSQL
 /// store implements the same operations with per-member serialisation in the database.
 package protocol LedgerStore: Sendable {
+    /// The published programs.
+    var programs: ProgramCatalogue { get }
     /// Applies a contiguous batch of a site's outbox in one database transaction and returns
     /// only after it is durable. Throws `SyncRefusal` for a protocol violation (nothing applied,
     /// the site flagged).

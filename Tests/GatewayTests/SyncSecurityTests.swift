@@ -1,0 +1,126 @@
+// Goal: no one speaks for a site they are not (DESIGN §5, §8): a site certificate pushing another
+// site's merchant, a certificate from another CA, no certificate, a revoked site or certificate,
+// an unsupported protocol version — each refused with its status, nothing written, and a protocol
+// violation (a rewritten chain) flags the site.
+import Core
+import Crypto
+import Foundation
+import GRDB
+import GRPCCore
+import Gateway
+import Testing
+import TestSupport
+import Wire
+
+@Suite("Sync security")
+struct SyncSecurityTests {
+    static func withGateway(_ body: (GatewayHarness, TestCertificates) async throws -> Void) async throws {
+        let directory = try TemporaryDirectory()
+        let certificates = try TestCertificates(directory: directory.url.path, sites: ["mall-01", "hotel-01", "nowhere-01"])
+        let clock = ManualWallClock()
+        try await Network.withGateway(try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: clock) { gateway in
+            try await body(gateway, certificates)
+        }
+    }
+
+    static func rows(_ gateway: GatewayHarness) async throws -> [Int] {
+        try await gateway.store.database.pool.read { db in
+            try ["transactions", "site_transactions", "postings", "members"].map { try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \($0)") ?? -1 }
+        }
+    }
+
+    @Test("a site's certificate pushes for its own merchants and is refused for another site's")
+    func otherSite() async throws {
+        try await Self.withGateway { gateway, certificates in
+            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") { sync in
+                let own = try await sync.push(RawSync.push(try RawSync.enrolments(merchant: "mall-fashion", count: 2)))
+                #expect(own.status == .applied)
+                #expect(own.results.map(\.outcome) == [.posted, .posted])
+                let before = try await Self.rows(gateway)
+                let foreign = try RawSync.enrolments(merchant: "hotel-rooms", count: 1, first: 3, previous: Data(count: 32))
+                await expectStatus(.permissionDenied) { _ = try await sync.push(RawSync.push(foreign)) }
+                #expect(try await Self.rows(gateway) == before)
+            }
+        }
+    }
+
+    @Test("a certificate from another CA, or none, fails the handshake; nothing is written")
+    func strangers() async throws {
+        try await Self.withGateway { gateway, certificates in
+            let other = try CertificateAuthority.create(name: "someone else")
+            try certificates.issue(.site(SiteID("mall-01")!), name: "forged", by: other)
+            let before = try await Self.rows(gateway)
+            await expectStatus(.unavailable) {
+                try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "forged") { sync in
+                    _ = try await sync.push(RawSync.push(try RawSync.enrolments(merchant: "mall-fashion", count: 1)))
+                }
+            }
+            await expectStatus(.unavailable) {
+                try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: nil) { sync in
+                    _ = try await sync.push(RawSync.push(try RawSync.enrolments(merchant: "mall-fashion", count: 1)))
+                }
+            }
+            #expect(try await Self.rows(gateway) == before)
+        }
+    }
+
+    @Test("a revoked site, a revoked certificate and a site not in the program are refused")
+    func revoked() async throws {
+        try await Self.withGateway { gateway, certificates in
+            try await gateway.store.setSite(SiteID("hotel-01")!, revoked: true)
+            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "hotel-01") { sync in
+                await expectStatus(.permissionDenied, reason: "SITE_REVOKED") {
+                    _ = try await sync.push(RawSync.push(try RawSync.enrolments(merchant: "hotel-rooms", count: 1)))
+                }
+            }
+            let mall = try certificates.issue(.site(SiteID("mall-01")!), name: "mall-old")
+            try await gateway.store.revokeCertificate(serial: mall.serial, reason: "laptop stolen")
+            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-old") { sync in
+                await expectStatus(.permissionDenied, reason: "CERTIFICATE_REVOKED") {
+                    _ = try await sync.push(RawSync.push(try RawSync.enrolments(merchant: "mall-fashion", count: 1)))
+                }
+            }
+            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "nowhere-01") { sync in
+                await expectStatus(.permissionDenied) {
+                    _ = try await sync.push(RawSync.push(try RawSync.enrolments(merchant: "mall-fashion", count: 1)))
+                }
+            }
+            #expect(try await Self.rows(gateway) == [0, 0, 0, 0])
+        }
+    }
+
+    @Test("contiguity, replays, a rewritten chain, and the protocol version")
+    func protocolRules() async throws {
+        try await Self.withGateway { gateway, certificates in
+            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") { sync in
+                let batch = try RawSync.enrolments(merchant: "mall-fashion", count: 3)
+                // A batch that starts past the high-water mark is told where to resend from.
+                let gap = try await sync.push(RawSync.push(Array(batch.dropFirst())))
+                #expect(gap.status == .resendFrom)
+                #expect(gap.resendFromSequence == 1)
+                #expect(try await sync.push(RawSync.push(batch)).status == .applied)
+                // The same batch again (an answer that was lost) is already applied, byte for byte.
+                let replay = try await sync.push(RawSync.push(batch))
+                #expect(replay.status == .alreadyApplied)
+                #expect(replay.results.count == 3)
+                let before = try await Self.rows(gateway)
+                // The same sequence with other content is a protocol violation: nothing applied, site flagged.
+                var forged = try RawSync.enrolments(merchant: "mall-fashion", count: 1, first: 3, previous: batch[1].payload.sha256)
+                forged[0].sequence = 3
+                await expectStatus(.failedPrecondition, reason: "PROTOCOL_VIOLATION") { _ = try await sync.push(RawSync.push(forged)) }
+                // A broken chain after the high-water mark too.
+                let broken = try RawSync.enrolments(merchant: "mall-fashion", count: 1, first: 4, previous: Data(count: 32))
+                await expectStatus(.failedPrecondition, reason: "PROTOCOL_VIOLATION") { _ = try await sync.push(RawSync.push(broken)) }
+                #expect(try await Self.rows(gateway) == before)
+                #expect(try await gateway.flags("mall-01").contains("protocol_violation"))
+                var old = RawSync.push(batch)
+                old.protocolVersion = 2
+                await expectStatus(.failedPrecondition, reason: "UNSUPPORTED_PROTOCOL") { _ = try await sync.push(old) }
+            }
+        }
+    }
+}
+
+extension Data {
+    var sha256: Data { Data(SHA256.hash(data: self)) }
+}

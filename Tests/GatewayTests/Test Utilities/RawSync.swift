@@ -1,0 +1,77 @@
+import Core
+import Crypto
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import SwiftProtobuf
+import Wire
+
+/// A Sync client that is not an edge: it presents whatever certificate a test gives it and pushes
+/// hand-made outbox transactions.
+enum RawSync {
+    static func withClient<Result: Sendable>(
+        port: Int, certificates: TestCertificates, certificate: String?, ca: String = "ca.pem",
+        _ body: (Coalition_Sync_V1_Sync.Client<HTTP2ClientTransport.Posix>) async throws -> Result
+    ) async throws -> Result {
+        let security: HTTP2ClientTransport.Posix.TransportSecurity
+        if let certificate {
+            security = .mTLS(
+                certificateChain: [.file(path: certificates.path("\(certificate).pem"), format: .pem)],
+                privateKey: .file(path: certificates.path("\(certificate).key"), format: .pem)
+            ) { $0.trustRoots = .certificates([.file(path: certificates.path(ca), format: .pem)]) }
+        } else {
+            security = .tls { $0.trustRoots = .certificates([.file(path: certificates.path(ca), format: .pem)]) }
+        }
+        return try await withGRPCClient(
+            transport: .http2NIOPosix(target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: security)
+        ) { client in
+            try await body(Coalition_Sync_V1_Sync.Client(wrapping: client))
+        }
+    }
+
+    /// A hash chain of enrolments at `merchant`, starting after `previous` at `first`.
+    static func enrolments(
+        merchant: String, count: Int, first: UInt64 = 1, previous: Data = Data(count: 32), time: Timestamp = ManualClockTime.now,
+        version: Int64 = 1
+    ) throws -> [Coalition_Sync_V1_OutboxTransaction] {
+        var generator = SystemRandomNumberGenerator()
+        var chain = previous
+        var result: [Coalition_Sync_V1_OutboxTransaction] = []
+        for index in 0..<count {
+            var local = Coalition_Sync_V1_LocalTransaction()
+            let id = TransactionID(time: time, using: &generator).description
+            local.transactionID = id
+            local.requestID = "RAW-\(first + UInt64(index))-\(UUID().uuidString.prefix(8))"
+            local.merchantID = merchant
+            local.programVersion = version
+            local.occurredAtMs = time.milliseconds
+            var enrollment = Coalition_Sync_V1_Enrollment()
+            enrollment.memberID = MemberID(time: time, using: &generator).description
+            enrollment.signupPoints = 200
+            local.enrollment = enrollment
+            var transaction = Coalition_Sync_V1_OutboxTransaction()
+            transaction.sequence = first + UInt64(index)
+            transaction.transactionID = id
+            transaction.previousHash = chain
+            transaction.payload = try local.serializedBytes()
+            transaction.occurredAtMs = time.milliseconds
+            chain = Data(SHA256.hash(data: transaction.payload))
+            result.append(transaction)
+        }
+        return result
+    }
+
+    static func push(_ transactions: [Coalition_Sync_V1_OutboxTransaction]) -> Coalition_Sync_V1_PushRequest {
+        var request = Coalition_Sync_V1_PushRequest()
+        request.protocolVersion = 1
+        request.programVersion = 1
+        request.transactions = transactions
+        request.sentAtMs = ManualClockTime.now.milliseconds
+        return request
+    }
+}
+
+/// The instant the manual clocks of these tests start at.
+enum ManualClockTime {
+    static let now = Timestamp(milliseconds: 1_795_492_800_000)
+}
