@@ -180,12 +180,3 @@ package final class EdgeNode: Service, Sendable {
         }
     }
 }
-
-/// The system clock, for production.
-package struct SystemWallClock: WallClock {
-    package init() {}
-
-    package func now() -> Timestamp {
-        Timestamp(milliseconds: Int64((Date().timeIntervalSince1970 * 1000).rounded(.down)))
-    }
-}

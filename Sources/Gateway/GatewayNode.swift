@@ -4,6 +4,7 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 import Logging
 import ServiceLifecycle
+import Synchronization
 import Wire
 
 /// The gateway: the one true ledger, serving `coalition.sync.v1.Sync` (and health) to edges over
@@ -15,6 +16,7 @@ package final class GatewayNode: Service, Sendable {
     private let server: GRPCServer<HTTP2ServerTransport.Posix>
     private let health: HealthService
     private let logger: Logger
+    private let maintenanceStopped = Mutex(false)
 
     /// Opens and migrates the ledger, publishes the configured program if it changed, and prepares
     /// the mTLS server (nothing listens until `run()`).
@@ -79,7 +81,11 @@ package final class GatewayNode: Service, Sendable {
     package func run() async throws {
         try await withGracefulShutdownHandler {
             try await withThrowingDiscardingTaskGroup { group in
-                group.addTask { try await self.server.serve() }
+                group.addTask {
+                    defer { self.stopMaintenance() }
+                    try await self.server.serve()
+                }
+                group.addTask { await self.runMaintenance() }
                 group.addTask {
                     let port = try await self.listeningPort
                     if let file = self.configuration.portFile {
@@ -94,6 +100,43 @@ package final class GatewayNode: Service, Sendable {
             self.beginGracefulShutdown()
         }
         logger.info("gateway stopped")
+    }
+
+    /// At each new day of the program's time zone: expire the lots that expired by the end of the
+    /// day before, and review the tiers due. Stops with the server.
+    private func runMaintenance() async {
+        var lastDay: CivilDate?
+        while !maintenanceStopped.withLock({ $0 }) {
+            let now = store.clockNow
+            if let zone = store.programs.active(at: now)?.program.timeZone {
+                let today = zone.date(of: now)
+                if lastDay != today {
+                    do {
+                        let run = try await store.runExpiry(asOfEndOf: today.adding(days: -1))
+                        let reviewed = try await store.reviewTiers(on: today)
+                        logger.info(
+                            "daily jobs", metadata: ["expiry.day": "\(run.day)", "expiry.points": "\(run.points)", "tiers.changed": "\(reviewed)"])
+                        lastDay = today
+                    } catch {
+                        logger.error("daily jobs failed; retrying", metadata: ["error": "\(error)"])
+                    }
+                }
+            }
+            // Sleep in short steps so a shutdown is not held up.
+            var slept: Int64 = 0
+            while slept < configuration.limits.maintenanceCheckMilliseconds, !maintenanceStopped.withLock({ $0 }) {
+                do {
+                    try await Task.sleep(for: .milliseconds(200))
+                } catch {
+                    return  // cancelled: the node is stopping
+                }
+                slept += 200
+            }
+        }
+    }
+
+    private func stopMaintenance() {
+        maintenanceStopped.withLock { $0 = true }
     }
 
     /// Stops accepting calls; `run()` returns once the calls in flight are answered.

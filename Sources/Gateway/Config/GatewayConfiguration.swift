@@ -73,6 +73,7 @@ package struct GatewayConfiguration: Sendable {
             long("program_grace_ms", 0...604_800_000, &limits.programGraceMilliseconds)
             int("request_bytes_max", 1024...67_108_864, &limits.requestBytesMax)
             int("busy_timeout_ms", 1...600_000, &limits.busyTimeoutMilliseconds)
+            long("maintenance_check_ms", 1_000...86_400_000, &limits.maintenanceCheckMilliseconds)
             l.finish()
         }
         root.finish()

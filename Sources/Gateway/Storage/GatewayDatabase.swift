@@ -175,6 +175,19 @@ package struct GatewayDatabase: Sendable {
                     ) STRICT;
                     """)
         }
+        migrator.registerMigration("2026-11-23 gateway jobs v1") { db in
+            try db.execute(
+                sql: """
+                    -- One row per expiry day run, so running a day again changes nothing.
+                    CREATE TABLE expiry_runs (
+                        day TEXT PRIMARY KEY,
+                        members INTEGER NOT NULL,
+                        points INTEGER NOT NULL,
+                        transactions INTEGER NOT NULL,
+                        ran_at_ms INTEGER NOT NULL
+                    ) STRICT;
+                    """)
+        }
         return migrator
     }
 }

@@ -96,6 +96,9 @@ package struct GatewayLimits: Sendable, Equatable {
     package var requestBytesMax = 8 * 1024 * 1024
     /// How long a connection waits for SQLite's write lock.
     package var busyTimeoutMilliseconds = 5_000
+    /// How often the gateway checks whether a new day (program time zone) has begun, to run expiry
+    /// and tier reviews.
+    package var maintenanceCheckMilliseconds: Int64 = 60_000
 
     package init() {}
 }

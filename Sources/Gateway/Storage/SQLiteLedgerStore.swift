@@ -35,6 +35,9 @@ package final class SQLiteLedgerStore: LedgerStore {
     /// The programs published so far.
     package var programs: ProgramCatalogue { catalogue.withLock { $0 } }
 
+    /// The store's current instant (the injected clock).
+    package var clockNow: Timestamp { clock.now() }
+
     /// Validates and publishes a program document as the next version, unless it is byte for byte
     /// the latest one. Returns the version in force after the call.
     @discardableResult

@@ -5,6 +5,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import UnixSignals
+import Wire
 
 /// `coalition edge …`: run and administer a property's edge node.
 struct EdgeCommand: AsyncParsableCommand {

@@ -5,6 +5,7 @@ import Gateway
 import Logging
 import ServiceLifecycle
 import UnixSignals
+import Wire
 
 /// `coalition gateway …`: run the central gateway.
 struct GatewayCommand: AsyncParsableCommand {

@@ -81,6 +81,14 @@ struct GatewayHarness: Sendable {
                 db, sql: "SELECT COUNT(*) FROM balances b WHERE b.points != (SELECT COALESCE(SUM(points), 0) FROM postings p WHERE p.account = b.account)") ?? -1
             #expect(drift == 0)
             #expect(try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM balances WHERE account LIKE 'member:%' AND points < 0") == 0)
+            // Every point a member holds is in a lot: the lots of each member sum to their balance.
+            let lotDrift = try Int.fetchOne(
+                db,
+                sql: """
+                    SELECT COUNT(*) FROM balances b WHERE b.account LIKE 'member:%'
+                      AND b.points != (SELECT COALESCE(SUM(remaining_points), 0) FROM lots l WHERE 'member:' || l.member_id = b.account)
+                    """) ?? -1
+            #expect(lotDrift == 0)
         }
     }
 }
