@@ -56,13 +56,19 @@ package struct AuthorizationRequest: Sendable {
 /// client provides it; an edge without a gateway uses `RedeemAuthorizer.noGateway`.
 package struct RedeemAuthorizer: Sendable {
     package var authorize: @Sendable (AuthorizationRequest) async -> OnlineAuthorization
+    /// Gives back a hold that will not be used (the redemption could not be written).
+    package var release: @Sendable (String) async -> Void
 
-    package init(authorize: @escaping @Sendable (AuthorizationRequest) async -> OnlineAuthorization) {
+    package init(
+        authorize: @escaping @Sendable (AuthorizationRequest) async -> OnlineAuthorization,
+        release: @escaping @Sendable (String) async -> Void
+    ) {
         self.authorize = authorize
+        self.release = release
     }
 
     /// Every redemption takes the offline path.
-    package static let noGateway = RedeemAuthorizer { _ in .unavailable }
+    package static let noGateway = RedeemAuthorizer(authorize: { _ in .unavailable }, release: { _ in })
 }
 
 /// The edge's loyalty operations: each decision is taken inside the group-commit writer against
@@ -302,7 +308,14 @@ package final class EdgeLedger: Sendable {
         case .declined(let refusal, let message):
             throw ServiceError.refused(refusal, message)
         case .approved(let hold):
-            return try await writeRedemption(command, transaction: transaction, authorization: .online(hold))
+            do {
+                return try await writeRedemption(command, transaction: transaction, authorization: .online(hold))
+            } catch {
+                // Not written (a refusal, a full disk): the gateway's hold would otherwise block
+                // the points until it expires.
+                await authorizer.release(hold)
+                throw error
+            }
         case .unavailable:
             // Step 2, allowance (escrow), arrives with sync; step 3 is the floor limit.
             return try await writeRedemption(command, transaction: transaction, authorization: .floorLimit)

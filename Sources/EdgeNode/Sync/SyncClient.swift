@@ -79,7 +79,7 @@ package final class SyncClient: Sendable {
     /// The authoriser for the edge's redemptions: the gateway's answer within the deadline, else
     /// `.unavailable` (the offline steps decide).
     package var authorizer: RedeemAuthorizer {
-        RedeemAuthorizer { [sync, link, logger] request in
+        RedeemAuthorizer(authorize: { [sync, link, logger] request in
             var message = Coalition_Sync_V1_AuthorizeRedeemRequest()
             message.protocolVersion = 1
             message.requestID = request.requestID.rawValue
@@ -97,7 +97,19 @@ package final class SyncClient: Sendable {
                 logger.debug("online authorisation unavailable", metadata: ["error": "\(error)"])
                 return .unavailable
             }
-        }
+        }, release: { [sync, link, logger] hold in
+            var message = Coalition_Sync_V1_ReleaseHoldRequest()
+            message.protocolVersion = 1
+            message.holdID = hold
+            var options = CallOptions.defaults
+            options.timeout = .milliseconds(link.callTimeoutMilliseconds)
+            do {
+                _ = try await sync.releaseHold(message, options: options)
+            } catch {
+                // The hold then expires on its own at the gateway (limits.hold_ms).
+                logger.notice("could not release a hold", metadata: ["hold": "\(hold)", "error": "\(error)"])
+            }
+        })
     }
 
     // MARK: Loops
