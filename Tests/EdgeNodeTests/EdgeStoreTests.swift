@@ -5,6 +5,7 @@ import EdgeNode
 import Foundation
 import GRDB
 import Testing
+import Wire
 import TestSupport
 
 @Suite("Edge store")

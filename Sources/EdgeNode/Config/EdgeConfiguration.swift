@@ -94,15 +94,6 @@ package struct EdgeLimits: Sendable, Equatable {
     package init() {}
 }
 
-/// A configuration problem, naming the key.
-package struct ConfigurationError: Error, CustomStringConvertible, Sendable {
-    package var description: String
-
-    package init(_ description: String) {
-        self.description = description
-    }
-}
-
 extension EdgeConfiguration {
     /// Reads and validates a YAML config file (keys in docs/edge.md). Every problem is reported
     /// with its key; unknown keys are refused. Relative paths in it are relative to the file.
@@ -217,13 +208,7 @@ extension EdgeConfiguration {
 
     /// `host:port` (IPv6 as `[::1]:7001`).
     package static func parseAddress(_ text: String, key: String) throws -> (String, Int) {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
-            (0...65_535).contains(port)
-        else { throw ConfigurationError("\(key): must be host:port, for example 127.0.0.1:7001 (found '\(text)')") }
-        var host = String(text[..<colon])
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        guard !host.isEmpty else { throw ConfigurationError("\(key): the host is missing") }
-        return (host, port)
+        try Address.parse(text, key: key)
     }
 
     /// Bytes of a hexadecimal string, or nil.

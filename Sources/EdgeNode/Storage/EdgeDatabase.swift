@@ -1,6 +1,7 @@
 import Core
 import Foundation
 import GRDB
+import Wire
 
 /// The edge node's SQLite file: one `DatabasePool` in WAL mode with `synchronous=FULL`, a busy
 /// timeout, foreign keys on, and the named migrations below, applied before anything is served.

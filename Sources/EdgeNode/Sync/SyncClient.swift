@@ -162,13 +162,9 @@ package final class SyncClient: Sendable {
             let exposure = try LedgerTransaction(db: db, limits: EdgeLimits()).siteExposure().value
             return (
                 rows.map { row in
-                    var transaction = Coalition_Sync_V1_OutboxTransaction()
-                    transaction.sequence = UInt64(row["sequence"] as Int64)
-                    transaction.transactionID = row["transaction_id"]
-                    transaction.previousHash = row["previous_hash"]
-                    transaction.payload = row["payload"]
-                    transaction.occurredAtMs = row["occurred_at_ms"]
-                    return transaction
+                    Coalition_Sync_V1_OutboxTransaction(
+                        sequence: row["sequence"], transactionID: row["transaction_id"], previousHash: row["previous_hash"],
+                        payload: row["payload"], occurredAtMs: row["occurred_at_ms"])
                 }, exposure
             )
         }

@@ -80,7 +80,7 @@ package struct GatewayConfiguration: Sendable {
         var address: (String, Int)?
         if let listen {
             do {
-                address = try Address.parse(listen)
+                address = try Address.parse(listen, key: "listen")
             } catch {
                 diagnostics.fail(DocumentPath.root.key("listen"), "must be host:port, for example 0.0.0.0:7443")
             }
@@ -93,27 +93,5 @@ package struct GatewayConfiguration: Sendable {
             databasePath: resolve(database), listenHost: address.0, listenPort: address.1, portFile: portFile.map(resolve),
             caCertificatePath: resolve(ca), certificatePath: resolve(certificate), privateKeyPath: resolve(key),
             programFile: program.map(resolve), limits: limits)
-    }
-}
-
-/// A configuration problem, naming the key.
-package struct ConfigurationError: Error, CustomStringConvertible, Sendable {
-    package var description: String
-
-    package init(_ description: String) {
-        self.description = description
-    }
-}
-
-/// `host:port` parsing shared by the gateway's settings.
-package enum Address {
-    package static func parse(_ text: String) throws -> (String, Int) {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65_535).contains(port) else {
-            throw ConfigurationError("must be host:port (found '\(text)')")
-        }
-        var host = String(text[..<colon])
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        guard !host.isEmpty else { throw ConfigurationError("the host is missing in '\(text)'") }
-        return (host, port)
     }
 }

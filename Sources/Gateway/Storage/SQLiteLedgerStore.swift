@@ -317,13 +317,9 @@ package final class SQLiteLedgerStore: LedgerStore {
             var response = Coalition_Sync_V1_RecoverResponse()
             response.highWaterMark = UInt64(highWater)
             response.transactions = rows.map { row in
-                var transaction = Coalition_Sync_V1_OutboxTransaction()
-                transaction.sequence = UInt64(row["sequence"] as Int64)
-                transaction.transactionID = row["transaction_id"]
-                transaction.previousHash = row["previous_hash"]
-                transaction.payload = row["payload"]
-                transaction.occurredAtMs = row["occurred_at_ms"]
-                return transaction
+                Coalition_Sync_V1_OutboxTransaction(
+                    sequence: row["sequence"], transactionID: row["transaction_id"], previousHash: row["previous_hash"],
+                    payload: row["payload"], occurredAtMs: row["occurred_at_ms"])
             }
             response.hasMore_p = Int64(response.transactions.last?.sequence ?? UInt64(highWater)) < highWater
             return response

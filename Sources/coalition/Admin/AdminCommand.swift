@@ -21,7 +21,7 @@ struct AdminCommand: AsyncParsableCommand {
             let configuration = try GatewayConfiguration.load(file: config)
             let database = try GatewayDatabase.open(path: configuration.databasePath, busyTimeoutMilliseconds: configuration.limits.busyTimeoutMilliseconds)
             return try SQLiteLedgerStore(database: database, clock: SystemWallClock(), limits: configuration.limits)
-        } catch let error as Gateway.ConfigurationError {
+        } catch let error as ConfigurationError {
             throw CommandFailure(error.description)
         }
     }

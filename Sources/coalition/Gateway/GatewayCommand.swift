@@ -29,7 +29,7 @@ struct GatewayCommand: AsyncParsableCommand {
             do {
                 configuration = try GatewayConfiguration.load(file: config)
                 if let listen { (configuration.listenHost, configuration.listenPort) = try Address.parse(listen) }
-            } catch let error as Gateway.ConfigurationError {
+            } catch let error as ConfigurationError {
                 throw CommandFailure(error.description)
             }
             if let portFile { configuration.portFile = portFile }
@@ -38,7 +38,7 @@ struct GatewayCommand: AsyncParsableCommand {
             let node: GatewayNode
             do {
                 node = try GatewayNode(configuration: configuration, clock: SystemWallClock(), logger: logger)
-            } catch let error as Gateway.ConfigurationError {
+            } catch let error as ConfigurationError {
                 throw CommandFailure(error.description)
             }
             let group = ServiceGroup(

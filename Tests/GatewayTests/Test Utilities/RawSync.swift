@@ -9,6 +9,7 @@ import Wire
 /// A Sync client that is not an edge: it presents whatever certificate a test gives it and pushes
 /// hand-made outbox transactions.
 enum RawSync {
+    @discardableResult
     static func withClient<Result: Sendable>(
         port: Int, certificates: TestCertificates, certificate: String?, ca: String = "ca.pem",
         _ body: (Coalition_Sync_V1_Sync.Client<HTTP2ClientTransport.Posix>) async throws -> Result
