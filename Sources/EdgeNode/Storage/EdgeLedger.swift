@@ -50,6 +50,8 @@ package struct AuthorizationRequest: Sendable {
     package var points: Points
     package var transaction: TransactionID
     package var requestID: RequestID
+    /// The member's points change from this site's transactions not yet acknowledged.
+    package var unacknowledged: Points
 }
 
 /// Asks the gateway to authorise a redemption within the deadline (DESIGN §4, step 1). The sync
@@ -300,10 +302,14 @@ package final class EdgeLedger: Sendable {
         if let refusal = preview.refusal { throw ServiceError.refused(refusal, preview.message) }
         var generator = SystemRandomNumberGenerator()
         let transaction = TransactionID(time: clock.now(), using: &generator)
+        let limits = self.limits
+        let unacknowledged: Points = try await database.pool.read { db in
+            try LedgerTransaction(db: db, limits: limits).unacknowledged(command.member)
+        }
         let online = await authorizer.authorize(
             AuthorizationRequest(
                 member: command.member, merchant: command.key.merchant, points: preview.points, transaction: transaction,
-                requestID: command.key.requestID))
+                requestID: command.key.requestID, unacknowledged: unacknowledged))
         switch online {
         case .declined(let refusal, let message):
             throw ServiceError.refused(refusal, message)

@@ -147,6 +147,19 @@ struct LedgerTransaction {
         return (member.snapshotBalance + Points(pending), Points(pending))
     }
 
+    /// The member's points change from this site's transactions the gateway has not acknowledged.
+    func unacknowledged(_ member: MemberID) throws -> Points {
+        Points(
+            try Int64.fetchOne(
+                db.cachedStatement(
+                    sql: """
+                        SELECT COALESCE(SUM(points), 0) FROM member_delta
+                        WHERE member_id = ? AND sequence > (SELECT acknowledged_sequence FROM sync_state WHERE id = 1)
+                          AND sequence NOT IN (SELECT sequence FROM rejected)
+                        """),
+                arguments: [member.description]) ?? 0)
+    }
+
     /// Points the member redeemed offline (floor limit) at this site on a local day.
     func offlineRedeemed(member: MemberID, on day: CivilDate) throws -> Points {
         let sum =

@@ -87,11 +87,14 @@ package final class SyncClient: Sendable {
             message.merchantID = request.merchant.rawValue
             message.points = request.points.value
             message.transactionID = request.transaction.description
+            message.unacknowledgedPoints = request.unacknowledged.value
             var options = CallOptions.defaults
             options.timeout = .milliseconds(link.authorizeDeadlineMilliseconds)
             do {
                 let response = try await sync.authorizeRedeem(message, options: options)
                 if response.approved { return .approved(holdID: response.holdID) }
+                // A member the centre has not heard of yet is decided offline.
+                if response.reason == .unknownMember { return .unavailable }
                 return .declined(.insufficientPoints, response.message.isEmpty ? "The centre declined the redemption." : response.message)
             } catch {
                 logger.debug("online authorisation unavailable", metadata: ["error": "\(error)"])

@@ -107,7 +107,8 @@ extension SyncService {
             try Self.checkVersion(message.protocolVersion)
             guard let requestID = RequestID(message.requestID) else { throw ServiceError.invalid("request_id", RequestID.rule) }
             guard let member = MemberID(message.memberID) else { throw ServiceError.invalid("member_id", "must be a 26-character member id") }
-            guard let merchant = MerchantID(message.merchantID) else { throw ServiceError.invalid("merchant_id", Slug.rule) }
+            guard let merchant = MerchantID(message.merchantID), let owner = store.programs.latest?.program.merchant(merchant), owner.site.id == site
+            else { throw ServiceError(.permissionDenied, "merchant_id: '\(message.merchantID.prefix(64))' is not a merchant of site '\(site)'") }
             guard let transaction = TransactionID(message.transactionID) else {
                 throw ServiceError.invalid("transaction_id", "must be a 26-character transaction id")
             }
@@ -116,7 +117,9 @@ extension SyncService {
             }
             return try await store.authorize(
                 site: site,
-                request: AuthorizeCommand(requestID: requestID, member: member, merchant: merchant, points: Points(message.points), transaction: transaction))
+                request: AuthorizeCommand(
+                    requestID: requestID, member: member, merchant: merchant, points: Points(message.points), transaction: transaction,
+                    unacknowledged: Points(min(max(message.unacknowledgedPoints, -1_000_000_000_000), 1_000_000_000_000))))
         }
     }
 

@@ -53,13 +53,18 @@ package struct AuthorizeCommand: Sendable {
     package var merchant: MerchantID
     package var points: Points
     package var transaction: TransactionID
+    /// The member's points change from the site's transactions not yet acknowledged.
+    package var unacknowledged: Points
 
-    package init(requestID: RequestID, member: MemberID, merchant: MerchantID, points: Points, transaction: TransactionID) {
+    package init(
+        requestID: RequestID, member: MemberID, merchant: MerchantID, points: Points, transaction: TransactionID, unacknowledged: Points = .zero
+    ) {
         self.requestID = requestID
         self.member = member
         self.merchant = merchant
         self.points = points
         self.transaction = transaction
+        self.unacknowledged = unacknowledged
     }
 }
 

@@ -349,11 +349,11 @@ package final class SQLiteLedgerStore: LedgerStore {
             }
             guard let member = try writer.resolve(request.member) else {
                 response.approved = false
-                response.reason = .insufficientPoints
+                response.reason = .unknownMember
                 response.message = "The member is not known to the centre yet."
                 return response
             }
-            let available = try writer.available(member, now: now)
+            let available = try writer.available(member, now: now) + max(.zero, request.unacknowledged)
             guard request.points <= available else {
                 response.approved = false
                 response.availablePoints = max(0, available.value)

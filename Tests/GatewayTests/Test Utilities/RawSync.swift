@@ -33,7 +33,7 @@ enum RawSync {
     /// A hash chain of enrolments at `merchant`, starting after `previous` at `first`.
     static func enrolments(
         merchant: String, count: Int, first: UInt64 = 1, previous: Data = Data(count: 32), time: Timestamp = ManualClockTime.now,
-        version: Int64 = 1
+        version: Int64 = 1, signupPoints: Int64 = 200
     ) throws -> [Coalition_Sync_V1_OutboxTransaction] {
         var generator = SystemRandomNumberGenerator()
         var chain = previous
@@ -48,7 +48,7 @@ enum RawSync {
             local.occurredAtMs = time.milliseconds
             var enrollment = Coalition_Sync_V1_Enrollment()
             enrollment.memberID = MemberID(time: time, using: &generator).description
-            enrollment.signupPoints = 200
+            enrollment.signupPoints = signupPoints
             local.enrollment = enrollment
             var transaction = Coalition_Sync_V1_OutboxTransaction()
             transaction.sequence = first + UInt64(index)

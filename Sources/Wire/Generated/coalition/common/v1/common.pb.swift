@@ -200,6 +200,10 @@ package nonisolated enum Coalition_Common_V1_RefusalReason: SwiftProtobuf.Enum, 
 
   /// The edge's storage is full.
   case storageFull // = 10
+
+  /// The centre does not know the member yet (enrolled offline and not synced): the edge decides
+  /// offline instead.
+  case unknownMember // = 11
   case UNRECOGNIZED(Int)
 
   package init() {
@@ -219,6 +223,7 @@ package nonisolated enum Coalition_Common_V1_RefusalReason: SwiftProtobuf.Enum, 
     case 8: self = .offlineTooLong
     case 9: self = .notReversible
     case 10: self = .storageFull
+    case 11: self = .unknownMember
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -236,6 +241,7 @@ package nonisolated enum Coalition_Common_V1_RefusalReason: SwiftProtobuf.Enum, 
     case .offlineTooLong: return 8
     case .notReversible: return 9
     case .storageFull: return 10
+    case .unknownMember: return 11
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -253,6 +259,7 @@ package nonisolated enum Coalition_Common_V1_RefusalReason: SwiftProtobuf.Enum, 
     .offlineTooLong,
     .notReversible,
     .storageFull,
+    .unknownMember,
   ]
 
 }
@@ -360,7 +367,7 @@ nonisolated extension Coalition_Common_V1_RedeemAuthorization: SwiftProtobuf._Pr
 }
 
 nonisolated extension Coalition_Common_V1_RefusalReason: SwiftProtobuf._ProtoNameProviding {
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0REFUSAL_REASON_UNSPECIFIED\0\u{1}REFUSAL_REASON_INSUFFICIENT_POINTS\0\u{1}REFUSAL_REASON_BELOW_MINIMUM\0\u{1}REFUSAL_REASON_OVER_BILL_SHARE\0\u{1}REFUSAL_REASON_EXCLUDED_CATEGORY\0\u{1}REFUSAL_REASON_OFFLINE_TRANSACTION_CAP\0\u{1}REFUSAL_REASON_OFFLINE_DAILY_CAP\0\u{1}REFUSAL_REASON_OFFLINE_SITE_EXPOSURE\0\u{1}REFUSAL_REASON_OFFLINE_TOO_LONG\0\u{1}REFUSAL_REASON_NOT_REVERSIBLE\0\u{1}REFUSAL_REASON_STORAGE_FULL\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0REFUSAL_REASON_UNSPECIFIED\0\u{1}REFUSAL_REASON_INSUFFICIENT_POINTS\0\u{1}REFUSAL_REASON_BELOW_MINIMUM\0\u{1}REFUSAL_REASON_OVER_BILL_SHARE\0\u{1}REFUSAL_REASON_EXCLUDED_CATEGORY\0\u{1}REFUSAL_REASON_OFFLINE_TRANSACTION_CAP\0\u{1}REFUSAL_REASON_OFFLINE_DAILY_CAP\0\u{1}REFUSAL_REASON_OFFLINE_SITE_EXPOSURE\0\u{1}REFUSAL_REASON_OFFLINE_TOO_LONG\0\u{1}REFUSAL_REASON_NOT_REVERSIBLE\0\u{1}REFUSAL_REASON_STORAGE_FULL\0\u{1}REFUSAL_REASON_UNKNOWN_MEMBER\0")
 }
 
 nonisolated extension Coalition_Common_V1_SaleLine: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {

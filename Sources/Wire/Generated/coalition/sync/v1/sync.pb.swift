@@ -646,6 +646,11 @@ package nonisolated struct Coalition_Sync_V1_AuthorizeRedeemRequest: Sendable {
   /// The transaction id the edge will push for this redemption.
   package var transactionID: String = String()
 
+  /// The member's net points change from this site's transactions the gateway has not
+  /// acknowledged yet (an earn a moment ago). Positive values count towards the authorisation; the
+  /// site bears any shortfall if they turn out not to post (offline_risk).
+  package var unacknowledgedPoints: Int64 = 0
+
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
   package init() {}
@@ -1766,7 +1771,7 @@ nonisolated extension Coalition_Sync_V1_PullResponse: SwiftProtobuf.Message, Swi
 
 nonisolated extension Coalition_Sync_V1_AuthorizeRedeemRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".AuthorizeRedeemRequest"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}request_id\0\u{3}member_id\0\u{3}merchant_id\0\u{1}points\0\u{3}transaction_id\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}request_id\0\u{3}member_id\0\u{3}merchant_id\0\u{1}points\0\u{3}transaction_id\0\u{3}unacknowledged_points\0")
 
   package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1780,6 +1785,7 @@ nonisolated extension Coalition_Sync_V1_AuthorizeRedeemRequest: SwiftProtobuf.Me
       case 4: try { try decoder.decodeSingularStringField(value: &self.merchantID) }()
       case 5: try { try decoder.decodeSingularInt64Field(value: &self.points) }()
       case 6: try { try decoder.decodeSingularStringField(value: &self.transactionID) }()
+      case 7: try { try decoder.decodeSingularInt64Field(value: &self.unacknowledgedPoints) }()
       default: break
       }
     }
@@ -1804,6 +1810,9 @@ nonisolated extension Coalition_Sync_V1_AuthorizeRedeemRequest: SwiftProtobuf.Me
     if !self.transactionID.isEmpty {
       try visitor.visitSingularStringField(value: self.transactionID, fieldNumber: 6)
     }
+    if self.unacknowledgedPoints != 0 {
+      try visitor.visitSingularInt64Field(value: self.unacknowledgedPoints, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1814,6 +1823,7 @@ nonisolated extension Coalition_Sync_V1_AuthorizeRedeemRequest: SwiftProtobuf.Me
     if lhs.merchantID != rhs.merchantID {return false}
     if lhs.points != rhs.points {return false}
     if lhs.transactionID != rhs.transactionID {return false}
+    if lhs.unacknowledgedPoints != rhs.unacknowledgedPoints {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

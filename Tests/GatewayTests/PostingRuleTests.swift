@@ -1,0 +1,64 @@
+// Goal: the remaining rules of DESIGN §6 end to end: an edge whose points differ from Core's is
+// posted with Core's result and flagged; a refund of points already spent takes the member to
+// zero and books the rest to the refunding site's offline_risk.
+import Core
+import Foundation
+import GRDB
+import GRPCCore
+import Gateway
+import SwiftProtobuf
+import Testing
+import TestSupport
+import Wire
+
+@Suite("Posting rules at the gateway")
+struct PostingRuleTests {
+    @Test("points that differ from Core's are posted as Core computes them, and the site is flagged")
+    func pointsMismatch() async throws {
+        let directory = try TemporaryDirectory()
+        let certificates = try TestCertificates(directory: directory.url.path, sites: ["mall-01"])
+        let clock = ManualWallClock()
+        try await Network.withGateway(try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: clock) { gateway in
+            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") { sync in
+                let batch = try RawSync.enrolments(merchant: "mall-fashion", count: 1, signupPoints: 99_999)
+                let response = try await sync.push(RawSync.push(batch))
+                #expect(response.results.first?.outcome == .postedWithConflict)
+                #expect(response.results.first?.reason == "points_mismatch")
+                #expect(response.results.first?.postedPoints == 200)
+                let member = try Coalition_Sync_V1_LocalTransaction(serializedBytes: batch[0].payload).enrollment.memberID
+                #expect(try await gateway.balance(member) == 200)
+                #expect(try await gateway.flags("mall-01").contains("points_mismatch"))
+                #expect(try await gateway.conflicts(kind: "points_mismatch").count == 1)
+            }
+            try await gateway.checkInvariants()
+        }
+    }
+
+    @Test("a refund of points already spent: member to zero, the rest on the refunding site's offline_risk")
+    func refundAfterSpend() async throws {
+        let directory = try TemporaryDirectory()
+        let certificates = try TestCertificates(directory: directory.url.path, sites: ["mall-01"])
+        let clock = ManualWallClock()
+        try await Network.withGateway(try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: clock) { gateway in
+            let config = try Network.edgeConfiguration(directory.url.path, site: "mall-01", certificates: certificates, gatewayPort: gateway.port)
+            try await Network.withEdge(config, merchant: "mall-fashion", clock: clock) { mall in
+                let member = try await mall.points.enroll(Make.enroll("E-1", phone: "+8613800138000"), metadata: mall.auth).member.memberID
+                let earn = try await mall.points.earn(Make.earn("R-1", member: member, amount: 100_000), metadata: mall.auth)
+                #expect(earn.points == 1_000)
+                _ = try await mall.points.redeem(Make.redeem("P-1", member: member, bill: 300_000, points: 1_200), metadata: mall.auth)
+                var refund = Coalition_Edge_V1_ReverseRequest()
+                refund.requestID = "V-1"
+                refund.originalTransactionID = earn.transactionID
+                _ = try await mall.points.reverse(refund, metadata: mall.auth)
+                try await Network.eventually("synced") { try await Network.synced(mall) }
+                #expect(try await gateway.balance(member) == 0)
+                #expect(try await gateway.account("offline_risk:mall-01") == -1_000)
+                #expect(try await gateway.account("issued:mall-fashion") == -200)  // 1,200 issued, 1,000 taken back
+                let conflicts = try await gateway.conflicts(kind: "refund_after_spend")
+                #expect(conflicts.map(\.points) == [1_000])
+                try await Network.eventually("the edge shows 0") { try await mall.balance(member) == 0 }
+                try await gateway.checkInvariants()
+            }
+        }
+    }
+}
