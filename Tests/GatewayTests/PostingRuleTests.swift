@@ -62,3 +62,28 @@ struct PostingRuleTests {
         }
     }
 }
+
+@Suite("Gateway backup")
+struct GatewayBackupTests {
+    @Test("an online backup of the ledger holds every posted transaction and balances")
+    func backup() async throws {
+        let directory = try TemporaryDirectory()
+        let certificates = try TestCertificates(directory: directory.url.path, sites: ["mall-01"])
+        let clock = ManualWallClock()
+        try await Network.withGateway(try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: clock) { gateway in
+            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") { sync in
+                _ = try await sync.push(RawSync.push(try RawSync.enrolments(merchant: "mall-fashion", count: 5)))
+            }
+            let path = directory.path("ledger-backup.sqlite")
+            try gateway.store.database.backup(to: path)
+            let copy = try GatewayDatabase.open(path: path)
+            let counts = try await copy.pool.read { db in
+                (try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM transactions"), try Int64.fetchOne(db, sql: "SELECT SUM(points) FROM postings"),
+                 try Int64.fetchOne(db, sql: "SELECT high_water_mark FROM sites WHERE site_id = 'mall-01'"))
+            }
+            #expect(counts.0 == 5)
+            #expect(counts.1 == 0)
+            #expect(counts.2 == 5)
+        }
+    }
+}

@@ -44,6 +44,27 @@ package struct EdgeDatabase: Sendable {
         return EdgeDatabase(pool: pool)
     }
 
+    /// Copies the database to `path` with SQLite's online backup, from one read snapshot: writers
+    /// go on meanwhile and the copy is consistent (every transaction committed before the snapshot,
+    /// none after). The copy is checked (`PRAGMA quick_check`) and then moved into place; an
+    /// existing file at `path` is refused. Restore by stopping the node and putting the copy in
+    /// place of its database file.
+    package func backup(to path: String) throws {
+        guard !FileManager.default.fileExists(atPath: path) else {
+            throw ConfigurationError("\(path) exists; choose a new file for the backup")
+        }
+        let partial = path + ".partial"
+        try? FileManager.default.removeItem(atPath: partial)
+        let destination = try DatabaseQueue(path: partial)
+        try pool.backup(to: destination)
+        let check = try destination.read { db in try String.fetchOne(db, sql: "PRAGMA quick_check") }
+        try destination.close()
+        guard check == "ok" else {
+            throw ConfigurationError("the backup failed its integrity check: \(check ?? "no answer")")
+        }
+        try FileManager.default.moveItem(atPath: partial, toPath: path)
+    }
+
     /// The migrations, by name. Never edit one that has shipped; add a new one.
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()

@@ -12,7 +12,7 @@ struct EdgeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "edge",
         abstract: "Run a property's edge node and manage its terminals.",
-        subcommands: [Serve.self, TerminalCommand.self]
+        subcommands: [Serve.self, TerminalCommand.self, Backup.self]
     )
 
     /// Options shared by the edge commands.
@@ -73,6 +73,27 @@ struct EdgeCommand: AsyncParsableCommand {
                     gracefulShutdownSignals: [.sigterm, .sigint],
                     logger: logger))
             try await group.run()
+        }
+    }
+
+    struct Backup: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Copy the edge's database with SQLite's online backup (safe while it serves).",
+            discussion: "Restore: stop the node, put the copy in place of database_path, start it again.")
+
+        @OptionGroup var options: ConfigOptions
+        @Option(help: "The new file to write.") var to: String
+
+        func run() async throws {
+            let configuration = try options.load()
+            do {
+                let database = try EdgeDatabase.open(
+                    path: configuration.databasePath, site: configuration.siteID, limits: configuration.limits, now: SystemWallClock().now())
+                try database.backup(to: to)
+            } catch let error as ConfigurationError {
+                throw CommandFailure(error.description)
+            }
+            print("backup of \(configuration.databasePath) written to \(to)")
         }
     }
 

@@ -12,8 +12,29 @@ struct GatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gateway",
         abstract: "Run the central gateway (the ledger and sync with every edge).",
-        subcommands: [Serve.self]
+        subcommands: [Serve.self, Backup.self]
     )
+
+    struct Backup: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Copy the gateway's ledger with SQLite's online backup (safe while it serves).",
+            discussion: "Restore: stop the gateway, put the copy in place of database_path, start it again.")
+
+        @Option(help: "The gateway config file.") var config: String
+        @Option(help: "The new file to write.") var to: String
+
+        func run() async throws {
+            do {
+                let configuration = try GatewayConfiguration.load(file: config)
+                let database = try GatewayDatabase.open(
+                    path: configuration.databasePath, busyTimeoutMilliseconds: configuration.limits.busyTimeoutMilliseconds)
+                try database.backup(to: to)
+                print("backup of \(configuration.databasePath) written to \(to)")
+            } catch let error as ConfigurationError {
+                throw CommandFailure(error.description)
+            }
+        }
+    }
 
     struct Serve: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
