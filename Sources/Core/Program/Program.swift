@@ -216,11 +216,16 @@ package struct OfflineLimits: Sendable, Equatable {
 }
 
 /// The money a merchant pays per point it issues and receives per point it takes.
-package struct SettlementPrices: Sendable, Equatable {
+package struct SettlementPrices: Hashable, Sendable {
     /// Minor units per point issued (for example 1.2 fen).
     package var issuePrice: Rate
     /// Minor units per point redeemed (for example 1 fen).
     package var redeemPrice: Rate
+
+    package init(issuePrice: Rate, redeemPrice: Rate) {
+        self.issuePrice = issuePrice
+        self.redeemPrice = redeemPrice
+    }
 }
 
 /// Settlement configuration.

@@ -210,6 +210,22 @@ package struct GatewayDatabase: Sendable {
                     ) STRICT;
                     """)
         }
+        migrator.registerMigration("2026-11-23 gateway settlement v1") { db in
+            try db.execute(
+                sql: """
+                    -- A closed period never changes: its statements are stored once, as first computed.
+                    CREATE TABLE settlements (
+                        period TEXT PRIMARY KEY,
+                        from_ms INTEGER NOT NULL,
+                        to_ms INTEGER NOT NULL,
+                        json BLOB NOT NULL,
+                        csv BLOB NOT NULL,
+                        content_hash TEXT NOT NULL,
+                        closed_at_ms INTEGER NOT NULL,
+                        closed_by TEXT NOT NULL
+                    ) STRICT;
+                    """)
+        }
         return migrator
     }
 }

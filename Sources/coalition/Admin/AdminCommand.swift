@@ -11,8 +11,8 @@ import Wire
 struct AdminCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "admin",
-        abstract: "Operate the network (expiry today; more with the operations issue).",
-        subcommands: [Expire.self]
+        abstract: "Operate the network (expiry and settlement today; more with the operations issue).",
+        subcommands: [Expire.self, Settle.self]
     )
 
     /// Opens the gateway's store from its config file, without serving.
@@ -23,6 +23,80 @@ struct AdminCommand: AsyncParsableCommand {
             return try SQLiteLedgerStore(database: database, clock: SystemWallClock(), limits: configuration.limits)
         } catch let error as ConfigurationError {
             throw CommandFailure(error.description)
+        }
+    }
+
+    struct Settle: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Close, show and export a day's settlement (docs/operations.md).", subcommands: [Close.self, Show.self, Export.self])
+
+        static func day(_ text: String) throws -> CivilDate {
+            guard let day = CivilDate(parsing: text) else { throw ValidationError("--period: YYYY-MM-DD, not '\(text)'") }
+            return day
+        }
+
+        /// Writes DIR/PERIOD.json and DIR/PERIOD.csv.
+        static func export(_ closed: ClosedSettlement, to directory: String) throws {
+            let url = URL(fileURLWithPath: directory)
+            try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+            try closed.json.write(to: url.appendingPathComponent("\(closed.period).json"), options: .atomic)
+            try closed.csv.write(to: url.appendingPathComponent("\(closed.period).csv"), options: .atomic)
+        }
+
+        struct Close: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Close a period (a day of the program's time zone). Closing again returns the same bytes.")
+
+            @Option(help: "The gateway config file.") var config: String
+            @Option(help: "The day, YYYY-MM-DD.") var period: String
+            @Option(help: "Your name, recorded on the close.") var `operator`: String = NSUserName()
+            @Option(help: "Also write PERIOD.json and PERIOD.csv into this folder.") var out: String?
+
+            func run() async throws {
+                let store = try AdminCommand.store(config: config)
+                let closed: ClosedSettlement
+                do {
+                    closed = try await store.closeSettlement(period: try Settle.day(period), by: `operator`)
+                } catch let refusal as SettlementRefusal {
+                    throw CommandFailure(refusal.description)
+                }
+                if let out { try Settle.export(closed, to: out) }
+                print(String(decoding: closed.csv, as: UTF8.self), terminator: "")
+                print("\(closed.alreadyClosed ? "already closed" : "closed") \(closed.period), content hash \(closed.contentHash)")
+            }
+        }
+
+        struct Show: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Print a closed period's statement (CSV, or --json).")
+
+            @Option(help: "The gateway config file.") var config: String
+            @Option(help: "The day, YYYY-MM-DD.") var period: String
+            @Flag(help: "Print the JSON statement of record.") var json = false
+
+            func run() async throws {
+                let store = try AdminCommand.store(config: config)
+                guard let closed = try await store.storedSettlement(try Settle.day(period)) else {
+                    throw CommandFailure("period \(period) is not closed")
+                }
+                print(String(decoding: json ? closed.json : closed.csv, as: UTF8.self), terminator: "")
+            }
+        }
+
+        struct Export: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Write a closed period's PERIOD.json and PERIOD.csv into a folder.")
+
+            @Option(help: "The gateway config file.") var config: String
+            @Option(help: "The day, YYYY-MM-DD.") var period: String
+            @Option(help: "The folder.") var out: String
+
+            func run() async throws {
+                let store = try AdminCommand.store(config: config)
+                guard let closed = try await store.storedSettlement(try Settle.day(period)) else {
+                    throw CommandFailure("period \(period) is not closed")
+                }
+                try Settle.export(closed, to: out)
+                print("wrote \(out)/\(closed.period).json and .csv (content hash \(closed.contentHash))")
+            }
         }
     }
 

@@ -1,0 +1,114 @@
+/// A merchant's points in a settlement period, as counted from the ledger.
+package struct MerchantActivity: Hashable, Sendable {
+    package var merchant: MerchantID
+    package var site: SiteID
+    /// Points the merchant issued (earn, sign-up, referral).
+    package var issued: Points
+    /// Points given back to the merchant by refunds.
+    package var reversed: Points
+    /// Points taken at the merchant as payment (net of cancellations).
+    package var redeemed: Points
+    /// Points taken at the merchant for parking (net of cancellations).
+    package var parking: Points
+    /// Points of redemptions at the merchant that the member did not have (offline_risk).
+    package var risk: Points
+    /// Transactions posted in the period that happened before it.
+    package var lateItems: Int
+
+    package init(
+        merchant: MerchantID, site: SiteID, issued: Points = .zero, reversed: Points = .zero, redeemed: Points = .zero,
+        parking: Points = .zero, risk: Points = .zero, lateItems: Int = 0
+    ) {
+        self.merchant = merchant
+        self.site = site
+        self.issued = issued
+        self.reversed = reversed
+        self.redeemed = redeemed
+        self.parking = parking
+        self.risk = risk
+        self.lateItems = lateItems
+    }
+}
+
+/// One merchant's settlement.
+package struct MerchantSettlement: Hashable, Sendable {
+    package var activity: MerchantActivity
+    package var prices: SettlementPrices
+    /// halfEven((issued − reversed) × issue price): what the merchant pays for the points it issued.
+    package var payable: Money
+    /// halfEven((redeemed + parking) × redeem price): what the merchant receives for points it took.
+    package var receivable: Money
+    /// halfEven(risk × redeem price): the unbacked points its site let be spent, charged back.
+    package var riskCharge: Money
+    /// receivable − payable − risk charge (positive: the platform pays the merchant).
+    package var net: Money
+}
+
+/// The platform's line.
+package struct PlatformSettlement: Hashable, Sendable {
+    /// Σ payable − Σ receivable: the margin on points bought and paid for in the period.
+    package var spread: Money
+    /// halfEven(expired points × breakage price): value of points that will never be paid out.
+    package var breakage: Money
+    /// Σ risk charges recovered from sites.
+    package var risk: Money
+    /// spread + risk: the platform's cash for the period. Σ merchant nets + this = 0.
+    package var net: Money
+    package var expiredPoints: Points
+}
+
+/// A journal line: `amount` debited to one account and credited to another.
+package struct JournalLine: Hashable, Sendable {
+    package var debit: String
+    package var credit: String
+    package var amount: Money
+    package var memo: String
+}
+
+/// The settlement of one period.
+package struct Settlement: Hashable, Sendable {
+    package var merchants: [MerchantSettlement]
+    package var platform: PlatformSettlement
+    package var journal: [JournalLine]
+
+    /// Σ debits and Σ credits of the journal (always equal: every line has both sides).
+    package var journalTotals: (debits: Money, credits: Money) {
+        let total = journal.reduce(Money.zero) { $0 + $1.amount }
+        return (total, total)
+    }
+}
+
+/// Settlement arithmetic of DESIGN §7, pure. Money rounds half to even at the line level: each
+/// line is rounded once, and totals are sums of rounded lines.
+package enum SettlementCalculator: Sendable {
+    package static func settle(
+        activities: [MerchantActivity], prices: (MerchantActivity) -> SettlementPrices?, expired: Points, breakagePrice: Rate
+    ) throws(CalculationError) -> Settlement {
+        var merchants: [MerchantSettlement] = []
+        var journal: [JournalLine] = []
+        for activity in activities.sorted(by: { $0.merchant < $1.merchant }) {
+            guard let price = prices(activity) else {
+                throw CalculationError(.unknownReference, field: "merchant", "no settlement prices for '\(activity.merchant)'")
+            }
+            let payable = Money(minorUnits: price.issuePrice.halfEvenTimes((activity.issued - activity.reversed).value))
+            let receivable = Money(minorUnits: price.redeemPrice.halfEvenTimes((activity.redeemed + activity.parking).value))
+            let riskCharge = Money(minorUnits: price.redeemPrice.halfEvenTimes(activity.risk.value))
+            let account = "merchant:\(activity.merchant)"
+            journal.append(JournalLine(debit: account, credit: "platform:points_fund", amount: payable, memo: "points issued"))
+            journal.append(JournalLine(debit: "platform:points_fund", credit: account, amount: receivable, memo: "points redeemed"))
+            journal.append(JournalLine(debit: account, credit: "platform:risk_recovered", amount: riskCharge, memo: "offline risk"))
+            merchants.append(
+                MerchantSettlement(
+                    activity: activity, prices: price, payable: payable, receivable: receivable, riskCharge: riskCharge,
+                    net: receivable - payable - riskCharge))
+        }
+        let spread = merchants.reduce(Money.zero) { $0 + $1.payable - $1.receivable }
+        let risk = merchants.reduce(Money.zero) { $0 + $1.riskCharge }
+        let breakage = Money(minorUnits: breakagePrice.halfEvenTimes(expired.value))
+        journal.append(JournalLine(debit: "platform:points_fund", credit: "platform:breakage", amount: breakage, memo: "points expired"))
+        return Settlement(
+            merchants: merchants,
+            platform: PlatformSettlement(spread: spread, breakage: breakage, risk: risk, net: spread + risk, expiredPoints: expired),
+            journal: journal.filter { $0.amount != .zero })
+    }
+}

@@ -1,0 +1,173 @@
+import Core
+import Crypto
+import Foundation
+import GRDB
+import Wire
+
+/// A closed settlement period: its statements exactly as stored when it was first closed.
+package struct ClosedSettlement: Sendable, Equatable {
+    package var period: CivilDate
+    /// The whole result as canonical JSON (sorted keys): the statement of record.
+    package var json: Data
+    /// One line per merchant and one for the platform.
+    package var csv: Data
+    /// SHA-256 of `json`, hex.
+    package var contentHash: String
+    /// True when the period had been closed before and this is the stored result.
+    package var alreadyClosed: Bool
+}
+
+/// Why a period cannot be closed.
+package struct SettlementRefusal: Error, Sendable, CustomStringConvertible {
+    package var description: String
+}
+
+extension SQLiteLedgerStore {
+    /// Closes the settlement of `period` (a day of the program's time zone, half-open in gateway
+    /// posting time). Closing again returns the stored bytes; a period not yet over is refused.
+    /// Transactions posted later belong to a later period (as late items, with their occurred_at).
+    package func closeSettlement(period: CivilDate, by operatorName: String) async throws -> ClosedSettlement {
+        guard let program = programs.latest?.program else { throw SettlementRefusal(description: "the gateway has no program") }
+        let zone = program.timeZone
+        let start = zone.startOfDay(period)
+        let end = zone.startOfDay(period.adding(days: 1))
+        let now = clockNow
+        if let stored = try await storedSettlement(period) { return stored }
+        guard end <= now else {
+            throw SettlementRefusal(
+                description: "period \(period) is still open: it ends at midnight after \(period) (\(zone)); close it after that")
+        }
+        return try await database.pool.write { db in
+            if let stored = try Self.stored(db, period) { return stored }
+            let settlement = try Self.compute(db, program: program, start: start, end: end)
+            let json = Self.json(settlement, period: period, start: start, end: end, zone: zone)
+            let csv = Self.csv(settlement, period: period)
+            let hash = SHA256.hash(data: json).map { String(format: "%02x", $0) }.joined()
+            try db.execute(
+                sql: "INSERT INTO settlements (period, from_ms, to_ms, json, csv, content_hash, closed_at_ms, closed_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                arguments: [period.description, start.milliseconds, end.milliseconds, json, csv, hash, now.milliseconds, operatorName])
+            return ClosedSettlement(period: period, json: json, csv: csv, contentHash: hash, alreadyClosed: false)
+        }
+    }
+
+    /// A closed period's stored result, or nil.
+    package func storedSettlement(_ period: CivilDate) async throws -> ClosedSettlement? {
+        try await database.pool.read { db in try Self.stored(db, period) }
+    }
+
+    private static func stored(_ db: Database, _ period: CivilDate) throws -> ClosedSettlement? {
+        guard let row = try Row.fetchOne(db, sql: "SELECT json, csv, content_hash FROM settlements WHERE period = ?", arguments: [period.description])
+        else { return nil }
+        return ClosedSettlement(period: period, json: row["json"], csv: row["csv"], contentHash: row["content_hash"], alreadyClosed: true)
+    }
+
+    /// Counts each merchant's points from the postings of the transactions posted in [start, end).
+    private static func compute(_ db: Database, program: Program, start: Timestamp, end: Timestamp) throws -> Settlement {
+        var activities: [MerchantID: MerchantActivity] = [:]
+        for site in program.sites {
+            for merchant in site.merchants { activities[merchant.id] = MerchantActivity(merchant: merchant.id, site: site.id) }
+        }
+        var expired = Points.zero
+        let rows = try Row.fetchAll(
+            db,
+            sql: """
+                SELECT t.position, t.kind, t.merchant_id, t.occurred_at_ms, o.kind AS original_kind, p.account, p.points
+                FROM transactions t
+                JOIN postings p ON p.position = t.position
+                LEFT JOIN transactions o ON o.transaction_id = t.original_transaction_id
+                WHERE t.posted_at_ms >= ? AND t.posted_at_ms < ?
+                ORDER BY t.position
+                """,
+            arguments: [start.milliseconds, end.milliseconds])
+        var late: Set<Int64> = []
+        for row in rows {
+            let account: String = row["account"]
+            let points = Points(row["points"])
+            let kind: String = row["kind"]
+            let original: String? = row["original_kind"]
+            let merchantText: String? = row["merchant_id"]
+            if account == "expired" {
+                expired += points
+                continue
+            }
+            guard let merchantText, let merchant = MerchantID(merchantText), activities[merchant] != nil else { continue }
+            let occurred: Int64 = row["occurred_at_ms"]
+            if occurred < start.milliseconds, late.insert(row["position"]).inserted { activities[merchant]?.lateItems += 1 }
+            if account.hasPrefix("issued:"), let issuer = MerchantID(String(account.dropFirst("issued:".count))), activities[issuer] != nil {
+                if points < .zero { activities[issuer]?.issued += -points } else { activities[issuer]?.reversed += points }
+            } else if account.hasPrefix("redeemed:"), let taker = MerchantID(String(account.dropFirst("redeemed:".count))), activities[taker] != nil {
+                if kind == "parking" || original == "parking" { activities[taker]?.parking += points } else { activities[taker]?.redeemed += points }
+            } else if account.hasPrefix("offline_risk:") {
+                activities[merchant]?.risk += -points
+            }
+        }
+        do {
+            return try SettlementCalculator.settle(
+                activities: Array(activities.values),
+                prices: { activity in
+                    guard let (merchant, site) = program.merchant(activity.merchant) else { return nil }
+                    return program.settlement.prices(for: merchant, format: site.format)
+                },
+                expired: expired, breakagePrice: program.settlement.breakagePrice)
+        } catch {
+            throw SettlementRefusal(description: "\(error)")
+        }
+    }
+
+    /// Canonical JSON: keys sorted, integers only, one line, so the same result is the same bytes.
+    private static func json(_ settlement: Settlement, period: CivilDate, start: Timestamp, end: Timestamp, zone: ProgramTimeZone) -> Data {
+        func object(_ pairs: [(String, String)]) -> String {
+            "{" + pairs.sorted { $0.0 < $1.0 }.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
+        }
+        func string(_ text: String) -> String {
+            "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        }
+        let merchants = settlement.merchants.map { m in
+            object([
+                ("merchant_id", string(m.activity.merchant.rawValue)), ("site_id", string(m.activity.site.rawValue)),
+                ("points_issued", "\(m.activity.issued)"), ("points_reversed", "\(m.activity.reversed)"),
+                ("points_redeemed", "\(m.activity.redeemed)"), ("parking_points", "\(m.activity.parking)"),
+                ("offline_risk_points", "\(m.activity.risk)"), ("issue_price", string(m.prices.issuePrice.description)),
+                ("redeem_price", string(m.prices.redeemPrice.description)), ("payable_minor", "\(m.payable)"),
+                ("receivable_minor", "\(m.receivable)"), ("risk_charge_minor", "\(m.riskCharge)"), ("net_minor", "\(m.net)"),
+                ("late_items", "\(m.activity.lateItems)"),
+            ])
+        }
+        let journal = settlement.journal.map { line in
+            object([("debit", string(line.debit)), ("credit", string(line.credit)), ("amount_minor", "\(line.amount)"), ("memo", string(line.memo))])
+        }
+        let platform = settlement.platform
+        let totals = settlement.journalTotals
+        let text = object([
+            ("period", string(period.description)), ("time_zone", string(zone.identifier)), ("from_ms", "\(start.milliseconds)"),
+            ("to_ms", "\(end.milliseconds)"), ("merchants", "[" + merchants.joined(separator: ",") + "]"),
+            (
+                "platform",
+                object([
+                    ("spread_minor", "\(platform.spread)"), ("breakage_minor", "\(platform.breakage)"), ("risk_minor", "\(platform.risk)"),
+                    ("net_minor", "\(platform.net)"), ("expired_points", "\(platform.expiredPoints)"),
+                ])
+            ),
+            ("journal", "[" + journal.joined(separator: ",") + "]"),
+            ("journal_debits_minor", "\(totals.debits)"), ("journal_credits_minor", "\(totals.credits)"),
+        ])
+        return Data((text + "\n").utf8)
+    }
+
+    private static func csv(_ settlement: Settlement, period: CivilDate) -> Data {
+        var lines = [
+            "period,party,site_id,points_issued,points_reversed,points_redeemed,parking_points,offline_risk_points,payable_minor,receivable_minor,risk_charge_minor,net_minor,late_items,spread_minor,breakage_minor,expired_points"
+        ]
+        for m in settlement.merchants {
+            let a = m.activity
+            lines.append(
+                "\(period),\(a.merchant),\(a.site),\(a.issued),\(a.reversed),\(a.redeemed),\(a.parking),\(a.risk),\(m.payable),\(m.receivable),\(m.riskCharge),\(m.net),\(a.lateItems),,,")
+        }
+        // The platform collects every payable and risk charge and pays every receivable.
+        let p = settlement.platform
+        let collected = settlement.merchants.reduce(Money.zero) { $0 + $1.payable }
+        let paid = settlement.merchants.reduce(Money.zero) { $0 + $1.receivable }
+        lines.append("\(period),platform,,,,,,,\(collected),\(paid),\(p.risk),\(p.net),,\(p.spread),\(p.breakage),\(p.expiredPoints)")
+        return Data((lines.joined(separator: "\n") + "\n").utf8)
+    }
+}
