@@ -74,3 +74,41 @@ package func expectStatus(
         return actual.message
     }
 }
+
+/// The built `coalition` executable: beside the test bundle (as `swift build && swift test`
+/// leaves it), or `COALITION_BINARY`.
+package enum Binary {
+    package static var path: String? {
+        if let explicit = ProcessInfo.processInfo.environment["COALITION_BINARY"] { return explicit }
+        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("coalition")
+        if FileManager.default.isExecutableFile(atPath: beside.path) { return beside.path }
+        let debug = Repository.root.appendingPathComponent(".build/debug/coalition")
+        return FileManager.default.isExecutableFile(atPath: debug.path) ? debug.path : nil
+    }
+
+    /// Runs the binary to completion and returns its standard output; fails on a non-zero exit.
+    package static func run(_ arguments: [String]) throws -> String {
+        guard let path else { throw ProcessFailure("the coalition binary is not built: run `swift build` first") }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        let output = Pipe()
+        let errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        let errorData = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw ProcessFailure("coalition \(arguments.joined(separator: " ")) exited \(process.terminationStatus): \(String(decoding: errorData, as: UTF8.self))")
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+package struct ProcessFailure: Error, CustomStringConvertible {
+    package let description: String
+    package init(_ description: String) { self.description = description }
+}
+

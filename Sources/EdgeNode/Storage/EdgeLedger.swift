@@ -642,6 +642,15 @@ package final class EdgeLedger: Sendable {
 
     // MARK: Reads
 
+    /// Local transactions the gateway has not acknowledged yet.
+    package func unacknowledgedCount() async throws -> Int {
+        try await database.pool.read { db in
+            let last = try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(sequence), 0) FROM outbox") ?? 0
+            let acknowledged = try Int64.fetchOne(db, sql: "SELECT acknowledged_sequence FROM sync_state WHERE id = 1") ?? 0
+            return Int(max(0, last - acknowledged))
+        }
+    }
+
     package enum MemberKey: Sendable {
         case phone(PhoneNumber)
         case card(String)

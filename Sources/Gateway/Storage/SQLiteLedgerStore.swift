@@ -107,6 +107,37 @@ package final class SQLiteLedgerStore: LedgerStore {
         }
     }
 
+    /// A conflict the posting rules found, as operators list them.
+    package struct ConflictRecord: Sendable, Equatable {
+        package var kind: String
+        package var site: String?
+        package var transaction: String?
+        package var member: String?
+        package var resolution: String
+        package var points: Int64
+        package var detectedAt: Timestamp
+        package var detail: String
+    }
+
+    /// Conflicts in the order they were found, optionally of one site or kind.
+    package func conflicts(site: SiteID? = nil, kind: String? = nil, limit: Int = 1_000) async throws -> [ConflictRecord] {
+        try await database.pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT kind, site_id, transaction_id, member_id, resolution, points, detected_at_ms, detail FROM conflicts
+                    WHERE (? IS NULL OR site_id = ?) AND (? IS NULL OR kind = ?) ORDER BY conflict_id LIMIT ?
+                    """,
+                arguments: [site?.rawValue, site?.rawValue, kind, kind, limit]
+            ).map { row in
+                ConflictRecord(
+                    kind: row["kind"], site: row["site_id"], transaction: row["transaction_id"], member: row["member_id"],
+                    resolution: row["resolution"], points: row["points"], detectedAt: Timestamp(milliseconds: row["detected_at_ms"]),
+                    detail: row["detail"])
+            }
+        }
+    }
+
     // MARK: Push
 
     package func push(

@@ -1,0 +1,348 @@
+import ArgumentParser
+import Core
+import EdgeNode
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Gateway
+import Logging
+import Wire
+
+/// `coalition demo`: a gateway and three edges (mall, hotel, car park) in one process on loopback,
+/// with certificates made on the spot and the example program, playing one day of the network.
+struct DemoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "Run a gateway and three edges on loopback and play a day: sync, an outage, conflicts, settlement.")
+
+    @Option(help: "Where to leave the demo's files (default: a new temporary folder).") var dir: String?
+    @Option(help: "The program file (default: examples/program.yaml).") var program: String = "examples/program.yaml"
+
+    func run() async throws {
+        let folder = dir ?? FileManager.default.temporaryDirectory.appendingPathComponent("coalition-demo-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        guard !FileManager.default.fileExists(atPath: folder + "/gateway.sqlite") else {
+            throw CommandFailure("\(folder) holds an earlier demo; pass a new --dir")
+        }
+        guard FileManager.default.fileExists(atPath: program) else {
+            throw CommandFailure("cannot read \(program); run the demo from the repository's folder or pass --program")
+        }
+        try? FileManager.default.removeItem(atPath: folder + "/program.yaml")
+        try FileManager.default.copyItem(atPath: program, toPath: folder + "/program.yaml")
+        let demo = try Demo(folder: folder)
+        try await demo.play()
+    }
+}
+
+/// The scripted day. Every step prints a line a newcomer can follow.
+private struct Demo {
+    let folder: String
+    let clock: SettableWallClock
+    let zone = ProgramTimeZone(identifier: "Asia/Shanghai")!
+    let logger = Logger(label: "coalition.demo", factory: { _ in SwiftLogNoOpLogHandler() })
+    let phoneKey: [UInt8]
+
+    init(folder: String) throws {
+        self.folder = folder
+        // Saturday 2026-11-28, 10:00 in Shanghai: double points at the mall today.
+        clock = SettableWallClock(zone.instant(of: CivilDateTime(parsing: "2026-11-28T10:00")!))
+        var generator = SystemRandomNumberGenerator()
+        phoneKey = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        let ca = try CertificateAuthority.create(name: "Coalition demo CA")
+        try write(ca.certificatePEM, "certs/ca.pem")
+        try write(ca.privateKeyPEM, "certs/ca.key")
+        let gateway = try ca.issue(.gateway("127.0.0.1"))
+        try write(gateway.certificatePEM, "certs/gateway.pem")
+        try write(gateway.privateKeyPEM, "certs/gateway.key")
+        for site in ["mall-01", "hotel-01", "park-01"] {
+            let issued = try ca.issue(.site(SiteID(site)!))
+            try write(issued.certificatePEM, "certs/\(site).pem")
+            try write(issued.privateKeyPEM, "certs/\(site).key")
+        }
+        try write(phoneKey.map { String(format: "%02x", $0) }.joined() + "\n", "phone.key")
+        try write(
+            """
+            database_path: gateway.sqlite
+            listen: 127.0.0.1:0
+            ca_certificate: certs/ca.pem
+            certificate: certs/gateway.pem
+            private_key: certs/gateway.key
+            program_file: program.yaml
+            """, "gateway.yaml")
+    }
+
+    func path(_ name: String) -> String { folder + "/" + name }
+
+    func write(_ text: String, _ name: String) throws {
+        let url = URL(fileURLWithPath: path(name))
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try text.write(to: url, atomically: true, encoding: .utf8)
+    }
+
+    func at(_ local: String) { clock.set(zone.instant(of: CivilDateTime(parsing: local)!)) }
+
+    func say(_ text: String) { print(text) }
+
+    // MARK: Nodes
+
+    func withGateway<R: Sendable>(_ body: (GatewayNode, Int) async throws -> R) async throws -> R {
+        var configuration = try GatewayConfiguration.load(file: path("gateway.yaml"))
+        configuration.listenPort = 0
+        let node = try GatewayNode(configuration: configuration, clock: clock, logger: logger)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await node.run() }
+            do {
+                let result = try await body(node, try await node.listeningPort)
+                node.beginGracefulShutdown()
+                try await group.waitForAll()
+                return result
+            } catch {
+                node.beginGracefulShutdown()
+                try? await group.waitForAll()
+                throw error
+            }
+        }
+    }
+
+    struct Edge: Sendable {
+        let node: EdgeNode
+        let points: Coalition_Edge_V1_Points.Client<HTTP2ClientTransport.Posix>
+        let parking: Coalition_Edge_V1_Parking.Client<HTTP2ClientTransport.Posix>
+        let tokens: [String: String]
+
+        func auth(_ merchant: String) -> Metadata { ["authorization": .string("Bearer \(tokens[merchant] ?? "")")] }
+
+        func balance(_ member: String, as merchant: String) async throws -> Int64 {
+            var request = Coalition_Edge_V1_GetBalanceRequest()
+            request.memberID = member
+            return try await points.getBalance(request, metadata: auth(merchant)).member.balancePoints
+        }
+
+        var synced: Bool {
+            get async throws { try await node.ledger.unacknowledgedCount() == 0 }
+        }
+    }
+
+    /// An edge for `site`, linked to the gateway at `gatewayPort` (port 9, where nothing listens, cuts it off).
+    func withEdge<R: Sendable>(_ site: String, merchants: [String], gatewayPort: Int, _ body: (Edge) async throws -> R) async throws -> R {
+        var configuration = EdgeConfiguration(
+            siteID: SiteID(site)!, databasePath: path("\(site).sqlite"), programFile: path("program.yaml"), phoneHashKey: phoneKey)
+        var link = GatewayLink(
+            host: "127.0.0.1", port: gatewayPort, caCertificatePath: path("certs/ca.pem"), certificatePath: path("certs/\(site).pem"),
+            privateKeyPath: path("certs/\(site).key"))
+        link.syncIntervalMilliseconds = 50
+        link.backoffInitialMilliseconds = 50
+        link.backoffMaxMilliseconds = 500
+        configuration.gateway = link
+        let node = try EdgeNode(configuration: configuration, clock: clock, logger: logger)
+        var tokens: [String: String] = [:]
+        for merchant in merchants {
+            tokens[merchant] = try node.terminals.issue(merchant: MerchantID(merchant)!, terminalID: "\(merchant)-\(UUID().uuidString.prefix(8))")
+        }
+        let issued = tokens
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await node.run() }
+            let port = try await node.listeningPort
+            let client = GRPCClient(transport: try .http2NIOPosix(target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: .plaintext))
+            group.addTask {
+                do { try await client.runConnections() } catch let error as RuntimeError where error.code == .clientIsStopped {}
+            }
+            let edge = Edge(node: node, points: .init(wrapping: client), parking: .init(wrapping: client), tokens: issued)
+            do {
+                let result = try await body(edge)
+                client.beginGracefulShutdown()
+                node.beginGracefulShutdown()
+                try await group.waitForAll()
+                return result
+            } catch {
+                client.beginGracefulShutdown()
+                node.beginGracefulShutdown()
+                try? await group.waitForAll()
+                throw error
+            }
+        }
+    }
+
+    func waitUntil(_ what: String, _ condition: () async throws -> Bool) async throws {
+        for _ in 0..<400 {
+            if (try? await condition()) == true { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw CommandFailure("the demo timed out waiting for: \(what)")
+    }
+
+    // MARK: The day
+
+    func play() async throws {
+        say("Coalition demo — files in \(folder)")
+        say("A gateway and three edges (Harbour City Mall, Harbour Grand Hotel, Harbour City Car Park) on loopback, mutual TLS, the example program.\n")
+        try await withGateway { gateway, port in
+            say("10:00 gateway up on 127.0.0.1:\(port), program version \(gateway.store.programs.latest?.version ?? 0)")
+            let dead = 9
+            try await withEdge("park-01", merchants: ["park-operator"], gatewayPort: port) { park in
+                let (li, chen) = try await morning(port: port)
+                try await evening(port: dead, li: li, chen: chen, park: park)
+                try await reconnect(port: port, gateway: gateway, li: li, park: park)
+                try await settle(gateway)
+            }
+        }
+        say("\nTry: coalition admin settle show --config \(path("gateway.yaml")) --period 2026-11-28")
+    }
+
+    func earnLine(_ who: String, _ where_: String, _ response: Coalition_Edge_V1_EarnResponse) -> String {
+        let parts = response.breakdown.components.map { "\($0.kind)".replacingOccurrences(of: ".", with: "") + " \($0.points)" }
+        return "\(who) earns \(response.points) points at \(where_) (\(parts.joined(separator: ", "))); balance \(response.balanceAfterPoints)"
+    }
+
+    func morning(port: Int) async throws -> (String, String) {
+        try await withEdge("mall-01", merchants: ["mall-fashion", "mall-cafe"], gatewayPort: port) { mall in
+            try await withEdge("hotel-01", merchants: ["hotel-rooms", "hotel-restaurant"], gatewayPort: port) { hotel in
+                var enroll = Coalition_Edge_V1_EnrollRequest()
+                enroll.requestID = "M-0001"
+                enroll.phone = "+8613800000001"
+                let li = try await mall.points.enroll(enroll, metadata: mall.auth("mall-fashion")).member.memberID
+                say("10:05 Li Wei enrols at the mall: 200 sign-up points (member \(li))")
+                enroll.requestID = "H-0001"
+                enroll.phone = "+8613900000002"
+                let chen = try await hotel.points.enroll(enroll, metadata: hotel.auth("hotel-rooms")).member.memberID
+                say("10:10 Chen Jing enrols at the hotel: 200 sign-up points")
+
+                at("2026-11-28T11:00")
+                var earn = Coalition_Edge_V1_EarnRequest()
+                earn.requestID = "F-1001"
+                earn.memberID = li
+                earn.amountMinor = 80_000
+                say("11:00 " + earnLine("Li", "Meridian Fashion for ¥800 on double-points Saturday", try await mall.points.earn(earn, metadata: mall.auth("mall-fashion"))))
+
+                at("2026-11-28T12:30")
+                earn.requestID = "C-2001"
+                earn.amountMinor = 4_500
+                let coffee = try await mall.points.earn(earn, metadata: mall.auth("mall-cafe"))
+                let retry = try await mall.points.earn(earn, metadata: mall.auth("mall-cafe"))
+                say("12:30 the café's till sends receipt C-2001 twice: the same answer both times (transaction \(retry.transactionID == coffee.transactionID ? "unchanged" : "DIFFERENT")), points not doubled")
+                earn.amountMinor = 9_900
+                do {
+                    _ = try await mall.points.earn(earn, metadata: mall.auth("mall-cafe"))
+                    say("      a third send with another amount was accepted — this should not happen")
+                } catch let error as RPCError {
+                    say("      a third send of C-2001 with another amount is refused: \(error.code) (\(error.message))")
+                }
+
+                try await waitUntil("the hotel knows Li") { try await hotel.balance(li, as: "hotel-rooms") > 0 }
+                at("2026-11-28T18:30")
+                earn.requestID = "Q-3001"
+                earn.amountMinor = 30_000
+                say("18:30 " + earnLine("Li", "The Quay Restaurant for ¥300", try await hotel.points.earn(earn, metadata: hotel.auth("hotel-restaurant"))))
+
+                earn.requestID = "R-4001"
+                earn.memberID = chen
+                earn.amountMinor = 50_000
+                let stay = try await hotel.points.earn(earn, metadata: hotel.auth("hotel-rooms"))
+                var refund = Coalition_Edge_V1_ReverseRequest()
+                refund.requestID = "R-4001-REFUND"
+                refund.originalTransactionID = stay.transactionID
+                refund.amountMinor = 20_000
+                let refunded = try await hotel.points.reverse(refund, metadata: hotel.auth("hotel-rooms"))
+                say("19:00 Chen earns \(stay.points) points for a ¥500 room bill, then ¥200 is refunded: \(refunded.points) points taken back, balance \(refunded.balanceAfterPoints)")
+
+                try await waitUntil("both edges synced") {
+                    let mallSynced = try await mall.synced
+                    let hotelSynced = try await hotel.synced
+                    return mallSynced && hotelSynced
+                }
+                let atMall = try await mall.balance(li, as: "mall-fashion")
+                let atHotel = try await hotel.balance(li, as: "hotel-rooms")
+                say("19:05 synced: Li has \(atMall) points at the mall and \(atHotel) at the hotel\n")
+                return (li, chen)
+            }
+        }
+    }
+
+    func evening(port: Int, li: String, chen: String, park: Edge) async throws {
+        at("2026-11-28T20:00")
+        say("20:00 the hotel's and the mall's links to the centre go down")
+        try await withEdge("hotel-01", merchants: ["hotel-rooms"], gatewayPort: port) { hotel in
+            var redeem = Coalition_Edge_V1_RedeemRequest()
+            redeem.requestID = "R-5001"
+            redeem.memberID = li
+            redeem.billAmountMinor = 500_000
+            redeem.points = 1_500
+            let paid = try await hotel.points.redeem(redeem, metadata: hotel.auth("hotel-rooms"))
+            say("20:15 offline, the hotel lets Li pay ¥\(paid.valueMinor / 100) of a room bill with \(paid.points) points (\(paid.authorization)); the hotel thinks \(paid.balanceAfterPoints) are left")
+        }
+        try await withEdge("mall-01", merchants: ["mall-fashion"], gatewayPort: port) { mall in
+            var redeem = Coalition_Edge_V1_RedeemRequest()
+            redeem.requestID = "F-6001"
+            redeem.memberID = li
+            redeem.billAmountMinor = 400_000
+            redeem.points = 1_500
+            let paid = try await mall.points.redeem(redeem, metadata: mall.auth("mall-fashion"))
+            say("20:40 offline too, the mall lets Li pay ¥\(paid.valueMinor / 100) with \(paid.points) points; together the two sites spent more than Li has")
+        }
+        at("2026-11-28T21:00")
+        var quote = Coalition_Edge_V1_ParkingQuoteRequest()
+        quote.ticketID = "P-77"
+        quote.memberID = chen
+        quote.entryAtMs = clock.now().milliseconds - 3 * Timestamp.hour
+        quote.exitAtMs = clock.now().milliseconds
+        let price = try await park.parking.quote(quote, metadata: park.auth("park-operator"))
+        var pay = Coalition_Edge_V1_ParkingPayRequest()
+        pay.requestID = "EXIT-1"
+        pay.ticketID = quote.ticketID
+        pay.memberID = chen
+        pay.entryAtMs = quote.entryAtMs
+        pay.exitAtMs = quote.exitAtMs
+        pay.points = min(price.pointsForFullFee, price.balancePoints)
+        let exit = try await park.parking.pay(pay, metadata: park.auth("park-operator"))
+        say("21:00 Chen leaves the car park after 3 h: fee ¥\(exit.feeMinor / 100); \(exit.points) points pay ¥\(exit.pointsValueMinor / 100), ¥\(exit.amountDueMinor / 100) left to pay, barrier \(exit.openBarrier ? "opens" : "waits for payment")")
+        quote.ticketID = "P-78"
+        quote.memberID = ""
+        quote.entryAtMs = clock.now().milliseconds - 10 * Timestamp.minute
+        let free = try await park.parking.quote(quote, metadata: park.auth("park-operator"))
+        say("21:05 a visitor leaves after 10 minutes: fee ¥\(free.feeMinor / 100) (within the \(15)-minute grace)\n")
+    }
+
+    func reconnect(port: Int, gateway: GatewayNode, li: String, park: Edge) async throws {
+        at("2026-11-28T22:00")
+        say("22:00 the links are back; the edges push what they did offline")
+        try await withEdge("mall-01", merchants: ["mall-fashion"], gatewayPort: port) { mall in
+            try await waitUntil("the mall synced") { try await mall.synced }
+            try await withEdge("hotel-01", merchants: ["hotel-rooms"], gatewayPort: port) { hotel in
+                try await waitUntil("the hotel synced") { try await hotel.synced }
+                try await waitUntil("every edge shows Li at 0") {
+                    let values = [
+                        try await mall.balance(li, as: "mall-fashion"), try await hotel.balance(li, as: "hotel-rooms"),
+                        try await park.balance(li, as: "park-operator"),
+                    ]
+                    return values.allSatisfy { $0 == 0 }
+                }
+                say("22:01 conflicts found by the gateway:")
+                for conflict in try await gateway.store.conflicts() {
+                    say("  - \(conflict.kind) at \(conflict.site ?? "-"): \(conflict.resolution)")
+                }
+                say("22:02 Li's balance is 0 at the mall, the hotel and the car park, as at the gateway\n")
+            }
+        }
+    }
+
+    func settle(_ gateway: GatewayNode) async throws {
+        at("2026-11-29T00:30")
+        let closed = try await gateway.store.closeSettlement(period: CivilDate(parsing: "2026-11-28")!, by: "demo")
+        try closed.json.write(to: URL(fileURLWithPath: path("settlement-2026-11-28.json")))
+        try closed.csv.write(to: URL(fileURLWithPath: path("settlement-2026-11-28.csv")))
+        say("00:30 settlement of 2026-11-28 closed (content hash \(closed.contentHash.prefix(16))…); merchants with activity, amounts in fen:")
+        let rows = String(decoding: closed.csv, as: UTF8.self).split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false) }
+        say("  party              issued  redeemed  parking  risk  payable  receivable  risk-charge      net")
+        var sum: Int64 = 0
+        for row in rows.dropFirst() where row.count >= 12 {
+            let party = String(row[1])
+            let values = row[3...11].map { Int64($0) ?? 0 }
+            if party != "platform", values.allSatisfy({ $0 == 0 }) { continue }
+            let net = Int64(row[11]) ?? 0
+            sum += net
+            func pad(_ value: Substring, _ width: Int) -> String { String(repeating: " ", count: max(0, width - value.count)) + value }
+            say("  \(party.padding(toLength: 17, withPad: " ", startingAt: 0))\(pad(row[3], 8))\(pad(row[5], 10))\(pad(row[6], 9))\(pad(row[7], 6))\(pad(row[8], 9))\(pad(row[9], 12))\(pad(row[10], 13))\(pad(row[11], 9))")
+        }
+        say("  merchants' nets + platform = \(sum) (always 0); statements written to \(path("settlement-2026-11-28.csv")) and .json")
+    }
+}
