@@ -45,7 +45,7 @@ package final class GatewayNode: Service, Sendable {
         where !FileManager.default.isReadableFile(atPath: path) {
             throw ConfigurationError("cannot read \(path)")
         }
-        health = HealthService(services: ["coalition.sync.v1.Sync"])
+        health = HealthService(services: ["coalition.sync.v1.Sync", "coalition.ops.v1.Ops"])
         var transportConfig = HTTP2ServerTransport.Posix.Config.defaults
         transportConfig.rpc.maxRequestPayloadSize = configuration.limits.requestBytesMax
         let address: GRPCNIOTransportCore.SocketAddress =
@@ -65,7 +65,10 @@ package final class GatewayNode: Service, Sendable {
             config: transportConfig)
         server = GRPCServer(
             transport: transport,
-            services: [SyncService(store: store, limits: configuration.limits, logger: logger), health])
+            services: [
+                SyncService(store: store, limits: configuration.limits, logger: logger),
+                OpsService(store: store, phoneHashKey: configuration.phoneHashKey, logger: logger), health,
+            ])
     }
 
     /// The bound port, once listening.

@@ -21,5 +21,28 @@ struct DemoTests {
         #expect(FileManager.default.fileExists(atPath: directory.path("demo/settlement-2026-11-28.json")))
         // The folder keeps the demo's files; a second run there is refused rather than mixed in.
         #expect(throws: ProcessFailure.self) { try Binary.run(["demo", "--dir", directory.path("demo"), "--program", Repository.exampleProgram.path]) }
+
+        // `coalition admin` works on the demo's ledger through its gateway, with operator alice's certificate.
+        let gateway = Process()
+        gateway.executableURL = URL(fileURLWithPath: try #require(Binary.path))
+        gateway.arguments = ["gateway", "serve", "--config", directory.path("demo/gateway.yaml")]
+        gateway.standardError = FileHandle.nullDevice
+        try? FileManager.default.removeItem(atPath: directory.path("demo/gateway.port"))
+        try gateway.run()
+        defer {
+            gateway.terminate()
+            gateway.waitUntilExit()
+        }
+        for _ in 0..<200 where !FileManager.default.fileExists(atPath: directory.path("demo/gateway.port")) {
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        let admin = directory.path("demo/admin.yaml")
+        let statement = try Binary.run(["admin", "settle", "show", "--config", admin, "--period", "2026-11-28"])
+        #expect(statement.contains("journal: debits"))
+        #expect(statement.contains("hotel-rooms"))
+        let conflicts = try Binary.run(["admin", "conflicts", "--config", admin, "--json"])
+        #expect(conflicts.contains("\"kind\":\"offline_overdraw\""))
+        let member = try Binary.run(["admin", "member", "show", "--config", admin, "+8613800000001"])
+        #expect(member.contains("balance 0"))
     }
 }

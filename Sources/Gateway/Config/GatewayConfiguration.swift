@@ -15,6 +15,8 @@ package struct GatewayConfiguration: Sendable {
     package var privateKeyPath: String
     /// Published as a new version at start when it differs from the latest one.
     package var programFile: String?
+    /// The network's phone-hash key (as the edges'), for operators' lookups by phone; optional.
+    package var phoneHashKey: [UInt8]?
     package var limits: GatewayLimits
 
     package init(
@@ -56,6 +58,7 @@ package struct GatewayConfiguration: Sendable {
         let certificate = root.string("certificate", lengthMax: 4096)
         let key = root.string("private_key", lengthMax: 4096)
         let program = root.string("program_file", required: false, lengthMax: 4096)
+        let phoneKeyFile = root.string("phone_hash_key_file", required: false, lengthMax: 4096)
         var limits = GatewayLimits()
         if let l = root.map("limits", required: false) {
             func int(_ key: String, _ range: ClosedRange<Int64>, _ target: inout Int) {
@@ -85,13 +88,23 @@ package struct GatewayConfiguration: Sendable {
                 diagnostics.fail(DocumentPath.root.key("listen"), "must be host:port, for example 0.0.0.0:7443")
             }
         }
+        var phoneKey: [UInt8]?
+        if let phoneKeyFile {
+            let text = try? String(contentsOf: URL(fileURLWithPath: resolve(phoneKeyFile)), encoding: .utf8)
+            phoneKey = text.flatMap { Hex.bytes($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            if phoneKey?.count != 32 {
+                diagnostics.fail(DocumentPath.root.key("phone_hash_key_file"), "cannot read 64 hexadecimal characters from \(resolve(phoneKeyFile))")
+            }
+        }
         guard diagnostics.errors.isEmpty, let database, let address, let ca, let certificate, let key else {
             throw ConfigurationError(
                 "\(path) is not a valid gateway configuration:\n" + diagnostics.errors.map { "  \($0.path): \($0.message)" }.joined(separator: "\n"))
         }
-        return GatewayConfiguration(
+        var configuration = GatewayConfiguration(
             databasePath: resolve(database), listenHost: address.0, listenPort: address.1, portFile: portFile.map(resolve),
             caCertificatePath: resolve(ca), certificatePath: resolve(certificate), privateKeyPath: resolve(key),
             programFile: program.map(resolve), limits: limits)
+        configuration.phoneHashKey = phoneKey
+        return configuration
     }
 }

@@ -23,6 +23,33 @@ package enum Address {
     }
 }
 
+/// Hexadecimal text (key files).
+package enum Hex {
+    /// The bytes of `text` (pairs of 0-9, a-f, A-F), or nil.
+    package static func bytes(_ text: String) -> [UInt8]? {
+        let chars = Array(text.utf8)
+        guard chars.count % 2 == 0 else { return nil }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(chars.count / 2)
+        var index = 0
+        while index < chars.count {
+            guard let high = value(chars[index]), let low = value(chars[index + 1]) else { return nil }
+            bytes.append(high << 4 | low)
+            index += 2
+        }
+        return bytes
+    }
+
+    private static func value(_ c: UInt8) -> UInt8? {
+        switch c {
+        case 0x30...0x39: return c - 0x30
+        case 0x61...0x66: return c - 0x61 + 10
+        case 0x41...0x46: return c - 0x41 + 10
+        default: return nil
+        }
+    }
+}
+
 extension Coalition_Sync_V1_OutboxTransaction {
     /// An outbox transaction as stored at the edge and the gateway alike.
     package init(sequence: Int64, transactionID: String, previousHash: Data, payload: Data, occurredAtMs: Int64) {

@@ -59,11 +59,23 @@ private struct Demo {
             try write(issued.certificatePEM, "certs/\(site).pem")
             try write(issued.privateKeyPEM, "certs/\(site).key")
         }
+        let alice = try ca.issue(.operator("alice"))
+        try write(alice.certificatePEM, "certs/operator-alice.pem")
+        try write(alice.privateKeyPEM, "certs/operator-alice.key")
         try write(phoneKey.map { String(format: "%02x", $0) }.joined() + "\n", "phone.key")
+        try write(
+            """
+            gateway_port_file: gateway.port
+            ca_certificate: certs/ca.pem
+            certificate: certs/operator-alice.pem
+            private_key: certs/operator-alice.key
+            """, "admin.yaml")
         try write(
             """
             database_path: gateway.sqlite
             listen: 127.0.0.1:0
+            port_file: gateway.port
+            phone_hash_key_file: phone.key
             ca_certificate: certs/ca.pem
             certificate: certs/gateway.pem
             private_key: certs/gateway.key
@@ -88,6 +100,7 @@ private struct Demo {
     func withGateway<R: Sendable>(_ body: (GatewayNode, Int) async throws -> R) async throws -> R {
         var configuration = try GatewayConfiguration.load(file: path("gateway.yaml"))
         configuration.listenPort = 0
+        configuration.portFile = nil
         let node = try GatewayNode(configuration: configuration, clock: clock, logger: logger)
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await node.run() }
@@ -186,7 +199,14 @@ private struct Demo {
                 try await settle(gateway)
             }
         }
-        say("\nTry: coalition admin settle show --config \(path("gateway.yaml")) --period 2026-11-28")
+        say("""
+
+            Try the operations CLI on the demo's ledger: start its gateway, then ask it (operator alice's certificate):
+              coalition gateway serve --config \(path("gateway.yaml")) &
+              coalition admin settle show --config \(path("admin.yaml")) --period 2026-11-28
+              coalition admin conflicts --config \(path("admin.yaml"))
+              coalition admin member show --config \(path("admin.yaml")) +8613800000001
+            """)
     }
 
     func earnLine(_ who: String, _ where_: String, _ response: Coalition_Edge_V1_EarnResponse) -> String {

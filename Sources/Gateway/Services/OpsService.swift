@@ -1,0 +1,345 @@
+import Core
+import Crypto
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Logging
+import Wire
+import X509
+
+/// `coalition.ops.v1.Ops`: operations for the `coalition admin` CLI, on the gateway's mTLS port.
+/// Only an operator certificate (`coalition://operator/NAME`) is accepted; the name is recorded
+/// on every change.
+package struct OpsService: Coalition_Ops_V1_Ops.ServiceProtocol {
+    private let store: SQLiteLedgerStore
+    private let phoneHashKey: [UInt8]?
+    private let logger: Logger
+
+    package init(store: SQLiteLedgerStore, phoneHashKey: [UInt8]?, logger: Logger) {
+        self.store = store
+        self.phoneHashKey = phoneHashKey
+        self.logger = logger
+    }
+}
+
+extension OpsService {
+    package func listSites(
+        request: ServerRequest<Coalition_Ops_V1_ListSitesRequest>, context: ServerContext
+    ) async throws -> ServerResponse<Coalition_Ops_V1_ListSitesResponse> {
+        try await handle(request, context) { _, _ in
+            var response = Coalition_Ops_V1_ListSitesResponse()
+            response.sites = try await store.siteStatuses()
+            return response
+        }
+    }
+
+    package func setSiteStatus(
+        request: ServerRequest<Coalition_Ops_V1_SetSiteStatusRequest>, context: ServerContext
+    ) async throws -> ServerResponse<Coalition_Ops_V1_SetSiteStatusResponse> {
+        try await handle(request, context) { name, message in
+            guard let site = SiteID(message.siteID), store.programs.latest?.program.site(site) != nil else {
+                throw ServiceError.notFound("site_id", "unknown site '\(message.siteID.prefix(64))'")
+            }
+            guard ["active", "revoked"].contains(message.status) else { throw ServiceError.invalid("status", "must be active or revoked") }
+            try await store.setSite(site, revoked: message.status == "revoked")
+            logger.notice("site status set", metadata: ["site.id": "\(site)", "status": "\(message.status)", "operator": "\(name)"])
+            var response = Coalition_Ops_V1_SetSiteStatusResponse()
+            response.site = try await store.siteStatuses().first { $0.siteID == site.rawValue } ?? Coalition_Ops_V1_SiteStatus()
+            return response
+        }
+    }
+
+    package func listConflicts(
+        request: ServerRequest<Coalition_Ops_V1_ListConflictsRequest>, context: ServerContext
+    ) async throws -> ServerResponse<Coalition_Ops_V1_ListConflictsResponse> {
+        try await handle(request, context) { _, message in
+            let size = message.pageSize == 0 ? 100 : Int(message.pageSize)
+            guard (1...1_000).contains(size) else { throw ServiceError.invalid("page_size", "0 (default 100) or 1 to 1000") }
+            let site = message.siteID.isEmpty ? nil : SiteID(message.siteID)
+            if !message.siteID.isEmpty, site == nil { throw ServiceError.invalid("site_id", Slug.rule) }
+            let offset = message.pageToken.isEmpty ? 0 : (Int(message.pageToken) ?? -1)
+            guard offset >= 0 else { throw ServiceError.invalid("page_token", "is not a token from a previous page") }
+            let all = try await store.conflicts(site: site, kind: message.kind.isEmpty ? nil : message.kind, limit: offset + size + 1)
+                .filter { (message.fromMs == 0 || $0.detectedAt.milliseconds >= message.fromMs) && (message.toMs == 0 || $0.detectedAt.milliseconds < message.toMs) }
+            var response = Coalition_Ops_V1_ListConflictsResponse()
+            response.conflicts = all.dropFirst(offset).prefix(size).enumerated().map { index, record in
+                var conflict = Coalition_Ops_V1_Conflict()
+                conflict.conflictID = String(offset + index + 1)
+                conflict.kind = record.kind
+                conflict.siteID = record.site ?? ""
+                conflict.transactionID = record.transaction ?? ""
+                conflict.memberID = record.member ?? ""
+                conflict.resolution = record.resolution
+                conflict.points = record.points
+                conflict.detectedAtMs = record.detectedAt.milliseconds
+                conflict.detail = record.detail
+                return conflict
+            }
+            if all.count > offset + size { response.nextPageToken = String(offset + size) }
+            return response
+        }
+    }
+
+    package func getMember(
+        request: ServerRequest<Coalition_Ops_V1_GetMemberRequest>, context: ServerContext
+    ) async throws -> ServerResponse<Coalition_Ops_V1_GetMemberResponse> {
+        try await handle(request, context) { _, message in
+            let id: MemberID?
+            switch message.key {
+            case .memberID(let text):
+                guard let parsed = MemberID(text) else { throw ServiceError.invalid("member_id", "must be a 26-character member id") }
+                id = parsed
+            case .phone(let text):
+                guard let phone = PhoneNumber(text) else { throw ServiceError.invalid("phone", PhoneNumber.rule) }
+                guard let key = phoneHashKey else {
+                    throw ServiceError(.failedPrecondition, "phone: the gateway has no phone_hash_key_file configured")
+                }
+                let hash = Data(HMAC<SHA256>.authenticationCode(for: Data(phone.rawValue.utf8), using: SymmetricKey(data: key)))
+                id = try await store.memberID(phoneHash: hash)
+            case .cardNumber(let card):
+                guard !card.isEmpty, card.count <= 32 else { throw ServiceError.invalid("card_number", "1 to 32 characters") }
+                id = try await store.memberID(card: card)
+            case nil:
+                throw ServiceError.invalid("key", "set one of member_id, phone or card_number")
+            }
+            guard let id, let detail = try await store.memberDetail(id) else { throw ServiceError(.notFound, "no such member") }
+            return detail
+        }
+    }
+
+    package func memberHistory(
+        request: ServerRequest<Coalition_Ops_V1_MemberHistoryRequest>, context: ServerContext
+    ) async throws -> ServerResponse<Coalition_Ops_V1_MemberHistoryResponse> {
+        try await handle(request, context) { _, message in
+            guard let id = MemberID(message.memberID) else { throw ServiceError.invalid("member_id", "must be a 26-character member id") }
+            let size = message.pageSize == 0 ? 50 : Int(message.pageSize)
+            guard (1...1_000).contains(size) else { throw ServiceError.invalid("page_size", "0 (default 50) or 1 to 1000") }
+            var before: Int64?
+            if !message.pageToken.isEmpty {
+                guard let token = Int64(message.pageToken), token > 0 else { throw ServiceError.invalid("page_token", "is not a token from a previous page") }
+                before = token
+            }
+            let rows = try await store.memberHistory(id, before: before, limit: size + 1)
+            var response = Coalition_Ops_V1_MemberHistoryResponse()
+            response.entries = rows.prefix(size).map(\.1)
+            if rows.count > size, let last = rows.prefix(size).last { response.nextPageToken = String(last.0) }
+            return response
+        }
+    }
+
+    package func adjustMember(
+        request: ServerRequest<Coalition_Ops_V1_AdjustMemberRequest>, context: ServerContext
+    ) async throws -> ServerResponse<Coalition_Ops_V1_AdjustMemberResponse> {
+        try await handle(request, context) { name, message in
+            guard let requestID = RequestID(message.requestID) else { throw ServiceError.invalid("request_id", RequestID.rule) }
+            guard let id = MemberID(message.memberID) else { throw ServiceError.invalid("member_id", "must be a 26-character member id") }
+            guard message.points != 0, abs(message.points) <= 1_000_000_000 else {
+                throw ServiceError.invalid("points", "must be non-zero and at most 10^9 in size")
+            }
+            guard !message.reason.isEmpty, message.reason.count <= 200 else { throw ServiceError.invalid("reason", "1 to 200 characters") }
+            let (transaction, balance) = try await store.adjust(
+                member: id, points: Points(message.points), reason: message.reason, by: name, requestID: requestID)
+            logger.notice("adjustment", metadata: ["member.id": "\(id)", "points": "\(message.points)", "operator": "\(name)"])
+            var response = Coalition_Ops_V1_AdjustMemberResponse()
+            response.transactionID = transaction
+            response.balanceAfterPoints = balance.value
+            return response
+        }
+    }
+
+    package func validateProgram(
+        request: ServerRequest<Coalition_Ops_V1_ValidateProgramRequest>, context: ServerContext
+    ) async throws -> ServerResponse<Coalition_Ops_V1_ValidateProgramResponse> {
+        try await handle(request, context) { _, message in
+            var response = Coalition_Ops_V1_ValidateProgramResponse()
+            do {
+                _ = try ProgramDocumentParser.load(Array(message.document))
+                response.valid = true
+            } catch let error as ProgramErrors {
+                response.errors = error.errors.map { problem in
+                    var wire = Coalition_Ops_V1_ProgramError()
+                    wire.path = problem.path
+                    wire.message = problem.message
+                    return wire
+                }
+            }
+            return response
+        }
+    }
+
+    package func publishProgram(
+        request: ServerRequest<Coalition_Ops_V1_PublishProgramRequest>, context: ServerContext
+    ) async throws -> ServerResponse<Coalition_Ops_V1_PublishProgramResponse> {
+        try await handle(request, context) { name, message in
+            guard RequestID(message.requestID) != nil else { throw ServiceError.invalid("request_id", RequestID.rule) }
+            let version: Int64
+            do {
+                version = try store.publish(
+                    document: Array(message.document), effectiveAt: message.effectiveAtMs == 0 ? nil : Timestamp(milliseconds: message.effectiveAtMs),
+                    by: name)
+            } catch let errors as ProgramErrors {
+                throw ServiceError.invalid("document", errors.errors.prefix(20).map(\.description).joined(separator: "; "))
+            }
+            let summary = try await store.programSummaries().first { $0.version == version }
+            var response = Coalition_Ops_V1_PublishProgramResponse()
+            response.version = version
+            response.effectiveAtMs = summary?.effectiveAtMs ?? 0
+            response.documentSha256 = summary?.documentSha256 ?? ""
+            return response
+        }
+    }
+
+    package func listPrograms(
+        request: ServerRequest<Coalition_Ops_V1_ListProgramsRequest>, context: ServerContext
+    ) async throws -> ServerResponse<Coalition_Ops_V1_ListProgramsResponse> {
+        try await handle(request, context) { _, _ in
+            var response = Coalition_Ops_V1_ListProgramsResponse()
+            response.programs = try await store.programSummaries()
+            return response
+        }
+    }
+
+    package func closeSettlement(
+        request: ServerRequest<Coalition_Ops_V1_CloseSettlementRequest>, context: ServerContext
+    ) async throws -> ServerResponse<Coalition_Ops_V1_CloseSettlementResponse> {
+        try await handle(request, context) { name, message in
+            let period = try Self.period(message.period)
+            let closed: ClosedSettlement
+            do {
+                closed = try await store.closeSettlement(period: period, by: name)
+            } catch let refusal as SettlementRefusal {
+                throw ServiceError(.failedPrecondition, refusal.description)
+            }
+            var response = Coalition_Ops_V1_CloseSettlementResponse()
+            response.result = Self.result(closed)
+            response.alreadyClosed = closed.alreadyClosed
+            return response
+        }
+    }
+
+    package func getSettlement(
+        request: ServerRequest<Coalition_Ops_V1_GetSettlementRequest>, context: ServerContext
+    ) async throws -> ServerResponse<Coalition_Ops_V1_GetSettlementResponse> {
+        try await handle(request, context) { _, message in
+            guard let closed = try await store.storedSettlement(try Self.period(message.period)) else {
+                throw ServiceError.notFound("period", "\(message.period) is not closed")
+            }
+            var response = Coalition_Ops_V1_GetSettlementResponse()
+            response.result = Self.result(closed)
+            return response
+        }
+    }
+
+    package func exportSettlement(
+        request: ServerRequest<Coalition_Ops_V1_ExportSettlementRequest>, context: ServerContext
+    ) async throws -> ServerResponse<Coalition_Ops_V1_ExportSettlementResponse> {
+        try await handle(request, context) { _, message in
+            guard let closed = try await store.storedSettlement(try Self.period(message.period)) else {
+                throw ServiceError.notFound("period", "\(message.period) is not closed")
+            }
+            var response = Coalition_Ops_V1_ExportSettlementResponse()
+            var json = Coalition_Ops_V1_StatementFile()
+            json.name = "\(closed.period).json"
+            json.content = closed.json
+            var csv = Coalition_Ops_V1_StatementFile()
+            csv.name = "\(closed.period).csv"
+            csv.content = closed.csv
+            response.files = [json, csv]
+            response.contentHash = closed.contentHash
+            return response
+        }
+    }
+
+    package func runExpiry(
+        request: ServerRequest<Coalition_Ops_V1_RunExpiryRequest>, context: ServerContext
+    ) async throws -> ServerResponse<Coalition_Ops_V1_RunExpiryResponse> {
+        try await handle(request, context) { name, message in
+            guard let zone = store.programs.latest?.program.timeZone else { throw ServiceError(.failedPrecondition, "no program") }
+            let day = message.asOf.isEmpty ? zone.date(of: store.clockNow).adding(days: -1) : try Self.period(message.asOf, field: "as_of")
+            let run = try await store.runExpiry(asOfEndOf: day)
+            logger.notice("expiry run", metadata: ["day": "\(day)", "points": "\(run.points)", "operator": "\(name)"])
+            var response = Coalition_Ops_V1_RunExpiryResponse()
+            response.membersAffected = Int64(run.members)
+            response.pointsExpired = run.points.value
+            response.transactions = Int64(run.transactions)
+            return response
+        }
+    }
+
+    package func listExpiryReminders(
+        request: ServerRequest<Coalition_Ops_V1_ListExpiryRemindersRequest>, context: ServerContext
+    ) async throws -> ServerResponse<Coalition_Ops_V1_ListExpiryRemindersResponse> {
+        try await handle(request, context) { _, message in
+            guard let zone = store.programs.latest?.program.timeZone else { throw ServiceError(.failedPrecondition, "no program") }
+            let start = message.asOf.isEmpty ? store.clockNow : zone.startOfDay(try Self.period(message.asOf, field: "as_of"))
+            let size = message.pageSize == 0 ? 1_000 : Int(message.pageSize)
+            guard (1...100_000).contains(size) else { throw ServiceError.invalid("page_size", "0 (default 1000) or 1 to 100000") }
+            var response = Coalition_Ops_V1_ListExpiryRemindersResponse()
+            response.reminders = try await store.expiryReminders(asOf: start, limit: size).map { reminder in
+                var wire = Coalition_Ops_V1_ExpiryReminder()
+                wire.memberID = reminder.member.description
+                wire.points = reminder.points.value
+                wire.expiresAtMs = reminder.expiresAt.milliseconds
+                return wire
+            }
+            return response
+        }
+    }
+
+    private static func period(_ text: String, field: String = "period") throws -> CivilDate {
+        guard let day = CivilDate(parsing: text) else { throw ServiceError.invalid(field, "must be a day, YYYY-MM-DD (found '\(text.prefix(32))')") }
+        return day
+    }
+
+    private static func result(_ closed: ClosedSettlement) -> Coalition_Ops_V1_SettlementResult {
+        var result = Coalition_Ops_V1_SettlementResult()
+        result.period = closed.period.description
+        result.contentHash = closed.contentHash
+        guard let object = try? JSONSerialization.jsonObject(with: closed.json) as? [String: Any] else { return result }
+        result.fromMs = (object["from_ms"] as? NSNumber)?.int64Value ?? 0
+        result.toMs = (object["to_ms"] as? NSNumber)?.int64Value ?? 0
+        result.journalDebitsMinor = (object["journal_debits_minor"] as? NSNumber)?.int64Value ?? 0
+        result.journalCreditsMinor = (object["journal_credits_minor"] as? NSNumber)?.int64Value ?? 0
+        if let platform = object["platform"] as? [String: Any] {
+            result.platform.spreadMinor = (platform["spread_minor"] as? NSNumber)?.int64Value ?? 0
+            result.platform.breakageMinor = (platform["breakage_minor"] as? NSNumber)?.int64Value ?? 0
+            result.platform.riskMinor = (platform["risk_minor"] as? NSNumber)?.int64Value ?? 0
+            result.platform.netMinor = (platform["net_minor"] as? NSNumber)?.int64Value ?? 0
+        }
+        for merchant in object["merchants"] as? [[String: Any]] ?? [] {
+            func int(_ key: String) -> Int64 { (merchant[key] as? NSNumber)?.int64Value ?? 0 }
+            var wire = Coalition_Ops_V1_MerchantSettlement()
+            wire.merchantID = merchant["merchant_id"] as? String ?? ""
+            wire.siteID = merchant["site_id"] as? String ?? ""
+            wire.pointsIssued = int("points_issued")
+            wire.pointsReversed = int("points_reversed")
+            wire.pointsRedeemed = int("points_redeemed")
+            wire.parkingPoints = int("parking_points")
+            wire.offlineRiskPoints = int("offline_risk_points")
+            wire.payableMinor = int("payable_minor")
+            wire.receivableMinor = int("receivable_minor")
+            wire.netMinor = int("net_minor")
+            wire.lateItems = int("late_items")
+            result.merchants.append(wire)
+        }
+        return result
+    }
+
+    /// Binds the call to an operator certificate and maps every error to an explicit status.
+    private func handle<Input: Sendable, Output: Sendable>(
+        _ request: ServerRequest<Input>, _ context: ServerContext, _ body: (String, Input) async throws -> Output
+    ) async throws -> ServerResponse<Output> {
+        try await ServiceError.mapping {
+            guard let transport = context.transportSpecific as? HTTP2ServerTransport.Posix.Context,
+                let certificate = transport.peerCertificate
+            else { throw ServiceError(.unauthenticated, "an operator certificate issued by the network's CA is required") }
+            guard case .operator(let name) = PeerIdentity(certificate: certificate) else {
+                throw ServiceError(.permissionDenied, "Ops calls need an operator certificate")
+            }
+            if try await store.isRevoked(serial: certificate.serialNumber.description) {
+                throw ServiceError(.permissionDenied, "the operator certificate has been revoked", reason: "CERTIFICATE_REVOKED")
+            }
+            return ServerResponse(message: try await body(name, request.message))
+        }
+    }
+}

@@ -1,0 +1,168 @@
+import Core
+import Foundation
+import GRDB
+import GRPCCore
+import Wire
+
+extension SQLiteLedgerStore {
+    /// Every site of the latest program with the gateway's view of it.
+    package func siteStatuses() async throws -> [Coalition_Ops_V1_SiteStatus] {
+        guard let program = programs.latest?.program else { return [] }
+        let now = clockNow
+        return try await database.pool.read { db in
+            try program.sites.map { site in
+                var status = Coalition_Ops_V1_SiteStatus()
+                status.siteID = site.id.rawValue
+                status.name = site.name
+                status.format = site.format.rawValue
+                status.status = "active"
+                if let row = try Row.fetchOne(db, sql: "SELECT * FROM sites WHERE site_id = ?", arguments: [site.id.rawValue]) {
+                    status.status = row["status"]
+                    status.highWaterMark = UInt64(row["high_water_mark"] as Int64)
+                    status.lastSeenAtMs = row["last_seen_at_ms"] ?? 0
+                    let newest: Int64? = row["newest_occurred_at_ms"]
+                    status.syncLagMs = newest.map { max(0, now.milliseconds - $0) } ?? 0
+                    status.unsyncedExposurePoints = row["unsynced_exposure_points"]
+                    status.flags = (row["flags"] as String).split(separator: ",").map(String.init)
+                }
+                status.offlineRiskPoints = -(try Int64.fetchOne(
+                    db, sql: "SELECT points FROM balances WHERE account = ?", arguments: [Account.offlineRisk(site.id).key]) ?? 0)
+                return status
+            }
+        }
+    }
+
+    /// A member's record, balance, holds, qualifying points and lots. Nil when unknown.
+    package func memberDetail(_ id: MemberID) async throws -> Coalition_Ops_V1_GetMemberResponse? {
+        guard let program = programs.latest?.program else { return nil }
+        let now = clockNow
+        let catalogue = programs
+        return try await database.pool.read { db in
+            let writer = LedgerWriter(db: db)
+            guard let resolved = try writer.resolve(id),
+                let row = try Row.fetchOne(db, sql: "SELECT * FROM members WHERE member_id = ?", arguments: [resolved.description])
+            else { return nil }
+            var response = Coalition_Ops_V1_GetMemberResponse()
+            response.memberID = resolved.description
+            response.cardNumber = row["card_number"] ?? ""
+            response.tier = row["tier"]
+            response.tierReviewDate = row["tier_review_date"]
+            response.balancePoints = try writer.balance(.member(resolved)).value
+            response.heldPoints = try writer.held(resolved, now: now).value
+            let poster = Poster(writer: writer, catalogue: catalogue, site: SiteID(unchecked: "gateway"), now: now, programGraceMilliseconds: 0)
+            response.qualifyingPoints12M = try poster.qualifyingPoints(resolved, program: program).value
+            response.enrolledAtMs = row["enrolled_at_ms"]
+            response.enrolledSiteID = row["enrolled_site"] ?? ""
+            response.mergedMemberIds = try String.fetchAll(
+                db, sql: "SELECT from_member FROM merges WHERE into_member = ? ORDER BY from_member", arguments: [resolved.description])
+            response.lots = try Row.fetchAll(
+                db, sql: "SELECT * FROM lots WHERE member_id = ? ORDER BY expires_at_ms, lot_id", arguments: [resolved.description]
+            ).map { lot in
+                var wire = Coalition_Ops_V1_Lot()
+                wire.lotID = lot["lot_id"]
+                wire.earnedAtMs = lot["earned_at_ms"]
+                wire.expiresAtMs = lot["expires_at_ms"]
+                wire.originalPoints = lot["original_points"]
+                wire.remainingPoints = lot["remaining_points"]
+                return wire
+            }
+            return response
+        }
+    }
+
+    /// The member id of a phone hash or card number, if any.
+    package func memberID(phoneHash: Data? = nil, card: String? = nil) async throws -> MemberID? {
+        try await database.pool.read { db in
+            let id: String? =
+                if let phoneHash {
+                    try String.fetchOne(db, sql: "SELECT member_id FROM members WHERE phone_hash = ? AND merged_into IS NULL", arguments: [phoneHash])
+                } else {
+                    try String.fetchOne(db, sql: "SELECT member_id FROM members WHERE card_number = ? AND merged_into IS NULL", arguments: [card])
+                }
+            return id.flatMap(MemberID.init)
+        }
+    }
+
+    /// A member's ledger entries, newest first, before `position` (exclusive), at most `limit`.
+    package func memberHistory(_ id: MemberID, before position: Int64?, limit: Int) async throws -> [(Int64, Coalition_Ops_V1_LedgerEntry)] {
+        try await database.pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT position, transaction_id, kind, points, site_id, merchant_id, occurred_at_ms, posted_at_ms, detail FROM transactions
+                    WHERE member_id = ? AND position < ? ORDER BY position DESC LIMIT ?
+                    """,
+                arguments: [id.description, position ?? Int64.max, limit]
+            ).map { row in
+                var entry = Coalition_Ops_V1_LedgerEntry()
+                entry.transactionID = row["transaction_id"]
+                entry.kind = row["kind"]
+                entry.points = row["points"]
+                entry.siteID = row["site_id"] ?? ""
+                entry.merchantID = row["merchant_id"] ?? ""
+                entry.occurredAtMs = row["occurred_at_ms"]
+                entry.postedAtMs = row["posted_at_ms"]
+                entry.detail = row["detail"]
+                return (row["position"] as Int64, entry)
+            }
+        }
+    }
+
+    /// Books an operator's adjustment (member ↔ `adjustments`). A debit the member cannot cover is
+    /// refused. The same request id returns the first adjustment.
+    package func adjust(member id: MemberID, points: Points, reason: String, by operatorName: String, requestID: RequestID) async throws
+        -> (transaction: String, balance: Points)
+    {
+        let now = clockNow
+        let version = programs.latest?.version ?? 0
+        return try await database.pool.write { db in
+            let writer = LedgerWriter(db: db)
+            if let first = try String.fetchOne(
+                db, sql: "SELECT transaction_id FROM receipts WHERE merchant_id = '-ops' AND operation = 'adjust' AND request_id = ?",
+                arguments: [requestID.rawValue])
+            {
+                let member = try String.fetchOne(db, sql: "SELECT member_id FROM transactions WHERE transaction_id = ?", arguments: [first])
+                return (first, try writer.balance(.member(MemberID(member ?? "") ?? id)))
+            }
+            guard let member = try writer.resolve(id) else { throw ServiceError.notFound("member_id", "unknown member '\(id)'") }
+            let available = try writer.available(member, now: now)
+            if points < .zero, available < -points {
+                throw ServiceError(.failedPrecondition, "points: the member has \(available) available, not \(-points)")
+            }
+            var generator = SystemRandomNumberGenerator()
+            let transaction = TransactionID(time: now, using: &generator).description
+            let position = try writer.post(
+                LedgerWriter.Entry(
+                    transactionID: transaction, kind: "adjust", site: nil, siteSequence: nil, merchant: nil, member: member,
+                    requestID: requestID.rawValue, original: nil, points: points, amount: .zero, occurredAt: now, postedAt: now,
+                    programVersion: version, detail: "by \(operatorName): \(reason)",
+                    postings: Postings([Posting(.member(member), points), Posting(.adjustments, -points)])))
+            if points > .zero {
+                let expires = programs.latest.map { ExpiryCalculator.expiresAt(earnedAt: now, rules: $0.program.expiry, timeZone: $0.program.timeZone) } ?? now
+                try writer.createLot(transaction, member: member, earnedAt: now, expiresAt: expires, points: points)
+            } else {
+                try writer.consumeLots(member, points: -points, position: position)
+            }
+            try db.execute(
+                sql: "INSERT INTO receipts (merchant_id, operation, request_id, transaction_id) VALUES ('-ops', 'adjust', ?, ?)",
+                arguments: [requestID.rawValue, transaction])
+            return (transaction, try writer.balance(.member(member)))
+        }
+    }
+
+    /// Published program versions, oldest first.
+    package func programSummaries() async throws -> [Coalition_Ops_V1_ProgramSummary] {
+        try await database.pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT version, effective_at_ms, published_at_ms, published_by, sha256 FROM program_versions ORDER BY version")
+                .map { row in
+                    var summary = Coalition_Ops_V1_ProgramSummary()
+                    summary.version = row["version"]
+                    summary.effectiveAtMs = row["effective_at_ms"]
+                    summary.publishedAtMs = row["published_at_ms"]
+                    summary.publishedBy = row["published_by"]
+                    summary.documentSha256 = row["sha256"]
+                    return summary
+                }
+        }
+    }
+}

@@ -1,0 +1,135 @@
+// Goal: the operations service answers only operators, and each call does what `coalition admin`
+// promises: sites with flags, conflicts, members with lots, adjustments recorded with the
+// operator's name, program validate/publish/list (a publish reaches edges by pull), settlement
+// close/get/export, expiry and reminders.
+import Core
+import EdgeNode
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Gateway
+import SwiftProtobuf
+import Testing
+import TestSupport
+import Wire
+
+@Suite("Ops service")
+struct OpsServiceTests {
+    static func withOps<Result: Sendable>(
+        port: Int, certificates: TestCertificates, certificate: String,
+        _ body: (Coalition_Ops_V1_Ops.Client<HTTP2ClientTransport.Posix>) async throws -> Result
+    ) async throws -> Result {
+        try await withGRPCClient(
+            transport: .http2NIOPosix(
+                target: .ipv4(address: "127.0.0.1", port: port),
+                transportSecurity: .mTLS(
+                    certificateChain: [.file(path: certificates.path("\(certificate).pem"), format: .pem)],
+                    privateKey: .file(path: certificates.path("\(certificate).key"), format: .pem)
+                ) { $0.trustRoots = .certificates([.file(path: certificates.path("ca.pem"), format: .pem)]) })
+        ) { client in
+            try await body(Coalition_Ops_V1_Ops.Client(wrapping: client))
+        }
+    }
+
+    @Test("operators operate; sites do not")
+    func operations() async throws {
+        let directory = try TemporaryDirectory()
+        let certificates = try TestCertificates(directory: directory.url.path, sites: ["mall-01"])
+        try certificates.issue(.operator("alice"), name: "alice")
+        let clock = ManualWallClock()
+        let dir = directory.url.path
+        try await Network.withGateway(try Network.gatewayConfiguration(dir, certificates: certificates), clock: clock) { gateway in
+            let config = try Network.edgeConfiguration(dir, site: "mall-01", certificates: certificates, gatewayPort: gateway.port)
+            try await Network.withEdge(config, merchant: "mall-fashion", clock: clock) { mall in
+                let member = try await mall.points.enroll(Make.enroll("E-1", phone: "+8613800138000"), metadata: mall.auth).member.memberID
+                _ = try await mall.points.earn(Make.earn("R-1", member: member, amount: 30_000), metadata: mall.auth)
+                try await Network.eventually("synced") { try await Network.synced(mall) }
+
+                // A site's certificate cannot operate.
+                await expectStatus(.permissionDenied) {
+                    try await Self.withOps(port: gateway.port, certificates: certificates, certificate: "mall-01") { ops in
+                        _ = try await ops.listSites(Coalition_Ops_V1_ListSitesRequest())
+                    }
+                }
+                try await Self.withOps(port: gateway.port, certificates: certificates, certificate: "alice") { ops in
+                    let sites = try await ops.listSites(Coalition_Ops_V1_ListSitesRequest()).sites
+                    let mallSite = try #require(sites.first { $0.siteID == "mall-01" })
+                    #expect(mallSite.highWaterMark == 2)
+                    #expect(mallSite.status == "active")
+                    #expect(sites.count == 4)
+
+                    var get = Coalition_Ops_V1_GetMemberRequest()
+                    get.memberID = member
+                    let detail = try await ops.getMember(get)
+                    #expect(detail.balancePoints == 500)
+                    #expect(detail.lots.map(\.remainingPoints).reduce(0, +) == 500)
+
+                    var adjust = Coalition_Ops_V1_AdjustMemberRequest()
+                    adjust.requestID = "ADJ-1"
+                    adjust.memberID = member
+                    adjust.points = 250
+                    adjust.reason = "goodwill: lost receipt"
+                    #expect(try await ops.adjustMember(adjust).balanceAfterPoints == 750)
+                    #expect(try await ops.adjustMember(adjust).balanceAfterPoints == 750)  // idempotent
+                    adjust.requestID = "ADJ-2"
+                    adjust.points = -10_000
+                    await expectStatus(.failedPrecondition) { _ = try await ops.adjustMember(adjust) }
+                    var history = Coalition_Ops_V1_MemberHistoryRequest()
+                    history.memberID = member
+                    let entries = try await ops.memberHistory(history).entries
+                    #expect(entries.first?.kind == "adjust")
+                    #expect(entries.first?.detail.contains("by alice") == true)
+                    try await Network.eventually("the edge sees the adjustment") { try await mall.balance(member) == 750 }
+
+                    // Program: a bad document is explained; a good one is published and reaches the edge.
+                    var validate = Coalition_Ops_V1_ValidateProgramRequest()
+                    validate.document = Data("program: x\n".utf8)
+                    let invalid = try await ops.validateProgram(validate)
+                    #expect(!invalid.valid)
+                    #expect(invalid.errors.contains { $0.path == "name" })
+                    var publish = Coalition_Ops_V1_PublishProgramRequest()
+                    publish.requestID = "PUB-1"
+                    publish.document = Data(try Repository.exampleProgram(replacing: [("signup_points: 200", "signup_points: 300")]).utf8)
+                    let published = try await ops.publishProgram(publish)
+                    #expect(published.version == 2)
+                    #expect(try await ops.listPrograms(Coalition_Ops_V1_ListProgramsRequest()).programs.map(\.publishedBy) == ["program_file", "alice"])
+                    try await Network.eventually("the edge runs version 2") { mall.node.ledger.program.version == 2 }
+
+                    // Settlement of the day, once it is over.
+                    var close = Coalition_Ops_V1_CloseSettlementRequest()
+                    close.requestID = "S-1"
+                    close.period = "2026-11-24"
+                    await expectStatus(.failedPrecondition) { _ = try await ops.closeSettlement(close) }
+                    clock.advance(milliseconds: Timestamp.day)
+                    let closed = try await ops.closeSettlement(close)
+                    #expect(!closed.alreadyClosed)
+                    #expect(closed.result.merchants.first { $0.merchantID == "mall-fashion" }?.pointsIssued == 500)
+                    #expect(closed.result.journalDebitsMinor == closed.result.journalCreditsMinor)
+                    var export = Coalition_Ops_V1_ExportSettlementRequest()
+                    export.period = "2026-11-24"
+                    let files = try await ops.exportSettlement(export)
+                    #expect(files.files.map(\.name) == ["2026-11-24.json", "2026-11-24.csv"])
+                    #expect(files.contentHash == closed.result.contentHash)
+
+                    var reminders = Coalition_Ops_V1_ListExpiryRemindersRequest()
+                    reminders.asOf = "2027-11-15"
+                    #expect(try await ops.listExpiryReminders(reminders).reminders.map(\.points) == [750])
+                    var expire = Coalition_Ops_V1_RunExpiryRequest()
+                    expire.requestID = "X-1"
+                    expire.asOf = "2027-11-30"
+                    #expect(try await ops.runExpiry(expire).pointsExpired == 750)
+
+                    var revoke = Coalition_Ops_V1_SetSiteStatusRequest()
+                    revoke.requestID = "REV-1"
+                    revoke.siteID = "mall-01"
+                    revoke.status = "revoked"
+                    #expect(try await ops.setSiteStatus(revoke).site.status == "revoked")
+                    var conflicts = Coalition_Ops_V1_ListConflictsRequest()
+                    conflicts.kind = "no-such-kind"
+                    #expect(try await ops.listConflicts(conflicts).conflicts.isEmpty)
+                }
+                try await gateway.checkInvariants()
+            }
+        }
+    }
+}
