@@ -1,5 +1,6 @@
 import struct Foundation.Date
 import struct Foundation.TimeZone
+import typealias Foundation.TimeInterval
 
 /// The program's time zone: where its days begin and end (promotion windows, birthday months,
 /// streaks, expiry at the end of a month, settlement periods).
@@ -24,7 +25,10 @@ package struct ProgramTimeZone: Hashable, Sendable, CustomStringConvertible {
 
     /// The zone's offset from UTC at an instant, in milliseconds.
     package func offsetMilliseconds(at instant: Timestamp) -> Int64 {
-        let date = Date(timeIntervalSince1970: Double(instant.milliseconds) / 1000)
+        // Foundation's zone database takes a Date; it is built from whole seconds (floored, so the
+        // conversion is exact), and only the zone's integer offset comes back. No amount is involved.
+        let seconds = instant.milliseconds >= 0 ? instant.milliseconds / 1000 : (instant.milliseconds - 999) / 1000
+        let date = Date(timeIntervalSince1970: TimeInterval(seconds))
         return Int64(zone.secondsFromGMT(for: date)) * 1000
     }
 
