@@ -1,0 +1,102 @@
+// Goal: the gateway process killed with SIGKILL while an edge pushes a backlog loses nothing and
+// doubles nothing: after a restart on the same port every outbox transaction is posted once.
+import Core
+import EdgeNode
+import Foundation
+import GRDB
+import Gateway
+import Testing
+import TestSupport
+import Wire
+
+@Suite("Gateway process faults")
+struct GatewayProcessTests {
+    /// A `coalition gateway serve` process.
+    final class GatewayProcess: @unchecked Sendable {
+        // @unchecked: touched only by the owning test, one step at a time.
+        let process = Process()
+
+        init(config: String, listen: String, portFile: String) throws {
+            try? FileManager.default.removeItem(atPath: portFile)
+            process.executableURL = URL(fileURLWithPath: try #require(Binary.path))
+            process.arguments = ["gateway", "serve", "--config", config, "--listen", listen, "--port-file", portFile]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+        }
+
+        deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+    }
+
+    static func waitForPort(_ file: String) async throws -> Int {
+        for _ in 0..<600 {
+            if let text = try? String(contentsOfFile: file, encoding: .utf8), let port = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+                return port
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw ProcessFailure("the gateway did not start")
+    }
+
+    @Test("SIGKILL of the gateway during a backlog push: every transaction posted exactly once after restart")
+    func killDuringPush() async throws {
+        let directory = try TemporaryDirectory()
+        let dir = directory.url.path
+        let certificates = try TestCertificates(directory: dir, sites: ["mall-01"])
+        let program = try Network.programFile(dir)
+        let config = directory.path("gateway.yaml")
+        try """
+            database_path: gateway.sqlite
+            listen: 127.0.0.1:0
+            ca_certificate: ca.pem
+            certificate: gateway.pem
+            private_key: gateway.key
+            program_file: \(program)
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let portFile = directory.path("gateway.port")
+        var gateway: GatewayProcess? = try GatewayProcess(config: config, listen: "127.0.0.1:0", portFile: portFile)
+        let port = try await Self.waitForPort(portFile)
+        let clock = ManualWallClock()
+        var online = try Network.edgeConfiguration(dir, site: "mall-01", certificates: certificates, gatewayPort: port)
+        online.gateway?.pushBatchMax = 25
+        let offline = try Network.edgeConfiguration(dir, site: "mall-01", certificates: certificates, gatewayPort: SyncIntegrationTests.deadPort)
+
+        // Meet the gateway once, then build a backlog offline.
+        try await Network.withEdge(online, merchant: "mall-fashion", clock: clock) { _ in }
+        let member: String = try await Network.withEdge(offline, merchant: "mall-fashion", clock: clock) { mall in
+            let member = try await mall.points.enroll(Make.enroll("E-1", phone: "+8613800138000"), metadata: mall.auth).member.memberID
+            for index in 1...300 {
+                _ = try await mall.points.earn(Make.earn("R-\(index)", member: member, amount: 1_000), metadata: mall.auth)
+            }
+            return member
+        }
+        try await Network.withEdge(online, merchant: "mall-fashion", clock: clock) { mall in
+            // Kill the gateway while the backlog is being pushed.
+            try await Network.eventually("part of the backlog acknowledged") {
+                try await mall.node.ledger.unacknowledgedCount() < 280
+            }
+            if let process = gateway?.process { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+            gateway = nil
+            gateway = try GatewayProcess(config: config, listen: "127.0.0.1:\(port)", portFile: portFile)
+            _ = try await Self.waitForPort(portFile)
+            try await Network.eventually("the backlog is acknowledged after the restart") { try await Network.synced(mall) }
+            try await Network.eventually("the edge shows the gateway's balance") { try await mall.balance(member) == 200 + 300 * 10 }
+        }
+        if let process = gateway?.process {
+            process.terminate()
+            process.waitUntilExit()
+        }
+        // Outside the process: the ledger holds each of the 301 transactions exactly once.
+        let ledger = try GatewayDatabase.open(path: directory.path("gateway.sqlite"))
+        let (count, distinct, balance) = try await ledger.pool.read { db in
+            (
+                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM transactions") ?? -1,
+                try Int.fetchOne(db, sql: "SELECT COUNT(DISTINCT transaction_id) FROM site_transactions") ?? -1,
+                try Int64.fetchOne(db, sql: "SELECT points FROM balances WHERE account = ?", arguments: ["member:\(member)"]) ?? -1
+            )
+        }
+        #expect(count == 301)
+        #expect(distinct == 301)
+        #expect(balance == 3_200)
+    }
+}
