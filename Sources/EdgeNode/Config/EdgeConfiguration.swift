@@ -142,7 +142,7 @@ extension EdgeConfiguration {
             g.finish()
             if let address, let ca, let certificate, let key {
                 do {
-                    let (host, port) = try parseAddress(address, key: "gateway.address")
+                    let (host, port) = try Address.parse(address, key: "gateway.address")
                     var link = GatewayLink(
                         host: host, port: port, caCertificatePath: resolve(ca), certificatePath: resolve(certificate),
                         privateKeyPath: resolve(key))
@@ -180,7 +180,7 @@ extension EdgeConfiguration {
         var address: (String, Int)?
         if let listen {
             do {
-                address = try parseAddress(listen, key: "listen")
+                address = try Address.parse(listen, key: "listen")
             } catch {
                 diagnostics.fail(DocumentPath.root.key("listen"), "must be host:port, for example 127.0.0.1:7001")
             }
@@ -188,7 +188,7 @@ extension EdgeConfiguration {
         var key: [UInt8]?
         if let keyFile {
             let text = try? String(contentsOf: URL(fileURLWithPath: resolve(keyFile)), encoding: .utf8)
-            key = text.flatMap { hexBytes($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            key = text.flatMap { Hex.bytes($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
             if key?.count != 32 {
                 diagnostics.fail(
                     DocumentPath.root.key("phone_hash_key_file"),
@@ -204,15 +204,5 @@ extension EdgeConfiguration {
             siteID: site, databasePath: resolve(database), listenHost: address.0, listenPort: address.1,
             portFile: portFile.map(resolve), programFile: programFile.map(resolve), phoneHashKey: key, limits: limits,
             gateway: gateway)
-    }
-
-    /// `host:port` (IPv6 as `[::1]:7001`).
-    package static func parseAddress(_ text: String, key: String) throws -> (String, Int) {
-        try Address.parse(text, key: key)
-    }
-
-    /// Bytes of a hexadecimal string, or nil.
-    package static func hexBytes(_ text: String) -> [UInt8]? {
-        Hex.bytes(text)
     }
 }

@@ -22,7 +22,7 @@ extension ParkingService {
         request: ServerRequest<Coalition_Edge_V1_ParkingQuoteRequest>, context: ServerContext
     ) async throws -> ServerResponse<Coalition_Edge_V1_ParkingQuoteResponse> {
         try await ServiceError.mapping {
-            try ServiceError.checkSize(request.message, maximum: requestBytesMax)
+            _ = try ServiceError.sizedBytes(request.message, maximum: requestBytesMax)
             _ = try await terminals.authenticate(request.metadata)
             let message = request.message
             let stay = try Self.stay(
@@ -35,7 +35,7 @@ extension ParkingService {
         request: ServerRequest<Coalition_Edge_V1_ParkingPayRequest>, context: ServerContext
     ) async throws -> ServerResponse<Coalition_Edge_V1_ParkingPayResponse> {
         try await ServiceError.mapping {
-            try ServiceError.checkSize(request.message, maximum: requestBytesMax)
+            let bytes = try ServiceError.sizedBytes(request.message, maximum: requestBytesMax)
             let merchant = try await terminals.authenticate(request.metadata)
             let message = request.message
             let requestID = try RequestValidation.requestID(message.requestID)
@@ -44,7 +44,7 @@ extension ParkingService {
             guard message.points >= 0 else {
                 throw ServiceError.invalid("points", "must not be negative (found \(message.points))")
             }
-            let key = try RequestKey(merchant: merchant, operation: "parking-pay", requestID: requestID, content: message)
+            let key = RequestKey(merchant: merchant, operation: "parking-pay", requestID: requestID, content: bytes)
             return ServerResponse(message: try await ledger.parkingPay(stay, points: Points(message.points), key: key))
         }
     }

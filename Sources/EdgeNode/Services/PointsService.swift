@@ -24,7 +24,7 @@ extension PointsService {
     package func enroll(
         request: ServerRequest<Coalition_Edge_V1_EnrollRequest>, context: ServerContext
     ) async throws -> ServerResponse<Coalition_Edge_V1_EnrollResponse> {
-        try await handle(request) { merchant, message in
+        try await handle(request) { merchant, message, bytes in
             let requestID = try RequestValidation.requestID(message.requestID)
             guard !message.phone.isEmpty else { throw ServiceError.invalid("phone", "is required") }
             guard let phone = PhoneNumber(message.phone) else { throw ServiceError.invalid("phone", PhoneNumber.rule) }
@@ -37,7 +37,7 @@ extension PointsService {
                 ? nil : try RequestValidation.member(message.referrerMemberID, field: "referrer_member_id")
             return try await ledger.enroll(
                 EdgeLedger.Enroll(
-                    key: RequestKey(merchant: merchant, operation: "enroll", requestID: requestID, content: message),
+                    key: RequestKey(merchant: merchant, operation: "enroll", requestID: requestID, content: bytes),
                     phone: phone, cardNumber: card.isEmpty ? nil : card,
                     birthMonth: message.birthMonth == 0 ? nil : Int(message.birthMonth), referrer: referrer))
         }
@@ -46,7 +46,7 @@ extension PointsService {
     package func lookupMember(
         request: ServerRequest<Coalition_Edge_V1_LookupMemberRequest>, context: ServerContext
     ) async throws -> ServerResponse<Coalition_Edge_V1_LookupMemberResponse> {
-        try await handle(request) { _, message in
+        try await handle(request) { _, message, _ in
             let key: EdgeLedger.MemberKey
             switch message.key {
             case .phone(let text):
@@ -69,14 +69,14 @@ extension PointsService {
     package func earn(
         request: ServerRequest<Coalition_Edge_V1_EarnRequest>, context: ServerContext
     ) async throws -> ServerResponse<Coalition_Edge_V1_EarnResponse> {
-        try await handle(request) { merchant, message in
+        try await handle(request) { merchant, message, bytes in
             let requestID = try RequestValidation.requestID(message.requestID)
             try RequestValidation.merchant(message.merchantID, terminal: merchant)
             let member = try RequestValidation.member(message.memberID)
             let lines = try message.lines.core(maximum: ledger.program.program.limits.linesMax)
             return try await ledger.earn(
                 EdgeLedger.Earn(
-                    key: RequestKey(merchant: merchant, operation: "earn", requestID: requestID, content: message),
+                    key: RequestKey(merchant: merchant, operation: "earn", requestID: requestID, content: bytes),
                     member: member, amount: Money(minorUnits: message.amountMinor), lines: lines))
         }
     }
@@ -84,7 +84,7 @@ extension PointsService {
     package func previewRedeem(
         request: ServerRequest<Coalition_Edge_V1_PreviewRedeemRequest>, context: ServerContext
     ) async throws -> ServerResponse<Coalition_Edge_V1_PreviewRedeemResponse> {
-        try await handle(request) { merchant, message in
+        try await handle(request) { merchant, message, bytes in
             try RequestValidation.merchant(message.merchantID, terminal: merchant)
             let member = try RequestValidation.member(message.memberID)
             let lines = try message.lines.core(maximum: ledger.program.program.limits.linesMax)
@@ -97,7 +97,7 @@ extension PointsService {
     package func redeem(
         request: ServerRequest<Coalition_Edge_V1_RedeemRequest>, context: ServerContext
     ) async throws -> ServerResponse<Coalition_Edge_V1_RedeemResponse> {
-        try await handle(request) { merchant, message in
+        try await handle(request) { merchant, message, bytes in
             let requestID = try RequestValidation.requestID(message.requestID)
             try RequestValidation.merchant(message.merchantID, terminal: merchant)
             let member = try RequestValidation.member(message.memberID)
@@ -105,7 +105,7 @@ extension PointsService {
             let lines = try message.lines.core(maximum: ledger.program.program.limits.linesMax)
             return try await ledger.redeem(
                 EdgeLedger.Redeem(
-                    key: RequestKey(merchant: merchant, operation: "redeem", requestID: requestID, content: message),
+                    key: RequestKey(merchant: merchant, operation: "redeem", requestID: requestID, content: bytes),
                     member: member, bill: Money(minorUnits: message.billAmountMinor), lines: lines,
                     points: Points(message.points)))
         }
@@ -114,7 +114,7 @@ extension PointsService {
     package func reverse(
         request: ServerRequest<Coalition_Edge_V1_ReverseRequest>, context: ServerContext
     ) async throws -> ServerResponse<Coalition_Edge_V1_ReverseResponse> {
-        try await handle(request) { merchant, message in
+        try await handle(request) { merchant, message, bytes in
             let requestID = try RequestValidation.requestID(message.requestID)
             let original = try RequestValidation.transaction(message.originalTransactionID, field: "original_transaction_id")
             let reason = try RequestValidation.text(message.reason, field: "reason", maximum: 200)
@@ -124,7 +124,7 @@ extension PointsService {
             }
             return try await ledger.reverse(
                 EdgeLedger.Reverse(
-                    key: RequestKey(merchant: merchant, operation: "reverse", requestID: requestID, content: message),
+                    key: RequestKey(merchant: merchant, operation: "reverse", requestID: requestID, content: bytes),
                     original: original, amount: Money(minorUnits: message.amountMinor), reason: reason))
         }
     }
@@ -132,7 +132,7 @@ extension PointsService {
     package func getBalance(
         request: ServerRequest<Coalition_Edge_V1_GetBalanceRequest>, context: ServerContext
     ) async throws -> ServerResponse<Coalition_Edge_V1_GetBalanceResponse> {
-        try await handle(request) { _, message in
+        try await handle(request) { _, message, _ in
             try await ledger.balance(try RequestValidation.member(message.memberID))
         }
     }
@@ -140,7 +140,7 @@ extension PointsService {
     package func history(
         request: ServerRequest<Coalition_Edge_V1_HistoryRequest>, context: ServerContext
     ) async throws -> ServerResponse<Coalition_Edge_V1_HistoryResponse> {
-        try await handle(request) { _, message in
+        try await handle(request) { _, message, _ in
             let member = try RequestValidation.member(message.memberID)
             let size = message.pageSize == 0 ? min(20, historyPageSizeMax) : Int(message.pageSize)
             guard (1...historyPageSizeMax).contains(size) else {
@@ -158,13 +158,15 @@ extension PointsService {
     }
 
     /// Authenticates the terminal, runs the body, and maps every error to an explicit status.
+    /// The body gets the request's encoded bytes too (encoded once, for the size check and the
+    /// idempotency hash).
     private func handle<Input: SwiftProtobuf.Message, Output: Sendable>(
-        _ request: ServerRequest<Input>, _ body: (MerchantID, Input) async throws -> Output
+        _ request: ServerRequest<Input>, _ body: (MerchantID, Input, [UInt8]) async throws -> Output
     ) async throws -> ServerResponse<Output> {
         try await ServiceError.mapping {
-            try ServiceError.checkSize(request.message, maximum: requestBytesMax)
+            let bytes = try ServiceError.sizedBytes(request.message, maximum: requestBytesMax)
             let merchant = try await terminals.authenticate(request.metadata)
-            return ServerResponse(message: try await body(merchant, request.message))
+            return ServerResponse(message: try await body(merchant, request.message, bytes))
         }
     }
 }

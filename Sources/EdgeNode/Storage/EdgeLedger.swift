@@ -296,16 +296,12 @@ package final class EdgeLedger: Sendable {
     package func redeem(_ command: Redeem) async throws -> Coalition_Edge_V1_RedeemResponse {
         let (_, program) = programPair
         // Validate and quote against the locally known balance before asking anyone.
-        let preview = try await quote(
+        let (preview, unacknowledged) = try await quote(
             member: command.member, merchant: command.key.merchant, bill: command.bill, lines: command.lines,
             points: command.points, program: program)
         if let refusal = preview.refusal { throw ServiceError.refused(refusal, preview.message) }
         var generator = SystemRandomNumberGenerator()
         let transaction = TransactionID(time: clock.now(), using: &generator)
-        let limits = self.limits
-        let unacknowledged: Points = try await database.pool.read { db in
-            try LedgerTransaction(db: db, limits: limits).unacknowledged(command.member)
-        }
         let online = await authorizer.authorize(
             AuthorizationRequest(
                 member: command.member, merchant: command.key.merchant, points: preview.points, transaction: transaction,
@@ -737,7 +733,7 @@ package final class EdgeLedger: Sendable {
         member: MemberID, merchant: MerchantID, bill: Money, lines: [SaleLine], points: Points
     ) async throws -> Coalition_Edge_V1_PreviewRedeemResponse {
         let (_, program) = programPair
-        let quote = try await quote(member: member, merchant: merchant, bill: bill, lines: lines, points: points, program: program)
+        let (quote, _) = try await quote(member: member, merchant: merchant, bill: bill, lines: lines, points: points, program: program)
         var response = Coalition_Edge_V1_PreviewRedeemResponse()
         response.maxPoints = quote.maxPoints.value
         response.allowed = quote.allowed
@@ -772,21 +768,24 @@ package final class EdgeLedger: Sendable {
         return response
     }
 
+    /// A quote against the locally known balance, and the member's change the gateway has not
+    /// acknowledged yet (for an online authorisation), from one read.
     private func quote(
         member: MemberID, merchant: MerchantID, bill: Money, lines: [SaleLine], points: Points, program: Program
-    ) async throws -> RedeemQuote {
+    ) async throws -> (RedeemQuote, unacknowledged: Points) {
         let limits = self.limits
-        let available: Points = try await database.pool.read { db in
+        let (available, unacknowledged): (Points, Points) = try await database.pool.read { db in
             let tx = LedgerTransaction(db: db, limits: limits)
             guard let row = try tx.member(member) else {
                 throw ServiceError.notFound("member_id", "no member '\(member)' is known at this site")
             }
-            return try tx.balance(of: row).balance
+            return (try tx.balance(of: row).balance, try tx.unacknowledged(member))
         }
         do {
-            return try RedeemCalculator.quote(
+            let quote = try RedeemCalculator.quote(
                 program: program,
                 input: RedeemInput(merchant: merchant, bill: bill, lines: lines, requestedPoints: points, availablePoints: available))
+            return (quote, unacknowledged)
         } catch {
             throw ServiceError(error, fields: Self.billFields)
         }

@@ -16,12 +16,12 @@ package struct RequestKey: Sendable, Hashable {
     /// SHA-256 of the request message's bytes.
     package var contentHash: Data
 
-    package init(merchant: MerchantID, operation: String, requestID: RequestID, content: some SwiftProtobuf.Message) throws {
+    /// `content` is the request message's encoded bytes (as `ServiceError.sizedBytes` returns them).
+    package init(merchant: MerchantID, operation: String, requestID: RequestID, content: [UInt8]) {
         self.merchant = merchant
         self.operation = operation
         self.requestID = requestID
-        let bytes: [UInt8] = try content.serializedBytes()
-        self.contentHash = Data(SHA256.hash(data: bytes))
+        self.contentHash = Data(SHA256.hash(data: content))
     }
 }
 

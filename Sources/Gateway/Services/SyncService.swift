@@ -50,21 +50,25 @@ extension SyncService {
                     throw ServiceError.invalid("transactions[\(index)].previous_hash", "must be 32 bytes")
                 }
             }
-            // A site speaks only for its own merchants: a batch naming another site's merchant is
-            // refused whole, before anything is written.
-            if let program = store.programs.latest?.program {
-                for (index, transaction) in batch.enumerated() {
-                    guard let local = try? Coalition_Sync_V1_LocalTransaction(serializedBytes: transaction.payload) else { continue }
+            // Each payload is decoded once, here. A site speaks only for its own merchants: a batch
+            // naming another site's merchant is refused whole, before anything is written.
+            let program = store.programs.latest?.program
+            var items: [PushItem] = []
+            items.reserveCapacity(batch.count)
+            for (index, transaction) in batch.enumerated() {
+                let local = try? Coalition_Sync_V1_LocalTransaction(serializedBytes: transaction.payload)
+                if let local, let program {
                     guard let merchant = MerchantID(local.merchantID), let owner = program.merchant(merchant), owner.site.id == site else {
                         throw ServiceError(
                             .permissionDenied, "transactions[\(index)]: merchant '\(local.merchantID.prefix(64))' is not at site '\(site)'")
                     }
                 }
+                items.append(PushItem(transaction: transaction, local: local))
             }
             let outcome: PushOutcome
             do {
                 outcome = try await store.push(
-                    site: site, batch: batch, exposure: Points(max(0, message.unsyncedExposurePoints)),
+                    site: site, batch: items, exposure: Points(max(0, message.unsyncedExposurePoints)),
                     sentAt: Timestamp(milliseconds: message.sentAtMs))
             } catch let refusal as SyncRefusal {
                 logger.error("push refused", metadata: ["site.id": "\(site)", "reason": "\(refusal.message)"])

@@ -10,8 +10,7 @@ package protocol LedgerStore: Sendable {
     /// Applies a contiguous batch of a site's outbox in one database transaction and returns
     /// only after it is durable. Throws `SyncRefusal` for a protocol violation (nothing applied,
     /// the site flagged).
-    func push(site: SiteID, batch: [Coalition_Sync_V1_OutboxTransaction], exposure: Points, sentAt: Timestamp) async throws
-        -> PushOutcome
+    func push(site: SiteID, batch: [PushItem], exposure: Points, sentAt: Timestamp) async throws -> PushOutcome
     /// A page of changes after `cursor`, as the site sees them.
     func pull(site: SiteID, cursor: Int64, pageSize: Int) async throws -> Coalition_Sync_V1_PullResponse
     /// The site's own transactions from `sequence`, at most `count`.
@@ -24,6 +23,18 @@ package protocol LedgerStore: Sendable {
     func siteStatus(_ site: SiteID) async throws -> SiteRecord?
     /// True when a certificate serial has been revoked.
     func isRevoked(serial: String) async throws -> Bool
+}
+
+/// One pushed transaction: its bytes exactly as sent (compared and chained), and its payload
+/// decoded once by the service (nil when it does not decode: posted as rejected, malformed).
+package struct PushItem: Sendable {
+    package var transaction: Coalition_Sync_V1_OutboxTransaction
+    package var local: Coalition_Sync_V1_LocalTransaction?
+
+    package init(transaction: Coalition_Sync_V1_OutboxTransaction, local: Coalition_Sync_V1_LocalTransaction?) {
+        self.transaction = transaction
+        self.local = local
+    }
 }
 
 /// A site as the gateway knows it.

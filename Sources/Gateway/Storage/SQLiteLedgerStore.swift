@@ -2,7 +2,6 @@ import Core
 import Crypto
 import Foundation
 import GRDB
-import SwiftProtobuf
 import Synchronization
 import Wire
 
@@ -70,15 +69,22 @@ package final class SQLiteLedgerStore: LedgerStore {
 
     package func siteStatus(_ site: SiteID) async throws -> SiteRecord? {
         guard let program = programs.latest?.program, program.site(site) != nil else { return nil }
+        @Sendable func record(_ db: Database) throws -> SiteRecord? {
+            try Row.fetchOne(db, sql: "SELECT status, high_water_mark, flags FROM sites WHERE site_id = ?", arguments: [site.rawValue])
+                .map { row in
+                    SiteRecord(
+                        site: site, revoked: (row["status"] as String) == "revoked", highWaterMark: row["high_water_mark"],
+                        flags: (row["flags"] as String).split(separator: ",").map(String.init))
+                }
+        }
+        // Every sync call asks this: a read, and a write only on the site's first contact.
+        if let known = try await database.pool.read({ db in try record(db) }) { return known }
         return try await database.pool.write { db in
             try db.execute(
                 sql: "INSERT INTO sites (site_id, last_hash) VALUES (?, ?) ON CONFLICT (site_id) DO NOTHING",
                 arguments: [site.rawValue, Data(count: 32)])
-            guard let row = try Row.fetchOne(db, sql: "SELECT status, high_water_mark, flags FROM sites WHERE site_id = ?", arguments: [site.rawValue])
-            else { preconditionFailure("site row vanished") }
-            return SiteRecord(
-                site: site, revoked: (row["status"] as String) == "revoked", highWaterMark: row["high_water_mark"],
-                flags: (row["flags"] as String).split(separator: ",").map(String.init))
+            guard let created = try record(db) else { preconditionFailure("site row vanished") }
+            return created
         }
     }
 
@@ -141,7 +147,7 @@ package final class SQLiteLedgerStore: LedgerStore {
     // MARK: Push
 
     package func push(
-        site: SiteID, batch: [Coalition_Sync_V1_OutboxTransaction], exposure: Points, sentAt: Timestamp
+        site: SiteID, batch: [PushItem], exposure: Points, sentAt: Timestamp
     ) async throws -> PushOutcome {
         let now = clock.now()
         let catalogue = programs
@@ -162,7 +168,7 @@ package final class SQLiteLedgerStore: LedgerStore {
     }
 
     private static func apply(
-        _ db: Database, site: SiteID, batch: [Coalition_Sync_V1_OutboxTransaction], exposure: Points, sentAt: Timestamp,
+        _ db: Database, site: SiteID, batch items: [PushItem], exposure: Points, sentAt: Timestamp,
         now: Timestamp, catalogue: ProgramCatalogue, limits: GatewayLimits
     ) throws -> PushOutcome {
         try db.execute(
@@ -172,6 +178,7 @@ package final class SQLiteLedgerStore: LedgerStore {
         let highWater: Int64 = row["high_water_mark"]
         var previousHash: Data = row["last_hash"]
         let writer = LedgerWriter(db: db)
+        let batch = items.map(\.transaction)
         try db.execute(
             sql: "UPDATE sites SET last_seen_at_ms = ?, unsynced_exposure_points = ? WHERE site_id = ?",
             arguments: [now.milliseconds, exposure.value, site.rawValue])
@@ -184,7 +191,8 @@ package final class SQLiteLedgerStore: LedgerStore {
         // A range already applied must match byte for byte.
         var results: [Coalition_Sync_V1_TransactionResult] = []
         var fresh = 0
-        for transaction in batch {
+        for item in items {
+            let transaction = item.transaction
             let sequence = Int64(transaction.sequence)
             if sequence <= highWater {
                 guard let stored = try Row.fetchOne(
@@ -208,7 +216,7 @@ package final class SQLiteLedgerStore: LedgerStore {
                 throw SyncRefusal(reason: "PROTOCOL_VIOLATION", message: "sequence \(sequence): transaction id \(transaction.transactionID) was already used with other content")
             }
             let result: PostingResult
-            if let local = try? Coalition_Sync_V1_LocalTransaction(serializedBytes: transaction.payload), local.transactionID == transaction.transactionID {
+            if let local = item.local, local.transactionID == transaction.transactionID {
                 let poster = Poster(writer: writer, catalogue: catalogue, site: site, now: now, programGraceMilliseconds: limits.programGraceMilliseconds)
                 result = try poster.apply(local, sequence: sequence)
             } else {

@@ -50,14 +50,15 @@ package struct ServiceError: Error, Sendable, RPCErrorConvertible, CustomStringC
         }
     }
 
-    /// RESOURCE_EXHAUSTED when a request's encoded size is over `maximum` bytes. The transport's
-    /// own limit (set higher) resets the stream instead of answering, so services check this one.
-    package static func checkSize(_ message: some SwiftProtobuf.Message, maximum: Int) throws {
+    /// The request's encoded bytes, or RESOURCE_EXHAUSTED when they are over `maximum`. The
+    /// transport's own limit (set higher) resets the stream instead of answering, so services check
+    /// this one; the bytes are returned so a caller that also hashes the request encodes it once.
+    package static func sizedBytes(_ message: some SwiftProtobuf.Message, maximum: Int) throws -> [UInt8] {
         let bytes: [UInt8] = try message.serializedBytes()
-        let size = bytes.count
-        guard size <= maximum else {
-            throw ServiceError(.resourceExhausted, "the request is \(size) bytes; at most \(maximum) are accepted")
+        guard bytes.count <= maximum else {
+            throw ServiceError(.resourceExhausted, "the request is \(bytes.count) bytes; at most \(maximum) are accepted")
         }
+        return bytes
     }
 
     /// Runs a handler body so that any error that is not already a status becomes INTERNAL with

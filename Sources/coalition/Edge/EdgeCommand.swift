@@ -53,7 +53,7 @@ struct EdgeCommand: AsyncParsableCommand {
             var configuration = try options.load()
             if let listen {
                 do {
-                    (configuration.listenHost, configuration.listenPort) = try EdgeConfiguration.parseAddress(listen, key: "--listen")
+                    (configuration.listenHost, configuration.listenPort) = try Address.parse(listen, key: "--listen")
                 } catch let error as ConfigurationError {
                     throw ValidationError(error.description)
                 }

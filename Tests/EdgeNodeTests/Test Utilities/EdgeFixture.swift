@@ -49,7 +49,7 @@ enum EdgeFixture {
             .write(toFile: programPath, atomically: true, encoding: .utf8)
         return EdgeConfiguration(
             siteID: SiteID(site)!, databasePath: directory.path("\(site).sqlite"), listenHost: "127.0.0.1", listenPort: 0,
-            programFile: programPath, phoneHashKey: EdgeConfiguration.hexBytes(phoneKeyHex)!, limits: limits)
+            programFile: programPath, phoneHashKey: Hex.bytes(phoneKeyHex)!, limits: limits)
     }
 
     static let quietLogger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })

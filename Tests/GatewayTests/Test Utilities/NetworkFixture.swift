@@ -110,7 +110,7 @@ struct LinkedEdge: Sendable {
 
 enum Network {
     static let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
-    static let phoneKey = EdgeConfiguration.hexBytes(String(repeating: "cd", count: 32))!
+    static let phoneKey = Hex.bytes(String(repeating: "cd", count: 32))!
 
     /// The example program with a 100-point minimum redemption.
     static func programFile(_ directory: String) throws -> String {
