@@ -152,7 +152,7 @@ package final class EdgeNode: Service, Sendable {
     }
 
     /// The newest program the gateway published to this edge, else the configured program file.
-    private static func loadProgram(_ configuration: EdgeConfiguration, database: EdgeDatabase) throws -> ActiveProgram {
+    package static func loadProgram(_ configuration: EdgeConfiguration, database: EdgeDatabase) throws -> ActiveProgram {
         let stored = try database.pool.read { db in
             try Row.fetchOne(db, sql: "SELECT version, document FROM program_versions ORDER BY version DESC LIMIT 1")
         }

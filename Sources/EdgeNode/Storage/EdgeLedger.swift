@@ -295,6 +295,12 @@ package final class EdgeLedger: Sendable {
     /// A redemption decided by the order of DESIGN §4: online, (allowance), floor limit, refuse.
     package func redeem(_ command: Redeem) async throws -> Coalition_Edge_V1_RedeemResponse {
         let (_, program) = programPair
+        // A retry of an answered request gets its first answer, before anything is quoted again
+        // (the first redemption already spent the points) or the centre is asked for a new hold.
+        let limits = self.limits
+        if let stored = try await database.pool.read({ db in try LedgerTransaction(db: db, limits: limits).storedAnswer(command.key) }) {
+            return try Coalition_Edge_V1_RedeemResponse(serializedBytes: stored)
+        }
         // Validate and quote against the locally known balance before asking anyone.
         let (preview, unacknowledged) = try await quote(
             member: command.member, merchant: command.key.merchant, bill: command.bill, lines: command.lines,

@@ -21,24 +21,18 @@ package final class SyncClient: Sendable {
     private let database: EdgeDatabase
     private let clock: any WallClock
     private let logger: Logger
-    private let client: GRPCClient<HTTP2ClientTransport.Posix>
-    private let sync: Coalition_Sync_V1_Sync.Client<HTTP2ClientTransport.Posix>
+    private let client: GRPCClient<HTTP2ClientTransport.Posix>?
+    private let sync: SyncCalls
     private let program: @Sendable () -> ActiveProgram
     private let activate: @Sendable (ActiveProgram) -> Void
 
-    package init(
+    /// A client over mutual TLS to the gateway the link names.
+    package convenience init(
         link: GatewayLink, site: SiteID, database: EdgeDatabase, clock: any WallClock, logger: Logger,
         program: @escaping @Sendable () -> ActiveProgram, activate: @escaping @Sendable (ActiveProgram) -> Void
     ) throws {
-        self.link = link
-        self.site = site
-        self.database = database
-        self.clock = clock
-        self.logger = logger
-        self.program = program
-        self.activate = activate
         let ca = link.caCertificatePath
-        client = GRPCClient(
+        let client = GRPCClient(
             transport: try .http2NIOPosix(
                 target: Self.target(host: link.host, port: link.port),
                 transportSecurity: .mTLS(
@@ -47,7 +41,27 @@ package final class SyncClient: Sendable {
                 ) { tls in
                     tls.trustRoots = .certificates([.file(path: ca, format: .pem)])
                 }))
-        sync = Coalition_Sync_V1_Sync.Client(wrapping: client)
+        self.init(
+            link: link, site: site, database: database, clock: clock, logger: logger, program: program, activate: activate,
+            calls: SyncCalls(client: Coalition_Sync_V1_Sync.Client(wrapping: client)), connection: client)
+    }
+
+    /// A client making its calls through `calls` (the simulation's in-process link); `connection`
+    /// is the gRPC client whose connections `runConnections()` runs, if any.
+    package init(
+        link: GatewayLink, site: SiteID, database: EdgeDatabase, clock: any WallClock, logger: Logger,
+        program: @escaping @Sendable () -> ActiveProgram, activate: @escaping @Sendable (ActiveProgram) -> Void,
+        calls: SyncCalls, connection: GRPCClient<HTTP2ClientTransport.Posix>? = nil
+    ) {
+        self.link = link
+        self.site = site
+        self.database = database
+        self.clock = clock
+        self.logger = logger
+        self.program = program
+        self.activate = activate
+        self.sync = calls
+        self.client = connection
     }
 
     /// IP literals are dialled as addresses (no SNI; the gateway certificate carries the IP);
@@ -61,11 +75,11 @@ package final class SyncClient: Sendable {
 
     /// Runs the client's connections until `shutDown()` or cancellation.
     package func runConnections() async throws {
-        try await client.runConnections()
+        try await client?.runConnections()
     }
 
     package func shutDown() {
-        client.beginGracefulShutdown()
+        client?.beginGracefulShutdown()
     }
 
     private func options(_ milliseconds: Int) -> CallOptions {
@@ -91,7 +105,7 @@ package final class SyncClient: Sendable {
             var options = CallOptions.defaults
             options.timeout = .milliseconds(link.authorizeDeadlineMilliseconds)
             do {
-                let response = try await sync.authorizeRedeem(message, options: options)
+                let response = try await sync.authorizeRedeem(message, options)
                 if response.approved { return .approved(holdID: response.holdID) }
                 // A member the centre has not heard of yet is decided offline.
                 if response.reason == .unknownMember { return .unavailable }
@@ -107,7 +121,7 @@ package final class SyncClient: Sendable {
             var options = CallOptions.defaults
             options.timeout = .milliseconds(link.callTimeoutMilliseconds)
             do {
-                _ = try await sync.releaseHold(message, options: options)
+                _ = try await sync.releaseHold(message, options)
             } catch {
                 // The hold then expires on its own at the gateway (limits.hold_ms).
                 logger.notice("could not release a hold", metadata: ["hold": "\(hold)", "error": "\(error)"])
@@ -178,7 +192,7 @@ package final class SyncClient: Sendable {
         request.transactions = batch
         request.unsyncedExposurePoints = exposure
         request.sentAtMs = clock.now().milliseconds
-        let response = try await sync.push(request, options: options(link.callTimeoutMilliseconds))
+        let response = try await sync.push(request, options(link.callTimeoutMilliseconds))
         let now = clock.now()
         switch response.status {
         case .applied, .alreadyApplied:
@@ -222,7 +236,7 @@ package final class SyncClient: Sendable {
         request.programVersion = program().version
         request.cursor = UInt64(cursor)
         request.pageSize = UInt32(link.pullPageSize)
-        let response = try await sync.pull(request, options: options(link.callTimeoutMilliseconds))
+        let response = try await sync.pull(request, options(link.callTimeoutMilliseconds))
         var programs: [(Int64, Data, Int64)] = []
         for change in response.changes {
             if case .program(let program) = change.body { programs.append((program.version, program.document, program.effectiveAtMs)) }
@@ -324,7 +338,7 @@ package final class SyncClient: Sendable {
             request.protocolVersion = 1
             request.fromSequence = UInt64(local + 1)
             request.maxCount = UInt32(min(1_000, link.pullPageSize))
-            let response = try await sync.recover(request, options: options(link.callTimeoutMilliseconds))
+            let response = try await sync.recover(request, options(link.callTimeoutMilliseconds))
             let now = clock.now()
             let timeZone = program().program.timeZone
             try await database.pool.write { db in

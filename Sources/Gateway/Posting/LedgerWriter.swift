@@ -100,26 +100,32 @@ struct LedgerWriter {
     }
 
     /// Takes `points` from the member's lots, soonest expiry first, recording the draws at `position`.
+    ///
+    /// Lot ids are strings (an earn's lot is its transaction id, a referral bonus's is not), so the
+    /// calculator sees each lot by its rank in (expiry, lot id) order and the draws are mapped back.
     func consumeLots(_ member: MemberID, points: Points, position: Int64) throws {
         guard points > .zero else { return }
-        let lots = try Row.fetchAll(
-            db.cachedStatement(sql: "SELECT lot_id, remaining_points, expires_at_ms FROM lots WHERE member_id = ? AND remaining_points > 0"),
+        let rows = try Row.fetchAll(
+            db.cachedStatement(
+                sql: "SELECT lot_id, remaining_points, expires_at_ms FROM lots WHERE member_id = ? AND remaining_points > 0 ORDER BY expires_at_ms, lot_id"),
             arguments: [member.description]
-        ).map { row -> (String, Lot) in
-            let id: String = row["lot_id"]
-            return (id, Lot(id: TransactionID(id) ?? TransactionID(value: 0), remaining: Points(row["remaining_points"]), expiresAt: Timestamp(milliseconds: row["expires_at_ms"])))
+        )
+        let ids: [String] = rows.map { $0["lot_id"] }
+        let lots = rows.enumerated().map { rank, row in
+            Lot(id: TransactionID(value: UInt128(rank)), remaining: Points(row["remaining_points"]), expiresAt: Timestamp(milliseconds: row["expires_at_ms"]))
         }
         let draws: [LotDraw]
         do {
-            draws = try LotConsumption.consume(lots.map(\.1), points: points)
+            draws = try LotConsumption.consume(lots, points: points)
         } catch {
             preconditionFailure("lots of \(member) hold \(error.available), less than its balance needs (\(points))")
         }
         for draw in draws {
+            let id = ids[Int(draw.lot.value)]
             try db.cachedStatement(sql: "UPDATE lots SET remaining_points = remaining_points - ? WHERE lot_id = ?")
-                .execute(arguments: [draw.points.value, draw.lot.description])
+                .execute(arguments: [draw.points.value, id])
             try db.cachedStatement(sql: "INSERT INTO lot_draws (position, lot_id, points) VALUES (?, ?, ?)")
-                .execute(arguments: [position, draw.lot.description, draw.points.value])
+                .execute(arguments: [position, id, draw.points.value])
         }
     }
 

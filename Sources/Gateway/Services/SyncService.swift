@@ -16,11 +16,51 @@ package struct SyncService<Store: LedgerStore>: Coalition_Sync_V1_Sync.ServicePr
     private let store: Store
     private let limits: GatewayLimits
     private let logger: Logger
+    private let peers: SitePeerResolver
 
-    package init(store: Store, limits: GatewayLimits, logger: Logger) {
+    /// A service naming each caller by `peers` (mutual TLS unless a test links edges in process).
+    package init(store: Store, limits: GatewayLimits, logger: Logger, peers: SitePeerResolver = .mutualTLS) {
         self.store = store
         self.limits = limits
         self.logger = logger
+        self.peers = peers
+    }
+}
+
+/// The caller of a sync call: the site its credential names and the credential's serial number
+/// (checked against the revocation list).
+package struct SitePeer: Sendable {
+    package let identity: PeerIdentity
+    package let serial: String
+
+    package init(identity: PeerIdentity, serial: String) {
+        self.identity = identity
+        self.serial = serial
+    }
+}
+
+/// How a sync call's caller is named. Production reads the verified client certificate of the
+/// TLS connection; the deterministic simulation, whose edges call in process, names a fixed site.
+package struct SitePeerResolver: Sendable {
+    package let resolve: @Sendable (ServerContext) throws -> SitePeer
+
+    package init(resolve: @escaping @Sendable (ServerContext) throws -> SitePeer) {
+        self.resolve = resolve
+    }
+
+    /// The verified client certificate of the mutual-TLS connection. The transport hides errors
+    /// while reading the peer certificate; no certificate must mean refusal, never a default
+    /// identity.
+    package static let mutualTLS = SitePeerResolver { context in
+        guard let transport = context.transportSpecific as? HTTP2ServerTransport.Posix.Context,
+            let certificate = transport.peerCertificate
+        else {
+            throw ServiceError(.unauthenticated, "a client certificate issued by the network's CA is required")
+        }
+        guard let identity = PeerIdentity(certificate: certificate) else {
+            throw ServiceError(.permissionDenied, "the client certificate does not name a site")
+        }
+        return SitePeer(identity: identity, serial: certificate.serialNumber.description)
     }
 }
 
@@ -175,17 +215,11 @@ extension SyncService {
     }
 
     private func identify(_ context: ServerContext) async throws -> SiteID {
-        // The transport hides errors while reading the peer certificate; no certificate must mean
-        // refusal, never a default identity.
-        guard let transport = context.transportSpecific as? HTTP2ServerTransport.Posix.Context,
-            let certificate = transport.peerCertificate
-        else {
-            throw ServiceError(.unauthenticated, "a client certificate issued by the network's CA is required")
-        }
-        guard let identity = PeerIdentity(certificate: certificate), case .site(let site) = identity else {
+        let peer = try peers.resolve(context)
+        guard case .site(let site) = peer.identity else {
             throw ServiceError(.permissionDenied, "the client certificate does not name a site")
         }
-        if try await store.isRevoked(serial: certificate.serialNumber.description) {
+        if try await store.isRevoked(serial: peer.serial) {
             throw ServiceError(.permissionDenied, "the client certificate has been revoked", reason: "CERTIFICATE_REVOKED")
         }
         guard let record = try await store.siteStatus(site) else {

@@ -232,6 +232,9 @@ package final class SQLiteLedgerStore: LedgerStore {
             results.append(Self.result(sequence: sequence, id: transaction.transactionID, outcome: result.outcome.rawValue, reason: result.reason, points: result.points.value))
             previousHash = Data(SHA256.hash(data: transaction.payload))
         }
+        // A batch wholly below the high-water mark (an old batch replayed) changes neither the
+        // mark nor the chain head: its last hash is not the head.
+        guard fresh > 0 else { return PushOutcome(status: .alreadyApplied, highWaterMark: highWater, results: results) }
         let newHighWater = max(highWater, Int64(batch.last?.sequence ?? 0))
         let newest = batch.map(\.occurredAtMs).max() ?? 0
         try db.execute(
@@ -239,13 +242,13 @@ package final class SQLiteLedgerStore: LedgerStore {
             arguments: [newHighWater, previousHash, now.milliseconds, newest, site.rawValue])
         // The edge's clock is kept for audit but ordering is by posting; a large skew is flagged.
         let skew = abs(sentAt.milliseconds - now.milliseconds)
-        if fresh > 0, skew > limits.clockSkewMaxMilliseconds, !(row["flags"] as String).contains("clock_skew") {
+        if skew > limits.clockSkewMaxMilliseconds, !(row["flags"] as String).contains("clock_skew") {
             try writer.flag(site, "clock_skew")
             try writer.conflict(
                 "clock_skew", site: site, transaction: batch.last?.transactionID, member: nil,
                 resolution: "occurred_at kept; ordered by posting", at: now, detail: "edge clock differs by \(skew / 1000) s")
         }
-        return PushOutcome(status: fresh == 0 ? .alreadyApplied : .applied, highWaterMark: newHighWater, results: results)
+        return PushOutcome(status: .applied, highWaterMark: newHighWater, results: results)
     }
 
     private static func result(sequence: Int64, id: String, outcome: String, reason: String, points: Int64) -> Coalition_Sync_V1_TransactionResult {
@@ -269,49 +272,66 @@ package final class SQLiteLedgerStore: LedgerStore {
         let now = clock.now()
         return try await database.pool.read { db in
             let highWater = try Int64.fetchOne(db, sql: "SELECT high_water_mark FROM sites WHERE site_id = ?", arguments: [site.rawValue]) ?? 0
-            var changes: [Coalition_Sync_V1_Change] = []
-            let members = try Row.fetchAll(
-                db, sql: "SELECT * FROM members WHERE changed_position > ? AND merged_into IS NULL ORDER BY changed_position LIMIT ?",
-                arguments: [cursor, pageSize + 1])
-            for row in members {
-                var change = Coalition_Sync_V1_Change()
-                change.position = UInt64(row["changed_position"] as Int64)
-                change.member = try Self.snapshot(db, row, siteHighWater: highWater, catalogue: catalogue, now: now)
-                changes.append(change)
-            }
-            for row in try Row.fetchAll(
-                db, sql: "SELECT version, document, effective_at_ms, changed_position FROM program_versions WHERE changed_position > ? ORDER BY changed_position LIMIT ?",
-                arguments: [cursor, pageSize + 1])
-            {
-                var change = Coalition_Sync_V1_Change()
-                change.position = UInt64(row["changed_position"] as Int64)
-                var program = Coalition_Sync_V1_ProgramVersion()
-                program.version = row["version"]
-                program.document = row["document"]
-                program.effectiveAtMs = row["effective_at_ms"]
-                change.program = program
-                changes.append(change)
-            }
-            for row in try Row.fetchAll(
-                db, sql: "SELECT from_member, into_member, changed_position FROM merges WHERE changed_position > ? ORDER BY changed_position LIMIT ?",
-                arguments: [cursor, pageSize + 1])
-            {
-                var change = Coalition_Sync_V1_Change()
-                change.position = UInt64(row["changed_position"] as Int64)
-                var merge = Coalition_Sync_V1_MemberMerge()
-                merge.fromMemberID = row["from_member"]
-                merge.intoMemberID = row["into_member"]
-                change.merge = merge
-                changes.append(change)
-            }
-            changes.sort { $0.position < $1.position }
+            // Up to pageSize + 1 of each kind after the cursor, merged in position order.
+            let changes = try Self.changes(
+                db, condition: "changed_position > ?", argument: cursor, limit: pageSize + 1, siteHighWater: highWater, catalogue: catalogue, now: now)
             var response = Coalition_Sync_V1_PullResponse()
-            response.hasMore_p = changes.count > pageSize
-            response.changes = Array(changes.prefix(pageSize))
+            if changes.count <= pageSize {
+                response.changes = changes
+            } else {
+                // One position can change several rows (a referral touches two members, a merge a
+                // member and a merge record). A page never ends inside a position: the cursor is a
+                // position, and rows after it at the same position would be skipped for good.
+                let boundary = changes[pageSize].position
+                response.changes = changes.filter { $0.position < boundary }
+                if response.changes.isEmpty {
+                    // More rows share one position than a page holds (a handful at most): send them all.
+                    response.changes = try Self.changes(
+                        db, condition: "changed_position = ?", argument: Int64(boundary), limit: nil, siteHighWater: highWater, catalogue: catalogue,
+                        now: now)
+                }
+                response.hasMore_p = true
+            }
             response.nextCursor = response.changes.last?.position ?? UInt64(max(0, cursor))
             response.siteHighWaterMark = UInt64(highWater)
             return response
         }
+    }
+
+    /// The member, program and merge changes whose `changed_position` meets `condition`, at most
+    /// `limit` of each kind, in position order.
+    private static func changes(
+        _ db: Database, condition: String, argument: Int64, limit: Int?, siteHighWater: Int64, catalogue: ProgramCatalogue, now: Timestamp
+    ) throws -> [Coalition_Sync_V1_Change] {
+        let tail = "WHERE \(condition)" + (limit.map { " ORDER BY changed_position LIMIT \($0)" } ?? "")
+        var changes: [Coalition_Sync_V1_Change] = []
+        for row in try Row.fetchAll(db, sql: "SELECT * FROM members \(tail.replacingOccurrences(of: "WHERE", with: "WHERE merged_into IS NULL AND"))", arguments: [argument]) {
+            var change = Coalition_Sync_V1_Change()
+            change.position = UInt64(row["changed_position"] as Int64)
+            change.member = try snapshot(db, row, siteHighWater: siteHighWater, catalogue: catalogue, now: now)
+            changes.append(change)
+        }
+        for row in try Row.fetchAll(db, sql: "SELECT version, document, effective_at_ms, changed_position FROM program_versions \(tail)", arguments: [argument]) {
+            var change = Coalition_Sync_V1_Change()
+            change.position = UInt64(row["changed_position"] as Int64)
+            var program = Coalition_Sync_V1_ProgramVersion()
+            program.version = row["version"]
+            program.document = row["document"]
+            program.effectiveAtMs = row["effective_at_ms"]
+            change.program = program
+            changes.append(change)
+        }
+        for row in try Row.fetchAll(db, sql: "SELECT from_member, into_member, changed_position FROM merges \(tail)", arguments: [argument]) {
+            var change = Coalition_Sync_V1_Change()
+            change.position = UInt64(row["changed_position"] as Int64)
+            var merge = Coalition_Sync_V1_MemberMerge()
+            merge.fromMemberID = row["from_member"]
+            merge.intoMemberID = row["into_member"]
+            change.merge = merge
+            changes.append(change)
+        }
+        // Stable: within one position, members before programs before merges.
+        return changes.enumerated().sorted { ($0.element.position, $0.offset) < ($1.element.position, $1.offset) }.map(\.element)
     }
 
     private static func snapshot(
@@ -325,7 +345,10 @@ package final class SQLiteLedgerStore: LedgerStore {
         snapshot.phoneHash = row["phone_hash"] ?? Data()
         snapshot.cardNumber = row["card_number"] ?? ""
         snapshot.tier = row["tier"]
-        snapshot.balancePoints = max(0, try writer.available(member, now: now).value)
+        // The ledger balance, not balance minus holds: a hold that expires or is released changes
+        // no posting and republishes nothing, so a snapshot net of holds would stay low for good.
+        // Holds are enforced where they are placed, by online authorisation.
+        snapshot.balancePoints = max(0, try writer.balance(.member(member)).value)
         snapshot.birthMonth = Int32(row["birth_month"] as Int? ?? 0)
         snapshot.includesSiteSequence = UInt64(siteHighWater)
         snapshot.lastEarnAtMsByFormat = Dictionary(

@@ -1,0 +1,543 @@
+import Core
+import EdgeNode
+import Foundation
+import GRDB
+import GRPCCore
+import Gateway
+import TestSupport
+import Wire
+
+/// What one seeded run did and found.
+struct SimulationReport: Sendable {
+    var seed: UInt64
+    var steps = 0
+    var faults: [String: Int] = [:]
+    var approved = 0
+    var checked = 0
+    var violations: [String] = []
+    /// The last steps before the first violation, for the reader of a failure.
+    var trace: [String] = []
+
+    var faultCount: Int { faults.values.reduce(0, +) }
+}
+
+/// One seeded run of the network (DESIGN §11): a gateway and three edges on temporary SQLite
+/// files, random traffic at the tills and barriers, cut links, lost and duplicated deliveries,
+/// replayed batches, edge and gateway crashes, clock skew and day changes with expiry and
+/// settlement. The invariants are checked after every step and, after a full sync, at the end.
+final class Simulation {
+    private var random: SeededGenerator
+    private var report: SimulationReport
+    private let directory: String
+    private let clock = ManualWallClock()
+    private let gateway: SimulatedGateway
+    private var edges: [SimulatedEdge] = []
+    private let steps: Int
+
+    // What the simulation knows happened.
+    private var members: [String] = []
+    private var phones: [String] = []
+    /// Every transaction an edge approved (answered OK), by id, with its site.
+    private var approved: [String: SiteID] = [:]
+    /// Answers the till never saw: the request, sent again later, must get the same transaction.
+    private var unanswered: [(edge: Int, retry: () async throws -> String, transaction: String)] = []
+    private var earns: [(edge: Int, merchant: MerchantID, transaction: String, amount: Int64)] = []
+    private var requestNumber = 0
+
+    // Monotonic watermarks.
+    private var closedPeriods: [CivilDate: String] = [:]
+    private var lastPosition: Int64 = 0
+    private var highWater: [SiteID: Int64] = [:]
+    private var acknowledged: [SiteID: Int64] = [:]
+    private var cursors: [SiteID: Int64] = [:]
+    private var settledDay: CivilDate?
+
+    init(seed: UInt64, steps: Int, directory: String) throws {
+        random = SeededGenerator(seed: seed)
+        report = SimulationReport(seed: seed)
+        self.directory = directory
+        self.steps = steps
+        let programFile = directory + "/program.yaml"
+        try Repository.exampleProgram(replacing: [("minimum_points: 500", "minimum_points: 100")])
+            .write(toFile: programFile, atomically: true, encoding: .utf8)
+        var limits = GatewayLimits()
+        limits.clockSkewMaxMilliseconds = 10 * 60 * 1000
+        gateway = try SimulatedGateway(path: directory + "/gateway.sqlite", clock: clock, limits: limits)
+        try gateway.store.publish(document: Array(try Data(contentsOf: URL(fileURLWithPath: programFile))), by: "simulation")
+        let program = try gateway.store.programs.latest!.program
+        for site in ["mall-01", "hotel-01", "park-01"] {
+            let id = SiteID(site)!
+            let merchants = program.site(id)!.merchants.map(\.id)
+            edges.append(
+                try SimulatedEdge(
+                    site: id, merchants: merchants, directory: directory, programFile: programFile, clock: SkewedClock(base: clock),
+                    link: SimulatedLink(site: id, gateway: gateway)))
+        }
+        // Phones shared between sites: the same person enrolled twice offline is merged later.
+        phones = (0..<24).map { "+86139000\(String(format: "%05d", $0))" }
+    }
+
+    // MARK: Running
+
+    func run() async throws -> SimulationReport {
+        for edge in edges { try await edge.restart() }
+        for step in 0..<steps {
+            report.steps = step + 1
+            let action = try await randomStep()
+            remember("\(step): \(action)")
+            if ProcessInfo.processInfo.environment["COALITION_SIM_TRACE"] != nil { print("seed \(report.seed) step \(step): \(action)") }
+            try await checkInvariants(after: action)
+            if !report.violations.isEmpty { break }
+        }
+        if report.violations.isEmpty {
+            do {
+                try await quiesce()
+            } catch {
+                violation("a full sync failed: \(error)")
+            }
+            if report.violations.isEmpty { try await checkInvariants(after: "full sync") }
+            if report.violations.isEmpty { try await checkConverged() }
+        }
+        for edge in edges { try? await edge.crash() }
+        try? gateway.crash()
+        report.approved = approved.count
+        return report
+    }
+
+    private func remember(_ line: String) {
+        report.trace.append(line)
+        if report.trace.count > 25 { report.trace.removeFirst() }
+    }
+
+    private func fault(_ kind: String) { report.faults[kind, default: 0] += 1 }
+
+    private func violation(_ text: String) { report.violations.append(text) }
+
+    private func nextRequest() -> String {
+        requestNumber += 1
+        return "sim-\(requestNumber)"
+    }
+
+    /// One step chosen by the seed; returns what it did.
+    private func randomStep() async throws -> String {
+        let index = Int.random(in: 0..<edges.count, using: &random)
+        let edge = edges[index]
+        let roll = Int.random(in: 0..<100, using: &random)
+        switch roll {
+        case 0..<12: return try await enroll(index)
+        case 12..<34: return try await earn(index)
+        case 34..<46: return try await redeem(index)
+        case 46..<50: return try await reverse(index)
+        case 50..<54: return try await park()
+        case 54..<57: return try await retryUnanswered()
+        case 57..<74: return try await push(index)
+        case 74..<84: return try await pull(index)
+        case 84..<88:
+            edge.link.set(up: !edge.link.isUp)
+            if !edge.link.isUp { fault("link cut") }
+            return "\(edge.site) link \(edge.link.isUp ? "healed" : "cut")"
+        case 88..<90:
+            fault("edge crash")
+            try await edge.crash()
+            try await edge.restart()
+            return "\(edge.site) crashed and restarted"
+        case 90..<92:
+            if gateway.isUp {
+                fault("gateway crash")
+                try gateway.crash()
+                return "gateway crashed"
+            }
+            try gateway.start()
+            return "gateway restarted"
+        case 92..<94:
+            let skew = Int64.random(in: -180_000...180_000, using: &random)
+            edge.clock.set(skewMilliseconds: skew)
+            fault("clock skew")
+            return "\(edge.site) clock skew \(skew) ms"
+        default:
+            return try await advanceTime()
+        }
+    }
+
+    // MARK: Traffic
+
+    /// Sends a till request; an OK answer is approved. With a small chance the answer is "lost":
+    /// the request is kept to be sent again later, and must then get the same transaction.
+    private func till(
+        _ index: Int, _ kind: String, _ send: @escaping () async throws -> String
+    ) async throws -> String {
+        let transaction: String
+        do {
+            transaction = try await send()
+        } catch let error as RPCError {
+            guard error.code != .unknown, error.code != .internalError else {
+                violation("\(edges[index].site) \(kind): answered \(error.code): \(error.message)")
+                return "\(kind) failed badly"
+            }
+            return "\(edges[index].site) \(kind) refused (\(error.code))"
+        }
+        guard !transaction.isEmpty else { return "\(edges[index].site) \(kind) changed nothing" }
+        if approved[transaction] != nil {
+            violation("\(edges[index].site) \(kind): transaction \(transaction) approved twice")
+        }
+        approved[transaction] = edges[index].site
+        if random.chance(8) {
+            fault("lost till answer")
+            unanswered.append((index, send, transaction))
+        }
+        return "\(edges[index].site) \(kind) \(transaction)"
+    }
+
+    private func enroll(_ index: Int) async throws -> String {
+        let edge = edges[index]
+        let merchant = edge.merchants[0]
+        var request = Coalition_Edge_V1_EnrollRequest()
+        request.requestID = nextRequest()
+        request.phone = phones.randomElement(using: &random)!
+        if !members.isEmpty, random.chance(20) { request.referrerMemberID = members.randomElement(using: &random)! }
+        let metadata = edge.metadata(merchant)
+        return try await till(index, "enroll") { [weak self] in
+            let response = try await callInProcess(request, metadata: metadata, method: "Enroll") {
+                try await edge.points.enroll(request: $0, context: $1)
+            }
+            if let self, !self.members.contains(response.member.memberID) { self.members.append(response.member.memberID) }
+            return response.transactionID
+        }
+    }
+
+    private func earn(_ index: Int) async throws -> String {
+        guard let member = members.randomElement(using: &random) else { return "no member to earn" }
+        let edge = edges[index]
+        let merchant = edge.merchants.randomElement(using: &random)!
+        var request = Coalition_Edge_V1_EarnRequest()
+        request.requestID = nextRequest()
+        request.memberID = member
+        request.merchantID = merchant.rawValue
+        request.amountMinor = Int64.random(in: 1...300_000, using: &random)
+        let metadata = edge.metadata(merchant)
+        let amount = request.amountMinor
+        return try await till(index, "earn") { [weak self] in
+            let response = try await callInProcess(request, metadata: metadata, method: "Earn") { try await edge.points.earn(request: $0, context: $1) }
+            if let self, !self.earns.contains(where: { $0.transaction == response.transactionID }) {
+                self.earns.append((index, merchant, response.transactionID, amount))
+            }
+            return response.transactionID
+        }
+    }
+
+    private func redeem(_ index: Int) async throws -> String {
+        guard let member = members.randomElement(using: &random) else { return "no member to redeem" }
+        let edge = edges[index]
+        let merchant = edge.merchants.randomElement(using: &random)!
+        var request = Coalition_Edge_V1_RedeemRequest()
+        request.requestID = nextRequest()
+        request.memberID = member
+        request.merchantID = merchant.rawValue
+        request.points = Int64.random(in: 100...2_500, using: &random)
+        request.billAmountMinor = 500_000
+        if random.chance(15) {
+            // The centre's answer is lost: the hold stays until it expires; the edge decides offline.
+            fault("lost authorisation answer")
+            edge.link.inject(.lostAnswer)
+        }
+        let metadata = edge.metadata(merchant)
+        defer { edge.link.clearFaults() }
+        return try await till(index, "redeem") {
+            try await callInProcess(request, metadata: metadata, method: "Redeem") { try await edge.points.redeem(request: $0, context: $1) }.transactionID
+        }
+    }
+
+    private func reverse(_ index: Int) async throws -> String {
+        let candidates = earns.filter { $0.edge == index }
+        guard let original = candidates.randomElement(using: &random) else { return "no earn to refund" }
+        let edge = edges[index]
+        var request = Coalition_Edge_V1_ReverseRequest()
+        request.requestID = nextRequest()
+        request.originalTransactionID = original.transaction
+        request.amountMinor = random.chance(50) ? original.amount : Int64.random(in: 1...original.amount, using: &random)
+        request.reason = "simulated return"
+        let metadata = edge.metadata(original.merchant)
+        return try await till(index, "refund") {
+            try await callInProcess(request, metadata: metadata, method: "Reverse") { try await edge.points.reverse(request: $0, context: $1) }.transactionID
+        }
+    }
+
+    private func park() async throws -> String {
+        guard let index = edges.firstIndex(where: { $0.site.rawValue == "park-01" }), let member = members.randomElement(using: &random) else {
+            return "no parking"
+        }
+        let edge = edges[index]
+        let now = edge.clock.now().milliseconds
+        var request = Coalition_Edge_V1_ParkingPayRequest()
+        request.requestID = nextRequest()
+        request.ticketID = "T\(requestNumber)"
+        request.memberID = member
+        request.entryAtMs = now - Int64.random(in: 1...600, using: &random) * 60_000
+        request.exitAtMs = now
+        request.points = random.chance(60) ? Int64.random(in: 0...600, using: &random) : 0
+        let metadata = edge.metadata(edge.merchants[0])
+        return try await till(index, "parking exit") {
+            try await callInProcess(request, metadata: metadata, method: "Pay") { try await edge.parking.pay(request: $0, context: $1) }.transactionID
+        }
+    }
+
+    /// Sends again a request whose answer was lost; the edge must answer with the same transaction.
+    private func retryUnanswered() async throws -> String {
+        guard !unanswered.isEmpty else { return "nothing to retry" }
+        let entry = unanswered.remove(at: Int.random(in: 0..<unanswered.count, using: &random))
+        do {
+            let transaction = try await entry.retry()
+            if transaction != entry.transaction {
+                violation("\(edges[entry.edge].site): a retried request got transaction \(transaction), first answered \(entry.transaction)")
+            }
+            return "\(edges[entry.edge].site) retry → \(transaction)"
+        } catch {
+            violation("\(edges[entry.edge].site): a retried request that was approved failed: \(error)")
+            return "retry failed"
+        }
+    }
+
+    // MARK: Sync and faults
+
+    private func push(_ index: Int) async throws -> String {
+        let edge = edges[index]
+        var faults: [String] = []
+        if random.chance(12) { edge.link.inject(.lostRequest); faults.append("lost push") }
+        if random.chance(15) { edge.link.inject(.lostAnswer); faults.append("lost push answer") }
+        if random.chance(10) { edge.link.inject(.duplicate); faults.append("duplicate push") }
+        if edge.link.pushesSeen > 0, random.chance(10) {
+            edge.link.inject(.replayOld(Int.random(in: 0..<50, using: &random)))
+            faults.append("replayed old push")
+        }
+        defer { edge.link.clearFaults() }
+        var rounds = 0
+        do {
+            while try await edge.sync.pushRound(), rounds < 3 { rounds += 1 }
+            for kind in faults { fault(kind) }
+            return "\(edge.site) push \(faults)"
+        } catch {
+            for kind in faults { fault(kind) }
+            return "\(edge.site) push failed \(faults): \(status(of: error).code.map { "\($0)" } ?? "\(error)")"
+        }
+    }
+
+    private func pull(_ index: Int) async throws -> String {
+        let edge = edges[index]
+        var faults: [String] = []
+        if random.chance(10) { edge.link.inject(.lostAnswer); faults.append("lost pull answer") }
+        if random.chance(10) { edge.link.inject(.duplicate); faults.append("duplicate pull") }
+        defer { edge.link.clearFaults() }
+        do {
+            var rounds = 0
+            while try await edge.sync.pullRound(), rounds < 3 { rounds += 1 }
+            for kind in faults { fault(kind) }
+            return "\(edge.site) pull"
+        } catch {
+            for kind in faults { fault(kind) }
+            return "\(edge.site) pull failed \(faults)"
+        }
+    }
+
+    /// Moves virtual time on by seconds to hours. When a day of the program's time zone has
+    /// ended, the gateway runs its daily jobs and closes that day's settlement.
+    private func advanceTime() async throws -> String {
+        let milliseconds = random.chance(70) ? Int64.random(in: 1_000...600_000, using: &random) : Int64.random(in: 3_600_000...30_000_000, using: &random)
+        clock.advance(milliseconds: milliseconds)
+        guard gateway.isUp else { return "time +\(milliseconds / 1000) s" }
+        let store = try gateway.store
+        let zone = store.programs.latest!.program.timeZone
+        let yesterday = zone.date(of: clock.now()).adding(days: -1)
+        if settledDay.map({ $0 < yesterday }) ?? true {
+            settledDay = yesterday
+            _ = try await store.runExpiry(asOfEndOf: yesterday)
+            _ = try await store.reviewTiers(on: zone.date(of: clock.now()))
+            let closed = try await store.closeSettlement(period: yesterday, by: "simulation")
+            if let earlier = closedPeriods[yesterday], earlier != closed.contentHash {
+                violation("settlement \(yesterday) closed again with another hash")
+            }
+            closedPeriods[yesterday] = closed.contentHash
+            return "time +\(milliseconds / 1000) s; closed \(yesterday)"
+        }
+        return "time +\(milliseconds / 1000) s"
+    }
+
+    /// Heals every link, restarts the gateway and syncs until nothing moves.
+    private func quiesce() async throws {
+        if !gateway.isUp { try gateway.start() }
+        for edge in edges {
+            edge.link.set(up: true)
+            edge.link.clearFaults()
+        }
+        for _ in 0..<3 {
+            for edge in edges {
+                var rounds = 0
+                while try await edge.sync.pushRound() {
+                    rounds += 1
+                    guard rounds < 10_000 else { violation("\(edge.site): push never finished"); return }
+                }
+            }
+            for edge in edges {
+                var rounds = 0
+                while try await edge.sync.pullRound() {
+                    rounds += 1
+                    guard rounds < 10_000 else { violation("\(edge.site): pull never finished"); return }
+                }
+            }
+        }
+    }
+
+    // MARK: Invariants
+
+    private func checkInvariants(after action: String) async throws {
+        for edge in edges {
+            for text in edge.link.takeViolations() { violation(text) }
+        }
+        if gateway.isUp { try await checkGateway() }
+        for edge in edges { try await check(edge) }
+    }
+
+    private func checkGateway() async throws {
+        let store = try gateway.store
+        let facts = try await store.database.pool.read { db in
+            (
+                unbalanced: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM (SELECT position FROM postings GROUP BY position HAVING SUM(points) != 0)") ?? -1,
+                total: try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(points), 0) FROM postings") ?? -1,
+                drift: try Int.fetchOne(
+                    db, sql: "SELECT COUNT(*) FROM balances b WHERE b.points != (SELECT COALESCE(SUM(points), 0) FROM postings p WHERE p.account = b.account)") ?? -1,
+                negative: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM balances WHERE account LIKE 'member:%' AND points < 0") ?? -1,
+                lots: try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT b.account, b.points, (SELECT COALESCE(SUM(remaining_points), 0) FROM lots l WHERE 'member:' || l.member_id = b.account) AS lots,
+                          (SELECT group_concat(t.kind || ' ' || p.points || ' ' || t.detail || ' lots ' ||
+                              COALESCE((SELECT group_concat(d.lot_id || ':' || d.points) FROM lot_draws d WHERE d.position = t.position), ''), '; ')
+                           FROM postings p JOIN transactions t ON t.position = p.position WHERE p.account = b.account) AS history
+                        FROM balances b WHERE b.account LIKE 'member:%'
+                          AND b.points != (SELECT COALESCE(SUM(remaining_points), 0) FROM lots l WHERE 'member:' || l.member_id = b.account)
+                        """).map { "\($0["account"] as String) has \($0["points"] as Int64) points, lots \($0["lots"] as Int64) after [\($0["history"] as String? ?? "")]" },
+                position: try Int64.fetchOne(db, sql: "SELECT value FROM counters WHERE name = 'position'") ?? 0,
+                sites: try Row.fetchAll(db, sql: "SELECT site_id, high_water_mark FROM sites").map { ($0["site_id"] as String, $0["high_water_mark"] as Int64) },
+                gaps: try Int.fetchOne(
+                    db, sql: "SELECT COUNT(*) FROM sites s WHERE s.high_water_mark != (SELECT COUNT(*) FROM site_transactions t WHERE t.site_id = s.site_id)") ?? -1,
+                settlements: try Row.fetchAll(db, sql: "SELECT period, content_hash FROM settlements").map { ($0["period"] as String, $0["content_hash"] as String) }
+            )
+        }
+        report.checked += 1
+        if facts.unbalanced != 0 { violation("gateway: \(facts.unbalanced) transactions whose postings do not sum to zero") }
+        if facts.total != 0 { violation("gateway: all postings sum to \(facts.total), not zero") }
+        if facts.drift != 0 { violation("gateway: \(facts.drift) cached balances differ from their postings") }
+        if facts.negative != 0 { violation("gateway: \(facts.negative) members below zero") }
+        for text in facts.lots { violation("gateway: lots do not sum to the balance: \(text)") }
+        if facts.gaps != 0 { violation("gateway: \(facts.gaps) sites whose stored transactions have gaps below the high-water mark") }
+        if facts.position < lastPosition { violation("gateway: the global position went back from \(lastPosition) to \(facts.position)") }
+        lastPosition = facts.position
+        for (site, mark) in facts.sites {
+            guard let id = SiteID(site) else { continue }
+            if mark < highWater[id, default: 0] { violation("gateway: \(site)'s high-water mark went back to \(mark)") }
+            highWater[id] = mark
+        }
+        let stored = Dictionary(facts.settlements, uniquingKeysWith: { first, _ in first })
+        for (period, hash) in closedPeriods where stored[period.description] != hash {
+            violation("gateway: closed period \(period) changed (hash \(stored[period.description] ?? "missing"), was \(hash))")
+        }
+    }
+
+    private func check(_ edge: SimulatedEdge) async throws {
+        let facts = try await edge.ledger.database.pool.read { db in
+            (
+                count: try Int64.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox") ?? -1,
+                last: try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(sequence), 0) FROM outbox") ?? -1,
+                broken: try Int.fetchOne(
+                    db,
+                    sql: """
+                        SELECT COUNT(*) FROM outbox o LEFT JOIN outbox p ON p.sequence = o.sequence - 1
+                        WHERE o.previous_hash != COALESCE(p.payload_hash, zeroblob(32))
+                        """) ?? -1,
+                acknowledged: try Int64.fetchOne(db, sql: "SELECT acknowledged_sequence FROM sync_state") ?? -1,
+                cursor: try Int64.fetchOne(db, sql: "SELECT pull_cursor FROM sync_state") ?? -1
+            )
+        }
+        report.checked += 1
+        let site = edge.site
+        if facts.count != facts.last { violation("\(site): the outbox has \(facts.count) rows up to sequence \(facts.last) (a gap)") }
+        if facts.broken != 0 { violation("\(site): \(facts.broken) outbox rows break the hash chain") }
+        if facts.acknowledged > facts.last { violation("\(site): acknowledged \(facts.acknowledged) beyond the outbox (\(facts.last))") }
+        if facts.acknowledged < acknowledged[site, default: 0] { violation("\(site): the acknowledged sequence went back to \(facts.acknowledged)") }
+        if facts.cursor < cursors[site, default: 0] { violation("\(site): the pull cursor went back to \(facts.cursor)") }
+        if highWater[site, default: 0] > facts.last { violation("\(site): the gateway holds sequence \(highWater[site, default: 0]) the edge never wrote") }
+        acknowledged[site] = facts.acknowledged
+        cursors[site] = facts.cursor
+    }
+
+    /// After a full sync: every approved transaction posted exactly once, nothing else posted,
+    /// every edge acknowledged to its last transaction, and every replica equal to the gateway.
+    private func checkConverged() async throws {
+        let store = try gateway.store
+        let posted = try await store.database.pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT site_id, transaction_id, outcome, reason FROM site_transactions").map {
+                ($0["site_id"] as String, $0["transaction_id"] as String, $0["outcome"] as String, $0["reason"] as String)
+            }
+        }
+        let ledgerCounts = try await store.database.pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT transaction_id, COUNT(*) AS n FROM transactions GROUP BY transaction_id HAVING n > 1").count
+        }
+        if ledgerCounts != 0 { violation("gateway: \(ledgerCounts) transactions posted more than once") }
+        var seen: [String: SiteID] = [:]
+        for (site, transaction, outcome, reason) in posted {
+            seen[transaction] = SiteID(site)
+            if approved[transaction] == nil { violation("gateway: \(transaction) from \(site) was never approved at a till") }
+            if outcome == "rejected" { violation("gateway: approved \(transaction) from \(site) was rejected (\(reason))") }
+        }
+        for (transaction, site) in approved where seen[transaction] != site {
+            violation("gateway: approved \(transaction) of \(site) was not posted")
+        }
+        let balances = try await store.database.pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT m.member_id, COALESCE(b.points, 0) AS points FROM members m
+                    LEFT JOIN balances b ON b.account = 'member:' || m.member_id WHERE m.merged_into IS NULL
+                    """
+            ).map { ($0["member_id"] as String, $0["points"] as Int64) }
+        }
+        let sites = try await store.database.pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT site_id, high_water_mark, last_hash FROM sites").map {
+                ($0["site_id"] as String, $0["high_water_mark"] as Int64, $0["last_hash"] as Data)
+            }
+        }
+        for edge in edges {
+            let state = try await edge.ledger.database.pool.read { db in
+                (
+                    last: try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(sequence), 0) FROM outbox") ?? -1,
+                    hash: try Data.fetchOne(db, sql: "SELECT payload_hash FROM outbox ORDER BY sequence DESC LIMIT 1") ?? Data(count: 32),
+                    acknowledged: try Int64.fetchOne(db, sql: "SELECT acknowledged_sequence FROM sync_state") ?? -1,
+                    outbox: try String.fetchAll(db, sql: "SELECT transaction_id FROM outbox")
+                )
+            }
+            if state.acknowledged != state.last { violation("\(edge.site): acknowledged \(state.acknowledged) of \(state.last) after a full sync") }
+            if let gatewaySite = sites.first(where: { $0.0 == edge.site.rawValue }) {
+                if gatewaySite.1 != state.last { violation("\(edge.site): the gateway holds \(gatewaySite.1) of \(state.last) transactions") }
+                if gatewaySite.2 != state.hash { violation("\(edge.site): the gateway's chain head differs from the edge's") }
+            } else if state.last > 0 {
+                violation("\(edge.site): the gateway never heard of the site")
+            }
+            for transaction in state.outbox where approved[transaction] != edge.site {
+                violation("\(edge.site): outbox transaction \(transaction) was never approved here")
+            }
+            for (member, points) in balances {
+                let view: Coalition_Edge_V1_GetBalanceResponse
+                do {
+                    view = try await edge.ledger.balance(MemberID(member)!)
+                } catch {
+                    violation("\(edge.site): member \(member) (\(points) points at the gateway) is unknown after a full sync: \(error)")
+                    continue
+                }
+                if view.member.balancePoints != points || view.pendingPoints != 0 {
+                    violation(
+                        "\(edge.site): member \(member) shows \(view.member.balancePoints) (pending \(view.pendingPoints)); the gateway has \(points)")
+                }
+            }
+        }
+        report.checked += posted.count
+    }
+}
