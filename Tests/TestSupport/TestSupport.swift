@@ -112,3 +112,43 @@ package struct ProcessFailure: Error, CustomStringConvertible {
     package init(_ description: String) { self.description = description }
 }
 
+
+/// Bytes sent and received as they are: a client that puts arbitrary (truncated, bit-flipped)
+/// bodies on the wire.
+package struct RawBytesCodec: MessageSerializer, MessageDeserializer {
+    package init() {}
+
+    package func serialize<Bytes: GRPCContiguousBytes>(_ message: [UInt8]) throws -> Bytes { Bytes(message) }
+
+    package func deserialize<Bytes: GRPCContiguousBytes>(_ serializedMessageBytes: Bytes) throws -> [UInt8] {
+        serializedMessageBytes.withUnsafeBytes { Array($0) }
+    }
+}
+
+extension GRPCClient {
+    /// Sends `body` as the request message of `service/method` and returns the response bytes.
+    package func raw(_ body: [UInt8], service: String, method: String, metadata: Metadata = [:]) async throws -> [UInt8] {
+        try await unary(
+            request: ClientRequest(message: body, metadata: metadata),
+            descriptor: MethodDescriptor(fullyQualifiedService: service, method: method),
+            serializer: RawBytesCodec(), deserializer: RawBytesCodec(), options: .defaults
+        ) { try $0.message }
+    }
+}
+
+/// Corruptions of an encoded message: every proper prefix length from a sample, and single-bit
+/// flips at a sample of positions. Deterministic: the same message gives the same list.
+package func corruptions(of bytes: [UInt8], samples: Int = 64) -> [(name: String, body: [UInt8])] {
+    guard !bytes.isEmpty else { return [] }
+    let step = max(1, bytes.count / samples)
+    var result: [(String, [UInt8])] = []
+    for length in stride(from: 1, to: bytes.count, by: step) { result.append(("truncated to \(length) of \(bytes.count) bytes", Array(bytes.prefix(length)))) }
+    for position in stride(from: 0, to: bytes.count, by: step) {
+        for bit in [0, 7] {
+            var flipped = bytes
+            flipped[position] ^= UInt8(1 << bit)
+            result.append(("bit \(bit) of byte \(position) flipped", flipped))
+        }
+    }
+    return result
+}

@@ -317,6 +317,7 @@ final class Simulation {
             return "\(edge.site) push \(faults)"
         } catch {
             for kind in faults { fault(kind) }
+            honestCallFailed(edge, "push", error)
             return "\(edge.site) push failed \(faults): \(status(of: error).code.map { "\($0)" } ?? "\(error)")"
         }
     }
@@ -334,7 +335,17 @@ final class Simulation {
             return "\(edge.site) pull"
         } catch {
             for kind in faults { fault(kind) }
+            honestCallFailed(edge, "pull", error)
             return "\(edge.site) pull failed \(faults)"
+        }
+    }
+
+    /// An honest edge's sync call may fail only because the link or the gateway is down (or an
+    /// answer was lost); any other status (a refusal, a protocol violation) is a violation.
+    private func honestCallFailed(_ edge: SimulatedEdge, _ call: String, _ error: any Error) {
+        let code = status(of: error).code
+        if code != .unavailable && code != .deadlineExceeded {
+            violation("\(edge.site): an honest \(call) was refused: \(error)")
         }
     }
 
