@@ -24,7 +24,10 @@ package final class EdgeNode: Service, Sendable {
     private let health: HealthService
     private let logger: Logger
 
-    package init(configuration: EdgeConfiguration, clock: any WallClock, logger: Logger) throws {
+    /// `extraServices` are served beside the POS API (the benchmark's baseline service).
+    package init(
+        configuration: EdgeConfiguration, clock: any WallClock, logger: Logger, extraServices: [any RegistrableRPCService] = []
+    ) throws {
         var logger = logger
         logger[metadataKey: "site.id"] = "\(configuration.siteID)"
         self.configuration = configuration
@@ -55,7 +58,15 @@ package final class EdgeNode: Service, Sendable {
             configuration.listenHost.contains(":")
             ? .ipv6(host: configuration.listenHost, port: configuration.listenPort)
             : .ipv4(host: configuration.listenHost, port: configuration.listenPort)
-        transport = HTTP2ServerTransport.Posix(address: address, transportSecurity: .plaintext, config: transportConfig)
+        let security: HTTP2ServerTransport.Posix.TransportSecurity =
+            if let tls = configuration.tls {
+                .tls(
+                    certificateChain: [.file(path: tls.certificatePath, format: .pem)],
+                    privateKey: .file(path: tls.privateKeyPath, format: .pem))
+            } else {
+                .plaintext
+            }
+        transport = HTTP2ServerTransport.Posix(address: address, transportSecurity: security, config: transportConfig)
         server = GRPCServer(
             transport: transport,
             services: [
@@ -64,7 +75,7 @@ package final class EdgeNode: Service, Sendable {
                     requestBytesMax: configuration.limits.requestBytesMax),
                 ParkingService(ledger: ledger, terminals: terminals, requestBytesMax: configuration.limits.requestBytesMax),
                 health,
-            ])
+            ] + extraServices)
     }
 
     /// The port the POS API listens on, once bound.

@@ -22,6 +22,9 @@ package struct EdgeConfiguration: Sendable {
     package var limits: EdgeLimits
     /// The link to the gateway; nil runs the edge standalone (every redemption offline).
     package var gateway: GatewayLink?
+    /// TLS for the POS API (server certificate and key, PEM); nil serves plaintext (a till LAN
+    /// the site controls).
+    package var tls: ServerTLSFiles?
 
     package init(
         siteID: SiteID, databasePath: String, listenHost: String = "127.0.0.1", listenPort: Int = 0,
@@ -37,6 +40,17 @@ package struct EdgeConfiguration: Sendable {
         self.phoneHashKey = phoneHashKey
         self.limits = limits
         self.gateway = gateway
+    }
+}
+
+/// A server's certificate chain and private key, as PEM files.
+package struct ServerTLSFiles: Sendable, Equatable {
+    package var certificatePath: String
+    package var privateKeyPath: String
+
+    package init(certificatePath: String, privateKeyPath: String) {
+        self.certificatePath = certificatePath
+        self.privateKeyPath = privateKeyPath
     }
 }
 
@@ -159,6 +173,13 @@ extension EdgeConfiguration {
                 }
             }
         }
+        var tls: ServerTLSFiles?
+        if let t = root.map("tls", required: false) {
+            let certificate = t.string("certificate", lengthMax: 4096)
+            let key = t.string("private_key", lengthMax: 4096)
+            t.finish()
+            if let certificate, let key { tls = ServerTLSFiles(certificatePath: resolve(certificate), privateKeyPath: resolve(key)) }
+        }
         var limits = EdgeLimits()
         if let l = root.map("limits", required: false) {
             func int(_ key: String, _ range: ClosedRange<Int64>, _ target: inout Int) {
@@ -200,9 +221,11 @@ extension EdgeConfiguration {
                 "\(path) is not a valid edge configuration:\n"
                     + diagnostics.errors.map { "  \($0.path): \($0.message)" }.joined(separator: "\n"))
         }
-        return EdgeConfiguration(
+        var configuration = EdgeConfiguration(
             siteID: site, databasePath: resolve(database), listenHost: address.0, listenPort: address.1,
             portFile: portFile.map(resolve), programFile: programFile.map(resolve), phoneHashKey: key, limits: limits,
             gateway: gateway)
+        configuration.tls = tls
+        return configuration
     }
 }

@@ -123,13 +123,16 @@ struct LedgerTransaction {
     /// The member's replica row; a member merged into another by the gateway resolves to the
     /// surviving record.
     func member(_ id: MemberID) throws -> MemberRow? {
-        let survivor =
-            try String.fetchOne(db.cachedStatement(sql: "SELECT merged_into FROM members WHERE member_id = ?"), arguments: [id.description])
-            ?? id.description
-        return try Row.fetchOne(
-            db.cachedStatement(sql: "SELECT \(MemberRow.columns) FROM members WHERE member_id = ?"),
-            arguments: [survivor]
-        ).map(MemberRow.init(row:))
+        let statement = try db.cachedStatement(sql: "SELECT \(MemberRow.columns) FROM members WHERE member_id = ?")
+        if let survivor = try String.fetchOne(
+            db.cachedStatement(sql: "SELECT merged_into FROM members WHERE member_id = ?"), arguments: [id.description]),
+            let row = try Row.fetchOne(statement, arguments: [survivor])
+        {
+            return MemberRow(row: row)
+        }
+        // Not merged, or merged into a member whose snapshot has not arrived yet (the merge record
+        // can come a page before the survivor's latest snapshot): the member's own row.
+        return try Row.fetchOne(statement, arguments: [id.description]).map(MemberRow.init(row:))
     }
 
     /// The member's balance as this edge knows it: the gateway's snapshot plus this site's

@@ -104,6 +104,8 @@ package final class SyncClient: Sendable {
             message.unacknowledgedPoints = request.unacknowledged.value
             var options = CallOptions.defaults
             options.timeout = .milliseconds(link.authorizeDeadlineMilliseconds)
+            // A link known to be down fails at once instead of holding the till for the deadline.
+            options.waitForReady = false
             do {
                 let response = try await sync.authorizeRedeem(message, options)
                 if response.approved { return .approved(holdID: response.holdID) }

@@ -42,26 +42,6 @@ final class SkewedClock: WallClock {
     func set(skewMilliseconds: Int64) { skew.withLock { $0 = skewMilliseconds } }
 }
 
-/// Calls a service method in process the way the transport would: the request is encoded and
-/// decoded again, and the answer's error (if any) is thrown as the client would see it: an
-/// `RPCError` with the mapped status, `UNKNOWN` for anything the server could not map.
-func callInProcess<Request: SwiftProtobuf.Message, Response: Sendable>(
-    _ message: Request, metadata: Metadata = [:], method: String,
-    _ handler: (ServerRequest<Request>, ServerContext) async throws -> ServerResponse<Response>
-) async throws -> Response {
-    let decoded = try Request(serializedBytes: try message.serializedBytes() as [UInt8])
-    let context = ServerContext(
-        descriptor: MethodDescriptor(fullyQualifiedService: "simulation", method: method), remotePeer: "in-process",
-        localPeer: "in-process", cancellation: ServerContext.RPCCancellationHandle())
-    do {
-        return try await handler(ServerRequest(metadata: metadata, message: decoded), context).message
-    } catch let error as any RPCErrorConvertible {
-        throw RPCError(error)
-    } catch {
-        throw RPCError(code: .unknown, message: "\(error)")
-    }
-}
-
 /// What the link does to the next sync call.
 enum LinkFault: Sendable, Hashable {
     /// The request never arrives.

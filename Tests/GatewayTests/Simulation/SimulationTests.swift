@@ -26,7 +26,10 @@ struct SimulationTests {
     @Test("Seeded runs keep every invariant under crashes, cut links, lost and duplicated deliveries and skewed clocks")
     func seededRuns() async throws {
         var reports: [SimulationReport] = []
-        for seed in Self.seeds {
+        let seeds = Self.seeds
+        for seed in seeds {
+            // A long run names each seed first, so a crash (not just a violation) is replayable.
+            if seeds.count > Self.ciSeeds { FileHandle.standardError.write(Data("simulation seed \(seed)\n".utf8)) }
             let directory = try TemporaryDirectory()
             let report = try await Simulation(seed: seed, steps: Self.steps, directory: directory.url.path).run()
             if !report.violations.isEmpty {

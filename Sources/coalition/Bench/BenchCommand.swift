@@ -1,0 +1,79 @@
+import ArgumentParser
+
+/// `coalition bench …`: the benchmarks of docs/benchmarks.md. Each prints its figure, the
+/// baseline measured in the same run, the ratio and the target. Build with `-c release`.
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure the hot paths against baselines taken in the same run (build with -c release).",
+        subcommands: [EdgeEarn.self, ParkingExit.self, GatewayIngest.self, CatchUp.self, ReplicaSize.self])
+
+    struct Common: ParsableArguments {
+        @Option(help: "The program file (default: examples/program.yaml).") var program = "examples/program.yaml"
+        @Option(help: "Seconds per measured phase.") var seconds: Double = 10
+
+        var duration: Duration { .milliseconds(Int64(max(0.1, seconds) * 1000)) }
+    }
+
+    struct EdgeEarn: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "edge-earn", abstract: "Earn RPCs from concurrent terminals over TLS to a durable edge, against an empty RPC.")
+        @OptionGroup var common: Common
+        @Option(help: "Concurrent terminals (closed loop).") var terminals = 32
+        @Option(help: "Earns per second offered for the latency run.") var rate: Double = 200
+        @Option(help: "Members enrolled first.") var members = 1_000
+
+        func run() async throws {
+            try await EdgeBenches.edgeEarn(program: common.program, callers: terminals, duration: common.duration, rate: rate, members: members)
+        }
+    }
+
+    struct ParkingExit: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "parking-exit", abstract: "Quote + pay at a barrier with the gateway unreachable, against two empty RPCs.")
+        @OptionGroup var common: Common
+        @Option(help: "Exits per second offered.") var rate: Double = 50
+        @Option(help: "Members enrolled first.") var members = 200
+
+        func run() async throws {
+            try await EdgeBenches.parkingExit(program: common.program, duration: common.duration, rate: rate, members: members)
+        }
+    }
+
+    struct GatewayIngest: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "gateway-ingest", abstract: "Sites pushing batches concurrently, against plain SQLite inserts of the same rows.")
+        @OptionGroup var common: Common
+        @Option(help: "Sites pushing at once (1 to 4).") var sites = 4
+        @Option(help: "Transactions in all.") var transactions = 200_000
+        @Option(help: "Transactions per push.") var batch = 500
+
+        func run() async throws {
+            guard (1...4).contains(sites) else { throw ValidationError("--sites: 1 to 4") }
+            try await GatewayBenches.gatewayIngest(program: common.program, sites: sites, transactions: max(sites, transactions), batch: max(1, batch))
+        }
+    }
+
+    struct CatchUp: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "catch-up", abstract: "One site with a large offline backlog reconnects: time until posted and the replica is current.")
+        @OptionGroup var common: Common
+        @Option(help: "Transactions queued offline.") var transactions = 1_000_000
+        @Option(help: "Members they are spread over.") var members = 10_000
+
+        func run() async throws {
+            try await GatewayBenches.catchUp(program: common.program, transactions: max(1, transactions), members: max(1, members))
+        }
+    }
+
+    struct ReplicaSize: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "replica-size", abstract: "Members pulled to a fresh edge: time and database size.")
+        @OptionGroup var common: Common
+        @Option(help: "Members at the gateway.") var members = 1_000_000
+
+        func run() async throws {
+            try await GatewayBenches.replicaSize(program: common.program, members: max(1, members))
+        }
+    }
+}

@@ -1,0 +1,270 @@
+import Core
+import Crypto
+import EdgeNode
+import Foundation
+import GRDB
+import GRPCCore
+import Gateway
+import SwiftProtobuf
+import Wire
+
+/// A standalone edge ledger for generating a site's traffic, with its writer running.
+final class GeneratingEdge: Sendable {
+    let site: SiteID
+    let merchant: MerchantID
+    let ledger: EdgeLedger
+    let sync: SyncClient
+    private let writer: Task<Void, Never>
+
+    /// An edge of `site` whose sync calls go in process to `gateway`'s service (no sockets), with
+    /// the program the gateway published as version 1.
+    init(folder: BenchFolder, site: String, store: SQLiteLedgerStore, limits: GatewayLimits) throws {
+        self.site = SiteID(site)!
+        let program = store.programs.latest!
+        guard let merchant = program.program.site(self.site)?.merchants.first?.id else { throw CommandFailure("no merchant at \(site)") }
+        self.merchant = merchant
+        var edgeLimits = EdgeLimits()
+        edgeLimits.groupCommitBatchMax = 512
+        let database = try EdgeDatabase.open(path: folder.path + "/\(site).sqlite", site: self.site, limits: edgeLimits, now: SystemWallClock().now())
+        let programs = ProgramHolder(ActiveProgram(version: program.version, program: program.program))
+        var link = GatewayLink(host: "in-process", port: 0, caCertificatePath: "", certificatePath: "", privateKeyPath: "")
+        link.pushBatchMax = 500
+        link.pullPageSize = 1_000
+        let siteID = self.site
+        let service = SyncService(
+            store: store, limits: limits, logger: BenchFolder.quiet,
+            peers: SitePeerResolver { _ in SitePeer(identity: .site(siteID), serial: "bench-\(siteID)") })
+        let calls = SyncCalls(
+            push: { request, _ in try await callInProcess(request, method: "Push") { try await service.push(request: $0, context: $1) } },
+            pull: { request, _ in try await callInProcess(request, method: "Pull") { try await service.pull(request: $0, context: $1) } },
+            authorizeRedeem: { request, _ in
+                try await callInProcess(request, method: "AuthorizeRedeem") { try await service.authorizeRedeem(request: $0, context: $1) }
+            },
+            releaseHold: { request, _ in try await callInProcess(request, method: "ReleaseHold") { try await service.releaseHold(request: $0, context: $1) } },
+            recover: { request, _ in try await callInProcess(request, method: "Recover") { try await service.recover(request: $0, context: $1) } })
+        sync = SyncClient(
+            link: link, site: self.site, database: database, clock: SystemWallClock(), logger: BenchFolder.quiet,
+            program: { programs.program }, activate: { programs.program = $0 }, calls: calls)
+        ledger = EdgeLedger(
+            site: self.site, database: database, programs: programs, clock: SystemWallClock(), phoneHashKey: BenchFolder.phoneKey, limits: edgeLimits)
+        let committer = ledger.committer
+        writer = Task { await committer.run() }
+    }
+
+    /// Enrols `count` members, then makes `earns` earns spread over them, `concurrency` at a time.
+    func generate(members count: Int, earns: Int, concurrency: Int = 128) async throws -> [MemberID] {
+        let merchant = self.merchant
+        let ledger = self.ledger
+        let site = self.site
+        var members: [MemberID] = []
+        for index in 0..<count {
+            let phone = PhoneNumber("+86137" + String(format: "%08d", index))!
+            let content = Array("enroll \(site) \(index)".utf8)
+            let key = RequestKey(merchant: merchant, operation: "enroll", requestID: RequestID("E-\(index)")!, content: content)
+            let answer = try await ledger.enroll(EdgeLedger.Enroll(key: key, phone: phone, cardNumber: nil, birthMonth: nil, referrer: nil))
+            members.append(MemberID(answer.member.memberID)!)
+        }
+        let chosen = members
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<concurrency {
+                group.addTask {
+                    var index = worker
+                    while index < earns {
+                        let content = Array("earn \(site) \(index)".utf8)
+                        let key = RequestKey(merchant: merchant, operation: "earn", requestID: RequestID("G-\(index)")!, content: content)
+                        _ = try await ledger.earn(
+                            EdgeLedger.Earn(key: key, member: chosen[index % chosen.count], amount: Money(minorUnits: 2_000 + Int64(index % 50_000)), lines: []))
+                        index += concurrency
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        return members
+    }
+
+    /// The outbox as the gateway receives it, in pushes of `batch`.
+    func outboxBatches(_ batch: Int) async throws -> [[Coalition_Sync_V1_OutboxTransaction]] {
+        let rows = try await ledger.database.pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT sequence, transaction_id, previous_hash, payload, occurred_at_ms FROM outbox ORDER BY sequence").map { row in
+                Coalition_Sync_V1_OutboxTransaction(
+                    sequence: row["sequence"], transactionID: row["transaction_id"], previousHash: row["previous_hash"], payload: row["payload"],
+                    occurredAtMs: row["occurred_at_ms"])
+            }
+        }
+        return stride(from: 0, to: rows.count, by: batch).map { Array(rows[$0..<min(rows.count, $0 + batch)]) }
+    }
+
+    func stop() async {
+        ledger.committer.close()
+        await writer.value
+    }
+}
+
+/// A gateway store on a fresh file with the example program published as version 1.
+func benchGateway(_ folder: BenchFolder, name: String = "gateway.sqlite") throws -> (SQLiteLedgerStore, GatewayLimits) {
+    var limits = GatewayLimits()
+    limits.clockSkewMaxMilliseconds = 24 * 3_600_000
+    let store = try SQLiteLedgerStore(database: try GatewayDatabase.open(path: folder.path + "/" + name), clock: SystemWallClock(), limits: limits)
+    try store.publish(document: Array(try Data(contentsOf: URL(fileURLWithPath: folder.programFile))), by: "bench")
+    return (store, limits)
+}
+
+enum GatewayBenches {
+    static let siteNames = ["mall-01", "hotel-01", "park-01", "office-01"]
+
+    /// S sites push their outboxes concurrently, in batches; baseline: the same rows inserted
+    /// into SQLite in the same batches with no logic.
+    static func gatewayIngest(program: String, sites: Int, transactions: Int, batch: Int) async throws {
+        let folder = try BenchFolder(program: program)
+        let (store, limits) = try benchGateway(folder)
+        let perSite = transactions / sites
+        var batches: [(SiteID, [[Coalition_Sync_V1_OutboxTransaction]])] = []
+        for name in siteNames.prefix(sites) {
+            let edge = try GeneratingEdge(folder: folder, site: name, store: store, limits: limits)
+            _ = try await edge.generate(members: 500, earns: perSite)
+            batches.append((edge.site, try await edge.outboxBatches(batch)))
+            await edge.stop()
+        }
+        let total = batches.reduce(0) { $0 + $1.1.reduce(0) { $0 + $1.count } }
+        // Baseline: the rows alone, same batches, same durability, no logic.
+        var configuration = Configuration()
+        configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+        let plain = try DatabasePool(path: folder.path + "/baseline.sqlite", configuration: configuration)
+        try await plain.barrierWriteWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+            try db.execute(
+                sql: """
+                    CREATE TABLE rows (site_id TEXT NOT NULL, sequence INTEGER NOT NULL, transaction_id TEXT NOT NULL UNIQUE,
+                        previous_hash BLOB NOT NULL, payload BLOB NOT NULL, occurred_at_ms INTEGER NOT NULL,
+                        PRIMARY KEY (site_id, sequence)) STRICT, WITHOUT ROWID
+                    """)
+        }
+        let (_, baselineSeconds) = try await Load.time {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for (site, pushes) in batches {
+                    group.addTask {
+                        for push in pushes {
+                            try await plain.write { db in
+                                let statement = try db.cachedStatement(
+                                    sql: "INSERT INTO rows (site_id, sequence, transaction_id, previous_hash, payload, occurred_at_ms) VALUES (?, ?, ?, ?, ?, ?)")
+                                for row in push {
+                                    try statement.execute(arguments: [site.rawValue, Int64(row.sequence), row.transactionID, row.previousHash, row.payload, row.occurredAtMs])
+                                }
+                            }
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+        try plain.close()
+        // The figure: the gateway's push path (decode, validate, chain, post, lots, balances).
+        let (_, figureSeconds) = try await Load.time {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for (site, pushes) in batches {
+                    group.addTask {
+                        let service = SyncService(
+                            store: store, limits: limits, logger: BenchFolder.quiet,
+                            peers: SitePeerResolver { _ in SitePeer(identity: .site(site), serial: "bench-\(site)") })
+                        for push in pushes {
+                            var request = Coalition_Sync_V1_PushRequest()
+                            request.protocolVersion = 1
+                            request.programVersion = 1
+                            request.transactions = push
+                            request.sentAtMs = SystemWallClock().now().milliseconds
+                            let answer = try await callInProcess(request, method: "Push") { try await service.push(request: $0, context: $1) }
+                            guard answer.status == .applied else { throw CommandFailure("a push was answered \(answer.status)") }
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+        let outcomes = try await store.database.pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT outcome, reason, COUNT(*) AS n FROM site_transactions GROUP BY outcome, reason").map {
+                "\($0["outcome"] as String)\(($0["reason"] as String).isEmpty ? "" : " (\($0["reason"] as String))") \($0["n"] as Int)"
+            }
+        }
+        var report = BenchReport(name: "gateway-ingest", settings: "\(sites) sites pushing concurrently, \(total) transactions, batches of \(batch)")
+        report.line("baseline", String(format: "%.0f rows/s inserted with no logic (%.2f s)", Double(total) / baselineSeconds, baselineSeconds))
+        report.line("figure", String(format: "%.0f transactions/s posted (%.2f s; %@)", Double(total) / figureSeconds, figureSeconds, outcomes.joined(separator: ", ")))
+        report.ratio(Double(total) / figureSeconds, over: Double(total) / baselineSeconds, minimum: 0.50)
+        report.floor("rate", Double(total) / figureSeconds, minimum: 25_000, unit: "tx/s")
+        report.line("memory", String(format: "peak %.0f MiB", Load.peakMemoryMiB))
+        report.print()
+    }
+
+    /// One site with `transactions` queued offline reconnects: time until all are posted and its
+    /// pull replica is current.
+    static func catchUp(program: String, transactions: Int, members: Int) async throws {
+        let folder = try BenchFolder(program: program)
+        let (store, limits) = try benchGateway(folder)
+        let edge = try GeneratingEdge(folder: folder, site: "mall-01", store: store, limits: limits)
+        let (_, generation) = try await Load.time { _ = try await edge.generate(members: members, earns: transactions) }
+        let queued = try await edge.ledger.unacknowledgedCount()
+        let memoryBefore = Load.peakMemoryMiB
+        var pushes = 0
+        var pulls = 0
+        let (_, pushSeconds) = try await Load.time {
+            while try await edge.sync.pushRound() { pushes += 1 }
+        }
+        let (_, pullSeconds) = try await Load.time {
+            while try await edge.sync.pullRound() { pulls += 1 }
+        }
+        let left = try await edge.ledger.unacknowledgedCount()
+        await edge.stop()
+        var report = BenchReport(
+            name: "catch-up", settings: "\(queued) transactions queued offline at one site (\(members) members), in-process link, pushes of 500, pages of 1000")
+        report.line("queued in", String(format: "%.1f s (%.0f tx/s through the edge's ledger, for reference)", generation, Double(transactions) / generation))
+        report.line("pushed", String(format: "%.1f s (%.0f tx/s, %d pushes); %d left unacknowledged", pushSeconds, Double(queued) / pushSeconds, pushes + 1, left))
+        report.line("pulled", String(format: "%.1f s (%d pages)", pullSeconds, pulls + 1))
+        report.ceiling("caught up", pushSeconds + pullSeconds, maximum: 60, unit: "s")
+        report.line(
+            "memory",
+            String(format: "peak %.0f MiB for edge and gateway together in one process (%.0f MiB before the reconnect)", Load.peakMemoryMiB, memoryBefore))
+        report.print()
+    }
+
+    /// `members` members pulled to a fresh edge: time and database size.
+    static func replicaSize(program: String, members: Int) async throws {
+        let folder = try BenchFolder(program: program)
+        let (store, limits) = try benchGateway(folder)
+        // Members are written straight into the gateway's tables (the bench measures the pull).
+        let (_, seeding) = try await Load.time {
+            try await store.database.pool.write { db in
+                let insertMember = try db.cachedStatement(
+                    sql: """
+                        INSERT INTO members (member_id, phone_hash, tier, tier_review_date, enrolled_at_ms, enrolled_site, changed_position)
+                        VALUES (?, ?, 'member', '2027-11-24', ?, 'mall-01', ?)
+                        """)
+                let insertBalance = try db.cachedStatement(sql: "INSERT INTO balances (account, points) VALUES (?, ?)")
+                var generator = SystemRandomNumberGenerator()
+                let base = try Int64.fetchOne(db, sql: "SELECT value FROM counters WHERE name = 'position'") ?? 0
+                let now = SystemWallClock().now()
+                for index in 0..<members {
+                    let id = MemberID(time: now, using: &generator).description
+                    let phone = Data(SHA256.hash(data: Data("+86136\(index)".utf8)))
+                    try insertMember.execute(arguments: [id, phone, now.milliseconds, base + 1 + Int64(index)])
+                    try insertBalance.execute(arguments: ["member:\(id)", Int64(index % 5_000)])
+                }
+                try db.execute(sql: "UPDATE counters SET value = ? WHERE name = 'position'", arguments: [base + Int64(members)])
+            }
+        }
+        let edge = try GeneratingEdge(folder: folder, site: "hotel-01", store: store, limits: limits)
+        var pages = 0
+        let (_, pullSeconds) = try await Load.time {
+            while try await edge.sync.pullRound() { pages += 1 }
+        }
+        let replicated = try await edge.ledger.database.pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM members") ?? 0 }
+        try await edge.ledger.database.pool.writeWithoutTransaction { db in _ = try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+        await edge.stop()
+        let bytes = folder.size("hotel-01.sqlite")
+        var report = BenchReport(name: "replica-size", settings: "\(members) members at the gateway, a fresh edge pulls pages of 1000 in process")
+        report.line("seeded", String(format: "%.1f s (written straight into the gateway's tables)", seeding))
+        report.line("pulled", String(format: "%.1f s (%.0f members/s, %d pages), %d members in the replica", pullSeconds, Double(replicated) / pullSeconds, pages + 1, replicated))
+        report.line("size", String(format: "%.1f MiB on disk (%.0f bytes per member)", Double(bytes) / 1_048_576, Double(bytes) / Double(max(1, replicated))))
+        report.line("memory", String(format: "peak %.0f MiB", Load.peakMemoryMiB))
+        report.print()
+    }
+}
