@@ -9,8 +9,8 @@ struct LedgerWriter {
 
     /// The next global position (transactions and pull changes share one sequence).
     func nextPosition() throws -> Int64 {
-        try db.execute(sql: "UPDATE counters SET value = value + 1 WHERE name = 'position'")
-        guard let value = try Int64.fetchOne(db, sql: "SELECT value FROM counters WHERE name = 'position'") else {
+        guard let value = try Int64.fetchOne(db.cachedStatement(sql: "UPDATE counters SET value = value + 1 WHERE name = 'position' RETURNING value"))
+        else {
             preconditionFailure("the position counter is missing")
         }
         return value
@@ -131,12 +131,12 @@ struct LedgerWriter {
 
     /// Gives back the lot draws of the transaction at `original` (a cancelled redemption).
     func restoreLots(drawnAt original: Int64, position: Int64) throws {
-        let draws = try Row.fetchAll(db, sql: "SELECT lot_id, points FROM lot_draws WHERE position = ?", arguments: [original])
+        let draws = try Row.fetchAll(db.cachedStatement(sql: "SELECT lot_id, points FROM lot_draws WHERE position = ?"), arguments: [original])
         for draw in draws {
             let lot: String = draw["lot_id"]
             let points: Int64 = draw["points"]
-            try db.execute(sql: "UPDATE lots SET remaining_points = remaining_points + ? WHERE lot_id = ?", arguments: [points, lot])
-            try db.execute(sql: "INSERT INTO lot_draws (position, lot_id, points) VALUES (?, ?, ?)", arguments: [position, lot, -points])
+            try db.cachedStatement(sql: "UPDATE lots SET remaining_points = remaining_points + ? WHERE lot_id = ?").execute(arguments: [points, lot])
+            try db.cachedStatement(sql: "INSERT INTO lot_draws (position, lot_id, points) VALUES (?, ?, ?)").execute(arguments: [position, lot, -points])
         }
     }
 
@@ -146,17 +146,15 @@ struct LedgerWriter {
         _ kind: String, site: SiteID?, transaction: String?, member: MemberID?, resolution: String, points: Points = .zero,
         at now: Timestamp, detail: String = ""
     ) throws {
-        try db.execute(
-            sql: "INSERT INTO conflicts (kind, site_id, transaction_id, member_id, resolution, points, detected_at_ms, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            arguments: [kind, site?.rawValue, transaction, member?.description, resolution, points.value, now.milliseconds, detail])
+        try db.cachedStatement(sql: "INSERT INTO conflicts (kind, site_id, transaction_id, member_id, resolution, points, detected_at_ms, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)").execute(arguments: [kind, site?.rawValue, transaction, member?.description, resolution, points.value, now.milliseconds, detail])
     }
 
     /// Adds a flag to a site (a set of names an operator clears).
     func flag(_ site: SiteID, _ flag: String) throws {
-        let current = try String.fetchOne(db, sql: "SELECT flags FROM sites WHERE site_id = ?", arguments: [site.rawValue]) ?? ""
+        let current = try String.fetchOne(db.cachedStatement(sql: "SELECT flags FROM sites WHERE site_id = ?"), arguments: [site.rawValue]) ?? ""
         var flags = Set(current.split(separator: ",").map(String.init))
         guard flags.insert(flag).inserted else { return }
-        try db.execute(sql: "UPDATE sites SET flags = ? WHERE site_id = ?", arguments: [flags.sorted().joined(separator: ","), site.rawValue])
+        try db.cachedStatement(sql: "UPDATE sites SET flags = ? WHERE site_id = ?").execute(arguments: [flags.sorted().joined(separator: ","), site.rawValue])
     }
 
     /// The member a member id stands for now (following merges).

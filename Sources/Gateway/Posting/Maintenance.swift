@@ -28,12 +28,12 @@ extension SQLiteLedgerStore {
         let now = clockNow
         let end = program.timeZone.startOfDay(day.adding(days: 1))
         return try await database.pool.write { db in
-            if let done = try Row.fetchOne(db, sql: "SELECT members, points, transactions FROM expiry_runs WHERE day = ?", arguments: [day.description]) {
+            if let done = try Row.fetchOne(db.cachedStatement(sql: "SELECT members, points, transactions FROM expiry_runs WHERE day = ?"), arguments: [day.description]) {
                 return ExpiryRun(day: day, members: done["members"], points: Points(done["points"]), transactions: done["transactions"], alreadyRun: true)
             }
             let writer = LedgerWriter(db: db)
             let due = try Row.fetchAll(
-                db, sql: "SELECT lot_id, member_id, remaining_points FROM lots WHERE remaining_points > 0 AND expires_at_ms <= ? ORDER BY member_id, lot_id",
+                db.cachedStatement(sql: "SELECT lot_id, member_id, remaining_points FROM lots WHERE remaining_points > 0 AND expires_at_ms <= ? ORDER BY member_id, lot_id"),
                 arguments: [end.milliseconds]
             ).map { (lot: $0["lot_id"] as String, member: $0["member_id"] as String, points: $0["remaining_points"] as Int64) }
             var byMember: [String: [(lot: String, points: Int64)]] = [:]
@@ -54,16 +54,14 @@ extension SQLiteLedgerStore {
                 var left = points.value
                 for lot in lots where left > 0 {
                     let take = min(left, lot.points)
-                    try db.execute(sql: "UPDATE lots SET remaining_points = remaining_points - ? WHERE lot_id = ?", arguments: [take, lot.lot])
-                    try db.execute(sql: "INSERT INTO lot_draws (position, lot_id, points) VALUES (?, ?, ?)", arguments: [position, lot.lot, take])
+                    try db.cachedStatement(sql: "UPDATE lots SET remaining_points = remaining_points - ? WHERE lot_id = ?").execute(arguments: [take, lot.lot])
+                    try db.cachedStatement(sql: "INSERT INTO lot_draws (position, lot_id, points) VALUES (?, ?, ?)").execute(arguments: [position, lot.lot, take])
                     left -= take
                 }
                 total += points
             }
             let run = ExpiryRun(day: day, members: byMember.count, points: total, transactions: byMember.count, alreadyRun: false)
-            try db.execute(
-                sql: "INSERT INTO expiry_runs (day, members, points, transactions, ran_at_ms) VALUES (?, ?, ?, ?, ?)",
-                arguments: [day.description, run.members, total.value, run.transactions, now.milliseconds])
+            try db.cachedStatement(sql: "INSERT INTO expiry_runs (day, members, points, transactions, ran_at_ms) VALUES (?, ?, ?, ?, ?)").execute(arguments: [day.description, run.members, total.value, run.transactions, now.milliseconds])
             return run
         }
     }
@@ -98,7 +96,7 @@ extension SQLiteLedgerStore {
         return try await database.pool.write { db in
             let writer = LedgerWriter(db: db)
             let due = try Row.fetchAll(
-                db, sql: "SELECT member_id, tier, tier_review_date FROM members WHERE merged_into IS NULL AND tier_review_date <= ?",
+                db.cachedStatement(sql: "SELECT member_id, tier, tier_review_date FROM members WHERE merged_into IS NULL AND tier_review_date <= ?"),
                 arguments: [day.description])
             var changed = 0
             for row in due {
@@ -108,9 +106,7 @@ extension SQLiteLedgerStore {
                 let qualifying = try poster.qualifyingPoints(member, program: program)
                 let next = TierCalculator.atReview(program.tiers, status: status, qualifying: qualifying, on: day)
                 let position = try writer.nextPosition()
-                try db.execute(
-                    sql: "UPDATE members SET tier = ?, tier_review_date = ?, changed_position = ? WHERE member_id = ?",
-                    arguments: [next.tier.rawValue, next.reviewDate.description, position, member.description])
+                try db.cachedStatement(sql: "UPDATE members SET tier = ?, tier_review_date = ?, changed_position = ? WHERE member_id = ?").execute(arguments: [next.tier.rawValue, next.reviewDate.description, position, member.description])
                 if next.tier != status.tier { changed += 1 }
             }
             return changed

@@ -89,14 +89,12 @@ struct Poster {
         case nil: operation = "none"
         }
         if let first = try String.fetchOne(
-            db, sql: "SELECT transaction_id FROM receipts WHERE merchant_id = ? AND operation = ? AND request_id = ?",
+            db.cachedStatement(sql: "SELECT transaction_id FROM receipts WHERE merchant_id = ? AND operation = ? AND request_id = ?"),
             arguments: [merchant.rawValue, operation, local.requestID]), first != local.transactionID
         {
             return try reject("duplicate_receipt", member: nil, local: local, detail: "receipt '\(local.requestID)' was first posted as \(first)")
         }
-        try db.execute(
-            sql: "INSERT INTO receipts (merchant_id, operation, request_id, transaction_id) VALUES (?, ?, ?, ?)",
-            arguments: [merchant.rawValue, operation, local.requestID, local.transactionID])
+        try db.cachedStatement(sql: "INSERT INTO receipts (merchant_id, operation, request_id, transaction_id) VALUES (?, ?, ?, ?)").execute(arguments: [merchant.rawValue, operation, local.requestID, local.transactionID])
 
         var context = Context(
             local: local, sequence: sequence, merchant: merchant, program: program, version: active.version, occurredAt: occurredAt,
@@ -150,7 +148,7 @@ struct Poster {
             context.rejection = try reject("malformed", member: nil, local: context.local, detail: "bad member id")
             return .zero
         }
-        if try Bool.fetchOne(db, sql: "SELECT 1 FROM members WHERE member_id = ?", arguments: [member.description]) == true {
+        if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM members WHERE member_id = ?"), arguments: [member.description]) == true {
             context.rejection = try reject("duplicate_member", member: member, local: context.local, detail: "member id already enrolled")
             return .zero
         }
@@ -159,17 +157,15 @@ struct Poster {
             record.phoneHash.isEmpty
             ? nil
             : try String.fetchOne(
-                db, sql: "SELECT member_id FROM members WHERE phone_hash = ? AND merged_into IS NULL", arguments: [record.phoneHash]
+                db.cachedStatement(sql: "SELECT member_id FROM members WHERE phone_hash = ? AND merged_into IS NULL"), arguments: [record.phoneHash]
             ).flatMap(MemberID.init)
         let status = TierCalculator.initial(program.tiers, enrolledOn: program.timeZone.date(of: context.occurredAt))
         let position = try writer.nextPosition()
-        try db.execute(
-            sql: """
+        try db.cachedStatement(sql: """
                 INSERT INTO members (member_id, phone_hash, sealed_phone, card_number, tier, tier_review_date, birth_month, enrolled_at_ms,
                     enrolled_site, merged_into, changed_position)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """,
-            arguments: [
+                """).execute(arguments: [
                 member.description, record.phoneHash.isEmpty ? nil : record.phoneHash, record.sealedPhone.isEmpty ? nil : record.sealedPhone,
                 record.cardNumber.isEmpty ? nil : record.cardNumber, status.tier.rawValue, status.reviewDate.description,
                 record.birthMonth == 0 ? nil : Int(record.birthMonth), context.occurredAt.milliseconds, site.rawValue,
@@ -178,9 +174,7 @@ struct Poster {
         // Same phone enrolled elsewhere first: this record merges into the earlier one.
         let owner = survivor ?? member
         if let survivor {
-            try db.execute(
-                sql: "INSERT INTO merges (from_member, into_member, changed_position) VALUES (?, ?, ?)",
-                arguments: [member.description, survivor.description, position])
+            try db.cachedStatement(sql: "INSERT INTO merges (from_member, into_member, changed_position) VALUES (?, ?, ?)").execute(arguments: [member.description, survivor.description, position])
             try writer.conflict(
                 "member_merge", site: site, transaction: context.local.transactionID, member: survivor,
                 resolution: "member \(member) merged into \(survivor), who enrolled first", at: now)
@@ -258,7 +252,7 @@ struct Poster {
     /// The gateway's own view of the member after an earn: last earn per format, streak, tier upgrade.
     private func updateEarnState(member: MemberID, format: Format, base: Points, program: Program, at occurredAt: Timestamp, position: Int64) throws {
         guard let row = try Row.fetchOne(
-            db, sql: "SELECT last_earn, streak_last_day, streak_days, tier, tier_review_date FROM members WHERE member_id = ?",
+            db.cachedStatement(sql: "SELECT last_earn, streak_last_day, streak_days, tier, tier_review_date FROM members WHERE member_id = ?"),
             arguments: [member.description])
         else { return }
         var lastEarn = LastEarnEncoding.decode(row["last_earn"])
@@ -271,9 +265,7 @@ struct Poster {
             tier: TierID(row["tier"] as String) ?? program.tiers.tiers[0].id,
             reviewDate: CivilDate(parsing: row["tier_review_date"]) ?? today)
         let status = TierCalculator.afterPosting(program.tiers, status: current, qualifying: qualifying, on: today)
-        try db.execute(
-            sql: "UPDATE members SET last_earn = ?, streak_last_day = ?, streak_days = ?, tier = ?, tier_review_date = ?, changed_position = ? WHERE member_id = ?",
-            arguments: [
+        try db.cachedStatement(sql: "UPDATE members SET last_earn = ?, streak_last_day = ?, streak_days = ?, tier = ?, tier_review_date = ?, changed_position = ? WHERE member_id = ?").execute(arguments: [
                 LastEarnEncoding.encode(lastEarn), streak?.lastDay.description, streak?.days ?? 0, status.tier.rawValue,
                 status.reviewDate.description, position, member.description,
             ])
@@ -320,11 +312,11 @@ struct Poster {
         var holdID: String?
         if online, !hold.isEmpty,
             try Bool.fetchOne(
-                db, sql: "SELECT 1 FROM holds WHERE hold_id = ? AND status = 'active' AND transaction_id = ?",
+                db.cachedStatement(sql: "SELECT 1 FROM holds WHERE hold_id = ? AND status = 'active' AND transaction_id = ?"),
                 arguments: [hold, context.local.transactionID]) == true
         {
             holdID = hold
-            try db.execute(sql: "UPDATE holds SET status = 'consumed' WHERE hold_id = ?", arguments: [hold])
+            try db.cachedStatement(sql: "UPDATE holds SET status = 'consumed' WHERE hold_id = ?").execute(arguments: [hold])
         }
         let available = try writer.available(member, now: now, excluding: holdID)
         let (postings, shortfall) = PostingRules.redemption(
@@ -346,7 +338,7 @@ struct Poster {
     private func reverse(_ record: Coalition_Sync_V1_ReverseRecord, _ context: inout Context) throws -> Points {
         guard let stated = MemberID(record.memberID), let member = try writer.resolve(stated),
             let original = try Row.fetchOne(
-                db, sql: "SELECT position, kind, site_id, merchant_id, points, amount_minor FROM transactions WHERE transaction_id = ?",
+                db.cachedStatement(sql: "SELECT position, kind, site_id, merchant_id, points, amount_minor FROM transactions WHERE transaction_id = ?"),
                 arguments: [record.originalTransactionID]),
             (original["site_id"] as String?) == site.rawValue
         else {
@@ -357,7 +349,7 @@ struct Poster {
         let originalPosition: Int64 = original["position"]
         let kind: String = original["kind"]
         let previous = try Row.fetchOne(
-            db, sql: "SELECT COALESCE(SUM(amount_minor), 0) AS amount, COALESCE(SUM(points), 0) AS points, COUNT(*) AS count FROM transactions WHERE kind = 'reverse' AND original_transaction_id = ?",
+            db.cachedStatement(sql: "SELECT COALESCE(SUM(amount_minor), 0) AS amount, COALESCE(SUM(points), 0) AS points, COUNT(*) AS count FROM transactions WHERE kind = 'reverse' AND original_transaction_id = ?"),
             arguments: [record.originalTransactionID])
         let count: Int = previous?["count"] ?? 0
         switch kind {
@@ -400,7 +392,7 @@ struct Poster {
                 context.rejection = try reject("already_reversed", member: member, local: context.local, detail: "cancelled already")
                 return .zero
             }
-            let lines = try Row.fetchAll(db, sql: "SELECT account, points FROM postings WHERE position = ?", arguments: [originalPosition])
+            let lines = try Row.fetchAll(db.cachedStatement(sql: "SELECT account, points FROM postings WHERE position = ?"), arguments: [originalPosition])
             let postings = PostingRules.negation(of: Postings(lines.map { row in Posting(Self.account(row["account"]), Points(row["points"])) }))
             let position = try writer.post(
                 entry(

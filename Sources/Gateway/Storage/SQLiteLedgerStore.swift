@@ -52,9 +52,7 @@ package final class SQLiteLedgerStore: LedgerStore {
             }
             let next = (try Int64.fetchOne(db, sql: "SELECT MAX(version) FROM program_versions") ?? 0) + 1
             let position = try LedgerWriter(db: db).nextPosition()
-            try db.execute(
-                sql: "INSERT INTO program_versions (version, document, sha256, effective_at_ms, published_at_ms, published_by, changed_position) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                arguments: [next, Data(document), hash, (effectiveAt ?? now).milliseconds, now.milliseconds, publisher, position])
+            try db.cachedStatement(sql: "INSERT INTO program_versions (version, document, sha256, effective_at_ms, published_at_ms, published_by, changed_position) VALUES (?, ?, ?, ?, ?, ?, ?)").execute(arguments: [next, Data(document), hash, (effectiveAt ?? now).milliseconds, now.milliseconds, publisher, position])
             return next
         }
         catalogue.withLock { catalogue in
@@ -70,7 +68,7 @@ package final class SQLiteLedgerStore: LedgerStore {
     package func siteStatus(_ site: SiteID) async throws -> SiteRecord? {
         guard let program = programs.latest?.program, program.site(site) != nil else { return nil }
         @Sendable func record(_ db: Database) throws -> SiteRecord? {
-            try Row.fetchOne(db, sql: "SELECT status, high_water_mark, flags FROM sites WHERE site_id = ?", arguments: [site.rawValue])
+            try Row.fetchOne(db.cachedStatement(sql: "SELECT status, high_water_mark, flags FROM sites WHERE site_id = ?"), arguments: [site.rawValue])
                 .map { row in
                     SiteRecord(
                         site: site, revoked: (row["status"] as String) == "revoked", highWaterMark: row["high_water_mark"],
@@ -80,9 +78,7 @@ package final class SQLiteLedgerStore: LedgerStore {
         // Every sync call asks this: a read, and a write only on the site's first contact.
         if let known = try await database.pool.read({ db in try record(db) }) { return known }
         return try await database.pool.write { db in
-            try db.execute(
-                sql: "INSERT INTO sites (site_id, last_hash) VALUES (?, ?) ON CONFLICT (site_id) DO NOTHING",
-                arguments: [site.rawValue, Data(count: 32)])
+            try db.cachedStatement(sql: "INSERT INTO sites (site_id, last_hash) VALUES (?, ?) ON CONFLICT (site_id) DO NOTHING").execute(arguments: [site.rawValue, Data(count: 32)])
             guard let created = try record(db) else { preconditionFailure("site row vanished") }
             return created
         }
@@ -90,16 +86,14 @@ package final class SQLiteLedgerStore: LedgerStore {
 
     package func isRevoked(serial: String) async throws -> Bool {
         try await database.pool.read { db in
-            try Bool.fetchOne(db, sql: "SELECT 1 FROM revoked_certificates WHERE serial = ?", arguments: [serial]) ?? false
+            try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM revoked_certificates WHERE serial = ?"), arguments: [serial]) ?? false
         }
     }
 
     /// Revokes or reinstates a site.
     package func setSite(_ site: SiteID, revoked: Bool) async throws {
         try await database.pool.write { db in
-            try db.execute(
-                sql: "INSERT INTO sites (site_id, last_hash, status) VALUES (?, ?, ?) ON CONFLICT (site_id) DO UPDATE SET status = excluded.status",
-                arguments: [site.rawValue, Data(count: 32), revoked ? "revoked" : "active"])
+            try db.cachedStatement(sql: "INSERT INTO sites (site_id, last_hash, status) VALUES (?, ?, ?) ON CONFLICT (site_id) DO UPDATE SET status = excluded.status").execute(arguments: [site.rawValue, Data(count: 32), revoked ? "revoked" : "active"])
         }
     }
 
@@ -107,9 +101,7 @@ package final class SQLiteLedgerStore: LedgerStore {
     package func revokeCertificate(serial: String, reason: String) async throws {
         let now = clock.now()
         try await database.pool.write { db in
-            try db.execute(
-                sql: "INSERT OR IGNORE INTO revoked_certificates (serial, revoked_at_ms, reason) VALUES (?, ?, ?)",
-                arguments: [serial, now.milliseconds, reason])
+            try db.cachedStatement(sql: "INSERT OR IGNORE INTO revoked_certificates (serial, revoked_at_ms, reason) VALUES (?, ?, ?)").execute(arguments: [serial, now.milliseconds, reason])
         }
     }
 
@@ -171,17 +163,14 @@ package final class SQLiteLedgerStore: LedgerStore {
         _ db: Database, site: SiteID, batch items: [PushItem], exposure: Points, sentAt: Timestamp,
         now: Timestamp, catalogue: ProgramCatalogue, limits: GatewayLimits
     ) throws -> PushOutcome {
-        try db.execute(
-            sql: "INSERT INTO sites (site_id, last_hash) VALUES (?, ?) ON CONFLICT (site_id) DO NOTHING", arguments: [site.rawValue, Data(count: 32)])
-        guard let row = try Row.fetchOne(db, sql: "SELECT high_water_mark, last_hash, flags FROM sites WHERE site_id = ?", arguments: [site.rawValue])
+        try db.cachedStatement(sql: "INSERT INTO sites (site_id, last_hash) VALUES (?, ?) ON CONFLICT (site_id) DO NOTHING").execute(arguments: [site.rawValue, Data(count: 32)])
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT high_water_mark, last_hash, flags FROM sites WHERE site_id = ?"), arguments: [site.rawValue])
         else { preconditionFailure("site row vanished") }
         let highWater: Int64 = row["high_water_mark"]
         var previousHash: Data = row["last_hash"]
         let writer = LedgerWriter(db: db)
         let batch = items.map(\.transaction)
-        try db.execute(
-            sql: "UPDATE sites SET last_seen_at_ms = ?, unsynced_exposure_points = ? WHERE site_id = ?",
-            arguments: [now.milliseconds, exposure.value, site.rawValue])
+        try db.cachedStatement(sql: "UPDATE sites SET last_seen_at_ms = ?, unsynced_exposure_points = ? WHERE site_id = ?").execute(arguments: [now.milliseconds, exposure.value, site.rawValue])
         guard let first = batch.first?.sequence else {
             return PushOutcome(status: .applied, highWaterMark: highWater, results: [])
         }
@@ -196,7 +185,7 @@ package final class SQLiteLedgerStore: LedgerStore {
             let sequence = Int64(transaction.sequence)
             if sequence <= highWater {
                 guard let stored = try Row.fetchOne(
-                    db, sql: "SELECT transaction_id, previous_hash, payload, occurred_at_ms, outcome, reason, posted_points FROM site_transactions WHERE site_id = ? AND sequence = ?",
+                    db.cachedStatement(sql: "SELECT transaction_id, previous_hash, payload, occurred_at_ms, outcome, reason, posted_points FROM site_transactions WHERE site_id = ? AND sequence = ?"),
                     arguments: [site.rawValue, sequence])
                 else { preconditionFailure("a sequence below the high-water mark is missing") }
                 guard (stored["transaction_id"] as String) == transaction.transactionID, (stored["previous_hash"] as Data) == transaction.previousHash,
@@ -212,7 +201,7 @@ package final class SQLiteLedgerStore: LedgerStore {
             guard transaction.previousHash == previousHash else {
                 throw SyncRefusal(reason: "PROTOCOL_VIOLATION", message: "sequence \(sequence): previous_hash does not match the chain")
             }
-            if try Bool.fetchOne(db, sql: "SELECT 1 FROM site_transactions WHERE transaction_id = ?", arguments: [transaction.transactionID]) == true {
+            if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM site_transactions WHERE transaction_id = ?"), arguments: [transaction.transactionID]) == true {
                 throw SyncRefusal(reason: "PROTOCOL_VIOLATION", message: "sequence \(sequence): transaction id \(transaction.transactionID) was already used with other content")
             }
             let result: PostingResult
@@ -223,9 +212,7 @@ package final class SQLiteLedgerStore: LedgerStore {
                 try writer.conflict("rejected", site: site, transaction: transaction.transactionID, member: nil, resolution: "rejected: malformed", at: now, detail: "the payload does not decode or names another transaction")
                 result = PostingResult(outcome: .rejected, reason: "malformed", points: .zero)
             }
-            try db.execute(
-                sql: "INSERT INTO site_transactions (site_id, sequence, transaction_id, previous_hash, payload, occurred_at_ms, outcome, reason, posted_points) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                arguments: [
+            try db.cachedStatement(sql: "INSERT INTO site_transactions (site_id, sequence, transaction_id, previous_hash, payload, occurred_at_ms, outcome, reason, posted_points) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)").execute(arguments: [
                     site.rawValue, sequence, transaction.transactionID, transaction.previousHash, transaction.payload, transaction.occurredAtMs,
                     result.outcome.rawValue, result.reason, result.points.value,
                 ])
@@ -237,9 +224,7 @@ package final class SQLiteLedgerStore: LedgerStore {
         guard fresh > 0 else { return PushOutcome(status: .alreadyApplied, highWaterMark: highWater, results: results) }
         let newHighWater = max(highWater, Int64(batch.last?.sequence ?? 0))
         let newest = batch.map(\.occurredAtMs).max() ?? 0
-        try db.execute(
-            sql: "UPDATE sites SET high_water_mark = ?, last_hash = ?, last_push_at_ms = ?, newest_occurred_at_ms = MAX(COALESCE(newest_occurred_at_ms, 0), ?) WHERE site_id = ?",
-            arguments: [newHighWater, previousHash, now.milliseconds, newest, site.rawValue])
+        try db.cachedStatement(sql: "UPDATE sites SET high_water_mark = ?, last_hash = ?, last_push_at_ms = ?, newest_occurred_at_ms = MAX(COALESCE(newest_occurred_at_ms, 0), ?) WHERE site_id = ?").execute(arguments: [newHighWater, previousHash, now.milliseconds, newest, site.rawValue])
         // The edge's clock is kept for audit but ordering is by posting; a large skew is flagged.
         let skew = abs(sentAt.milliseconds - now.milliseconds)
         if skew > limits.clockSkewMaxMilliseconds, !(row["flags"] as String).contains("clock_skew") {
@@ -271,7 +256,7 @@ package final class SQLiteLedgerStore: LedgerStore {
         let catalogue = programs
         let now = clock.now()
         return try await database.pool.read { db in
-            let highWater = try Int64.fetchOne(db, sql: "SELECT high_water_mark FROM sites WHERE site_id = ?", arguments: [site.rawValue]) ?? 0
+            let highWater = try Int64.fetchOne(db.cachedStatement(sql: "SELECT high_water_mark FROM sites WHERE site_id = ?"), arguments: [site.rawValue]) ?? 0
             // Up to pageSize + 1 of each kind after the cursor, merged in position order.
             let changes = try Self.changes(
                 db, condition: "changed_position > ?", argument: cursor, limit: pageSize + 1, siteHighWater: highWater, catalogue: catalogue, now: now)
@@ -303,15 +288,18 @@ package final class SQLiteLedgerStore: LedgerStore {
     private static func changes(
         _ db: Database, condition: String, argument: Int64, limit: Int?, siteHighWater: Int64, catalogue: ProgramCatalogue, now: Timestamp
     ) throws -> [Coalition_Sync_V1_Change] {
-        let tail = "WHERE \(condition)" + (limit.map { " ORDER BY changed_position LIMIT \($0)" } ?? "")
+        // Two shapes of statement (after a cursor, at one position), each prepared once; a
+        // negative LIMIT is no limit.
+        let tail = "WHERE \(condition) ORDER BY changed_position LIMIT ?"
+        let arguments: StatementArguments = [argument, limit ?? -1]
         var changes: [Coalition_Sync_V1_Change] = []
-        for row in try Row.fetchAll(db, sql: "SELECT * FROM members \(tail.replacingOccurrences(of: "WHERE", with: "WHERE merged_into IS NULL AND"))", arguments: [argument]) {
+        for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM members WHERE merged_into IS NULL AND \(tail.dropFirst(6))"), arguments: arguments) {
             var change = Coalition_Sync_V1_Change()
             change.position = UInt64(row["changed_position"] as Int64)
             change.member = try snapshot(db, row, siteHighWater: siteHighWater, catalogue: catalogue, now: now)
             changes.append(change)
         }
-        for row in try Row.fetchAll(db, sql: "SELECT version, document, effective_at_ms, changed_position FROM program_versions \(tail)", arguments: [argument]) {
+        for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT version, document, effective_at_ms, changed_position FROM program_versions \(tail)"), arguments: arguments) {
             var change = Coalition_Sync_V1_Change()
             change.position = UInt64(row["changed_position"] as Int64)
             var program = Coalition_Sync_V1_ProgramVersion()
@@ -321,7 +309,7 @@ package final class SQLiteLedgerStore: LedgerStore {
             change.program = program
             changes.append(change)
         }
-        for row in try Row.fetchAll(db, sql: "SELECT from_member, into_member, changed_position FROM merges \(tail)", arguments: [argument]) {
+        for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT from_member, into_member, changed_position FROM merges \(tail)"), arguments: arguments) {
             var change = Coalition_Sync_V1_Change()
             change.position = UInt64(row["changed_position"] as Int64)
             var merge = Coalition_Sync_V1_MemberMerge()
@@ -359,7 +347,7 @@ package final class SQLiteLedgerStore: LedgerStore {
         snapshot.enrolledAtMs = row["enrolled_at_ms"]
         if let rules = catalogue.latest?.program.expiry {
             let lots = try Row.fetchAll(
-                db, sql: "SELECT lot_id, remaining_points, expires_at_ms FROM lots WHERE member_id = ? AND remaining_points > 0", arguments: [id]
+                db.cachedStatement(sql: "SELECT lot_id, remaining_points, expires_at_ms FROM lots WHERE member_id = ? AND remaining_points > 0"), arguments: [id]
             ).map { Lot(id: TransactionID(value: 0), remaining: Points($0["remaining_points"]), expiresAt: Timestamp(milliseconds: $0["expires_at_ms"])) }
             let reminder = ExpiryCalculator.reminder(lots, asOf: now, rules: rules)
             snapshot.expiringPoints = reminder.points.value
@@ -372,9 +360,9 @@ package final class SQLiteLedgerStore: LedgerStore {
 
     package func recover(site: SiteID, from sequence: Int64, count: Int) async throws -> Coalition_Sync_V1_RecoverResponse {
         try await database.pool.read { db in
-            let highWater = try Int64.fetchOne(db, sql: "SELECT high_water_mark FROM sites WHERE site_id = ?", arguments: [site.rawValue]) ?? 0
+            let highWater = try Int64.fetchOne(db.cachedStatement(sql: "SELECT high_water_mark FROM sites WHERE site_id = ?"), arguments: [site.rawValue]) ?? 0
             let rows = try Row.fetchAll(
-                db, sql: "SELECT sequence, transaction_id, previous_hash, payload, occurred_at_ms FROM site_transactions WHERE site_id = ? AND sequence >= ? ORDER BY sequence LIMIT ?",
+                db.cachedStatement(sql: "SELECT sequence, transaction_id, previous_hash, payload, occurred_at_ms FROM site_transactions WHERE site_id = ? AND sequence >= ? ORDER BY sequence LIMIT ?"),
                 arguments: [site.rawValue, sequence, count])
             var response = Coalition_Sync_V1_RecoverResponse()
             response.highWaterMark = UInt64(highWater)
@@ -397,7 +385,7 @@ package final class SQLiteLedgerStore: LedgerStore {
             let writer = LedgerWriter(db: db)
             var response = Coalition_Sync_V1_AuthorizeRedeemResponse()
             if let existing = try Row.fetchOne(
-                db, sql: "SELECT hold_id, member_id, points, expires_at_ms, status FROM holds WHERE transaction_id = ?",
+                db.cachedStatement(sql: "SELECT hold_id, member_id, points, expires_at_ms, status FROM holds WHERE transaction_id = ?"),
                 arguments: [request.transaction.description])
             {
                 // A retry of the same authorisation.
@@ -426,9 +414,7 @@ package final class SQLiteLedgerStore: LedgerStore {
             var generator = SystemRandomNumberGenerator()
             let hold = "h_" + TransactionID(time: now, using: &generator).description
             let expires = now.adding(milliseconds: limits.holdMilliseconds)
-            try db.execute(
-                sql: "INSERT INTO holds (hold_id, member_id, site_id, merchant_id, transaction_id, request_id, points, created_at_ms, expires_at_ms, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'active')",
-                arguments: [
+            try db.cachedStatement(sql: "INSERT INTO holds (hold_id, member_id, site_id, merchant_id, transaction_id, request_id, points, created_at_ms, expires_at_ms, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'active')").execute(arguments: [
                     hold, member.description, site.rawValue, request.merchant.rawValue, request.transaction.description, request.requestID.rawValue,
                     request.points.value, now.milliseconds, expires.milliseconds,
                 ])
@@ -444,9 +430,9 @@ package final class SQLiteLedgerStore: LedgerStore {
     package func release(site: SiteID, hold: String) async throws -> Bool {
         try await database.pool.write { db in
             guard let member = try String.fetchOne(
-                db, sql: "SELECT member_id FROM holds WHERE hold_id = ? AND site_id = ? AND status = 'active'", arguments: [hold, site.rawValue])
+                db.cachedStatement(sql: "SELECT member_id FROM holds WHERE hold_id = ? AND site_id = ? AND status = 'active'"), arguments: [hold, site.rawValue])
             else { return false }
-            try db.execute(sql: "UPDATE holds SET status = 'released' WHERE hold_id = ?", arguments: [hold])
+            try db.cachedStatement(sql: "UPDATE holds SET status = 'released' WHERE hold_id = ?").execute(arguments: [hold])
             if let id = MemberID(member) {
                 let writer = LedgerWriter(db: db)
                 try writer.touch(id, position: try writer.nextPosition())

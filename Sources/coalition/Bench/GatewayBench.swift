@@ -58,7 +58,8 @@ final class GeneratingEdge: Sendable {
         let site = self.site
         var members: [MemberID] = []
         for index in 0..<count {
-            let phone = PhoneNumber("+86137" + String(format: "%08d", index))!
+            // Each site's people are its own (the same phone at two sites would be merged).
+            let phone = PhoneNumber("+861\(30 + abs(site.rawValue.hashValue % 70))" + String(format: "%08d", index))!
             let content = Array("enroll \(site) \(index)".utf8)
             let key = RequestKey(merchant: merchant, operation: "enroll", requestID: RequestID("E-\(index)")!, content: content)
             let answer = try await ledger.enroll(EdgeLedger.Enroll(key: key, phone: phone, cardNumber: nil, birthMonth: nil, referrer: nil))
