@@ -7,6 +7,9 @@ import GRDB
 struct LedgerWriter {
     let db: Database
 
+    /// The width of a qualifying-points bucket (table `qualifying_points`).
+    static let bucketMilliseconds: Int64 = 900_000
+
     /// The next global position (transactions and pull changes share one sequence).
     func nextPosition() throws -> Int64 {
         guard let value = try Int64.fetchOne(db.cachedStatement(sql: "UPDATE counters SET value = value + 1 WHERE name = 'position' RETURNING value"))
@@ -50,15 +53,24 @@ struct LedgerWriter {
             entry.member?.description, entry.requestID, entry.original, entry.points.value, entry.amount.minorUnits,
             entry.occurredAt.milliseconds, entry.postedAt.milliseconds, entry.programVersion, entry.detail,
         ])
+        if let member = entry.member, entry.kind == "earn" || (entry.kind == "reverse" && entry.points < .zero && entry.detail == "refund") {
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO qualifying_points (member_id, bucket_ms, points) VALUES (?, ?, ?)
+                    ON CONFLICT (member_id, bucket_ms) DO UPDATE SET points = points + excluded.points
+                    """
+            ).execute(arguments: [member.description, entry.postedAt.milliseconds / Self.bucketMilliseconds * Self.bucketMilliseconds, entry.points.value])
+        }
         for line in entry.postings.lines {
             try db.cachedStatement(sql: "INSERT INTO postings (position, account, points) VALUES (?, ?, ?)")
                 .execute(arguments: [position, line.account.key, line.points.value])
-            try db.cachedStatement(
-                sql: "INSERT INTO balances (account, points) VALUES (?, ?) ON CONFLICT (account) DO UPDATE SET points = points + excluded.points"
-            ).execute(arguments: [line.account.key, line.points.value])
+            // The balance after the posting comes back from the same statement.
+            let balance = try Int64.fetchOne(
+                db.cachedStatement(
+                    sql: "INSERT INTO balances (account, points) VALUES (?, ?) ON CONFLICT (account) DO UPDATE SET points = points + excluded.points RETURNING points"),
+                arguments: [line.account.key, line.points.value]) ?? 0
             if case .member(let member) = line.account {
-                let balance = try self.balance(.member(member))
-                precondition(balance >= .zero, "member \(member) would go to \(balance)")
+                precondition(balance >= 0, "member \(member) would go to \(balance)")
                 try touch(member, position: position)
             }
         }

@@ -72,12 +72,11 @@ extension SQLiteLedgerStore {
         let horizon = asOf.adding(milliseconds: Int64(program.expiry.reminderDays) * Timestamp.day)
         return try await database.pool.read { db in
             try Row.fetchAll(
-                db,
-                sql: """
+                db.cachedStatement(sql: """
                     SELECT member_id, SUM(remaining_points) AS points, MIN(expires_at_ms) AS first FROM lots
                     WHERE remaining_points > 0 AND expires_at_ms > ? AND expires_at_ms <= ?
                     GROUP BY member_id ORDER BY first, member_id LIMIT ?
-                    """,
+                    """),
                 arguments: [asOf.milliseconds, horizon.milliseconds, limit]
             ).compactMap { row in
                 MemberID(row["member_id"] as String).map {

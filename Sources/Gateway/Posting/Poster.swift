@@ -274,13 +274,10 @@ struct Poster {
     /// Points earned (less refunds) in the rolling qualifying window ending now.
     func qualifyingPoints(_ member: MemberID, program: Program) throws -> Points {
         let start = TierCalculator.windowStart(program.tiers, timeZone: program.timeZone, endingOn: program.timeZone.date(of: now))
+        // Window starts are local midnights, which fall on bucket boundaries.
         let sum = try Int64.fetchOne(
-            db,
-            sql: """
-                SELECT COALESCE(SUM(points), 0) FROM transactions
-                WHERE member_id = ? AND posted_at_ms >= ? AND (kind = 'earn' OR (kind = 'reverse' AND points < 0 AND detail = 'refund'))
-                """,
-            arguments: [member.description, start.milliseconds]) ?? 0
+            db.cachedStatement(sql: "SELECT COALESCE(SUM(points), 0) FROM qualifying_points WHERE member_id = ? AND bucket_ms >= ?"),
+            arguments: [member.description, start.milliseconds / LedgerWriter.bucketMilliseconds * LedgerWriter.bucketMilliseconds]) ?? 0
         return Points(max(0, sum))
     }
 

@@ -16,6 +16,9 @@ package struct GatewayDatabase: Sendable {
         configuration.label = "gateway"
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
+            // 64 MiB of page cache per connection: the posting path touches members, balances,
+            // lots and their indexes all over the file.
+            try db.execute(sql: "PRAGMA cache_size = -65536")
         }
         let pool = try DatabasePool(path: path, configuration: configuration)
         // GRDB sets synchronous = NORMAL on the writer when enabling WAL; an answer to a push must
@@ -224,6 +227,25 @@ package struct GatewayDatabase: Sendable {
                         closed_at_ms INTEGER NOT NULL,
                         closed_by TEXT NOT NULL
                     ) STRICT;
+                    """)
+        }
+        migrator.registerMigration("2026-11-23 gateway qualifying v1") { db in
+            try db.execute(
+                sql: """
+                    -- Each member's tier-qualifying points (earns less refunds) per 15 minutes of
+                    -- posting time: every time zone's midnight falls on a 15-minute boundary, so a
+                    -- rolling window that starts at a local midnight is a sum of whole buckets,
+                    -- read without scanning the member's history.
+                    CREATE TABLE qualifying_points (
+                        member_id TEXT NOT NULL,
+                        bucket_ms INTEGER NOT NULL,
+                        points INTEGER NOT NULL,
+                        PRIMARY KEY (member_id, bucket_ms)
+                    ) STRICT, WITHOUT ROWID;
+                    INSERT INTO qualifying_points (member_id, bucket_ms, points)
+                        SELECT member_id, (posted_at_ms / 900000) * 900000, SUM(points) FROM transactions
+                        WHERE member_id IS NOT NULL AND (kind = 'earn' OR (kind = 'reverse' AND points < 0 AND detail = 'refund'))
+                        GROUP BY 1, 2;
                     """)
         }
         return migrator

@@ -121,11 +121,10 @@ package final class SQLiteLedgerStore: LedgerStore {
     package func conflicts(site: SiteID? = nil, kind: String? = nil, limit: Int = 1_000) async throws -> [ConflictRecord] {
         try await database.pool.read { db in
             try Row.fetchAll(
-                db,
-                sql: """
+                db.cachedStatement(sql: """
                     SELECT kind, site_id, transaction_id, member_id, resolution, points, detected_at_ms, detail FROM conflicts
                     WHERE (? IS NULL OR site_id = ?) AND (? IS NULL OR kind = ?) ORDER BY conflict_id LIMIT ?
-                    """,
+                    """),
                 arguments: [site?.rawValue, site?.rawValue, kind, kind, limit]
             ).map { row in
                 ConflictRecord(

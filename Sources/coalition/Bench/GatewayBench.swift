@@ -161,6 +161,7 @@ enum GatewayBenches {
         }
         try plain.close()
         // The figure: the gateway's push path (decode, validate, chain, post, lots, balances).
+        FileHandle.standardError.write(Data("gateway-ingest: pushing\n".utf8))
         let (_, figureSeconds) = try await Load.time {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for (site, pushes) in batches {
