@@ -178,6 +178,7 @@ enum EdgeBenches {
             _ = await Load.closedLoop(callers: callers, duration: .milliseconds(300)) { try await earn($0, $1, "W") }
             let baseline = await Load.closedLoop(callers: callers, duration: duration) { _, _ in try await edge.client.echo(requestBytes) }
             let committer = edge.node.ledger.committer.statistics
+            FileHandle.standardError.write(Data("edge-earn: earning\n".utf8))
             let figure = await Load.closedLoop(callers: callers, duration: duration) { try await earn($0, $1, "C") }
             let after = edge.node.ledger.committer.statistics
             let baselineLatency = await Load.openLoop(rate: rate, duration: duration) { _ in try await edge.client.echo(requestBytes) }
