@@ -38,7 +38,7 @@ struct EdgeStoreTests {
         _ = try EdgeDatabase.open(path: path, site: SiteID("mall-01")!, limits: EdgeLimits(), now: ManualWallClock.tuesdayNoon)
         let reopened = try EdgeDatabase.open(path: path, site: SiteID("mall-01")!, limits: EdgeLimits(), now: ManualWallClock.tuesdayNoon)
         let names = try reopened.pool.read { db in try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations") }
-        #expect(names == ["2026-11-23 edge v1", "2026-11-23 edge sync v1"])
+        #expect(names == ["2026-11-23 edge v1", "2026-11-23 edge sync v1", "2026-11-23 edge merged index v1"])
     }
 
     @Test("a database of one site does not open for another")

@@ -176,7 +176,7 @@ package final class SyncClient: Sendable {
         let (batch, exposure) = try await database.pool.read { db -> ([Coalition_Sync_V1_OutboxTransaction], Int64) in
             let acknowledged = try Int64.fetchOne(db, sql: "SELECT acknowledged_sequence FROM sync_state WHERE id = 1") ?? 0
             let rows = try Row.fetchAll(
-                db, sql: "SELECT sequence, transaction_id, previous_hash, payload, occurred_at_ms FROM outbox WHERE sequence > ? ORDER BY sequence LIMIT ?",
+                db.cachedStatement(sql: "SELECT sequence, transaction_id, previous_hash, payload, occurred_at_ms FROM outbox WHERE sequence > ? ORDER BY sequence LIMIT ?"),
                 arguments: [acknowledged, batchMax])
             let exposure = try LedgerTransaction(db: db, limits: EdgeLimits()).siteExposure().value
             return (
@@ -201,12 +201,9 @@ package final class SyncClient: Sendable {
             let acknowledged = min(Int64(response.highWaterMark), Int64(last.sequence))
             try await database.pool.write { db in
                 for result in response.results where result.outcome == .rejected && Int64(result.sequence) <= acknowledged {
-                    try db.execute(
-                        sql: "INSERT OR IGNORE INTO rejected (sequence, reason) VALUES (?, ?)", arguments: [Int64(result.sequence), result.reason])
+                    try db.cachedStatement(sql: "INSERT OR IGNORE INTO rejected (sequence, reason) VALUES (?, ?)").execute(arguments: [Int64(result.sequence), result.reason])
                 }
-                try db.execute(
-                    sql: "UPDATE sync_state SET acknowledged_sequence = MAX(acknowledged_sequence, ?), last_gateway_contact_ms = ? WHERE id = 1",
-                    arguments: [acknowledged, now.milliseconds])
+                try db.cachedStatement(sql: "UPDATE sync_state SET acknowledged_sequence = MAX(acknowledged_sequence, ?), last_gateway_contact_ms = ? WHERE id = 1").execute(arguments: [acknowledged, now.milliseconds])
             }
             for result in response.results where result.outcome != .posted {
                 logger.info(
@@ -217,9 +214,7 @@ package final class SyncClient: Sendable {
             // The gateway has less than we thought (for example restored from a backup): resend.
             let from = Int64(response.resendFromSequence)
             try await database.pool.write { db in
-                try db.execute(
-                    sql: "UPDATE sync_state SET acknowledged_sequence = ?, last_gateway_contact_ms = ? WHERE id = 1",
-                    arguments: [max(0, from - 1), now.milliseconds])
+                try db.cachedStatement(sql: "UPDATE sync_state SET acknowledged_sequence = ?, last_gateway_contact_ms = ? WHERE id = 1").execute(arguments: [max(0, from - 1), now.milliseconds])
             }
             logger.warning("gateway asked to resend", metadata: ["from": "\(from)"])
             return true
@@ -257,19 +252,13 @@ package final class SyncClient: Sendable {
                 switch change.body {
                 case .member(let snapshot): try Self.apply(snapshot, db)
                 case .merge(let merge):
-                    try db.execute(
-                        sql: "UPDATE members SET merged_into = ?, phone_hash = NULL WHERE member_id = ?",
-                        arguments: [merge.intoMemberID, merge.fromMemberID])
+                    try db.cachedStatement(sql: "UPDATE members SET merged_into = ?, phone_hash = NULL WHERE member_id = ?").execute(arguments: [merge.intoMemberID, merge.fromMemberID])
                 case .program(let program):
-                    try db.execute(
-                        sql: "INSERT OR IGNORE INTO program_versions (version, document, effective_at_ms, received_at_ms) VALUES (?, ?, ?, ?)",
-                        arguments: [program.version, program.document, program.effectiveAtMs, now.milliseconds])
+                    try db.cachedStatement(sql: "INSERT OR IGNORE INTO program_versions (version, document, effective_at_ms, received_at_ms) VALUES (?, ?, ?, ?)").execute(arguments: [program.version, program.document, program.effectiveAtMs, now.milliseconds])
                 case nil: break
                 }
             }
-            try db.execute(
-                sql: "UPDATE sync_state SET pull_cursor = ?, last_gateway_contact_ms = ? WHERE id = 1",
-                arguments: [Int64(response.nextCursor), now.milliseconds])
+            try db.cachedStatement(sql: "UPDATE sync_state SET pull_cursor = ?, last_gateway_contact_ms = ? WHERE id = 1").execute(arguments: [Int64(response.nextCursor), now.milliseconds])
         }
         if let newest = programs.filter({ $0.2 <= now.milliseconds }).max(by: { $0.0 < $1.0 }), let program = parsed[newest.0],
             newest.0 > self.program().version
@@ -284,7 +273,7 @@ package final class SyncClient: Sendable {
     /// gateway's earn state (local earns the snapshot does not include yet).
     private static func apply(_ snapshot: Coalition_Sync_V1_MemberSnapshot, _ db: Database) throws {
         let id = snapshot.memberID
-        let existing = try Row.fetchOne(db, sql: "SELECT last_earn, streak_last_day, streak_days FROM members WHERE member_id = ?", arguments: [id])
+        let existing = try Row.fetchOne(db.cachedStatement(sql: "SELECT last_earn, streak_last_day, streak_days FROM members WHERE member_id = ?"), arguments: [id])
         var lastEarn: [Format: Timestamp] = [:]
         for (format, ms) in snapshot.lastEarnAtMsByFormat {
             if let format = Format(format) { lastEarn[format] = Timestamp(milliseconds: ms) }
@@ -301,13 +290,12 @@ package final class SyncClient: Sendable {
         }
         if !snapshot.phoneHash.isEmpty {
             // The gateway's record wins the phone (a merge of a local duplicate follows).
-            try db.execute(sql: "UPDATE members SET phone_hash = NULL WHERE phone_hash = ? AND member_id != ?", arguments: [snapshot.phoneHash, id])
+            try db.cachedStatement(sql: "UPDATE members SET phone_hash = NULL WHERE phone_hash = ? AND member_id != ?").execute(arguments: [snapshot.phoneHash, id])
         }
         if !snapshot.cardNumber.isEmpty {
-            try db.execute(sql: "UPDATE members SET card_number = NULL WHERE card_number = ? AND member_id != ?", arguments: [snapshot.cardNumber, id])
+            try db.cachedStatement(sql: "UPDATE members SET card_number = NULL WHERE card_number = ? AND member_id != ?").execute(arguments: [snapshot.cardNumber, id])
         }
-        try db.execute(
-            sql: """
+        try db.cachedStatement(sql: """
                 INSERT INTO members (member_id, phone_hash, card_number, tier, birth_month, snapshot_balance, snapshot_site_sequence,
                     snapshot_at_ms, expiring_points, next_expiry_at_ms, last_earn, streak_last_day, streak_days, enrolled_at_ms)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -317,8 +305,7 @@ package final class SyncClient: Sendable {
                     snapshot_site_sequence = excluded.snapshot_site_sequence, snapshot_at_ms = excluded.snapshot_at_ms,
                     expiring_points = excluded.expiring_points, next_expiry_at_ms = excluded.next_expiry_at_ms,
                     last_earn = excluded.last_earn, streak_last_day = excluded.streak_last_day, streak_days = excluded.streak_days
-                """,
-            arguments: [
+                """).execute(arguments: [
                 id, snapshot.phoneHash.isEmpty ? nil : snapshot.phoneHash, snapshot.cardNumber.isEmpty ? nil : snapshot.cardNumber,
                 snapshot.tier, snapshot.birthMonth == 0 ? nil : Int(snapshot.birthMonth), snapshot.balancePoints,
                 Int64(snapshot.includesSiteSequence), Int64(Date().timeIntervalSince1970 * 1000), snapshot.expiringPoints,
@@ -347,9 +334,7 @@ package final class SyncClient: Sendable {
                 for transaction in response.transactions {
                     try Self.restore(transaction, db, timeZone: timeZone)
                 }
-                try db.execute(
-                    sql: "UPDATE sync_state SET acknowledged_sequence = MAX(acknowledged_sequence, ?), last_gateway_contact_ms = ? WHERE id = 1",
-                    arguments: [min(Int64(response.highWaterMark), local + Int64(response.transactions.count)), now.milliseconds])
+                try db.cachedStatement(sql: "UPDATE sync_state SET acknowledged_sequence = MAX(acknowledged_sequence, ?), last_gateway_contact_ms = ? WHERE id = 1").execute(arguments: [min(Int64(response.highWaterMark), local + Int64(response.transactions.count)), now.milliseconds])
             }
             restored += response.transactions.count
             if response.transactions.isEmpty || !response.hasMore_p { break }
@@ -408,13 +393,11 @@ package final class SyncClient: Sendable {
             break
         }
         let day = timeZone.date(of: Timestamp(milliseconds: transaction.occurredAtMs))
-        try db.execute(
-            sql: """
+        try db.cachedStatement(sql: """
                 INSERT INTO outbox (sequence, transaction_id, kind, merchant_id, member_id, request_id, points, amount_minor, authorization,
                     original_transaction_id, free_minutes, occurred_at_ms, local_day, previous_hash, payload_hash, payload)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """,
-            arguments: [
+                """).execute(arguments: [
                 Int64(transaction.sequence), transaction.transactionID, kind, local.merchantID, member, local.requestID, points, amount,
                 authorization, original, freeMinutes, transaction.occurredAtMs, day.description, transaction.previousHash,
                 Data(SHA256.hash(data: transaction.payload)), transaction.payload,
@@ -422,8 +405,7 @@ package final class SyncClient: Sendable {
         var merged: [String: Int64] = [:]
         for (id, value) in deltas where !id.isEmpty { merged[id, default: 0] += value }
         for (id, value) in merged.sorted(by: { $0.key < $1.key }) {
-            try db.execute(
-                sql: "INSERT INTO member_delta (member_id, sequence, points) VALUES (?, ?, ?)", arguments: [id, Int64(transaction.sequence), value])
+            try db.cachedStatement(sql: "INSERT INTO member_delta (member_id, sequence, points) VALUES (?, ?, ?)").execute(arguments: [id, Int64(transaction.sequence), value])
         }
     }
 }

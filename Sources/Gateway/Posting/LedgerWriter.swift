@@ -71,7 +71,8 @@ struct LedgerWriter {
                 arguments: [line.account.key, line.points.value]) ?? 0
             if case .member(let member) = line.account {
                 precondition(balance >= 0, "member \(member) would go to \(balance)")
-                try touch(member, position: position)
+                // An earn rewrites the member's row (earn state, tier) with this position anyway.
+                if entry.kind != "earn" { try touch(member, position: position) }
             }
         }
         return position

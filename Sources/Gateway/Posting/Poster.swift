@@ -88,13 +88,17 @@ struct Poster {
         case .parking: operation = "parking-pay"
         case nil: operation = "none"
         }
-        if let first = try String.fetchOne(
-            db.cachedStatement(sql: "SELECT transaction_id FROM receipts WHERE merchant_id = ? AND operation = ? AND request_id = ?"),
-            arguments: [merchant.rawValue, operation, local.requestID]), first != local.transactionID
+        // One statement in the common case: the receipt is new and the insert takes.
+        try db.cachedStatement(
+            sql: "INSERT INTO receipts (merchant_id, operation, request_id, transaction_id) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
+        ).execute(arguments: [merchant.rawValue, operation, local.requestID, local.transactionID])
+        if db.changesCount == 0,
+            let first = try String.fetchOne(
+                db.cachedStatement(sql: "SELECT transaction_id FROM receipts WHERE merchant_id = ? AND operation = ? AND request_id = ?"),
+                arguments: [merchant.rawValue, operation, local.requestID]), first != local.transactionID
         {
             return try reject("duplicate_receipt", member: nil, local: local, detail: "receipt '\(local.requestID)' was first posted as \(first)")
         }
-        try db.cachedStatement(sql: "INSERT INTO receipts (merchant_id, operation, request_id, transaction_id) VALUES (?, ?, ?, ?)").execute(arguments: [merchant.rawValue, operation, local.requestID, local.transactionID])
 
         var context = Context(
             local: local, sequence: sequence, merchant: merchant, program: program, version: active.version, occurredAt: occurredAt,

@@ -25,6 +25,8 @@ final class GeneratingEdge: Sendable {
         self.merchant = merchant
         var edgeLimits = EdgeLimits()
         edgeLimits.groupCommitBatchMax = 512
+        // The backlog is the point of the catch-up bench: allow more than the default million.
+        edgeLimits.unacknowledgedTransactionsMax = 100_000_000
         let database = try EdgeDatabase.open(path: folder.path + "/\(site).sqlite", site: self.site, limits: edgeLimits, now: SystemWallClock().now())
         let programs = ProgramHolder(ActiveProgram(version: program.version, program: program.program))
         var link = GatewayLink(host: "in-process", port: 0, caCertificatePath: "", certificatePath: "", privateKeyPath: "")
@@ -59,7 +61,7 @@ final class GeneratingEdge: Sendable {
         var members: [MemberID] = []
         for index in 0..<count {
             // Each site's people are its own (the same phone at two sites would be merged).
-            let phone = PhoneNumber("+861\(30 + abs(site.rawValue.hashValue % 70))" + String(format: "%08d", index))!
+            let phone = PhoneNumber("+861\(30 + (GatewayBenches.siteNames.firstIndex(of: site.rawValue) ?? 9))" + String(format: "%08d", index))!
             let content = Array("enroll \(site) \(index)".utf8)
             let key = RequestKey(merchant: merchant, operation: "enroll", requestID: RequestID("E-\(index)")!, content: content)
             let answer = try await ledger.enroll(EdgeLedger.Enroll(key: key, phone: phone, cardNumber: nil, birthMonth: nil, referrer: nil))
