@@ -108,7 +108,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CoreTests",
-            dependencies: ["Core"],
+            dependencies: ["Core", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -2,6 +2,7 @@
 // every accepted and refused rate text, slug and id form.
 import Core
 import Testing
+import TestSupport
 
 @Suite("Rounding")
 struct RoundingTests {
@@ -83,7 +84,7 @@ struct IdentifierTests {
 
     @Test("time-ordered ids round-trip through text and keep their time")
     func timeOrderedRoundTrip() {
-        var generator = SplitMix64(seed: 42)
+        var generator = SeededGenerator(seed: 42)
         let time = Timestamp(milliseconds: 1_795_000_000_000)
         let id = MemberID(time: time, using: &generator)
         let text = id.description
@@ -95,7 +96,7 @@ struct IdentifierTests {
 
     @Test("text order is time order")
     func sortsByTime() {
-        var generator = SplitMix64(seed: 7)
+        var generator = SeededGenerator(seed: 7)
         let ids = (0..<200).map { TransactionID(time: Timestamp(milliseconds: 1_700_000_000_000 + Int64($0)), using: &generator) }
         #expect(ids.map(\.description).sorted() == ids.map(\.description))
         #expect(ids.sorted() == ids)
@@ -118,15 +119,3 @@ struct IdentifierTests {
     }
 }
 
-/// A small deterministic generator for tests.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

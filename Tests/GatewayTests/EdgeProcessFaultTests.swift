@@ -46,8 +46,24 @@ struct EdgeProcessFaultTests {
         return path
     }
 
-    static func client(_ port: Int) throws -> GRPCClient<HTTP2ClientTransport.Posix> {
-        GRPCClient(transport: try .http2NIOPosix(target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: .plaintext))
+    /// Runs `body` with an in-process gateway on a free port, an edge config for `mall-01` linked to
+    /// it, and a terminal token (made with the CLI) for `mall-fashion`.
+    static func withGatewayAndEdgeConfig(
+        pushBatchMax: Int, _ body: (GatewayHarness, String, String, Metadata) async throws -> Void
+    ) async throws {
+        let directory = try TemporaryDirectory()
+        let dir = directory.url.path
+        let certificates = try TestCertificates(directory: dir, sites: ["mall-01"])
+        _ = try Network.programFile(dir)
+        // The edge process runs on the real clock; the gateway's starts at the same instant.
+        let clock = ManualWallClock()
+        clock.set(Timestamp(milliseconds: Int64(Date().timeIntervalSince1970 * 1000)))
+        try await Network.withGateway(try Network.gatewayConfiguration(dir, certificates: certificates), clock: clock) { gateway in
+            let config = try edgeConfig(dir, gatewayPort: gateway.port, pushBatchMax: pushBatchMax)
+            let token = try Binary.run(["edge", "terminal", "add", "--config", config, "--merchant", "mall-fashion", "--name", "till-1"])
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            try await body(gateway, dir, config, ["authorization": .string("Bearer \(token)")])
+        }
     }
 
     /// Runs `body` with a Points client on the edge process's port.
@@ -80,18 +96,7 @@ struct EdgeProcessFaultTests {
 
     @Test("SIGKILL of an edge under till load while it pushes: answered earns are kept and retried alike; each is posted once")
     func killUnderLoadDuringPush() async throws {
-        let directory = try TemporaryDirectory()
-        let dir = directory.url.path
-        let certificates = try TestCertificates(directory: dir, sites: ["mall-01"])
-        _ = try Network.programFile(dir)
-        // The edge process runs on the real clock; the gateway's starts at the same instant.
-        let clock = ManualWallClock()
-        clock.set(Timestamp(milliseconds: Int64(Date().timeIntervalSince1970 * 1000)))
-        try await Network.withGateway(try Network.gatewayConfiguration(dir, certificates: certificates), clock: clock) { gateway in
-            let config = try Self.edgeConfig(dir, gatewayPort: gateway.port, pushBatchMax: 5)
-            let token = try Binary.run(["edge", "terminal", "add", "--config", config, "--merchant", "mall-fashion", "--name", "till-1"])
-                .trimmingCharacters(in: .whitespacesAndNewlines)
-            let auth: Metadata = ["authorization": .string("Bearer \(token)")]
+        try await Self.withGatewayAndEdgeConfig(pushBatchMax: 5) { gateway, dir, config, auth in
             var edge = try EdgeProcess(config: config, directory: dir)
             let member = try await Self.withPoints(edge) { points in
                 try await points.enroll(Make.enroll("E-1", phone: "+8613800138000"), metadata: auth).member.memberID
@@ -155,18 +160,7 @@ struct EdgeProcessFaultTests {
 
     @Test("SIGSTOP of an edge past the authorisation deadline: the till's retry gets one answer, posted once")
     func stopPastDeadline() async throws {
-        let directory = try TemporaryDirectory()
-        let dir = directory.url.path
-        let certificates = try TestCertificates(directory: dir, sites: ["mall-01"])
-        _ = try Network.programFile(dir)
-        // The edge process runs on the real clock; the gateway's starts at the same instant.
-        let clock = ManualWallClock()
-        clock.set(Timestamp(milliseconds: Int64(Date().timeIntervalSince1970 * 1000)))
-        try await Network.withGateway(try Network.gatewayConfiguration(dir, certificates: certificates), clock: clock) { gateway in
-            let config = try Self.edgeConfig(dir, gatewayPort: gateway.port)
-            let token = try Binary.run(["edge", "terminal", "add", "--config", config, "--merchant", "mall-fashion", "--name", "till-1"])
-                .trimmingCharacters(in: .whitespacesAndNewlines)
-            let auth: Metadata = ["authorization": .string("Bearer \(token)")]
+        try await Self.withGatewayAndEdgeConfig(pushBatchMax: 25) { gateway, dir, config, auth in
             let edge = try EdgeProcess(config: config, directory: dir)
             try await Self.withPoints(edge) { points in
                 let member = try await points.enroll(Make.enroll("E-1", phone: "+8613800138000"), metadata: auth).member.memberID

@@ -50,6 +50,8 @@ final class GeneratingEdge: Sendable {
         ledger = EdgeLedger(
             site: self.site, database: database, programs: programs, clock: SystemWallClock(), phoneHashKey: BenchFolder.phoneKey, limits: edgeLimits)
         let committer = ledger.committer
+        // Unstructured on purpose: the writer lives as long as this generator, which `stop()`
+        // closes and awaits (the benches create and stop generators one after another).
         writer = Task { await committer.run() }
     }
 

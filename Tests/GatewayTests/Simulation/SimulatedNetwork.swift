@@ -13,24 +13,6 @@ import Wire
 // The parts of the deterministic simulation (docs/reliability.md): the real edge and gateway code
 // on real SQLite files, linked in process instead of over TLS, with every fault chosen by the seed.
 
-/// SplitMix64: small, fast and fully determined by its seed.
-struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// True with probability `percent` / 100.
-    mutating func chance(_ percent: Int) -> Bool { Int.random(in: 0..<100, using: &self) < percent }
-}
-
 /// An edge's clock: the simulation's virtual time plus the edge's own skew.
 final class SkewedClock: WallClock {
     private let base: ManualWallClock
@@ -271,6 +253,8 @@ final class SimulatedEdge {
             requestBytesMax: configuration.limits.requestBytesMax)
         let parking = ParkingService(ledger: ledger, terminals: terminals, requestBytesMax: configuration.limits.requestBytesMax)
         let committer = ledger.committer
+        // Unstructured on purpose: the writer lives as long as this node incarnation; `crash()`
+        // closes it and awaits the task.
         return (ledger, sync, points, parking, Task { await committer.run() })
     }
 
