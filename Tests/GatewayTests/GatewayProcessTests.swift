@@ -38,6 +38,16 @@ struct GatewayProcessTests {
         throw ProcessFailure("the gateway did not start")
     }
 
+    static func json(_ text: String) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], "not a JSON object: \(text)")
+    }
+
+    /// A protobuf JSON integer (64-bit values are strings, smaller ones numbers).
+    static func integer(_ value: Any?) -> Int64? {
+        if let text = value as? String { return Int64(text) }
+        return (value as? NSNumber)?.int64Value
+    }
+
     @Test("SIGKILL of the gateway during a backlog push: every transaction posted exactly once after restart")
     func killDuringPush() async throws {
         let directory = try TemporaryDirectory()
@@ -82,6 +92,20 @@ struct GatewayProcessTests {
             try await Network.eventually("the backlog is acknowledged after the restart") { try await Network.synced(mall) }
             try await Network.eventually("the edge shows the gateway's balance") { try await mall.balance(member) == 200 + 300 * 10 }
         }
+        // From the outside, through the operator CLI against the restarted process.
+        try certificates.issue(.operator("alice"), name: "alice")
+        let admin = directory.path("admin.yaml")
+        try """
+            gateway_port_file: \(portFile)
+            ca_certificate: \(certificates.path("ca.pem"))
+            certificate: \(certificates.path("alice.pem"))
+            private_key: \(certificates.path("alice.key"))
+            """.write(toFile: admin, atomically: true, encoding: .utf8)
+        let sites = try Self.json(try Binary.run(["admin", "sites", "--config", admin, "--json"]))
+        let mall = (sites["sites"] as? [[String: Any]])?.first { ($0["siteId"] ?? $0["site_id"]) as? String == "mall-01" }
+        #expect(Self.integer(mall?["highWaterMark"] ?? mall?["high_water_mark"]) == 301)
+        let shown = try Self.json(try Binary.run(["admin", "member", "show", member, "--config", admin, "--json"]))
+        #expect(Self.integer(shown["balancePoints"] ?? shown["balance_points"]) == 3_200)
         if let process = gateway?.process {
             process.terminate()
             process.waitUntilExit()
