@@ -11,8 +11,8 @@ struct BenchSmokeTests {
         ("edge-earn", ["--seconds", "0.5", "--terminals", "4", "--members", "20", "--rate", "50"], ["baseline", "figure", "ratio", "p99 earn", "memory"]),
         ("parking-exit", ["--seconds", "0.5", "--members", "10", "--rate", "20"], ["baseline", "figure", "p99 exit", "memory"]),
         ("gateway-ingest", ["--transactions", "400", "--sites", "2", "--batch", "50"], ["baseline", "figure", "ratio", "rate", "memory"]),
-        ("catch-up", ["--transactions", "500", "--members", "20"], ["pushed", "pulled", "caught up", "memory"]),
-        ("replica-size", ["--members", "2000"], ["pulled", "size", "memory"]),
+        ("catch-up", ["--transactions", "500", "--members", "20"], ["baseline", "figure", "ratio", "pushed", "pulled", "caught up", "memory"]),
+        ("replica-size", ["--members", "2000"], ["baseline", "ratio", "pulled", "size", "memory"]),
     ]
 
     @Test("each bench runs and prints its figures", arguments: runs.map(\.name))

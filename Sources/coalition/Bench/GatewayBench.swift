@@ -118,24 +118,12 @@ func benchGateway(_ folder: BenchFolder, name: String = "gateway.sqlite") throws
 enum GatewayBenches {
     static let siteNames = ["mall-01", "hotel-01", "park-01", "office-01"]
 
-    /// S sites push their outboxes concurrently, in batches; baseline: the same rows inserted
-    /// into SQLite in the same batches with no logic.
-    static func gatewayIngest(program: String, sites: Int, transactions: Int, batch: Int) async throws {
-        let folder = try BenchFolder(program: program)
-        let (store, limits) = try benchGateway(folder)
-        let perSite = transactions / sites
-        var batches: [(SiteID, [[Coalition_Sync_V1_OutboxTransaction]])] = []
-        for name in siteNames.prefix(sites) {
-            let edge = try GeneratingEdge(folder: folder, site: name, store: store, limits: limits)
-            _ = try await edge.generate(members: 500, earns: perSite)
-            batches.append((edge.site, try await edge.outboxBatches(batch)))
-            await edge.stop()
-        }
-        let total = batches.reduce(0) { $0 + $1.1.reduce(0) { $0 + $1.count } }
-        // Baseline: the rows alone, same batches, same durability, no logic.
+    /// The baseline of the sync benches: the same outbox rows inserted into a plain SQLite table
+    /// (same batches, same durability, one writer per site at once) with no logic. Seconds taken.
+    static func plainInsertSeconds(_ folder: BenchFolder, _ batches: [(SiteID, [[Coalition_Sync_V1_OutboxTransaction]])]) async throws -> Double {
         var configuration = Configuration()
         configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
-        let plain = try DatabasePool(path: folder.path + "/baseline.sqlite", configuration: configuration)
+        let plain = try DatabasePool(path: folder.path + "/baseline-\(UUID().uuidString).sqlite", configuration: configuration)
         try await plain.barrierWriteWithoutTransaction { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
             try db.execute(
@@ -145,7 +133,7 @@ enum GatewayBenches {
                         PRIMARY KEY (site_id, sequence)) STRICT, WITHOUT ROWID
                     """)
         }
-        let (_, baselineSeconds) = try await Load.time {
+        let (_, seconds) = try await Load.time {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for (site, pushes) in batches {
                     group.addTask {
@@ -164,6 +152,24 @@ enum GatewayBenches {
             }
         }
         try plain.close()
+        return seconds
+    }
+
+    /// S sites push their outboxes concurrently, in batches; baseline: the same rows inserted
+    /// into SQLite in the same batches with no logic.
+    static func gatewayIngest(program: String, sites: Int, transactions: Int, batch: Int) async throws {
+        let folder = try BenchFolder(program: program)
+        let (store, limits) = try benchGateway(folder)
+        let perSite = transactions / sites
+        var batches: [(SiteID, [[Coalition_Sync_V1_OutboxTransaction]])] = []
+        for name in siteNames.prefix(sites) {
+            let edge = try GeneratingEdge(folder: folder, site: name, store: store, limits: limits)
+            _ = try await edge.generate(members: 500, earns: perSite)
+            batches.append((edge.site, try await edge.outboxBatches(batch)))
+            await edge.stop()
+        }
+        let total = batches.reduce(0) { $0 + $1.1.reduce(0) { $0 + $1.count } }
+        let baselineSeconds = try await plainInsertSeconds(folder, batches)
         // The figure: the gateway's push path (decode, validate, chain, post, lots, balances).
         FileHandle.standardError.write(Data("gateway-ingest: pushing\n".utf8))
         let (_, figureSeconds) = try await Load.time {
@@ -209,6 +215,7 @@ enum GatewayBenches {
         let edge = try GeneratingEdge(folder: folder, site: "mall-01", store: store, limits: limits)
         let (_, generation) = try await Load.time { _ = try await edge.generate(members: members, earns: transactions) }
         let queued = try await edge.ledger.unacknowledgedCount()
+        let baselineSeconds = try await plainInsertSeconds(folder, [(edge.site, try await edge.outboxBatches(500))])
         let memoryBefore = Load.peakMemoryMiB
         var pushes = 0
         var pulls = 0
@@ -223,13 +230,44 @@ enum GatewayBenches {
         var report = BenchReport(
             name: "catch-up", settings: "\(queued) transactions queued offline at one site (\(members) members), in-process link, pushes of 500, pages of 1000")
         report.line("queued in", String(format: "%.1f s (%.0f tx/s through the edge's ledger, for reference)", generation, Double(transactions) / generation))
+        report.line("baseline", String(format: "%.1f s to insert the same %d outbox rows into plain SQLite in batches of 500, no logic", baselineSeconds, queued))
         report.line("pushed", String(format: "%.1f s (%.0f tx/s, %d pushes); %d left unacknowledged", pushSeconds, Double(queued) / pushSeconds, pushes + 1, left))
         report.line("pulled", String(format: "%.1f s (%d pages)", pullSeconds, pulls + 1))
+        report.line("figure", String(format: "%.1f s until posted and the replica is current", pushSeconds + pullSeconds))
+        report.line("ratio", String(format: "%.3f (baseline time / figure time)", baselineSeconds / max(0.001, pushSeconds + pullSeconds)))
         report.ceiling("caught up", pushSeconds + pullSeconds, maximum: 60, unit: "s")
         report.line(
             "memory",
             String(format: "peak %.0f MiB for edge and gateway together in one process (%.0f MiB before the reconnect)", Load.peakMemoryMiB, memoryBefore))
         report.print()
+    }
+
+    /// Inserting `count` rows shaped like a replica's members into a plain table, 1000 per
+    /// transaction, with the phone hash unique: the replica-size baseline. Seconds taken.
+    static func plainMemberInsertSeconds(_ folder: BenchFolder, count: Int) async throws -> Double {
+        var configuration = Configuration()
+        configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+        let plain = try DatabasePool(path: folder.path + "/baseline-members.sqlite", configuration: configuration)
+        try await plain.barrierWriteWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+            try db.execute(
+                sql: "CREATE TABLE members (member_id TEXT PRIMARY KEY, phone_hash BLOB UNIQUE, tier TEXT NOT NULL, balance INTEGER NOT NULL) STRICT")
+        }
+        var generator = SystemRandomNumberGenerator()
+        let now = SystemWallClock().now()
+        let ids = (0..<count).map { _ in MemberID(time: now, using: &generator).description }
+        let (_, seconds) = try await Load.time {
+            for start in stride(from: 0, to: count, by: 1_000) {
+                try await plain.write { db in
+                    let statement = try db.cachedStatement(sql: "INSERT INTO members (member_id, phone_hash, tier, balance) VALUES (?, ?, 'member', ?)")
+                    for index in start..<min(count, start + 1_000) {
+                        try statement.execute(arguments: [ids[index], Data(SHA256.hash(data: Data("+86136\(index)".utf8))), Int64(index % 5_000)])
+                    }
+                }
+            }
+        }
+        try plain.close()
+        return seconds
     }
 
     /// `members` members pulled to a fresh edge: time and database size.
@@ -257,6 +295,7 @@ enum GatewayBenches {
                 try db.execute(sql: "UPDATE counters SET value = ? WHERE name = 'position'", arguments: [base + Int64(members)])
             }
         }
+        let baselineSeconds = try await plainMemberInsertSeconds(folder, count: members)
         let edge = try GeneratingEdge(folder: folder, site: "hotel-01", store: store, limits: limits)
         var pages = 0
         let (_, pullSeconds) = try await Load.time {
@@ -269,6 +308,8 @@ enum GatewayBenches {
         var report = BenchReport(name: "replica-size", settings: "\(members) members at the gateway, a fresh edge pulls pages of 1000 in process")
         report.line("seeded", String(format: "%.1f s (written straight into the gateway's tables)", seeding))
         report.line("pulled", String(format: "%.1f s (%.0f members/s, %d pages), %d members in the replica", pullSeconds, Double(replicated) / pullSeconds, pages + 1, replicated))
+        report.line("baseline", String(format: "%.1f s to insert %d member-shaped rows (id, phone hash, tier, balance) into plain SQLite in pages of 1000", baselineSeconds, members))
+        report.line("ratio", String(format: "%.3f (baseline time / pull time)", baselineSeconds / max(0.001, pullSeconds)))
         report.line("size", String(format: "%.1f MiB on disk (%.0f bytes per member)", Double(bytes) / 1_048_576, Double(bytes) / Double(max(1, replicated))))
         report.line("memory", String(format: "peak %.0f MiB", Load.peakMemoryMiB))
         report.print()
