@@ -61,6 +61,10 @@ struct LedgerWriter {
                     """
             ).execute(arguments: [member.description, entry.postedAt.milliseconds / Self.bucketMilliseconds * Self.bucketMilliseconds, entry.points.value])
         }
+        // The member's snapshot must be republished even when none of the member's points move (an
+        // offline redemption of a member already at zero books everything to the site's risk):
+        // the snapshot's `includes_site_sequence` tells edges this transaction is counted.
+        var touched = false
         for line in entry.postings.lines {
             try db.cachedStatement(sql: "INSERT INTO postings (position, account, points) VALUES (?, ?, ?)")
                 .execute(arguments: [position, line.account.key, line.points.value])
@@ -73,8 +77,10 @@ struct LedgerWriter {
                 precondition(balance >= 0, "member \(member) would go to \(balance)")
                 // An earn rewrites the member's row (earn state, tier) with this position anyway.
                 if entry.kind != "earn" { try touch(member, position: position) }
+                touched = touched || member == entry.member
             }
         }
+        if !touched, entry.kind != "earn", let member = entry.member { try touch(member, position: position) }
         return position
     }
 
