@@ -26,14 +26,16 @@ package final class EdgeNode: Service, Sendable {
 
     /// `extraServices` are served beside the POS API (the benchmark's baseline service).
     package init(
-        configuration: EdgeConfiguration, clock: any WallClock, logger: Logger, extraServices: [any RegistrableRPCService] = []
+        configuration: EdgeConfiguration, clock: any WallClock, logger: Logger,
+        extraServices: [any RegistrableRPCService] = []
     ) throws {
         var logger = logger
         logger[metadataKey: "site.id"] = "\(configuration.siteID)"
         self.configuration = configuration
         self.logger = logger
         let database = try EdgeDatabase.open(
-            path: configuration.databasePath, site: configuration.siteID, limits: configuration.limits, now: clock.now())
+            path: configuration.databasePath, site: configuration.siteID, limits: configuration.limits, now: clock.now()
+        )
         let program = try Self.loadProgram(configuration, database: database)
         guard program.program.site(configuration.siteID) != nil else {
             throw ConfigurationError("site '\(configuration.siteID)' is not in program version \(program.version)")
@@ -46,7 +48,8 @@ package final class EdgeNode: Service, Sendable {
         }
         ledger = EdgeLedger(
             site: configuration.siteID, database: database, programs: programs, clock: clock,
-            phoneHashKey: configuration.phoneHashKey, limits: configuration.limits, authorizer: sync?.authorizer ?? .noGateway)
+            phoneHashKey: configuration.phoneHashKey, limits: configuration.limits,
+            authorizer: sync?.authorizer ?? .noGateway)
         terminals = TerminalRegistry(
             pool: database.pool, clock: clock, cacheMilliseconds: configuration.limits.terminalCacheMilliseconds)
         health = HealthService(services: ["coalition.edge.v1.Points", "coalition.edge.v1.Parking"])
@@ -73,7 +76,8 @@ package final class EdgeNode: Service, Sendable {
                 PointsService(
                     ledger: ledger, terminals: terminals, historyPageSizeMax: configuration.limits.historyPageSizeMax,
                     requestBytesMax: configuration.limits.requestBytesMax),
-                ParkingService(ledger: ledger, terminals: terminals, requestBytesMax: configuration.limits.requestBytesMax),
+                ParkingService(
+                    ledger: ledger, terminals: terminals, requestBytesMax: configuration.limits.requestBytesMax),
                 health,
             ] + extraServices)
     }
@@ -112,7 +116,10 @@ package final class EdgeNode: Service, Sendable {
                     }
                     self.logger.info(
                         "edge node listening",
-                        metadata: ["address": "\(self.configuration.listenHost):\(port)", "program.version": "\(self.ledger.program.version)"])
+                        metadata: [
+                            "address": "\(self.configuration.listenHost):\(port)",
+                            "program.version": "\(self.ledger.program.version)",
+                        ])
                 }
                 // Serve until a graceful shutdown has answered every call in flight; then the
                 // writer drains what they queued and the sync loops stop.
@@ -126,7 +133,11 @@ package final class EdgeNode: Service, Sendable {
             self.logger.info("edge node shutting down")
             self.beginGracefulShutdown()
         }
-        logger.info("edge node stopped", metadata: ["writes.batches": "\(committer.statistics.batches)", "writes.jobs": "\(committer.statistics.jobs)"])
+        logger.info(
+            "edge node stopped",
+            metadata: [
+                "writes.batches": "\(committer.statistics.batches)", "writes.jobs": "\(committer.statistics.jobs)",
+            ])
     }
 
     /// A database that never reached the gateway must first learn whether the gateway holds
@@ -149,7 +160,9 @@ package final class EdgeNode: Service, Sendable {
                     logger.warning("gateway unreachable at start; serving offline", metadata: ["error": "\(error)"])
                     return
                 }
-                logger.warning("a new edge waits for the gateway before serving", metadata: ["error": "\(error)", "retry.ms": "\(wait)"])
+                logger.warning(
+                    "a new edge waits for the gateway before serving",
+                    metadata: ["error": "\(error)", "retry.ms": "\(wait)"])
                 try await Task.sleep(for: .milliseconds(wait))
                 wait = min(30_000, wait * 2)
             }
@@ -163,13 +176,15 @@ package final class EdgeNode: Service, Sendable {
     }
 
     /// The newest program the gateway published to this edge, else the configured program file.
-    package static func loadProgram(_ configuration: EdgeConfiguration, database: EdgeDatabase) throws -> ActiveProgram {
+    package static func loadProgram(_ configuration: EdgeConfiguration, database: EdgeDatabase) throws -> ActiveProgram
+    {
         let stored = try database.pool.read { db in
             try Row.fetchOne(db, sql: "SELECT version, document FROM program_versions ORDER BY version DESC LIMIT 1")
         }
         if let stored {
             let document: Data = stored["document"]
-            return ActiveProgram(version: stored["version"], program: try parse(Array(document), source: "stored program"))
+            return ActiveProgram(
+                version: stored["version"], program: try parse(Array(document), source: "stored program"))
         }
         guard let file = configuration.programFile else {
             throw ConfigurationError("no program: set program_file, or let the gateway publish one")

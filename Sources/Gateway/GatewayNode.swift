@@ -23,7 +23,8 @@ package final class GatewayNode: Service, Sendable {
     package init(configuration: GatewayConfiguration, clock: any WallClock, logger: Logger) throws {
         self.configuration = configuration
         self.logger = logger
-        let database = try GatewayDatabase.open(path: configuration.databasePath, busyTimeoutMilliseconds: configuration.limits.busyTimeoutMilliseconds)
+        let database = try GatewayDatabase.open(
+            path: configuration.databasePath, busyTimeoutMilliseconds: configuration.limits.busyTimeoutMilliseconds)
         store = try SQLiteLedgerStore(database: database, clock: clock, limits: configuration.limits)
         if let file = configuration.programFile {
             let bytes: Data
@@ -96,7 +97,10 @@ package final class GatewayNode: Service, Sendable {
                     }
                     self.logger.info(
                         "gateway listening",
-                        metadata: ["address": "\(self.configuration.listenHost):\(port)", "program.version": "\(self.store.programs.latest?.version ?? 0)"])
+                        metadata: [
+                            "address": "\(self.configuration.listenHost):\(port)",
+                            "program.version": "\(self.store.programs.latest?.version ?? 0)",
+                        ])
                 }
             }
         } onGracefulShutdown: {
@@ -118,7 +122,11 @@ package final class GatewayNode: Service, Sendable {
                         let run = try await store.runExpiry(asOfEndOf: today.adding(days: -1))
                         let reviewed = try await store.reviewTiers(on: today)
                         logger.info(
-                            "daily jobs", metadata: ["expiry.day": "\(run.day)", "expiry.points": "\(run.points)", "tiers.changed": "\(reviewed)"])
+                            "daily jobs",
+                            metadata: [
+                                "expiry.day": "\(run.day)", "expiry.points": "\(run.points)",
+                                "tiers.changed": "\(reviewed)",
+                            ])
                         lastDay = today
                     } catch {
                         logger.error("daily jobs failed; retrying", metadata: ["error": "\(error)"])

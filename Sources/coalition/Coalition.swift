@@ -10,7 +10,10 @@ struct Coalition: AsyncParsableCommand {
             Servers (`edge serve`, `gateway serve`), certificates (`ca`), operations (`admin`) and \
             `demo` arrive with their issues; `program` works on program files locally today.
             """,
-        subcommands: [ProgramCommand.self, EdgeCommand.self, GatewayCommand.self, CACommand.self, AdminCommand.self, DemoCommand.self, BenchCommand.self]
+        subcommands: [
+            ProgramCommand.self, EdgeCommand.self, GatewayCommand.self, CACommand.self, AdminCommand.self,
+            DemoCommand.self, BenchCommand.self,
+        ]
     )
 }
 

@@ -27,9 +27,15 @@ struct EarnCalculatorTests {
         Case(name: "fractions of a yuan round down", amount: Fixture.fen(10_099), expected: [.base: 100]),
         Case(name: "99 fen earn nothing", amount: Fixture.fen(99), expected: [.base: 0]),
         Case(name: "exactly ¥1 earns 1", amount: Fixture.fen(100), expected: [.base: 1]),
-        Case(name: "low-margin retail earns 0.5 per yuan", merchant: Fixture.grocer, amount: Fixture.yuan(100), expected: [.base: 50]),
-        Case(name: "0.5 per yuan on ¥3 rounds 1.5 down to 1", merchant: Fixture.grocer, amount: Fixture.yuan(3), expected: [.base: 1]),
-        Case(name: "0.5 per yuan on ¥1.99 is 0", merchant: Fixture.grocer, amount: Fixture.fen(199), expected: [.base: 0]),
+        Case(
+            name: "low-margin retail earns 0.5 per yuan", merchant: Fixture.grocer, amount: Fixture.yuan(100),
+            expected: [.base: 50]),
+        Case(
+            name: "0.5 per yuan on ¥3 rounds 1.5 down to 1", merchant: Fixture.grocer, amount: Fixture.yuan(3),
+            expected: [.base: 1]),
+        Case(
+            name: "0.5 per yuan on ¥1.99 is 0", merchant: Fixture.grocer, amount: Fixture.fen(199), expected: [.base: 0]
+        ),
         Case(
             name: "lines are summed exactly before one rounding (1.5 + 1.5 = 3, not 1 + 1)", merchant: Fixture.grocer,
             amount: Fixture.yuan(6), lines: [Fixture.line("grocery", 300), Fixture.line("grocery", 300)],
@@ -42,23 +48,36 @@ struct EarnCalculatorTests {
             lines: [Fixture.line("tobacco", 5_000), Fixture.line("apparel", 5_000)], expected: [.base: 50]),
         Case(
             name: "a bill of excluded lines only earns nothing, not even bonuses", amount: Fixture.yuan(100),
-            lines: [Fixture.line("gift-cards", 10_000)], member: MemberEarnState(tier: Fixture.gold), expected: [.base: 0]),
-        Case(name: "a merchant's own rate beats the format rate", merchant: Fixture.jeweller, amount: Fixture.yuan(100), expected: [.base: 200]),
+            lines: [Fixture.line("gift-cards", 10_000)], member: MemberEarnState(tier: Fixture.gold),
+            expected: [.base: 0]),
         Case(
-            name: "a merchant's own rate beats a line's category rate", merchant: Fixture.jeweller, amount: Fixture.yuan(100),
+            name: "a merchant's own rate beats the format rate", merchant: Fixture.jeweller, amount: Fixture.yuan(100),
+            expected: [.base: 200]),
+        Case(
+            name: "a merchant's own rate beats a line's category rate", merchant: Fixture.jeweller,
+            amount: Fixture.yuan(100),
             lines: [Fixture.line("grocery", 10_000)], expected: [.base: 200]),
-        Case(name: "gold earns 1.5×", amount: Fixture.yuan(100), member: MemberEarnState(tier: Fixture.gold), expected: [.base: 100, .tier: 50]),
         Case(
-            name: "gold 1.5× on 99 rounds the bonus 49.5 down", amount: Fixture.yuan(99), member: MemberEarnState(tier: Fixture.gold),
+            name: "gold earns 1.5×", amount: Fixture.yuan(100), member: MemberEarnState(tier: Fixture.gold),
+            expected: [.base: 100, .tier: 50]),
+        Case(
+            name: "gold 1.5× on 99 rounds the bonus 49.5 down", amount: Fixture.yuan(99),
+            member: MemberEarnState(tier: Fixture.gold),
             expected: [.base: 99, .tier: 49]),
         Case(
-            name: "silver 1.2× on 101 gives 20", amount: Fixture.yuan(101), member: MemberEarnState(tier: Fixture.silver),
+            name: "silver 1.2× on 101 gives 20", amount: Fixture.yuan(101),
+            member: MemberEarnState(tier: Fixture.silver),
             expected: [.base: 101, .tier: 20]),
-        Case(name: "double points on the promotion day", amount: Fixture.yuan(100), at: saturday, expected: [.base: 100, .promotion: 100]),
         Case(
-            name: "the promotion starts at local midnight", amount: Fixture.yuan(100), at: Fixture.at("2026-11-28T00:00"),
+            name: "double points on the promotion day", amount: Fixture.yuan(100), at: saturday,
             expected: [.base: 100, .promotion: 100]),
-        Case(name: "one minute before the promotion", amount: Fixture.yuan(100), at: Fixture.at("2026-11-27T23:59"), expected: [.base: 100]),
+        Case(
+            name: "the promotion starts at local midnight", amount: Fixture.yuan(100),
+            at: Fixture.at("2026-11-28T00:00"),
+            expected: [.base: 100, .promotion: 100]),
+        Case(
+            name: "one minute before the promotion", amount: Fixture.yuan(100), at: Fixture.at("2026-11-27T23:59"),
+            expected: [.base: 100]),
         Case(
             name: "the promotion's end is not in it", amount: Fixture.yuan(100), at: Fixture.at("2026-11-29T00:00"),
             expected: [.base: 100]),
@@ -66,7 +85,8 @@ struct EarnCalculatorTests {
             name: "promotion and tier stack on base", amount: Fixture.yuan(100), at: saturday,
             member: MemberEarnState(tier: Fixture.gold), expected: [.base: 100, .tier: 50, .promotion: 100]),
         Case(
-            name: "the mall promotion does not apply at the hotel", merchant: Fixture.rooms, amount: Fixture.yuan(100), at: saturday,
+            name: "the mall promotion does not apply at the hotel", merchant: Fixture.rooms, amount: Fixture.yuan(100),
+            at: saturday,
             expected: [.base: 100]),
         Case(
             name: "a fixed bonus at the filtered merchant", merchant: Fixture.restaurant, amount: Fixture.yuan(80),
@@ -77,38 +97,51 @@ struct EarnCalculatorTests {
             expected: [.base: 80, .promotion: 40]),
         Case(
             name: "a spent budget gives nothing", merchant: Fixture.restaurant, amount: Fixture.yuan(80),
-            at: Fixture.at("2026-11-24T19:00"), budgets: [PromotionID("quay-dinner")!: Points(0)], expected: [.base: 80]),
+            at: Fixture.at("2026-11-24T19:00"), budgets: [PromotionID("quay-dinner")!: Points(0)], expected: [.base: 80]
+        ),
         Case(
-            name: "the dinner bonus window opens at 17:00 on Nov 1", merchant: Fixture.restaurant, amount: Fixture.yuan(80),
+            name: "the dinner bonus window opens at 17:00 on Nov 1", merchant: Fixture.restaurant,
+            amount: Fixture.yuan(80),
             at: Fixture.at("2026-11-01T16:59"), expected: [.base: 80]),
         Case(
             name: "and is open at 17:00 on Nov 1", merchant: Fixture.restaurant, amount: Fixture.yuan(80),
             at: Fixture.at("2026-11-01T17:00"), expected: [.base: 80, .promotion: 150]),
         Case(
             name: "+10 % when the member earned at another format within 7 days", amount: Fixture.yuan(100),
-            member: MemberEarnState(tier: Fixture.member, lastEarnByFormat: [Format("hotel")!: weekday.adding(milliseconds: -3 * Timestamp.day)]),
+            member: MemberEarnState(
+                tier: Fixture.member,
+                lastEarnByFormat: [Format("hotel")!: weekday.adding(milliseconds: -3 * Timestamp.day)]),
             expected: [.base: 100, .crossFormat: 10]),
         Case(
             name: "cross-format bonus rounds 5.5 down", amount: Fixture.yuan(55),
-            member: MemberEarnState(tier: Fixture.member, lastEarnByFormat: [Format("hotel")!: weekday.adding(milliseconds: -Timestamp.day)]),
+            member: MemberEarnState(
+                tier: Fixture.member, lastEarnByFormat: [Format("hotel")!: weekday.adding(milliseconds: -Timestamp.day)]
+            ),
             expected: [.base: 55, .crossFormat: 5]),
         Case(
             name: "exactly 7 days ago still counts", amount: Fixture.yuan(100),
-            member: MemberEarnState(tier: Fixture.member, lastEarnByFormat: [Format("hotel")!: weekday.adding(milliseconds: -7 * Timestamp.day)]),
+            member: MemberEarnState(
+                tier: Fixture.member,
+                lastEarnByFormat: [Format("hotel")!: weekday.adding(milliseconds: -7 * Timestamp.day)]),
             expected: [.base: 100, .crossFormat: 10]),
         Case(
             name: "7 days and 1 ms ago does not", amount: Fixture.yuan(100),
-            member: MemberEarnState(tier: Fixture.member, lastEarnByFormat: [Format("hotel")!: weekday.adding(milliseconds: -7 * Timestamp.day - 1)]),
+            member: MemberEarnState(
+                tier: Fixture.member,
+                lastEarnByFormat: [Format("hotel")!: weekday.adding(milliseconds: -7 * Timestamp.day - 1)]),
             expected: [.base: 100]),
         Case(
             name: "an earn at the same format gives no cross-format bonus", amount: Fixture.yuan(100),
-            member: MemberEarnState(tier: Fixture.member, lastEarnByFormat: [Format("mall")!: weekday.adding(milliseconds: -Timestamp.day)]),
+            member: MemberEarnState(
+                tier: Fixture.member, lastEarnByFormat: [Format("mall")!: weekday.adding(milliseconds: -Timestamp.day)]),
             expected: [.base: 100]),
         Case(
-            name: "birthday month doubles base", amount: Fixture.yuan(100), member: MemberEarnState(tier: Fixture.member, birthMonth: 11),
+            name: "birthday month doubles base", amount: Fixture.yuan(100),
+            member: MemberEarnState(tier: Fixture.member, birthMonth: 11),
             expected: [.base: 100, .birthday: 100]),
         Case(
-            name: "no birthday bonus in another month", amount: Fixture.yuan(100), member: MemberEarnState(tier: Fixture.member, birthMonth: 12),
+            name: "no birthday bonus in another month", amount: Fixture.yuan(100),
+            member: MemberEarnState(tier: Fixture.member, birthMonth: 12),
             expected: [.base: 100]),
         Case(
             name: "the fifth consecutive day earns the streak bonus", amount: Fixture.yuan(100),
@@ -129,7 +162,8 @@ struct EarnCalculatorTests {
         Case(
             name: "everything at once", amount: Fixture.yuan(100), at: saturday,
             member: MemberEarnState(
-                tier: Fixture.gold, birthMonth: 11, lastEarnByFormat: [Format("hotel")!: saturday.adding(milliseconds: -Timestamp.day)],
+                tier: Fixture.gold, birthMonth: 11,
+                lastEarnByFormat: [Format("hotel")!: saturday.adding(milliseconds: -Timestamp.day)],
                 streak: Streak(lastDay: Fixture.date("2026-11-27"), days: 4)),
             expected: [.base: 100, .tier: 50, .promotion: 100, .crossFormat: 10, .birthday: 100, .streak: 100]),
     ]
@@ -154,7 +188,9 @@ struct EarnCalculatorTests {
         let input = EarnInput(
             merchant: Fixture.mall, amount: Fixture.yuan(10), occurredAt: Self.weekday,
             member: MemberEarnState(tier: Fixture.member, streak: Streak(lastDay: Fixture.date("2026-11-23"), days: 2)))
-        #expect(try EarnCalculator.earn(program: Fixture.program, input: input).streak == Streak(lastDay: Fixture.date("2026-11-24"), days: 3))
+        #expect(
+            try EarnCalculator.earn(program: Fixture.program, input: input).streak
+                == Streak(lastDay: Fixture.date("2026-11-24"), days: 3))
         var nothing = input
         nothing.amount = Fixture.fen(50)  // earns 0 points
         #expect(try EarnCalculator.earn(program: Fixture.program, input: nothing).streak == input.member.streak)
@@ -162,9 +198,12 @@ struct EarnCalculatorTests {
 
     static let badInputs: [(name: String, input: EarnInput, field: String)] = {
         func input(
-            merchant: MerchantID = Fixture.mall, _ amount: Money, _ lines: [SaleLine] = [], tier: TierID = Fixture.member
+            merchant: MerchantID = Fixture.mall, _ amount: Money, _ lines: [SaleLine] = [],
+            tier: TierID = Fixture.member
         ) -> EarnInput {
-            EarnInput(merchant: merchant, amount: amount, lines: lines, occurredAt: weekday, member: MemberEarnState(tier: tier))
+            EarnInput(
+                merchant: merchant, amount: amount, lines: lines, occurredAt: weekday,
+                member: MemberEarnState(tier: tier))
         }
         return [
             ("unknown merchant", input(merchant: MerchantID("nobody")!, Fixture.yuan(1)), "merchant"),
@@ -172,8 +211,14 @@ struct EarnCalculatorTests {
             ("negative amount", input(Fixture.fen(-100)), "amount"),
             ("amount over the program maximum", input(Fixture.fen(10_000_001)), "amount"),
             ("lines that do not sum to the amount", input(Fixture.yuan(10), [Fixture.line("apparel", 500)]), "lines"),
-            ("a line of zero", input(Fixture.yuan(10), [Fixture.line("apparel", 1000), Fixture.line("apparel", 0)]), "lines[1].amount"),
-            ("too many lines", input(Fixture.fen(201), Array(repeating: Fixture.line("apparel", 1), count: 201)), "lines"),
+            (
+                "a line of zero", input(Fixture.yuan(10), [Fixture.line("apparel", 1000), Fixture.line("apparel", 0)]),
+                "lines[1].amount"
+            ),
+            (
+                "too many lines", input(Fixture.fen(201), Array(repeating: Fixture.line("apparel", 1), count: 201)),
+                "lines"
+            ),
             ("unknown tier", input(Fixture.yuan(1), tier: TierID("platinum")!), "tier"),
         ]
     }()

@@ -8,16 +8,18 @@ struct OfflinePolicyTests {
     /// The fixture's defaults: 5,000 per transaction, 10,000 per member per day, 200,000 exposure, 1,440 minutes.
     let limits = Fixture.program.site(SiteID("mall-01")!)!.offline
 
-    @Test("each cap is inclusive and refused one past it", arguments: [
-        (5000, 0, 0, 0, nil),
-        (5001, 0, 0, 0, Refusal.offlineTransactionCap),
-        (5000, 5000, 0, 0, nil),
-        (5000, 5001, 0, 0, .offlineDailyCap),
-        (1000, 0, 199_000, 0, nil),
-        (1000, 0, 199_001, 0, .offlineSiteExposure),
-        (100, 0, 0, 1440 * 60_000, nil),
-        (100, 0, 0, 1440 * 60_000 + 1, .offlineTooLong),
-    ] as [(Int64, Int64, Int64, Int64, Refusal?)])
+    @Test(
+        "each cap is inclusive and refused one past it",
+        arguments: [
+            (5000, 0, 0, 0, nil),
+            (5001, 0, 0, 0, Refusal.offlineTransactionCap),
+            (5000, 5000, 0, 0, nil),
+            (5000, 5001, 0, 0, .offlineDailyCap),
+            (1000, 0, 199_000, 0, nil),
+            (1000, 0, 199_001, 0, .offlineSiteExposure),
+            (100, 0, 0, 1440 * 60_000, nil),
+            (100, 0, 0, 1440 * 60_000 + 1, .offlineTooLong),
+        ] as [(Int64, Int64, Int64, Int64, Refusal?)])
     func caps(_ points: Int64, _ today: Int64, _ exposure: Int64, _ offline: Int64, _ refusal: Refusal?) {
         let result = OfflineRedemptionPolicy.check(
             OfflineSituation(
@@ -32,7 +34,8 @@ struct OfflinePolicyTests {
 @Suite("Refunds of earns")
 struct EarnReversalTests {
     static let bill = EarnRefundState(
-        originalAmount: Money(minorUnits: 10_000), originalPoints: Points(150), refundedAmount: .zero, reversedPoints: .zero)
+        originalAmount: Money(minorUnits: 10_000), originalPoints: Points(150), refundedAmount: .zero,
+        reversedPoints: .zero)
 
     @Test("a full refund takes back every point")
     func full() throws {
@@ -70,11 +73,13 @@ struct EarnReversalTests {
 
 @Suite("Phone numbers")
 struct PhoneTests {
-    @Test("E.164 only", arguments: [
-        ("+8613800138000", true), ("+12025550123", true), ("+1234567", true), ("+123456789012345", true),
-        ("+1234567890123456", false), ("+123456", false), ("8613800138000", false), ("+0123456789", false),
-        ("+86 138 0013 8000", false), ("", false), ("+86138001380a0", false),
-    ])
+    @Test(
+        "E.164 only",
+        arguments: [
+            ("+8613800138000", true), ("+12025550123", true), ("+1234567", true), ("+123456789012345", true),
+            ("+1234567890123456", false), ("+123456", false), ("8613800138000", false), ("+0123456789", false),
+            ("+86 138 0013 8000", false), ("", false), ("+86138001380a0", false),
+        ])
     func phones(_ text: String, _ valid: Bool) {
         #expect((PhoneNumber(text) != nil) == valid)
     }

@@ -9,12 +9,16 @@ struct PostingRulesTests {
     static let merchant = MerchantID("mall-fashion")!
     static let site = SiteID("mall-01")!
 
-    @Test("a redemption within the balance, at it, and beyond it", arguments: [
-        (500, 1_000, 500, 0), (1_000, 1_000, 1_000, 0), (1_000, 300, 300, 700), (1_000, 0, 0, 1_000), (1_000, -50, 0, 1_000),
-    ] as [(Int64, Int64, Int64, Int64)])
+    @Test(
+        "a redemption within the balance, at it, and beyond it",
+        arguments: [
+            (500, 1_000, 500, 0), (1_000, 1_000, 1_000, 0), (1_000, 300, 300, 700), (1_000, 0, 0, 1_000),
+            (1_000, -50, 0, 1_000),
+        ] as [(Int64, Int64, Int64, Int64)])
     func redemption(_ points: Int64, _ available: Int64, _ fromMember: Int64, _ shortfall: Int64) {
         let (postings, short) = PostingRules.redemption(
-            member: Self.member, merchant: Self.merchant, site: Self.site, points: Points(points), available: Points(available))
+            member: Self.member, merchant: Self.merchant, site: Self.site, points: Points(points),
+            available: Points(available))
         #expect(postings.change(of: .member(Self.member)) == Points(-fromMember))
         #expect(postings.change(of: .offlineRisk(Self.site)) == Points(-shortfall))
         #expect(postings.change(of: .redeemed(Self.merchant)) == Points(points))

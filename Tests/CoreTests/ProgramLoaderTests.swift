@@ -28,12 +28,18 @@ struct ProgramLoaderTests {
 
     /// One mistake each: the change to the fixture, the path reported, and words of the message.
     static let mistakes: [(change: String, value: DocumentNode?, path: String, words: String)] = [
-        ("earn.promotions.1.filter.merchants", ["nobody"], "earn.promotions[1].filter.merchants", "unknown merchant 'nobody'"),
+        (
+            "earn.promotions.1.filter.merchants", ["nobody"], "earn.promotions[1].filter.merchants",
+            "unknown merchant 'nobody'"
+        ),
         ("tiers.levels.2.threshold", 5000, "tiers.levels[2].threshold", "overlapping tier thresholds"),
         ("tiers.levels.2.threshold", 4000, "tiers.levels[2].threshold", "overlapping tier thresholds"),
         ("earn.base_rates.mall", "-1", "earn.base_rates.mall", "must not be negative"),
         ("earn.category_rates.grocery", "-0.5", "earn.category_rates.grocery", "must not be negative"),
-        ("earn.promotions.0.end", "2026-11-27", "earn.promotions[0].end", "ends (2026-11-27T00:00) before or when it starts"),
+        (
+            "earn.promotions.0.end", "2026-11-27", "earn.promotions[0].end",
+            "ends (2026-11-27T00:00) before or when it starts"
+        ),
         ("earn.promotions.0.end", "2026-11-28", "earn.promotions[0].end", "before or when it starts"),
         ("earn.bse_rates", ["mall": "1"], "earn.bse_rates", "unknown key"),
         ("redeem.minimum_points", nil, "redeem.minimum_points", "is required"),
@@ -59,7 +65,10 @@ struct ProgramLoaderTests {
         ("earn.promotions.1.budget_points", 0, "earn.promotions[1].budget_points", "between 1 and"),
         ("earn.promotions.1.id", "double-saturday", "earn.promotions[1].id", "listed twice"),
         ("earn.promotions.0.filter.sites", ["mall-99"], "earn.promotions[0].filter.sites", "unknown site 'mall-99'"),
-        ("earn.promotions.0.filter.formats", ["casino"], "earn.promotions[0].filter.formats", "no site has format 'casino'"),
+        (
+            "earn.promotions.0.filter.formats", ["casino"], "earn.promotions[0].filter.formats",
+            "no site has format 'casino'"
+        ),
         ("earn.promotions.0.filter.formats", ["mall", "mall"], "earn.promotions[0].filter.formats[1]", "listed twice"),
         ("earn.promotions.0.start", "2026-13-01", "earn.promotions[0].start", "not a local date or time"),
         ("sites.2.parking", nil, "sites[2].parking", "is required for a site of format 'parking'"),

@@ -15,14 +15,17 @@ struct SettlementCalculatorTests {
         let activities = [
             // The fashion store issued 1,005 points and took back 0; 845 were spent at the hotel.
             MerchantActivity(merchant: Self.fashion, site: Self.mall, issued: Points(1_005), redeemed: Points(25)),
-            MerchantActivity(merchant: Self.hotel, site: Self.hotelSite, issued: Points(250), reversed: Points(15), redeemed: Points(845), risk: Points(45)),
+            MerchantActivity(
+                merchant: Self.hotel, site: Self.hotelSite, issued: Points(250), reversed: Points(15),
+                redeemed: Points(845), risk: Points(45)),
         ]
         let prices = [
             Self.fashion: SettlementPrices(issuePrice: Rate(parsing: "1.2")!, redeemPrice: Rate(parsing: "1")!),
             Self.hotel: SettlementPrices(issuePrice: Rate(parsing: "1.1")!, redeemPrice: Rate(parsing: "0.9")!),
         ]
         let result = try SettlementCalculator.settle(
-            activities: activities, prices: { prices[$0.merchant] }, expired: Points(125), breakagePrice: Rate(parsing: "1")!)
+            activities: activities, prices: { prices[$0.merchant] }, expired: Points(125),
+            breakagePrice: Rate(parsing: "1")!)
         let fashion = try #require(result.merchants.first { $0.activity.merchant == Self.fashion })
         let hotel = try #require(result.merchants.first { $0.activity.merchant == Self.hotel })
         // fashion: payable 1,005 × 1.2 = 1,206.0 → 1,206; receivable 25 × 1 = 25; net 25 − 1,206 = −1,181.
@@ -56,7 +59,8 @@ struct SettlementCalculatorTests {
     func missingPrices() {
         #expect(throws: CalculationError.self) {
             try SettlementCalculator.settle(
-                activities: [MerchantActivity(merchant: Self.fashion, site: Self.mall, issued: Points(1))], prices: { _ in nil },
+                activities: [MerchantActivity(merchant: Self.fashion, site: Self.mall, issued: Points(1))],
+                prices: { _ in nil },
                 expired: .zero, breakagePrice: .one)
         }
     }

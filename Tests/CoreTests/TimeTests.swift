@@ -5,9 +5,11 @@ import Testing
 
 @Suite("Civil dates and the program time zone")
 struct TimeTests {
-    @Test("days since the epoch", arguments: [
-        ("1970-01-01", 0), ("2000-03-01", 11_017), ("2026-11-23", 20_780), ("1969-12-31", -1),
-    ] as [(String, Int64)])
+    @Test(
+        "days since the epoch",
+        arguments: [
+            ("1970-01-01", 0), ("2000-03-01", 11_017), ("2026-11-23", 20_780), ("1969-12-31", -1),
+        ] as [(String, Int64)])
     func epochDays(_ text: String, _ days: Int64) {
         let date = CivilDate(parsing: text)!
         #expect(date.daysSinceEpoch == days)
@@ -23,7 +25,9 @@ struct TimeTests {
         }
     }
 
-    @Test("impossible dates are refused", arguments: ["2026-02-29", "2026-13-01", "2026-00-10", "2026-04-31", "26-11-01", "2026-1-01", "2026/11/01"])
+    @Test(
+        "impossible dates are refused",
+        arguments: ["2026-02-29", "2026-13-01", "2026-00-10", "2026-04-31", "26-11-01", "2026-1-01", "2026/11/01"])
     func impossible(_ text: String) {
         #expect(CivilDate(parsing: text) == nil)
     }
@@ -35,10 +39,12 @@ struct TimeTests {
         #expect(CivilDate(parsing: "2000-02-29") != nil)
     }
 
-    @Test("adding months clamps to the end of a shorter month", arguments: [
-        ("2026-01-31", 1, "2026-02-28"), ("2028-01-31", 1, "2028-02-29"), ("2026-11-23", 12, "2027-11-23"),
-        ("2026-11-30", 3, "2027-02-28"), ("2026-03-31", -1, "2026-02-28"), ("2026-12-15", 1, "2027-01-15"),
-    ])
+    @Test(
+        "adding months clamps to the end of a shorter month",
+        arguments: [
+            ("2026-01-31", 1, "2026-02-28"), ("2028-01-31", 1, "2028-02-29"), ("2026-11-23", 12, "2027-11-23"),
+            ("2026-11-30", 3, "2027-02-28"), ("2026-03-31", -1, "2026-02-28"), ("2026-12-15", 1, "2027-01-15"),
+        ])
     func addMonths(_ start: String, _ months: Int, _ expected: String) {
         #expect(CivilDate(parsing: start)!.adding(months: months).description == expected)
     }
@@ -70,14 +76,19 @@ struct TimeTests {
         #expect(ProgramTimeZone(identifier: "") == nil)
     }
 
-    @Test("date-times parse in the forms an operator writes", arguments: [
-        ("2026-11-28", "2026-11-28T00:00"), ("2026-11-28T18:30", "2026-11-28T18:30"), ("2026-11-28 18:30", "2026-11-28T18:30"),
-    ])
+    @Test(
+        "date-times parse in the forms an operator writes",
+        arguments: [
+            ("2026-11-28", "2026-11-28T00:00"), ("2026-11-28T18:30", "2026-11-28T18:30"),
+            ("2026-11-28 18:30", "2026-11-28T18:30"),
+        ])
     func dateTimes(_ text: String, _ expected: String) {
         #expect(CivilDateTime(parsing: text)?.description == expected)
     }
 
-    @Test("malformed date-times are refused", arguments: ["2026-11-28T24:00", "2026-11-28T9:00", "2026-11-28T18:30:00", "tomorrow"])
+    @Test(
+        "malformed date-times are refused",
+        arguments: ["2026-11-28T24:00", "2026-11-28T9:00", "2026-11-28T18:30:00", "tomorrow"])
     func badDateTimes(_ text: String) {
         #expect(CivilDateTime(parsing: text) == nil)
     }

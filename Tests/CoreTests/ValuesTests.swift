@@ -1,8 +1,8 @@
 // Goal: the number types and identifiers behave exactly at their boundaries — every rounding mode,
 // every accepted and refused rate text, slug and id form.
 import Core
-import Testing
 import TestSupport
+import Testing
 
 @Suite("Rounding")
 struct RoundingTests {
@@ -72,11 +72,13 @@ struct RateTests {
 
 @Suite("Identifiers")
 struct IdentifierTests {
-    @Test("slugs", arguments: [
-        ("mall-01", true), ("a", true), ("0", true), (String(repeating: "a", count: 32), true),
-        (String(repeating: "a", count: 33), false), ("", false), ("-mall", false), ("Mall", false),
-        ("mall_01", false), ("mall 01", false), ("café", false), ("mall-", true),
-    ])
+    @Test(
+        "slugs",
+        arguments: [
+            ("mall-01", true), ("a", true), ("0", true), (String(repeating: "a", count: 32), true),
+            (String(repeating: "a", count: 33), false), ("", false), ("-mall", false), ("Mall", false),
+            ("mall_01", false), ("mall 01", false), ("café", false), ("mall-", true),
+        ])
     func slugs(_ text: String, _ valid: Bool) {
         #expect((SiteID(text) != nil) == valid)
         #expect((MerchantID(text) != nil) == valid)
@@ -97,25 +99,31 @@ struct IdentifierTests {
     @Test("text order is time order")
     func sortsByTime() {
         var generator = SeededGenerator(seed: 7)
-        let ids = (0..<200).map { TransactionID(time: Timestamp(milliseconds: 1_700_000_000_000 + Int64($0)), using: &generator) }
+        let ids = (0..<200).map {
+            TransactionID(time: Timestamp(milliseconds: 1_700_000_000_000 + Int64($0)), using: &generator)
+        }
         #expect(ids.map(\.description).sorted() == ids.map(\.description))
         #expect(ids.sorted() == ids)
     }
 
-    @Test("refuses malformed id text", arguments: [
-        "", "0123456789ABCDEFGHJKMNPQR", "0123456789ABCDEFGHJKMNPQRST", "0123456789ABCDEFGHJKMNPQRU",
-        "8ZZZZZZZZZZZZZZZZZZZZZZZZZ", "0123456789ABCDEFGHJKMNPQR!",
-    ])
+    @Test(
+        "refuses malformed id text",
+        arguments: [
+            "", "0123456789ABCDEFGHJKMNPQR", "0123456789ABCDEFGHJKMNPQRST", "0123456789ABCDEFGHJKMNPQRU",
+            "8ZZZZZZZZZZZZZZZZZZZZZZZZZ", "0123456789ABCDEFGHJKMNPQR!",
+        ])
     func refusesBadIDs(_ text: String) {
         #expect(MemberID(text) == nil)
     }
 
-    @Test("request ids", arguments: [
-        ("R-0001", true), ("a", true), (String(repeating: "x", count: 64), true),
-        (String(repeating: "x", count: 65), false), ("", false), ("has space", false), ("tab\t", false), ("收据", false),
-    ])
+    @Test(
+        "request ids",
+        arguments: [
+            ("R-0001", true), ("a", true), (String(repeating: "x", count: 64), true),
+            (String(repeating: "x", count: 65), false), ("", false), ("has space", false), ("tab\t", false),
+            ("收据", false),
+        ])
     func requestIDs(_ text: String, _ valid: Bool) {
         #expect((RequestID(text) != nil) == valid)
     }
 }
-

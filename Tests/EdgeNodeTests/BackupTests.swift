@@ -6,8 +6,8 @@ import Foundation
 import GRDB
 import GRPCCore
 import Synchronization
-import Testing
 import TestSupport
+import Testing
 import Wire
 
 /// A value shared by the test's tasks.
@@ -24,8 +24,12 @@ struct BackupTests {
         let directory = try TemporaryDirectory()
         let configuration = try EdgeFixture.configuration(directory: directory)
         let backupPath = directory.path("backup.sqlite")
-        let (acknowledged, member) = try await EdgeFixture.withEdge(configuration: configuration, merchants: ["mall-fashion"]) { edge in
-            let member = try await edge.points.enroll(Requests.enroll("E-1", phone: "+8613800138000"), metadata: edge.auth("mall-fashion")).member.memberID
+        let (acknowledged, member) = try await EdgeFixture.withEdge(
+            configuration: configuration, merchants: ["mall-fashion"]
+        ) { edge in
+            let member = try await edge.points.enroll(
+                Requests.enroll("E-1", phone: "+8613800138000"), metadata: edge.auth("mall-fashion")
+            ).member.memberID
             let answered = Shared<[String]>([])
             let stop = Shared(false)
             let acknowledged: [String] = try await withThrowingTaskGroup(of: Void.self) { group in
@@ -34,7 +38,8 @@ struct BackupTests {
                         var index = 0
                         while !stop.withLock({ $0 }) && index < 500 {
                             let response = try await edge.points.earn(
-                                Requests.earn("T\(till)-\(index)", member: member, amount: 1_000), metadata: edge.auth("mall-fashion"))
+                                Requests.earn("T\(till)-\(index)", member: member, amount: 1_000),
+                                metadata: edge.auth("mall-fashion"))
                             answered.withLock { $0.append(response.transactionID) }
                             index += 1
                         }
@@ -53,19 +58,31 @@ struct BackupTests {
             #expect(acknowledged.count >= 100)
             return (acknowledged, member)
         }
-        #expect(throws: ConfigurationError.self) { try EdgeDatabase.open(path: backupPath, site: SiteID("mall-01")!, limits: EdgeLimits(), now: .init(milliseconds: 0)).backup(to: backupPath) }
+        #expect(throws: ConfigurationError.self) {
+            try EdgeDatabase.open(
+                path: backupPath, site: SiteID("mall-01")!, limits: EdgeLimits(), now: .init(milliseconds: 0)
+            ).backup(to: backupPath)
+        }
 
         // Restore: a node on the copy.
         var restored = configuration
         restored.databasePath = backupPath
         try await EdgeFixture.withEdge(configuration: restored, merchants: ["mall-fashion"]) { edge in
-            let ids = Set(try await edge.node.ledger.database.pool.read { db in try String.fetchAll(db, sql: "SELECT transaction_id FROM outbox") })
+            let ids = Set(
+                try await edge.node.ledger.database.pool.read { db in
+                    try String.fetchAll(db, sql: "SELECT transaction_id FROM outbox")
+                })
             #expect(Set(acknowledged).isSubset(of: ids))
-            let count = try await edge.node.ledger.database.pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox") ?? 0 }
+            let count = try await edge.node.ledger.database.pool.read { db in
+                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox") ?? 0
+            }
             try await ConcurrencyTests.checkOutbox(edge, expectedCount: count)
-            let balance = try await edge.points.getBalance(Requests.balance(member), metadata: edge.auth("mall-fashion")).member.balancePoints
+            let balance = try await edge.points.getBalance(
+                Requests.balance(member), metadata: edge.auth("mall-fashion")
+            ).member.balancePoints
             #expect(balance == Int64(200 + 10 * (count - 1)))
-            let next = try await edge.points.earn(Requests.earn("AFTER", member: member, amount: 1_000), metadata: edge.auth("mall-fashion"))
+            let next = try await edge.points.earn(
+                Requests.earn("AFTER", member: member, amount: 1_000), metadata: edge.auth("mall-fashion"))
             #expect(next.balanceAfterPoints == balance + 10)
         }
     }

@@ -6,8 +6,8 @@ import EdgeNode
 import Foundation
 import GRDB
 import GRPCCore
-import Testing
 import TestSupport
+import Testing
 import Wire
 
 @Suite("Concurrency")
@@ -24,7 +24,8 @@ struct ConcurrencyTests {
             let member = try await edge.points.enroll(
                 Requests.enroll("E-1", phone: "+8613800138000"), metadata: edge.auth("mall-fashion")
             ).member.memberID
-            let earn = try await edge.points.earn(Requests.earn("R-1", member: member, amount: 80_000), metadata: edge.auth("mall-fashion"))
+            let earn = try await edge.points.earn(
+                Requests.earn("R-1", member: member, amount: 80_000), metadata: edge.auth("mall-fashion"))
             #expect(earn.balanceAfterPoints == 1_000)
 
             let outcomes = await withTaskGroup(of: Result<Int64, any Error>.self) { group in
@@ -32,7 +33,8 @@ struct ConcurrencyTests {
                     group.addTask {
                         do {
                             let response = try await edge.points.redeem(
-                                Requests.redeem("P-\(index)", member: member, bill: 1_000, points: 100), metadata: edge.auth("mall-cafe"))
+                                Requests.redeem("P-\(index)", member: member, bill: 1_000, points: 100),
+                                metadata: edge.auth("mall-cafe"))
                             return .success(response.points)
                         } catch {
                             return .failure(error)
@@ -60,7 +62,8 @@ struct ConcurrencyTests {
     func groupCommit() async throws {
         let directory = try TemporaryDirectory()
         let database = try EdgeDatabase.open(
-            path: directory.path("edge.sqlite"), site: SiteID("mall-01")!, limits: EdgeLimits(), now: ManualWallClock.tuesdayNoon)
+            path: directory.path("edge.sqlite"), site: SiteID("mall-01")!, limits: EdgeLimits(),
+            now: ManualWallClock.tuesdayNoon)
         let committer = GroupCommitter(pool: database.pool, batchMax: 256, queueMax: 1_000)
         try await database.pool.write { db in try db.execute(sql: "CREATE TABLE t (v INTEGER NOT NULL UNIQUE)") }
         let results = await withTaskGroup(of: (Int, Bool).self) { group in
@@ -68,7 +71,9 @@ struct ConcurrencyTests {
                 group.addTask {
                     do {
                         // Value 7 is written twice: the second violates UNIQUE and fails alone.
-                        try await committer.submit { db in try db.execute(sql: "INSERT INTO t (v) VALUES (?)", arguments: [value == 8 ? 7 : value]) }
+                        try await committer.submit { db in
+                            try db.execute(sql: "INSERT INTO t (v) VALUES (?)", arguments: [value == 8 ? 7 : value])
+                        }
                         return (value, true)
                     } catch {
                         return (value, false)
@@ -101,7 +106,8 @@ struct ConcurrencyTests {
     func domainFailure() async throws {
         let directory = try TemporaryDirectory()
         let database = try EdgeDatabase.open(
-            path: directory.path("edge.sqlite"), site: SiteID("mall-01")!, limits: EdgeLimits(), now: ManualWallClock.tuesdayNoon)
+            path: directory.path("edge.sqlite"), site: SiteID("mall-01")!, limits: EdgeLimits(),
+            now: ManualWallClock.tuesdayNoon)
         let committer = GroupCommitter(pool: database.pool, batchMax: 256, queueMax: 1_000)
         try await database.pool.write { db in try db.execute(sql: "CREATE TABLE t (v INTEGER NOT NULL)") }
         struct Refused: Error {}
@@ -140,8 +146,12 @@ struct ConcurrencyTests {
     /// The outbox is 1...n without gaps, each row's previous hash is the hash of the row before.
     static func checkOutbox(_ edge: EdgeHarness, expectedCount: Int) async throws {
         let rows = try await edge.node.ledger.database.pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT sequence, previous_hash, payload_hash, payload FROM outbox ORDER BY sequence")
-                .map { row -> (Int64, Data, Data, Data) in (row["sequence"], row["previous_hash"], row["payload_hash"], row["payload"]) }
+            try Row.fetchAll(
+                db, sql: "SELECT sequence, previous_hash, payload_hash, payload FROM outbox ORDER BY sequence"
+            )
+            .map { row -> (Int64, Data, Data, Data) in
+                (row["sequence"], row["previous_hash"], row["payload_hash"], row["payload"])
+            }
         }
         #expect(rows.count == expectedCount)
         var previous = Data(count: 32)

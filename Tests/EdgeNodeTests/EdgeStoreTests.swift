@@ -4,9 +4,9 @@ import Core
 import EdgeNode
 import Foundation
 import GRDB
+import TestSupport
 import Testing
 import Wire
-import TestSupport
 
 @Suite("Edge store")
 struct EdgeStoreTests {
@@ -16,7 +16,8 @@ struct EdgeStoreTests {
         var limits = EdgeLimits()
         limits.busyTimeoutMilliseconds = 4321
         let database = try EdgeDatabase.open(
-            path: directory.path("edge.sqlite"), site: SiteID("mall-01")!, limits: limits, now: ManualWallClock.tuesdayNoon)
+            path: directory.path("edge.sqlite"), site: SiteID("mall-01")!, limits: limits,
+            now: ManualWallClock.tuesdayNoon)
         let writer = try database.pool.write { db in
             (
                 try Int.fetchOne(db, sql: "PRAGMA synchronous"), try String.fetchOne(db, sql: "PRAGMA journal_mode"),
@@ -35,9 +36,13 @@ struct EdgeStoreTests {
     func migrations() throws {
         let directory = try TemporaryDirectory()
         let path = directory.path("edge.sqlite")
-        _ = try EdgeDatabase.open(path: path, site: SiteID("mall-01")!, limits: EdgeLimits(), now: ManualWallClock.tuesdayNoon)
-        let reopened = try EdgeDatabase.open(path: path, site: SiteID("mall-01")!, limits: EdgeLimits(), now: ManualWallClock.tuesdayNoon)
-        let names = try reopened.pool.read { db in try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations") }
+        _ = try EdgeDatabase.open(
+            path: path, site: SiteID("mall-01")!, limits: EdgeLimits(), now: ManualWallClock.tuesdayNoon)
+        let reopened = try EdgeDatabase.open(
+            path: path, site: SiteID("mall-01")!, limits: EdgeLimits(), now: ManualWallClock.tuesdayNoon)
+        let names = try reopened.pool.read { db in
+            try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations")
+        }
         #expect(names == ["2026-11-23 edge v1", "2026-11-23 edge sync v1", "2026-11-23 edge merged index v1"])
     }
 
@@ -45,25 +50,28 @@ struct EdgeStoreTests {
     func siteBinding() throws {
         let directory = try TemporaryDirectory()
         let path = directory.path("edge.sqlite")
-        _ = try EdgeDatabase.open(path: path, site: SiteID("mall-01")!, limits: EdgeLimits(), now: ManualWallClock.tuesdayNoon)
+        _ = try EdgeDatabase.open(
+            path: path, site: SiteID("mall-01")!, limits: EdgeLimits(), now: ManualWallClock.tuesdayNoon)
         #expect(throws: ConfigurationError.self) {
-            try EdgeDatabase.open(path: path, site: SiteID("hotel-01")!, limits: EdgeLimits(), now: ManualWallClock.tuesdayNoon)
+            try EdgeDatabase.open(
+                path: path, site: SiteID("hotel-01")!, limits: EdgeLimits(), now: ManualWallClock.tuesdayNoon)
         }
     }
 
     @Test("a config file is read with its keys, and mistakes are named")
     func configFile() throws {
         let directory = try TemporaryDirectory()
-        try (EdgeFixture.phoneKeyHex + "\n").write(toFile: directory.path("phone.key"), atomically: true, encoding: .utf8)
+        try (EdgeFixture.phoneKeyHex + "\n").write(
+            toFile: directory.path("phone.key"), atomically: true, encoding: .utf8)
         try """
-            site_id: mall-01
-            database_path: data/mall.sqlite
-            listen: "[::1]:7001"
-            phone_hash_key_file: phone.key
-            limits:
-              group_commit_batch_max: 64
-              terminal_cache_ms: 0
-            """.write(toFile: directory.path("edge.yaml"), atomically: true, encoding: .utf8)
+        site_id: mall-01
+        database_path: data/mall.sqlite
+        listen: "[::1]:7001"
+        phone_hash_key_file: phone.key
+        limits:
+          group_commit_batch_max: 64
+          terminal_cache_ms: 0
+        """.write(toFile: directory.path("edge.yaml"), atomically: true, encoding: .utf8)
         let configuration = try EdgeConfiguration.load(file: directory.path("edge.yaml"))
         #expect(configuration.siteID == SiteID("mall-01"))
         #expect(configuration.databasePath == directory.path("data/mall.sqlite"))
@@ -74,19 +82,22 @@ struct EdgeStoreTests {
         #expect(configuration.phoneHashKey.count == 32)
 
         try """
-            site_id: Mall 01
-            database_path: x.sqlite
-            listen: nowhere
-            phone_hash_key_file: missing.key
-            limits:
-              group_commit_batch_max: 0
-              group_commit_batch_size: 4
-            """.write(toFile: directory.path("bad.yaml"), atomically: true, encoding: .utf8)
+        site_id: Mall 01
+        database_path: x.sqlite
+        listen: nowhere
+        phone_hash_key_file: missing.key
+        limits:
+          group_commit_batch_max: 0
+          group_commit_batch_size: 4
+        """.write(toFile: directory.path("bad.yaml"), atomically: true, encoding: .utf8)
         do {
             _ = try EdgeConfiguration.load(file: directory.path("bad.yaml"))
             Issue.record("a bad config loaded")
         } catch let error as ConfigurationError {
-            for key in ["site_id", "listen", "phone_hash_key_file", "limits.group_commit_batch_max", "limits.group_commit_batch_size"] {
+            for key in [
+                "site_id", "listen", "phone_hash_key_file", "limits.group_commit_batch_max",
+                "limits.group_commit_batch_size",
+            ] {
                 #expect(error.description.contains(key), "missing \(key) in \(error)")
             }
         }

@@ -9,17 +9,20 @@ import GRDB
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import SwiftProtobuf
-import Testing
 import TestSupport
+import Testing
 import Wire
 
 @Suite("Hostile input at the edge")
 struct HostileInputTests {
     static func enrolled(_ edge: EdgeHarness, phone: String = "+8613800138000") async throws -> String {
-        try await edge.points.enroll(Requests.enroll("E-1", phone: phone), metadata: edge.auth("mall-fashion")).member.memberID
+        try await edge.points.enroll(Requests.enroll("E-1", phone: phone), metadata: edge.auth("mall-fashion")).member
+            .memberID
     }
 
-    @Test("truncated and bit-flipped earn bodies: never UNKNOWN or INTERNAL, refused ones write nothing, the node keeps serving")
+    @Test(
+        "truncated and bit-flipped earn bodies: never UNKNOWN or INTERNAL, refused ones write nothing, the node keeps serving"
+    )
     func corruptedBodies() async throws {
         try await EdgeFixture.withEdge { edge in
             let member = try await Self.enrolled(edge)
@@ -30,17 +33,22 @@ struct HostileInputTests {
             var refused = 0
             var accepted = 0
             try await withGRPCClient(
-                transport: .http2NIOPosix(target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: .plaintext)
+                transport: .http2NIOPosix(
+                    target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: .plaintext)
             ) { client in
                 for (name, corrupted) in corruptions(of: body) {
                     let before = try await edge.rowCounts()
                     do {
-                        _ = try await client.raw(corrupted, service: "coalition.edge.v1.Points", method: "Earn", metadata: edge.auth("mall-fashion"))
+                        _ = try await client.raw(
+                            corrupted, service: "coalition.edge.v1.Points", method: "Earn",
+                            metadata: edge.auth("mall-fashion"))
                         // Some flips still make a valid earn (another amount or request id): that is a request like any other.
                         accepted += 1
                     } catch let error as RPCError {
                         refused += 1
-                        #expect(error.code != .unknown && error.code != .internalError, "\(name): \(error.code) \(error.message)")
+                        #expect(
+                            error.code != .unknown && error.code != .internalError,
+                            "\(name): \(error.code) \(error.message)")
                         #expect(try await edge.rowCounts() == before, "\(name) was refused but wrote")
                     }
                 }
@@ -50,24 +58,31 @@ struct HostileInputTests {
             request.requestID = "HONEST-1"
             let earned = try await edge.points.earn(request, metadata: edge.auth("mall-fashion"))
             #expect(earned.points > 0)
-            #expect(try await edge.points.earn(request, metadata: edge.auth("mall-fashion")).transactionID == earned.transactionID)
+            #expect(
+                try await edge.points.earn(request, metadata: edge.auth("mall-fashion")).transactionID
+                    == earned.transactionID)
         }
     }
 
-    @Test("a full disk refuses earns and redemptions with STORAGE_FULL, writes nothing, and serves again when space returns")
+    @Test(
+        "a full disk refuses earns and redemptions with STORAGE_FULL, writes nothing, and serves again when space returns"
+    )
     func diskFull() async throws {
         var limits = EdgeLimits()
         limits.databaseBytesMax = 512 * 1024
         try await EdgeFixture.withEdge(limits: limits) { edge in
             let member = try await Self.enrolled(edge)
-            _ = try await edge.points.earn(Requests.earn("FILL-0", member: member, amount: 5_000_000), metadata: edge.auth("mall-fashion"))
+            _ = try await edge.points.earn(
+                Requests.earn("FILL-0", member: member, amount: 5_000_000), metadata: edge.auth("mall-fashion"))
             // Fill the file with earns (long request ids and many lines make each one big).
             var earnRefused = false
             for index in 1...5_000 where !earnRefused {
                 let lines = (0..<20).map { _ in ("apparel", Int64(100)) }
                 do {
                     _ = try await edge.points.earn(
-                        Requests.earn("FILL-\(index)-" + String(repeating: "x", count: 40), member: member, amount: 2_000, lines: lines),
+                        Requests.earn(
+                            "FILL-\(index)-" + String(repeating: "x", count: 40), member: member, amount: 2_000,
+                            lines: lines),
                         metadata: edge.auth("mall-fashion"))
                 } catch {
                     let status = status(of: error)
@@ -82,7 +97,9 @@ struct HostileInputTests {
                 var redeem = Requests.redeem("FULL-R-\(index)", member: member, bill: 100_000, points: 500)
                 redeem.merchantID = "mall-fashion"
                 let before = try await edge.rowCounts()
-                let balance = try await edge.points.getBalance(Requests.balance(member), metadata: edge.auth("mall-fashion")).member.balancePoints
+                let balance = try await edge.points.getBalance(
+                    Requests.balance(member), metadata: edge.auth("mall-fashion")
+                ).member.balancePoints
                 do {
                     _ = try await edge.points.redeem(redeem, metadata: edge.auth("mall-fashion"))
                 } catch {
@@ -95,7 +112,9 @@ struct HostileInputTests {
             let full = try #require(refused, "no redemption was refused on a full disk")
             #expect(try await edge.rowCounts() == full.before)
             // Reads go on: the till can still show the balance.
-            #expect(try await edge.points.getBalance(Requests.balance(member), metadata: edge.auth("mall-fashion")).member.balancePoints == full.balance)
+            #expect(
+                try await edge.points.getBalance(Requests.balance(member), metadata: edge.auth("mall-fashion")).member
+                    .balancePoints == full.balance)
             // Space returns (here: the limit is raised on the running writer): the same request now succeeds.
             try await edge.node.ledger.database.pool.barrierWriteWithoutTransaction { db in
                 try db.execute(sql: "PRAGMA max_page_count = 1000000")

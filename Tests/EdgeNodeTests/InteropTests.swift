@@ -3,8 +3,8 @@
 import Core
 import EdgeNode
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 @Suite("Interoperability")
 struct InteropTests {

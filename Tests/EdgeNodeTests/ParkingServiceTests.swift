@@ -4,13 +4,15 @@ import Core
 import EdgeNode
 import Foundation
 import GRPCCore
-import Testing
 import TestSupport
+import Testing
 import Wire
 
 @Suite("Parking service")
 struct ParkingServiceTests {
-    static func stay(_ ticket: String, member: String, entry: Timestamp, minutes: Int64) -> Coalition_Edge_V1_ParkingQuoteRequest {
+    static func stay(_ ticket: String, member: String, entry: Timestamp, minutes: Int64)
+        -> Coalition_Edge_V1_ParkingQuoteRequest
+    {
         var request = Coalition_Edge_V1_ParkingQuoteRequest()
         request.ticketID = ticket
         request.memberID = member
@@ -19,7 +21,9 @@ struct ParkingServiceTests {
         return request
     }
 
-    static func pay(_ id: String, _ quote: Coalition_Edge_V1_ParkingQuoteRequest, points: Int64) -> Coalition_Edge_V1_ParkingPayRequest {
+    static func pay(_ id: String, _ quote: Coalition_Edge_V1_ParkingQuoteRequest, points: Int64)
+        -> Coalition_Edge_V1_ParkingPayRequest
+    {
         var request = Coalition_Edge_V1_ParkingPayRequest()
         request.requestID = id
         request.ticketID = quote.ticketID
@@ -39,7 +43,8 @@ struct ParkingServiceTests {
     func payWithPoints() async throws {
         try await Self.withCarPark { edge in
             let auth = edge.auth("park-operator")
-            let member = try await edge.points.enroll(Requests.enroll("E-1", phone: "+8613800138000"), metadata: auth).member.memberID
+            let member = try await edge.points.enroll(Requests.enroll("E-1", phone: "+8613800138000"), metadata: auth)
+                .member.memberID
             _ = try await edge.points.earn(Requests.earn("R-1", member: member, amount: 500_000), metadata: auth)
             let entry = edge.clock.now().adding(milliseconds: -3 * Timestamp.hour)
             let request = Self.stay("T-1", member: member, entry: entry, minutes: 180)
@@ -47,19 +52,25 @@ struct ParkingServiceTests {
             let expected = try ParkingCalculator.quote(
                 program: edge.program,
                 input: ParkingInput(
-                    site: SiteID("park-01")!, entry: entry, exit: entry.adding(milliseconds: 180 * Timestamp.minute), tier: TierID("member")!))
+                    site: SiteID("park-01")!, entry: entry, exit: entry.adding(milliseconds: 180 * Timestamp.minute),
+                    tier: TierID("member")!))
             #expect(quote.feeMinor == expected.fee.minorUnits)
             #expect(quote.feeMinor == 3_000)
             #expect(quote.pointsForFullFee == 3_000)
             #expect(quote.balancePoints == 5_200)
-            let paid = try await edge.parking.pay(Self.pay("X-1", request, points: quote.pointsForFullFee), metadata: auth)
+            let paid = try await edge.parking.pay(
+                Self.pay("X-1", request, points: quote.pointsForFullFee), metadata: auth)
             #expect(paid.openBarrier)
             #expect(paid.amountDueMinor == 0)
             #expect(paid.authorization == .floorLimit)
             #expect(paid.balanceAfterPoints == 2_200)
             // The retry returns the same decision without taking the points twice.
-            #expect(try await edge.parking.pay(Self.pay("X-1", request, points: quote.pointsForFullFee), metadata: auth) == paid)
-            #expect(try await edge.points.getBalance(Requests.balance(member), metadata: auth).member.balancePoints == 2_200)
+            #expect(
+                try await edge.parking.pay(Self.pay("X-1", request, points: quote.pointsForFullFee), metadata: auth)
+                    == paid)
+            #expect(
+                try await edge.points.getBalance(Requests.balance(member), metadata: auth).member.balancePoints == 2_200
+            )
         }
     }
 
@@ -67,8 +78,10 @@ struct ParkingServiceTests {
     func partialPayment() async throws {
         try await Self.withCarPark { edge in
             let auth = edge.auth("park-operator")
-            let member = try await edge.points.enroll(Requests.enroll("E-1", phone: "+8613800138000"), metadata: auth).member.memberID
-            let request = Self.stay("T-2", member: member, entry: edge.clock.now().adding(milliseconds: -Timestamp.hour), minutes: 60)
+            let member = try await edge.points.enroll(Requests.enroll("E-1", phone: "+8613800138000"), metadata: auth)
+                .member.memberID
+            let request = Self.stay(
+                "T-2", member: member, entry: edge.clock.now().adding(milliseconds: -Timestamp.hour), minutes: 60)
             let paid = try await edge.parking.pay(Self.pay("X-2", request, points: 200), metadata: auth)
             #expect(paid.feeMinor == 1_000)
             #expect(paid.pointsValueMinor == 200)
@@ -81,7 +94,8 @@ struct ParkingServiceTests {
     func grace() async throws {
         try await Self.withCarPark { edge in
             let auth = edge.auth("park-operator")
-            let request = Self.stay("T-3", member: "", entry: edge.clock.now().adding(milliseconds: -15 * Timestamp.minute), minutes: 15)
+            let request = Self.stay(
+                "T-3", member: "", entry: edge.clock.now().adding(milliseconds: -15 * Timestamp.minute), minutes: 15)
             let quote = try await edge.parking.quote(request, metadata: auth)
             #expect(quote.withinGrace)
             #expect(quote.feeMinor == 0)
@@ -89,7 +103,9 @@ struct ParkingServiceTests {
             #expect(paid.openBarrier)
             #expect(paid.transactionID.isEmpty)
             await expectStatus(.invalidArgument) {
-                _ = try await edge.parking.pay(Self.pay("X-4", Self.stay("T-4", member: "", entry: edge.clock.now(), minutes: 90), points: 100), metadata: auth)
+                _ = try await edge.parking.pay(
+                    Self.pay("X-4", Self.stay("T-4", member: "", entry: edge.clock.now(), minutes: 90), points: 100),
+                    metadata: auth)
             }
         }
     }
@@ -100,12 +116,20 @@ struct ParkingServiceTests {
             let auth = edge.auth("park-operator")
             var request = Self.stay("T-5", member: "", entry: edge.clock.now(), minutes: 10)
             request.exitAtMs = request.entryAtMs - 1
-            #expect(await expectStatus(.invalidArgument) { _ = try await edge.parking.quote(request, metadata: auth) }.contains("exit_at_ms"))
+            #expect(
+                await expectStatus(.invalidArgument) { _ = try await edge.parking.quote(request, metadata: auth) }
+                    .contains("exit_at_ms"))
             request = Self.stay("", member: "", entry: edge.clock.now(), minutes: 10)
-            #expect(await expectStatus(.invalidArgument) { _ = try await edge.parking.quote(request, metadata: auth) }.contains("ticket_id"))
+            #expect(
+                await expectStatus(.invalidArgument) { _ = try await edge.parking.quote(request, metadata: auth) }
+                    .contains("ticket_id"))
             request = Self.stay("T-6", member: "", entry: edge.clock.now(), minutes: 32 * 24 * 60)
-            #expect(await expectStatus(.invalidArgument) { _ = try await edge.parking.quote(request, metadata: auth) }.contains("entry_at_ms"))
-            await expectStatus(.unauthenticated) { _ = try await edge.parking.quote(Self.stay("T-7", member: "", entry: edge.clock.now(), minutes: 10)) }
+            #expect(
+                await expectStatus(.invalidArgument) { _ = try await edge.parking.quote(request, metadata: auth) }
+                    .contains("entry_at_ms"))
+            await expectStatus(.unauthenticated) {
+                _ = try await edge.parking.quote(Self.stay("T-7", member: "", entry: edge.clock.now(), minutes: 10))
+            }
         }
     }
 
@@ -113,7 +137,9 @@ struct ParkingServiceTests {
     func noTariff() async throws {
         try await EdgeFixture.withEdge { edge in
             let message = await expectStatus(.failedPrecondition) {
-                _ = try await edge.parking.quote(Self.stay("T-8", member: "", entry: edge.clock.now(), minutes: 60), metadata: edge.auth("mall-fashion"))
+                _ = try await edge.parking.quote(
+                    Self.stay("T-8", member: "", entry: edge.clock.now(), minutes: 60),
+                    metadata: edge.auth("mall-fashion"))
             }
             #expect(message.contains("car park"))
         }

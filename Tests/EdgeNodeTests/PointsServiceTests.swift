@@ -6,41 +6,55 @@ import EdgeNode
 import Foundation
 import GRDB
 import GRPCCore
-import Testing
 import TestSupport
+import Testing
 import Wire
 
 @Suite("Points service")
 struct PointsServiceTests {
     /// Enrols a member and returns their id.
-    static func enroll(_ edge: EdgeHarness, phone: String = "+8613800138000", as merchant: String = "mall-fashion", birthMonth: Int32 = 0)
+    static func enroll(
+        _ edge: EdgeHarness, phone: String = "+8613800138000", as merchant: String = "mall-fashion",
+        birthMonth: Int32 = 0
+    )
         async throws -> String
     {
-        try await edge.points.enroll(Requests.enroll("E-\(phone.hashValue & 0xFFFF)", phone: phone, birthMonth: birthMonth), metadata: edge.auth(merchant))
-            .member.memberID
+        try await edge.points.enroll(
+            Requests.enroll("E-\(phone.hashValue & 0xFFFF)", phone: phone, birthMonth: birthMonth),
+            metadata: edge.auth(merchant)
+        )
+        .member.memberID
     }
 
     @Test("enrolment gives the sign-up bonus; the same phone is not enrolled twice")
     func enrollment() async throws {
         try await EdgeFixture.withEdge { edge in
-            let response = try await edge.points.enroll(Requests.enroll("E-1", phone: "+8613800138000"), metadata: edge.auth("mall-fashion"))
+            let response = try await edge.points.enroll(
+                Requests.enroll("E-1", phone: "+8613800138000"), metadata: edge.auth("mall-fashion"))
             #expect(response.member.balancePoints == 200)
             #expect(response.member.tier == "member")
             #expect(response.breakdown.components.map(\.kind) == [.signup])
             #expect(!response.alreadyEnrolled)
-            let again = try await edge.points.enroll(Requests.enroll("E-2", phone: "+8613800138000"), metadata: edge.auth("mall-cafe"))
+            let again = try await edge.points.enroll(
+                Requests.enroll("E-2", phone: "+8613800138000"), metadata: edge.auth("mall-cafe"))
             #expect(again.alreadyEnrolled)
             #expect(again.member.memberID == response.member.memberID)
             #expect(again.transactionID.isEmpty)
             var lookup = Coalition_Edge_V1_LookupMemberRequest()
             lookup.phone = "+8613800138000"
-            #expect(try await edge.points.lookupMember(lookup, metadata: edge.auth("mall-cafe")).member.memberID == response.member.memberID)
+            #expect(
+                try await edge.points.lookupMember(lookup, metadata: edge.auth("mall-cafe")).member.memberID
+                    == response.member.memberID)
             // A referral credits the referrer.
             let referred = try await edge.points.enroll(
-                Requests.enroll("E-3", phone: "+8613900139000", referrer: response.member.memberID), metadata: edge.auth("mall-fashion"))
+                Requests.enroll("E-3", phone: "+8613900139000", referrer: response.member.memberID),
+                metadata: edge.auth("mall-fashion"))
             #expect(referred.member.balancePoints == 200)
             #expect(referred.breakdown.components.map(\.kind) == [.signup, .referral])
-            #expect(try await edge.points.getBalance(Requests.balance(response.member.memberID), metadata: edge.auth("mall-fashion")).member.balancePoints == 500)
+            #expect(
+                try await edge.points.getBalance(
+                    Requests.balance(response.member.memberID), metadata: edge.auth("mall-fashion")
+                ).member.balancePoints == 500)
         }
     }
 
@@ -53,7 +67,9 @@ struct PointsServiceTests {
             }
             #expect(stored == edge.node.ledger.phoneHash(PhoneNumber("+8613800138000")!))
             // Checkpoint the WAL so the main file holds everything, then look for the digits.
-            try await edge.node.ledger.database.pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+            try await edge.node.ledger.database.pool.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)")
+            }
             let bytes = try Data(contentsOf: URL(fileURLWithPath: edge.node.configuration.databasePath))
             #expect(bytes.range(of: Data("13800138000".utf8)) == nil)
         }
@@ -73,7 +89,8 @@ struct PointsServiceTests {
         try await EdgeFixture.withEdge { edge in
             let member = try await Self.enroll(edge)
             let response = try await edge.points.earn(
-                Requests.earn("R-\(index)", member: member, amount: c.amount, lines: c.lines), metadata: edge.auth(c.merchant))
+                Requests.earn("R-\(index)", member: member, amount: c.amount, lines: c.lines),
+                metadata: edge.auth(c.merchant))
             let expected = try EarnCalculator.earn(
                 program: edge.program,
                 input: EarnInput(
@@ -91,7 +108,8 @@ struct PointsServiceTests {
     func redeemMatchesCore() async throws {
         try await EdgeFixture.withEdge { edge in
             let member = try await Self.enroll(edge)
-            _ = try await edge.points.earn(Requests.earn("R-1", member: member, amount: 300_000), metadata: edge.auth("mall-fashion"))
+            _ = try await edge.points.earn(
+                Requests.earn("R-1", member: member, amount: 300_000), metadata: edge.auth("mall-fashion"))
             let response = try await edge.points.redeem(
                 Requests.redeem("P-1", member: member, bill: 9_999, points: 2_000), metadata: edge.auth("mall-cafe"))
             let quote = try RedeemCalculator.quote(
@@ -106,10 +124,12 @@ struct PointsServiceTests {
             #expect(response.authorization == .floorLimit)
             // Over half the bill is refused with a reason the till can act on.
             await expectStatus(.failedPrecondition, reason: "OVER_BILL_SHARE") {
-                _ = try await edge.points.redeem(Requests.redeem("P-2", member: member, bill: 1_000, points: 600), metadata: edge.auth("mall-cafe"))
+                _ = try await edge.points.redeem(
+                    Requests.redeem("P-2", member: member, bill: 1_000, points: 600), metadata: edge.auth("mall-cafe"))
             }
             await expectStatus(.failedPrecondition, reason: "BELOW_MINIMUM") {
-                _ = try await edge.points.redeem(Requests.redeem("P-3", member: member, bill: 10_000, points: 499), metadata: edge.auth("mall-cafe"))
+                _ = try await edge.points.redeem(
+                    Requests.redeem("P-3", member: member, bill: 10_000, points: 499), metadata: edge.auth("mall-cafe"))
             }
         }
     }
@@ -122,10 +142,12 @@ struct PointsServiceTests {
             let first = try await edge.points.earn(request, metadata: edge.auth("mall-fashion"))
             let retry = try await edge.points.earn(request, metadata: edge.auth("mall-fashion"))
             #expect(retry == first)
-            let balance = try await edge.points.getBalance(Requests.balance(member), metadata: edge.auth("mall-fashion"))
+            let balance = try await edge.points.getBalance(
+                Requests.balance(member), metadata: edge.auth("mall-fashion"))
             #expect(balance.member.balancePoints == 200 + 123)
             await expectStatus(.alreadyExists) {
-                _ = try await edge.points.earn(Requests.earn("R-42", member: member, amount: 99_999), metadata: edge.auth("mall-fashion"))
+                _ = try await edge.points.earn(
+                    Requests.earn("R-42", member: member, amount: 99_999), metadata: edge.auth("mall-fashion"))
             }
             // The same receipt number at another merchant is another receipt.
             let other = try await edge.points.earn(request, metadata: edge.auth("mall-cafe"))
@@ -141,19 +163,23 @@ struct PointsServiceTests {
                 _ = try await edge.points.getBalance(Requests.balance(member))
             }
             await expectStatus(.unauthenticated) {
-                _ = try await edge.points.getBalance(Requests.balance(member), metadata: ["authorization": "Bearer ct_nope"])
+                _ = try await edge.points.getBalance(
+                    Requests.balance(member), metadata: ["authorization": "Bearer ct_nope"])
             }
             await expectStatus(.unauthenticated) {
-                _ = try await edge.points.getBalance(Requests.balance(member), metadata: ["authorization": .string(edge.tokens["mall-cafe"]!)])
+                _ = try await edge.points.getBalance(
+                    Requests.balance(member), metadata: ["authorization": .string(edge.tokens["mall-cafe"]!)])
             }
             var request = Requests.earn("R-1", member: member, amount: 1_000)
             request.merchantID = "mall-grocer"
             await expectStatus(.permissionDenied) {
                 _ = try await edge.points.earn(request, metadata: edge.auth("mall-fashion"))
             }
-            let earn = try await edge.points.earn(Requests.earn("R-2", member: member, amount: 1_000), metadata: edge.auth("mall-fashion"))
+            let earn = try await edge.points.earn(
+                Requests.earn("R-2", member: member, amount: 1_000), metadata: edge.auth("mall-fashion"))
             await expectStatus(.permissionDenied) {
-                _ = try await edge.points.reverse(Requests.reverse("V-1", original: earn.transactionID), metadata: edge.auth("mall-cafe"))
+                _ = try await edge.points.reverse(
+                    Requests.reverse("V-1", original: earn.transactionID), metadata: edge.auth("mall-cafe"))
             }
             // A revoked terminal is refused once its cache entry expires (cache off here).
         }
@@ -177,30 +203,40 @@ struct PointsServiceTests {
     func reversals() async throws {
         try await EdgeFixture.withEdge { edge in
             let member = try await Self.enroll(edge)
-            let earn = try await edge.points.earn(Requests.earn("R-1", member: member, amount: 10_000), metadata: edge.auth("mall-fashion"))
+            let earn = try await edge.points.earn(
+                Requests.earn("R-1", member: member, amount: 10_000), metadata: edge.auth("mall-fashion"))
             #expect(earn.points == 100)
             let partial = try await edge.points.reverse(
-                Requests.reverse("V-1", original: earn.transactionID, amount: 3_333), metadata: edge.auth("mall-fashion"))
+                Requests.reverse("V-1", original: earn.transactionID, amount: 3_333),
+                metadata: edge.auth("mall-fashion"))
             #expect(partial.points == 33)
             #expect(partial.balanceAfterPoints == 267)
-            let rest = try await edge.points.reverse(Requests.reverse("V-2", original: earn.transactionID), metadata: edge.auth("mall-fashion"))
+            let rest = try await edge.points.reverse(
+                Requests.reverse("V-2", original: earn.transactionID), metadata: edge.auth("mall-fashion"))
             #expect(rest.points == 67)
             #expect(rest.balanceAfterPoints == 200)
             await expectStatus(.failedPrecondition, reason: "NOT_REVERSIBLE") {
-                _ = try await edge.points.reverse(Requests.reverse("V-3", original: earn.transactionID), metadata: edge.auth("mall-fashion"))
+                _ = try await edge.points.reverse(
+                    Requests.reverse("V-3", original: earn.transactionID), metadata: edge.auth("mall-fashion"))
             }
-            _ = try await edge.points.earn(Requests.earn("R-2", member: member, amount: 100_000), metadata: edge.auth("mall-fashion"))
-            let redeem = try await edge.points.redeem(Requests.redeem("P-1", member: member, bill: 10_000, points: 1_000), metadata: edge.auth("mall-fashion"))
+            _ = try await edge.points.earn(
+                Requests.earn("R-2", member: member, amount: 100_000), metadata: edge.auth("mall-fashion"))
+            let redeem = try await edge.points.redeem(
+                Requests.redeem("P-1", member: member, bill: 10_000, points: 1_000), metadata: edge.auth("mall-fashion")
+            )
             #expect(redeem.balanceAfterPoints == 200)
-            let cancel = try await edge.points.reverse(Requests.reverse("V-4", original: redeem.transactionID), metadata: edge.auth("mall-fashion"))
+            let cancel = try await edge.points.reverse(
+                Requests.reverse("V-4", original: redeem.transactionID), metadata: edge.auth("mall-fashion"))
             #expect(cancel.points == 1_000)
             #expect(cancel.balanceAfterPoints == 1_200)
             await expectStatus(.failedPrecondition, reason: "NOT_REVERSIBLE") {
-                _ = try await edge.points.reverse(Requests.reverse("V-5", original: redeem.transactionID), metadata: edge.auth("mall-fashion"))
+                _ = try await edge.points.reverse(
+                    Requests.reverse("V-5", original: redeem.transactionID), metadata: edge.auth("mall-fashion"))
             }
             await expectStatus(.invalidArgument) {
                 _ = try await edge.points.reverse(
-                    Requests.reverse("V-6", original: redeem.transactionID, amount: 5), metadata: edge.auth("mall-fashion"))
+                    Requests.reverse("V-6", original: redeem.transactionID, amount: 5),
+                    metadata: edge.auth("mall-fashion"))
             }
         }
     }
@@ -209,24 +245,35 @@ struct PointsServiceTests {
     func floorLimit() async throws {
         try await EdgeFixture.withEdge { edge in
             let member = try await Self.enroll(edge)
-            _ = try await edge.points.earn(Requests.earn("R-1", member: member, amount: 2_000_000), metadata: edge.auth("mall-fashion"))
+            _ = try await edge.points.earn(
+                Requests.earn("R-1", member: member, amount: 2_000_000), metadata: edge.auth("mall-fashion"))
             let message = await expectStatus(.failedPrecondition, reason: "OFFLINE_TRANSACTION_CAP") {
                 _ = try await edge.points.redeem(
-                    Requests.redeem("P-1", member: member, bill: 100_000, points: 5_001), metadata: edge.auth("mall-fashion"))
+                    Requests.redeem("P-1", member: member, bill: 100_000, points: 5_001),
+                    metadata: edge.auth("mall-fashion"))
             }
             #expect(message.contains("5000"))
-            _ = try await edge.points.redeem(Requests.redeem("P-2", member: member, bill: 100_000, points: 5_000), metadata: edge.auth("mall-fashion"))
-            _ = try await edge.points.redeem(Requests.redeem("P-3", member: member, bill: 100_000, points: 5_000), metadata: edge.auth("mall-fashion"))
+            _ = try await edge.points.redeem(
+                Requests.redeem("P-2", member: member, bill: 100_000, points: 5_000),
+                metadata: edge.auth("mall-fashion"))
+            _ = try await edge.points.redeem(
+                Requests.redeem("P-3", member: member, bill: 100_000, points: 5_000),
+                metadata: edge.auth("mall-fashion"))
             await expectStatus(.failedPrecondition, reason: "OFFLINE_DAILY_CAP") {
-                _ = try await edge.points.redeem(Requests.redeem("P-4", member: member, bill: 100_000, points: 500), metadata: edge.auth("mall-fashion"))
+                _ = try await edge.points.redeem(
+                    Requests.redeem("P-4", member: member, bill: 100_000, points: 500),
+                    metadata: edge.auth("mall-fashion"))
             }
             // The next local day the member may redeem again.
             edge.clock.advance(milliseconds: Timestamp.day)
-            _ = try await edge.points.redeem(Requests.redeem("P-5", member: member, bill: 100_000, points: 500), metadata: edge.auth("mall-fashion"))
+            _ = try await edge.points.redeem(
+                Requests.redeem("P-5", member: member, bill: 100_000, points: 500), metadata: edge.auth("mall-fashion"))
             // After the maximum offline duration nothing is redeemed.
             edge.clock.advance(milliseconds: Timestamp.day)
             await expectStatus(.failedPrecondition, reason: "OFFLINE_TOO_LONG") {
-                _ = try await edge.points.redeem(Requests.redeem("P-6", member: member, bill: 100_000, points: 500), metadata: edge.auth("mall-fashion"))
+                _ = try await edge.points.redeem(
+                    Requests.redeem("P-6", member: member, bill: 100_000, points: 500),
+                    metadata: edge.auth("mall-fashion"))
             }
             var preview = Coalition_Edge_V1_PreviewRedeemRequest()
             preview.memberID = member
@@ -242,7 +289,9 @@ struct PointsServiceTests {
         try await EdgeFixture.withEdge { edge in
             let member = try await Self.enroll(edge)
             for index in 1...5 {
-                _ = try await edge.points.earn(Requests.earn("R-\(index)", member: member, amount: Int64(index) * 1_000), metadata: edge.auth("mall-fashion"))
+                _ = try await edge.points.earn(
+                    Requests.earn("R-\(index)", member: member, amount: Int64(index) * 1_000),
+                    metadata: edge.auth("mall-fashion"))
             }
             var request = Coalition_Edge_V1_HistoryRequest()
             request.memberID = member

@@ -4,8 +4,8 @@
 import EdgeNode
 import Foundation
 import GRPCCore
-import Testing
 import TestSupport
+import Testing
 import Wire
 
 @Suite("Edge process")
@@ -16,12 +16,12 @@ struct ProcessTests {
             .write(toFile: directory.path("program.yaml"), atomically: true, encoding: .utf8)
         let config = directory.path("edge.yaml")
         try """
-            site_id: mall-01
-            database_path: mall-01.sqlite
-            listen: 127.0.0.1:0
-            program_file: program.yaml
-            phone_hash_key_file: phone.key
-            """.write(toFile: config, atomically: true, encoding: .utf8)
+        site_id: mall-01
+        database_path: mall-01.sqlite
+        listen: 127.0.0.1:0
+        program_file: program.yaml
+        phone_hash_key_file: phone.key
+        """.write(toFile: config, atomically: true, encoding: .utf8)
         return config
     }
 
@@ -38,11 +38,13 @@ struct ProcessTests {
         let earnRequest = Requests.earn("R-1001", member: "", amount: 250_000)
         let (member, earn, redeem) = try await withClient(port: try await first.port()) { client in
             let points = Coalition_Edge_V1_Points.Client(wrapping: client)
-            let member = try await points.enroll(Requests.enroll("E-1", phone: "+8613800138000"), metadata: auth).member.memberID
+            let member = try await points.enroll(Requests.enroll("E-1", phone: "+8613800138000"), metadata: auth).member
+                .memberID
             var request = earnRequest
             request.memberID = member
             let earn = try await points.earn(request, metadata: auth)
-            let redeem = try await points.redeem(Requests.redeem("P-1001", member: member, bill: 10_000, points: 1_000), metadata: auth)
+            let redeem = try await points.redeem(
+                Requests.redeem("P-1001", member: member, bill: 10_000, points: 1_000), metadata: auth)
             // Killed the moment the answer is in: no chance to flush anything later.
             first.signal(SIGKILL)
             return (member, earn, redeem)
@@ -59,12 +61,16 @@ struct ProcessTests {
             var history = Coalition_Edge_V1_HistoryRequest()
             history.memberID = member
             let entries = try await points.history(history, metadata: auth).entries
-            #expect(entries.map(\.transactionID) == [redeem.transactionID, earn.transactionID, entries.last?.transactionID ?? ""])
+            #expect(
+                entries.map(\.transactionID) == [
+                    redeem.transactionID, earn.transactionID, entries.last?.transactionID ?? "",
+                ])
             var retry = earnRequest
             retry.memberID = member
             let again = try await points.earn(retry, metadata: auth)
             #expect(again == earn)
-            let redeemAgain = try await points.redeem(Requests.redeem("P-1001", member: member, bill: 10_000, points: 1_000), metadata: auth)
+            let redeemAgain = try await points.redeem(
+                Requests.redeem("P-1001", member: member, bill: 10_000, points: 1_000), metadata: auth)
             #expect(redeemAgain == redeem)
             #expect(try await points.getBalance(Requests.balance(member), metadata: auth).member.balancePoints == 1_700)
         }

@@ -2,16 +2,28 @@
 // small sizes and must print its baseline, figure and target lines; no time is asserted (timings
 // belong to the benchmarks themselves, docs/benchmarks.md).
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 @Suite("Benchmark smoke")
 struct BenchSmokeTests {
     static let runs: [(name: String, arguments: [String], lines: [String])] = [
-        ("edge-earn", ["--seconds", "0.5", "--terminals", "4", "--members", "20", "--rate", "50"], ["baseline", "figure", "ratio", "p99 earn", "memory"]),
-        ("parking-exit", ["--seconds", "0.5", "--members", "10", "--rate", "20"], ["baseline", "figure", "p99 exit", "memory"]),
-        ("gateway-ingest", ["--transactions", "400", "--sites", "2", "--batch", "50"], ["baseline", "figure", "ratio", "rate", "memory"]),
-        ("catch-up", ["--transactions", "500", "--members", "20"], ["baseline", "figure", "ratio", "pushed", "pulled", "caught up", "memory"]),
+        (
+            "edge-earn", ["--seconds", "0.5", "--terminals", "4", "--members", "20", "--rate", "50"],
+            ["baseline", "figure", "ratio", "p99 earn", "memory"]
+        ),
+        (
+            "parking-exit", ["--seconds", "0.5", "--members", "10", "--rate", "20"],
+            ["baseline", "figure", "p99 exit", "memory"]
+        ),
+        (
+            "gateway-ingest", ["--transactions", "400", "--sites", "2", "--batch", "50"],
+            ["baseline", "figure", "ratio", "rate", "memory"]
+        ),
+        (
+            "catch-up", ["--transactions", "500", "--members", "20"],
+            ["baseline", "figure", "ratio", "pushed", "pulled", "caught up", "memory"]
+        ),
         ("replica-size", ["--members", "2000"], ["baseline", "ratio", "pulled", "size", "memory"]),
     ]
 
@@ -21,7 +33,9 @@ struct BenchSmokeTests {
         let output = try Binary.run(["bench", name, "--program", Repository.exampleProgram.path] + run.arguments)
         #expect(output.contains("bench \(name) ("))
         for label in run.lines {
-            #expect(output.split(separator: "\n").contains { $0.hasPrefix("  " + label) }, "no '\(label)' line in:\n\(output)")
+            #expect(
+                output.split(separator: "\n").contains { $0.hasPrefix("  " + label) },
+                "no '\(label)' line in:\n\(output)")
         }
         #expect(!output.contains("first error"), "\(output)")
     }

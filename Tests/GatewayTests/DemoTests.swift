@@ -2,8 +2,8 @@
 // and shows the overdraft resolved, the duplicate receipt refused, and a statement whose nets sum
 // to zero with the platform.
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 @Suite("Demo")
 struct DemoTests {
@@ -20,7 +20,9 @@ struct DemoTests {
         #expect(output.contains("merchants' nets + platform = 0"))
         #expect(FileManager.default.fileExists(atPath: directory.path("demo/settlement-2026-11-28.json")))
         // The folder keeps the demo's files; a second run there is refused rather than mixed in.
-        #expect(throws: ProcessFailure.self) { try Binary.run(["demo", "--dir", directory.path("demo"), "--program", Repository.exampleProgram.path]) }
+        #expect(throws: ProcessFailure.self) {
+            try Binary.run(["demo", "--dir", directory.path("demo"), "--program", Repository.exampleProgram.path])
+        }
 
         // `coalition admin` works on the demo's ledger through its gateway, with operator alice's certificate.
         let gateway = Process()

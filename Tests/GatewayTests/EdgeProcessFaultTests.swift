@@ -10,8 +10,8 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 import Gateway
 import Synchronization
-import Testing
 import TestSupport
+import Testing
 import Wire
 
 @Suite("Edge process faults")
@@ -24,25 +24,26 @@ struct EdgeProcessFaultTests {
 
     /// Writes an edge config for `mall-01` linked to the gateway at `port`.
     static func edgeConfig(_ directory: String, gatewayPort: Int, pushBatchMax: Int = 25) throws -> String {
-        try String(repeating: "cd", count: 32).write(toFile: directory + "/phone.key", atomically: true, encoding: .utf8)
+        try String(repeating: "cd", count: 32).write(
+            toFile: directory + "/phone.key", atomically: true, encoding: .utf8)
         let path = directory + "/edge.yaml"
         try """
-            site_id: mall-01
-            database_path: mall-01.sqlite
-            listen: 127.0.0.1:0
-            program_file: program.yaml
-            phone_hash_key_file: phone.key
-            gateway:
-              address: 127.0.0.1:\(gatewayPort)
-              ca_certificate: ca.pem
-              certificate: mall-01.pem
-              private_key: mall-01.key
-              authorize_deadline_ms: 300
-              push_batch_max: \(pushBatchMax)
-              sync_interval_ms: 20
-              backoff_initial_ms: 20
-              backoff_max_ms: 200
-            """.write(toFile: path, atomically: true, encoding: .utf8)
+        site_id: mall-01
+        database_path: mall-01.sqlite
+        listen: 127.0.0.1:0
+        program_file: program.yaml
+        phone_hash_key_file: phone.key
+        gateway:
+          address: 127.0.0.1:\(gatewayPort)
+          ca_certificate: ca.pem
+          certificate: mall-01.pem
+          private_key: mall-01.key
+          authorize_deadline_ms: 300
+          push_batch_max: \(pushBatchMax)
+          sync_interval_ms: 20
+          backoff_initial_ms: 20
+          backoff_max_ms: 200
+        """.write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }
 
@@ -58,17 +59,21 @@ struct EdgeProcessFaultTests {
         // The edge process runs on the real clock; the gateway's starts at the same instant.
         let clock = ManualWallClock()
         clock.set(Timestamp(milliseconds: Int64(Date().timeIntervalSince1970 * 1000)))
-        try await Network.withGateway(try Network.gatewayConfiguration(dir, certificates: certificates), clock: clock) { gateway in
+        try await Network.withGateway(try Network.gatewayConfiguration(dir, certificates: certificates), clock: clock) {
+            gateway in
             let config = try edgeConfig(dir, gatewayPort: gateway.port, pushBatchMax: pushBatchMax)
-            let token = try Binary.run(["edge", "terminal", "add", "--config", config, "--merchant", "mall-fashion", "--name", "till-1"])
-                .trimmingCharacters(in: .whitespacesAndNewlines)
+            let token = try Binary.run([
+                "edge", "terminal", "add", "--config", config, "--merchant", "mall-fashion", "--name", "till-1",
+            ])
+            .trimmingCharacters(in: .whitespacesAndNewlines)
             try await body(gateway, dir, config, ["authorization": .string("Bearer \(token)")])
         }
     }
 
     /// Runs `body` with a Points client on the edge process's port.
     static func withPoints<Result: Sendable>(
-        _ edge: EdgeProcess, _ body: (Coalition_Edge_V1_Points.Client<HTTP2ClientTransport.Posix>) async throws -> Result
+        _ edge: EdgeProcess,
+        _ body: (Coalition_Edge_V1_Points.Client<HTTP2ClientTransport.Posix>) async throws -> Result
     ) async throws -> Result {
         let port = try await edge.port()
         return try await withGRPCClient(
@@ -94,7 +99,9 @@ struct EdgeProcessFaultTests {
         }
     }
 
-    @Test("SIGKILL of an edge under till load while it pushes: answered earns are kept and retried alike; each is posted once")
+    @Test(
+        "SIGKILL of an edge under till load while it pushes: answered earns are kept and retried alike; each is posted once"
+    )
     func killUnderLoadDuringPush() async throws {
         try await Self.withGatewayAndEdgeConfig(pushBatchMax: 2) { gateway, dir, config, auth in
             var edge = try EdgeProcess(config: config, directory: dir)
@@ -111,7 +118,8 @@ struct EdgeProcessFaultTests {
                                 let id = "T\(till)-\(index)"
                                 record.sent.withLock { _ = $0.insert(id) }
                                 do {
-                                    let answer = try await points.earn(Make.earn(id, member: member, amount: 1_000), metadata: auth)
+                                    let answer = try await points.earn(
+                                        Make.earn(id, member: member, amount: 1_000), metadata: auth)
                                     record.answered.withLock { $0[id] = answer.transactionID }
                                 } catch {
                                     return  // the edge is gone
@@ -119,37 +127,50 @@ struct EdgeProcessFaultTests {
                             }
                         }
                     }
-                    try await Network.eventually("the edge is pushing under load") { try await Self.siteHighWater(gateway) >= 20 }
+                    try await Network.eventually("the edge is pushing under load") {
+                        try await Self.siteHighWater(gateway) >= 20
+                    }
                     edge.signal(SIGKILL)
                     _ = try await edge.waitForExit()
                     try await group.waitForAll()
                 }
             }
             let killedAt = try await Self.outbox(dir + "/mall-01.sqlite")
-            #expect(killedAt.acknowledged < killedAt.last, "the kill should land with a backlog still to push (acknowledged \(killedAt.acknowledged) of \(killedAt.last))")
+            #expect(
+                killedAt.acknowledged < killedAt.last,
+                "the kill should land with a backlog still to push (acknowledged \(killedAt.acknowledged) of \(killedAt.last))"
+            )
             // Restart on the same file: every request sent is retried; an answered one gets its answer again.
             edge = try EdgeProcess(config: config, directory: dir)
             let approved = try await Self.withPoints(edge) { points in
                 var approved: Set<String> = []
                 for id in record.sent.withLock({ $0 }).sorted() {
                     let answer = try await points.earn(Make.earn(id, member: member, amount: 1_000), metadata: auth)
-                    if let first = record.answered.withLock({ $0[id] }) { #expect(answer.transactionID == first, "\(id) changed its answer") }
+                    if let first = record.answered.withLock({ $0[id] }) {
+                        #expect(answer.transactionID == first, "\(id) changed its answer")
+                    }
                     approved.insert(answer.transactionID)
                 }
                 return approved
             }
             #expect(approved.count == record.sent.withLock { $0.count })
             let last = try await Self.outbox(dir + "/mall-01.sqlite").last
-            try await Network.eventually("the gateway holds the whole outbox") { try await Self.siteHighWater(gateway) == last }
+            try await Network.eventually("the gateway holds the whole outbox") {
+                try await Self.siteHighWater(gateway) == last
+            }
             // The gateway commits before it answers: the edge records the acknowledgement a moment later.
-            try await Network.eventually("the edge has its acknowledgement") { try await Self.outbox(dir + "/mall-01.sqlite").acknowledged == last }
+            try await Network.eventually("the edge has its acknowledgement") {
+                try await Self.outbox(dir + "/mall-01.sqlite").acknowledged == last
+            }
             edge.signal(SIGTERM)
             #expect(try await edge.waitForExit() == 0)
             let (earns, distinct, balance) = try await gateway.store.database.pool.read { db in
                 (
                     try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM transactions WHERE kind = 'earn'") ?? -1,
-                    try Int.fetchOne(db, sql: "SELECT COUNT(DISTINCT transaction_id) FROM transactions WHERE kind = 'earn'") ?? -1,
-                    try Int64.fetchOne(db, sql: "SELECT points FROM balances WHERE account = ?", arguments: ["member:\(member)"]) ?? -1
+                    try Int.fetchOne(
+                        db, sql: "SELECT COUNT(DISTINCT transaction_id) FROM transactions WHERE kind = 'earn'") ?? -1,
+                    try Int64.fetchOne(
+                        db, sql: "SELECT points FROM balances WHERE account = ?", arguments: ["member:\(member)"]) ?? -1
                 )
             }
             #expect(earns == approved.count)
@@ -165,15 +186,19 @@ struct EdgeProcessFaultTests {
         try await Self.withGatewayAndEdgeConfig(pushBatchMax: 25) { gateway, dir, config, auth in
             let edge = try EdgeProcess(config: config, directory: dir)
             try await Self.withPoints(edge) { points in
-                let member = try await points.enroll(Make.enroll("E-1", phone: "+8613800138000"), metadata: auth).member.memberID
+                let member = try await points.enroll(Make.enroll("E-1", phone: "+8613800138000"), metadata: auth).member
+                    .memberID
                 _ = try await points.earn(Make.earn("R-1", member: member, amount: 100_000), metadata: auth)
-                try await Network.eventually("the gateway knows the member") { try await gateway.balance(member) == 1_200 }
+                try await Network.eventually("the gateway knows the member") {
+                    try await gateway.balance(member) == 1_200
+                }
                 // The till gives up after 200 ms; the edge is frozen for 1.5 s in the middle of the call.
                 var redeem = Make.redeem("P-1", member: member, bill: 50_000, points: 500)
                 redeem.merchantID = "mall-fashion"
                 var options = CallOptions.defaults
                 options.timeout = .milliseconds(200)
-                async let first: Coalition_Edge_V1_RedeemResponse = points.redeem(redeem, metadata: auth, options: options)
+                async let first: Coalition_Edge_V1_RedeemResponse = points.redeem(
+                    redeem, metadata: auth, options: options)
                 try await Task.sleep(for: .milliseconds(5))
                 edge.signal(SIGSTOP)
                 try await Task.sleep(for: .milliseconds(1_500))

@@ -5,8 +5,8 @@ import EdgeNode
 import Foundation
 import GRDB
 import Gateway
-import Testing
 import TestSupport
+import Testing
 import Wire
 
 @Suite("Gateway process faults")
@@ -30,7 +30,9 @@ struct GatewayProcessTests {
 
     static func waitForPort(_ file: String) async throws -> Int {
         for _ in 0..<600 {
-            if let text = try? String(contentsOfFile: file, encoding: .utf8), let port = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+            if let text = try? String(contentsOfFile: file, encoding: .utf8),
+                let port = Int(text.trimmingCharacters(in: .whitespacesAndNewlines))
+            {
                 return port
             }
             try await Task.sleep(for: .milliseconds(50))
@@ -39,7 +41,8 @@ struct GatewayProcessTests {
     }
 
     static func json(_ text: String) throws -> [String: Any] {
-        try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], "not a JSON object: \(text)")
+        try #require(
+            try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], "not a JSON object: \(text)")
     }
 
     /// A protobuf JSON integer (64-bit values are strings, smaller ones numbers).
@@ -56,27 +59,30 @@ struct GatewayProcessTests {
         let program = try Network.programFile(dir)
         let config = directory.path("gateway.yaml")
         try """
-            database_path: gateway.sqlite
-            listen: 127.0.0.1:0
-            ca_certificate: ca.pem
-            certificate: gateway.pem
-            private_key: gateway.key
-            program_file: \(program)
-            """.write(toFile: config, atomically: true, encoding: .utf8)
+        database_path: gateway.sqlite
+        listen: 127.0.0.1:0
+        ca_certificate: ca.pem
+        certificate: gateway.pem
+        private_key: gateway.key
+        program_file: \(program)
+        """.write(toFile: config, atomically: true, encoding: .utf8)
         let portFile = directory.path("gateway.port")
         var gateway: GatewayProcess? = try GatewayProcess(config: config, listen: "127.0.0.1:0", portFile: portFile)
         let port = try await Self.waitForPort(portFile)
         let clock = ManualWallClock()
         var online = try Network.edgeConfiguration(dir, site: "mall-01", certificates: certificates, gatewayPort: port)
         online.gateway?.pushBatchMax = 25
-        let offline = try Network.edgeConfiguration(dir, site: "mall-01", certificates: certificates, gatewayPort: SyncIntegrationTests.deadPort)
+        let offline = try Network.edgeConfiguration(
+            dir, site: "mall-01", certificates: certificates, gatewayPort: SyncIntegrationTests.deadPort)
 
         // Meet the gateway once, then build a backlog offline.
         try await Network.withEdge(online, merchant: "mall-fashion", clock: clock) { _ in }
         let member: String = try await Network.withEdge(offline, merchant: "mall-fashion", clock: clock) { mall in
-            let member = try await mall.points.enroll(Make.enroll("E-1", phone: "+8613800138000"), metadata: mall.auth).member.memberID
+            let member = try await mall.points.enroll(Make.enroll("E-1", phone: "+8613800138000"), metadata: mall.auth)
+                .member.memberID
             for index in 1...300 {
-                _ = try await mall.points.earn(Make.earn("R-\(index)", member: member, amount: 1_000), metadata: mall.auth)
+                _ = try await mall.points.earn(
+                    Make.earn("R-\(index)", member: member, amount: 1_000), metadata: mall.auth)
             }
             return member
         }
@@ -89,20 +95,26 @@ struct GatewayProcessTests {
             gateway = nil
             gateway = try GatewayProcess(config: config, listen: "127.0.0.1:\(port)", portFile: portFile)
             _ = try await Self.waitForPort(portFile)
-            try await Network.eventually("the backlog is acknowledged after the restart") { try await Network.synced(mall) }
-            try await Network.eventually("the edge shows the gateway's balance") { try await mall.balance(member) == 200 + 300 * 10 }
+            try await Network.eventually("the backlog is acknowledged after the restart") {
+                try await Network.synced(mall)
+            }
+            try await Network.eventually("the edge shows the gateway's balance") {
+                try await mall.balance(member) == 200 + 300 * 10
+            }
         }
         // From the outside, through the operator CLI against the restarted process.
         try certificates.issue(.operator("alice"), name: "alice")
         let admin = directory.path("admin.yaml")
         try """
-            gateway_port_file: \(portFile)
-            ca_certificate: \(certificates.path("ca.pem"))
-            certificate: \(certificates.path("alice.pem"))
-            private_key: \(certificates.path("alice.key"))
-            """.write(toFile: admin, atomically: true, encoding: .utf8)
+        gateway_port_file: \(portFile)
+        ca_certificate: \(certificates.path("ca.pem"))
+        certificate: \(certificates.path("alice.pem"))
+        private_key: \(certificates.path("alice.key"))
+        """.write(toFile: admin, atomically: true, encoding: .utf8)
         let sites = try Self.json(try Binary.run(["admin", "sites", "--config", admin, "--json"]))
-        let mall = (sites["sites"] as? [[String: Any]])?.first { ($0["siteId"] ?? $0["site_id"]) as? String == "mall-01" }
+        let mall = (sites["sites"] as? [[String: Any]])?.first {
+            ($0["siteId"] ?? $0["site_id"]) as? String == "mall-01"
+        }
         #expect(Self.integer(mall?["highWaterMark"] ?? mall?["high_water_mark"]) == 301)
         let shown = try Self.json(try Binary.run(["admin", "member", "show", member, "--config", admin, "--json"]))
         #expect(Self.integer(shown["balancePoints"] ?? shown["balance_points"]) == 3_200)
@@ -116,7 +128,8 @@ struct GatewayProcessTests {
             (
                 try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM transactions") ?? -1,
                 try Int.fetchOne(db, sql: "SELECT COUNT(DISTINCT transaction_id) FROM site_transactions") ?? -1,
-                try Int64.fetchOne(db, sql: "SELECT points FROM balances WHERE account = ?", arguments: ["member:\(member)"]) ?? -1
+                try Int64.fetchOne(
+                    db, sql: "SELECT points FROM balances WHERE account = ?", arguments: ["member:\(member)"]) ?? -1
             )
         }
         #expect(count == 301)

@@ -5,8 +5,8 @@ import Foundation
 import GRPCCore
 import Gateway
 import SwiftProtobuf
-import Testing
 import TestSupport
+import Testing
 import Wire
 
 @Suite("Holds")
@@ -17,15 +17,21 @@ struct HoldTests {
         let certificates = try TestCertificates(directory: directory.url.path, sites: ["mall-01"])
         let clock = ManualWallClock()
         clock.set(ManualClockTime.now)
-        try await Network.withGateway(try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: clock) { gateway in
-            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") { sync in
+        try await Network.withGateway(
+            try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: clock
+        ) { gateway in
+            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") {
+                sync in
                 let batch = try RawSync.enrolments(merchant: "mall-fashion", count: 1)
                 _ = try await sync.push(RawSync.push(batch))
                 let local = try Coalition_Sync_V1_LocalTransaction(serializedBytes: batch[0].payload)
                 let member = local.enrollment.memberID
                 #expect(try await gateway.balance(member) == 200)
                 var generator = SystemRandomNumberGenerator()
-                func authorize(_ points: Int64, transaction: String = TransactionID(time: ManualClockTime.now, using: &generator).description) async throws
+                func authorize(
+                    _ points: Int64,
+                    transaction: String = TransactionID(time: ManualClockTime.now, using: &generator).description
+                ) async throws
                     -> Coalition_Sync_V1_AuthorizeRedeemResponse
                 {
                     var request = Coalition_Sync_V1_AuthorizeRedeemRequest()

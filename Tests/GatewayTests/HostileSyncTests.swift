@@ -9,14 +9,15 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 import Gateway
 import SwiftProtobuf
-import Testing
 import TestSupport
+import Testing
 import Wire
 
 @Suite("Hostile sync input")
 struct HostileSyncTests {
     static func withGateway(
-        limits adjust: (inout GatewayLimits) -> Void = { _ in }, _ body: (GatewayHarness, TestCertificates, ManualWallClock) async throws -> Void
+        limits adjust: (inout GatewayLimits) -> Void = { _ in },
+        _ body: (GatewayHarness, TestCertificates, ManualWallClock) async throws -> Void
     ) async throws {
         let directory = try TemporaryDirectory()
         let certificates = try TestCertificates(directory: directory.url.path, sites: ["mall-01"])
@@ -31,13 +32,16 @@ struct HostileSyncTests {
     /// Ledger rows (not the conflict log, which records refused batches on purpose).
     static func ledgerRows(_ gateway: GatewayHarness) async throws -> [Int] {
         try await gateway.store.database.pool.read { db in
-            try ["transactions", "site_transactions", "postings", "members", "lots"].map { try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \($0)") ?? -1 }
+            try ["transactions", "site_transactions", "postings", "members", "lots"].map {
+                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \($0)") ?? -1
+            }
         }
     }
 
     static func siteHead(_ gateway: GatewayHarness) async throws -> (Int64, Data) {
         try await gateway.store.database.pool.read { db in
-            let row = try Row.fetchOne(db, sql: "SELECT high_water_mark, last_hash FROM sites WHERE site_id = 'mall-01'")!
+            let row = try Row.fetchOne(
+                db, sql: "SELECT high_water_mark, last_hash FROM sites WHERE site_id = 'mall-01'")!
             return (row["high_water_mark"], row["last_hash"])
         }
     }
@@ -45,9 +49,11 @@ struct HostileSyncTests {
     @Test("an old batch replayed three days later is already applied, changes nothing, and the chain goes on")
     func oldBatchReplayed() async throws {
         try await Self.withGateway { gateway, certificates, clock in
-            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") { sync in
+            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") {
+                sync in
                 let first = try RawSync.enrolments(merchant: "mall-fashion", count: 3)
-                let second = try RawSync.enrolments(merchant: "mall-fashion", count: 3, first: 4, previous: first[2].payload.sha256)
+                let second = try RawSync.enrolments(
+                    merchant: "mall-fashion", count: 3, first: 4, previous: first[2].payload.sha256)
                 #expect(try await sync.push(RawSync.push(first)).status == .applied)
                 #expect(try await sync.push(RawSync.push(second)).status == .applied)
                 let head = try await Self.siteHead(gateway)
@@ -61,21 +67,25 @@ struct HostileSyncTests {
                 // The chain head is still the newest transaction: the next push links to it.
                 let after = try await Self.siteHead(gateway)
                 #expect(after.0 == head.0 && after.1 == head.1)
-                let third = try RawSync.enrolments(merchant: "mall-fashion", count: 1, first: 7, previous: second[2].payload.sha256)
+                let third = try RawSync.enrolments(
+                    merchant: "mall-fashion", count: 1, first: 7, previous: second[2].payload.sha256)
                 #expect(try await sync.push(RawSync.push(third)).status == .applied)
             }
             try await gateway.checkInvariants()
         }
     }
 
-    @Test("a batch over the count or byte limit, and a message over the transport limit, are refused; the next push is served")
+    @Test(
+        "a batch over the count or byte limit, and a message over the transport limit, are refused; the next push is served"
+    )
     func oversized() async throws {
         try await Self.withGateway(limits: {
             $0.pushTransactionsMax = 10
             $0.pushBytesMax = 16 * 1024
             $0.requestBytesMax = 64 * 1024
         }) { gateway, certificates, _ in
-            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") { sync in
+            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") {
+                sync in
                 let rows = try await Self.ledgerRows(gateway)
                 let eleven = try RawSync.enrolments(merchant: "mall-fashion", count: 11)
                 let message = await expectStatus(.resourceExhausted) { _ = try await sync.push(RawSync.push(eleven)) }
@@ -89,7 +99,8 @@ struct HostileSyncTests {
             }
             // Beyond the transport's limit the stream is reset before the service sees it.
             do {
-                try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") { sync in
+                try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") {
+                    sync in
                     var huge = try RawSync.enrolments(merchant: "mall-fashion", count: 1)
                     huge[0].payload.append(Data(repeating: 7, count: 200 * 1024))
                     _ = try await sync.push(RawSync.push(huge))
@@ -99,15 +110,19 @@ struct HostileSyncTests {
                 let code = status(of: error).code
                 #expect(code == .resourceExhausted || code == .unavailable || code == .internalError, "\(error)")
             }
-            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") { sync in
-                let answer = try await sync.push(RawSync.push(try RawSync.enrolments(merchant: "mall-fashion", count: 10)))
+            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") {
+                sync in
+                let answer = try await sync.push(
+                    RawSync.push(try RawSync.enrolments(merchant: "mall-fashion", count: 10)))
                 #expect(answer.status == .applied)
             }
             try await gateway.checkInvariants()
         }
     }
 
-    @Test("truncated and bit-flipped push bodies: never UNKNOWN or INTERNAL, the ledger stays balanced, the gateway keeps serving")
+    @Test(
+        "truncated and bit-flipped push bodies: never UNKNOWN or INTERNAL, the ledger stays balanced, the gateway keeps serving"
+    )
     func corruptedBodies() async throws {
         try await Self.withGateway { gateway, certificates, _ in
             let batch = try RawSync.enrolments(merchant: "mall-fashion", count: 2)
@@ -118,17 +133,24 @@ struct HostileSyncTests {
             ) { $0.trustRoots = .certificates([.file(path: certificates.path("ca.pem"), format: .pem)]) }
             var statuses: [RPCError.Code: Int] = [:]
             try await withGRPCClient(
-                transport: .http2NIOPosix(target: .ipv4(address: "127.0.0.1", port: gateway.port), transportSecurity: security)
+                transport: .http2NIOPosix(
+                    target: .ipv4(address: "127.0.0.1", port: gateway.port), transportSecurity: security)
             ) { client in
                 for (name, corrupted) in corruptions(of: body, samples: 48) {
                     let before = try await Self.ledgerRows(gateway)
                     do {
-                        let answer = try Coalition_Sync_V1_PushResponse(serializedBytes: try await client.raw(corrupted, service: "coalition.sync.v1.Sync", method: "Push"))
+                        let answer = try Coalition_Sync_V1_PushResponse(
+                            serializedBytes: try await client.raw(
+                                corrupted, service: "coalition.sync.v1.Sync", method: "Push"))
                         // A flip in sent_at_ms or the exposure figure still makes a valid push.
-                        #expect(answer.status == .applied || answer.status == .alreadyApplied || answer.status == .resendFrom, "\(name)")
+                        #expect(
+                            answer.status == .applied || answer.status == .alreadyApplied
+                                || answer.status == .resendFrom, "\(name)")
                     } catch let error as RPCError {
                         statuses[error.code, default: 0] += 1
-                        #expect(error.code != .unknown && error.code != .internalError, "\(name): \(error.code) \(error.message)")
+                        #expect(
+                            error.code != .unknown && error.code != .internalError,
+                            "\(name): \(error.code) \(error.message)")
                         #expect(try await Self.ledgerRows(gateway) == before, "\(name) was refused but wrote")
                     }
                 }
@@ -137,8 +159,10 @@ struct HostileSyncTests {
             try await gateway.checkInvariants()
             // Still serving: an honest batch continuing whatever chain the gateway accepted is applied.
             let (mark, head) = try await Self.siteHead(gateway)
-            let next = try RawSync.enrolments(merchant: "mall-fashion", count: 2, first: UInt64(mark + 1), previous: head)
-            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") { sync in
+            let next = try RawSync.enrolments(
+                merchant: "mall-fashion", count: 2, first: UInt64(mark + 1), previous: head)
+            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") {
+                sync in
                 let answer = try await sync.push(RawSync.push(next))
                 #expect(answer.status == .applied)
                 #expect(answer.highWaterMark == UInt64(mark + 2))
@@ -150,17 +174,22 @@ struct HostileSyncTests {
     @Test("an expired site certificate fails the handshake; nothing is written")
     func expiredCertificate() async throws {
         try await Self.withGateway { gateway, certificates, _ in
-            try certificates.issue(.site(SiteID("mall-01")!), name: "mall-expired", now: Date().addingTimeInterval(-40 * 86_400), days: 30)
+            try certificates.issue(
+                .site(SiteID("mall-01")!), name: "mall-expired", now: Date().addingTimeInterval(-40 * 86_400), days: 30)
             let rows = try await Self.ledgerRows(gateway)
             await expectStatus(.unavailable) {
-                try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-expired") { sync in
+                try await RawSync.withClient(
+                    port: gateway.port, certificates: certificates, certificate: "mall-expired"
+                ) { sync in
                     _ = try await sync.push(RawSync.push(try RawSync.enrolments(merchant: "mall-fashion", count: 1)))
                 }
             }
             #expect(try await Self.ledgerRows(gateway) == rows)
             // The current certificate of the same site still works.
-            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") { sync in
-                let answer = try await sync.push(RawSync.push(try RawSync.enrolments(merchant: "mall-fashion", count: 1)))
+            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") {
+                sync in
+                let answer = try await sync.push(
+                    RawSync.push(try RawSync.enrolments(merchant: "mall-fashion", count: 1)))
                 #expect(answer.status == .applied)
             }
         }

@@ -6,8 +6,8 @@ import EdgeNode
 import Foundation
 import GRDB
 import Gateway
-import Testing
 import TestSupport
+import Testing
 import Wire
 
 @Suite("Expiry and tier review")
@@ -17,18 +17,25 @@ struct MaintenanceTests {
         let directory = try TemporaryDirectory()
         let certificates = try TestCertificates(directory: directory.url.path, sites: ["mall-01"])
         let clock = ManualWallClock()
-        try await Network.withGateway(try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: clock) { gateway in
-            let config = try Network.edgeConfiguration(directory.url.path, site: "mall-01", certificates: certificates, gatewayPort: gateway.port)
+        try await Network.withGateway(
+            try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: clock
+        ) { gateway in
+            let config = try Network.edgeConfiguration(
+                directory.url.path, site: "mall-01", certificates: certificates, gatewayPort: gateway.port)
             try await Network.withEdge(config, merchant: "mall-fashion", clock: clock) { mall in
-                let member = try await mall.points.enroll(Make.enroll("E-1", phone: "+8613800138000"), metadata: mall.auth).member.memberID
+                let member = try await mall.points.enroll(
+                    Make.enroll("E-1", phone: "+8613800138000"), metadata: mall.auth
+                ).member.memberID
                 _ = try await mall.points.earn(Make.earn("R-1", member: member, amount: 30_000), metadata: mall.auth)
                 try await Network.eventually("synced") { try await Network.synced(mall) }
                 #expect(try await gateway.balance(member) == 500)
                 let zone = ProgramTimeZone(identifier: "Asia/Shanghai")!
                 // Earned in November 2026: expiring at the end of November 2027; reminded 30 days before.
-                let early = try await gateway.store.expiryReminders(asOf: zone.startOfDay(CivilDate(parsing: "2027-10-31")!), limit: 10)
+                let early = try await gateway.store.expiryReminders(
+                    asOf: zone.startOfDay(CivilDate(parsing: "2027-10-31")!), limit: 10)
                 #expect(early.isEmpty)
-                let reminders = try await gateway.store.expiryReminders(asOf: zone.startOfDay(CivilDate(parsing: "2027-11-15")!), limit: 10)
+                let reminders = try await gateway.store.expiryReminders(
+                    asOf: zone.startOfDay(CivilDate(parsing: "2027-11-15")!), limit: 10)
                 #expect(reminders.map(\.member.description) == [member])
                 #expect(reminders.first?.points == Points(500))
                 #expect(reminders.first?.expiresAt == zone.startOfDay(CivilDate(parsing: "2027-12-01")!))
@@ -54,15 +61,22 @@ struct MaintenanceTests {
         let directory = try TemporaryDirectory()
         let certificates = try TestCertificates(directory: directory.url.path, sites: ["mall-01"])
         let clock = ManualWallClock()
-        try await Network.withGateway(try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: clock) { gateway in
-            let config = try Network.edgeConfiguration(directory.url.path, site: "mall-01", certificates: certificates, gatewayPort: gateway.port)
+        try await Network.withGateway(
+            try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: clock
+        ) { gateway in
+            let config = try Network.edgeConfiguration(
+                directory.url.path, site: "mall-01", certificates: certificates, gatewayPort: gateway.port)
             try await Network.withEdge(config, merchant: "mall-fashion", clock: clock) { mall in
-                let member = try await mall.points.enroll(Make.enroll("E-1", phone: "+8613800138000"), metadata: mall.auth).member.memberID
+                let member = try await mall.points.enroll(
+                    Make.enroll("E-1", phone: "+8613800138000"), metadata: mall.auth
+                ).member.memberID
                 _ = try await mall.points.earn(Make.earn("R-1", member: member, amount: 2_000_000), metadata: mall.auth)
                 try await Network.eventually("synced") { try await Network.synced(mall) }
                 func tier() async throws -> (String, String) {
                     try await gateway.store.database.pool.read { db in
-                        let row = try Row.fetchOne(db, sql: "SELECT tier, tier_review_date FROM members WHERE member_id = ?", arguments: [member])
+                        let row = try Row.fetchOne(
+                            db, sql: "SELECT tier, tier_review_date FROM members WHERE member_id = ?",
+                            arguments: [member])
                         return (row?["tier"] ?? "", row?["tier_review_date"] ?? "")
                     }
                 }

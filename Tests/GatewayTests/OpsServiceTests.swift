@@ -9,8 +9,8 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 import Gateway
 import SwiftProtobuf
-import Testing
 import TestSupport
+import Testing
 import Wire
 
 @Suite("Ops service")
@@ -38,16 +38,21 @@ struct OpsServiceTests {
         try certificates.issue(.operator("alice"), name: "alice")
         let clock = ManualWallClock()
         let dir = directory.url.path
-        try await Network.withGateway(try Network.gatewayConfiguration(dir, certificates: certificates), clock: clock) { gateway in
-            let config = try Network.edgeConfiguration(dir, site: "mall-01", certificates: certificates, gatewayPort: gateway.port)
+        try await Network.withGateway(try Network.gatewayConfiguration(dir, certificates: certificates), clock: clock) {
+            gateway in
+            let config = try Network.edgeConfiguration(
+                dir, site: "mall-01", certificates: certificates, gatewayPort: gateway.port)
             try await Network.withEdge(config, merchant: "mall-fashion", clock: clock) { mall in
-                let member = try await mall.points.enroll(Make.enroll("E-1", phone: "+8613800138000"), metadata: mall.auth).member.memberID
+                let member = try await mall.points.enroll(
+                    Make.enroll("E-1", phone: "+8613800138000"), metadata: mall.auth
+                ).member.memberID
                 _ = try await mall.points.earn(Make.earn("R-1", member: member, amount: 30_000), metadata: mall.auth)
                 try await Network.eventually("synced") { try await Network.synced(mall) }
 
                 // A site's certificate cannot operate.
                 await expectStatus(.permissionDenied) {
-                    try await Self.withOps(port: gateway.port, certificates: certificates, certificate: "mall-01") { ops in
+                    try await Self.withOps(port: gateway.port, certificates: certificates, certificate: "mall-01") {
+                        ops in
                         _ = try await ops.listSites(Coalition_Ops_V1_ListSitesRequest())
                     }
                 }
@@ -79,7 +84,9 @@ struct OpsServiceTests {
                     let entries = try await ops.memberHistory(history).entries
                     #expect(entries.first?.kind == "adjust")
                     #expect(entries.first?.detail.contains("by alice") == true)
-                    try await Network.eventually("the edge sees the adjustment") { try await mall.balance(member) == 750 }
+                    try await Network.eventually("the edge sees the adjustment") {
+                        try await mall.balance(member) == 750
+                    }
 
                     // Program: a bad document is explained; a good one is published and reaches the edge.
                     var validate = Coalition_Ops_V1_ValidateProgramRequest()
@@ -89,10 +96,13 @@ struct OpsServiceTests {
                     #expect(invalid.errors.contains { $0.path == "name" })
                     var publish = Coalition_Ops_V1_PublishProgramRequest()
                     publish.requestID = "PUB-1"
-                    publish.document = Data(try Repository.exampleProgram(replacing: [("signup_points: 200", "signup_points: 300")]).utf8)
+                    publish.document = Data(
+                        try Repository.exampleProgram(replacing: [("signup_points: 200", "signup_points: 300")]).utf8)
                     let published = try await ops.publishProgram(publish)
                     #expect(published.version == 2)
-                    #expect(try await ops.listPrograms(Coalition_Ops_V1_ListProgramsRequest()).programs.map(\.publishedBy) == ["program_file", "alice"])
+                    #expect(
+                        try await ops.listPrograms(Coalition_Ops_V1_ListProgramsRequest()).programs.map(\.publishedBy)
+                            == ["program_file", "alice"])
                     try await Network.eventually("the edge runs version 2") { mall.node.ledger.program.version == 2 }
 
                     // Settlement of the day, once it is over.

@@ -7,8 +7,8 @@ import GRDB
 import GRPCCore
 import Gateway
 import SwiftProtobuf
-import Testing
 import TestSupport
+import Testing
 import Wire
 
 @Suite("Posting rules at the gateway")
@@ -18,14 +18,18 @@ struct PostingRuleTests {
         let directory = try TemporaryDirectory()
         let certificates = try TestCertificates(directory: directory.url.path, sites: ["mall-01"])
         let clock = ManualWallClock()
-        try await Network.withGateway(try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: clock) { gateway in
-            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") { sync in
+        try await Network.withGateway(
+            try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: clock
+        ) { gateway in
+            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") {
+                sync in
                 let batch = try RawSync.enrolments(merchant: "mall-fashion", count: 1, signupPoints: 99_999)
                 let response = try await sync.push(RawSync.push(batch))
                 #expect(response.results.first?.outcome == .postedWithConflict)
                 #expect(response.results.first?.reason == "points_mismatch")
                 #expect(response.results.first?.postedPoints == 200)
-                let member = try Coalition_Sync_V1_LocalTransaction(serializedBytes: batch[0].payload).enrollment.memberID
+                let member = try Coalition_Sync_V1_LocalTransaction(serializedBytes: batch[0].payload).enrollment
+                    .memberID
                 #expect(try await gateway.balance(member) == 200)
                 #expect(try await gateway.flags("mall-01").contains("points_mismatch"))
                 #expect(try await gateway.conflicts(kind: "points_mismatch").count == 1)
@@ -39,13 +43,20 @@ struct PostingRuleTests {
         let directory = try TemporaryDirectory()
         let certificates = try TestCertificates(directory: directory.url.path, sites: ["mall-01"])
         let clock = ManualWallClock()
-        try await Network.withGateway(try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: clock) { gateway in
-            let config = try Network.edgeConfiguration(directory.url.path, site: "mall-01", certificates: certificates, gatewayPort: gateway.port)
+        try await Network.withGateway(
+            try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: clock
+        ) { gateway in
+            let config = try Network.edgeConfiguration(
+                directory.url.path, site: "mall-01", certificates: certificates, gatewayPort: gateway.port)
             try await Network.withEdge(config, merchant: "mall-fashion", clock: clock) { mall in
-                let member = try await mall.points.enroll(Make.enroll("E-1", phone: "+8613800138000"), metadata: mall.auth).member.memberID
-                let earn = try await mall.points.earn(Make.earn("R-1", member: member, amount: 100_000), metadata: mall.auth)
+                let member = try await mall.points.enroll(
+                    Make.enroll("E-1", phone: "+8613800138000"), metadata: mall.auth
+                ).member.memberID
+                let earn = try await mall.points.earn(
+                    Make.earn("R-1", member: member, amount: 100_000), metadata: mall.auth)
                 #expect(earn.points == 1_000)
-                _ = try await mall.points.redeem(Make.redeem("P-1", member: member, bill: 300_000, points: 1_200), metadata: mall.auth)
+                _ = try await mall.points.redeem(
+                    Make.redeem("P-1", member: member, bill: 300_000, points: 1_200), metadata: mall.auth)
                 var refund = Coalition_Edge_V1_ReverseRequest()
                 refund.requestID = "V-1"
                 refund.originalTransactionID = earn.transactionID
@@ -70,16 +81,22 @@ struct GatewayBackupTests {
         let directory = try TemporaryDirectory()
         let certificates = try TestCertificates(directory: directory.url.path, sites: ["mall-01"])
         let clock = ManualWallClock()
-        try await Network.withGateway(try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: clock) { gateway in
-            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") { sync in
+        try await Network.withGateway(
+            try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: clock
+        ) { gateway in
+            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") {
+                sync in
                 _ = try await sync.push(RawSync.push(try RawSync.enrolments(merchant: "mall-fashion", count: 5)))
             }
             let path = directory.path("ledger-backup.sqlite")
             try gateway.store.database.backup(to: path)
             let copy = try GatewayDatabase.open(path: path)
             let counts = try await copy.pool.read { db in
-                (try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM transactions"), try Int64.fetchOne(db, sql: "SELECT SUM(points) FROM postings"),
-                 try Int64.fetchOne(db, sql: "SELECT high_water_mark FROM sites WHERE site_id = 'mall-01'"))
+                (
+                    try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM transactions"),
+                    try Int64.fetchOne(db, sql: "SELECT SUM(points) FROM postings"),
+                    try Int64.fetchOne(db, sql: "SELECT high_water_mark FROM sites WHERE site_id = 'mall-01'")
+                )
             }
             #expect(counts.0 == 5)
             #expect(counts.1 == 0)

@@ -5,8 +5,8 @@ import Core
 import EdgeNode
 import Foundation
 import Gateway
-import Testing
 import TestSupport
+import Testing
 import Wire
 
 @Suite("Settlement")
@@ -28,27 +28,39 @@ struct SettlementTests {
         let clock = ManualWallClock()
         clock.set(Self.at("2026-11-24T12:00"))
         let dir = directory.url.path
-        try await Network.withGateway(try Network.gatewayConfiguration(dir, certificates: certificates), clock: clock) { gateway in
-            let online = { (site: String) in try Network.edgeConfiguration(dir, site: site, certificates: certificates, gatewayPort: gateway.port) }
-            let member: String = try await Network.withEdge(try online("mall-01"), merchant: "mall-fashion", clock: clock) { mall in
-                let member = try await mall.points.enroll(Make.enroll("E-1", phone: "+8613800138000"), metadata: mall.auth).member.memberID
+        try await Network.withGateway(try Network.gatewayConfiguration(dir, certificates: certificates), clock: clock) {
+            gateway in
+            let online = { (site: String) in
+                try Network.edgeConfiguration(dir, site: site, certificates: certificates, gatewayPort: gateway.port)
+            }
+            let member: String = try await Network.withEdge(
+                try online("mall-01"), merchant: "mall-fashion", clock: clock
+            ) { mall in
+                let member = try await mall.points.enroll(
+                    Make.enroll("E-1", phone: "+8613800138000"), metadata: mall.auth
+                ).member.memberID
                 _ = try await mall.points.earn(Make.earn("R-1", member: member, amount: 80_000), metadata: mall.auth)
                 try await Network.eventually("mall synced") { try await Network.synced(mall) }
                 return member
             }
             try await Network.withEdge(try online("hotel-01"), merchant: "hotel-rooms", clock: clock) { hotel in
                 try await Network.eventually("hotel knows the member") { try await hotel.balance(member) == 1_000 }
-                _ = try await hotel.points.redeem(Make.redeem("P-1", member: member, bill: 200_000, points: 300), metadata: hotel.auth)
+                _ = try await hotel.points.redeem(
+                    Make.redeem("P-1", member: member, bill: 200_000, points: 300), metadata: hotel.auth)
                 try await Network.eventually("hotel synced") { try await Network.synced(hotel) }
             }
             // Still the 24th: the day cannot be closed yet.
-            await #expect(throws: SettlementRefusal.self) { try await gateway.store.closeSettlement(period: CivilDate(parsing: "2026-11-24")!, by: "alice") }
+            await #expect(throws: SettlementRefusal.self) {
+                try await gateway.store.closeSettlement(period: CivilDate(parsing: "2026-11-24")!, by: "alice")
+            }
 
             // Late that evening the hotel is cut off and a guest earns; it reaches the gateway after midnight.
             clock.set(Self.at("2026-11-24T23:00"))
-            let cutOff = try Network.edgeConfiguration(dir, site: "hotel-01", certificates: certificates, gatewayPort: SyncIntegrationTests.deadPort)
+            let cutOff = try Network.edgeConfiguration(
+                dir, site: "hotel-01", certificates: certificates, gatewayPort: SyncIntegrationTests.deadPort)
             try await Network.withEdge(cutOff, merchant: "hotel-rooms", clock: clock) { hotel in
-                _ = try await hotel.points.earn(Make.earn("R-LATE", member: member, amount: 10_000), metadata: hotel.auth)
+                _ = try await hotel.points.earn(
+                    Make.earn("R-LATE", member: member, amount: 10_000), metadata: hotel.auth)
             }
             clock.set(Self.at("2026-11-25T00:30"))
             let day = try await gateway.store.closeSettlement(period: CivilDate(parsing: "2026-11-24")!, by: "alice")
@@ -70,10 +82,14 @@ struct SettlementTests {
             #expect(platform["spread_minor"] as? Int == 900)
             #expect(platform["net_minor"] as? Int == 900)
             let merchants = try #require(object["merchants"] as? [[String: Any]])
-            #expect(merchants.reduce(0) { $0 + ($1["net_minor"] as? Int ?? 0) } + (platform["net_minor"] as? Int ?? 0) == 0)
+            #expect(
+                merchants.reduce(0) { $0 + ($1["net_minor"] as? Int ?? 0) } + (platform["net_minor"] as? Int ?? 0) == 0)
             #expect(object["journal_debits_minor"] as? Int == object["journal_credits_minor"] as? Int)
-            #expect(String(decoding: day.csv, as: UTF8.self).contains("2026-11-24,platform,,,,,,,1200,300,0,900,,900,0,0"))
-            #expect(String(decoding: day.csv, as: UTF8.self).contains("2026-11-24,hotel-rooms,hotel-01,0,0,300,0,0,0,300,0,300,0,,,"))
+            #expect(
+                String(decoding: day.csv, as: UTF8.self).contains("2026-11-24,platform,,,,,,,1200,300,0,900,,900,0,0"))
+            #expect(
+                String(decoding: day.csv, as: UTF8.self).contains(
+                    "2026-11-24,hotel-rooms,hotel-01,0,0,300,0,0,0,300,0,300,0,,,"))
 
             // The hotel reconnects after the close: its late earn is posted on the 25th.
             try await Network.withEdge(try online("hotel-01"), merchant: "hotel-rooms", clock: clock) { hotel in

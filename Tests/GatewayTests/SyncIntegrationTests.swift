@@ -6,8 +6,8 @@ import EdgeNode
 import Foundation
 import GRPCCore
 import Gateway
-import Testing
 import TestSupport
+import Testing
 import Wire
 
 @Suite("Sync between edges and the gateway")
@@ -18,35 +18,53 @@ struct SyncIntegrationTests {
     @Test("an overdraw by a cut-off site ends at zero everywhere, with the excess on that site's offline_risk")
     func offlineOverdraw() async throws {
         let directory = try TemporaryDirectory()
-        let certificates = try TestCertificates(directory: directory.url.path, sites: ["mall-01", "hotel-01", "park-01"])
+        let certificates = try TestCertificates(
+            directory: directory.url.path, sites: ["mall-01", "hotel-01", "park-01"])
         let clock = ManualWallClock()
         let dir = directory.url.path
-        try await Network.withGateway(try Network.gatewayConfiguration(dir, certificates: certificates), clock: clock) { gateway in
-            let connected = { (site: String) in try Network.edgeConfiguration(dir, site: site, certificates: certificates, gatewayPort: gateway.port) }
+        try await Network.withGateway(try Network.gatewayConfiguration(dir, certificates: certificates), clock: clock) {
+            gateway in
+            let connected = { (site: String) in
+                try Network.edgeConfiguration(dir, site: site, certificates: certificates, gatewayPort: gateway.port)
+            }
             try await Network.withEdge(try connected("park-01"), merchant: "park-operator", clock: clock) { park in
                 try await Network.withEdge(try connected("mall-01"), merchant: "mall-fashion", clock: clock) { mall in
-                    let member = try await mall.points.enroll(Make.enroll("E-1", phone: "+8613800138000"), metadata: mall.auth).member.memberID
-                    _ = try await mall.points.earn(Make.earn("R-1", member: member, amount: 80_000), metadata: mall.auth)
-                    try await Network.eventually("the gateway has the member's 1,000 points") { try await gateway.balance(member) == 1_000 }
+                    let member = try await mall.points.enroll(
+                        Make.enroll("E-1", phone: "+8613800138000"), metadata: mall.auth
+                    ).member.memberID
+                    _ = try await mall.points.earn(
+                        Make.earn("R-1", member: member, amount: 80_000), metadata: mall.auth)
+                    try await Network.eventually("the gateway has the member's 1,000 points") {
+                        try await gateway.balance(member) == 1_000
+                    }
 
                     // The hotel learns the member while connected.
-                    try await Network.withEdge(try connected("hotel-01"), merchant: "hotel-rooms", clock: clock) { hotel in
-                        try await Network.eventually("the hotel sees 1,000") { try await hotel.balance(member) == 1_000 }
+                    try await Network.withEdge(try connected("hotel-01"), merchant: "hotel-rooms", clock: clock) {
+                        hotel in
+                        try await Network.eventually("the hotel sees 1,000") {
+                            try await hotel.balance(member) == 1_000
+                        }
                     }
                     // Cut off, the hotel redeems within its floor limit.
-                    let cutOff = try Network.edgeConfiguration(dir, site: "hotel-01", certificates: certificates, gatewayPort: Self.deadPort)
+                    let cutOff = try Network.edgeConfiguration(
+                        dir, site: "hotel-01", certificates: certificates, gatewayPort: Self.deadPort)
                     try await Network.withEdge(cutOff, merchant: "hotel-rooms", clock: clock) { hotel in
-                        let redeemed = try await hotel.points.redeem(Make.redeem("H-1", member: member, bill: 200_000, points: 800), metadata: hotel.auth)
+                        let redeemed = try await hotel.points.redeem(
+                            Make.redeem("H-1", member: member, bill: 200_000, points: 800), metadata: hotel.auth)
                         #expect(redeemed.authorization == .floorLimit)
                         #expect(redeemed.balanceAfterPoints == 200)
                     }
                     // Meanwhile the mall, online, redeems against the global balance.
-                    let online = try await mall.points.redeem(Make.redeem("P-1", member: member, bill: 200_000, points: 600), metadata: mall.auth)
+                    let online = try await mall.points.redeem(
+                        Make.redeem("P-1", member: member, bill: 200_000, points: 600), metadata: mall.auth)
                     #expect(online.authorization == .online)
-                    try await Network.eventually("the mall's redemption is posted") { try await gateway.balance(member) == 400 }
+                    try await Network.eventually("the mall's redemption is posted") {
+                        try await gateway.balance(member) == 400
+                    }
 
                     // The hotel reconnects: its 800 meet 400 left.
-                    try await Network.withEdge(try connected("hotel-01"), merchant: "hotel-rooms", clock: clock) { hotel in
+                    try await Network.withEdge(try connected("hotel-01"), merchant: "hotel-rooms", clock: clock) {
+                        hotel in
                         try await Network.eventually("the hotel is synced") { try await Network.synced(hotel) }
                         #expect(try await gateway.balance(member) == 0)
                         #expect(try await gateway.account("offline_risk:hotel-01") == -400)

@@ -7,8 +7,8 @@ import Foundation
 import GRDB
 import GRPCCore
 import Gateway
-import Testing
 import TestSupport
+import Testing
 import Wire
 
 @Suite("Sync failures and recovery")
@@ -32,15 +32,22 @@ struct SyncRecoveryTests {
     func lostAnswer() async throws {
         let setup = try Setup()
         let clock = ManualWallClock()
-        try await Network.withGateway(try Network.gatewayConfiguration(setup.dir, certificates: setup.certificates), clock: clock) { gateway in
-            let config = try Network.edgeConfiguration(setup.dir, site: "mall-01", certificates: setup.certificates, gatewayPort: gateway.port)
+        try await Network.withGateway(
+            try Network.gatewayConfiguration(setup.dir, certificates: setup.certificates), clock: clock
+        ) { gateway in
+            let config = try Network.edgeConfiguration(
+                setup.dir, site: "mall-01", certificates: setup.certificates, gatewayPort: gateway.port)
             try await Network.withEdge(config, merchant: "mall-fashion", clock: clock) { mall in
-                let member = try await mall.points.enroll(Make.enroll("E-1", phone: "+8613800138000"), metadata: mall.auth).member.memberID
+                let member = try await mall.points.enroll(
+                    Make.enroll("E-1", phone: "+8613800138000"), metadata: mall.auth
+                ).member.memberID
                 _ = try await mall.points.earn(Make.earn("R-1", member: member, amount: 50_000), metadata: mall.auth)
                 try await Network.eventually("synced") { try await Network.synced(mall) }
                 #expect(try await gateway.balance(member) == 700)
                 // The gateway committed but the edge never heard: its acknowledgement is back to 0.
-                try await mall.node.ledger.database.pool.write { db in try db.execute(sql: "UPDATE sync_state SET acknowledged_sequence = 0") }
+                try await mall.node.ledger.database.pool.write { db in
+                    try db.execute(sql: "UPDATE sync_state SET acknowledged_sequence = 0")
+                }
                 try await Network.eventually("resent and acknowledged") { try await Network.synced(mall) }
                 #expect(try await gateway.balance(member) == 700)
                 #expect(try await Self.count(gateway, "SELECT COUNT(*) FROM transactions") == 2)
@@ -53,25 +60,38 @@ struct SyncRecoveryTests {
     func deletedDatabase() async throws {
         let setup = try Setup()
         let clock = ManualWallClock()
-        try await Network.withGateway(try Network.gatewayConfiguration(setup.dir, certificates: setup.certificates), clock: clock) { gateway in
-            let config = try Network.edgeConfiguration(setup.dir, site: "mall-01", certificates: setup.certificates, gatewayPort: gateway.port)
+        try await Network.withGateway(
+            try Network.gatewayConfiguration(setup.dir, certificates: setup.certificates), clock: clock
+        ) { gateway in
+            let config = try Network.edgeConfiguration(
+                setup.dir, site: "mall-01", certificates: setup.certificates, gatewayPort: gateway.port)
             let member: String = try await Network.withEdge(config, merchant: "mall-fashion", clock: clock) { mall in
-                let member = try await mall.points.enroll(Make.enroll("E-1", phone: "+8613800138000"), metadata: mall.auth).member.memberID
+                let member = try await mall.points.enroll(
+                    Make.enroll("E-1", phone: "+8613800138000"), metadata: mall.auth
+                ).member.memberID
                 for index in 1...3 {
-                    _ = try await mall.points.earn(Make.earn("R-\(index)", member: member, amount: 10_000), metadata: mall.auth)
+                    _ = try await mall.points.earn(
+                        Make.earn("R-\(index)", member: member, amount: 10_000), metadata: mall.auth)
                 }
                 try await Network.eventually("synced") { try await Network.synced(mall) }
                 return member
             }
-            for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: config.databasePath + suffix) }
+            for suffix in ["", "-wal", "-shm"] {
+                try? FileManager.default.removeItem(atPath: config.databasePath + suffix)
+            }
             try await Network.withEdge(config, merchant: "mall-fashion", clock: clock) { mall in
-                let sequences = try await mall.node.ledger.database.pool.read { db in try Int64.fetchAll(db, sql: "SELECT sequence FROM outbox ORDER BY sequence") }
+                let sequences = try await mall.node.ledger.database.pool.read { db in
+                    try Int64.fetchAll(db, sql: "SELECT sequence FROM outbox ORDER BY sequence")
+                }
                 #expect(sequences == [1, 2, 3, 4])
                 try await Network.eventually("the member is pulled back") { try await mall.balance(member) == 500 }
-                let next = try await mall.points.earn(Make.earn("R-9", member: member, amount: 10_000), metadata: mall.auth)
+                let next = try await mall.points.earn(
+                    Make.earn("R-9", member: member, amount: 10_000), metadata: mall.auth)
                 #expect(next.balanceAfterPoints == 600)
                 try await Network.eventually("synced") { try await Network.synced(mall) }
-                let last = try await mall.node.ledger.database.pool.read { db in try Int64.fetchOne(db, sql: "SELECT MAX(sequence) FROM outbox") }
+                let last = try await mall.node.ledger.database.pool.read { db in
+                    try Int64.fetchOne(db, sql: "SELECT MAX(sequence) FROM outbox")
+                }
                 #expect(last == 5)
                 #expect(try await gateway.balance(member) == 600)
                 #expect(try await gateway.flags("mall-01").isEmpty)
@@ -95,16 +115,23 @@ struct SyncRecoveryTests {
         let gatewayClock = ManualWallClock()
         let edgeClock = ManualWallClock()
         edgeClock.advance(milliseconds: 6 * Timestamp.hour)
-        try await Network.withGateway(try Network.gatewayConfiguration(setup.dir, certificates: setup.certificates), clock: gatewayClock) { gateway in
-            let config = try Network.edgeConfiguration(setup.dir, site: "mall-01", certificates: setup.certificates, gatewayPort: gateway.port)
+        try await Network.withGateway(
+            try Network.gatewayConfiguration(setup.dir, certificates: setup.certificates), clock: gatewayClock
+        ) { gateway in
+            let config = try Network.edgeConfiguration(
+                setup.dir, site: "mall-01", certificates: setup.certificates, gatewayPort: gateway.port)
             try await Network.withEdge(config, merchant: "mall-fashion", clock: edgeClock) { mall in
-                let member = try await mall.points.enroll(Make.enroll("E-1", phone: "+8613800138000"), metadata: mall.auth).member.memberID
+                let member = try await mall.points.enroll(
+                    Make.enroll("E-1", phone: "+8613800138000"), metadata: mall.auth
+                ).member.memberID
                 _ = try await mall.points.earn(Make.earn("R-1", member: member, amount: 10_000), metadata: mall.auth)
                 try await Network.eventually("synced") { try await Network.synced(mall) }
                 #expect(try await gateway.flags("mall-01").contains("clock_skew"))
                 #expect(try await gateway.conflicts(kind: "clock_skew").count == 1)
                 let rows = try await gateway.store.database.pool.read { db in
-                    try Row.fetchAll(db, sql: "SELECT position, posted_at_ms FROM transactions ORDER BY position").map { ($0["position"] as Int64, $0["posted_at_ms"] as Int64) }
+                    try Row.fetchAll(db, sql: "SELECT position, posted_at_ms FROM transactions ORDER BY position").map {
+                        ($0["position"] as Int64, $0["posted_at_ms"] as Int64)
+                    }
                 }
                 #expect(rows.count == 2)
                 #expect(rows.allSatisfy { $0.1 == gatewayClock.now().milliseconds })
@@ -120,20 +147,36 @@ struct SyncRecoveryTests {
     func samePhone() async throws {
         let setup = try Setup()
         let clock = ManualWallClock()
-        try await Network.withGateway(try Network.gatewayConfiguration(setup.dir, certificates: setup.certificates), clock: clock) { gateway in
-            let online = { (site: String) in try Network.edgeConfiguration(setup.dir, site: site, certificates: setup.certificates, gatewayPort: gateway.port) }
-            let offline = { (site: String) in try Network.edgeConfiguration(setup.dir, site: site, certificates: setup.certificates, gatewayPort: SyncIntegrationTests.deadPort) }
+        try await Network.withGateway(
+            try Network.gatewayConfiguration(setup.dir, certificates: setup.certificates), clock: clock
+        ) { gateway in
+            let online = { (site: String) in
+                try Network.edgeConfiguration(
+                    setup.dir, site: site, certificates: setup.certificates, gatewayPort: gateway.port)
+            }
+            let offline = { (site: String) in
+                try Network.edgeConfiguration(
+                    setup.dir, site: site, certificates: setup.certificates, gatewayPort: SyncIntegrationTests.deadPort)
+            }
             // Both edges have met the gateway once, then lose it.
             for (site, merchant) in [("mall-01", "mall-fashion"), ("hotel-01", "hotel-rooms")] {
                 try await Network.withEdge(try online(site), merchant: merchant, clock: clock) { _ in }
             }
-            let atMall: String = try await Network.withEdge(try offline("mall-01"), merchant: "mall-fashion", clock: clock) { mall in
-                let member = try await mall.points.enroll(Make.enroll("E-1", phone: "+8613800138000"), metadata: mall.auth).member.memberID
+            let atMall: String = try await Network.withEdge(
+                try offline("mall-01"), merchant: "mall-fashion", clock: clock
+            ) { mall in
+                let member = try await mall.points.enroll(
+                    Make.enroll("E-1", phone: "+8613800138000"), metadata: mall.auth
+                ).member.memberID
                 _ = try await mall.points.earn(Make.earn("R-1", member: member, amount: 30_000), metadata: mall.auth)
                 return member
             }
-            let atHotel: String = try await Network.withEdge(try offline("hotel-01"), merchant: "hotel-rooms", clock: clock) { hotel in
-                let member = try await hotel.points.enroll(Make.enroll("E-1", phone: "+8613800138000"), metadata: hotel.auth).member.memberID
+            let atHotel: String = try await Network.withEdge(
+                try offline("hotel-01"), merchant: "hotel-rooms", clock: clock
+            ) { hotel in
+                let member = try await hotel.points.enroll(
+                    Make.enroll("E-1", phone: "+8613800138000"), metadata: hotel.auth
+                ).member.memberID
                 _ = try await hotel.points.earn(Make.earn("R-1", member: member, amount: 50_000), metadata: hotel.auth)
                 return member
             }

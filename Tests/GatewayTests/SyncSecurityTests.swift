@@ -8,36 +8,43 @@ import Foundation
 import GRDB
 import GRPCCore
 import Gateway
-import Testing
 import TestSupport
+import Testing
 import Wire
 
 @Suite("Sync security")
 struct SyncSecurityTests {
     static func withGateway(_ body: (GatewayHarness, TestCertificates) async throws -> Void) async throws {
         let directory = try TemporaryDirectory()
-        let certificates = try TestCertificates(directory: directory.url.path, sites: ["mall-01", "hotel-01", "nowhere-01"])
+        let certificates = try TestCertificates(
+            directory: directory.url.path, sites: ["mall-01", "hotel-01", "nowhere-01"])
         let clock = ManualWallClock()
-        try await Network.withGateway(try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: clock) { gateway in
+        try await Network.withGateway(
+            try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: clock
+        ) { gateway in
             try await body(gateway, certificates)
         }
     }
 
     static func rows(_ gateway: GatewayHarness) async throws -> [Int] {
         try await gateway.store.database.pool.read { db in
-            try ["transactions", "site_transactions", "postings", "members"].map { try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \($0)") ?? -1 }
+            try ["transactions", "site_transactions", "postings", "members"].map {
+                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \($0)") ?? -1
+            }
         }
     }
 
     @Test("a site's certificate pushes for its own merchants and is refused for another site's")
     func otherSite() async throws {
         try await Self.withGateway { gateway, certificates in
-            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") { sync in
+            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") {
+                sync in
                 let own = try await sync.push(RawSync.push(try RawSync.enrolments(merchant: "mall-fashion", count: 2)))
                 #expect(own.status == .applied)
                 #expect(own.results.map(\.outcome) == [.posted, .posted])
                 let before = try await Self.rows(gateway)
-                let foreign = try RawSync.enrolments(merchant: "hotel-rooms", count: 1, first: 3, previous: Data(count: 32))
+                let foreign = try RawSync.enrolments(
+                    merchant: "hotel-rooms", count: 1, first: 3, previous: Data(count: 32))
                 await expectStatus(.permissionDenied) { _ = try await sync.push(RawSync.push(foreign)) }
                 #expect(try await Self.rows(gateway) == before)
             }
@@ -51,7 +58,8 @@ struct SyncSecurityTests {
             try certificates.issue(.site(SiteID("mall-01")!), name: "forged", by: other)
             let before = try await Self.rows(gateway)
             await expectStatus(.unavailable) {
-                try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "forged") { sync in
+                try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "forged") {
+                    sync in
                     _ = try await sync.push(RawSync.push(try RawSync.enrolments(merchant: "mall-fashion", count: 1)))
                 }
             }
@@ -68,19 +76,22 @@ struct SyncSecurityTests {
     func revoked() async throws {
         try await Self.withGateway { gateway, certificates in
             try await gateway.store.setSite(SiteID("hotel-01")!, revoked: true)
-            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "hotel-01") { sync in
+            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "hotel-01") {
+                sync in
                 await expectStatus(.permissionDenied, reason: "SITE_REVOKED") {
                     _ = try await sync.push(RawSync.push(try RawSync.enrolments(merchant: "hotel-rooms", count: 1)))
                 }
             }
             let mall = try certificates.issue(.site(SiteID("mall-01")!), name: "mall-old")
             try await gateway.store.revokeCertificate(serial: mall.serial, reason: "laptop stolen")
-            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-old") { sync in
+            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-old") {
+                sync in
                 await expectStatus(.permissionDenied, reason: "CERTIFICATE_REVOKED") {
                     _ = try await sync.push(RawSync.push(try RawSync.enrolments(merchant: "mall-fashion", count: 1)))
                 }
             }
-            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "nowhere-01") { sync in
+            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "nowhere-01") {
+                sync in
                 await expectStatus(.permissionDenied) {
                     _ = try await sync.push(RawSync.push(try RawSync.enrolments(merchant: "mall-fashion", count: 1)))
                 }
@@ -92,7 +103,8 @@ struct SyncSecurityTests {
     @Test("contiguity, replays, a rewritten chain, and the protocol version")
     func protocolRules() async throws {
         try await Self.withGateway { gateway, certificates in
-            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") { sync in
+            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") {
+                sync in
                 let batch = try RawSync.enrolments(merchant: "mall-fashion", count: 3)
                 // A batch that starts past the high-water mark is told where to resend from.
                 let gap = try await sync.push(RawSync.push(Array(batch.dropFirst())))
@@ -105,12 +117,18 @@ struct SyncSecurityTests {
                 #expect(replay.results.count == 3)
                 let before = try await Self.rows(gateway)
                 // The same sequence with other content is a protocol violation: nothing applied, site flagged.
-                var forged = try RawSync.enrolments(merchant: "mall-fashion", count: 1, first: 3, previous: batch[1].payload.sha256)
+                var forged = try RawSync.enrolments(
+                    merchant: "mall-fashion", count: 1, first: 3, previous: batch[1].payload.sha256)
                 forged[0].sequence = 3
-                await expectStatus(.failedPrecondition, reason: "PROTOCOL_VIOLATION") { _ = try await sync.push(RawSync.push(forged)) }
+                await expectStatus(.failedPrecondition, reason: "PROTOCOL_VIOLATION") {
+                    _ = try await sync.push(RawSync.push(forged))
+                }
                 // A broken chain after the high-water mark too.
-                let broken = try RawSync.enrolments(merchant: "mall-fashion", count: 1, first: 4, previous: Data(count: 32))
-                await expectStatus(.failedPrecondition, reason: "PROTOCOL_VIOLATION") { _ = try await sync.push(RawSync.push(broken)) }
+                let broken = try RawSync.enrolments(
+                    merchant: "mall-fashion", count: 1, first: 4, previous: Data(count: 32))
+                await expectStatus(.failedPrecondition, reason: "PROTOCOL_VIOLATION") {
+                    _ = try await sync.push(RawSync.push(broken))
+                }
                 #expect(try await Self.rows(gateway) == before)
                 #expect(try await gateway.flags("mall-01").contains("protocol_violation"))
                 var old = RawSync.push(batch)

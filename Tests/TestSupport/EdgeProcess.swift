@@ -8,7 +8,9 @@ package final class EdgeProcess: @unchecked Sendable {
     package let logFile: String
 
     package init(config: String, directory: String) throws {
-        guard let path = Binary.path else { throw ProcessFailure("the coalition binary is not built: run `swift build` first") }
+        guard let path = Binary.path else {
+            throw ProcessFailure("the coalition binary is not built: run `swift build` first")
+        }
         portFile = directory + "/port-\(UUID().uuidString)"
         logFile = directory + "/edge-\(UUID().uuidString).log"
         _ = FileManager.default.createFile(atPath: logFile, contents: nil)
@@ -56,4 +58,3 @@ package final class EdgeProcess: @unchecked Sendable {
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
     }
 }
-

@@ -80,7 +80,8 @@ package func expectStatus(
 package enum Binary {
     package static var path: String? {
         if let explicit = ProcessInfo.processInfo.environment["COALITION_BINARY"] { return explicit }
-        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("coalition")
+        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent(
+            "coalition")
         if FileManager.default.isExecutableFile(atPath: beside.path) { return beside.path }
         let debug = Repository.root.appendingPathComponent(".build/debug/coalition")
         return FileManager.default.isExecutableFile(atPath: debug.path) ? debug.path : nil
@@ -101,7 +102,9 @@ package enum Binary {
         let errorData = errors.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
-            throw ProcessFailure("coalition \(arguments.joined(separator: " ")) exited \(process.terminationStatus): \(String(decoding: errorData, as: UTF8.self))")
+            throw ProcessFailure(
+                "coalition \(arguments.joined(separator: " ")) exited \(process.terminationStatus): \(String(decoding: errorData, as: UTF8.self))"
+            )
         }
         return String(decoding: data, as: UTF8.self)
     }
@@ -111,7 +114,6 @@ package struct ProcessFailure: Error, CustomStringConvertible {
     package let description: String
     package init(_ description: String) { self.description = description }
 }
-
 
 /// Bytes sent and received as they are: a client that puts arbitrary (truncated, bit-flipped)
 /// bodies on the wire.
@@ -127,7 +129,8 @@ package struct RawBytesCodec: MessageSerializer, MessageDeserializer {
 
 extension GRPCClient {
     /// Sends `body` as the request message of `service/method` and returns the response bytes.
-    package func raw(_ body: [UInt8], service: String, method: String, metadata: Metadata = [:]) async throws -> [UInt8] {
+    package func raw(_ body: [UInt8], service: String, method: String, metadata: Metadata = [:]) async throws -> [UInt8]
+    {
         try await unary(
             request: ClientRequest(message: body, metadata: metadata),
             descriptor: MethodDescriptor(fullyQualifiedService: service, method: method),
@@ -142,7 +145,9 @@ package func corruptions(of bytes: [UInt8], samples: Int = 64) -> [(name: String
     guard !bytes.isEmpty else { return [] }
     let step = max(1, bytes.count / samples)
     var result: [(String, [UInt8])] = []
-    for length in stride(from: 1, to: bytes.count, by: step) { result.append(("truncated to \(length) of \(bytes.count) bytes", Array(bytes.prefix(length)))) }
+    for length in stride(from: 1, to: bytes.count, by: step) {
+        result.append(("truncated to \(length) of \(bytes.count) bytes", Array(bytes.prefix(length))))
+    }
     for position in stride(from: 0, to: bytes.count, by: step) {
         for bit in [0, 7] {
             var flipped = bytes

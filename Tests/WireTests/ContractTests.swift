@@ -7,17 +7,29 @@ import Wire
 
 @Suite("Wire contract")
 struct ContractTests {
-    @Test("services and their methods", arguments: [
-        ("coalition.edge.v1.Points", Coalition_Edge_V1_Points.Method.descriptors,
-         ["Enroll", "LookupMember", "Earn", "PreviewRedeem", "Redeem", "Reverse", "GetBalance", "History"]),
-        ("coalition.edge.v1.Parking", Coalition_Edge_V1_Parking.Method.descriptors, ["Quote", "Pay"]),
-        ("coalition.sync.v1.Sync", Coalition_Sync_V1_Sync.Method.descriptors,
-         ["Push", "Pull", "AuthorizeRedeem", "ReleaseHold", "Recover"]),
-        ("coalition.ops.v1.Ops", Coalition_Ops_V1_Ops.Method.descriptors,
-         ["ListSites", "SetSiteStatus", "ListConflicts", "GetMember", "MemberHistory", "AdjustMember", "ValidateProgram",
-          "PublishProgram", "ListPrograms", "CloseSettlement", "GetSettlement", "ExportSettlement", "RunExpiry",
-          "ListExpiryReminders"]),
-    ] as [(String, [MethodDescriptor], [String])])
+    @Test(
+        "services and their methods",
+        arguments: [
+            (
+                "coalition.edge.v1.Points", Coalition_Edge_V1_Points.Method.descriptors,
+                ["Enroll", "LookupMember", "Earn", "PreviewRedeem", "Redeem", "Reverse", "GetBalance", "History"]
+            ),
+            ("coalition.edge.v1.Parking", Coalition_Edge_V1_Parking.Method.descriptors, ["Quote", "Pay"]),
+            (
+                "coalition.sync.v1.Sync", Coalition_Sync_V1_Sync.Method.descriptors,
+                ["Push", "Pull", "AuthorizeRedeem", "ReleaseHold", "Recover"]
+            ),
+            (
+                "coalition.ops.v1.Ops", Coalition_Ops_V1_Ops.Method.descriptors,
+                [
+                    "ListSites", "SetSiteStatus", "ListConflicts", "GetMember", "MemberHistory", "AdjustMember",
+                    "ValidateProgram",
+                    "PublishProgram", "ListPrograms", "CloseSettlement", "GetSettlement", "ExportSettlement",
+                    "RunExpiry",
+                    "ListExpiryReminders",
+                ]
+            ),
+        ] as [(String, [MethodDescriptor], [String])])
     func methods(_ service: String, _ descriptors: [MethodDescriptor], _ names: [String]) {
         #expect(Set(descriptors.map(\.service.fullyQualifiedService)) == [service])
         #expect(descriptors.map(\.method) == names)

@@ -49,7 +49,9 @@ struct ProgramDocumentParserTests {
         #expect(try earn("office-management", 10_000) == 50)
         let quote = try RedeemCalculator.quote(
             program: program,
-            input: RedeemInput(merchant: MerchantID("mall-cafe")!, bill: Money(minorUnits: 10_000), requestedPoints: .zero, availablePoints: Points(100_000)))
+            input: RedeemInput(
+                merchant: MerchantID("mall-cafe")!, bill: Money(minorUnits: 10_000), requestedPoints: .zero,
+                availablePoints: Points(100_000)))
         #expect(quote.points == Points(5000))
         #expect(quote.value == Money(minorUnits: 5000))
     }
@@ -62,13 +64,15 @@ struct ProgramDocumentParserTests {
         #expect(try ProgramDocumentParser.load(json) == ProgramDocumentParser.load(Self.example()))
     }
 
-    @Test("broken files are refused with a message that says where", arguments: [
-        ("program: [unclosed", "not valid YAML or JSON: line"),
-        ("", "the document is empty"),
-        (Self.aliasBomb, "more than 100000 values"),
-        ("a: 1\na: 2\n", "duplicated keys"),
-        ("? [a, b]\n: 1\n", "a mapping key must be a plain value"),
-    ])
+    @Test(
+        "broken files are refused with a message that says where",
+        arguments: [
+            ("program: [unclosed", "not valid YAML or JSON: line"),
+            ("", "the document is empty"),
+            (Self.aliasBomb, "more than 100000 values"),
+            ("a: 1\na: 2\n", "duplicated keys"),
+            ("? [a, b]\n: 1\n", "a mapping key must be a plain value"),
+        ])
     func refusesBrokenText(_ text: String, _ words: String) {
         #expect {
             try ProgramDocumentParser.load(Array(text.utf8))
@@ -95,7 +99,9 @@ struct ProgramDocumentParserTests {
         #expect {
             try ProgramDocumentParser.load(Array(text.utf8))
         } throws: { error in
-            (error as? ProgramErrors)?.errors.contains { $0.path == "redeem.maximum_bill_share" && $0.message.contains("negative") } ?? false
+            (error as? ProgramErrors)?.errors.contains {
+                $0.path == "redeem.maximum_bill_share" && $0.message.contains("negative")
+            } ?? false
         }
     }
 
@@ -118,7 +124,8 @@ struct ProgramDocumentParserTests {
         case .scalar(let text): return quote(text)
         case .null: return "null"
         case .list(let items): return "[" + items.map(json).joined(separator: ",") + "]"
-        case .map(let entries): return "{" + entries.map { quote($0.key) + ":" + json($0.value) }.joined(separator: ",") + "}"
+        case .map(let entries):
+            return "{" + entries.map { quote($0.key) + ":" + json($0.value) }.joined(separator: ",") + "}"
         }
     }
 }

@@ -84,7 +84,8 @@ enum BillValidation {
                 "must be at most \(limits.transactionAmountMax) minor units (found \(amount))")
         }
         guard lines.count <= limits.linesMax else {
-            throw CalculationError(.invalidInput, field: "lines", "at most \(limits.linesMax) lines (found \(lines.count))")
+            throw CalculationError(
+                .invalidInput, field: "lines", "at most \(limits.linesMax) lines (found \(lines.count))")
         }
         guard !lines.isEmpty else { return }
         var total = Money.zero
@@ -103,7 +104,9 @@ enum BillValidation {
     }
 
     /// The lines of a bill, with a single line of the merchant's category when none were given.
-    static func effectiveLines(amount: Money, lines: [SaleLine], merchant: Merchant) -> [(category: Category, amount: Money)] {
+    static func effectiveLines(amount: Money, lines: [SaleLine], merchant: Merchant) -> [(
+        category: Category, amount: Money
+    )] {
         if lines.isEmpty { return [(merchant.category, amount)] }
         return lines.map { ($0.category ?? merchant.category, $0.amount) }
     }

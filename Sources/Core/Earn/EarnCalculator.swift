@@ -8,7 +8,9 @@ package struct MemberEarnState: Hashable, Sendable {
     /// The member's current streak of consecutive days with an earn.
     package var streak: Streak?
 
-    package init(tier: TierID, birthMonth: Int? = nil, lastEarnByFormat: [Format: Timestamp] = [:], streak: Streak? = nil) {
+    package init(
+        tier: TierID, birthMonth: Int? = nil, lastEarnByFormat: [Format: Timestamp] = [:], streak: Streak? = nil
+    ) {
         self.tier = tier
         self.birthMonth = birthMonth
         self.lastEarnByFormat = lastEarnByFormat
@@ -134,17 +136,23 @@ package enum EarnCalculator: Sendable {
         let base = Points(Rounding.int64(Rounding.floor(lineProducts.reduce(0) { $0 + $1.product }, denominator)))
 
         var components = [
-            EarnComponent(kind: .base, points: base, description: "base \(eligibleAmount) minor units at \(site.format) rates")
+            EarnComponent(
+                kind: .base, points: base, description: "base \(eligibleAmount) minor units at \(site.format) rates")
         ]
         func add(_ kind: EarnComponentKind, _ rule: String, _ points: Points, _ text: String) {
-            if points > .zero { components.append(EarnComponent(kind: kind, ruleID: rule, points: points, description: text)) }
+            if points > .zero {
+                components.append(EarnComponent(kind: kind, ruleID: rule, points: points, description: text))
+            }
         }
 
         if tier.multiplier > .one {
-            add(.tier, tier.id.rawValue, Points((tier.multiplier - .one).floorTimes(base.value)), "\(tier.name) ×\(tier.multiplier)")
+            add(
+                .tier, tier.id.rawValue, Points((tier.multiplier - .one).floorTimes(base.value)),
+                "\(tier.name) ×\(tier.multiplier)")
         }
 
-        for promotion in rules.promotions where input.occurredAt >= promotion.start && input.occurredAt < promotion.end {
+        for promotion in rules.promotions where input.occurredAt >= promotion.start && input.occurredAt < promotion.end
+        {
             let filter = promotion.filter
             guard filter.sites.isEmpty || filter.sites.contains(site.id),
                 filter.formats.isEmpty || filter.formats.contains(site.format),
@@ -214,7 +222,9 @@ package enum EarnCalculator: Sendable {
     package static func enrollment(program: Program, hasReferrer: Bool) -> (signup: EarnResult, referral: Points) {
         let signup = program.earn.signupPoints
         var components: [EarnComponent] = []
-        if signup > .zero { components.append(EarnComponent(kind: .signup, points: signup, description: "sign-up bonus")) }
+        if signup > .zero {
+            components.append(EarnComponent(kind: .signup, points: signup, description: "sign-up bonus"))
+        }
         let referral = hasReferrer ? program.earn.referralPoints : .zero
         let result = EarnResult(
             total: signup, components: components, eligibleAmount: .zero, format: Format(unchecked: "enrollment"),

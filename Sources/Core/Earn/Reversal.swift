@@ -36,7 +36,8 @@ package enum EarnReversal: Sendable {
         }
         let refund = amount == .zero ? left : amount
         guard refund <= left else {
-            throw CalculationError(.invalidInput, field: "amount", "at most \(left) minor units are left to refund (found \(refund))")
+            throw CalculationError(
+                .invalidInput, field: "amount", "at most \(left) minor units are left to refund (found \(refund))")
         }
         let cumulative = state.refundedAmount + refund
         let owed = Rounding.floor(

@@ -68,7 +68,9 @@ package enum ExpiryCalculator: Sendable {
 
     /// Points that expire after `asOf` and within the reminder window, and when the first of them
     /// expire (nil when none).
-    package static func reminder(_ lots: [Lot], asOf: Timestamp, rules: ExpiryRules) -> (points: Points, first: Timestamp?) {
+    package static func reminder(_ lots: [Lot], asOf: Timestamp, rules: ExpiryRules) -> (
+        points: Points, first: Timestamp?
+    ) {
         let horizon = asOf.adding(milliseconds: Int64(rules.reminderDays) * Timestamp.day)
         let soon = lots.filter { $0.remaining > .zero && $0.expiresAt > asOf && $0.expiresAt <= horizon }
         return (soon.reduce(.zero) { $0 + $1.remaining }, soon.map(\.expiresAt).min())

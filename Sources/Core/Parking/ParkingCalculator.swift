@@ -62,9 +62,11 @@ package enum ParkingCalculator: Sendable {
         guard input.exit >= input.entry else {
             throw CalculationError(.invalidInput, field: "exit_at", "the exit is before the entry")
         }
-        let stay = Int64(Rounding.ceiling(Int128(input.exit.milliseconds - input.entry.milliseconds), Int128(Timestamp.minute)))
+        let stay = Int64(
+            Rounding.ceiling(Int128(input.exit.milliseconds - input.entry.milliseconds), Int128(Timestamp.minute)))
         guard stay <= stayMinutesMax else {
-            throw CalculationError(.invalidInput, field: "entry_at", "a stay is at most \(stayMinutesMax) minutes (found \(stay))")
+            throw CalculationError(
+                .invalidInput, field: "entry_at", "a stay is at most \(stayMinutesMax) minutes (found \(stay))")
         }
         var freeAvailable: Int64 = 0
         if let tierID = input.tier {
@@ -105,7 +107,8 @@ package enum ParkingCalculator: Sendable {
     ) throws(CalculationError) -> Result<ParkingPayment, Refusal> {
         guard points >= .zero, points <= quote.pointsForFullFee else {
             throw CalculationError(
-                .invalidInput, field: "points", "must be between 0 and \(quote.pointsForFullFee) for this fee (found \(points))")
+                .invalidInput, field: "points",
+                "must be between 0 and \(quote.pointsForFullFee) for this fee (found \(points))")
         }
         guard points <= available else { return .failure(.insufficientPoints) }
         let value = min(quote.fee, RedeemCalculator.valueOf(points, program.redeem))

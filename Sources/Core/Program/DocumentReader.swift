@@ -115,7 +115,8 @@ package final class MapReader {
 
     // MARK: Scalar conversions
 
-    package static func scalar(_ node: DocumentNode, at path: DocumentPath, diagnostics: DocumentDiagnostics) -> String? {
+    package static func scalar(_ node: DocumentNode, at path: DocumentPath, diagnostics: DocumentDiagnostics) -> String?
+    {
         guard case .scalar(let text) = node else {
             diagnostics.fail(path, "expected a single value, found \(node.kindName)")
             return nil
@@ -171,7 +172,8 @@ package final class MapReader {
         guard let text = scalar(node, at: path, diagnostics: diagnostics) else { return nil }
         guard let rate = Rate(parsing: text) else {
             diagnostics.fail(
-                path, "'\(text)' is not an exact decimal (write it like \"0.5\", at most \(Rate.fractionDigitsMax) decimals)")
+                path,
+                "'\(text)' is not an exact decimal (write it like \"0.5\", at most \(Rate.fractionDigitsMax) decimals)")
             return nil
         }
         guard rate >= .zero else {

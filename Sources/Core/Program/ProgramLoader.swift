@@ -34,7 +34,9 @@ package enum ProgramLoader: Sendable {
         let currency = root.map("currency").flatMap(Self.currency)
         let timeZone = root.string("time_zone", lengthMax: 64).flatMap { text -> ProgramTimeZone? in
             guard let zone = ProgramTimeZone(identifier: text) else {
-                diagnostics.fail(DocumentPath.root.key("time_zone"), "unknown time zone '\(text)' (use an IANA name such as Asia/Shanghai)")
+                diagnostics.fail(
+                    DocumentPath.root.key("time_zone"),
+                    "unknown time zone '\(text)' (use an IANA name such as Asia/Shanghai)")
                 return nil
             }
             return zone
@@ -123,7 +125,9 @@ package enum ProgramLoader: Sendable {
         _ diagnostics: DocumentDiagnostics
     ) -> [Site] {
         if items.isEmpty { diagnostics.fail(DocumentPath.root.key("sites"), "must list at least one site") }
-        if items.count > sitesMax { diagnostics.fail(DocumentPath.root.key("sites"), "lists more than \(sitesMax) sites") }
+        if items.count > sitesMax {
+            diagnostics.fail(DocumentPath.root.key("sites"), "lists more than \(sitesMax) sites")
+        }
         var sites: [Site] = []
         var seenSites: Set<SiteID> = []
         var seenMerchants: [MerchantID: SiteID] = [:]
@@ -152,7 +156,8 @@ package enum ProgramLoader: Sendable {
                     if let other = seenMerchants[merchant.id] {
                         diagnostics.fail(
                             merchantItem.path.key("id"),
-                            "merchant '\(merchant.id)' is already listed at site '\(other)'; a merchant belongs to one site")
+                            "merchant '\(merchant.id)' is already listed at site '\(other)'; a merchant belongs to one site"
+                        )
                         continue
                     }
                     seenMerchants[merchant.id] = merchant.site
@@ -168,7 +173,8 @@ package enum ProgramLoader: Sendable {
                 diagnostics.fail(map.path.key("id"), "site '\(id)' is listed twice")
                 continue
             }
-            sites.append(Site(id: id, name: name, format: format, merchants: merchants, parking: parking, offline: offline))
+            sites.append(
+                Site(id: id, name: name, format: format, merchants: merchants, parking: parking, offline: offline))
         }
         return sites
     }
@@ -184,7 +190,8 @@ package enum ProgramLoader: Sendable {
         let prices = map.map("settlement", required: false).flatMap(Self.settlementPrices)
         map.finish()
         guard let id, let name, let category, let site else { return nil }
-        return Merchant(id: id, name: name, site: site, category: category, earnRate: earnRate, settlementPrices: prices)
+        return Merchant(
+            id: id, name: name, site: site, category: category, earnRate: earnRate, settlementPrices: prices)
     }
 
     private static func parkingTariff(_ map: MapReader) -> ParkingTariff? {
@@ -199,7 +206,8 @@ package enum ProgramLoader: Sendable {
             return nil
         }
         return ParkingTariff(
-            graceMinutes: Int(grace), pricePerHour: Money(minorUnits: price), dailyCap: cap.map { Money(minorUnits: $0) })
+            graceMinutes: Int(grace), pricePerHour: Money(minorUnits: price),
+            dailyCap: cap.map { Money(minorUnits: $0) })
     }
 
     private static func earnRules(
@@ -272,7 +280,8 @@ package enum ProgramLoader: Sendable {
         map.finish()
         return EarnRules(
             baseRates: baseRates, categoryRates: categoryRates, excludedCategories: excluded, promotions: promotions,
-            crossFormat: crossFormat, birthday: birthday, signupPoints: Points(signup), referralPoints: Points(referral),
+            crossFormat: crossFormat, birthday: birthday, signupPoints: Points(signup),
+            referralPoints: Points(referral),
             streak: streak)
     }
 
@@ -394,7 +403,8 @@ package enum ProgramLoader: Sendable {
                 }
                 guard let id, let name, let threshold, let multiplier else { continue }
                 if tiers.isEmpty, threshold != 0 {
-                    diagnostics.fail(item.path.key("threshold"), "the first tier must have threshold 0 (found \(threshold))")
+                    diagnostics.fail(
+                        item.path.key("threshold"), "the first tier must have threshold 0 (found \(threshold))")
                 }
                 if let previous = tiers.last, threshold <= previous.threshold.value {
                     diagnostics.fail(

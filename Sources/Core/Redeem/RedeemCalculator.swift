@@ -8,7 +8,9 @@ package struct RedeemInput: Hashable, Sendable {
     /// Points the member may spend, as the caller knows it.
     package var availablePoints: Points
 
-    package init(merchant: MerchantID, bill: Money, lines: [SaleLine] = [], requestedPoints: Points, availablePoints: Points) {
+    package init(
+        merchant: MerchantID, bill: Money, lines: [SaleLine] = [], requestedPoints: Points, availablePoints: Points
+    ) {
         self.merchant = merchant
         self.bill = bill
         self.lines = lines
@@ -81,7 +83,8 @@ package enum RedeemCalculator: Sendable {
                 "At most \(maxByShare) points (\(rules.maximumBillShare) of the bill) can pay this bill.")
         }
         if input.requestedPoints > available {
-            return refuse(.insufficientPoints, maxPoints, "The member has \(available) points, not \(input.requestedPoints).")
+            return refuse(
+                .insufficientPoints, maxPoints, "The member has \(available) points, not \(input.requestedPoints).")
         }
         let points = input.requestedPoints == .zero ? maxPoints : normalise(input.requestedPoints, rules)
         if points < rules.minimumPoints || points == .zero {
@@ -102,14 +105,17 @@ package enum RedeemCalculator: Sendable {
     package static func valueOf(_ points: Points, _ rules: RedeemRules) -> Money {
         Money(
             minorUnits: Rounding.int64(
-                Rounding.floor(Int128(points.value) * Int128(rules.pointValueMoney.minorUnits), Int128(rules.pointValuePoints))))
+                Rounding.floor(
+                    Int128(points.value) * Int128(rules.pointValueMoney.minorUnits), Int128(rules.pointValuePoints))))
     }
 
     /// The most points whose value does not exceed `money`: floor(money × points / money-per-value).
     package static func pointsBuying(_ money: Money, _ rules: RedeemRules) -> Points {
         Points(
             Rounding.int64(
-                Rounding.floor(Int128(money.minorUnits) * Int128(rules.pointValuePoints), Int128(rules.pointValueMoney.minorUnits))))
+                Rounding.floor(
+                    Int128(money.minorUnits) * Int128(rules.pointValuePoints), Int128(rules.pointValueMoney.minorUnits))
+            ))
     }
 
     /// The fewest points that cover `money` in full: ceiling(money × points / money-per-value).
@@ -117,7 +123,8 @@ package enum RedeemCalculator: Sendable {
         Points(
             Rounding.int64(
                 Rounding.ceiling(
-                    Int128(money.minorUnits) * Int128(rules.pointValuePoints), Int128(rules.pointValueMoney.minorUnits))))
+                    Int128(money.minorUnits) * Int128(rules.pointValuePoints), Int128(rules.pointValueMoney.minorUnits))
+            ))
     }
 
     /// The fewest points with the same value as `points`, so no point buys a fraction of a minor unit.

@@ -82,21 +82,29 @@ package struct Settlement: Hashable, Sendable {
 /// line is rounded once, and totals are sums of rounded lines.
 package enum SettlementCalculator: Sendable {
     package static func settle(
-        activities: [MerchantActivity], prices: (MerchantActivity) -> SettlementPrices?, expired: Points, breakagePrice: Rate
+        activities: [MerchantActivity], prices: (MerchantActivity) -> SettlementPrices?, expired: Points,
+        breakagePrice: Rate
     ) throws(CalculationError) -> Settlement {
         var merchants: [MerchantSettlement] = []
         var journal: [JournalLine] = []
         for activity in activities.sorted(by: { $0.merchant < $1.merchant }) {
             guard let price = prices(activity) else {
-                throw CalculationError(.unknownReference, field: "merchant", "no settlement prices for '\(activity.merchant)'")
+                throw CalculationError(
+                    .unknownReference, field: "merchant", "no settlement prices for '\(activity.merchant)'")
             }
             let payable = Money(minorUnits: price.issuePrice.halfEvenTimes((activity.issued - activity.reversed).value))
-            let receivable = Money(minorUnits: price.redeemPrice.halfEvenTimes((activity.redeemed + activity.parking).value))
+            let receivable = Money(
+                minorUnits: price.redeemPrice.halfEvenTimes((activity.redeemed + activity.parking).value))
             let riskCharge = Money(minorUnits: price.redeemPrice.halfEvenTimes(activity.risk.value))
             let account = "merchant:\(activity.merchant)"
-            journal.append(JournalLine(debit: account, credit: "platform:points_fund", amount: payable, memo: "points issued"))
-            journal.append(JournalLine(debit: "platform:points_fund", credit: account, amount: receivable, memo: "points redeemed"))
-            journal.append(JournalLine(debit: account, credit: "platform:risk_recovered", amount: riskCharge, memo: "offline risk"))
+            journal.append(
+                JournalLine(debit: account, credit: "platform:points_fund", amount: payable, memo: "points issued"))
+            journal.append(
+                JournalLine(debit: "platform:points_fund", credit: account, amount: receivable, memo: "points redeemed")
+            )
+            journal.append(
+                JournalLine(debit: account, credit: "platform:risk_recovered", amount: riskCharge, memo: "offline risk")
+            )
             merchants.append(
                 MerchantSettlement(
                     activity: activity, prices: price, payable: payable, receivable: receivable, riskCharge: riskCharge,
@@ -105,10 +113,13 @@ package enum SettlementCalculator: Sendable {
         let spread = merchants.reduce(Money.zero) { $0 + $1.payable - $1.receivable }
         let risk = merchants.reduce(Money.zero) { $0 + $1.riskCharge }
         let breakage = Money(minorUnits: breakagePrice.halfEvenTimes(expired.value))
-        journal.append(JournalLine(debit: "platform:points_fund", credit: "platform:breakage", amount: breakage, memo: "points expired"))
+        journal.append(
+            JournalLine(
+                debit: "platform:points_fund", credit: "platform:breakage", amount: breakage, memo: "points expired"))
         return Settlement(
             merchants: merchants,
-            platform: PlatformSettlement(spread: spread, breakage: breakage, risk: risk, net: spread + risk, expiredPoints: expired),
+            platform: PlatformSettlement(
+                spread: spread, breakage: breakage, risk: risk, net: spread + risk, expiredPoints: expired),
             journal: journal.filter { $0.amount != .zero })
     }
 }

@@ -37,7 +37,9 @@ package enum TierCalculator: Sendable {
     /// The status after a posting on `day` that brought the member's qualifying points to
     /// `qualifying`: an upgrade when a higher tier is reached (with a new review date a full review
     /// period away), otherwise unchanged. Never a downgrade.
-    package static func afterPosting(_ rules: TierRules, status: TierStatus, qualifying: Points, on day: CivilDate) -> TierStatus {
+    package static func afterPosting(_ rules: TierRules, status: TierStatus, qualifying: Points, on day: CivilDate)
+        -> TierStatus
+    {
         let eligible = eligibleTier(rules, qualifying: qualifying)
         guard rank(rules, eligible.id) > rank(rules, status.tier) else { return status }
         return TierStatus(tier: eligible.id, reviewDate: day.adding(months: rules.reviewMonths))
@@ -46,7 +48,9 @@ package enum TierCalculator: Sendable {
     /// The status at a review on `day`: when the review date has come, the tier becomes the
     /// eligible one (down or up) and the next review is moved forward by whole review periods
     /// until it is after `day`; before the review date, unchanged.
-    package static func atReview(_ rules: TierRules, status: TierStatus, qualifying: Points, on day: CivilDate) -> TierStatus {
+    package static func atReview(_ rules: TierRules, status: TierStatus, qualifying: Points, on day: CivilDate)
+        -> TierStatus
+    {
         guard day >= status.reviewDate else { return status }
         var next = status.reviewDate
         var periods = 0
@@ -60,7 +64,8 @@ package enum TierCalculator: Sendable {
     /// The first instant of the rolling qualifying window ending on `day`: the day after the same
     /// date `qualifyingMonths` earlier, at local midnight. (On 2026-11-23 the window is
     /// 2025-11-24 through 2026-11-23.)
-    package static func windowStart(_ rules: TierRules, timeZone: ProgramTimeZone, endingOn day: CivilDate) -> Timestamp {
+    package static func windowStart(_ rules: TierRules, timeZone: ProgramTimeZone, endingOn day: CivilDate) -> Timestamp
+    {
         timeZone.startOfDay(day.adding(months: -rules.qualifyingMonths).adding(days: 1))
     }
 

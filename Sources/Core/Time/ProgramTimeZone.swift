@@ -1,6 +1,6 @@
 import struct Foundation.Date
-import struct Foundation.TimeZone
 import typealias Foundation.TimeInterval
+import struct Foundation.TimeZone
 
 /// The program's time zone: where its days begin and end (promotion windows, birthday months,
 /// streaks, expiry at the end of a month, settlement periods).

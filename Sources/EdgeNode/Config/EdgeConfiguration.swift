@@ -148,7 +148,8 @@ extension EdgeConfiguration {
             var timings: [String: Int] = [:]
             for (name, range) in [
                 ("authorize_deadline_ms", 1...60_000), ("push_batch_max", 1...10_000), ("pull_page_size", 1...10_000),
-                ("sync_interval_ms", 10...3_600_000), ("backoff_initial_ms", 1...600_000), ("backoff_max_ms", 1...3_600_000),
+                ("sync_interval_ms", 10...3_600_000), ("backoff_initial_ms", 1...600_000),
+                ("backoff_max_ms", 1...3_600_000),
                 ("call_timeout_ms", 100...600_000),
             ] as [(String, ClosedRange<Int64>)] {
                 if let value = g.integer(name, in: range, required: false) { timings[name] = Int(value) }
@@ -160,7 +161,8 @@ extension EdgeConfiguration {
                     var link = GatewayLink(
                         host: host, port: port, caCertificatePath: resolve(ca), certificatePath: resolve(certificate),
                         privateKeyPath: resolve(key))
-                    link.authorizeDeadlineMilliseconds = timings["authorize_deadline_ms"] ?? link.authorizeDeadlineMilliseconds
+                    link.authorizeDeadlineMilliseconds =
+                        timings["authorize_deadline_ms"] ?? link.authorizeDeadlineMilliseconds
                     link.pushBatchMax = timings["push_batch_max"] ?? link.pushBatchMax
                     link.pullPageSize = timings["pull_page_size"] ?? link.pullPageSize
                     link.syncIntervalMilliseconds = timings["sync_interval_ms"] ?? link.syncIntervalMilliseconds
@@ -169,7 +171,9 @@ extension EdgeConfiguration {
                     link.callTimeoutMilliseconds = timings["call_timeout_ms"] ?? link.callTimeoutMilliseconds
                     gateway = link
                 } catch {
-                    diagnostics.fail(DocumentPath.root.key("gateway").key("address"), "must be host:port, for example gateway.example:7443")
+                    diagnostics.fail(
+                        DocumentPath.root.key("gateway").key("address"),
+                        "must be host:port, for example gateway.example:7443")
                 }
             }
         }
@@ -178,7 +182,9 @@ extension EdgeConfiguration {
             let certificate = t.string("certificate", lengthMax: 4096)
             let key = t.string("private_key", lengthMax: 4096)
             t.finish()
-            if let certificate, let key { tls = ServerTLSFiles(certificatePath: resolve(certificate), privateKeyPath: resolve(key)) }
+            if let certificate, let key {
+                tls = ServerTLSFiles(certificatePath: resolve(certificate), privateKeyPath: resolve(key))
+            }
         }
         var limits = EdgeLimits()
         if let l = root.map("limits", required: false) {

@@ -59,6 +59,7 @@ extension ParkingService {
         guard exit > 0 else { throw .invalid("exit_at_ms", "must be a Unix time in milliseconds (found \(exit))") }
         guard exit >= entry else { throw .invalid("exit_at_ms", "the exit is before the entry") }
         return EdgeLedger.ParkingStay(
-            ticket: ticket, member: memberID, entry: Timestamp(milliseconds: entry), exit: Timestamp(milliseconds: exit))
+            ticket: ticket, member: memberID, entry: Timestamp(milliseconds: entry), exit: Timestamp(milliseconds: exit)
+        )
     }
 }

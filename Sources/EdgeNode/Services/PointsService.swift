@@ -30,7 +30,8 @@ extension PointsService {
             guard let phone = PhoneNumber(message.phone) else { throw ServiceError.invalid("phone", PhoneNumber.rule) }
             let card = try RequestValidation.printable(message.cardNumber, field: "card_number", maximum: 32)
             guard (0...12).contains(message.birthMonth) else {
-                throw ServiceError.invalid("birth_month", "must be 1 to 12, or 0 when unknown (found \(message.birthMonth))")
+                throw ServiceError.invalid(
+                    "birth_month", "must be 1 to 12, or 0 when unknown (found \(message.birthMonth))")
             }
             let referrer =
                 message.referrerMemberID.isEmpty
@@ -101,7 +102,9 @@ extension PointsService {
             let requestID = try RequestValidation.requestID(message.requestID)
             try RequestValidation.merchant(message.merchantID, terminal: merchant)
             let member = try RequestValidation.member(message.memberID)
-            guard message.points > 0 else { throw ServiceError.invalid("points", "must be greater than 0 (found \(message.points))") }
+            guard message.points > 0 else {
+                throw ServiceError.invalid("points", "must be greater than 0 (found \(message.points))")
+            }
             let lines = try message.lines.core(maximum: ledger.program.program.limits.linesMax)
             return try await ledger.redeem(
                 EdgeLedger.Redeem(
@@ -116,11 +119,13 @@ extension PointsService {
     ) async throws -> ServerResponse<Coalition_Edge_V1_ReverseResponse> {
         try await handle(request) { merchant, message, bytes in
             let requestID = try RequestValidation.requestID(message.requestID)
-            let original = try RequestValidation.transaction(message.originalTransactionID, field: "original_transaction_id")
+            let original = try RequestValidation.transaction(
+                message.originalTransactionID, field: "original_transaction_id")
             let reason = try RequestValidation.text(message.reason, field: "reason", maximum: 200)
             let limit = ledger.program.program.limits.transactionAmountMax
             guard message.amountMinor >= 0, message.amountMinor <= limit.minorUnits else {
-                throw ServiceError.invalid("amount_minor", "must be between 0 and \(limit) (found \(message.amountMinor))")
+                throw ServiceError.invalid(
+                    "amount_minor", "must be between 0 and \(limit) (found \(message.amountMinor))")
             }
             return try await ledger.reverse(
                 EdgeLedger.Reverse(

@@ -11,7 +11,9 @@ enum RequestValidation {
 
     static func member(_ text: String, field: String = "member_id") throws(ServiceError) -> MemberID {
         guard !text.isEmpty else { throw .invalid(field, "is required") }
-        guard let id = MemberID(text) else { throw .invalid(field, "must be a 26-character member id (Crockford base32)") }
+        guard let id = MemberID(text) else {
+            throw .invalid(field, "must be a 26-character member id (Crockford base32)")
+        }
         return id
     }
 

@@ -41,14 +41,17 @@ package final class TerminalRegistry: Sendable {
     package func issue(merchant: MerchantID, terminalID: String) throws -> String {
         var generator = SystemRandomNumberGenerator()
         let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
-        let token = "ct_" + Data(bytes).base64EncodedString()
+        let token =
+            "ct_"
+            + Data(bytes).base64EncodedString()
             .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
             .replacingOccurrences(of: "=", with: "")
         let now = clock.now()
         do {
             try pool.write { db in
                 try db.execute(
-                    sql: "INSERT INTO terminals (token_hash, terminal_id, merchant_id, created_at_ms) VALUES (?, ?, ?, ?)",
+                    sql:
+                        "INSERT INTO terminals (token_hash, terminal_id, merchant_id, created_at_ms) VALUES (?, ?, ?, ?)",
                     arguments: [Self.hash(token), terminalID, merchant.rawValue, now.milliseconds])
             }
         } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
@@ -74,12 +77,15 @@ package final class TerminalRegistry: Sendable {
     package func list() throws -> [Terminal] {
         try pool.read { db in
             try Row.fetchAll(
-                db, sql: "SELECT terminal_id, merchant_id, created_at_ms, revoked_at_ms FROM terminals ORDER BY created_at_ms, terminal_id"
+                db,
+                sql:
+                    "SELECT terminal_id, merchant_id, created_at_ms, revoked_at_ms FROM terminals ORDER BY created_at_ms, terminal_id"
             ).map { row in
                 let revoked: Int64? = row["revoked_at_ms"]
                 return Terminal(
                     id: row["terminal_id"], merchant: MerchantID(unchecked: row["merchant_id"]),
-                    createdAt: Timestamp(milliseconds: row["created_at_ms"]), revokedAt: revoked.map(Timestamp.init(milliseconds:)))
+                    createdAt: Timestamp(milliseconds: row["created_at_ms"]),
+                    revokedAt: revoked.map(Timestamp.init(milliseconds:)))
             }
         }
     }
@@ -98,7 +104,8 @@ package final class TerminalRegistry: Sendable {
         if let cached = cache.withLock({ $0[hash] }), cached.until > now { return cached.merchant }
         let merchant: String? = try await pool.read { db in
             try String.fetchOne(
-                db, sql: "SELECT merchant_id FROM terminals WHERE token_hash = ? AND revoked_at_ms IS NULL", arguments: [hash])
+                db, sql: "SELECT merchant_id FROM terminals WHERE token_hash = ? AND revoked_at_ms IS NULL",
+                arguments: [hash])
         }
         guard let merchant, let id = MerchantID(merchant) else {
             throw ServiceError(.unauthenticated, "the terminal token is unknown or revoked")

@@ -174,7 +174,8 @@ package struct EdgeDatabase: Sendable {
         migrator.registerMigration("2026-11-23 edge merged index v1") { db in
             // A balance sums the deltas of the member and of the records merged into it: without
             // this index that lookup scanned the whole replica on every earn.
-            try db.execute(sql: "CREATE INDEX members_by_merged_into ON members (merged_into) WHERE merged_into IS NOT NULL")
+            try db.execute(
+                sql: "CREATE INDEX members_by_merged_into ON members (merged_into) WHERE merged_into IS NOT NULL")
         }
         return migrator
     }

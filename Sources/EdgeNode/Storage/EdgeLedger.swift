@@ -135,8 +135,12 @@ package final class EdgeLedger: Sendable {
         let limits = self.limits
         return try await write { db in
             let tx = LedgerTransaction(db: db, limits: limits)
-            if let stored = try tx.storedAnswer(command.key) { return try Coalition_Edge_V1_EnrollResponse(serializedBytes: stored) }
-            if let existing = try Row.fetchOne(db, sql: "SELECT member_id FROM members WHERE phone_hash = ?", arguments: [hash]) {
+            if let stored = try tx.storedAnswer(command.key) {
+                return try Coalition_Edge_V1_EnrollResponse(serializedBytes: stored)
+            }
+            if let existing = try Row.fetchOne(
+                db, sql: "SELECT member_id FROM members WHERE phone_hash = ?", arguments: [hash])
+            {
                 let id: String = existing["member_id"]
                 guard let member = try tx.member(MemberID(id)!) else { preconditionFailure("member row vanished") }
                 var response = Coalition_Edge_V1_EnrollResponse()
@@ -159,8 +163,12 @@ package final class EdgeLedger: Sendable {
             let bonus = EarnCalculator.enrollment(program: program, hasReferrer: command.referrer != nil)
             let status = TierCalculator.initial(program.tiers, enrolledOn: program.timeZone.date(of: now))
             try db.execute(
-                sql: "INSERT INTO members (member_id, phone_hash, card_number, tier, birth_month, enrolled_at_ms) VALUES (?, ?, ?, ?, ?, ?)",
-                arguments: [member.description, hash, command.cardNumber, status.tier.rawValue, command.birthMonth, now.milliseconds])
+                sql:
+                    "INSERT INTO members (member_id, phone_hash, card_number, tier, birth_month, enrolled_at_ms) VALUES (?, ?, ?, ?, ?, ?)",
+                arguments: [
+                    member.description, hash, command.cardNumber, status.tier.rawValue, command.birthMonth,
+                    now.milliseconds,
+                ])
 
             var record = Coalition_Sync_V1_Enrollment()
             record.memberID = member.description
@@ -213,7 +221,9 @@ package final class EdgeLedger: Sendable {
     }
 
     /// Core's field names in the terms of the earn and redeem requests.
-    static let billFields = ["amount": "amount_minor", "bill": "bill_amount_minor", "merchant": "merchant_id", "tier": "member_id"]
+    static let billFields = [
+        "amount": "amount_minor", "bill": "bill_amount_minor", "merchant": "merchant_id", "tier": "member_id",
+    ]
 
     package func earn(_ command: Earn) async throws -> Coalition_Edge_V1_EarnResponse {
         let (version, program) = programPair
@@ -221,7 +231,9 @@ package final class EdgeLedger: Sendable {
         let limits = self.limits
         return try await write { db in
             let tx = LedgerTransaction(db: db, limits: limits)
-            if let stored = try tx.storedAnswer(command.key) { return try Coalition_Edge_V1_EarnResponse(serializedBytes: stored) }
+            if let stored = try tx.storedAnswer(command.key) {
+                return try Coalition_Edge_V1_EarnResponse(serializedBytes: stored)
+            }
             guard let member = try tx.member(command.member) else {
                 throw ServiceError.notFound("member_id", "no member '\(command.member)' is known at this site")
             }
@@ -298,7 +310,9 @@ package final class EdgeLedger: Sendable {
         // A retry of an answered request gets its first answer, before anything is quoted again
         // (the first redemption already spent the points) or the centre is asked for a new hold.
         let limits = self.limits
-        if let stored = try await database.pool.read({ db in try LedgerTransaction(db: db, limits: limits).storedAnswer(command.key) }) {
+        if let stored = try await database.pool.read({ db in
+            try LedgerTransaction(db: db, limits: limits).storedAnswer(command.key)
+        }) {
             return try Coalition_Edge_V1_RedeemResponse(serializedBytes: stored)
         }
         // Validate and quote against the locally known balance before asking anyone.
@@ -310,7 +324,8 @@ package final class EdgeLedger: Sendable {
         let transaction = TransactionID(time: clock.now(), using: &generator)
         let online = await authorizer.authorize(
             AuthorizationRequest(
-                member: command.member, merchant: command.key.merchant, points: preview.points, transaction: transaction,
+                member: command.member, merchant: command.key.merchant, points: preview.points,
+                transaction: transaction,
                 requestID: command.key.requestID, unacknowledged: unacknowledged))
         switch online {
         case .declined(let refusal, let message):
@@ -348,7 +363,9 @@ package final class EdgeLedger: Sendable {
         let site = self.site
         return try await write { db in
             let tx = LedgerTransaction(db: db, limits: limits)
-            if let stored = try tx.storedAnswer(command.key) { return try Coalition_Edge_V1_RedeemResponse(serializedBytes: stored) }
+            if let stored = try tx.storedAnswer(command.key) {
+                return try Coalition_Edge_V1_RedeemResponse(serializedBytes: stored)
+            }
             guard let member = try tx.member(command.member) else {
                 throw ServiceError.notFound("member_id", "no member '\(command.member)' is known at this site")
             }
@@ -368,7 +385,8 @@ package final class EdgeLedger: Sendable {
             }
             if let refusal = quote.refusal { throw ServiceError.refused(refusal, quote.message) }
             if case .floorLimit = authorization {
-                try Self.checkOffline(tx, program: program, site: site, member: member.id, points: quote.points, now: now, today: today)
+                try Self.checkOffline(
+                    tx, program: program, site: site, member: member.id, points: quote.points, now: now, today: today)
             }
             var record = Coalition_Sync_V1_RedeemRecord()
             record.memberID = member.id.description
@@ -404,7 +422,8 @@ package final class EdgeLedger: Sendable {
         today: CivilDate
     ) throws {
         guard let limits = program.site(site)?.offline else {
-            throw ServiceError(.failedPrecondition, "this site is not in the program; offline redemption is not possible")
+            throw ServiceError(
+                .failedPrecondition, "this site is not in the program; offline redemption is not possible")
         }
         let situation = OfflineSituation(
             points: points, memberRedeemedToday: try tx.offlineRedeemed(member: member, on: today),
@@ -434,13 +453,18 @@ package final class EdgeLedger: Sendable {
         let limits = self.limits
         return try await write { db in
             let tx = LedgerTransaction(db: db, limits: limits)
-            if let stored = try tx.storedAnswer(command.key) { return try Coalition_Edge_V1_ReverseResponse(serializedBytes: stored) }
+            if let stored = try tx.storedAnswer(command.key) {
+                return try Coalition_Edge_V1_ReverseResponse(serializedBytes: stored)
+            }
             guard
                 let original = try Row.fetchOne(
-                    db, sql: "SELECT kind, merchant_id, member_id, points, amount_minor FROM outbox WHERE transaction_id = ?",
+                    db,
+                    sql:
+                        "SELECT kind, merchant_id, member_id, points, amount_minor FROM outbox WHERE transaction_id = ?",
                     arguments: [command.original.description])
             else {
-                throw ServiceError.notFound("original_transaction_id", "no transaction '\(command.original)' was made at this site")
+                throw ServiceError.notFound(
+                    "original_transaction_id", "no transaction '\(command.original)' was made at this site")
             }
             let merchant: String = original["merchant_id"]
             guard merchant == command.key.merchant.rawValue else {
@@ -454,7 +478,8 @@ package final class EdgeLedger: Sendable {
             let originalPoints = Points(original["points"])
             let previous = try Row.fetchOne(
                 db,
-                sql: "SELECT COALESCE(SUM(amount_minor), 0) AS amount, COALESCE(SUM(points), 0) AS points, COUNT(*) AS count FROM outbox WHERE kind = 'reverse' AND original_transaction_id = ?",
+                sql:
+                    "SELECT COALESCE(SUM(amount_minor), 0) AS amount, COALESCE(SUM(points), 0) AS points, COUNT(*) AS count FROM outbox WHERE kind = 'reverse' AND original_transaction_id = ?",
                 arguments: [command.original.description])
             let refundedAmount = Money(minorUnits: previous?["amount"] ?? 0)
             let reversedPoints = Points(previous?["points"] ?? 0)
@@ -488,7 +513,8 @@ package final class EdgeLedger: Sendable {
                 delta = -originalPoints
                 refunded = .zero
             default:
-                throw ServiceError.refused(.notReversible, "A transaction of kind '\(kind)' cannot be reversed at a till.")
+                throw ServiceError.refused(
+                    .notReversible, "A transaction of kind '\(kind)' cannot be reversed at a till.")
             }
             var generator = SystemRandomNumberGenerator()
             let transaction = TransactionID(time: now, using: &generator)
@@ -551,21 +577,27 @@ package final class EdgeLedger: Sendable {
         }
     }
 
-    package func parkingPay(_ stay: ParkingStay, points: Points, key: RequestKey) async throws -> Coalition_Edge_V1_ParkingPayResponse {
+    package func parkingPay(_ stay: ParkingStay, points: Points, key: RequestKey) async throws
+        -> Coalition_Edge_V1_ParkingPayResponse
+    {
         let (version, program) = programPair
         let site = self.site
         let limits = self.limits
         let now = clock.now()
         return try await write { db in
             let tx = LedgerTransaction(db: db, limits: limits)
-            if let stored = try tx.storedAnswer(key) { return try Coalition_Edge_V1_ParkingPayResponse(serializedBytes: stored) }
+            if let stored = try tx.storedAnswer(key) {
+                return try Coalition_Edge_V1_ParkingPayResponse(serializedBytes: stored)
+            }
             let (quote, balance) = try Self.priceStay(tx, stay, program: program, site: site, now: now)
             guard stay.member != nil || points == .zero else {
                 throw ServiceError.invalid("member_id", "points can pay a fee only for a member")
             }
             let payment: ParkingPayment
             do {
-                switch try ParkingCalculator.pay(program: program, quote: quote, points: points, available: max(.zero, balance)) {
+                switch try ParkingCalculator.pay(
+                    program: program, quote: quote, points: points, available: max(.zero, balance))
+                {
                 case .success(let paid): payment = paid
                 case .failure(let refusal):
                     throw ServiceError.refused(refusal, "The member has \(max(.zero, balance)) points, not \(points).")
@@ -586,7 +618,8 @@ package final class EdgeLedger: Sendable {
                 return response
             }
             if payment.points > .zero {
-                try Self.checkOffline(tx, program: program, site: site, member: member, points: payment.points, now: now, today: today)
+                try Self.checkOffline(
+                    tx, program: program, site: site, member: member, points: payment.points, now: now, today: today)
             }
             var generator = SystemRandomNumberGenerator()
             let transaction = TransactionID(time: now, using: &generator)
@@ -632,7 +665,9 @@ package final class EdgeLedger: Sendable {
         }
         do {
             let quote = try ParkingCalculator.quote(
-                program: program, input: ParkingInput(site: site, entry: stay.entry, exit: stay.exit, tier: tier, freeMinutesUsedToday: used))
+                program: program,
+                input: ParkingInput(
+                    site: site, entry: stay.entry, exit: stay.exit, tier: tier, freeMinutesUsedToday: used))
             return (quote, balance)
         } catch {
             if error.code == .unknownReference, error.field == "site" {
@@ -648,7 +683,8 @@ package final class EdgeLedger: Sendable {
     package func unacknowledgedCount() async throws -> Int {
         try await database.pool.read { db in
             let last = try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(sequence), 0) FROM outbox") ?? 0
-            let acknowledged = try Int64.fetchOne(db, sql: "SELECT acknowledged_sequence FROM sync_state WHERE id = 1") ?? 0
+            let acknowledged =
+                try Int64.fetchOne(db, sql: "SELECT acknowledged_sequence FROM sync_state WHERE id = 1") ?? 0
             return Int(max(0, last - acknowledged))
         }
     }
@@ -668,8 +704,12 @@ package final class EdgeLedger: Sendable {
             let tx = LedgerTransaction(db: db, limits: limits)
             let id: String?
             switch key {
-            case .phone: id = try String.fetchOne(db, sql: "SELECT member_id FROM members WHERE phone_hash = ?", arguments: [hash])
-            case .card(let card): id = try String.fetchOne(db, sql: "SELECT member_id FROM members WHERE card_number = ?", arguments: [card])
+            case .phone:
+                id = try String.fetchOne(
+                    db, sql: "SELECT member_id FROM members WHERE phone_hash = ?", arguments: [hash])
+            case .card(let card):
+                id = try String.fetchOne(
+                    db, sql: "SELECT member_id FROM members WHERE card_number = ?", arguments: [card])
             case .id(let member): id = member.description
             }
             guard let id, let memberID = MemberID(id), let member = try tx.member(memberID) else {
@@ -696,14 +736,17 @@ package final class EdgeLedger: Sendable {
         }
     }
 
-    package func history(_ id: MemberID, pageSize: Int, before: Int64?) async throws -> Coalition_Edge_V1_HistoryResponse {
+    package func history(_ id: MemberID, pageSize: Int, before: Int64?) async throws
+        -> Coalition_Edge_V1_HistoryResponse
+    {
         let limits = self.limits
         return try await database.pool.read { db in
             let tx = LedgerTransaction(db: db, limits: limits)
             guard try tx.member(id) != nil else {
                 throw ServiceError.notFound("member_id", "no member '\(id)' is known at this site")
             }
-            let acknowledged = try Int64.fetchOne(db, sql: "SELECT acknowledged_sequence FROM sync_state WHERE id = 1") ?? 0
+            let acknowledged =
+                try Int64.fetchOne(db, sql: "SELECT acknowledged_sequence FROM sync_state WHERE id = 1") ?? 0
             let rows = try Row.fetchAll(
                 db,
                 sql: """
@@ -739,7 +782,8 @@ package final class EdgeLedger: Sendable {
         member: MemberID, merchant: MerchantID, bill: Money, lines: [SaleLine], points: Points
     ) async throws -> Coalition_Edge_V1_PreviewRedeemResponse {
         let (_, program) = programPair
-        let (quote, _) = try await quote(member: member, merchant: merchant, bill: bill, lines: lines, points: points, program: program)
+        let (quote, _) = try await quote(
+            member: member, merchant: merchant, bill: bill, lines: lines, points: points, program: program)
         var response = Coalition_Edge_V1_PreviewRedeemResponse()
         response.maxPoints = quote.maxPoints.value
         response.allowed = quote.allowed
@@ -759,7 +803,9 @@ package final class EdgeLedger: Sendable {
         let offlineRefusal: (Refusal, String)? = try await database.pool.read { db in
             let tx = LedgerTransaction(db: db, limits: limits)
             do {
-                try Self.checkOffline(tx, program: program, site: site, member: member, points: quote.points, now: now, today: program.timeZone.date(of: now))
+                try Self.checkOffline(
+                    tx, program: program, site: site, member: member, points: quote.points, now: now,
+                    today: program.timeZone.date(of: now))
                 return nil
             } catch let error as ServiceError {
                 let reason = error.rpcErrorMetadata[stringValues: ServiceError.reasonKey].first(where: { _ in true })
@@ -790,7 +836,8 @@ package final class EdgeLedger: Sendable {
         do {
             let quote = try RedeemCalculator.quote(
                 program: program,
-                input: RedeemInput(merchant: merchant, bill: bill, lines: lines, requestedPoints: points, availablePoints: available))
+                input: RedeemInput(
+                    merchant: merchant, bill: bill, lines: lines, requestedPoints: points, availablePoints: available))
             return (quote, unacknowledged)
         } catch {
             throw ServiceError(error, fields: Self.billFields)
@@ -810,10 +857,12 @@ package final class EdgeLedger: Sendable {
             return try await committer.submit(work)
         } catch let error as DatabaseError where error.resultCode == .SQLITE_FULL {
             throw ServiceError(
-                .resourceExhausted, "the edge's storage is full; nothing was recorded", reason: Refusal.storageFull.rawValue,
+                .resourceExhausted, "the edge's storage is full; nothing was recorded",
+                reason: Refusal.storageFull.rawValue,
                 cause: error)
         } catch let error as DatabaseError {
-            throw ServiceError(.unavailable, "the edge's database failed: \(error.message ?? "\(error.resultCode)")", cause: error)
+            throw ServiceError(
+                .unavailable, "the edge's database failed: \(error.message ?? "\(error.resultCode)")", cause: error)
         }
     }
 

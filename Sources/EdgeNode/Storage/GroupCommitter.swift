@@ -67,7 +67,8 @@ package final class GroupCommitter: Sendable {
             let refusal: ServiceError? = state.withLock { state in
                 if state.closed { return ServiceError(.unavailable, "the edge node is shutting down") }
                 if state.pending.count >= queueMax {
-                    return ServiceError(.resourceExhausted, "too many requests are waiting to be written; retry shortly")
+                    return ServiceError(
+                        .resourceExhausted, "too many requests are waiting to be written; retry shortly")
                 }
                 state.pending.append(job)
                 return nil

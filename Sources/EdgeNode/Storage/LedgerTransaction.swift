@@ -97,14 +97,17 @@ struct LedgerTransaction {
     func storedAnswer(_ key: RequestKey) throws -> Data? {
         let row = try Row.fetchOne(
             db.cachedStatement(
-                sql: "SELECT request_hash, response FROM idempotency WHERE merchant_id = ? AND operation = ? AND request_id = ?"),
+                sql:
+                    "SELECT request_hash, response FROM idempotency WHERE merchant_id = ? AND operation = ? AND request_id = ?"
+            ),
             arguments: [key.merchant.rawValue, key.operation, key.requestID.rawValue])
         guard let row else { return nil }
         let hash: Data = row["request_hash"]
         guard hash == key.contentHash else {
             throw ServiceError(
                 .alreadyExists,
-                "request_id: '\(key.requestID)' was already used for a different \(key.operation) at merchant '\(key.merchant)'")
+                "request_id: '\(key.requestID)' was already used for a different \(key.operation) at merchant '\(key.merchant)'"
+            )
         }
         let response: Data = row["response"]
         return response
@@ -114,7 +117,8 @@ struct LedgerTransaction {
     func remember(_ key: RequestKey, response: some SwiftProtobuf.Message, sequence: Int64?) throws {
         let bytes: [UInt8] = try response.serializedBytes()
         try db.cachedStatement(
-            sql: "INSERT INTO idempotency (merchant_id, operation, request_id, request_hash, response, sequence) VALUES (?, ?, ?, ?, ?, ?)"
+            sql:
+                "INSERT INTO idempotency (merchant_id, operation, request_id, request_hash, response, sequence) VALUES (?, ?, ?, ?, ?, ?)"
         ).execute(arguments: [
             key.merchant.rawValue, key.operation, key.requestID.rawValue, key.contentHash, Data(bytes), sequence,
         ])
@@ -168,7 +172,9 @@ struct LedgerTransaction {
         let sum =
             try Int64.fetchOne(
                 db.cachedStatement(
-                    sql: "SELECT COALESCE(-SUM(points), 0) FROM outbox WHERE authorization = 'floor_limit' AND member_id = ? AND local_day = ?"),
+                    sql:
+                        "SELECT COALESCE(-SUM(points), 0) FROM outbox WHERE authorization = 'floor_limit' AND member_id = ? AND local_day = ?"
+                ),
                 arguments: [member.description, day.description]) ?? 0
         return Points(sum)
     }
@@ -198,7 +204,9 @@ struct LedgerTransaction {
         Int(
             try Int64.fetchOne(
                 db.cachedStatement(
-                    sql: "SELECT COALESCE(SUM(free_minutes), 0) FROM outbox WHERE kind = 'parking' AND member_id = ? AND local_day = ?"),
+                    sql:
+                        "SELECT COALESCE(SUM(free_minutes), 0) FROM outbox WHERE kind = 'parking' AND member_id = ? AND local_day = ?"
+                ),
                 arguments: [member.description, day.description]) ?? 0)
     }
 
@@ -210,7 +218,8 @@ struct LedgerTransaction {
             db.cachedStatement(sql: "SELECT sequence, payload_hash FROM outbox ORDER BY sequence DESC LIMIT 1"))
         let sequence: Int64 = (last?["sequence"] ?? 0) + 1
         let acknowledged =
-            try Int64.fetchOne(db.cachedStatement(sql: "SELECT acknowledged_sequence FROM sync_state WHERE id = 1")) ?? 0
+            try Int64.fetchOne(db.cachedStatement(sql: "SELECT acknowledged_sequence FROM sync_state WHERE id = 1"))
+            ?? 0
         guard sequence - acknowledged <= Int64(limits.unacknowledgedTransactionsMax) else {
             throw ServiceError(
                 .resourceExhausted,

@@ -42,7 +42,8 @@ package final class SyncClient: Sendable {
                     tls.trustRoots = .certificates([.file(path: ca, format: .pem)])
                 }))
         self.init(
-            link: link, site: site, database: database, clock: clock, logger: logger, program: program, activate: activate,
+            link: link, site: site, database: database, clock: clock, logger: logger, program: program,
+            activate: activate,
             calls: SyncCalls(client: Coalition_Sync_V1_Sync.Client(wrapping: client)), connection: client)
     }
 
@@ -93,42 +94,46 @@ package final class SyncClient: Sendable {
     /// The authoriser for the edge's redemptions: the gateway's answer within the deadline, else
     /// `.unavailable` (the offline steps decide).
     package var authorizer: RedeemAuthorizer {
-        RedeemAuthorizer(authorize: { [sync, link, logger] request in
-            var message = Coalition_Sync_V1_AuthorizeRedeemRequest()
-            message.protocolVersion = 1
-            message.requestID = request.requestID.rawValue
-            message.memberID = request.member.description
-            message.merchantID = request.merchant.rawValue
-            message.points = request.points.value
-            message.transactionID = request.transaction.description
-            message.unacknowledgedPoints = request.unacknowledged.value
-            var options = CallOptions.defaults
-            options.timeout = .milliseconds(link.authorizeDeadlineMilliseconds)
-            // A link known to be down fails at once instead of holding the till for the deadline.
-            options.waitForReady = false
-            do {
-                let response = try await sync.authorizeRedeem(message, options)
-                if response.approved { return .approved(holdID: response.holdID) }
-                // A member the centre has not heard of yet is decided offline.
-                if response.reason == .unknownMember { return .unavailable }
-                return .declined(.insufficientPoints, response.message.isEmpty ? "The centre declined the redemption." : response.message)
-            } catch {
-                logger.debug("online authorisation unavailable", metadata: ["error": "\(error)"])
-                return .unavailable
-            }
-        }, release: { [sync, link, logger] hold in
-            var message = Coalition_Sync_V1_ReleaseHoldRequest()
-            message.protocolVersion = 1
-            message.holdID = hold
-            var options = CallOptions.defaults
-            options.timeout = .milliseconds(link.callTimeoutMilliseconds)
-            do {
-                _ = try await sync.releaseHold(message, options)
-            } catch {
-                // The hold then expires on its own at the gateway (limits.hold_ms).
-                logger.notice("could not release a hold", metadata: ["hold": "\(hold)", "error": "\(error)"])
-            }
-        })
+        RedeemAuthorizer(
+            authorize: { [sync, link, logger] request in
+                var message = Coalition_Sync_V1_AuthorizeRedeemRequest()
+                message.protocolVersion = 1
+                message.requestID = request.requestID.rawValue
+                message.memberID = request.member.description
+                message.merchantID = request.merchant.rawValue
+                message.points = request.points.value
+                message.transactionID = request.transaction.description
+                message.unacknowledgedPoints = request.unacknowledged.value
+                var options = CallOptions.defaults
+                options.timeout = .milliseconds(link.authorizeDeadlineMilliseconds)
+                // A link known to be down fails at once instead of holding the till for the deadline.
+                options.waitForReady = false
+                do {
+                    let response = try await sync.authorizeRedeem(message, options)
+                    if response.approved { return .approved(holdID: response.holdID) }
+                    // A member the centre has not heard of yet is decided offline.
+                    if response.reason == .unknownMember { return .unavailable }
+                    return .declined(
+                        .insufficientPoints,
+                        response.message.isEmpty ? "The centre declined the redemption." : response.message)
+                } catch {
+                    logger.debug("online authorisation unavailable", metadata: ["error": "\(error)"])
+                    return .unavailable
+                }
+            },
+            release: { [sync, link, logger] hold in
+                var message = Coalition_Sync_V1_ReleaseHoldRequest()
+                message.protocolVersion = 1
+                message.holdID = hold
+                var options = CallOptions.defaults
+                options.timeout = .milliseconds(link.callTimeoutMilliseconds)
+                do {
+                    _ = try await sync.releaseHold(message, options)
+                } catch {
+                    // The hold then expires on its own at the gateway (limits.hold_ms).
+                    logger.notice("could not release a hold", metadata: ["hold": "\(hold)", "error": "\(error)"])
+                }
+            })
     }
 
     // MARK: Loops
@@ -174,15 +179,20 @@ package final class SyncClient: Sendable {
     package func pushRound() async throws -> Bool {
         let batchMax = link.pushBatchMax
         let (batch, exposure) = try await database.pool.read { db -> ([Coalition_Sync_V1_OutboxTransaction], Int64) in
-            let acknowledged = try Int64.fetchOne(db, sql: "SELECT acknowledged_sequence FROM sync_state WHERE id = 1") ?? 0
+            let acknowledged =
+                try Int64.fetchOne(db, sql: "SELECT acknowledged_sequence FROM sync_state WHERE id = 1") ?? 0
             let rows = try Row.fetchAll(
-                db.cachedStatement(sql: "SELECT sequence, transaction_id, previous_hash, payload, occurred_at_ms FROM outbox WHERE sequence > ? ORDER BY sequence LIMIT ?"),
+                db.cachedStatement(
+                    sql:
+                        "SELECT sequence, transaction_id, previous_hash, payload, occurred_at_ms FROM outbox WHERE sequence > ? ORDER BY sequence LIMIT ?"
+                ),
                 arguments: [acknowledged, batchMax])
             let exposure = try LedgerTransaction(db: db, limits: EdgeLimits()).siteExposure().value
             return (
                 rows.map { row in
                     Coalition_Sync_V1_OutboxTransaction(
-                        sequence: row["sequence"], transactionID: row["transaction_id"], previousHash: row["previous_hash"],
+                        sequence: row["sequence"], transactionID: row["transaction_id"],
+                        previousHash: row["previous_hash"],
                         payload: row["payload"], occurredAtMs: row["occurred_at_ms"])
                 }, exposure
             )
@@ -200,21 +210,32 @@ package final class SyncClient: Sendable {
         case .applied, .alreadyApplied:
             let acknowledged = min(Int64(response.highWaterMark), Int64(last.sequence))
             try await database.pool.write { db in
-                for result in response.results where result.outcome == .rejected && Int64(result.sequence) <= acknowledged {
-                    try db.cachedStatement(sql: "INSERT OR IGNORE INTO rejected (sequence, reason) VALUES (?, ?)").execute(arguments: [Int64(result.sequence), result.reason])
+                for result in response.results
+                where result.outcome == .rejected && Int64(result.sequence) <= acknowledged {
+                    try db.cachedStatement(sql: "INSERT OR IGNORE INTO rejected (sequence, reason) VALUES (?, ?)")
+                        .execute(arguments: [Int64(result.sequence), result.reason])
                 }
-                try db.cachedStatement(sql: "UPDATE sync_state SET acknowledged_sequence = MAX(acknowledged_sequence, ?), last_gateway_contact_ms = ? WHERE id = 1").execute(arguments: [acknowledged, now.milliseconds])
+                try db.cachedStatement(
+                    sql:
+                        "UPDATE sync_state SET acknowledged_sequence = MAX(acknowledged_sequence, ?), last_gateway_contact_ms = ? WHERE id = 1"
+                ).execute(arguments: [acknowledged, now.milliseconds])
             }
             for result in response.results where result.outcome != .posted {
                 logger.info(
-                    "push result", metadata: ["txn.id": "\(result.transactionID)", "outcome": "\(result.outcome)", "reason": "\(result.reason)"])
+                    "push result",
+                    metadata: [
+                        "txn.id": "\(result.transactionID)", "outcome": "\(result.outcome)",
+                        "reason": "\(result.reason)",
+                    ])
             }
             return batch.count == batchMax
         case .resendFrom:
             // The gateway has less than we thought (for example restored from a backup): resend.
             let from = Int64(response.resendFromSequence)
             try await database.pool.write { db in
-                try db.cachedStatement(sql: "UPDATE sync_state SET acknowledged_sequence = ?, last_gateway_contact_ms = ? WHERE id = 1").execute(arguments: [max(0, from - 1), now.milliseconds])
+                try db.cachedStatement(
+                    sql: "UPDATE sync_state SET acknowledged_sequence = ?, last_gateway_contact_ms = ? WHERE id = 1"
+                ).execute(arguments: [max(0, from - 1), now.milliseconds])
             }
             logger.warning("gateway asked to resend", metadata: ["from": "\(from)"])
             return true
@@ -227,7 +248,9 @@ package final class SyncClient: Sendable {
 
     /// Applies the next page of changes. True when more are waiting.
     package func pullRound() async throws -> Bool {
-        let cursor = try await database.pool.read { db in try Int64.fetchOne(db, sql: "SELECT pull_cursor FROM sync_state WHERE id = 1") ?? 0 }
+        let cursor = try await database.pool.read { db in
+            try Int64.fetchOne(db, sql: "SELECT pull_cursor FROM sync_state WHERE id = 1") ?? 0
+        }
         var request = Coalition_Sync_V1_PullRequest()
         request.protocolVersion = 1
         request.programVersion = program().version
@@ -236,14 +259,17 @@ package final class SyncClient: Sendable {
         let response = try await sync.pull(request, options(link.callTimeoutMilliseconds))
         var programs: [(Int64, Data, Int64)] = []
         for change in response.changes {
-            if case .program(let program) = change.body { programs.append((program.version, program.document, program.effectiveAtMs)) }
+            if case .program(let program) = change.body {
+                programs.append((program.version, program.document, program.effectiveAtMs))
+            }
         }
         var parsed: [Int64: Program] = [:]
         for (version, document, _) in programs {
             do {
                 parsed[version] = try ProgramDocumentParser.load(Array(document))
             } catch {
-                throw ServiceError(.internalError, "program version \(version) from the gateway does not load: \(error)")
+                throw ServiceError(
+                    .internalError, "program version \(version) from the gateway does not load: \(error)")
             }
         }
         let now = clock.now()
@@ -252,15 +278,23 @@ package final class SyncClient: Sendable {
                 switch change.body {
                 case .member(let snapshot): try Self.apply(snapshot, db)
                 case .merge(let merge):
-                    try db.cachedStatement(sql: "UPDATE members SET merged_into = ?, phone_hash = NULL WHERE member_id = ?").execute(arguments: [merge.intoMemberID, merge.fromMemberID])
+                    try db.cachedStatement(
+                        sql: "UPDATE members SET merged_into = ?, phone_hash = NULL WHERE member_id = ?"
+                    ).execute(arguments: [merge.intoMemberID, merge.fromMemberID])
                 case .program(let program):
-                    try db.cachedStatement(sql: "INSERT OR IGNORE INTO program_versions (version, document, effective_at_ms, received_at_ms) VALUES (?, ?, ?, ?)").execute(arguments: [program.version, program.document, program.effectiveAtMs, now.milliseconds])
+                    try db.cachedStatement(
+                        sql:
+                            "INSERT OR IGNORE INTO program_versions (version, document, effective_at_ms, received_at_ms) VALUES (?, ?, ?, ?)"
+                    ).execute(arguments: [program.version, program.document, program.effectiveAtMs, now.milliseconds])
                 case nil: break
                 }
             }
-            try db.cachedStatement(sql: "UPDATE sync_state SET pull_cursor = ?, last_gateway_contact_ms = ? WHERE id = 1").execute(arguments: [Int64(response.nextCursor), now.milliseconds])
+            try db.cachedStatement(
+                sql: "UPDATE sync_state SET pull_cursor = ?, last_gateway_contact_ms = ? WHERE id = 1"
+            ).execute(arguments: [Int64(response.nextCursor), now.milliseconds])
         }
-        if let newest = programs.filter({ $0.2 <= now.milliseconds }).max(by: { $0.0 < $1.0 }), let program = parsed[newest.0],
+        if let newest = programs.filter({ $0.2 <= now.milliseconds }).max(by: { $0.0 < $1.0 }),
+            let program = parsed[newest.0],
             newest.0 > self.program().version
         {
             activate(ActiveProgram(version: newest.0, program: program))
@@ -273,7 +307,9 @@ package final class SyncClient: Sendable {
     /// gateway's earn state (local earns the snapshot does not include yet).
     private static func apply(_ snapshot: Coalition_Sync_V1_MemberSnapshot, _ db: Database) throws {
         let id = snapshot.memberID
-        let existing = try Row.fetchOne(db.cachedStatement(sql: "SELECT last_earn, streak_last_day, streak_days FROM members WHERE member_id = ?"), arguments: [id])
+        let existing = try Row.fetchOne(
+            db.cachedStatement(sql: "SELECT last_earn, streak_last_day, streak_days FROM members WHERE member_id = ?"),
+            arguments: [id])
         var lastEarn: [Format: Timestamp] = [:]
         for (format, ms) in snapshot.lastEarnAtMsByFormat {
             if let format = Format(format) { lastEarn[format] = Timestamp(milliseconds: ms) }
@@ -281,7 +317,9 @@ package final class SyncClient: Sendable {
         var streakDay = snapshot.streakLastDay
         var streakDays = Int(snapshot.streakDays)
         if let existing {
-            for (format, time) in LastEarnEncoding.decode(existing["last_earn"]) { lastEarn[format] = max(lastEarn[format] ?? time, time) }
+            for (format, time) in LastEarnEncoding.decode(existing["last_earn"]) {
+                lastEarn[format] = max(lastEarn[format] ?? time, time)
+            }
             let localDay: String? = existing["streak_last_day"]
             if let localDay, localDay > streakDay {
                 streakDay = localDay
@@ -290,12 +328,16 @@ package final class SyncClient: Sendable {
         }
         if !snapshot.phoneHash.isEmpty {
             // The gateway's record wins the phone (a merge of a local duplicate follows).
-            try db.cachedStatement(sql: "UPDATE members SET phone_hash = NULL WHERE phone_hash = ? AND member_id != ?").execute(arguments: [snapshot.phoneHash, id])
+            try db.cachedStatement(sql: "UPDATE members SET phone_hash = NULL WHERE phone_hash = ? AND member_id != ?")
+                .execute(arguments: [snapshot.phoneHash, id])
         }
         if !snapshot.cardNumber.isEmpty {
-            try db.cachedStatement(sql: "UPDATE members SET card_number = NULL WHERE card_number = ? AND member_id != ?").execute(arguments: [snapshot.cardNumber, id])
+            try db.cachedStatement(
+                sql: "UPDATE members SET card_number = NULL WHERE card_number = ? AND member_id != ?"
+            ).execute(arguments: [snapshot.cardNumber, id])
         }
-        try db.cachedStatement(sql: """
+        try db.cachedStatement(
+            sql: """
                 INSERT INTO members (member_id, phone_hash, card_number, tier, birth_month, snapshot_balance, snapshot_site_sequence,
                     snapshot_at_ms, expiring_points, next_expiry_at_ms, last_earn, streak_last_day, streak_days, enrolled_at_ms)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -305,13 +347,15 @@ package final class SyncClient: Sendable {
                     snapshot_site_sequence = excluded.snapshot_site_sequence, snapshot_at_ms = excluded.snapshot_at_ms,
                     expiring_points = excluded.expiring_points, next_expiry_at_ms = excluded.next_expiry_at_ms,
                     last_earn = excluded.last_earn, streak_last_day = excluded.streak_last_day, streak_days = excluded.streak_days
-                """).execute(arguments: [
-                id, snapshot.phoneHash.isEmpty ? nil : snapshot.phoneHash, snapshot.cardNumber.isEmpty ? nil : snapshot.cardNumber,
-                snapshot.tier, snapshot.birthMonth == 0 ? nil : Int(snapshot.birthMonth), snapshot.balancePoints,
-                Int64(snapshot.includesSiteSequence), Int64(Date().timeIntervalSince1970 * 1000), snapshot.expiringPoints,
-                snapshot.nextExpiryAtMs, LastEarnEncoding.encode(lastEarn), streakDay.isEmpty ? nil : streakDay, streakDays,
-                snapshot.enrolledAtMs,
-            ])
+                """
+        ).execute(arguments: [
+            id, snapshot.phoneHash.isEmpty ? nil : snapshot.phoneHash,
+            snapshot.cardNumber.isEmpty ? nil : snapshot.cardNumber,
+            snapshot.tier, snapshot.birthMonth == 0 ? nil : Int(snapshot.birthMonth), snapshot.balancePoints,
+            Int64(snapshot.includesSiteSequence), Int64(Date().timeIntervalSince1970 * 1000), snapshot.expiringPoints,
+            snapshot.nextExpiryAtMs, LastEarnEncoding.encode(lastEarn), streakDay.isEmpty ? nil : streakDay, streakDays,
+            snapshot.enrolledAtMs,
+        ])
     }
 
     // MARK: Recovery
@@ -322,7 +366,9 @@ package final class SyncClient: Sendable {
     package func recover() async throws -> Int {
         var restored = 0
         while true {
-            let local = try await database.pool.read { db in try Int64.fetchOne(db, sql: "SELECT MAX(sequence) FROM outbox") ?? 0 }
+            let local = try await database.pool.read { db in
+                try Int64.fetchOne(db, sql: "SELECT MAX(sequence) FROM outbox") ?? 0
+            }
             var request = Coalition_Sync_V1_RecoverRequest()
             request.protocolVersion = 1
             request.fromSequence = UInt64(local + 1)
@@ -334,7 +380,12 @@ package final class SyncClient: Sendable {
                 for transaction in response.transactions {
                     try Self.restore(transaction, db, timeZone: timeZone)
                 }
-                try db.cachedStatement(sql: "UPDATE sync_state SET acknowledged_sequence = MAX(acknowledged_sequence, ?), last_gateway_contact_ms = ? WHERE id = 1").execute(arguments: [min(Int64(response.highWaterMark), local + Int64(response.transactions.count)), now.milliseconds])
+                try db.cachedStatement(
+                    sql:
+                        "UPDATE sync_state SET acknowledged_sequence = MAX(acknowledged_sequence, ?), last_gateway_contact_ms = ? WHERE id = 1"
+                ).execute(arguments: [
+                    min(Int64(response.highWaterMark), local + Int64(response.transactions.count)), now.milliseconds,
+                ])
             }
             restored += response.transactions.count
             if response.transactions.isEmpty || !response.hasMore_p { break }
@@ -344,7 +395,9 @@ package final class SyncClient: Sendable {
     }
 
     /// Writes a recovered transaction into the outbox exactly as it was (same bytes, same chain).
-    private static func restore(_ transaction: Coalition_Sync_V1_OutboxTransaction, _ db: Database, timeZone: ProgramTimeZone) throws {
+    private static func restore(
+        _ transaction: Coalition_Sync_V1_OutboxTransaction, _ db: Database, timeZone: ProgramTimeZone
+    ) throws {
         let local = try Coalition_Sync_V1_LocalTransaction(serializedBytes: transaction.payload)
         var kind = "unknown"
         var member = ""
@@ -360,7 +413,9 @@ package final class SyncClient: Sendable {
             member = record.memberID
             points = record.signupPoints
             deltas = [(record.memberID, record.signupPoints)]
-            if !record.referrerMemberID.isEmpty, record.referralPoints > 0 { deltas.append((record.referrerMemberID, record.referralPoints)) }
+            if !record.referrerMemberID.isEmpty, record.referralPoints > 0 {
+                deltas.append((record.referrerMemberID, record.referralPoints))
+            }
         case .earn(let record):
             kind = "earn"
             member = record.memberID
@@ -393,19 +448,23 @@ package final class SyncClient: Sendable {
             break
         }
         let day = timeZone.date(of: Timestamp(milliseconds: transaction.occurredAtMs))
-        try db.cachedStatement(sql: """
+        try db.cachedStatement(
+            sql: """
                 INSERT INTO outbox (sequence, transaction_id, kind, merchant_id, member_id, request_id, points, amount_minor, authorization,
                     original_transaction_id, free_minutes, occurred_at_ms, local_day, previous_hash, payload_hash, payload)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """).execute(arguments: [
-                Int64(transaction.sequence), transaction.transactionID, kind, local.merchantID, member, local.requestID, points, amount,
-                authorization, original, freeMinutes, transaction.occurredAtMs, day.description, transaction.previousHash,
-                Data(SHA256.hash(data: transaction.payload)), transaction.payload,
-            ])
+                """
+        ).execute(arguments: [
+            Int64(transaction.sequence), transaction.transactionID, kind, local.merchantID, member, local.requestID,
+            points, amount,
+            authorization, original, freeMinutes, transaction.occurredAtMs, day.description, transaction.previousHash,
+            Data(SHA256.hash(data: transaction.payload)), transaction.payload,
+        ])
         var merged: [String: Int64] = [:]
         for (id, value) in deltas where !id.isEmpty { merged[id, default: 0] += value }
         for (id, value) in merged.sorted(by: { $0.key < $1.key }) {
-            try db.cachedStatement(sql: "INSERT INTO member_delta (member_id, sequence, points) VALUES (?, ?, ?)").execute(arguments: [id, Int64(transaction.sequence), value])
+            try db.cachedStatement(sql: "INSERT INTO member_delta (member_id, sequence, points) VALUES (?, ?, ?)")
+                .execute(arguments: [id, Int64(transaction.sequence), value])
         }
     }
 }

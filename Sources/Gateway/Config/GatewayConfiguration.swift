@@ -46,7 +46,9 @@ package struct GatewayConfiguration: Sendable {
             throw ConfigurationError("cannot read \(path): \(error)")
         }
         let base = url.deletingLastPathComponent()
-        func resolve(_ value: String) -> String { value.hasPrefix("/") ? value : base.appendingPathComponent(value).path }
+        func resolve(_ value: String) -> String {
+            value.hasPrefix("/") ? value : base.appendingPathComponent(value).path
+        }
         let diagnostics = DocumentDiagnostics()
         guard let root = MapReader(document, at: .root, diagnostics: diagnostics) else {
             throw ConfigurationError("\(path): expected a mapping of keys")
@@ -93,15 +95,19 @@ package struct GatewayConfiguration: Sendable {
             let text = try? String(contentsOf: URL(fileURLWithPath: resolve(phoneKeyFile)), encoding: .utf8)
             phoneKey = text.flatMap { Hex.bytes($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
             if phoneKey?.count != 32 {
-                diagnostics.fail(DocumentPath.root.key("phone_hash_key_file"), "cannot read 64 hexadecimal characters from \(resolve(phoneKeyFile))")
+                diagnostics.fail(
+                    DocumentPath.root.key("phone_hash_key_file"),
+                    "cannot read 64 hexadecimal characters from \(resolve(phoneKeyFile))")
             }
         }
         guard diagnostics.errors.isEmpty, let database, let address, let ca, let certificate, let key else {
             throw ConfigurationError(
-                "\(path) is not a valid gateway configuration:\n" + diagnostics.errors.map { "  \($0.path): \($0.message)" }.joined(separator: "\n"))
+                "\(path) is not a valid gateway configuration:\n"
+                    + diagnostics.errors.map { "  \($0.path): \($0.message)" }.joined(separator: "\n"))
         }
         var configuration = GatewayConfiguration(
-            databasePath: resolve(database), listenHost: address.0, listenPort: address.1, portFile: portFile.map(resolve),
+            databasePath: resolve(database), listenHost: address.0, listenPort: address.1,
+            portFile: portFile.map(resolve),
             caCertificatePath: resolve(ca), certificatePath: resolve(certificate), privateKeyPath: resolve(key),
             programFile: program.map(resolve), limits: limits)
         configuration.phoneHashKey = phoneKey

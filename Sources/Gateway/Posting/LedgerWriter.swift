@@ -12,7 +12,10 @@ struct LedgerWriter {
 
     /// The next global position (transactions and pull changes share one sequence).
     func nextPosition() throws -> Int64 {
-        guard let value = try Int64.fetchOne(db.cachedStatement(sql: "UPDATE counters SET value = value + 1 WHERE name = 'position' RETURNING value"))
+        guard
+            let value = try Int64.fetchOne(
+                db.cachedStatement(sql: "UPDATE counters SET value = value + 1 WHERE name = 'position' RETURNING value")
+            )
         else {
             preconditionFailure("the position counter is missing")
         }
@@ -49,17 +52,23 @@ struct LedgerWriter {
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """
         ).execute(arguments: [
-            position, entry.transactionID, entry.kind, entry.site?.rawValue, entry.siteSequence, entry.merchant?.rawValue,
+            position, entry.transactionID, entry.kind, entry.site?.rawValue, entry.siteSequence,
+            entry.merchant?.rawValue,
             entry.member?.description, entry.requestID, entry.original, entry.points.value, entry.amount.minorUnits,
             entry.occurredAt.milliseconds, entry.postedAt.milliseconds, entry.programVersion, entry.detail,
         ])
-        if let member = entry.member, entry.kind == "earn" || (entry.kind == "reverse" && entry.points < .zero && entry.detail == "refund") {
+        if let member = entry.member,
+            entry.kind == "earn" || (entry.kind == "reverse" && entry.points < .zero && entry.detail == "refund")
+        {
             try db.cachedStatement(
                 sql: """
                     INSERT INTO qualifying_points (member_id, bucket_ms, points) VALUES (?, ?, ?)
                     ON CONFLICT (member_id, bucket_ms) DO UPDATE SET points = points + excluded.points
                     """
-            ).execute(arguments: [member.description, entry.postedAt.milliseconds / Self.bucketMilliseconds * Self.bucketMilliseconds, entry.points.value])
+            ).execute(arguments: [
+                member.description, entry.postedAt.milliseconds / Self.bucketMilliseconds * Self.bucketMilliseconds,
+                entry.points.value,
+            ])
         }
         // The member's snapshot must be republished even when none of the member's points move (an
         // offline redemption of a member already at zero books everything to the site's risk):
@@ -69,10 +78,13 @@ struct LedgerWriter {
             try db.cachedStatement(sql: "INSERT INTO postings (position, account, points) VALUES (?, ?, ?)")
                 .execute(arguments: [position, line.account.key, line.points.value])
             // The balance after the posting comes back from the same statement.
-            let balance = try Int64.fetchOne(
-                db.cachedStatement(
-                    sql: "INSERT INTO balances (account, points) VALUES (?, ?) ON CONFLICT (account) DO UPDATE SET points = points + excluded.points RETURNING points"),
-                arguments: [line.account.key, line.points.value]) ?? 0
+            let balance =
+                try Int64.fetchOne(
+                    db.cachedStatement(
+                        sql:
+                            "INSERT INTO balances (account, points) VALUES (?, ?) ON CONFLICT (account) DO UPDATE SET points = points + excluded.points RETURNING points"
+                    ),
+                    arguments: [line.account.key, line.points.value]) ?? 0
             if case .member(let member) = line.account {
                 precondition(balance >= 0, "member \(member) would go to \(balance)")
                 // An earn rewrites the member's row (earn state, tier) with this position anyway.
@@ -86,7 +98,10 @@ struct LedgerWriter {
 
     /// An account's balance.
     func balance(_ account: Account) throws -> Points {
-        Points(try Int64.fetchOne(db.cachedStatement(sql: "SELECT points FROM balances WHERE account = ?"), arguments: [account.key]) ?? 0)
+        Points(
+            try Int64.fetchOne(
+                db.cachedStatement(sql: "SELECT points FROM balances WHERE account = ?"), arguments: [account.key]) ?? 0
+        )
     }
 
     /// Points of a member held by active, unexpired holds (other than `excluding`).
@@ -94,7 +109,9 @@ struct LedgerWriter {
         Points(
             try Int64.fetchOne(
                 db.cachedStatement(
-                    sql: "SELECT COALESCE(SUM(points), 0) FROM holds WHERE member_id = ? AND status = 'active' AND expires_at_ms > ? AND hold_id != ?"),
+                    sql:
+                        "SELECT COALESCE(SUM(points), 0) FROM holds WHERE member_id = ? AND status = 'active' AND expires_at_ms > ? AND hold_id != ?"
+                ),
                 arguments: [member.description, now.milliseconds, hold ?? ""]) ?? 0)
     }
 
@@ -114,8 +131,11 @@ struct LedgerWriter {
     func createLot(_ id: String, member: MemberID, earnedAt: Timestamp, expiresAt: Timestamp, points: Points) throws {
         guard points > .zero else { return }
         try db.cachedStatement(
-            sql: "INSERT INTO lots (lot_id, member_id, earned_at_ms, expires_at_ms, original_points, remaining_points) VALUES (?, ?, ?, ?, ?, ?)"
-        ).execute(arguments: [id, member.description, earnedAt.milliseconds, expiresAt.milliseconds, points.value, points.value])
+            sql:
+                "INSERT INTO lots (lot_id, member_id, earned_at_ms, expires_at_ms, original_points, remaining_points) VALUES (?, ?, ?, ?, ?, ?)"
+        ).execute(arguments: [
+            id, member.description, earnedAt.milliseconds, expiresAt.milliseconds, points.value, points.value,
+        ])
     }
 
     /// Takes `points` from the member's lots, soonest expiry first, recording the draws at `position`.
@@ -126,12 +146,16 @@ struct LedgerWriter {
         guard points > .zero else { return }
         let rows = try Row.fetchAll(
             db.cachedStatement(
-                sql: "SELECT lot_id, remaining_points, expires_at_ms FROM lots WHERE member_id = ? AND remaining_points > 0 ORDER BY expires_at_ms, lot_id"),
+                sql:
+                    "SELECT lot_id, remaining_points, expires_at_ms FROM lots WHERE member_id = ? AND remaining_points > 0 ORDER BY expires_at_ms, lot_id"
+            ),
             arguments: [member.description]
         )
         let ids: [String] = rows.map { $0["lot_id"] }
         let lots = rows.enumerated().map { rank, row in
-            Lot(id: TransactionID(value: UInt128(rank)), remaining: Points(row["remaining_points"]), expiresAt: Timestamp(milliseconds: row["expires_at_ms"]))
+            Lot(
+                id: TransactionID(value: UInt128(rank)), remaining: Points(row["remaining_points"]),
+                expiresAt: Timestamp(milliseconds: row["expires_at_ms"]))
         }
         let draws: [LotDraw]
         do {
@@ -150,37 +174,53 @@ struct LedgerWriter {
 
     /// Gives back the lot draws of the transaction at `original` (a cancelled redemption).
     func restoreLots(drawnAt original: Int64, position: Int64) throws {
-        let draws = try Row.fetchAll(db.cachedStatement(sql: "SELECT lot_id, points FROM lot_draws WHERE position = ?"), arguments: [original])
+        let draws = try Row.fetchAll(
+            db.cachedStatement(sql: "SELECT lot_id, points FROM lot_draws WHERE position = ?"), arguments: [original])
         for draw in draws {
             let lot: String = draw["lot_id"]
             let points: Int64 = draw["points"]
-            try db.cachedStatement(sql: "UPDATE lots SET remaining_points = remaining_points + ? WHERE lot_id = ?").execute(arguments: [points, lot])
-            try db.cachedStatement(sql: "INSERT INTO lot_draws (position, lot_id, points) VALUES (?, ?, ?)").execute(arguments: [position, lot, -points])
+            try db.cachedStatement(sql: "UPDATE lots SET remaining_points = remaining_points + ? WHERE lot_id = ?")
+                .execute(arguments: [points, lot])
+            try db.cachedStatement(sql: "INSERT INTO lot_draws (position, lot_id, points) VALUES (?, ?, ?)").execute(
+                arguments: [position, lot, -points])
         }
     }
 
     // MARK: Conflicts and flags
 
     func conflict(
-        _ kind: String, site: SiteID?, transaction: String?, member: MemberID?, resolution: String, points: Points = .zero,
+        _ kind: String, site: SiteID?, transaction: String?, member: MemberID?, resolution: String,
+        points: Points = .zero,
         at now: Timestamp, detail: String = ""
     ) throws {
-        try db.cachedStatement(sql: "INSERT INTO conflicts (kind, site_id, transaction_id, member_id, resolution, points, detected_at_ms, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)").execute(arguments: [kind, site?.rawValue, transaction, member?.description, resolution, points.value, now.milliseconds, detail])
+        try db.cachedStatement(
+            sql:
+                "INSERT INTO conflicts (kind, site_id, transaction_id, member_id, resolution, points, detected_at_ms, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        ).execute(arguments: [
+            kind, site?.rawValue, transaction, member?.description, resolution, points.value, now.milliseconds, detail,
+        ])
     }
 
     /// Adds a flag to a site (a set of names an operator clears).
     func flag(_ site: SiteID, _ flag: String) throws {
-        let current = try String.fetchOne(db.cachedStatement(sql: "SELECT flags FROM sites WHERE site_id = ?"), arguments: [site.rawValue]) ?? ""
+        let current =
+            try String.fetchOne(
+                db.cachedStatement(sql: "SELECT flags FROM sites WHERE site_id = ?"), arguments: [site.rawValue]) ?? ""
         var flags = Set(current.split(separator: ",").map(String.init))
         guard flags.insert(flag).inserted else { return }
-        try db.cachedStatement(sql: "UPDATE sites SET flags = ? WHERE site_id = ?").execute(arguments: [flags.sorted().joined(separator: ","), site.rawValue])
+        try db.cachedStatement(sql: "UPDATE sites SET flags = ? WHERE site_id = ?").execute(arguments: [
+            flags.sorted().joined(separator: ","), site.rawValue,
+        ])
     }
 
     /// The member a member id stands for now (following merges).
     func resolve(_ member: MemberID) throws -> MemberID? {
         var current = member
         for _ in 0..<8 {
-            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT merged_into FROM members WHERE member_id = ?"), arguments: [current.description])
+            guard
+                let row = try Row.fetchOne(
+                    db.cachedStatement(sql: "SELECT merged_into FROM members WHERE member_id = ?"),
+                    arguments: [current.description])
             else { return nil }
             let merged: String? = row["merged_into"]
             guard let merged, let next = MemberID(merged) else { return current }

@@ -28,14 +28,27 @@ extension SQLiteLedgerStore {
         let now = clockNow
         let end = program.timeZone.startOfDay(day.adding(days: 1))
         return try await database.pool.write { db in
-            if let done = try Row.fetchOne(db.cachedStatement(sql: "SELECT members, points, transactions FROM expiry_runs WHERE day = ?"), arguments: [day.description]) {
-                return ExpiryRun(day: day, members: done["members"], points: Points(done["points"]), transactions: done["transactions"], alreadyRun: true)
+            if let done = try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT members, points, transactions FROM expiry_runs WHERE day = ?"),
+                arguments: [day.description])
+            {
+                return ExpiryRun(
+                    day: day, members: done["members"], points: Points(done["points"]),
+                    transactions: done["transactions"], alreadyRun: true)
             }
             let writer = LedgerWriter(db: db)
             let due = try Row.fetchAll(
-                db.cachedStatement(sql: "SELECT lot_id, member_id, remaining_points FROM lots WHERE remaining_points > 0 AND expires_at_ms <= ? ORDER BY member_id, lot_id"),
+                db.cachedStatement(
+                    sql:
+                        "SELECT lot_id, member_id, remaining_points FROM lots WHERE remaining_points > 0 AND expires_at_ms <= ? ORDER BY member_id, lot_id"
+                ),
                 arguments: [end.milliseconds]
-            ).map { (lot: $0["lot_id"] as String, member: $0["member_id"] as String, points: $0["remaining_points"] as Int64) }
+            ).map {
+                (
+                    lot: $0["lot_id"] as String, member: $0["member_id"] as String,
+                    points: $0["remaining_points"] as Int64
+                )
+            }
             var byMember: [String: [(lot: String, points: Int64)]] = [:]
             for row in due { byMember[row.member, default: []].append((row.lot, row.points)) }
             var total = Points.zero
@@ -48,20 +61,29 @@ extension SQLiteLedgerStore {
                 let postings = Postings([Posting(.member(member), -points), Posting(.expired, points)])
                 let position = try writer.post(
                     LedgerWriter.Entry(
-                        transactionID: TransactionID(time: now, using: &generator).description, kind: "expire", site: nil, siteSequence: nil,
-                        merchant: nil, member: member, requestID: nil, original: nil, points: -points, amount: .zero, occurredAt: now,
-                        postedAt: now, programVersion: self.programs.latest?.version ?? 0, detail: "expiry as of end of \(day)", postings: postings))
+                        transactionID: TransactionID(time: now, using: &generator).description, kind: "expire",
+                        site: nil, siteSequence: nil,
+                        merchant: nil, member: member, requestID: nil, original: nil, points: -points, amount: .zero,
+                        occurredAt: now,
+                        postedAt: now, programVersion: self.programs.latest?.version ?? 0,
+                        detail: "expiry as of end of \(day)", postings: postings))
                 var left = points.value
                 for lot in lots where left > 0 {
                     let take = min(left, lot.points)
-                    try db.cachedStatement(sql: "UPDATE lots SET remaining_points = remaining_points - ? WHERE lot_id = ?").execute(arguments: [take, lot.lot])
-                    try db.cachedStatement(sql: "INSERT INTO lot_draws (position, lot_id, points) VALUES (?, ?, ?)").execute(arguments: [position, lot.lot, take])
+                    try db.cachedStatement(
+                        sql: "UPDATE lots SET remaining_points = remaining_points - ? WHERE lot_id = ?"
+                    ).execute(arguments: [take, lot.lot])
+                    try db.cachedStatement(sql: "INSERT INTO lot_draws (position, lot_id, points) VALUES (?, ?, ?)")
+                        .execute(arguments: [position, lot.lot, take])
                     left -= take
                 }
                 total += points
             }
-            let run = ExpiryRun(day: day, members: byMember.count, points: total, transactions: byMember.count, alreadyRun: false)
-            try db.cachedStatement(sql: "INSERT INTO expiry_runs (day, members, points, transactions, ran_at_ms) VALUES (?, ?, ?, ?, ?)").execute(arguments: [day.description, run.members, total.value, run.transactions, now.milliseconds])
+            let run = ExpiryRun(
+                day: day, members: byMember.count, points: total, transactions: byMember.count, alreadyRun: false)
+            try db.cachedStatement(
+                sql: "INSERT INTO expiry_runs (day, members, points, transactions, ran_at_ms) VALUES (?, ?, ?, ?, ?)"
+            ).execute(arguments: [day.description, run.members, total.value, run.transactions, now.milliseconds])
             return run
         }
     }
@@ -72,15 +94,17 @@ extension SQLiteLedgerStore {
         let horizon = asOf.adding(milliseconds: Int64(program.expiry.reminderDays) * Timestamp.day)
         return try await database.pool.read { db in
             try Row.fetchAll(
-                db.cachedStatement(sql: """
-                    SELECT member_id, SUM(remaining_points) AS points, MIN(expires_at_ms) AS first FROM lots
-                    WHERE remaining_points > 0 AND expires_at_ms > ? AND expires_at_ms <= ?
-                    GROUP BY member_id ORDER BY first, member_id LIMIT ?
-                    """),
+                db.cachedStatement(
+                    sql: """
+                        SELECT member_id, SUM(remaining_points) AS points, MIN(expires_at_ms) AS first FROM lots
+                        WHERE remaining_points > 0 AND expires_at_ms > ? AND expires_at_ms <= ?
+                        GROUP BY member_id ORDER BY first, member_id LIMIT ?
+                        """),
                 arguments: [asOf.milliseconds, horizon.milliseconds, limit]
             ).compactMap { row in
                 MemberID(row["member_id"] as String).map {
-                    ExpiryReminder(member: $0, points: Points(row["points"]), expiresAt: Timestamp(milliseconds: row["first"]))
+                    ExpiryReminder(
+                        member: $0, points: Points(row["points"]), expiresAt: Timestamp(milliseconds: row["first"]))
                 }
             }
         }
@@ -95,17 +119,27 @@ extension SQLiteLedgerStore {
         return try await database.pool.write { db in
             let writer = LedgerWriter(db: db)
             let due = try Row.fetchAll(
-                db.cachedStatement(sql: "SELECT member_id, tier, tier_review_date FROM members WHERE merged_into IS NULL AND tier_review_date <= ?"),
+                db.cachedStatement(
+                    sql:
+                        "SELECT member_id, tier, tier_review_date FROM members WHERE merged_into IS NULL AND tier_review_date <= ?"
+                ),
                 arguments: [day.description])
             var changed = 0
             for row in due {
-                guard let member = MemberID(row["member_id"] as String), let reviewDate = CivilDate(parsing: row["tier_review_date"]) else { continue }
-                let status = TierStatus(tier: TierID(row["tier"] as String) ?? program.tiers.tiers[0].id, reviewDate: reviewDate)
-                let poster = Poster(writer: writer, catalogue: catalogue, site: SiteID(unchecked: "gateway"), now: now, programGraceMilliseconds: 0)
+                guard let member = MemberID(row["member_id"] as String),
+                    let reviewDate = CivilDate(parsing: row["tier_review_date"])
+                else { continue }
+                let status = TierStatus(
+                    tier: TierID(row["tier"] as String) ?? program.tiers.tiers[0].id, reviewDate: reviewDate)
+                let poster = Poster(
+                    writer: writer, catalogue: catalogue, site: SiteID(unchecked: "gateway"), now: now,
+                    programGraceMilliseconds: 0)
                 let qualifying = try poster.qualifyingPoints(member, program: program)
                 let next = TierCalculator.atReview(program.tiers, status: status, qualifying: qualifying, on: day)
                 let position = try writer.nextPosition()
-                try db.cachedStatement(sql: "UPDATE members SET tier = ?, tier_review_date = ?, changed_position = ? WHERE member_id = ?").execute(arguments: [next.tier.rawValue, next.reviewDate.description, position, member.description])
+                try db.cachedStatement(
+                    sql: "UPDATE members SET tier = ?, tier_review_date = ?, changed_position = ? WHERE member_id = ?"
+                ).execute(arguments: [next.tier.rawValue, next.reviewDate.description, position, member.description])
                 if next.tier != status.tier { changed += 1 }
             }
             return changed

@@ -54,7 +54,8 @@ struct Poster {
         guard let merchant = MerchantID(local.merchantID), TransactionID(local.transactionID) != nil,
             RequestID(local.requestID) != nil, local.body != nil
         else {
-            return try reject("malformed", member: nil, local: local, detail: "missing or malformed merchant, ids or body")
+            return try reject(
+                "malformed", member: nil, local: local, detail: "missing or malformed merchant, ids or body")
         }
         // The version in force when it happened; the edge's own version must be known and current.
         let occurredAt = Timestamp(milliseconds: min(local.occurredAtMs, now.milliseconds))
@@ -65,7 +66,10 @@ struct Poster {
         if local.programVersion != active.version {
             let stated = catalogue.versions.first { $0.version == local.programVersion }
             let next = catalogue.versions.first { $0.version > local.programVersion }
-            let withinGrace = stated != nil && (next.map { occurredAt.milliseconds < $0.effectiveAt.milliseconds + programGraceMilliseconds } ?? true)
+            let withinGrace =
+                stated != nil
+                && (next.map { occurredAt.milliseconds < $0.effectiveAt.milliseconds + programGraceMilliseconds }
+                    ?? true)
             if !withinGrace {
                 try writer.conflict(
                     "program_version", site: site, transaction: local.transactionID, member: nil,
@@ -77,7 +81,9 @@ struct Poster {
         }
         let program = active.program
         guard let (_, merchantSite) = program.merchant(merchant), merchantSite.id == site else {
-            return try reject("merchant_not_at_site", member: nil, local: local, detail: "merchant '\(merchant)' is not at site '\(site)'")
+            return try reject(
+                "merchant_not_at_site", member: nil, local: local,
+                detail: "merchant '\(merchant)' is not at site '\(site)'")
         }
         let operation: String
         switch local.body {
@@ -90,18 +96,25 @@ struct Poster {
         }
         // One statement in the common case: the receipt is new and the insert takes.
         try db.cachedStatement(
-            sql: "INSERT INTO receipts (merchant_id, operation, request_id, transaction_id) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
+            sql:
+                "INSERT INTO receipts (merchant_id, operation, request_id, transaction_id) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
         ).execute(arguments: [merchant.rawValue, operation, local.requestID, local.transactionID])
         if db.changesCount == 0,
             let first = try String.fetchOne(
-                db.cachedStatement(sql: "SELECT transaction_id FROM receipts WHERE merchant_id = ? AND operation = ? AND request_id = ?"),
+                db.cachedStatement(
+                    sql:
+                        "SELECT transaction_id FROM receipts WHERE merchant_id = ? AND operation = ? AND request_id = ?"
+                ),
                 arguments: [merchant.rawValue, operation, local.requestID]), first != local.transactionID
         {
-            return try reject("duplicate_receipt", member: nil, local: local, detail: "receipt '\(local.requestID)' was first posted as \(first)")
+            return try reject(
+                "duplicate_receipt", member: nil, local: local,
+                detail: "receipt '\(local.requestID)' was first posted as \(first)")
         }
 
         var context = Context(
-            local: local, sequence: sequence, merchant: merchant, program: program, version: active.version, occurredAt: occurredAt,
+            local: local, sequence: sequence, merchant: merchant, program: program, version: active.version,
+            occurredAt: occurredAt,
             conflicts: conflicts)
         let points: Points
         switch local.body {
@@ -114,7 +127,8 @@ struct Poster {
         }
         if let rejection = context.rejection { return rejection }
         return PostingResult(
-            outcome: context.conflicts.isEmpty ? .posted : .postedWithConflict, reason: context.conflicts.joined(separator: ","),
+            outcome: context.conflicts.isEmpty ? .posted : .postedWithConflict,
+            reason: context.conflicts.joined(separator: ","),
             points: points)
     }
 
@@ -129,20 +143,28 @@ struct Poster {
         var rejection: PostingResult?
     }
 
-    private func reject(_ reason: String, member: MemberID?, local: Coalition_Sync_V1_LocalTransaction, detail: String) throws -> PostingResult {
+    private func reject(_ reason: String, member: MemberID?, local: Coalition_Sync_V1_LocalTransaction, detail: String)
+        throws -> PostingResult
+    {
         try writer.conflict(
-            reason == "duplicate_receipt" ? "duplicate_receipt" : "rejected", site: site, transaction: local.transactionID,
+            reason == "duplicate_receipt" ? "duplicate_receipt" : "rejected", site: site,
+            transaction: local.transactionID,
             member: member, resolution: "rejected: \(reason)", at: now, detail: detail)
         return PostingResult(outcome: .rejected, reason: reason, points: .zero)
     }
 
-    private func entry(_ context: Context, kind: String, member: MemberID, points: Points, amount: Money, original: String? = nil, postings: Postings, detail: String = "")
+    private func entry(
+        _ context: Context, kind: String, member: MemberID, points: Points, amount: Money, original: String? = nil,
+        postings: Postings, detail: String = ""
+    )
         -> LedgerWriter.Entry
     {
         LedgerWriter.Entry(
-            transactionID: context.local.transactionID, kind: kind, site: site, siteSequence: context.sequence, merchant: context.merchant,
+            transactionID: context.local.transactionID, kind: kind, site: site, siteSequence: context.sequence,
+            merchant: context.merchant,
             member: member, requestID: context.local.requestID, original: original, points: points, amount: amount,
-            occurredAt: context.occurredAt, postedAt: now, programVersion: context.version, detail: detail, postings: postings)
+            occurredAt: context.occurredAt, postedAt: now, programVersion: context.version, detail: detail,
+            postings: postings)
     }
 
     // MARK: Kinds
@@ -152,8 +174,12 @@ struct Poster {
             context.rejection = try reject("malformed", member: nil, local: context.local, detail: "bad member id")
             return .zero
         }
-        if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM members WHERE member_id = ?"), arguments: [member.description]) == true {
-            context.rejection = try reject("duplicate_member", member: member, local: context.local, detail: "member id already enrolled")
+        if try Bool.fetchOne(
+            db.cachedStatement(sql: "SELECT 1 FROM members WHERE member_id = ?"), arguments: [member.description])
+            == true
+        {
+            context.rejection = try reject(
+                "duplicate_member", member: member, local: context.local, detail: "member id already enrolled")
             return .zero
         }
         let program = context.program
@@ -161,24 +187,30 @@ struct Poster {
             record.phoneHash.isEmpty
             ? nil
             : try String.fetchOne(
-                db.cachedStatement(sql: "SELECT member_id FROM members WHERE phone_hash = ? AND merged_into IS NULL"), arguments: [record.phoneHash]
+                db.cachedStatement(sql: "SELECT member_id FROM members WHERE phone_hash = ? AND merged_into IS NULL"),
+                arguments: [record.phoneHash]
             ).flatMap(MemberID.init)
         let status = TierCalculator.initial(program.tiers, enrolledOn: program.timeZone.date(of: context.occurredAt))
         let position = try writer.nextPosition()
-        try db.cachedStatement(sql: """
+        try db.cachedStatement(
+            sql: """
                 INSERT INTO members (member_id, phone_hash, sealed_phone, card_number, tier, tier_review_date, birth_month, enrolled_at_ms,
                     enrolled_site, merged_into, changed_position)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """).execute(arguments: [
-                member.description, record.phoneHash.isEmpty ? nil : record.phoneHash, record.sealedPhone.isEmpty ? nil : record.sealedPhone,
-                record.cardNumber.isEmpty ? nil : record.cardNumber, status.tier.rawValue, status.reviewDate.description,
-                record.birthMonth == 0 ? nil : Int(record.birthMonth), context.occurredAt.milliseconds, site.rawValue,
-                survivor?.description, position,
-            ])
+                """
+        ).execute(arguments: [
+            member.description, record.phoneHash.isEmpty ? nil : record.phoneHash,
+            record.sealedPhone.isEmpty ? nil : record.sealedPhone,
+            record.cardNumber.isEmpty ? nil : record.cardNumber, status.tier.rawValue, status.reviewDate.description,
+            record.birthMonth == 0 ? nil : Int(record.birthMonth), context.occurredAt.milliseconds, site.rawValue,
+            survivor?.description, position,
+        ])
         // Same phone enrolled elsewhere first: this record merges into the earlier one.
         let owner = survivor ?? member
         if let survivor {
-            try db.cachedStatement(sql: "INSERT INTO merges (from_member, into_member, changed_position) VALUES (?, ?, ?)").execute(arguments: [member.description, survivor.description, position])
+            try db.cachedStatement(
+                sql: "INSERT INTO merges (from_member, into_member, changed_position) VALUES (?, ?, ?)"
+            ).execute(arguments: [member.description, survivor.description, position])
             try writer.conflict(
                 "member_merge", site: site, transaction: context.local.transactionID, member: survivor,
                 resolution: "member \(member) merged into \(survivor), who enrolled first", at: now)
@@ -187,19 +219,30 @@ struct Poster {
         let bonus = EarnCalculator.enrollment(program: program, hasReferrer: !record.referrerMemberID.isEmpty)
         var lines = PostingRules.issue(member: owner, merchant: context.merchant, points: bonus.signup.total).lines
         var referrer: MemberID?
-        if let stated = MemberID(record.referrerMemberID), let resolved = try writer.resolve(stated), resolved != owner {
+        if let stated = MemberID(record.referrerMemberID), let resolved = try writer.resolve(stated), resolved != owner
+        {
             referrer = resolved
             lines += PostingRules.issue(member: resolved, merchant: context.merchant, points: bonus.referral).lines
         }
-        if Points(record.signupPoints) != bonus.signup.total || (referrer != nil && Points(record.referralPoints) != bonus.referral) {
-            try mismatch(&context, member: owner, detail: "edge signup \(record.signupPoints)/referral \(record.referralPoints)")
+        if Points(record.signupPoints) != bonus.signup.total
+            || (referrer != nil && Points(record.referralPoints) != bonus.referral)
+        {
+            try mismatch(
+                &context, member: owner, detail: "edge signup \(record.signupPoints)/referral \(record.referralPoints)")
         }
         let posted = try writer.post(
-            entry(context, kind: "enroll", member: owner, points: bonus.signup.total, amount: .zero, postings: Postings(lines)))
-        let expires = ExpiryCalculator.expiresAt(earnedAt: context.occurredAt, rules: program.expiry, timeZone: program.timeZone)
-        try writer.createLot(context.local.transactionID, member: owner, earnedAt: context.occurredAt, expiresAt: expires, points: bonus.signup.total)
+            entry(
+                context, kind: "enroll", member: owner, points: bonus.signup.total, amount: .zero,
+                postings: Postings(lines)))
+        let expires = ExpiryCalculator.expiresAt(
+            earnedAt: context.occurredAt, rules: program.expiry, timeZone: program.timeZone)
+        try writer.createLot(
+            context.local.transactionID, member: owner, earnedAt: context.occurredAt, expiresAt: expires,
+            points: bonus.signup.total)
         if let referrer, bonus.referral > .zero {
-            try writer.createLot(context.local.transactionID + "-referral", member: referrer, earnedAt: context.occurredAt, expiresAt: expires, points: bonus.referral)
+            try writer.createLot(
+                context.local.transactionID + "-referral", member: referrer, earnedAt: context.occurredAt,
+                expiresAt: expires, points: bonus.referral)
         }
         try writer.touch(member, position: posted)
         return bonus.signup.total
@@ -207,7 +250,8 @@ struct Poster {
 
     private func earn(_ record: Coalition_Sync_V1_EarnRecord, _ context: inout Context) throws -> Points {
         guard let stated = MemberID(record.memberID), let member = try writer.resolve(stated) else {
-            context.rejection = try reject("unknown_member", member: nil, local: context.local, detail: "member '\(record.memberID)' is unknown")
+            context.rejection = try reject(
+                "unknown_member", member: nil, local: context.local, detail: "member '\(record.memberID)' is unknown")
             return .zero
         }
         let program = context.program
@@ -216,15 +260,21 @@ struct Poster {
         for (format, ms) in record.lastEarnAtMsByFormat {
             if let format = Format(format) { lastEarn[format] = Timestamp(milliseconds: ms) }
         }
-        let streak = CivilDate(parsing: record.streakLastDay).map { Streak(lastDay: $0, days: max(1, Int(record.streakDays))) }
+        let streak = CivilDate(parsing: record.streakLastDay).map {
+            Streak(lastDay: $0, days: max(1, Int(record.streakDays)))
+        }
         let tier = TierID(record.tier).flatMap { program.tier($0) != nil ? $0 : nil } ?? program.tiers.tiers[0].id
         let input = EarnInput(
             merchant: context.merchant, amount: Money(minorUnits: record.amountMinor),
             lines: record.lines.compactMap { line in
-                SaleLine(sku: line.sku, category: line.category.isEmpty ? nil : Category(line.category), amount: Money(minorUnits: line.amountMinor))
+                SaleLine(
+                    sku: line.sku, category: line.category.isEmpty ? nil : Category(line.category),
+                    amount: Money(minorUnits: line.amountMinor))
             },
             occurredAt: context.occurredAt,
-            member: MemberEarnState(tier: tier, birthMonth: record.birthMonth == 0 ? nil : Int(record.birthMonth), lastEarnByFormat: lastEarn, streak: streak))
+            member: MemberEarnState(
+                tier: tier, birthMonth: record.birthMonth == 0 ? nil : Int(record.birthMonth),
+                lastEarnByFormat: lastEarn, streak: streak))
         let result: EarnResult
         do {
             result = try EarnCalculator.earn(program: program, input: input)
@@ -233,15 +283,21 @@ struct Poster {
             return .zero
         }
         if result.total.value != record.breakdown.totalPoints {
-            try mismatch(&context, member: member, detail: "edge computed \(record.breakdown.totalPoints), Core \(result.total)")
+            try mismatch(
+                &context, member: member, detail: "edge computed \(record.breakdown.totalPoints), Core \(result.total)")
         }
         let position = try writer.post(
             entry(
                 context, kind: "earn", member: member, points: result.total, amount: input.amount,
                 postings: PostingRules.issue(member: member, merchant: context.merchant, points: result.total)))
-        let expires = ExpiryCalculator.expiresAt(earnedAt: context.occurredAt, rules: program.expiry, timeZone: program.timeZone)
-        try writer.createLot(context.local.transactionID, member: member, earnedAt: context.occurredAt, expiresAt: expires, points: result.total)
-        try updateEarnState(member: member, format: result.format, base: result.points(of: .base), program: program, at: context.occurredAt, position: position)
+        let expires = ExpiryCalculator.expiresAt(
+            earnedAt: context.occurredAt, rules: program.expiry, timeZone: program.timeZone)
+        try writer.createLot(
+            context.local.transactionID, member: member, earnedAt: context.occurredAt, expiresAt: expires,
+            points: result.total)
+        try updateEarnState(
+            member: member, format: result.format, base: result.points(of: .base), program: program,
+            at: context.occurredAt, position: position)
         return result.total
     }
 
@@ -254,14 +310,22 @@ struct Poster {
     }
 
     /// The gateway's own view of the member after an earn: last earn per format, streak, tier upgrade.
-    private func updateEarnState(member: MemberID, format: Format, base: Points, program: Program, at occurredAt: Timestamp, position: Int64) throws {
-        guard let row = try Row.fetchOne(
-            db.cachedStatement(sql: "SELECT last_earn, streak_last_day, streak_days, tier, tier_review_date FROM members WHERE member_id = ?"),
-            arguments: [member.description])
+    private func updateEarnState(
+        member: MemberID, format: Format, base: Points, program: Program, at occurredAt: Timestamp, position: Int64
+    ) throws {
+        guard
+            let row = try Row.fetchOne(
+                db.cachedStatement(
+                    sql:
+                        "SELECT last_earn, streak_last_day, streak_days, tier, tier_review_date FROM members WHERE member_id = ?"
+                ),
+                arguments: [member.description])
         else { return }
         var lastEarn = LastEarnEncoding.decode(row["last_earn"])
         if base > .zero { lastEarn[format] = max(lastEarn[format] ?? occurredAt, occurredAt) }
-        var streak = (row["streak_last_day"] as String?).flatMap(CivilDate.init(parsing:)).map { Streak(lastDay: $0, days: max(1, row["streak_days"])) }
+        var streak = (row["streak_last_day"] as String?).flatMap(CivilDate.init(parsing:)).map {
+            Streak(lastDay: $0, days: max(1, row["streak_days"]))
+        }
         if base > .zero { streak = EarnCalculator.advance(streak, to: program.timeZone.date(of: occurredAt)).0 }
         let today = program.timeZone.date(of: now)
         let qualifying = try qualifyingPoints(member, program: program)
@@ -269,66 +333,87 @@ struct Poster {
             tier: TierID(row["tier"] as String) ?? program.tiers.tiers[0].id,
             reviewDate: CivilDate(parsing: row["tier_review_date"]) ?? today)
         let status = TierCalculator.afterPosting(program.tiers, status: current, qualifying: qualifying, on: today)
-        try db.cachedStatement(sql: "UPDATE members SET last_earn = ?, streak_last_day = ?, streak_days = ?, tier = ?, tier_review_date = ?, changed_position = ? WHERE member_id = ?").execute(arguments: [
-                LastEarnEncoding.encode(lastEarn), streak?.lastDay.description, streak?.days ?? 0, status.tier.rawValue,
-                status.reviewDate.description, position, member.description,
-            ])
+        try db.cachedStatement(
+            sql:
+                "UPDATE members SET last_earn = ?, streak_last_day = ?, streak_days = ?, tier = ?, tier_review_date = ?, changed_position = ? WHERE member_id = ?"
+        ).execute(arguments: [
+            LastEarnEncoding.encode(lastEarn), streak?.lastDay.description, streak?.days ?? 0, status.tier.rawValue,
+            status.reviewDate.description, position, member.description,
+        ])
     }
 
     /// Points earned (less refunds) in the rolling qualifying window ending now.
     func qualifyingPoints(_ member: MemberID, program: Program) throws -> Points {
-        let start = TierCalculator.windowStart(program.tiers, timeZone: program.timeZone, endingOn: program.timeZone.date(of: now))
+        let start = TierCalculator.windowStart(
+            program.tiers, timeZone: program.timeZone, endingOn: program.timeZone.date(of: now))
         // Window starts are local midnights, which fall on bucket boundaries.
-        let sum = try Int64.fetchOne(
-            db.cachedStatement(sql: "SELECT COALESCE(SUM(points), 0) FROM qualifying_points WHERE member_id = ? AND bucket_ms >= ?"),
-            arguments: [member.description, start.milliseconds / LedgerWriter.bucketMilliseconds * LedgerWriter.bucketMilliseconds]) ?? 0
+        let sum =
+            try Int64.fetchOne(
+                db.cachedStatement(
+                    sql: "SELECT COALESCE(SUM(points), 0) FROM qualifying_points WHERE member_id = ? AND bucket_ms >= ?"
+                ),
+                arguments: [
+                    member.description,
+                    start.milliseconds / LedgerWriter.bucketMilliseconds * LedgerWriter.bucketMilliseconds,
+                ]) ?? 0
         return Points(max(0, sum))
     }
 
     private func redeem(_ record: Coalition_Sync_V1_RedeemRecord, _ context: inout Context) throws -> Points {
         try spend(
-            memberID: record.memberID, points: Points(record.points), amount: Money(minorUnits: record.billAmountMinor), hold: record.holdID,
+            memberID: record.memberID, points: Points(record.points), amount: Money(minorUnits: record.billAmountMinor),
+            hold: record.holdID,
             online: record.authorization == .online, kind: "redeem", &context)
     }
 
     private func parking(_ record: Coalition_Sync_V1_ParkingRecord, _ context: inout Context) throws -> Points {
         try spend(
-            memberID: record.memberID, points: Points(record.points), amount: Money(minorUnits: record.feeMinor), hold: record.holdID,
+            memberID: record.memberID, points: Points(record.points), amount: Money(minorUnits: record.feeMinor),
+            hold: record.holdID,
             online: record.authorization == .online, kind: "parking", &context)
     }
 
     /// A redemption or parking payment: consumes its hold when online; otherwise takes what the
     /// member has (less other holds) and books the rest to offline_risk(site).
     private func spend(
-        memberID: String, points: Points, amount: Money, hold: String, online: Bool, kind: String, _ context: inout Context
+        memberID: String, points: Points, amount: Money, hold: String, online: Bool, kind: String,
+        _ context: inout Context
     ) throws -> Points {
         guard let stated = MemberID(memberID), let member = try writer.resolve(stated) else {
-            context.rejection = try reject("unknown_member", member: nil, local: context.local, detail: "member '\(memberID)' is unknown")
+            context.rejection = try reject(
+                "unknown_member", member: nil, local: context.local, detail: "member '\(memberID)' is unknown")
             return .zero
         }
         guard points >= .zero, points.value <= context.program.limits.pointsPerTransactionMax.value else {
-            context.rejection = try reject("malformed", member: member, local: context.local, detail: "points \(points) out of range")
+            context.rejection = try reject(
+                "malformed", member: member, local: context.local, detail: "points \(points) out of range")
             return .zero
         }
         var holdID: String?
         if online, !hold.isEmpty,
             try Bool.fetchOne(
-                db.cachedStatement(sql: "SELECT 1 FROM holds WHERE hold_id = ? AND status = 'active' AND transaction_id = ?"),
+                db.cachedStatement(
+                    sql: "SELECT 1 FROM holds WHERE hold_id = ? AND status = 'active' AND transaction_id = ?"),
                 arguments: [hold, context.local.transactionID]) == true
         {
             holdID = hold
-            try db.cachedStatement(sql: "UPDATE holds SET status = 'consumed' WHERE hold_id = ?").execute(arguments: [hold])
+            try db.cachedStatement(sql: "UPDATE holds SET status = 'consumed' WHERE hold_id = ?").execute(arguments: [
+                hold
+            ])
         }
         let available = try writer.available(member, now: now, excluding: holdID)
         let (postings, shortfall) = PostingRules.redemption(
             member: member, merchant: context.merchant, site: site, points: points, available: available)
         let position = try writer.post(
-            entry(context, kind: kind, member: member, points: postings.change(of: .member(member)), amount: amount, postings: postings))
+            entry(
+                context, kind: kind, member: member, points: postings.change(of: .member(member)), amount: amount,
+                postings: postings))
         try writer.consumeLots(member, points: -postings.change(of: .member(member)), position: position)
         if shortfall > .zero {
             try writer.conflict(
                 "offline_overdraw", site: site, transaction: context.local.transactionID, member: member,
-                resolution: "member taken to \(available - (points - shortfall)) points; \(shortfall) booked to offline_risk(\(site))",
+                resolution:
+                    "member taken to \(available - (points - shortfall)) points; \(shortfall) booked to offline_risk(\(site))",
                 points: shortfall, at: now)
             try writer.flag(site, "offline_overdraw")
             context.conflicts.append("offline_overdraw")
@@ -339,27 +424,36 @@ struct Poster {
     private func reverse(_ record: Coalition_Sync_V1_ReverseRecord, _ context: inout Context) throws -> Points {
         guard let stated = MemberID(record.memberID), let member = try writer.resolve(stated),
             let original = try Row.fetchOne(
-                db.cachedStatement(sql: "SELECT position, kind, site_id, merchant_id, points, amount_minor FROM transactions WHERE transaction_id = ?"),
+                db.cachedStatement(
+                    sql:
+                        "SELECT position, kind, site_id, merchant_id, points, amount_minor FROM transactions WHERE transaction_id = ?"
+                ),
                 arguments: [record.originalTransactionID]),
             (original["site_id"] as String?) == site.rawValue
         else {
             context.rejection = try reject(
-                "unknown_original", member: nil, local: context.local, detail: "original '\(record.originalTransactionID)' is unknown at this site")
+                "unknown_original", member: nil, local: context.local,
+                detail: "original '\(record.originalTransactionID)' is unknown at this site")
             return .zero
         }
         let originalPosition: Int64 = original["position"]
         let kind: String = original["kind"]
         let previous = try Row.fetchOne(
-            db.cachedStatement(sql: "SELECT COALESCE(SUM(amount_minor), 0) AS amount, COALESCE(SUM(points), 0) AS points, COUNT(*) AS count FROM transactions WHERE kind = 'reverse' AND original_transaction_id = ?"),
+            db.cachedStatement(
+                sql:
+                    "SELECT COALESCE(SUM(amount_minor), 0) AS amount, COALESCE(SUM(points), 0) AS points, COUNT(*) AS count FROM transactions WHERE kind = 'reverse' AND original_transaction_id = ?"
+            ),
             arguments: [record.originalTransactionID])
         let count: Int = previous?["count"] ?? 0
         switch kind {
         case "earn":
             let state = EarnRefundState(
                 originalAmount: Money(minorUnits: original["amount_minor"]), originalPoints: Points(original["points"]),
-                refundedAmount: Money(minorUnits: previous?["amount"] ?? 0), reversedPoints: -Points(previous?["points"] ?? 0))
+                refundedAmount: Money(minorUnits: previous?["amount"] ?? 0),
+                reversedPoints: -Points(previous?["points"] ?? 0))
             guard state.refundedAmount < state.originalAmount else {
-                context.rejection = try reject("already_reversed", member: member, local: context.local, detail: "refunded in full already")
+                context.rejection = try reject(
+                    "already_reversed", member: member, local: context.local, detail: "refunded in full already")
                 return .zero
             }
             let refund: (points: Points, amount: Money)
@@ -383,26 +477,33 @@ struct Poster {
             if shortfall > .zero {
                 try writer.conflict(
                     "refund_after_spend", site: site, transaction: context.local.transactionID, member: member,
-                    resolution: "member debited to zero; \(shortfall) booked to offline_risk(\(site))", points: shortfall, at: now)
+                    resolution: "member debited to zero; \(shortfall) booked to offline_risk(\(site))",
+                    points: shortfall, at: now)
                 try writer.flag(site, "refund_after_spend")
                 context.conflicts.append("refund_after_spend")
             }
             return postings.change(of: .member(member))
         case "redeem", "parking":
             guard count == 0 else {
-                context.rejection = try reject("already_reversed", member: member, local: context.local, detail: "cancelled already")
+                context.rejection = try reject(
+                    "already_reversed", member: member, local: context.local, detail: "cancelled already")
                 return .zero
             }
-            let lines = try Row.fetchAll(db.cachedStatement(sql: "SELECT account, points FROM postings WHERE position = ?"), arguments: [originalPosition])
-            let postings = PostingRules.negation(of: Postings(lines.map { row in Posting(Self.account(row["account"]), Points(row["points"])) }))
+            let lines = try Row.fetchAll(
+                db.cachedStatement(sql: "SELECT account, points FROM postings WHERE position = ?"),
+                arguments: [originalPosition])
+            let postings = PostingRules.negation(
+                of: Postings(lines.map { row in Posting(Self.account(row["account"]), Points(row["points"])) }))
             let position = try writer.post(
                 entry(
-                    context, kind: "reverse", member: member, points: postings.change(of: .member(member)), amount: .zero,
+                    context, kind: "reverse", member: member, points: postings.change(of: .member(member)),
+                    amount: .zero,
                     original: record.originalTransactionID, postings: postings, detail: "cancel"))
             try writer.restoreLots(drawnAt: originalPosition, position: position)
             return postings.change(of: .member(member))
         default:
-            context.rejection = try reject("not_reversible", member: member, local: context.local, detail: "a \(kind) cannot be reversed")
+            context.rejection = try reject(
+                "not_reversible", member: member, local: context.local, detail: "a \(kind) cannot be reversed")
             return .zero
         }
     }
@@ -421,4 +522,3 @@ struct Poster {
         }
     }
 }
-

@@ -59,7 +59,9 @@ package enum PeerIdentity: Hashable, Sendable, CustomStringConvertible {
     /// Operator names: 1 to 64 characters of letters, digits, `.`, `_`, `-`.
     package static func isName(_ text: String) -> Bool {
         !text.isEmpty && text.count <= 64
-            && text.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || ".-_".unicodeScalars.contains($0)) }
+            && text.unicodeScalars.allSatisfy {
+                $0.isASCII && (CharacterSet.alphanumerics.contains($0) || ".-_".unicodeScalars.contains($0))
+            }
     }
 }
 
@@ -76,7 +78,9 @@ package struct CertificateAuthority: Sendable {
     package static let caValidityDays = 3650
 
     /// A new CA named `name`, valid from `now`.
-    package static func create(name: String = "Coalition development CA", now: Date = Date()) throws -> CertificateAuthority {
+    package static func create(name: String = "Coalition development CA", now: Date = Date()) throws
+        -> CertificateAuthority
+    {
         let key = Certificate.PrivateKey(P256.Signing.PrivateKey())
         let subject = try DistinguishedName {
             OrganizationName("Coalition")
@@ -84,7 +88,8 @@ package struct CertificateAuthority: Sendable {
         }
         let certificate = try Certificate(
             version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: key.publicKey,
-            notValidBefore: now.addingTimeInterval(-300), notValidAfter: now.addingTimeInterval(Double(caValidityDays) * 86_400),
+            notValidBefore: now.addingTimeInterval(-300),
+            notValidAfter: now.addingTimeInterval(Double(caValidityDays) * 86_400),
             issuer: subject, subject: subject, signatureAlgorithm: .ecdsaWithSHA256,
             extensions: try Certificate.Extensions {
                 Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0))
@@ -168,4 +173,3 @@ package struct CertificateAuthority: Sendable {
         return nil
     }
 }
-

@@ -40,11 +40,16 @@ extension OpsService {
             guard let site = SiteID(message.siteID), store.programs.latest?.program.site(site) != nil else {
                 throw ServiceError.notFound("site_id", "unknown site '\(message.siteID.prefix(64))'")
             }
-            guard ["active", "revoked"].contains(message.status) else { throw ServiceError.invalid("status", "must be active or revoked") }
+            guard ["active", "revoked"].contains(message.status) else {
+                throw ServiceError.invalid("status", "must be active or revoked")
+            }
             try await store.setSite(site, revoked: message.status == "revoked")
-            logger.notice("site status set", metadata: ["site.id": "\(site)", "status": "\(message.status)", "operator": "\(name)"])
+            logger.notice(
+                "site status set",
+                metadata: ["site.id": "\(site)", "status": "\(message.status)", "operator": "\(name)"])
             var response = Coalition_Ops_V1_SetSiteStatusResponse()
-            response.site = try await store.siteStatuses().first { $0.siteID == site.rawValue } ?? Coalition_Ops_V1_SiteStatus()
+            response.site =
+                try await store.siteStatuses().first { $0.siteID == site.rawValue } ?? Coalition_Ops_V1_SiteStatus()
             return response
         }
     }
@@ -54,13 +59,20 @@ extension OpsService {
     ) async throws -> ServerResponse<Coalition_Ops_V1_ListConflictsResponse> {
         try await handle(request, context) { _, message in
             let size = message.pageSize == 0 ? 100 : Int(message.pageSize)
-            guard (1...1_000).contains(size) else { throw ServiceError.invalid("page_size", "0 (default 100) or 1 to 1000") }
+            guard (1...1_000).contains(size) else {
+                throw ServiceError.invalid("page_size", "0 (default 100) or 1 to 1000")
+            }
             let site = message.siteID.isEmpty ? nil : SiteID(message.siteID)
             if !message.siteID.isEmpty, site == nil { throw ServiceError.invalid("site_id", Slug.rule) }
             let offset = message.pageToken.isEmpty ? 0 : (Int(message.pageToken) ?? -1)
             guard offset >= 0 else { throw ServiceError.invalid("page_token", "is not a token from a previous page") }
-            let all = try await store.conflicts(site: site, kind: message.kind.isEmpty ? nil : message.kind, limit: offset + size + 1)
-                .filter { (message.fromMs == 0 || $0.detectedAt.milliseconds >= message.fromMs) && (message.toMs == 0 || $0.detectedAt.milliseconds < message.toMs) }
+            let all = try await store.conflicts(
+                site: site, kind: message.kind.isEmpty ? nil : message.kind, limit: offset + size + 1
+            )
+            .filter {
+                (message.fromMs == 0 || $0.detectedAt.milliseconds >= message.fromMs)
+                    && (message.toMs == 0 || $0.detectedAt.milliseconds < message.toMs)
+            }
             var response = Coalition_Ops_V1_ListConflictsResponse()
             response.conflicts = all.dropFirst(offset).prefix(size).enumerated().map { index, record in
                 var conflict = Coalition_Ops_V1_Conflict()
@@ -87,22 +99,29 @@ extension OpsService {
             let id: MemberID?
             switch message.key {
             case .memberID(let text):
-                guard let parsed = MemberID(text) else { throw ServiceError.invalid("member_id", "must be a 26-character member id") }
+                guard let parsed = MemberID(text) else {
+                    throw ServiceError.invalid("member_id", "must be a 26-character member id")
+                }
                 id = parsed
             case .phone(let text):
                 guard let phone = PhoneNumber(text) else { throw ServiceError.invalid("phone", PhoneNumber.rule) }
                 guard let key = phoneHashKey else {
                     throw ServiceError(.failedPrecondition, "phone: the gateway has no phone_hash_key_file configured")
                 }
-                let hash = Data(HMAC<SHA256>.authenticationCode(for: Data(phone.rawValue.utf8), using: SymmetricKey(data: key)))
+                let hash = Data(
+                    HMAC<SHA256>.authenticationCode(for: Data(phone.rawValue.utf8), using: SymmetricKey(data: key)))
                 id = try await store.memberID(phoneHash: hash)
             case .cardNumber(let card):
-                guard !card.isEmpty, card.count <= 32 else { throw ServiceError.invalid("card_number", "1 to 32 characters") }
+                guard !card.isEmpty, card.count <= 32 else {
+                    throw ServiceError.invalid("card_number", "1 to 32 characters")
+                }
                 id = try await store.memberID(card: card)
             case nil:
                 throw ServiceError.invalid("key", "set one of member_id, phone or card_number")
             }
-            guard let id, let detail = try await store.memberDetail(id) else { throw ServiceError(.notFound, "no such member") }
+            guard let id, let detail = try await store.memberDetail(id) else {
+                throw ServiceError(.notFound, "no such member")
+            }
             return detail
         }
     }
@@ -111,12 +130,18 @@ extension OpsService {
         request: ServerRequest<Coalition_Ops_V1_MemberHistoryRequest>, context: ServerContext
     ) async throws -> ServerResponse<Coalition_Ops_V1_MemberHistoryResponse> {
         try await handle(request, context) { _, message in
-            guard let id = MemberID(message.memberID) else { throw ServiceError.invalid("member_id", "must be a 26-character member id") }
+            guard let id = MemberID(message.memberID) else {
+                throw ServiceError.invalid("member_id", "must be a 26-character member id")
+            }
             let size = message.pageSize == 0 ? 50 : Int(message.pageSize)
-            guard (1...1_000).contains(size) else { throw ServiceError.invalid("page_size", "0 (default 50) or 1 to 1000") }
+            guard (1...1_000).contains(size) else {
+                throw ServiceError.invalid("page_size", "0 (default 50) or 1 to 1000")
+            }
             var before: Int64?
             if !message.pageToken.isEmpty {
-                guard let token = Int64(message.pageToken), token > 0 else { throw ServiceError.invalid("page_token", "is not a token from a previous page") }
+                guard let token = Int64(message.pageToken), token > 0 else {
+                    throw ServiceError.invalid("page_token", "is not a token from a previous page")
+                }
                 before = token
             }
             let rows = try await store.memberHistory(id, before: before, limit: size + 1)
@@ -131,15 +156,22 @@ extension OpsService {
         request: ServerRequest<Coalition_Ops_V1_AdjustMemberRequest>, context: ServerContext
     ) async throws -> ServerResponse<Coalition_Ops_V1_AdjustMemberResponse> {
         try await handle(request, context) { name, message in
-            guard let requestID = RequestID(message.requestID) else { throw ServiceError.invalid("request_id", RequestID.rule) }
-            guard let id = MemberID(message.memberID) else { throw ServiceError.invalid("member_id", "must be a 26-character member id") }
+            guard let requestID = RequestID(message.requestID) else {
+                throw ServiceError.invalid("request_id", RequestID.rule)
+            }
+            guard let id = MemberID(message.memberID) else {
+                throw ServiceError.invalid("member_id", "must be a 26-character member id")
+            }
             guard message.points != 0, abs(message.points) <= 1_000_000_000 else {
                 throw ServiceError.invalid("points", "must be non-zero and at most 10^9 in size")
             }
-            guard !message.reason.isEmpty, message.reason.count <= 200 else { throw ServiceError.invalid("reason", "1 to 200 characters") }
+            guard !message.reason.isEmpty, message.reason.count <= 200 else {
+                throw ServiceError.invalid("reason", "1 to 200 characters")
+            }
             let (transaction, balance) = try await store.adjust(
                 member: id, points: Points(message.points), reason: message.reason, by: name, requestID: requestID)
-            logger.notice("adjustment", metadata: ["member.id": "\(id)", "points": "\(message.points)", "operator": "\(name)"])
+            logger.notice(
+                "adjustment", metadata: ["member.id": "\(id)", "points": "\(message.points)", "operator": "\(name)"])
             var response = Coalition_Ops_V1_AdjustMemberResponse()
             response.transactionID = transaction
             response.balanceAfterPoints = balance.value
@@ -175,10 +207,12 @@ extension OpsService {
             let version: Int64
             do {
                 version = try store.publish(
-                    document: Array(message.document), effectiveAt: message.effectiveAtMs == 0 ? nil : Timestamp(milliseconds: message.effectiveAtMs),
+                    document: Array(message.document),
+                    effectiveAt: message.effectiveAtMs == 0 ? nil : Timestamp(milliseconds: message.effectiveAtMs),
                     by: name)
             } catch let errors as ProgramErrors {
-                throw ServiceError.invalid("document", errors.errors.prefix(20).map(\.description).joined(separator: "; "))
+                throw ServiceError.invalid(
+                    "document", errors.errors.prefix(20).map(\.description).joined(separator: "; "))
             }
             let summary = try await store.programSummaries().first { $0.version == version }
             var response = Coalition_Ops_V1_PublishProgramResponse()
@@ -254,8 +288,12 @@ extension OpsService {
         request: ServerRequest<Coalition_Ops_V1_RunExpiryRequest>, context: ServerContext
     ) async throws -> ServerResponse<Coalition_Ops_V1_RunExpiryResponse> {
         try await handle(request, context) { name, message in
-            guard let zone = store.programs.latest?.program.timeZone else { throw ServiceError(.failedPrecondition, "no program") }
-            let day = message.asOf.isEmpty ? zone.date(of: store.clockNow).adding(days: -1) : try Self.period(message.asOf, field: "as_of")
+            guard let zone = store.programs.latest?.program.timeZone else {
+                throw ServiceError(.failedPrecondition, "no program")
+            }
+            let day =
+                message.asOf.isEmpty
+                ? zone.date(of: store.clockNow).adding(days: -1) : try Self.period(message.asOf, field: "as_of")
             let run = try await store.runExpiry(asOfEndOf: day)
             logger.notice("expiry run", metadata: ["day": "\(day)", "points": "\(run.points)", "operator": "\(name)"])
             var response = Coalition_Ops_V1_RunExpiryResponse()
@@ -270,10 +308,15 @@ extension OpsService {
         request: ServerRequest<Coalition_Ops_V1_ListExpiryRemindersRequest>, context: ServerContext
     ) async throws -> ServerResponse<Coalition_Ops_V1_ListExpiryRemindersResponse> {
         try await handle(request, context) { _, message in
-            guard let zone = store.programs.latest?.program.timeZone else { throw ServiceError(.failedPrecondition, "no program") }
-            let start = message.asOf.isEmpty ? store.clockNow : zone.startOfDay(try Self.period(message.asOf, field: "as_of"))
+            guard let zone = store.programs.latest?.program.timeZone else {
+                throw ServiceError(.failedPrecondition, "no program")
+            }
+            let start =
+                message.asOf.isEmpty ? store.clockNow : zone.startOfDay(try Self.period(message.asOf, field: "as_of"))
             let size = message.pageSize == 0 ? 1_000 : Int(message.pageSize)
-            guard (1...100_000).contains(size) else { throw ServiceError.invalid("page_size", "0 (default 1000) or 1 to 100000") }
+            guard (1...100_000).contains(size) else {
+                throw ServiceError.invalid("page_size", "0 (default 1000) or 1 to 100000")
+            }
             var response = Coalition_Ops_V1_ListExpiryRemindersResponse()
             response.reminders = try await store.expiryReminders(asOf: start, limit: size).map { reminder in
                 var wire = Coalition_Ops_V1_ExpiryReminder()
@@ -287,7 +330,9 @@ extension OpsService {
     }
 
     private static func period(_ text: String, field: String = "period") throws -> CivilDate {
-        guard let day = CivilDate(parsing: text) else { throw ServiceError.invalid(field, "must be a day, YYYY-MM-DD (found '\(text.prefix(32))')") }
+        guard let day = CivilDate(parsing: text) else {
+            throw ServiceError.invalid(field, "must be a day, YYYY-MM-DD (found '\(text.prefix(32))')")
+        }
         return day
     }
 
@@ -332,12 +377,15 @@ extension OpsService {
         try await ServiceError.mapping {
             guard let transport = context.transportSpecific as? HTTP2ServerTransport.Posix.Context,
                 let certificate = transport.peerCertificate
-            else { throw ServiceError(.unauthenticated, "an operator certificate issued by the network's CA is required") }
+            else {
+                throw ServiceError(.unauthenticated, "an operator certificate issued by the network's CA is required")
+            }
             guard case .operator(let name) = PeerIdentity(certificate: certificate) else {
                 throw ServiceError(.permissionDenied, "Ops calls need an operator certificate")
             }
             if try await store.isRevoked(serial: certificate.serialNumber.description) {
-                throw ServiceError(.permissionDenied, "the operator certificate has been revoked", reason: "CERTIFICATE_REVOKED")
+                throw ServiceError(
+                    .permissionDenied, "the operator certificate has been revoked", reason: "CERTIFICATE_REVOKED")
             }
             return ServerResponse(message: try await body(name, request.message))
         }

@@ -73,18 +73,25 @@ extension SyncService {
             let batch = message.transactions
             guard !batch.isEmpty else { throw ServiceError.invalid("transactions", "at least one transaction") }
             guard batch.count <= limits.pushTransactionsMax else {
-                throw ServiceError(.resourceExhausted, "transactions: at most \(limits.pushTransactionsMax) per push (found \(batch.count))")
+                throw ServiceError(
+                    .resourceExhausted,
+                    "transactions: at most \(limits.pushTransactionsMax) per push (found \(batch.count))")
             }
             let bytes = batch.reduce(0) { $0 + $1.payload.count }
             guard bytes <= limits.pushBytesMax else {
-                throw ServiceError(.resourceExhausted, "transactions: at most \(limits.pushBytesMax) payload bytes per push (found \(bytes))")
+                throw ServiceError(
+                    .resourceExhausted,
+                    "transactions: at most \(limits.pushBytesMax) payload bytes per push (found \(bytes))")
             }
             for (index, transaction) in batch.enumerated() {
-                guard transaction.sequence >= 1, index == 0 || transaction.sequence == batch[index - 1].sequence + 1 else {
-                    throw ServiceError.invalid("transactions[\(index)].sequence", "sequences must be contiguous and ascending from 1")
+                guard transaction.sequence >= 1, index == 0 || transaction.sequence == batch[index - 1].sequence + 1
+                else {
+                    throw ServiceError.invalid(
+                        "transactions[\(index)].sequence", "sequences must be contiguous and ascending from 1")
                 }
                 guard TransactionID(transaction.transactionID) != nil else {
-                    throw ServiceError.invalid("transactions[\(index)].transaction_id", "must be a 26-character transaction id")
+                    throw ServiceError.invalid(
+                        "transactions[\(index)].transaction_id", "must be a 26-character transaction id")
                 }
                 guard transaction.previousHash.count == 32 else {
                     throw ServiceError.invalid("transactions[\(index)].previous_hash", "must be 32 bytes")
@@ -98,9 +105,13 @@ extension SyncService {
             for (index, transaction) in batch.enumerated() {
                 let local = try? Coalition_Sync_V1_LocalTransaction(serializedBytes: transaction.payload)
                 if let local, let program {
-                    guard let merchant = MerchantID(local.merchantID), let owner = program.merchant(merchant), owner.site.id == site else {
+                    guard let merchant = MerchantID(local.merchantID), let owner = program.merchant(merchant),
+                        owner.site.id == site
+                    else {
                         throw ServiceError(
-                            .permissionDenied, "transactions[\(index)]: merchant '\(local.merchantID.prefix(64))' is not at site '\(site)'")
+                            .permissionDenied,
+                            "transactions[\(index)]: merchant '\(local.merchantID.prefix(64))' is not at site '\(site)'"
+                        )
                     }
                 }
                 items.append(PushItem(transaction: transaction, local: local))
@@ -125,7 +136,11 @@ extension SyncService {
                 response.resendFromSequence = UInt64(sequence)
             }
             logger.debug(
-                "push", metadata: ["site.id": "\(site)", "push.count": "\(batch.count)", "push.high_water_mark": "\(outcome.highWaterMark)"])
+                "push",
+                metadata: [
+                    "site.id": "\(site)", "push.count": "\(batch.count)",
+                    "push.high_water_mark": "\(outcome.highWaterMark)",
+                ])
             return response
         }
     }
@@ -149,10 +164,19 @@ extension SyncService {
     ) async throws -> ServerResponse<Coalition_Sync_V1_AuthorizeRedeemResponse> {
         try await handle(request, context) { site, message in
             try Self.checkVersion(message.protocolVersion)
-            guard let requestID = RequestID(message.requestID) else { throw ServiceError.invalid("request_id", RequestID.rule) }
-            guard let member = MemberID(message.memberID) else { throw ServiceError.invalid("member_id", "must be a 26-character member id") }
-            guard let merchant = MerchantID(message.merchantID), let owner = store.programs.latest?.program.merchant(merchant), owner.site.id == site
-            else { throw ServiceError(.permissionDenied, "merchant_id: '\(message.merchantID.prefix(64))' is not a merchant of site '\(site)'") }
+            guard let requestID = RequestID(message.requestID) else {
+                throw ServiceError.invalid("request_id", RequestID.rule)
+            }
+            guard let member = MemberID(message.memberID) else {
+                throw ServiceError.invalid("member_id", "must be a 26-character member id")
+            }
+            guard let merchant = MerchantID(message.merchantID),
+                let owner = store.programs.latest?.program.merchant(merchant), owner.site.id == site
+            else {
+                throw ServiceError(
+                    .permissionDenied,
+                    "merchant_id: '\(message.merchantID.prefix(64))' is not a merchant of site '\(site)'")
+            }
             guard let transaction = TransactionID(message.transactionID) else {
                 throw ServiceError.invalid("transaction_id", "must be a 26-character transaction id")
             }
@@ -162,8 +186,10 @@ extension SyncService {
             return try await store.authorize(
                 site: site,
                 request: AuthorizeCommand(
-                    requestID: requestID, member: member, merchant: merchant, points: Points(message.points), transaction: transaction,
-                    unacknowledged: Points(min(max(message.unacknowledgedPoints, -1_000_000_000_000), 1_000_000_000_000))))
+                    requestID: requestID, member: member, merchant: merchant, points: Points(message.points),
+                    transaction: transaction,
+                    unacknowledged: Points(
+                        min(max(message.unacknowledgedPoints, -1_000_000_000_000), 1_000_000_000_000))))
         }
     }
 
@@ -172,7 +198,9 @@ extension SyncService {
     ) async throws -> ServerResponse<Coalition_Sync_V1_ReleaseHoldResponse> {
         try await handle(request, context) { site, message in
             try Self.checkVersion(message.protocolVersion)
-            guard !message.holdID.isEmpty, message.holdID.count <= 64 else { throw ServiceError.invalid("hold_id", "1 to 64 characters") }
+            guard !message.holdID.isEmpty, message.holdID.count <= 64 else {
+                throw ServiceError.invalid("hold_id", "1 to 64 characters")
+            }
             var response = Coalition_Sync_V1_ReleaseHoldResponse()
             response.released = try await store.release(site: site, hold: message.holdID)
             return response
@@ -220,7 +248,8 @@ extension SyncService {
             throw ServiceError(.permissionDenied, "the client certificate does not name a site")
         }
         if try await store.isRevoked(serial: peer.serial) {
-            throw ServiceError(.permissionDenied, "the client certificate has been revoked", reason: "CERTIFICATE_REVOKED")
+            throw ServiceError(
+                .permissionDenied, "the client certificate has been revoked", reason: "CERTIFICATE_REVOKED")
         }
         guard let record = try await store.siteStatus(site) else {
             throw ServiceError(.permissionDenied, "site '\(site)' is not in the program")

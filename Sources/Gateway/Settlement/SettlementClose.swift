@@ -27,7 +27,9 @@ extension SQLiteLedgerStore {
     /// posting time). Closing again returns the stored bytes; a period not yet over is refused.
     /// Transactions posted later belong to a later period (as late items, with their occurred_at).
     package func closeSettlement(period: CivilDate, by operatorName: String) async throws -> ClosedSettlement {
-        guard let program = programs.latest?.program else { throw SettlementRefusal(description: "the gateway has no program") }
+        guard let program = programs.latest?.program else {
+            throw SettlementRefusal(description: "the gateway has no program")
+        }
         let zone = program.timeZone
         let start = zone.startOfDay(period)
         let end = zone.startOfDay(period.adding(days: 1))
@@ -35,7 +37,9 @@ extension SQLiteLedgerStore {
         if let stored = try await storedSettlement(period) { return stored }
         guard end <= now else {
             throw SettlementRefusal(
-                description: "period \(period) is still open: it ends at midnight after \(period) (\(zone)); close it after that")
+                description:
+                    "period \(period) is still open: it ends at midnight after \(period) (\(zone)); close it after that"
+            )
         }
         return try await database.pool.write { db in
             if let stored = try Self.stored(db, period) { return stored }
@@ -44,8 +48,12 @@ extension SQLiteLedgerStore {
             let csv = Self.csv(settlement, period: period)
             let hash = SHA256.hash(data: json).map { String(format: "%02x", $0) }.joined()
             try db.execute(
-                sql: "INSERT INTO settlements (period, from_ms, to_ms, json, csv, content_hash, closed_at_ms, closed_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                arguments: [period.description, start.milliseconds, end.milliseconds, json, csv, hash, now.milliseconds, operatorName])
+                sql:
+                    "INSERT INTO settlements (period, from_ms, to_ms, json, csv, content_hash, closed_at_ms, closed_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                arguments: [
+                    period.description, start.milliseconds, end.milliseconds, json, csv, hash, now.milliseconds,
+                    operatorName,
+                ])
             return ClosedSettlement(period: period, json: json, csv: csv, contentHash: hash, alreadyClosed: false)
         }
     }
@@ -56,16 +64,23 @@ extension SQLiteLedgerStore {
     }
 
     private static func stored(_ db: Database, _ period: CivilDate) throws -> ClosedSettlement? {
-        guard let row = try Row.fetchOne(db, sql: "SELECT json, csv, content_hash FROM settlements WHERE period = ?", arguments: [period.description])
+        guard
+            let row = try Row.fetchOne(
+                db, sql: "SELECT json, csv, content_hash FROM settlements WHERE period = ?",
+                arguments: [period.description])
         else { return nil }
-        return ClosedSettlement(period: period, json: row["json"], csv: row["csv"], contentHash: row["content_hash"], alreadyClosed: true)
+        return ClosedSettlement(
+            period: period, json: row["json"], csv: row["csv"], contentHash: row["content_hash"], alreadyClosed: true)
     }
 
     /// Counts each merchant's points from the postings of the transactions posted in [start, end).
-    private static func compute(_ db: Database, program: Program, start: Timestamp, end: Timestamp) throws -> Settlement {
+    private static func compute(_ db: Database, program: Program, start: Timestamp, end: Timestamp) throws -> Settlement
+    {
         var activities: [MerchantID: MerchantActivity] = [:]
         for site in program.sites {
-            for merchant in site.merchants { activities[merchant.id] = MerchantActivity(merchant: merchant.id, site: site.id) }
+            for merchant in site.merchants {
+                activities[merchant.id] = MerchantActivity(merchant: merchant.id, site: site.id)
+            }
         }
         var expired = Points.zero
         let rows = try Row.fetchAll(
@@ -90,13 +105,29 @@ extension SQLiteLedgerStore {
                 expired += points
                 continue
             }
-            guard let merchantText, let merchant = MerchantID(merchantText), activities[merchant] != nil else { continue }
+            guard let merchantText, let merchant = MerchantID(merchantText), activities[merchant] != nil else {
+                continue
+            }
             let occurred: Int64 = row["occurred_at_ms"]
-            if occurred < start.milliseconds, late.insert(row["position"]).inserted { activities[merchant]?.lateItems += 1 }
-            if account.hasPrefix("issued:"), let issuer = MerchantID(String(account.dropFirst("issued:".count))), activities[issuer] != nil {
-                if points < .zero { activities[issuer]?.issued += -points } else { activities[issuer]?.reversed += points }
-            } else if account.hasPrefix("redeemed:"), let taker = MerchantID(String(account.dropFirst("redeemed:".count))), activities[taker] != nil {
-                if kind == "parking" || original == "parking" { activities[taker]?.parking += points } else { activities[taker]?.redeemed += points }
+            if occurred < start.milliseconds, late.insert(row["position"]).inserted {
+                activities[merchant]?.lateItems += 1
+            }
+            if account.hasPrefix("issued:"), let issuer = MerchantID(String(account.dropFirst("issued:".count))),
+                activities[issuer] != nil
+            {
+                if points < .zero {
+                    activities[issuer]?.issued += -points
+                } else {
+                    activities[issuer]?.reversed += points
+                }
+            } else if account.hasPrefix("redeemed:"),
+                let taker = MerchantID(String(account.dropFirst("redeemed:".count))), activities[taker] != nil
+            {
+                if kind == "parking" || original == "parking" {
+                    activities[taker]?.parking += points
+                } else {
+                    activities[taker]?.redeemed += points
+                }
             } else if account.hasPrefix("offline_risk:") {
                 activities[merchant]?.risk += -points
             }
@@ -115,7 +146,9 @@ extension SQLiteLedgerStore {
     }
 
     /// Canonical JSON: keys sorted, integers only, one line, so the same result is the same bytes.
-    private static func json(_ settlement: Settlement, period: CivilDate, start: Timestamp, end: Timestamp, zone: ProgramTimeZone) -> Data {
+    private static func json(
+        _ settlement: Settlement, period: CivilDate, start: Timestamp, end: Timestamp, zone: ProgramTimeZone
+    ) -> Data {
         func object(_ pairs: [(String, String)]) -> String {
             "{" + pairs.sorted { $0.0 < $1.0 }.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
         }
@@ -129,22 +162,28 @@ extension SQLiteLedgerStore {
                 ("points_redeemed", "\(m.activity.redeemed)"), ("parking_points", "\(m.activity.parking)"),
                 ("offline_risk_points", "\(m.activity.risk)"), ("issue_price", string(m.prices.issuePrice.description)),
                 ("redeem_price", string(m.prices.redeemPrice.description)), ("payable_minor", "\(m.payable)"),
-                ("receivable_minor", "\(m.receivable)"), ("risk_charge_minor", "\(m.riskCharge)"), ("net_minor", "\(m.net)"),
+                ("receivable_minor", "\(m.receivable)"), ("risk_charge_minor", "\(m.riskCharge)"),
+                ("net_minor", "\(m.net)"),
                 ("late_items", "\(m.activity.lateItems)"),
             ])
         }
         let journal = settlement.journal.map { line in
-            object([("debit", string(line.debit)), ("credit", string(line.credit)), ("amount_minor", "\(line.amount)"), ("memo", string(line.memo))])
+            object([
+                ("debit", string(line.debit)), ("credit", string(line.credit)), ("amount_minor", "\(line.amount)"),
+                ("memo", string(line.memo)),
+            ])
         }
         let platform = settlement.platform
         let totals = settlement.journalTotals
         let text = object([
-            ("period", string(period.description)), ("time_zone", string(zone.identifier)), ("from_ms", "\(start.milliseconds)"),
+            ("period", string(period.description)), ("time_zone", string(zone.identifier)),
+            ("from_ms", "\(start.milliseconds)"),
             ("to_ms", "\(end.milliseconds)"), ("merchants", "[" + merchants.joined(separator: ",") + "]"),
             (
                 "platform",
                 object([
-                    ("spread_minor", "\(platform.spread)"), ("breakage_minor", "\(platform.breakage)"), ("risk_minor", "\(platform.risk)"),
+                    ("spread_minor", "\(platform.spread)"), ("breakage_minor", "\(platform.breakage)"),
+                    ("risk_minor", "\(platform.risk)"),
                     ("net_minor", "\(platform.net)"), ("expired_points", "\(platform.expiredPoints)"),
                 ])
             ),
@@ -161,13 +200,16 @@ extension SQLiteLedgerStore {
         for m in settlement.merchants {
             let a = m.activity
             lines.append(
-                "\(period),\(a.merchant),\(a.site),\(a.issued),\(a.reversed),\(a.redeemed),\(a.parking),\(a.risk),\(m.payable),\(m.receivable),\(m.riskCharge),\(m.net),\(a.lateItems),,,")
+                "\(period),\(a.merchant),\(a.site),\(a.issued),\(a.reversed),\(a.redeemed),\(a.parking),\(a.risk),\(m.payable),\(m.receivable),\(m.riskCharge),\(m.net),\(a.lateItems),,,"
+            )
         }
         // The platform collects every payable and risk charge and pays every receivable.
         let p = settlement.platform
         let collected = settlement.merchants.reduce(Money.zero) { $0 + $1.payable }
         let paid = settlement.merchants.reduce(Money.zero) { $0 + $1.receivable }
-        lines.append("\(period),platform,,,,,,,\(collected),\(paid),\(p.risk),\(p.net),,\(p.spread),\(p.breakage),\(p.expiredPoints)")
+        lines.append(
+            "\(period),platform,,,,,,,\(collected),\(paid),\(p.risk),\(p.net),,\(p.spread),\(p.breakage),\(p.expiredPoints)"
+        )
         return Data((lines.joined(separator: "\n") + "\n").utf8)
     }
 }

@@ -68,7 +68,8 @@ package struct AuthorizeCommand: Sendable {
     package var unacknowledged: Points
 
     package init(
-        requestID: RequestID, member: MemberID, merchant: MerchantID, points: Points, transaction: TransactionID, unacknowledged: Points = .zero
+        requestID: RequestID, member: MemberID, merchant: MerchantID, points: Points, transaction: TransactionID,
+        unacknowledged: Points = .zero
     ) {
         self.requestID = requestID
         self.member = member

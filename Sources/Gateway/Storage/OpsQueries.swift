@@ -16,7 +16,9 @@ extension SQLiteLedgerStore {
                 status.name = site.name
                 status.format = site.format.rawValue
                 status.status = "active"
-                if let row = try Row.fetchOne(db, sql: "SELECT * FROM sites WHERE site_id = ?", arguments: [site.id.rawValue]) {
+                if let row = try Row.fetchOne(
+                    db, sql: "SELECT * FROM sites WHERE site_id = ?", arguments: [site.id.rawValue])
+                {
                     status.status = row["status"]
                     status.highWaterMark = UInt64(row["high_water_mark"] as Int64)
                     status.lastSeenAtMs = row["last_seen_at_ms"] ?? 0
@@ -25,8 +27,10 @@ extension SQLiteLedgerStore {
                     status.unsyncedExposurePoints = row["unsynced_exposure_points"]
                     status.flags = (row["flags"] as String).split(separator: ",").map(String.init)
                 }
-                status.offlineRiskPoints = -(try Int64.fetchOne(
-                    db, sql: "SELECT points FROM balances WHERE account = ?", arguments: [Account.offlineRisk(site.id).key]) ?? 0)
+                status.offlineRiskPoints =
+                    -(try Int64.fetchOne(
+                        db, sql: "SELECT points FROM balances WHERE account = ?",
+                        arguments: [Account.offlineRisk(site.id).key]) ?? 0)
                 return status
             }
         }
@@ -40,7 +44,8 @@ extension SQLiteLedgerStore {
         return try await database.pool.read { db in
             let writer = LedgerWriter(db: db)
             guard let resolved = try writer.resolve(id),
-                let row = try Row.fetchOne(db, sql: "SELECT * FROM members WHERE member_id = ?", arguments: [resolved.description])
+                let row = try Row.fetchOne(
+                    db, sql: "SELECT * FROM members WHERE member_id = ?", arguments: [resolved.description])
             else { return nil }
             var response = Coalition_Ops_V1_GetMemberResponse()
             response.memberID = resolved.description
@@ -49,14 +54,18 @@ extension SQLiteLedgerStore {
             response.tierReviewDate = row["tier_review_date"]
             response.balancePoints = try writer.balance(.member(resolved)).value
             response.heldPoints = try writer.held(resolved, now: now).value
-            let poster = Poster(writer: writer, catalogue: catalogue, site: SiteID(unchecked: "gateway"), now: now, programGraceMilliseconds: 0)
+            let poster = Poster(
+                writer: writer, catalogue: catalogue, site: SiteID(unchecked: "gateway"), now: now,
+                programGraceMilliseconds: 0)
             response.qualifyingPoints12M = try poster.qualifyingPoints(resolved, program: program).value
             response.enrolledAtMs = row["enrolled_at_ms"]
             response.enrolledSiteID = row["enrolled_site"] ?? ""
             response.mergedMemberIds = try String.fetchAll(
-                db, sql: "SELECT from_member FROM merges WHERE into_member = ? ORDER BY from_member", arguments: [resolved.description])
+                db, sql: "SELECT from_member FROM merges WHERE into_member = ? ORDER BY from_member",
+                arguments: [resolved.description])
             response.lots = try Row.fetchAll(
-                db, sql: "SELECT * FROM lots WHERE member_id = ? ORDER BY expires_at_ms, lot_id", arguments: [resolved.description]
+                db, sql: "SELECT * FROM lots WHERE member_id = ? ORDER BY expires_at_ms, lot_id",
+                arguments: [resolved.description]
             ).map { lot in
                 var wire = Coalition_Ops_V1_Lot()
                 wire.lotID = lot["lot_id"]
@@ -75,16 +84,22 @@ extension SQLiteLedgerStore {
         try await database.pool.read { db in
             let id: String? =
                 if let phoneHash {
-                    try String.fetchOne(db, sql: "SELECT member_id FROM members WHERE phone_hash = ? AND merged_into IS NULL", arguments: [phoneHash])
+                    try String.fetchOne(
+                        db, sql: "SELECT member_id FROM members WHERE phone_hash = ? AND merged_into IS NULL",
+                        arguments: [phoneHash])
                 } else {
-                    try String.fetchOne(db, sql: "SELECT member_id FROM members WHERE card_number = ? AND merged_into IS NULL", arguments: [card])
+                    try String.fetchOne(
+                        db, sql: "SELECT member_id FROM members WHERE card_number = ? AND merged_into IS NULL",
+                        arguments: [card])
                 }
             return id.flatMap(MemberID.init)
         }
     }
 
     /// A member's ledger entries, newest first, before `position` (exclusive), at most `limit`.
-    package func memberHistory(_ id: MemberID, before position: Int64?, limit: Int) async throws -> [(Int64, Coalition_Ops_V1_LedgerEntry)] {
+    package func memberHistory(_ id: MemberID, before position: Int64?, limit: Int) async throws -> [(
+        Int64, Coalition_Ops_V1_LedgerEntry
+    )] {
         try await database.pool.read { db in
             try Row.fetchAll(
                 db,
@@ -110,7 +125,9 @@ extension SQLiteLedgerStore {
 
     /// Books an operator's adjustment (member ↔ `adjustments`). A debit the member cannot cover is
     /// refused. The same request id returns the first adjustment.
-    package func adjust(member id: MemberID, points: Points, reason: String, by operatorName: String, requestID: RequestID) async throws
+    package func adjust(
+        member id: MemberID, points: Points, reason: String, by operatorName: String, requestID: RequestID
+    ) async throws
         -> (transaction: String, balance: Points)
     {
         let now = clockNow
@@ -118,13 +135,18 @@ extension SQLiteLedgerStore {
         return try await database.pool.write { db in
             let writer = LedgerWriter(db: db)
             if let first = try String.fetchOne(
-                db, sql: "SELECT transaction_id FROM receipts WHERE merchant_id = '-ops' AND operation = 'adjust' AND request_id = ?",
+                db,
+                sql:
+                    "SELECT transaction_id FROM receipts WHERE merchant_id = '-ops' AND operation = 'adjust' AND request_id = ?",
                 arguments: [requestID.rawValue])
             {
-                let member = try String.fetchOne(db, sql: "SELECT member_id FROM transactions WHERE transaction_id = ?", arguments: [first])
+                let member = try String.fetchOne(
+                    db, sql: "SELECT member_id FROM transactions WHERE transaction_id = ?", arguments: [first])
                 return (first, try writer.balance(.member(MemberID(member ?? "") ?? id)))
             }
-            guard let member = try writer.resolve(id) else { throw ServiceError.notFound("member_id", "unknown member '\(id)'") }
+            guard let member = try writer.resolve(id) else {
+                throw ServiceError.notFound("member_id", "unknown member '\(id)'")
+            }
             let available = try writer.available(member, now: now)
             if points < .zero, available < -points {
                 throw ServiceError(.failedPrecondition, "points: the member has \(available) available, not \(-points)")
@@ -133,18 +155,25 @@ extension SQLiteLedgerStore {
             let transaction = TransactionID(time: now, using: &generator).description
             let position = try writer.post(
                 LedgerWriter.Entry(
-                    transactionID: transaction, kind: "adjust", site: nil, siteSequence: nil, merchant: nil, member: member,
-                    requestID: requestID.rawValue, original: nil, points: points, amount: .zero, occurredAt: now, postedAt: now,
+                    transactionID: transaction, kind: "adjust", site: nil, siteSequence: nil, merchant: nil,
+                    member: member,
+                    requestID: requestID.rawValue, original: nil, points: points, amount: .zero, occurredAt: now,
+                    postedAt: now,
                     programVersion: version, detail: "by \(operatorName): \(reason)",
                     postings: Postings([Posting(.member(member), points), Posting(.adjustments, -points)])))
             if points > .zero {
-                let expires = programs.latest.map { ExpiryCalculator.expiresAt(earnedAt: now, rules: $0.program.expiry, timeZone: $0.program.timeZone) } ?? now
+                let expires =
+                    programs.latest.map {
+                        ExpiryCalculator.expiresAt(
+                            earnedAt: now, rules: $0.program.expiry, timeZone: $0.program.timeZone)
+                    } ?? now
                 try writer.createLot(transaction, member: member, earnedAt: now, expiresAt: expires, points: points)
             } else {
                 try writer.consumeLots(member, points: -points, position: position)
             }
             try db.execute(
-                sql: "INSERT INTO receipts (merchant_id, operation, request_id, transaction_id) VALUES ('-ops', 'adjust', ?, ?)",
+                sql:
+                    "INSERT INTO receipts (merchant_id, operation, request_id, transaction_id) VALUES ('-ops', 'adjust', ?, ?)",
                 arguments: [requestID.rawValue, transaction])
             return (transaction, try writer.balance(.member(member)))
         }
@@ -153,16 +182,20 @@ extension SQLiteLedgerStore {
     /// Published program versions, oldest first.
     package func programSummaries() async throws -> [Coalition_Ops_V1_ProgramSummary] {
         try await database.pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT version, effective_at_ms, published_at_ms, published_by, sha256 FROM program_versions ORDER BY version")
-                .map { row in
-                    var summary = Coalition_Ops_V1_ProgramSummary()
-                    summary.version = row["version"]
-                    summary.effectiveAtMs = row["effective_at_ms"]
-                    summary.publishedAtMs = row["published_at_ms"]
-                    summary.publishedBy = row["published_by"]
-                    summary.documentSha256 = row["sha256"]
-                    return summary
-                }
+            try Row.fetchAll(
+                db,
+                sql:
+                    "SELECT version, effective_at_ms, published_at_ms, published_by, sha256 FROM program_versions ORDER BY version"
+            )
+            .map { row in
+                var summary = Coalition_Ops_V1_ProgramSummary()
+                summary.version = row["version"]
+                summary.effectiveAtMs = row["effective_at_ms"]
+                summary.publishedAtMs = row["published_at_ms"]
+                summary.publishedBy = row["published_by"]
+                summary.documentSha256 = row["sha256"]
+                return summary
+            }
         }
     }
 }

@@ -13,7 +13,9 @@ package struct ConfigurationError: Error, CustomStringConvertible, Sendable {
 package enum Address {
     /// The host and port, or a `ConfigurationError` naming `key`.
     package static func parse(_ text: String, key: String = "address") throws -> (String, Int) {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65_535).contains(port) else {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (0...65_535).contains(port)
+        else {
             throw ConfigurationError("\(key): must be host:port, for example 127.0.0.1:7001 (found '\(text)')")
         }
         var host = String(text[..<colon])

@@ -56,7 +56,8 @@ package struct ServiceError: Error, Sendable, RPCErrorConvertible, CustomStringC
     package static func sizedBytes(_ message: some SwiftProtobuf.Message, maximum: Int) throws -> [UInt8] {
         let bytes: [UInt8] = try message.serializedBytes()
         guard bytes.count <= maximum else {
-            throw ServiceError(.resourceExhausted, "the request is \(bytes.count) bytes; at most \(maximum) are accepted")
+            throw ServiceError(
+                .resourceExhausted, "the request is \(bytes.count) bytes; at most \(maximum) are accepted")
         }
         return bytes
     }

@@ -59,7 +59,8 @@ package enum ProgramDocumentParser: Sendable {
             for (key, value) in mapping {
                 guard case .scalar(let keyScalar) = key else {
                     throw ProgramErrors(errors: [
-                        ProgramError(path: DocumentPath.root.description, message: "a mapping key must be a plain value")
+                        ProgramError(
+                            path: DocumentPath.root.description, message: "a mapping key must be a plain value")
                     ])
                 }
                 entries.append(DocumentEntry(key: keyScalar.string, value: try convert(value, budget: &budget)))
@@ -67,7 +68,8 @@ package enum ProgramDocumentParser: Sendable {
             return .map(entries)
         case .alias:
             throw ProgramErrors(errors: [
-                ProgramError(path: DocumentPath.root.description, message: "YAML aliases (*name) are not accepted in a program")
+                ProgramError(
+                    path: DocumentPath.root.description, message: "YAML aliases (*name) are not accepted in a program")
             ])
         }
     }

@@ -17,32 +17,37 @@ struct BenchCommand: AsyncParsableCommand {
 
     struct EdgeEarn: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "edge-earn", abstract: "Earn RPCs from concurrent terminals over TLS to a durable edge, against an empty RPC.")
+            commandName: "edge-earn",
+            abstract: "Earn RPCs from concurrent terminals over TLS to a durable edge, against an empty RPC.")
         @OptionGroup var common: Common
         @Option(help: "Concurrent terminals (closed loop).") var terminals = 32
         @Option(help: "Earns per second offered for the latency run.") var rate: Double = 200
         @Option(help: "Members enrolled first.") var members = 1_000
 
         func run() async throws {
-            try await EdgeBenches.edgeEarn(program: common.program, callers: terminals, duration: common.duration, rate: rate, members: members)
+            try await EdgeBenches.edgeEarn(
+                program: common.program, callers: terminals, duration: common.duration, rate: rate, members: members)
         }
     }
 
     struct ParkingExit: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "parking-exit", abstract: "Quote + pay at a barrier with the gateway unreachable, against two empty RPCs.")
+            commandName: "parking-exit",
+            abstract: "Quote + pay at a barrier with the gateway unreachable, against two empty RPCs.")
         @OptionGroup var common: Common
         @Option(help: "Exits per second offered.") var rate: Double = 50
         @Option(help: "Members enrolled first.") var members = 200
 
         func run() async throws {
-            try await EdgeBenches.parkingExit(program: common.program, duration: common.duration, rate: rate, members: members)
+            try await EdgeBenches.parkingExit(
+                program: common.program, duration: common.duration, rate: rate, members: members)
         }
     }
 
     struct GatewayIngest: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "gateway-ingest", abstract: "Sites pushing batches concurrently, against plain SQLite inserts of the same rows.")
+            commandName: "gateway-ingest",
+            abstract: "Sites pushing batches concurrently, against plain SQLite inserts of the same rows.")
         @OptionGroup var common: Common
         @Option(help: "Sites pushing at once (1 to 4).") var sites = 4
         @Option(help: "Transactions in all.") var transactions = 200_000
@@ -50,19 +55,22 @@ struct BenchCommand: AsyncParsableCommand {
 
         func run() async throws {
             guard (1...4).contains(sites) else { throw ValidationError("--sites: 1 to 4") }
-            try await GatewayBenches.gatewayIngest(program: common.program, sites: sites, transactions: max(sites, transactions), batch: max(1, batch))
+            try await GatewayBenches.gatewayIngest(
+                program: common.program, sites: sites, transactions: max(sites, transactions), batch: max(1, batch))
         }
     }
 
     struct CatchUp: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "catch-up", abstract: "One site with a large offline backlog reconnects: time until posted and the replica is current.")
+            commandName: "catch-up",
+            abstract: "One site with a large offline backlog reconnects: time until posted and the replica is current.")
         @OptionGroup var common: Common
         @Option(help: "Transactions queued offline.") var transactions = 1_000_000
         @Option(help: "Members they are spread over.") var members = 10_000
 
         func run() async throws {
-            try await GatewayBenches.catchUp(program: common.program, transactions: max(1, transactions), members: max(1, members))
+            try await GatewayBenches.catchUp(
+                program: common.program, transactions: max(1, transactions), members: max(1, members))
         }
     }
 

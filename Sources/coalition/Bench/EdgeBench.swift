@@ -17,7 +17,8 @@ struct BaselineService: RegistrableRPCService {
 
     func registerMethods<Transport: ServerTransport>(with router: inout RPCRouter<Transport>) {
         let answer = [UInt8](repeating: 0x5A, count: responseBytes)
-        router.registerHandler(forMethod: Self.descriptor, deserializer: RawBytes(), serializer: RawBytes()) { request, _ in
+        router.registerHandler(forMethod: Self.descriptor, deserializer: RawBytes(), serializer: RawBytes()) {
+            request, _ in
             for try await _ in request.messages {}
             return StreamingServerResponse(single: ServerResponse(message: answer))
         }
@@ -36,7 +37,8 @@ extension GRPCClient {
     /// One baseline call carrying `body`.
     func echo(_ body: [UInt8]) async throws {
         try await unary(
-            request: ClientRequest(message: body), descriptor: BaselineService.descriptor, serializer: RawBytes(), deserializer: RawBytes(),
+            request: ClientRequest(message: body), descriptor: BaselineService.descriptor, serializer: RawBytes(),
+            deserializer: RawBytes(),
             options: .defaults
         ) { response in _ = try response.message }
     }
@@ -54,7 +56,8 @@ final class BenchFolder {
         guard FileManager.default.fileExists(atPath: program) else {
             throw CommandFailure("cannot read \(program); run from the repository's folder or pass --program")
         }
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("coalition-bench-\(UUID().uuidString)").path
+        path =
+            FileManager.default.temporaryDirectory.appendingPathComponent("coalition-bench-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         programFile = path + "/program.yaml"
         try FileManager.default.copyItem(atPath: program, toPath: programFile)
@@ -96,8 +99,10 @@ struct TLSBenchEdge {
     ) async throws -> Result {
         try folder.issue(.gateway("127.0.0.1"), name: "pos")
         var configuration = EdgeConfiguration(
-            siteID: SiteID(site)!, databasePath: folder.path + "/\(site).sqlite", programFile: folder.programFile, phoneHashKey: BenchFolder.phoneKey)
-        configuration.tls = ServerTLSFiles(certificatePath: folder.path + "/pos.pem", privateKeyPath: folder.path + "/pos.key")
+            siteID: SiteID(site)!, databasePath: folder.path + "/\(site).sqlite", programFile: folder.programFile,
+            phoneHashKey: BenchFolder.phoneKey)
+        configuration.tls = ServerTLSFiles(
+            certificatePath: folder.path + "/pos.pem", privateKeyPath: folder.path + "/pos.key")
         try prepare(&configuration)
         let node = try EdgeNode(
             configuration: configuration, clock: SystemWallClock(), logger: BenchFolder.quiet,
@@ -115,7 +120,9 @@ struct TLSBenchEdge {
                     target: .ipv4(address: "127.0.0.1", port: port),
                     transportSecurity: .tls { $0.trustRoots = .certificates([.file(path: ca, format: .pem)]) }))
             group.addTask { try? await client.runConnections() }
-            let edge = TLSBenchEdge(node: node, client: client, points: .init(wrapping: client), parking: .init(wrapping: client), tokens: tokens)
+            let edge = TLSBenchEdge(
+                node: node, client: client, points: .init(wrapping: client), parking: .init(wrapping: client),
+                tokens: tokens)
             defer {
                 client.beginGracefulShutdown()
                 node.beginGracefulShutdown()
@@ -174,29 +181,49 @@ enum EdgeBenches {
                 _ = try await edge.points.earn(request, metadata: edge.tokens[caller % edge.tokens.count])
             }
             // Warm up both paths.
-            _ = await Load.closedLoop(callers: callers, duration: .milliseconds(300)) { _, _ in try await edge.client.echo(requestBytes) }
+            _ = await Load.closedLoop(callers: callers, duration: .milliseconds(300)) { _, _ in
+                try await edge.client.echo(requestBytes)
+            }
             _ = await Load.closedLoop(callers: callers, duration: .milliseconds(300)) { try await earn($0, $1, "W") }
-            let baseline = await Load.closedLoop(callers: callers, duration: duration) { _, _ in try await edge.client.echo(requestBytes) }
+            let baseline = await Load.closedLoop(callers: callers, duration: duration) { _, _ in
+                try await edge.client.echo(requestBytes)
+            }
             let committer = edge.node.ledger.committer.statistics
             FileHandle.standardError.write(Data("edge-earn: earning\n".utf8))
             let figure = await Load.closedLoop(callers: callers, duration: duration) { try await earn($0, $1, "C") }
             let after = edge.node.ledger.committer.statistics
-            let baselineLatency = await Load.openLoop(rate: rate, duration: duration) { _ in try await edge.client.echo(requestBytes) }
+            let baselineLatency = await Load.openLoop(rate: rate, duration: duration) { _ in
+                try await edge.client.echo(requestBytes)
+            }
             let offered = await Load.openLoop(rate: rate, duration: duration) { try await earn($0 % callers, $0, "O") }
-            let synchronous = try await edge.node.ledger.database.pool.write { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
+            let synchronous = try await edge.node.ledger.database.pool.write { db in
+                try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1
+            }
             var report = BenchReport(
                 name: "edge-earn",
-                settings: "\(callers) terminals, \(Int(Load.seconds(duration))) s per phase, \(members) members, TLS on loopback, synchronous=\(synchronous == 2 ? "FULL" : "\(synchronous)")")
-            report.line("baseline", String(format: "%.0f empty RPCs/s (%d-byte request, same server and TLS transport; %d errors)", baseline.rate, requestBytes.count, baseline.latencies.errors))
-            report.line("figure", String(format: "%.0f durable earns/s (%d errors; %.1f earns per group commit)", figure.rate, figure.latencies.errors,
-                Double(after.jobs - committer.jobs) / Double(max(1, after.batches - committer.batches))))
+                settings:
+                    "\(callers) terminals, \(Int(Load.seconds(duration))) s per phase, \(members) members, TLS on loopback, synchronous=\(synchronous == 2 ? "FULL" : "\(synchronous)")"
+            )
+            report.line(
+                "baseline",
+                String(
+                    format: "%.0f empty RPCs/s (%d-byte request, same server and TLS transport; %d errors)",
+                    baseline.rate, requestBytes.count, baseline.latencies.errors))
+            report.line(
+                "figure",
+                String(
+                    format: "%.0f durable earns/s (%d errors; %.1f earns per group commit)", figure.rate,
+                    figure.latencies.errors,
+                    Double(after.jobs - committer.jobs) / Double(max(1, after.batches - committer.batches))))
             report.ratio(figure.rate, over: baseline.rate, minimum: 0.60)
             report.line("closed loop", "earn latency \(figure.latencies.summary)")
             report.line("offered", String(format: "%.0f/s: baseline %@", rate, baselineLatency.summary))
             report.line("", String(format: "%.0f/s: earn %@ (%d errors)", rate, offered.summary, offered.errors))
             if let error = figure.latencies.firstError ?? offered.firstError { report.line("first error", error) }
-            report.ceiling("p99 earn", offered.count == 0 ? .infinity : offered.milliseconds(99), maximum: 10, unit: "ms")
-            report.line("memory", String(format: "peak %.0f MiB (whole process: client, server, database)", Load.peakMemoryMiB))
+            report.ceiling(
+                "p99 earn", offered.count == 0 ? .infinity : offered.milliseconds(99), maximum: 10, unit: "ms")
+            report.line(
+                "memory", String(format: "peak %.0f MiB (whole process: client, server, database)", Load.peakMemoryMiB))
             report.print()
         }
     }
@@ -211,12 +238,16 @@ enum EdgeBenches {
             prepare: { configuration in
                 // Linked to a gateway that does not answer (a closed port), after having met it once.
                 configuration.gateway = GatewayLink(
-                    host: "127.0.0.1", port: 9, caCertificatePath: folder.path + "/ca.pem", certificatePath: folder.path + "/park-01.pem",
+                    host: "127.0.0.1", port: 9, caCertificatePath: folder.path + "/ca.pem",
+                    certificatePath: folder.path + "/park-01.pem",
                     privateKeyPath: folder.path + "/park-01.key")
                 let database = try EdgeDatabase.open(
-                    path: configuration.databasePath, site: configuration.siteID, limits: configuration.limits, now: SystemWallClock().now())
+                    path: configuration.databasePath, site: configuration.siteID, limits: configuration.limits,
+                    now: SystemWallClock().now())
                 try database.pool.write { db in
-                    try db.execute(sql: "UPDATE sync_state SET last_gateway_contact_ms = ? WHERE id = 1", arguments: [SystemWallClock().now().milliseconds])
+                    try db.execute(
+                        sql: "UPDATE sync_state SET last_gateway_contact_ms = ? WHERE id = 1",
+                        arguments: [SystemWallClock().now().milliseconds])
                 }
                 try database.pool.close()
             }
@@ -240,7 +271,9 @@ enum EdgeBenches {
                 pay.exitAtMs = quote.exitAtMs
                 pay.points = index % 2 == 0 ? 0 : min(quoted.balancePoints, 20)
                 let paid = try await edge.parking.pay(pay, metadata: token)
-                guard paid.feeMinor == quoted.feeMinor else { throw CommandFailure("the payment's fee differs from the quote") }
+                guard paid.feeMinor == quoted.feeMinor else {
+                    throw CommandFailure("the payment's fee differs from the quote")
+                }
             }
             var quoteSample = Coalition_Edge_V1_ParkingQuoteRequest()
             quoteSample.ticketID = "T1000"
@@ -255,10 +288,18 @@ enum EdgeBenches {
             }
             let figure = await Load.openLoop(rate: rate, duration: duration) { try await exit($0) }
             var report = BenchReport(
-                name: "parking-exit", settings: "\(Int(rate)) exits/s offered for \(Int(Load.seconds(duration))) s, gateway unreachable, TLS on loopback")
+                name: "parking-exit",
+                settings:
+                    "\(Int(rate)) exits/s offered for \(Int(Load.seconds(duration))) s, gateway unreachable, TLS on loopback"
+            )
             report.line("baseline", "two empty RPCs per exit: \(baseline.summary)")
             report.line("figure", "quote + pay: \(figure.summary) (\(figure.count) exits, \(figure.errors) errors)")
-            report.line("ratio", String(format: "p50 %.2f×, p99 %.2f× the baseline", figure.milliseconds(50) / max(0.001, baseline.milliseconds(50)), figure.milliseconds(99) / max(0.001, baseline.milliseconds(99))))
+            report.line(
+                "ratio",
+                String(
+                    format: "p50 %.2f×, p99 %.2f× the baseline",
+                    figure.milliseconds(50) / max(0.001, baseline.milliseconds(50)),
+                    figure.milliseconds(99) / max(0.001, baseline.milliseconds(99))))
             if let error = figure.firstError { report.line("first error", error) }
             report.ceiling("p99 exit", figure.count == 0 ? .infinity : figure.milliseconds(99), maximum: 20, unit: "ms")
             report.line("memory", String(format: "peak %.0f MiB", Load.peakMemoryMiB))

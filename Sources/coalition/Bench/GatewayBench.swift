@@ -21,15 +21,19 @@ final class GeneratingEdge: Sendable {
     init(folder: BenchFolder, site: String, store: SQLiteLedgerStore, limits: GatewayLimits) throws {
         self.site = SiteID(site)!
         let program = store.programs.latest!
-        guard let merchant = program.program.site(self.site)?.merchants.first?.id else { throw CommandFailure("no merchant at \(site)") }
+        guard let merchant = program.program.site(self.site)?.merchants.first?.id else {
+            throw CommandFailure("no merchant at \(site)")
+        }
         self.merchant = merchant
         var edgeLimits = EdgeLimits()
         edgeLimits.groupCommitBatchMax = 512
         // The backlog is the point of the catch-up bench: allow more than the default million.
         edgeLimits.unacknowledgedTransactionsMax = 100_000_000
-        let database = try EdgeDatabase.open(path: folder.path + "/\(site).sqlite", site: self.site, limits: edgeLimits, now: SystemWallClock().now())
+        let database = try EdgeDatabase.open(
+            path: folder.path + "/\(site).sqlite", site: self.site, limits: edgeLimits, now: SystemWallClock().now())
         let programs = ProgramHolder(ActiveProgram(version: program.version, program: program.program))
-        var link = GatewayLink(host: "in-process", port: 0, caCertificatePath: "", certificatePath: "", privateKeyPath: "")
+        var link = GatewayLink(
+            host: "in-process", port: 0, caCertificatePath: "", certificatePath: "", privateKeyPath: "")
         link.pushBatchMax = 500
         link.pullPageSize = 1_000
         let siteID = self.site
@@ -37,18 +41,33 @@ final class GeneratingEdge: Sendable {
             store: store, limits: limits, logger: BenchFolder.quiet,
             peers: SitePeerResolver { _ in SitePeer(identity: .site(siteID), serial: "bench-\(siteID)") })
         let calls = SyncCalls(
-            push: { request, _ in try await callInProcess(request, method: "Push") { try await service.push(request: $0, context: $1) } },
-            pull: { request, _ in try await callInProcess(request, method: "Pull") { try await service.pull(request: $0, context: $1) } },
-            authorizeRedeem: { request, _ in
-                try await callInProcess(request, method: "AuthorizeRedeem") { try await service.authorizeRedeem(request: $0, context: $1) }
+            push: { request, _ in
+                try await callInProcess(request, method: "Push") { try await service.push(request: $0, context: $1) }
             },
-            releaseHold: { request, _ in try await callInProcess(request, method: "ReleaseHold") { try await service.releaseHold(request: $0, context: $1) } },
-            recover: { request, _ in try await callInProcess(request, method: "Recover") { try await service.recover(request: $0, context: $1) } })
+            pull: { request, _ in
+                try await callInProcess(request, method: "Pull") { try await service.pull(request: $0, context: $1) }
+            },
+            authorizeRedeem: { request, _ in
+                try await callInProcess(request, method: "AuthorizeRedeem") {
+                    try await service.authorizeRedeem(request: $0, context: $1)
+                }
+            },
+            releaseHold: { request, _ in
+                try await callInProcess(request, method: "ReleaseHold") {
+                    try await service.releaseHold(request: $0, context: $1)
+                }
+            },
+            recover: { request, _ in
+                try await callInProcess(request, method: "Recover") {
+                    try await service.recover(request: $0, context: $1)
+                }
+            })
         sync = SyncClient(
             link: link, site: self.site, database: database, clock: SystemWallClock(), logger: BenchFolder.quiet,
             program: { programs.program }, activate: { programs.program = $0 }, calls: calls)
         ledger = EdgeLedger(
-            site: self.site, database: database, programs: programs, clock: SystemWallClock(), phoneHashKey: BenchFolder.phoneKey, limits: edgeLimits)
+            site: self.site, database: database, programs: programs, clock: SystemWallClock(),
+            phoneHashKey: BenchFolder.phoneKey, limits: edgeLimits)
         let committer = ledger.committer
         // Unstructured on purpose: the writer lives as long as this generator, which `stop()`
         // closes and awaits (the benches create and stop generators one after another).
@@ -63,10 +82,14 @@ final class GeneratingEdge: Sendable {
         var members: [MemberID] = []
         for index in 0..<count {
             // Each site's people are its own (the same phone at two sites would be merged).
-            let phone = PhoneNumber("+861\(30 + (GatewayBenches.siteNames.firstIndex(of: site.rawValue) ?? 9))" + String(format: "%08d", index))!
+            let phone = PhoneNumber(
+                "+861\(30 + (GatewayBenches.siteNames.firstIndex(of: site.rawValue) ?? 9))"
+                    + String(format: "%08d", index))!
             let content = Array("enroll \(site) \(index)".utf8)
-            let key = RequestKey(merchant: merchant, operation: "enroll", requestID: RequestID("E-\(index)")!, content: content)
-            let answer = try await ledger.enroll(EdgeLedger.Enroll(key: key, phone: phone, cardNumber: nil, birthMonth: nil, referrer: nil))
+            let key = RequestKey(
+                merchant: merchant, operation: "enroll", requestID: RequestID("E-\(index)")!, content: content)
+            let answer = try await ledger.enroll(
+                EdgeLedger.Enroll(key: key, phone: phone, cardNumber: nil, birthMonth: nil, referrer: nil))
             members.append(MemberID(answer.member.memberID)!)
         }
         let chosen = members
@@ -76,9 +99,13 @@ final class GeneratingEdge: Sendable {
                     var index = worker
                     while index < earns {
                         let content = Array("earn \(site) \(index)".utf8)
-                        let key = RequestKey(merchant: merchant, operation: "earn", requestID: RequestID("G-\(index)")!, content: content)
+                        let key = RequestKey(
+                            merchant: merchant, operation: "earn", requestID: RequestID("G-\(index)")!, content: content
+                        )
                         _ = try await ledger.earn(
-                            EdgeLedger.Earn(key: key, member: chosen[index % chosen.count], amount: Money(minorUnits: 2_000 + Int64(index % 50_000)), lines: []))
+                            EdgeLedger.Earn(
+                                key: key, member: chosen[index % chosen.count],
+                                amount: Money(minorUnits: 2_000 + Int64(index % 50_000)), lines: []))
                         index += concurrency
                     }
                 }
@@ -91,9 +118,14 @@ final class GeneratingEdge: Sendable {
     /// The outbox as the gateway receives it, in pushes of `batch`.
     func outboxBatches(_ batch: Int) async throws -> [[Coalition_Sync_V1_OutboxTransaction]] {
         let rows = try await ledger.database.pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT sequence, transaction_id, previous_hash, payload, occurred_at_ms FROM outbox ORDER BY sequence").map { row in
+            try Row.fetchAll(
+                db,
+                sql:
+                    "SELECT sequence, transaction_id, previous_hash, payload, occurred_at_ms FROM outbox ORDER BY sequence"
+            ).map { row in
                 Coalition_Sync_V1_OutboxTransaction(
-                    sequence: row["sequence"], transactionID: row["transaction_id"], previousHash: row["previous_hash"], payload: row["payload"],
+                    sequence: row["sequence"], transactionID: row["transaction_id"], previousHash: row["previous_hash"],
+                    payload: row["payload"],
                     occurredAtMs: row["occurred_at_ms"])
             }
         }
@@ -110,7 +142,8 @@ final class GeneratingEdge: Sendable {
 func benchGateway(_ folder: BenchFolder, name: String = "gateway.sqlite") throws -> (SQLiteLedgerStore, GatewayLimits) {
     var limits = GatewayLimits()
     limits.clockSkewMaxMilliseconds = 24 * 3_600_000
-    let store = try SQLiteLedgerStore(database: try GatewayDatabase.open(path: folder.path + "/" + name), clock: SystemWallClock(), limits: limits)
+    let store = try SQLiteLedgerStore(
+        database: try GatewayDatabase.open(path: folder.path + "/" + name), clock: SystemWallClock(), limits: limits)
     try store.publish(document: Array(try Data(contentsOf: URL(fileURLWithPath: folder.programFile))), by: "bench")
     return (store, limits)
 }
@@ -120,10 +153,13 @@ enum GatewayBenches {
 
     /// The baseline of the sync benches: the same outbox rows inserted into a plain SQLite table
     /// (same batches, same durability, one writer per site at once) with no logic. Seconds taken.
-    static func plainInsertSeconds(_ folder: BenchFolder, _ batches: [(SiteID, [[Coalition_Sync_V1_OutboxTransaction]])]) async throws -> Double {
+    static func plainInsertSeconds(
+        _ folder: BenchFolder, _ batches: [(SiteID, [[Coalition_Sync_V1_OutboxTransaction]])]
+    ) async throws -> Double {
         var configuration = Configuration()
         configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
-        let plain = try DatabasePool(path: folder.path + "/baseline-\(UUID().uuidString).sqlite", configuration: configuration)
+        let plain = try DatabasePool(
+            path: folder.path + "/baseline-\(UUID().uuidString).sqlite", configuration: configuration)
         try await plain.barrierWriteWithoutTransaction { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
             try db.execute(
@@ -140,9 +176,14 @@ enum GatewayBenches {
                         for push in pushes {
                             try await plain.write { db in
                                 let statement = try db.cachedStatement(
-                                    sql: "INSERT INTO rows (site_id, sequence, transaction_id, previous_hash, payload, occurred_at_ms) VALUES (?, ?, ?, ?, ?, ?)")
+                                    sql:
+                                        "INSERT INTO rows (site_id, sequence, transaction_id, previous_hash, payload, occurred_at_ms) VALUES (?, ?, ?, ?, ?, ?)"
+                                )
                                 for row in push {
-                                    try statement.execute(arguments: [site.rawValue, Int64(row.sequence), row.transactionID, row.previousHash, row.payload, row.occurredAtMs])
+                                    try statement.execute(arguments: [
+                                        site.rawValue, Int64(row.sequence), row.transactionID, row.previousHash,
+                                        row.payload, row.occurredAtMs,
+                                    ])
                                 }
                             }
                         }
@@ -185,8 +226,12 @@ enum GatewayBenches {
                             request.programVersion = 1
                             request.transactions = push
                             request.sentAtMs = SystemWallClock().now().milliseconds
-                            let answer = try await callInProcess(request, method: "Push") { try await service.push(request: $0, context: $1) }
-                            guard answer.status == .applied else { throw CommandFailure("a push was answered \(answer.status)") }
+                            let answer = try await callInProcess(request, method: "Push") {
+                                try await service.push(request: $0, context: $1)
+                            }
+                            guard answer.status == .applied else {
+                                throw CommandFailure("a push was answered \(answer.status)")
+                            }
                         }
                     }
                 }
@@ -194,13 +239,25 @@ enum GatewayBenches {
             }
         }
         let outcomes = try await store.database.pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT outcome, reason, COUNT(*) AS n FROM site_transactions GROUP BY outcome, reason").map {
+            try Row.fetchAll(
+                db, sql: "SELECT outcome, reason, COUNT(*) AS n FROM site_transactions GROUP BY outcome, reason"
+            ).map {
                 "\($0["outcome"] as String)\(($0["reason"] as String).isEmpty ? "" : " (\($0["reason"] as String))") \($0["n"] as Int)"
             }
         }
-        var report = BenchReport(name: "gateway-ingest", settings: "\(sites) sites pushing concurrently, \(total) transactions, batches of \(batch)")
-        report.line("baseline", String(format: "%.0f rows/s inserted with no logic (%.2f s)", Double(total) / baselineSeconds, baselineSeconds))
-        report.line("figure", String(format: "%.0f transactions/s posted (%.2f s; %@)", Double(total) / figureSeconds, figureSeconds, outcomes.joined(separator: ", ")))
+        var report = BenchReport(
+            name: "gateway-ingest",
+            settings: "\(sites) sites pushing concurrently, \(total) transactions, batches of \(batch)")
+        report.line(
+            "baseline",
+            String(
+                format: "%.0f rows/s inserted with no logic (%.2f s)", Double(total) / baselineSeconds, baselineSeconds)
+        )
+        report.line(
+            "figure",
+            String(
+                format: "%.0f transactions/s posted (%.2f s; %@)", Double(total) / figureSeconds, figureSeconds,
+                outcomes.joined(separator: ", ")))
         report.ratio(Double(total) / figureSeconds, over: Double(total) / baselineSeconds, minimum: 0.50)
         report.floor("rate", Double(total) / figureSeconds, minimum: 25_000, unit: "tx/s")
         report.line("memory", String(format: "peak %.0f MiB", Load.peakMemoryMiB))
@@ -230,17 +287,38 @@ enum GatewayBenches {
         let baselineSeconds = try await plainInsertSeconds(folder, [(edge.site, try await edge.outboxBatches(500))])
         await edge.stop()
         var report = BenchReport(
-            name: "catch-up", settings: "\(queued) transactions queued offline at one site (\(members) members), in-process link, pushes of 500, pages of 1000")
-        report.line("queued in", String(format: "%.1f s (%.0f tx/s through the edge's ledger, for reference)", generation, Double(transactions) / generation))
-        report.line("baseline", String(format: "%.1f s to insert the same %d outbox rows into plain SQLite in batches of 500, no logic", baselineSeconds, queued))
-        report.line("pushed", String(format: "%.1f s (%.0f tx/s, %d pushes); %d left unacknowledged", pushSeconds, Double(queued) / pushSeconds, pushes + 1, left))
+            name: "catch-up",
+            settings:
+                "\(queued) transactions queued offline at one site (\(members) members), in-process link, pushes of 500, pages of 1000"
+        )
+        report.line(
+            "queued in",
+            String(
+                format: "%.1f s (%.0f tx/s through the edge's ledger, for reference)", generation,
+                Double(transactions) / generation))
+        report.line(
+            "baseline",
+            String(
+                format: "%.1f s to insert the same %d outbox rows into plain SQLite in batches of 500, no logic",
+                baselineSeconds, queued))
+        report.line(
+            "pushed",
+            String(
+                format: "%.1f s (%.0f tx/s, %d pushes); %d left unacknowledged", pushSeconds,
+                Double(queued) / pushSeconds, pushes + 1, left))
         report.line("pulled", String(format: "%.1f s (%d pages)", pullSeconds, pulls + 1))
-        report.line("figure", String(format: "%.1f s until posted and the replica is current", pushSeconds + pullSeconds))
-        report.line("ratio", String(format: "%.3f (baseline time / figure time)", baselineSeconds / max(0.001, pushSeconds + pullSeconds)))
+        report.line(
+            "figure", String(format: "%.1f s until posted and the replica is current", pushSeconds + pullSeconds))
+        report.line(
+            "ratio",
+            String(
+                format: "%.3f (baseline time / figure time)", baselineSeconds / max(0.001, pushSeconds + pullSeconds)))
         report.ceiling("caught up", pushSeconds + pullSeconds, maximum: 60, unit: "s")
         report.line(
             "memory",
-            String(format: "peak %.0f MiB for edge and gateway together in one process (%.0f MiB before the reconnect)", memoryAfter, memoryBefore))
+            String(
+                format: "peak %.0f MiB for edge and gateway together in one process (%.0f MiB before the reconnect)",
+                memoryAfter, memoryBefore))
         report.print()
     }
 
@@ -253,7 +331,9 @@ enum GatewayBenches {
         try await plain.barrierWriteWithoutTransaction { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
             try db.execute(
-                sql: "CREATE TABLE members (member_id TEXT PRIMARY KEY, phone_hash BLOB UNIQUE, tier TEXT NOT NULL, balance INTEGER NOT NULL) STRICT")
+                sql:
+                    "CREATE TABLE members (member_id TEXT PRIMARY KEY, phone_hash BLOB UNIQUE, tier TEXT NOT NULL, balance INTEGER NOT NULL) STRICT"
+            )
         }
         var generator = SystemRandomNumberGenerator()
         let now = SystemWallClock().now()
@@ -261,9 +341,12 @@ enum GatewayBenches {
         let (_, seconds) = try await Load.time {
             for start in stride(from: 0, to: count, by: 1_000) {
                 try await plain.write { db in
-                    let statement = try db.cachedStatement(sql: "INSERT INTO members (member_id, phone_hash, tier, balance) VALUES (?, ?, 'member', ?)")
+                    let statement = try db.cachedStatement(
+                        sql: "INSERT INTO members (member_id, phone_hash, tier, balance) VALUES (?, ?, 'member', ?)")
                     for index in start..<min(count, start + 1_000) {
-                        try statement.execute(arguments: [ids[index], Data(SHA256.hash(data: Data("+86136\(index)".utf8))), Int64(index % 5_000)])
+                        try statement.execute(arguments: [
+                            ids[index], Data(SHA256.hash(data: Data("+86136\(index)".utf8))), Int64(index % 5_000),
+                        ])
                     }
                 }
             }
@@ -294,7 +377,8 @@ enum GatewayBenches {
                     try insertMember.execute(arguments: [id, phone, now.milliseconds, base + 1 + Int64(index)])
                     try insertBalance.execute(arguments: ["member:\(id)", Int64(index % 5_000)])
                 }
-                try db.execute(sql: "UPDATE counters SET value = ? WHERE name = 'position'", arguments: [base + Int64(members)])
+                try db.execute(
+                    sql: "UPDATE counters SET value = ? WHERE name = 'position'", arguments: [base + Int64(members)])
             }
         }
         let baselineSeconds = try await plainMemberInsertSeconds(folder, count: members)
@@ -303,16 +387,36 @@ enum GatewayBenches {
         let (_, pullSeconds) = try await Load.time {
             while try await edge.sync.pullRound() { pages += 1 }
         }
-        let replicated = try await edge.ledger.database.pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM members") ?? 0 }
-        try await edge.ledger.database.pool.writeWithoutTransaction { db in _ = try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+        let replicated = try await edge.ledger.database.pool.read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM members") ?? 0
+        }
+        try await edge.ledger.database.pool.writeWithoutTransaction { db in
+            _ = try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)")
+        }
         await edge.stop()
         let bytes = folder.size("hotel-01.sqlite")
-        var report = BenchReport(name: "replica-size", settings: "\(members) members at the gateway, a fresh edge pulls pages of 1000 in process")
+        var report = BenchReport(
+            name: "replica-size",
+            settings: "\(members) members at the gateway, a fresh edge pulls pages of 1000 in process")
         report.line("seeded", String(format: "%.1f s (written straight into the gateway's tables)", seeding))
-        report.line("pulled", String(format: "%.1f s (%.0f members/s, %d pages), %d members in the replica", pullSeconds, Double(replicated) / pullSeconds, pages + 1, replicated))
-        report.line("baseline", String(format: "%.1f s to insert %d member-shaped rows (id, phone hash, tier, balance) into plain SQLite in pages of 1000", baselineSeconds, members))
-        report.line("ratio", String(format: "%.3f (baseline time / pull time)", baselineSeconds / max(0.001, pullSeconds)))
-        report.line("size", String(format: "%.1f MiB on disk (%.0f bytes per member)", Double(bytes) / 1_048_576, Double(bytes) / Double(max(1, replicated))))
+        report.line(
+            "pulled",
+            String(
+                format: "%.1f s (%.0f members/s, %d pages), %d members in the replica", pullSeconds,
+                Double(replicated) / pullSeconds, pages + 1, replicated))
+        report.line(
+            "baseline",
+            String(
+                format:
+                    "%.1f s to insert %d member-shaped rows (id, phone hash, tier, balance) into plain SQLite in pages of 1000",
+                baselineSeconds, members))
+        report.line(
+            "ratio", String(format: "%.3f (baseline time / pull time)", baselineSeconds / max(0.001, pullSeconds)))
+        report.line(
+            "size",
+            String(
+                format: "%.1f MiB on disk (%.0f bytes per member)", Double(bytes) / 1_048_576,
+                Double(bytes) / Double(max(1, replicated))))
         report.line("memory", String(format: "peak %.0f MiB", Load.peakMemoryMiB))
         report.print()
     }

@@ -4,7 +4,8 @@ import Synchronization
 
 /// Latencies in microseconds, merged from every caller.
 struct Latencies: Sendable {
-    var histogram = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: .three)
+    var histogram = Histogram<UInt64>(
+        lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: .three)
     var errors = 0
     /// The first error seen, for the report.
     var firstError: String?
@@ -15,7 +16,8 @@ struct Latencies: Sendable {
     }
 
     mutating func record(_ duration: Duration) {
-        let microseconds = max(1, duration.components.seconds * 1_000_000 + duration.components.attoseconds / 1_000_000_000_000)
+        let microseconds = max(
+            1, duration.components.seconds * 1_000_000 + duration.components.attoseconds / 1_000_000_000_000)
         _ = histogram.record(UInt64(min(microseconds, 120_000_000)))
     }
 
@@ -31,7 +33,8 @@ struct Latencies: Sendable {
 
     var summary: String {
         String(
-            format: "p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms", milliseconds(50), milliseconds(99), milliseconds(99.9),
+            format: "p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms", milliseconds(50), milliseconds(99),
+            milliseconds(99.9),
             Double(histogram.max) / 1000)
     }
 }
@@ -75,7 +78,8 @@ enum Load {
     /// each latency counts from the moment the call was due, so a stall is not hidden by the
     /// calls it delayed (no coordinated omission).
     static func openLoop(
-        rate: Double, duration: Duration, inFlightMax: Int = 512, _ call: @escaping @Sendable (_ index: Int) async throws -> Void
+        rate: Double, duration: Duration, inFlightMax: Int = 512,
+        _ call: @escaping @Sendable (_ index: Int) async throws -> Void
     ) async -> Latencies {
         let clock = ContinuousClock()
         let start = clock.now
@@ -155,12 +159,20 @@ struct BenchReport {
 
     /// A figure against a ceiling: met when `value <= maximum`.
     mutating func ceiling(_ label: String, _ value: Double, maximum: Double, unit: String) {
-        line(label, String(format: "%.2f %@ (target ≤ %.0f %@: %@)", value, unit, maximum, unit, value <= maximum ? "met" : "NOT met"))
+        line(
+            label,
+            String(
+                format: "%.2f %@ (target ≤ %.0f %@: %@)", value, unit, maximum, unit,
+                value <= maximum ? "met" : "NOT met"))
     }
 
     /// A figure against a floor: met when `value >= minimum`.
     mutating func floor(_ label: String, _ value: Double, minimum: Double, unit: String) {
-        line(label, String(format: "%.0f %@ (target ≥ %.0f %@: %@)", value, unit, minimum, unit, value >= minimum ? "met" : "NOT met"))
+        line(
+            label,
+            String(
+                format: "%.0f %@ (target ≥ %.0f %@: %@)", value, unit, minimum, unit,
+                value >= minimum ? "met" : "NOT met"))
     }
 
     func print() {

@@ -23,7 +23,9 @@ struct CACommand: AsyncParsableCommand {
             try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
             let certificate = url.appendingPathComponent("ca.pem")
             if FileManager.default.fileExists(atPath: certificate.path), !force {
-                throw CommandFailure("\(certificate.path) exists; pass --force to replace the CA (every issued certificate stops working)")
+                throw CommandFailure(
+                    "\(certificate.path) exists; pass --force to replace the CA (every issued certificate stops working)"
+                )
             }
             let ca = try CertificateAuthority.create(name: name)
             try Files.write(try ca.certificatePEM, to: certificate, secret: false)
@@ -35,13 +37,16 @@ struct CACommand: AsyncParsableCommand {
     struct Issue: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Issue a certificate signed by DIR/ca.pem: NAME.pem and NAME.key in DIR.",
-            discussion: "Exactly one of --site, --gateway, --operator. The identity is written as a SAN URI (coalition://site/ID, …).")
+            discussion:
+                "Exactly one of --site, --gateway, --operator. The identity is written as a SAN URI (coalition://site/ID, …)."
+        )
 
         @Option(help: "The CA's directory (ca.pem, ca.key); the certificate is written there too.") var dir: String
         @Option(help: "A site id: a certificate for that site's edge node.") var site: String?
         @Option(help: "A host name or IP address: the gateway's server certificate.") var gateway: String?
         @Option(help: "An operator's name: a certificate for `coalition admin`.") var `operator`: String?
-        @Option(help: "The file name to write, without extension (default: the site id, gateway, or operator-NAME).") var out: String?
+        @Option(help: "The file name to write, without extension (default: the site id, gateway, or operator-NAME).")
+        var out: String?
         @Option(help: "Days of validity (1 to 3650).") var days: Int = CertificateAuthority.leafValidityDays
 
         func run() async throws {
@@ -55,12 +60,16 @@ struct CACommand: AsyncParsableCommand {
                 identity = .site(id)
                 defaultName = site
             } else if let gateway {
-                guard !gateway.isEmpty, gateway.count <= 253 else { throw ValidationError("--gateway: a host name or IP address") }
+                guard !gateway.isEmpty, gateway.count <= 253 else {
+                    throw ValidationError("--gateway: a host name or IP address")
+                }
                 identity = .gateway(gateway)
                 defaultName = "gateway"
             } else {
                 let name = `operator` ?? ""
-                guard PeerIdentity.isName(name) else { throw ValidationError("--operator: 1 to 64 letters, digits, '.', '_' or '-'") }
+                guard PeerIdentity.isName(name) else {
+                    throw ValidationError("--operator: 1 to 64 letters, digits, '.', '_' or '-'")
+                }
                 identity = .operator(name)
                 defaultName = "operator-\(name)"
             }
@@ -71,7 +80,8 @@ struct CACommand: AsyncParsableCommand {
                     certificatePEM: String(contentsOf: url.appendingPathComponent("ca.pem"), encoding: .utf8),
                     privateKeyPEM: String(contentsOf: url.appendingPathComponent("ca.key"), encoding: .utf8))
             } catch {
-                throw CommandFailure("cannot load the CA from \(dir) (run `coalition ca init --dir \(dir)` first): \(error)")
+                throw CommandFailure(
+                    "cannot load the CA from \(dir) (run `coalition ca init --dir \(dir)` first): \(error)")
             }
             let issued = try ca.issue(identity, validityDays: days)
             let name = out ?? defaultName

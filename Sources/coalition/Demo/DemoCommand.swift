@@ -19,7 +19,11 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "The program file (default: examples/program.yaml).") var program: String = "examples/program.yaml"
 
     func run() async throws {
-        let folder = dir ?? FileManager.default.temporaryDirectory.appendingPathComponent("coalition-demo-\(UUID().uuidString.prefix(8))").path
+        let folder =
+            dir
+            ?? FileManager.default.temporaryDirectory.appendingPathComponent(
+                "coalition-demo-\(UUID().uuidString.prefix(8))"
+            ).path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         guard !FileManager.default.fileExists(atPath: folder + "/gateway.sqlite") else {
             throw CommandFailure("\(folder) holds an earlier demo; pass a new --dir")
@@ -137,11 +141,15 @@ private struct Demo {
     }
 
     /// An edge for `site`, linked to the gateway at `gatewayPort` (port 9, where nothing listens, cuts it off).
-    func withEdge<R: Sendable>(_ site: String, merchants: [String], gatewayPort: Int, _ body: (Edge) async throws -> R) async throws -> R {
+    func withEdge<R: Sendable>(_ site: String, merchants: [String], gatewayPort: Int, _ body: (Edge) async throws -> R)
+        async throws -> R
+    {
         var configuration = EdgeConfiguration(
-            siteID: SiteID(site)!, databasePath: path("\(site).sqlite"), programFile: path("program.yaml"), phoneHashKey: phoneKey)
+            siteID: SiteID(site)!, databasePath: path("\(site).sqlite"), programFile: path("program.yaml"),
+            phoneHashKey: phoneKey)
         var link = GatewayLink(
-            host: "127.0.0.1", port: gatewayPort, caCertificatePath: path("certs/ca.pem"), certificatePath: path("certs/\(site).pem"),
+            host: "127.0.0.1", port: gatewayPort, caCertificatePath: path("certs/ca.pem"),
+            certificatePath: path("certs/\(site).pem"),
             privateKeyPath: path("certs/\(site).key"))
         link.syncIntervalMilliseconds = 50
         link.backoffInitialMilliseconds = 50
@@ -150,17 +158,23 @@ private struct Demo {
         let node = try EdgeNode(configuration: configuration, clock: clock, logger: logger)
         var tokens: [String: String] = [:]
         for merchant in merchants {
-            tokens[merchant] = try node.terminals.issue(merchant: MerchantID(merchant)!, terminalID: "\(merchant)-\(UUID().uuidString.prefix(8))")
+            tokens[merchant] = try node.terminals.issue(
+                merchant: MerchantID(merchant)!, terminalID: "\(merchant)-\(UUID().uuidString.prefix(8))")
         }
         let issued = tokens
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await node.run() }
             let port = try await node.listeningPort
-            let client = GRPCClient(transport: try .http2NIOPosix(target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: .plaintext))
+            let client = GRPCClient(
+                transport: try .http2NIOPosix(
+                    target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: .plaintext))
             group.addTask {
-                do { try await client.runConnections() } catch let error as RuntimeError where error.code == .clientIsStopped {}
+                do { try await client.runConnections() } catch let error as RuntimeError
+                    where error.code == .clientIsStopped
+                {}
             }
-            let edge = Edge(node: node, points: .init(wrapping: client), parking: .init(wrapping: client), tokens: issued)
+            let edge = Edge(
+                node: node, points: .init(wrapping: client), parking: .init(wrapping: client), tokens: issued)
             do {
                 let result = try await body(edge)
                 client.beginGracefulShutdown()
@@ -188,7 +202,9 @@ private struct Demo {
 
     func play() async throws {
         say("Coalition demo — files in \(folder)")
-        say("A gateway and three edges (Harbour City Mall, Harbour Grand Hotel, Harbour City Car Park) on loopback, mutual TLS, the example program.\n")
+        say(
+            "A gateway and three edges (Harbour City Mall, Harbour Grand Hotel, Harbour City Car Park) on loopback, mutual TLS, the example program.\n"
+        )
         try await withGateway { gateway, port in
             say("10:00 gateway up on 127.0.0.1:\(port), program version \(gateway.store.programs.latest?.version ?? 0)")
             let dead = 9
@@ -199,7 +215,8 @@ private struct Demo {
                 try await settle(gateway)
             }
         }
-        say("""
+        say(
+            """
 
             Try the operations CLI on the demo's ledger: start its gateway, then ask it (operator alice's certificate):
               coalition gateway serve --config \(path("gateway.yaml")) &
@@ -210,8 +227,11 @@ private struct Demo {
     }
 
     func earnLine(_ who: String, _ where_: String, _ response: Coalition_Edge_V1_EarnResponse) -> String {
-        let parts = response.breakdown.components.map { "\($0.kind)".replacingOccurrences(of: ".", with: "") + " \($0.points)" }
-        return "\(who) earns \(response.points) points at \(where_) (\(parts.joined(separator: ", "))); balance \(response.balanceAfterPoints)"
+        let parts = response.breakdown.components.map {
+            "\($0.kind)".replacingOccurrences(of: ".", with: "") + " \($0.points)"
+        }
+        return
+            "\(who) earns \(response.points) points at \(where_) (\(parts.joined(separator: ", "))); balance \(response.balanceAfterPoints)"
     }
 
     func morning(port: Int) async throws -> (String, String) {
@@ -232,14 +252,20 @@ private struct Demo {
                 earn.requestID = "F-1001"
                 earn.memberID = li
                 earn.amountMinor = 80_000
-                say("11:00 " + earnLine("Li", "Meridian Fashion for ¥800 on double-points Saturday", try await mall.points.earn(earn, metadata: mall.auth("mall-fashion"))))
+                say(
+                    "11:00 "
+                        + earnLine(
+                            "Li", "Meridian Fashion for ¥800 on double-points Saturday",
+                            try await mall.points.earn(earn, metadata: mall.auth("mall-fashion"))))
 
                 at("2026-11-28T12:30")
                 earn.requestID = "C-2001"
                 earn.amountMinor = 4_500
                 let coffee = try await mall.points.earn(earn, metadata: mall.auth("mall-cafe"))
                 let retry = try await mall.points.earn(earn, metadata: mall.auth("mall-cafe"))
-                say("12:30 the café's till sends receipt C-2001 twice: the same answer both times (transaction \(retry.transactionID == coffee.transactionID ? "unchanged" : "DIFFERENT")), points not doubled")
+                say(
+                    "12:30 the café's till sends receipt C-2001 twice: the same answer both times (transaction \(retry.transactionID == coffee.transactionID ? "unchanged" : "DIFFERENT")), points not doubled"
+                )
                 earn.amountMinor = 9_900
                 do {
                     _ = try await mall.points.earn(earn, metadata: mall.auth("mall-cafe"))
@@ -252,7 +278,11 @@ private struct Demo {
                 at("2026-11-28T18:30")
                 earn.requestID = "Q-3001"
                 earn.amountMinor = 30_000
-                say("18:30 " + earnLine("Li", "The Quay Restaurant for ¥300", try await hotel.points.earn(earn, metadata: hotel.auth("hotel-restaurant"))))
+                say(
+                    "18:30 "
+                        + earnLine(
+                            "Li", "The Quay Restaurant for ¥300",
+                            try await hotel.points.earn(earn, metadata: hotel.auth("hotel-restaurant"))))
 
                 earn.requestID = "R-4001"
                 earn.memberID = chen
@@ -263,7 +293,9 @@ private struct Demo {
                 refund.originalTransactionID = stay.transactionID
                 refund.amountMinor = 20_000
                 let refunded = try await hotel.points.reverse(refund, metadata: hotel.auth("hotel-rooms"))
-                say("19:00 Chen earns \(stay.points) points for a ¥500 room bill, then ¥200 is refunded: \(refunded.points) points taken back, balance \(refunded.balanceAfterPoints)")
+                say(
+                    "19:00 Chen earns \(stay.points) points for a ¥500 room bill, then ¥200 is refunded: \(refunded.points) points taken back, balance \(refunded.balanceAfterPoints)"
+                )
 
                 try await waitUntil("both edges synced") {
                     let mallSynced = try await mall.synced
@@ -288,7 +320,9 @@ private struct Demo {
             redeem.billAmountMinor = 500_000
             redeem.points = 1_500
             let paid = try await hotel.points.redeem(redeem, metadata: hotel.auth("hotel-rooms"))
-            say("20:15 offline, the hotel lets Li pay ¥\(paid.valueMinor / 100) of a room bill with \(paid.points) points (\(paid.authorization)); the hotel thinks \(paid.balanceAfterPoints) are left")
+            say(
+                "20:15 offline, the hotel lets Li pay ¥\(paid.valueMinor / 100) of a room bill with \(paid.points) points (\(paid.authorization)); the hotel thinks \(paid.balanceAfterPoints) are left"
+            )
         }
         try await withEdge("mall-01", merchants: ["mall-fashion"], gatewayPort: port) { mall in
             var redeem = Coalition_Edge_V1_RedeemRequest()
@@ -297,7 +331,9 @@ private struct Demo {
             redeem.billAmountMinor = 400_000
             redeem.points = 1_500
             let paid = try await mall.points.redeem(redeem, metadata: mall.auth("mall-fashion"))
-            say("20:40 offline too, the mall lets Li pay ¥\(paid.valueMinor / 100) with \(paid.points) points; together the two sites spent more than Li has")
+            say(
+                "20:40 offline too, the mall lets Li pay ¥\(paid.valueMinor / 100) with \(paid.points) points; together the two sites spent more than Li has"
+            )
         }
         at("2026-11-28T21:00")
         var quote = Coalition_Edge_V1_ParkingQuoteRequest()
@@ -314,7 +350,9 @@ private struct Demo {
         pay.exitAtMs = quote.exitAtMs
         pay.points = min(price.pointsForFullFee, price.balancePoints)
         let exit = try await park.parking.pay(pay, metadata: park.auth("park-operator"))
-        say("21:00 Chen leaves the car park after 3 h: fee ¥\(exit.feeMinor / 100); \(exit.points) points pay ¥\(exit.pointsValueMinor / 100), ¥\(exit.amountDueMinor / 100) left to pay, barrier \(exit.openBarrier ? "opens" : "waits for payment")")
+        say(
+            "21:00 Chen leaves the car park after 3 h: fee ¥\(exit.feeMinor / 100); \(exit.points) points pay ¥\(exit.pointsValueMinor / 100), ¥\(exit.amountDueMinor / 100) left to pay, barrier \(exit.openBarrier ? "opens" : "waits for payment")"
+        )
         quote.ticketID = "P-78"
         quote.memberID = ""
         quote.entryAtMs = clock.now().milliseconds - 10 * Timestamp.minute
@@ -350,8 +388,12 @@ private struct Demo {
         let closed = try await gateway.store.closeSettlement(period: CivilDate(parsing: "2026-11-28")!, by: "demo")
         try closed.json.write(to: URL(fileURLWithPath: path("settlement-2026-11-28.json")))
         try closed.csv.write(to: URL(fileURLWithPath: path("settlement-2026-11-28.csv")))
-        say("00:30 settlement of 2026-11-28 closed (content hash \(closed.contentHash.prefix(16))…); merchants with activity, amounts in fen:")
-        let rows = String(decoding: closed.csv, as: UTF8.self).split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false) }
+        say(
+            "00:30 settlement of 2026-11-28 closed (content hash \(closed.contentHash.prefix(16))…); merchants with activity, amounts in fen:"
+        )
+        let rows = String(decoding: closed.csv, as: UTF8.self).split(separator: "\n").map {
+            $0.split(separator: ",", omittingEmptySubsequences: false)
+        }
         say("  party              issued  redeemed  parking  risk  payable  receivable  risk-charge      net")
         var sum: Int64 = 0
         for row in rows.dropFirst() where row.count >= 12 {
@@ -360,9 +402,15 @@ private struct Demo {
             if party != "platform", values.allSatisfy({ $0 == 0 }) { continue }
             let net = Int64(row[11]) ?? 0
             sum += net
-            func pad(_ value: Substring, _ width: Int) -> String { String(repeating: " ", count: max(0, width - value.count)) + value }
-            say("  \(party.padding(toLength: 17, withPad: " ", startingAt: 0))\(pad(row[3], 8))\(pad(row[5], 10))\(pad(row[6], 9))\(pad(row[7], 6))\(pad(row[8], 9))\(pad(row[9], 12))\(pad(row[10], 13))\(pad(row[11], 9))")
+            func pad(_ value: Substring, _ width: Int) -> String {
+                String(repeating: " ", count: max(0, width - value.count)) + value
+            }
+            say(
+                "  \(party.padding(toLength: 17, withPad: " ", startingAt: 0))\(pad(row[3], 8))\(pad(row[5], 10))\(pad(row[6], 9))\(pad(row[7], 6))\(pad(row[8], 9))\(pad(row[9], 12))\(pad(row[10], 13))\(pad(row[11], 9))"
+            )
         }
-        say("  merchants' nets + platform = \(sum) (always 0); statements written to \(path("settlement-2026-11-28.csv")) and .json")
+        say(
+            "  merchants' nets + platform = \(sum) (always 0); statements written to \(path("settlement-2026-11-28.csv")) and .json"
+        )
     }
 }

@@ -59,7 +59,9 @@ struct EdgeCommand: AsyncParsableCommand {
                 }
             }
             if let portFile { configuration.portFile = portFile }
-            guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("--log-level: unknown level '\(logLevel)'") }
+            guard let level = Logger.Level(rawValue: logLevel) else {
+                throw ValidationError("--log-level: unknown level '\(logLevel)'")
+            }
             let logger = Logging.makeRootLogger(label: "coalition.edge", level: level)
             let node: EdgeNode
             do {
@@ -88,7 +90,8 @@ struct EdgeCommand: AsyncParsableCommand {
             let configuration = try options.load()
             do {
                 let database = try EdgeDatabase.open(
-                    path: configuration.databasePath, site: configuration.siteID, limits: configuration.limits, now: SystemWallClock().now())
+                    path: configuration.databasePath, site: configuration.siteID, limits: configuration.limits,
+                    now: SystemWallClock().now())
                 try database.backup(to: to)
             } catch let error as ConfigurationError {
                 throw CommandFailure(error.description)
@@ -108,7 +111,9 @@ struct EdgeCommand: AsyncParsableCommand {
         static func registry(_ options: ConfigOptions) throws -> (TerminalRegistry, EdgeConfiguration, EdgeNode) {
             let configuration = try options.load()
             do {
-                let node = try EdgeNode(configuration: configuration, clock: SystemWallClock(), logger: Logger(label: "coalition.edge.admin"))
+                let node = try EdgeNode(
+                    configuration: configuration, clock: SystemWallClock(),
+                    logger: Logger(label: "coalition.edge.admin"))
                 return (node.terminals, configuration, node)
             } catch let error as ConfigurationError {
                 throw CommandFailure(error.description)
@@ -126,12 +131,16 @@ struct EdgeCommand: AsyncParsableCommand {
             func run() async throws {
                 let (registry, configuration, node) = try TerminalCommand.registry(options)
                 guard let merchantID = MerchantID(merchant) else { throw ValidationError("--merchant: \(Slug.rule)") }
-                guard let owner = node.ledger.program.program.merchant(merchantID), owner.site.id == configuration.siteID else {
+                guard let owner = node.ledger.program.program.merchant(merchantID),
+                    owner.site.id == configuration.siteID
+                else {
                     throw CommandFailure("merchant '\(merchant)' is not a merchant of site '\(configuration.siteID)'")
                 }
                 let existing = try registry.list().filter { $0.merchant == merchantID }.count
                 let terminalName = name ?? "\(merchant)-\(existing + 1)"
-                guard !terminalName.isEmpty, terminalName.count <= 64 else { throw ValidationError("--name: 1 to 64 characters") }
+                guard !terminalName.isEmpty, terminalName.count <= 64 else {
+                    throw ValidationError("--name: 1 to 64 characters")
+                }
                 let token: String
                 do {
                     token = try registry.issue(merchant: merchantID, terminalID: terminalName)
@@ -140,7 +149,9 @@ struct EdgeCommand: AsyncParsableCommand {
                 }
                 print(token)
                 FileHandle.standardError.write(
-                    Data("terminal '\(terminalName)' for merchant '\(merchant)': keep this token, it is not shown again\n".utf8))
+                    Data(
+                        "terminal '\(terminalName)' for merchant '\(merchant)': keep this token, it is not shown again\n"
+                            .utf8))
             }
         }
 
@@ -166,7 +177,9 @@ struct EdgeCommand: AsyncParsableCommand {
 
             func run() async throws {
                 let (registry, _, _) = try TerminalCommand.registry(options)
-                guard try registry.revoke(terminalID: name) else { throw CommandFailure("no active terminal named '\(name)'") }
+                guard try registry.revoke(terminalID: name) else {
+                    throw CommandFailure("no active terminal named '\(name)'")
+                }
                 print("revoked \(name)")
             }
         }

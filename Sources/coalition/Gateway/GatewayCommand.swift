@@ -27,7 +27,8 @@ struct GatewayCommand: AsyncParsableCommand {
             do {
                 let configuration = try GatewayConfiguration.load(file: config)
                 let database = try GatewayDatabase.open(
-                    path: configuration.databasePath, busyTimeoutMilliseconds: configuration.limits.busyTimeoutMilliseconds)
+                    path: configuration.databasePath,
+                    busyTimeoutMilliseconds: configuration.limits.busyTimeoutMilliseconds)
                 try database.backup(to: to)
                 print("backup of \(configuration.databasePath) written to \(to)")
             } catch let error as ConfigurationError {
@@ -54,7 +55,9 @@ struct GatewayCommand: AsyncParsableCommand {
                 throw CommandFailure(error.description)
             }
             if let portFile { configuration.portFile = portFile }
-            guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("--log-level: unknown level '\(logLevel)'") }
+            guard let level = Logger.Level(rawValue: logLevel) else {
+                throw ValidationError("--log-level: unknown level '\(logLevel)'")
+            }
             let logger = Logging.makeRootLogger(label: "coalition.gateway", level: level)
             let node: GatewayNode
             do {

@@ -51,11 +51,17 @@ struct ProgramCommand: AsyncParsableCommand {
             print("  \(program.sites.count) sites, \(merchants) merchants")
             for site in program.sites {
                 let parking = site.parking.map { " · parking \(Self.major($0.pricePerHour, program.currency))/h" } ?? ""
-                print("    \(site.id) (\(site.format)): \(site.merchants.map(\.id.rawValue).joined(separator: ", "))\(parking)")
+                print(
+                    "    \(site.id) (\(site.format)): \(site.merchants.map(\.id.rawValue).joined(separator: ", "))\(parking)"
+                )
             }
-            print("  tiers: \(program.tiers.tiers.map { "\($0.id) ≥\($0.threshold) ×\($0.multiplier)" }.joined(separator: ", "))")
+            print(
+                "  tiers: \(program.tiers.tiers.map { "\($0.id) ≥\($0.threshold) ×\($0.multiplier)" }.joined(separator: ", "))"
+            )
             print("  promotions: \(program.earn.promotions.map(\.id.rawValue).joined(separator: ", "))")
-            print("  redeem: \(program.redeem.pointValuePoints) points = \(program.redeem.pointValueMoney) minor units, minimum \(program.redeem.minimumPoints), at most \(program.redeem.maximumBillShare) of a bill")
+            print(
+                "  redeem: \(program.redeem.pointValuePoints) points = \(program.redeem.pointValueMoney) minor units, minimum \(program.redeem.minimumPoints), at most \(program.redeem.maximumBillShare) of a bill"
+            )
             print("  expiry: end of the month \(program.expiry.months) months after earning")
         }
 
@@ -83,18 +89,22 @@ struct ProgramCommand: AsyncParsableCommand {
         func run() async throws {
             let program = try ProgramCommand.load(file)
             guard let merchantID = MerchantID(merchant) else { throw ValidationError("--merchant: \(Slug.rule)") }
-            let tierID = try tier.map { text -> TierID in
-                guard let id = TierID(text) else { throw ValidationError("--tier: \(Slug.rule)") }
-                return id
-            } ?? program.tiers.tiers[0].id
+            let tierID =
+                try tier.map { text -> TierID in
+                    guard let id = TierID(text) else { throw ValidationError("--tier: \(Slug.rule)") }
+                    return id
+                } ?? program.tiers.tiers[0].id
             let input = EarnInput(
-                merchant: merchantID, amount: Money(minorUnits: amountMinor), occurredAt: try ProgramCommand.instant(at, in: program),
+                merchant: merchantID, amount: Money(minorUnits: amountMinor),
+                occurredAt: try ProgramCommand.instant(at, in: program),
                 member: MemberEarnState(tier: tierID, birthMonth: birthMonth))
             do {
                 let result = try EarnCalculator.earn(program: program, input: input)
                 print("\(result.total) points")
                 for component in result.components {
-                    print("  \(component.kind.rawValue.padding(toLength: 12, withPad: " ", startingAt: 0)) \(component.points)  \(component.description)")
+                    print(
+                        "  \(component.kind.rawValue.padding(toLength: 12, withPad: " ", startingAt: 0)) \(component.points)  \(component.description)"
+                    )
                 }
             } catch {
                 throw CommandFailure("\(error.field): \(error.message)")
@@ -123,7 +133,9 @@ struct ProgramCommand: AsyncParsableCommand {
                 if let refusal = quote.refusal {
                     print("refused (\(refusal.rawValue)): \(quote.message) At most \(quote.maxPoints) points.")
                 } else {
-                    print("\(quote.points) points pay \(quote.value) minor units; \(quote.remainingDue) left to pay (at most \(quote.maxPoints) points)")
+                    print(
+                        "\(quote.points) points pay \(quote.value) minor units; \(quote.remainingDue) left to pay (at most \(quote.maxPoints) points)"
+                    )
                 }
             } catch {
                 throw CommandFailure("\(error.field): \(error.message)")
@@ -149,7 +161,9 @@ struct ProgramCommand: AsyncParsableCommand {
                     input: ParkingInput(
                         site: siteID, entry: entry, exit: entry.adding(milliseconds: minutes * Timestamp.minute),
                         tier: tier.flatMap(TierID.init)))
-                print("fee \(quote.fee) minor units for \(quote.stayMinutes) minutes (\(quote.freeMinutesApplied) free, \(quote.chargedMinutes) charged); \(quote.pointsForFullFee) points pay it all")
+                print(
+                    "fee \(quote.fee) minor units for \(quote.stayMinutes) minutes (\(quote.freeMinutesApplied) free, \(quote.chargedMinutes) charged); \(quote.pointsForFullFee) points pay it all"
+                )
             } catch {
                 throw CommandFailure("\(error.field): \(error.message)")
             }

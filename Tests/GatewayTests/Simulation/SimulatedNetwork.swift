@@ -55,7 +55,9 @@ final class SimulatedGateway: Sendable {
     /// The running store; throws UNAVAILABLE while the gateway is down.
     var store: SQLiteLedgerStore {
         get throws {
-            guard let store = state.withLock({ $0 }) else { throw RPCError(code: .unavailable, message: "the gateway is down") }
+            guard let store = state.withLock({ $0 }) else {
+                throw RPCError(code: .unavailable, message: "the gateway is down")
+            }
             return store
         }
     }
@@ -157,9 +159,13 @@ final class SimulatedLink: Sendable {
                 }
                 if let replay {
                     do {
-                        let answer = try await callInProcess(replay, method: "Push") { try await gateway.service(for: site).push(request: $0, context: $1) }
+                        let answer = try await callInProcess(replay, method: "Push") {
+                            try await gateway.service(for: site).push(request: $0, context: $1)
+                        }
                         if answer.status != .alreadyApplied && answer.status != .applied {
-                            state.withLock { $0.violations.append("\(site): a replayed old push was answered \(answer.status)") }
+                            state.withLock {
+                                $0.violations.append("\(site): a replayed old push was answered \(answer.status)")
+                            }
                         }
                     } catch let error as RPCError where error.code == .unavailable {
                         // The gateway is down: nothing to learn.
@@ -168,7 +174,9 @@ final class SimulatedLink: Sendable {
                     }
                 }
                 let response = try await deliver(request) { request in
-                    try await callInProcess(request, method: "Push") { try await gateway.service(for: site).push(request: $0, context: $1) }
+                    try await callInProcess(request, method: "Push") {
+                        try await gateway.service(for: site).push(request: $0, context: $1)
+                    }
                 }
                 state.withLock { state in
                     state.pastPushes.append(request)
@@ -178,7 +186,9 @@ final class SimulatedLink: Sendable {
             },
             pull: { [self] request, _ in
                 try await deliver(request) { request in
-                    try await callInProcess(request, method: "Pull") { try await gateway.service(for: site).pull(request: $0, context: $1) }
+                    try await callInProcess(request, method: "Pull") {
+                        try await gateway.service(for: site).pull(request: $0, context: $1)
+                    }
                 }
             },
             authorizeRedeem: { [self] request, _ in
@@ -190,12 +200,16 @@ final class SimulatedLink: Sendable {
             },
             releaseHold: { [self] request, _ in
                 try await deliver(request) { request in
-                    try await callInProcess(request, method: "ReleaseHold") { try await gateway.service(for: site).releaseHold(request: $0, context: $1) }
+                    try await callInProcess(request, method: "ReleaseHold") {
+                        try await gateway.service(for: site).releaseHold(request: $0, context: $1)
+                    }
                 }
             },
             recover: { [self] request, _ in
                 try await deliver(request) { request in
-                    try await callInProcess(request, method: "Recover") { try await gateway.service(for: site).recover(request: $0, context: $1) }
+                    try await callInProcess(request, method: "Recover") {
+                        try await gateway.service(for: site).recover(request: $0, context: $1)
+                    }
                 }
             })
     }
@@ -220,24 +234,33 @@ final class SimulatedEdge {
     static let phoneKey = Hex.bytes(String(repeating: "5e", count: 32))!
     private static let quiet = Logger(label: "simulation", factory: { _ in SwiftLogNoOpLogHandler() })
 
-    init(site: SiteID, merchants: [MerchantID], directory: String, programFile: String, clock: SkewedClock, link: SimulatedLink) throws {
+    init(
+        site: SiteID, merchants: [MerchantID], directory: String, programFile: String, clock: SkewedClock,
+        link: SimulatedLink
+    ) throws {
         self.site = site
         self.merchants = merchants
         self.path = directory + "/\(site).sqlite"
         self.clock = clock
         self.link = link
-        configuration = EdgeConfiguration(siteID: site, databasePath: path, programFile: programFile, phoneHashKey: Self.phoneKey)
+        configuration = EdgeConfiguration(
+            siteID: site, databasePath: path, programFile: programFile, phoneHashKey: Self.phoneKey)
         (ledger, sync, points, parking, committer) = try Self.open(configuration, clock: clock, link: link)
         let terminals = TerminalRegistry(pool: ledger.database.pool, clock: clock, cacheMilliseconds: 0)
-        for merchant in merchants { tokens[merchant] = try terminals.issue(merchant: merchant, terminalID: "sim-\(merchant)") }
+        for merchant in merchants {
+            tokens[merchant] = try terminals.issue(merchant: merchant, terminalID: "sim-\(merchant)")
+        }
     }
 
     private static func open(_ configuration: EdgeConfiguration, clock: SkewedClock, link: SimulatedLink) throws
         -> (EdgeLedger, SyncClient, PointsService, ParkingService, Task<Void, Never>)
     {
-        let database = try EdgeDatabase.open(path: configuration.databasePath, site: configuration.siteID, limits: configuration.limits, now: clock.now())
+        let database = try EdgeDatabase.open(
+            path: configuration.databasePath, site: configuration.siteID, limits: configuration.limits, now: clock.now()
+        )
         let programs = ProgramHolder(try EdgeNode.loadProgram(configuration, database: database))
-        var gatewayLink = GatewayLink(host: "in-process", port: 0, caCertificatePath: "", certificatePath: "", privateKeyPath: "")
+        var gatewayLink = GatewayLink(
+            host: "in-process", port: 0, caCertificatePath: "", certificatePath: "", privateKeyPath: "")
         // Small pages and batches, so paging and resumption are exercised on every run.
         gatewayLink.pushBatchMax = 7
         gatewayLink.pullPageSize = 5
@@ -245,13 +268,15 @@ final class SimulatedEdge {
             link: gatewayLink, site: configuration.siteID, database: database, clock: clock, logger: quiet,
             program: { programs.program }, activate: { programs.program = $0 }, calls: link.calls)
         let ledger = EdgeLedger(
-            site: configuration.siteID, database: database, programs: programs, clock: clock, phoneHashKey: configuration.phoneHashKey,
+            site: configuration.siteID, database: database, programs: programs, clock: clock,
+            phoneHashKey: configuration.phoneHashKey,
             limits: configuration.limits, authorizer: sync.authorizer)
         let terminals = TerminalRegistry(pool: database.pool, clock: clock, cacheMilliseconds: 0)
         let points = PointsService(
             ledger: ledger, terminals: terminals, historyPageSizeMax: configuration.limits.historyPageSizeMax,
             requestBytesMax: configuration.limits.requestBytesMax)
-        let parking = ParkingService(ledger: ledger, terminals: terminals, requestBytesMax: configuration.limits.requestBytesMax)
+        let parking = ParkingService(
+            ledger: ledger, terminals: terminals, requestBytesMax: configuration.limits.requestBytesMax)
         let committer = ledger.committer
         // Unstructured on purpose: the writer lives as long as this node incarnation; `crash()`
         // closes it and awaits the task.

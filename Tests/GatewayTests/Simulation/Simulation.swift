@@ -63,14 +63,16 @@ final class Simulation {
         var limits = GatewayLimits()
         limits.clockSkewMaxMilliseconds = 10 * 60 * 1000
         gateway = try SimulatedGateway(path: directory + "/gateway.sqlite", clock: clock, limits: limits)
-        try gateway.store.publish(document: Array(try Data(contentsOf: URL(fileURLWithPath: programFile))), by: "simulation")
+        try gateway.store.publish(
+            document: Array(try Data(contentsOf: URL(fileURLWithPath: programFile))), by: "simulation")
         let program = try gateway.store.programs.latest!.program
         for site in ["mall-01", "hotel-01", "park-01"] {
             let id = SiteID(site)!
             let merchants = program.site(id)!.merchants.map(\.id)
             edges.append(
                 try SimulatedEdge(
-                    site: id, merchants: merchants, directory: directory, programFile: programFile, clock: SkewedClock(base: clock),
+                    site: id, merchants: merchants, directory: directory, programFile: programFile,
+                    clock: SkewedClock(base: clock),
                     link: SimulatedLink(site: id, gateway: gateway)))
         }
         // Phones shared between sites: the same person enrolled twice offline is merged later.
@@ -85,7 +87,9 @@ final class Simulation {
             report.steps = step + 1
             let action = try await randomStep()
             remember("\(step): \(action)")
-            if ProcessInfo.processInfo.environment["COALITION_SIM_TRACE"] != nil { print("seed \(report.seed) step \(step): \(action)") }
+            if ProcessInfo.processInfo.environment["COALITION_SIM_TRACE"] != nil {
+                print("seed \(report.seed) step \(step): \(action)")
+            }
             try await checkInvariants(after: action)
             if !report.violations.isEmpty { break }
         }
@@ -200,7 +204,9 @@ final class Simulation {
             let response = try await callInProcess(request, metadata: metadata, method: "Enroll") {
                 try await edge.points.enroll(request: $0, context: $1)
             }
-            if let self, !self.members.contains(response.member.memberID) { self.members.append(response.member.memberID) }
+            if let self, !self.members.contains(response.member.memberID) {
+                self.members.append(response.member.memberID)
+            }
             return response.transactionID
         }
     }
@@ -217,7 +223,9 @@ final class Simulation {
         let metadata = edge.metadata(merchant)
         let amount = request.amountMinor
         return try await till(index, "earn") { [weak self] in
-            let response = try await callInProcess(request, metadata: metadata, method: "Earn") { try await edge.points.earn(request: $0, context: $1) }
+            let response = try await callInProcess(request, metadata: metadata, method: "Earn") {
+                try await edge.points.earn(request: $0, context: $1)
+            }
             if let self, !self.earns.contains(where: { $0.transaction == response.transactionID }) {
                 self.earns.append((index, merchant, response.transactionID, amount))
             }
@@ -243,7 +251,9 @@ final class Simulation {
         let metadata = edge.metadata(merchant)
         defer { edge.link.clearFaults() }
         return try await till(index, "redeem") {
-            try await callInProcess(request, metadata: metadata, method: "Redeem") { try await edge.points.redeem(request: $0, context: $1) }.transactionID
+            try await callInProcess(request, metadata: metadata, method: "Redeem") {
+                try await edge.points.redeem(request: $0, context: $1)
+            }.transactionID
         }
     }
 
@@ -254,16 +264,21 @@ final class Simulation {
         var request = Coalition_Edge_V1_ReverseRequest()
         request.requestID = nextRequest()
         request.originalTransactionID = original.transaction
-        request.amountMinor = random.chance(50) ? original.amount : Int64.random(in: 1...original.amount, using: &random)
+        request.amountMinor =
+            random.chance(50) ? original.amount : Int64.random(in: 1...original.amount, using: &random)
         request.reason = "simulated return"
         let metadata = edge.metadata(original.merchant)
         return try await till(index, "refund") {
-            try await callInProcess(request, metadata: metadata, method: "Reverse") { try await edge.points.reverse(request: $0, context: $1) }.transactionID
+            try await callInProcess(request, metadata: metadata, method: "Reverse") {
+                try await edge.points.reverse(request: $0, context: $1)
+            }.transactionID
         }
     }
 
     private func park() async throws -> String {
-        guard let index = edges.firstIndex(where: { $0.site.rawValue == "park-01" }), let member = members.randomElement(using: &random) else {
+        guard let index = edges.firstIndex(where: { $0.site.rawValue == "park-01" }),
+            let member = members.randomElement(using: &random)
+        else {
             return "no parking"
         }
         let edge = edges[index]
@@ -277,7 +292,9 @@ final class Simulation {
         request.points = random.chance(60) ? Int64.random(in: 0...600, using: &random) : 0
         let metadata = edge.metadata(edge.merchants[0])
         return try await till(index, "parking exit") {
-            try await callInProcess(request, metadata: metadata, method: "Pay") { try await edge.parking.pay(request: $0, context: $1) }.transactionID
+            try await callInProcess(request, metadata: metadata, method: "Pay") {
+                try await edge.parking.pay(request: $0, context: $1)
+            }.transactionID
         }
     }
 
@@ -288,7 +305,9 @@ final class Simulation {
         do {
             let transaction = try await entry.retry()
             if transaction != entry.transaction {
-                violation("\(edges[entry.edge].site): a retried request got transaction \(transaction), first answered \(entry.transaction)")
+                violation(
+                    "\(edges[entry.edge].site): a retried request got transaction \(transaction), first answered \(entry.transaction)"
+                )
             }
             return "\(edges[entry.edge].site) retry → \(transaction)"
         } catch {
@@ -352,7 +371,10 @@ final class Simulation {
     /// Moves virtual time on by seconds to hours. When a day of the program's time zone has
     /// ended, the gateway runs its daily jobs and closes that day's settlement.
     private func advanceTime() async throws -> String {
-        let milliseconds = random.chance(70) ? Int64.random(in: 1_000...600_000, using: &random) : Int64.random(in: 3_600_000...30_000_000, using: &random)
+        let milliseconds =
+            random.chance(70)
+            ? Int64.random(in: 1_000...600_000, using: &random)
+            : Int64.random(in: 3_600_000...30_000_000, using: &random)
         clock.advance(milliseconds: milliseconds)
         guard gateway.isUp else { return "time +\(milliseconds / 1000) s" }
         let store = try gateway.store
@@ -411,11 +433,19 @@ final class Simulation {
         let store = try gateway.store
         let facts = try await store.database.pool.read { db in
             (
-                unbalanced: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM (SELECT position FROM postings GROUP BY position HAVING SUM(points) != 0)") ?? -1,
+                unbalanced: try Int.fetchOne(
+                    db,
+                    sql:
+                        "SELECT COUNT(*) FROM (SELECT position FROM postings GROUP BY position HAVING SUM(points) != 0)"
+                ) ?? -1,
                 total: try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(points), 0) FROM postings") ?? -1,
                 drift: try Int.fetchOne(
-                    db, sql: "SELECT COUNT(*) FROM balances b WHERE b.points != (SELECT COALESCE(SUM(points), 0) FROM postings p WHERE p.account = b.account)") ?? -1,
-                negative: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM balances WHERE account LIKE 'member:%' AND points < 0") ?? -1,
+                    db,
+                    sql:
+                        "SELECT COUNT(*) FROM balances b WHERE b.points != (SELECT COALESCE(SUM(points), 0) FROM postings p WHERE p.account = b.account)"
+                ) ?? -1,
+                negative: try Int.fetchOne(
+                    db, sql: "SELECT COUNT(*) FROM balances WHERE account LIKE 'member:%' AND points < 0") ?? -1,
                 lots: try Row.fetchAll(
                     db,
                     sql: """
@@ -425,22 +455,38 @@ final class Simulation {
                            FROM postings p JOIN transactions t ON t.position = p.position WHERE p.account = b.account) AS history
                         FROM balances b WHERE b.account LIKE 'member:%'
                           AND b.points != (SELECT COALESCE(SUM(remaining_points), 0) FROM lots l WHERE 'member:' || l.member_id = b.account)
-                        """).map { "\($0["account"] as String) has \($0["points"] as Int64) points, lots \($0["lots"] as Int64) after [\($0["history"] as String? ?? "")]" },
+                        """
+                ).map {
+                    "\($0["account"] as String) has \($0["points"] as Int64) points, lots \($0["lots"] as Int64) after [\($0["history"] as String? ?? "")]"
+                },
                 position: try Int64.fetchOne(db, sql: "SELECT value FROM counters WHERE name = 'position'") ?? 0,
-                sites: try Row.fetchAll(db, sql: "SELECT site_id, high_water_mark FROM sites").map { ($0["site_id"] as String, $0["high_water_mark"] as Int64) },
+                sites: try Row.fetchAll(db, sql: "SELECT site_id, high_water_mark FROM sites").map {
+                    ($0["site_id"] as String, $0["high_water_mark"] as Int64)
+                },
                 gaps: try Int.fetchOne(
-                    db, sql: "SELECT COUNT(*) FROM sites s WHERE s.high_water_mark != (SELECT COUNT(*) FROM site_transactions t WHERE t.site_id = s.site_id)") ?? -1,
-                settlements: try Row.fetchAll(db, sql: "SELECT period, content_hash FROM settlements").map { ($0["period"] as String, $0["content_hash"] as String) }
+                    db,
+                    sql:
+                        "SELECT COUNT(*) FROM sites s WHERE s.high_water_mark != (SELECT COUNT(*) FROM site_transactions t WHERE t.site_id = s.site_id)"
+                ) ?? -1,
+                settlements: try Row.fetchAll(db, sql: "SELECT period, content_hash FROM settlements").map {
+                    ($0["period"] as String, $0["content_hash"] as String)
+                }
             )
         }
         report.checked += 1
-        if facts.unbalanced != 0 { violation("gateway: \(facts.unbalanced) transactions whose postings do not sum to zero") }
+        if facts.unbalanced != 0 {
+            violation("gateway: \(facts.unbalanced) transactions whose postings do not sum to zero")
+        }
         if facts.total != 0 { violation("gateway: all postings sum to \(facts.total), not zero") }
         if facts.drift != 0 { violation("gateway: \(facts.drift) cached balances differ from their postings") }
         if facts.negative != 0 { violation("gateway: \(facts.negative) members below zero") }
         for text in facts.lots { violation("gateway: lots do not sum to the balance: \(text)") }
-        if facts.gaps != 0 { violation("gateway: \(facts.gaps) sites whose stored transactions have gaps below the high-water mark") }
-        if facts.position < lastPosition { violation("gateway: the global position went back from \(lastPosition) to \(facts.position)") }
+        if facts.gaps != 0 {
+            violation("gateway: \(facts.gaps) sites whose stored transactions have gaps below the high-water mark")
+        }
+        if facts.position < lastPosition {
+            violation("gateway: the global position went back from \(lastPosition) to \(facts.position)")
+        }
         lastPosition = facts.position
         for (site, mark) in facts.sites {
             guard let id = SiteID(site) else { continue }
@@ -449,7 +495,9 @@ final class Simulation {
         }
         let stored = Dictionary(facts.settlements, uniquingKeysWith: { first, _ in first })
         for (period, hash) in closedPeriods where stored[period.description] != hash {
-            violation("gateway: closed period \(period) changed (hash \(stored[period.description] ?? "missing"), was \(hash))")
+            violation(
+                "gateway: closed period \(period) changed (hash \(stored[period.description] ?? "missing"), was \(hash))"
+            )
         }
     }
 
@@ -470,12 +518,22 @@ final class Simulation {
         }
         report.checked += 1
         let site = edge.site
-        if facts.count != facts.last { violation("\(site): the outbox has \(facts.count) rows up to sequence \(facts.last) (a gap)") }
+        if facts.count != facts.last {
+            violation("\(site): the outbox has \(facts.count) rows up to sequence \(facts.last) (a gap)")
+        }
         if facts.broken != 0 { violation("\(site): \(facts.broken) outbox rows break the hash chain") }
-        if facts.acknowledged > facts.last { violation("\(site): acknowledged \(facts.acknowledged) beyond the outbox (\(facts.last))") }
-        if facts.acknowledged < acknowledged[site, default: 0] { violation("\(site): the acknowledged sequence went back to \(facts.acknowledged)") }
-        if facts.cursor < cursors[site, default: 0] { violation("\(site): the pull cursor went back to \(facts.cursor)") }
-        if highWater[site, default: 0] > facts.last { violation("\(site): the gateway holds sequence \(highWater[site, default: 0]) the edge never wrote") }
+        if facts.acknowledged > facts.last {
+            violation("\(site): acknowledged \(facts.acknowledged) beyond the outbox (\(facts.last))")
+        }
+        if facts.acknowledged < acknowledged[site, default: 0] {
+            violation("\(site): the acknowledged sequence went back to \(facts.acknowledged)")
+        }
+        if facts.cursor < cursors[site, default: 0] {
+            violation("\(site): the pull cursor went back to \(facts.cursor)")
+        }
+        if highWater[site, default: 0] > facts.last {
+            violation("\(site): the gateway holds sequence \(highWater[site, default: 0]) the edge never wrote")
+        }
         acknowledged[site] = facts.acknowledged
         cursors[site] = facts.cursor
     }
@@ -486,18 +544,27 @@ final class Simulation {
         let store = try gateway.store
         let posted = try await store.database.pool.read { db in
             try Row.fetchAll(db, sql: "SELECT site_id, transaction_id, outcome, reason FROM site_transactions").map {
-                ($0["site_id"] as String, $0["transaction_id"] as String, $0["outcome"] as String, $0["reason"] as String)
+                (
+                    $0["site_id"] as String, $0["transaction_id"] as String, $0["outcome"] as String,
+                    $0["reason"] as String
+                )
             }
         }
         let ledgerCounts = try await store.database.pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT transaction_id, COUNT(*) AS n FROM transactions GROUP BY transaction_id HAVING n > 1").count
+            try Row.fetchAll(
+                db, sql: "SELECT transaction_id, COUNT(*) AS n FROM transactions GROUP BY transaction_id HAVING n > 1"
+            ).count
         }
         if ledgerCounts != 0 { violation("gateway: \(ledgerCounts) transactions posted more than once") }
         var seen: [String: SiteID] = [:]
         for (site, transaction, outcome, reason) in posted {
             seen[transaction] = SiteID(site)
-            if approved[transaction] == nil { violation("gateway: \(transaction) from \(site) was never approved at a till") }
-            if outcome == "rejected" { violation("gateway: approved \(transaction) from \(site) was rejected (\(reason))") }
+            if approved[transaction] == nil {
+                violation("gateway: \(transaction) from \(site) was never approved at a till")
+            }
+            if outcome == "rejected" {
+                violation("gateway: approved \(transaction) from \(site) was rejected (\(reason))")
+            }
         }
         for (transaction, site) in approved where seen[transaction] != site {
             violation("gateway: approved \(transaction) of \(site) was not posted")
@@ -520,15 +587,22 @@ final class Simulation {
             let state = try await edge.ledger.database.pool.read { db in
                 (
                     last: try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(sequence), 0) FROM outbox") ?? -1,
-                    hash: try Data.fetchOne(db, sql: "SELECT payload_hash FROM outbox ORDER BY sequence DESC LIMIT 1") ?? Data(count: 32),
+                    hash: try Data.fetchOne(db, sql: "SELECT payload_hash FROM outbox ORDER BY sequence DESC LIMIT 1")
+                        ?? Data(count: 32),
                     acknowledged: try Int64.fetchOne(db, sql: "SELECT acknowledged_sequence FROM sync_state") ?? -1,
                     outbox: try String.fetchAll(db, sql: "SELECT transaction_id FROM outbox")
                 )
             }
-            if state.acknowledged != state.last { violation("\(edge.site): acknowledged \(state.acknowledged) of \(state.last) after a full sync") }
+            if state.acknowledged != state.last {
+                violation("\(edge.site): acknowledged \(state.acknowledged) of \(state.last) after a full sync")
+            }
             if let gatewaySite = sites.first(where: { $0.0 == edge.site.rawValue }) {
-                if gatewaySite.1 != state.last { violation("\(edge.site): the gateway holds \(gatewaySite.1) of \(state.last) transactions") }
-                if gatewaySite.2 != state.hash { violation("\(edge.site): the gateway's chain head differs from the edge's") }
+                if gatewaySite.1 != state.last {
+                    violation("\(edge.site): the gateway holds \(gatewaySite.1) of \(state.last) transactions")
+                }
+                if gatewaySite.2 != state.hash {
+                    violation("\(edge.site): the gateway's chain head differs from the edge's")
+                }
             } else if state.last > 0 {
                 violation("\(edge.site): the gateway never heard of the site")
             }
@@ -540,12 +614,15 @@ final class Simulation {
                 do {
                     view = try await edge.ledger.balance(MemberID(member)!)
                 } catch {
-                    violation("\(edge.site): member \(member) (\(points) points at the gateway) is unknown after a full sync: \(error)")
+                    violation(
+                        "\(edge.site): member \(member) (\(points) points at the gateway) is unknown after a full sync: \(error)"
+                    )
                     continue
                 }
                 if view.member.balancePoints != points || view.pendingPoints != 0 {
                     violation(
-                        "\(edge.site): member \(member) shows \(view.member.balancePoints) (pending \(view.pendingPoints)); the gateway has \(points)")
+                        "\(edge.site): member \(member) shows \(view.member.balancePoints) (pending \(view.pendingPoints)); the gateway has \(points)"
+                    )
                 }
             }
         }

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// The seeded deterministic simulation (docs/reliability.md).
 ///
@@ -15,7 +15,9 @@ struct SimulationTests {
     static var seeds: [UInt64] {
         let environment = ProcessInfo.processInfo.environment
         if let text = environment["COALITION_SIM_SEED"], let seed = UInt64(text) { return [seed] }
-        if let text = environment["COALITION_SIM_SEEDS"], let count = UInt64(text), count > 0 { return Array(1...count) }
+        if let text = environment["COALITION_SIM_SEEDS"], let count = UInt64(text), count > 0 {
+            return Array(1...count)
+        }
         return Array(1...ciSeeds)
     }
 
