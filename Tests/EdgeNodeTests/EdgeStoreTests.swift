@@ -68,6 +68,9 @@ struct EdgeStoreTests {
         database_path: data/mall.sqlite
         listen: "[::1]:7001"
         phone_hash_key_file: phone.key
+        tls:
+          certificate: certs/pos.pem
+          private_key: certs/pos.key
         limits:
           group_commit_batch_max: 64
           terminal_cache_ms: 0
@@ -80,12 +83,16 @@ struct EdgeStoreTests {
         #expect(configuration.limits.groupCommitBatchMax == 64)
         #expect(configuration.limits.terminalCacheMilliseconds == 0)
         #expect(configuration.phoneHashKey.count == 32)
+        #expect(configuration.tls?.certificatePath == directory.path("certs/pos.pem"))
+        #expect(configuration.tls?.privateKeyPath == directory.path("certs/pos.key"))
 
         try """
         site_id: Mall 01
         database_path: x.sqlite
         listen: nowhere
         phone_hash_key_file: missing.key
+        tls:
+          certificate: pos.pem
         limits:
           group_commit_batch_max: 0
           group_commit_batch_size: 4
@@ -96,7 +103,7 @@ struct EdgeStoreTests {
         } catch let error as ConfigurationError {
             for key in [
                 "site_id", "listen", "phone_hash_key_file", "limits.group_commit_batch_max",
-                "limits.group_commit_batch_size",
+                "limits.group_commit_batch_size", "tls.private_key",
             ] {
                 #expect(error.description.contains(key), "missing \(key) in \(error)")
             }
