@@ -70,10 +70,7 @@ struct LedgerWriter {
                 entry.points.value,
             ])
         }
-        // The member's snapshot must be republished even when none of the member's points move (an
-        // offline redemption of a member already at zero books everything to the site's risk):
-        // the snapshot's `includes_site_sequence` tells edges this transaction is counted.
-        var touched = false
+        var members: Set<MemberID> = entry.member.map { [$0] } ?? []
         for line in entry.postings.lines {
             try db.cachedStatement(sql: "INSERT INTO postings (position, account, points) VALUES (?, ?, ?)")
                 .execute(arguments: [position, line.account.key, line.points.value])
@@ -87,12 +84,16 @@ struct LedgerWriter {
                     arguments: [line.account.key, line.points.value]) ?? 0
             if case .member(let member) = line.account {
                 precondition(balance >= 0, "member \(member) would go to \(balance)")
-                // An earn rewrites the member's row (earn state, tier) with this position anyway.
-                if entry.kind != "earn" { try touch(member, position: position) }
-                touched = touched || member == entry.member
+                members.insert(member)
             }
         }
-        if !touched, entry.kind != "earn", let member = entry.member { try touch(member, position: position) }
+        // Every member of the transaction is republished, even when none of their points move (an
+        // offline redemption of a member already at zero books everything to the site's risk): the
+        // snapshot's `includes_site_sequence` tells edges this transaction is counted. An earn
+        // rewrites its member's row (earn state, tier) with this position anyway.
+        if entry.kind != "earn" {
+            for member in members { try touch(member, position: position) }
+        }
         return position
     }
 

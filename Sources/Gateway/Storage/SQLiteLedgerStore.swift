@@ -371,11 +371,11 @@ package final class SQLiteLedgerStore: LedgerStore {
     ) throws -> [Coalition_Sync_V1_Change] {
         // Two shapes of statement (after a cursor, at one position), each prepared once; a
         // negative LIMIT is no limit.
-        let tail = "WHERE \(condition) ORDER BY changed_position LIMIT ?"
+        let order = "ORDER BY changed_position LIMIT ?"
         let arguments: StatementArguments = [argument, limit ?? -1]
         var changes: [Coalition_Sync_V1_Change] = []
         for row in try Row.fetchAll(
-            db.cachedStatement(sql: "SELECT * FROM members WHERE merged_into IS NULL AND \(tail.dropFirst(6))"),
+            db.cachedStatement(sql: "SELECT * FROM members WHERE merged_into IS NULL AND \(condition) \(order)"),
             arguments: arguments)
         {
             var change = Coalition_Sync_V1_Change()
@@ -385,7 +385,9 @@ package final class SQLiteLedgerStore: LedgerStore {
         }
         for row in try Row.fetchAll(
             db.cachedStatement(
-                sql: "SELECT version, document, effective_at_ms, changed_position FROM program_versions \(tail)"),
+                sql:
+                    "SELECT version, document, effective_at_ms, changed_position FROM program_versions WHERE \(condition) \(order)"
+            ),
             arguments: arguments)
         {
             var change = Coalition_Sync_V1_Change()
@@ -398,7 +400,8 @@ package final class SQLiteLedgerStore: LedgerStore {
             changes.append(change)
         }
         for row in try Row.fetchAll(
-            db.cachedStatement(sql: "SELECT from_member, into_member, changed_position FROM merges \(tail)"),
+            db.cachedStatement(
+                sql: "SELECT from_member, into_member, changed_position FROM merges WHERE \(condition) \(order)"),
             arguments: arguments)
         {
             var change = Coalition_Sync_V1_Change()

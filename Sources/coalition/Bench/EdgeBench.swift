@@ -123,11 +123,15 @@ struct TLSBenchEdge {
             let edge = TLSBenchEdge(
                 node: node, client: client, points: .init(wrapping: client), parking: .init(wrapping: client),
                 tokens: tokens)
-            defer {
+            let result: Result
+            do {
+                result = try await body(edge)
+            } catch {
                 client.beginGracefulShutdown()
                 node.beginGracefulShutdown()
+                try? await group.waitForAll()
+                throw error
             }
-            let result = try await body(edge)
             client.beginGracefulShutdown()
             node.beginGracefulShutdown()
             try await group.waitForAll()
