@@ -29,7 +29,7 @@ struct ProcessTests {
     func killAfterAnswer() async throws {
         let directory = try TemporaryDirectory()
         let config = try Self.writeConfig(directory)
-        let token = try Binary.run(["edge", "terminal", "add", "--config", config, "--merchant", "mall-fashion"])
+        let token = try await Binary.run(["edge", "terminal", "add", "--config", config, "--merchant", "mall-fashion"])
             .trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(token.hasPrefix("ct_"))
         let auth: Metadata = ["authorization": .string("Bearer \(token)")]

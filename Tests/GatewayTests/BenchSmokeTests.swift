@@ -28,9 +28,9 @@ struct BenchSmokeTests {
     ]
 
     @Test("each bench runs and prints its figures", arguments: runs.map(\.name))
-    func bench(_ name: String) throws {
+    func bench(_ name: String) async throws {
         let run = try #require(Self.runs.first { $0.name == name })
-        let output = try Binary.run(["bench", name, "--program", Repository.exampleProgram.path] + run.arguments)
+        let output = try await Binary.run(["bench", name, "--program", Repository.exampleProgram.path] + run.arguments)
         #expect(output.contains("bench \(name) ("))
         for label in run.lines {
             #expect(

@@ -8,9 +8,9 @@ import Testing
 @Suite("Demo")
 struct DemoTests {
     @Test("coalition demo plays the day and closes the settlement")
-    func demo() throws {
+    func demo() async throws {
         let directory = try TemporaryDirectory()
-        let output = try Binary.run([
+        let output = try await Binary.run([
             "demo", "--dir", directory.path("demo"), "--program", Repository.exampleProgram.path,
         ])
         #expect(output.contains("offline_overdraw at hotel-01"))
@@ -20,8 +20,8 @@ struct DemoTests {
         #expect(output.contains("merchants' nets + platform = 0"))
         #expect(FileManager.default.fileExists(atPath: directory.path("demo/settlement-2026-11-28.json")))
         // The folder keeps the demo's files; a second run there is refused rather than mixed in.
-        #expect(throws: ProcessFailure.self) {
-            try Binary.run(["demo", "--dir", directory.path("demo"), "--program", Repository.exampleProgram.path])
+        await #expect(throws: ProcessFailure.self) {
+            try await Binary.run(["demo", "--dir", directory.path("demo"), "--program", Repository.exampleProgram.path])
         }
 
         // `coalition admin` works on the demo's ledger through its gateway, with operator alice's certificate.
@@ -31,20 +31,19 @@ struct DemoTests {
         gateway.standardError = FileHandle.nullDevice
         try? FileManager.default.removeItem(atPath: directory.path("demo/gateway.port"))
         try gateway.run()
-        defer {
-            gateway.terminate()
-            gateway.waitUntilExit()
-        }
+        defer { if gateway.isRunning { kill(gateway.processIdentifier, SIGKILL) } }
         for _ in 0..<200 where !FileManager.default.fileExists(atPath: directory.path("demo/gateway.port")) {
-            Thread.sleep(forTimeInterval: 0.05)
+            try await Task.sleep(for: .milliseconds(50))
         }
         let admin = directory.path("demo/admin.yaml")
-        let statement = try Binary.run(["admin", "settle", "show", "--config", admin, "--period", "2026-11-28"])
+        let statement = try await Binary.run(["admin", "settle", "show", "--config", admin, "--period", "2026-11-28"])
         #expect(statement.contains("journal: debits"))
         #expect(statement.contains("hotel-rooms"))
-        let conflicts = try Binary.run(["admin", "conflicts", "--config", admin, "--json"])
+        let conflicts = try await Binary.run(["admin", "conflicts", "--config", admin, "--json"])
         #expect(conflicts.contains("\"kind\":\"offline_overdraw\""))
-        let member = try Binary.run(["admin", "member", "show", "--config", admin, "+8613800000001"])
+        let member = try await Binary.run(["admin", "member", "show", "--config", admin, "+8613800000001"])
         #expect(member.contains("balance 0"))
+        gateway.terminate()
+        #expect(try await ChildProcess.waitForExit(gateway))
     }
 }

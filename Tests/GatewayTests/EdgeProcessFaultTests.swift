@@ -62,7 +62,7 @@ struct EdgeProcessFaultTests {
         try await Network.withGateway(try Network.gatewayConfiguration(dir, certificates: certificates), clock: clock) {
             gateway in
             let config = try edgeConfig(dir, gatewayPort: gateway.port, pushBatchMax: pushBatchMax)
-            let token = try Binary.run([
+            let token = try await Binary.run([
                 "edge", "terminal", "add", "--config", config, "--merchant", "mall-fashion", "--name", "till-1",
             ])
             .trimmingCharacters(in: .whitespacesAndNewlines)

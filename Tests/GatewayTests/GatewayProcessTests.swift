@@ -91,7 +91,10 @@ struct GatewayProcessTests {
             try await Network.eventually("part of the backlog acknowledged") {
                 try await mall.node.ledger.unacknowledgedCount() < 280
             }
-            if let process = gateway?.process { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+            if let process = gateway?.process {
+                kill(process.processIdentifier, SIGKILL)
+                try await ChildProcess.waitForExit(process)
+            }
             gateway = nil
             gateway = try GatewayProcess(config: config, listen: "127.0.0.1:\(port)", portFile: portFile)
             _ = try await Self.waitForPort(portFile)
@@ -111,16 +114,16 @@ struct GatewayProcessTests {
         certificate: \(certificates.path("alice.pem"))
         private_key: \(certificates.path("alice.key"))
         """.write(toFile: admin, atomically: true, encoding: .utf8)
-        let sites = try Self.json(try Binary.run(["admin", "sites", "--config", admin, "--json"]))
+        let sites = try Self.json(try await Binary.run(["admin", "sites", "--config", admin, "--json"]))
         let mall = (sites["sites"] as? [[String: Any]])?.first {
             ($0["siteId"] ?? $0["site_id"]) as? String == "mall-01"
         }
         #expect(Self.integer(mall?["highWaterMark"] ?? mall?["high_water_mark"]) == 301)
-        let shown = try Self.json(try Binary.run(["admin", "member", "show", member, "--config", admin, "--json"]))
+        let shown = try Self.json(try await Binary.run(["admin", "member", "show", member, "--config", admin, "--json"]))
         #expect(Self.integer(shown["balancePoints"] ?? shown["balance_points"]) == 3_200)
         if let process = gateway?.process {
             process.terminate()
-            process.waitUntilExit()
+            #expect(try await ChildProcess.waitForExit(process))
         }
         // Outside the process: the ledger holds each of the 301 transactions exactly once.
         let ledger = try GatewayDatabase.open(path: directory.path("gateway.sqlite"))

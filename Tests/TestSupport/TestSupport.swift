@@ -88,25 +88,15 @@ package enum Binary {
     }
 
     /// Runs the binary to completion and returns its standard output; fails on a non-zero exit.
-    package static func run(_ arguments: [String]) throws -> String {
+    /// Blocks no thread of the cooperative pool (`ChildProcess`).
+    package static func run(_ arguments: [String]) async throws -> String {
         guard let path else { throw ProcessFailure("the coalition binary is not built: run `swift build` first") }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        let errorData = errors.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
+        let outcome = try await ChildProcess.run(path, arguments)
+        guard outcome.status == 0 else {
             throw ProcessFailure(
-                "coalition \(arguments.joined(separator: " ")) exited \(process.terminationStatus): \(String(decoding: errorData, as: UTF8.self))"
-            )
+                "coalition \(arguments.joined(separator: " ")) exited \(outcome.status): \(outcome.errors)")
         }
-        return String(decoding: data, as: UTF8.self)
+        return outcome.output
     }
 }
 

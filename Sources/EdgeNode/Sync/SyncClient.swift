@@ -276,7 +276,7 @@ package final class SyncClient: Sendable {
         try await database.pool.write { db in
             for change in response.changes {
                 switch change.body {
-                case .member(let snapshot): try Self.apply(snapshot, db)
+                case .member(let snapshot): try Self.apply(snapshot, db, at: now)
                 case .merge(let merge):
                     try db.cachedStatement(
                         sql: "UPDATE members SET merged_into = ?, phone_hash = NULL WHERE member_id = ?"
@@ -305,7 +305,7 @@ package final class SyncClient: Sendable {
 
     /// Writes a member snapshot into the replica, keeping the later of the local and the
     /// gateway's earn state (local earns the snapshot does not include yet).
-    private static func apply(_ snapshot: Coalition_Sync_V1_MemberSnapshot, _ db: Database) throws {
+    private static func apply(_ snapshot: Coalition_Sync_V1_MemberSnapshot, _ db: Database, at now: Timestamp) throws {
         let id = snapshot.memberID
         let existing = try Row.fetchOne(
             db.cachedStatement(sql: "SELECT last_earn, streak_last_day, streak_days FROM members WHERE member_id = ?"),
@@ -352,7 +352,7 @@ package final class SyncClient: Sendable {
             id, snapshot.phoneHash.isEmpty ? nil : snapshot.phoneHash,
             snapshot.cardNumber.isEmpty ? nil : snapshot.cardNumber,
             snapshot.tier, snapshot.birthMonth == 0 ? nil : Int(snapshot.birthMonth), snapshot.balancePoints,
-            Int64(snapshot.includesSiteSequence), Int64(Date().timeIntervalSince1970 * 1000), snapshot.expiringPoints,
+            Int64(snapshot.includesSiteSequence), now.milliseconds, snapshot.expiringPoints,
             snapshot.nextExpiryAtMs, LastEarnEncoding.encode(lastEarn), streakDay.isEmpty ? nil : streakDay, streakDays,
             snapshot.enrolledAtMs,
         ])
