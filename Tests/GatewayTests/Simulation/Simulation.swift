@@ -17,6 +17,8 @@ struct SimulationReport: Sendable {
     var violations: [String] = []
     /// The last steps before the first violation, for the reader of a failure.
     var trace: [String] = []
+    /// The gateway ledger at the end of a clean run (`LedgerDigest`): its listing and hash.
+    var digest: (text: String, hash: String)?
 
     var faultCount: Int { faults.values.reduce(0, +) }
 }
@@ -101,6 +103,7 @@ final class Simulation {
             }
             if report.violations.isEmpty { try await checkInvariants(after: "full sync") }
             if report.violations.isEmpty { try await checkConverged() }
+            if report.violations.isEmpty { report.digest = try await LedgerDigest.compute(try gateway.store.database) }
         }
         for edge in edges { try? await edge.crash() }
         try? gateway.crash()

@@ -7,6 +7,11 @@ import Testing
 /// - `swift test --filter Simulation` runs the CI seeds (1…`ciSeeds`).
 /// - `COALITION_SIM_SEED=42 swift test --filter Simulation` replays one seed.
 /// - `COALITION_SIM_SEEDS=10000` runs seeds 1…10000; `COALITION_SIM_STEPS` sets the steps per seed.
+/// - `COALITION_SIM_LISTINGS=DIR` writes each seed's ledger listing (`LedgerDigest`) to
+///   `DIR/seed-N.txt`, to compare two versions of the code line by line.
+/// - The CI seeds' ledger digests are kept in `ledger-digests.txt`: a change of the posting code
+///   must leave them as they are, or the change of behaviour is explained in the commit and the
+///   file rewritten with `COALITION_SIM_RECORD_DIGESTS=1`.
 @Suite("Simulation")
 struct SimulationTests {
     static let ciSeeds: UInt64 = 12
@@ -43,8 +48,13 @@ struct SimulationTests {
                     replay: COALITION_SIM_SEED=\(seed) swift test --filter Simulation
                     """)
             }
+            if let folder = ProcessInfo.processInfo.environment["COALITION_SIM_LISTINGS"], let digest = report.digest {
+                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+                try digest.text.write(toFile: folder + "/seed-\(seed).txt", atomically: true, encoding: .utf8)
+            }
             reports.append(report)
         }
+        try checkDigests(reports)
         let faults = reports.reduce(into: [String: Int]()) { total, report in
             for (kind, count) in report.faults { total[kind, default: 0] += count }
         }
@@ -57,5 +67,36 @@ struct SimulationTests {
             faults injected \(faults.values.reduce(0, +)) [\(faults.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))], \
             transactions checked \(reports.reduce(0) { $0 + $1.approved }), invariant checks \(reports.reduce(0) { $0 + $1.checked }), violations \(violations)
             """)
+    }
+
+    static let digestsFile = Repository.root.appendingPathComponent(
+        "Tests/GatewayTests/Simulation/ledger-digests.txt")
+
+    /// Compares the CI seeds' ledger digests with the recorded ones (or records them).
+    func checkDigests(_ reports: [SimulationReport]) throws {
+        guard Self.seeds == Array(1...Self.ciSeeds), Self.steps == Self.defaultSteps else { return }
+        let digests = reports.map { "\($0.seed) \($0.digest?.hash ?? "none")" }
+        if ProcessInfo.processInfo.environment["COALITION_SIM_RECORD_DIGESTS"] != nil {
+            let header = """
+                # The gateway ledger at the end of each CI simulation seed (\(Self.defaultSteps) steps): seed, SHA-256 of
+                # its listing (LedgerDigest). Rewritten with COALITION_SIM_RECORD_DIGESTS=1 only when a change of
+                # behaviour is intended and explained (docs/reliability.md).
+
+                """
+            try (header + digests.joined(separator: "\n") + "\n").write(
+                to: Self.digestsFile, atomically: true, encoding: .utf8)
+            return
+        }
+        let recorded = try String(contentsOf: Self.digestsFile, encoding: .utf8).split(separator: "\n")
+            .filter { !$0.hasPrefix("#") && !$0.isEmpty }.map(String.init)
+        for (line, expected) in zip(digests, recorded) where line != expected {
+            Issue.record(
+                """
+                the ledger at the end of simulation seed \(line.split(separator: " ")[0]) differs from the recorded one \
+                (\(line) against \(expected)): posting behaviour changed. Compare listings with COALITION_SIM_LISTINGS=DIR \
+                before and after the change; record intended changes with COALITION_SIM_RECORD_DIGESTS=1.
+                """)
+        }
+        #expect(digests.count == recorded.count, "ledger-digests.txt records \(recorded.count) seeds")
     }
 }
