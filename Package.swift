@@ -144,6 +144,8 @@ let package = Package(
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
+            // Read by the simulation test from the repository, not bundled.
+            exclude: ["Simulation/ledger-digests.txt"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -362,21 +362,19 @@ struct Poster {
     private func redeem(_ record: Coalition_Sync_V1_RedeemRecord, _ context: inout Context) throws -> Points {
         try spend(
             memberID: record.memberID, points: Points(record.points), amount: Money(minorUnits: record.billAmountMinor),
-            hold: record.holdID,
-            online: record.authorization == .online, kind: "redeem", &context)
+            kind: "redeem", &context)
     }
 
     private func parking(_ record: Coalition_Sync_V1_ParkingRecord, _ context: inout Context) throws -> Points {
         try spend(
             memberID: record.memberID, points: Points(record.points), amount: Money(minorUnits: record.feeMinor),
-            hold: record.holdID,
-            online: record.authorization == .online, kind: "parking", &context)
+            kind: "parking", &context)
     }
 
-    /// A redemption or parking payment: consumes its hold when online; otherwise takes what the
-    /// member has (less other holds) and books the rest to offline_risk(site).
+    /// A redemption or parking payment: consumes the hold placed for its transaction, if any, and
+    /// takes what the member has (less other holds); the rest goes to offline_risk(site).
     private func spend(
-        memberID: String, points: Points, amount: Money, hold: String, online: Bool, kind: String,
+        memberID: String, points: Points, amount: Money, kind: String,
         _ context: inout Context
     ) throws -> Points {
         guard let stated = MemberID(memberID), let member = try writer.resolve(stated) else {
@@ -389,16 +387,17 @@ struct Poster {
                 "malformed", member: member, local: context.local, detail: "points \(points) out of range")
             return .zero
         }
-        var holdID: String?
-        if online, !hold.isEmpty,
-            try Bool.fetchOne(
-                db.cachedStatement(
-                    sql: "SELECT 1 FROM holds WHERE hold_id = ? AND status = 'active' AND transaction_id = ?"),
-                arguments: [hold, context.local.transactionID]) == true
-        {
-            holdID = hold
+        // The hold placed for this very transaction pays for it, whether or not the edge heard the
+        // answer: an authorisation answer lost past the edge's deadline leaves the hold at the
+        // gateway and sends the same transaction down the offline path. Those points were kept for
+        // this transaction; counting them as someone else's would book the member's own points to
+        // the site's offline_risk.
+        let holdID = try String.fetchOne(
+            db.cachedStatement(sql: "SELECT hold_id FROM holds WHERE transaction_id = ? AND status = 'active'"),
+            arguments: [context.local.transactionID])
+        if let holdID {
             try db.cachedStatement(sql: "UPDATE holds SET status = 'consumed' WHERE hold_id = ?").execute(arguments: [
-                hold
+                holdID
             ])
         }
         let available = try writer.available(member, now: now, excluding: holdID)

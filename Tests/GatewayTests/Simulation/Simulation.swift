@@ -473,6 +473,21 @@ final class Simulation {
                 ) ?? -1,
                 settlements: try Row.fetchAll(db, sql: "SELECT period, content_hash FROM settlements").map {
                     ($0["period"] as String, $0["content_hash"] as String)
+                },
+                // Points booked to a site's offline_risk for a redemption whose own hold was still
+                // in force when it was posted: the member had those points, kept for this very
+                // transaction (an authorisation answer lost on the way back leaves such a hold).
+                heldButCharged: try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT c.transaction_id, c.points, h.points AS held, h.status FROM conflicts c
+                        JOIN holds h ON h.transaction_id = c.transaction_id
+                        JOIN transactions t ON t.transaction_id = c.transaction_id
+                        WHERE c.kind = 'offline_overdraw' AND h.created_at_ms <= t.posted_at_ms
+                          AND h.expires_at_ms > t.posted_at_ms
+                        """
+                ).map {
+                    "\($0["transaction_id"] as String): \($0["points"] as Int64) points to offline_risk while its own hold of \($0["held"] as Int64) was in force (hold \($0["status"] as String))"
                 }
             )
         }
@@ -496,6 +511,7 @@ final class Simulation {
             if mark < highWater[id, default: 0] { violation("gateway: \(site)'s high-water mark went back to \(mark)") }
             highWater[id] = mark
         }
+        for text in facts.heldButCharged { violation("gateway: \(text)") }
         let stored = Dictionary(facts.settlements, uniquingKeysWith: { first, _ in first })
         for (period, hash) in closedPeriods where stored[period.description] != hash {
             violation(

@@ -55,6 +55,20 @@ struct GatewayHarness: Sendable {
         }
     }
 
+    /// Member ids in the order they were enrolled.
+    func memberIDs() async throws -> [String] {
+        try await store.database.pool.read { db in
+            try String.fetchAll(db, sql: "SELECT member_id FROM members ORDER BY enrolled_at_ms, rowid")
+        }
+    }
+
+    /// Holds still active (neither consumed nor released; expiry not considered).
+    func activeHolds() async throws -> Int {
+        try await store.database.pool.read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM holds WHERE status = 'active'") ?? -1
+        }
+    }
+
     func account(_ key: String) async throws -> Int64 {
         try await store.database.pool.read { db in try Int64.fetchOne(db, sql: "SELECT points FROM balances WHERE account = ?", arguments: [key]) ?? 0 }
     }

@@ -62,6 +62,45 @@ enum RawSync {
         return result
     }
 
+    /// Outbox transactions carrying `locals`, chained after `previous` from sequence `first`.
+    static func chain(
+        _ locals: [Coalition_Sync_V1_LocalTransaction], first: UInt64, previous: Data
+    ) throws -> [Coalition_Sync_V1_OutboxTransaction] {
+        var chain = previous
+        return try locals.enumerated().map { index, local in
+            var transaction = Coalition_Sync_V1_OutboxTransaction()
+            transaction.sequence = first + UInt64(index)
+            transaction.transactionID = local.transactionID
+            transaction.previousHash = chain
+            transaction.payload = try local.serializedBytes()
+            transaction.occurredAtMs = local.occurredAtMs
+            chain = Data(SHA256.hash(data: transaction.payload))
+            return transaction
+        }
+    }
+
+    /// A redemption of `points` at `merchant` as an edge records it.
+    static func redemption(
+        transaction: String, member: String, merchant: String, points: Int64,
+        authorization: Coalition_Common_V1_RedeemAuthorization, hold: String = "", time: Timestamp = ManualClockTime.now
+    ) -> Coalition_Sync_V1_LocalTransaction {
+        var local = Coalition_Sync_V1_LocalTransaction()
+        local.transactionID = transaction
+        local.requestID = "RAW-R-\(transaction.suffix(8))"
+        local.merchantID = merchant
+        local.programVersion = 1
+        local.occurredAtMs = time.milliseconds
+        var record = Coalition_Sync_V1_RedeemRecord()
+        record.memberID = member
+        record.billAmountMinor = points * 4
+        record.points = points
+        record.valueMinor = points
+        record.authorization = authorization
+        record.holdID = hold
+        local.redeem = record
+        return local
+    }
+
     static func push(_ transactions: [Coalition_Sync_V1_OutboxTransaction]) -> Coalition_Sync_V1_PushRequest {
         var request = Coalition_Sync_V1_PushRequest()
         request.protocolVersion = 1
