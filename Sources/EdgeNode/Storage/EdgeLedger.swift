@@ -577,9 +577,75 @@ package final class EdgeLedger: Sendable {
         }
     }
 
+    /// A barrier payment. Paying with points is a redemption, decided in the same order as
+    /// `redeem`: the gateway first, within the authorisation deadline, and the site's floor limits
+    /// only when the gateway does not answer.
     package func parkingPay(_ stay: ParkingStay, points: Points, key: RequestKey) async throws
         -> Coalition_Edge_V1_ParkingPayResponse
     {
+        let (_, program) = programPair
+        let site = self.site
+        let limits = self.limits
+        let now = clock.now()
+        // A retry of an answered request gets its first answer before anything is priced again or
+        // the centre is asked for a new hold.
+        let preview: (stored: Data?, points: Points, unacknowledged: Points) = try await database.pool.read { db in
+            let tx = LedgerTransaction(db: db, limits: limits)
+            if let stored = try tx.storedAnswer(key) { return (stored, .zero, .zero) }
+            let (quote, balance) = try Self.priceStay(tx, stay, program: program, site: site, now: now)
+            let payment = try Self.payment(stay, quote: quote, points: points, balance: balance, program: program)
+            return (nil, payment.points, try stay.member.map { try tx.unacknowledged($0) } ?? .zero)
+        }
+        if let stored = preview.stored { return try Coalition_Edge_V1_ParkingPayResponse(serializedBytes: stored) }
+        var generator = SystemRandomNumberGenerator()
+        let transaction = TransactionID(time: now, using: &generator)
+        guard let member = stay.member, preview.points > .zero else {
+            return try await writeParking(stay, points: points, key: key, transaction: transaction, authorization: .floorLimit)
+        }
+        switch await authorizer.authorize(
+            AuthorizationRequest(
+                member: member, merchant: key.merchant, points: preview.points, transaction: transaction,
+                requestID: key.requestID, unacknowledged: preview.unacknowledged))
+        {
+        case .declined(let refusal, let message):
+            throw ServiceError.refused(refusal, message)
+        case .approved(let hold):
+            do {
+                return try await writeParking(
+                    stay, points: points, key: key, transaction: transaction, authorization: .online(hold))
+            } catch {
+                // Not written: the gateway's hold would otherwise keep the points until it expires.
+                await authorizer.release(hold)
+                throw error
+            }
+        case .unavailable:
+            return try await writeParking(stay, points: points, key: key, transaction: transaction, authorization: .floorLimit)
+        }
+    }
+
+    /// What paying `points` towards the stay's fee comes to, with `balance` the points the member
+    /// may use. Refuses points for a non-member and points the member does not have.
+    private static func payment(
+        _ stay: ParkingStay, quote: ParkingQuote, points: Points, balance: Points, program: Program
+    ) throws -> ParkingPayment {
+        guard stay.member != nil || points == .zero else {
+            throw ServiceError.invalid("member_id", "points can pay a fee only for a member")
+        }
+        do {
+            switch try ParkingCalculator.pay(program: program, quote: quote, points: points, available: max(.zero, balance))
+            {
+            case .success(let paid): return paid
+            case .failure(let refusal):
+                throw ServiceError.refused(refusal, "The member has \(max(.zero, balance)) points, not \(points).")
+            }
+        } catch let error as CalculationError {
+            throw ServiceError(error)
+        }
+    }
+
+    private func writeParking(
+        _ stay: ParkingStay, points: Points, key: RequestKey, transaction: TransactionID, authorization: Authorization
+    ) async throws -> Coalition_Edge_V1_ParkingPayResponse {
         let (version, program) = programPair
         let site = self.site
         let limits = self.limits
@@ -590,21 +656,10 @@ package final class EdgeLedger: Sendable {
                 return try Coalition_Edge_V1_ParkingPayResponse(serializedBytes: stored)
             }
             let (quote, balance) = try Self.priceStay(tx, stay, program: program, site: site, now: now)
-            guard stay.member != nil || points == .zero else {
-                throw ServiceError.invalid("member_id", "points can pay a fee only for a member")
-            }
-            let payment: ParkingPayment
-            do {
-                switch try ParkingCalculator.pay(
-                    program: program, quote: quote, points: points, available: max(.zero, balance))
-                {
-                case .success(let paid): payment = paid
-                case .failure(let refusal):
-                    throw ServiceError.refused(refusal, "The member has \(max(.zero, balance)) points, not \(points).")
-                }
-            } catch let error as CalculationError {
-                throw ServiceError(error)
-            }
+            // Online, the gateway checked the global balance and holds the points; offline, the
+            // local view is the limit.
+            let available = if case .online = authorization { Points(Int64.max / 4) } else { balance }
+            let payment = try Self.payment(stay, quote: quote, points: points, balance: available, program: program)
             let today = program.timeZone.date(of: now)
             var response = Coalition_Edge_V1_ParkingPayResponse()
             response.feeMinor = quote.fee.minorUnits
@@ -617,12 +672,11 @@ package final class EdgeLedger: Sendable {
                 // Nothing to book: a non-member, or a member who used neither points nor free minutes.
                 return response
             }
-            if payment.points > .zero {
+            if payment.points > .zero, case .floorLimit = authorization {
                 try Self.checkOffline(
                     tx, program: program, site: site, member: member, points: payment.points, now: now, today: today)
             }
-            var generator = SystemRandomNumberGenerator()
-            let transaction = TransactionID(time: now, using: &generator)
+            let paidWithPoints = payment.points > .zero
             var record = Coalition_Sync_V1_ParkingRecord()
             record.memberID = member.description
             record.ticketID = stay.ticket
@@ -632,14 +686,15 @@ package final class EdgeLedger: Sendable {
             record.points = payment.points.value
             record.pointsValueMinor = payment.pointsValue.minorUnits
             record.freeMinutesApplied = quote.freeMinutesApplied
-            record.authorization = payment.points > .zero ? .floorLimit : .unspecified
+            record.authorization = paidWithPoints ? authorization.wire : .unspecified
+            record.holdID = paidWithPoints ? authorization.hold : ""
             var payload = Self.payload(transaction, key, version: version, at: now)
             payload.parking = record
             let sequence = try tx.append(
                 OutboxEntry(
                     transactionID: transaction, kind: "parking", merchant: key.merchant, member: member,
                     requestID: key.requestID, points: -payment.points, amount: quote.fee,
-                    authorization: payment.points > .zero ? "floor_limit" : nil, freeMinutes: quote.freeMinutesApplied,
+                    authorization: paidWithPoints ? authorization.column : nil, freeMinutes: quote.freeMinutesApplied,
                     occurredAt: now, localDay: today, payload: payload, deltas: [(member, -payment.points)]))
             response.transactionID = transaction.description
             response.authorization = record.authorization

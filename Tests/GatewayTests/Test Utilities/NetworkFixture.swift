@@ -111,6 +111,7 @@ struct GatewayHarness: Sendable {
 struct LinkedEdge: Sendable {
     let node: EdgeNode
     let points: Coalition_Edge_V1_Points.Client<HTTP2ClientTransport.Posix>
+    let parking: Coalition_Edge_V1_Parking.Client<HTTP2ClientTransport.Posix>
     let token: String
 
     var auth: Metadata { ["authorization": .string("Bearer \(token)")] }
@@ -196,7 +197,8 @@ enum Network {
                 // A body that returns at once may stop the client before its connections start.
                 do { try await client.runConnections() } catch let error as RuntimeError where error.code == .clientIsStopped {}
             }
-            let edge = LinkedEdge(node: node, points: .init(wrapping: client), token: token)
+            let edge = LinkedEdge(
+                node: node, points: .init(wrapping: client), parking: .init(wrapping: client), token: token)
             do {
                 let result = try await body(edge)
                 client.beginGracefulShutdown()
