@@ -177,6 +177,11 @@ package struct EdgeDatabase: Sendable {
             try db.execute(
                 sql: "CREATE INDEX members_by_merged_into ON members (merged_into) WHERE merged_into IS NOT NULL")
         }
+        migrator.registerMigration("2026-11-30 edge snapshot position v1") { db in
+            // The gateway log position of the member snapshot a row holds: an earn states it, and
+            // the gateway accepts a stated tier the member held at some moment since then.
+            try db.execute(sql: "ALTER TABLE members ADD COLUMN snapshot_position INTEGER NOT NULL DEFAULT 0")
+        }
         return migrator
     }
 }

@@ -270,6 +270,7 @@ package final class EdgeLedger: Sendable {
                 uniqueKeysWithValues: member.lastEarnByFormat.map { ($0.key.rawValue, $0.value.milliseconds) })
             record.streakLastDay = member.streak?.lastDay.description ?? ""
             record.streakDays = Int32(member.streak?.days ?? 0)
+            record.replicaPosition = UInt64(max(0, member.snapshotPosition))
             var payload = Self.payload(transaction, command.key, version: version, at: now)
             payload.earn = record
             let sequence = try tx.append(

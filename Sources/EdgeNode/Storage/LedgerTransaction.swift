@@ -35,13 +35,15 @@ struct MemberRow: Sendable {
     var snapshotBalance: Points
     var snapshotSiteSequence: Int64
     var snapshotAt: Int64
+    /// The gateway log position of the snapshot this row holds (0: none yet, a local enrolment).
+    var snapshotPosition: Int64
     var expiringPoints: Points
     var nextExpiryAt: Int64
     var lastEarnByFormat: [Format: Timestamp]
     var streak: Streak?
 
     static let columns =
-        "member_id, phone_hash, card_number, tier, birth_month, snapshot_balance, snapshot_site_sequence, snapshot_at_ms, expiring_points, next_expiry_at_ms, last_earn, streak_last_day, streak_days"
+        "member_id, phone_hash, card_number, tier, birth_month, snapshot_balance, snapshot_site_sequence, snapshot_at_ms, snapshot_position, expiring_points, next_expiry_at_ms, last_earn, streak_last_day, streak_days"
 
     init(row: Row) {
         let idText: String = row["member_id"]
@@ -54,6 +56,7 @@ struct MemberRow: Sendable {
         snapshotBalance = Points(row["snapshot_balance"])
         snapshotSiteSequence = row["snapshot_site_sequence"]
         snapshotAt = row["snapshot_at_ms"]
+        snapshotPosition = row["snapshot_position"]
         expiringPoints = Points(row["expiring_points"])
         nextExpiryAt = row["next_expiry_at_ms"]
         lastEarnByFormat = LastEarnEncoding.decode(row["last_earn"])

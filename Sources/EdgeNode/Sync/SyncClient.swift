@@ -276,7 +276,7 @@ package final class SyncClient: Sendable {
         try await database.pool.write { db in
             for change in response.changes {
                 switch change.body {
-                case .member(let snapshot): try Self.apply(snapshot, db, at: now)
+                case .member(let snapshot): try Self.apply(snapshot, position: Int64(change.position), db, at: now)
                 case .merge(let merge):
                     try db.cachedStatement(
                         sql: "UPDATE members SET merged_into = ?, phone_hash = NULL WHERE member_id = ?"
@@ -305,7 +305,9 @@ package final class SyncClient: Sendable {
 
     /// Writes a member snapshot into the replica, keeping the later of the local and the
     /// gateway's earn state (local earns the snapshot does not include yet).
-    private static func apply(_ snapshot: Coalition_Sync_V1_MemberSnapshot, _ db: Database, at now: Timestamp) throws {
+    private static func apply(
+        _ snapshot: Coalition_Sync_V1_MemberSnapshot, position: Int64, _ db: Database, at now: Timestamp
+    ) throws {
         let id = snapshot.memberID
         let existing = try Row.fetchOne(
             db.cachedStatement(sql: "SELECT last_earn, streak_last_day, streak_days FROM members WHERE member_id = ?"),
@@ -339,12 +341,14 @@ package final class SyncClient: Sendable {
         try db.cachedStatement(
             sql: """
                 INSERT INTO members (member_id, phone_hash, card_number, tier, birth_month, snapshot_balance, snapshot_site_sequence,
-                    snapshot_at_ms, expiring_points, next_expiry_at_ms, last_earn, streak_last_day, streak_days, enrolled_at_ms)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    snapshot_at_ms, snapshot_position, expiring_points, next_expiry_at_ms, last_earn, streak_last_day, streak_days,
+                    enrolled_at_ms)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (member_id) DO UPDATE SET
                     phone_hash = excluded.phone_hash, card_number = excluded.card_number, tier = excluded.tier,
                     birth_month = excluded.birth_month, snapshot_balance = excluded.snapshot_balance,
                     snapshot_site_sequence = excluded.snapshot_site_sequence, snapshot_at_ms = excluded.snapshot_at_ms,
+                    snapshot_position = excluded.snapshot_position,
                     expiring_points = excluded.expiring_points, next_expiry_at_ms = excluded.next_expiry_at_ms,
                     last_earn = excluded.last_earn, streak_last_day = excluded.streak_last_day, streak_days = excluded.streak_days
                 """
@@ -352,7 +356,7 @@ package final class SyncClient: Sendable {
             id, snapshot.phoneHash.isEmpty ? nil : snapshot.phoneHash,
             snapshot.cardNumber.isEmpty ? nil : snapshot.cardNumber,
             snapshot.tier, snapshot.birthMonth == 0 ? nil : Int(snapshot.birthMonth), snapshot.balancePoints,
-            Int64(snapshot.includesSiteSequence), now.milliseconds, snapshot.expiringPoints,
+            Int64(snapshot.includesSiteSequence), now.milliseconds, position, snapshot.expiringPoints,
             snapshot.nextExpiryAtMs, LastEarnEncoding.encode(lastEarn), streakDay.isEmpty ? nil : streakDay, streakDays,
             snapshot.enrolledAtMs,
         ])

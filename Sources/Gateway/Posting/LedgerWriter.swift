@@ -127,6 +127,14 @@ struct LedgerWriter {
             .execute(arguments: [position, member.description])
     }
 
+    /// Records that `member` holds `tier` from `position` on.
+    func tierSpell(_ member: MemberID, tier: TierID, position: Int64) throws {
+        try db.cachedStatement(
+            sql:
+                "INSERT INTO member_tiers (member_id, position, tier) VALUES (?, ?, ?) ON CONFLICT (member_id, position) DO UPDATE SET tier = excluded.tier"
+        ).execute(arguments: [member.description, position, tier.rawValue])
+    }
+
     // MARK: Lots
 
     func createLot(_ id: String, member: MemberID, earnedAt: Timestamp, expiresAt: Timestamp, points: Points) throws {

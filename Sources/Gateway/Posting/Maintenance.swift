@@ -140,7 +140,10 @@ extension SQLiteLedgerStore {
                 try db.cachedStatement(
                     sql: "UPDATE members SET tier = ?, tier_review_date = ?, changed_position = ? WHERE member_id = ?"
                 ).execute(arguments: [next.tier.rawValue, next.reviewDate.description, position, member.description])
-                if next.tier != status.tier { changed += 1 }
+                if next.tier != status.tier {
+                    changed += 1
+                    try writer.tierSpell(member, tier: next.tier, position: position)
+                }
             }
             return changed
         }

@@ -47,6 +47,8 @@ struct Poster {
     let now: Timestamp
     /// How long after a newer version is effective an edge may still use the previous one.
     let programGraceMilliseconds: Int64
+    /// How far an edge's clock may be from the gateway's (the tolerance on stated earn times).
+    var clockSkewMaxMilliseconds: Int64 = GatewayLimits().clockSkewMaxMilliseconds
 
     var db: Database { writer.db }
 
@@ -205,6 +207,7 @@ struct Poster {
             record.birthMonth == 0 ? nil : Int(record.birthMonth), context.occurredAt.milliseconds, site.rawValue,
             survivor?.description, position,
         ])
+        try writer.tierSpell(member, tier: status.tier, position: position)
         // Same phone enrolled elsewhere first: this record merges into the earlier one.
         let owner = survivor ?? member
         if let survivor {
@@ -256,6 +259,8 @@ struct Poster {
         }
         let program = context.program
         // Recompute with the member state the edge says it used (DESIGN §6: same version and inputs).
+        // A points_mismatch is a difference of arithmetic; whether the stated state was the member's
+        // is checked next.
         var lastEarn: [Format: Timestamp] = [:]
         for (format, ms) in record.lastEarnAtMsByFormat {
             if let format = Format(format) { lastEarn[format] = Timestamp(milliseconds: ms) }
@@ -275,16 +280,42 @@ struct Poster {
             member: MemberEarnState(
                 tier: tier, birthMonth: record.birthMonth == 0 ? nil : Int(record.birthMonth),
                 lastEarnByFormat: lastEarn, streak: streak))
-        let result: EarnResult
+        let statedResult: EarnResult
         do {
-            result = try EarnCalculator.earn(program: program, input: input)
+            statedResult = try EarnCalculator.earn(program: program, input: input)
         } catch {
             context.rejection = try reject("malformed", member: member, local: context.local, detail: "\(error)")
             return .zero
         }
-        if result.total.value != record.breakdown.totalPoints {
+        if statedResult.total.value != record.breakdown.totalPoints {
             try mismatch(
-                &context, member: member, detail: "edge computed \(record.breakdown.totalPoints), Core \(result.total)")
+                &context, member: member,
+                detail: "edge computed \(record.breakdown.totalPoints), Core \(statedResult.total)")
+        }
+        // DESIGN §8: the member state the edge states is checked against the gateway's record,
+        // within the staleness an honest replica can have; what is not the member's is replaced.
+        let checked = MemberStateCheck.check(
+            stated: input.member, replicaPosition: Int64(clamping: record.replicaPosition),
+            record: try recordedState(named: stated, member: member, program: program),
+            toleranceMilliseconds: clockSkewMaxMilliseconds)
+        var result = statedResult
+        if !checked.replaced.isEmpty {
+            var corrected = input
+            corrected.member = checked.state
+            do {
+                result = try EarnCalculator.earn(program: program, input: corrected)
+            } catch {
+                context.rejection = try reject("malformed", member: member, local: context.local, detail: "\(error)")
+                return .zero
+            }
+            let atStake = statedResult.total - result.total
+            try writer.conflict(
+                "member_state_mismatch", site: site, transaction: context.local.transactionID, member: member,
+                resolution: "posted with the gateway's member state (\(result.total) points, not \(statedResult.total))",
+                points: atStake, at: now,
+                detail: "stated \(checked.replaced.joined(separator: ", ")) not the member's since position \(record.replicaPosition)")
+            try writer.flag(site, "member_state_mismatch")
+            context.conflicts.append("member_state_mismatch")
         }
         let position = try writer.post(
             entry(
@@ -299,6 +330,36 @@ struct Poster {
             member: member, format: result.format, base: result.points(of: .base), program: program,
             at: context.occurredAt, position: position)
         return result.total
+    }
+
+    /// The gateway's record of a member, for checking the state an edge stated: the surviving
+    /// record's current earn state and tier spells, and the birth months of the record the edge
+    /// named and of the survivor.
+    private func recordedState(named: MemberID, member: MemberID, program: Program) throws -> RecordedMemberState {
+        let statement = try db.cachedStatement(
+            sql:
+                "SELECT tier, birth_month, last_earn, streak_last_day, streak_days FROM members WHERE member_id = ?")
+        guard let row = try Row.fetchOne(statement, arguments: [member.description]) else {
+            preconditionFailure("a resolved member has no row")
+        }
+        var birthMonths: [Int?] = [row["birth_month"] as Int?]
+        if named != member, let own = try Row.fetchOne(statement, arguments: [named.description]) {
+            birthMonths.append(own["birth_month"] as Int?)
+        }
+        let current = MemberEarnState(
+            tier: TierID(row["tier"] as String) ?? program.tiers.tiers[0].id, birthMonth: row["birth_month"],
+            lastEarnByFormat: LastEarnEncoding.decode(row["last_earn"]),
+            streak: (row["streak_last_day"] as String?).flatMap(CivilDate.init(parsing:)).map {
+                Streak(lastDay: $0, days: max(1, row["streak_days"]))
+            })
+        var spells: [TierSpell] = []
+        for id in Set([named, member]) {
+            spells += try Row.fetchAll(
+                db.cachedStatement(sql: "SELECT position, tier FROM member_tiers WHERE member_id = ? ORDER BY position"),
+                arguments: [id.description]
+            ).compactMap { row in TierID(row["tier"] as String).map { TierSpell(position: row["position"], tier: $0) } }
+        }
+        return RecordedMemberState(current: current, tiers: spells, birthMonths: birthMonths)
     }
 
     private func mismatch(_ context: inout Context, member: MemberID, detail: String) throws {
@@ -333,6 +394,7 @@ struct Poster {
             tier: TierID(row["tier"] as String) ?? program.tiers.tiers[0].id,
             reviewDate: CivilDate(parsing: row["tier_review_date"]) ?? today)
         let status = TierCalculator.afterPosting(program.tiers, status: current, qualifying: qualifying, on: today)
+        if status.tier != current.tier { try writer.tierSpell(member, tier: status.tier, position: position) }
         try db.cachedStatement(
             sql:
                 "UPDATE members SET last_earn = ?, streak_last_day = ?, streak_days = ?, tier = ?, tier_review_date = ?, changed_position = ? WHERE member_id = ?"

@@ -248,6 +248,22 @@ package struct GatewayDatabase: Sendable {
                         GROUP BY 1, 2;
                     """)
         }
+        migrator.registerMigration("2026-11-30 gateway tier spells v1") { db in
+            try db.execute(
+                sql: """
+                    -- Every tier each member has had and the position from which it held, so the
+                    -- tier an edge states for an earn can be checked against the tiers the member
+                    -- held since the edge's replica position. Members from before this table start
+                    -- with their tier at position 0.
+                    CREATE TABLE member_tiers (
+                        member_id TEXT NOT NULL,
+                        position INTEGER NOT NULL,
+                        tier TEXT NOT NULL,
+                        PRIMARY KEY (member_id, position)
+                    ) STRICT, WITHOUT ROWID;
+                    INSERT INTO member_tiers (member_id, position, tier) SELECT member_id, 0, tier FROM members;
+                    """)
+        }
         return migrator
     }
 }

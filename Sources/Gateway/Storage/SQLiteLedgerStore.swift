@@ -265,7 +265,8 @@ package final class SQLiteLedgerStore: LedgerStore {
             if let local = item.local, local.transactionID == transaction.transactionID {
                 let poster = Poster(
                     writer: writer, catalogue: catalogue, site: site, now: now,
-                    programGraceMilliseconds: limits.programGraceMilliseconds)
+                    programGraceMilliseconds: limits.programGraceMilliseconds,
+                    clockSkewMaxMilliseconds: limits.clockSkewMaxMilliseconds)
                 result = try poster.apply(local, sequence: sequence)
             } else {
                 try writer.conflict(

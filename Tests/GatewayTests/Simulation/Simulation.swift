@@ -474,6 +474,16 @@ final class Simulation {
                 settlements: try Row.fetchAll(db, sql: "SELECT period, content_hash FROM settlements").map {
                     ($0["period"] as String, $0["content_hash"] as String)
                 },
+                // The simulation's edges are honest: the gateway must find nothing in what they state.
+                honestFlagged: try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT kind, site_id, transaction_id, detail FROM conflicts
+                        WHERE kind IN ('points_mismatch', 'member_state_mismatch')
+                        """
+                ).map {
+                    "\($0["site_id"] as String? ?? "?") \($0["transaction_id"] as String? ?? "?") flagged \($0["kind"] as String): \($0["detail"] as String)"
+                },
                 // Points booked to a site's offline_risk for a redemption whose own hold was still
                 // in force when it was posted: the member had those points, kept for this very
                 // transaction (an authorisation answer lost on the way back leaves such a hold).
@@ -512,6 +522,7 @@ final class Simulation {
             highWater[id] = mark
         }
         for text in facts.heldButCharged { violation("gateway: \(text)") }
+        for text in facts.honestFlagged { violation("gateway: an honest edge was flagged: \(text)") }
         let stored = Dictionary(facts.settlements, uniquingKeysWith: { first, _ in first })
         for (period, hash) in closedPeriods where stored[period.description] != hash {
             violation(

@@ -79,6 +79,29 @@ enum RawSync {
         }
     }
 
+    /// An earn at `merchant` as an edge records it, with the member state and points it states.
+    static func earn(
+        member: String, merchant: String, amount: Int64, statedPoints: Int64, tier: String, birthMonth: Int32 = 0,
+        replicaPosition: UInt64 = 0, time: Timestamp = ManualClockTime.now
+    ) -> Coalition_Sync_V1_LocalTransaction {
+        var generator = SystemRandomNumberGenerator()
+        var local = Coalition_Sync_V1_LocalTransaction()
+        local.transactionID = TransactionID(time: time, using: &generator).description
+        local.requestID = "RAW-G-\(local.transactionID.suffix(8))"
+        local.merchantID = merchant
+        local.programVersion = 1
+        local.occurredAtMs = time.milliseconds
+        var record = Coalition_Sync_V1_EarnRecord()
+        record.memberID = member
+        record.amountMinor = amount
+        record.breakdown.totalPoints = statedPoints
+        record.tier = tier
+        record.birthMonth = birthMonth
+        record.replicaPosition = replicaPosition
+        local.earn = record
+        return local
+    }
+
     /// A redemption of `points` at `merchant` as an edge records it.
     static func redemption(
         transaction: String, member: String, merchant: String, points: Int64,

@@ -166,63 +166,81 @@ package nonisolated struct Coalition_Sync_V1_OutboxTransaction: Sendable {
 }
 
 /// The content of a local transaction, serialized into `OutboxTransaction.payload`.
-package nonisolated struct Coalition_Sync_V1_LocalTransaction: Sendable {
+package nonisolated struct Coalition_Sync_V1_LocalTransaction: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  package var transactionID: String = String()
+  package var transactionID: String {
+    get {_storage._transactionID}
+    set {_uniqueStorage()._transactionID = newValue}
+  }
 
   /// The POS request id (receipt number) it answered.
-  package var requestID: String = String()
+  package var requestID: String {
+    get {_storage._requestID}
+    set {_uniqueStorage()._requestID = newValue}
+  }
 
-  package var merchantID: String = String()
+  package var merchantID: String {
+    get {_storage._merchantID}
+    set {_uniqueStorage()._merchantID = newValue}
+  }
 
   /// The program version the edge computed with.
-  package var programVersion: Int64 = 0
+  package var programVersion: Int64 {
+    get {_storage._programVersion}
+    set {_uniqueStorage()._programVersion = newValue}
+  }
 
-  package var occurredAtMs: Int64 = 0
+  package var occurredAtMs: Int64 {
+    get {_storage._occurredAtMs}
+    set {_uniqueStorage()._occurredAtMs = newValue}
+  }
 
-  package var body: Coalition_Sync_V1_LocalTransaction.OneOf_Body? = nil
+  package var body: OneOf_Body? {
+    get {return _storage._body}
+    set {_uniqueStorage()._body = newValue}
+  }
 
   package var enrollment: Coalition_Sync_V1_Enrollment {
     get {
-      if case .enrollment(let v)? = body {return v}
+      if case .enrollment(let v)? = _storage._body {return v}
       return Coalition_Sync_V1_Enrollment()
     }
-    set {body = .enrollment(newValue)}
+    set {_uniqueStorage()._body = .enrollment(newValue)}
   }
 
   package var earn: Coalition_Sync_V1_EarnRecord {
     get {
-      if case .earn(let v)? = body {return v}
+      if case .earn(let v)? = _storage._body {return v}
       return Coalition_Sync_V1_EarnRecord()
     }
-    set {body = .earn(newValue)}
+    set {_uniqueStorage()._body = .earn(newValue)}
   }
 
   package var redeem: Coalition_Sync_V1_RedeemRecord {
     get {
-      if case .redeem(let v)? = body {return v}
+      if case .redeem(let v)? = _storage._body {return v}
       return Coalition_Sync_V1_RedeemRecord()
     }
-    set {body = .redeem(newValue)}
+    set {_uniqueStorage()._body = .redeem(newValue)}
   }
 
   package var reverse: Coalition_Sync_V1_ReverseRecord {
     get {
-      if case .reverse(let v)? = body {return v}
+      if case .reverse(let v)? = _storage._body {return v}
       return Coalition_Sync_V1_ReverseRecord()
     }
-    set {body = .reverse(newValue)}
+    set {_uniqueStorage()._body = .reverse(newValue)}
   }
 
   package var parking: Coalition_Sync_V1_ParkingRecord {
     get {
-      if case .parking(let v)? = body {return v}
+      if case .parking(let v)? = _storage._body {return v}
       return Coalition_Sync_V1_ParkingRecord()
     }
-    set {body = .parking(newValue)}
+    set {_uniqueStorage()._body = .parking(newValue)}
   }
 
   package var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -237,6 +255,8 @@ package nonisolated struct Coalition_Sync_V1_LocalTransaction: Sendable {
   }
 
   package init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 /// A member enrolled at the edge.
@@ -305,6 +325,12 @@ package nonisolated struct Coalition_Sync_V1_EarnRecord: Sendable {
   package var streakLastDay: String = String()
 
   package var streakDays: Int32 = 0
+
+  /// The position of the gateway's log of the member snapshot the edge computed with (the
+  /// `Change.position` it was pulled at; 0 for a member the edge enrolled and has not pulled back).
+  /// The gateway accepts a stated tier the member held at some moment since then (docs/rules.md,
+  /// "Member state an edge states").
+  package var replicaPosition: UInt64 = 0
 
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -606,6 +632,22 @@ package nonisolated struct Coalition_Sync_V1_Change: Sendable {
   package init() {}
 }
 
+/// What a promotion with a budget may still give, as the gateway counts it.
+package nonisolated struct Coalition_Sync_V1_PromotionBudget: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var promotionID: String = String()
+
+  /// Bonus points the promotion may still give across all members (0 when spent).
+  package var pointsLeft: Int64 = 0
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
 package nonisolated struct Coalition_Sync_V1_PullResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -621,6 +663,11 @@ package nonisolated struct Coalition_Sync_V1_PullResponse: Sendable {
 
   /// The gateway's high-water mark of the pulling site.
   package var siteHighWaterMark: UInt64 = 0
+
+  /// Every budgeted promotion of the latest program with the budget it has left, counting every
+  /// transaction the gateway has posted (this site's up to `site_high_water_mark`). Edges compute
+  /// earns with the figure they last pulled, less their own bonuses since.
+  package var promotionBudgets: [Coalition_Sync_V1_PromotionBudget] = []
 
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -807,140 +854,186 @@ nonisolated extension Coalition_Sync_V1_LocalTransaction: SwiftProtobuf.Message,
   package static let protoMessageName: String = _protobuf_package + ".LocalTransaction"
   package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}transaction_id\0\u{3}request_id\0\u{3}merchant_id\0\u{3}program_version\0\u{3}occurred_at_ms\0\u{2}\u{5}enrollment\0\u{1}earn\0\u{1}redeem\0\u{1}reverse\0\u{1}parking\0")
 
+  fileprivate class _StorageClass {
+    var _transactionID: String = String()
+    var _requestID: String = String()
+    var _merchantID: String = String()
+    var _programVersion: Int64 = 0
+    var _occurredAtMs: Int64 = 0
+    var _body: Coalition_Sync_V1_LocalTransaction.OneOf_Body?
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _transactionID = source._transactionID
+      _requestID = source._requestID
+      _merchantID = source._merchantID
+      _programVersion = source._programVersion
+      _occurredAtMs = source._occurredAtMs
+      _body = source._body
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
   package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.transactionID) }()
-      case 2: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
-      case 3: try { try decoder.decodeSingularStringField(value: &self.merchantID) }()
-      case 4: try { try decoder.decodeSingularInt64Field(value: &self.programVersion) }()
-      case 5: try { try decoder.decodeSingularInt64Field(value: &self.occurredAtMs) }()
-      case 10: try {
-        var v: Coalition_Sync_V1_Enrollment?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .enrollment(let m) = current {v = m}
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._transactionID) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._requestID) }()
+        case 3: try { try decoder.decodeSingularStringField(value: &_storage._merchantID) }()
+        case 4: try { try decoder.decodeSingularInt64Field(value: &_storage._programVersion) }()
+        case 5: try { try decoder.decodeSingularInt64Field(value: &_storage._occurredAtMs) }()
+        case 10: try {
+          var v: Coalition_Sync_V1_Enrollment?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .enrollment(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .enrollment(v)
+          }
+        }()
+        case 11: try {
+          var v: Coalition_Sync_V1_EarnRecord?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .earn(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .earn(v)
+          }
+        }()
+        case 12: try {
+          var v: Coalition_Sync_V1_RedeemRecord?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .redeem(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .redeem(v)
+          }
+        }()
+        case 13: try {
+          var v: Coalition_Sync_V1_ReverseRecord?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .reverse(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .reverse(v)
+          }
+        }()
+        case 14: try {
+          var v: Coalition_Sync_V1_ParkingRecord?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .parking(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .parking(v)
+          }
+        }()
+        default: break
         }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .enrollment(v)
-        }
-      }()
-      case 11: try {
-        var v: Coalition_Sync_V1_EarnRecord?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .earn(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .earn(v)
-        }
-      }()
-      case 12: try {
-        var v: Coalition_Sync_V1_RedeemRecord?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .redeem(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .redeem(v)
-        }
-      }()
-      case 13: try {
-        var v: Coalition_Sync_V1_ReverseRecord?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .reverse(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .reverse(v)
-        }
-      }()
-      case 14: try {
-        var v: Coalition_Sync_V1_ParkingRecord?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .parking(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .parking(v)
-        }
-      }()
-      default: break
       }
     }
   }
 
   package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if !self.transactionID.isEmpty {
-      try visitor.visitSingularStringField(value: self.transactionID, fieldNumber: 1)
-    }
-    if !self.requestID.isEmpty {
-      try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 2)
-    }
-    if !self.merchantID.isEmpty {
-      try visitor.visitSingularStringField(value: self.merchantID, fieldNumber: 3)
-    }
-    if self.programVersion != 0 {
-      try visitor.visitSingularInt64Field(value: self.programVersion, fieldNumber: 4)
-    }
-    if self.occurredAtMs != 0 {
-      try visitor.visitSingularInt64Field(value: self.occurredAtMs, fieldNumber: 5)
-    }
-    switch self.body {
-    case .enrollment?: try {
-      guard case .enrollment(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
-    }()
-    case .earn?: try {
-      guard case .earn(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
-    }()
-    case .redeem?: try {
-      guard case .redeem(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
-    }()
-    case .reverse?: try {
-      guard case .reverse(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
-    }()
-    case .parking?: try {
-      guard case .parking(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
-    }()
-    case nil: break
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._transactionID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._transactionID, fieldNumber: 1)
+      }
+      if !_storage._requestID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._requestID, fieldNumber: 2)
+      }
+      if !_storage._merchantID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._merchantID, fieldNumber: 3)
+      }
+      if _storage._programVersion != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._programVersion, fieldNumber: 4)
+      }
+      if _storage._occurredAtMs != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._occurredAtMs, fieldNumber: 5)
+      }
+      switch _storage._body {
+      case .enrollment?: try {
+        guard case .enrollment(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+      }()
+      case .earn?: try {
+        guard case .earn(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+      }()
+      case .redeem?: try {
+        guard case .redeem(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+      }()
+      case .reverse?: try {
+        guard case .reverse(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
+      }()
+      case .parking?: try {
+        guard case .parking(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
+      }()
+      case nil: break
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   package static func ==(lhs: Coalition_Sync_V1_LocalTransaction, rhs: Coalition_Sync_V1_LocalTransaction) -> Bool {
-    if lhs.transactionID != rhs.transactionID {return false}
-    if lhs.requestID != rhs.requestID {return false}
-    if lhs.merchantID != rhs.merchantID {return false}
-    if lhs.programVersion != rhs.programVersion {return false}
-    if lhs.occurredAtMs != rhs.occurredAtMs {return false}
-    if lhs.body != rhs.body {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._transactionID != rhs_storage._transactionID {return false}
+        if _storage._requestID != rhs_storage._requestID {return false}
+        if _storage._merchantID != rhs_storage._merchantID {return false}
+        if _storage._programVersion != rhs_storage._programVersion {return false}
+        if _storage._occurredAtMs != rhs_storage._occurredAtMs {return false}
+        if _storage._body != rhs_storage._body {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1013,7 +1106,7 @@ nonisolated extension Coalition_Sync_V1_Enrollment: SwiftProtobuf.Message, Swift
 
 nonisolated extension Coalition_Sync_V1_EarnRecord: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".EarnRecord"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}member_id\0\u{3}amount_minor\0\u{1}lines\0\u{1}breakdown\0\u{1}tier\0\u{3}birth_month\0\u{3}last_earn_at_ms_by_format\0\u{3}streak_last_day\0\u{3}streak_days\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}member_id\0\u{3}amount_minor\0\u{1}lines\0\u{1}breakdown\0\u{1}tier\0\u{3}birth_month\0\u{3}last_earn_at_ms_by_format\0\u{3}streak_last_day\0\u{3}streak_days\0\u{3}replica_position\0")
 
   package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1030,6 +1123,7 @@ nonisolated extension Coalition_Sync_V1_EarnRecord: SwiftProtobuf.Message, Swift
       case 7: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufInt64>.self, value: &self.lastEarnAtMsByFormat) }()
       case 8: try { try decoder.decodeSingularStringField(value: &self.streakLastDay) }()
       case 9: try { try decoder.decodeSingularInt32Field(value: &self.streakDays) }()
+      case 10: try { try decoder.decodeSingularUInt64Field(value: &self.replicaPosition) }()
       default: break
       }
     }
@@ -1067,6 +1161,9 @@ nonisolated extension Coalition_Sync_V1_EarnRecord: SwiftProtobuf.Message, Swift
     if self.streakDays != 0 {
       try visitor.visitSingularInt32Field(value: self.streakDays, fieldNumber: 9)
     }
+    if self.replicaPosition != 0 {
+      try visitor.visitSingularUInt64Field(value: self.replicaPosition, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1080,6 +1177,7 @@ nonisolated extension Coalition_Sync_V1_EarnRecord: SwiftProtobuf.Message, Swift
     if lhs.lastEarnAtMsByFormat != rhs.lastEarnAtMsByFormat {return false}
     if lhs.streakLastDay != rhs.streakLastDay {return false}
     if lhs.streakDays != rhs.streakDays {return false}
+    if lhs.replicaPosition != rhs.replicaPosition {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1724,9 +1822,44 @@ nonisolated extension Coalition_Sync_V1_Change: SwiftProtobuf.Message, SwiftProt
   }
 }
 
+nonisolated extension Coalition_Sync_V1_PromotionBudget: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".PromotionBudget"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}promotion_id\0\u{3}points_left\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.promotionID) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.pointsLeft) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.promotionID.isEmpty {
+      try visitor.visitSingularStringField(value: self.promotionID, fieldNumber: 1)
+    }
+    if self.pointsLeft != 0 {
+      try visitor.visitSingularInt64Field(value: self.pointsLeft, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Sync_V1_PromotionBudget, rhs: Coalition_Sync_V1_PromotionBudget) -> Bool {
+    if lhs.promotionID != rhs.promotionID {return false}
+    if lhs.pointsLeft != rhs.pointsLeft {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Coalition_Sync_V1_PullResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".PullResponse"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}changes\0\u{3}next_cursor\0\u{3}has_more\0\u{3}site_high_water_mark\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}changes\0\u{3}next_cursor\0\u{3}has_more\0\u{3}site_high_water_mark\0\u{3}promotion_budgets\0")
 
   package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1738,6 +1871,7 @@ nonisolated extension Coalition_Sync_V1_PullResponse: SwiftProtobuf.Message, Swi
       case 2: try { try decoder.decodeSingularUInt64Field(value: &self.nextCursor) }()
       case 3: try { try decoder.decodeSingularBoolField(value: &self.hasMore_p) }()
       case 4: try { try decoder.decodeSingularUInt64Field(value: &self.siteHighWaterMark) }()
+      case 5: try { try decoder.decodeRepeatedMessageField(value: &self.promotionBudgets) }()
       default: break
       }
     }
@@ -1756,6 +1890,9 @@ nonisolated extension Coalition_Sync_V1_PullResponse: SwiftProtobuf.Message, Swi
     if self.siteHighWaterMark != 0 {
       try visitor.visitSingularUInt64Field(value: self.siteHighWaterMark, fieldNumber: 4)
     }
+    if !self.promotionBudgets.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.promotionBudgets, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1764,6 +1901,7 @@ nonisolated extension Coalition_Sync_V1_PullResponse: SwiftProtobuf.Message, Swi
     if lhs.nextCursor != rhs.nextCursor {return false}
     if lhs.hasMore_p != rhs.hasMore_p {return false}
     if lhs.siteHighWaterMark != rhs.siteHighWaterMark {return false}
+    if lhs.promotionBudgets != rhs.promotionBudgets {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
