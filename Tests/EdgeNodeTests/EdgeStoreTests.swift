@@ -43,7 +43,11 @@ struct EdgeStoreTests {
         let names = try reopened.pool.read { db in
             try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations")
         }
-        #expect(names == ["2026-11-23 edge v1", "2026-11-23 edge sync v1", "2026-11-23 edge merged index v1", "2026-11-30 edge snapshot position v1"])
+        #expect(
+            names == [
+                "2026-11-23 edge v1", "2026-11-23 edge sync v1", "2026-11-23 edge merged index v1",
+                "2026-11-30 edge snapshot position v1", "2026-11-30 edge promotion budgets v1",
+            ])
     }
 
     @Test("a database of one site does not open for another")

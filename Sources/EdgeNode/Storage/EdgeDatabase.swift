@@ -182,6 +182,26 @@ package struct EdgeDatabase: Sendable {
             // the gateway accepts a stated tier the member held at some moment since then.
             try db.execute(sql: "ALTER TABLE members ADD COLUMN snapshot_position INTEGER NOT NULL DEFAULT 0")
         }
+        migrator.registerMigration("2026-11-30 edge promotion budgets v1") { db in
+            try db.execute(
+                sql: """
+                    -- What each budgeted promotion had left by the gateway's count at the last pull,
+                    -- counting this site's transactions up to as_of_sequence.
+                    CREATE TABLE promotion_budgets (
+                        promotion_id TEXT PRIMARY KEY,
+                        points_left INTEGER NOT NULL,
+                        as_of_sequence INTEGER NOT NULL
+                    ) STRICT, WITHOUT ROWID;
+                    -- The promotion points of each local earn, so the budget left is the pulled
+                    -- figure less this site's bonuses the gateway had not counted yet.
+                    CREATE TABLE outbox_promotions (
+                        promotion_id TEXT NOT NULL,
+                        sequence INTEGER NOT NULL,
+                        points INTEGER NOT NULL,
+                        PRIMARY KEY (promotion_id, sequence)
+                    ) STRICT, WITHOUT ROWID;
+                    """)
+        }
         return migrator
     }
 }

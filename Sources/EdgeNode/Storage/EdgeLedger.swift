@@ -243,7 +243,7 @@ package final class EdgeLedger: Sendable {
                     program: program,
                     input: EarnInput(
                         merchant: command.key.merchant, amount: command.amount, lines: command.lines, occurredAt: now,
-                        member: member.earnState))
+                        member: member.earnState, promotionBudgetsLeft: try tx.promotionBudgetsLeft()))
             } catch let error as CalculationError {
                 throw ServiceError(error, fields: Self.billFields)
             }
@@ -278,6 +278,7 @@ package final class EdgeLedger: Sendable {
                     transactionID: transaction, kind: "earn", merchant: command.key.merchant, member: member.id,
                     requestID: command.key.requestID, points: result.total, amount: command.amount, occurredAt: now,
                     localDay: program.timeZone.date(of: now), payload: payload, deltas: [(member.id, result.total)]))
+            try tx.recordPromotions(PromotionBudgets.given(by: result), sequence: sequence)
             var response = Coalition_Edge_V1_EarnResponse()
             response.transactionID = transaction.description
             response.points = result.total.value

@@ -170,6 +170,37 @@ struct LedgerTransaction {
                 arguments: [member.description]) ?? 0)
     }
 
+    /// What each budgeted promotion may still give as this edge knows it: the figure last pulled
+    /// less this site's own bonuses the gateway had not counted then. Empty before the first pull
+    /// (a budget not given is taken as whole).
+    func promotionBudgetsLeft() throws -> [PromotionID: Points] {
+        var left: [PromotionID: Points] = [:]
+        for row in try Row.fetchAll(
+            db.cachedStatement(
+                sql: """
+                    SELECT b.promotion_id, b.points_left - COALESCE((
+                        SELECT SUM(o.points) FROM outbox_promotions o
+                        WHERE o.promotion_id = b.promotion_id AND o.sequence > b.as_of_sequence
+                          AND o.sequence NOT IN (SELECT sequence FROM rejected)), 0) AS points_left
+                    FROM promotion_budgets b
+                    """))
+        {
+            if let id = PromotionID(row["promotion_id"] as String) {
+                left[id] = max(.zero, Points(row["points_left"] as Int64))
+            }
+        }
+        return left
+    }
+
+    /// Records the promotion points of the local earn at `sequence`.
+    func recordPromotions(_ given: [PromotionID: Points], sequence: Int64) throws {
+        for (promotion, points) in given where points > .zero {
+            try db.cachedStatement(
+                sql: "INSERT INTO outbox_promotions (promotion_id, sequence, points) VALUES (?, ?, ?)"
+            ).execute(arguments: [promotion.rawValue, sequence, points.value])
+        }
+    }
+
     /// Points the member redeemed offline (floor limit) at this site on a local day.
     func offlineRedeemed(member: MemberID, on day: CivilDate) throws -> Points {
         let sum =

@@ -289,6 +289,15 @@ package final class SyncClient: Sendable {
                 case nil: break
                 }
             }
+            for budget in response.promotionBudgets {
+                try db.cachedStatement(
+                    sql: """
+                        INSERT INTO promotion_budgets (promotion_id, points_left, as_of_sequence) VALUES (?, ?, ?)
+                        ON CONFLICT (promotion_id) DO UPDATE SET
+                            points_left = excluded.points_left, as_of_sequence = excluded.as_of_sequence
+                        """
+                ).execute(arguments: [budget.promotionID, budget.pointsLeft, Int64(response.siteHighWaterMark)])
+            }
             try db.cachedStatement(
                 sql: "UPDATE sync_state SET pull_cursor = ?, last_gateway_contact_ms = ? WHERE id = 1"
             ).execute(arguments: [Int64(response.nextCursor), now.milliseconds])
@@ -426,6 +435,14 @@ package final class SyncClient: Sendable {
             points = record.breakdown.totalPoints
             amount = record.amountMinor
             deltas = [(member, points)]
+            for component in record.breakdown.components where component.kind == .promotion && component.points > 0 {
+                try db.cachedStatement(
+                    sql: """
+                        INSERT INTO outbox_promotions (promotion_id, sequence, points) VALUES (?, ?, ?)
+                        ON CONFLICT (promotion_id, sequence) DO UPDATE SET points = points + excluded.points
+                        """
+                ).execute(arguments: [component.ruleID, Int64(transaction.sequence), component.points])
+            }
         case .redeem(let record):
             kind = "redeem"
             member = record.memberID

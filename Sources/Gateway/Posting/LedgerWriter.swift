@@ -127,6 +127,28 @@ struct LedgerWriter {
             .execute(arguments: [position, member.description])
     }
 
+    /// Bonus points each budgeted promotion has given so far.
+    func promotionsGiven() throws -> [PromotionID: Points] {
+        var given: [PromotionID: Points] = [:]
+        for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT promotion_id, points_given FROM promotion_usage")) {
+            if let id = PromotionID(row["promotion_id"] as String) { given[id] = Points(row["points_given"]) }
+        }
+        return given
+    }
+
+    /// Adds the bonus points an earn gave to the count of each budgeted promotion of `program`.
+    func recordPromotions(_ given: [PromotionID: Points], of program: Program) throws {
+        for promotion in program.earn.promotions where promotion.budget != nil {
+            guard let points = given[promotion.id], points > .zero else { continue }
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO promotion_usage (promotion_id, points_given) VALUES (?, ?)
+                    ON CONFLICT (promotion_id) DO UPDATE SET points_given = points_given + excluded.points_given
+                    """
+            ).execute(arguments: [promotion.id.rawValue, points.value])
+        }
+    }
+
     /// Records that `member` holds `tier` from `position` on.
     func tierSpell(_ member: MemberID, tier: TierID, position: Int64) throws {
         try db.cachedStatement(

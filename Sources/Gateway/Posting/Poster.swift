@@ -269,7 +269,16 @@ struct Poster {
             Streak(lastDay: $0, days: max(1, Int(record.streakDays)))
         }
         let tier = TierID(record.tier).flatMap { program.tier($0) != nil ? $0 : nil } ?? program.tiers.tiers[0].id
-        let input = EarnInput(
+        // The receipt's points for each budgeted promotion cap it, so the recomputation repeats the
+        // edge's arithmetic whatever budget figure the edge had.
+        var receiptPromotions: [PromotionID: Points] = [:]
+        for component in record.breakdown.components where component.kind == .promotion {
+            if let id = PromotionID(component.ruleID) {
+                receiptPromotions[id, default: .zero] += Points(max(0, min(component.points, 1_000_000_000_000)))
+            }
+        }
+        let caps = PromotionBudgets.caps(program, receipt: receiptPromotions)
+        var input = EarnInput(
             merchant: context.merchant, amount: Money(minorUnits: record.amountMinor),
             lines: record.lines.compactMap { line in
                 SaleLine(
@@ -279,7 +288,8 @@ struct Poster {
             occurredAt: context.occurredAt,
             member: MemberEarnState(
                 tier: tier, birthMonth: record.birthMonth == 0 ? nil : Int(record.birthMonth),
-                lastEarnByFormat: lastEarn, streak: streak))
+                lastEarnByFormat: lastEarn, streak: streak),
+            promotionBudgetsLeft: caps)
         let statedResult: EarnResult
         do {
             statedResult = try EarnCalculator.earn(program: program, input: input)
@@ -300,10 +310,9 @@ struct Poster {
             toleranceMilliseconds: clockSkewMaxMilliseconds)
         var result = statedResult
         if !checked.replaced.isEmpty {
-            var corrected = input
-            corrected.member = checked.state
+            input.member = checked.state
             do {
-                result = try EarnCalculator.earn(program: program, input: corrected)
+                result = try EarnCalculator.earn(program: program, input: input)
             } catch {
                 context.rejection = try reject("malformed", member: member, local: context.local, detail: "\(error)")
                 return .zero
@@ -317,6 +326,34 @@ struct Poster {
             try writer.flag(site, "member_state_mismatch")
             context.conflicts.append("member_state_mismatch")
         }
+        // The gateway's count of each promotion budget is authoritative: a bonus the edge gave
+        // from a budget that has run out is posted with what is left, and recorded.
+        if caps.values.contains(where: { $0 > .zero }) {
+            let left = PromotionBudgets.left(program, given: try writer.promotionsGiven())
+            let budgeted = PromotionBudgets.smaller(caps, left)
+            if budgeted != caps {
+                let uncut = result
+                input.promotionBudgetsLeft = budgeted
+                do {
+                    result = try EarnCalculator.earn(program: program, input: input)
+                } catch {
+                    context.rejection = try reject(
+                        "malformed", member: member, local: context.local, detail: "\(error)")
+                    return .zero
+                }
+                if result.total < uncut.total {
+                    try writer.conflict(
+                        "promotion_budget", site: site, transaction: context.local.transactionID, member: member,
+                        resolution: "posted with the budget left (\(result.total) points, not \(uncut.total))",
+                        points: uncut.total - result.total, at: now,
+                        detail: "budget left: "
+                            + left.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key) \($0.value)" }
+                            .joined(separator: ", "))
+                    context.conflicts.append("promotion_budget")
+                }
+            }
+        }
+        try writer.recordPromotions(PromotionBudgets.given(by: result), of: program)
         let position = try writer.post(
             entry(
                 context, kind: "earn", member: member, points: result.total, amount: input.amount,

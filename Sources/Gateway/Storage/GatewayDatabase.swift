@@ -264,6 +264,17 @@ package struct GatewayDatabase: Sendable {
                     INSERT INTO member_tiers (member_id, position, tier) SELECT member_id, 0, tier FROM members;
                     """)
         }
+        migrator.registerMigration("2026-11-30 gateway promotion usage v1") { db in
+            try db.execute(
+                sql: """
+                    -- Bonus points each budgeted promotion has given, as posted: the authoritative
+                    -- count a promotion's budget is held to (earlier postings did not count).
+                    CREATE TABLE promotion_usage (
+                        promotion_id TEXT PRIMARY KEY,
+                        points_given INTEGER NOT NULL
+                    ) STRICT, WITHOUT ROWID;
+                    """)
+        }
         return migrator
     }
 }

@@ -360,6 +360,15 @@ package final class SQLiteLedgerStore: LedgerStore {
             }
             response.nextCursor = response.changes.last?.position ?? UInt64(max(0, cursor))
             response.siteHighWaterMark = UInt64(highWater)
+            if let program = catalogue.latest?.program {
+                let left = PromotionBudgets.left(program, given: try LedgerWriter(db: db).promotionsGiven())
+                response.promotionBudgets = left.sorted { $0.key.rawValue < $1.key.rawValue }.map { id, points in
+                    var budget = Coalition_Sync_V1_PromotionBudget()
+                    budget.promotionID = id.rawValue
+                    budget.pointsLeft = points.value
+                    return budget
+                }
+            }
             return response
         }
     }

@@ -82,7 +82,7 @@ enum RawSync {
     /// An earn at `merchant` as an edge records it, with the member state and points it states.
     static func earn(
         member: String, merchant: String, amount: Int64, statedPoints: Int64, tier: String, birthMonth: Int32 = 0,
-        replicaPosition: UInt64 = 0, time: Timestamp = ManualClockTime.now
+        replicaPosition: UInt64 = 0, promotions: [String: Int64] = [:], time: Timestamp = ManualClockTime.now
     ) -> Coalition_Sync_V1_LocalTransaction {
         var generator = SystemRandomNumberGenerator()
         var local = Coalition_Sync_V1_LocalTransaction()
@@ -95,6 +95,13 @@ enum RawSync {
         record.memberID = member
         record.amountMinor = amount
         record.breakdown.totalPoints = statedPoints
+        for (promotion, points) in promotions.sorted(by: { $0.key < $1.key }) {
+            var component = Coalition_Common_V1_EarnComponent()
+            component.kind = .promotion
+            component.ruleID = promotion
+            component.points = points
+            record.breakdown.components.append(component)
+        }
         record.tier = tier
         record.birthMonth = birthMonth
         record.replicaPosition = replicaPosition

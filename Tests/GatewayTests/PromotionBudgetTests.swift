@@ -1,0 +1,96 @@
+// Goal: a promotion's budget is held at the gateway, which sees every earn (DESIGN §3): a bonus an
+// edge gave from a budget that has run out is posted with what is left and recorded, the pull feed
+// carries each budget's figure, and an edge in touch with the gateway stops promising the bonus.
+import Core
+import Crypto
+import EdgeNode
+import Foundation
+import GRPCCore
+import Gateway
+import SwiftProtobuf
+import TestSupport
+import Testing
+import Wire
+
+@Suite("Promotion budgets")
+struct PromotionBudgetTests {
+    /// The example program with the Quay dinner bonus (150 points) limited to 300 points in all.
+    static func smallBudget(_ directory: String) throws {
+        try Repository.exampleProgram(replacing: [
+            ("minimum_points: 500", "minimum_points: 100"), ("budget_points: 300000", "budget_points: 300"),
+        ]).write(toFile: directory + "/program.yaml", atomically: true, encoding: .utf8)
+    }
+
+    @Test("a bonus past the budget is posted with what is left and recorded; the pull feed shows the budget")
+    func gatewayCut() async throws {
+        let directory = try TemporaryDirectory()
+        let dir = directory.url.path
+        let certificates = try TestCertificates(directory: dir, sites: ["hotel-01"])
+        let clock = ManualWallClock()
+        let configuration = try Network.gatewayConfiguration(dir, certificates: certificates)
+        try Self.smallBudget(dir)
+        try await Network.withGateway(configuration, clock: clock) { gateway in
+            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "hotel-01") {
+                sync in
+                let enrolments = try RawSync.enrolments(merchant: "hotel-rooms", count: 1)
+                _ = try await sync.push(RawSync.push(enrolments))
+                let member = try Coalition_Sync_V1_LocalTransaction(serializedBytes: enrolments[0].payload)
+                    .enrollment.memberID
+                // Three ¥100 dinners, each 100 base points and the 150-point bonus as an edge with
+                // an old budget figure would compute them: 250 points each.
+                let dinners = (0..<3).map { _ in
+                    RawSync.earn(
+                        member: member, merchant: "hotel-restaurant", amount: 10_000, statedPoints: 250,
+                        tier: "member", promotions: ["quay-dinner": 150])
+                }
+                let pushed = try await sync.push(
+                    RawSync.push(
+                        try RawSync.chain(
+                            dinners, first: 2, previous: Data(SHA256.hash(data: enrolments[0].payload)))))
+                #expect(pushed.results.map(\.postedPoints) == [250, 250, 100])
+                #expect(pushed.results.map(\.reason) == ["", "", "promotion_budget"])
+                #expect(try await gateway.balance(member) == 200 + 250 + 250 + 100)
+                var pull = Coalition_Sync_V1_PullRequest()
+                pull.protocolVersion = 1
+                let page = try await sync.pull(pull)
+                #expect(page.promotionBudgets.map(\.promotionID) == ["quay-dinner"])
+                #expect(page.promotionBudgets.map(\.pointsLeft) == [0])
+            }
+            #expect(try await gateway.conflicts(kind: "promotion_budget").map(\.points) == [150])
+            #expect(try await gateway.conflicts(kind: "points_mismatch").isEmpty)
+            try await gateway.checkInvariants()
+        }
+    }
+
+    @Test("an edge in touch with the gateway stops giving the bonus once the budget is spent")
+    func edgeFollowsBudget() async throws {
+        let directory = try TemporaryDirectory()
+        let dir = directory.url.path
+        let certificates = try TestCertificates(directory: dir, sites: ["hotel-01"])
+        let clock = ManualWallClock()
+        let configuration = try Network.gatewayConfiguration(dir, certificates: certificates)
+        try Self.smallBudget(dir)
+        try await Network.withGateway(configuration, clock: clock) { gateway in
+            var edge = try Network.edgeConfiguration(
+                dir, site: "hotel-01", certificates: certificates, gatewayPort: gateway.port)
+            edge.programFile = dir + "/program.yaml"
+            try await Network.withEdge(edge, merchant: "hotel-restaurant", clock: clock) { hotel in
+                let member = try await hotel.points.enroll(
+                    Make.enroll("E-1", phone: "+8613800138000"), metadata: hotel.auth
+                ).member.memberID
+                var given: [Int64] = []
+                for index in 1...3 {
+                    let earned = try await hotel.points.earn(
+                        Make.earn("D-\(index)", member: member, amount: 10_000), metadata: hotel.auth)
+                    given.append(earned.breakdown.components.filter { $0.kind == .promotion }.reduce(0) { $0 + $1.points })
+                }
+                // The edge counts its own bonuses against the budget it pulled: 150, 150, then none.
+                #expect(given == [150, 150, 0])
+                try await Network.eventually("everything is posted") { try await Network.synced(hotel) }
+                // The receipts and the ledger agree: nothing was cut.
+                #expect(try await gateway.balance(member) == 200 + 250 + 250 + 100)
+                #expect(try await gateway.conflicts(kind: "promotion_budget").isEmpty)
+            }
+        }
+    }
+}
