@@ -43,19 +43,30 @@ struct PromotionBudgetTests {
                         member: member, merchant: "hotel-restaurant", amount: 10_000, statedPoints: 250,
                         tier: "member", promotions: ["quay-dinner": 150])
                 }
-                let pushed = try await sync.push(
-                    RawSync.push(
-                        try RawSync.chain(
-                            dinners, first: 2, previous: Data(SHA256.hash(data: enrolments[0].payload)))))
+                let chain = try RawSync.chain(
+                    dinners, first: 2, previous: Data(SHA256.hash(data: enrolments[0].payload)))
+                let pushed = try await sync.push(RawSync.push(chain))
                 #expect(pushed.results.map(\.postedPoints) == [250, 250, 100])
                 #expect(pushed.results.map(\.reason) == ["", "", "promotion_budget"])
                 #expect(try await gateway.balance(member) == 200 + 250 + 250 + 100)
+                // The edge, not yet told of the cut, refunds half of the third dinner in proportion to
+                // its receipt (125 of 250); the gateway takes back half of what it posted (50), and
+                // does not call the honest edge's figure a mismatch.
+                let refund = RawSync.refund(
+                    original: dinners[2].transactionID, member: member, merchant: "hotel-restaurant", amount: 5_000,
+                    points: -125)
+                let refunded = try await sync.push(
+                    RawSync.push(
+                        try RawSync.chain([refund], first: 5, previous: Data(SHA256.hash(data: chain[2].payload)))))
+                #expect(refunded.results.map(\.postedPoints) == [-50])
+                #expect(refunded.results.map(\.outcome) == [.posted])
                 var pull = Coalition_Sync_V1_PullRequest()
                 pull.protocolVersion = 1
                 let page = try await sync.pull(pull)
                 #expect(page.promotionBudgets.map(\.promotionID) == ["quay-dinner"])
                 #expect(page.promotionBudgets.map(\.pointsLeft) == [0])
             }
+            #expect(try await gateway.account("issued:hotel-restaurant") == -(250 + 250 + 100 - 50))
             #expect(try await gateway.conflicts(kind: "promotion_budget").map(\.points) == [150])
             #expect(try await gateway.conflicts(kind: "points_mismatch").isEmpty)
             try await gateway.checkInvariants()

@@ -1,6 +1,7 @@
 import Core
 import Foundation
 import GRDB
+import SwiftProtobuf
 import Wire
 
 /// The programs the gateway has published, newest last.
@@ -561,7 +562,10 @@ struct Poster {
                 context.rejection = try reject("malformed", member: member, local: context.local, detail: "\(error)")
                 return .zero
             }
-            if -refund.points != Points(record.points) {
+            if -refund.points != Points(record.points),
+                try receiptRefund(of: record.originalTransactionID, state: state, amount: record.amountMinor)
+                    != -Points(record.points)
+            {
                 try mismatch(&context, member: member, detail: "edge reversed \(record.points), Core \(-refund.points)")
             }
             let available = try writer.available(member, now: now)
@@ -604,6 +608,36 @@ struct Poster {
                 "not_reversible", member: member, local: context.local, detail: "a \(kind) cannot be reversed")
             return .zero
         }
+    }
+
+    /// The refund an edge computes from its own receipts: in proportion to the points the original
+    /// receipt gave, less the refunds it stated before. These differ from the posted figures when
+    /// the gateway posted the earn with fewer points (a promotion budget spent, a member state
+    /// replaced) before the edge heard of it; such a refund is honest, and is posted in proportion to
+    /// the posted figures. Nil when the receipts cannot be read.
+    private func receiptRefund(of original: String, state: EarnRefundState, amount: Int64) throws -> Points? {
+        let payloads = try db.cachedStatement(
+            sql: """
+                SELECT s.payload FROM site_transactions s WHERE s.transaction_id = ?
+                UNION ALL
+                SELECT s.payload FROM transactions t JOIN site_transactions s ON s.transaction_id = t.transaction_id
+                WHERE t.kind = 'reverse' AND t.original_transaction_id = ?
+                """)
+        var receipt: Points?
+        var stated = Points.zero
+        for payload in try Data.fetchAll(payloads, arguments: [original, original]) {
+            guard let local = try? Coalition_Sync_V1_LocalTransaction(serializedBytes: payload) else { return nil }
+            switch local.body {
+            case .earn(let earn): receipt = Points(earn.breakdown.totalPoints)
+            case .reverse(let reverse): stated += Points(reverse.points)
+            default: return nil
+            }
+        }
+        guard let receipt else { return nil }
+        var edgeState = state
+        edgeState.originalPoints = receipt
+        edgeState.reversedPoints = -stated
+        return try? EarnReversal.refund(edgeState, amount: Money(minorUnits: amount)).points
     }
 
     /// The account a stored key names.

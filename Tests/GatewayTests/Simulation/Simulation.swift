@@ -19,6 +19,8 @@ struct SimulationReport: Sendable {
     var trace: [String] = []
     /// The gateway ledger at the end of a clean run (`LedgerDigest`): its listing and hash.
     var digest: (text: String, hash: String)?
+    /// The most Quay dinner bonus the ledger had given at any check (the budget is `Simulation.dinnerBudget`).
+    var dinnerBonus: Int64 = 0
 
     var faultCount: Int { faults.values.reduce(0, +) }
 }
@@ -35,6 +37,9 @@ final class Simulation {
     private let gateway: SimulatedGateway
     private var edges: [SimulatedEdge] = []
     private let steps: Int
+    private let liar = LyingSite()
+    /// The Quay dinner promotion's budget in the simulation's program.
+    static let dinnerBudget: Int64 = 1_000
 
     // What the simulation knows happened.
     private var members: [String] = []
@@ -44,6 +49,10 @@ final class Simulation {
     /// Answers the till never saw: the request, sent again later, must get the same transaction.
     private var unanswered: [(edge: Int, retry: () async throws -> String, transaction: String)] = []
     private var earns: [(edge: Int, merchant: MerchantID, transaction: String, amount: Int64)] = []
+    /// The most dinner bonus seen given so far (reported, to show runs reach the budget).
+    private var dinnerGivenMax: Int64 = 0
+    /// What each approved earn's receipt said: its total and its Quay dinner bonus.
+    private var receipts: [String: (total: Int64, dinner: Int64)] = [:]
     private var requestNumber = 0
 
     // Monotonic watermarks.
@@ -60,7 +69,13 @@ final class Simulation {
         self.directory = directory
         self.steps = steps
         let programFile = directory + "/program.yaml"
-        try Repository.exampleProgram(replacing: [("minimum_points: 500", "minimum_points: 100")])
+        // A small dinner budget shared by two sites (the hotel's restaurant and the mall's cafe), so
+        // runs spend it, offline sites overshoot it, and the gateway has to hold it.
+        try Repository.exampleProgram(replacing: [
+            ("minimum_points: 500", "minimum_points: 100"),
+            ("merchants: [hotel-restaurant]", "merchants: [hotel-restaurant, mall-cafe]"),
+            ("budget_points: 300000", "budget_points: \(Self.dinnerBudget)"),
+        ])
             .write(toFile: programFile, atomically: true, encoding: .utf8)
         var limits = GatewayLimits()
         limits.clockSkewMaxMilliseconds = 10 * 60 * 1000
@@ -108,6 +123,7 @@ final class Simulation {
         for edge in edges { try? await edge.crash() }
         try? gateway.crash()
         report.approved = approved.count
+        report.dinnerBonus = dinnerGivenMax
         return report
     }
 
@@ -137,7 +153,8 @@ final class Simulation {
         case 46..<50: return try await reverse(index)
         case 50..<54: return try await park()
         case 54..<57: return try await retryUnanswered()
-        case 57..<74: return try await push(index)
+        case 57..<72: return try await push(index)
+        case 72..<74: return try await lie()
         case 74..<84: return try await pull(index)
         case 84..<88:
             edge.link.set(up: !edge.link.isUp)
@@ -231,6 +248,11 @@ final class Simulation {
             }
             if let self, !self.earns.contains(where: { $0.transaction == response.transactionID }) {
                 self.earns.append((index, merchant, response.transactionID, amount))
+                self.receipts[response.transactionID] = (
+                    response.points,
+                    response.breakdown.components.filter { $0.kind == .promotion && $0.ruleID == "quay-dinner" }
+                        .reduce(0) { $0 + $1.points }
+                )
             }
             return response.transactionID
         }
@@ -293,12 +315,42 @@ final class Simulation {
         request.entryAtMs = now - Int64.random(in: 1...600, using: &random) * 60_000
         request.exitAtMs = now
         request.points = random.chance(60) ? Int64.random(in: 0...600, using: &random) : 0
+        if request.points > 0, random.chance(15) {
+            // As for a redemption: the centre's answer is lost, the barrier decides offline.
+            fault("lost authorisation answer")
+            edge.link.inject(.lostAnswer)
+        }
+        defer { edge.link.clearFaults() }
         let metadata = edge.metadata(edge.merchants[0])
         return try await till(index, "parking exit") {
             try await callInProcess(request, metadata: metadata, method: "Pay") {
                 try await edge.parking.pay(request: $0, context: $1)
             }.transactionID
         }
+    }
+
+    /// The lying site pushes an earn it made up (`LyingSite`); it must not be given more than the
+    /// member's own record earns.
+    private func lie() async throws -> String {
+        guard gateway.isUp else { return "liar: the gateway is down" }
+        let store = try gateway.store
+        if liar.pending == nil {
+            guard let member = members.randomElement(using: &random).flatMap(MemberID.init) else {
+                return "liar: no member to lie about"
+            }
+            let latest = store.programs.latest!
+            try liar.forge(
+                member: member, amount: Int64.random(in: 1_000...300_000, using: &random), at: clock.now(),
+                program: latest.program, version: latest.version)
+        }
+        fault("lying site")
+        let honest = try await liar.honestPoints(store)
+        guard let result = try await liar.push(gateway, at: clock.now()) else { return "liar: push not applied" }
+        if let honest, result.outcome != .rejected, result.postedPoints > honest {
+            violation(
+                "gateway: the lying site was given \(result.postedPoints) points where the member's record earns \(honest)")
+        }
+        return "liar pushed \(result.transactionID): \(result.outcome) \(result.reason) \(result.postedPoints)"
     }
 
     /// Sends again a request whose answer was lost; the edge must answer with the same transaction.
@@ -474,12 +526,15 @@ final class Simulation {
                 settlements: try Row.fetchAll(db, sql: "SELECT period, content_hash FROM settlements").map {
                     ($0["period"] as String, $0["content_hash"] as String)
                 },
+                posted: try Row.fetchAll(
+                    db, sql: "SELECT transaction_id, posted_points FROM site_transactions WHERE outcome != 'rejected'"
+                ).map { ($0["transaction_id"] as String, $0["posted_points"] as Int64) },
                 // The simulation's edges are honest: the gateway must find nothing in what they state.
                 honestFlagged: try Row.fetchAll(
                     db,
                     sql: """
                         SELECT kind, site_id, transaction_id, detail FROM conflicts
-                        WHERE kind IN ('points_mismatch', 'member_state_mismatch')
+                        WHERE kind IN ('points_mismatch', 'member_state_mismatch') AND site_id != 'office-01'
                         """
                 ).map {
                     "\($0["site_id"] as String? ?? "?") \($0["transaction_id"] as String? ?? "?") flagged \($0["kind"] as String): \($0["detail"] as String)"
@@ -523,6 +578,17 @@ final class Simulation {
         }
         for text in facts.heldButCharged { violation("gateway: \(text)") }
         for text in facts.honestFlagged { violation("gateway: an honest edge was flagged: \(text)") }
+        // The dinner bonus given, from the receipts the tills got and what was posted for them
+        // (a cut comes off the bonus): never more than the budget.
+        var dinnerGiven: Int64 = 0
+        for (transaction, points) in facts.posted {
+            guard let receipt = receipts[transaction], receipt.dinner > 0 else { continue }
+            dinnerGiven += points - (receipt.total - receipt.dinner)
+        }
+        if dinnerGiven > Self.dinnerBudget {
+            violation("gateway: the dinner promotion gave \(dinnerGiven) points, over its budget of \(Self.dinnerBudget)")
+        }
+        dinnerGivenMax = max(dinnerGivenMax, dinnerGiven)
         let stored = Dictionary(facts.settlements, uniquingKeysWith: { first, _ in first })
         for (period, hash) in closedPeriods where stored[period.description] != hash {
             violation(
@@ -587,7 +653,7 @@ final class Simulation {
         }
         if ledgerCounts != 0 { violation("gateway: \(ledgerCounts) transactions posted more than once") }
         var seen: [String: SiteID] = [:]
-        for (site, transaction, outcome, reason) in posted {
+        for (site, transaction, outcome, reason) in posted where site != liar.site.rawValue {
             seen[transaction] = SiteID(site)
             if approved[transaction] == nil {
                 violation("gateway: \(transaction) from \(site) was never approved at a till")

@@ -65,7 +65,8 @@ struct SimulationTests {
             """
             reliability: simulation seeds \(Self.seeds.first!)…\(Self.seeds.last!) (\(reports.count) runs, \(reports.reduce(0) { $0 + $1.steps }) steps), \
             faults injected \(faults.values.reduce(0, +)) [\(faults.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))], \
-            transactions checked \(reports.reduce(0) { $0 + $1.approved }), invariant checks \(reports.reduce(0) { $0 + $1.checked }), violations \(violations)
+            transactions checked \(reports.reduce(0) { $0 + $1.approved }), invariant checks \(reports.reduce(0) { $0 + $1.checked }), \
+            runs that spent the dinner budget \(reports.filter { $0.dinnerBonus == Simulation.dinnerBudget }.count), violations \(violations)
             """)
     }
 

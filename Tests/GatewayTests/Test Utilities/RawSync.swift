@@ -109,6 +109,27 @@ enum RawSync {
         return local
     }
 
+    /// A refund of `amount` of the earn `original`, taking back `points` (negative) as the edge computed.
+    static func refund(
+        original: String, member: String, merchant: String, amount: Int64, points: Int64,
+        time: Timestamp = ManualClockTime.now
+    ) -> Coalition_Sync_V1_LocalTransaction {
+        var generator = SystemRandomNumberGenerator()
+        var local = Coalition_Sync_V1_LocalTransaction()
+        local.transactionID = TransactionID(time: time, using: &generator).description
+        local.requestID = "RAW-V-\(local.transactionID.suffix(8))"
+        local.merchantID = merchant
+        local.programVersion = 1
+        local.occurredAtMs = time.milliseconds
+        var record = Coalition_Sync_V1_ReverseRecord()
+        record.memberID = member
+        record.originalTransactionID = original
+        record.amountMinor = amount
+        record.points = points
+        local.reverse = record
+        return local
+    }
+
     /// A redemption of `points` at `merchant` as an edge records it.
     static func redemption(
         transaction: String, member: String, merchant: String, points: Int64,
