@@ -47,9 +47,23 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "NodeSupport",
+            dependencies: [
+                "Core",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "EdgeNode",
             dependencies: [
                 "Core",
+                "NodeSupport",
                 "Wire",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
@@ -65,6 +79,7 @@ let package = Package(
             name: "Gateway",
             dependencies: [
                 "Core",
+                "NodeSupport",
                 "Wire",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
@@ -82,6 +97,7 @@ let package = Package(
             name: "coalition",
             dependencies: [
                 "Core",
+                "NodeSupport",
                 "Wire",
                 "EdgeNode",
                 "Gateway",
@@ -123,7 +139,7 @@ let package = Package(
         .testTarget(
             name: "EdgeNodeTests",
             dependencies: [
-                "Core", "Wire", "EdgeNode", "TestSupport",
+                "Core", "Wire", "EdgeNode", "NodeSupport", "TestSupport",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -135,7 +151,7 @@ let package = Package(
         .testTarget(
             name: "GatewayTests",
             dependencies: [
-                "Core", "Wire", "Gateway", "EdgeNode", "TestSupport",
+                "Core", "Wire", "Gateway", "EdgeNode", "NodeSupport", "TestSupport",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "GRDB", package: "GRDB.swift"),

@@ -4,6 +4,7 @@ import GRDB
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Logging
+import NodeSupport
 import ServiceLifecycle
 import Wire
 
@@ -84,12 +85,7 @@ package final class EdgeNode: Service, Sendable {
 
     /// The port the POS API listens on, once bound.
     package var listeningPort: Int {
-        get async throws {
-            let address = try await transport.listeningAddress
-            if let ipv4 = address.ipv4 { return ipv4.port }
-            if let ipv6 = address.ipv6 { return ipv6.port }
-            throw ConfigurationError("the edge listens on \(address), which has no port")
-        }
+        get async throws { try await NodeServer.port(of: transport, name: "edge") }
     }
 
     package func run() async throws {
@@ -111,9 +107,7 @@ package final class EdgeNode: Service, Sendable {
                 }
                 group.addTask {
                     let port = try await self.listeningPort
-                    if let file = self.configuration.portFile {
-                        try Data("\(port)\n".utf8).write(to: URL(fileURLWithPath: file), options: .atomic)
-                    }
+                    try NodeServer.announce(port: port, to: self.configuration.portFile)
                     self.logger.info(
                         "edge node listening",
                         metadata: [

@@ -3,6 +3,7 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Logging
+import NodeSupport
 import ServiceLifecycle
 import Synchronization
 import Wire
@@ -74,12 +75,7 @@ package final class GatewayNode: Service, Sendable {
 
     /// The bound port, once listening.
     package var listeningPort: Int {
-        get async throws {
-            let address = try await transport.listeningAddress
-            if let ipv4 = address.ipv4 { return ipv4.port }
-            if let ipv6 = address.ipv6 { return ipv6.port }
-            throw ConfigurationError("the gateway listens on \(address), which has no port")
-        }
+        get async throws { try await NodeServer.port(of: transport, name: "gateway") }
     }
 
     package func run() async throws {
@@ -92,9 +88,7 @@ package final class GatewayNode: Service, Sendable {
                 group.addTask { await self.runMaintenance() }
                 group.addTask {
                     let port = try await self.listeningPort
-                    if let file = self.configuration.portFile {
-                        try Data("\(port)\n".utf8).write(to: URL(fileURLWithPath: file), options: .atomic)
-                    }
+                    try NodeServer.announce(port: port, to: self.configuration.portFile)
                     self.logger.info(
                         "gateway listening",
                         metadata: [

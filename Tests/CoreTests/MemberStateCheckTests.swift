@@ -42,7 +42,8 @@ struct MemberStateCheckTests {
     @Test("an honest replica's state, stale or current, is taken as stated")
     func honest() {
         let stated = MemberEarnState(
-            tier: Self.gold, birthMonth: nil, lastEarnByFormat: [Self.mall: Self.noon.adding(milliseconds: -86_400_000)],
+            tier: Self.gold, birthMonth: nil,
+            lastEarnByFormat: [Self.mall: Self.noon.adding(milliseconds: -86_400_000)],
             streak: Streak(lastDay: Self.day.adding(days: -3), days: 6))
         let checked = MemberStateCheck.check(
             stated: stated, replicaPosition: 120,

@@ -1,11 +1,12 @@
-// Goal: under concurrent load the edge never approves more than the member has, every approved
-// transaction is in the outbox exactly once, and the outbox stays a gap-free hash chain.
 import Core
 import Crypto
 import EdgeNode
 import Foundation
 import GRDB
 import GRPCCore
+// Goal: under concurrent load the edge never approves more than the member has, every approved
+// transaction is in the outbox exactly once, and the outbox stays a gap-free hash chain.
+import NodeSupport
 import TestSupport
 import Testing
 import Wire

@@ -119,7 +119,8 @@ struct GatewayProcessTests {
             ($0["siteId"] ?? $0["site_id"]) as? String == "mall-01"
         }
         #expect(Self.integer(mall?["highWaterMark"] ?? mall?["high_water_mark"]) == 301)
-        let shown = try Self.json(try await Binary.run(["admin", "member", "show", member, "--config", admin, "--json"]))
+        let shown = try Self.json(
+            try await Binary.run(["admin", "member", "show", member, "--config", admin, "--json"]))
         #expect(Self.integer(shown["balancePoints"] ?? shown["balance_points"]) == 3_200)
         if let process = gateway?.process {
             process.terminate()

@@ -43,6 +43,11 @@ struct ParkingOnlineTests {
                 try await Network.eventually("the gateway knows the member's 7,200 points") {
                     try await gateway.balance(member) == 7_200
                 }
+                try await Network.eventually("the edge has the member's silver tier from the gateway") {
+                    var request = Coalition_Edge_V1_GetBalanceRequest()
+                    request.memberID = member
+                    return try await park.points.getBalance(request, metadata: park.auth).member.tier == "silver"
+                }
                 // 7,200 points made the member silver (60 free minutes a day): 25 hours are charged
                 // as 24, ¥60 (the daily cap) = 6,000 points, above the car park's offline cap of
                 // 5,000 points a transaction.

@@ -93,7 +93,8 @@ struct PromotionBudgetTests {
                 for index in 1...3 {
                     let earned = try await hotel.points.earn(
                         Make.earn("D-\(index)", member: member, amount: 10_000), metadata: hotel.auth)
-                    given.append(earned.breakdown.components.filter { $0.kind == .promotion }.reduce(0) { $0 + $1.points })
+                    given.append(
+                        earned.breakdown.components.filter { $0.kind == .promotion }.reduce(0) { $0 + $1.points })
                 }
                 // The edge counts its own bonuses against the budget it pulled: 150, 150, then none.
                 #expect(given == [150, 150, 0])

@@ -51,7 +51,9 @@ package enum ChildProcess {
         process.standardError = errors
         let state = Mutex(Collected())
         @Sendable func resumeIfFinished() {
-            if let (continuation, outcome) = state.withLock({ $0.finished() }) { continuation.resume(returning: outcome) }
+            if let (continuation, outcome) = state.withLock({ $0.finished() }) {
+                continuation.resume(returning: outcome)
+            }
         }
         return try await withCheckedThrowingContinuation { continuation in
             state.withLock { $0.continuation = continuation }

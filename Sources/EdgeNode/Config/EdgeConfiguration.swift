@@ -94,6 +94,9 @@ package struct EdgeLimits: Sendable, Equatable {
     package var requestBytesMax = 64 * 1024
     /// How long a connection waits for SQLite's write lock, in milliseconds.
     package var busyTimeoutMilliseconds = 5_000
+    /// How long a graceful shutdown (SIGTERM) may take to answer the calls in flight and write what
+    /// they queued before they are cancelled, in milliseconds.
+    package var shutdownMilliseconds = 10_000
     /// Most local transactions not yet acknowledged by the gateway; beyond it new transactions
     /// are refused (RESOURCE_EXHAUSTED) until sync catches up.
     package var unacknowledgedTransactionsMax = 1_000_000
@@ -195,6 +198,7 @@ extension EdgeConfiguration {
             int("write_queue_max", 1...1_000_000, &limits.writeQueueMax)
             int("request_bytes_max", 1024...16_777_216, &limits.requestBytesMax)
             int("busy_timeout_ms", 1...600_000, &limits.busyTimeoutMilliseconds)
+            int("shutdown_ms", 100...600_000, &limits.shutdownMilliseconds)
             int("unacknowledged_transactions_max", 1...100_000_000, &limits.unacknowledgedTransactionsMax)
             int("history_page_size_max", 1...1_000, &limits.historyPageSizeMax)
             int("terminal_cache_ms", 0...3_600_000, &limits.terminalCacheMilliseconds)

@@ -1,6 +1,7 @@
 import Core
 import Foundation
 import GRDB
+import NodeSupport
 import Wire
 
 /// The edge node's SQLite file: one `DatabasePool` in WAL mode with `synchronous=FULL`, a busy
@@ -11,24 +12,10 @@ package struct EdgeDatabase: Sendable {
     /// Opens (creating if needed) and migrates the file for `site`. Refuses a file that belongs
     /// to another site.
     package static func open(path: String, site: SiteID, limits: EdgeLimits, now: Timestamp) throws -> EdgeDatabase {
-        var configuration = Configuration()
-        configuration.foreignKeysEnabled = true
-        configuration.busyMode = .timeout(TimeInterval(limits.busyTimeoutMilliseconds) / 1000)
-        configuration.label = "edge-\(site)"
-        let pageLimit = limits.databaseBytesMax
-        configuration.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = FULL")
-            if pageLimit > 0 {
-                // Page size is 4096 bytes by default; the limit makes SQLite answer SQLITE_FULL.
-                try db.execute(sql: "PRAGMA max_page_count = \(max(1, pageLimit / 4096))")
-            }
-        }
-        let pool = try DatabasePool(path: path, configuration: configuration)
-        // GRDB sets synchronous = NORMAL on the writer when it enables WAL, after prepareDatabase
-        // ran; acknowledged must mean durable, so set FULL again on the writer.
-        try pool.barrierWriteWithoutTransaction { db in
-            try db.execute(sql: "PRAGMA synchronous = FULL")
-        }
+        let pool = try SQLiteFile.open(
+            path: path, label: "edge-\(site)",
+            settings: SQLiteFile.Settings(
+                busyTimeoutMilliseconds: limits.busyTimeoutMilliseconds, bytesMax: limits.databaseBytesMax))
         try migrator.migrate(pool)
         try pool.write { db in
             if let owner = try String.fetchOne(db, sql: "SELECT site_id FROM sync_state WHERE id = 1") {
@@ -50,19 +37,11 @@ package struct EdgeDatabase: Sendable {
     /// existing file at `path` is refused. Restore by stopping the node and putting the copy in
     /// place of its database file.
     package func backup(to path: String) throws {
-        guard !FileManager.default.fileExists(atPath: path) else {
-            throw ConfigurationError("\(path) exists; choose a new file for the backup")
+        do {
+            try SQLiteFile.backup(pool, to: path)
+        } catch let failure as NodeFailure {
+            throw ConfigurationError(failure.description)
         }
-        let partial = path + ".partial"
-        try? FileManager.default.removeItem(atPath: partial)
-        let destination = try DatabaseQueue(path: partial)
-        try pool.backup(to: destination)
-        let check = try destination.read { db in try String.fetchOne(db, sql: "PRAGMA quick_check") }
-        try destination.close()
-        guard check == "ok" else {
-            throw ConfigurationError("the backup failed its integrity check: \(check ?? "no answer")")
-        }
-        try FileManager.default.moveItem(atPath: partial, toPath: path)
     }
 
     /// The migrations, by name. Never edit one that has shipped; add a new one.

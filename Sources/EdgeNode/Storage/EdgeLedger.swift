@@ -3,6 +3,7 @@ import Crypto
 import Foundation
 import GRDB
 import GRPCCore
+import NodeSupport
 import SwiftProtobuf
 import Synchronization
 import Wire
@@ -602,7 +603,8 @@ package final class EdgeLedger: Sendable {
         var generator = SystemRandomNumberGenerator()
         let transaction = TransactionID(time: now, using: &generator)
         guard let member = stay.member, preview.points > .zero else {
-            return try await writeParking(stay, points: points, key: key, transaction: transaction, authorization: .floorLimit)
+            return try await writeParking(
+                stay, points: points, key: key, transaction: transaction, authorization: .floorLimit)
         }
         switch await authorizer.authorize(
             AuthorizationRequest(
@@ -621,7 +623,8 @@ package final class EdgeLedger: Sendable {
                 throw error
             }
         case .unavailable:
-            return try await writeParking(stay, points: points, key: key, transaction: transaction, authorization: .floorLimit)
+            return try await writeParking(
+                stay, points: points, key: key, transaction: transaction, authorization: .floorLimit)
         }
     }
 
@@ -634,7 +637,8 @@ package final class EdgeLedger: Sendable {
             throw ServiceError.invalid("member_id", "points can pay a fee only for a member")
         }
         do {
-            switch try ParkingCalculator.pay(program: program, quote: quote, points: points, available: max(.zero, balance))
+            switch try ParkingCalculator.pay(
+                program: program, quote: quote, points: points, available: max(.zero, balance))
             {
             case .success(let paid): return paid
             case .failure(let refusal):
@@ -912,6 +916,13 @@ package final class EdgeLedger: Sendable {
     private func write<T: Sendable>(_ work: @escaping @Sendable (Database) throws -> T) async throws -> T {
         do {
             return try await committer.submit(work)
+        } catch let refusal as GroupCommitRefusal {
+            switch refusal.reason {
+            case .queueFull:
+                throw ServiceError(.resourceExhausted, "too many requests are waiting to be written; retry shortly")
+            case .closed:
+                throw ServiceError(.unavailable, "the edge node is shutting down")
+            }
         } catch let error as DatabaseError where error.resultCode == .SQLITE_FULL {
             throw ServiceError(
                 .resourceExhausted, "the edge's storage is full; nothing was recorded",

@@ -79,6 +79,7 @@ package struct GatewayConfiguration: Sendable {
             int("request_bytes_max", 1024...67_108_864, &limits.requestBytesMax)
             int("busy_timeout_ms", 1...600_000, &limits.busyTimeoutMilliseconds)
             long("maintenance_check_ms", 1_000...86_400_000, &limits.maintenanceCheckMilliseconds)
+            int("shutdown_ms", 100...600_000, &limits.shutdownMilliseconds)
             l.finish()
         }
         root.finish()

@@ -321,9 +321,12 @@ struct Poster {
             let atStake = statedResult.total - result.total
             try writer.conflict(
                 "member_state_mismatch", site: site, transaction: context.local.transactionID, member: member,
-                resolution: "posted with the gateway's member state (\(result.total) points, not \(statedResult.total))",
+                resolution:
+                    "posted with the gateway's member state (\(result.total) points, not \(statedResult.total))",
                 points: atStake, at: now,
-                detail: "stated \(checked.replaced.joined(separator: ", ")) not the member's since position \(record.replicaPosition)")
+                detail:
+                    "stated \(checked.replaced.joined(separator: ", ")) not the member's since position \(record.replicaPosition)"
+            )
             try writer.flag(site, "member_state_mismatch")
             context.conflicts.append("member_state_mismatch")
         }
@@ -393,7 +396,8 @@ struct Poster {
         var spells: [TierSpell] = []
         for id in Set([named, member]) {
             spells += try Row.fetchAll(
-                db.cachedStatement(sql: "SELECT position, tier FROM member_tiers WHERE member_id = ? ORDER BY position"),
+                db.cachedStatement(
+                    sql: "SELECT position, tier FROM member_tiers WHERE member_id = ? ORDER BY position"),
                 arguments: [id.description]
             ).compactMap { row in TierID(row["tier"] as String).map { TierSpell(position: row["position"], tier: $0) } }
         }

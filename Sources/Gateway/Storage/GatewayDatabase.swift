@@ -1,6 +1,7 @@
 import Core
 import Foundation
 import GRDB
+import NodeSupport
 import Wire
 
 /// The gateway's SQLite ledger: one `DatabasePool` (WAL, `synchronous=FULL`, busy timeout, foreign
@@ -10,20 +11,11 @@ package struct GatewayDatabase: Sendable {
 
     /// Opens (creating if needed) and migrates the ledger file.
     package static func open(path: String, busyTimeoutMilliseconds: Int = 5_000) throws -> GatewayDatabase {
-        var configuration = Configuration()
-        configuration.foreignKeysEnabled = true
-        configuration.busyMode = .timeout(TimeInterval(busyTimeoutMilliseconds) / 1000)
-        configuration.label = "gateway"
-        configuration.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = FULL")
-            // 64 MiB of page cache per connection: the posting path touches members, balances,
-            // lots and their indexes all over the file.
-            try db.execute(sql: "PRAGMA cache_size = -65536")
-        }
-        let pool = try DatabasePool(path: path, configuration: configuration)
-        // GRDB sets synchronous = NORMAL on the writer when enabling WAL; an answer to a push must
-        // mean durable, so FULL is set again (and read back by a test).
-        try pool.barrierWriteWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+        // 64 MiB of page cache per connection: the posting path touches members, balances, lots
+        // and their indexes all over the file.
+        let pool = try SQLiteFile.open(
+            path: path, label: "gateway",
+            settings: SQLiteFile.Settings(busyTimeoutMilliseconds: busyTimeoutMilliseconds, cacheKibibytes: 65_536))
         try migrator.migrate(pool)
         return GatewayDatabase(pool: pool)
     }
@@ -34,19 +26,11 @@ package struct GatewayDatabase: Sendable {
     /// existing file at `path` is refused. Restore by stopping the node and putting the copy in
     /// place of its database file.
     package func backup(to path: String) throws {
-        guard !FileManager.default.fileExists(atPath: path) else {
-            throw ConfigurationError("\(path) exists; choose a new file for the backup")
+        do {
+            try SQLiteFile.backup(pool, to: path)
+        } catch let failure as NodeFailure {
+            throw ConfigurationError(failure.description)
         }
-        let partial = path + ".partial"
-        try? FileManager.default.removeItem(atPath: partial)
-        let destination = try DatabaseQueue(path: partial)
-        try pool.backup(to: destination)
-        let check = try destination.read { db in try String.fetchOne(db, sql: "PRAGMA quick_check") }
-        try destination.close()
-        guard check == "ok" else {
-            throw ConfigurationError("the backup failed its integrity check: \(check ?? "no answer")")
-        }
-        try FileManager.default.moveItem(atPath: partial, toPath: path)
     }
 
     /// Named migrations; never edit one that has shipped.

@@ -116,6 +116,9 @@ package struct GatewayLimits: Sendable, Equatable {
     /// How often the gateway checks whether a new day (program time zone) has begun, to run expiry
     /// and tier reviews.
     package var maintenanceCheckMilliseconds: Int64 = 60_000
+    /// How long a graceful shutdown (SIGTERM) may take to answer the calls in flight before they
+    /// are cancelled, in milliseconds.
+    package var shutdownMilliseconds = 10_000
 
     package init() {}
 }

@@ -6,6 +6,7 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 import Gateway
 import Logging
+import NodeSupport
 import SwiftProtobuf
 import Wire
 

@@ -5,6 +5,7 @@ import Foundation
 import GRDB
 import GRPCCore
 import Gateway
+import NodeSupport
 import SwiftProtobuf
 import Wire
 

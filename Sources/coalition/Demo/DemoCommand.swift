@@ -6,6 +6,7 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 import Gateway
 import Logging
+import NodeSupport
 import Wire
 
 /// `coalition demo`: a gateway and three edges (mall, hotel, car park) in one process on loopback,

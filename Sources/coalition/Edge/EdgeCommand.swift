@@ -3,6 +3,7 @@ import Core
 import EdgeNode
 import Foundation
 import Logging
+import NodeSupport
 import ServiceLifecycle
 import UnixSignals
 import Wire
@@ -69,12 +70,8 @@ struct EdgeCommand: AsyncParsableCommand {
             } catch let error as ConfigurationError {
                 throw CommandFailure(error.description)
             }
-            let group = ServiceGroup(
-                configuration: ServiceGroupConfiguration(
-                    services: [.init(service: node)],
-                    gracefulShutdownSignals: [.sigterm, .sigint],
-                    logger: logger))
-            try await group.run()
+            try await NodeServer.run(
+                node, logger: logger, shutdownMilliseconds: configuration.limits.shutdownMilliseconds)
         }
     }
 

@@ -3,6 +3,7 @@ import EdgeNode
 import Foundation
 import Gateway
 import Logging
+import NodeSupport
 import ServiceLifecycle
 import UnixSignals
 import Wire
@@ -65,10 +66,8 @@ struct GatewayCommand: AsyncParsableCommand {
             } catch let error as ConfigurationError {
                 throw CommandFailure(error.description)
             }
-            let group = ServiceGroup(
-                configuration: ServiceGroupConfiguration(
-                    services: [.init(service: node)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-            try await group.run()
+            try await NodeServer.run(
+                node, logger: logger, shutdownMilliseconds: configuration.limits.shutdownMilliseconds)
         }
     }
 }

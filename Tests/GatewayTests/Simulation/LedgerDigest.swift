@@ -60,7 +60,8 @@ enum LedgerDigest {
             if let posted = try Row.fetchOne(
                 db, sql: "SELECT position, kind, member_id FROM transactions WHERE transaction_id = ?", arguments: [id])
             {
-                line += " \(posted["kind"] as String) \(member(posted["member_id"])): \(try postings(posted["position"]))"
+                line +=
+                    " \(posted["kind"] as String) \(member(posted["member_id"])): \(try postings(posted["position"]))"
             }
             lines.append(line)
         }

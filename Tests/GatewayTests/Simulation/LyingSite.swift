@@ -19,7 +19,8 @@ final class LyingSite {
     private var sequence: UInt64 = 0
     private var previousHash = Data(count: 32)
     /// A forged transaction not yet acknowledged (the gateway was down): pushed again as it is.
-    private(set) var pending: (transaction: Coalition_Sync_V1_OutboxTransaction, member: MemberID, occurredAt: Timestamp)?
+    private(set) var pending:
+        (transaction: Coalition_Sync_V1_OutboxTransaction, member: MemberID, occurredAt: Timestamp)?
     private var requestNumber = 0
 
     /// Makes up an earn of `amount` for `member` at `now`.
@@ -86,14 +87,17 @@ final class LyingSite {
         let state: MemberEarnState? = try await store.database.pool.read { db in
             var id = pending.member.description
             for _ in 0..<8 {
-                guard let merged = try String.fetchOne(
-                    db, sql: "SELECT merged_into FROM members WHERE member_id = ?", arguments: [id])
+                guard
+                    let merged = try String.fetchOne(
+                        db, sql: "SELECT merged_into FROM members WHERE member_id = ?", arguments: [id])
                 else { break }
                 id = merged
             }
             guard
                 let row = try Row.fetchOne(
-                    db, sql: "SELECT tier, birth_month, last_earn, streak_last_day, streak_days FROM members WHERE member_id = ?",
+                    db,
+                    sql:
+                        "SELECT tier, birth_month, last_earn, streak_last_day, streak_days FROM members WHERE member_id = ?",
                     arguments: [id])
             else { return nil }
             return MemberEarnState(

@@ -5,6 +5,7 @@ import GRDB
 import GRPCCore
 import Gateway
 import Logging
+import NodeSupport
 import SwiftProtobuf
 import Synchronization
 import TestSupport

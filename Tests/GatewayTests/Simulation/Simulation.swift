@@ -76,7 +76,7 @@ final class Simulation {
             ("merchants: [hotel-restaurant]", "merchants: [hotel-restaurant, mall-cafe]"),
             ("budget_points: 300000", "budget_points: \(Self.dinnerBudget)"),
         ])
-            .write(toFile: programFile, atomically: true, encoding: .utf8)
+        .write(toFile: programFile, atomically: true, encoding: .utf8)
         var limits = GatewayLimits()
         limits.clockSkewMaxMilliseconds = 10 * 60 * 1000
         gateway = try SimulatedGateway(path: directory + "/gateway.sqlite", clock: clock, limits: limits)
@@ -348,7 +348,8 @@ final class Simulation {
         guard let result = try await liar.push(gateway, at: clock.now()) else { return "liar: push not applied" }
         if let honest, result.outcome != .rejected, result.postedPoints > honest {
             violation(
-                "gateway: the lying site was given \(result.postedPoints) points where the member's record earns \(honest)")
+                "gateway: the lying site was given \(result.postedPoints) points where the member's record earns \(honest)"
+            )
         }
         return "liar pushed \(result.transactionID): \(result.outcome) \(result.reason) \(result.postedPoints)"
     }
@@ -586,7 +587,8 @@ final class Simulation {
             dinnerGiven += points - (receipt.total - receipt.dinner)
         }
         if dinnerGiven > Self.dinnerBudget {
-            violation("gateway: the dinner promotion gave \(dinnerGiven) points, over its budget of \(Self.dinnerBudget)")
+            violation(
+                "gateway: the dinner promotion gave \(dinnerGiven) points, over its budget of \(Self.dinnerBudget)")
         }
         dinnerGivenMax = max(dinnerGivenMax, dinnerGiven)
         let stored = Dictionary(facts.settlements, uniquingKeysWith: { first, _ in first })

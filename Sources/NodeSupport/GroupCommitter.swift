@@ -1,7 +1,24 @@
 import GRDB
-import GRPCCore
 import Synchronization
-import Wire
+
+/// Why the group committer did not take a job.
+package struct GroupCommitRefusal: Error, Sendable, Equatable, CustomStringConvertible {
+    package enum Reason: Sendable, Equatable {
+        /// `queueMax` jobs are waiting already.
+        case queueFull
+        /// The committer was closed (the node is shutting down).
+        case closed
+    }
+
+    package var reason: Reason
+
+    package var description: String {
+        switch reason {
+        case .queueFull: "too many requests are waiting to be written"
+        case .closed: "the writer is closed"
+        }
+    }
+}
 
 /// Writes concurrent requests in one SQLite transaction (group commit) and answers each only after
 /// that transaction is committed, so "approved" always means "on disk" without an fsync per request.
@@ -58,18 +75,14 @@ package final class GroupCommitter: Sendable {
     }
 
     /// Runs `work` inside the next group transaction and returns its result once committed.
-    /// Throws the work's own error (nothing of it is written), RESOURCE_EXHAUSTED when the queue
-    /// is full, UNAVAILABLE when the node is shutting down, or the database error that prevented
-    /// the commit.
+    /// Throws the work's own error (nothing of it is written), `GroupCommitRefusal` when the queue
+    /// is full or the committer closed, or the database error that prevented the commit.
     package func submit<T: Sendable>(_ work: @escaping @Sendable (Database) throws -> T) async throws -> T {
         let result: any Sendable = try await withCheckedThrowingContinuation { continuation in
             let job = Job(work: { try work($0) }, complete: { continuation.resume(with: $0) })
-            let refusal: ServiceError? = state.withLock { state in
-                if state.closed { return ServiceError(.unavailable, "the edge node is shutting down") }
-                if state.pending.count >= queueMax {
-                    return ServiceError(
-                        .resourceExhausted, "too many requests are waiting to be written; retry shortly")
-                }
+            let refusal: GroupCommitRefusal? = state.withLock { state in
+                if state.closed { return GroupCommitRefusal(reason: .closed) }
+                if state.pending.count >= queueMax { return GroupCommitRefusal(reason: .queueFull) }
                 state.pending.append(job)
                 return nil
             }

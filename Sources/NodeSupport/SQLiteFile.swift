@@ -1,0 +1,68 @@
+import Foundation
+import GRDB
+
+/// Opening and copying the SQLite files of both nodes: one `DatabasePool` (WAL) per file with the
+/// settings written out, never the library's defaults.
+package enum SQLiteFile {
+    /// Settings of one file.
+    package struct Settings: Sendable {
+        /// How long a connection waits for the write lock.
+        package var busyTimeoutMilliseconds: Int
+        /// Page cache per connection, in KiB (SQLite's default when nil).
+        package var cacheKibibytes: Int?
+        /// The most the file may grow to, in bytes (0: no limit); past it a write fails with
+        /// SQLITE_FULL.
+        package var bytesMax: Int64 = 0
+
+        package init(busyTimeoutMilliseconds: Int, cacheKibibytes: Int? = nil, bytesMax: Int64 = 0) {
+            self.busyTimeoutMilliseconds = busyTimeoutMilliseconds
+            self.cacheKibibytes = cacheKibibytes
+            self.bytesMax = bytesMax
+        }
+    }
+
+    /// Opens (creating if needed) a pool on `path`: WAL, `synchronous=FULL`, foreign keys on, the
+    /// busy timeout, cache and size limit of `settings`.
+    package static func open(path: String, label: String, settings: Settings) throws -> DatabasePool {
+        var configuration = Configuration()
+        configuration.foreignKeysEnabled = true
+        configuration.busyMode = .timeout(TimeInterval(settings.busyTimeoutMilliseconds) / 1000)
+        configuration.label = label
+        let cache = settings.cacheKibibytes
+        let bytesMax = settings.bytesMax
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+            if let cache { try db.execute(sql: "PRAGMA cache_size = -\(cache)") }
+            if bytesMax > 0 {
+                // Pages are 4096 bytes by default; the limit makes SQLite answer SQLITE_FULL.
+                try db.execute(sql: "PRAGMA max_page_count = \(max(1, bytesMax / 4096))")
+            }
+        }
+        let pool = try DatabasePool(path: path, configuration: configuration)
+        // GRDB sets synchronous = NORMAL on the writer when it enables WAL, after prepareDatabase
+        // ran; an answer must mean durable, so FULL is set again on the writer (read back by a test).
+        try pool.barrierWriteWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+        return pool
+    }
+
+    /// Copies `pool` to `path` with SQLite's online backup, from one read snapshot: writers go on
+    /// meanwhile and the copy is consistent (every transaction committed before the snapshot, none
+    /// after). The copy is checked (`PRAGMA quick_check`) and then moved into place; an existing
+    /// file at `path` is refused. Restore by stopping the node and putting the copy in place of its
+    /// database file.
+    package static func backup(_ pool: DatabasePool, to path: String) throws {
+        guard !FileManager.default.fileExists(atPath: path) else {
+            throw NodeFailure("\(path) exists; choose a new file for the backup")
+        }
+        let partial = path + ".partial"
+        try? FileManager.default.removeItem(atPath: partial)
+        let destination = try DatabaseQueue(path: partial)
+        try pool.backup(to: destination)
+        let check = try destination.read { db in try String.fetchOne(db, sql: "PRAGMA quick_check") }
+        try destination.close()
+        guard check == "ok" else {
+            throw NodeFailure("the backup failed its integrity check: \(check ?? "no answer")")
+        }
+        try FileManager.default.moveItem(atPath: partial, toPath: path)
+    }
+}
