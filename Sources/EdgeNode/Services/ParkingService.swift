@@ -44,7 +44,7 @@ extension ParkingService {
             guard message.points >= 0 else {
                 throw ServiceError.invalid("points", "must not be negative (found \(message.points))")
             }
-            let key = RequestKey(merchant: merchant, operation: "parking-pay", requestID: requestID, content: bytes)
+            let key = RequestKey(merchant: merchant, operation: .parkingPay, requestID: requestID, content: bytes)
             return ServerResponse(message: try await ledger.parkingPay(stay, points: Points(message.points), key: key))
         }
     }

@@ -38,7 +38,7 @@ extension PointsService {
                 ? nil : try RequestValidation.member(message.referrerMemberID, field: "referrer_member_id")
             return try await ledger.enroll(
                 EdgeLedger.Enroll(
-                    key: RequestKey(merchant: merchant, operation: "enroll", requestID: requestID, content: bytes),
+                    key: RequestKey(merchant: merchant, operation: .enroll, requestID: requestID, content: bytes),
                     phone: phone, cardNumber: card.isEmpty ? nil : card,
                     birthMonth: message.birthMonth == 0 ? nil : Int(message.birthMonth), referrer: referrer))
         }
@@ -77,7 +77,7 @@ extension PointsService {
             let lines = try message.lines.core(maximum: ledger.program.program.limits.linesMax)
             return try await ledger.earn(
                 EdgeLedger.Earn(
-                    key: RequestKey(merchant: merchant, operation: "earn", requestID: requestID, content: bytes),
+                    key: RequestKey(merchant: merchant, operation: .earn, requestID: requestID, content: bytes),
                     member: member, amount: Money(minorUnits: message.amountMinor), lines: lines))
         }
     }
@@ -108,7 +108,7 @@ extension PointsService {
             let lines = try message.lines.core(maximum: ledger.program.program.limits.linesMax)
             return try await ledger.redeem(
                 EdgeLedger.Redeem(
-                    key: RequestKey(merchant: merchant, operation: "redeem", requestID: requestID, content: bytes),
+                    key: RequestKey(merchant: merchant, operation: .redeem, requestID: requestID, content: bytes),
                     member: member, bill: Money(minorUnits: message.billAmountMinor), lines: lines,
                     points: Points(message.points)))
         }
@@ -129,7 +129,7 @@ extension PointsService {
             }
             return try await ledger.reverse(
                 EdgeLedger.Reverse(
-                    key: RequestKey(merchant: merchant, operation: "reverse", requestID: requestID, content: bytes),
+                    key: RequestKey(merchant: merchant, operation: .reverse, requestID: requestID, content: bytes),
                     original: original, amount: Money(minorUnits: message.amountMinor), reason: reason))
         }
     }

@@ -185,7 +185,7 @@ package final class EdgeLedger: Sendable {
             if let referrer = command.referrer, bonus.referral > .zero { deltas.append((referrer, bonus.referral)) }
             let sequence = try tx.append(
                 OutboxEntry(
-                    transactionID: transaction, kind: "enroll", merchant: command.key.merchant, member: member,
+                    transactionID: transaction, kind: .enroll, merchant: command.key.merchant, member: member,
                     requestID: command.key.requestID, points: bonus.signup.total, amount: .zero, occurredAt: now,
                     localDay: program.timeZone.date(of: now), payload: payload, deltas: deltas))
             _ = site
@@ -276,7 +276,7 @@ package final class EdgeLedger: Sendable {
             payload.earn = record
             let sequence = try tx.append(
                 OutboxEntry(
-                    transactionID: transaction, kind: "earn", merchant: command.key.merchant, member: member.id,
+                    transactionID: transaction, kind: .earn, merchant: command.key.merchant, member: member.id,
                     requestID: command.key.requestID, points: result.total, amount: command.amount, occurredAt: now,
                     localDay: program.timeZone.date(of: now), payload: payload, deltas: [(member.id, result.total)]))
             try tx.recordPromotions(PromotionBudgets.given(by: result), sequence: sequence)
@@ -403,7 +403,7 @@ package final class EdgeLedger: Sendable {
             payload.redeem = record
             let sequence = try tx.append(
                 OutboxEntry(
-                    transactionID: transaction, kind: "redeem", merchant: command.key.merchant, member: member.id,
+                    transactionID: transaction, kind: .redeem, merchant: command.key.merchant, member: member.id,
                     requestID: command.key.requestID, points: -quote.points, amount: command.bill,
                     authorization: authorization.column, occurredAt: now, localDay: today, payload: payload,
                     deltas: [(member.id, -quote.points)]))
@@ -477,7 +477,7 @@ package final class EdgeLedger: Sendable {
             guard let member = try tx.member(MemberID(original["member_id"] as String)!) else {
                 preconditionFailure("an outbox member has no replica row")
             }
-            let kind: String = original["kind"]
+            let kind = TransactionKind(rawValue: original["kind"])
             let originalPoints = Points(original["points"])
             let previous = try Row.fetchOne(
                 db,
@@ -490,7 +490,7 @@ package final class EdgeLedger: Sendable {
             let delta: Points
             let refunded: Money
             switch kind {
-            case "earn":
+            case .earn?:
                 let originalAmount = Money(minorUnits: original["amount_minor"])
                 guard refundedAmount < originalAmount else {
                     throw ServiceError.refused(.notReversible, "This purchase has already been refunded in full.")
@@ -506,7 +506,7 @@ package final class EdgeLedger: Sendable {
                 } catch let error as CalculationError {
                     throw ServiceError(error, fields: ["amount": "amount_minor"])
                 }
-            case "redeem", "parking":
+            case .redeem?, .parking?:
                 guard command.amount == .zero else {
                     throw ServiceError.invalid("amount_minor", "must be 0: a redemption is cancelled in full")
                 }
@@ -517,7 +517,8 @@ package final class EdgeLedger: Sendable {
                 refunded = .zero
             default:
                 throw ServiceError.refused(
-                    .notReversible, "A transaction of kind '\(kind)' cannot be reversed at a till.")
+                    .notReversible,
+                    "A transaction of kind '\(kind?.rawValue ?? "unknown")' cannot be reversed at a till.")
             }
             var generator = SystemRandomNumberGenerator()
             let transaction = TransactionID(time: now, using: &generator)
@@ -531,7 +532,7 @@ package final class EdgeLedger: Sendable {
             payload.reverse = record
             let sequence = try tx.append(
                 OutboxEntry(
-                    transactionID: transaction, kind: "reverse", merchant: command.key.merchant, member: member.id,
+                    transactionID: transaction, kind: .reverse, merchant: command.key.merchant, member: member.id,
                     requestID: command.key.requestID, points: delta, amount: refunded, original: command.original,
                     occurredAt: now, localDay: program.timeZone.date(of: now), payload: payload,
                     deltas: [(member.id, delta)]))
@@ -698,7 +699,7 @@ package final class EdgeLedger: Sendable {
             payload.parking = record
             let sequence = try tx.append(
                 OutboxEntry(
-                    transactionID: transaction, kind: "parking", merchant: key.merchant, member: member,
+                    transactionID: transaction, kind: .parking, merchant: key.merchant, member: member,
                     requestID: key.requestID, points: -payment.points, amount: quote.fee,
                     authorization: paidWithPoints ? authorization.column : nil, freeMinutes: quote.freeMinutesApplied,
                     occurredAt: now, localDay: today, payload: payload, deltas: [(member, -payment.points)]))
@@ -955,13 +956,13 @@ package final class EdgeLedger: Sendable {
     }
 
     private static func kind(_ text: String) -> Coalition_Edge_V1_TransactionKind {
-        switch text {
-        case "enroll": return .enroll
-        case "earn": return .earn
-        case "redeem": return .redeem
-        case "reverse": return .reverse
-        case "parking": return .parking
-        default: return .unspecified
+        switch TransactionKind(rawValue: text) {
+        case .enroll: return .enroll
+        case .earn: return .earn
+        case .redeem: return .redeem
+        case .reverse: return .reverse
+        case .parking: return .parking
+        case .adjust, .expire, nil: return .unspecified
         }
     }
 

@@ -10,14 +10,13 @@ import Wire
 /// id with the same content hash is the same request.
 package struct RequestKey: Sendable, Hashable {
     package var merchant: MerchantID
-    /// `enroll`, `earn`, `redeem`, `reverse`, `parking-pay`.
-    package var operation: String
+    package var operation: ReceiptOperation
     package var requestID: RequestID
     /// SHA-256 of the request message's bytes.
     package var contentHash: Data
 
     /// `content` is the request message's encoded bytes (as `ServiceError.sizedBytes` returns them).
-    package init(merchant: MerchantID, operation: String, requestID: RequestID, content: [UInt8]) {
+    package init(merchant: MerchantID, operation: ReceiptOperation, requestID: RequestID, content: [UInt8]) {
         self.merchant = merchant
         self.operation = operation
         self.requestID = requestID
@@ -73,7 +72,7 @@ struct MemberRow: Sendable {
 /// What one local transaction writes to the outbox.
 struct OutboxEntry {
     var transactionID: TransactionID
-    var kind: String
+    var kind: TransactionKind
     var merchant: MerchantID
     var member: MemberID
     var requestID: RequestID
@@ -103,7 +102,7 @@ struct LedgerTransaction {
                 sql:
                     "SELECT request_hash, response FROM idempotency WHERE merchant_id = ? AND operation = ? AND request_id = ?"
             ),
-            arguments: [key.merchant.rawValue, key.operation, key.requestID.rawValue])
+            arguments: [key.merchant.rawValue, key.operation.rawValue, key.requestID.rawValue])
         guard let row else { return nil }
         let hash: Data = row["request_hash"]
         guard hash == key.contentHash else {
@@ -123,7 +122,8 @@ struct LedgerTransaction {
             sql:
                 "INSERT INTO idempotency (merchant_id, operation, request_id, request_hash, response, sequence) VALUES (?, ?, ?, ?, ?, ?)"
         ).execute(arguments: [
-            key.merchant.rawValue, key.operation, key.requestID.rawValue, key.contentHash, Data(bytes), sequence,
+            key.merchant.rawValue, key.operation.rawValue, key.requestID.rawValue, key.contentHash, Data(bytes),
+            sequence,
         ])
     }
 
@@ -270,7 +270,8 @@ struct LedgerTransaction {
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """
         ).execute(arguments: [
-            sequence, entry.transactionID.description, entry.kind, entry.merchant.rawValue, entry.member.description,
+            sequence, entry.transactionID.description, entry.kind.rawValue, entry.merchant.rawValue,
+            entry.member.description,
             entry.requestID.rawValue, entry.points.value, entry.amount.minorUnits, entry.authorization,
             entry.original?.description, entry.freeMinutes, entry.occurredAt.milliseconds, entry.localDay.description,
             previousHash, payloadHash, Data(payload),

@@ -412,7 +412,7 @@ package final class SyncClient: Sendable {
         _ transaction: Coalition_Sync_V1_OutboxTransaction, _ db: Database, timeZone: ProgramTimeZone
     ) throws {
         let local = try Coalition_Sync_V1_LocalTransaction(serializedBytes: transaction.payload)
-        var kind = "unknown"
+        var kind: TransactionKind?
         var member = ""
         var points: Int64 = 0
         var amount: Int64 = 0
@@ -422,7 +422,7 @@ package final class SyncClient: Sendable {
         var deltas: [(String, Int64)] = []
         switch local.body {
         case .enrollment(let record):
-            kind = "enroll"
+            kind = .enroll
             member = record.memberID
             points = record.signupPoints
             deltas = [(record.memberID, record.signupPoints)]
@@ -430,7 +430,7 @@ package final class SyncClient: Sendable {
                 deltas.append((record.referrerMemberID, record.referralPoints))
             }
         case .earn(let record):
-            kind = "earn"
+            kind = .earn
             member = record.memberID
             points = record.breakdown.totalPoints
             amount = record.amountMinor
@@ -444,21 +444,21 @@ package final class SyncClient: Sendable {
                 ).execute(arguments: [component.ruleID, Int64(transaction.sequence), component.points])
             }
         case .redeem(let record):
-            kind = "redeem"
+            kind = .redeem
             member = record.memberID
             points = -record.points
             amount = record.billAmountMinor
             authorization = record.authorization == .online ? "online" : "floor_limit"
             deltas = [(member, points)]
         case .reverse(let record):
-            kind = "reverse"
+            kind = .reverse
             member = record.memberID
             points = record.points
             amount = record.amountMinor
             original = record.originalTransactionID
             deltas = [(member, points)]
         case .parking(let record):
-            kind = "parking"
+            kind = .parking
             member = record.memberID
             points = -record.points
             amount = record.feeMinor
@@ -476,7 +476,8 @@ package final class SyncClient: Sendable {
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """
         ).execute(arguments: [
-            Int64(transaction.sequence), transaction.transactionID, kind, local.merchantID, member, local.requestID,
+            Int64(transaction.sequence), transaction.transactionID, kind?.rawValue ?? "unknown", local.merchantID,
+            member, local.requestID,
             points, amount,
             authorization, original, freeMinutes, transaction.occurredAtMs, day.description, transaction.previousHash,
             Data(SHA256.hash(data: transaction.payload)), transaction.payload,

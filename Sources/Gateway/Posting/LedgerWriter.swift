@@ -24,7 +24,7 @@ struct LedgerWriter {
 
     struct Entry {
         var transactionID: String
-        var kind: String
+        var kind: TransactionKind
         var site: SiteID?
         var siteSequence: Int64?
         var merchant: MerchantID?
@@ -52,13 +52,13 @@ struct LedgerWriter {
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """
         ).execute(arguments: [
-            position, entry.transactionID, entry.kind, entry.site?.rawValue, entry.siteSequence,
+            position, entry.transactionID, entry.kind.rawValue, entry.site?.rawValue, entry.siteSequence,
             entry.merchant?.rawValue,
             entry.member?.description, entry.requestID, entry.original, entry.points.value, entry.amount.minorUnits,
             entry.occurredAt.milliseconds, entry.postedAt.milliseconds, entry.programVersion, entry.detail,
         ])
         if let member = entry.member,
-            entry.kind == "earn" || (entry.kind == "reverse" && entry.points < .zero && entry.detail == "refund")
+            entry.kind == .earn || (entry.kind == .reverse && entry.points < .zero && entry.detail == "refund")
         {
             try db.cachedStatement(
                 sql: """
@@ -91,7 +91,7 @@ struct LedgerWriter {
         // offline redemption of a member already at zero books everything to the site's risk): the
         // snapshot's `includes_site_sequence` tells edges this transaction is counted. An earn
         // rewrites its member's row (earn state, tier) with this position anyway.
-        if entry.kind != "earn" {
+        if entry.kind != .earn {
             for member in members { try touch(member, position: position) }
         }
         return position
@@ -220,7 +220,7 @@ struct LedgerWriter {
     // MARK: Conflicts and flags
 
     func conflict(
-        _ kind: String, site: SiteID?, transaction: String?, member: MemberID?, resolution: String,
+        _ kind: ConflictKind, site: SiteID?, transaction: String?, member: MemberID?, resolution: String,
         points: Points = .zero,
         at now: Timestamp, detail: String = ""
     ) throws {
@@ -228,17 +228,18 @@ struct LedgerWriter {
             sql:
                 "INSERT INTO conflicts (kind, site_id, transaction_id, member_id, resolution, points, detected_at_ms, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
         ).execute(arguments: [
-            kind, site?.rawValue, transaction, member?.description, resolution, points.value, now.milliseconds, detail,
+            kind.rawValue, site?.rawValue, transaction, member?.description, resolution, points.value, now.milliseconds,
+            detail,
         ])
     }
 
     /// Adds a flag to a site (a set of names an operator clears).
-    func flag(_ site: SiteID, _ flag: String) throws {
+    func flag(_ site: SiteID, _ flag: SiteFlag) throws {
         let current =
             try String.fetchOne(
                 db.cachedStatement(sql: "SELECT flags FROM sites WHERE site_id = ?"), arguments: [site.rawValue]) ?? ""
         var flags = Set(current.split(separator: ",").map(String.init))
-        guard flags.insert(flag).inserted else { return }
+        guard flags.insert(flag.rawValue).inserted else { return }
         try db.cachedStatement(sql: "UPDATE sites SET flags = ? WHERE site_id = ?").execute(arguments: [
             flags.sorted().joined(separator: ","), site.rawValue,
         ])

@@ -61,7 +61,7 @@ extension SQLiteLedgerStore {
                 let postings = Postings([Posting(.member(member), -points), Posting(.expired, points)])
                 let position = try writer.post(
                     LedgerWriter.Entry(
-                        transactionID: TransactionID(time: now, using: &generator).description, kind: "expire",
+                        transactionID: TransactionID(time: now, using: &generator).description, kind: .expire,
                         site: nil, siteSequence: nil,
                         merchant: nil, member: member, requestID: nil, original: nil, points: -points, amount: .zero,
                         occurredAt: now,

@@ -58,14 +58,14 @@ struct Poster {
             RequestID(local.requestID) != nil, local.body != nil
         else {
             return try reject(
-                "malformed", member: nil, local: local, detail: "missing or malformed merchant, ids or body")
+                .malformed, member: nil, local: local, detail: "missing or malformed merchant, ids or body")
         }
         // The version in force when it happened; the edge's own version must be known and current.
         let occurredAt = Timestamp(milliseconds: min(local.occurredAtMs, now.milliseconds))
         guard let active = catalogue.active(at: occurredAt) else {
             preconditionFailure("the gateway runs without a program")
         }
-        var conflicts: [String] = []
+        var conflicts: [ConflictKind] = []
         if local.programVersion != active.version {
             let stated = catalogue.versions.first { $0.version == local.programVersion }
             let next = catalogue.versions.first { $0.version > local.programVersion }
@@ -75,43 +75,43 @@ struct Poster {
                     ?? true)
             if !withinGrace {
                 try writer.conflict(
-                    "program_version", site: site, transaction: local.transactionID, member: nil,
+                    .programVersion, site: site, transaction: local.transactionID, member: nil,
                     resolution: "posted with version \(active.version), active at occurred_at", at: now,
                     detail: "edge used version \(local.programVersion)")
-                try writer.flag(site, "program_version")
-                conflicts.append("program_version")
+                try writer.flag(site, .programVersion)
+                conflicts.append(.programVersion)
             }
         }
         let program = active.program
         guard let (_, merchantSite) = program.merchant(merchant), merchantSite.id == site else {
             return try reject(
-                "merchant_not_at_site", member: nil, local: local,
+                .merchantNotAtSite, member: nil, local: local,
                 detail: "merchant '\(merchant)' is not at site '\(site)'")
         }
-        let operation: String
+        let operation: ReceiptOperation
         switch local.body {
-        case .enrollment: operation = "enroll"
-        case .earn: operation = "earn"
-        case .redeem: operation = "redeem"
-        case .reverse: operation = "reverse"
-        case .parking: operation = "parking-pay"
-        case nil: operation = "none"
+        case .enrollment: operation = .enroll
+        case .earn: operation = .earn
+        case .redeem: operation = .redeem
+        case .reverse: operation = .reverse
+        case .parking: operation = .parkingPay
+        case nil: preconditionFailure("checked above")
         }
         // One statement in the common case: the receipt is new and the insert takes.
         try db.cachedStatement(
             sql:
                 "INSERT INTO receipts (merchant_id, operation, request_id, transaction_id) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
-        ).execute(arguments: [merchant.rawValue, operation, local.requestID, local.transactionID])
+        ).execute(arguments: [merchant.rawValue, operation.rawValue, local.requestID, local.transactionID])
         if db.changesCount == 0,
             let first = try String.fetchOne(
                 db.cachedStatement(
                     sql:
                         "SELECT transaction_id FROM receipts WHERE merchant_id = ? AND operation = ? AND request_id = ?"
                 ),
-                arguments: [merchant.rawValue, operation, local.requestID]), first != local.transactionID
+                arguments: [merchant.rawValue, operation.rawValue, local.requestID]), first != local.transactionID
         {
             return try reject(
-                "duplicate_receipt", member: nil, local: local,
+                .duplicateReceipt, member: nil, local: local,
                 detail: "receipt '\(local.requestID)' was first posted as \(first)")
         }
 
@@ -131,7 +131,7 @@ struct Poster {
         if let rejection = context.rejection { return rejection }
         return PostingResult(
             outcome: context.conflicts.isEmpty ? .posted : .postedWithConflict,
-            reason: context.conflicts.joined(separator: ","),
+            reason: context.conflicts.map(\.rawValue).joined(separator: ","),
             points: points)
     }
 
@@ -142,22 +142,25 @@ struct Poster {
         var program: Program
         var version: Int64
         var occurredAt: Timestamp
-        var conflicts: [String]
+        var conflicts: [ConflictKind]
         var rejection: PostingResult?
     }
 
-    private func reject(_ reason: String, member: MemberID?, local: Coalition_Sync_V1_LocalTransaction, detail: String)
+    private func reject(
+        _ reason: RejectionReason, member: MemberID?, local: Coalition_Sync_V1_LocalTransaction, detail: String
+    )
         throws -> PostingResult
     {
         try writer.conflict(
-            reason == "duplicate_receipt" ? "duplicate_receipt" : "rejected", site: site,
+            reason == .duplicateReceipt ? .duplicateReceipt : .rejected, site: site,
             transaction: local.transactionID,
             member: member, resolution: "rejected: \(reason)", at: now, detail: detail)
-        return PostingResult(outcome: .rejected, reason: reason, points: .zero)
+        return PostingResult(outcome: .rejected, reason: reason.rawValue, points: .zero)
     }
 
     private func entry(
-        _ context: Context, kind: String, member: MemberID, points: Points, amount: Money, original: String? = nil,
+        _ context: Context, kind: TransactionKind, member: MemberID, points: Points, amount: Money,
+        original: String? = nil,
         postings: Postings, detail: String = ""
     )
         -> LedgerWriter.Entry
@@ -174,7 +177,7 @@ struct Poster {
 
     private func enroll(_ record: Coalition_Sync_V1_Enrollment, _ context: inout Context) throws -> Points {
         guard let member = MemberID(record.memberID) else {
-            context.rejection = try reject("malformed", member: nil, local: context.local, detail: "bad member id")
+            context.rejection = try reject(.malformed, member: nil, local: context.local, detail: "bad member id")
             return .zero
         }
         if try Bool.fetchOne(
@@ -182,7 +185,7 @@ struct Poster {
             == true
         {
             context.rejection = try reject(
-                "duplicate_member", member: member, local: context.local, detail: "member id already enrolled")
+                .duplicateMember, member: member, local: context.local, detail: "member id already enrolled")
             return .zero
         }
         let program = context.program
@@ -216,9 +219,9 @@ struct Poster {
                 sql: "INSERT INTO merges (from_member, into_member, changed_position) VALUES (?, ?, ?)"
             ).execute(arguments: [member.description, survivor.description, position])
             try writer.conflict(
-                "member_merge", site: site, transaction: context.local.transactionID, member: survivor,
+                .memberMerge, site: site, transaction: context.local.transactionID, member: survivor,
                 resolution: "member \(member) merged into \(survivor), who enrolled first", at: now)
-            context.conflicts.append("member_merge")
+            context.conflicts.append(.memberMerge)
         }
         let bonus = EarnCalculator.enrollment(program: program, hasReferrer: !record.referrerMemberID.isEmpty)
         var lines = PostingRules.issue(member: owner, merchant: context.merchant, points: bonus.signup.total).lines
@@ -236,7 +239,7 @@ struct Poster {
         }
         let posted = try writer.post(
             entry(
-                context, kind: "enroll", member: owner, points: bonus.signup.total, amount: .zero,
+                context, kind: .enroll, member: owner, points: bonus.signup.total, amount: .zero,
                 postings: Postings(lines)))
         let expires = ExpiryCalculator.expiresAt(
             earnedAt: context.occurredAt, rules: program.expiry, timeZone: program.timeZone)
@@ -255,7 +258,7 @@ struct Poster {
     private func earn(_ record: Coalition_Sync_V1_EarnRecord, _ context: inout Context) throws -> Points {
         guard let stated = MemberID(record.memberID), let member = try writer.resolve(stated) else {
             context.rejection = try reject(
-                "unknown_member", member: nil, local: context.local, detail: "member '\(record.memberID)' is unknown")
+                .unknownMember, member: nil, local: context.local, detail: "member '\(record.memberID)' is unknown")
             return .zero
         }
         let program = context.program
@@ -295,7 +298,7 @@ struct Poster {
         do {
             statedResult = try EarnCalculator.earn(program: program, input: input)
         } catch {
-            context.rejection = try reject("malformed", member: member, local: context.local, detail: "\(error)")
+            context.rejection = try reject(.malformed, member: member, local: context.local, detail: "\(error)")
             return .zero
         }
         if statedResult.total.value != record.breakdown.totalPoints {
@@ -315,20 +318,20 @@ struct Poster {
             do {
                 result = try EarnCalculator.earn(program: program, input: input)
             } catch {
-                context.rejection = try reject("malformed", member: member, local: context.local, detail: "\(error)")
+                context.rejection = try reject(.malformed, member: member, local: context.local, detail: "\(error)")
                 return .zero
             }
             let atStake = statedResult.total - result.total
             try writer.conflict(
-                "member_state_mismatch", site: site, transaction: context.local.transactionID, member: member,
+                .memberStateMismatch, site: site, transaction: context.local.transactionID, member: member,
                 resolution:
                     "posted with the gateway's member state (\(result.total) points, not \(statedResult.total))",
                 points: atStake, at: now,
                 detail:
                     "stated \(checked.replaced.joined(separator: ", ")) not the member's since position \(record.replicaPosition)"
             )
-            try writer.flag(site, "member_state_mismatch")
-            context.conflicts.append("member_state_mismatch")
+            try writer.flag(site, .memberStateMismatch)
+            context.conflicts.append(.memberStateMismatch)
         }
         // The gateway's count of each promotion budget is authoritative: a bonus the edge gave
         // from a budget that has run out is posted with what is left, and recorded.
@@ -342,25 +345,25 @@ struct Poster {
                     result = try EarnCalculator.earn(program: program, input: input)
                 } catch {
                     context.rejection = try reject(
-                        "malformed", member: member, local: context.local, detail: "\(error)")
+                        .malformed, member: member, local: context.local, detail: "\(error)")
                     return .zero
                 }
                 if result.total < uncut.total {
                     try writer.conflict(
-                        "promotion_budget", site: site, transaction: context.local.transactionID, member: member,
+                        .promotionBudget, site: site, transaction: context.local.transactionID, member: member,
                         resolution: "posted with the budget left (\(result.total) points, not \(uncut.total))",
                         points: uncut.total - result.total, at: now,
                         detail: "budget left: "
                             + left.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key) \($0.value)" }
                             .joined(separator: ", "))
-                    context.conflicts.append("promotion_budget")
+                    context.conflicts.append(.promotionBudget)
                 }
             }
         }
         try writer.recordPromotions(PromotionBudgets.given(by: result), of: program)
         let position = try writer.post(
             entry(
-                context, kind: "earn", member: member, points: result.total, amount: input.amount,
+                context, kind: .earn, member: member, points: result.total, amount: input.amount,
                 postings: PostingRules.issue(member: member, merchant: context.merchant, points: result.total)))
         let expires = ExpiryCalculator.expiresAt(
             earnedAt: context.occurredAt, rules: program.expiry, timeZone: program.timeZone)
@@ -406,10 +409,10 @@ struct Poster {
 
     private func mismatch(_ context: inout Context, member: MemberID, detail: String) throws {
         try writer.conflict(
-            "points_mismatch", site: site, transaction: context.local.transactionID, member: member,
+            .pointsMismatch, site: site, transaction: context.local.transactionID, member: member,
             resolution: "posted with Core's result", at: now, detail: detail)
-        try writer.flag(site, "points_mismatch")
-        context.conflicts.append("points_mismatch")
+        try writer.flag(site, .pointsMismatch)
+        context.conflicts.append(.pointsMismatch)
     }
 
     /// The gateway's own view of the member after an earn: last earn per format, streak, tier upgrade.
@@ -466,29 +469,29 @@ struct Poster {
     private func redeem(_ record: Coalition_Sync_V1_RedeemRecord, _ context: inout Context) throws -> Points {
         try spend(
             memberID: record.memberID, points: Points(record.points), amount: Money(minorUnits: record.billAmountMinor),
-            kind: "redeem", &context)
+            kind: .redeem, &context)
     }
 
     private func parking(_ record: Coalition_Sync_V1_ParkingRecord, _ context: inout Context) throws -> Points {
         try spend(
             memberID: record.memberID, points: Points(record.points), amount: Money(minorUnits: record.feeMinor),
-            kind: "parking", &context)
+            kind: .parking, &context)
     }
 
     /// A redemption or parking payment: consumes the hold placed for its transaction, if any, and
     /// takes what the member has (less other holds); the rest goes to offline_risk(site).
     private func spend(
-        memberID: String, points: Points, amount: Money, kind: String,
+        memberID: String, points: Points, amount: Money, kind: TransactionKind,
         _ context: inout Context
     ) throws -> Points {
         guard let stated = MemberID(memberID), let member = try writer.resolve(stated) else {
             context.rejection = try reject(
-                "unknown_member", member: nil, local: context.local, detail: "member '\(memberID)' is unknown")
+                .unknownMember, member: nil, local: context.local, detail: "member '\(memberID)' is unknown")
             return .zero
         }
         guard points >= .zero, points.value <= context.program.limits.pointsPerTransactionMax.value else {
             context.rejection = try reject(
-                "malformed", member: member, local: context.local, detail: "points \(points) out of range")
+                .malformed, member: member, local: context.local, detail: "points \(points) out of range")
             return .zero
         }
         // The hold placed for this very transaction pays for it, whether or not the edge heard the
@@ -514,12 +517,12 @@ struct Poster {
         try writer.consumeLots(member, points: -postings.change(of: .member(member)), position: position)
         if shortfall > .zero {
             try writer.conflict(
-                "offline_overdraw", site: site, transaction: context.local.transactionID, member: member,
+                .offlineOverdraw, site: site, transaction: context.local.transactionID, member: member,
                 resolution:
                     "member taken to \(available - (points - shortfall)) points; \(shortfall) booked to offline_risk(\(site))",
                 points: shortfall, at: now)
-            try writer.flag(site, "offline_overdraw")
-            context.conflicts.append("offline_overdraw")
+            try writer.flag(site, .offlineOverdraw)
+            context.conflicts.append(.offlineOverdraw)
         }
         return postings.change(of: .member(member))
     }
@@ -535,12 +538,14 @@ struct Poster {
             (original["site_id"] as String?) == site.rawValue
         else {
             context.rejection = try reject(
-                "unknown_original", member: nil, local: context.local,
+                .unknownOriginal, member: nil, local: context.local,
                 detail: "original '\(record.originalTransactionID)' is unknown at this site")
             return .zero
         }
         let originalPosition: Int64 = original["position"]
-        let kind: String = original["kind"]
+        guard let kind = TransactionKind(rawValue: original["kind"]) else {
+            preconditionFailure("a stored transaction has an unknown kind")
+        }
         let previous = try Row.fetchOne(
             db.cachedStatement(
                 sql:
@@ -549,21 +554,21 @@ struct Poster {
             arguments: [record.originalTransactionID])
         let count: Int = previous?["count"] ?? 0
         switch kind {
-        case "earn":
+        case .earn:
             let state = EarnRefundState(
                 originalAmount: Money(minorUnits: original["amount_minor"]), originalPoints: Points(original["points"]),
                 refundedAmount: Money(minorUnits: previous?["amount"] ?? 0),
                 reversedPoints: -Points(previous?["points"] ?? 0))
             guard state.refundedAmount < state.originalAmount else {
                 context.rejection = try reject(
-                    "already_reversed", member: member, local: context.local, detail: "refunded in full already")
+                    .alreadyReversed, member: member, local: context.local, detail: "refunded in full already")
                 return .zero
             }
             let refund: (points: Points, amount: Money)
             do {
                 refund = try EarnReversal.refund(state, amount: Money(minorUnits: record.amountMinor))
             } catch {
-                context.rejection = try reject("malformed", member: member, local: context.local, detail: "\(error)")
+                context.rejection = try reject(.malformed, member: member, local: context.local, detail: "\(error)")
                 return .zero
             }
             if -refund.points != Points(record.points),
@@ -577,22 +582,22 @@ struct Poster {
                 member: member, merchant: context.merchant, site: site, points: refund.points, available: available)
             let position = try writer.post(
                 entry(
-                    context, kind: "reverse", member: member, points: -refund.points, amount: refund.amount,
+                    context, kind: .reverse, member: member, points: -refund.points, amount: refund.amount,
                     original: record.originalTransactionID, postings: postings, detail: "refund"))
             try writer.consumeLots(member, points: -postings.change(of: .member(member)), position: position)
             if shortfall > .zero {
                 try writer.conflict(
-                    "refund_after_spend", site: site, transaction: context.local.transactionID, member: member,
+                    .refundAfterSpend, site: site, transaction: context.local.transactionID, member: member,
                     resolution: "member debited to zero; \(shortfall) booked to offline_risk(\(site))",
                     points: shortfall, at: now)
-                try writer.flag(site, "refund_after_spend")
-                context.conflicts.append("refund_after_spend")
+                try writer.flag(site, .refundAfterSpend)
+                context.conflicts.append(.refundAfterSpend)
             }
             return postings.change(of: .member(member))
-        case "redeem", "parking":
+        case .redeem, .parking:
             guard count == 0 else {
                 context.rejection = try reject(
-                    "already_reversed", member: member, local: context.local, detail: "cancelled already")
+                    .alreadyReversed, member: member, local: context.local, detail: "cancelled already")
                 return .zero
             }
             let lines = try Row.fetchAll(
@@ -602,14 +607,14 @@ struct Poster {
                 of: Postings(lines.map { row in Posting(Self.account(row["account"]), Points(row["points"])) }))
             let position = try writer.post(
                 entry(
-                    context, kind: "reverse", member: member, points: postings.change(of: .member(member)),
+                    context, kind: .reverse, member: member, points: postings.change(of: .member(member)),
                     amount: .zero,
                     original: record.originalTransactionID, postings: postings, detail: "cancel"))
             try writer.restoreLots(drawnAt: originalPosition, position: position)
             return postings.change(of: .member(member))
         default:
             context.rejection = try reject(
-                "not_reversible", member: member, local: context.local, detail: "a \(kind) cannot be reversed")
+                .notReversible, member: member, local: context.local, detail: "a \(kind) cannot be reversed")
             return .zero
         }
     }

@@ -123,7 +123,7 @@ extension SQLiteLedgerStore {
             } else if account.hasPrefix("redeemed:"),
                 let taker = MerchantID(String(account.dropFirst("redeemed:".count))), activities[taker] != nil
             {
-                if kind == "parking" || original == "parking" {
+                if kind == TransactionKind.parking.rawValue || original == TransactionKind.parking.rawValue {
                     activities[taker]?.parking += points
                 } else {
                     activities[taker]?.redeemed += points

@@ -155,7 +155,7 @@ extension SQLiteLedgerStore {
             let transaction = TransactionID(time: now, using: &generator).description
             let position = try writer.post(
                 LedgerWriter.Entry(
-                    transactionID: transaction, kind: "adjust", site: nil, siteSequence: nil, merchant: nil,
+                    transactionID: transaction, kind: .adjust, site: nil, siteSequence: nil, merchant: nil,
                     member: member,
                     requestID: requestID.rawValue, original: nil, points: points, amount: .zero, occurredAt: now,
                     postedAt: now,

@@ -180,9 +180,9 @@ package final class SQLiteLedgerStore: LedgerStore {
             // Nothing of the batch was applied; record the violation for an operator.
             try await database.pool.write { db in
                 let writer = LedgerWriter(db: db)
-                try writer.flag(site, "protocol_violation")
+                try writer.flag(site, .protocolViolation)
                 try writer.conflict(
-                    "protocol_violation", site: site, transaction: nil, member: nil,
+                    .protocolViolation, site: site, transaction: nil, member: nil,
                     resolution: "batch refused, site flagged", at: now, detail: refusal.message)
             }
             throw refusal
@@ -270,10 +270,10 @@ package final class SQLiteLedgerStore: LedgerStore {
                 result = try poster.apply(local, sequence: sequence)
             } else {
                 try writer.conflict(
-                    "rejected", site: site, transaction: transaction.transactionID, member: nil,
+                    .rejected, site: site, transaction: transaction.transactionID, member: nil,
                     resolution: "rejected: malformed", at: now,
                     detail: "the payload does not decode or names another transaction")
-                result = PostingResult(outcome: .rejected, reason: "malformed", points: .zero)
+                result = PostingResult(outcome: .rejected, reason: RejectionReason.malformed.rawValue, points: .zero)
             }
             try db.cachedStatement(
                 sql:
@@ -300,10 +300,10 @@ package final class SQLiteLedgerStore: LedgerStore {
         ).execute(arguments: [newHighWater, previousHash, now.milliseconds, newest, site.rawValue])
         // The edge's clock is kept for audit but ordering is by posting; a large skew is flagged.
         let skew = abs(sentAt.milliseconds - now.milliseconds)
-        if skew > limits.clockSkewMaxMilliseconds, !(row["flags"] as String).contains("clock_skew") {
-            try writer.flag(site, "clock_skew")
+        if skew > limits.clockSkewMaxMilliseconds, !(row["flags"] as String).contains(SiteFlag.clockSkew.rawValue) {
+            try writer.flag(site, .clockSkew)
             try writer.conflict(
-                "clock_skew", site: site, transaction: batch.last?.transactionID, member: nil,
+                .clockSkew, site: site, transaction: batch.last?.transactionID, member: nil,
                 resolution: "occurred_at kept; ordered by posting", at: now,
                 detail: "edge clock differs by \(skew / 1000) s")
         }

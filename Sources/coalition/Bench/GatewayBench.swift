@@ -88,7 +88,7 @@ final class GeneratingEdge: Sendable {
                     + String(format: "%08d", index))!
             let content = Array("enroll \(site) \(index)".utf8)
             let key = RequestKey(
-                merchant: merchant, operation: "enroll", requestID: RequestID("E-\(index)")!, content: content)
+                merchant: merchant, operation: .enroll, requestID: RequestID("E-\(index)")!, content: content)
             let answer = try await ledger.enroll(
                 EdgeLedger.Enroll(key: key, phone: phone, cardNumber: nil, birthMonth: nil, referrer: nil))
             members.append(MemberID(answer.member.memberID)!)
@@ -101,7 +101,7 @@ final class GeneratingEdge: Sendable {
                     while index < earns {
                         let content = Array("earn \(site) \(index)".utf8)
                         let key = RequestKey(
-                            merchant: merchant, operation: "earn", requestID: RequestID("G-\(index)")!, content: content
+                            merchant: merchant, operation: .earn, requestID: RequestID("G-\(index)")!, content: content
                         )
                         _ = try await ledger.earn(
                             EdgeLedger.Earn(

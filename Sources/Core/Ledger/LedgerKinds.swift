@@ -1,0 +1,51 @@
+/// The kinds of ledger transaction (DESIGN §3), as stored and listed.
+package enum TransactionKind: String, Sendable, Hashable, CaseIterable {
+    case enroll, earn, redeem, reverse, parking, adjust, expire
+}
+
+/// What a receipt asked for: with the merchant and the request id it is the receipt's key (the
+/// same receipt number may carry the earn and the redemption of one bill).
+package enum ReceiptOperation: String, Sendable, Hashable, CaseIterable {
+    case enroll, earn, redeem, reverse
+    case parkingPay = "parking-pay"
+    /// An operator's adjustment (its receipts are the operator's request ids).
+    case adjust
+}
+
+/// A conflict the gateway found and resolved by a written rule (DESIGN §6); operators list them.
+package enum ConflictKind: String, Sendable, Hashable, CaseIterable {
+    case duplicateReceipt = "duplicate_receipt"
+    case rejected
+    case offlineOverdraw = "offline_overdraw"
+    case refundAfterSpend = "refund_after_spend"
+    case pointsMismatch = "points_mismatch"
+    case memberStateMismatch = "member_state_mismatch"
+    case promotionBudget = "promotion_budget"
+    case programVersion = "program_version"
+    case clockSkew = "clock_skew"
+    case memberMerge = "member_merge"
+    case protocolViolation = "protocol_violation"
+}
+
+/// A mark on a site that stays until an operator clears it.
+package enum SiteFlag: String, Sendable, Hashable, CaseIterable {
+    case offlineOverdraw = "offline_overdraw"
+    case refundAfterSpend = "refund_after_spend"
+    case pointsMismatch = "points_mismatch"
+    case memberStateMismatch = "member_state_mismatch"
+    case programVersion = "program_version"
+    case clockSkew = "clock_skew"
+    case protocolViolation = "protocol_violation"
+}
+
+/// Why a pushed transaction was not posted (it keeps its sequence; the chain goes on).
+package enum RejectionReason: String, Sendable, Hashable, CaseIterable {
+    case duplicateReceipt = "duplicate_receipt"
+    case unknownMember = "unknown_member"
+    case unknownOriginal = "unknown_original"
+    case alreadyReversed = "already_reversed"
+    case notReversible = "not_reversible"
+    case duplicateMember = "duplicate_member"
+    case merchantNotAtSite = "merchant_not_at_site"
+    case malformed
+}
