@@ -1,6 +1,7 @@
 import Core
 import Crypto
 import Foundation
+import NodeSupport
 import SwiftASN1
 import X509
 
@@ -78,7 +79,7 @@ package struct CertificateAuthority: Sendable {
     package static let caValidityDays = 3650
 
     /// A new CA named `name`, valid from `now`.
-    package static func create(name: String = "Coalition development CA", now: Date = Date()) throws
+    package static func create(name: String = "Coalition development CA", now: Date = SystemWallClock().date) throws
         -> CertificateAuthority
     {
         let key = Certificate.PrivateKey(P256.Signing.PrivateKey())
@@ -129,7 +130,8 @@ package struct CertificateAuthority: Sendable {
     /// Issues a certificate for `identity`. A gateway certificate is for TLS servers and names its
     /// host as a DNS name (or IP address); site and operator certificates are for TLS clients.
     package func issue(
-        _ identity: PeerIdentity, now: Date = Date(), validityDays: Int = CertificateAuthority.leafValidityDays,
+        _ identity: PeerIdentity, now: Date = SystemWallClock().date,
+        validityDays: Int = CertificateAuthority.leafValidityDays,
         notValidBefore: Date? = nil
     ) throws -> Issued {
         let key = Certificate.PrivateKey(P256.Signing.PrivateKey())

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Core
 import Foundation
+import NodeSupport
 import Wire
 
 /// `coalition program …`: work with a program file on this machine, no server needed.
@@ -29,7 +30,7 @@ struct ProgramCommand: AsyncParsableCommand {
 
     /// Parses a local time in the program's zone, or now when absent.
     static func instant(_ text: String?, in program: Program) throws -> Timestamp {
-        guard let text else { return Timestamp(milliseconds: Int64(Date().timeIntervalSince1970 * 1000)) }
+        guard let text else { return SystemWallClock().now() }
         guard let local = CivilDateTime(parsing: text) else {
             throw ValidationError("--at must look like 2026-11-28T12:00 (program time zone), not '\(text)'")
         }
