@@ -4,6 +4,7 @@ import Core
 import Crypto
 import Foundation
 import GRPCCore
+import GRPCNIOTransportHTTP2
 import Gateway
 import SwiftProtobuf
 import TestSupport
@@ -118,6 +119,112 @@ struct HoldTests {
             #expect(try await gateway.conflicts(kind: "offline_overdraw").isEmpty)
             #expect(try await gateway.activeHolds() == 0)
             try await gateway.checkInvariants()
+        }
+    }
+
+    static func authorize(
+        _ sync: Coalition_Sync_V1_Sync.Client<HTTP2ClientTransport.Posix>, member: String, points: Int64,
+        transaction: String, unacknowledged: Int64 = 0, acknowledgedSequence: UInt64 = 0
+    ) async throws -> Coalition_Sync_V1_AuthorizeRedeemResponse {
+        var request = Coalition_Sync_V1_AuthorizeRedeemRequest()
+        request.protocolVersion = 1
+        request.requestID = "A-\(transaction.suffix(6))"
+        request.memberID = member
+        request.merchantID = "mall-fashion"
+        request.points = points
+        request.transactionID = transaction
+        request.unacknowledgedPoints = unacknowledged
+        request.acknowledgedSequence = acknowledgedSequence
+        return try await sync.authorizeRedeem(request)
+    }
+
+    /// A hold may rely on the site's earn not pushed yet; only the part it took from the member's
+    /// balance keeps the site's earlier redemption from the points. Found by simulation seed 113:
+    /// an earlier online redemption of the same site was booked wholly to offline_risk.
+    @Test("a hold that relies on the site's unpushed earn does not take the points of the site's earlier redemption")
+    func holdOnUnpushedEarn() async throws {
+        let directory = try TemporaryDirectory()
+        let certificates = try TestCertificates(directory: directory.url.path, sites: ["mall-01"])
+        let clock = ManualWallClock()
+        clock.set(ManualClockTime.now)
+        try await Network.withGateway(
+            try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: clock
+        ) { gateway in
+            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") {
+                sync in
+                let enrolments = try RawSync.enrolments(merchant: "mall-fashion", count: 1)
+                _ = try await sync.push(RawSync.push(enrolments))
+                let member = try Coalition_Sync_V1_LocalTransaction(serializedBytes: enrolments[0].payload)
+                    .enrollment.memberID
+                var generator = SystemRandomNumberGenerator()
+                let first = TransactionID(time: ManualClockTime.now, using: &generator).description
+                let second = TransactionID(time: ManualClockTime.now, using: &generator).description
+                // 150 of the member's 200, then 300 more relying on the site's 400-point earn.
+                #expect(try await Self.authorize(sync, member: member, points: 150, transaction: first).approved)
+                #expect(
+                    try await Self.authorize(
+                        sync, member: member, points: 300, transaction: second, unacknowledged: 400,
+                        acknowledgedSequence: 1
+                    ).approved)
+                let locals = [
+                    RawSync.redemption(
+                        transaction: first, member: member, merchant: "mall-fashion", points: 150,
+                        authorization: .online),
+                    RawSync.earn(
+                        member: member, merchant: "mall-fashion", amount: 40_000, statedPoints: 400, tier: "member"),
+                    RawSync.redemption(
+                        transaction: second, member: member, merchant: "mall-fashion", points: 300,
+                        authorization: .online),
+                ]
+                let pushed = try await sync.push(
+                    RawSync.push(
+                        try RawSync.chain(locals, first: 2, previous: Data(SHA256.hash(data: enrolments[0].payload)))))
+                #expect(pushed.results.map(\.outcome) == [.posted, .posted, .posted])
+                #expect(try await gateway.balance(member) == 200 - 150 + 400 - 300)
+            }
+            #expect(try await gateway.account("offline_risk:mall-01") == 0)
+            #expect(try await gateway.conflicts(kind: "offline_overdraw").isEmpty)
+            try await gateway.checkInvariants()
+        }
+    }
+
+    /// The site's unacknowledged points are counted once: what the gateway has posted of them (an
+    /// acknowledgement lost on its way back) is already in the balance.
+    @Test("points the gateway posted but the edge still counts as unacknowledged are not counted twice")
+    func lostAcknowledgement() async throws {
+        let directory = try TemporaryDirectory()
+        let certificates = try TestCertificates(directory: directory.url.path, sites: ["mall-01"])
+        let clock = ManualWallClock()
+        clock.set(ManualClockTime.now)
+        try await Network.withGateway(
+            try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: clock
+        ) { gateway in
+            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") {
+                sync in
+                let enrolments = try RawSync.enrolments(merchant: "mall-fashion", count: 1)
+                _ = try await sync.push(RawSync.push(enrolments))
+                let member = try Coalition_Sync_V1_LocalTransaction(serializedBytes: enrolments[0].payload)
+                    .enrollment.memberID
+                let earn = RawSync.earn(
+                    member: member, merchant: "mall-fashion", amount: 60_000, statedPoints: 600, tier: "member")
+                // Posted; the edge never hears (its acknowledged sequence stays 1).
+                _ = try await sync.push(
+                    RawSync.push(
+                        try RawSync.chain([earn], first: 2, previous: Data(SHA256.hash(data: enrolments[0].payload)))))
+                var generator = SystemRandomNumberGenerator()
+                let refused = try await Self.authorize(
+                    sync, member: member, points: 1_300,
+                    transaction: TransactionID(time: ManualClockTime.now, using: &generator).description,
+                    unacknowledged: 600, acknowledgedSequence: 1)
+                #expect(!refused.approved)
+                #expect(refused.availablePoints == 800)
+                #expect(
+                    try await Self.authorize(
+                        sync, member: member, points: 800,
+                        transaction: TransactionID(time: ManualClockTime.now, using: &generator).description,
+                        unacknowledged: 600, acknowledgedSequence: 1
+                    ).approved)
+            }
         }
     }
 }

@@ -53,7 +53,7 @@ package struct AuthorizationRequest: Sendable {
     package var transaction: TransactionID
     package var requestID: RequestID
     /// The member's points change from this site's transactions not yet acknowledged.
-    package var unacknowledged: Points
+    package var unacknowledged: Unacknowledged
 }
 
 /// Asks the gateway to authorise a redemption within the deadline (DESIGN §4, step 1). The sync

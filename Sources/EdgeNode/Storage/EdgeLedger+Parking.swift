@@ -59,12 +59,13 @@ extension EdgeLedger {
         let now = clock.now()
         // A retry of an answered request gets its first answer before anything is priced again or
         // the centre is asked for a new hold.
-        let preview: (stored: Data?, points: Points, unacknowledged: Points) = try await database.pool.read { db in
+        let preview: (stored: Data?, points: Points, unacknowledged: Unacknowledged) = try await database.pool.read {
+            db in
             let tx = LedgerTransaction(db: db, limits: limits)
-            if let stored = try tx.storedAnswer(key) { return (stored, .zero, .zero) }
+            if let stored = try tx.storedAnswer(key) { return (stored, .zero, .none) }
             let (quote, balance) = try Self.priceStay(tx, stay, program: program, site: site, now: now)
             let payment = try Self.payment(stay, quote: quote, points: points, balance: balance, program: program)
-            return (nil, payment.points, try stay.member.map { try tx.unacknowledged($0) } ?? .zero)
+            return (nil, payment.points, try stay.member.map { try tx.unacknowledged($0) } ?? .none)
         }
         if let stored = preview.stored { return try Coalition_Edge_V1_ParkingPayResponse(serializedBytes: stored) }
         var generator = SystemRandomNumberGenerator()

@@ -158,9 +158,9 @@ extension EdgeLedger {
     /// acknowledged yet (for an online authorisation), from one read.
     func quote(
         member: MemberID, merchant: MerchantID, bill: Money, lines: [SaleLine], points: Points, program: Program
-    ) async throws -> (RedeemQuote, unacknowledged: Points) {
+    ) async throws -> (RedeemQuote, unacknowledged: Unacknowledged) {
         let limits = self.limits
-        let (available, unacknowledged): (Points, Points) = try await database.pool.read { db in
+        let (available, unacknowledged): (Points, Unacknowledged) = try await database.pool.read { db in
             let tx = LedgerTransaction(db: db, limits: limits)
             guard let row = try tx.member(member) else {
                 throw ServiceError.notFound("member_id", "no member '\(member)' is known at this site")

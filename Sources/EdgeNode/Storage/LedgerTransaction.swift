@@ -69,6 +69,20 @@ struct MemberRow: Sendable {
     }
 }
 
+/// A member's points change from this site's transactions after the acknowledged sequence.
+package struct Unacknowledged: Sendable, Equatable {
+    package var points: Points
+    /// The acknowledged sequence the change is counted after.
+    package var afterSequence: Int64
+
+    package static let none = Unacknowledged(points: .zero, afterSequence: 0)
+
+    package init(points: Points, afterSequence: Int64) {
+        self.points = points
+        self.afterSequence = afterSequence
+    }
+}
+
 /// What one local transaction writes to the outbox.
 struct OutboxEntry {
     var transactionID: TransactionID
@@ -157,17 +171,21 @@ struct LedgerTransaction {
         return (member.snapshotBalance + Points(pending), Points(pending))
     }
 
-    /// The member's points change from this site's transactions the gateway has not acknowledged.
-    func unacknowledged(_ member: MemberID) throws -> Points {
-        Points(
+    /// The member's points change from this site's transactions the gateway has not acknowledged,
+    /// and the acknowledged sequence it counts from.
+    func unacknowledged(_ member: MemberID) throws -> Unacknowledged {
+        let acknowledged =
+            try Int64.fetchOne(db.cachedStatement(sql: "SELECT acknowledged_sequence FROM sync_state WHERE id = 1"))
+            ?? 0
+        let points =
             try Int64.fetchOne(
                 db.cachedStatement(
                     sql: """
                         SELECT COALESCE(SUM(points), 0) FROM member_delta
-                        WHERE member_id = ? AND sequence > (SELECT acknowledged_sequence FROM sync_state WHERE id = 1)
-                          AND sequence NOT IN (SELECT sequence FROM rejected)
+                        WHERE member_id = ? AND sequence > ? AND sequence NOT IN (SELECT sequence FROM rejected)
                         """),
-                arguments: [member.description]) ?? 0)
+                arguments: [member.description, acknowledged]) ?? 0
+        return Unacknowledged(points: Points(points), afterSequence: acknowledged)
     }
 
     /// What each budgeted promotion may still give as this edge knows it: the figure last pulled

@@ -105,13 +105,14 @@ struct LedgerWriter {
         )
     }
 
-    /// Points of a member held by active, unexpired holds (other than `excluding`).
+    /// Points of a member's balance held by active, unexpired holds (other than `excluding`): the
+    /// part of each hold that was taken from the balance when it was placed.
     func held(_ member: MemberID, now: Timestamp, excluding hold: String? = nil) throws -> Points {
         Points(
             try Int64.fetchOne(
                 db.cachedStatement(
                     sql:
-                        "SELECT COALESCE(SUM(points), 0) FROM holds WHERE member_id = ? AND status = 'active' AND expires_at_ms > ? AND hold_id != ?"
+                        "SELECT COALESCE(SUM(COALESCE(balance_points, points)), 0) FROM holds WHERE member_id = ? AND status = 'active' AND expires_at_ms > ? AND hold_id != ?"
                 ),
                 arguments: [member.description, now.milliseconds, hold ?? ""]) ?? 0)
     }

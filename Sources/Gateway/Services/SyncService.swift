@@ -189,7 +189,8 @@ extension SyncService {
                     requestID: requestID, member: member, merchant: merchant, points: Points(message.points),
                     transaction: transaction,
                     unacknowledged: Points(
-                        min(max(message.unacknowledgedPoints, -1_000_000_000_000), 1_000_000_000_000))))
+                        min(max(message.unacknowledgedPoints, -1_000_000_000_000), 1_000_000_000_000)),
+                    acknowledgedSequence: Int64(min(message.acknowledgedSequence, UInt64(Int64.max)))))
         }
     }
 

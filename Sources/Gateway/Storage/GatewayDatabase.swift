@@ -248,6 +248,16 @@ package struct GatewayDatabase: Sendable {
                     INSERT INTO member_tiers (member_id, position, tier) SELECT member_id, 0, tier FROM members;
                     """)
         }
+        migrator.registerMigration("2026-11-30 gateway hold balance v1") { db in
+            try db.execute(
+                sql: """
+                    -- The part of a hold taken from the member's balance when it was placed; the
+                    -- rest relied on the site's transactions not yet pushed (an earn a moment ago),
+                    -- which the site bears. Only this part keeps others from the member's points.
+                    -- Holds from before this column hold all their points.
+                    ALTER TABLE holds ADD COLUMN balance_points INTEGER;
+                    """)
+        }
         migrator.registerMigration("2026-11-30 gateway promotion usage v1") { db in
             try db.execute(
                 sql: """

@@ -66,10 +66,12 @@ package struct AuthorizeCommand: Sendable {
     package var transaction: TransactionID
     /// The member's points change from the site's transactions not yet acknowledged.
     package var unacknowledged: Points
+    /// The site's acknowledged sequence `unacknowledged` was counted after.
+    package var acknowledgedSequence: Int64
 
     package init(
         requestID: RequestID, member: MemberID, merchant: MerchantID, points: Points, transaction: TransactionID,
-        unacknowledged: Points = .zero
+        unacknowledged: Points = .zero, acknowledgedSequence: Int64 = 0
     ) {
         self.requestID = requestID
         self.member = member
@@ -77,6 +79,7 @@ package struct AuthorizeCommand: Sendable {
         self.points = points
         self.transaction = transaction
         self.unacknowledged = unacknowledged
+        self.acknowledgedSequence = acknowledgedSequence
     }
 }
 

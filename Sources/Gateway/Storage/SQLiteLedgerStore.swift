@@ -528,7 +528,23 @@ package final class SQLiteLedgerStore: LedgerStore {
                 response.message = "The member is not known to the centre yet."
                 return response
             }
-            let available = try writer.available(member, now: now) + max(.zero, request.unacknowledged)
+            // The site's change the gateway has not acknowledged counts towards the member (the site
+            // bears it if it does not post), less what the gateway has in fact posted of the site's
+            // transactions after the sequence it was counted from: an acknowledgement lost on its
+            // way back leaves those in the edge's count and already in the balance.
+            var unacknowledged = request.unacknowledged
+            if unacknowledged > .zero {
+                unacknowledged -= Points(
+                    try Int64.fetchOne(
+                        db.cachedStatement(
+                            sql: """
+                                SELECT COALESCE(SUM(points), 0) FROM transactions
+                                WHERE member_id = ? AND site_id = ? AND site_sequence > ?
+                                """),
+                        arguments: [member.description, site.rawValue, request.acknowledgedSequence]) ?? 0)
+            }
+            let fromBalance = try writer.available(member, now: now)
+            let available = fromBalance + max(.zero, unacknowledged)
             guard request.points <= available else {
                 response.approved = false
                 response.availablePoints = max(0, available.value)
@@ -541,11 +557,12 @@ package final class SQLiteLedgerStore: LedgerStore {
             let expires = now.adding(milliseconds: limits.holdMilliseconds)
             try db.cachedStatement(
                 sql:
-                    "INSERT INTO holds (hold_id, member_id, site_id, merchant_id, transaction_id, request_id, points, created_at_ms, expires_at_ms, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'active')"
+                    "INSERT INTO holds (hold_id, member_id, site_id, merchant_id, transaction_id, request_id, points, balance_points, created_at_ms, expires_at_ms, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'active')"
             ).execute(arguments: [
                 hold, member.description, site.rawValue, request.merchant.rawValue, request.transaction.description,
                 request.requestID.rawValue,
-                request.points.value, now.milliseconds, expires.milliseconds,
+                request.points.value, min(request.points, max(.zero, fromBalance)).value, now.milliseconds,
+                expires.milliseconds,
             ])
             try writer.touch(member, position: try writer.nextPosition())
             response.approved = true

@@ -698,6 +698,11 @@ package nonisolated struct Coalition_Sync_V1_AuthorizeRedeemRequest: Sendable {
   /// site bears any shortfall if they turn out not to post (offline_risk).
   package var unacknowledgedPoints: Int64 = 0
 
+  /// The edge's acknowledged sequence when it counted `unacknowledged_points`. The gateway leaves
+  /// out of them what it has already posted of this site's transactions after that sequence (an
+  /// acknowledgement lost on its way back), so they are not counted twice. 0: counted from the start.
+  package var acknowledgedSequence: UInt64 = 0
+
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
   package init() {}
@@ -1909,7 +1914,7 @@ nonisolated extension Coalition_Sync_V1_PullResponse: SwiftProtobuf.Message, Swi
 
 nonisolated extension Coalition_Sync_V1_AuthorizeRedeemRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".AuthorizeRedeemRequest"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}request_id\0\u{3}member_id\0\u{3}merchant_id\0\u{1}points\0\u{3}transaction_id\0\u{3}unacknowledged_points\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}request_id\0\u{3}member_id\0\u{3}merchant_id\0\u{1}points\0\u{3}transaction_id\0\u{3}unacknowledged_points\0\u{3}acknowledged_sequence\0")
 
   package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1924,6 +1929,7 @@ nonisolated extension Coalition_Sync_V1_AuthorizeRedeemRequest: SwiftProtobuf.Me
       case 5: try { try decoder.decodeSingularInt64Field(value: &self.points) }()
       case 6: try { try decoder.decodeSingularStringField(value: &self.transactionID) }()
       case 7: try { try decoder.decodeSingularInt64Field(value: &self.unacknowledgedPoints) }()
+      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.acknowledgedSequence) }()
       default: break
       }
     }
@@ -1951,6 +1957,9 @@ nonisolated extension Coalition_Sync_V1_AuthorizeRedeemRequest: SwiftProtobuf.Me
     if self.unacknowledgedPoints != 0 {
       try visitor.visitSingularInt64Field(value: self.unacknowledgedPoints, fieldNumber: 7)
     }
+    if self.acknowledgedSequence != 0 {
+      try visitor.visitSingularUInt64Field(value: self.acknowledgedSequence, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1962,6 +1971,7 @@ nonisolated extension Coalition_Sync_V1_AuthorizeRedeemRequest: SwiftProtobuf.Me
     if lhs.points != rhs.points {return false}
     if lhs.transactionID != rhs.transactionID {return false}
     if lhs.unacknowledgedPoints != rhs.unacknowledgedPoints {return false}
+    if lhs.acknowledgedSequence != rhs.acknowledgedSequence {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

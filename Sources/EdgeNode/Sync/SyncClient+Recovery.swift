@@ -1,0 +1,131 @@
+import Core
+import Crypto
+import Foundation
+import GRDB
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Logging
+import SwiftProtobuf
+import Synchronization
+import Wire
+
+// Recovery (DESIGN §5): the site's own transactions downloaded back into a lost or old database
+// before anything new is minted.
+extension SyncClient {
+    /// Downloads the site's own transactions the gateway has and this database lacks (a lost file
+    /// or an old backup), before any new one is minted. Returns how many were restored.
+    @discardableResult
+    package func recover() async throws -> Int {
+        var restored = 0
+        while true {
+            let local = try await database.pool.read { db in
+                try Int64.fetchOne(db, sql: "SELECT MAX(sequence) FROM outbox") ?? 0
+            }
+            var request = Coalition_Sync_V1_RecoverRequest()
+            request.protocolVersion = 1
+            request.fromSequence = UInt64(local + 1)
+            request.maxCount = UInt32(min(1_000, link.pullPageSize))
+            let response = try await sync.recover(request, options(link.callTimeoutMilliseconds))
+            let now = clock.now()
+            let timeZone = program().program.timeZone
+            try await database.pool.write { db in
+                for transaction in response.transactions {
+                    try Self.restore(transaction, db, timeZone: timeZone)
+                }
+                try db.cachedStatement(
+                    sql:
+                        "UPDATE sync_state SET acknowledged_sequence = MAX(acknowledged_sequence, ?), last_gateway_contact_ms = ? WHERE id = 1"
+                ).execute(arguments: [
+                    min(Int64(response.highWaterMark), local + Int64(response.transactions.count)), now.milliseconds,
+                ])
+            }
+            restored += response.transactions.count
+            if response.transactions.isEmpty || !response.hasMore_p { break }
+        }
+        if restored > 0 { logger.notice("recovered transactions from the gateway", metadata: ["count": "\(restored)"]) }
+        return restored
+    }
+
+    /// Writes a recovered transaction into the outbox exactly as it was (same bytes, same chain).
+    static func restore(
+        _ transaction: Coalition_Sync_V1_OutboxTransaction, _ db: Database, timeZone: ProgramTimeZone
+    ) throws {
+        let local = try Coalition_Sync_V1_LocalTransaction(serializedBytes: transaction.payload)
+        var kind: TransactionKind?
+        var member = ""
+        var points: Int64 = 0
+        var amount: Int64 = 0
+        var authorization: String?
+        var original: String?
+        var freeMinutes: Int64 = 0
+        var deltas: [(String, Int64)] = []
+        switch local.body {
+        case .enrollment(let record):
+            kind = .enroll
+            member = record.memberID
+            points = record.signupPoints
+            deltas = [(record.memberID, record.signupPoints)]
+            if !record.referrerMemberID.isEmpty, record.referralPoints > 0 {
+                deltas.append((record.referrerMemberID, record.referralPoints))
+            }
+        case .earn(let record):
+            kind = .earn
+            member = record.memberID
+            points = record.breakdown.totalPoints
+            amount = record.amountMinor
+            deltas = [(member, points)]
+            for component in record.breakdown.components where component.kind == .promotion && component.points > 0 {
+                try db.cachedStatement(
+                    sql: """
+                        INSERT INTO outbox_promotions (promotion_id, sequence, points) VALUES (?, ?, ?)
+                        ON CONFLICT (promotion_id, sequence) DO UPDATE SET points = points + excluded.points
+                        """
+                ).execute(arguments: [component.ruleID, Int64(transaction.sequence), component.points])
+            }
+        case .redeem(let record):
+            kind = .redeem
+            member = record.memberID
+            points = -record.points
+            amount = record.billAmountMinor
+            authorization = record.authorization == .online ? "online" : "floor_limit"
+            deltas = [(member, points)]
+        case .reverse(let record):
+            kind = .reverse
+            member = record.memberID
+            points = record.points
+            amount = record.amountMinor
+            original = record.originalTransactionID
+            deltas = [(member, points)]
+        case .parking(let record):
+            kind = .parking
+            member = record.memberID
+            points = -record.points
+            amount = record.feeMinor
+            freeMinutes = record.freeMinutesApplied
+            authorization = record.points > 0 ? (record.authorization == .online ? "online" : "floor_limit") : nil
+            deltas = [(member, points)]
+        case nil:
+            break
+        }
+        let day = timeZone.date(of: Timestamp(milliseconds: transaction.occurredAtMs))
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO outbox (sequence, transaction_id, kind, merchant_id, member_id, request_id, points, amount_minor, authorization,
+                    original_transaction_id, free_minutes, occurred_at_ms, local_day, previous_hash, payload_hash, payload)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """
+        ).execute(arguments: [
+            Int64(transaction.sequence), transaction.transactionID, kind?.rawValue ?? "unknown", local.merchantID,
+            member, local.requestID,
+            points, amount,
+            authorization, original, freeMinutes, transaction.occurredAtMs, day.description, transaction.previousHash,
+            Data(SHA256.hash(data: transaction.payload)), transaction.payload,
+        ])
+        var merged: [String: Int64] = [:]
+        for (id, value) in deltas where !id.isEmpty { merged[id, default: 0] += value }
+        for (id, value) in merged.sorted(by: { $0.key < $1.key }) {
+            try db.cachedStatement(sql: "INSERT INTO member_delta (member_id, sequence, points) VALUES (?, ?, ?)")
+                .execute(arguments: [id, Int64(transaction.sequence), value])
+        }
+    }
+}
