@@ -74,51 +74,27 @@ struct HoldTests {
     /// the member pays, nothing reaches the site's `offline_risk`, and the hold is consumed.
     @Test("a redemption whose authorisation answer was lost is paid from the points its own hold kept")
     func lostAuthorisationAnswer() async throws {
-        let directory = try TemporaryDirectory()
-        let certificates = try TestCertificates(directory: directory.url.path, sites: ["mall-01"])
-        let clock = ManualWallClock()
-        clock.set(ManualClockTime.now)
-        try await Network.withGateway(
-            try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: clock
-        ) { gateway in
-            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") {
-                sync in
-                let enrolments = try RawSync.enrolments(merchant: "mall-fashion", count: 2)
-                _ = try await sync.push(RawSync.push(enrolments))
-                let members = try enrolments.map {
-                    try Coalition_Sync_V1_LocalTransaction(serializedBytes: $0.payload).enrollment.memberID
-                }
-                var generator = SystemRandomNumberGenerator()
-                var redemptions: [Coalition_Sync_V1_LocalTransaction] = []
-                for (member, points) in zip(members, [Int64(150), 200]) {
-                    let transaction = TransactionID(time: ManualClockTime.now, using: &generator).description
-                    var request = Coalition_Sync_V1_AuthorizeRedeemRequest()
-                    request.protocolVersion = 1
-                    request.requestID = "A-\(transaction.suffix(6))"
-                    request.memberID = member
-                    request.merchantID = "mall-fashion"
-                    request.points = points
-                    request.transactionID = transaction
-                    // Approved at the gateway; the answer never reaches the edge.
-                    #expect(try await sync.authorizeRedeem(request).approved)
-                    redemptions.append(
-                        RawSync.redemption(
-                            transaction: transaction, member: member, merchant: "mall-fashion", points: points,
-                            authorization: .floorLimit))
-                }
-                let pushed = try await sync.push(
-                    RawSync.push(
-                        try RawSync.chain(
-                            redemptions, first: 3,
-                            previous: Data(SHA256.hash(data: enrolments[1].payload)))))
-                #expect(pushed.results.map(\.outcome) == [.posted, .posted])
-                #expect(pushed.results.map(\.postedPoints) == [-150, -200])
+        try await RawSync.withEnrolledSite(members: 2) { site in
+            var generator = SystemRandomNumberGenerator()
+            var redemptions: [Coalition_Sync_V1_LocalTransaction] = []
+            for (member, points) in zip(site.members, [Int64(150), 200]) {
+                let transaction = TransactionID(time: ManualClockTime.now, using: &generator).description
+                // Approved at the gateway; the answer never reaches the edge.
+                #expect(
+                    try await Self.authorize(site.sync, member: member, points: points, transaction: transaction)
+                        .approved)
+                redemptions.append(
+                    RawSync.redemption(
+                        transaction: transaction, member: member, merchant: "mall-fashion", points: points,
+                        authorization: .floorLimit))
             }
-            #expect(try await gateway.balance(try await gateway.memberIDs()[0]) == 50)
-            #expect(try await gateway.account("offline_risk:mall-01") == 0)
-            #expect(try await gateway.conflicts(kind: "offline_overdraw").isEmpty)
-            #expect(try await gateway.activeHolds() == 0)
-            try await gateway.checkInvariants()
+            let pushed = try await site.push(redemptions)
+            #expect(pushed.results.map(\.outcome) == [.posted, .posted])
+            #expect(pushed.results.map(\.postedPoints) == [-150, -200])
+            #expect(try await site.gateway.balance(site.members[0]) == 50)
+            #expect(try await site.gateway.account("offline_risk:mall-01") == 0)
+            #expect(try await site.gateway.conflicts(kind: "offline_overdraw").isEmpty)
+            #expect(try await site.gateway.activeHolds() == 0)
         }
     }
 
@@ -143,48 +119,30 @@ struct HoldTests {
     /// an earlier online redemption of the same site was booked wholly to offline_risk.
     @Test("a hold that relies on the site's unpushed earn does not take the points of the site's earlier redemption")
     func holdOnUnpushedEarn() async throws {
-        let directory = try TemporaryDirectory()
-        let certificates = try TestCertificates(directory: directory.url.path, sites: ["mall-01"])
-        let clock = ManualWallClock()
-        clock.set(ManualClockTime.now)
-        try await Network.withGateway(
-            try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: clock
-        ) { gateway in
-            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") {
-                sync in
-                let enrolments = try RawSync.enrolments(merchant: "mall-fashion", count: 1)
-                _ = try await sync.push(RawSync.push(enrolments))
-                let member = try Coalition_Sync_V1_LocalTransaction(serializedBytes: enrolments[0].payload)
-                    .enrollment.memberID
-                var generator = SystemRandomNumberGenerator()
-                let first = TransactionID(time: ManualClockTime.now, using: &generator).description
-                let second = TransactionID(time: ManualClockTime.now, using: &generator).description
-                // 150 of the member's 200, then 300 more relying on the site's 400-point earn.
-                #expect(try await Self.authorize(sync, member: member, points: 150, transaction: first).approved)
-                #expect(
-                    try await Self.authorize(
-                        sync, member: member, points: 300, transaction: second, unacknowledged: 400,
-                        acknowledgedSequence: 1
-                    ).approved)
-                let locals = [
-                    RawSync.redemption(
-                        transaction: first, member: member, merchant: "mall-fashion", points: 150,
-                        authorization: .online),
-                    RawSync.earn(
-                        member: member, merchant: "mall-fashion", amount: 40_000, statedPoints: 400, tier: "member"),
-                    RawSync.redemption(
-                        transaction: second, member: member, merchant: "mall-fashion", points: 300,
-                        authorization: .online),
-                ]
-                let pushed = try await sync.push(
-                    RawSync.push(
-                        try RawSync.chain(locals, first: 2, previous: Data(SHA256.hash(data: enrolments[0].payload)))))
-                #expect(pushed.results.map(\.outcome) == [.posted, .posted, .posted])
-                #expect(try await gateway.balance(member) == 200 - 150 + 400 - 300)
-            }
-            #expect(try await gateway.account("offline_risk:mall-01") == 0)
-            #expect(try await gateway.conflicts(kind: "offline_overdraw").isEmpty)
-            try await gateway.checkInvariants()
+        try await RawSync.withEnrolledSite { site in
+            let member = site.members[0]
+            var generator = SystemRandomNumberGenerator()
+            let first = TransactionID(time: ManualClockTime.now, using: &generator).description
+            let second = TransactionID(time: ManualClockTime.now, using: &generator).description
+            // 150 of the member's 200, then 300 more relying on the site's 400-point earn.
+            #expect(try await Self.authorize(site.sync, member: member, points: 150, transaction: first).approved)
+            #expect(
+                try await Self.authorize(
+                    site.sync, member: member, points: 300, transaction: second, unacknowledged: 400,
+                    acknowledgedSequence: 1
+                ).approved)
+            let pushed = try await site.push([
+                RawSync.redemption(
+                    transaction: first, member: member, merchant: "mall-fashion", points: 150, authorization: .online),
+                RawSync.earn(
+                    member: member, merchant: "mall-fashion", amount: 40_000, statedPoints: 400, tier: "member"),
+                RawSync.redemption(
+                    transaction: second, member: member, merchant: "mall-fashion", points: 300, authorization: .online),
+            ])
+            #expect(pushed.results.map(\.outcome) == [.posted, .posted, .posted])
+            #expect(try await site.gateway.balance(member) == 200 - 150 + 400 - 300)
+            #expect(try await site.gateway.account("offline_risk:mall-01") == 0)
+            #expect(try await site.gateway.conflicts(kind: "offline_overdraw").isEmpty)
         }
     }
 
@@ -192,39 +150,26 @@ struct HoldTests {
     /// acknowledgement lost on its way back) is already in the balance.
     @Test("points the gateway posted but the edge still counts as unacknowledged are not counted twice")
     func lostAcknowledgement() async throws {
-        let directory = try TemporaryDirectory()
-        let certificates = try TestCertificates(directory: directory.url.path, sites: ["mall-01"])
-        let clock = ManualWallClock()
-        clock.set(ManualClockTime.now)
-        try await Network.withGateway(
-            try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: clock
-        ) { gateway in
-            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") {
-                sync in
-                let enrolments = try RawSync.enrolments(merchant: "mall-fashion", count: 1)
-                _ = try await sync.push(RawSync.push(enrolments))
-                let member = try Coalition_Sync_V1_LocalTransaction(serializedBytes: enrolments[0].payload)
-                    .enrollment.memberID
-                let earn = RawSync.earn(
+        try await RawSync.withEnrolledSite { site in
+            let member = site.members[0]
+            // Posted; the edge never hears (its acknowledged sequence stays 1).
+            _ = try await site.push([
+                RawSync.earn(
                     member: member, merchant: "mall-fashion", amount: 60_000, statedPoints: 600, tier: "member")
-                // Posted; the edge never hears (its acknowledged sequence stays 1).
-                _ = try await sync.push(
-                    RawSync.push(
-                        try RawSync.chain([earn], first: 2, previous: Data(SHA256.hash(data: enrolments[0].payload)))))
-                var generator = SystemRandomNumberGenerator()
-                let refused = try await Self.authorize(
-                    sync, member: member, points: 1_300,
+            ])
+            var generator = SystemRandomNumberGenerator()
+            let refused = try await Self.authorize(
+                site.sync, member: member, points: 1_300,
+                transaction: TransactionID(time: ManualClockTime.now, using: &generator).description,
+                unacknowledged: 600, acknowledgedSequence: 1)
+            #expect(!refused.approved)
+            #expect(refused.availablePoints == 800)
+            #expect(
+                try await Self.authorize(
+                    site.sync, member: member, points: 800,
                     transaction: TransactionID(time: ManualClockTime.now, using: &generator).description,
-                    unacknowledged: 600, acknowledgedSequence: 1)
-                #expect(!refused.approved)
-                #expect(refused.availablePoints == 800)
-                #expect(
-                    try await Self.authorize(
-                        sync, member: member, points: 800,
-                        transaction: TransactionID(time: ManualClockTime.now, using: &generator).description,
-                        unacknowledged: 600, acknowledgedSequence: 1
-                    ).approved)
-            }
+                    unacknowledged: 600, acknowledgedSequence: 1
+                ).approved)
         }
     }
 }

@@ -111,49 +111,32 @@ struct GatewayBackupTests {
     /// is posted as stated.
     @Test("a stated tier or birthday the member did not have is replaced by the gateway's record and flagged")
     func memberStateLiar() async throws {
-        let directory = try TemporaryDirectory()
-        let certificates = try TestCertificates(directory: directory.url.path, sites: ["mall-01"])
-        let clock = ManualWallClock()
-        try await Network.withGateway(
-            try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: clock
-        ) { gateway in
-            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") {
-                sync in
-                let enrolments = try RawSync.enrolments(merchant: "mall-fashion", count: 1)
-                _ = try await sync.push(RawSync.push(enrolments))
-                let member = try Coalition_Sync_V1_LocalTransaction(serializedBytes: enrolments[0].payload)
-                    .enrollment.memberID
+        try await RawSync.withEnrolledSite { site in
+            let member = site.members[0]
+            func earn(_ amount: Int64, stating points: Int64, tier: String, birthMonth: Int32 = 0)
+                -> Coalition_Sync_V1_LocalTransaction
+            {
+                RawSync.earn(
+                    member: member, merchant: "mall-fashion", amount: amount, statedPoints: points, tier: tier,
+                    birthMonth: birthMonth, replicaPosition: 2)
+            }
+            let pushed = try await site.push([
                 // ¥1,000 at 1 point a yuan is 1,000 points; gold (1.5×) and the birthday month
                 // (November, 2×) would make it 2,500.
-                let lie = RawSync.earn(
-                    member: member, merchant: "mall-fashion", amount: 100_000, statedPoints: 2_500, tier: "gold",
-                    birthMonth: 11, replicaPosition: 2)
+                earn(100_000, stating: 2_500, tier: "gold", birthMonth: 11),
                 // ¥5,000 makes the member silver (5,000 qualifying points).
-                let big = RawSync.earn(
-                    member: member, merchant: "mall-fashion", amount: 500_000, statedPoints: 5_000, tier: "member",
-                    replicaPosition: 2)
+                earn(500_000, stating: 5_000, tier: "member"),
                 // The edge's replica was from before the upgrade: "member" is a tier the member held
                 // since then (honest), "gold" is not.
-                let stale = RawSync.earn(
-                    member: member, merchant: "mall-fashion", amount: 100_000, statedPoints: 1_000, tier: "member",
-                    replicaPosition: 2)
-                let inflated = RawSync.earn(
-                    member: member, merchant: "mall-fashion", amount: 100_000, statedPoints: 1_500, tier: "gold",
-                    replicaPosition: 2)
-                let pushed = try await sync.push(
-                    RawSync.push(
-                        try RawSync.chain(
-                            [lie, big, stale, inflated], first: 2,
-                            previous: Data(SHA256.hash(data: enrolments[0].payload)))))
-                #expect(pushed.results.map(\.reason) == ["member_state_mismatch", "", "", "member_state_mismatch"])
-                #expect(pushed.results.map(\.postedPoints) == [1_000, 5_000, 1_000, 1_200])
-                #expect(try await gateway.balance(member) == 200 + 1_000 + 5_000 + 1_000 + 1_200)
-            }
-            let conflicts = try await gateway.conflicts(kind: "member_state_mismatch")
-            #expect(conflicts.map(\.points) == [1_500, 300])
-            #expect(try await gateway.flags("mall-01").contains("member_state_mismatch"))
-            #expect(try await gateway.conflicts(kind: "points_mismatch").isEmpty)
-            try await gateway.checkInvariants()
+                earn(100_000, stating: 1_000, tier: "member"),
+                earn(100_000, stating: 1_500, tier: "gold"),
+            ])
+            #expect(pushed.results.map(\.reason) == ["member_state_mismatch", "", "", "member_state_mismatch"])
+            #expect(pushed.results.map(\.postedPoints) == [1_000, 5_000, 1_000, 1_200])
+            #expect(try await site.gateway.balance(member) == 200 + 1_000 + 5_000 + 1_000 + 1_200)
+            #expect(try await site.gateway.conflicts(kind: "member_state_mismatch").map(\.points) == [1_500, 300])
+            #expect(try await site.gateway.flags("mall-01").contains("member_state_mismatch"))
+            #expect(try await site.gateway.conflicts(kind: "points_mismatch").isEmpty)
         }
     }
 }

@@ -23,53 +23,38 @@ struct PromotionBudgetTests {
 
     @Test("a bonus past the budget is posted with what is left and recorded; the pull feed shows the budget")
     func gatewayCut() async throws {
-        let directory = try TemporaryDirectory()
-        let dir = directory.url.path
-        let certificates = try TestCertificates(directory: dir, sites: ["hotel-01"])
-        let clock = ManualWallClock()
-        let configuration = try Network.gatewayConfiguration(dir, certificates: certificates)
-        try Self.smallBudget(dir)
-        try await Network.withGateway(configuration, clock: clock) { gateway in
-            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "hotel-01") {
-                sync in
-                let enrolments = try RawSync.enrolments(merchant: "hotel-rooms", count: 1)
-                _ = try await sync.push(RawSync.push(enrolments))
-                let member = try Coalition_Sync_V1_LocalTransaction(serializedBytes: enrolments[0].payload)
-                    .enrollment.memberID
-                // Three ¥100 dinners, each 100 base points and the 150-point bonus as an edge with
-                // an old budget figure would compute them: 250 points each.
-                let dinners = (0..<3).map { _ in
-                    RawSync.earn(
-                        member: member, merchant: "hotel-restaurant", amount: 10_000, statedPoints: 250,
-                        tier: "member", promotions: ["quay-dinner": 150])
-                }
-                let chain = try RawSync.chain(
-                    dinners, first: 2, previous: Data(SHA256.hash(data: enrolments[0].payload)))
-                let pushed = try await sync.push(RawSync.push(chain))
-                #expect(pushed.results.map(\.postedPoints) == [250, 250, 100])
-                #expect(pushed.results.map(\.reason) == ["", "", "promotion_budget"])
-                #expect(try await gateway.balance(member) == 200 + 250 + 250 + 100)
-                // The edge, not yet told of the cut, refunds half of the third dinner in proportion to
-                // its receipt (125 of 250); the gateway takes back half of what it posted (50), and
-                // does not call the honest edge's figure a mismatch.
-                let refund = RawSync.refund(
-                    original: dinners[2].transactionID, member: member, merchant: "hotel-restaurant", amount: 5_000,
-                    points: -125)
-                let refunded = try await sync.push(
-                    RawSync.push(
-                        try RawSync.chain([refund], first: 5, previous: Data(SHA256.hash(data: chain[2].payload)))))
-                #expect(refunded.results.map(\.postedPoints) == [-50])
-                #expect(refunded.results.map(\.outcome) == [.posted])
-                var pull = Coalition_Sync_V1_PullRequest()
-                pull.protocolVersion = 1
-                let page = try await sync.pull(pull)
-                #expect(page.promotionBudgets.map(\.promotionID) == ["quay-dinner"])
-                #expect(page.promotionBudgets.map(\.pointsLeft) == [0])
+        try await RawSync.withEnrolledSite("hotel-01", merchant: "hotel-rooms", program: Self.smallBudget) { site in
+            let member = site.members[0]
+            // Three ¥100 dinners, each 100 base points and the 150-point bonus as an edge with an
+            // old budget figure would compute them: 250 points each.
+            let dinners = (0..<3).map { _ in
+                RawSync.earn(
+                    member: member, merchant: "hotel-restaurant", amount: 10_000, statedPoints: 250, tier: "member",
+                    promotions: ["quay-dinner": 150])
             }
-            #expect(try await gateway.account("issued:hotel-restaurant") == -(250 + 250 + 100 - 50))
-            #expect(try await gateway.conflicts(kind: "promotion_budget").map(\.points) == [150])
-            #expect(try await gateway.conflicts(kind: "points_mismatch").isEmpty)
-            try await gateway.checkInvariants()
+            let pushed = try await site.push(dinners)
+            #expect(pushed.results.map(\.postedPoints) == [250, 250, 100])
+            #expect(pushed.results.map(\.reason) == ["", "", "promotion_budget"])
+            #expect(try await site.gateway.balance(member) == 200 + 250 + 250 + 100)
+            // The edge, not yet told of the cut, refunds half of the third dinner in proportion to
+            // its receipt (125 of 250); the gateway takes back half of what it posted (50), and does
+            // not call the honest edge's figure a mismatch.
+            let refunded = try await site.push(
+                [
+                    RawSync.refund(
+                        original: dinners[2].transactionID, member: member, merchant: "hotel-restaurant",
+                        amount: 5_000, points: -125)
+                ], from: 5, after: Data(SHA256.hash(data: try dinners[2].serializedBytes() as [UInt8])))
+            #expect(refunded.results.map(\.postedPoints) == [-50])
+            #expect(refunded.results.map(\.outcome) == [.posted])
+            var pull = Coalition_Sync_V1_PullRequest()
+            pull.protocolVersion = 1
+            let page = try await site.sync.pull(pull)
+            #expect(page.promotionBudgets.map(\.promotionID) == ["quay-dinner"])
+            #expect(page.promotionBudgets.map(\.pointsLeft) == [0])
+            #expect(try await site.gateway.conflicts(kind: "promotion_budget").map(\.points) == [150])
+            #expect(try await site.gateway.conflicts(kind: "points_mismatch").isEmpty)
+            #expect(try await site.gateway.account("issued:hotel-restaurant") == -(250 + 250 + 100 - 50))
         }
     }
 

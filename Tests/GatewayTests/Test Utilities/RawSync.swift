@@ -4,6 +4,7 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import SwiftProtobuf
+import TestSupport
 import Wire
 
 /// A Sync client that is not an edge: it presents whatever certificate a test gives it and pushes
@@ -30,9 +31,60 @@ enum RawSync {
         }
     }
 
+    /// A raw client of a site that has enrolled some members, against a gateway on loopback.
+    struct EnrolledSite {
+        let gateway: GatewayHarness
+        let sync: Coalition_Sync_V1_Sync.Client<HTTP2ClientTransport.Posix>
+        /// The enrolled members' ids (200 points each), in enrolment order.
+        let members: [String]
+        /// The sequence the site's next transaction takes, and the chain head before it.
+        let next: UInt64
+        let previous: Data
+
+        /// Pushes `locals` as the site's next transactions; returns the gateway's answer.
+        func push(
+            _ locals: [Coalition_Sync_V1_LocalTransaction], from first: UInt64? = nil, after previous: Data? = nil
+        )
+            async throws -> Coalition_Sync_V1_PushResponse
+        {
+            try await sync.push(
+                RawSync.push(try RawSync.chain(locals, first: first ?? next, previous: previous ?? self.previous)))
+        }
+    }
+
+    /// Runs `body` with a gateway serving mTLS on loopback (the test program, rewritten by
+    /// `program` when given) and a raw client of `site` that has enrolled `count` members at
+    /// `merchant`.
+    static func withEnrolledSite(
+        _ site: String = "mall-01", merchant: String = "mall-fashion", members count: Int = 1,
+        program: ((String) throws -> Void)? = nil, _ body: (EnrolledSite) async throws -> Void
+    ) async throws {
+        let directory = try TemporaryDirectory()
+        let certificates = try TestCertificates(directory: directory.url.path, sites: [site])
+        let clock = ManualWallClock()
+        clock.set(ManualClockTime.now)
+        let configuration = try Network.gatewayConfiguration(directory.url.path, certificates: certificates)
+        try program?(directory.url.path)
+        try await Network.withGateway(configuration, clock: clock) { gateway in
+            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: site) { sync in
+                let enrolments = try RawSync.enrolments(merchant: merchant, count: count)
+                _ = try await sync.push(RawSync.push(enrolments))
+                let members = try enrolments.map {
+                    try Coalition_Sync_V1_LocalTransaction(serializedBytes: $0.payload).enrollment.memberID
+                }
+                try await body(
+                    EnrolledSite(
+                        gateway: gateway, sync: sync, members: members, next: UInt64(count) + 1,
+                        previous: Data(SHA256.hash(data: enrolments[count - 1].payload))))
+            }
+            try await gateway.checkInvariants()
+        }
+    }
+
     /// A hash chain of enrolments at `merchant`, starting after `previous` at `first`.
     static func enrolments(
-        merchant: String, count: Int, first: UInt64 = 1, previous: Data = Data(count: 32), time: Timestamp = ManualClockTime.now,
+        merchant: String, count: Int, first: UInt64 = 1, previous: Data = Data(count: 32),
+        time: Timestamp = ManualClockTime.now,
         version: Int64 = 1, signupPoints: Int64 = 200
     ) throws -> [Coalition_Sync_V1_OutboxTransaction] {
         var generator = SystemRandomNumberGenerator()
