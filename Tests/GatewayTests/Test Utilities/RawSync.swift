@@ -131,18 +131,27 @@ enum RawSync {
         }
     }
 
+    /// A local transaction at `merchant` with no body yet: a new transaction id (or `transaction`)
+    /// and a request id made from it.
+    static func header(merchant: String, prefix: String, time: Timestamp, transaction: String? = nil)
+        -> Coalition_Sync_V1_LocalTransaction
+    {
+        var generator = SystemRandomNumberGenerator()
+        var local = Coalition_Sync_V1_LocalTransaction()
+        local.transactionID = transaction ?? TransactionID(time: time, using: &generator).description
+        local.requestID = "\(prefix)-\(local.transactionID.suffix(8))"
+        local.merchantID = merchant
+        local.programVersion = 1
+        local.occurredAtMs = time.milliseconds
+        return local
+    }
+
     /// An earn at `merchant` as an edge records it, with the member state and points it states.
     static func earn(
         member: String, merchant: String, amount: Int64, statedPoints: Int64, tier: String, birthMonth: Int32 = 0,
         replicaPosition: UInt64 = 0, promotions: [String: Int64] = [:], time: Timestamp = ManualClockTime.now
     ) -> Coalition_Sync_V1_LocalTransaction {
-        var generator = SystemRandomNumberGenerator()
-        var local = Coalition_Sync_V1_LocalTransaction()
-        local.transactionID = TransactionID(time: time, using: &generator).description
-        local.requestID = "RAW-G-\(local.transactionID.suffix(8))"
-        local.merchantID = merchant
-        local.programVersion = 1
-        local.occurredAtMs = time.milliseconds
+        var local = header(merchant: merchant, prefix: "RAW-G", time: time)
         var record = Coalition_Sync_V1_EarnRecord()
         record.memberID = member
         record.amountMinor = amount
@@ -166,13 +175,7 @@ enum RawSync {
         original: String, member: String, merchant: String, amount: Int64, points: Int64,
         time: Timestamp = ManualClockTime.now
     ) -> Coalition_Sync_V1_LocalTransaction {
-        var generator = SystemRandomNumberGenerator()
-        var local = Coalition_Sync_V1_LocalTransaction()
-        local.transactionID = TransactionID(time: time, using: &generator).description
-        local.requestID = "RAW-V-\(local.transactionID.suffix(8))"
-        local.merchantID = merchant
-        local.programVersion = 1
-        local.occurredAtMs = time.milliseconds
+        var local = header(merchant: merchant, prefix: "RAW-V", time: time)
         var record = Coalition_Sync_V1_ReverseRecord()
         record.memberID = member
         record.originalTransactionID = original
@@ -187,12 +190,7 @@ enum RawSync {
         transaction: String, member: String, merchant: String, points: Int64,
         authorization: Coalition_Common_V1_RedeemAuthorization, hold: String = "", time: Timestamp = ManualClockTime.now
     ) -> Coalition_Sync_V1_LocalTransaction {
-        var local = Coalition_Sync_V1_LocalTransaction()
-        local.transactionID = transaction
-        local.requestID = "RAW-R-\(transaction.suffix(8))"
-        local.merchantID = merchant
-        local.programVersion = 1
-        local.occurredAtMs = time.milliseconds
+        var local = header(merchant: merchant, prefix: "RAW-R", time: time, transaction: transaction)
         var record = Coalition_Sync_V1_RedeemRecord()
         record.memberID = member
         record.billAmountMinor = points * 4
