@@ -18,7 +18,7 @@ struct BenchSmokeTests {
         ),
         (
             "gateway-ingest", ["--transactions", "400", "--sites", "2", "--batch", "50"],
-            ["baseline", "figure", "ratio", "rate", "memory"]
+            ["baseline", "figure", "ratio", "rows", "rows ratio", "rate", "memory"]
         ),
         (
             "catch-up", ["--transactions", "500", "--members", "20"],

@@ -197,6 +197,120 @@ enum GatewayBenches {
         return seconds
     }
 
+    /// The second baseline of gateway-ingest: the rows a posting writes, inserted with no logic
+    /// into a ledger with the gateway's own schema (same indexes, same durability), per pushed
+    /// transaction: its site transaction, receipt, ledger transaction, two postings, two balance
+    /// upserts, its lot and the position counter; for an enrolment the member row and its tier
+    /// spell, for an earn the member row rewritten and its qualifying bucket. Payloads are decoded
+    /// before the clock starts. Seconds taken.
+    static func postingRowsSeconds(
+        _ folder: BenchFolder, _ batches: [(SiteID, [[Coalition_Sync_V1_OutboxTransaction]])]
+    ) async throws -> Double {
+        struct Row: Sendable {
+            let transaction: Coalition_Sync_V1_OutboxTransaction
+            let local: Coalition_Sync_V1_LocalTransaction
+        }
+        let decoded: [(SiteID, [[Row]])] = try batches.map { site, pushes in
+            (
+                site,
+                try pushes.map { push in
+                    try push.map {
+                        Row(transaction: $0, local: try Coalition_Sync_V1_LocalTransaction(serializedBytes: $0.payload))
+                    }
+                }
+            )
+        }
+        let database = try GatewayDatabase.open(path: folder.path + "/rows-\(UUID().uuidString).sqlite")
+        let (_, seconds) = try await Load.time {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for (site, pushes) in decoded {
+                    group.addTask {
+                        for push in pushes {
+                            try await database.pool.write { db in
+                                for row in push { try insertPostingRows(db, site: site, row.transaction, row.local) }
+                            }
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+        try database.pool.close()
+        return seconds
+    }
+
+    private static func insertPostingRows(
+        _ db: Database, site: SiteID, _ transaction: Coalition_Sync_V1_OutboxTransaction,
+        _ local: Coalition_Sync_V1_LocalTransaction
+    ) throws {
+        let member: String
+        let points: Int64
+        switch local.body {
+        case .enrollment(let record): (member, points) = (record.memberID, record.signupPoints)
+        case .earn(let record): (member, points) = (record.memberID, record.breakdown.totalPoints)
+        default: return
+        }
+        let position =
+            try Int64.fetchOne(
+                db.cachedStatement(sql: "UPDATE counters SET value = value + 1 WHERE name = 'position' RETURNING value")
+            ) ?? 0
+        try db.cachedStatement(
+            sql:
+                "INSERT INTO site_transactions (site_id, sequence, transaction_id, previous_hash, payload, occurred_at_ms, outcome, reason, posted_points) VALUES (?, ?, ?, ?, ?, ?, 'posted', '', ?)"
+        ).execute(arguments: [
+            site.rawValue, Int64(transaction.sequence), transaction.transactionID, transaction.previousHash,
+            transaction.payload, transaction.occurredAtMs, points,
+        ])
+        try db.cachedStatement(
+            sql: "INSERT INTO receipts (merchant_id, operation, request_id, transaction_id) VALUES (?, ?, ?, ?)"
+        ).execute(arguments: [local.merchantID, "earn", local.requestID, local.transactionID])
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO transactions (position, transaction_id, kind, site_id, site_sequence, merchant_id, member_id,
+                    request_id, points, amount_minor, occurred_at_ms, posted_at_ms, program_version)
+                VALUES (?, ?, 'earn', ?, ?, ?, ?, ?, ?, 0, ?, ?, 1)
+                """
+        ).execute(arguments: [
+            position, local.transactionID, site.rawValue, Int64(transaction.sequence), local.merchantID, member,
+            local.requestID, points, local.occurredAtMs, local.occurredAtMs,
+        ])
+        for (account, value) in [("member:" + member, points), ("issued:" + local.merchantID, -points)] {
+            try db.cachedStatement(sql: "INSERT INTO postings (position, account, points) VALUES (?, ?, ?)")
+                .execute(arguments: [position, account, value])
+            try db.cachedStatement(
+                sql:
+                    "INSERT INTO balances (account, points) VALUES (?, ?) ON CONFLICT (account) DO UPDATE SET points = points + excluded.points"
+            ).execute(arguments: [account, value])
+        }
+        try db.cachedStatement(
+            sql:
+                "INSERT INTO lots (lot_id, member_id, earned_at_ms, expires_at_ms, original_points, remaining_points) VALUES (?, ?, ?, ?, ?, ?)"
+        ).execute(arguments: [
+            local.transactionID, member, local.occurredAtMs, local.occurredAtMs + 31_536_000_000, points, points,
+        ])
+        if case .enrollment = local.body {
+            try db.cachedStatement(
+                sql:
+                    "INSERT INTO members (member_id, tier, tier_review_date, enrolled_at_ms, enrolled_site, changed_position) VALUES (?, 'member', '2027-11-30', ?, ?, ?)"
+            ).execute(arguments: [member, local.occurredAtMs, site.rawValue, position])
+            try db.cachedStatement(sql: "INSERT INTO member_tiers (member_id, position, tier) VALUES (?, ?, 'member')")
+                .execute(arguments: [member, position])
+        } else {
+            try db.cachedStatement(
+                sql:
+                    "UPDATE members SET last_earn = ?, streak_last_day = ?, streak_days = ?, tier = ?, tier_review_date = ?, changed_position = ? WHERE member_id = ?"
+            ).execute(arguments: [
+                "mall=\(local.occurredAtMs)", "2026-11-30", 1, "member", "2027-11-30", position, member,
+            ])
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO qualifying_points (member_id, bucket_ms, points) VALUES (?, ?, ?)
+                    ON CONFLICT (member_id, bucket_ms) DO UPDATE SET points = points + excluded.points
+                    """
+            ).execute(arguments: [member, local.occurredAtMs / 900_000 * 900_000, points])
+        }
+    }
+
     /// S sites push their outboxes concurrently, in batches; baseline: the same rows inserted
     /// into SQLite in the same batches with no logic.
     static func gatewayIngest(program: String, sites: Int, transactions: Int, batch: Int) async throws {
@@ -212,6 +326,7 @@ enum GatewayBenches {
         }
         let total = batches.reduce(0) { $0 + $1.1.reduce(0) { $0 + $1.count } }
         let baselineSeconds = try await plainInsertSeconds(folder, batches)
+        let rowsSeconds = try await postingRowsSeconds(folder, batches)
         // The figure: the gateway's push path (decode, validate, chain, post, lots, balances).
         FileHandle.standardError.write(Data("gateway-ingest: pushing\n".utf8))
         let (_, figureSeconds) = try await Load.time {
@@ -260,6 +375,15 @@ enum GatewayBenches {
                 format: "%.0f transactions/s posted (%.2f s; %@)", Double(total) / figureSeconds, figureSeconds,
                 outcomes.joined(separator: ", ")))
         report.ratio(Double(total) / figureSeconds, over: Double(total) / baselineSeconds, minimum: 0.50)
+        report.line(
+            "rows",
+            String(
+                format: "%.0f transactions/s writing the rows a posting writes, no logic (%.2f s)",
+                Double(total) / rowsSeconds, rowsSeconds))
+        let rowsRatio = rowsSeconds / figureSeconds
+        report.line(
+            "rows ratio",
+            String(format: "%.2f (target ≥ 0.50: %@)", rowsRatio, rowsRatio >= 0.5 ? "met" : "NOT met"))
         report.floor("rate", Double(total) / figureSeconds, minimum: 25_000, unit: "tx/s")
         report.line("memory", String(format: "peak %.0f MiB", Load.peakMemoryMiB))
         report.print()
