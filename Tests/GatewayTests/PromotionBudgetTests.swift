@@ -90,4 +90,24 @@ struct PromotionBudgetTests {
             }
         }
     }
+
+    /// The receipts a refund is checked against are the site's words: extreme figures in them are
+    /// refused as a mismatch, never trap the gateway.
+    @Test("a refund checked against receipts with extreme figures is posted and flagged, and the gateway serves on")
+    func extremeReceipts() async throws {
+        try await RawSync.withEnrolledSite { site in
+            let member = site.members[0]
+            let earn = RawSync.earn(
+                member: member, merchant: "mall-fashion", amount: 10_000, statedPoints: Int64.max, tier: "member")
+            let refunds = [Int64.min, Int64.max, -1].map { points in
+                RawSync.refund(
+                    original: earn.transactionID, member: member, merchant: "mall-fashion", amount: 1_000,
+                    points: points)
+            }
+            let pushed = try await site.push([earn] + refunds)
+            #expect(pushed.results.map(\.reason) == Array(repeating: "points_mismatch", count: 4))
+            #expect(pushed.results.map(\.postedPoints) == [100, -10, -10, -10])
+            #expect(try await site.gateway.balance(member) == 200 + 100 - 30)
+        }
+    }
 }

@@ -572,8 +572,10 @@ struct Poster {
                 return .zero
             }
             if -refund.points != Points(record.points),
-                try receiptRefund(of: record.originalTransactionID, state: state, amount: record.amountMinor)
-                    != -Points(record.points)
+                try receiptRefund(
+                    of: record.originalTransactionID, state: state, amount: record.amountMinor,
+                    program: context.program
+                ).map({ -$0 }) != Points(record.points)
             {
                 try mismatch(&context, member: member, detail: "edge reversed \(record.points), Core \(-refund.points)")
             }
@@ -624,7 +626,12 @@ struct Poster {
     /// the gateway posted the earn with fewer points (a promotion budget spent, a member state
     /// replaced) before the edge heard of it; such a refund is honest, and is posted in proportion to
     /// the posted figures. Nil when the receipts cannot be read.
-    private func receiptRefund(of original: String, state: EarnRefundState, amount: Int64) throws -> Points? {
+    private func receiptRefund(
+        of original: String, state: EarnRefundState, amount: Int64, program: Program
+    ) throws -> Points? {
+        // The receipts are the site's words: figures outside the program's bounds are not an
+        // honest edge's, and must not reach the arithmetic (an extreme integer would trap).
+        let bound = program.limits.pointsPerTransactionMax.value
         let payloads = try db.cachedStatement(
             sql: """
                 SELECT s.payload FROM site_transactions s WHERE s.transaction_id = ?
@@ -637,8 +644,12 @@ struct Poster {
         for payload in try Data.fetchAll(payloads, arguments: [original, original]) {
             guard let local = try? Coalition_Sync_V1_LocalTransaction(serializedBytes: payload) else { return nil }
             switch local.body {
-            case .earn(let earn): receipt = Points(earn.breakdown.totalPoints)
-            case .reverse(let reverse): stated += Points(reverse.points)
+            case .earn(let earn):
+                guard (0...bound).contains(earn.breakdown.totalPoints) else { return nil }
+                receipt = Points(earn.breakdown.totalPoints)
+            case .reverse(let reverse):
+                guard (-bound...bound).contains(reverse.points) else { return nil }
+                stated += Points(reverse.points)
             default: return nil
             }
         }
