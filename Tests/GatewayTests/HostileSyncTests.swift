@@ -195,3 +195,53 @@ struct HostileSyncTests {
         }
     }
 }
+
+/// Every number a site states in a pushed transaction is the site's word: extreme values in any of
+/// them are answered (rejected or posted with the gateway's figures), never trap the gateway, and
+/// leave the ledger balanced.
+@Suite("Extreme numbers in pushed transactions")
+struct ExtremeNumberTests {
+    @Test("earns, redemptions and refunds stating extreme integers are answered and the ledger stays balanced")
+    func extremes() async throws {
+        try await RawSync.withEnrolledSite { site in
+            let member = site.members[0]
+            var locals: [Coalition_Sync_V1_LocalTransaction] = []
+            let extremes: [Int64] = [Int64.min, Int64.min + 1, -1, 0, Int64.max - 1, Int64.max]
+            for value in extremes {
+                var earn = RawSync.earn(
+                    member: member, merchant: "mall-fashion", amount: value, statedPoints: value, tier: "gold",
+                    birthMonth: Int32(truncatingIfNeeded: value), replicaPosition: UInt64(bitPattern: value),
+                    promotions: ["double-saturday": value])
+                earn.earn.streakDays = Int32(truncatingIfNeeded: value)
+                earn.earn.streakLastDay = "2026-11-23"
+                earn.earn.lastEarnAtMsByFormat = ["hotel": value, "mall": value]
+                earn.occurredAtMs = value
+                locals.append(earn)
+                var generator = SystemRandomNumberGenerator()
+                var redemption = RawSync.redemption(
+                    transaction: TransactionID(time: ManualClockTime.now, using: &generator).description,
+                    member: member, merchant: "mall-fashion", points: value, authorization: .online)
+                redemption.redeem.billAmountMinor = value
+                redemption.redeem.valueMinor = value
+                locals.append(redemption)
+            }
+            let original = RawSync.earn(
+                member: member, merchant: "mall-fashion", amount: 10_000, statedPoints: 100, tier: "member")
+            locals.append(original)
+            for value in extremes {
+                locals.append(
+                    RawSync.refund(
+                        original: original.transactionID, member: member, merchant: "mall-fashion", amount: value,
+                        points: value))
+            }
+            let pushed = try await site.push(locals)
+            #expect(pushed.status == .applied)
+            #expect(pushed.results.count == locals.count)
+            // The gateway still serves.
+            var pull = Coalition_Sync_V1_PullRequest()
+            pull.protocolVersion = 1
+            _ = try await site.sync.pull(pull)
+            #expect(try await site.gateway.balance(member) >= 0)
+        }
+    }
+}

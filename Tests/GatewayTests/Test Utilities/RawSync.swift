@@ -193,7 +193,7 @@ enum RawSync {
         var local = header(merchant: merchant, prefix: "RAW-R", time: time, transaction: transaction)
         var record = Coalition_Sync_V1_RedeemRecord()
         record.memberID = member
-        record.billAmountMinor = points * 4
+        record.billAmountMinor = points &* 4
         record.points = points
         record.valueMinor = points
         record.authorization = authorization
