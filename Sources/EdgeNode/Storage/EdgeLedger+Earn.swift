@@ -50,7 +50,10 @@ extension EdgeLedger {
                     program: program,
                     input: EarnInput(
                         merchant: command.key.merchant, amount: command.amount, lines: command.lines, occurredAt: now,
-                        member: member.earnState, promotionBudgetsLeft: try tx.promotionBudgetsLeft()))
+                        member: member.earnState,
+                        // Only a program with a budgeted promotion needs the budgets read.
+                        promotionBudgetsLeft: program.earn.promotions.contains { $0.budget != nil }
+                            ? try tx.promotionBudgetsLeft() : [:]))
             } catch let error as CalculationError {
                 throw ServiceError(error, fields: Self.billFields)
             }

@@ -310,7 +310,7 @@ struct Poster {
         // within the staleness an honest replica can have; what is not the member's is replaced.
         let checked = MemberStateCheck.check(
             stated: input.member, replicaPosition: Int64(clamping: record.replicaPosition),
-            record: try recordedState(named: stated, member: member, program: program),
+            record: try recordedState(named: stated, member: member, statedTier: tier, program: program),
             toleranceMilliseconds: clockSkewMaxMilliseconds)
         var result = statedResult
         if !checked.replaced.isEmpty {
@@ -379,7 +379,11 @@ struct Poster {
     /// The gateway's record of a member, for checking the state an edge stated: the surviving
     /// record's current earn state and tier spells, and the birth months of the record the edge
     /// named and of the survivor.
-    private func recordedState(named: MemberID, member: MemberID, program: Program) throws -> RecordedMemberState {
+    /// Tier spells are read only when the stated tier is not the member's current one (the current
+    /// tier is always accepted): the common earn costs one read here.
+    private func recordedState(named: MemberID, member: MemberID, statedTier: TierID, program: Program) throws
+        -> RecordedMemberState
+    {
         let statement = try db.cachedStatement(
             sql:
                 "SELECT tier, birth_month, last_earn, streak_last_day, streak_days FROM members WHERE member_id = ?")
@@ -392,12 +396,9 @@ struct Poster {
         }
         let current = MemberEarnState(
             tier: TierID(row["tier"] as String) ?? program.tiers.tiers[0].id, birthMonth: row["birth_month"],
-            lastEarnByFormat: LastEarnEncoding.decode(row["last_earn"]),
-            streak: (row["streak_last_day"] as String?).flatMap(CivilDate.init(parsing:)).map {
-                Streak(lastDay: $0, days: max(1, row["streak_days"]))
-            })
+            lastEarnByFormat: LastEarnEncoding.decode(row["last_earn"]), streak: Self.streak(row))
         var spells: [TierSpell] = []
-        for id in Set([named, member]) {
+        for id in statedTier == current.tier ? [] : Set([named, member]) {
             spells += try Row.fetchAll(
                 db.cachedStatement(
                     sql: "SELECT position, tier FROM member_tiers WHERE member_id = ? ORDER BY position"),
@@ -405,6 +406,13 @@ struct Poster {
             ).compactMap { row in TierID(row["tier"] as String).map { TierSpell(position: row["position"], tier: $0) } }
         }
         return RecordedMemberState(current: current, tiers: spells, birthMonths: birthMonths)
+    }
+
+    /// The streak a member row records (`streak_last_day`, `streak_days`), if any.
+    private static func streak(_ row: Row) -> Streak? {
+        (row["streak_last_day"] as String?).flatMap(CivilDate.init(parsing:)).map {
+            Streak(lastDay: $0, days: max(1, row["streak_days"]))
+        }
     }
 
     private func mismatch(_ context: inout Context, member: MemberID, detail: String) throws {
@@ -429,9 +437,7 @@ struct Poster {
         else { return }
         var lastEarn = LastEarnEncoding.decode(row["last_earn"])
         if base > .zero { lastEarn[format] = max(lastEarn[format] ?? occurredAt, occurredAt) }
-        var streak = (row["streak_last_day"] as String?).flatMap(CivilDate.init(parsing:)).map {
-            Streak(lastDay: $0, days: max(1, row["streak_days"]))
-        }
+        var streak = Self.streak(row)
         if base > .zero { streak = EarnCalculator.advance(streak, to: program.timeZone.date(of: occurredAt)).0 }
         let today = program.timeZone.date(of: now)
         let qualifying = try qualifyingPoints(member, program: program)

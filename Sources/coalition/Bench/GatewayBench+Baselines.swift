@@ -1,0 +1,205 @@
+import Core
+import Crypto
+import EdgeNode
+import Foundation
+import GRDB
+import GRPCCore
+import Gateway
+import NodeSupport
+import SwiftProtobuf
+import Wire
+
+// The baselines the sync benches measure in the same run: the same work with no logic.
+extension GatewayBenches {
+    /// The baseline of the sync benches: the same outbox rows inserted into a plain SQLite table
+    /// (same batches, same durability, one writer per site at once) with no logic. Seconds taken.
+    static func plainInsertSeconds(
+        _ folder: BenchFolder, _ batches: [(SiteID, [[Coalition_Sync_V1_OutboxTransaction]])]
+    ) async throws -> Double {
+        var configuration = Configuration()
+        configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+        let plain = try DatabasePool(
+            path: folder.path + "/baseline-\(UUID().uuidString).sqlite", configuration: configuration)
+        try await plain.barrierWriteWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+            try db.execute(
+                sql: """
+                    CREATE TABLE rows (site_id TEXT NOT NULL, sequence INTEGER NOT NULL, transaction_id TEXT NOT NULL UNIQUE,
+                        previous_hash BLOB NOT NULL, payload BLOB NOT NULL, occurred_at_ms INTEGER NOT NULL,
+                        PRIMARY KEY (site_id, sequence)) STRICT, WITHOUT ROWID
+                    """)
+        }
+        let (_, seconds) = try await Load.time {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for (site, pushes) in batches {
+                    group.addTask {
+                        for push in pushes {
+                            try await plain.write { db in
+                                let statement = try db.cachedStatement(
+                                    sql:
+                                        "INSERT INTO rows (site_id, sequence, transaction_id, previous_hash, payload, occurred_at_ms) VALUES (?, ?, ?, ?, ?, ?)"
+                                )
+                                for row in push {
+                                    try statement.execute(arguments: [
+                                        site.rawValue, Int64(row.sequence), row.transactionID, row.previousHash,
+                                        row.payload, row.occurredAtMs,
+                                    ])
+                                }
+                            }
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+        try plain.close()
+        return seconds
+    }
+
+    /// The second baseline of gateway-ingest: the rows a posting writes, inserted with no logic
+    /// into a ledger with the gateway's own schema (same indexes, same durability), per pushed
+    /// transaction: its site transaction, receipt, ledger transaction, two postings, two balance
+    /// upserts, its lot and the position counter; for an enrolment the member row and its tier
+    /// spell, for an earn the member row rewritten and its qualifying bucket. Payloads are decoded
+    /// before the clock starts. Seconds taken.
+    static func postingRowsSeconds(
+        _ folder: BenchFolder, _ batches: [(SiteID, [[Coalition_Sync_V1_OutboxTransaction]])]
+    ) async throws -> Double {
+        struct Row: Sendable {
+            let transaction: Coalition_Sync_V1_OutboxTransaction
+            let local: Coalition_Sync_V1_LocalTransaction
+        }
+        let decoded: [(SiteID, [[Row]])] = try batches.map { site, pushes in
+            (
+                site,
+                try pushes.map { push in
+                    try push.map {
+                        Row(transaction: $0, local: try Coalition_Sync_V1_LocalTransaction(serializedBytes: $0.payload))
+                    }
+                }
+            )
+        }
+        let database = try GatewayDatabase.open(path: folder.path + "/rows-\(UUID().uuidString).sqlite")
+        let (_, seconds) = try await Load.time {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for (site, pushes) in decoded {
+                    group.addTask {
+                        for push in pushes {
+                            try await database.pool.write { db in
+                                for row in push { try insertPostingRows(db, site: site, row.transaction, row.local) }
+                            }
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+        try database.pool.close()
+        return seconds
+    }
+
+    private static func insertPostingRows(
+        _ db: Database, site: SiteID, _ transaction: Coalition_Sync_V1_OutboxTransaction,
+        _ local: Coalition_Sync_V1_LocalTransaction
+    ) throws {
+        let member: String
+        let points: Int64
+        switch local.body {
+        case .enrollment(let record): (member, points) = (record.memberID, record.signupPoints)
+        case .earn(let record): (member, points) = (record.memberID, record.breakdown.totalPoints)
+        default: return
+        }
+        let position =
+            try Int64.fetchOne(
+                db.cachedStatement(sql: "UPDATE counters SET value = value + 1 WHERE name = 'position' RETURNING value")
+            ) ?? 0
+        try db.cachedStatement(
+            sql:
+                "INSERT INTO site_transactions (site_id, sequence, transaction_id, previous_hash, payload, occurred_at_ms, outcome, reason, posted_points) VALUES (?, ?, ?, ?, ?, ?, 'posted', '', ?)"
+        ).execute(arguments: [
+            site.rawValue, Int64(transaction.sequence), transaction.transactionID, transaction.previousHash,
+            transaction.payload, transaction.occurredAtMs, points,
+        ])
+        try db.cachedStatement(
+            sql: "INSERT INTO receipts (merchant_id, operation, request_id, transaction_id) VALUES (?, ?, ?, ?)"
+        ).execute(arguments: [local.merchantID, "earn", local.requestID, local.transactionID])
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO transactions (position, transaction_id, kind, site_id, site_sequence, merchant_id, member_id,
+                    request_id, points, amount_minor, occurred_at_ms, posted_at_ms, program_version)
+                VALUES (?, ?, 'earn', ?, ?, ?, ?, ?, ?, 0, ?, ?, 1)
+                """
+        ).execute(arguments: [
+            position, local.transactionID, site.rawValue, Int64(transaction.sequence), local.merchantID, member,
+            local.requestID, points, local.occurredAtMs, local.occurredAtMs,
+        ])
+        for (account, value) in [("member:" + member, points), ("issued:" + local.merchantID, -points)] {
+            try db.cachedStatement(sql: "INSERT INTO postings (position, account, points) VALUES (?, ?, ?)")
+                .execute(arguments: [position, account, value])
+            try db.cachedStatement(
+                sql:
+                    "INSERT INTO balances (account, points) VALUES (?, ?) ON CONFLICT (account) DO UPDATE SET points = points + excluded.points"
+            ).execute(arguments: [account, value])
+        }
+        try db.cachedStatement(
+            sql:
+                "INSERT INTO lots (lot_id, member_id, earned_at_ms, expires_at_ms, original_points, remaining_points) VALUES (?, ?, ?, ?, ?, ?)"
+        ).execute(arguments: [
+            local.transactionID, member, local.occurredAtMs, local.occurredAtMs + 31_536_000_000, points, points,
+        ])
+        if case .enrollment = local.body {
+            try db.cachedStatement(
+                sql:
+                    "INSERT INTO members (member_id, tier, tier_review_date, enrolled_at_ms, enrolled_site, changed_position) VALUES (?, 'member', '2027-11-30', ?, ?, ?)"
+            ).execute(arguments: [member, local.occurredAtMs, site.rawValue, position])
+            try db.cachedStatement(sql: "INSERT INTO member_tiers (member_id, position, tier) VALUES (?, ?, 'member')")
+                .execute(arguments: [member, position])
+        } else {
+            try db.cachedStatement(
+                sql:
+                    "UPDATE members SET last_earn = ?, streak_last_day = ?, streak_days = ?, tier = ?, tier_review_date = ?, changed_position = ? WHERE member_id = ?"
+            ).execute(arguments: [
+                "mall=\(local.occurredAtMs)", "2026-11-30", 1, "member", "2027-11-30", position, member,
+            ])
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO qualifying_points (member_id, bucket_ms, points) VALUES (?, ?, ?)
+                    ON CONFLICT (member_id, bucket_ms) DO UPDATE SET points = points + excluded.points
+                    """
+            ).execute(arguments: [member, local.occurredAtMs / 900_000 * 900_000, points])
+        }
+    }
+
+    /// Inserting `count` rows shaped like a replica's members into a plain table, 1000 per
+    /// transaction, with the phone hash unique: the replica-size baseline. Seconds taken.
+    static func plainMemberInsertSeconds(_ folder: BenchFolder, count: Int) async throws -> Double {
+        var configuration = Configuration()
+        configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+        let plain = try DatabasePool(path: folder.path + "/baseline-members.sqlite", configuration: configuration)
+        try await plain.barrierWriteWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+            try db.execute(
+                sql:
+                    "CREATE TABLE members (member_id TEXT PRIMARY KEY, phone_hash BLOB UNIQUE, tier TEXT NOT NULL, balance INTEGER NOT NULL) STRICT"
+            )
+        }
+        var generator = SystemRandomNumberGenerator()
+        let now = SystemWallClock().now()
+        let ids = (0..<count).map { _ in MemberID(time: now, using: &generator).description }
+        let (_, seconds) = try await Load.time {
+            for start in stride(from: 0, to: count, by: 1_000) {
+                try await plain.write { db in
+                    let statement = try db.cachedStatement(
+                        sql: "INSERT INTO members (member_id, phone_hash, tier, balance) VALUES (?, ?, 'member', ?)")
+                    for index in start..<min(count, start + 1_000) {
+                        try statement.execute(arguments: [
+                            ids[index], Data(SHA256.hash(data: Data("+86136\(index)".utf8))), Int64(index % 5_000),
+                        ])
+                    }
+                }
+            }
+        }
+        try plain.close()
+        return seconds
+    }
+}
