@@ -38,6 +38,8 @@ package final class GroupCommitter: Sendable {
     private struct State {
         var pending: [Job] = []
         var closed = false
+        /// A self-driven committer's drain is running.
+        var draining = false
         var batches = 0
         var jobs = 0
     }
@@ -51,17 +53,21 @@ package final class GroupCommitter: Sendable {
     private let pool: DatabasePool
     private let batchMax: Int
     private let queueMax: Int
+    private let selfDriven: Bool
     private let state = Mutex(State())
     private let wakeups: AsyncStream<Void>
     private let wake: AsyncStream<Void>.Continuation
 
     /// A committer writing to `pool`, at most `batchMax` jobs per transaction, refusing new jobs
-    /// while `queueMax` are waiting.
-    package init(pool: DatabasePool, batchMax: Int, queueMax: Int) {
+    /// while `queueMax` are waiting. A `selfDriven` one needs no `run()`: the job that finds no
+    /// writer at work starts one, which writes every job queued meanwhile and stops when none is
+    /// left (nothing runs while nothing is submitted, so it needs no shutdown).
+    package init(pool: DatabasePool, batchMax: Int, queueMax: Int, selfDriven: Bool = false) {
         precondition(batchMax > 0 && queueMax > 0, "group commit limits must be positive")
         self.pool = pool
         self.batchMax = batchMax
         self.queueMax = queueMax
+        self.selfDriven = selfDriven
         (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
@@ -80,15 +86,20 @@ package final class GroupCommitter: Sendable {
     package func submit<T: Sendable>(_ work: @escaping @Sendable (Database) throws -> T) async throws -> T {
         let result: any Sendable = try await withCheckedThrowingContinuation { continuation in
             let job = Job(work: { try work($0) }, complete: { continuation.resume(with: $0) })
-            let refusal: GroupCommitRefusal? = state.withLock { state in
-                if state.closed { return GroupCommitRefusal(reason: .closed) }
-                if state.pending.count >= queueMax { return GroupCommitRefusal(reason: .queueFull) }
+            let selfDriven = self.selfDriven
+            let (refusal, lead): (GroupCommitRefusal?, Bool) = state.withLock { state in
+                if state.closed { return (GroupCommitRefusal(reason: .closed), false) }
+                if state.pending.count >= queueMax { return (GroupCommitRefusal(reason: .queueFull), false) }
                 state.pending.append(job)
-                return nil
+                guard selfDriven, !state.draining else { return (nil, false) }
+                state.draining = true
+                return (nil, true)
             }
             if let refusal {
                 continuation.resume(throwing: refusal)
-            } else {
+            } else if lead {
+                Task { await self.drainWhileQueued() }
+            } else if !selfDriven {
                 wake.yield()
             }
         }
@@ -108,6 +119,19 @@ package final class GroupCommitter: Sendable {
             await drain()
         }
         await drain()
+    }
+
+    /// A self-driven committer's writer: drains until the queue is empty, then stops.
+    private func drainWhileQueued() async {
+        while true {
+            await drain()
+            let done = state.withLock { state in
+                guard state.pending.isEmpty else { return false }
+                state.draining = false
+                return true
+            }
+            if done { return }
+        }
     }
 
     private func drain() async {

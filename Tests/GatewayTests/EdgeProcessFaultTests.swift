@@ -170,7 +170,8 @@ struct EdgeProcessFaultTests {
                     try Int.fetchOne(
                         db, sql: "SELECT COUNT(DISTINCT transaction_id) FROM transactions WHERE kind = 'earn'") ?? -1,
                     try Int64.fetchOne(
-                        db, sql: "SELECT points FROM balances WHERE account = ?", arguments: ["member:\(member)"]) ?? -1
+                        db, sql: "SELECT points FROM account_balances WHERE account = ?",
+                        arguments: ["member:\(member)"]) ?? -1
                 )
             }
             #expect(earns == approved.count)

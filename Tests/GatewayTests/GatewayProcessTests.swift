@@ -131,9 +131,12 @@ struct GatewayProcessTests {
         let (count, distinct, balance) = try await ledger.pool.read { db in
             (
                 try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM transactions") ?? -1,
-                try Int.fetchOne(db, sql: "SELECT COUNT(DISTINCT transaction_id) FROM site_transactions") ?? -1,
+                try Int.fetchOne(
+                    db, sql: "SELECT COUNT(DISTINCT transaction_id) FROM transactions WHERE site_sequence IS NOT NULL")
+                    ?? -1,
                 try Int64.fetchOne(
-                    db, sql: "SELECT points FROM balances WHERE account = ?", arguments: ["member:\(member)"]) ?? -1
+                    db, sql: "SELECT points FROM account_balances WHERE account = ?", arguments: ["member:\(member)"])
+                    ?? -1
             )
         }
         #expect(count == 301)

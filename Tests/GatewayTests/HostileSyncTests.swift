@@ -32,7 +32,7 @@ struct HostileSyncTests {
     /// Ledger rows (not the conflict log, which records refused batches on purpose).
     static func ledgerRows(_ gateway: GatewayHarness) async throws -> [Int] {
         try await gateway.store.database.pool.read { db in
-            try ["transactions", "site_transactions", "postings", "members", "lots"].map {
+            try ["transactions", "postings", "members", "lots"].map {
                 try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \($0)") ?? -1
             }
         }

@@ -136,7 +136,8 @@ struct SyncRecoveryTests {
                 #expect(rows.count == 2)
                 #expect(rows.allSatisfy { $0.1 == gatewayClock.now().milliseconds })
                 let occurred = try await gateway.store.database.pool.read { db in
-                    try Int64.fetchOne(db, sql: "SELECT occurred_at_ms FROM site_transactions WHERE sequence = 2")
+                    try Int64.fetchOne(
+                        db, sql: "SELECT outbox_occurred_at_ms FROM transactions WHERE site_sequence = 2")
                 }
                 #expect(occurred == edgeClock.now().milliseconds)
             }

@@ -2,13 +2,10 @@ import Core
 import Foundation
 import GRDB
 
-/// Low-level writes of the gateway ledger inside one database transaction: positions, postings
-/// with their balance cache, lots, members, conflicts, site flags.
+/// Writes of the gateway's own transactions (adjustments, expiry) and the reads around them, inside
+/// one database transaction. Pushed transactions are posted by `PostingEngine` and `SQLitePosting`.
 struct LedgerWriter {
     let db: Database
-
-    /// The width of a qualifying-points bucket (table `qualifying_points`).
-    static let bucketMilliseconds: Int64 = 900_000
 
     /// The next global position (transactions and pull changes share one sequence).
     func nextPosition() throws -> Int64 {
@@ -39,67 +36,62 @@ struct LedgerWriter {
         var programVersion: Int64
         var detail: String = ""
         var postings: Postings
+        /// The receipt it claims (an operator's request id).
+        var receipt: ReceiptKey?
     }
 
-    /// Writes a transaction and its postings; returns its position. The postings sum to zero
-    /// (`Postings` guarantees it) and no member account may go below zero (checked here).
+    /// Writes one of the gateway's own transactions (an adjustment, an expiry) and its postings;
+    /// returns its position. The postings sum to zero (`Postings` guarantees it) and no member
+    /// account may go below zero (checked here). Every member of it is republished.
     func post(_ entry: Entry) throws -> Int64 {
         let position = try nextPosition()
         try db.cachedStatement(
             sql: """
                 INSERT INTO transactions (position, transaction_id, kind, site_id, site_sequence, merchant_id, member_id, request_id,
-                    original_transaction_id, points, amount_minor, occurred_at_ms, posted_at_ms, program_version, detail)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    original_transaction_id, points, amount_minor, occurred_at_ms, posted_at_ms, program_version, detail, receipt)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """
         ).execute(arguments: [
             position, entry.transactionID, entry.kind.rawValue, entry.site?.rawValue, entry.siteSequence,
             entry.merchant?.rawValue,
             entry.member?.description, entry.requestID, entry.original, entry.points.value, entry.amount.minorUnits,
             entry.occurredAt.milliseconds, entry.postedAt.milliseconds, entry.programVersion, entry.detail,
+            entry.receipt?.description,
         ])
-        if let member = entry.member,
-            entry.kind == .earn || (entry.kind == .reverse && entry.points < .zero && entry.detail == "refund")
-        {
-            try db.cachedStatement(
-                sql: """
-                    INSERT INTO qualifying_points (member_id, bucket_ms, points) VALUES (?, ?, ?)
-                    ON CONFLICT (member_id, bucket_ms) DO UPDATE SET points = points + excluded.points
-                    """
-            ).execute(arguments: [
-                member.description, entry.postedAt.milliseconds / Self.bucketMilliseconds * Self.bucketMilliseconds,
-                entry.points.value,
-            ])
-        }
         var members: Set<MemberID> = entry.member.map { [$0] } ?? []
-        for line in entry.postings.lines {
-            try db.cachedStatement(sql: "INSERT INTO postings (position, account, points) VALUES (?, ?, ?)")
-                .execute(arguments: [position, line.account.key, line.points.value])
-            // The balance after the posting comes back from the same statement.
-            let balance =
-                try Int64.fetchOne(
-                    db.cachedStatement(
-                        sql:
-                            "INSERT INTO balances (account, points) VALUES (?, ?) ON CONFLICT (account) DO UPDATE SET points = points + excluded.points RETURNING points"
-                    ),
-                    arguments: [line.account.key, line.points.value]) ?? 0
-            if case .member(let member) = line.account {
+        for (line, posting) in entry.postings.lines.enumerated() {
+            try db.cachedStatement(sql: "INSERT INTO postings (position, line, account, points) VALUES (?, ?, ?, ?)")
+                .execute(arguments: [position, line, posting.account.key, posting.points.value])
+            if case .member(let member) = posting.account {
+                let balance =
+                    try Int64.fetchOne(
+                        db.cachedStatement(
+                            sql:
+                                "UPDATE members SET balance_points = balance_points + ? WHERE member_id = ? RETURNING balance_points"
+                        ),
+                        arguments: [posting.points.value, member.description]) ?? -1
                 precondition(balance >= 0, "member \(member) would go to \(balance)")
                 members.insert(member)
+            } else {
+                try db.cachedStatement(
+                    sql:
+                        "INSERT INTO balances (account, points) VALUES (?, ?) ON CONFLICT (account) DO UPDATE SET points = points + excluded.points"
+                ).execute(arguments: [posting.account.key, posting.points.value])
             }
         }
-        // Every member of the transaction is republished, even when none of their points move (an
-        // offline redemption of a member already at zero books everything to the site's risk): the
-        // snapshot's `includes_site_sequence` tells edges this transaction is counted. An earn
-        // rewrites its member's row (earn state, tier) with this position anyway.
-        if entry.kind != .earn {
-            for member in members { try touch(member, position: position) }
-        }
+        for member in members { try touch(member, position: position) }
         return position
     }
 
-    /// An account's balance.
+    /// An account's balance (a member's is on its row).
     func balance(_ account: Account) throws -> Points {
-        Points(
+        if case .member(let member) = account {
+            return Points(
+                try Int64.fetchOne(
+                    db.cachedStatement(sql: "SELECT balance_points FROM members WHERE member_id = ?"),
+                    arguments: [member.description]) ?? 0)
+        }
+        return Points(
             try Int64.fetchOne(
                 db.cachedStatement(sql: "SELECT points FROM balances WHERE account = ?"), arguments: [account.key]) ?? 0
         )
@@ -137,19 +129,6 @@ struct LedgerWriter {
         return given
     }
 
-    /// Adds the bonus points an earn gave to the count of each budgeted promotion of `program`.
-    func recordPromotions(_ given: [PromotionID: Points], of program: Program) throws {
-        for promotion in program.earn.promotions where promotion.budget != nil {
-            guard let points = given[promotion.id], points > .zero else { continue }
-            try db.cachedStatement(
-                sql: """
-                    INSERT INTO promotion_usage (promotion_id, points_given) VALUES (?, ?)
-                    ON CONFLICT (promotion_id) DO UPDATE SET points_given = points_given + excluded.points_given
-                    """
-            ).execute(arguments: [promotion.id.rawValue, points.value])
-        }
-    }
-
     /// Records that `member` holds `tier` from `position` on.
     func tierSpell(_ member: MemberID, tier: TierID, position: Int64) throws {
         try db.cachedStatement(
@@ -164,86 +143,68 @@ struct LedgerWriter {
         guard points > .zero else { return }
         try db.cachedStatement(
             sql:
-                "INSERT INTO lots (lot_id, member_id, earned_at_ms, expires_at_ms, original_points, remaining_points) VALUES (?, ?, ?, ?, ?, ?)"
+                "INSERT INTO lots (member_id, expires_at_ms, lot_id, earned_at_ms, original_points, remaining_points) VALUES (?, ?, ?, ?, ?, ?)"
         ).execute(arguments: [
-            id, member.description, earnedAt.milliseconds, expiresAt.milliseconds, points.value, points.value,
+            member.description, expiresAt.milliseconds, id, earnedAt.milliseconds, points.value, points.value,
         ])
+    }
+
+    /// A member's lots with points left, in consumption order (soonest expiry, then lot id).
+    func lots(of member: MemberID) throws -> [LotRecord] {
+        try Row.fetchAll(
+            db.cachedStatement(
+                sql:
+                    "SELECT expires_at_ms, lot_id, remaining_points FROM lots WHERE member_id = ? AND remaining_points > 0 ORDER BY expires_at_ms, lot_id"
+            ),
+            arguments: [member.description]
+        ).map {
+            LotRecord(
+                key: LotKey(
+                    member: member, expiresAt: Timestamp(milliseconds: $0["expires_at_ms"]), lotID: $0["lot_id"]),
+                remaining: Points($0["remaining_points"]))
+        }
+    }
+
+    /// Takes `points` from lots (in the order given), recording the draws at `position`.
+    func draw(_ draws: [(key: LotKey, points: Points)], position: Int64) throws {
+        for (key, points) in draws {
+            try db.cachedStatement(
+                sql:
+                    "UPDATE lots SET remaining_points = remaining_points - ? WHERE member_id = ? AND expires_at_ms = ? AND lot_id = ?"
+            ).execute(arguments: [points.value, key.member.description, key.expiresAt.milliseconds, key.lotID])
+            try db.cachedStatement(
+                sql: "INSERT INTO lot_draws (position, lot_id, member_id, expires_at_ms, points) VALUES (?, ?, ?, ?, ?)"
+            ).execute(arguments: [
+                position, key.lotID, key.member.description, key.expiresAt.milliseconds, points.value,
+            ])
+        }
     }
 
     /// Takes `points` from the member's lots, soonest expiry first, recording the draws at `position`.
-    ///
-    /// Lot ids are strings (an earn's lot is its transaction id, a referral bonus's is not), so the
-    /// calculator sees each lot by its rank in (expiry, lot id) order and the draws are mapped back.
     func consumeLots(_ member: MemberID, points: Points, position: Int64) throws {
         guard points > .zero else { return }
-        let rows = try Row.fetchAll(
-            db.cachedStatement(
-                sql:
-                    "SELECT lot_id, remaining_points, expires_at_ms FROM lots WHERE member_id = ? AND remaining_points > 0 ORDER BY expires_at_ms, lot_id"
-            ),
-            arguments: [member.description]
-        )
-        let ids: [String] = rows.map { $0["lot_id"] }
-        let lots = rows.enumerated().map { rank, row in
-            Lot(
-                id: TransactionID(value: UInt128(rank)), remaining: Points(row["remaining_points"]),
-                expiresAt: Timestamp(milliseconds: row["expires_at_ms"]))
+        let lots = try lots(of: member)
+        let ranked = lots.enumerated().map { rank, lot in
+            Lot(id: TransactionID(value: UInt128(rank)), remaining: lot.remaining, expiresAt: lot.key.expiresAt)
         }
         let draws: [LotDraw]
         do {
-            draws = try LotConsumption.consume(lots, points: points)
+            draws = try LotConsumption.consume(ranked, points: points)
         } catch {
             preconditionFailure("lots of \(member) hold \(error.available), less than its balance needs (\(points))")
         }
-        for draw in draws {
-            let id = ids[Int(draw.lot.value)]
-            try db.cachedStatement(sql: "UPDATE lots SET remaining_points = remaining_points - ? WHERE lot_id = ?")
-                .execute(arguments: [draw.points.value, id])
-            try db.cachedStatement(sql: "INSERT INTO lot_draws (position, lot_id, points) VALUES (?, ?, ?)")
-                .execute(arguments: [position, id, draw.points.value])
-        }
+        try draw(draws.map { (lots[Int($0.lot.value)].key, $0.points) }, position: position)
     }
 
-    /// Gives back the lot draws of the transaction at `original` (a cancelled redemption).
-    func restoreLots(drawnAt original: Int64, position: Int64) throws {
-        let draws = try Row.fetchAll(
-            db.cachedStatement(sql: "SELECT lot_id, points FROM lot_draws WHERE position = ?"), arguments: [original])
-        for draw in draws {
-            let lot: String = draw["lot_id"]
-            let points: Int64 = draw["points"]
-            try db.cachedStatement(sql: "UPDATE lots SET remaining_points = remaining_points + ? WHERE lot_id = ?")
-                .execute(arguments: [points, lot])
-            try db.cachedStatement(sql: "INSERT INTO lot_draws (position, lot_id, points) VALUES (?, ?, ?)").execute(
-                arguments: [position, lot, -points])
-        }
-    }
-
-    // MARK: Conflicts and flags
-
-    func conflict(
-        _ kind: ConflictKind, site: SiteID?, transaction: String?, member: MemberID?, resolution: String,
-        points: Points = .zero,
-        at now: Timestamp, detail: String = ""
-    ) throws {
-        try db.cachedStatement(
-            sql:
-                "INSERT INTO conflicts (kind, site_id, transaction_id, member_id, resolution, points, detected_at_ms, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-        ).execute(arguments: [
-            kind.rawValue, site?.rawValue, transaction, member?.description, resolution, points.value, now.milliseconds,
-            detail,
-        ])
-    }
-
-    /// Adds a flag to a site (a set of names an operator clears).
-    func flag(_ site: SiteID, _ flag: SiteFlag) throws {
-        let current =
-            try String.fetchOne(
-                db.cachedStatement(sql: "SELECT flags FROM sites WHERE site_id = ?"), arguments: [site.rawValue]) ?? ""
-        var flags = Set(current.split(separator: ",").map(String.init))
-        guard flags.insert(flag.rawValue).inserted else { return }
-        try db.cachedStatement(sql: "UPDATE sites SET flags = ? WHERE site_id = ?").execute(arguments: [
-            flags.sorted().joined(separator: ","), site.rawValue,
-        ])
+    /// Points earned (less refunds) in the rolling qualifying window ending now.
+    func qualifyingPoints(_ member: MemberID, program: Program, now: Timestamp) throws -> Points {
+        let sum =
+            try Int64.fetchOne(
+                db.cachedStatement(
+                    sql: "SELECT COALESCE(SUM(points), 0) FROM qualifying_points WHERE member_id = ? AND bucket_ms >= ?"
+                ),
+                arguments: [member.description, PostingEngine.windowStart(program, now: now)]) ?? 0
+        return Points(max(0, sum))
     }
 
     /// The member a member id stands for now (following merges).

@@ -40,16 +40,19 @@ extension SQLiteLedgerStore {
             let due = try Row.fetchAll(
                 db.cachedStatement(
                     sql:
-                        "SELECT lot_id, member_id, remaining_points FROM lots WHERE remaining_points > 0 AND expires_at_ms <= ? ORDER BY member_id, lot_id"
+                        "SELECT member_id, expires_at_ms, lot_id, remaining_points FROM lots WHERE remaining_points > 0 AND expires_at_ms <= ? ORDER BY member_id, lot_id"
                 ),
                 arguments: [end.milliseconds]
-            ).map {
-                (
-                    lot: $0["lot_id"] as String, member: $0["member_id"] as String,
-                    points: $0["remaining_points"] as Int64
+            ).compactMap { row -> (member: String, lot: LotKey, points: Int64)? in
+                guard let member = MemberID(row["member_id"] as String) else { return nil }
+                return (
+                    row["member_id"],
+                    LotKey(
+                        member: member, expiresAt: Timestamp(milliseconds: row["expires_at_ms"]), lotID: row["lot_id"]),
+                    row["remaining_points"]
                 )
             }
-            var byMember: [String: [(lot: String, points: Int64)]] = [:]
+            var byMember: [String: [(lot: LotKey, points: Int64)]] = [:]
             for row in due { byMember[row.member, default: []].append((row.lot, row.points)) }
             var total = Points.zero
             var generator = SystemRandomNumberGenerator()
@@ -68,15 +71,13 @@ extension SQLiteLedgerStore {
                         postedAt: now, programVersion: self.programs.latest?.version ?? 0,
                         detail: "expiry as of end of \(day)", postings: postings))
                 var left = points.value
+                var draws: [(key: LotKey, points: Points)] = []
                 for lot in lots where left > 0 {
                     let take = min(left, lot.points)
-                    try db.cachedStatement(
-                        sql: "UPDATE lots SET remaining_points = remaining_points - ? WHERE lot_id = ?"
-                    ).execute(arguments: [take, lot.lot])
-                    try db.cachedStatement(sql: "INSERT INTO lot_draws (position, lot_id, points) VALUES (?, ?, ?)")
-                        .execute(arguments: [position, lot.lot, take])
+                    draws.append((lot.lot, Points(take)))
                     left -= take
                 }
+                try writer.draw(draws, position: position)
                 total += points
             }
             let run = ExpiryRun(
@@ -115,7 +116,6 @@ extension SQLiteLedgerStore {
     package func reviewTiers(on day: CivilDate) async throws -> Int {
         guard let program = programs.latest?.program else { return 0 }
         let now = clockNow
-        let catalogue = programs
         return try await database.pool.write { db in
             let writer = LedgerWriter(db: db)
             let due = try Row.fetchAll(
@@ -131,10 +131,7 @@ extension SQLiteLedgerStore {
                 else { continue }
                 let status = TierStatus(
                     tier: TierID(row["tier"] as String) ?? program.tiers.tiers[0].id, reviewDate: reviewDate)
-                let poster = Poster(
-                    writer: writer, catalogue: catalogue, site: SiteID(unchecked: "gateway"), now: now,
-                    programGraceMilliseconds: 0)
-                let qualifying = try poster.qualifyingPoints(member, program: program)
+                let qualifying = try writer.qualifyingPoints(member, program: program, now: now)
                 let next = TierCalculator.atReview(program.tiers, status: status, qualifying: qualifying, on: day)
                 let position = try writer.nextPosition()
                 try db.cachedStatement(

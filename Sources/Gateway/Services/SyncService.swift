@@ -2,6 +2,7 @@ import Core
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Logging
+import NodeSupport
 import SwiftProtobuf
 import Wire
 import X509
@@ -114,7 +115,14 @@ extension SyncService {
                         )
                     }
                 }
-                items.append(PushItem(transaction: transaction, local: local))
+                items.append(
+                    PushItem(
+                        sequence: Int64(clamping: transaction.sequence), transactionID: transaction.transactionID,
+                        previousHash: transaction.previousHash, payload: transaction.payload,
+                        occurredAtMilliseconds: transaction.occurredAtMs,
+                        pushed: PushedTransaction(
+                            sequence: Int64(clamping: transaction.sequence), transactionID: transaction.transactionID,
+                            local: local)))
             }
             let outcome: PushOutcome
             do {
@@ -124,10 +132,24 @@ extension SyncService {
             } catch let refusal as SyncRefusal {
                 logger.error("push refused", metadata: ["site.id": "\(site)", "reason": "\(refusal.message)"])
                 throw ServiceError(.failedPrecondition, refusal.message, reason: refusal.reason)
+            } catch let refusal as GroupCommitRefusal {
+                throw ServiceError(.resourceExhausted, "the gateway's writer cannot take the push now: \(refusal)")
             }
             var response = Coalition_Sync_V1_PushResponse()
             response.highWaterMark = UInt64(outcome.highWaterMark)
-            response.results = outcome.results
+            response.results = outcome.results.map { pushed in
+                var result = Coalition_Sync_V1_TransactionResult()
+                result.sequence = UInt64(pushed.sequence)
+                result.transactionID = pushed.transactionID
+                switch pushed.result.outcome {
+                case .posted: result.outcome = .posted
+                case .postedWithConflict: result.outcome = .postedWithConflict
+                case .rejected: result.outcome = .rejected
+                }
+                result.reason = pushed.result.reason
+                result.postedPoints = pushed.result.points.value
+                return result
+            }
             switch outcome.status {
             case .applied: response.status = .applied
             case .alreadyApplied: response.status = .alreadyApplied

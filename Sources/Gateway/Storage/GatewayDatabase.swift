@@ -269,6 +269,7 @@ package struct GatewayDatabase: Sendable {
                     ) STRICT, WITHOUT ROWID;
                     """)
         }
+        registerLedgerV2(&migrator)
         return migrator
     }
 }

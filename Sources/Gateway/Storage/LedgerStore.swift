@@ -25,15 +25,39 @@ package protocol LedgerStore: Sendable {
     func isRevoked(serial: String) async throws -> Bool
 }
 
-/// One pushed transaction: its bytes exactly as sent (compared and chained), and its payload
-/// decoded once by the service (nil when it does not decode: posted as rejected, malformed).
+/// One pushed transaction: its outbox row exactly as sent (compared and chained), and its payload
+/// as the posting rules read it (decoded once by the service).
 package struct PushItem: Sendable {
-    package var transaction: Coalition_Sync_V1_OutboxTransaction
-    package var local: Coalition_Sync_V1_LocalTransaction?
+    package var sequence: Int64
+    package var transactionID: String
+    package var previousHash: Data
+    package var payload: Data
+    package var occurredAtMilliseconds: Int64
+    package var pushed: PushedTransaction
 
-    package init(transaction: Coalition_Sync_V1_OutboxTransaction, local: Coalition_Sync_V1_LocalTransaction?) {
-        self.transaction = transaction
-        self.local = local
+    package init(
+        sequence: Int64, transactionID: String, previousHash: Data, payload: Data, occurredAtMilliseconds: Int64,
+        pushed: PushedTransaction
+    ) {
+        self.sequence = sequence
+        self.transactionID = transactionID
+        self.previousHash = previousHash
+        self.payload = payload
+        self.occurredAtMilliseconds = occurredAtMilliseconds
+        self.pushed = pushed
+    }
+}
+
+/// What a pushed transaction came to, as the site is answered.
+package struct PushedResult: Sendable, Equatable {
+    package var sequence: Int64
+    package var transactionID: String
+    package var result: PostingResult
+
+    package init(sequence: Int64, transactionID: String, result: PostingResult) {
+        self.sequence = sequence
+        self.transactionID = transactionID
+        self.result = result
     }
 }
 
@@ -54,7 +78,7 @@ package struct PushOutcome: Sendable {
 
     package var status: Status
     package var highWaterMark: Int64
-    package var results: [Coalition_Sync_V1_TransactionResult]
+    package var results: [PushedResult]
 }
 
 /// What AuthorizeRedeem asks.
@@ -102,6 +126,10 @@ package struct GatewayLimits: Sendable, Equatable {
     package var pushTransactionsMax = 500
     /// Most payload bytes in one push.
     package var pushBytesMax = 4 * 1024 * 1024
+    /// Most pushes (of different sites) written in one transaction, with one fsync.
+    package var pushGroupMax = 8
+    /// Most pushes waiting for the writer; more are refused (RESOURCE_EXHAUSTED) until it catches up.
+    package var pushQueueMax = 256
     /// Largest pull page.
     package var pullPageMax = 1_000
     /// Largest recover page.

@@ -27,10 +27,7 @@ extension SQLiteLedgerStore {
                     status.unsyncedExposurePoints = row["unsynced_exposure_points"]
                     status.flags = (row["flags"] as String).split(separator: ",").map(String.init)
                 }
-                status.offlineRiskPoints =
-                    -(try Int64.fetchOne(
-                        db, sql: "SELECT points FROM balances WHERE account = ?",
-                        arguments: [Account.offlineRisk(site.id).key]) ?? 0)
+                status.offlineRiskPoints = -(try LedgerWriter(db: db).balance(.offlineRisk(site.id)).value)
                 return status
             }
         }
@@ -40,7 +37,6 @@ extension SQLiteLedgerStore {
     package func memberDetail(_ id: MemberID) async throws -> Coalition_Ops_V1_GetMemberResponse? {
         guard let program = programs.latest?.program else { return nil }
         let now = clockNow
-        let catalogue = programs
         return try await database.pool.read { db in
             let writer = LedgerWriter(db: db)
             guard let resolved = try writer.resolve(id),
@@ -54,10 +50,7 @@ extension SQLiteLedgerStore {
             response.tierReviewDate = row["tier_review_date"]
             response.balancePoints = try writer.balance(.member(resolved)).value
             response.heldPoints = try writer.held(resolved, now: now).value
-            let poster = Poster(
-                writer: writer, catalogue: catalogue, site: SiteID(unchecked: "gateway"), now: now,
-                programGraceMilliseconds: 0)
-            response.qualifyingPoints12M = try poster.qualifyingPoints(resolved, program: program).value
+            response.qualifyingPoints12M = try writer.qualifyingPoints(resolved, program: program, now: now).value
             response.enrolledAtMs = row["enrolled_at_ms"]
             response.enrolledSiteID = row["enrolled_site"] ?? ""
             response.mergedMemberIds = try String.fetchAll(
@@ -132,13 +125,15 @@ extension SQLiteLedgerStore {
     {
         let now = clockNow
         let version = programs.latest?.version ?? 0
+        // An operator's request ids are receipts of the merchant "-ops".
+        let receipt = ReceiptKey(merchant: "-ops", operation: .adjust, requestID: requestID.rawValue)
         return try await database.pool.write { db in
             let writer = LedgerWriter(db: db)
             if let first = try String.fetchOne(
                 db,
                 sql:
-                    "SELECT transaction_id FROM receipts WHERE merchant_id = '-ops' AND operation = 'adjust' AND request_id = ?",
-                arguments: [requestID.rawValue])
+                    "SELECT transaction_id FROM transactions WHERE receipt = ?",
+                arguments: [receipt.description])
             {
                 let member = try String.fetchOne(
                     db, sql: "SELECT member_id FROM transactions WHERE transaction_id = ?", arguments: [first])
@@ -160,7 +155,8 @@ extension SQLiteLedgerStore {
                     requestID: requestID.rawValue, original: nil, points: points, amount: .zero, occurredAt: now,
                     postedAt: now,
                     programVersion: version, detail: "by \(operatorName): \(reason)",
-                    postings: Postings([Posting(.member(member), points), Posting(.adjustments, -points)])))
+                    postings: Postings([Posting(.member(member), points), Posting(.adjustments, -points)]),
+                    receipt: receipt))
             if points > .zero {
                 let expires =
                     programs.latest.map {
@@ -171,10 +167,6 @@ extension SQLiteLedgerStore {
             } else {
                 try writer.consumeLots(member, points: -points, position: position)
             }
-            try db.execute(
-                sql:
-                    "INSERT INTO receipts (merchant_id, operation, request_id, transaction_id) VALUES ('-ops', 'adjust', ?, ?)",
-                arguments: [requestID.rawValue, transaction])
             return (transaction, try writer.balance(.member(member)))
         }
     }

@@ -2,6 +2,7 @@ import Core
 import Crypto
 import Foundation
 import GRDB
+import NodeSupport
 import Synchronization
 import Wire
 
@@ -9,15 +10,23 @@ import Wire
 /// an edge pulls is below the commit point by construction.
 package final class SQLiteLedgerStore: LedgerStore {
     package let database: GatewayDatabase
-    private let clock: any WallClock
-    private let limits: GatewayLimits
+    let clock: any WallClock
+    let limits: GatewayLimits
     private let catalogue: Mutex<ProgramCatalogue>
+    /// Pushes of several sites arriving together are written in one transaction (one fsync).
+    let pushWriter: GroupCommitter
+    let statistics = Mutex(PostingStatistics())
+
+    /// Where the posting writer's time went so far.
+    package var postingStatistics: PostingStatistics { statistics.withLock { $0 } }
 
     /// Opens the store and loads the published programs.
     package init(database: GatewayDatabase, clock: any WallClock, limits: GatewayLimits) throws {
         self.database = database
         self.clock = clock
         self.limits = limits
+        pushWriter = GroupCommitter(
+            pool: database.pool, batchMax: limits.pushGroupMax, queueMax: limits.pushQueueMax, selfDriven: true)
         let rows = try database.pool.read { db in
             try Row.fetchAll(
                 db, sql: "SELECT version, document, effective_at_ms FROM program_versions ORDER BY version"
@@ -160,170 +169,6 @@ package final class SQLiteLedgerStore: LedgerStore {
                     detail: row["detail"])
             }
         }
-    }
-
-    // MARK: Push
-
-    package func push(
-        site: SiteID, batch: [PushItem], exposure: Points, sentAt: Timestamp
-    ) async throws -> PushOutcome {
-        let now = clock.now()
-        let catalogue = programs
-        let limits = self.limits
-        do {
-            return try await database.pool.write { db in
-                try Self.apply(
-                    db, site: site, batch: batch, exposure: exposure, sentAt: sentAt, now: now, catalogue: catalogue,
-                    limits: limits)
-            }
-        } catch let refusal as SyncRefusal {
-            // Nothing of the batch was applied; record the violation for an operator.
-            try await database.pool.write { db in
-                let writer = LedgerWriter(db: db)
-                try writer.flag(site, .protocolViolation)
-                try writer.conflict(
-                    .protocolViolation, site: site, transaction: nil, member: nil,
-                    resolution: "batch refused, site flagged", at: now, detail: refusal.message)
-            }
-            throw refusal
-        }
-    }
-
-    private static func apply(
-        _ db: Database, site: SiteID, batch items: [PushItem], exposure: Points, sentAt: Timestamp,
-        now: Timestamp, catalogue: ProgramCatalogue, limits: GatewayLimits
-    ) throws -> PushOutcome {
-        try db.cachedStatement(
-            sql: "INSERT INTO sites (site_id, last_hash) VALUES (?, ?) ON CONFLICT (site_id) DO NOTHING"
-        ).execute(arguments: [site.rawValue, Data(count: 32)])
-        guard
-            let row = try Row.fetchOne(
-                db.cachedStatement(sql: "SELECT high_water_mark, last_hash, flags FROM sites WHERE site_id = ?"),
-                arguments: [site.rawValue])
-        else { preconditionFailure("site row vanished") }
-        let highWater: Int64 = row["high_water_mark"]
-        var previousHash: Data = row["last_hash"]
-        let writer = LedgerWriter(db: db)
-        let batch = items.map(\.transaction)
-        try db.cachedStatement(
-            sql: "UPDATE sites SET last_seen_at_ms = ?, unsynced_exposure_points = ? WHERE site_id = ?"
-        ).execute(arguments: [now.milliseconds, exposure.value, site.rawValue])
-        guard let first = batch.first?.sequence else {
-            return PushOutcome(status: .applied, highWaterMark: highWater, results: [])
-        }
-        guard Int64(first) <= highWater + 1 else {
-            return PushOutcome(status: .resendFrom(highWater + 1), highWaterMark: highWater, results: [])
-        }
-        // A range already applied must match byte for byte.
-        var results: [Coalition_Sync_V1_TransactionResult] = []
-        var fresh = 0
-        for item in items {
-            let transaction = item.transaction
-            let sequence = Int64(transaction.sequence)
-            if sequence <= highWater {
-                guard
-                    let stored = try Row.fetchOne(
-                        db.cachedStatement(
-                            sql:
-                                "SELECT transaction_id, previous_hash, payload, occurred_at_ms, outcome, reason, posted_points FROM site_transactions WHERE site_id = ? AND sequence = ?"
-                        ),
-                        arguments: [site.rawValue, sequence])
-                else { preconditionFailure("a sequence below the high-water mark is missing") }
-                guard (stored["transaction_id"] as String) == transaction.transactionID,
-                    (stored["previous_hash"] as Data) == transaction.previousHash,
-                    (stored["payload"] as Data) == transaction.payload,
-                    (stored["occurred_at_ms"] as Int64) == transaction.occurredAtMs
-                else {
-                    throw SyncRefusal(
-                        reason: "PROTOCOL_VIOLATION",
-                        message: "sequence \(sequence) differs from the transaction already applied")
-                }
-                results.append(
-                    Self.result(
-                        sequence: sequence, id: transaction.transactionID, outcome: stored["outcome"],
-                        reason: stored["reason"], points: stored["posted_points"]))
-                previousHash = Data(SHA256.hash(data: transaction.payload))
-                continue
-            }
-            fresh += 1
-            guard transaction.previousHash == previousHash else {
-                throw SyncRefusal(
-                    reason: "PROTOCOL_VIOLATION",
-                    message: "sequence \(sequence): previous_hash does not match the chain")
-            }
-            if try Bool.fetchOne(
-                db.cachedStatement(sql: "SELECT 1 FROM site_transactions WHERE transaction_id = ?"),
-                arguments: [transaction.transactionID]) == true
-            {
-                throw SyncRefusal(
-                    reason: "PROTOCOL_VIOLATION",
-                    message:
-                        "sequence \(sequence): transaction id \(transaction.transactionID) was already used with other content"
-                )
-            }
-            let result: PostingResult
-            if let local = item.local, local.transactionID == transaction.transactionID {
-                let poster = Poster(
-                    writer: writer, catalogue: catalogue, site: site, now: now,
-                    programGraceMilliseconds: limits.programGraceMilliseconds,
-                    clockSkewMaxMilliseconds: limits.clockSkewMaxMilliseconds)
-                result = try poster.apply(local, sequence: sequence)
-            } else {
-                try writer.conflict(
-                    .rejected, site: site, transaction: transaction.transactionID, member: nil,
-                    resolution: "rejected: malformed", at: now,
-                    detail: "the payload does not decode or names another transaction")
-                result = PostingResult(outcome: .rejected, reason: RejectionReason.malformed.rawValue, points: .zero)
-            }
-            try db.cachedStatement(
-                sql:
-                    "INSERT INTO site_transactions (site_id, sequence, transaction_id, previous_hash, payload, occurred_at_ms, outcome, reason, posted_points) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            ).execute(arguments: [
-                site.rawValue, sequence, transaction.transactionID, transaction.previousHash, transaction.payload,
-                transaction.occurredAtMs,
-                result.outcome.rawValue, result.reason, result.points.value,
-            ])
-            results.append(
-                Self.result(
-                    sequence: sequence, id: transaction.transactionID, outcome: result.outcome.rawValue,
-                    reason: result.reason, points: result.points.value))
-            previousHash = Data(SHA256.hash(data: transaction.payload))
-        }
-        // A batch wholly below the high-water mark (an old batch replayed) changes neither the
-        // mark nor the chain head: its last hash is not the head.
-        guard fresh > 0 else { return PushOutcome(status: .alreadyApplied, highWaterMark: highWater, results: results) }
-        let newHighWater = max(highWater, Int64(batch.last?.sequence ?? 0))
-        let newest = batch.map(\.occurredAtMs).max() ?? 0
-        try db.cachedStatement(
-            sql:
-                "UPDATE sites SET high_water_mark = ?, last_hash = ?, last_push_at_ms = ?, newest_occurred_at_ms = MAX(COALESCE(newest_occurred_at_ms, 0), ?) WHERE site_id = ?"
-        ).execute(arguments: [newHighWater, previousHash, now.milliseconds, newest, site.rawValue])
-        // The edge's clock is kept for audit but ordering is by posting; a large skew is flagged.
-        let skew = abs(sentAt.milliseconds - now.milliseconds)
-        if skew > limits.clockSkewMaxMilliseconds, !(row["flags"] as String).contains(SiteFlag.clockSkew.rawValue) {
-            try writer.flag(site, .clockSkew)
-            try writer.conflict(
-                .clockSkew, site: site, transaction: batch.last?.transactionID, member: nil,
-                resolution: "occurred_at kept; ordered by posting", at: now,
-                detail: "edge clock differs by \(skew / 1000) s")
-        }
-        return PushOutcome(status: .applied, highWaterMark: newHighWater, results: results)
-    }
-
-    private static func result(sequence: Int64, id: String, outcome: String, reason: String, points: Int64)
-        -> Coalition_Sync_V1_TransactionResult
-    {
-        var result = Coalition_Sync_V1_TransactionResult()
-        result.sequence = UInt64(sequence)
-        result.transactionID = id
-        switch outcome {
-        case "posted": result.outcome = .posted
-        case "posted_with_conflict": result.outcome = .postedWithConflict
-        default: result.outcome = .rejected
-        }
-        result.reason = reason
-        result.postedPoints = points
-        return result
     }
 
     // MARK: Pull
@@ -483,15 +328,16 @@ package final class SQLiteLedgerStore: LedgerStore {
             let rows = try Row.fetchAll(
                 db.cachedStatement(
                     sql:
-                        "SELECT sequence, transaction_id, previous_hash, payload, occurred_at_ms FROM site_transactions WHERE site_id = ? AND sequence >= ? ORDER BY sequence LIMIT ?"
+                        "SELECT site_sequence, transaction_id, previous_hash, payload, outbox_occurred_at_ms FROM transactions WHERE site_id = ? AND site_sequence >= ? ORDER BY site_sequence LIMIT ?"
                 ),
                 arguments: [site.rawValue, sequence, count])
             var response = Coalition_Sync_V1_RecoverResponse()
             response.highWaterMark = UInt64(highWater)
             response.transactions = rows.map { row in
                 Coalition_Sync_V1_OutboxTransaction(
-                    sequence: row["sequence"], transactionID: row["transaction_id"], previousHash: row["previous_hash"],
-                    payload: row["payload"], occurredAtMs: row["occurred_at_ms"])
+                    sequence: row["site_sequence"], transactionID: row["transaction_id"],
+                    previousHash: row["previous_hash"], payload: row["payload"],
+                    occurredAtMs: row["outbox_occurred_at_ms"])
             }
             response.hasMore_p = Int64(response.transactions.last?.sequence ?? UInt64(highWater)) < highWater
             return response

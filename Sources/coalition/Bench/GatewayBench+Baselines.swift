@@ -58,10 +58,10 @@ extension GatewayBenches {
 
     /// The second baseline of gateway-ingest: the rows a posting writes, inserted with no logic
     /// into a ledger with the gateway's own schema (same indexes, same durability), per pushed
-    /// transaction: its site transaction, receipt, ledger transaction, two postings, two balance
-    /// upserts, its lot and the position counter; for an enrolment the member row and its tier
-    /// spell, for an earn the member row rewritten and its qualifying bucket. Payloads are decoded
-    /// before the clock starts. Seconds taken.
+    /// transaction: its ledger row (with the outbox row and receipt), two postings, its lot and its
+    /// member row (inserted with its tier spell for an enrolment, rewritten with its balance and
+    /// its qualifying bucket for an earn); per push, the issuing merchants' balances, the position
+    /// counter and the site row. Payloads are decoded before the clock starts. Seconds taken.
     static func postingRowsSeconds(
         _ folder: BenchFolder, _ batches: [(SiteID, [[Coalition_Sync_V1_OutboxTransaction]])]
     ) async throws -> Double {
@@ -80,13 +80,45 @@ extension GatewayBenches {
             )
         }
         let database = try GatewayDatabase.open(path: folder.path + "/rows-\(UUID().uuidString).sqlite")
+        try await database.pool.write { db in
+            for (site, _) in decoded {
+                try db.execute(
+                    sql: "INSERT INTO sites (site_id, last_hash) VALUES (?, ?)",
+                    arguments: [site.rawValue, Data(count: 32)])
+            }
+        }
         let (_, seconds) = try await Load.time {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for (site, pushes) in decoded {
                     group.addTask {
                         for push in pushes {
                             try await database.pool.write { db in
-                                for row in push { try insertPostingRows(db, site: site, row.transaction, row.local) }
+                                var position =
+                                    try Int64.fetchOne(
+                                        db.cachedStatement(sql: "SELECT value FROM counters WHERE name = 'position'"))
+                                    ?? 0
+                                var issued: [String: Int64] = [:]
+                                for row in push {
+                                    position += 1
+                                    if let (merchant, points) = try insertPostingRows(
+                                        db, site: site, position: position, row.transaction, row.local)
+                                    {
+                                        issued[merchant, default: 0] -= points
+                                    }
+                                }
+                                for (merchant, points) in issued {
+                                    try db.cachedStatement(
+                                        sql:
+                                            "INSERT INTO balances (account, points) VALUES (?, ?) ON CONFLICT (account) DO UPDATE SET points = points + excluded.points"
+                                    ).execute(arguments: ["issued:" + merchant, points])
+                                }
+                                try db.cachedStatement(sql: "UPDATE counters SET value = ? WHERE name = 'position'")
+                                    .execute(arguments: [position])
+                                try db.cachedStatement(
+                                    sql: "UPDATE sites SET high_water_mark = ?, last_push_at_ms = ? WHERE site_id = ?"
+                                ).execute(arguments: [
+                                    Int64(push.last?.transaction.sequence ?? 0), position, site.rawValue,
+                                ])
                             }
                         }
                     }
@@ -98,68 +130,56 @@ extension GatewayBenches {
         return seconds
     }
 
+    /// The rows of one pushed transaction; the merchant and the points it issued.
     private static func insertPostingRows(
-        _ db: Database, site: SiteID, _ transaction: Coalition_Sync_V1_OutboxTransaction,
+        _ db: Database, site: SiteID, position: Int64, _ transaction: Coalition_Sync_V1_OutboxTransaction,
         _ local: Coalition_Sync_V1_LocalTransaction
-    ) throws {
+    ) throws -> (String, Int64)? {
         let member: String
         let points: Int64
         switch local.body {
         case .enrollment(let record): (member, points) = (record.memberID, record.signupPoints)
         case .earn(let record): (member, points) = (record.memberID, record.breakdown.totalPoints)
-        default: return
+        default: return nil
         }
-        let position =
-            try Int64.fetchOne(
-                db.cachedStatement(sql: "UPDATE counters SET value = value + 1 WHERE name = 'position' RETURNING value")
-            ) ?? 0
-        try db.cachedStatement(
-            sql:
-                "INSERT INTO site_transactions (site_id, sequence, transaction_id, previous_hash, payload, occurred_at_ms, outcome, reason, posted_points) VALUES (?, ?, ?, ?, ?, ?, 'posted', '', ?)"
-        ).execute(arguments: [
-            site.rawValue, Int64(transaction.sequence), transaction.transactionID, transaction.previousHash,
-            transaction.payload, transaction.occurredAtMs, points,
-        ])
-        try db.cachedStatement(
-            sql: "INSERT INTO receipts (merchant_id, operation, request_id, transaction_id) VALUES (?, ?, ?, ?)"
-        ).execute(arguments: [local.merchantID, "earn", local.requestID, local.transactionID])
         try db.cachedStatement(
             sql: """
                 INSERT INTO transactions (position, transaction_id, kind, site_id, site_sequence, merchant_id, member_id,
-                    request_id, points, amount_minor, occurred_at_ms, posted_at_ms, program_version)
-                VALUES (?, ?, 'earn', ?, ?, ?, ?, ?, ?, 0, ?, ?, 1)
+                    request_id, points, amount_minor, occurred_at_ms, posted_at_ms, program_version, receipt, stated_points,
+                    previous_hash, payload, outbox_occurred_at_ms, outcome, reason, posted_points)
+                VALUES (?, ?, 'earn', ?, ?, ?, ?, ?, ?, 0, ?, ?, 1, ?, ?, ?, ?, ?, 'posted', '', ?)
                 """
         ).execute(arguments: [
             position, local.transactionID, site.rawValue, Int64(transaction.sequence), local.merchantID, member,
             local.requestID, points, local.occurredAtMs, local.occurredAtMs,
+            "\(local.merchantID)|earn|\(local.requestID)", points, transaction.previousHash, transaction.payload,
+            transaction.occurredAtMs, points,
         ])
-        for (account, value) in [("member:" + member, points), ("issued:" + local.merchantID, -points)] {
-            try db.cachedStatement(sql: "INSERT INTO postings (position, account, points) VALUES (?, ?, ?)")
-                .execute(arguments: [position, account, value])
-            try db.cachedStatement(
-                sql:
-                    "INSERT INTO balances (account, points) VALUES (?, ?) ON CONFLICT (account) DO UPDATE SET points = points + excluded.points"
-            ).execute(arguments: [account, value])
+        for (line, (account, value)) in [("member:" + member, points), ("issued:" + local.merchantID, -points)]
+            .enumerated()
+        {
+            try db.cachedStatement(sql: "INSERT INTO postings (position, line, account, points) VALUES (?, ?, ?, ?)")
+                .execute(arguments: [position, line, account, value])
         }
         try db.cachedStatement(
             sql:
-                "INSERT INTO lots (lot_id, member_id, earned_at_ms, expires_at_ms, original_points, remaining_points) VALUES (?, ?, ?, ?, ?, ?)"
+                "INSERT INTO lots (member_id, expires_at_ms, lot_id, earned_at_ms, original_points, remaining_points) VALUES (?, ?, ?, ?, ?, ?)"
         ).execute(arguments: [
-            local.transactionID, member, local.occurredAtMs, local.occurredAtMs + 31_536_000_000, points, points,
+            member, local.occurredAtMs + 31_536_000_000, local.transactionID, local.occurredAtMs, points, points,
         ])
         if case .enrollment = local.body {
             try db.cachedStatement(
                 sql:
-                    "INSERT INTO members (member_id, tier, tier_review_date, enrolled_at_ms, enrolled_site, changed_position) VALUES (?, 'member', '2027-11-30', ?, ?, ?)"
-            ).execute(arguments: [member, local.occurredAtMs, site.rawValue, position])
+                    "INSERT INTO members (member_id, tier, tier_review_date, enrolled_at_ms, enrolled_site, changed_position, balance_points) VALUES (?, 'member', '2027-11-30', ?, ?, ?, ?)"
+            ).execute(arguments: [member, local.occurredAtMs, site.rawValue, position, points])
             try db.cachedStatement(sql: "INSERT INTO member_tiers (member_id, position, tier) VALUES (?, ?, 'member')")
                 .execute(arguments: [member, position])
         } else {
             try db.cachedStatement(
                 sql:
-                    "UPDATE members SET last_earn = ?, streak_last_day = ?, streak_days = ?, tier = ?, tier_review_date = ?, changed_position = ? WHERE member_id = ?"
+                    "UPDATE members SET last_earn = ?, streak_last_day = ?, streak_days = ?, tier = ?, tier_review_date = ?, changed_position = ?, balance_points = balance_points + ? WHERE member_id = ?"
             ).execute(arguments: [
-                "mall=\(local.occurredAtMs)", "2026-11-30", 1, "member", "2027-11-30", position, member,
+                "mall=\(local.occurredAtMs)", "2026-11-30", 1, "member", "2027-11-30", position, points, member,
             ])
             try db.cachedStatement(
                 sql: """
@@ -168,6 +188,7 @@ extension GatewayBenches {
                     """
             ).execute(arguments: [member, local.occurredAtMs / 900_000 * 900_000, points])
         }
+        return (local.merchantID, points)
     }
 
     /// Inserting `count` rows shaped like a replica's members into a plain table, 1000 per

@@ -197,7 +197,9 @@ enum GatewayBenches {
         }
         let outcomes = try await store.database.pool.read { db in
             try Row.fetchAll(
-                db, sql: "SELECT outcome, reason, COUNT(*) AS n FROM site_transactions GROUP BY outcome, reason"
+                db,
+                sql:
+                    "SELECT outcome, reason, COUNT(*) AS n FROM transactions WHERE site_sequence IS NOT NULL GROUP BY outcome, reason"
             ).map {
                 "\($0["outcome"] as String)\(($0["reason"] as String).isEmpty ? "" : " (\($0["reason"] as String))") \($0["n"] as Int)"
             }
@@ -226,6 +228,17 @@ enum GatewayBenches {
             "rows ratio",
             String(format: "%.2f (target ≥ 0.50: %@)", rowsRatio, rowsRatio >= 0.5 ? "met" : "NOT met"))
         report.floor("rate", Double(total) / figureSeconds, minimum: 25_000, unit: "tx/s")
+        let phases = store.postingStatistics
+        let perTransaction = { (duration: Duration) -> Double in
+            Double(duration.components.attoseconds) / 1e12 / Double(max(1, phases.transactions))
+                + Double(duration.components.seconds) * 1e6 / Double(max(1, phases.transactions))
+        }
+        report.line(
+            "writer",
+            String(
+                format: "per transaction: %.1f µs loading views, %.1f µs deciding, %.1f µs applying (%d pushes)",
+                perTransaction(phases.loading), perTransaction(phases.deciding), perTransaction(phases.applying),
+                phases.pushes))
         report.line("memory", String(format: "peak %.0f MiB", Load.peakMemoryMiB))
         report.print()
     }
@@ -297,18 +310,19 @@ enum GatewayBenches {
             try await store.database.pool.write { db in
                 let insertMember = try db.cachedStatement(
                     sql: """
-                        INSERT INTO members (member_id, phone_hash, tier, tier_review_date, enrolled_at_ms, enrolled_site, changed_position)
-                        VALUES (?, ?, 'member', '2027-11-24', ?, 'mall-01', ?)
+                        INSERT INTO members (member_id, phone_hash, tier, tier_review_date, enrolled_at_ms, enrolled_site, changed_position,
+                            balance_points)
+                        VALUES (?, ?, 'member', '2027-11-24', ?, 'mall-01', ?, ?)
                         """)
-                let insertBalance = try db.cachedStatement(sql: "INSERT INTO balances (account, points) VALUES (?, ?)")
                 var generator = SystemRandomNumberGenerator()
                 let base = try Int64.fetchOne(db, sql: "SELECT value FROM counters WHERE name = 'position'") ?? 0
                 let now = SystemWallClock().now()
                 for index in 0..<members {
                     let id = MemberID(time: now, using: &generator).description
                     let phone = Data(SHA256.hash(data: Data("+86136\(index)".utf8)))
-                    try insertMember.execute(arguments: [id, phone, now.milliseconds, base + 1 + Int64(index)])
-                    try insertBalance.execute(arguments: ["member:\(id)", Int64(index % 5_000)])
+                    try insertMember.execute(arguments: [
+                        id, phone, now.milliseconds, base + 1 + Int64(index), Int64(index % 5_000),
+                    ])
                 }
                 try db.execute(
                     sql: "UPDATE counters SET value = ? WHERE name = 'position'", arguments: [base + Int64(members)])

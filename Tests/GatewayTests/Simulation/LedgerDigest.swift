@@ -29,8 +29,8 @@ enum LedgerDigest {
         let pushed = try Row.fetchAll(
             db,
             sql: """
-                SELECT s.site_id, s.sequence, s.transaction_id, s.payload, s.outcome, s.reason, s.posted_points
-                FROM site_transactions s ORDER BY s.site_id, s.sequence
+                SELECT site_id, site_sequence AS sequence, transaction_id, payload, outcome, reason, posted_points
+                FROM transactions WHERE site_sequence IS NOT NULL ORDER BY site_id, site_sequence
                 """)
         for row in pushed {
             let payload: Data = row["payload"]
@@ -58,7 +58,9 @@ enum LedgerDigest {
                 "pushed \(row["site_id"] as String)#\(row["sequence"] as Int64) \(row["outcome"] as String) "
                 + "'\(row["reason"] as String)' \(row["posted_points"] as Int64)"
             if let posted = try Row.fetchOne(
-                db, sql: "SELECT position, kind, member_id FROM transactions WHERE transaction_id = ?", arguments: [id])
+                db,
+                sql: "SELECT position, kind, member_id FROM transactions WHERE transaction_id = ? AND kind IS NOT NULL",
+                arguments: [id])
             {
                 line +=
                     " \(posted["kind"] as String) \(member(posted["member_id"])): \(try postings(posted["position"]))"
@@ -74,7 +76,15 @@ enum LedgerDigest {
                     + (try postings(row["position"])))
         }
         lines += own.sorted()
-        lines += try Row.fetchAll(db, sql: "SELECT account, points FROM balances").map {
+        // Member accounts are listed once a posting has touched them (as the ledger listed them
+        // before member balances moved to the member rows).
+        lines += try Row.fetchAll(
+            db,
+            sql: """
+                SELECT account, points FROM account_balances b
+                WHERE account NOT LIKE 'member:%' OR account IN (SELECT account FROM postings)
+                """
+        ).map {
             "balance \(account($0["account"])) \($0["points"] as Int64)"
         }.sorted()
         lines += try Row.fetchAll(

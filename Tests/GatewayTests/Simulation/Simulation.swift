@@ -498,10 +498,11 @@ final class Simulation {
                 drift: try Int.fetchOne(
                     db,
                     sql:
-                        "SELECT COUNT(*) FROM balances b WHERE b.points != (SELECT COALESCE(SUM(points), 0) FROM postings p WHERE p.account = b.account)"
+                        "SELECT COUNT(*) FROM account_balances b WHERE b.points != (SELECT COALESCE(SUM(points), 0) FROM postings p WHERE p.account = b.account)"
                 ) ?? -1,
                 negative: try Int.fetchOne(
-                    db, sql: "SELECT COUNT(*) FROM balances WHERE account LIKE 'member:%' AND points < 0") ?? -1,
+                    db, sql: "SELECT COUNT(*) FROM account_balances WHERE account LIKE 'member:%' AND points < 0")
+                    ?? -1,
                 lots: try Row.fetchAll(
                     db,
                     sql: """
@@ -509,7 +510,7 @@ final class Simulation {
                           (SELECT group_concat(t.kind || ' ' || p.points || ' ' || t.detail || ' lots ' ||
                               COALESCE((SELECT group_concat(d.lot_id || ':' || d.points) FROM lot_draws d WHERE d.position = t.position), ''), '; ')
                            FROM postings p JOIN transactions t ON t.position = p.position WHERE p.account = b.account) AS history
-                        FROM balances b WHERE b.account LIKE 'member:%'
+                        FROM account_balances b WHERE b.account LIKE 'member:%'
                           AND b.points != (SELECT COALESCE(SUM(remaining_points), 0) FROM lots l WHERE 'member:' || l.member_id = b.account)
                         """
                 ).map {
@@ -522,13 +523,15 @@ final class Simulation {
                 gaps: try Int.fetchOne(
                     db,
                     sql:
-                        "SELECT COUNT(*) FROM sites s WHERE s.high_water_mark != (SELECT COUNT(*) FROM site_transactions t WHERE t.site_id = s.site_id)"
+                        "SELECT COUNT(*) FROM sites s WHERE s.high_water_mark != (SELECT COUNT(*) FROM transactions t WHERE t.site_id = s.site_id AND t.site_sequence IS NOT NULL)"
                 ) ?? -1,
                 settlements: try Row.fetchAll(db, sql: "SELECT period, content_hash FROM settlements").map {
                     ($0["period"] as String, $0["content_hash"] as String)
                 },
                 posted: try Row.fetchAll(
-                    db, sql: "SELECT transaction_id, posted_points FROM site_transactions WHERE outcome != 'rejected'"
+                    db,
+                    sql:
+                        "SELECT transaction_id, posted_points FROM transactions WHERE site_sequence IS NOT NULL AND outcome != 'rejected'"
                 ).map { ($0["transaction_id"] as String, $0["posted_points"] as Int64) },
                 // The simulation's edges are honest: the gateway must find nothing in what they state.
                 honestFlagged: try Row.fetchAll(
@@ -641,7 +644,10 @@ final class Simulation {
     private func checkConverged() async throws {
         let store = try gateway.store
         let posted = try await store.database.pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT site_id, transaction_id, outcome, reason FROM site_transactions").map {
+            try Row.fetchAll(
+                db,
+                sql: "SELECT site_id, transaction_id, outcome, reason FROM transactions WHERE site_sequence IS NOT NULL"
+            ).map {
                 (
                     $0["site_id"] as String, $0["transaction_id"] as String, $0["outcome"] as String,
                     $0["reason"] as String
@@ -671,8 +677,7 @@ final class Simulation {
             try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT m.member_id, COALESCE(b.points, 0) AS points FROM members m
-                    LEFT JOIN balances b ON b.account = 'member:' || m.member_id WHERE m.merged_into IS NULL
+                    SELECT member_id, balance_points AS points FROM members WHERE merged_into IS NULL
                     """
             ).map { ($0["member_id"] as String, $0["points"] as Int64) }
         }

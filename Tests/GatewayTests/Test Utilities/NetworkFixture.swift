@@ -51,7 +51,7 @@ struct GatewayHarness: Sendable {
     /// A member's ledger balance and the sum of every posting (must be zero).
     func balance(_ member: String) async throws -> Int64 {
         try await store.database.pool.read { db in
-            try Int64.fetchOne(db, sql: "SELECT points FROM balances WHERE account = ?", arguments: ["member:\(member)"]) ?? 0
+            try Int64.fetchOne(db, sql: "SELECT points FROM account_balances WHERE account = ?", arguments: ["member:\(member)"]) ?? 0
         }
     }
 
@@ -70,7 +70,7 @@ struct GatewayHarness: Sendable {
     }
 
     func account(_ key: String) async throws -> Int64 {
-        try await store.database.pool.read { db in try Int64.fetchOne(db, sql: "SELECT points FROM balances WHERE account = ?", arguments: [key]) ?? 0 }
+        try await store.database.pool.read { db in try Int64.fetchOne(db, sql: "SELECT points FROM account_balances WHERE account = ?", arguments: [key]) ?? 0 }
     }
 
     func conflicts(kind: String) async throws -> [(site: String, points: Int64)] {
@@ -92,14 +92,14 @@ struct GatewayHarness: Sendable {
             #expect(unbalanced == 0)
             #expect(try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(points), 0) FROM postings") == 0)
             let drift = try Int.fetchOne(
-                db, sql: "SELECT COUNT(*) FROM balances b WHERE b.points != (SELECT COALESCE(SUM(points), 0) FROM postings p WHERE p.account = b.account)") ?? -1
+                db, sql: "SELECT COUNT(*) FROM account_balances b WHERE b.points != (SELECT COALESCE(SUM(points), 0) FROM postings p WHERE p.account = b.account)") ?? -1
             #expect(drift == 0)
-            #expect(try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM balances WHERE account LIKE 'member:%' AND points < 0") == 0)
+            #expect(try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM account_balances WHERE account LIKE 'member:%' AND points < 0") == 0)
             // Every point a member holds is in a lot: the lots of each member sum to their balance.
             let lotDrift = try Int.fetchOne(
                 db,
                 sql: """
-                    SELECT COUNT(*) FROM balances b WHERE b.account LIKE 'member:%'
+                    SELECT COUNT(*) FROM account_balances b WHERE b.account LIKE 'member:%'
                       AND b.points != (SELECT COALESCE(SUM(remaining_points), 0) FROM lots l WHERE 'member:' || l.member_id = b.account)
                     """) ?? -1
             #expect(lotDrift == 0)

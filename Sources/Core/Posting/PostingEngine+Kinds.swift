@@ -1,0 +1,362 @@
+/// The rules of each kind of pushed transaction (DESIGN §6; docs/rules.md).
+extension PostingEngine {
+    mutating func enroll(_ record: PushedTransaction.Enrollment, _ context: inout Context) -> Result<Points, Rejection>
+    {
+        guard let member = MemberID(record.memberID) else {
+            return .failure(Rejection(reason: .malformed, member: nil, detail: "bad member id"))
+        }
+        if view.members[member] != nil {
+            return .failure(
+                Rejection(reason: .duplicateMember, member: member, detail: "member id already enrolled"))
+        }
+        let program = context.program
+        // Same phone enrolled elsewhere first: this record merges into the earlier one.
+        let survivor: MemberID? = record.phoneHash.isEmpty ? nil : view.phoneOwners[record.phoneHash]
+        let status = TierCalculator.initial(program.tiers, enrolledOn: program.timeZone.date(of: context.occurredAt))
+        // The member's row and first tier spell take a position of their own, before the posting.
+        let created = nextPosition()
+        store(
+            MemberRecord(
+                id: member, tier: status.tier, reviewDate: status.reviewDate,
+                birthMonth: record.birthMonth == 0 ? nil : record.birthMonth, mergedInto: survivor,
+                phoneHash: record.phoneHash.isEmpty ? nil : record.phoneHash, changedPosition: created))
+        effects.enrollments.append(
+            MemberEnrollment(
+                member: member, sealedPhone: record.sealedPhone.isEmpty ? nil : record.sealedPhone,
+                cardNumber: record.cardNumber.isEmpty ? nil : record.cardNumber, enrolledAt: context.occurredAt,
+                site: site))
+        view.lots[member] = []
+        view.tierSpells[member] = [TierSpell(position: created, tier: status.tier)]
+        effects.tierSpells.append((member, created, status.tier))
+        if survivor == nil, !record.phoneHash.isEmpty { view.phoneOwners[record.phoneHash] = member }
+        let owner = survivor ?? member
+        if let survivor {
+            effects.merges.append((member, survivor, created))
+            conflict(
+                .memberMerge, transaction: context.pushed.transactionID, member: survivor,
+                resolution: "member \(member) merged into \(survivor), who enrolled first")
+            context.conflicts.append(.memberMerge)
+        }
+        let bonus = EarnCalculator.enrollment(program: program, hasReferrer: !record.referrerMemberID.isEmpty)
+        var lines = PostingRules.issue(member: owner, merchant: context.merchant, points: bonus.signup.total).lines
+        var referrer: MemberID?
+        if let stated = MemberID(record.referrerMemberID), let resolved = resolve(stated), resolved != owner {
+            referrer = resolved
+            lines += PostingRules.issue(member: resolved, merchant: context.merchant, points: bonus.referral).lines
+        }
+        if Points(record.signupPoints) != bonus.signup.total
+            || (referrer != nil && Points(record.referralPoints) != bonus.referral)
+        {
+            mismatch(
+                &context, member: owner, detail: "edge signup \(record.signupPoints)/referral \(record.referralPoints)")
+        }
+        let position = post(
+            context, kind: .enroll, member: owner, points: bonus.signup.total, amount: .zero, postings: Postings(lines))
+        let expires = ExpiryCalculator.expiresAt(
+            earnedAt: context.occurredAt, rules: program.expiry, timeZone: program.timeZone)
+        createLot(
+            context.pushed.transactionID, member: owner, earnedAt: context.occurredAt, expiresAt: expires,
+            points: bonus.signup.total)
+        if let referrer, bonus.referral > .zero {
+            createLot(
+                context.pushed.transactionID + "-referral", member: referrer, earnedAt: context.occurredAt,
+                expiresAt: expires, points: bonus.referral)
+        }
+        touch(member, position: position)
+        return .success(bonus.signup.total)
+    }
+
+    mutating func earn(_ record: PushedTransaction.Earn, _ context: inout Context) -> Result<Points, Rejection> {
+        guard let stated = MemberID(record.memberID), let member = resolve(stated) else {
+            return .failure(
+                Rejection(reason: .unknownMember, member: nil, detail: "member '\(record.memberID)' is unknown"))
+        }
+        let program = context.program
+        // Recompute with the member state the edge says it used (DESIGN §6: same version and inputs).
+        // A points_mismatch is a difference of arithmetic; whether the stated state was the member's
+        // is checked next.
+        var lastEarn: [Format: Timestamp] = [:]
+        for (format, ms) in record.lastEarnByFormat {
+            if let format = Format(format) { lastEarn[format] = Timestamp(milliseconds: ms) }
+        }
+        let streak = CivilDate(parsing: record.streakLastDay).map {
+            Streak(lastDay: $0, days: max(1, record.streakDays))
+        }
+        let tier = TierID(record.tier).flatMap { program.tier($0) != nil ? $0 : nil } ?? program.tiers.tiers[0].id
+        // The receipt's points for each budgeted promotion cap it, so the recomputation repeats the
+        // edge's arithmetic whatever budget figure the edge had.
+        var receiptPromotions: [PromotionID: Points] = [:]
+        for component in record.promotionPoints {
+            if let id = PromotionID(component.ruleID) {
+                receiptPromotions[id, default: .zero] += Points(max(0, min(component.points, 1_000_000_000_000)))
+            }
+        }
+        let caps = PromotionBudgets.caps(program, receipt: receiptPromotions)
+        var input = EarnInput(
+            merchant: context.merchant, amount: Money(minorUnits: record.amountMinor),
+            lines: record.lines.map { line in
+                SaleLine(
+                    sku: line.sku, category: line.category.isEmpty ? nil : Category(line.category),
+                    amount: Money(minorUnits: line.amountMinor))
+            },
+            occurredAt: context.occurredAt,
+            member: MemberEarnState(
+                tier: tier, birthMonth: record.birthMonth == 0 ? nil : record.birthMonth, lastEarnByFormat: lastEarn,
+                streak: streak),
+            promotionBudgetsLeft: caps)
+        let statedResult: EarnResult
+        do {
+            statedResult = try EarnCalculator.earn(program: program, input: input)
+        } catch {
+            return .failure(Rejection(reason: .malformed, member: member, detail: "\(error)"))
+        }
+        if statedResult.total.value != record.totalPoints {
+            mismatch(
+                &context, member: member, detail: "edge computed \(record.totalPoints), Core \(statedResult.total)")
+        }
+        // DESIGN §8: the member state the edge states is checked against the gateway's record,
+        // within the staleness an honest replica can have; what is not the member's is replaced.
+        let checked = MemberStateCheck.check(
+            stated: input.member, replicaPosition: record.replicaPosition,
+            record: recordedState(named: stated, member: member, statedTier: tier, program: program),
+            toleranceMilliseconds: clockSkewMaxMilliseconds)
+        var result = statedResult
+        if !checked.replaced.isEmpty {
+            input.member = checked.state
+            do {
+                result = try EarnCalculator.earn(program: program, input: input)
+            } catch {
+                return .failure(Rejection(reason: .malformed, member: member, detail: "\(error)"))
+            }
+            conflict(
+                .memberStateMismatch, transaction: context.pushed.transactionID, member: member,
+                resolution:
+                    "posted with the gateway's member state (\(result.total) points, not \(statedResult.total))",
+                points: statedResult.total - result.total,
+                detail:
+                    "stated \(checked.replaced.joined(separator: ", ")) not the member's since position \(record.replicaPosition)"
+            )
+            effects.flags.insert(.memberStateMismatch)
+            context.conflicts.append(.memberStateMismatch)
+        }
+        // The gateway's count of each promotion budget is authoritative: a bonus the edge gave
+        // from a budget that has run out is posted with what is left, and recorded.
+        if caps.values.contains(where: { $0 > .zero }) {
+            let left = PromotionBudgets.left(program, given: view.promotionsGiven)
+            let budgeted = PromotionBudgets.smaller(caps, left)
+            if budgeted != caps {
+                let uncut = result
+                input.promotionBudgetsLeft = budgeted
+                do {
+                    result = try EarnCalculator.earn(program: program, input: input)
+                } catch {
+                    return .failure(Rejection(reason: .malformed, member: member, detail: "\(error)"))
+                }
+                if result.total < uncut.total {
+                    conflict(
+                        .promotionBudget, transaction: context.pushed.transactionID, member: member,
+                        resolution: "posted with the budget left (\(result.total) points, not \(uncut.total))",
+                        points: uncut.total - result.total,
+                        detail: "budget left: "
+                            + left.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key) \($0.value)" }
+                            .joined(separator: ", "))
+                    context.conflicts.append(.promotionBudget)
+                }
+            }
+        }
+        let given = PromotionBudgets.given(by: result)
+        for promotion in program.earn.promotions where promotion.budget != nil {
+            guard let points = given[promotion.id], points > .zero else { continue }
+            view.promotionsGiven[promotion.id, default: .zero] += points
+            effects.promotionsGiven[promotion.id, default: .zero] += points
+        }
+        let position = post(
+            context, kind: .earn, member: member, points: result.total, amount: input.amount,
+            postings: PostingRules.issue(member: member, merchant: context.merchant, points: result.total))
+        let expires = ExpiryCalculator.expiresAt(
+            earnedAt: context.occurredAt, rules: program.expiry, timeZone: program.timeZone)
+        createLot(
+            context.pushed.transactionID, member: member, earnedAt: context.occurredAt, expiresAt: expires,
+            points: result.total)
+        updateEarnState(
+            member: member, format: result.format, base: result.points(of: .base), program: program,
+            at: context.occurredAt, position: position)
+        return .success(result.total)
+    }
+
+    /// The gateway's record of a member, for checking the state an edge stated: the surviving
+    /// record's current earn state and tier spells, and the birth months of the record the edge
+    /// named and of the survivor. Spells matter only when the stated tier is not the current one.
+    func recordedState(named: MemberID, member: MemberID, statedTier: TierID, program: Program)
+        -> RecordedMemberState
+    {
+        let record = self.member(member)
+        var birthMonths: [Int?] = [record.birthMonth]
+        if named != member, let own = view.members[named] { birthMonths.append(own.birthMonth) }
+        let current = MemberEarnState(
+            tier: record.tier, birthMonth: record.birthMonth, lastEarnByFormat: record.lastEarn, streak: record.streak)
+        var spells: [TierSpell] = []
+        if statedTier != current.tier {
+            for id in Set([named, member]) { spells += view.tierSpells[id] ?? [] }
+        }
+        return RecordedMemberState(current: current, tiers: spells, birthMonths: birthMonths)
+    }
+
+    /// The member's qualifying points in the rolling window ending today.
+    func qualifyingPoints(_ member: MemberID, program: Program) -> Points {
+        let start = Self.windowStart(program, now: now)
+        let stored = view.qualifying[member]?[start] ?? .zero
+        return max(.zero, stored + (qualifiedInBatch[member] ?? .zero))
+    }
+
+    /// The gateway's own view of the member after an earn: last earn per format, streak, tier upgrade.
+    mutating func updateEarnState(
+        member: MemberID, format: Format, base: Points, program: Program, at occurredAt: Timestamp, position: Int64
+    ) {
+        var record = self.member(member)
+        if base > .zero {
+            record.lastEarn[format] = max(record.lastEarn[format] ?? occurredAt, occurredAt)
+            record.streak = EarnCalculator.advance(record.streak, to: program.timeZone.date(of: occurredAt)).0
+        }
+        let today = program.timeZone.date(of: now)
+        let current = TierStatus(tier: record.tier, reviewDate: record.reviewDate)
+        let status = TierCalculator.afterPosting(
+            program.tiers, status: current, qualifying: qualifyingPoints(member, program: program), on: today)
+        if status.tier != current.tier {
+            view.tierSpells[member, default: []].append(TierSpell(position: position, tier: status.tier))
+            effects.tierSpells.append((member, position, status.tier))
+        }
+        record.tier = status.tier
+        record.reviewDate = status.reviewDate
+        record.changedPosition = position
+        store(record)
+    }
+
+    /// A redemption or parking payment: consumes the hold placed for its transaction, if any, and
+    /// takes what the member has (less other holds); the rest goes to offline_risk(site).
+    mutating func spend(
+        _ memberID: String, points: Points, amount: Money, kind: TransactionKind, _ context: inout Context
+    ) -> Result<Points, Rejection> {
+        guard let stated = MemberID(memberID), let member = resolve(stated) else {
+            return .failure(Rejection(reason: .unknownMember, member: nil, detail: "member '\(memberID)' is unknown"))
+        }
+        guard points >= .zero, points.value <= context.program.limits.pointsPerTransactionMax.value else {
+            return .failure(Rejection(reason: .malformed, member: member, detail: "points \(points) out of range"))
+        }
+        // The hold placed for this very transaction pays for it, whether or not the edge heard the
+        // answer: an authorisation answer lost past the edge's deadline leaves the hold at the
+        // gateway and sends the same transaction down the offline path. Those points were kept for
+        // this transaction; counting them as someone else's would book the member's own points to
+        // the site's offline_risk.
+        if let index = view.holds.firstIndex(where: { $0.transactionID == context.pushed.transactionID }) {
+            effects.consumedHolds.append(view.holds[index].holdID)
+            view.holds.remove(at: index)
+        }
+        let available = available(member)
+        let (postings, shortfall) = PostingRules.redemption(
+            member: member, merchant: context.merchant, site: site, points: points, available: available)
+        let change = postings.change(of: .member(member))
+        let position = post(context, kind: kind, member: member, points: change, amount: amount, postings: postings)
+        consumeLots(member, points: -change, position: position)
+        if shortfall > .zero {
+            conflict(
+                .offlineOverdraw, transaction: context.pushed.transactionID, member: member,
+                resolution:
+                    "member taken to \(available - (points - shortfall)) points; \(shortfall) booked to offline_risk(\(site))",
+                points: shortfall)
+            effects.flags.insert(.offlineOverdraw)
+            context.conflicts.append(.offlineOverdraw)
+        }
+        return .success(change)
+    }
+
+    mutating func reverse(_ record: PushedTransaction.Reverse, _ context: inout Context) -> Result<Points, Rejection> {
+        guard let stated = MemberID(record.memberID), let member = resolve(stated),
+            var original = view.originals[record.originalTransactionID], original.site == site
+        else {
+            return .failure(
+                Rejection(
+                    reason: .unknownOriginal, member: nil,
+                    detail: "original '\(record.originalTransactionID)' is unknown at this site"))
+        }
+        let points: Points
+        switch original.kind {
+        case .earn:
+            let state = EarnRefundState(
+                originalAmount: original.amount, originalPoints: original.points,
+                refundedAmount: original.refundedAmount, reversedPoints: -original.reversedPoints)
+            guard state.refundedAmount < state.originalAmount else {
+                return .failure(
+                    Rejection(reason: .alreadyReversed, member: member, detail: "refunded in full already"))
+            }
+            let refund: (points: Points, amount: Money)
+            do {
+                refund = try EarnReversal.refund(state, amount: Money(minorUnits: record.amountMinor))
+            } catch {
+                return .failure(Rejection(reason: .malformed, member: member, detail: "\(error)"))
+            }
+            if -refund.points != Points(record.points),
+                receiptRefund(of: original, state: state, amount: record.amountMinor, program: context.program)
+                    .map({ -$0 }) != Points(record.points)
+            {
+                mismatch(&context, member: member, detail: "edge reversed \(record.points), Core \(-refund.points)")
+            }
+            let (postings, shortfall) = PostingRules.refund(
+                member: member, merchant: context.merchant, site: site, points: refund.points,
+                available: available(member))
+            let position = post(
+                context, kind: .reverse, member: member, points: -refund.points, amount: refund.amount,
+                original: original.transactionID, postings: postings, detail: "refund")
+            consumeLots(member, points: -postings.change(of: .member(member)), position: position)
+            if shortfall > .zero {
+                conflict(
+                    .refundAfterSpend, transaction: context.pushed.transactionID, member: member,
+                    resolution: "member debited to zero; \(shortfall) booked to offline_risk(\(site))",
+                    points: shortfall)
+                effects.flags.insert(.refundAfterSpend)
+                context.conflicts.append(.refundAfterSpend)
+            }
+            original.refundedAmount += refund.amount
+            original.reversedPoints += -refund.points
+            original.statedReversedPoints?.append(record.points)
+            points = postings.change(of: .member(member))
+        case .redeem, .parking:
+            guard original.reversals == 0 else {
+                return .failure(Rejection(reason: .alreadyReversed, member: member, detail: "cancelled already"))
+            }
+            let postings = PostingRules.negation(of: Postings(original.postings))
+            let position = post(
+                context, kind: .reverse, member: member, points: postings.change(of: .member(member)), amount: .zero,
+                original: original.transactionID, postings: postings, detail: "cancel")
+            // The cancelled transaction's lot draws are given back.
+            for draw in original.draws { changeLot(draw.key, by: draw.points, position: position) }
+            points = postings.change(of: .member(member))
+        default:
+            return .failure(
+                Rejection(reason: .notReversible, member: member, detail: "a \(original.kind) cannot be reversed"))
+        }
+        original.reversals += 1
+        view.originals[original.transactionID] = original
+        return .success(points)
+    }
+
+    /// The refund an edge computes from its own receipts: in proportion to the points the original
+    /// receipt gave, less the refunds it stated before. These differ from the posted figures when
+    /// the gateway posted the earn with fewer points (a promotion budget spent, a member state
+    /// replaced) before the edge heard of it; such a refund is honest, and is posted in proportion to
+    /// the posted figures. Nil when the receipts are unknown.
+    func receiptRefund(of original: OriginalRecord, state: EarnRefundState, amount: Int64, program: Program)
+        -> Points?
+    {
+        // The receipts are the site's words: figures outside the program's bounds are not an
+        // honest edge's, and must not reach the arithmetic (an extreme integer would trap).
+        let bound = program.limits.pointsPerTransactionMax.value
+        guard let receipt = original.statedPoints, (0...bound).contains(receipt),
+            let stated = original.statedReversedPoints, stated.allSatisfy({ (-bound...bound).contains($0) })
+        else { return nil }
+        var edgeState = state
+        edgeState.originalPoints = Points(receipt)
+        edgeState.reversedPoints = -Points(stated.reduce(0, +))
+        return try? EarnReversal.refund(edgeState, amount: Money(minorUnits: amount)).points
+    }
+}

@@ -1,0 +1,357 @@
+/// Posts a site's pushed transactions by the written rules of DESIGN §6, in pure code: it reads a
+/// `PostingView` loaded for the batch and comes to `PostingEffects`, which the store applies in
+/// one database transaction. Transactions are folded in sequence order, each seeing the effects of
+/// those before it; the result is deterministic for a given view, catalogue, batch and instant.
+package struct PostingEngine: Sendable {
+    package let catalogue: ProgramCatalogue
+    package let site: SiteID
+    package let now: Timestamp
+    /// How long after a newer version is effective an edge may still use the previous one.
+    package let programGraceMilliseconds: Int64
+    /// How far an edge's clock may be from the gateway's (the tolerance on stated earn times).
+    package let clockSkewMaxMilliseconds: Int64
+
+    var view: PostingView
+    var effects = PostingEffects()
+    /// Qualifying points each member gained in this batch (all in the bucket of `now`).
+    var qualifiedInBatch: [MemberID: Points] = [:]
+    /// The transaction posted at each position of the batch a reversal may name.
+    var drawingTransaction: [Int64: String] = [:]
+
+    package init(
+        view: PostingView, catalogue: ProgramCatalogue, site: SiteID, now: Timestamp,
+        programGraceMilliseconds: Int64, clockSkewMaxMilliseconds: Int64
+    ) {
+        self.view = view
+        self.catalogue = catalogue
+        self.site = site
+        self.now = now
+        self.programGraceMilliseconds = programGraceMilliseconds
+        self.clockSkewMaxMilliseconds = clockSkewMaxMilliseconds
+        effects.position = view.position
+    }
+
+    /// The keys of what posting `batch` reads.
+    package static func keys(for batch: [PushedTransaction], catalogue: ProgramCatalogue, now: Timestamp)
+        -> PostingKeys
+    {
+        var keys = PostingKeys()
+        for transaction in batch {
+            if let operation = transaction.operation {
+                keys.receipts.insert(
+                    ReceiptKey(merchant: transaction.merchantID, operation: operation, requestID: transaction.requestID)
+                )
+            }
+            switch transaction.body {
+            case .enrollment(let record):
+                keys.members.insert(record.memberID)
+                if !record.referrerMemberID.isEmpty { keys.members.insert(record.referrerMemberID) }
+                if !record.phoneHash.isEmpty {
+                    keys.phoneHashes.insert(record.phoneHash)
+                    keys.enrolledPhones[record.memberID] = record.phoneHash
+                }
+            case .earn(let record):
+                keys.members.insert(record.memberID)
+                keys.earningMembers.insert(record.memberID)
+                let occurredAt = Timestamp(milliseconds: min(transaction.occurredAtMilliseconds, now.milliseconds))
+                if let program = catalogue.active(at: occurredAt)?.program {
+                    keys.windowStarts.insert(windowStart(program, now: now))
+                }
+            case .redeem(let record), .parking(let record):
+                keys.members.insert(record.memberID)
+                keys.debitedMembers.insert(record.memberID)
+                keys.holdTransactions.insert(transaction.transactionID)
+            case .reverse(let record):
+                keys.members.insert(record.memberID)
+                keys.debitedMembers.insert(record.memberID)
+                keys.originals.insert(record.originalTransactionID)
+            case nil: break
+            }
+        }
+        return keys
+    }
+
+    /// The first bucket of the rolling qualifying window ending today.
+    package static func windowStart(_ program: Program, now: Timestamp) -> Int64 {
+        let start = TierCalculator.windowStart(
+            program.tiers, timeZone: program.timeZone, endingOn: program.timeZone.date(of: now))
+        // Window starts are local midnights, which fall on bucket boundaries.
+        return start.milliseconds / QualifyingBucket.milliseconds * QualifyingBucket.milliseconds
+    }
+
+    // MARK: One transaction
+
+    struct Context {
+        var pushed: PushedTransaction
+        var merchant: MerchantID
+        var program: Program
+        var version: Int64
+        var occurredAt: Timestamp
+        var receipt: ReceiptKey?
+        var conflicts: [ConflictKind]
+    }
+
+    /// Posts one pushed transaction (the next of the site's sequence).
+    package mutating func post(_ pushed: PushedTransaction) -> PostingResult {
+        if pushed.undecodable {
+            return reject(
+                .malformed, member: nil, pushed: pushed, receipt: nil,
+                detail: "the payload does not decode or names another transaction")
+        }
+        guard let merchant = MerchantID(pushed.merchantID), TransactionID(pushed.transactionID) != nil,
+            RequestID(pushed.requestID) != nil, let body = pushed.body, let operation = pushed.operation
+        else {
+            return reject(
+                .malformed, member: nil, pushed: pushed, receipt: nil,
+                detail: "missing or malformed merchant, ids or body")
+        }
+        // The version in force when it happened; the edge's own version must be known and current.
+        let occurredAt = Timestamp(milliseconds: min(pushed.occurredAtMilliseconds, now.milliseconds))
+        guard let active = catalogue.active(at: occurredAt) else {
+            preconditionFailure("the gateway runs without a program")
+        }
+        var conflicts: [ConflictKind] = []
+        if pushed.programVersion != active.version {
+            let stated = catalogue.versions.first { $0.version == pushed.programVersion }
+            let next = catalogue.versions.first { $0.version > pushed.programVersion }
+            let withinGrace =
+                stated != nil
+                && (next.map { occurredAt.milliseconds < $0.effectiveAt.milliseconds + programGraceMilliseconds }
+                    ?? true)
+            if !withinGrace {
+                conflict(
+                    .programVersion, transaction: pushed.transactionID, member: nil,
+                    resolution: "posted with version \(active.version), active at occurred_at",
+                    detail: "edge used version \(pushed.programVersion)")
+                effects.flags.insert(.programVersion)
+                conflicts.append(.programVersion)
+            }
+        }
+        let program = active.program
+        guard let (_, merchantSite) = program.merchant(merchant), merchantSite.id == site else {
+            return reject(
+                .merchantNotAtSite, member: nil, pushed: pushed, receipt: nil,
+                detail: "merchant '\(merchant)' is not at site '\(site)'")
+        }
+        // First posted wins: the receipt is claimed here, before the kind's own checks.
+        let receipt = ReceiptKey(merchant: merchant.rawValue, operation: operation, requestID: pushed.requestID)
+        if let first = view.receipts[receipt], first != pushed.transactionID {
+            return reject(
+                .duplicateReceipt, member: nil, pushed: pushed, receipt: nil,
+                detail: "receipt '\(pushed.requestID)' was first posted as \(first)")
+        }
+        view.receipts[receipt] = pushed.transactionID
+        var context = Context(
+            pushed: pushed, merchant: merchant, program: program, version: active.version, occurredAt: occurredAt,
+            receipt: receipt, conflicts: conflicts)
+        let outcome: Result<Points, Rejection>
+        switch body {
+        case .enrollment(let record): outcome = enroll(record, &context)
+        case .earn(let record): outcome = earn(record, &context)
+        case .redeem(let record):
+            outcome = spend(
+                record.memberID, points: Points(record.points), amount: Money(minorUnits: record.amountMinor),
+                kind: .redeem, &context)
+        case .parking(let record):
+            outcome = spend(
+                record.memberID, points: Points(record.points), amount: Money(minorUnits: record.amountMinor),
+                kind: .parking, &context)
+        case .reverse(let record): outcome = reverse(record, &context)
+        }
+        switch outcome {
+        case .success(let points):
+            let result = PostingResult(
+                outcome: context.conflicts.isEmpty ? .posted : .postedWithConflict,
+                reason: context.conflicts.map(\.rawValue).joined(separator: ","), points: points)
+            effects.entries[effects.entries.count - 1].result = result
+            return result
+        case .failure(let rejection):
+            return reject(
+                rejection.reason, member: rejection.member, pushed: pushed, receipt: receipt, detail: rejection.detail)
+        }
+    }
+
+    /// Why a transaction that passed the common checks is not posted.
+    struct Rejection: Error {
+        var reason: RejectionReason
+        var member: MemberID?
+        var detail: String
+    }
+
+    private mutating func reject(
+        _ reason: RejectionReason, member: MemberID?, pushed: PushedTransaction, receipt: ReceiptKey?, detail: String
+    ) -> PostingResult {
+        conflict(
+            reason == .duplicateReceipt ? .duplicateReceipt : .rejected, transaction: pushed.transactionID,
+            member: member, resolution: "rejected: \(reason)", detail: detail)
+        let result = PostingResult(outcome: .rejected, reason: reason.rawValue, points: .zero)
+        effects.entries.append(
+            LedgerEntry(
+                position: nextPosition(), transactionID: pushed.transactionID, kind: nil, site: site,
+                siteSequence: pushed.sequence, requestID: pushed.requestID,
+                occurredAt: Timestamp(milliseconds: min(pushed.occurredAtMilliseconds, now.milliseconds)),
+                postedAt: now, programVersion: pushed.programVersion, receipt: receipt,
+                statedPoints: pushed.statedPoints, result: result))
+        return result
+    }
+
+    // MARK: Ledger writes
+
+    mutating func nextPosition() -> Int64 {
+        view.position += 1
+        effects.position = view.position
+        return view.position
+    }
+
+    mutating func conflict(
+        _ kind: ConflictKind, transaction: String?, member: MemberID?, resolution: String, points: Points = .zero,
+        detail: String = ""
+    ) {
+        effects.conflicts.append(
+            ConflictEntry(
+                kind: kind, site: site, transactionID: transaction, member: member, resolution: resolution,
+                points: points, detail: detail))
+    }
+
+    mutating func mismatch(_ context: inout Context, member: MemberID, detail: String) {
+        conflict(
+            .pointsMismatch, transaction: context.pushed.transactionID, member: member,
+            resolution: "posted with Core's result", detail: detail)
+        effects.flags.insert(.pointsMismatch)
+        context.conflicts.append(.pointsMismatch)
+    }
+
+    /// Writes a transaction of the batch and its postings; returns its position. No member account
+    /// may go below zero. Every member of a transaction other than an earn is republished (an earn
+    /// rewrites its member with the earn state anyway).
+    mutating func post(
+        _ context: Context, kind: TransactionKind, member: MemberID, points: Points, amount: Money,
+        original: String? = nil, postings: Postings, detail: String = ""
+    ) -> Int64 {
+        let position = nextPosition()
+        effects.entries.append(
+            LedgerEntry(
+                position: position, transactionID: context.pushed.transactionID, kind: kind, site: site,
+                siteSequence: context.pushed.sequence, merchant: context.merchant.rawValue, member: member,
+                requestID: context.pushed.requestID, original: original, points: points, amount: amount,
+                occurredAt: context.occurredAt, postedAt: now, programVersion: context.version, detail: detail,
+                postings: postings.lines, receipt: context.receipt, statedPoints: context.pushed.statedPoints))
+        // A transaction a later reversal of the batch names is one it can find.
+        if view.originalIDs.contains(context.pushed.transactionID) {
+            drawingTransaction[position] = context.pushed.transactionID
+            view.originals[context.pushed.transactionID] = OriginalRecord(
+                transactionID: context.pushed.transactionID, position: position, kind: kind, site: site, member: member,
+                points: points, amount: amount, statedPoints: context.pushed.statedPoints, postings: postings.lines)
+        }
+        if kind == .earn || (kind == .reverse && points < .zero && detail == "refund") {
+            effects.qualifying[QualifyingBucket(member: member, at: now), default: .zero] += points
+            qualifiedInBatch[member, default: .zero] += points
+        }
+        var touched: [MemberID] = [member]
+        for line in postings.lines {
+            if case .member(let id) = line.account {
+                var record = self.member(id)
+                record.balance += line.points
+                precondition(record.balance >= .zero, "member \(id) would go to \(record.balance)")
+                store(record)
+                touched.append(id)
+            } else {
+                effects.accountDeltas[line.account, default: .zero] += line.points
+            }
+        }
+        if kind != .earn {
+            for id in touched { touch(id, position: position) }
+        }
+        return position
+    }
+
+    func member(_ id: MemberID) -> MemberRecord {
+        guard let record = view.members[id] else { preconditionFailure("member \(id) is not in the view") }
+        return record
+    }
+
+    mutating func store(_ record: MemberRecord) {
+        view.members[record.id] = record
+        effects.members[record.id] = record
+    }
+
+    mutating func touch(_ id: MemberID, position: Int64) {
+        guard var record = view.members[id] else { return }
+        record.changedPosition = position
+        store(record)
+    }
+
+    /// The member a member id stands for now (following merges); nil when unknown.
+    func resolve(_ id: MemberID) -> MemberID? {
+        var current = id
+        for _ in 0..<8 {
+            guard let record = view.members[current] else { return nil }
+            guard let next = record.mergedInto else { return current }
+            current = next
+        }
+        return current
+    }
+
+    /// Points of a member's balance held by active, unexpired holds other than `excluding`.
+    func held(_ member: MemberID, excluding hold: String? = nil) -> Points {
+        view.holds.reduce(.zero) { sum, record in
+            record.member == member && record.expiresAt > now && record.holdID != hold
+                ? sum + record.balancePoints : sum
+        }
+    }
+
+    /// What a member may spend: balance less other holds.
+    func available(_ member: MemberID, excluding hold: String? = nil) -> Points {
+        self.member(member).balance - held(member, excluding: hold)
+    }
+
+    // MARK: Lots
+
+    mutating func createLot(
+        _ id: String, member: MemberID, earnedAt: Timestamp, expiresAt: Timestamp, points: Points
+    ) {
+        guard points > .zero else { return }
+        let key = LotKey(member: member, expiresAt: expiresAt, lotID: id)
+        effects.newLots[key] = NewLot(key: key, earnedAt: earnedAt, original: points, remaining: points)
+        if view.lots[member] != nil { view.lots[member]?.append(LotRecord(key: key, remaining: points)) }
+    }
+
+    /// Changes a lot's remaining points by `delta`, recording the draw (−delta) at `position`.
+    mutating func changeLot(_ key: LotKey, by delta: Points, position: Int64) {
+        if effects.newLots[key] != nil {
+            effects.newLots[key]?.remaining += delta
+        } else {
+            effects.lotRemaining[key, default: .zero] += delta
+        }
+        effects.lotDraws.append((position, key, -delta))
+        if let original = drawingTransaction[position], view.originals[original] != nil {
+            view.originals[original]?.draws.append((key, -delta))
+        }
+        if let index = view.lots[key.member]?.firstIndex(where: { $0.key == key }) {
+            view.lots[key.member]?[index].remaining += delta
+        }
+    }
+
+    /// Takes `points` from the member's lots, soonest expiry first, recording the draws at `position`.
+    mutating func consumeLots(_ member: MemberID, points: Points, position: Int64) {
+        guard points > .zero else { return }
+        guard let lots = view.lots[member] else { preconditionFailure("lots of \(member) are not in the view") }
+        let ordered = lots.filter { $0.remaining > .zero }.sorted { LotKey.consumedBefore($0.key, $1.key) }
+        // LotConsumption sees each lot by its rank in consumption order.
+        let ranked = ordered.enumerated().map { rank, lot in
+            Lot(id: TransactionID(value: UInt128(rank)), remaining: lot.remaining, expiresAt: lot.key.expiresAt)
+        }
+        let draws: [LotDraw]
+        do {
+            draws = try LotConsumption.consume(ranked, points: points)
+        } catch {
+            preconditionFailure("lots of \(member) hold \(error.available), less than its balance needs (\(points))")
+        }
+        for draw in draws { changeLot(ordered[Int(draw.lot.value)].key, by: -draw.points, position: position) }
+    }
+
+    // MARK: Finish
+
+    /// The effects of every transaction posted so far.
+    package func finish() -> PostingEffects { effects }
+}

@@ -1,0 +1,190 @@
+import Core
+import Crypto
+import Foundation
+import GRDB
+import NodeSupport
+import Synchronization
+
+/// Where the writer's time went, for benchmarks: loading views, deciding, applying effects.
+package struct PostingStatistics: Sendable {
+    package var pushes = 0
+    package var transactions = 0
+    package var loading = Duration.zero
+    package var deciding = Duration.zero
+    package var applying = Duration.zero
+}
+
+extension SQLiteLedgerStore {
+    // MARK: Push
+
+    package func push(
+        site: SiteID, batch: [PushItem], exposure: Points, sentAt: Timestamp
+    ) async throws -> PushOutcome {
+        let now = clock.now()
+        let catalogue = programs
+        let limits = self.limits
+        do {
+            return try await pushWriter.submit { db in
+                try Self.apply(
+                    db, site: site, batch: batch, exposure: exposure, sentAt: sentAt, now: now, catalogue: catalogue,
+                    limits: limits, statistics: self.statistics)
+            }
+        } catch let refusal as SyncRefusal {
+            // Nothing of the batch was applied; record the violation for an operator.
+            try await database.pool.write { db in
+                try SQLitePosting.flag(db, site: site, [.protocolViolation])
+                try SQLitePosting.insert(
+                    db,
+                    ConflictEntry(
+                        kind: .protocolViolation, site: site, transactionID: nil, member: nil,
+                        resolution: "batch refused, site flagged", detail: refusal.message), at: now)
+            }
+            throw refusal
+        }
+    }
+
+    /// One push inside the group transaction: the protocol's checks (sequence, chain, replays), then
+    /// the posting rules on the batch's view, then their effects.
+    private static func apply(
+        _ db: Database, site: SiteID, batch items: [PushItem], exposure: Points, sentAt: Timestamp,
+        now: Timestamp, catalogue: ProgramCatalogue, limits: GatewayLimits,
+        statistics: borrowing Mutex<PostingStatistics>
+    ) throws -> PushOutcome {
+        try db.cachedStatement(
+            sql: "INSERT INTO sites (site_id, last_hash) VALUES (?, ?) ON CONFLICT (site_id) DO NOTHING"
+        ).execute(arguments: [site.rawValue, Data(count: 32)])
+        guard
+            let row = try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT high_water_mark, last_hash, flags FROM sites WHERE site_id = ?"),
+                arguments: [site.rawValue])
+        else { preconditionFailure("site row vanished") }
+        let highWater: Int64 = row["high_water_mark"]
+        var previousHash: Data = row["last_hash"]
+        try db.cachedStatement(
+            sql: "UPDATE sites SET last_seen_at_ms = ?, unsynced_exposure_points = ? WHERE site_id = ?"
+        ).execute(arguments: [now.milliseconds, exposure.value, site.rawValue])
+        guard let first = items.first?.sequence else {
+            return PushOutcome(status: .applied, highWaterMark: highWater, results: [])
+        }
+        guard first <= highWater + 1 else {
+            return PushOutcome(status: .resendFrom(highWater + 1), highWaterMark: highWater, results: [])
+        }
+        // A range already applied must match byte for byte.
+        var results: [PushedResult] = []
+        let replayed = items.prefix { $0.sequence <= highWater }
+        if let last = replayed.last?.sequence {
+            var stored: [Int64: Row] = [:]
+            for row in try Row.fetchAll(
+                db.cachedStatement(
+                    sql: """
+                        SELECT site_sequence, transaction_id, previous_hash, payload, outbox_occurred_at_ms, outcome, reason,
+                            posted_points FROM transactions WHERE site_id = ? AND site_sequence BETWEEN ? AND ?
+                        """),
+                arguments: [site.rawValue, first, last])
+            {
+                stored[row["site_sequence"]] = row
+            }
+            for item in replayed {
+                guard let row = stored[item.sequence] else {
+                    preconditionFailure("a sequence below the high-water mark is missing")
+                }
+                guard (row["transaction_id"] as String) == item.transactionID,
+                    (row["previous_hash"] as Data) == item.previousHash, (row["payload"] as Data) == item.payload,
+                    (row["outbox_occurred_at_ms"] as Int64) == item.occurredAtMilliseconds
+                else {
+                    throw SyncRefusal(
+                        reason: "PROTOCOL_VIOLATION",
+                        message: "sequence \(item.sequence) differs from the transaction already applied")
+                }
+                results.append(
+                    PushedResult(
+                        sequence: item.sequence, transactionID: item.transactionID,
+                        result: PostingResult(
+                            outcome: PostingResult.Outcome(rawValue: row["outcome"]) ?? .rejected,
+                            reason: row["reason"], points: Points(row["posted_points"]))))
+                previousHash = Data(SHA256.hash(data: item.payload))
+            }
+        }
+        // A batch wholly below the high-water mark (an old batch replayed) changes neither the
+        // mark nor the chain head: its last hash is not the head.
+        let fresh = items.dropFirst(replayed.count)
+        guard !fresh.isEmpty else {
+            return PushOutcome(status: .alreadyApplied, highWaterMark: highWater, results: results)
+        }
+        // The chain, and transaction ids never used before (by any site).
+        let used = Set(
+            try String.fetchAll(
+                db.cachedStatement(
+                    sql:
+                        "SELECT transaction_id FROM transactions WHERE transaction_id IN (SELECT value FROM json_each(?))"
+                ),
+                arguments: [SQLitePosting.json(fresh.map(\.transactionID))]))
+        var seen: Set<String> = []
+        var outbox: [Int64: SQLitePosting.Outbox] = [:]
+        for item in fresh {
+            guard item.previousHash == previousHash else {
+                throw SyncRefusal(
+                    reason: "PROTOCOL_VIOLATION",
+                    message: "sequence \(item.sequence): previous_hash does not match the chain")
+            }
+            guard !used.contains(item.transactionID), seen.insert(item.transactionID).inserted else {
+                throw SyncRefusal(
+                    reason: "PROTOCOL_VIOLATION",
+                    message:
+                        "sequence \(item.sequence): transaction id \(item.transactionID) was already used with other content"
+                )
+            }
+            outbox[item.sequence] = SQLitePosting.Outbox(
+                previousHash: item.previousHash, payload: item.payload,
+                occurredAtMilliseconds: item.occurredAtMilliseconds)
+            previousHash = Data(SHA256.hash(data: item.payload))
+        }
+        // The posting rules decide on the batch's view; the effects are written as they are.
+        let pushed = fresh.map(\.pushed)
+        let t0 = ContinuousClock.now
+        let view = try SQLitePosting.load(
+            db, keys: PostingEngine.keys(for: pushed, catalogue: catalogue, now: now), catalogue: catalogue)
+        let t1 = ContinuousClock.now
+        var engine = PostingEngine(
+            view: view, catalogue: catalogue, site: site, now: now,
+            programGraceMilliseconds: limits.programGraceMilliseconds,
+            clockSkewMaxMilliseconds: limits.clockSkewMaxMilliseconds)
+        for transaction in pushed {
+            results.append(
+                PushedResult(
+                    sequence: transaction.sequence, transactionID: transaction.transactionID,
+                    result: engine.post(transaction)))
+        }
+        var effects = engine.finish()
+        let t2 = ContinuousClock.now
+        // The edge's clock is kept for audit but ordering is by posting; a large skew is flagged.
+        let skew = sentAt.milliseconds.subtractingReportingOverflow(now.milliseconds).partialValue.magnitude
+        if skew > limits.clockSkewMaxMilliseconds.magnitude,
+            !(row["flags"] as String).contains(SiteFlag.clockSkew.rawValue)
+        {
+            effects.flags.insert(.clockSkew)
+            effects.conflicts.append(
+                ConflictEntry(
+                    kind: .clockSkew, site: site, transactionID: fresh.last?.transactionID, member: nil,
+                    resolution: "occurred_at kept; ordered by posting", detail: "edge clock differs by \(skew / 1000) s"
+                ))
+        }
+        try SQLitePosting.apply(db, effects, outbox: outbox, now: now)
+        let t3 = ContinuousClock.now
+        statistics.withLock {
+            $0.pushes += 1
+            $0.transactions += pushed.count
+            $0.loading += t1 - t0
+            $0.deciding += t2 - t1
+            $0.applying += t3 - t2
+        }
+        try SQLitePosting.flag(db, site: site, effects.flags)
+        let newHighWater = max(highWater, items.last?.sequence ?? 0)
+        let newest = items.map(\.occurredAtMilliseconds).max() ?? 0
+        try db.cachedStatement(
+            sql:
+                "UPDATE sites SET high_water_mark = ?, last_hash = ?, last_push_at_ms = ?, newest_occurred_at_ms = MAX(COALESCE(newest_occurred_at_ms, 0), ?) WHERE site_id = ?"
+        ).execute(arguments: [newHighWater, previousHash, now.milliseconds, newest, site.rawValue])
+        return PushOutcome(status: .applied, highWaterMark: newHighWater, results: results)
+    }
+}

@@ -1,0 +1,466 @@
+import Core
+import Foundation
+import GRDB
+import Wire
+
+/// Loads a batch's `PostingView` and applies its `PostingEffects` on the SQLite ledger. No rule of
+/// DESIGN §6 is here: it reads rows by key sets (SQLite's `json_each` over a JSON array of keys, one
+/// statement per table) and writes what the engine decided, one write per touched row.
+enum SQLitePosting {
+    // MARK: Load
+
+    static func load(_ db: Database, keys: PostingKeys, catalogue: ProgramCatalogue) throws -> PostingView {
+        var view = PostingView()
+        view.position =
+            try Int64.fetchOne(
+                db.cachedStatement(sql: "SELECT value FROM counters WHERE name = 'position'")) ?? 0
+        // Members named, then the members they were merged into, and phone owners.
+        var wanted = Set(keys.members.compactMap(MemberID.init))
+        for _ in 0..<8 where !wanted.isEmpty {
+            for record in try members(db, ids: wanted) { view.members[record.id] = record }
+            wanted = Set(view.members.values.compactMap(\.mergedInto)).subtracting(view.members.keys)
+        }
+        for hash in keys.phoneHashes {
+            guard
+                let row = try Row.fetchOne(
+                    db.cachedStatement(
+                        sql: "SELECT \(memberColumns) FROM members WHERE phone_hash = ? AND merged_into IS NULL"),
+                    arguments: [Data(hash)])
+            else { continue }
+            let record = try member(row)
+            view.members[record.id] = record
+            view.phoneOwners[hash] = record.id
+        }
+        func resolved(_ ids: Set<String>) -> Set<MemberID> {
+            Set(
+                ids.compactMap { text -> MemberID? in
+                    guard var current = MemberID(text) else { return nil }
+                    for _ in 0..<8 {
+                        guard let next = view.members[current]?.mergedInto else { break }
+                        current = next
+                    }
+                    return view.members[current] == nil ? nil : current
+                })
+        }
+        // Lots and holds of every member a spend or a reversal may debit.
+        // A member the batch enrols and then debits may merge into the member with its phone.
+        let debited = resolved(keys.debitedMembers).union(
+            keys.debitedMembers.compactMap { keys.enrolledPhones[$0].flatMap { view.phoneOwners[$0] } })
+        for member in debited { view.lots[member] = [] }
+        if !debited.isEmpty {
+            for row in try Row.fetchAll(
+                db.cachedStatement(
+                    sql: """
+                        SELECT member_id, expires_at_ms, lot_id, remaining_points FROM lots
+                        WHERE member_id IN (SELECT value FROM json_each(?)) AND remaining_points > 0
+                        """),
+                arguments: [json(debited.map(\.description))])
+            {
+                let lot = lotRecord(row)
+                view.lots[lot.key.member, default: []].append(lot)
+            }
+        }
+        var holds: [String: HoldRecord] = [:]
+        let holdSQL =
+            "SELECT hold_id, member_id, transaction_id, COALESCE(balance_points, points) AS points, expires_at_ms FROM holds WHERE status = 'active' AND "
+        if !debited.isEmpty {
+            for row in try Row.fetchAll(
+                db.cachedStatement(sql: holdSQL + "member_id IN (SELECT value FROM json_each(?))"),
+                arguments: [json(debited.map(\.description))])
+            {
+                if let hold = hold(row) { holds[hold.holdID] = hold }
+            }
+        }
+        if !keys.holdTransactions.isEmpty {
+            for row in try Row.fetchAll(
+                db.cachedStatement(sql: holdSQL + "transaction_id IN (SELECT value FROM json_each(?))"),
+                arguments: [json(Array(keys.holdTransactions))])
+            {
+                if let hold = hold(row) { holds[hold.holdID] = hold }
+            }
+        }
+        view.holds = holds.values.sorted { $0.holdID < $1.holdID }
+        // Receipts already claimed.
+        if !keys.receipts.isEmpty {
+            for row in try Row.fetchAll(
+                db.cachedStatement(
+                    sql:
+                        "SELECT receipt, transaction_id FROM transactions WHERE receipt IN (SELECT value FROM json_each(?))"
+                ),
+                arguments: [json(keys.receipts.map(\.description))])
+            {
+                let text: String = row["receipt"]
+                if let key = keys.receipts.first(where: { $0.description == text }) {
+                    view.receipts[key] = row["transaction_id"]
+                }
+            }
+        }
+        view.originalIDs = keys.originals
+        if !keys.originals.isEmpty { try loadOriginals(db, ids: keys.originals, into: &view) }
+        // Qualifying points and tier spells of earning members.
+        let earning = resolved(keys.earningMembers)
+        if !earning.isEmpty {
+            let members = json(earning.map(\.description))
+            for start in keys.windowStarts {
+                for row in try Row.fetchAll(
+                    db.cachedStatement(
+                        sql: """
+                            SELECT member_id, SUM(points) AS points FROM qualifying_points
+                            WHERE member_id IN (SELECT value FROM json_each(?)) AND bucket_ms >= ? GROUP BY member_id
+                            """),
+                    arguments: [members, start])
+                {
+                    if let id = MemberID(row["member_id"] as String) {
+                        view.qualifying[id, default: [:]][start] = Points(row["points"])
+                    }
+                }
+            }
+            let named = Set(keys.earningMembers.compactMap(MemberID.init)).union(earning)
+            for row in try Row.fetchAll(
+                db.cachedStatement(
+                    sql:
+                        "SELECT member_id, position, tier FROM member_tiers WHERE member_id IN (SELECT value FROM json_each(?)) ORDER BY member_id, position"
+                ),
+                arguments: [json(named.map(\.description))])
+            {
+                if let id = MemberID(row["member_id"] as String), let tier = TierID(row["tier"] as String) {
+                    view.tierSpells[id, default: []].append(TierSpell(position: row["position"], tier: tier))
+                }
+            }
+        }
+        for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT promotion_id, points_given FROM promotion_usage")) {
+            if let id = PromotionID(row["promotion_id"] as String) {
+                view.promotionsGiven[id] = Points(row["points_given"])
+            }
+        }
+        return view
+    }
+
+    /// Posted transactions a batch's reversals name, with their postings, lot draws and reversals.
+    private static func loadOriginals(_ db: Database, ids: Set<String>, into view: inout PostingView) throws {
+        let list = json(Array(ids))
+        var byPosition: [Int64: String] = [:]
+        for row in try Row.fetchAll(
+            db.cachedStatement(
+                sql: """
+                    SELECT position, transaction_id, kind, site_id, member_id, points, amount_minor, stated_points
+                    FROM transactions WHERE transaction_id IN (SELECT value FROM json_each(?)) AND kind IS NOT NULL
+                    """),
+            arguments: [list])
+        {
+            guard let kind = TransactionKind(rawValue: row["kind"]) else {
+                preconditionFailure("a stored transaction has an unknown kind")
+            }
+            let id: String = row["transaction_id"]
+            let position: Int64 = row["position"]
+            byPosition[position] = id
+            view.originals[id] = OriginalRecord(
+                transactionID: id, position: position, kind: kind,
+                site: (row["site_id"] as String?).map(SiteID.init(unchecked:)),
+                member: (row["member_id"] as String?).flatMap(MemberID.init), points: Points(row["points"]),
+                amount: Money(minorUnits: row["amount_minor"]), statedPoints: row["stated_points"], postings: [])
+        }
+        guard !byPosition.isEmpty else { return }
+        let positions = json(byPosition.keys.map { String($0) })
+        for row in try Row.fetchAll(
+            db.cachedStatement(
+                sql:
+                    "SELECT position, account, points FROM postings WHERE position IN (SELECT CAST(value AS INTEGER) FROM json_each(?)) ORDER BY position, line"
+            ),
+            arguments: [positions])
+        {
+            guard let id = byPosition[row["position"]] else { continue }
+            view.originals[id]?.postings.append(Posting(account(row["account"]), Points(row["points"])))
+        }
+        for row in try Row.fetchAll(
+            db.cachedStatement(
+                sql: """
+                    SELECT d.position, d.member_id, d.expires_at_ms, d.lot_id, d.points, l.remaining_points
+                    FROM lot_draws d JOIN lots l
+                        ON l.member_id = d.member_id AND l.expires_at_ms = d.expires_at_ms AND l.lot_id = d.lot_id
+                    WHERE d.position IN (SELECT CAST(value AS INTEGER) FROM json_each(?)) ORDER BY d.position, d.lot_id
+                    """),
+            arguments: [positions])
+        {
+            guard let id = byPosition[row["position"]], let member = MemberID(row["member_id"] as String) else {
+                continue
+            }
+            let key = LotKey(
+                member: member, expiresAt: Timestamp(milliseconds: row["expires_at_ms"]), lotID: row["lot_id"])
+            view.originals[id]?.draws.append((key, Points(row["points"])))
+            // A drawn lot may have nothing left; its member's list still needs it to give back to.
+            if view.lots[member] != nil, view.lots[member]?.contains(where: { $0.key == key }) == false {
+                view.lots[member]?.append(LotRecord(key: key, remaining: Points(row["remaining_points"])))
+            }
+        }
+        for row in try Row.fetchAll(
+            db.cachedStatement(
+                sql: """
+                    SELECT original_transaction_id, amount_minor, points, stated_points FROM transactions
+                    WHERE original_transaction_id IN (SELECT value FROM json_each(?)) AND kind = 'reverse'
+                    ORDER BY position
+                    """),
+            arguments: [list])
+        {
+            let id: String = row["original_transaction_id"]
+            guard var original = view.originals[id] else { continue }
+            original.reversals += 1
+            original.refundedAmount += Money(minorUnits: row["amount_minor"])
+            original.reversedPoints += Points(row["points"])
+            if let stated = row["stated_points"] as Int64? {
+                original.statedReversedPoints?.append(stated)
+            } else {
+                original.statedReversedPoints = nil
+            }
+            view.originals[id] = original
+        }
+    }
+
+    static let memberColumns =
+        "member_id, tier, tier_review_date, birth_month, last_earn, streak_last_day, streak_days, merged_into, phone_hash, balance_points, changed_position"
+
+    static func members(_ db: Database, ids: Set<MemberID>) throws -> [MemberRecord] {
+        try Row.fetchAll(
+            db.cachedStatement(
+                sql: "SELECT \(memberColumns) FROM members WHERE member_id IN (SELECT value FROM json_each(?))"),
+            arguments: [json(ids.map(\.description))]
+        ).map(member)
+    }
+
+    static func member(_ row: Row) throws -> MemberRecord {
+        guard let id = MemberID(row["member_id"] as String), let tier = TierID(row["tier"] as String),
+            let review = CivilDate(parsing: row["tier_review_date"])
+        else { preconditionFailure("a stored member row is malformed") }
+        let streak = (row["streak_last_day"] as String?).flatMap(CivilDate.init(parsing:)).map {
+            Streak(lastDay: $0, days: max(1, row["streak_days"]))
+        }
+        return MemberRecord(
+            id: id, tier: tier, reviewDate: review, birthMonth: row["birth_month"],
+            lastEarn: LastEarnEncoding.decode(row["last_earn"]), streak: streak,
+            mergedInto: (row["merged_into"] as String?).flatMap(MemberID.init),
+            phoneHash: (row["phone_hash"] as Data?).map(Array.init), balance: Points(row["balance_points"]),
+            changedPosition: row["changed_position"])
+    }
+
+    private static func lotRecord(_ row: Row) -> LotRecord {
+        guard let member = MemberID(row["member_id"] as String) else {
+            preconditionFailure("a stored lot is malformed")
+        }
+        return LotRecord(
+            key: LotKey(member: member, expiresAt: Timestamp(milliseconds: row["expires_at_ms"]), lotID: row["lot_id"]),
+            remaining: Points(row["remaining_points"]))
+    }
+
+    private static func hold(_ row: Row) -> HoldRecord? {
+        MemberID(row["member_id"] as String).map {
+            HoldRecord(
+                holdID: row["hold_id"], member: $0, transactionID: row["transaction_id"],
+                balancePoints: Points(row["points"]), expiresAt: Timestamp(milliseconds: row["expires_at_ms"]))
+        }
+    }
+
+    /// A JSON array of strings, for `json_each`.
+    static func json(_ values: some Sequence<String>) -> String {
+        var text = "["
+        var first = true
+        for value in values {
+            if !first { text += "," }
+            first = false
+            text += "\""
+            for scalar in value.unicodeScalars {
+                switch scalar {
+                case "\"": text += "\\\""
+                case "\\": text += "\\\\"
+                case _ where scalar.value < 0x20: text += String(format: "\\u%04x", scalar.value)
+                default: text.unicodeScalars.append(scalar)
+                }
+            }
+            text += "\""
+        }
+        return text + "]"
+    }
+
+    /// The account a stored key names.
+    static func account(_ key: String) -> Account {
+        let parts = key.split(separator: ":", maxSplits: 1).map(String.init)
+        switch (parts.first ?? "", parts.count == 2 ? parts[1] : "") {
+        case ("member", let id): return .member(MemberID(id) ?? MemberID(value: 0))
+        case ("issued", let id): return .issued(MerchantID(unchecked: id))
+        case ("redeemed", let id): return .redeemed(MerchantID(unchecked: id))
+        case ("offline_risk", let id): return .offlineRisk(SiteID(unchecked: id))
+        case ("escrow", let id): return .escrow(SiteID(unchecked: id))
+        case ("expired", _): return .expired
+        default: return .adjustments
+        }
+    }
+
+    // MARK: Apply
+
+    /// The outbox row a pushed transaction arrived in, kept with its ledger row.
+    struct Outbox {
+        var previousHash: Data
+        var payload: Data
+        var occurredAtMilliseconds: Int64
+    }
+
+    /// Writes a batch's effects: ledger rows (with the outbox rows of pushed ones, by sequence),
+    /// postings, one write per touched account, member and lot, and the rest.
+    static func apply(_ db: Database, _ effects: PostingEffects, outbox: [Int64: Outbox], now: Timestamp) throws {
+        let insertTransaction = try db.cachedStatement(
+            sql: """
+                INSERT INTO transactions (position, transaction_id, kind, site_id, site_sequence, merchant_id, member_id,
+                    request_id, original_transaction_id, points, amount_minor, occurred_at_ms, posted_at_ms, program_version,
+                    detail, receipt, stated_points, previous_hash, payload, outbox_occurred_at_ms, outcome, reason, posted_points)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """)
+        let insertPosting = try db.cachedStatement(
+            sql: "INSERT INTO postings (position, line, account, points) VALUES (?, ?, ?, ?)")
+        for entry in effects.entries {
+            let row = entry.siteSequence.flatMap { outbox[$0] }
+            try insertTransaction.execute(arguments: [
+                entry.position, entry.transactionID, entry.kind?.rawValue, entry.site?.rawValue, entry.siteSequence,
+                entry.merchant, entry.member?.description, entry.requestID, entry.original, entry.points.value,
+                entry.amount.minorUnits, entry.occurredAt.milliseconds, entry.postedAt.milliseconds,
+                entry.programVersion, entry.detail, entry.receipt?.description, entry.statedPoints, row?.previousHash,
+                row?.payload, row?.occurredAtMilliseconds, entry.result?.outcome.rawValue, entry.result?.reason,
+                entry.result?.points.value,
+            ])
+            for (line, posting) in entry.postings.enumerated() {
+                try insertPosting.execute(arguments: [entry.position, line, posting.account.key, posting.points.value])
+            }
+        }
+        let balance = try db.cachedStatement(
+            sql:
+                "INSERT INTO balances (account, points) VALUES (?, ?) ON CONFLICT (account) DO UPDATE SET points = points + excluded.points"
+        )
+        for (account, points) in effects.accountDeltas.sorted(by: { $0.key.key < $1.key.key }) {
+            try balance.execute(arguments: [account.key, points.value])
+        }
+        try applyMembers(db, effects)
+        try applyLots(db, effects)
+        let qualifying = try db.cachedStatement(
+            sql: """
+                INSERT INTO qualifying_points (member_id, bucket_ms, points) VALUES (?, ?, ?)
+                ON CONFLICT (member_id, bucket_ms) DO UPDATE SET points = points + excluded.points
+                """)
+        for (bucket, points) in effects.qualifying {
+            try qualifying.execute(arguments: [bucket.member.description, bucket.start, points.value])
+        }
+        let promotion = try db.cachedStatement(
+            sql: """
+                INSERT INTO promotion_usage (promotion_id, points_given) VALUES (?, ?)
+                ON CONFLICT (promotion_id) DO UPDATE SET points_given = points_given + excluded.points_given
+                """)
+        for (id, points) in effects.promotionsGiven { try promotion.execute(arguments: [id.rawValue, points.value]) }
+        let consume = try db.cachedStatement(sql: "UPDATE holds SET status = 'consumed' WHERE hold_id = ?")
+        for hold in effects.consumedHolds { try consume.execute(arguments: [hold]) }
+        for conflict in effects.conflicts { try insert(db, conflict, at: now) }
+        try db.cachedStatement(sql: "UPDATE counters SET value = ? WHERE name = 'position' AND value < ?")
+            .execute(arguments: [effects.position, effects.position])
+    }
+
+    private static func applyMembers(_ db: Database, _ effects: PostingEffects) throws {
+        let enrolled = Dictionary(uniqueKeysWithValues: effects.enrollments.map { ($0.member, $0) })
+        let insert = try db.cachedStatement(
+            sql: """
+                INSERT INTO members (member_id, phone_hash, sealed_phone, card_number, tier, tier_review_date, birth_month,
+                    enrolled_at_ms, enrolled_site, last_earn, streak_last_day, streak_days, merged_into, changed_position,
+                    balance_points)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """)
+        let update = try db.cachedStatement(
+            sql: """
+                UPDATE members SET tier = ?, tier_review_date = ?, last_earn = ?, streak_last_day = ?, streak_days = ?,
+                    changed_position = ?, balance_points = ? WHERE member_id = ?
+                """)
+        for record in effects.members.values {
+            if let enrollment = enrolled[record.id] {
+                try insert.execute(arguments: [
+                    record.id.description, record.phoneHash.map { Data($0) }, enrollment.sealedPhone.map { Data($0) },
+                    enrollment.cardNumber, record.tier.rawValue, record.reviewDate.description, record.birthMonth,
+                    enrollment.enrolledAt.milliseconds, enrollment.site.rawValue,
+                    LastEarnEncoding.encode(record.lastEarn), record.streak?.lastDay.description,
+                    record.streak?.days ?? 0, record.mergedInto?.description, record.changedPosition,
+                    record.balance.value,
+                ])
+            } else {
+                try update.execute(arguments: [
+                    record.tier.rawValue, record.reviewDate.description, LastEarnEncoding.encode(record.lastEarn),
+                    record.streak?.lastDay.description, record.streak?.days ?? 0, record.changedPosition,
+                    record.balance.value, record.id.description,
+                ])
+            }
+        }
+        let merge = try db.cachedStatement(
+            sql: "INSERT INTO merges (from_member, into_member, changed_position) VALUES (?, ?, ?)")
+        for (from, into, position) in effects.merges {
+            try merge.execute(arguments: [from.description, into.description, position])
+        }
+        let spell = try db.cachedStatement(
+            sql:
+                "INSERT INTO member_tiers (member_id, position, tier) VALUES (?, ?, ?) ON CONFLICT (member_id, position) DO UPDATE SET tier = excluded.tier"
+        )
+        for (member, position, tier) in effects.tierSpells {
+            try spell.execute(arguments: [member.description, position, tier.rawValue])
+        }
+    }
+
+    private static func applyLots(_ db: Database, _ effects: PostingEffects) throws {
+        let insert = try db.cachedStatement(
+            sql: """
+                INSERT INTO lots (member_id, expires_at_ms, lot_id, earned_at_ms, original_points, remaining_points)
+                VALUES (?, ?, ?, ?, ?, ?)
+                """)
+        for lot in effects.newLots.values {
+            try insert.execute(arguments: [
+                lot.key.member.description, lot.key.expiresAt.milliseconds, lot.key.lotID, lot.earnedAt.milliseconds,
+                lot.original.value, lot.remaining.value,
+            ])
+        }
+        let change = try db.cachedStatement(
+            sql: """
+                UPDATE lots SET remaining_points = remaining_points + ?
+                WHERE member_id = ? AND expires_at_ms = ? AND lot_id = ?
+                """)
+        for (key, delta) in effects.lotRemaining where delta != .zero {
+            try change.execute(arguments: [
+                delta.value, key.member.description, key.expiresAt.milliseconds, key.lotID,
+            ])
+        }
+        let draw = try db.cachedStatement(
+            sql: """
+                INSERT INTO lot_draws (position, lot_id, member_id, expires_at_ms, points) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (position, lot_id) DO UPDATE SET points = points + excluded.points
+                """)
+        for (position, key, points) in effects.lotDraws {
+            try draw.execute(arguments: [
+                position, key.lotID, key.member.description, key.expiresAt.milliseconds, points.value,
+            ])
+        }
+    }
+
+    static func insert(_ db: Database, _ conflict: ConflictEntry, at now: Timestamp) throws {
+        try db.cachedStatement(
+            sql:
+                "INSERT INTO conflicts (kind, site_id, transaction_id, member_id, resolution, points, detected_at_ms, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        ).execute(arguments: [
+            conflict.kind.rawValue, conflict.site?.rawValue, conflict.transactionID, conflict.member?.description,
+            conflict.resolution, conflict.points.value, now.milliseconds, conflict.detail,
+        ])
+    }
+
+    /// Adds flags to a site (a set of names an operator clears).
+    static func flag(_ db: Database, site: SiteID, _ flags: Set<SiteFlag>) throws {
+        guard !flags.isEmpty else { return }
+        let current =
+            try String.fetchOne(
+                db.cachedStatement(sql: "SELECT flags FROM sites WHERE site_id = ?"), arguments: [site.rawValue]) ?? ""
+        var all = Set(current.split(separator: ",").map(String.init))
+        let before = all.count
+        all.formUnion(flags.map(\.rawValue))
+        guard all.count != before else { return }
+        try db.cachedStatement(sql: "UPDATE sites SET flags = ? WHERE site_id = ?").execute(arguments: [
+            all.sorted().joined(separator: ","), site.rawValue,
+        ])
+    }
+}
