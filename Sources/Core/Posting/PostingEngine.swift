@@ -29,6 +29,7 @@ package struct PostingEngine: Sendable {
         self.programGraceMilliseconds = programGraceMilliseconds
         self.clockSkewMaxMilliseconds = clockSkewMaxMilliseconds
         effects.position = view.position
+        effects.lotNumber = view.lotNumber
     }
 
     /// The keys of what posting `batch` reads.
@@ -44,27 +45,31 @@ package struct PostingEngine: Sendable {
             }
             switch transaction.body {
             case .enrollment(let record):
-                keys.members.insert(record.memberID)
-                if !record.referrerMemberID.isEmpty { keys.members.insert(record.referrerMemberID) }
+                guard let member = MemberID(record.memberID) else { break }
+                keys.members.insert(member)
+                if let referrer = MemberID(record.referrerMemberID) { keys.members.insert(referrer) }
                 if !record.phoneHash.isEmpty {
                     keys.phoneHashes.insert(record.phoneHash)
-                    keys.enrolledPhones[record.memberID] = record.phoneHash
+                    keys.enrolledPhones[member] = record.phoneHash
                 }
             case .earn(let record):
-                keys.members.insert(record.memberID)
-                keys.earningMembers.insert(record.memberID)
+                guard let member = MemberID(record.memberID) else { break }
+                keys.members.insert(member)
+                keys.earningMembers.insert(member)
                 let occurredAt = Timestamp(milliseconds: min(transaction.occurredAtMilliseconds, now.milliseconds))
                 if let program = catalogue.active(at: occurredAt)?.program {
                     keys.windowStarts.insert(windowStart(program, now: now))
                 }
             case .redeem(let record), .parking(let record):
-                keys.members.insert(record.memberID)
-                keys.debitedMembers.insert(record.memberID)
+                guard let member = MemberID(record.memberID) else { break }
+                keys.members.insert(member)
+                keys.debitedMembers.insert(member)
                 keys.holdTransactions.insert(transaction.transactionID)
             case .reverse(let record):
-                keys.members.insert(record.memberID)
-                keys.debitedMembers.insert(record.memberID)
                 keys.originals.insert(record.originalTransactionID)
+                guard let member = MemberID(record.memberID) else { break }
+                keys.members.insert(member)
+                keys.debitedMembers.insert(member)
             case nil: break
             }
         }
@@ -228,10 +233,9 @@ package struct PostingEngine: Sendable {
         _ context: Context, kind: TransactionKind, member: MemberID, points: Points, amount: Money,
         original: String? = nil, postings: Postings, detail: String = ""
     ) -> Int64 {
-        let position = nextPosition()
-        effects.entries.append(
+        let position = write(
             LedgerEntry(
-                position: position, transactionID: context.pushed.transactionID, kind: kind, site: site,
+                position: 0, transactionID: context.pushed.transactionID, kind: kind, site: site,
                 siteSequence: context.pushed.sequence, merchant: context.merchant.rawValue, member: member,
                 requestID: context.pushed.requestID, original: original, points: points, amount: amount,
                 occurredAt: context.occurredAt, postedAt: now, programVersion: context.version, detail: detail,
@@ -247,8 +251,26 @@ package struct PostingEngine: Sendable {
             effects.qualifying[QualifyingBucket(member: member, at: now), default: .zero] += points
             qualifiedInBatch[member, default: .zero] += points
         }
-        var touched: [MemberID] = [member]
-        for line in postings.lines {
+        return position
+    }
+
+    /// Writes a ledger row at the next position, on its member's chain, with its postings' balance
+    /// changes; returns the position. The postings sum to zero (`Postings` guarantees it) and no
+    /// member account may go below zero. Every member of a transaction other than an earn is
+    /// republished (an earn rewrites its member with the earn state anyway).
+    mutating func write(_ draft: LedgerEntry) -> Int64 {
+        var entry = draft
+        let position = nextPosition()
+        entry.position = position
+        if let member = entry.member {
+            var record = self.member(member)
+            entry.memberPrevious = record.lastPosition
+            record.lastPosition = position
+            store(record)
+        }
+        effects.entries.append(entry)
+        var touched: [MemberID] = entry.member.map { [$0] } ?? []
+        for line in entry.postings {
             if case .member(let id) = line.account {
                 var record = self.member(id)
                 record.balance += line.points
@@ -259,7 +281,7 @@ package struct PostingEngine: Sendable {
                 effects.accountDeltas[line.account, default: .zero] += line.points
             }
         }
-        if kind != .earn {
+        if entry.kind != .earn {
             for id in touched { touch(id, position: position) }
         }
         return position
@@ -311,35 +333,83 @@ package struct PostingEngine: Sendable {
         _ id: String, member: MemberID, earnedAt: Timestamp, expiresAt: Timestamp, points: Points
     ) {
         guard points > .zero else { return }
-        let key = LotKey(member: member, expiresAt: expiresAt, lotID: id)
-        effects.newLots[key] = NewLot(key: key, earnedAt: earnedAt, original: points, remaining: points)
-        if view.lots[member] != nil { view.lots[member]?.append(LotRecord(key: key, remaining: points)) }
+        view.lotNumber += 1
+        effects.lotNumber = view.lotNumber
+        var owner = self.member(member)
+        let lot = LotRecord(
+            number: view.lotNumber, lotID: id, member: member, expiresAt: expiresAt, remaining: points,
+            next: owner.lotsHead)
+        owner.lotsHead = lot.number
+        store(owner)
+        effects.newLots[lot.number] = NewLot(lot: lot, earnedAt: earnedAt, original: points)
+        view.lots[member]?.insert(lot, at: 0)
     }
 
-    /// Changes a lot's remaining points by `delta`, recording the draw (−delta) at `position`.
-    mutating func changeLot(_ key: LotKey, by delta: Points, position: Int64) {
-        if effects.newLots[key] != nil {
-            effects.newLots[key]?.remaining += delta
+    /// Sets where a lot's chain goes on.
+    mutating func setNext(_ lot: Int64, _ next: Int64?) {
+        if effects.newLots[lot] != nil {
+            effects.newLots[lot]?.lot.next = next
         } else {
-            effects.lotRemaining[key, default: .zero] += delta
+            effects.lotNext[lot] = .some(next)
         }
-        effects.lotDraws.append((position, key, -delta))
+    }
+
+    /// Changes a lot's remaining points by `delta`, recording the draw (−delta) at `position`. A lot
+    /// left with nothing leaves its member's chain; a lot given points back joins it again.
+    mutating func changeLot(_ lot: LotRecord, by delta: Points, position: Int64) {
+        if effects.newLots[lot.number] != nil {
+            effects.newLots[lot.number]?.lot.remaining += delta
+        } else {
+            effects.lotRemaining[lot.number, default: .zero] += delta
+        }
+        effects.lotDraws.append((position, lot.number, -delta))
         if let original = drawingTransaction[position], view.originals[original] != nil {
-            view.originals[original]?.draws.append((key, -delta))
+            view.originals[original]?.draws.append((lot.number, -delta))
         }
-        if let index = view.lots[key.member]?.firstIndex(where: { $0.key == key }) {
-            view.lots[key.member]?[index].remaining += delta
+        var owner = member(lot.member)
+        guard var chain = view.lots[lot.member] else {
+            preconditionFailure("lots of \(lot.member) are not in the view")
         }
+        var updated: LotRecord
+        if let index = chain.firstIndex(where: { $0.number == lot.number }) {
+            chain[index].remaining += delta
+            updated = chain[index]
+            if updated.remaining == .zero {
+                if index == 0 {
+                    owner.lotsHead = updated.next
+                    store(owner)
+                } else {
+                    chain[index - 1].next = updated.next
+                    setNext(chain[index - 1].number, updated.next)
+                }
+                updated.next = nil
+                setNext(lot.number, nil)
+                chain.remove(at: index)
+            }
+        } else {
+            // Not on the chain: a lot that had nothing left, given points back by a cancellation.
+            updated = lot
+            updated.remaining += delta
+            precondition(updated.remaining > .zero, "a lot off its member's chain was drawn from")
+            updated.next = owner.lotsHead
+            setNext(lot.number, owner.lotsHead)
+            owner.lotsHead = lot.number
+            store(owner)
+            chain.insert(updated, at: 0)
+        }
+        view.lots[lot.member] = chain
+        // A lot off the chain stays findable for a cancellation later in the batch.
+        if updated.remaining == .zero || view.drawnLots[lot.number] != nil { view.drawnLots[lot.number] = updated }
     }
 
     /// Takes `points` from the member's lots, soonest expiry first, recording the draws at `position`.
     mutating func consumeLots(_ member: MemberID, points: Points, position: Int64) {
         guard points > .zero else { return }
         guard let lots = view.lots[member] else { preconditionFailure("lots of \(member) are not in the view") }
-        let ordered = lots.filter { $0.remaining > .zero }.sorted { LotKey.consumedBefore($0.key, $1.key) }
+        let ordered = lots.filter { $0.remaining > .zero }.sorted(by: LotRecord.consumedBefore)
         // LotConsumption sees each lot by its rank in consumption order.
         let ranked = ordered.enumerated().map { rank, lot in
-            Lot(id: TransactionID(value: UInt128(rank)), remaining: lot.remaining, expiresAt: lot.key.expiresAt)
+            Lot(id: TransactionID(value: UInt128(rank)), remaining: lot.remaining, expiresAt: lot.expiresAt)
         }
         let draws: [LotDraw]
         do {
@@ -347,7 +417,7 @@ package struct PostingEngine: Sendable {
         } catch {
             preconditionFailure("lots of \(member) hold \(error.available), less than its balance needs (\(points))")
         }
-        for draw in draws { changeLot(ordered[Int(draw.lot.value)].key, by: -draw.points, position: position) }
+        for draw in draws { changeLot(ordered[Int(draw.lot.value)], by: -draw.points, position: position) }
     }
 
     // MARK: Finish

@@ -238,11 +238,15 @@ package struct MemberRecord: Hashable, Sendable {
     package var balance: Points
     /// The position at which edges last had to pull the member.
     package var changedPosition: Int64
+    /// The member's last ledger transaction (its transactions are a chain back from here).
+    package var lastPosition: Int64?
+    /// The member's newest lot with points left (its open lots are a chain from here).
+    package var lotsHead: Int64?
 
     package init(
         id: MemberID, tier: TierID, reviewDate: CivilDate, birthMonth: Int? = nil, lastEarn: [Format: Timestamp] = [:],
         streak: Streak? = nil, mergedInto: MemberID? = nil, phoneHash: [UInt8]? = nil, balance: Points = .zero,
-        changedPosition: Int64 = 0
+        changedPosition: Int64 = 0, lastPosition: Int64? = nil, lotsHead: Int64? = nil
     ) {
         self.id = id
         self.tier = tier
@@ -254,6 +258,8 @@ package struct MemberRecord: Hashable, Sendable {
         self.phoneHash = phoneHash
         self.balance = balance
         self.changedPosition = changedPosition
+        self.lastPosition = lastPosition
+        self.lotsHead = lotsHead
     }
 }
 
@@ -283,32 +289,33 @@ package struct HoldRecord: Hashable, Sendable {
     }
 }
 
-/// A lot's key in storage: its member, expiry and id (lots are read per member, soonest first).
-package struct LotKey: Hashable, Sendable {
+/// A lot: points of one earning, held until spent or expired. Lots are numbered in the order they
+/// are created; a member's lots with points left form a chain (`next`, from the member's
+/// `lotsHead`), so a new lot is an append and no member index is written.
+package struct LotRecord: Hashable, Sendable {
+    package var number: Int64
+    /// The earning's transaction id (with `-referral` for a referral bonus).
+    package var lotID: String
     package var member: MemberID
     package var expiresAt: Timestamp
-    package var lotID: String
+    package var remaining: Points
+    /// The next older lot of the member's chain (nil at its end, and for a lot not on it).
+    package var next: Int64?
 
-    package init(member: MemberID, expiresAt: Timestamp, lotID: String) {
+    package init(
+        number: Int64, lotID: String, member: MemberID, expiresAt: Timestamp, remaining: Points, next: Int64?
+    ) {
+        self.number = number
+        self.lotID = lotID
         self.member = member
         self.expiresAt = expiresAt
-        self.lotID = lotID
+        self.remaining = remaining
+        self.next = next
     }
 
     /// Consumption order: soonest expiry first, then lot id (byte order).
-    package static func consumedBefore(_ a: LotKey, _ b: LotKey) -> Bool {
+    package static func consumedBefore(_ a: LotRecord, _ b: LotRecord) -> Bool {
         a.expiresAt != b.expiresAt ? a.expiresAt < b.expiresAt : a.lotID.utf8.lexicographicallyPrecedes(b.lotID.utf8)
-    }
-}
-
-/// A lot with points left.
-package struct LotRecord: Hashable, Sendable {
-    package var key: LotKey
-    package var remaining: Points
-
-    package init(key: LotKey, remaining: Points) {
-        self.key = key
-        self.remaining = remaining
     }
 }
 
@@ -324,8 +331,8 @@ package struct OriginalRecord: Hashable, Sendable {
     /// The receipt's total the edge stated (an earn), nil when unknown.
     package var statedPoints: Int64?
     package var postings: [Posting]
-    /// The lot draws the transaction made (a redemption's), with their lots' keys.
-    package var draws: [(key: LotKey, points: Points)]
+    /// The lot draws the transaction made (a redemption's): lot number and points.
+    package var draws: [(lot: Int64, points: Points)]
     /// Earlier reversals of it: count, amount refunded, member points change, and the points their
     /// edges stated (nil when one is unknown).
     package var reversals: Int
@@ -336,7 +343,7 @@ package struct OriginalRecord: Hashable, Sendable {
     package init(
         transactionID: String, position: Int64, kind: TransactionKind, site: SiteID?, member: MemberID?,
         points: Points, amount: Money, statedPoints: Int64?, postings: [Posting],
-        draws: [(key: LotKey, points: Points)] = [], reversals: Int = 0, refundedAmount: Money = .zero,
+        draws: [(lot: Int64, points: Points)] = [], reversals: Int = 0, refundedAmount: Money = .zero,
         reversedPoints: Points = .zero, statedReversedPoints: [Int64]? = []
     ) {
         self.transactionID = transactionID
@@ -371,8 +378,12 @@ package struct PostingView: Sendable {
     package var phoneOwners: [[UInt8]: MemberID] = [:]
     /// Active holds of the batch's members and of its transaction ids.
     package var holds: [HoldRecord] = []
-    /// Lots with points left of every member the batch may debit (`PostingKeys.lotMembers`).
+    /// The chain of lots with points left of every member the batch may debit, head first.
     package var lots: [MemberID: [LotRecord]] = [:]
+    /// Lots the batch's cancellations give points back to, by number (they may have none left).
+    package var drawnLots: [Int64: LotRecord] = [:]
+    /// The last lot number used.
+    package var lotNumber: Int64 = 0
     /// Receipts already claimed, with the transaction that claimed them.
     package var receipts: [ReceiptKey: String] = [:]
     /// Posted transactions the batch's reversals name (those posted before the batch; the engine
@@ -395,20 +406,21 @@ package struct PostingView: Sendable {
 /// The keys of the rows a batch's posting reads, found from the batch alone (and, for `lotMembers`
 /// and the members merged into, from the members once loaded).
 package struct PostingKeys: Sendable {
-    /// Member ids named by the batch (enrolled, earning, spending, reversing, referring).
-    package var members: Set<String> = []
+    /// Members named by the batch (enrolled, earning, spending, reversing, referring); ids that do
+    /// not parse name no member.
+    package var members: Set<MemberID> = []
     package var phoneHashes: Set<[UInt8]> = []
     /// The phone hash of each member the batch enrols (a debit of it may fall on the member it
     /// merges into).
-    package var enrolledPhones: [String: [UInt8]] = [:]
+    package var enrolledPhones: [MemberID: [UInt8]] = [:]
     package var receipts: Set<ReceiptKey> = []
     package var originals: Set<String> = []
     /// Transaction ids of spends (their holds).
     package var holdTransactions: Set<String> = []
-    /// Member ids named by spends and reversals: their lots are read.
-    package var debitedMembers: Set<String> = []
-    /// Member ids named by earns, with the qualifying-window starts their programs use.
-    package var earningMembers: Set<String> = []
+    /// Members named by spends and reversals: their lots are read.
+    package var debitedMembers: Set<MemberID> = []
+    /// Members named by earns, with the qualifying-window starts their programs use.
+    package var earningMembers: Set<MemberID> = []
     package var windowStarts: Set<Int64> = []
 
     package init() {}
@@ -476,6 +488,8 @@ package struct LedgerEntry: Sendable {
     package var programVersion: Int64
     package var detail: String
     package var postings: [Posting]
+    /// The member's previous transaction (its chain).
+    package var memberPrevious: Int64?
     /// The receipt the transaction claimed, if it got that far.
     package var receipt: ReceiptKey?
     /// The points its edge stated (see `PushedTransaction.statedPoints`).
@@ -487,7 +501,8 @@ package struct LedgerEntry: Sendable {
         position: Int64, transactionID: String, kind: TransactionKind?, site: SiteID? = nil, siteSequence: Int64? = nil,
         merchant: String? = nil, member: MemberID? = nil, requestID: String? = nil, original: String? = nil,
         points: Points = .zero, amount: Money = .zero, occurredAt: Timestamp, postedAt: Timestamp,
-        programVersion: Int64, detail: String = "", postings: [Posting] = [], receipt: ReceiptKey? = nil,
+        programVersion: Int64, detail: String = "", postings: [Posting] = [], memberPrevious: Int64? = nil,
+        receipt: ReceiptKey? = nil,
         statedPoints: Int64? = nil, result: PostingResult? = nil
     ) {
         self.position = position
@@ -506,18 +521,18 @@ package struct LedgerEntry: Sendable {
         self.programVersion = programVersion
         self.detail = detail
         self.postings = postings
+        self.memberPrevious = memberPrevious
         self.receipt = receipt
         self.statedPoints = statedPoints
         self.result = result
     }
 }
 
-/// A lot created by a batch (its remaining points as the batch leaves it).
+/// A lot created by a batch (as the batch leaves it).
 package struct NewLot: Hashable, Sendable {
-    package var key: LotKey
+    package var lot: LotRecord
     package var earnedAt: Timestamp
     package var original: Points
-    package var remaining: Points
 }
 
 /// The writes a batch comes to: the store applies them as they are, in one transaction.
@@ -531,18 +546,21 @@ package struct PostingEffects: Sendable {
     package var enrollments: [MemberEnrollment] = []
     package var merges: [(from: MemberID, into: MemberID, position: Int64)] = []
     package var tierSpells: [(member: MemberID, position: Int64, tier: TierID)] = []
-    /// Lots created (with what is left of them), and existing lots' new remaining points.
-    package var newLots: [LotKey: NewLot] = [:]
-    package var lotRemaining: [LotKey: Points] = [:]
-    package var lotDraws: [(position: Int64, key: LotKey, points: Points)] = []
+    /// Lots created (as the batch leaves them), existing lots' change of remaining points, and
+    /// existing lots' new place in their member's chain.
+    package var newLots: [Int64: NewLot] = [:]
+    package var lotRemaining: [Int64: Points] = [:]
+    package var lotNext: [Int64: Int64?] = [:]
+    package var lotDraws: [(position: Int64, lot: Int64, points: Points)] = []
     /// Qualifying points per member and bucket start.
     package var qualifying: [QualifyingBucket: Points] = [:]
     package var promotionsGiven: [PromotionID: Points] = [:]
     package var consumedHolds: [String] = []
     package var conflicts: [ConflictEntry] = []
     package var flags: Set<SiteFlag> = []
-    /// The last position used.
+    /// The last position and lot number used.
     package var position: Int64 = 0
+    package var lotNumber: Int64 = 0
 
     package init() {}
 }

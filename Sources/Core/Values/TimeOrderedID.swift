@@ -54,34 +54,41 @@ package enum CrockfordBase32: Sendable {
     package static let length128 = 26
     private static let alphabet = Array("0123456789ABCDEFGHJKMNPQRSTVWXYZ".utf8)
 
+    /// Each byte's digit value (either case), or 0xFF for a byte outside the alphabet.
+    private static let digits: [UInt8] = {
+        var table = [UInt8](repeating: 0xFF, count: 256)
+        for (index, byte) in alphabet.enumerated() {
+            table[Int(byte)] = UInt8(index)
+            if byte >= UInt8(ascii: "A") { table[Int(byte) + 0x20] = UInt8(index) }
+        }
+        return table
+    }()
+
     /// Encodes `value` as 26 characters, most significant first.
     package static func encode128(_ value: UInt128) -> String {
-        var bytes = [UInt8](repeating: 0, count: length128)
-        var rest = value
-        for index in stride(from: length128 - 1, through: 0, by: -1) {
-            bytes[index] = alphabet[Int(rest & 0x1F)]
-            rest >>= 5
+        String(unsafeUninitializedCapacity: length128) { buffer in
+            var rest = value
+            for index in stride(from: length128 - 1, through: 0, by: -1) {
+                buffer[index] = alphabet[Int(rest & 0x1F)]
+                rest >>= 5
+            }
+            return length128
         }
-        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Decodes 26 characters (case-insensitive); nil when the length, a character, or the range
     /// (first character above `7`) is wrong.
     package static func decode128(_ text: String) -> UInt128? {
-        let bytes = Array(text.utf8)
-        guard bytes.count == length128 else { return nil }
-        var value: UInt128 = 0
-        for (index, byte) in bytes.enumerated() {
-            guard let digit = digitValue(byte) else { return nil }
-            if index == 0 && digit > 7 { return nil }
-            value = (value << 5) | UInt128(digit)
+        var text = text
+        return text.withUTF8 { bytes -> UInt128? in
+            guard bytes.count == length128 else { return nil }
+            var value: UInt128 = 0
+            for index in 0..<length128 {
+                let digit = digits[Int(bytes[index])]
+                guard digit != 0xFF, index != 0 || digit <= 7 else { return nil }
+                value = (value << 5) | UInt128(digit)
+            }
+            return value
         }
-        return value
-    }
-
-    private static func digitValue(_ byte: UInt8) -> UInt8? {
-        let upper = (byte >= 0x61 && byte <= 0x7A) ? byte - 0x20 : byte
-        guard let index = alphabet.firstIndex(of: upper) else { return nil }
-        return UInt8(index)
     }
 }

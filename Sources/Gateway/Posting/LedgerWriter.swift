@@ -2,8 +2,9 @@ import Core
 import Foundation
 import GRDB
 
-/// Writes of the gateway's own transactions (adjustments, expiry) and the reads around them, inside
-/// one database transaction. Pushed transactions are posted by `PostingEngine` and `SQLitePosting`.
+/// Reads and writes of the ledger around posting, inside one database transaction: positions,
+/// balances, holds, tier spells, merges. Every ledger transaction is decided by `PostingEngine`
+/// and written by `SQLitePosting`.
 struct LedgerWriter {
     let db: Database
 
@@ -17,70 +18,6 @@ struct LedgerWriter {
             preconditionFailure("the position counter is missing")
         }
         return value
-    }
-
-    struct Entry {
-        var transactionID: String
-        var kind: TransactionKind
-        var site: SiteID?
-        var siteSequence: Int64?
-        var merchant: MerchantID?
-        var member: MemberID?
-        var requestID: String?
-        var original: String?
-        /// The member's points change (for history and statements).
-        var points: Points
-        var amount: Money
-        var occurredAt: Timestamp
-        var postedAt: Timestamp
-        var programVersion: Int64
-        var detail: String = ""
-        var postings: Postings
-        /// The receipt it claims (an operator's request id).
-        var receipt: ReceiptKey?
-    }
-
-    /// Writes one of the gateway's own transactions (an adjustment, an expiry) and its postings;
-    /// returns its position. The postings sum to zero (`Postings` guarantees it) and no member
-    /// account may go below zero (checked here). Every member of it is republished.
-    func post(_ entry: Entry) throws -> Int64 {
-        let position = try nextPosition()
-        try db.cachedStatement(
-            sql: """
-                INSERT INTO transactions (position, transaction_id, kind, site_id, site_sequence, merchant_id, member_id, request_id,
-                    original_transaction_id, points, amount_minor, occurred_at_ms, posted_at_ms, program_version, detail, receipt)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """
-        ).execute(arguments: [
-            position, entry.transactionID, entry.kind.rawValue, entry.site?.rawValue, entry.siteSequence,
-            entry.merchant?.rawValue,
-            entry.member?.description, entry.requestID, entry.original, entry.points.value, entry.amount.minorUnits,
-            entry.occurredAt.milliseconds, entry.postedAt.milliseconds, entry.programVersion, entry.detail,
-            entry.receipt?.description,
-        ])
-        var members: Set<MemberID> = entry.member.map { [$0] } ?? []
-        for (line, posting) in entry.postings.lines.enumerated() {
-            try db.cachedStatement(sql: "INSERT INTO postings (position, line, account, points) VALUES (?, ?, ?, ?)")
-                .execute(arguments: [position, line, posting.account.key, posting.points.value])
-            if case .member(let member) = posting.account {
-                let balance =
-                    try Int64.fetchOne(
-                        db.cachedStatement(
-                            sql:
-                                "UPDATE members SET balance_points = balance_points + ? WHERE member_id = ? RETURNING balance_points"
-                        ),
-                        arguments: [posting.points.value, member.description]) ?? -1
-                precondition(balance >= 0, "member \(member) would go to \(balance)")
-                members.insert(member)
-            } else {
-                try db.cachedStatement(
-                    sql:
-                        "INSERT INTO balances (account, points) VALUES (?, ?) ON CONFLICT (account) DO UPDATE SET points = points + excluded.points"
-                ).execute(arguments: [posting.account.key, posting.points.value])
-            }
-        }
-        for member in members { try touch(member, position: position) }
-        return position
     }
 
     /// An account's balance (a member's is on its row).
@@ -137,63 +74,96 @@ struct LedgerWriter {
         ).execute(arguments: [member.description, position, tier.rawValue])
     }
 
-    // MARK: Lots
-
-    func createLot(_ id: String, member: MemberID, earnedAt: Timestamp, expiresAt: Timestamp, points: Points) throws {
-        guard points > .zero else { return }
-        try db.cachedStatement(
-            sql:
-                "INSERT INTO lots (member_id, expires_at_ms, lot_id, earned_at_ms, original_points, remaining_points) VALUES (?, ?, ?, ?, ?, ?)"
-        ).execute(arguments: [
-            member.description, expiresAt.milliseconds, id, earnedAt.milliseconds, points.value, points.value,
-        ])
+    /// The instant to post at: the clock's, or the last posting time if the clock is behind it
+    /// (posting times never go backwards, so a period of posting time is a range of positions).
+    func postingInstant(_ clock: Timestamp) throws -> Timestamp {
+        let last = try Int64.fetchOne(
+            db.cachedStatement(sql: "SELECT posted_at_ms FROM transactions ORDER BY position DESC LIMIT 1"))
+        return Timestamp(milliseconds: max(clock.milliseconds, last ?? .min))
     }
 
-    /// A member's lots with points left, in consumption order (soonest expiry, then lot id).
-    func lots(of member: MemberID) throws -> [LotRecord] {
+    /// The first position posted at or after `instant` (posting times never go backwards): a
+    /// binary search over positions, no index needed.
+    func firstPosition(postedAtOrAfter instant: Timestamp) throws -> Int64 {
+        let statement = try db.cachedStatement(
+            sql: "SELECT position, posted_at_ms FROM transactions WHERE position >= ? ORDER BY position LIMIT 1")
+        var low: Int64 = 0
+        var high =
+            (try Int64.fetchOne(
+                db.cachedStatement(sql: "SELECT position FROM transactions ORDER BY position DESC LIMIT 1"))
+                ?? 0) + 1
+        while low < high {
+            let middle = low + (high - low) / 2
+            guard let row = try Row.fetchOne(statement, arguments: [middle]),
+                (row["posted_at_ms"] as Int64) < instant.milliseconds
+            else {
+                high = middle
+                continue
+            }
+            low = (row["position"] as Int64) + 1
+        }
+        return low
+    }
+
+    /// A member's lots with points left (its chain from `members.lots_head`).
+    func openLots(of member: MemberID) throws -> [Row] {
         try Row.fetchAll(
             db.cachedStatement(
-                sql:
-                    "SELECT expires_at_ms, lot_id, remaining_points FROM lots WHERE member_id = ? AND remaining_points > 0 ORDER BY expires_at_ms, lot_id"
-            ),
-            arguments: [member.description]
-        ).map {
-            LotRecord(
-                key: LotKey(
-                    member: member, expiresAt: Timestamp(milliseconds: $0["expires_at_ms"]), lotID: $0["lot_id"]),
-                remaining: Points($0["remaining_points"]))
-        }
+                sql: """
+                    WITH RECURSIVE chain (number) AS (
+                        SELECT lots_head FROM members WHERE member_id = ? AND lots_head IS NOT NULL
+                        UNION ALL
+                        SELECT l.next_lot FROM lots l JOIN chain c ON l.lot_number = c.number WHERE l.next_lot IS NOT NULL
+                    )
+                    SELECT l.* FROM chain c JOIN lots l ON l.lot_number = c.number
+                    ORDER BY l.expires_at_ms, l.lot_id
+                    """),
+            arguments: [member.description])
     }
 
-    /// Takes `points` from lots (in the order given), recording the draws at `position`.
-    func draw(_ draws: [(key: LotKey, points: Points)], position: Int64) throws {
-        for (key, points) in draws {
-            try db.cachedStatement(
-                sql:
-                    "UPDATE lots SET remaining_points = remaining_points - ? WHERE member_id = ? AND expires_at_ms = ? AND lot_id = ?"
-            ).execute(arguments: [points.value, key.member.description, key.expiresAt.milliseconds, key.lotID])
-            try db.cachedStatement(
-                sql: "INSERT INTO lot_draws (position, lot_id, member_id, expires_at_ms, points) VALUES (?, ?, ?, ?, ?)"
-            ).execute(arguments: [
-                position, key.lotID, key.member.description, key.expiresAt.milliseconds, points.value,
-            ])
-        }
+    /// A member's ledger transactions before `position`, newest first, at most `limit` (its chain
+    /// from `members.last_position`).
+    func history(of member: MemberID, before position: Int64, limit: Int) throws -> [Row] {
+        try Row.fetchAll(
+            db.cachedStatement(
+                sql: """
+                    WITH RECURSIVE chain (position) AS (
+                        SELECT last_position FROM members WHERE member_id = ? AND last_position IS NOT NULL
+                        UNION ALL
+                        SELECT t.member_previous FROM transactions t JOIN chain c ON t.position = c.position
+                        WHERE t.member_previous IS NOT NULL
+                    )
+                    SELECT t.* FROM chain c JOIN transactions t ON t.position = c.position
+                    WHERE t.position < ? ORDER BY t.position DESC LIMIT ?
+                    """),
+            arguments: [member.description, position, limit])
     }
 
-    /// Takes `points` from the member's lots, soonest expiry first, recording the draws at `position`.
-    func consumeLots(_ member: MemberID, points: Points, position: Int64) throws {
-        guard points > .zero else { return }
-        let lots = try lots(of: member)
-        let ranked = lots.enumerated().map { rank, lot in
-            Lot(id: TransactionID(value: UInt128(rank)), remaining: lot.remaining, expiresAt: lot.key.expiresAt)
-        }
-        let draws: [LotDraw]
-        do {
-            draws = try LotConsumption.consume(ranked, points: points)
-        } catch {
-            preconditionFailure("lots of \(member) hold \(error.available), less than its balance needs (\(points))")
-        }
-        try draw(draws.map { (lots[Int($0.lot.value)].key, $0.points) }, position: position)
+    /// The member's points change from the site's transactions after `sequence`, as posted: the
+    /// member's chain back to the first of them.
+    func posted(_ member: MemberID, site: SiteID, after sequence: Int64) throws -> Points {
+        guard
+            let first = try Int64.fetchOne(
+                db.cachedStatement(
+                    sql:
+                        "SELECT position FROM transactions WHERE site_id = ? AND site_sequence > ? AND site_sequence IS NOT NULL ORDER BY site_sequence LIMIT 1"
+                ),
+                arguments: [site.rawValue, sequence])
+        else { return .zero }
+        let sum = try Int64.fetchOne(
+            db.cachedStatement(
+                sql: """
+                    WITH RECURSIVE chain (position) AS (
+                        SELECT last_position FROM members WHERE member_id = ? AND last_position >= ?
+                        UNION ALL
+                        SELECT t.member_previous FROM transactions t JOIN chain c ON t.position = c.position
+                        WHERE t.member_previous >= ?
+                    )
+                    SELECT COALESCE(SUM(t.points), 0) FROM chain c JOIN transactions t ON t.position = c.position
+                    WHERE t.site_id = ? AND t.site_sequence > ?
+                    """),
+            arguments: [member.description, first, first, site.rawValue, sequence])
+        return Points(sum ?? 0)
     }
 
     /// Points earned (less refunds) in the rolling qualifying window ending now.

@@ -36,50 +36,35 @@ extension SQLiteLedgerStore {
                     day: day, members: done["members"], points: Points(done["points"]),
                     transactions: done["transactions"], alreadyRun: true)
             }
-            let writer = LedgerWriter(db: db)
-            let due = try Row.fetchAll(
+            // Lots due, by member; each member's chain is read and the engine decides.
+            var byMember: [String: Set<Int64>] = [:]
+            for row in try Row.fetchAll(
                 db.cachedStatement(
                     sql:
-                        "SELECT member_id, expires_at_ms, lot_id, remaining_points FROM lots WHERE remaining_points > 0 AND expires_at_ms <= ? ORDER BY member_id, lot_id"
+                        "SELECT lot_number, member_id FROM lots WHERE remaining_points > 0 AND expires_at_ms <= ?"
                 ),
-                arguments: [end.milliseconds]
-            ).compactMap { row -> (member: String, lot: LotKey, points: Int64)? in
-                guard let member = MemberID(row["member_id"] as String) else { return nil }
-                return (
-                    row["member_id"],
-                    LotKey(
-                        member: member, expiresAt: Timestamp(milliseconds: row["expires_at_ms"]), lotID: row["lot_id"]),
-                    row["remaining_points"]
-                )
+                arguments: [end.milliseconds])
+            {
+                byMember[row["member_id"], default: []].insert(row["lot_number"])
             }
-            var byMember: [String: [(lot: LotKey, points: Int64)]] = [:]
-            for row in due { byMember[row.member, default: []].append((row.lot, row.points)) }
+            var keys = PostingKeys()
+            keys.members = Set(byMember.keys.compactMap(MemberID.init))
+            keys.debitedMembers = keys.members
+            let catalogue = programs
+            let view = try SQLitePosting.load(db, keys: keys, catalogue: catalogue)
+            let instant = try LedgerWriter(db: db).postingInstant(now)
+            var engine = PostingEngine(
+                view: view, catalogue: catalogue, site: SiteID(unchecked: "gateway"), now: instant,
+                programGraceMilliseconds: 0, clockSkewMaxMilliseconds: 0)
             var total = Points.zero
             var generator = SystemRandomNumberGenerator()
             for (memberText, lots) in byMember.sorted(by: { $0.key < $1.key }) {
                 guard let member = MemberID(memberText) else { continue }
-                // Never more than the member holds (a shortfall elsewhere already took points).
-                let points = min(Points(lots.reduce(0) { $0 + $1.points }), try writer.balance(.member(member)))
-                guard points > .zero else { continue }
-                let postings = Postings([Posting(.member(member), -points), Posting(.expired, points)])
-                let position = try writer.post(
-                    LedgerWriter.Entry(
-                        transactionID: TransactionID(time: now, using: &generator).description, kind: .expire,
-                        site: nil, siteSequence: nil,
-                        merchant: nil, member: member, requestID: nil, original: nil, points: -points, amount: .zero,
-                        occurredAt: now,
-                        postedAt: now, programVersion: self.programs.latest?.version ?? 0,
-                        detail: "expiry as of end of \(day)", postings: postings))
-                var left = points.value
-                var draws: [(key: LotKey, points: Points)] = []
-                for lot in lots where left > 0 {
-                    let take = min(left, lot.points)
-                    draws.append((lot.lot, Points(take)))
-                    left -= take
-                }
-                try writer.draw(draws, position: position)
-                total += points
+                total += engine.expire(
+                    member: member, due: lots, transactionID: TransactionID(time: now, using: &generator).description,
+                    detail: "expiry as of end of \(day)")
             }
+            try SQLitePosting.apply(db, engine.finish(), outbox: [:], now: now)
             let run = ExpiryRun(
                 day: day, members: byMember.count, points: total, transactions: byMember.count, alreadyRun: false)
             try db.cachedStatement(

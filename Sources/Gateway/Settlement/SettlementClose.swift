@@ -83,6 +83,8 @@ extension SQLiteLedgerStore {
             }
         }
         var expired = Points.zero
+        // Posting times never go backwards: the period is a range of positions.
+        let writer = LedgerWriter(db: db)
         let rows = try Row.fetchAll(
             db,
             sql: """
@@ -90,10 +92,12 @@ extension SQLiteLedgerStore {
                 FROM transactions t
                 JOIN postings p ON p.position = t.position
                 LEFT JOIN transactions o ON o.transaction_id = t.original_transaction_id
-                WHERE t.posted_at_ms >= ? AND t.posted_at_ms < ?
+                WHERE t.position >= ? AND t.position < ?
                 ORDER BY t.position
                 """,
-            arguments: [start.milliseconds, end.milliseconds])
+            arguments: [
+                try writer.firstPosition(postedAtOrAfter: start), try writer.firstPosition(postedAtOrAfter: end),
+            ])
         var late: Set<Int64> = []
         for row in rows {
             let account: String = row["account"]

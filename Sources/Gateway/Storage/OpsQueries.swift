@@ -56,10 +56,7 @@ extension SQLiteLedgerStore {
             response.mergedMemberIds = try String.fetchAll(
                 db, sql: "SELECT from_member FROM merges WHERE into_member = ? ORDER BY from_member",
                 arguments: [resolved.description])
-            response.lots = try Row.fetchAll(
-                db, sql: "SELECT * FROM lots WHERE member_id = ? ORDER BY expires_at_ms, lot_id",
-                arguments: [resolved.description]
-            ).map { lot in
+            response.lots = try writer.openLots(of: resolved).map { lot in
                 var wire = Coalition_Ops_V1_Lot()
                 wire.lotID = lot["lot_id"]
                 wire.earnedAtMs = lot["earned_at_ms"]
@@ -94,14 +91,7 @@ extension SQLiteLedgerStore {
         Int64, Coalition_Ops_V1_LedgerEntry
     )] {
         try await database.pool.read { db in
-            try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT position, transaction_id, kind, points, site_id, merchant_id, occurred_at_ms, posted_at_ms, detail FROM transactions
-                    WHERE member_id = ? AND position < ? ORDER BY position DESC LIMIT ?
-                    """,
-                arguments: [id.description, position ?? Int64.max, limit]
-            ).map { row in
+            try LedgerWriter(db: db).history(of: id, before: position ?? Int64.max, limit: limit).map { row in
                 var entry = Coalition_Ops_V1_LedgerEntry()
                 entry.transactionID = row["transaction_id"]
                 entry.kind = row["kind"]
@@ -124,7 +114,6 @@ extension SQLiteLedgerStore {
         -> (transaction: String, balance: Points)
     {
         let now = clockNow
-        let version = programs.latest?.version ?? 0
         // An operator's request ids are receipts of the merchant "-ops".
         let receipt = ReceiptKey(merchant: "-ops", operation: .adjust, requestID: requestID.rawValue)
         return try await database.pool.write { db in
@@ -139,34 +128,27 @@ extension SQLiteLedgerStore {
                     db, sql: "SELECT member_id FROM transactions WHERE transaction_id = ?", arguments: [first])
                 return (first, try writer.balance(.member(MemberID(member ?? "") ?? id)))
             }
-            guard let member = try writer.resolve(id) else {
-                throw ServiceError.notFound("member_id", "unknown member '\(id)'")
-            }
-            let available = try writer.available(member, now: now)
-            if points < .zero, available < -points {
-                throw ServiceError(.failedPrecondition, "points: the member has \(available) available, not \(-points)")
-            }
+            var keys = PostingKeys()
+            keys.members = [id]
+            keys.debitedMembers = keys.members
+            let catalogue = self.programs
+            let view = try SQLitePosting.load(db, keys: keys, catalogue: catalogue)
+            var engine = PostingEngine(
+                view: view, catalogue: catalogue, site: SiteID(unchecked: "gateway"),
+                now: try writer.postingInstant(now), programGraceMilliseconds: 0, clockSkewMaxMilliseconds: 0)
             var generator = SystemRandomNumberGenerator()
             let transaction = TransactionID(time: now, using: &generator).description
-            let position = try writer.post(
-                LedgerWriter.Entry(
-                    transactionID: transaction, kind: .adjust, site: nil, siteSequence: nil, merchant: nil,
-                    member: member,
-                    requestID: requestID.rawValue, original: nil, points: points, amount: .zero, occurredAt: now,
-                    postedAt: now,
-                    programVersion: version, detail: "by \(operatorName): \(reason)",
-                    postings: Postings([Posting(.member(member), points), Posting(.adjustments, -points)]),
-                    receipt: receipt))
-            if points > .zero {
-                let expires =
-                    programs.latest.map {
-                        ExpiryCalculator.expiresAt(
-                            earnedAt: now, rules: $0.program.expiry, timeZone: $0.program.timeZone)
-                    } ?? now
-                try writer.createLot(transaction, member: member, earnedAt: now, expiresAt: expires, points: points)
-            } else {
-                try writer.consumeLots(member, points: -points, position: position)
+            let member: MemberID
+            switch engine.adjust(
+                member: id, points: points, transactionID: transaction, requestID: requestID.rawValue,
+                receipt: receipt, detail: "by \(operatorName): \(reason)")
+            {
+            case .success(let booked): member = booked
+            case .failure(.unknownMember): throw ServiceError.notFound("member_id", "unknown member '\(id)'")
+            case .failure(.insufficient(let available)):
+                throw ServiceError(.failedPrecondition, "points: the member has \(available) available, not \(-points)")
             }
+            try SQLitePosting.apply(db, engine.finish(), outbox: [:], now: now)
             return (transaction, try writer.balance(.member(member)))
         }
     }

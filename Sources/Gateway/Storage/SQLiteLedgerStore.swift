@@ -298,12 +298,7 @@ package final class SQLiteLedgerStore: LedgerStore {
         snapshot.tierReviewDate = row["tier_review_date"]
         snapshot.enrolledAtMs = row["enrolled_at_ms"]
         if let rules = catalogue.latest?.program.expiry {
-            let lots = try Row.fetchAll(
-                db.cachedStatement(
-                    sql:
-                        "SELECT lot_id, remaining_points, expires_at_ms FROM lots WHERE member_id = ? AND remaining_points > 0"
-                ), arguments: [id]
-            ).map {
+            let lots = try writer.openLots(of: member).map {
                 Lot(
                     id: TransactionID(value: 0), remaining: Points($0["remaining_points"]),
                     expiresAt: Timestamp(milliseconds: $0["expires_at_ms"]))
@@ -380,14 +375,7 @@ package final class SQLiteLedgerStore: LedgerStore {
             // way back leaves those in the edge's count and already in the balance.
             var unacknowledged = request.unacknowledged
             if unacknowledged > .zero {
-                unacknowledged -= Points(
-                    try Int64.fetchOne(
-                        db.cachedStatement(
-                            sql: """
-                                SELECT COALESCE(SUM(points), 0) FROM transactions
-                                WHERE member_id = ? AND site_id = ? AND site_sequence > ?
-                                """),
-                        arguments: [member.description, site.rawValue, request.acknowledgedSequence]) ?? 0)
+                unacknowledged -= try writer.posted(member, site: site, after: request.acknowledgedSequence)
             }
             let fromBalance = try writer.available(member, now: now)
             let available = fromBalance + max(.zero, unacknowledged)

@@ -9,10 +9,13 @@ package enum LastEarnEncoding {
 
     /// Pairs that do not parse are skipped.
     package static func decode(_ text: String) -> [Format: Timestamp] {
+        guard !text.isEmpty else { return [:] }
         var result: [Format: Timestamp] = [:]
-        for pair in text.split(separator: ";") {
-            let parts = pair.split(separator: "=")
-            guard parts.count == 2, let format = Format(String(parts[0])), let ms = Int64(parts[1]) else { continue }
+        for pair in text.utf8.split(separator: UInt8(ascii: ";")) {
+            guard let equals = pair.firstIndex(of: UInt8(ascii: "=")),
+                let format = Format(String(decoding: pair[pair.startIndex..<equals], as: UTF8.self)),
+                let ms = Int64(String(decoding: pair[pair.index(after: equals)...], as: UTF8.self))
+            else { continue }
             result[format] = Timestamp(milliseconds: ms)
         }
         return result

@@ -58,8 +58,8 @@ extension GatewayBenches {
 
     /// The second baseline of gateway-ingest: the rows a posting writes, inserted with no logic
     /// into a ledger with the gateway's own schema (same indexes, same durability), per pushed
-    /// transaction: its ledger row (with the outbox row and receipt), two postings, its lot and its
-    /// member row (inserted with its tier spell for an enrolment, rewritten with its balance and
+    /// transaction: its ledger row (with the outbox row and receipt, on its member's chain), two
+    /// postings, its lot (on its member's chain) and its member row (inserted with its tier spell for an enrolment, rewritten with its balance and
     /// its qualifying bucket for an earn); per push, the issuing merchants' balances, the position
     /// counter and the site row. Payloads are decoded before the clock starts. Seconds taken.
     static func postingRowsSeconds(
@@ -142,51 +142,105 @@ extension GatewayBenches {
         case .earn(let record): (member, points) = (record.memberID, record.breakdown.totalPoints)
         default: return nil
         }
-        try db.cachedStatement(
+        try FastStatement(
+            db,
             sql: """
                 INSERT INTO transactions (position, transaction_id, kind, site_id, site_sequence, merchant_id, member_id,
                     request_id, points, amount_minor, occurred_at_ms, posted_at_ms, program_version, receipt, stated_points,
-                    previous_hash, payload, outbox_occurred_at_ms, outcome, reason, posted_points)
-                VALUES (?, ?, 'earn', ?, ?, ?, ?, ?, ?, 0, ?, ?, 1, ?, ?, ?, ?, ?, 'posted', '', ?)
+                    previous_hash, payload, outbox_occurred_at_ms, outcome, reason, posted_points, member_previous)
+                VALUES (?, ?, 'earn', ?, ?, ?, ?, ?, ?, 0, ?, ?, 1, ?, ?, ?, ?, ?, 'posted', '', ?, ?)
                 """
-        ).execute(arguments: [
-            position, local.transactionID, site.rawValue, Int64(transaction.sequence), local.merchantID, member,
-            local.requestID, points, local.occurredAtMs, local.occurredAtMs,
-            "\(local.merchantID)|earn|\(local.requestID)", points, transaction.previousHash, transaction.payload,
-            transaction.occurredAtMs, points,
-        ])
+        ).run { values in
+            values.add(position)
+            values.add(local.transactionID)
+            values.add(site.rawValue)
+            values.add(Int64(transaction.sequence))
+            values.add(local.merchantID)
+            values.add(member)
+            values.add(local.requestID)
+            values.add(points)
+            values.add(local.occurredAtMs)
+            values.add(local.occurredAtMs)
+            values.add("\(local.merchantID)|earn|\(local.requestID)")
+            values.add(points)
+            values.add(transaction.previousHash)
+            values.add(transaction.payload)
+            values.add(transaction.occurredAtMs)
+            values.add(points)
+            values.add(position - 1)
+        }
         for (line, (account, value)) in [("member:" + member, points), ("issued:" + local.merchantID, -points)]
             .enumerated()
         {
-            try db.cachedStatement(sql: "INSERT INTO postings (position, line, account, points) VALUES (?, ?, ?, ?)")
-                .execute(arguments: [position, line, account, value])
+            try FastStatement(db, sql: "INSERT INTO postings (position, line, account, points) VALUES (?, ?, ?, ?)").run
+            { values in
+                values.add(position)
+                values.add(line)
+                values.add(account)
+                values.add(value)
+            }
         }
-        try db.cachedStatement(
+        try FastStatement(
+            db,
             sql:
-                "INSERT INTO lots (member_id, expires_at_ms, lot_id, earned_at_ms, original_points, remaining_points) VALUES (?, ?, ?, ?, ?, ?)"
-        ).execute(arguments: [
-            member, local.occurredAtMs + 31_536_000_000, local.transactionID, local.occurredAtMs, points, points,
-        ])
+                "INSERT INTO lots (lot_number, lot_id, member_id, earned_at_ms, expires_at_ms, original_points, remaining_points, next_lot) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        ).run { values in
+            values.add(position)
+            values.add(local.transactionID)
+            values.add(member)
+            values.add(local.occurredAtMs)
+            values.add(local.occurredAtMs + 31_536_000_000)
+            values.add(points)
+            values.add(points)
+            values.add(position - 1)
+        }
         if case .enrollment = local.body {
-            try db.cachedStatement(
+            try FastStatement(
+                db,
                 sql:
-                    "INSERT INTO members (member_id, tier, tier_review_date, enrolled_at_ms, enrolled_site, changed_position, balance_points) VALUES (?, 'member', '2027-11-30', ?, ?, ?, ?)"
-            ).execute(arguments: [member, local.occurredAtMs, site.rawValue, position, points])
-            try db.cachedStatement(sql: "INSERT INTO member_tiers (member_id, position, tier) VALUES (?, ?, 'member')")
-                .execute(arguments: [member, position])
+                    "INSERT INTO members (member_id, tier, tier_review_date, enrolled_at_ms, enrolled_site, changed_position, balance_points, last_position, lots_head) VALUES (?, 'member', '2027-11-30', ?, ?, ?, ?, ?, ?)"
+            ).run { values in
+                values.add(member)
+                values.add(local.occurredAtMs)
+                values.add(site.rawValue)
+                values.add(position)
+                values.add(points)
+                values.add(position)
+                values.add(position)
+            }
+            try FastStatement(db, sql: "INSERT INTO member_tiers (member_id, position, tier) VALUES (?, ?, 'member')")
+                .run { values in
+                    values.add(member)
+                    values.add(position)
+                }
         } else {
-            try db.cachedStatement(
+            try FastStatement(
+                db,
                 sql:
-                    "UPDATE members SET last_earn = ?, streak_last_day = ?, streak_days = ?, tier = ?, tier_review_date = ?, changed_position = ?, balance_points = balance_points + ? WHERE member_id = ?"
-            ).execute(arguments: [
-                "mall=\(local.occurredAtMs)", "2026-11-30", 1, "member", "2027-11-30", position, points, member,
-            ])
-            try db.cachedStatement(
+                    "UPDATE members SET last_earn = ?, streak_last_day = ?, streak_days = ?, tier = ?, tier_review_date = ?, changed_position = ?, balance_points = balance_points + ?, last_position = ?, lots_head = ? WHERE member_id = ?"
+            ).run { values in
+                values.add("mall=\(local.occurredAtMs)")
+                values.add("2026-11-30")
+                values.add(1)
+                values.add("member")
+                values.add("2027-11-30")
+                values.add(position)
+                values.add(points)
+                values.add(position)
+                values.add(position)
+                values.add(member)
+            }
+            try FastStatement(
+                db,
                 sql: """
                     INSERT INTO qualifying_points (member_id, bucket_ms, points) VALUES (?, ?, ?)
                     ON CONFLICT (member_id, bucket_ms) DO UPDATE SET points = points + excluded.points
                     """
-            ).execute(arguments: [member, local.occurredAtMs / 900_000 * 900_000, points])
+            ).run { values in
+                values.add(member)
+                values.add(local.occurredAtMs / 900_000 * 900_000)
+                values.add(points)
+            }
         }
         return (local.merchantID, points)
     }

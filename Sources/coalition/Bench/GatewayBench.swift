@@ -236,9 +236,10 @@ enum GatewayBenches {
         report.line(
             "writer",
             String(
-                format: "per transaction: %.1f µs loading views, %.1f µs deciding, %.1f µs applying (%d pushes)",
-                perTransaction(phases.loading), perTransaction(phases.deciding), perTransaction(phases.applying),
-                phases.pushes))
+                format:
+                    "per transaction: %.1f µs checking the chain, %.1f µs loading views, %.1f µs deciding, %.1f µs applying (%d pushes)",
+                perTransaction(phases.checking), perTransaction(phases.loading), perTransaction(phases.deciding),
+                perTransaction(phases.applying), phases.pushes))
         report.line("memory", String(format: "peak %.0f MiB", Load.peakMemoryMiB))
         report.print()
     }

@@ -508,7 +508,7 @@ final class Simulation {
                     sql: """
                         SELECT b.account, b.points, (SELECT COALESCE(SUM(remaining_points), 0) FROM lots l WHERE 'member:' || l.member_id = b.account) AS lots,
                           (SELECT group_concat(t.kind || ' ' || p.points || ' ' || t.detail || ' lots ' ||
-                              COALESCE((SELECT group_concat(d.lot_id || ':' || d.points) FROM lot_draws d WHERE d.position = t.position), ''), '; ')
+                              COALESCE((SELECT group_concat(d.lot_number || ':' || d.points) FROM lot_draws d WHERE d.position = t.position), ''), '; ')
                            FROM postings p JOIN transactions t ON t.position = p.position WHERE p.account = b.account) AS history
                         FROM account_balances b WHERE b.account LIKE 'member:%'
                           AND b.points != (SELECT COALESCE(SUM(remaining_points), 0) FROM lots l WHERE 'member:' || l.member_id = b.account)
@@ -516,6 +516,7 @@ final class Simulation {
                 ).map {
                     "\($0["account"] as String) has \($0["points"] as Int64) points, lots \($0["lots"] as Int64) after [\($0["history"] as String? ?? "")]"
                 },
+                chains: try LedgerChains.faults(db),
                 position: try Int64.fetchOne(db, sql: "SELECT value FROM counters WHERE name = 'position'") ?? 0,
                 sites: try Row.fetchAll(db, sql: "SELECT site_id, high_water_mark FROM sites").map {
                     ($0["site_id"] as String, $0["high_water_mark"] as Int64)
@@ -568,6 +569,7 @@ final class Simulation {
         if facts.drift != 0 { violation("gateway: \(facts.drift) cached balances differ from their postings") }
         if facts.negative != 0 { violation("gateway: \(facts.negative) members below zero") }
         for text in facts.lots { violation("gateway: lots do not sum to the balance: \(text)") }
+        for text in facts.chains { violation("gateway: \(text)") }
         if facts.gaps != 0 {
             violation("gateway: \(facts.gaps) sites whose stored transactions have gaps below the high-water mark")
         }

@@ -103,6 +103,7 @@ struct GatewayHarness: Sendable {
                       AND b.points != (SELECT COALESCE(SUM(remaining_points), 0) FROM lots l WHERE 'member:' || l.member_id = b.account)
                     """) ?? -1
             #expect(lotDrift == 0)
+            #expect(try LedgerChains.faults(db) == [])
         }
     }
 }

@@ -11,8 +11,13 @@ extension GatewayDatabase {
     ///   `site_transactions` and `receipts` tables are columns of it (`receipt` is unique).
     /// - A member's balance is a column of its row (`members.balance_points`); `balances` keeps the
     ///   other accounts, written once per account per batch.
-    /// - `postings` is keyed by position and line; `lots` by member, expiry and lot id (the order a
-    ///   debit reads them in); `lot_draws` by position and lot.
+    /// - Nothing member-keyed is written per transaction but the member's row: a member's
+    ///   transactions are a chain (`transactions.member_previous` back from `members.last_position`)
+    ///   and its lots with points left another (`lots.next_lot` from `members.lots_head`), so
+    ///   transactions and lots are appended, never inserted at random into a member index.
+    /// - `postings` is keyed by position and line; `lot_draws` by position and lot number.
+    /// - Posting times never go backwards (a clock that jumps back posts at the last time), so a
+    ///   period of posting time is a range of positions and needs no index.
     static func registerLedgerV2(_ migrator: inout DatabaseMigrator) {
         migrator.registerMigration("2026-12-01 gateway ledger v2") { db in
             try db.execute(
@@ -40,7 +45,8 @@ extension GatewayDatabase {
                         outbox_occurred_at_ms INTEGER,
                         outcome TEXT,
                         reason TEXT,
-                        posted_points INTEGER
+                        posted_points INTEGER,
+                        member_previous INTEGER
                     ) STRICT;
                     INSERT INTO transactions_v2 (position, transaction_id, kind, site_id, site_sequence, merchant_id,
                         member_id, request_id, original_transaction_id, points, amount_minor, occurred_at_ms, posted_at_ms,
@@ -65,6 +71,14 @@ extension GatewayDatabase {
                     WHERE name = 'position';
                     UPDATE transactions_v2 SET receipt = r.merchant_id || '|' || r.operation || '|' || r.request_id
                     FROM receipts r WHERE r.transaction_id = transactions_v2.transaction_id;
+                    UPDATE transactions_v2 SET member_previous = p.previous FROM (
+                        SELECT position, LAG(position) OVER (PARTITION BY member_id ORDER BY position) AS previous
+                        FROM transactions_v2 WHERE member_id IS NOT NULL
+                    ) p WHERE p.position = transactions_v2.position;
+                    -- Posting times never go backwards from here on.
+                    UPDATE transactions_v2 SET posted_at_ms = m.at FROM (
+                        SELECT position, MAX(posted_at_ms) OVER (ORDER BY position) AS at FROM transactions_v2
+                    ) m WHERE m.position = transactions_v2.position AND m.at != transactions_v2.posted_at_ms;
 
                     CREATE TABLE postings_v2 (
                         position INTEGER NOT NULL, line INTEGER NOT NULL, account TEXT NOT NULL, points INTEGER NOT NULL,
@@ -89,36 +103,46 @@ extension GatewayDatabase {
                         streak_days INTEGER NOT NULL DEFAULT 0,
                         merged_into TEXT,
                         changed_position INTEGER NOT NULL,
-                        balance_points INTEGER NOT NULL DEFAULT 0
+                        balance_points INTEGER NOT NULL DEFAULT 0,
+                        last_position INTEGER,
+                        lots_head INTEGER
                     ) STRICT, WITHOUT ROWID;
                     INSERT INTO members_v2 SELECT m.member_id, m.phone_hash, m.sealed_phone, m.card_number, m.tier,
                         m.tier_review_date, m.birth_month, m.enrolled_at_ms, m.enrolled_site, m.last_earn, m.streak_last_day,
                         m.streak_days, m.merged_into, m.changed_position,
-                        COALESCE((SELECT points FROM balances b WHERE b.account = 'member:' || m.member_id), 0)
+                        COALESCE((SELECT points FROM balances b WHERE b.account = 'member:' || m.member_id), 0),
+                        (SELECT MAX(position) FROM transactions_v2 t WHERE t.member_id = m.member_id), NULL
                     FROM members m;
                     DELETE FROM balances WHERE account LIKE 'member:%';
 
                     CREATE TABLE lots_v2 (
-                        member_id TEXT NOT NULL,
-                        expires_at_ms INTEGER NOT NULL,
+                        lot_number INTEGER PRIMARY KEY,
                         lot_id TEXT NOT NULL,
+                        member_id TEXT NOT NULL,
                         earned_at_ms INTEGER NOT NULL,
+                        expires_at_ms INTEGER NOT NULL,
                         original_points INTEGER NOT NULL,
                         remaining_points INTEGER NOT NULL,
-                        PRIMARY KEY (member_id, expires_at_ms, lot_id)
-                    ) STRICT, WITHOUT ROWID;
-                    INSERT INTO lots_v2 SELECT member_id, expires_at_ms, lot_id, earned_at_ms, original_points,
-                        remaining_points FROM lots;
+                        next_lot INTEGER
+                    ) STRICT;
+                    INSERT INTO lots_v2 (lot_number, lot_id, member_id, earned_at_ms, expires_at_ms, original_points,
+                        remaining_points)
+                    SELECT ROW_NUMBER() OVER (ORDER BY rowid), lot_id, member_id, earned_at_ms, expires_at_ms,
+                        original_points, remaining_points FROM lots;
+                    UPDATE lots_v2 SET next_lot = c.next FROM (
+                        SELECT lot_number, LEAD(lot_number) OVER (PARTITION BY member_id ORDER BY lot_number DESC) AS next
+                        FROM lots_v2 WHERE remaining_points > 0
+                    ) c WHERE c.lot_number = lots_v2.lot_number;
+                    UPDATE members_v2 SET lots_head = (
+                        SELECT MAX(lot_number) FROM lots_v2 l WHERE l.member_id = members_v2.member_id AND l.remaining_points > 0);
                     CREATE TABLE lot_draws_v2 (
                         position INTEGER NOT NULL,
-                        lot_id TEXT NOT NULL,
-                        member_id TEXT NOT NULL,
-                        expires_at_ms INTEGER NOT NULL,
+                        lot_number INTEGER NOT NULL,
                         points INTEGER NOT NULL,
-                        PRIMARY KEY (position, lot_id)
+                        PRIMARY KEY (position, lot_number)
                     ) STRICT, WITHOUT ROWID;
-                    INSERT INTO lot_draws_v2 SELECT d.position, d.lot_id, l.member_id, l.expires_at_ms, SUM(d.points)
-                    FROM lot_draws d JOIN lots l ON l.lot_id = d.lot_id GROUP BY d.position, d.lot_id;
+                    INSERT INTO lot_draws_v2 SELECT d.position, l.lot_number, SUM(d.points)
+                    FROM lot_draws d JOIN lots_v2 l ON l.lot_id = d.lot_id GROUP BY d.position, l.lot_number;
 
                     DROP TABLE postings;
                     DROP TABLE lot_draws;
@@ -136,10 +160,9 @@ extension GatewayDatabase {
                     CREATE UNIQUE INDEX transactions_by_site ON transactions (site_id, site_sequence)
                         WHERE site_sequence IS NOT NULL;
                     CREATE UNIQUE INDEX transactions_by_receipt ON transactions (receipt) WHERE receipt IS NOT NULL;
-                    CREATE INDEX transactions_by_member ON transactions (member_id, position) WHERE member_id IS NOT NULL;
                     CREATE INDEX transactions_by_original ON transactions (original_transaction_id)
                         WHERE original_transaction_id IS NOT NULL;
-                    CREATE INDEX transactions_by_posted ON transactions (posted_at_ms);
+                    CREATE INDEX lots_by_expiry ON lots (expires_at_ms) WHERE remaining_points > 0;
                     CREATE UNIQUE INDEX members_by_phone ON members (phone_hash)
                         WHERE merged_into IS NULL AND phone_hash IS NOT NULL;
                     CREATE INDEX members_by_change ON members (changed_position);

@@ -12,6 +12,8 @@ package struct PostingStatistics: Sendable {
     package var loading = Duration.zero
     package var deciding = Duration.zero
     package var applying = Duration.zero
+    /// The protocol's checks before the view is loaded (sequence, chain, replays, ids).
+    package var checking = Duration.zero
 }
 
 extension SQLiteLedgerStore {
@@ -47,9 +49,11 @@ extension SQLiteLedgerStore {
     /// the posting rules on the batch's view, then their effects.
     private static func apply(
         _ db: Database, site: SiteID, batch items: [PushItem], exposure: Points, sentAt: Timestamp,
-        now: Timestamp, catalogue: ProgramCatalogue, limits: GatewayLimits,
+        now clock: Timestamp, catalogue: ProgramCatalogue, limits: GatewayLimits,
         statistics: borrowing Mutex<PostingStatistics>
     ) throws -> PushOutcome {
+        let start = ContinuousClock.now
+        let now = try LedgerWriter(db: db).postingInstant(clock)
         try db.cachedStatement(
             sql: "INSERT INTO sites (site_id, last_hash) VALUES (?, ?) ON CONFLICT (site_id) DO NOTHING"
         ).execute(arguments: [site.rawValue, Data(count: 32)])
@@ -158,7 +162,7 @@ extension SQLiteLedgerStore {
         var effects = engine.finish()
         let t2 = ContinuousClock.now
         // The edge's clock is kept for audit but ordering is by posting; a large skew is flagged.
-        let skew = sentAt.milliseconds.subtractingReportingOverflow(now.milliseconds).partialValue.magnitude
+        let skew = sentAt.milliseconds.subtractingReportingOverflow(clock.milliseconds).partialValue.magnitude
         if skew > limits.clockSkewMaxMilliseconds.magnitude,
             !(row["flags"] as String).contains(SiteFlag.clockSkew.rawValue)
         {
@@ -177,6 +181,7 @@ extension SQLiteLedgerStore {
             $0.loading += t1 - t0
             $0.deciding += t2 - t1
             $0.applying += t3 - t2
+            $0.checking += t0 - start
         }
         try SQLitePosting.flag(db, site: site, effects.flags)
         let newHighWater = max(highWater, items.last?.sequence ?? 0)

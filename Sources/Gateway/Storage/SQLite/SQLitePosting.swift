@@ -1,6 +1,7 @@
 import Core
 import Foundation
 import GRDB
+import NodeSupport
 import Wire
 
 /// Loads a batch's `PostingView` and applies its `PostingEffects` on the SQLite ledger. No rule of
@@ -14,27 +15,32 @@ enum SQLitePosting {
         view.position =
             try Int64.fetchOne(
                 db.cachedStatement(sql: "SELECT value FROM counters WHERE name = 'position'")) ?? 0
+        view.lotNumber =
+            try Int64.fetchOne(
+                db.cachedStatement(sql: "SELECT lot_number FROM lots ORDER BY lot_number DESC LIMIT 1")) ?? 0
+        // Originals first: a cancellation gives points back to the lots of the original's member.
+        view.originalIDs = keys.originals
+        if !keys.originals.isEmpty { try loadOriginals(db, ids: keys.originals, into: &view) }
+        let owners = Set(view.drawnLots.values.map(\.member))
         // Members named, then the members they were merged into, and phone owners.
-        var wanted = Set(keys.members.compactMap(MemberID.init))
+        var wanted = keys.members.union(owners)
         for _ in 0..<8 where !wanted.isEmpty {
             for record in try members(db, ids: wanted) { view.members[record.id] = record }
             wanted = Set(view.members.values.compactMap(\.mergedInto)).subtracting(view.members.keys)
         }
+        let byPhone = try FastStatement(
+            db, sql: "SELECT \(memberColumns) FROM members WHERE phone_hash = ? AND merged_into IS NULL")
         for hash in keys.phoneHashes {
-            guard
-                let row = try Row.fetchOne(
-                    db.cachedStatement(
-                        sql: "SELECT \(memberColumns) FROM members WHERE phone_hash = ? AND merged_into IS NULL"),
-                    arguments: [Data(hash)])
-            else { continue }
-            let record = try member(row)
-            view.members[record.id] = record
-            view.phoneOwners[hash] = record.id
+            try byPhone.forEach({ $0.add(Data(hash)) }) { columns in
+                let record = member(columns)
+                view.members[record.id] = record
+                view.phoneOwners[hash] = record.id
+            }
         }
-        func resolved(_ ids: Set<String>) -> Set<MemberID> {
+        func resolved(_ ids: Set<MemberID>) -> Set<MemberID> {
             Set(
-                ids.compactMap { text -> MemberID? in
-                    guard var current = MemberID(text) else { return nil }
+                ids.compactMap { id -> MemberID? in
+                    var current = id
                     for _ in 0..<8 {
                         guard let next = view.members[current]?.mergedInto else { break }
                         current = next
@@ -44,22 +50,9 @@ enum SQLitePosting {
         }
         // Lots and holds of every member a spend or a reversal may debit.
         // A member the batch enrols and then debits may merge into the member with its phone.
-        let debited = resolved(keys.debitedMembers).union(
+        let debited = resolved(keys.debitedMembers).union(owners).union(
             keys.debitedMembers.compactMap { keys.enrolledPhones[$0].flatMap { view.phoneOwners[$0] } })
-        for member in debited { view.lots[member] = [] }
-        if !debited.isEmpty {
-            for row in try Row.fetchAll(
-                db.cachedStatement(
-                    sql: """
-                        SELECT member_id, expires_at_ms, lot_id, remaining_points FROM lots
-                        WHERE member_id IN (SELECT value FROM json_each(?)) AND remaining_points > 0
-                        """),
-                arguments: [json(debited.map(\.description))])
-            {
-                let lot = lotRecord(row)
-                view.lots[lot.key.member, default: []].append(lot)
-            }
-        }
+        if !debited.isEmpty { try loadLotChains(db, members: debited, into: &view) }
         var holds: [String: HoldRecord] = [:]
         let holdSQL =
             "SELECT hold_id, member_id, transaction_id, COALESCE(balance_points, points) AS points, expires_at_ms FROM holds WHERE status = 'active' AND "
@@ -95,36 +88,34 @@ enum SQLitePosting {
                 }
             }
         }
-        view.originalIDs = keys.originals
-        if !keys.originals.isEmpty { try loadOriginals(db, ids: keys.originals, into: &view) }
         // Qualifying points and tier spells of earning members.
         let earning = resolved(keys.earningMembers)
         if !earning.isEmpty {
             let members = json(earning.map(\.description))
+            let sums = try FastStatement(
+                db,
+                sql: """
+                    SELECT member_id, SUM(points) FROM qualifying_points
+                    WHERE member_id IN (SELECT value FROM json_each(?)) AND bucket_ms >= ? GROUP BY member_id
+                    """)
             for start in keys.windowStarts {
-                for row in try Row.fetchAll(
-                    db.cachedStatement(
-                        sql: """
-                            SELECT member_id, SUM(points) AS points FROM qualifying_points
-                            WHERE member_id IN (SELECT value FROM json_each(?)) AND bucket_ms >= ? GROUP BY member_id
-                            """),
-                    arguments: [members, start])
-                {
-                    if let id = MemberID(row["member_id"] as String) {
-                        view.qualifying[id, default: [:]][start] = Points(row["points"])
+                try sums.forEach({
+                    $0.add(members)
+                    $0.add(start)
+                }) { row in
+                    if let id = MemberID(row.string(0)) {
+                        view.qualifying[id, default: [:]][start] = Points(row.int64(1))
                     }
                 }
             }
-            let named = Set(keys.earningMembers.compactMap(MemberID.init)).union(earning)
-            for row in try Row.fetchAll(
-                db.cachedStatement(
-                    sql:
-                        "SELECT member_id, position, tier FROM member_tiers WHERE member_id IN (SELECT value FROM json_each(?)) ORDER BY member_id, position"
-                ),
-                arguments: [json(named.map(\.description))])
-            {
-                if let id = MemberID(row["member_id"] as String), let tier = TierID(row["tier"] as String) {
-                    view.tierSpells[id, default: []].append(TierSpell(position: row["position"], tier: tier))
+            let named = keys.earningMembers.union(earning)
+            try FastStatement(
+                db,
+                sql:
+                    "SELECT member_id, position, tier FROM member_tiers WHERE member_id IN (SELECT value FROM json_each(?)) ORDER BY member_id, position"
+            ).forEach({ $0.add(json(named.map(\.description))) }) { row in
+                if let id = MemberID(row.string(0)), let tier = TierID(row.string(2)) {
+                    view.tierSpells[id, default: []].append(TierSpell(position: row.int64(1), tier: tier))
                 }
             }
         }
@@ -175,23 +166,15 @@ enum SQLitePosting {
         for row in try Row.fetchAll(
             db.cachedStatement(
                 sql: """
-                    SELECT d.position, d.member_id, d.expires_at_ms, d.lot_id, d.points, l.remaining_points
-                    FROM lot_draws d JOIN lots l
-                        ON l.member_id = d.member_id AND l.expires_at_ms = d.expires_at_ms AND l.lot_id = d.lot_id
-                    WHERE d.position IN (SELECT CAST(value AS INTEGER) FROM json_each(?)) ORDER BY d.position, d.lot_id
+                    SELECT d.position, d.points AS drawn, \(lotColumns) FROM lot_draws d JOIN lots l ON l.lot_number = d.lot_number
+                    WHERE d.position IN (SELECT CAST(value AS INTEGER) FROM json_each(?)) ORDER BY d.position, d.lot_number
                     """),
             arguments: [positions])
         {
-            guard let id = byPosition[row["position"]], let member = MemberID(row["member_id"] as String) else {
-                continue
-            }
-            let key = LotKey(
-                member: member, expiresAt: Timestamp(milliseconds: row["expires_at_ms"]), lotID: row["lot_id"])
-            view.originals[id]?.draws.append((key, Points(row["points"])))
-            // A drawn lot may have nothing left; its member's list still needs it to give back to.
-            if view.lots[member] != nil, view.lots[member]?.contains(where: { $0.key == key }) == false {
-                view.lots[member]?.append(LotRecord(key: key, remaining: Points(row["remaining_points"])))
-            }
+            guard let id = byPosition[row["position"]] else { continue }
+            let lot = lotRecord(row)
+            view.originals[id]?.draws.append((lot.number, Points(row["drawn"])))
+            view.drawnLots[lot.number] = lot
         }
         for row in try Row.fetchAll(
             db.cachedStatement(
@@ -217,38 +200,74 @@ enum SQLitePosting {
     }
 
     static let memberColumns =
-        "member_id, tier, tier_review_date, birth_month, last_earn, streak_last_day, streak_days, merged_into, phone_hash, balance_points, changed_position"
+        "member_id, tier, tier_review_date, birth_month, last_earn, streak_last_day, streak_days, merged_into, phone_hash, balance_points, changed_position, last_position, lots_head"
 
     static func members(_ db: Database, ids: Set<MemberID>) throws -> [MemberRecord] {
-        try Row.fetchAll(
-            db.cachedStatement(
-                sql: "SELECT \(memberColumns) FROM members WHERE member_id IN (SELECT value FROM json_each(?))"),
-            arguments: [json(ids.map(\.description))]
-        ).map(member)
+        var records: [MemberRecord] = []
+        records.reserveCapacity(ids.count)
+        try FastStatement(
+            db, sql: "SELECT \(memberColumns) FROM members WHERE member_id IN (SELECT value FROM json_each(?))"
+        ).forEach({ $0.add(json(ids.map(\.description))) }) { records.append(member($0)) }
+        return records
     }
 
-    static func member(_ row: Row) throws -> MemberRecord {
-        guard let id = MemberID(row["member_id"] as String), let tier = TierID(row["tier"] as String),
-            let review = CivilDate(parsing: row["tier_review_date"])
+    /// A member row read with `memberColumns` (the hot path of loading a view).
+    static func member(_ row: FastStatement.Columns) -> MemberRecord {
+        guard let id = MemberID(row.string(0)), let tier = TierID(row.string(1)),
+            let review = CivilDate(parsing: row.string(2))
         else { preconditionFailure("a stored member row is malformed") }
-        let streak = (row["streak_last_day"] as String?).flatMap(CivilDate.init(parsing:)).map {
-            Streak(lastDay: $0, days: max(1, row["streak_days"]))
+        let streak = row.stringOrNil(5).flatMap(CivilDate.init(parsing:)).map {
+            Streak(lastDay: $0, days: max(1, Int(row.int64(6))))
         }
         return MemberRecord(
-            id: id, tier: tier, reviewDate: review, birthMonth: row["birth_month"],
-            lastEarn: LastEarnEncoding.decode(row["last_earn"]), streak: streak,
-            mergedInto: (row["merged_into"] as String?).flatMap(MemberID.init),
-            phoneHash: (row["phone_hash"] as Data?).map(Array.init), balance: Points(row["balance_points"]),
-            changedPosition: row["changed_position"])
+            id: id, tier: tier, reviewDate: review, birthMonth: row.int64OrNil(3).map(Int.init),
+            lastEarn: LastEarnEncoding.decode(row.string(4)), streak: streak,
+            mergedInto: row.stringOrNil(7).flatMap(MemberID.init), phoneHash: row.bytesOrNil(8),
+            balance: Points(row.int64(9)), changedPosition: row.int64(10), lastPosition: row.int64OrNil(11),
+            lotsHead: row.int64OrNil(12))
     }
+
+    static let lotColumns =
+        "l.lot_number, l.lot_id, l.member_id, l.expires_at_ms, l.remaining_points, l.next_lot"
 
     private static func lotRecord(_ row: Row) -> LotRecord {
         guard let member = MemberID(row["member_id"] as String) else {
             preconditionFailure("a stored lot is malformed")
         }
         return LotRecord(
-            key: LotKey(member: member, expiresAt: Timestamp(milliseconds: row["expires_at_ms"]), lotID: row["lot_id"]),
-            remaining: Points(row["remaining_points"]))
+            number: row["lot_number"], lotID: row["lot_id"], member: member,
+            expiresAt: Timestamp(milliseconds: row["expires_at_ms"]), remaining: Points(row["remaining_points"]),
+            next: row["next_lot"])
+    }
+
+    /// The chains of lots with points left of `members`, head first.
+    static func loadLotChains(_ db: Database, members: Set<MemberID>, into view: inout PostingView) throws {
+        var byNumber: [Int64: LotRecord] = [:]
+        for row in try Row.fetchAll(
+            db.cachedStatement(
+                sql: """
+                    WITH RECURSIVE chain (number) AS (
+                        SELECT lots_head FROM members
+                        WHERE member_id IN (SELECT value FROM json_each(?)) AND lots_head IS NOT NULL
+                        UNION ALL
+                        SELECT l.next_lot FROM lots l JOIN chain c ON l.lot_number = c.number WHERE l.next_lot IS NOT NULL
+                    )
+                    SELECT \(lotColumns) FROM chain c JOIN lots l ON l.lot_number = c.number
+                    """),
+            arguments: [json(members.map(\.description))])
+        {
+            let lot = lotRecord(row)
+            byNumber[lot.number] = lot
+        }
+        for member in members {
+            var chain: [LotRecord] = []
+            var next = view.members[member]?.lotsHead
+            while let number = next, let lot = byNumber[number] {
+                chain.append(lot)
+                next = lot.next
+            }
+            view.lots[member] = chain
+        }
     }
 
     private static func hold(_ row: Row) -> HoldRecord? {
@@ -267,6 +286,12 @@ enum SQLitePosting {
             if !first { text += "," }
             first = false
             text += "\""
+            // Ids and keys rarely need escaping: copied whole when they do not.
+            if value.utf8.allSatisfy({ $0 >= 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
+                text += value
+                text += "\""
+                continue
+            }
             for scalar in value.unicodeScalars {
                 switch scalar {
                 case "\"": text += "\\\""
@@ -306,27 +331,52 @@ enum SQLitePosting {
     /// Writes a batch's effects: ledger rows (with the outbox rows of pushed ones, by sequence),
     /// postings, one write per touched account, member and lot, and the rest.
     static func apply(_ db: Database, _ effects: PostingEffects, outbox: [Int64: Outbox], now: Timestamp) throws {
-        let insertTransaction = try db.cachedStatement(
+        let insertTransaction = try FastStatement(
+            db,
             sql: """
                 INSERT INTO transactions (position, transaction_id, kind, site_id, site_sequence, merchant_id, member_id,
                     request_id, original_transaction_id, points, amount_minor, occurred_at_ms, posted_at_ms, program_version,
-                    detail, receipt, stated_points, previous_hash, payload, outbox_occurred_at_ms, outcome, reason, posted_points)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    detail, receipt, stated_points, previous_hash, payload, outbox_occurred_at_ms, outcome, reason, posted_points,
+                    member_previous)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
-        let insertPosting = try db.cachedStatement(
-            sql: "INSERT INTO postings (position, line, account, points) VALUES (?, ?, ?, ?)")
+        let insertPosting = try FastStatement(
+            db, sql: "INSERT INTO postings (position, line, account, points) VALUES (?, ?, ?, ?)")
         for entry in effects.entries {
             let row = entry.siteSequence.flatMap { outbox[$0] }
-            try insertTransaction.execute(arguments: [
-                entry.position, entry.transactionID, entry.kind?.rawValue, entry.site?.rawValue, entry.siteSequence,
-                entry.merchant, entry.member?.description, entry.requestID, entry.original, entry.points.value,
-                entry.amount.minorUnits, entry.occurredAt.milliseconds, entry.postedAt.milliseconds,
-                entry.programVersion, entry.detail, entry.receipt?.description, entry.statedPoints, row?.previousHash,
-                row?.payload, row?.occurredAtMilliseconds, entry.result?.outcome.rawValue, entry.result?.reason,
-                entry.result?.points.value,
-            ])
+            try insertTransaction.run { values in
+                values.add(entry.position)
+                values.add(entry.transactionID)
+                values.add(entry.kind?.rawValue)
+                values.add(entry.site?.rawValue)
+                values.add(entry.siteSequence)
+                values.add(entry.merchant)
+                values.add(entry.member?.description)
+                values.add(entry.requestID)
+                values.add(entry.original)
+                values.add(entry.points.value)
+                values.add(entry.amount.minorUnits)
+                values.add(entry.occurredAt.milliseconds)
+                values.add(entry.postedAt.milliseconds)
+                values.add(entry.programVersion)
+                values.add(entry.detail)
+                values.add(entry.receipt?.description)
+                values.add(entry.statedPoints)
+                values.add(row?.previousHash)
+                values.add(row?.payload)
+                values.add(row?.occurredAtMilliseconds)
+                values.add(entry.result?.outcome.rawValue)
+                values.add(entry.result?.reason)
+                values.add(entry.result?.points.value)
+                values.add(entry.memberPrevious)
+            }
             for (line, posting) in entry.postings.enumerated() {
-                try insertPosting.execute(arguments: [entry.position, line, posting.account.key, posting.points.value])
+                try insertPosting.run { values in
+                    values.add(entry.position)
+                    values.add(line)
+                    values.add(posting.account.key)
+                    values.add(posting.points.value)
+                }
             }
         }
         let balance = try db.cachedStatement(
@@ -338,13 +388,18 @@ enum SQLitePosting {
         }
         try applyMembers(db, effects)
         try applyLots(db, effects)
-        let qualifying = try db.cachedStatement(
+        let qualifying = try FastStatement(
+            db,
             sql: """
                 INSERT INTO qualifying_points (member_id, bucket_ms, points) VALUES (?, ?, ?)
                 ON CONFLICT (member_id, bucket_ms) DO UPDATE SET points = points + excluded.points
                 """)
         for (bucket, points) in effects.qualifying {
-            try qualifying.execute(arguments: [bucket.member.description, bucket.start, points.value])
+            try qualifying.run { values in
+                values.add(bucket.member.description)
+                values.add(bucket.start)
+                values.add(points.value)
+            }
         }
         let promotion = try db.cachedStatement(
             sql: """
@@ -365,13 +420,14 @@ enum SQLitePosting {
             sql: """
                 INSERT INTO members (member_id, phone_hash, sealed_phone, card_number, tier, tier_review_date, birth_month,
                     enrolled_at_ms, enrolled_site, last_earn, streak_last_day, streak_days, merged_into, changed_position,
-                    balance_points)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    balance_points, last_position, lots_head)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
-        let update = try db.cachedStatement(
+        let update = try FastStatement(
+            db,
             sql: """
                 UPDATE members SET tier = ?, tier_review_date = ?, last_earn = ?, streak_last_day = ?, streak_days = ?,
-                    changed_position = ?, balance_points = ? WHERE member_id = ?
+                    changed_position = ?, balance_points = ?, last_position = ?, lots_head = ? WHERE member_id = ?
                 """)
         for record in effects.members.values {
             if let enrollment = enrolled[record.id] {
@@ -381,14 +437,21 @@ enum SQLitePosting {
                     enrollment.enrolledAt.milliseconds, enrollment.site.rawValue,
                     LastEarnEncoding.encode(record.lastEarn), record.streak?.lastDay.description,
                     record.streak?.days ?? 0, record.mergedInto?.description, record.changedPosition,
-                    record.balance.value,
+                    record.balance.value, record.lastPosition, record.lotsHead,
                 ])
             } else {
-                try update.execute(arguments: [
-                    record.tier.rawValue, record.reviewDate.description, LastEarnEncoding.encode(record.lastEarn),
-                    record.streak?.lastDay.description, record.streak?.days ?? 0, record.changedPosition,
-                    record.balance.value, record.id.description,
-                ])
+                try update.run { values in
+                    values.add(record.tier.rawValue)
+                    values.add(record.reviewDate.description)
+                    values.add(LastEarnEncoding.encode(record.lastEarn))
+                    values.add(record.streak?.lastDay.description)
+                    values.add(record.streak?.days ?? 0)
+                    values.add(record.changedPosition)
+                    values.add(record.balance.value)
+                    values.add(record.lastPosition)
+                    values.add(record.lotsHead)
+                    values.add(record.id.description)
+                }
             }
         }
         let merge = try db.cachedStatement(
@@ -406,36 +469,39 @@ enum SQLitePosting {
     }
 
     private static func applyLots(_ db: Database, _ effects: PostingEffects) throws {
-        let insert = try db.cachedStatement(
+        let insert = try FastStatement(
+            db,
             sql: """
-                INSERT INTO lots (member_id, expires_at_ms, lot_id, earned_at_ms, original_points, remaining_points)
-                VALUES (?, ?, ?, ?, ?, ?)
+                INSERT INTO lots (lot_number, lot_id, member_id, earned_at_ms, expires_at_ms, original_points, remaining_points,
+                    next_lot)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 """)
-        for lot in effects.newLots.values {
-            try insert.execute(arguments: [
-                lot.key.member.description, lot.key.expiresAt.milliseconds, lot.key.lotID, lot.earnedAt.milliseconds,
-                lot.original.value, lot.remaining.value,
-            ])
+        for new in effects.newLots.values.sorted(by: { $0.lot.number < $1.lot.number }) {
+            try insert.run { values in
+                values.add(new.lot.number)
+                values.add(new.lot.lotID)
+                values.add(new.lot.member.description)
+                values.add(new.earnedAt.milliseconds)
+                values.add(new.lot.expiresAt.milliseconds)
+                values.add(new.original.value)
+                values.add(new.lot.remaining.value)
+                values.add(new.lot.next)
+            }
         }
         let change = try db.cachedStatement(
-            sql: """
-                UPDATE lots SET remaining_points = remaining_points + ?
-                WHERE member_id = ? AND expires_at_ms = ? AND lot_id = ?
-                """)
-        for (key, delta) in effects.lotRemaining where delta != .zero {
-            try change.execute(arguments: [
-                delta.value, key.member.description, key.expiresAt.milliseconds, key.lotID,
-            ])
+            sql: "UPDATE lots SET remaining_points = remaining_points + ? WHERE lot_number = ?")
+        for (number, delta) in effects.lotRemaining where delta != .zero {
+            try change.execute(arguments: [delta.value, number])
         }
+        let relink = try db.cachedStatement(sql: "UPDATE lots SET next_lot = ? WHERE lot_number = ?")
+        for (number, next) in effects.lotNext { try relink.execute(arguments: [next, number]) }
         let draw = try db.cachedStatement(
             sql: """
-                INSERT INTO lot_draws (position, lot_id, member_id, expires_at_ms, points) VALUES (?, ?, ?, ?, ?)
-                ON CONFLICT (position, lot_id) DO UPDATE SET points = points + excluded.points
+                INSERT INTO lot_draws (position, lot_number, points) VALUES (?, ?, ?)
+                ON CONFLICT (position, lot_number) DO UPDATE SET points = points + excluded.points
                 """)
-        for (position, key, points) in effects.lotDraws {
-            try draw.execute(arguments: [
-                position, key.lotID, key.member.description, key.expiresAt.milliseconds, points.value,
-            ])
+        for (position, lot, points) in effects.lotDraws {
+            try draw.execute(arguments: [position, lot, points.value])
         }
     }
 

@@ -1,0 +1,144 @@
+import Foundation
+import GRDB
+import GRDBSQLite
+
+/// A cached statement run with SQLite's C API: values are bound as they are, with no argument
+/// array or boxing, for the rows a node writes per transaction on its hot path. Errors come back
+/// as GRDB's `DatabaseError`, as from any other statement.
+package struct FastStatement {
+    private let statement: Statement
+    private let handle: OpaquePointer
+
+    package init(_ db: Database, sql: String) throws {
+        statement = try db.cachedStatement(sql: sql)
+        handle = statement.sqliteStatement
+    }
+
+    /// Binds the values `bind` adds, in order, and runs the statement to its end.
+    package func run(_ bind: (inout Binder) -> Void) throws {
+        sqlite3_reset(handle)
+        var binder = Binder(handle: handle)
+        bind(&binder)
+        precondition(binder.count == sqlite3_bind_parameter_count(handle), "a statement was run with too few values")
+        let code = sqlite3_step(handle)
+        sqlite3_reset(handle)
+        guard code == SQLITE_DONE || code == SQLITE_ROW else {
+            throw DatabaseError(
+                resultCode: ResultCode(rawValue: code),
+                message: String(cString: sqlite3_errmsg(sqlite3_db_handle(handle))), sql: statement.sql)
+        }
+    }
+
+    /// The values of one run, bound left to right.
+    package struct Binder {
+        fileprivate let handle: OpaquePointer
+        private var index: Int32 = 1
+        /// How many values are bound.
+        var count: Int32 { index - 1 }
+
+        fileprivate init(handle: OpaquePointer) {
+            self.handle = handle
+        }
+
+        private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+
+        package mutating func add(_ value: Int64) {
+            sqlite3_bind_int64(handle, index, value)
+            index += 1
+        }
+
+        package mutating func add(_ value: Int64?) {
+            if let value { sqlite3_bind_int64(handle, index, value) } else { sqlite3_bind_null(handle, index) }
+            index += 1
+        }
+
+        package mutating func add(_ value: Int) { add(Int64(value)) }
+
+        package mutating func add(_ value: Int?) { add(value.map(Int64.init)) }
+
+        package mutating func add(_ value: String) {
+            var value = value
+            value.withUTF8 { bytes in
+                // An empty buffer may have no address, which SQLite would bind as NULL.
+                if let base = bytes.baseAddress, !bytes.isEmpty {
+                    _ = sqlite3_bind_text(handle, index, base, Int32(bytes.count), Self.transient)
+                } else {
+                    _ = sqlite3_bind_text(handle, index, "", 0, Self.transient)
+                }
+            }
+            index += 1
+        }
+
+        package mutating func add(_ value: String?) {
+            if let value { add(value) } else { addNull() }
+        }
+
+        package mutating func add(_ value: Data?) {
+            if let value {
+                value.withUnsafeBytes { bytes in
+                    if let base = bytes.baseAddress, !bytes.isEmpty {
+                        _ = sqlite3_bind_blob(handle, index, base, Int32(bytes.count), Self.transient)
+                    } else {
+                        _ = sqlite3_bind_zeroblob(handle, index, 0)
+                    }
+                }
+                index += 1
+            } else {
+                addNull()
+            }
+        }
+
+        package mutating func addNull() {
+            sqlite3_bind_null(handle, index)
+            index += 1
+        }
+    }
+}
+
+extension FastStatement {
+    /// Binds the values `bind` adds and calls `row` for each result row, reading its columns with
+    /// SQLite's C API (no row objects), for the reads a node makes per transaction.
+    package func forEach(_ bind: (inout Binder) -> Void, row: (Columns) throws -> Void) throws {
+        sqlite3_reset(handle)
+        var binder = Binder(handle: handle)
+        bind(&binder)
+        precondition(binder.count == sqlite3_bind_parameter_count(handle), "a statement was run with too few values")
+        defer { sqlite3_reset(handle) }
+        while true {
+            let code = sqlite3_step(handle)
+            if code == SQLITE_DONE { return }
+            guard code == SQLITE_ROW else {
+                throw DatabaseError(
+                    resultCode: ResultCode(rawValue: code),
+                    message: String(cString: sqlite3_errmsg(sqlite3_db_handle(handle))), sql: statement.sql)
+            }
+            try row(Columns(handle: handle))
+        }
+    }
+
+    /// The columns of the current row, by index from 0.
+    package struct Columns {
+        fileprivate let handle: OpaquePointer
+
+        package func isNull(_ index: Int32) -> Bool { sqlite3_column_type(handle, index) == SQLITE_NULL }
+
+        package func int64(_ index: Int32) -> Int64 { sqlite3_column_int64(handle, index) }
+
+        package func int64OrNil(_ index: Int32) -> Int64? { isNull(index) ? nil : int64(index) }
+
+        package func string(_ index: Int32) -> String {
+            guard let text = sqlite3_column_text(handle, index) else { return "" }
+            let count = Int(sqlite3_column_bytes(handle, index))
+            return String(decoding: UnsafeBufferPointer(start: text, count: count), as: UTF8.self)
+        }
+
+        package func stringOrNil(_ index: Int32) -> String? { isNull(index) ? nil : string(index) }
+
+        package func bytesOrNil(_ index: Int32) -> [UInt8]? {
+            guard !isNull(index) else { return nil }
+            let count = Int(sqlite3_column_bytes(handle, index))
+            guard count > 0, let blob = sqlite3_column_blob(handle, index) else { return [] }
+            return Array(UnsafeRawBufferPointer(start: blob, count: count))
+        }
+    }
+}
