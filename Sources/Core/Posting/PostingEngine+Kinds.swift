@@ -27,6 +27,7 @@ extension PostingEngine {
                 site: site))
         view.lots[member] = []
         view.tierSpells[member] = [TierSpell(position: created, tier: status.tier)]
+        view.spellsLoaded.insert(member)
         effects.tierSpells.append((member, created, status.tier))
         if survivor == nil, !record.phoneHash.isEmpty { view.phoneOwners[record.phoneHash] = member }
         let owner = survivor ?? member
@@ -180,14 +181,14 @@ extension PostingEngine {
             points: result.total)
         updateEarnState(
             member: member, format: result.format, base: result.points(of: .base), program: program,
-            at: context.occurredAt, position: position)
+            version: context.version, at: context.occurredAt, position: position)
         return .success(result.total)
     }
 
     /// The gateway's record of a member, for checking the state an edge stated: the surviving
     /// record's current earn state and tier spells, and the birth months of the record the edge
     /// named and of the survivor. Spells matter only when the stated tier is not the current one.
-    func recordedState(named: MemberID, member: MemberID, statedTier: TierID, program: Program)
+    mutating func recordedState(named: MemberID, member: MemberID, statedTier: TierID, program: Program)
         -> RecordedMemberState
     {
         let record = self.member(member)
@@ -197,31 +198,48 @@ extension PostingEngine {
             tier: record.tier, birthMonth: record.birthMonth, lastEarnByFormat: record.lastEarn, streak: record.streak)
         var spells: [TierSpell] = []
         if statedTier != current.tier {
-            for id in Set([named, member]) { spells += view.tierSpells[id] ?? [] }
+            for id in Set([named, member]) {
+                if !view.spellsLoaded.contains(id) { missingSpells.insert(id) }
+                spells += view.tierSpells[id] ?? []
+            }
         }
         return RecordedMemberState(current: current, tiers: spells, birthMonths: birthMonths)
     }
 
     /// The member's qualifying points in the rolling window ending today.
-    func qualifyingPoints(_ member: MemberID, program: Program) -> Points {
-        let start = Self.windowStart(program, now: now)
+    mutating func qualifyingPoints(_ member: MemberID, program: Program, version: Int64) -> Points {
+        let start: Int64
+        if let known = windowStarts[version] {
+            start = known
+        } else {
+            start = Self.windowStart(program, now: now)
+            windowStarts[version] = start
+        }
         let stored = view.qualifying[member]?[start] ?? .zero
         return max(.zero, stored + (qualifiedInBatch[member] ?? .zero))
     }
 
     /// The gateway's own view of the member after an earn: last earn per format, streak, tier upgrade.
     mutating func updateEarnState(
-        member: MemberID, format: Format, base: Points, program: Program, at occurredAt: Timestamp, position: Int64
+        member: MemberID, format: Format, base: Points, program: Program, version: Int64, at occurredAt: Timestamp,
+        position: Int64
     ) {
         var record = self.member(member)
         if base > .zero {
             record.lastEarn[format] = max(record.lastEarn[format] ?? occurredAt, occurredAt)
             record.streak = EarnCalculator.advance(record.streak, to: program.timeZone.date(of: occurredAt)).0
         }
-        let today = program.timeZone.date(of: now)
+        let today: CivilDate
+        if let known = todays[version] {
+            today = known
+        } else {
+            today = program.timeZone.date(of: now)
+            todays[version] = today
+        }
         let current = TierStatus(tier: record.tier, reviewDate: record.reviewDate)
         let status = TierCalculator.afterPosting(
-            program.tiers, status: current, qualifying: qualifyingPoints(member, program: program), on: today)
+            program.tiers, status: current, qualifying: qualifyingPoints(member, program: program, version: version),
+            on: today)
         if status.tier != current.tier {
             view.tierSpells[member, default: []].append(TierSpell(position: position, tier: status.tier))
             effects.tierSpells.append((member, position, status.tier))

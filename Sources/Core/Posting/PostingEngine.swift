@@ -15,6 +15,15 @@ package struct PostingEngine: Sendable {
     var effects = PostingEffects()
     /// Qualifying points each member gained in this batch (all in the bucket of `now`).
     var qualifiedInBatch: [MemberID: Points] = [:]
+    /// Members whose tier spells an earn needed but the view did not have: the store reads them and
+    /// posts the batch again (what was decided without them is not applied).
+    package internal(set) var missingSpells: Set<MemberID> = []
+    /// Members whose records the batch changed.
+    var changedMembers: Set<MemberID> = []
+    /// The first qualifying bucket of each program version's window (computed once per batch).
+    var windowStarts: [Int64: Int64] = [:]
+    /// Today in each program version's time zone.
+    var todays: [Int64: CivilDate] = [:]
     /// The transaction posted at each position of the batch a reversal may name.
     var drawingTransaction: [Int64: String] = [:]
 
@@ -37,6 +46,7 @@ package struct PostingEngine: Sendable {
         -> PostingKeys
     {
         var keys = PostingKeys()
+        var versions: Set<Int64> = []
         for transaction in batch {
             if let operation = transaction.operation {
                 keys.receipts.insert(
@@ -56,9 +66,10 @@ package struct PostingEngine: Sendable {
                 guard let member = MemberID(record.memberID) else { break }
                 keys.members.insert(member)
                 keys.earningMembers.insert(member)
+                keys.statedTiers[member, default: []].insert(record.tier)
                 let occurredAt = Timestamp(milliseconds: min(transaction.occurredAtMilliseconds, now.milliseconds))
-                if let program = catalogue.active(at: occurredAt)?.program {
-                    keys.windowStarts.insert(windowStart(program, now: now))
+                if let active = catalogue.active(at: occurredAt), versions.insert(active.version).inserted {
+                    keys.windowStarts.insert(windowStart(active.program, now: now))
                 }
             case .redeem(let record), .parking(let record):
                 guard let member = MemberID(record.memberID) else { break }
@@ -263,19 +274,20 @@ package struct PostingEngine: Sendable {
         let position = nextPosition()
         entry.position = position
         if let member = entry.member {
-            var record = self.member(member)
-            entry.memberPrevious = record.lastPosition
-            record.lastPosition = position
-            store(record)
+            entry.memberPrevious = modify(member) { record in
+                defer { record.lastPosition = position }
+                return record.lastPosition
+            }
         }
         effects.entries.append(entry)
         var touched: [MemberID] = entry.member.map { [$0] } ?? []
         for line in entry.postings {
             if case .member(let id) = line.account {
-                var record = self.member(id)
-                record.balance += line.points
-                precondition(record.balance >= .zero, "member \(id) would go to \(record.balance)")
-                store(record)
+                let balance = modify(id) { record in
+                    record.balance += line.points
+                    return record.balance
+                }
+                precondition(balance >= .zero, "member \(id) would go to \(balance)")
                 touched.append(id)
             } else {
                 effects.accountDeltas[line.account, default: .zero] += line.points
@@ -292,15 +304,22 @@ package struct PostingEngine: Sendable {
         return record
     }
 
+    /// Replaces a member's record; the effects carry every member changed, as the batch leaves it.
     mutating func store(_ record: MemberRecord) {
         view.members[record.id] = record
-        effects.members[record.id] = record
+        changedMembers.insert(record.id)
+    }
+
+    /// Changes a member's record in place.
+    mutating func modify<T>(_ id: MemberID, _ change: (inout MemberRecord) -> T) -> T {
+        guard view.members[id] != nil else { preconditionFailure("member \(id) is not in the view") }
+        changedMembers.insert(id)
+        return change(&view.members[id]!)
     }
 
     mutating func touch(_ id: MemberID, position: Int64) {
-        guard var record = view.members[id] else { return }
-        record.changedPosition = position
-        store(record)
+        guard view.members[id] != nil else { return }
+        modify(id) { $0.changedPosition = position }
     }
 
     /// The member a member id stands for now (following merges); nil when unknown.
@@ -423,5 +442,10 @@ package struct PostingEngine: Sendable {
     // MARK: Finish
 
     /// The effects of every transaction posted so far.
-    package func finish() -> PostingEffects { effects }
+    package func finish() -> PostingEffects {
+        var effects = self.effects
+        effects.members.reserveCapacity(changedMembers.count)
+        for id in changedMembers { effects.members[id] = view.members[id] }
+        return effects
+    }
 }

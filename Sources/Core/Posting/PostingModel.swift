@@ -395,6 +395,8 @@ package struct PostingView: Sendable {
     package var qualifying: [MemberID: [Int64: Points]] = [:]
     /// Tier spells of the batch's earning members.
     package var tierSpells: [MemberID: [TierSpell]] = [:]
+    /// The members whose tier spells were read (every spell of theirs is in `tierSpells`).
+    package var spellsLoaded: Set<MemberID> = []
     /// Bonus points each budgeted promotion has given.
     package var promotionsGiven: [PromotionID: Points] = [:]
     /// The last position used.
@@ -421,6 +423,11 @@ package struct PostingKeys: Sendable {
     package var debitedMembers: Set<MemberID> = []
     /// Members named by earns, with the qualifying-window starts their programs use.
     package var earningMembers: Set<MemberID> = []
+    /// The tiers the batch's earns state for each member they name: spells are read for a member
+    /// only when one is not its tier.
+    package var statedTiers: [MemberID: Set<String>] = [:]
+    /// Members whose spells are read whatever the batch states (a second pass, `PostingEngine.missingSpells`).
+    package var spellMembers: Set<MemberID> = []
     package var windowStarts: Set<Int64> = []
 
     package init() {}

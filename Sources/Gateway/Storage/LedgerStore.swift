@@ -1,4 +1,5 @@
 import Core
+import Crypto
 import Foundation
 import Wire
 
@@ -34,6 +35,9 @@ package struct PushItem: Sendable {
     package var payload: Data
     package var occurredAtMilliseconds: Int64
     package var pushed: PushedTransaction
+    /// SHA-256 of the payload: the next item's `previous_hash` (computed where the item is made,
+    /// off the ledger's writer).
+    package var payloadHash: Data
 
     package init(
         sequence: Int64, transactionID: String, previousHash: Data, payload: Data, occurredAtMilliseconds: Int64,
@@ -45,6 +49,7 @@ package struct PushItem: Sendable {
         self.payload = payload
         self.occurredAtMilliseconds = occurredAtMilliseconds
         self.pushed = pushed
+        payloadHash = Data(SHA256.hash(data: payload))
     }
 }
 

@@ -18,7 +18,11 @@ package final class SQLiteLedgerStore: LedgerStore {
     let statistics = Mutex(PostingStatistics())
 
     /// Where the posting writer's time went so far.
-    package var postingStatistics: PostingStatistics { statistics.withLock { $0 } }
+    package var postingStatistics: PostingStatistics {
+        var statistics = self.statistics.withLock { $0 }
+        statistics.commits = pushWriter.statistics.batches
+        return statistics
+    }
 
     /// Opens the store and loads the published programs.
     package init(database: GatewayDatabase, clock: any WallClock, limits: GatewayLimits) throws {

@@ -237,9 +237,9 @@ enum GatewayBenches {
             "writer",
             String(
                 format:
-                    "per transaction: %.1f µs checking the chain, %.1f µs loading views, %.1f µs deciding, %.1f µs applying (%d pushes)",
+                    "per transaction: %.1f µs checking the chain, %.1f µs loading views, %.1f µs deciding, %.1f µs applying (%d pushes in %d commits)",
                 perTransaction(phases.checking), perTransaction(phases.loading), perTransaction(phases.deciding),
-                perTransaction(phases.applying), phases.pushes))
+                perTransaction(phases.applying), phases.pushes, phases.commits))
         report.line("memory", String(format: "peak %.0f MiB", Load.peakMemoryMiB))
         report.print()
     }

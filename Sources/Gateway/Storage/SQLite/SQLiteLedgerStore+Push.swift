@@ -5,9 +5,30 @@ import GRDB
 import NodeSupport
 import Synchronization
 
+/// The refusal of a batch that reuses a transaction id: the first item whose id the ledger held
+/// before the batch (below `position`) or an earlier item of the batch used.
+private func reuseRefusal(_ db: Database, fresh: [PushItem], before position: Int64) throws -> SyncRefusal {
+    let used = Set(
+        try String.fetchAll(
+            db.cachedStatement(
+                sql:
+                    "SELECT transaction_id FROM transactions WHERE transaction_id IN (SELECT value FROM json_each(?)) AND position < ?"
+            ),
+            arguments: [SQLitePosting.json(fresh.map(\.transactionID)), position]))
+    var seen: Set<String> = []
+    let item = fresh.first { used.contains($0.transactionID) || !seen.insert($0.transactionID).inserted }
+    return SyncRefusal(
+        reason: "PROTOCOL_VIOLATION",
+        message:
+            "sequence \(item?.sequence ?? 0): transaction id \(item?.transactionID ?? "?") was already used with other content"
+    )
+}
+
 /// Where the writer's time went, for benchmarks: loading views, deciding, applying effects.
 package struct PostingStatistics: Sendable {
     package var pushes = 0
+    /// Transactions the pushes were written in (several sites' pushes share one).
+    package var commits = 0
     package var transactions = 0
     package var loading = Duration.zero
     package var deciding = Duration.zero
@@ -106,7 +127,7 @@ extension SQLiteLedgerStore {
                         result: PostingResult(
                             outcome: PostingResult.Outcome(rawValue: row["outcome"]) ?? .rejected,
                             reason: row["reason"], points: Points(row["posted_points"]))))
-                previousHash = Data(SHA256.hash(data: item.payload))
+                previousHash = item.payloadHash
             }
         }
         // A batch wholly below the high-water mark (an old batch replayed) changes neither the
@@ -115,15 +136,8 @@ extension SQLiteLedgerStore {
         guard !fresh.isEmpty else {
             return PushOutcome(status: .alreadyApplied, highWaterMark: highWater, results: results)
         }
-        // The chain, and transaction ids never used before (by any site).
-        let used = Set(
-            try String.fetchAll(
-                db.cachedStatement(
-                    sql:
-                        "SELECT transaction_id FROM transactions WHERE transaction_id IN (SELECT value FROM json_each(?))"
-                ),
-                arguments: [SQLitePosting.json(fresh.map(\.transactionID))]))
-        var seen: Set<String> = []
+        // The chain. Transaction ids never used before (by any site) are checked by the ledger's
+        // unique index when the batch is written (`reuseRefusal`).
         var outbox: [Int64: SQLitePosting.Outbox] = [:]
         for item in fresh {
             guard item.previousHash == previousHash else {
@@ -131,34 +145,42 @@ extension SQLiteLedgerStore {
                     reason: "PROTOCOL_VIOLATION",
                     message: "sequence \(item.sequence): previous_hash does not match the chain")
             }
-            guard !used.contains(item.transactionID), seen.insert(item.transactionID).inserted else {
-                throw SyncRefusal(
-                    reason: "PROTOCOL_VIOLATION",
-                    message:
-                        "sequence \(item.sequence): transaction id \(item.transactionID) was already used with other content"
-                )
-            }
             outbox[item.sequence] = SQLitePosting.Outbox(
                 previousHash: item.previousHash, payload: item.payload,
                 occurredAtMilliseconds: item.occurredAtMilliseconds)
-            previousHash = Data(SHA256.hash(data: item.payload))
+            previousHash = item.payloadHash
         }
         // The posting rules decide on the batch's view; the effects are written as they are.
         let pushed = fresh.map(\.pushed)
         let t0 = ContinuousClock.now
-        let view = try SQLitePosting.load(
-            db, keys: PostingEngine.keys(for: pushed, catalogue: catalogue, now: now), catalogue: catalogue)
-        let t1 = ContinuousClock.now
+        var keys = PostingEngine.keys(for: pushed, catalogue: catalogue, now: now)
+        var view = try SQLitePosting.load(db, keys: keys, catalogue: catalogue)
+        var t1 = ContinuousClock.now
         var engine = PostingEngine(
             view: view, catalogue: catalogue, site: site, now: now,
             programGraceMilliseconds: limits.programGraceMilliseconds,
             clockSkewMaxMilliseconds: limits.clockSkewMaxMilliseconds)
-        for transaction in pushed {
-            results.append(
-                PushedResult(
-                    sequence: transaction.sequence, transactionID: transaction.transactionID,
-                    result: engine.post(transaction)))
-        }
+        var posted: [PushedResult]
+        var passes = 0
+        repeat {
+            // Tier spells are read only for earns stating another tier than the member's; an earn
+            // that needed spells the view lacked sends the batch round again with them.
+            if passes > 0 {
+                keys.spellMembers.formUnion(engine.missingSpells)
+                if passes > 2 { keys.spellMembers.formUnion(keys.earningMembers) }
+                view = try SQLitePosting.load(db, keys: keys, catalogue: catalogue)
+                t1 = ContinuousClock.now
+            }
+            passes += 1
+            engine = PostingEngine(
+                view: view, catalogue: catalogue, site: site, now: now,
+                programGraceMilliseconds: limits.programGraceMilliseconds,
+                clockSkewMaxMilliseconds: limits.clockSkewMaxMilliseconds)
+            posted = pushed.map {
+                PushedResult(sequence: $0.sequence, transactionID: $0.transactionID, result: engine.post($0))
+            }
+        } while !engine.missingSpells.isEmpty
+        results += posted
         var effects = engine.finish()
         let t2 = ContinuousClock.now
         // The edge's clock is kept for audit but ordering is by posting; a large skew is flagged.
@@ -173,7 +195,14 @@ extension SQLiteLedgerStore {
                     resolution: "occurred_at kept; ordered by posting", detail: "edge clock differs by \(skew / 1000) s"
                 ))
         }
-        try SQLitePosting.apply(db, effects, outbox: outbox, now: now)
+        do {
+            try SQLitePosting.apply(db, effects, outbox: outbox, now: now)
+        } catch let error as DatabaseError
+            where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE
+            && error.message?.contains("transactions.transaction_id") == true
+        {
+            throw try reuseRefusal(db, fresh: Array(fresh), before: view.position + 1)
+        }
         let t3 = ContinuousClock.now
         statistics.withLock {
             $0.pushes += 1

@@ -22,19 +22,30 @@ enum SQLitePosting {
         view.originalIDs = keys.originals
         if !keys.originals.isEmpty { try loadOriginals(db, ids: keys.originals, into: &view) }
         let owners = Set(view.drawnLots.values.map(\.member))
-        // Members named, then the members they were merged into, and phone owners.
+        // Members named, then the members they were merged into, and phone owners; with each its
+        // qualifying points when the batch's programs share one window (the usual case).
+        let onlyStart = keys.windowStarts.count == 1 ? keys.windowStarts.first : nil
         var wanted = keys.members.union(owners)
         for _ in 0..<8 where !wanted.isEmpty {
-            for record in try members(db, ids: wanted) { view.members[record.id] = record }
+            for record in try members(db, ids: wanted, qualifyingFrom: onlyStart, into: &view) {
+                view.members[record.id] = record
+            }
             wanted = Set(view.members.values.compactMap(\.mergedInto)).subtracting(view.members.keys)
         }
         let byPhone = try FastStatement(
-            db, sql: "SELECT \(memberColumns) FROM members WHERE phone_hash = ? AND merged_into IS NULL")
+            db,
+            sql:
+                "SELECT \(memberColumns), \(qualifyingColumn) FROM members m WHERE phone_hash = ? AND merged_into IS NULL"
+        )
         for hash in keys.phoneHashes {
-            try byPhone.forEach({ $0.add(Data(hash)) }) { columns in
+            try byPhone.forEach({
+                $0.add(onlyStart ?? .max)
+                $0.add(Data(hash))
+            }) { columns in
                 let record = member(columns)
                 view.members[record.id] = record
                 view.phoneOwners[hash] = record.id
+                if let onlyStart { view.qualifying[record.id] = [onlyStart: Points(columns.int64(13))] }
             }
         }
         func resolved(_ ids: Set<MemberID>) -> Set<MemberID> {
@@ -90,7 +101,7 @@ enum SQLitePosting {
         }
         // Qualifying points and tier spells of earning members.
         let earning = resolved(keys.earningMembers)
-        if !earning.isEmpty {
+        if !earning.isEmpty, onlyStart == nil {
             let members = json(earning.map(\.description))
             let sums = try FastStatement(
                 db,
@@ -108,14 +119,32 @@ enum SQLitePosting {
                     }
                 }
             }
-            let named = keys.earningMembers.union(earning)
-            try FastStatement(
-                db,
-                sql:
-                    "SELECT member_id, position, tier FROM member_tiers WHERE member_id IN (SELECT value FROM json_each(?)) ORDER BY member_id, position"
-            ).forEach({ $0.add(json(named.map(\.description))) }) { row in
-                if let id = MemberID(row.string(0)), let tier = TierID(row.string(2)) {
-                    view.tierSpells[id, default: []].append(TierSpell(position: row.int64(1), tier: tier))
+        }
+        if !earning.isEmpty {
+            // Spells only of members an earn states another tier for (the current tier is always
+            // accepted), and of those a first pass found missing.
+            var named = keys.spellMembers
+            for (id, tiers) in keys.statedTiers {
+                guard var current = view.members[id] else { continue }
+                for _ in 0..<8 {
+                    guard let next = current.mergedInto, let record = view.members[next] else { break }
+                    current = record
+                }
+                if tiers.contains(where: { $0 != current.tier.rawValue }) {
+                    named.insert(id)
+                    named.insert(current.id)
+                }
+            }
+            view.spellsLoaded = named
+            if !named.isEmpty {
+                try FastStatement(
+                    db,
+                    sql:
+                        "SELECT member_id, position, tier FROM member_tiers WHERE member_id IN (SELECT value FROM json_each(?)) ORDER BY member_id, position"
+                ).forEach({ $0.add(json(named.map(\.description))) }) { row in
+                    if let id = MemberID(row.string(0)), let tier = TierID(row.string(2)) {
+                        view.tierSpells[id, default: []].append(TierSpell(position: row.int64(1), tier: tier))
+                    }
                 }
             }
         }
@@ -202,14 +231,30 @@ enum SQLitePosting {
     static let memberColumns =
         "member_id, tier, tier_review_date, birth_month, last_earn, streak_last_day, streak_days, merged_into, phone_hash, balance_points, changed_position, last_position, lots_head"
 
-    static func members(_ db: Database, ids: Set<MemberID>) throws -> [MemberRecord] {
+    /// Members by id, with their qualifying points from `qualifyingFrom` when given.
+    static func members(
+        _ db: Database, ids: Set<MemberID>, qualifyingFrom start: Int64? = nil, into view: inout PostingView
+    ) throws -> [MemberRecord] {
         var records: [MemberRecord] = []
         records.reserveCapacity(ids.count)
         try FastStatement(
-            db, sql: "SELECT \(memberColumns) FROM members WHERE member_id IN (SELECT value FROM json_each(?))"
-        ).forEach({ $0.add(json(ids.map(\.description))) }) { records.append(member($0)) }
+            db,
+            sql:
+                "SELECT \(memberColumns), \(qualifyingColumn) FROM members m WHERE member_id IN (SELECT value FROM json_each(?))"
+        ).forEach({
+            $0.add(start ?? .max)
+            $0.add(json(ids.map(\.description)))
+        }) { columns in
+            let record = member(columns)
+            if let start { view.qualifying[record.id] = [start: Points(columns.int64(13))] }
+            records.append(record)
+        }
         return records
     }
+
+    /// A member's qualifying points from the bucket bound to the statement's first parameter.
+    static let qualifyingColumn =
+        "(SELECT COALESCE(SUM(q.points), 0) FROM qualifying_points q WHERE q.member_id = m.member_id AND q.bucket_ms >= ?)"
 
     /// A member row read with `memberColumns` (the hot path of loading a view).
     static func member(_ row: FastStatement.Columns) -> MemberRecord {
