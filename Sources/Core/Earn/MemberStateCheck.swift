@@ -56,7 +56,8 @@ package enum MemberStateCheck: Sendable {
     ) -> CheckedMemberState {
         var state = stated
         var replaced: [String] = []
-        if !tiersHeld(since: replicaPosition, spells: record.tiers, current: record.current.tier).contains(stated.tier)
+        if stated.tier != record.current.tier,
+            !tiersHeld(since: replicaPosition, spells: record.tiers, current: record.current.tier).contains(stated.tier)
         {
             state.tier = record.current.tier
             replaced.append("tier")
@@ -67,6 +68,7 @@ package enum MemberStateCheck: Sendable {
         }
         var lastEarn: [Format: Timestamp] = [:]
         var lastEarnReplaced = false
+        if !stated.lastEarnByFormat.isEmpty { lastEarn.reserveCapacity(stated.lastEarnByFormat.count) }
         for (format, time) in stated.lastEarnByFormat {
             if let recorded = record.current.lastEarnByFormat[format] {
                 if time.milliseconds <= recorded.milliseconds + toleranceMilliseconds {

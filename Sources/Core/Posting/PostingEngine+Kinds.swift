@@ -198,7 +198,7 @@ extension PostingEngine {
             tier: record.tier, birthMonth: record.birthMonth, lastEarnByFormat: record.lastEarn, streak: record.streak)
         var spells: [TierSpell] = []
         if statedTier != current.tier {
-            for id in Set([named, member]) {
+            for id in named == member ? [member] : [named, member] {
                 if !view.spellsLoaded.contains(id) { missingSpells.insert(id) }
                 spells += view.tierSpells[id] ?? []
             }

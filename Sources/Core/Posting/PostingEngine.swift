@@ -18,8 +18,6 @@ package struct PostingEngine: Sendable {
     /// Members whose tier spells an earn needed but the view did not have: the store reads them and
     /// posts the batch again (what was decided without them is not applied).
     package internal(set) var missingSpells: Set<MemberID> = []
-    /// Members whose records the batch changed.
-    var changedMembers: Set<MemberID> = []
     /// The first qualifying bucket of each program version's window (computed once per batch).
     var windowStarts: [Int64: Int64] = [:]
     /// Today in each program version's time zone.
@@ -306,15 +304,15 @@ package struct PostingEngine: Sendable {
 
     /// Replaces a member's record; the effects carry every member changed, as the batch leaves it.
     mutating func store(_ record: MemberRecord) {
+        var record = record
+        record.changed = true
         view.members[record.id] = record
-        changedMembers.insert(record.id)
     }
 
     /// Changes a member's record in place.
     mutating func modify<T>(_ id: MemberID, _ change: (inout MemberRecord) -> T) -> T {
         guard view.members[id] != nil else { preconditionFailure("member \(id) is not in the view") }
-        changedMembers.insert(id)
-        return change(&view.members[id]!)
+        return change(&view.members[id]!.markedChanged)
     }
 
     mutating func touch(_ id: MemberID, position: Int64) {
@@ -444,8 +442,7 @@ package struct PostingEngine: Sendable {
     /// The effects of every transaction posted so far.
     package func finish() -> PostingEffects {
         var effects = self.effects
-        effects.members.reserveCapacity(changedMembers.count)
-        for id in changedMembers { effects.members[id] = view.members[id] }
+        for (id, record) in view.members where record.changed { effects.members[id] = record }
         return effects
     }
 }

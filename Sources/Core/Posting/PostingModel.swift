@@ -242,6 +242,17 @@ package struct MemberRecord: Hashable, Sendable {
     package var lastPosition: Int64?
     /// The member's newest lot with points left (its open lots are a chain from here).
     package var lotsHead: Int64?
+    /// True once a batch changed the record (the engine writes back only those).
+    package var changed = false
+
+    /// The record, marked changed, for changing in place.
+    package var markedChanged: MemberRecord {
+        get { self }
+        _modify {
+            changed = true
+            yield &self
+        }
+    }
 
     package init(
         id: MemberID, tier: TierID, reviewDate: CivilDate, birthMonth: Int? = nil, lastEarn: [Format: Timestamp] = [:],
@@ -416,6 +427,9 @@ package struct PostingKeys: Sendable {
     /// merges into).
     package var enrolledPhones: [MemberID: [UInt8]] = [:]
     package var receipts: Set<ReceiptKey> = []
+    /// Whether the receipts already claimed are read: only when writing the batch found one of its
+    /// receipts claimed before (the ledger's unique index), so a batch of new receipts reads none.
+    package var claimedReceipts = false
     package var originals: Set<String> = []
     /// Transaction ids of spends (their holds).
     package var holdTransactions: Set<String> = []

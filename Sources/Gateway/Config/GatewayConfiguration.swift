@@ -72,6 +72,8 @@ package struct GatewayConfiguration: Sendable {
             int("push_transactions_max", 1...10_000, &limits.pushTransactionsMax)
             int("push_bytes_max", 1024...67_108_864, &limits.pushBytesMax)
             int("pull_page_max", 1...10_000, &limits.pullPageMax)
+            int("push_group_max", 1...64, &limits.pushGroupMax)
+            int("push_queue_max", 1...10_000, &limits.pushQueueMax)
             int("recover_page_max", 1...10_000, &limits.recoverPageMax)
             long("hold_ms", 1_000...86_400_000, &limits.holdMilliseconds)
             long("clock_skew_max_ms", 1_000...86_400_000, &limits.clockSkewMaxMilliseconds)

@@ -34,7 +34,7 @@ package struct GatewayDatabase: Sendable {
     }
 
     /// Named migrations; never edit one that has shipped.
-    static var migrator: DatabaseMigrator {
+    package static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("2026-11-23 gateway v1") { db in
             try db.execute(

@@ -24,6 +24,30 @@ private func reuseRefusal(_ db: Database, fresh: [PushItem], before position: In
     )
 }
 
+/// Posts a batch on its view. Tier spells are read only for earns stating another tier than the
+/// member's; an earn that needed spells the view lacked sends the batch round again with them.
+private func decide(
+    _ pushed: [PushedTransaction], view first: PostingView, keys: inout PostingKeys, site: SiteID, now: Timestamp,
+    catalogue: ProgramCatalogue, limits: GatewayLimits, db: Database
+) throws -> (PostingEngine, [PushedResult]) {
+    var view = first
+    var passes = 0
+    while true {
+        var engine = PostingEngine(
+            view: view, catalogue: catalogue, site: site, now: now,
+            programGraceMilliseconds: limits.programGraceMilliseconds,
+            clockSkewMaxMilliseconds: limits.clockSkewMaxMilliseconds)
+        let posted = pushed.map {
+            PushedResult(sequence: $0.sequence, transactionID: $0.transactionID, result: engine.post($0))
+        }
+        if engine.missingSpells.isEmpty { return (engine, posted) }
+        passes += 1
+        keys.spellMembers.formUnion(engine.missingSpells)
+        if passes > 2 { keys.spellMembers.formUnion(keys.earningMembers) }
+        view = try SQLitePosting.load(db, keys: keys, catalogue: catalogue)
+    }
+}
+
 /// Where the writer's time went, for benchmarks: loading views, deciding, applying effects.
 package struct PostingStatistics: Sendable {
     package var pushes = 0
@@ -154,54 +178,49 @@ extension SQLiteLedgerStore {
         let pushed = fresh.map(\.pushed)
         let t0 = ContinuousClock.now
         var keys = PostingEngine.keys(for: pushed, catalogue: catalogue, now: now)
-        var view = try SQLitePosting.load(db, keys: keys, catalogue: catalogue)
         var t1 = ContinuousClock.now
-        var engine = PostingEngine(
-            view: view, catalogue: catalogue, site: site, now: now,
-            programGraceMilliseconds: limits.programGraceMilliseconds,
-            clockSkewMaxMilliseconds: limits.clockSkewMaxMilliseconds)
-        var posted: [PushedResult]
-        var passes = 0
-        repeat {
-            // Tier spells are read only for earns stating another tier than the member's; an earn
-            // that needed spells the view lacked sends the batch round again with them.
-            if passes > 0 {
-                keys.spellMembers.formUnion(engine.missingSpells)
-                if passes > 2 { keys.spellMembers.formUnion(keys.earningMembers) }
-                view = try SQLitePosting.load(db, keys: keys, catalogue: catalogue)
-                t1 = ContinuousClock.now
+        var t2 = t1
+        var effects: PostingEffects
+        var firstPosition: Int64
+        while true {
+            // Receipts claimed before the batch are read only when the batch turns out to reuse one
+            // (the ledger's unique index says so when the effects are written): a batch of new
+            // receipts, the usual case, reads none.
+            let view = try SQLitePosting.load(db, keys: keys, catalogue: catalogue)
+            firstPosition = view.position + 1
+            t1 = ContinuousClock.now
+            let (engine, posted) = try decide(
+                pushed, view: view, keys: &keys, site: site, now: now, catalogue: catalogue, limits: limits, db: db)
+            effects = engine.finish()
+            // The edge's clock is kept for audit but ordering is by posting; a large skew is flagged.
+            let skew = sentAt.milliseconds.subtractingReportingOverflow(clock.milliseconds).partialValue.magnitude
+            if skew > limits.clockSkewMaxMilliseconds.magnitude,
+                !(row["flags"] as String).contains(SiteFlag.clockSkew.rawValue)
+            {
+                effects.flags.insert(.clockSkew)
+                effects.conflicts.append(
+                    ConflictEntry(
+                        kind: .clockSkew, site: site, transactionID: fresh.last?.transactionID, member: nil,
+                        resolution: "occurred_at kept; ordered by posting",
+                        detail: "edge clock differs by \(skew / 1000) s"))
             }
-            passes += 1
-            engine = PostingEngine(
-                view: view, catalogue: catalogue, site: site, now: now,
-                programGraceMilliseconds: limits.programGraceMilliseconds,
-                clockSkewMaxMilliseconds: limits.clockSkewMaxMilliseconds)
-            posted = pushed.map {
-                PushedResult(sequence: $0.sequence, transactionID: $0.transactionID, result: engine.post($0))
+            t2 = ContinuousClock.now
+            do {
+                try db.inSavepoint {
+                    try SQLitePosting.apply(db, effects, outbox: outbox, now: now)
+                    return .commit
+                }
+                results += posted
+                break
+            } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
+                if error.message?.contains("transactions.transaction_id") == true {
+                    throw try reuseRefusal(db, fresh: Array(fresh), before: firstPosition)
+                }
+                guard error.message?.contains("transactions.receipt") == true, !keys.claimedReceipts else {
+                    throw error
+                }
+                keys.claimedReceipts = true
             }
-        } while !engine.missingSpells.isEmpty
-        results += posted
-        var effects = engine.finish()
-        let t2 = ContinuousClock.now
-        // The edge's clock is kept for audit but ordering is by posting; a large skew is flagged.
-        let skew = sentAt.milliseconds.subtractingReportingOverflow(clock.milliseconds).partialValue.magnitude
-        if skew > limits.clockSkewMaxMilliseconds.magnitude,
-            !(row["flags"] as String).contains(SiteFlag.clockSkew.rawValue)
-        {
-            effects.flags.insert(.clockSkew)
-            effects.conflicts.append(
-                ConflictEntry(
-                    kind: .clockSkew, site: site, transactionID: fresh.last?.transactionID, member: nil,
-                    resolution: "occurred_at kept; ordered by posting", detail: "edge clock differs by \(skew / 1000) s"
-                ))
-        }
-        do {
-            try SQLitePosting.apply(db, effects, outbox: outbox, now: now)
-        } catch let error as DatabaseError
-            where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE
-            && error.message?.contains("transactions.transaction_id") == true
-        {
-            throw try reuseRefusal(db, fresh: Array(fresh), before: view.position + 1)
         }
         let t3 = ContinuousClock.now
         statistics.withLock {

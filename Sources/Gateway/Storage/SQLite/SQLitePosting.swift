@@ -85,7 +85,7 @@ enum SQLitePosting {
         }
         view.holds = holds.values.sorted { $0.holdID < $1.holdID }
         // Receipts already claimed.
-        if !keys.receipts.isEmpty {
+        if keys.claimedReceipts, !keys.receipts.isEmpty {
             for row in try Row.fetchAll(
                 db.cachedStatement(
                     sql:
