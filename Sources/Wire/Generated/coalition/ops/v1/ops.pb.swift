@@ -286,6 +286,8 @@ package nonisolated struct Coalition_Ops_V1_GetMemberResponse: Sendable {
 
   package var tierReviewDate: String = String()
 
+  /// The member's lots with points left, soonest expiry first (a lot spent or expired to nothing
+  /// shows in the member's history, not here).
   package var lots: [Coalition_Ops_V1_Lot] = []
 
   package var enrolledAtMs: Int64 = 0
