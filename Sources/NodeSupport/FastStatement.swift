@@ -134,6 +134,12 @@ extension FastStatement {
 
         package func stringOrNil(_ index: Int32) -> String? { isNull(index) ? nil : string(index) }
 
+        /// A text column's UTF-8 bytes, valid only inside `body` (no string is made); nil for NULL.
+        package func utf8<T>(_ index: Int32, _ body: (UnsafeBufferPointer<UInt8>) -> T?) -> T? {
+            guard !isNull(index), let text = sqlite3_column_text(handle, index) else { return nil }
+            return body(UnsafeBufferPointer(start: text, count: Int(sqlite3_column_bytes(handle, index))))
+        }
+
         package func bytesOrNil(_ index: Int32) -> [UInt8]? {
             guard !isNull(index) else { return nil }
             let count = Int(sqlite3_column_bytes(handle, index))

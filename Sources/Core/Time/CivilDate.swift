@@ -40,7 +40,13 @@ package struct CivilDate: Hashable, Comparable, Sendable, CustomStringConvertibl
     package init?(parsing text: String) {
         // Ten ASCII bytes, read directly (stored dates are parsed on the posting path).
         var text = text
-        let parsed: (Int, Int, Int)? = text.withUTF8 { bytes in
+        guard let date = text.withUTF8({ CivilDate(utf8: $0) }) else { return nil }
+        self = date
+    }
+
+    /// Parses `YYYY-MM-DD` given as UTF-8 bytes.
+    package init?(utf8 bytes: UnsafeBufferPointer<UInt8>) {
+        let parsed: (Int, Int, Int)? = {
             guard bytes.count == 10, bytes[4] == UInt8(ascii: "-"), bytes[7] == UInt8(ascii: "-") else { return nil }
             func number(_ range: Range<Int>) -> Int? {
                 var value = 0
@@ -53,7 +59,7 @@ package struct CivilDate: Hashable, Comparable, Sendable, CustomStringConvertibl
             }
             guard let year = number(0..<4), let month = number(5..<7), let day = number(8..<10) else { return nil }
             return (year, month, day)
-        }
+        }()
         guard let (year, month, day) = parsed else { return nil }
         self.init(year: year, month: month, day: day)
     }

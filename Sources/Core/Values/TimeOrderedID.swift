@@ -27,6 +27,12 @@ extension TimeOrderedIdentifier {
         self.init(value: value)
     }
 
+    /// Parses the text form given as UTF-8 bytes.
+    package init?(utf8 bytes: UnsafeBufferPointer<UInt8>) {
+        guard let value = CrockfordBase32.decode128(utf8: bytes) else { return nil }
+        self.init(value: value)
+    }
+
     /// The millisecond time the identifier was minted at.
     package var time: Timestamp { Timestamp(milliseconds: Int64(value >> 80)) }
 
@@ -80,15 +86,18 @@ package enum CrockfordBase32: Sendable {
     /// (first character above `7`) is wrong.
     package static func decode128(_ text: String) -> UInt128? {
         var text = text
-        return text.withUTF8 { bytes -> UInt128? in
-            guard bytes.count == length128 else { return nil }
-            var value: UInt128 = 0
-            for index in 0..<length128 {
-                let digit = digits[Int(bytes[index])]
-                guard digit != 0xFF, index != 0 || digit <= 7 else { return nil }
-                value = (value << 5) | UInt128(digit)
-            }
-            return value
+        return text.withUTF8 { decode128(utf8: $0) }
+    }
+
+    /// Decodes 26 characters given as UTF-8 bytes (as a database hands them out).
+    package static func decode128(utf8 bytes: UnsafeBufferPointer<UInt8>) -> UInt128? {
+        guard bytes.count == length128 else { return nil }
+        var value: UInt128 = 0
+        for index in 0..<length128 {
+            let digit = digits[Int(bytes[index])]
+            guard digit != 0xFF, index != 0 || digit <= 7 else { return nil }
+            value = (value << 5) | UInt128(digit)
         }
+        return value
     }
 }

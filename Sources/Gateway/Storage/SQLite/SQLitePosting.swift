@@ -258,16 +258,14 @@ enum SQLitePosting {
 
     /// A member row read with `memberColumns` (the hot path of loading a view).
     static func member(_ row: FastStatement.Columns) -> MemberRecord {
-        guard let id = MemberID(row.string(0)), let tier = TierID(row.string(1)),
-            let review = CivilDate(parsing: row.string(2))
+        guard let id = row.utf8(0, MemberID.init(utf8:)), let tier = TierID(row.string(1)),
+            let review = row.utf8(2, CivilDate.init(utf8:))
         else { preconditionFailure("a stored member row is malformed") }
-        let streak = row.stringOrNil(5).flatMap(CivilDate.init(parsing:)).map {
-            Streak(lastDay: $0, days: max(1, Int(row.int64(6))))
-        }
+        let streak = row.utf8(5, CivilDate.init(utf8:)).map { Streak(lastDay: $0, days: max(1, Int(row.int64(6)))) }
         return MemberRecord(
             id: id, tier: tier, reviewDate: review, birthMonth: row.int64OrNil(3).map(Int.init),
             lastEarn: LastEarnEncoding.decode(row.string(4)), streak: streak,
-            mergedInto: row.stringOrNil(7).flatMap(MemberID.init), phoneHash: row.bytesOrNil(8),
+            mergedInto: row.utf8(7, MemberID.init(utf8:)), phoneHash: row.bytesOrNil(8),
             balance: Points(row.int64(9)), changedPosition: row.int64(10), lastPosition: row.int64OrNil(11),
             lotsHead: row.int64OrNil(12))
     }
