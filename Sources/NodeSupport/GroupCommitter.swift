@@ -98,6 +98,8 @@ package final class GroupCommitter: Sendable {
             if let refusal {
                 continuation.resume(throwing: refusal)
             } else if lead {
+                // Unstructured on purpose: the writer it starts outlives this call (it also writes
+                // the jobs other callers queue meanwhile) and ends when the queue is empty.
                 Task { await self.drainWhileQueued() }
             } else if !selfDriven {
                 wake.yield()
