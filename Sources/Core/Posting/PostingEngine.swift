@@ -321,15 +321,7 @@ package struct PostingEngine: Sendable {
     }
 
     /// The member a member id stands for now (following merges); nil when unknown.
-    func resolve(_ id: MemberID) -> MemberID? {
-        var current = id
-        for _ in 0..<8 {
-            guard let record = view.members[current] else { return nil }
-            guard let next = record.mergedInto else { return current }
-            current = next
-        }
-        return current
-    }
+    func resolve(_ id: MemberID) -> MemberID? { view.resolve(id) }
 
     /// Points of a member's balance held by active, unexpired holds other than `excluding`.
     func held(_ member: MemberID, excluding hold: String? = nil) -> Points {

@@ -216,6 +216,18 @@ package struct PostingView: Sendable {
     package var position: Int64 = 0
 
     package init() {}
+
+    /// The member a member id stands for now (following merges, at most 8); nil when it or a
+    /// member it merged into is not in the view.
+    package func resolve(_ id: MemberID) -> MemberID? {
+        var current = id
+        for _ in 0..<8 {
+            guard let record = members[current] else { return nil }
+            guard let next = record.mergedInto else { return current }
+            current = next
+        }
+        return current
+    }
 }
 
 /// The keys of the rows a batch's posting reads, found from the batch alone (and, for `lotMembers`

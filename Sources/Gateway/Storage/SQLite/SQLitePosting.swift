@@ -48,17 +48,7 @@ enum SQLitePosting {
                 if let onlyStart { view.qualifying[record.id] = [onlyStart: Points(columns.int64(13))] }
             }
         }
-        func resolved(_ ids: Set<MemberID>) -> Set<MemberID> {
-            Set(
-                ids.compactMap { id -> MemberID? in
-                    var current = id
-                    for _ in 0..<8 {
-                        guard let next = view.members[current]?.mergedInto else { break }
-                        current = next
-                    }
-                    return view.members[current] == nil ? nil : current
-                })
-        }
+        func resolved(_ ids: Set<MemberID>) -> Set<MemberID> { Set(ids.compactMap(view.resolve)) }
         // Lots and holds of every member a spend or a reversal may debit.
         // A member the batch enrols and then debits may merge into the member with its phone.
         let debited = resolved(keys.debitedMembers).union(owners).union(
@@ -125,11 +115,7 @@ enum SQLitePosting {
             // accepted), and of those a first pass found missing.
             var named = keys.spellMembers
             for (id, tiers) in keys.statedTiers {
-                guard var current = view.members[id] else { continue }
-                for _ in 0..<8 {
-                    guard let next = current.mergedInto, let record = view.members[next] else { break }
-                    current = record
-                }
+                guard let survivor = view.resolve(id), let current = view.members[survivor] else { continue }
                 if tiers.contains(where: { $0 != current.tier.rawValue }) {
                     named.insert(id)
                     named.insert(current.id)
