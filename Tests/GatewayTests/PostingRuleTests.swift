@@ -139,4 +139,49 @@ struct GatewayBackupTests {
             #expect(try await site.gateway.conflicts(kind: "points_mismatch").isEmpty)
         }
     }
+    /// A member enrolled offline with the phone of a member who has since been upgraded is merged
+    /// into that member in the same push as its first earn; the earn states the tier the edge knew
+    /// ("member"), which the survivor held since the edge's replica position: honest, posted as
+    /// stated. (The loader once read tier history only of members already on file, so the posting
+    /// asked for it again and again and the push never returned.)
+    @Test("an earn by a member merged in the same push is checked against the survivor's tier history")
+    func earnAfterMergeInSamePush() async throws {
+        try await RawSync.withEnrolledSite { site in
+            let phone = Data(repeating: 7, count: 32)
+            func enrolment(_ member: MemberID) -> Coalition_Sync_V1_LocalTransaction {
+                var local = RawSync.header(merchant: "mall-fashion", prefix: "RAW-E", time: ManualClockTime.now)
+                var enrollment = Coalition_Sync_V1_Enrollment()
+                enrollment.memberID = member.description
+                enrollment.phoneHash = phone
+                enrollment.signupPoints = 200
+                local.enrollment = enrollment
+                return local
+            }
+            var generator = SystemRandomNumberGenerator()
+            let first = MemberID(time: ManualClockTime.now, using: &generator)
+            let second = MemberID(time: ManualClockTime.now, using: &generator)
+            let upgrade = try RawSync.chain(
+                [
+                    enrolment(first),
+                    // ¥5,000 makes the first member silver.
+                    RawSync.earn(
+                        member: first.description, merchant: "mall-fashion", amount: 500_000, statedPoints: 5_000,
+                        tier: "member", replicaPosition: 2),
+                ], first: site.next, previous: site.previous)
+            let upgraded = try await site.sync.push(RawSync.push(upgrade))
+            #expect(upgraded.results.map(\.reason) == ["", ""], "\(upgraded)")
+            let pushed = try await site.push(
+                [
+                    enrolment(second),
+                    RawSync.earn(
+                        member: second.description, merchant: "mall-fashion", amount: 100_000, statedPoints: 1_000,
+                        tier: "member", replicaPosition: 2),
+                ], from: site.next + 2, after: Data(SHA256.hash(data: upgrade[1].payload)))
+            #expect(pushed.status == .applied)
+            #expect(pushed.results.map(\.reason) == ["member_merge", ""])
+            #expect(pushed.results.map(\.postedPoints) == [200, 1_000])
+            #expect(try await site.gateway.balance(first.description) == 200 + 5_000 + 200 + 1_000)
+            #expect(try await site.gateway.conflicts(kind: "member_state_mismatch").isEmpty)
+        }
+    }
 }

@@ -498,7 +498,11 @@ final class Simulation {
                 drift: try Int.fetchOne(
                     db,
                     sql:
-                        "SELECT COUNT(*) FROM account_balances b WHERE b.points != (SELECT COALESCE(SUM(points), 0) FROM postings p WHERE p.account = b.account)"
+                        """
+                        SELECT COUNT(*) FROM account_balances b
+                        LEFT JOIN (SELECT account, SUM(points) AS points FROM postings GROUP BY account) p ON p.account = b.account
+                        WHERE b.points != COALESCE(p.points, 0)
+                        """
                 ) ?? -1,
                 negative: try Int.fetchOne(
                     db, sql: "SELECT COUNT(*) FROM account_balances WHERE account LIKE 'member:%' AND points < 0")
@@ -506,12 +510,15 @@ final class Simulation {
                 lots: try Row.fetchAll(
                     db,
                     sql: """
-                        SELECT b.account, b.points, (SELECT COALESCE(SUM(remaining_points), 0) FROM lots l WHERE 'member:' || l.member_id = b.account) AS lots,
+                        WITH held (account, points) AS (
+                          SELECT 'member:' || member_id, SUM(remaining_points) FROM lots GROUP BY member_id
+                        )
+                        SELECT b.account, b.points, COALESCE(h.points, 0) AS lots,
                           (SELECT group_concat(t.kind || ' ' || p.points || ' ' || t.detail || ' lots ' ||
                               COALESCE((SELECT group_concat(d.lot_number || ':' || d.points) FROM lot_draws d WHERE d.position = t.position), ''), '; ')
                            FROM postings p JOIN transactions t ON t.position = p.position WHERE p.account = b.account) AS history
-                        FROM account_balances b WHERE b.account LIKE 'member:%'
-                          AND b.points != (SELECT COALESCE(SUM(remaining_points), 0) FROM lots l WHERE 'member:' || l.member_id = b.account)
+                        FROM account_balances b LEFT JOIN held h ON h.account = b.account
+                        WHERE b.account LIKE 'member:%' AND b.points != COALESCE(h.points, 0)
                         """
                 ).map {
                     "\($0["account"] as String) has \($0["points"] as Int64) points, lots \($0["lots"] as Int64) after [\($0["history"] as String? ?? "")]"

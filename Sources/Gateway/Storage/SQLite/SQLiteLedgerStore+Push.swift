@@ -41,10 +41,21 @@ private func decide(
             PushedResult(sequence: $0.sequence, transactionID: $0.transactionID, result: engine.post($0))
         }
         if engine.missingSpells.isEmpty { return (engine, posted) }
+        // The second view has every spell the first pass asked for; a third pass would mean the
+        // loader cannot give what the engine needs, which must fail loudly, not spin.
         passes += 1
+        guard passes < 3 else { throw PostingViewIncomplete(missingSpells: engine.missingSpells) }
         keys.spellMembers.formUnion(engine.missingSpells)
-        if passes > 2 { keys.spellMembers.formUnion(keys.earningMembers) }
         view = try SQLitePosting.load(db, keys: keys, catalogue: catalogue)
+    }
+}
+
+/// The loaded view still lacked what the posting rules asked for after a second load: a defect of
+/// the store, reported (INTERNAL, nothing applied) rather than retried for ever.
+struct PostingViewIncomplete: Error, CustomStringConvertible {
+    let missingSpells: Set<MemberID>
+    var description: String {
+        "the posting view lacked the tier history of \(missingSpells.map(\.description).sorted()) after a second load"
     }
 }
 

@@ -89,8 +89,10 @@ enum SQLitePosting {
                 }
             }
         }
-        // Qualifying points and tier spells of earning members.
-        let earning = resolved(keys.earningMembers)
+        // Qualifying points and tier spells of earning members (a member the batch enrols and then
+        // credits may merge into the member with its phone).
+        let earning = resolved(keys.earningMembers).union(
+            keys.earningMembers.compactMap { keys.enrolledPhones[$0].flatMap { view.phoneOwners[$0] } })
         if !earning.isEmpty, onlyStart == nil {
             let members = json(earning.map(\.description))
             let sums = try FastStatement(
@@ -110,27 +112,26 @@ enum SQLitePosting {
                 }
             }
         }
-        if !earning.isEmpty {
-            // Spells only of members an earn states another tier for (the current tier is always
-            // accepted), and of those a first pass found missing.
-            var named = keys.spellMembers
-            for (id, tiers) in keys.statedTiers {
-                guard let survivor = view.resolve(id), let current = view.members[survivor] else { continue }
-                if tiers.contains(where: { $0 != current.tier.rawValue }) {
-                    named.insert(id)
-                    named.insert(current.id)
-                }
+        // Spells only of members an earn states another tier for (the current tier is always
+        // accepted), and of those a first pass found missing (whether or not they have rows: a
+        // member enrolled in this batch has none, and is then loaded).
+        var named = keys.spellMembers
+        for (id, tiers) in keys.statedTiers {
+            guard let survivor = view.resolve(id), let current = view.members[survivor] else { continue }
+            if tiers.contains(where: { $0 != current.tier.rawValue }) {
+                named.insert(id)
+                named.insert(current.id)
             }
-            view.spellsLoaded = named
-            if !named.isEmpty {
-                try FastStatement(
-                    db,
-                    sql:
-                        "SELECT member_id, position, tier FROM member_tiers WHERE member_id IN (SELECT value FROM json_each(?)) ORDER BY member_id, position"
-                ).forEach({ $0.add(json(named.map(\.description))) }) { row in
-                    if let id = MemberID(row.string(0)), let tier = TierID(row.string(2)) {
-                        view.tierSpells[id, default: []].append(TierSpell(position: row.int64(1), tier: tier))
-                    }
+        }
+        view.spellsLoaded = named
+        if !named.isEmpty {
+            try FastStatement(
+                db,
+                sql:
+                    "SELECT member_id, position, tier FROM member_tiers WHERE member_id IN (SELECT value FROM json_each(?)) ORDER BY member_id, position"
+            ).forEach({ $0.add(json(named.map(\.description))) }) { row in
+                if let id = MemberID(row.string(0)), let tier = TierID(row.string(2)) {
+                    view.tierSpells[id, default: []].append(TierSpell(position: row.int64(1), tier: tier))
                 }
             }
         }
