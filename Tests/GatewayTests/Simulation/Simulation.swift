@@ -4,6 +4,7 @@ import Foundation
 import GRDB
 import GRPCCore
 import Gateway
+import SwiftProtobuf
 import TestSupport
 import Wire
 
@@ -54,6 +55,8 @@ final class Simulation {
     /// What each approved earn's receipt said: its total and its Quay dinner bonus.
     private var receipts: [String: (total: Int64, dinner: Int64)] = [:]
     private var requestNumber = 0
+    /// What the ledger should say, from what the tills were asked and answered.
+    private var model: ReferenceModel
 
     // Monotonic watermarks.
     private var closedPeriods: [CivilDate: String] = [:]
@@ -83,6 +86,9 @@ final class Simulation {
         try gateway.store.publish(
             document: Array(try Data(contentsOf: URL(fileURLWithPath: programFile))), by: "simulation")
         let program = try gateway.store.programs.latest!.program
+        model = ReferenceModel(
+            program: program, dinner: PromotionID("quay-dinner")!, dinnerBudget: Self.dinnerBudget,
+            liarSite: liar.site.rawValue, liarMerchant: liar.merchant)
         for site in ["mall-01", "hotel-01", "park-01"] {
             let id = SiteID(site)!
             let merchants = program.site(id)!.merchants.map(\.id)
@@ -227,6 +233,13 @@ final class Simulation {
             if let self, !self.members.contains(response.member.memberID) {
                 self.members.append(response.member.memberID)
             }
+            if let self, !response.transactionID.isEmpty {
+                self.model.record(
+                    response.transactionID,
+                    .enroll(
+                        member: response.member.memberID, phone: request.phone,
+                        referrer: request.referrerMemberID.isEmpty ? nil : request.referrerMemberID))
+            }
             return response.transactionID
         }
     }
@@ -248,11 +261,13 @@ final class Simulation {
             }
             if let self, !self.earns.contains(where: { $0.transaction == response.transactionID }) {
                 self.earns.append((index, merchant, response.transactionID, amount))
-                self.receipts[response.transactionID] = (
-                    response.points,
-                    response.breakdown.components.filter { $0.kind == .promotion && $0.ruleID == "quay-dinner" }
-                        .reduce(0) { $0 + $1.points }
-                )
+                let dinner = response.breakdown.components.filter {
+                    $0.kind == .promotion && $0.ruleID == "quay-dinner"
+                }.reduce(0) { $0 + $1.points }
+                self.receipts[response.transactionID] = (response.points, dinner)
+                self.model.record(
+                    response.transactionID,
+                    .earn(member: member, amount: amount, total: response.points, dinner: dinner))
             }
             return response.transactionID
         }
@@ -275,10 +290,12 @@ final class Simulation {
         }
         let metadata = edge.metadata(merchant)
         defer { edge.link.clearFaults() }
-        return try await till(index, "redeem") {
-            try await callInProcess(request, metadata: metadata, method: "Redeem") {
+        return try await till(index, "redeem") { [weak self] in
+            let response = try await callInProcess(request, metadata: metadata, method: "Redeem") {
                 try await edge.points.redeem(request: $0, context: $1)
-            }.transactionID
+            }
+            self?.model.record(response.transactionID, .spend(member: member, points: response.points))
+            return response.transactionID
         }
     }
 
@@ -293,10 +310,13 @@ final class Simulation {
             random.chance(50) ? original.amount : Int64.random(in: 1...original.amount, using: &random)
         request.reason = "simulated return"
         let metadata = edge.metadata(original.merchant)
-        return try await till(index, "refund") {
-            try await callInProcess(request, metadata: metadata, method: "Reverse") {
+        return try await till(index, "refund") { [weak self] in
+            let response = try await callInProcess(request, metadata: metadata, method: "Reverse") {
                 try await edge.points.reverse(request: $0, context: $1)
-            }.transactionID
+            }
+            self?.model.record(
+                response.transactionID, .refund(original: original.transaction, amount: request.amountMinor))
+            return response.transactionID
         }
     }
 
@@ -322,10 +342,14 @@ final class Simulation {
         }
         defer { edge.link.clearFaults() }
         let metadata = edge.metadata(edge.merchants[0])
-        return try await till(index, "parking exit") {
-            try await callInProcess(request, metadata: metadata, method: "Pay") {
+        return try await till(index, "parking exit") { [weak self] in
+            let response = try await callInProcess(request, metadata: metadata, method: "Pay") {
                 try await edge.parking.pay(request: $0, context: $1)
-            }.transactionID
+            }
+            if !response.transactionID.isEmpty {
+                self?.model.record(response.transactionID, .spend(member: member, points: response.points))
+            }
+            return response.transactionID
         }
     }
 
@@ -342,6 +366,16 @@ final class Simulation {
             try liar.forge(
                 member: member, amount: Int64.random(in: 1_000...300_000, using: &random), at: clock.now(),
                 program: latest.program, version: latest.version)
+            let forged = liar.pending!
+            let earn = try Coalition_Sync_V1_LocalTransaction(serializedBytes: forged.transaction.payload).earn
+            model.record(
+                forged.transaction.transactionID,
+                .forged(
+                    member: member.description, amount: earn.amountMinor, occurredAt: forged.occurredAt,
+                    claimed: Dictionary(
+                        uniqueKeysWithValues: earn.lastEarnAtMsByFormat.compactMap { format, time in
+                            Format(format).map { ($0, Timestamp(milliseconds: time)) }
+                        })))
         }
         fault("lying site")
         let honest = try await liar.honestPoints(store)
@@ -554,6 +588,44 @@ final class Simulation {
                 // Points booked to a site's offline_risk for a redemption whose own hold was still
                 // in force when it was posted: the member had those points, kept for this very
                 // transaction (an authorisation answer lost on the way back leaves such a hold).
+                // For the reference model: the posting order and time, the holds granted, the
+                // balances, the sites' offline_risk and the dinner promotion's count.
+                order: try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT transaction_id, site_id, posted_at_ms, outcome, posted_points FROM transactions
+                        WHERE site_sequence IS NOT NULL ORDER BY position
+                        """
+                ).map {
+                    ReferenceModel.Posted(
+                        transactionID: $0["transaction_id"], site: $0["site_id"], postedAt: $0["posted_at_ms"],
+                        rejected: ($0["outcome"] as String) == "rejected", points: $0["posted_points"])
+                },
+                holds: try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT transaction_id, member_id, COALESCE(balance_points, points) AS points, created_at_ms,
+                          expires_at_ms, status FROM holds
+                        """
+                ).map {
+                    ReferenceModel.Hold(
+                        transactionID: $0["transaction_id"], member: $0["member_id"], points: $0["points"],
+                        createdAt: $0["created_at_ms"], expiresAt: $0["expires_at_ms"],
+                        released: ($0["status"] as String) == "released")
+                },
+                balances: Dictionary(
+                    try Row.fetchAll(db, sql: "SELECT member_id, balance_points FROM members").map {
+                        ($0["member_id"] as String, $0["balance_points"] as Int64)
+                    }, uniquingKeysWith: { first, _ in first }),
+                risk: Dictionary(
+                    try Row.fetchAll(
+                        db, sql: "SELECT account, points FROM balances WHERE account LIKE 'offline_risk:%'"
+                    ).map {
+                        (String(($0["account"] as String).dropFirst("offline_risk:".count)), -($0["points"] as Int64))
+                    },
+                    uniquingKeysWith: { first, _ in first }),
+                dinnerGiven: try Int64.fetchOne(
+                    db, sql: "SELECT points_given FROM promotion_usage WHERE promotion_id = 'quay-dinner'") ?? 0,
                 heldButCharged: try Row.fetchAll(
                     db,
                     sql: """
@@ -590,6 +662,7 @@ final class Simulation {
             highWater[id] = mark
         }
         for text in facts.heldButCharged { violation("gateway: \(text)") }
+        compare(model.expect(posted: facts.order, holds: facts.holds), facts.balances, facts.risk, facts.dinnerGiven)
         for text in facts.honestFlagged { violation("gateway: an honest edge was flagged: \(text)") }
         // The dinner bonus given, from the receipts the tills got and what was posted for them
         // (a cut comes off the bonus): never more than the budget.
@@ -607,6 +680,33 @@ final class Simulation {
         for (period, hash) in closedPeriods where stored[period.description] != hash {
             violation(
                 "gateway: closed period \(period) changed (hash \(stored[period.description] ?? "missing"), was \(hash))"
+            )
+        }
+    }
+
+    /// The ledger against the reference model: every member's balance, every site's offline_risk,
+    /// the dinner promotion's count, and what the lying site was given.
+    private func compare(
+        _ expected: ReferenceModel.Expectation, _ balances: [String: Int64], _ risk: [String: Int64],
+        _ dinnerGiven: Int64
+    ) {
+        for text in expected.unexplained { violation("model: \(text)") }
+        for text in expected.overpaid { violation("model: \(text)") }
+        for member in Set(balances.keys).union(expected.balances.keys).sorted()
+        where balances[member, default: 0] != expected.balances[member, default: 0] {
+            violation(
+                "model: member \(member) holds \(balances[member, default: 0]) points at the gateway; the tills' answers give \(expected.balances[member, default: 0])"
+            )
+        }
+        for site in Set(risk.keys).union(expected.risk.keys).sorted()
+        where risk[site, default: 0] != expected.risk[site, default: 0] {
+            violation(
+                "model: offline_risk(\(site)) bears \(risk[site, default: 0]) points; the tills' answers give \(expected.risk[site, default: 0])"
+            )
+        }
+        if dinnerGiven != expected.dinnerGiven {
+            violation(
+                "model: the dinner promotion counts \(dinnerGiven) points given; the receipts give \(expected.dinnerGiven)"
             )
         }
     }

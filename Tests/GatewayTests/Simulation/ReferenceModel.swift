@@ -1,0 +1,202 @@
+import Core
+import Foundation
+
+/// The simulation's reference model of the economics (docs/reliability.md, "The reference model"):
+/// what each member should hold, what each site's `offline_risk` should be and how much the dinner
+/// promotion should have given, worked out from what the tills were asked and answered, written
+/// apart from the posting code and far simpler than it.
+///
+/// The accounting invariants (postings sum to zero, balances equal their postings) hold while the
+/// ledger gives points to the wrong party; this model is what catches that. It takes from the
+/// gateway only what is the network's choice rather than a rule: the order and time at which
+/// transactions were posted, the holds the gateway granted (an authorisation's answer may be lost,
+/// so the tills cannot know them all), and the points the lying site was given, which it bounds
+/// with the earn calculator and its own record of the member before counting them.
+struct ReferenceModel {
+    /// What a till was asked and answered, by transaction id.
+    enum Fact {
+        case enroll(member: String, phone: String, referrer: String?)
+        /// An earn's receipt: its total and the dinner bonus in it.
+        case earn(member: String, amount: Int64, total: Int64, dinner: Int64)
+        /// A redemption or a parking payment of `points`.
+        case spend(member: String, points: Int64)
+        case refund(original: String, amount: Int64)
+        /// An earn the lying site made up, with the last earns it claimed.
+        case forged(member: String, amount: Int64, occurredAt: Timestamp, claimed: [Format: Timestamp])
+    }
+
+    /// A transaction as the gateway posted it: only its order, time and (for the liar) points.
+    struct Posted {
+        var transactionID: String
+        var site: String
+        var postedAt: Int64
+        var rejected: Bool
+        var points: Int64
+    }
+
+    /// A hold the gateway granted for a redemption.
+    struct Hold {
+        var transactionID: String
+        var member: String
+        var points: Int64
+        var createdAt: Int64
+        var expiresAt: Int64
+        var released: Bool
+    }
+
+    /// What the ledger should say.
+    struct Expectation {
+        var balances: [String: Int64] = [:]
+        /// Points each site's `offline_risk` bears (the account's balance is the negative).
+        var risk: [String: Int64] = [:]
+        var dinnerGiven: Int64 = 0
+        /// Earns of the lying site posted with more than an honest site could have been given.
+        var overpaid: [String] = []
+        /// Transactions the model cannot account for (a fact missing, a member it does not know).
+        var unexplained: [String] = []
+    }
+
+    private(set) var facts: [String: Fact] = [:]
+    let program: Program
+    let dinner: PromotionID
+    let dinnerBudget: Int64
+    let liarSite: String
+    let liarMerchant: MerchantID
+
+    init(program: Program, dinner: PromotionID, dinnerBudget: Int64, liarSite: String, liarMerchant: MerchantID) {
+        self.program = program
+        self.dinner = dinner
+        self.dinnerBudget = dinnerBudget
+        self.liarSite = liarSite
+        self.liarMerchant = liarMerchant
+    }
+
+    mutating func record(_ transaction: String, _ fact: Fact) { facts[transaction] = fact }
+
+    /// Replays the posted transactions in their order against the facts.
+    func expect(posted: [Posted], holds: [Hold]) -> Expectation {
+        var out = Expectation()
+        var known: Set<String> = []
+        var phoneOwner: [String: String] = [:]
+        var mergedInto: [String: String] = [:]
+        var qualifying: [String: Int64] = [:]
+        var tier: [String: Int] = [:]
+        var earns: [String: (member: String, amount: Int64, points: Int64, refunded: Int64, reversed: Int64)] = [:]
+        var consumed: Set<String> = []
+
+        func resolve(_ member: String) -> String? {
+            var id = member
+            while let next = mergedInto[id] { id = next }
+            return known.contains(id) ? id : nil
+        }
+        func qualify(_ member: String, _ points: Int64) {
+            qualifying[member, default: 0] += points
+            // Upgrades happen at once; downgrades only at a review, which no run reaches.
+            let reached = program.tiers.tiers.lastIndex { $0.threshold.value <= qualifying[member, default: 0] } ?? 0
+            tier[member] = max(tier[member, default: 0], reached)
+        }
+        /// The member's balance less the holds of other transactions in force at `time`.
+        func available(_ member: String, at time: Int64, excluding transaction: String?) -> Int64 {
+            let held = holds.filter {
+                $0.transactionID != transaction && !$0.released && !consumed.contains($0.transactionID)
+                    && $0.createdAt <= time && time < $0.expiresAt && resolve($0.member) == member
+            }
+            return out.balances[member, default: 0] - held.reduce(0) { $0 + $1.points }
+        }
+        /// Takes `points` from the member as far as they are available; the rest is the site's risk.
+        func take(_ points: Int64, from member: String, at site: String, available: Int64) {
+            let fromMember = min(points, max(0, available))
+            out.balances[member, default: 0] -= fromMember
+            out.risk[site, default: 0] += points - fromMember
+        }
+
+        for entry in posted {
+            guard let fact = facts[entry.transactionID] else {
+                out.unexplained.append("\(entry.transactionID) from \(entry.site): posted, never answered at a till")
+                continue
+            }
+            switch fact {
+            case .enroll(let member, let phone, let referrer):
+                known.insert(member)
+                if let owner = phoneOwner[phone] { mergedInto[member] = owner } else { phoneOwner[phone] = member }
+                let owner = resolve(member)!
+                out.balances[owner, default: 0] += program.earn.signupPoints.value
+                if let referrer, let by = resolve(referrer), by != owner {
+                    out.balances[by, default: 0] += program.earn.referralPoints.value
+                }
+            case .earn(let member, let amount, let total, let dinner):
+                guard let owner = resolve(member) else {
+                    out.unexplained.append("\(entry.transactionID): an earn for \(member), not enrolled before it")
+                    continue
+                }
+                // The dinner bonus is given while the budget lasts; the part left when it runs out.
+                let given = min(dinner, max(0, dinnerBudget - out.dinnerGiven))
+                out.dinnerGiven += given
+                let points = total - (dinner - given)
+                out.balances[owner, default: 0] += points
+                qualify(owner, points)
+                earns[entry.transactionID] = (owner, amount, points, 0, 0)
+            case .spend(let member, let points):
+                guard let owner = resolve(member) else {
+                    out.unexplained.append("\(entry.transactionID): a redemption for \(member), not enrolled before it")
+                    continue
+                }
+                // Its own hold (if the gateway granted one) was kept for it: not someone else's.
+                take(
+                    points, from: owner, at: entry.site,
+                    available: available(owner, at: entry.postedAt, excluding: entry.transactionID))
+                consumed.insert(entry.transactionID)
+            case .refund(let original, let amount):
+                guard var earn = earns[original],
+                    let refund = try? EarnReversal.refund(
+                        EarnRefundState(
+                            originalAmount: Money(minorUnits: earn.amount), originalPoints: Points(earn.points),
+                            refundedAmount: Money(minorUnits: earn.refunded), reversedPoints: Points(earn.reversed)),
+                        amount: Money(minorUnits: amount))
+                else {
+                    out.unexplained.append(
+                        "\(entry.transactionID): a refund of \(original), which the model cannot refund")
+                    continue
+                }
+                // Points of the earn are taken back; what the member has spent already is the
+                // refunding site's risk.
+                take(
+                    refund.points.value, from: earn.member, at: entry.site,
+                    available: available(earn.member, at: entry.postedAt, excluding: nil))
+                qualify(earn.member, -refund.points.value)
+                earn.refunded += refund.amount.minorUnits
+                earn.reversed += refund.points.value
+                earns[original] = earn
+            case .forged(let member, let amount, let occurredAt, let claimed):
+                guard !entry.rejected else { continue }
+                guard let owner = resolve(member) else {
+                    out.overpaid.append("\(entry.transactionID): posted for \(member), unknown to the model")
+                    continue
+                }
+                // The most an honest site could have stated: the member's tier by the model's own
+                // qualifying points, no birthday (the simulation enrols none), and either no last
+                // earns or the last earns the liar claimed (the most generous cross-format bonus).
+                let state = MemberEarnState(tier: program.tiers.tiers[tier[owner, default: 0]].id)
+                let bound =
+                    [claimed, [:]].compactMap { lastEarn -> Int64? in
+                        var input = state
+                        input.lastEarnByFormat = lastEarn
+                        return try? EarnCalculator.earn(
+                            program: program,
+                            input: EarnInput(
+                                merchant: liarMerchant, amount: Money(minorUnits: amount), occurredAt: occurredAt,
+                                member: input)
+                        ).total.value
+                    }.max() ?? 0
+                if entry.points > bound {
+                    out.overpaid.append(
+                        "\(entry.transactionID): the lying site was given \(entry.points) points for \(owner), whose record earns at most \(bound)"
+                    )
+                }
+                out.balances[owner, default: 0] += entry.points
+                qualify(owner, entry.points)
+            }
+        }
+        return out
+    }
+}
