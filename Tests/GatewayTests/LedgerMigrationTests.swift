@@ -110,7 +110,7 @@ struct LedgerMigrationTests {
         _ = try await store.adjust(
             member: MemberID(alice)!, points: Points(10), reason: "goodwill", by: "test", requestID: RequestID("op-1")!)
         let history = try await store.memberHistory(MemberID(alice)!, before: nil, limit: 10)
-        #expect(history.map(\.1.kind) == ["adjust", "redeem", "earn", "enroll"])
+        #expect(history.map(\.kind) == ["adjust", "redeem", "earn", "enroll"])
         try await database.pool.read { (db: Database) throws in
             #expect(try LedgerChains.faults(db) == [])
             #expect(

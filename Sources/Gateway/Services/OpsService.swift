@@ -10,12 +10,14 @@ import X509
 /// `coalition.ops.v1.Ops`: operations for the `coalition admin` CLI, on the gateway's mTLS port.
 /// Only an operator certificate (`coalition://operator/NAME`) is accepted; the name is recorded
 /// on every change.
-package struct OpsService: Coalition_Ops_V1_Ops.ServiceProtocol {
-    private let store: SQLiteLedgerStore
+package struct OpsService<Store: OperationsLedger & SettlementLedger & LedgerJobs>: Coalition_Ops_V1_Ops
+        .ServiceProtocol
+{
+    private let store: Store
     private let phoneHashKey: [UInt8]?
     private let logger: Logger
 
-    package init(store: SQLiteLedgerStore, phoneHashKey: [UInt8]?, logger: Logger) {
+    package init(store: Store, phoneHashKey: [UInt8]?, logger: Logger) {
         self.store = store
         self.phoneHashKey = phoneHashKey
         self.logger = logger
@@ -28,7 +30,7 @@ extension OpsService {
     ) async throws -> ServerResponse<Coalition_Ops_V1_ListSitesResponse> {
         try await handle(request, context) { _, _ in
             var response = Coalition_Ops_V1_ListSitesResponse()
-            response.sites = try await store.siteStatuses()
+            response.sites = try await store.siteStatuses().map(Coalition_Ops_V1_SiteStatus.init)
             return response
         }
     }
@@ -49,7 +51,8 @@ extension OpsService {
                 metadata: ["site.id": "\(site)", "status": "\(message.status)", "operator": "\(name)"])
             var response = Coalition_Ops_V1_SetSiteStatusResponse()
             response.site =
-                try await store.siteStatuses().first { $0.siteID == site.rawValue } ?? Coalition_Ops_V1_SiteStatus()
+                try await store.siteStatuses().first { $0.site == site }.map(Coalition_Ops_V1_SiteStatus.init)
+                ?? Coalition_Ops_V1_SiteStatus()
             return response
         }
     }
@@ -110,19 +113,19 @@ extension OpsService {
                 }
                 let hash = Data(
                     HMAC<SHA256>.authenticationCode(for: Data(phone.rawValue.utf8), using: SymmetricKey(data: key)))
-                id = try await store.memberID(phoneHash: hash)
+                id = try await store.memberID(phoneHash: hash, card: nil)
             case .cardNumber(let card):
                 guard !card.isEmpty, card.count <= 32 else {
                     throw ServiceError.invalid("card_number", "1 to 32 characters")
                 }
-                id = try await store.memberID(card: card)
+                id = try await store.memberID(phoneHash: nil, card: card)
             case nil:
                 throw ServiceError.invalid("key", "set one of member_id, phone or card_number")
             }
             guard let id, let detail = try await store.memberDetail(id) else {
                 throw ServiceError(.notFound, "no such member")
             }
-            return detail
+            return Coalition_Ops_V1_GetMemberResponse(detail)
         }
     }
 
@@ -146,8 +149,8 @@ extension OpsService {
             }
             let rows = try await store.memberHistory(id, before: before, limit: size + 1)
             var response = Coalition_Ops_V1_MemberHistoryResponse()
-            response.entries = rows.prefix(size).map(\.1)
-            if rows.count > size, let last = rows.prefix(size).last { response.nextPageToken = String(last.0) }
+            response.entries = rows.prefix(size).map(Coalition_Ops_V1_LedgerEntry.init)
+            if rows.count > size, let last = rows.prefix(size).last { response.nextPageToken = String(last.position) }
             return response
         }
     }
@@ -168,8 +171,14 @@ extension OpsService {
             guard !message.reason.isEmpty, message.reason.count <= 200 else {
                 throw ServiceError.invalid("reason", "1 to 200 characters")
             }
-            let (transaction, balance) = try await store.adjust(
-                member: id, points: Points(message.points), reason: message.reason, by: name, requestID: requestID)
+            let transaction: String
+            let balance: Points
+            do {
+                (transaction, balance) = try await store.adjust(
+                    member: id, points: Points(message.points), reason: message.reason, by: name, requestID: requestID)
+            } catch let refusal as AdjustmentRefusal {
+                throw ServiceError(refusal)
+            }
             logger.notice(
                 "adjustment", metadata: ["member.id": "\(id)", "points": "\(message.points)", "operator": "\(name)"])
             var response = Coalition_Ops_V1_AdjustMemberResponse()
@@ -217,8 +226,8 @@ extension OpsService {
             let summary = try await store.programSummaries().first { $0.version == version }
             var response = Coalition_Ops_V1_PublishProgramResponse()
             response.version = version
-            response.effectiveAtMs = summary?.effectiveAtMs ?? 0
-            response.documentSha256 = summary?.documentSha256 ?? ""
+            response.effectiveAtMs = summary?.effectiveAt.milliseconds ?? 0
+            response.documentSha256 = summary?.documentSHA256 ?? ""
             return response
         }
     }
@@ -228,7 +237,7 @@ extension OpsService {
     ) async throws -> ServerResponse<Coalition_Ops_V1_ListProgramsResponse> {
         try await handle(request, context) { _, _ in
             var response = Coalition_Ops_V1_ListProgramsResponse()
-            response.programs = try await store.programSummaries()
+            response.programs = try await store.programSummaries().map(Coalition_Ops_V1_ProgramSummary.init)
             return response
         }
     }

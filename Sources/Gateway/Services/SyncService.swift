@@ -10,7 +10,7 @@ import X509
 /// `coalition.sync.v1.Sync` over mutual TLS: every call is bound to the site its client
 /// certificate names. A call without a certificate, with a certificate naming no site, a revoked
 /// certificate or a revoked site is refused before anything is read or written.
-package struct SyncService<Store: LedgerStore>: Coalition_Sync_V1_Sync.ServiceProtocol {
+package struct SyncService<Store: SyncLedger>: Coalition_Sync_V1_Sync.ServiceProtocol {
     /// The protocol version this gateway speaks.
     package static var protocolVersion: UInt32 { 1 }
 
@@ -177,7 +177,8 @@ extension SyncService {
                 throw ServiceError.invalid("page_size", "must be 0 (default 500) or 1 to \(limits.pullPageMax)")
             }
             guard message.cursor <= UInt64(Int64.max) else { throw ServiceError.invalid("cursor", "out of range") }
-            return try await store.pull(site: site, cursor: Int64(message.cursor), pageSize: size)
+            return Coalition_Sync_V1_PullResponse(
+                try await store.pull(site: site, cursor: Int64(message.cursor), pageSize: size))
         }
     }
 
@@ -205,14 +206,15 @@ extension SyncService {
             guard message.points > 0, message.points <= 1_000_000_000_000 else {
                 throw ServiceError.invalid("points", "must be between 1 and 10^12 (found \(message.points))")
             }
-            return try await store.authorize(
-                site: site,
-                request: AuthorizeCommand(
-                    requestID: requestID, member: member, merchant: merchant, points: Points(message.points),
-                    transaction: transaction,
-                    unacknowledged: Points(
-                        min(max(message.unacknowledgedPoints, -1_000_000_000_000), 1_000_000_000_000)),
-                    acknowledgedSequence: Int64(min(message.acknowledgedSequence, UInt64(Int64.max)))))
+            return Coalition_Sync_V1_AuthorizeRedeemResponse(
+                try await store.authorize(
+                    site: site,
+                    request: AuthorizeCommand(
+                        requestID: requestID, member: member, merchant: merchant, points: Points(message.points),
+                        transaction: transaction,
+                        unacknowledged: Points(
+                            min(max(message.unacknowledgedPoints, -1_000_000_000_000), 1_000_000_000_000)),
+                        acknowledgedSequence: Int64(min(message.acknowledgedSequence, UInt64(Int64.max))))))
         }
     }
 
@@ -242,7 +244,8 @@ extension SyncService {
             guard (1...limits.recoverPageMax).contains(count) else {
                 throw ServiceError.invalid("max_count", "must be 0 (default 500) or 1 to \(limits.recoverPageMax)")
             }
-            return try await store.recover(site: site, from: Int64(message.fromSequence), count: count)
+            return Coalition_Sync_V1_RecoverResponse(
+                try await store.recover(site: site, from: Int64(message.fromSequence), count: count))
         }
     }
 

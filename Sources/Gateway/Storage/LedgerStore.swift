@@ -3,9 +3,15 @@ import Crypto
 import Foundation
 import Wire
 
-/// The gateway's ledger, as the services use it. `SQLiteLedgerStore` is the default; a PostgreSQL
-/// store implements the same operations with per-member serialisation in the database.
-package protocol LedgerStore: Sendable {
+/// The gateway's ledger, in the four parts its users need: the sync protocol, operators' reads
+/// and changes, settlement, and the daily jobs. `SQLiteLedgerStore` implements them all on one
+/// SQLite file; a PostgreSQL store implements the same parts with per-member serialisation in
+/// the database. Every part returns domain values and throws domain errors (`LedgerRecords.swift`);
+/// the services make wire messages and statuses of them.
+package typealias LedgerStore = SyncLedger & OperationsLedger & SettlementLedger & LedgerJobs
+
+/// What the sync service (`coalition.sync.v1.Sync`) needs of the ledger.
+package protocol SyncLedger: Sendable {
     /// The published programs.
     var programs: ProgramCatalogue { get }
     /// Applies a contiguous batch of a site's outbox in one database transaction and returns
@@ -13,17 +19,65 @@ package protocol LedgerStore: Sendable {
     /// the site flagged).
     func push(site: SiteID, batch: [PushItem], exposure: Points, sentAt: Timestamp) async throws -> PushOutcome
     /// A page of changes after `cursor`, as the site sees them.
-    func pull(site: SiteID, cursor: Int64, pageSize: Int) async throws -> Coalition_Sync_V1_PullResponse
+    func pull(site: SiteID, cursor: Int64, pageSize: Int) async throws -> PullPage
     /// The site's own transactions from `sequence`, at most `count`.
-    func recover(site: SiteID, from sequence: Int64, count: Int) async throws -> Coalition_Sync_V1_RecoverResponse
+    func recover(site: SiteID, from sequence: Int64, count: Int) async throws -> RecoverPage
     /// Authorises a redemption against the member's global balance less holds.
-    func authorize(site: SiteID, request: AuthorizeCommand) async throws -> Coalition_Sync_V1_AuthorizeRedeemResponse
+    func authorize(site: SiteID, request: AuthorizeCommand) async throws -> Authorization
     /// Releases an active hold of the site; false when it was not active.
     func release(site: SiteID, hold: String) async throws -> Bool
     /// The site's status, creating its row on first contact. Nil when the site is not in the program.
     func siteStatus(_ site: SiteID) async throws -> SiteRecord?
     /// True when a certificate serial has been revoked.
     func isRevoked(serial: String) async throws -> Bool
+}
+
+/// What operators read and change (`coalition.ops.v1.Ops`, `coalition admin`).
+package protocol OperationsLedger: Sendable {
+    var programs: ProgramCatalogue { get }
+    /// The store's current instant (its injected clock).
+    var clockNow: Timestamp { get }
+    func siteStatuses() async throws -> [SiteStatusRecord]
+    /// Revokes or reinstates a site.
+    func setSite(_ site: SiteID, revoked: Bool) async throws
+    /// Revokes one certificate by serial number.
+    func revokeCertificate(serial: String, reason: String) async throws
+    func isRevoked(serial: String) async throws -> Bool
+    /// Conflicts in the order they were found, optionally of one site or kind.
+    func conflicts(site: SiteID?, kind: String?, limit: Int) async throws -> [ConflictRecord]
+    /// The member id of a phone hash or card number, if any.
+    func memberID(phoneHash: Data?, card: String?) async throws -> MemberID?
+    /// A member's record, balance, holds, qualifying points and lots. Nil when unknown.
+    func memberDetail(_ id: MemberID) async throws -> MemberDetail?
+    /// A member's ledger entries, newest first, before `position` (exclusive), at most `limit`.
+    func memberHistory(_ id: MemberID, before position: Int64?, limit: Int) async throws -> [HistoryEntry]
+    /// Books an operator's adjustment; throws `AdjustmentRefusal`. The same request id returns the
+    /// first adjustment.
+    func adjust(member: MemberID, points: Points, reason: String, by operatorName: String, requestID: RequestID)
+        async throws -> (transaction: String, balance: Points)
+    /// Validates and publishes a program document as the next version, unless it is byte for byte
+    /// the latest one; returns the version in force after the call. Throws `ProgramErrors`.
+    func publish(document: [UInt8], effectiveAt: Timestamp?, by publisher: String) throws -> Int64
+    /// Published program versions, oldest first.
+    func programSummaries() async throws -> [ProgramSummary]
+}
+
+/// Closing a day's settlement and reading closed ones (DESIGN §7).
+package protocol SettlementLedger: Sendable {
+    /// Closes `period` (once: a second close returns the first, `alreadyClosed`). Throws
+    /// `SettlementRefusal` for a period that has not ended.
+    func closeSettlement(period: CivilDate, by operatorName: String) async throws -> ClosedSettlement
+    func storedSettlement(_ period: CivilDate) async throws -> ClosedSettlement?
+}
+
+/// The gateway's daily jobs: expiry, tier reviews, expiry reminders.
+package protocol LedgerJobs: Sendable {
+    /// Expires the points of lots that ended by the end of `day` (once a day).
+    func runExpiry(asOfEndOf day: CivilDate) async throws -> ExpiryRun
+    /// Reviews the tiers of members whose review date is `day` or earlier; returns how many changed.
+    func reviewTiers(on day: CivilDate) async throws -> Int
+    /// Members with points expiring within the program's reminder window after `asOf`.
+    func expiryReminders(asOf: Timestamp, limit: Int) async throws -> [ExpiryReminder]
 }
 
 /// One pushed transaction: its outbox row exactly as sent (compared and chained), and its payload

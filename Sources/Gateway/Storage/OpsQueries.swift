@@ -1,40 +1,36 @@
 import Core
 import Foundation
 import GRDB
-import GRPCCore
-import Wire
 
 extension SQLiteLedgerStore {
     /// Every site of the latest program with the gateway's view of it.
-    package func siteStatuses() async throws -> [Coalition_Ops_V1_SiteStatus] {
+    package func siteStatuses() async throws -> [SiteStatusRecord] {
         guard let program = programs.latest?.program else { return [] }
         let now = clockNow
         return try await database.pool.read { db in
             try program.sites.map { site in
-                var status = Coalition_Ops_V1_SiteStatus()
-                status.siteID = site.id.rawValue
-                status.name = site.name
-                status.format = site.format.rawValue
-                status.status = "active"
+                var status = SiteStatusRecord(
+                    site: site.id, name: site.name, format: site.format, status: "active", highWaterMark: 0,
+                    lastSeenAt: nil, syncLagMilliseconds: 0, unsyncedExposure: .zero, flags: [],
+                    offlineRisk: -(try LedgerWriter(db: db).balance(.offlineRisk(site.id))))
                 if let row = try Row.fetchOne(
                     db, sql: "SELECT * FROM sites WHERE site_id = ?", arguments: [site.id.rawValue])
                 {
                     status.status = row["status"]
-                    status.highWaterMark = UInt64(row["high_water_mark"] as Int64)
-                    status.lastSeenAtMs = row["last_seen_at_ms"] ?? 0
+                    status.highWaterMark = row["high_water_mark"]
+                    status.lastSeenAt = (row["last_seen_at_ms"] as Int64?).map(Timestamp.init(milliseconds:))
                     let newest: Int64? = row["newest_occurred_at_ms"]
-                    status.syncLagMs = newest.map { max(0, now.milliseconds - $0) } ?? 0
-                    status.unsyncedExposurePoints = row["unsynced_exposure_points"]
+                    status.syncLagMilliseconds = newest.map { max(0, now.milliseconds - $0) } ?? 0
+                    status.unsyncedExposure = Points(row["unsynced_exposure_points"])
                     status.flags = (row["flags"] as String).split(separator: ",").map(String.init)
                 }
-                status.offlineRiskPoints = -(try LedgerWriter(db: db).balance(.offlineRisk(site.id)).value)
                 return status
             }
         }
     }
 
     /// A member's record, balance, holds, qualifying points and lots. Nil when unknown.
-    package func memberDetail(_ id: MemberID) async throws -> Coalition_Ops_V1_GetMemberResponse? {
+    package func memberDetail(_ id: MemberID) async throws -> MemberDetail? {
         guard let program = programs.latest?.program else { return nil }
         let now = clockNow
         return try await database.pool.read { db in
@@ -43,29 +39,22 @@ extension SQLiteLedgerStore {
                 let row = try Row.fetchOne(
                     db, sql: "SELECT * FROM members WHERE member_id = ?", arguments: [resolved.description])
             else { return nil }
-            var response = Coalition_Ops_V1_GetMemberResponse()
-            response.memberID = resolved.description
-            response.cardNumber = row["card_number"] ?? ""
-            response.tier = row["tier"]
-            response.tierReviewDate = row["tier_review_date"]
-            response.balancePoints = try writer.balance(.member(resolved)).value
-            response.heldPoints = try writer.held(resolved, now: now).value
-            response.qualifyingPoints12M = try writer.qualifyingPoints(resolved, program: program, now: now).value
-            response.enrolledAtMs = row["enrolled_at_ms"]
-            response.enrolledSiteID = row["enrolled_site"] ?? ""
-            response.mergedMemberIds = try String.fetchAll(
-                db, sql: "SELECT from_member FROM merges WHERE into_member = ? ORDER BY from_member",
-                arguments: [resolved.description])
-            response.lots = try writer.openLots(of: resolved).map { lot in
-                var wire = Coalition_Ops_V1_Lot()
-                wire.lotID = lot["lot_id"]
-                wire.earnedAtMs = lot["earned_at_ms"]
-                wire.expiresAtMs = lot["expires_at_ms"]
-                wire.originalPoints = lot["original_points"]
-                wire.remainingPoints = lot["remaining_points"]
-                return wire
-            }
-            return response
+            return MemberDetail(
+                id: resolved, cardNumber: row["card_number"] ?? "", tier: row["tier"],
+                tierReviewDate: row["tier_review_date"], balance: try writer.balance(.member(resolved)),
+                held: try writer.held(resolved, now: now),
+                qualifyingPoints: try writer.qualifyingPoints(resolved, program: program, now: now),
+                enrolledAt: Timestamp(milliseconds: row["enrolled_at_ms"]), enrolledSite: row["enrolled_site"] ?? "",
+                mergedMembers: try String.fetchAll(
+                    db, sql: "SELECT from_member FROM merges WHERE into_member = ? ORDER BY from_member",
+                    arguments: [resolved.description]),
+                lots: try writer.openLots(of: resolved).map { lot in
+                    LotDetail(
+                        lotID: lot["lot_id"], earnedAt: Timestamp(milliseconds: lot["earned_at_ms"]),
+                        expiresAt: Timestamp(milliseconds: lot["expires_at_ms"]),
+                        originalPoints: Points(lot["original_points"]),
+                        remainingPoints: Points(lot["remaining_points"]))
+                })
         }
     }
 
@@ -87,21 +76,14 @@ extension SQLiteLedgerStore {
     }
 
     /// A member's ledger entries, newest first, before `position` (exclusive), at most `limit`.
-    package func memberHistory(_ id: MemberID, before position: Int64?, limit: Int) async throws -> [(
-        Int64, Coalition_Ops_V1_LedgerEntry
-    )] {
+    package func memberHistory(_ id: MemberID, before position: Int64?, limit: Int) async throws -> [HistoryEntry] {
         try await database.pool.read { db in
             try LedgerWriter(db: db).history(of: id, before: position ?? Int64.max, limit: limit).map { row in
-                var entry = Coalition_Ops_V1_LedgerEntry()
-                entry.transactionID = row["transaction_id"]
-                entry.kind = row["kind"]
-                entry.points = row["points"]
-                entry.siteID = row["site_id"] ?? ""
-                entry.merchantID = row["merchant_id"] ?? ""
-                entry.occurredAtMs = row["occurred_at_ms"]
-                entry.postedAtMs = row["posted_at_ms"]
-                entry.detail = row["detail"]
-                return (row["position"] as Int64, entry)
+                HistoryEntry(
+                    position: row["position"], transactionID: row["transaction_id"], kind: row["kind"],
+                    points: Points(row["points"]), site: row["site_id"] ?? "", merchant: row["merchant_id"] ?? "",
+                    occurredAt: Timestamp(milliseconds: row["occurred_at_ms"]),
+                    postedAt: Timestamp(milliseconds: row["posted_at_ms"]), detail: row["detail"])
             }
         }
     }
@@ -144,9 +126,9 @@ extension SQLiteLedgerStore {
                 receipt: receipt, detail: "by \(operatorName): \(reason)")
             {
             case .success(let booked): member = booked
-            case .failure(.unknownMember): throw ServiceError.notFound("member_id", "unknown member '\(id)'")
+            case .failure(.unknownMember): throw AdjustmentRefusal.unknownMember(id)
             case .failure(.insufficient(let available)):
-                throw ServiceError(.failedPrecondition, "points: the member has \(available) available, not \(-points)")
+                throw AdjustmentRefusal.insufficient(available: available, requested: -points)
             }
             try SQLitePosting.apply(db, engine.finish(), outbox: [:], now: now)
             return (transaction, try writer.balance(.member(member)))
@@ -154,7 +136,7 @@ extension SQLiteLedgerStore {
     }
 
     /// Published program versions, oldest first.
-    package func programSummaries() async throws -> [Coalition_Ops_V1_ProgramSummary] {
+    package func programSummaries() async throws -> [ProgramSummary] {
         try await database.pool.read { db in
             try Row.fetchAll(
                 db,
@@ -162,13 +144,10 @@ extension SQLiteLedgerStore {
                     "SELECT version, effective_at_ms, published_at_ms, published_by, sha256 FROM program_versions ORDER BY version"
             )
             .map { row in
-                var summary = Coalition_Ops_V1_ProgramSummary()
-                summary.version = row["version"]
-                summary.effectiveAtMs = row["effective_at_ms"]
-                summary.publishedAtMs = row["published_at_ms"]
-                summary.publishedBy = row["published_by"]
-                summary.documentSha256 = row["sha256"]
-                return summary
+                ProgramSummary(
+                    version: row["version"], effectiveAt: Timestamp(milliseconds: row["effective_at_ms"]),
+                    publishedAt: Timestamp(milliseconds: row["published_at_ms"]), publishedBy: row["published_by"],
+                    documentSHA256: row["sha256"])
             }
         }
     }

@@ -140,18 +140,6 @@ package final class SQLiteLedgerStore: LedgerStore {
         }
     }
 
-    /// A conflict the posting rules found, as operators list them.
-    package struct ConflictRecord: Sendable, Equatable {
-        package var kind: String
-        package var site: String?
-        package var transaction: String?
-        package var member: String?
-        package var resolution: String
-        package var points: Int64
-        package var detectedAt: Timestamp
-        package var detail: String
-    }
-
     /// Conflicts in the order they were found, optionally of one site or kind.
     package func conflicts(site: SiteID? = nil, kind: String? = nil, limit: Int = 1_000) async throws
         -> [ConflictRecord]
@@ -177,7 +165,7 @@ package final class SQLiteLedgerStore: LedgerStore {
 
     // MARK: Pull
 
-    package func pull(site: SiteID, cursor: Int64, pageSize: Int) async throws -> Coalition_Sync_V1_PullResponse {
+    package func pull(site: SiteID, cursor: Int64, pageSize: Int) async throws -> PullPage {
         let catalogue = programs
         let now = clock.now()
         return try await database.pool.read { db in
@@ -186,39 +174,31 @@ package final class SQLiteLedgerStore: LedgerStore {
                     db.cachedStatement(sql: "SELECT high_water_mark FROM sites WHERE site_id = ?"),
                     arguments: [site.rawValue]) ?? 0
             // Up to pageSize + 1 of each kind after the cursor, merged in position order.
-            let changes = try Self.changes(
+            var changes = try Self.changes(
                 db, condition: "changed_position > ?", argument: cursor, limit: pageSize + 1, siteHighWater: highWater,
                 catalogue: catalogue, now: now)
-            var response = Coalition_Sync_V1_PullResponse()
-            if changes.count <= pageSize {
-                response.changes = changes
-            } else {
+            var hasMore = false
+            if changes.count > pageSize {
                 // One position can change several rows (a referral touches two members, a merge a
                 // member and a merge record). A page never ends inside a position: the cursor is a
                 // position, and rows after it at the same position would be skipped for good.
                 let boundary = changes[pageSize].position
-                response.changes = changes.filter { $0.position < boundary }
-                if response.changes.isEmpty {
+                changes = changes.filter { $0.position < boundary }
+                if changes.isEmpty {
                     // More rows share one position than a page holds (a handful at most): send them all.
-                    response.changes = try Self.changes(
-                        db, condition: "changed_position = ?", argument: Int64(boundary), limit: nil,
-                        siteHighWater: highWater, catalogue: catalogue,
-                        now: now)
+                    changes = try Self.changes(
+                        db, condition: "changed_position = ?", argument: boundary, limit: nil,
+                        siteHighWater: highWater, catalogue: catalogue, now: now)
                 }
-                response.hasMore_p = true
+                hasMore = true
             }
-            response.nextCursor = response.changes.last?.position ?? UInt64(max(0, cursor))
-            response.siteHighWaterMark = UInt64(highWater)
+            var budgets: [PromotionID: Points] = [:]
             if let program = catalogue.latest?.program {
-                let left = PromotionBudgets.left(program, given: try LedgerWriter(db: db).promotionsGiven())
-                response.promotionBudgets = left.sorted { $0.key.rawValue < $1.key.rawValue }.map { id, points in
-                    var budget = Coalition_Sync_V1_PromotionBudget()
-                    budget.promotionID = id.rawValue
-                    budget.pointsLeft = points.value
-                    return budget
-                }
+                budgets = PromotionBudgets.left(program, given: try LedgerWriter(db: db).promotionsGiven())
             }
-            return response
+            return PullPage(
+                changes: changes, hasMore: hasMore, nextCursor: changes.last?.position ?? max(0, cursor),
+                siteHighWaterMark: highWater, promotionBudgets: budgets)
         }
     }
 
@@ -227,20 +207,21 @@ package final class SQLiteLedgerStore: LedgerStore {
     private static func changes(
         _ db: Database, condition: String, argument: Int64, limit: Int?, siteHighWater: Int64,
         catalogue: ProgramCatalogue, now: Timestamp
-    ) throws -> [Coalition_Sync_V1_Change] {
+    ) throws -> [LedgerChange] {
         // Two shapes of statement (after a cursor, at one position), each prepared once; a
         // negative LIMIT is no limit.
         let order = "ORDER BY changed_position LIMIT ?"
         let arguments: StatementArguments = [argument, limit ?? -1]
-        var changes: [Coalition_Sync_V1_Change] = []
+        var changes: [LedgerChange] = []
         for row in try Row.fetchAll(
             db.cachedStatement(sql: "SELECT * FROM members WHERE merged_into IS NULL AND \(condition) \(order)"),
             arguments: arguments)
         {
-            var change = Coalition_Sync_V1_Change()
-            change.position = UInt64(row["changed_position"] as Int64)
-            change.member = try snapshot(db, row, siteHighWater: siteHighWater, catalogue: catalogue, now: now)
-            changes.append(change)
+            changes.append(
+                LedgerChange(
+                    position: row["changed_position"],
+                    body: .member(
+                        try snapshot(db, row, siteHighWater: siteHighWater, catalogue: catalogue, now: now))))
         }
         for row in try Row.fetchAll(
             db.cachedStatement(
@@ -249,27 +230,21 @@ package final class SQLiteLedgerStore: LedgerStore {
             ),
             arguments: arguments)
         {
-            var change = Coalition_Sync_V1_Change()
-            change.position = UInt64(row["changed_position"] as Int64)
-            var program = Coalition_Sync_V1_ProgramVersion()
-            program.version = row["version"]
-            program.document = row["document"]
-            program.effectiveAtMs = row["effective_at_ms"]
-            change.program = program
-            changes.append(change)
+            changes.append(
+                LedgerChange(
+                    position: row["changed_position"],
+                    body: .program(
+                        version: row["version"], document: row["document"],
+                        effectiveAt: Timestamp(milliseconds: row["effective_at_ms"]))))
         }
         for row in try Row.fetchAll(
             db.cachedStatement(
                 sql: "SELECT from_member, into_member, changed_position FROM merges WHERE \(condition) \(order)"),
             arguments: arguments)
         {
-            var change = Coalition_Sync_V1_Change()
-            change.position = UInt64(row["changed_position"] as Int64)
-            var merge = Coalition_Sync_V1_MemberMerge()
-            merge.fromMemberID = row["from_member"]
-            merge.intoMemberID = row["into_member"]
-            change.merge = merge
-            changes.append(change)
+            guard let from = MemberID(row["from_member"] as String), let into = MemberID(row["into_member"] as String)
+            else { preconditionFailure("a stored merge names a malformed member id") }
+            changes.append(LedgerChange(position: row["changed_position"], body: .merge(from: from, into: into)))
         }
         // Stable: within one position, members before programs before merges.
         return changes.enumerated().sorted { ($0.element.position, $0.offset) < ($1.element.position, $1.offset) }.map(
@@ -278,29 +253,13 @@ package final class SQLiteLedgerStore: LedgerStore {
 
     private static func snapshot(
         _ db: Database, _ row: Row, siteHighWater: Int64, catalogue: ProgramCatalogue, now: Timestamp
-    ) throws -> Coalition_Sync_V1_MemberSnapshot {
-        let id: String = row["member_id"]
-        guard let member = MemberID(id) else { preconditionFailure("a stored member id is malformed") }
+    ) throws -> MemberSnapshot {
+        guard let member = MemberID(row["member_id"] as String) else {
+            preconditionFailure("a stored member id is malformed")
+        }
         let writer = LedgerWriter(db: db)
-        var snapshot = Coalition_Sync_V1_MemberSnapshot()
-        snapshot.memberID = id
-        snapshot.phoneHash = row["phone_hash"] ?? Data()
-        snapshot.cardNumber = row["card_number"] ?? ""
-        snapshot.tier = row["tier"]
-        // The ledger balance, not balance minus holds: a hold that expires or is released changes
-        // no posting and republishes nothing, so a snapshot net of holds would stay low for good.
-        // Holds are enforced where they are placed, by online authorisation.
-        snapshot.balancePoints = max(0, try writer.balance(.member(member)).value)
-        snapshot.birthMonth = Int32(row["birth_month"] as Int? ?? 0)
-        snapshot.includesSiteSequence = UInt64(siteHighWater)
-        snapshot.lastEarnAtMsByFormat = Dictionary(
-            uniqueKeysWithValues: LastEarnEncoding.decode(row["last_earn"]).map {
-                ($0.key.rawValue, $0.value.milliseconds)
-            })
-        snapshot.streakLastDay = row["streak_last_day"] ?? ""
-        snapshot.streakDays = Int32(row["streak_days"] as Int)
-        snapshot.tierReviewDate = row["tier_review_date"]
-        snapshot.enrolledAtMs = row["enrolled_at_ms"]
+        var expiring = Points.zero
+        var nextExpiry: Timestamp?
         if let rules = catalogue.latest?.program.expiry {
             let lots = try writer.openLots(of: member).map {
                 Lot(
@@ -308,17 +267,24 @@ package final class SQLiteLedgerStore: LedgerStore {
                     expiresAt: Timestamp(milliseconds: $0["expires_at_ms"]))
             }
             let reminder = ExpiryCalculator.reminder(lots, asOf: now, rules: rules)
-            snapshot.expiringPoints = reminder.points.value
-            snapshot.nextExpiryAtMs = reminder.first?.milliseconds ?? 0
+            expiring = reminder.points
+            nextExpiry = reminder.first
         }
-        return snapshot
+        return MemberSnapshot(
+            id: member, phoneHash: row["phone_hash"] ?? Data(), cardNumber: row["card_number"] ?? "", tier: row["tier"],
+            // The ledger balance, not balance minus holds: a hold that expires or is released
+            // changes no posting and republishes nothing, so a snapshot net of holds would stay
+            // low for good. Holds are enforced where they are placed, by online authorisation.
+            balance: max(.zero, try writer.balance(.member(member))), birthMonth: row["birth_month"],
+            includesSiteSequence: siteHighWater, lastEarnByFormat: LastEarnEncoding.decode(row["last_earn"]),
+            streakLastDay: row["streak_last_day"] ?? "", streakDays: row["streak_days"],
+            tierReviewDate: row["tier_review_date"], enrolledAt: Timestamp(milliseconds: row["enrolled_at_ms"]),
+            expiringPoints: expiring, nextExpiryAt: nextExpiry)
     }
 
     // MARK: Recover
 
-    package func recover(site: SiteID, from sequence: Int64, count: Int) async throws
-        -> Coalition_Sync_V1_RecoverResponse
-    {
+    package func recover(site: SiteID, from sequence: Int64, count: Int) async throws -> RecoverPage {
         try await database.pool.read { db in
             let highWater =
                 try Int64.fetchOne(
@@ -329,49 +295,41 @@ package final class SQLiteLedgerStore: LedgerStore {
                     sql:
                         "SELECT site_sequence, transaction_id, previous_hash, payload, outbox_occurred_at_ms FROM transactions WHERE site_id = ? AND site_sequence >= ? ORDER BY site_sequence LIMIT ?"
                 ),
-                arguments: [site.rawValue, sequence, count])
-            var response = Coalition_Sync_V1_RecoverResponse()
-            response.highWaterMark = UInt64(highWater)
-            response.transactions = rows.map { row in
-                Coalition_Sync_V1_OutboxTransaction(
+                arguments: [site.rawValue, sequence, count]
+            ).map { row in
+                StoredOutboxRow(
                     sequence: row["site_sequence"], transactionID: row["transaction_id"],
                     previousHash: row["previous_hash"], payload: row["payload"],
-                    occurredAtMs: row["outbox_occurred_at_ms"])
+                    occurredAtMilliseconds: row["outbox_occurred_at_ms"])
             }
-            response.hasMore_p = Int64(response.transactions.last?.sequence ?? UInt64(highWater)) < highWater
-            return response
+            return RecoverPage(
+                highWaterMark: highWater, transactions: rows, hasMore: (rows.last?.sequence ?? highWater) < highWater)
         }
     }
 
     // MARK: Holds
 
-    package func authorize(site: SiteID, request: AuthorizeCommand) async throws
-        -> Coalition_Sync_V1_AuthorizeRedeemResponse
-    {
+    package func authorize(site: SiteID, request: AuthorizeCommand) async throws -> Authorization {
         let now = clock.now()
         let limits = self.limits
         return try await database.pool.write { db in
             let writer = LedgerWriter(db: db)
-            var response = Coalition_Sync_V1_AuthorizeRedeemResponse()
             if let existing = try Row.fetchOne(
                 db.cachedStatement(
                     sql: "SELECT hold_id, member_id, points, expires_at_ms, status FROM holds WHERE transaction_id = ?"),
                 arguments: [request.transaction.description])
             {
                 // A retry of the same authorisation.
-                response.approved = (existing["status"] as String) != "released"
-                response.holdID = existing["hold_id"]
-                response.holdExpiresAtMs = existing["expires_at_ms"]
-                if let member = MemberID(existing["member_id"] as String) {
-                    response.availablePoints = max(0, try writer.available(member, now: now).value)
+                let available = try MemberID(existing["member_id"] as String).map {
+                    max(.zero, try writer.available($0, now: now))
                 }
-                return response
+                return Authorization(
+                    holdID: existing["hold_id"], expiresAt: Timestamp(milliseconds: existing["expires_at_ms"]),
+                    available: available ?? .zero,
+                    refusal: (existing["status"] as String) == "released" ? .released : nil)
             }
             guard let member = try writer.resolve(request.member) else {
-                response.approved = false
-                response.reason = .unknownMember
-                response.message = "The member is not known to the centre yet."
-                return response
+                return Authorization(holdID: "", expiresAt: nil, available: .zero, refusal: .unknownMember)
             }
             // The site's change the gateway has not acknowledged counts towards the member (the site
             // bears it if it does not post), less what the gateway has in fact posted of the site's
@@ -384,11 +342,9 @@ package final class SQLiteLedgerStore: LedgerStore {
             let fromBalance = try writer.available(member, now: now)
             let available = fromBalance + max(.zero, unacknowledged)
             guard request.points <= available else {
-                response.approved = false
-                response.availablePoints = max(0, available.value)
-                response.reason = .insufficientPoints
-                response.message = "The member has \(max(.zero, available)) points available, not \(request.points)."
-                return response
+                return Authorization(
+                    holdID: "", expiresAt: nil, available: max(.zero, available),
+                    refusal: .insufficientPoints(requested: request.points))
             }
             var generator = SystemRandomNumberGenerator()
             let hold = "h_" + TransactionID(time: now, using: &generator).description
@@ -403,11 +359,8 @@ package final class SQLiteLedgerStore: LedgerStore {
                 expires.milliseconds,
             ])
             try writer.touch(member, position: try writer.nextPosition())
-            response.approved = true
-            response.holdID = hold
-            response.holdExpiresAtMs = expires.milliseconds
-            response.availablePoints = (available - request.points).value
-            return response
+            return Authorization(
+                holdID: hold, expiresAt: expires, available: available - request.points, refusal: nil)
         }
     }
 

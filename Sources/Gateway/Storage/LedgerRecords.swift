@@ -1,0 +1,174 @@
+import Core
+import Foundation
+
+// What the ledger stores return: domain values, made into wire messages only by the services
+// (`Services/WireMapping.swift`), so a second store (PostgreSQL) returns the same values and the
+// protocol's shape is decided in one place.
+
+// MARK: Sync
+
+/// A page of changes a site pulls (`SyncLedger.pull`).
+package struct PullPage: Sendable, Equatable {
+    package var changes: [LedgerChange]
+    /// More changes follow `nextCursor`.
+    package var hasMore: Bool
+    package var nextCursor: Int64
+    /// The site's own transactions the gateway holds (its high-water mark when the page was read).
+    package var siteHighWaterMark: Int64
+    /// The points each budgeted promotion of the latest program has left.
+    package var promotionBudgets: [PromotionID: Points]
+}
+
+/// One change in the pull feed, at the position that made it.
+package struct LedgerChange: Sendable, Equatable {
+    package enum Body: Sendable, Equatable {
+        case member(MemberSnapshot)
+        case program(version: Int64, document: Data, effectiveAt: Timestamp)
+        case merge(from: MemberID, into: MemberID)
+    }
+
+    package var position: Int64
+    package var body: Body
+}
+
+/// A member as edges replicate it.
+package struct MemberSnapshot: Sendable, Equatable {
+    package var id: MemberID
+    package var phoneHash: Data
+    package var cardNumber: String
+    package var tier: String
+    /// The ledger balance (not net of holds), never below zero.
+    package var balance: Points
+    package var birthMonth: Int?
+    /// The site's transactions the snapshot includes (its high-water mark when read).
+    package var includesSiteSequence: Int64
+    package var lastEarnByFormat: [Format: Timestamp]
+    package var streakLastDay: String
+    package var streakDays: Int
+    package var tierReviewDate: String
+    package var enrolledAt: Timestamp
+    /// Points expiring within the program's reminder window, and the first expiry.
+    package var expiringPoints: Points
+    package var nextExpiryAt: Timestamp?
+}
+
+/// A page of a site's own transactions as the gateway stored them (`SyncLedger.recover`).
+package struct RecoverPage: Sendable, Equatable {
+    package var highWaterMark: Int64
+    package var transactions: [StoredOutboxRow]
+    package var hasMore: Bool
+}
+
+/// An outbox row exactly as the site pushed it.
+package struct StoredOutboxRow: Sendable, Equatable {
+    package var sequence: Int64
+    package var transactionID: String
+    package var previousHash: Data
+    package var payload: Data
+    package var occurredAtMilliseconds: Int64
+}
+
+/// The gateway's answer to an online authorisation (`SyncLedger.authorize`).
+package struct Authorization: Sendable, Equatable {
+    package enum Refusal: Sendable, Equatable {
+        /// The centre has not heard of the member (the edge decides offline).
+        case unknownMember
+        /// The member's available points do not cover the request.
+        case insufficientPoints(requested: Points)
+        /// A retry of an authorisation whose hold was released.
+        case released
+    }
+
+    package var holdID: String
+    package var expiresAt: Timestamp?
+    /// The member's points less other holds, after this one (never below zero).
+    package var available: Points
+    /// Nil when approved.
+    package var refusal: Refusal?
+
+    package var approved: Bool { refusal == nil }
+}
+
+// MARK: Operations
+
+/// A site of the latest program with the gateway's view of it.
+package struct SiteStatusRecord: Sendable, Equatable {
+    package var site: SiteID
+    package var name: String
+    package var format: Format
+    package var status: String
+    package var highWaterMark: Int64
+    package var lastSeenAt: Timestamp?
+    /// How far behind the site's newest pushed transaction is (0 when it has pushed none).
+    package var syncLagMilliseconds: Int64
+    package var unsyncedExposure: Points
+    package var flags: [String]
+    /// Points the site's `offline_risk` bears.
+    package var offlineRisk: Points
+}
+
+/// A member as an operator looks them up.
+package struct MemberDetail: Sendable, Equatable {
+    package var id: MemberID
+    package var cardNumber: String
+    package var tier: String
+    package var tierReviewDate: String
+    package var balance: Points
+    package var held: Points
+    package var qualifyingPoints: Points
+    package var enrolledAt: Timestamp
+    package var enrolledSite: String
+    package var mergedMembers: [String]
+    /// Lots with points left, soonest expiry first.
+    package var lots: [LotDetail]
+}
+
+/// A lot with points left.
+package struct LotDetail: Sendable, Equatable {
+    package var lotID: String
+    package var earnedAt: Timestamp
+    package var expiresAt: Timestamp
+    package var originalPoints: Points
+    package var remainingPoints: Points
+}
+
+/// One of a member's ledger entries.
+package struct HistoryEntry: Sendable, Equatable {
+    package var position: Int64
+    package var transactionID: String
+    package var kind: String
+    package var points: Points
+    package var site: String
+    package var merchant: String
+    package var occurredAt: Timestamp
+    package var postedAt: Timestamp
+    package var detail: String
+}
+
+/// A published program version.
+package struct ProgramSummary: Sendable, Equatable {
+    package var version: Int64
+    package var effectiveAt: Timestamp
+    package var publishedAt: Timestamp
+    package var publishedBy: String
+    package var documentSHA256: String
+}
+
+/// A conflict the posting rules found, as operators list them.
+package struct ConflictRecord: Sendable, Equatable {
+    package var kind: String
+    package var site: String?
+    package var transaction: String?
+    package var member: String?
+    package var resolution: String
+    package var points: Int64
+    package var detectedAt: Timestamp
+    package var detail: String
+}
+
+/// Why an operator's adjustment was not booked.
+package enum AdjustmentRefusal: Error, Sendable, Equatable {
+    case unknownMember(MemberID)
+    /// A debit the member cannot cover: what they have available.
+    case insufficient(available: Points, requested: Points)
+}
