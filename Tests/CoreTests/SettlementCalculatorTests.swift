@@ -64,4 +64,54 @@ struct SettlementCalculatorTests {
                 expired: .zero, breakagePrice: .one)
         }
     }
+
+    /// DESIGN §7, the tally the store hands to `settle`: which posting line counts as what, for
+    /// whom. The lines are as the ledger stores them; no database.
+    @Test("posting lines are tallied per merchant: issued, reversed, redeemed, parking, risk, late items, expired")
+    func activitiesFromLines() {
+        let start = Timestamp(milliseconds: 1_000_000)
+        func line(
+            _ position: Int64, _ kind: String, _ merchant: String?, _ account: String, _ points: Int64,
+            occurred: Int64 = 1_000_500, original: String? = nil
+        ) -> SettlementLine {
+            SettlementLine(
+                position: position, kind: kind, merchant: merchant, occurredAt: Timestamp(milliseconds: occurred),
+                originalKind: original, account: account, points: Points(points))
+        }
+        let lines = [
+            // An earn of 500 at the fashion shop, happened before the period (a late item).
+            line(1, "earn", "mall-fashion", "issued:mall-fashion", -500, occurred: 999_000),
+            line(1, "earn", "mall-fashion", "member:M1", 500, occurred: 999_000),
+            // Its refund gives 200 back to the issuer.
+            line(2, "reverse", "mall-fashion", "member:M1", -200, original: "earn"),
+            line(2, "reverse", "mall-fashion", "issued:mall-fashion", 200, original: "earn"),
+            // A redemption at the grocer, 100 of it beyond the member's points.
+            line(3, "redeem", "mall-grocer", "member:M1", -300),
+            line(3, "redeem", "mall-grocer", "offline_risk:mall-01", -100),
+            line(3, "redeem", "mall-grocer", "redeemed:mall-grocer", 400),
+            // A parking payment, and the cancellation of another.
+            line(4, "parking", "park-operator", "member:M2", -250),
+            line(4, "parking", "park-operator", "redeemed:park-operator", 250),
+            line(5, "reverse", "park-operator", "redeemed:park-operator", -50, original: "parking"),
+            line(5, "reverse", "park-operator", "member:M2", 50, original: "parking"),
+            // Expiry, and a merchant the program does not know (ignored).
+            line(6, "expire", nil, "member:M3", -70),
+            line(6, "expire", nil, "expired", 70),
+            line(7, "earn", "elsewhere", "issued:elsewhere", -9),
+        ]
+        let (activities, expired) = SettlementCalculator.activities(lines, program: Fixture.program, start: start)
+        let byMerchant = Dictionary(uniqueKeysWithValues: activities.map { ($0.merchant.rawValue, $0) })
+        #expect(expired == Points(70))
+        #expect(byMerchant["mall-fashion"]?.issued == Points(500))
+        #expect(byMerchant["mall-fashion"]?.reversed == Points(200))
+        #expect(byMerchant["mall-fashion"]?.lateItems == 1)
+        #expect(byMerchant["mall-grocer"]?.redeemed == Points(400))
+        #expect(byMerchant["mall-grocer"]?.risk == Points(100))
+        #expect(byMerchant["mall-grocer"]?.lateItems == 0)
+        #expect(byMerchant["park-operator"]?.parking == Points(200))
+        #expect(byMerchant["park-operator"]?.redeemed == .zero)
+        #expect(byMerchant["elsewhere"] == nil)
+        // Every merchant of the program has a line, active or not.
+        #expect(activities.count == Fixture.program.sites.flatMap(\.merchants).count)
+    }
 }

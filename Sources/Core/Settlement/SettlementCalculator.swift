@@ -123,3 +123,83 @@ package enum SettlementCalculator: Sendable {
             journal: journal.filter { $0.amount != .zero })
     }
 }
+
+/// One posting line of a transaction posted in a settlement period, as the ledger stores it.
+package struct SettlementLine: Sendable, Equatable {
+    package var position: Int64
+    package var kind: String
+    package var merchant: String?
+    package var occurredAt: Timestamp
+    /// The kind of the transaction a reversal reverses.
+    package var originalKind: String?
+    /// The account's stored key (`Account.key`).
+    package var account: String
+    package var points: Points
+
+    package init(
+        position: Int64, kind: String, merchant: String?, occurredAt: Timestamp, originalKind: String?,
+        account: String, points: Points
+    ) {
+        self.position = position
+        self.kind = kind
+        self.merchant = merchant
+        self.occurredAt = occurredAt
+        self.originalKind = originalKind
+        self.account = account
+        self.points = points
+    }
+}
+
+extension SettlementCalculator {
+    /// Each merchant's activity in a period, and the points expired in it, from the posting lines
+    /// of the transactions posted in it (DESIGN §7): points leaving `issued:M` were issued by M,
+    /// coming back were reversed; points reaching `redeemed:M` were taken at M (as parking when the
+    /// transaction, or the one it cancels, is a parking payment); `offline_risk` lines of M's
+    /// transactions are M's risk; a transaction that happened before `start` is a late item.
+    package static func activities(
+        _ lines: [SettlementLine], program: Program, start: Timestamp
+    ) -> (activities: [MerchantActivity], expired: Points) {
+        var activities: [MerchantID: MerchantActivity] = [:]
+        for site in program.sites {
+            for merchant in site.merchants {
+                activities[merchant.id] = MerchantActivity(merchant: merchant.id, site: site.id)
+            }
+        }
+        var expired = Points.zero
+        var late: Set<Int64> = []
+        for line in lines {
+            if line.account == Account.expired.key {
+                expired += line.points
+                continue
+            }
+            guard let text = line.merchant, let merchant = MerchantID(text), activities[merchant] != nil else {
+                continue
+            }
+            if line.occurredAt < start, late.insert(line.position).inserted {
+                activities[merchant]?.lateItems += 1
+            }
+            if let issuer = accountMerchant(line.account, prefix: "issued:"), activities[issuer] != nil {
+                if line.points < .zero {
+                    activities[issuer]?.issued += -line.points
+                } else {
+                    activities[issuer]?.reversed += line.points
+                }
+            } else if let taker = accountMerchant(line.account, prefix: "redeemed:"), activities[taker] != nil {
+                let parking = TransactionKind.parking.rawValue
+                if line.kind == parking || line.originalKind == parking {
+                    activities[taker]?.parking += line.points
+                } else {
+                    activities[taker]?.redeemed += line.points
+                }
+            } else if line.account.hasPrefix("offline_risk:") {
+                activities[merchant]?.risk += -line.points
+            }
+        }
+        return (activities.values.sorted { $0.merchant < $1.merchant }, expired)
+    }
+
+    private static func accountMerchant(_ account: String, prefix: String) -> MerchantID? {
+        guard account.hasPrefix(prefix) else { return nil }
+        return MerchantID(String(account.dropFirst(prefix.count)))
+    }
+}

@@ -172,3 +172,40 @@ package enum AdjustmentRefusal: Error, Sendable, Equatable {
     /// A debit the member cannot cover: what they have available.
     case insufficient(available: Points, requested: Points)
 }
+
+// MARK: Settlement and jobs
+
+/// A closed settlement period: its statements exactly as stored when it was first closed.
+package struct ClosedSettlement: Sendable, Equatable {
+    package var period: CivilDate
+    /// The whole result as canonical JSON (sorted keys): the statement of record.
+    package var json: Data
+    /// One line per merchant and one for the platform.
+    package var csv: Data
+    /// SHA-256 of `json`, hex.
+    package var contentHash: String
+    /// True when the period had been closed before and this is the stored result.
+    package var alreadyClosed: Bool
+}
+
+/// Why a period cannot be closed.
+package struct SettlementRefusal: Error, Sendable, CustomStringConvertible {
+    package var description: String
+}
+
+/// What an expiry run did.
+package struct ExpiryRun: Sendable, Equatable {
+    package var day: CivilDate
+    package var members: Int
+    package var points: Points
+    package var transactions: Int
+    /// True when this day had been run before and nothing new was done.
+    package var alreadyRun: Bool
+}
+
+/// A member with points expiring soon.
+package struct ExpiryReminder: Sendable, Equatable {
+    package var member: MemberID
+    package var points: Points
+    package var expiresAt: Timestamp
+}

@@ -4,24 +4,6 @@ import Foundation
 import GRDB
 import Wire
 
-/// A closed settlement period: its statements exactly as stored when it was first closed.
-package struct ClosedSettlement: Sendable, Equatable {
-    package var period: CivilDate
-    /// The whole result as canonical JSON (sorted keys): the statement of record.
-    package var json: Data
-    /// One line per merchant and one for the platform.
-    package var csv: Data
-    /// SHA-256 of `json`, hex.
-    package var contentHash: String
-    /// True when the period had been closed before and this is the stored result.
-    package var alreadyClosed: Bool
-}
-
-/// Why a period cannot be closed.
-package struct SettlementRefusal: Error, Sendable, CustomStringConvertible {
-    package var description: String
-}
-
 extension SQLiteLedgerStore {
     /// Closes the settlement of `period` (a day of the program's time zone, half-open in gateway
     /// posting time). Closing again returns the stored bytes; a period not yet over is refused.
@@ -73,19 +55,13 @@ extension SQLiteLedgerStore {
             period: period, json: row["json"], csv: row["csv"], contentHash: row["content_hash"], alreadyClosed: true)
     }
 
-    /// Counts each merchant's points from the postings of the transactions posted in [start, end).
+    /// Reads the posting lines of the transactions posted in [start, end) and settles them
+    /// (`SettlementCalculator`: the rules are there, not here).
     private static func compute(_ db: Database, program: Program, start: Timestamp, end: Timestamp) throws -> Settlement
     {
-        var activities: [MerchantID: MerchantActivity] = [:]
-        for site in program.sites {
-            for merchant in site.merchants {
-                activities[merchant.id] = MerchantActivity(merchant: merchant.id, site: site.id)
-            }
-        }
-        var expired = Points.zero
         // Posting times never go backwards: the period is a range of positions.
         let writer = LedgerWriter(db: db)
-        let rows = try Row.fetchAll(
+        let lines = try Row.fetchAll(
             db,
             sql: """
                 SELECT t.position, t.kind, t.merchant_id, t.occurred_at_ms, o.kind AS original_kind, p.account, p.points
@@ -97,48 +73,17 @@ extension SQLiteLedgerStore {
                 """,
             arguments: [
                 try writer.firstPosition(postedAtOrAfter: start), try writer.firstPosition(postedAtOrAfter: end),
-            ])
-        var late: Set<Int64> = []
-        for row in rows {
-            let account: String = row["account"]
-            let points = Points(row["points"])
-            let kind: String = row["kind"]
-            let original: String? = row["original_kind"]
-            let merchantText: String? = row["merchant_id"]
-            if account == "expired" {
-                expired += points
-                continue
-            }
-            guard let merchantText, let merchant = MerchantID(merchantText), activities[merchant] != nil else {
-                continue
-            }
-            let occurred: Int64 = row["occurred_at_ms"]
-            if occurred < start.milliseconds, late.insert(row["position"]).inserted {
-                activities[merchant]?.lateItems += 1
-            }
-            if account.hasPrefix("issued:"), let issuer = MerchantID(String(account.dropFirst("issued:".count))),
-                activities[issuer] != nil
-            {
-                if points < .zero {
-                    activities[issuer]?.issued += -points
-                } else {
-                    activities[issuer]?.reversed += points
-                }
-            } else if account.hasPrefix("redeemed:"),
-                let taker = MerchantID(String(account.dropFirst("redeemed:".count))), activities[taker] != nil
-            {
-                if kind == TransactionKind.parking.rawValue || original == TransactionKind.parking.rawValue {
-                    activities[taker]?.parking += points
-                } else {
-                    activities[taker]?.redeemed += points
-                }
-            } else if account.hasPrefix("offline_risk:") {
-                activities[merchant]?.risk += -points
-            }
+            ]
+        ).map { row in
+            SettlementLine(
+                position: row["position"], kind: row["kind"], merchant: row["merchant_id"],
+                occurredAt: Timestamp(milliseconds: row["occurred_at_ms"]), originalKind: row["original_kind"],
+                account: row["account"], points: Points(row["points"]))
         }
+        let (activities, expired) = SettlementCalculator.activities(lines, program: program, start: start)
         do {
             return try SettlementCalculator.settle(
-                activities: Array(activities.values),
+                activities: activities,
                 prices: { activity in
                     guard let (merchant, site) = program.merchant(activity.merchant) else { return nil }
                     return program.settlement.prices(for: merchant, format: site.format)

@@ -3,23 +3,6 @@ import Foundation
 import GRDB
 import Wire
 
-/// What an expiry run did.
-package struct ExpiryRun: Sendable, Equatable {
-    package var day: CivilDate
-    package var members: Int
-    package var points: Points
-    package var transactions: Int
-    /// True when this day had been run before and nothing new was done.
-    package var alreadyRun: Bool
-}
-
-/// A member with points expiring soon.
-package struct ExpiryReminder: Sendable, Equatable {
-    package var member: MemberID
-    package var points: Points
-    package var expiresAt: Timestamp
-}
-
 extension SQLiteLedgerStore {
     /// Expires every lot that expires by the end of `day` (program time zone): one `expire`
     /// transaction per member (member → `expired`). Running the same day again does nothing.
