@@ -94,6 +94,26 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The benchmarks behind `coalition bench`: real nodes on temporary files, driven through
+        // their services and stores (docs/benchmarks.md).
+        .target(
+            name: "Benchmarks",
+            dependencies: [
+                "Core",
+                "NodeSupport",
+                "Wire",
+                "EdgeNode",
+                "Gateway",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "coalition",
             dependencies: [
@@ -102,6 +122,7 @@ let package = Package(
                 "Wire",
                 "EdgeNode",
                 "Gateway",
+                "Benchmarks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Benchmarks
 
 /// `coalition bench …`: the benchmarks of docs/benchmarks.md. Each prints its figure, the
 /// baseline measured in the same run, the ratio and the target. Build with `-c release`.

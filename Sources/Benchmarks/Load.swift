@@ -179,3 +179,10 @@ struct BenchReport {
         Swift.print(lines.joined(separator: "\n"))
     }
 }
+
+/// A benchmark that could not run as set up (a missing file, an unexpected answer).
+package struct BenchFailure: Error, CustomStringConvertible {
+    package let description: String
+
+    package init(_ description: String) { self.description = description }
+}

@@ -55,7 +55,7 @@ final class BenchFolder {
 
     init(program: String) throws {
         guard FileManager.default.fileExists(atPath: program) else {
-            throw CommandFailure("cannot read \(program); run from the repository's folder or pass --program")
+            throw BenchFailure("cannot read \(program); run from the repository's folder or pass --program")
         }
         path =
             FileManager.default.temporaryDirectory.appendingPathComponent("coalition-bench-\(UUID().uuidString)").path
@@ -161,10 +161,12 @@ struct TLSBenchEdge {
     }
 }
 
-enum EdgeBenches {
+package enum EdgeBenches {
     /// Earn at the till: K terminals over TLS, durable answers; baseline an empty RPC of the same
     /// sizes on the same server and transport.
-    static func edgeEarn(program: String, callers: Int, duration: Duration, rate: Double, members: Int) async throws {
+    package static func edgeEarn(program: String, callers: Int, duration: Duration, rate: Double, members: Int)
+        async throws
+    {
         let folder = try BenchFolder(program: program)
         let sample = {
             var sample = Coalition_Edge_V1_EarnRequest()
@@ -235,7 +237,7 @@ enum EdgeBenches {
 
     /// A whole barrier exit — quote, then pay (half of them partly in points) — with the gateway
     /// unreachable; baseline two empty RPCs of the same sizes.
-    static func parkingExit(program: String, duration: Duration, rate: Double, members: Int) async throws {
+    package static func parkingExit(program: String, duration: Duration, rate: Double, members: Int) async throws {
         let folder = try BenchFolder(program: program)
         try folder.issue(.site(SiteID("park-01")!), name: "park-01")
         try await TLSBenchEdge.with(
@@ -277,7 +279,7 @@ enum EdgeBenches {
                 pay.points = index % 2 == 0 ? 0 : min(quoted.balancePoints, 20)
                 let paid = try await edge.parking.pay(pay, metadata: token)
                 guard paid.feeMinor == quoted.feeMinor else {
-                    throw CommandFailure("the payment's fee differs from the quote")
+                    throw BenchFailure("the payment's fee differs from the quote")
                 }
             }
             var quoteSample = Coalition_Edge_V1_ParkingQuoteRequest()

@@ -23,7 +23,7 @@ final class GeneratingEdge: Sendable {
         self.site = SiteID(site)!
         let program = store.programs.latest!
         guard let merchant = program.program.site(self.site)?.merchants.first?.id else {
-            throw CommandFailure("no merchant at \(site)")
+            throw BenchFailure("no merchant at \(site)")
         }
         self.merchant = merchant
         var edgeLimits = EdgeLimits()
@@ -149,12 +149,12 @@ func benchGateway(_ folder: BenchFolder, name: String = "gateway.sqlite") throws
     return (store, limits)
 }
 
-enum GatewayBenches {
+package enum GatewayBenches {
     static let siteNames = ["mall-01", "hotel-01", "park-01", "office-01"]
 
     /// S sites push their outboxes concurrently, in batches; baseline: the same rows inserted
     /// into SQLite in the same batches with no logic.
-    static func gatewayIngest(program: String, sites: Int, transactions: Int, batch: Int) async throws {
+    package static func gatewayIngest(program: String, sites: Int, transactions: Int, batch: Int) async throws {
         let folder = try BenchFolder(program: program)
         let (store, limits) = try benchGateway(folder)
         let perSite = transactions / sites
@@ -187,7 +187,7 @@ enum GatewayBenches {
                                 try await service.push(request: $0, context: $1)
                             }
                             guard answer.status == .applied else {
-                                throw CommandFailure("a push was answered \(answer.status)")
+                                throw BenchFailure("a push was answered \(answer.status)")
                             }
                         }
                     }
@@ -246,7 +246,7 @@ enum GatewayBenches {
 
     /// One site with `transactions` queued offline reconnects: time until all are posted and its
     /// pull replica is current.
-    static func catchUp(program: String, transactions: Int, members: Int) async throws {
+    package static func catchUp(program: String, transactions: Int, members: Int) async throws {
         let folder = try BenchFolder(program: program)
         let (store, limits) = try benchGateway(folder)
         let edge = try GeneratingEdge(folder: folder, site: "mall-01", store: store, limits: limits)
@@ -303,7 +303,7 @@ enum GatewayBenches {
     }
 
     /// `members` members pulled to a fresh edge: time and database size.
-    static func replicaSize(program: String, members: Int) async throws {
+    package static func replicaSize(program: String, members: Int) async throws {
         let folder = try BenchFolder(program: program)
         let (store, limits) = try benchGateway(folder)
         // Members are written straight into the gateway's tables (the bench measures the pull).
