@@ -27,6 +27,7 @@ struct ReferenceModel {
 
     /// A transaction as the gateway posted it: only its order, time and (for the liar) points.
     struct Posted {
+        var position: Int64
         var transactionID: String
         var site: String
         var postedAt: Int64
@@ -40,6 +41,9 @@ struct ReferenceModel {
         var member: String
         var points: Int64
         var createdAt: Int64
+        /// The ledger's position counter right after the hold was granted: a hold counts for a
+        /// posting only if it came before it (many steps share one virtual millisecond).
+        var createdPosition: Int64?
         var expiresAt: Int64
         var released: Bool
     }
@@ -96,10 +100,12 @@ struct ReferenceModel {
             tier[member] = max(tier[member, default: 0], reached)
         }
         /// The member's balance less the holds of other transactions in force at `time`.
-        func available(_ member: String, at time: Int64, excluding transaction: String?) -> Int64 {
+        func available(_ member: String, at entry: Posted, excluding transaction: String?) -> Int64 {
             let held = holds.filter {
                 $0.transactionID != transaction && !$0.released && !consumed.contains($0.transactionID)
-                    && $0.createdAt <= time && time < $0.expiresAt && resolve($0.member) == member
+                    && ($0.createdPosition.map { created in created < entry.position }
+                        ?? ($0.createdAt < entry.postedAt))
+                    && entry.postedAt < $0.expiresAt && resolve($0.member) == member
             }
             return out.balances[member, default: 0] - held.reduce(0) { $0 + $1.points }
         }
@@ -144,7 +150,7 @@ struct ReferenceModel {
                 // Its own hold (if the gateway granted one) was kept for it: not someone else's.
                 take(
                     points, from: owner, at: entry.site,
-                    available: available(owner, at: entry.postedAt, excluding: entry.transactionID))
+                    available: available(owner, at: entry, excluding: entry.transactionID))
                 consumed.insert(entry.transactionID)
             case .refund(let original, let amount):
                 guard var earn = earns[original],
@@ -162,7 +168,7 @@ struct ReferenceModel {
                 // refunding site's risk.
                 take(
                     refund.points.value, from: earn.member, at: entry.site,
-                    available: available(earn.member, at: entry.postedAt, excluding: nil))
+                    available: available(earn.member, at: entry, excluding: nil))
                 qualify(earn.member, -refund.points.value)
                 earn.refunded += refund.amount.minorUnits
                 earn.reversed += refund.points.value

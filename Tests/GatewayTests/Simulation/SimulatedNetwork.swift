@@ -97,6 +97,9 @@ final class SimulatedLink: Sendable {
         var faults: [LinkFault] = []
         var pastPushes: [Coalition_Sync_V1_PushRequest] = []
         var violations: [String] = []
+        /// The gateway's position counter right after each hold was granted, by transaction id:
+        /// when the hold began, in the ledger's own order (for the reference model).
+        var holdPositions: [String: Int64] = [:]
     }
 
     let site: SiteID
@@ -113,6 +116,8 @@ final class SimulatedLink: Sendable {
     func inject(_ fault: LinkFault) { state.withLock { $0.faults.append(fault) } }
     func clearFaults() { state.withLock { $0.faults.removeAll() } }
     var pushesSeen: Int { state.withLock { $0.pastPushes.count } }
+
+    func holdPosition(_ transaction: String) -> Int64? { state.withLock { $0.holdPositions[transaction] } }
 
     func takeViolations() -> [String] {
         state.withLock { state in
@@ -194,9 +199,21 @@ final class SimulatedLink: Sendable {
             },
             authorizeRedeem: { [self] request, _ in
                 try await deliver(request) { request in
-                    try await callInProcess(request, method: "AuthorizeRedeem") {
+                    let response = try await callInProcess(request, method: "AuthorizeRedeem") {
                         try await gateway.service(for: site).authorizeRedeem(request: $0, context: $1)
                     }
+                    if response.approved,
+                        let position = try? await gateway.store.database.pool.read({ db in
+                            try Int64.fetchOne(db, sql: "SELECT value FROM counters WHERE name = 'position'")
+                        })
+                    {
+                        state.withLock { state in
+                            if state.holdPositions[request.transactionID] == nil {
+                                state.holdPositions[request.transactionID] = position
+                            }
+                        }
+                    }
+                    return response
                 }
             },
             releaseHold: { [self] request, _ in

@@ -593,12 +593,13 @@ final class Simulation {
                 order: try Row.fetchAll(
                     db,
                     sql: """
-                        SELECT transaction_id, site_id, posted_at_ms, outcome, posted_points FROM transactions
+                        SELECT position, transaction_id, site_id, posted_at_ms, outcome, posted_points FROM transactions
                         WHERE site_sequence IS NOT NULL ORDER BY position
                         """
                 ).map {
                     ReferenceModel.Posted(
-                        transactionID: $0["transaction_id"], site: $0["site_id"], postedAt: $0["posted_at_ms"],
+                        position: $0["position"], transactionID: $0["transaction_id"], site: $0["site_id"],
+                        postedAt: $0["posted_at_ms"],
                         rejected: ($0["outcome"] as String) == "rejected", points: $0["posted_points"])
                 },
                 holds: try Row.fetchAll(
@@ -610,7 +611,7 @@ final class Simulation {
                 ).map {
                     ReferenceModel.Hold(
                         transactionID: $0["transaction_id"], member: $0["member_id"], points: $0["points"],
-                        createdAt: $0["created_at_ms"], expiresAt: $0["expires_at_ms"],
+                        createdAt: $0["created_at_ms"], createdPosition: nil, expiresAt: $0["expires_at_ms"],
                         released: ($0["status"] as String) == "released")
                 },
                 balances: Dictionary(
@@ -662,7 +663,12 @@ final class Simulation {
             highWater[id] = mark
         }
         for text in facts.heldButCharged { violation("gateway: \(text)") }
-        compare(model.expect(posted: facts.order, holds: facts.holds), facts.balances, facts.risk, facts.dinnerGiven)
+        let holds = facts.holds.map { hold in
+            var hold = hold
+            hold.createdPosition = edges.lazy.compactMap { $0.link.holdPosition(hold.transactionID) }.first
+            return hold
+        }
+        compare(model.expect(posted: facts.order, holds: holds), facts.balances, facts.risk, facts.dinnerGiven)
         for text in facts.honestFlagged { violation("gateway: an honest edge was flagged: \(text)") }
         // The dinner bonus given, from the receipts the tills got and what was posted for them
         // (a cut comes off the bonus): never more than the budget.
