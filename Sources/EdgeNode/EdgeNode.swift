@@ -27,8 +27,8 @@ package final class EdgeNode: Service, Sendable {
 
     /// `extraServices` are served beside the POS API (the benchmark's baseline service).
     package init(
-        configuration: EdgeConfiguration, clock: any WallClock, logger: Logger,
-        extraServices: [any RegistrableRPCService] = []
+        configuration: EdgeConfiguration, clock: any WallClock, sleeper: any Clock<Duration> = ContinuousClock(),
+        logger: Logger, extraServices: [any RegistrableRPCService] = []
     ) throws {
         var logger = logger
         logger[metadataKey: "site.id"] = "\(configuration.siteID)"
@@ -44,8 +44,8 @@ package final class EdgeNode: Service, Sendable {
         let programs = ProgramHolder(program)
         sync = try configuration.gateway.map { link in
             try SyncClient(
-                link: link, site: configuration.siteID, database: database, clock: clock, logger: logger,
-                program: { programs.program }, activate: { programs.program = $0 })
+                link: link, site: configuration.siteID, database: database, clock: clock, sleeper: sleeper,
+                logger: logger, program: { programs.program }, activate: { programs.program = $0 })
         }
         ledger = EdgeLedger(
             site: configuration.siteID, database: database, programs: programs, clock: clock,
@@ -157,7 +157,7 @@ package final class EdgeNode: Service, Sendable {
                 logger.warning(
                     "a new edge waits for the gateway before serving",
                     metadata: ["error": "\(error)", "retry.ms": "\(wait)"])
-                try await Task.sleep(for: .milliseconds(wait))
+                try await sync.sleeper.sleep(for: .milliseconds(wait))
                 wait = min(30_000, wait * 2)
             }
         }

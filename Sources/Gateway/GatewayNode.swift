@@ -18,11 +18,17 @@ package final class GatewayNode: Service, Sendable {
     private let health: HealthService
     private let logger: Logger
     private let maintenanceStopped = Mutex(false)
+    /// What the maintenance loop waits with (a test may pass a clock of its own).
+    private let sleeper: any Clock<Duration>
 
     /// Opens and migrates the ledger, publishes the configured program if it changed, and prepares
     /// the mTLS server (nothing listens until `run()`).
-    package init(configuration: GatewayConfiguration, clock: any WallClock, logger: Logger) throws {
+    package init(
+        configuration: GatewayConfiguration, clock: any WallClock, sleeper: any Clock<Duration> = ContinuousClock(),
+        logger: Logger
+    ) throws {
         self.configuration = configuration
+        self.sleeper = sleeper
         self.logger = logger
         let database = try GatewayDatabase.open(
             path: configuration.databasePath, busyTimeoutMilliseconds: configuration.limits.busyTimeoutMilliseconds)
@@ -131,7 +137,7 @@ package final class GatewayNode: Service, Sendable {
             var slept: Int64 = 0
             while slept < configuration.limits.maintenanceCheckMilliseconds, !maintenanceStopped.withLock({ $0 }) {
                 do {
-                    try await Task.sleep(for: .milliseconds(200))
+                    try await sleeper.sleep(for: .milliseconds(200))
                 } catch {
                     return  // cancelled: the node is stopping
                 }

@@ -39,7 +39,7 @@ extension SyncClient {
             }
             if wait > 0 {
                 do {
-                    try await Task.sleep(for: .milliseconds(wait))
+                    try await sleeper.sleep(for: .milliseconds(wait))
                 } catch {
                     return
                 }

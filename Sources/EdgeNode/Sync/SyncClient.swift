@@ -20,6 +20,8 @@ package final class SyncClient: Sendable {
     let site: SiteID
     let database: EdgeDatabase
     let clock: any WallClock
+    /// What the retry loops wait with (a test may pass a clock of its own).
+    let sleeper: any Clock<Duration>
     let logger: Logger
     let client: GRPCClient<HTTP2ClientTransport.Posix>?
     let sync: SyncCalls
@@ -28,7 +30,8 @@ package final class SyncClient: Sendable {
 
     /// A client over mutual TLS to the gateway the link names.
     package convenience init(
-        link: GatewayLink, site: SiteID, database: EdgeDatabase, clock: any WallClock, logger: Logger,
+        link: GatewayLink, site: SiteID, database: EdgeDatabase, clock: any WallClock,
+        sleeper: any Clock<Duration> = ContinuousClock(), logger: Logger,
         program: @escaping @Sendable () -> ActiveProgram, activate: @escaping @Sendable (ActiveProgram) -> Void
     ) throws {
         let ca = link.caCertificatePath
@@ -42,15 +45,16 @@ package final class SyncClient: Sendable {
                     tls.trustRoots = .certificates([.file(path: ca, format: .pem)])
                 }))
         self.init(
-            link: link, site: site, database: database, clock: clock, logger: logger, program: program,
-            activate: activate,
+            link: link, site: site, database: database, clock: clock, sleeper: sleeper, logger: logger,
+            program: program, activate: activate,
             calls: SyncCalls(client: Coalition_Sync_V1_Sync.Client(wrapping: client)), connection: client)
     }
 
     /// A client making its calls through `calls` (the simulation's in-process link); `connection`
     /// is the gRPC client whose connections `runConnections()` runs, if any.
     package init(
-        link: GatewayLink, site: SiteID, database: EdgeDatabase, clock: any WallClock, logger: Logger,
+        link: GatewayLink, site: SiteID, database: EdgeDatabase, clock: any WallClock,
+        sleeper: any Clock<Duration> = ContinuousClock(), logger: Logger,
         program: @escaping @Sendable () -> ActiveProgram, activate: @escaping @Sendable (ActiveProgram) -> Void,
         calls: SyncCalls, connection: GRPCClient<HTTP2ClientTransport.Posix>? = nil
     ) {
@@ -58,6 +62,7 @@ package final class SyncClient: Sendable {
         self.site = site
         self.database = database
         self.clock = clock
+        self.sleeper = sleeper
         self.logger = logger
         self.program = program
         self.activate = activate
