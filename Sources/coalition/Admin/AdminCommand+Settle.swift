@@ -1,0 +1,116 @@
+import ArgumentParser
+import Core
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import SwiftProtobuf
+import Wire
+
+/// `coalition admin settle close|show|export` and `expire run|reminders`.
+extension AdminCommand {
+    struct Settle: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Close, show and export a day's settlement.", subcommands: [Close.self, Show.self, Export.self])
+
+        static func table(_ result: Coalition_Ops_V1_SettlementResult) -> String {
+            Table.render(
+                [
+                    "merchant", "issued", "reversed", "redeemed", "parking", "risk", "payable", "receivable", "net",
+                    "late",
+                ],
+                result.merchants.map {
+                    [
+                        $0.merchantID, "\($0.pointsIssued)", "\($0.pointsReversed)", "\($0.pointsRedeemed)",
+                        "\($0.parkingPoints)", "\($0.offlineRiskPoints)",
+                        "\($0.payableMinor)", "\($0.receivableMinor)", "\($0.netMinor)", "\($0.lateItems)",
+                    ]
+                })
+                + "\nplatform: spread \(result.platform.spreadMinor), risk \(result.platform.riskMinor), net \(result.platform.netMinor), breakage \(result.platform.breakageMinor)\n"
+                + "journal: debits \(result.journalDebitsMinor) = credits \(result.journalCreditsMinor); content hash \(result.contentHash)"
+        }
+
+        struct Close: AsyncParsableCommand {
+            @OptionGroup var connection: Connection
+            @Option(help: "The day, YYYY-MM-DD (program time zone).") var period: String
+
+            func run() async throws {
+                var request = Coalition_Ops_V1_CloseSettlementRequest()
+                request.requestID = "SETTLE-\(period)"
+                request.period = period
+                let response = try await connection.withOps { try await $0.closeSettlement(request) }
+                try connection.show(response) {
+                    (response.alreadyClosed ? "already closed\n" : "closed\n") + Settle.table(response.result)
+                }
+            }
+        }
+
+        struct Show: AsyncParsableCommand {
+            @OptionGroup var connection: Connection
+            @Option(help: "The day, YYYY-MM-DD.") var period: String
+
+            func run() async throws {
+                var request = Coalition_Ops_V1_GetSettlementRequest()
+                request.period = period
+                let response = try await connection.withOps { try await $0.getSettlement(request) }
+                try connection.show(response) { Settle.table(response.result) }
+            }
+        }
+
+        struct Export: AsyncParsableCommand {
+            @OptionGroup var connection: Connection
+            @Option(help: "The day, YYYY-MM-DD.") var period: String
+            @Option(help: "The folder to write PERIOD.json and PERIOD.csv into.") var out: String
+
+            func run() async throws {
+                var request = Coalition_Ops_V1_ExportSettlementRequest()
+                request.period = period
+                let response = try await connection.withOps { try await $0.exportSettlement(request) }
+                let folder = URL(fileURLWithPath: out)
+                try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+                for file in response.files {
+                    try file.content.write(to: folder.appendingPathComponent(file.name), options: .atomic)
+                }
+                try connection.show(response) {
+                    "wrote \(response.files.map(\.name).joined(separator: ", ")) to \(out) (content hash \(response.contentHash))"
+                }
+            }
+        }
+    }
+
+    struct Expire: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run expiry, or list members with points expiring soon.", subcommands: [Run.self, Reminders.self])
+
+        struct Run: AsyncParsableCommand {
+            @OptionGroup var connection: Connection
+            @Option(help: "Expire what expires by the end of this day, YYYY-MM-DD (default: yesterday).") var asOf:
+                String = ""
+
+            func run() async throws {
+                var request = Coalition_Ops_V1_RunExpiryRequest()
+                request.requestID = "EXPIRE-\(asOf)"
+                request.asOf = asOf
+                let response = try await connection.withOps { try await $0.runExpiry(request) }
+                try connection.show(response) {
+                    "expired \(response.pointsExpired) points of \(response.membersAffected) members"
+                }
+            }
+        }
+
+        struct Reminders: AsyncParsableCommand {
+            @OptionGroup var connection: Connection
+            @Option(help: "The day the reminder window starts, YYYY-MM-DD (default: today).") var asOf: String = ""
+
+            func run() async throws {
+                var request = Coalition_Ops_V1_ListExpiryRemindersRequest()
+                request.asOf = asOf
+                let response = try await connection.withOps { try await $0.listExpiryReminders(request) }
+                try connection.show(response) {
+                    Table.render(
+                        ["member", "points", "expires ms"],
+                        response.reminders.map { [$0.memberID, "\($0.points)", "\($0.expiresAtMs)"] })
+                }
+            }
+        }
+    }
+}
