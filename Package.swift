@@ -94,6 +94,22 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // A network on this machine (CA, certificates, nodes on loopback) for the demo, the
+        // benchmarks and the tests.
+        .target(
+            name: "LocalNetwork",
+            dependencies: [
+                "Core",
+                "NodeSupport",
+                "Wire",
+                "EdgeNode",
+                "Gateway",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The benchmarks behind `coalition bench`: real nodes on temporary files, driven through
         // their services and stores (docs/benchmarks.md).
         .target(
@@ -104,6 +120,7 @@ let package = Package(
                 "Wire",
                 "EdgeNode",
                 "Gateway",
+                "LocalNetwork",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
@@ -123,6 +140,7 @@ let package = Package(
                 "EdgeNode",
                 "Gateway",
                 "Benchmarks",
+                "LocalNetwork",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -173,7 +191,7 @@ let package = Package(
         .testTarget(
             name: "GatewayTests",
             dependencies: [
-                "Core", "Wire", "Gateway", "EdgeNode", "NodeSupport", "TestSupport",
+                "Core", "Wire", "Gateway", "EdgeNode", "NodeSupport", "TestSupport", "LocalNetwork",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "GRDB", package: "GRDB.swift"),

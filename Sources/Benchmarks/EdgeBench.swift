@@ -5,6 +5,7 @@ import GRDB
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Gateway
+import LocalNetwork
 import Logging
 import NodeSupport
 import SwiftProtobuf
@@ -49,7 +50,8 @@ extension GRPCClient {
 final class BenchFolder {
     let path: String
     let programFile: String
-    let authority: CertificateAuthority
+    /// The CA and certificates of the bench's network, in the folder.
+    let network: LocalNetwork
     static let quiet = Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() })
     static let phoneKey = [UInt8](repeating: 0x42, count: 32)
 
@@ -62,15 +64,12 @@ final class BenchFolder {
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         programFile = path + "/program.yaml"
         try FileManager.default.copyItem(atPath: program, toPath: programFile)
-        authority = try CertificateAuthority.create(name: "Coalition bench CA")
-        try authority.certificatePEM.write(toFile: path + "/ca.pem", atomically: true, encoding: .utf8)
+        network = try LocalNetwork(directory: path, sites: [], caName: "Coalition bench CA")
     }
 
     /// Writes a certificate for `identity` as NAME.pem / NAME.key.
     func issue(_ identity: PeerIdentity, name: String) throws {
-        let issued = try authority.issue(identity)
-        try issued.certificatePEM.write(toFile: path + "/\(name).pem", atomically: true, encoding: .utf8)
-        try issued.privateKeyPEM.write(toFile: path + "/\(name).key", atomically: true, encoding: .utf8)
+        try network.issue(identity, name: name)
     }
 
     /// Bytes of a file and its WAL, if any.
@@ -99,44 +98,21 @@ struct TLSBenchEdge {
         _ body: (TLSBenchEdge) async throws -> Result
     ) async throws -> Result {
         try folder.issue(.gateway("127.0.0.1"), name: "pos")
-        var configuration = EdgeConfiguration(
-            siteID: SiteID(site)!, databasePath: folder.path + "/\(site).sqlite", programFile: folder.programFile,
-            phoneHashKey: BenchFolder.phoneKey)
+        var configuration = try folder.network.edgeConfiguration(
+            site: site, database: folder.path + "/\(site).sqlite", programFile: folder.programFile,
+            phoneHashKey: BenchFolder.phoneKey, gatewayPort: nil)
         configuration.tls = ServerTLSFiles(
             certificatePath: folder.path + "/pos.pem", privateKeyPath: folder.path + "/pos.key")
         try prepare(&configuration)
-        let node = try EdgeNode(
-            configuration: configuration, clock: SystemWallClock(), logger: BenchFolder.quiet,
-            extraServices: [BaselineService(responseBytes: baselineResponseBytes)])
-        let tokens = try (0..<terminals).map { index -> Metadata in
-            let token = try node.terminals.issue(merchant: MerchantID(merchant)!, terminalID: "bench-\(index)")
-            return ["authorization": .string("Bearer \(token)")]
-        }
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await node.run() }
-            let port = try await node.listeningPort
-            let ca = folder.path + "/ca.pem"
-            let client = GRPCClient(
-                transport: try .http2NIOPosix(
-                    target: .ipv4(address: "127.0.0.1", port: port),
-                    transportSecurity: .tls { $0.trustRoots = .certificates([.file(path: ca, format: .pem)]) }))
-            group.addTask { try? await client.runConnections() }
-            let edge = TLSBenchEdge(
-                node: node, client: client, points: .init(wrapping: client), parking: .init(wrapping: client),
-                tokens: tokens)
-            let result: Result
-            do {
-                result = try await body(edge)
-            } catch {
-                client.beginGracefulShutdown()
-                node.beginGracefulShutdown()
-                try? await group.waitForAll()
-                throw error
-            }
-            client.beginGracefulShutdown()
-            node.beginGracefulShutdown()
-            try await group.waitForAll()
-            return result
+        return try await LocalNetwork.withEdge(
+            configuration, clock: SystemWallClock(), logger: BenchFolder.quiet, merchants: [merchant],
+            terminalsPerMerchant: terminals, trustRoots: folder.network.path("ca.pem"),
+            extraServices: [BaselineService(responseBytes: baselineResponseBytes)]
+        ) { edge in
+            try await body(
+                TLSBenchEdge(
+                    node: edge.node, client: edge.client, points: edge.points, parking: edge.parking,
+                    tokens: (0..<terminals).map { edge.auth(merchant, terminal: $0) }))
         }
     }
 

@@ -5,6 +5,7 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Gateway
+import LocalNetwork
 import Logging
 import NodeSupport
 import Wire
@@ -46,6 +47,8 @@ private struct Demo {
     let zone = ProgramTimeZone(identifier: "Asia/Shanghai")!
     let logger = Logger(label: "coalition.demo", factory: { _ in SwiftLogNoOpLogHandler() })
     let phoneKey: [UInt8]
+    /// The CA and the certificates (`certs/`), and the nodes on loopback.
+    let network: LocalNetwork
 
     init(folder: String) throws {
         self.folder = folder
@@ -53,20 +56,9 @@ private struct Demo {
         clock = SettableWallClock(zone.instant(of: CivilDateTime(parsing: "2026-11-28T10:00")!))
         var generator = SystemRandomNumberGenerator()
         phoneKey = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
-        let ca = try CertificateAuthority.create(name: "Coalition demo CA")
-        try write(ca.certificatePEM, "certs/ca.pem")
-        try write(ca.privateKeyPEM, "certs/ca.key")
-        let gateway = try ca.issue(.gateway("127.0.0.1"))
-        try write(gateway.certificatePEM, "certs/gateway.pem")
-        try write(gateway.privateKeyPEM, "certs/gateway.key")
-        for site in ["mall-01", "hotel-01", "park-01"] {
-            let issued = try ca.issue(.site(SiteID(site)!))
-            try write(issued.certificatePEM, "certs/\(site).pem")
-            try write(issued.privateKeyPEM, "certs/\(site).key")
-        }
-        let alice = try ca.issue(.operator("alice"))
-        try write(alice.certificatePEM, "certs/operator-alice.pem")
-        try write(alice.privateKeyPEM, "certs/operator-alice.key")
+        network = try LocalNetwork(
+            directory: folder + "/certs", sites: ["mall-01", "hotel-01", "park-01"], operators: ["alice"],
+            caName: "Coalition demo CA")
         try write(phoneKey.map { String(format: "%02x", $0) }.joined() + "\n", "phone.key")
         try write(
             """
@@ -106,89 +98,20 @@ private struct Demo {
         var configuration = try GatewayConfiguration.load(file: path("gateway.yaml"))
         configuration.listenPort = 0
         configuration.portFile = nil
-        let node = try GatewayNode(configuration: configuration, clock: clock, logger: logger)
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await node.run() }
-            do {
-                let result = try await body(node, try await node.listeningPort)
-                node.beginGracefulShutdown()
-                try await group.waitForAll()
-                return result
-            } catch {
-                node.beginGracefulShutdown()
-                try? await group.waitForAll()
-                throw error
-            }
-        }
+        return try await LocalNetwork.withGateway(configuration, clock: clock, logger: logger, body)
     }
 
-    struct Edge: Sendable {
-        let node: EdgeNode
-        let points: Coalition_Edge_V1_Points.Client<HTTP2ClientTransport.Posix>
-        let parking: Coalition_Edge_V1_Parking.Client<HTTP2ClientTransport.Posix>
-        let tokens: [String: String]
-
-        func auth(_ merchant: String) -> Metadata { ["authorization": .string("Bearer \(tokens[merchant] ?? "")")] }
-
-        func balance(_ member: String, as merchant: String) async throws -> Int64 {
-            var request = Coalition_Edge_V1_GetBalanceRequest()
-            request.memberID = member
-            return try await points.getBalance(request, metadata: auth(merchant)).member.balancePoints
-        }
-
-        var synced: Bool {
-            get async throws { try await node.ledger.unacknowledgedCount() == 0 }
-        }
-    }
+    typealias Edge = RunningEdge
 
     /// An edge for `site`, linked to the gateway at `gatewayPort` (port 9, where nothing listens, cuts it off).
     func withEdge<R: Sendable>(_ site: String, merchants: [String], gatewayPort: Int, _ body: (Edge) async throws -> R)
         async throws -> R
     {
-        var configuration = EdgeConfiguration(
-            siteID: SiteID(site)!, databasePath: path("\(site).sqlite"), programFile: path("program.yaml"),
-            phoneHashKey: phoneKey)
-        var link = GatewayLink(
-            host: "127.0.0.1", port: gatewayPort, caCertificatePath: path("certs/ca.pem"),
-            certificatePath: path("certs/\(site).pem"),
-            privateKeyPath: path("certs/\(site).key"))
-        link.syncIntervalMilliseconds = 50
-        link.backoffInitialMilliseconds = 50
-        link.backoffMaxMilliseconds = 500
-        configuration.gateway = link
-        let node = try EdgeNode(configuration: configuration, clock: clock, logger: logger)
-        var tokens: [String: String] = [:]
-        for merchant in merchants {
-            tokens[merchant] = try node.terminals.issue(
-                merchant: MerchantID(merchant)!, terminalID: "\(merchant)-\(UUID().uuidString.prefix(8))")
-        }
-        let issued = tokens
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await node.run() }
-            let port = try await node.listeningPort
-            let client = GRPCClient(
-                transport: try .http2NIOPosix(
-                    target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: .plaintext))
-            group.addTask {
-                do { try await client.runConnections() } catch let error as RuntimeError
-                    where error.code == .clientIsStopped
-                {}
-            }
-            let edge = Edge(
-                node: node, points: .init(wrapping: client), parking: .init(wrapping: client), tokens: issued)
-            do {
-                let result = try await body(edge)
-                client.beginGracefulShutdown()
-                node.beginGracefulShutdown()
-                try await group.waitForAll()
-                return result
-            } catch {
-                client.beginGracefulShutdown()
-                node.beginGracefulShutdown()
-                try? await group.waitForAll()
-                throw error
-            }
-        }
+        let configuration = try network.edgeConfiguration(
+            site: site, database: path("\(site).sqlite"), programFile: path("program.yaml"), phoneHashKey: phoneKey,
+            gatewayPort: gatewayPort, certificate: site)
+        return try await LocalNetwork.withEdge(
+            configuration, clock: clock, logger: logger, merchants: merchants, body)
     }
 
     func waitUntil(_ what: String, _ condition: () async throws -> Bool) async throws {
@@ -413,5 +336,12 @@ private struct Demo {
         say(
             "  merchants' nets + platform = \(sum) (always 0); statements written to \(path("settlement-2026-11-28.csv")) and .json"
         )
+    }
+}
+
+extension RunningEdge {
+    /// Every transaction of the edge is acknowledged by the gateway.
+    var synced: Bool {
+        get async throws { try await node.ledger.unacknowledgedCount() == 0 }
     }
 }

@@ -5,41 +5,32 @@ import GRDB
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Gateway
+import LocalNetwork
 import Logging
-import Testing
 import TestSupport
+import Testing
 import Wire
 
-/// Certificates of a test network, made in code and written as PEM files.
+/// Certificates of a test network (`LocalNetwork`), made in code and written as PEM files.
 struct TestCertificates {
-    let ca: CertificateAuthority
-    let directory: String
+    let network: LocalNetwork
+    var ca: CertificateAuthority { network.authority }
+    var directory: String { network.directory }
 
     init(directory: String, sites: [String]) throws {
-        self.directory = directory
-        ca = try CertificateAuthority.create()
-        try write(ca.certificatePEM, "ca.pem")
-        let gateway = try ca.issue(.gateway("127.0.0.1"))
-        try write(gateway.certificatePEM, "gateway.pem")
-        try write(gateway.privateKeyPEM, "gateway.key")
-        for site in sites { try issue(.site(SiteID(site)!), name: site) }
+        network = try LocalNetwork(directory: directory, sites: sites, caName: "Coalition test CA")
     }
 
+    /// A certificate valid from an hour before `now` for `days`, by this network's CA or `authority`.
     @discardableResult
-    func issue(_ identity: PeerIdentity, name: String, now: Date = Date(), days: Int = 30, by authority: CertificateAuthority? = nil) throws
-        -> CertificateAuthority.Issued
-    {
-        let issued = try (authority ?? ca).issue(identity, now: now, validityDays: days, notValidBefore: now.addingTimeInterval(-3600))
-        try write(issued.certificatePEM, "\(name).pem")
-        try write(issued.privateKeyPEM, "\(name).key")
-        return issued
+    func issue(
+        _ identity: PeerIdentity, name: String, now: Date = Date(), days: Int = 30,
+        by authority: CertificateAuthority? = nil
+    ) throws -> CertificateAuthority.Issued {
+        try network.issue(identity, name: name, now: now, days: days, by: authority)
     }
 
-    func path(_ name: String) -> String { directory + "/" + name }
-
-    private func write(_ text: String, _ name: String) throws {
-        try text.write(toFile: path(name), atomically: true, encoding: .utf8)
-    }
+    func path(_ name: String) -> String { network.path(name) }
 }
 
 /// A running gateway.
@@ -51,7 +42,8 @@ struct GatewayHarness: Sendable {
     /// A member's ledger balance and the sum of every posting (must be zero).
     func balance(_ member: String) async throws -> Int64 {
         try await store.database.pool.read { db in
-            try Int64.fetchOne(db, sql: "SELECT points FROM account_balances WHERE account = ?", arguments: ["member:\(member)"]) ?? 0
+            try Int64.fetchOne(
+                db, sql: "SELECT points FROM account_balances WHERE account = ?", arguments: ["member:\(member)"]) ?? 0
         }
     }
 
@@ -70,38 +62,56 @@ struct GatewayHarness: Sendable {
     }
 
     func account(_ key: String) async throws -> Int64 {
-        try await store.database.pool.read { db in try Int64.fetchOne(db, sql: "SELECT points FROM account_balances WHERE account = ?", arguments: [key]) ?? 0 }
+        try await store.database.pool.read { db in
+            try Int64.fetchOne(db, sql: "SELECT points FROM account_balances WHERE account = ?", arguments: [key]) ?? 0
+        }
     }
 
     func conflicts(kind: String) async throws -> [(site: String, points: Int64)] {
         try await store.database.pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT site_id, points FROM conflicts WHERE kind = ? ORDER BY conflict_id", arguments: [kind])
-                .map { ($0["site_id"] ?? "", $0["points"]) }
+            try Row.fetchAll(
+                db, sql: "SELECT site_id, points FROM conflicts WHERE kind = ? ORDER BY conflict_id", arguments: [kind]
+            )
+            .map { ($0["site_id"] ?? "", $0["points"]) }
         }
     }
 
     func flags(_ site: String) async throws -> String {
-        try await store.database.pool.read { db in try String.fetchOne(db, sql: "SELECT flags FROM sites WHERE site_id = ?", arguments: [site]) ?? "" }
+        try await store.database.pool.read { db in
+            try String.fetchOne(db, sql: "SELECT flags FROM sites WHERE site_id = ?", arguments: [site]) ?? ""
+        }
     }
 
     /// Invariants: postings sum to zero per transaction and overall, the balance cache equals the
     /// postings, no member is below zero.
     func checkInvariants() async throws {
         try await store.database.pool.read { db in
-            let unbalanced = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM (SELECT position FROM postings GROUP BY position HAVING SUM(points) != 0)") ?? -1
+            let unbalanced =
+                try Int.fetchOne(
+                    db,
+                    sql:
+                        "SELECT COUNT(*) FROM (SELECT position FROM postings GROUP BY position HAVING SUM(points) != 0)"
+                ) ?? -1
             #expect(unbalanced == 0)
             #expect(try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(points), 0) FROM postings") == 0)
-            let drift = try Int.fetchOne(
-                db, sql: "SELECT COUNT(*) FROM account_balances b WHERE b.points != (SELECT COALESCE(SUM(points), 0) FROM postings p WHERE p.account = b.account)") ?? -1
+            let drift =
+                try Int.fetchOne(
+                    db,
+                    sql:
+                        "SELECT COUNT(*) FROM account_balances b WHERE b.points != (SELECT COALESCE(SUM(points), 0) FROM postings p WHERE p.account = b.account)"
+                ) ?? -1
             #expect(drift == 0)
-            #expect(try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM account_balances WHERE account LIKE 'member:%' AND points < 0") == 0)
+            #expect(
+                try Int.fetchOne(
+                    db, sql: "SELECT COUNT(*) FROM account_balances WHERE account LIKE 'member:%' AND points < 0") == 0)
             // Every point a member holds is in a lot: the lots of each member sum to their balance.
-            let lotDrift = try Int.fetchOne(
-                db,
-                sql: """
-                    SELECT COUNT(*) FROM account_balances b WHERE b.account LIKE 'member:%'
-                      AND b.points != (SELECT COALESCE(SUM(remaining_points), 0) FROM lots l WHERE 'member:' || l.member_id = b.account)
-                    """) ?? -1
+            let lotDrift =
+                try Int.fetchOne(
+                    db,
+                    sql: """
+                        SELECT COUNT(*) FROM account_balances b WHERE b.account LIKE 'member:%'
+                          AND b.points != (SELECT COALESCE(SUM(remaining_points), 0) FROM lots l WHERE 'member:' || l.member_id = b.account)
+                        """) ?? -1
             #expect(lotDrift == 0)
             #expect(try LedgerChains.faults(db) == [])
         }
@@ -136,82 +146,41 @@ enum Network {
         return path
     }
 
-    static func gatewayConfiguration(_ directory: String, certificates: TestCertificates) throws -> GatewayConfiguration {
+    static func gatewayConfiguration(_ directory: String, certificates: TestCertificates) throws -> GatewayConfiguration
+    {
         var limits = GatewayLimits()
         limits.clockSkewMaxMilliseconds = 10 * 60 * 1000
-        return GatewayConfiguration(
-            databasePath: directory + "/gateway.sqlite", caCertificatePath: certificates.path("ca.pem"),
-            certificatePath: certificates.path("gateway.pem"), privateKeyPath: certificates.path("gateway.key"),
-            programFile: try programFile(directory), limits: limits)
+        return certificates.network.gatewayConfiguration(
+            database: directory + "/gateway.sqlite", programFile: try programFile(directory), limits: limits)
     }
 
     /// Runs `body` with a gateway serving mTLS on a free loopback port.
     static func withGateway<Result: Sendable>(
         _ configuration: GatewayConfiguration, clock: ManualWallClock, _ body: (GatewayHarness) async throws -> Result
     ) async throws -> Result {
-        let node = try GatewayNode(configuration: configuration, clock: clock, logger: quiet)
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await node.run() }
-            let harness = GatewayHarness(node: node, port: try await node.listeningPort)
-            do {
-                let result = try await body(harness)
-                node.beginGracefulShutdown()
-                try await group.waitForAll()
-                return result
-            } catch {
-                node.beginGracefulShutdown()
-                try? await group.waitForAll()
-                throw error
-            }
+        try await LocalNetwork.withGateway(configuration, clock: clock, logger: quiet) { node, port in
+            try await body(GatewayHarness(node: node, port: port))
         }
     }
 
     static func edgeConfiguration(
-        _ directory: String, site: String, certificates: TestCertificates, gatewayPort: Int?, certificateName: String? = nil
+        _ directory: String, site: String, certificates: TestCertificates, gatewayPort: Int?,
+        certificateName: String? = nil
     ) throws -> EdgeConfiguration {
-        var configuration = EdgeConfiguration(
-            siteID: SiteID(site)!, databasePath: directory + "/\(site).sqlite", programFile: try programFile(directory), phoneHashKey: phoneKey)
-        if let gatewayPort {
-            let name = certificateName ?? site
-            var link = GatewayLink(
-                host: "127.0.0.1", port: gatewayPort, caCertificatePath: certificates.path("ca.pem"),
-                certificatePath: certificates.path("\(name).pem"), privateKeyPath: certificates.path("\(name).key"))
-            link.syncIntervalMilliseconds = 50
-            link.backoffInitialMilliseconds = 50
-            link.backoffMaxMilliseconds = 500
-            configuration.gateway = link
-        }
-        return configuration
+        try certificates.network.edgeConfiguration(
+            site: site, database: directory + "/\(site).sqlite", programFile: try programFile(directory),
+            phoneHashKey: phoneKey, gatewayPort: gatewayPort, certificate: certificateName)
     }
 
     /// Runs `body` with an edge serving on a free port, a terminal for `merchant`.
     static func withEdge<Result: Sendable>(
-        _ configuration: EdgeConfiguration, merchant: String, clock: ManualWallClock, _ body: (LinkedEdge) async throws -> Result
+        _ configuration: EdgeConfiguration, merchant: String, clock: ManualWallClock,
+        _ body: (LinkedEdge) async throws -> Result
     ) async throws -> Result {
-        let node = try EdgeNode(configuration: configuration, clock: clock, logger: quiet)
-        let token = try node.terminals.issue(merchant: MerchantID(merchant)!, terminalID: "\(merchant)-\(UUID())")
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await node.run() }
-            let port = try await node.listeningPort
-            let client = GRPCClient(transport: try .http2NIOPosix(target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: .plaintext))
-            group.addTask {
-                // A body that returns at once may stop the client before its connections start.
-                do { try await client.runConnections() } catch let error as RuntimeError where error.code == .clientIsStopped {}
-            }
-            let edge = LinkedEdge(
-                node: node, points: .init(wrapping: client), parking: .init(wrapping: client), token: token)
-            do {
-                let result = try await body(edge)
-                client.beginGracefulShutdown()
-                node.beginGracefulShutdown()
-                try await group.waitForAll()
-                return result
-            } catch {
-                client.beginGracefulShutdown()
-                node.beginGracefulShutdown()
-                try? await group.waitForAll()
-                throw error
-            }
+        try await LocalNetwork.withEdge(configuration, clock: clock, logger: quiet, merchants: [merchant]) { edge in
+            try await body(
+                LinkedEdge(
+                    node: edge.node, points: edge.points, parking: edge.parking, token: edge.tokens[merchant]![0]))
         }
     }
 
@@ -229,7 +198,9 @@ enum Network {
             }
             try await Task.sleep(for: .milliseconds(50))
         }
-        Issue.record("timed out waiting for: \(what); last error: \(lastError.map { "\($0)" } ?? "none")", sourceLocation: sourceLocation)
+        Issue.record(
+            "timed out waiting for: \(what); last error: \(lastError.map { "\($0)" } ?? "none")",
+            sourceLocation: sourceLocation)
     }
 
     /// The outbox of an edge is fully acknowledged.
