@@ -1,3 +1,4 @@
+import Core
 import Foundation
 import GRDB
 import GRDBSQLite
@@ -67,6 +68,61 @@ package struct FastStatement {
                 }
             }
             index += 1
+        }
+
+        /// Binds text of at most `capacity` bytes written by `write` (which returns how many it
+        /// wrote) into a temporary buffer: no string is made.
+        package mutating func addText(capacity: Int, _ write: (UnsafeMutableBufferPointer<UInt8>) -> Int) {
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(1, capacity)) { buffer in
+                let count = write(buffer)
+                _ = sqlite3_bind_text(handle, index, buffer.baseAddress, Int32(count), Self.transient)
+            }
+            index += 1
+        }
+
+        /// Binds an id's 26 characters.
+        package mutating func add(_ id: some TimeOrderedIdentifier) {
+            addText(capacity: CrockfordBase32.length128) { buffer in
+                CrockfordBase32.encode128(id.value, into: buffer)
+                return CrockfordBase32.length128
+            }
+        }
+
+        package mutating func add<ID: TimeOrderedIdentifier>(_ id: ID?) {
+            if let id { add(id) } else { addNull() }
+        }
+
+        /// Binds a JSON array of ids (`["01…","01…"]`, for SQLite's `json_each`), written in place.
+        package mutating func add<IDs: Collection>(jsonArray ids: IDs) where IDs.Element: TimeOrderedIdentifier {
+            let width = CrockfordBase32.length128 + 3
+            addText(capacity: 2 + ids.count * width) { buffer in
+                buffer[0] = UInt8(ascii: "[")
+                var count = 1
+                for id in ids {
+                    if count > 1 {
+                        buffer[count] = UInt8(ascii: ",")
+                        count += 1
+                    }
+                    buffer[count] = UInt8(ascii: "\"")
+                    CrockfordBase32.encode128(
+                        id.value, into: UnsafeMutableBufferPointer(rebasing: buffer[(count + 1)...]))
+                    count += 1 + CrockfordBase32.length128
+                    buffer[count] = UInt8(ascii: "\"")
+                    count += 1
+                }
+                buffer[count] = UInt8(ascii: "]")
+                return count + 1
+            }
+        }
+
+        /// Binds an account's stored key (`member:` and the id written in place for members).
+        package mutating func add(_ account: Account) {
+            guard case .member(let id) = account else { return add(account.key) }
+            addText(capacity: 7 + CrockfordBase32.length128) { buffer in
+                for (offset, byte) in "member:".utf8.enumerated() { buffer[offset] = byte }
+                CrockfordBase32.encode128(id.value, into: UnsafeMutableBufferPointer(rebasing: buffer[7...]))
+                return 7 + CrockfordBase32.length128
+            }
         }
 
         package mutating func add(_ value: String?) {

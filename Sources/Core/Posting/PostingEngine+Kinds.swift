@@ -215,7 +215,7 @@ extension PostingEngine {
             start = Self.windowStart(program, now: now)
             windowStarts[version] = start
         }
-        let stored = view.qualifying[member]?[start] ?? .zero
+        let stored = view.qualifying[QualifyingWindow(member: member, start: start)] ?? .zero
         return max(.zero, stored + (qualifiedInBatch[member] ?? .zero))
     }
 

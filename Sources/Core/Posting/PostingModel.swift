@@ -205,7 +205,7 @@ package struct PostingView: Sendable {
     /// The transaction ids the batch's reversals name.
     package var originalIDs: Set<String> = []
     /// Each earning member's qualifying points in the window that starts at the given instant.
-    package var qualifying: [MemberID: [Int64: Points]] = [:]
+    package var qualifying: [QualifyingWindow: Points] = [:]
     /// Tier spells of the batch's earning members.
     package var tierSpells: [MemberID: [TierSpell]] = [:]
     /// The members whose tier spells were read (every spell of theirs is in `tierSpells`).
@@ -259,4 +259,15 @@ package struct PostingKeys: Sendable {
     package var windowStarts: Set<Int64> = []
 
     package init() {}
+}
+
+/// A member's rolling qualifying window, by the instant (a bucket boundary) it starts at.
+package struct QualifyingWindow: Hashable, Sendable {
+    package var member: MemberID
+    package var start: Int64
+
+    package init(member: MemberID, start: Int64) {
+        self.member = member
+        self.start = start
+    }
 }

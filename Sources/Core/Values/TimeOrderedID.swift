@@ -71,6 +71,17 @@ package enum CrockfordBase32: Sendable {
     }()
 
     /// Encodes `value` as 26 characters, most significant first.
+    /// Writes the 26 characters of `value` to the start of `buffer` (at least 26 bytes), with no
+    /// string made (for binding an id to a statement).
+    package static func encode128(_ value: UInt128, into buffer: UnsafeMutableBufferPointer<UInt8>) {
+        precondition(buffer.count >= length128)
+        var rest = value
+        for index in stride(from: length128 - 1, through: 0, by: -1) {
+            buffer[index] = alphabet[Int(rest & 0x1F)]
+            rest >>= 5
+        }
+    }
+
     package static func encode128(_ value: UInt128) -> String {
         String(unsafeUninitializedCapacity: length128) { buffer in
             var rest = value

@@ -9,15 +9,44 @@ package enum LastEarnEncoding {
 
     /// Pairs that do not parse are skipped.
     package static func decode(_ text: String) -> [Format: Timestamp] {
-        guard !text.isEmpty else { return [:] }
+        var text = text
+        return text.withUTF8 { decode(utf8: $0) }
+    }
+
+    /// Decodes from the text's UTF-8 bytes (as a database hands them out): no string is made but
+    /// each format's (short, so inline) name.
+    package static func decode(utf8 bytes: UnsafeBufferPointer<UInt8>) -> [Format: Timestamp] {
+        guard !bytes.isEmpty else { return [:] }
         var result: [Format: Timestamp] = [:]
-        for pair in text.utf8.split(separator: UInt8(ascii: ";")) {
-            guard let equals = pair.firstIndex(of: UInt8(ascii: "=")),
-                let format = Format(String(decoding: pair[pair.startIndex..<equals], as: UTF8.self)),
-                let ms = Int64(String(decoding: pair[pair.index(after: equals)...], as: UTF8.self))
-            else { continue }
-            result[format] = Timestamp(milliseconds: ms)
+        result.reserveCapacity(4)
+        var start = 0
+        while start < bytes.count {
+            var end = start
+            while end < bytes.count, bytes[end] != UInt8(ascii: ";") { end += 1 }
+            if let pair = pair(UnsafeBufferPointer(rebasing: bytes[start..<end])) { result[pair.0] = pair.1 }
+            start = end + 1
         }
         return result
+    }
+
+    private static func pair(_ bytes: UnsafeBufferPointer<UInt8>) -> (Format, Timestamp)? {
+        guard let equals = bytes.firstIndex(of: UInt8(ascii: "=")), equals > 0, equals + 1 < bytes.count,
+            let format = Format(String(decoding: bytes[..<equals], as: UTF8.self))
+        else { return nil }
+        var negative = false
+        var index = equals + 1
+        if bytes[index] == UInt8(ascii: "-") {
+            negative = true
+            index += 1
+        }
+        guard index < bytes.count, bytes.count - index <= 18 else { return nil }
+        var value: Int64 = 0
+        while index < bytes.count {
+            let digit = bytes[index] &- UInt8(ascii: "0")
+            guard digit < 10 else { return nil }
+            value = value * 10 + Int64(digit)
+            index += 1
+        }
+        return (format, Timestamp(milliseconds: negative ? -value : value))
     }
 }

@@ -37,7 +37,7 @@ extension SQLitePosting {
                 values.add(entry.site?.rawValue)
                 values.add(entry.siteSequence)
                 values.add(entry.merchant)
-                values.add(entry.member?.description)
+                values.add(entry.member)
                 values.add(entry.requestID)
                 values.add(entry.original)
                 values.add(entry.points.value)
@@ -60,7 +60,7 @@ extension SQLitePosting {
                 try insertPosting.run { values in
                     values.add(entry.position)
                     values.add(line)
-                    values.add(posting.account.key)
+                    values.add(posting.account)
                     values.add(posting.points.value)
                 }
             }
@@ -82,7 +82,7 @@ extension SQLitePosting {
                 """)
         for (bucket, points) in effects.qualifying {
             try qualifying.run { values in
-                values.add(bucket.member.description)
+                values.add(bucket.member)
                 values.add(bucket.start)
                 values.add(points.value)
             }
@@ -129,14 +129,14 @@ extension SQLitePosting {
                 try update.run { values in
                     values.add(record.tier.rawValue)
                     values.add(record.reviewDate.description)
-                    values.add(LastEarnEncoding.encode(record.lastEarn))
+                    values.add(lastEarn: record.lastEarn)
                     values.add(record.streak?.lastDay.description)
                     values.add(record.streak?.days ?? 0)
                     values.add(record.changedPosition)
                     values.add(record.balance.value)
                     values.add(record.lastPosition)
                     values.add(record.lotsHead)
-                    values.add(record.id.description)
+                    values.add(record.id)
                 }
             }
         }
@@ -166,7 +166,7 @@ extension SQLitePosting {
             try insert.run { values in
                 values.add(new.lot.number)
                 values.add(new.lot.lotID)
-                values.add(new.lot.member.description)
+                values.add(new.lot.member)
                 values.add(new.earnedAt.milliseconds)
                 values.add(new.lot.expiresAt.milliseconds)
                 values.add(new.original.value)
@@ -214,5 +214,46 @@ extension SQLitePosting {
         try db.cachedStatement(sql: "UPDATE sites SET flags = ? WHERE site_id = ?").execute(arguments: [
             all.sorted().joined(separator: ","), site.rawValue,
         ])
+    }
+}
+
+extension FastStatement.Binder {
+    /// Binds a member's last earn per format as `LastEarnEncoding` writes it, with no string made.
+    mutating func add(lastEarn: [Format: Timestamp]) {
+        let pairs = lastEarn.count < 2 ? Array(lastEarn) : lastEarn.sorted { $0.key < $1.key }
+        let capacity = pairs.reduce(0) { $0 + $1.key.rawValue.utf8.count + 22 }
+        addText(capacity: capacity) { buffer in
+            var count = 0
+            for (index, (format, time)) in pairs.enumerated() {
+                if index > 0 {
+                    buffer[count] = UInt8(ascii: ";")
+                    count += 1
+                }
+                for byte in format.rawValue.utf8 {
+                    buffer[count] = byte
+                    count += 1
+                }
+                buffer[count] = UInt8(ascii: "=")
+                count += 1
+                if time.milliseconds < 0 {
+                    buffer[count] = UInt8(ascii: "-")
+                    count += 1
+                }
+                var value = time.milliseconds.magnitude
+                let start = count
+                repeat {
+                    buffer[count] = UInt8(ascii: "0") + UInt8(value % 10)
+                    count += 1
+                    value /= 10
+                } while value > 0
+                var (low, high) = (start, count - 1)
+                while low < high {
+                    buffer.swapAt(low, high)
+                    low += 1
+                    high -= 1
+                }
+            }
+            return count
+        }
     }
 }

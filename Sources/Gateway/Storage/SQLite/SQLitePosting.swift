@@ -45,7 +45,9 @@ enum SQLitePosting {
                 let record = member(columns)
                 view.members[record.id] = record
                 view.phoneOwners[hash] = record.id
-                if let onlyStart { view.qualifying[record.id] = [onlyStart: Points(columns.int64(13))] }
+                if let onlyStart {
+                    view.qualifying[QualifyingWindow(member: record.id, start: onlyStart)] = Points(columns.int64(13))
+                }
             }
         }
         func resolved(_ ids: Set<MemberID>) -> Set<MemberID> { Set(ids.compactMap(view.resolve)) }
@@ -94,7 +96,7 @@ enum SQLitePosting {
         let earning = resolved(keys.earningMembers).union(
             keys.earningMembers.compactMap { keys.enrolledPhones[$0].flatMap { view.phoneOwners[$0] } })
         if !earning.isEmpty, onlyStart == nil {
-            let members = json(earning.map(\.description))
+            let members = earning
             let sums = try FastStatement(
                 db,
                 sql: """
@@ -103,11 +105,11 @@ enum SQLitePosting {
                     """)
             for start in keys.windowStarts {
                 try sums.forEach({
-                    $0.add(members)
+                    $0.add(jsonArray: members)
                     $0.add(start)
                 }) { row in
                     if let id = MemberID(row.string(0)) {
-                        view.qualifying[id, default: [:]][start] = Points(row.int64(1))
+                        view.qualifying[QualifyingWindow(member: id, start: start)] = Points(row.int64(1))
                     }
                 }
             }
@@ -129,7 +131,7 @@ enum SQLitePosting {
                 db,
                 sql:
                     "SELECT member_id, position, tier FROM member_tiers WHERE member_id IN (SELECT value FROM json_each(?)) ORDER BY member_id, position"
-            ).forEach({ $0.add(json(named.map(\.description))) }) { row in
+            ).forEach({ $0.add(jsonArray: named) }) { row in
                 if let id = MemberID(row.string(0)), let tier = TierID(row.string(2)) {
                     view.tierSpells[id, default: []].append(TierSpell(position: row.int64(1), tier: tier))
                 }
@@ -230,10 +232,12 @@ enum SQLitePosting {
                 "SELECT \(memberColumns), \(qualifyingColumn) FROM members m WHERE member_id IN (SELECT value FROM json_each(?))"
         ).forEach({
             $0.add(start ?? .max)
-            $0.add(json(ids.map(\.description)))
+            $0.add(jsonArray: ids)
         }) { columns in
             let record = member(columns)
-            if let start { view.qualifying[record.id] = [start: Points(columns.int64(13))] }
+            if let start {
+                view.qualifying[QualifyingWindow(member: record.id, start: start)] = Points(columns.int64(13))
+            }
             records.append(record)
         }
         return records
@@ -251,7 +255,7 @@ enum SQLitePosting {
         let streak = row.utf8(5, CivilDate.init(utf8:)).map { Streak(lastDay: $0, days: max(1, Int(row.int64(6)))) }
         return MemberRecord(
             id: id, tier: tier, reviewDate: review, birthMonth: row.int64OrNil(3).map(Int.init),
-            lastEarn: LastEarnEncoding.decode(row.string(4)), streak: streak,
+            lastEarn: row.utf8(4) { LastEarnEncoding.decode(utf8: $0) } ?? [:], streak: streak,
             mergedInto: row.utf8(7, MemberID.init(utf8:)), phoneHash: row.bytesOrNil(8),
             balance: Points(row.int64(9)), changedPosition: row.int64(10), lastPosition: row.int64OrNil(11),
             lotsHead: row.int64OrNil(12))
