@@ -2,7 +2,7 @@
 extension PostingEngine {
     mutating func enroll(_ record: PushedTransaction.Enrollment, _ context: inout Context) -> Result<Points, Rejection>
     {
-        guard let member = MemberID(record.memberID) else {
+        guard let member = context.pushed.member else {
             return .failure(Rejection(reason: .malformed, member: nil, detail: "bad member id"))
         }
         if view.members[member] != nil {
@@ -68,7 +68,7 @@ extension PostingEngine {
     }
 
     mutating func earn(_ record: PushedTransaction.Earn, _ context: inout Context) -> Result<Points, Rejection> {
-        guard let stated = MemberID(record.memberID), let member = resolve(stated) else {
+        guard let stated = context.pushed.member, let member = resolve(stated) else {
             return .failure(
                 Rejection(reason: .unknownMember, member: nil, detail: "member '\(record.memberID)' is unknown"))
         }
@@ -255,7 +255,7 @@ extension PostingEngine {
     mutating func spend(
         _ memberID: String, points: Points, amount: Money, kind: TransactionKind, _ context: inout Context
     ) -> Result<Points, Rejection> {
-        guard let stated = MemberID(memberID), let member = resolve(stated) else {
+        guard let stated = context.pushed.member, let member = resolve(stated) else {
             return .failure(Rejection(reason: .unknownMember, member: nil, detail: "member '\(memberID)' is unknown"))
         }
         guard points >= .zero, points.value <= context.program.limits.pointsPerTransactionMax.value else {
@@ -289,7 +289,7 @@ extension PostingEngine {
     }
 
     mutating func reverse(_ record: PushedTransaction.Reverse, _ context: inout Context) -> Result<Points, Rejection> {
-        guard let stated = MemberID(record.memberID), let member = resolve(stated),
+        guard let stated = context.pushed.member, let member = resolve(stated),
             var original = view.originals[record.originalTransactionID], original.site == site
         else {
             return .failure(

@@ -53,7 +53,7 @@ package struct PostingEngine: Sendable {
             }
             switch transaction.body {
             case .enrollment(let record):
-                guard let member = MemberID(record.memberID) else { break }
+                guard let member = transaction.member else { break }
                 keys.members.insert(member)
                 if let referrer = MemberID(record.referrerMemberID) { keys.members.insert(referrer) }
                 if !record.phoneHash.isEmpty {
@@ -61,7 +61,7 @@ package struct PostingEngine: Sendable {
                     keys.enrolledPhones[member] = record.phoneHash
                 }
             case .earn(let record):
-                guard let member = MemberID(record.memberID) else { break }
+                guard let member = transaction.member else { break }
                 keys.members.insert(member)
                 keys.earningMembers.insert(member)
                 keys.statedTiers[member, default: []].insert(record.tier)
@@ -69,14 +69,14 @@ package struct PostingEngine: Sendable {
                 if let active = catalogue.active(at: occurredAt), versions.insert(active.version).inserted {
                     keys.windowStarts.insert(windowStart(active.program, now: now))
                 }
-            case .redeem(let record), .parking(let record):
-                guard let member = MemberID(record.memberID) else { break }
+            case .redeem, .parking:
+                guard let member = transaction.member else { break }
                 keys.members.insert(member)
                 keys.debitedMembers.insert(member)
                 keys.holdTransactions.insert(transaction.transactionID)
             case .reverse(let record):
                 keys.originals.insert(record.originalTransactionID)
-                guard let member = MemberID(record.memberID) else { break }
+                guard let member = transaction.member else { break }
                 keys.members.insert(member)
                 keys.debitedMembers.insert(member)
             case nil: break

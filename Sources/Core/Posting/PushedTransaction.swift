@@ -8,7 +8,11 @@ package struct PushedTransaction: Hashable, Sendable {
     package var occurredAtMilliseconds: Int64
     package var programVersion: Int64
     /// Nil when the payload did not decode, named another transaction, or carried no body.
-    package var body: Body?
+    package var body: Body? {
+        didSet { member = memberID.flatMap(MemberID.init) }
+    }
+    /// The member id the body names, parsed once (nil when absent or malformed).
+    package private(set) var member: MemberID?
     /// True when the payload did not decode or named another transaction than its outbox row.
     package var undecodable: Bool
 
@@ -144,6 +148,7 @@ package struct PushedTransaction: Hashable, Sendable {
         self.programVersion = programVersion
         self.body = body
         self.undecodable = undecodable
+        member = memberID.flatMap(MemberID.init)
     }
 
     /// The receipt operation of the body.

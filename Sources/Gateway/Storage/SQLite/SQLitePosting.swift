@@ -25,6 +25,7 @@ enum SQLitePosting {
         // Members named, then the members they were merged into, and phone owners; with each its
         // qualifying points when the batch's programs share one window (the usual case).
         let onlyStart = keys.windowStarts.count == 1 ? keys.windowStarts.first : nil
+        view.members.reserveCapacity(keys.members.count + keys.phoneHashes.count + owners.count)
         var wanted = keys.members.union(owners)
         for _ in 0..<8 where !wanted.isEmpty {
             for record in try members(db, ids: wanted, qualifyingFrom: onlyStart, into: &view) {
