@@ -179,7 +179,7 @@ let package = Package(
         .testTarget(
             name: "EdgeNodeTests",
             dependencies: [
-                "Core", "Wire", "EdgeNode", "NodeSupport", "TestSupport",
+                "Core", "Wire", "EdgeNode", "NodeSupport", "TestSupport", "LocalNetwork",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "GRDB", package: "GRDB.swift"),

@@ -4,9 +4,10 @@ import Foundation
 import GRDB
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import LocalNetwork
 import Logging
-import Testing
 import TestSupport
+import Testing
 import Wire
 
 /// A running edge node and a client connected to it over real HTTP/2 on loopback.
@@ -48,7 +49,8 @@ enum EdgeFixture {
         try (programText ?? String(contentsOf: Repository.exampleProgram, encoding: .utf8))
             .write(toFile: programPath, atomically: true, encoding: .utf8)
         return EdgeConfiguration(
-            siteID: SiteID(site)!, databasePath: directory.path("\(site).sqlite"), listenHost: "127.0.0.1", listenPort: 0,
+            siteID: SiteID(site)!, databasePath: directory.path("\(site).sqlite"), listenHost: "127.0.0.1",
+            listenPort: 0,
             programFile: programPath, phoneHashKey: Hex.bytes(phoneKeyHex)!, limits: limits)
     }
 
@@ -71,43 +73,22 @@ enum EdgeFixture {
         configuration: EdgeConfiguration, merchants: [String], clock: ManualWallClock = ManualWallClock(),
         _ body: (EdgeHarness) async throws -> Result
     ) async throws -> Result {
-        let node = try EdgeNode(configuration: configuration, clock: clock, logger: quietLogger)
-        var tokens: [String: String] = [:]
-        for merchant in merchants {
-            tokens[merchant] = try node.terminals.issue(merchant: MerchantID(merchant)!, terminalID: "\(merchant)-\(UUID())")
-        }
-        let issued = tokens
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await node.run() }
-            let port = try await node.listeningPort
-            let client = GRPCClient(
-                transport: try .http2NIOPosix(target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: .plaintext))
-            group.addTask {
-                // A body that returns at once may stop the client before its connections start.
-                do { try await client.runConnections() } catch let error as RuntimeError where error.code == .clientIsStopped {}
-            }
-            let harness = EdgeHarness(
-                node: node, clock: clock, points: .init(wrapping: client), parking: .init(wrapping: client),
-                health: .init(wrapping: client), tokens: issued, program: node.ledger.program.program)
-            do {
-                let result = try await body(harness)
-                client.beginGracefulShutdown()
-                node.beginGracefulShutdown()
-                try await group.waitForAll()
-                return result
-            } catch {
-                client.beginGracefulShutdown()
-                node.beginGracefulShutdown()
-                try? await group.waitForAll()
-                throw error
-            }
+        try await LocalNetwork.withEdge(configuration, clock: clock, logger: quietLogger, merchants: merchants) {
+            edge in
+            try await body(
+                EdgeHarness(
+                    node: edge.node, clock: clock, points: edge.points, parking: edge.parking,
+                    health: .init(wrapping: edge.client), tokens: edge.tokens.mapValues { $0[0] },
+                    program: edge.node.ledger.program.program))
         }
     }
 }
 
 /// Builders for requests.
 enum Requests {
-    static func enroll(_ requestID: String, phone: String, birthMonth: Int32 = 0, referrer: String = "") -> Coalition_Edge_V1_EnrollRequest {
+    static func enroll(_ requestID: String, phone: String, birthMonth: Int32 = 0, referrer: String = "")
+        -> Coalition_Edge_V1_EnrollRequest
+    {
         var request = Coalition_Edge_V1_EnrollRequest()
         request.requestID = requestID
         request.phone = phone
@@ -116,7 +97,9 @@ enum Requests {
         return request
     }
 
-    static func earn(_ requestID: String, member: String, amount: Int64, lines: [(String, Int64)] = []) -> Coalition_Edge_V1_EarnRequest {
+    static func earn(_ requestID: String, member: String, amount: Int64, lines: [(String, Int64)] = [])
+        -> Coalition_Edge_V1_EarnRequest
+    {
         var request = Coalition_Edge_V1_EarnRequest()
         request.requestID = requestID
         request.memberID = member
@@ -130,7 +113,9 @@ enum Requests {
         return request
     }
 
-    static func redeem(_ requestID: String, member: String, bill: Int64, points: Int64) -> Coalition_Edge_V1_RedeemRequest {
+    static func redeem(_ requestID: String, member: String, bill: Int64, points: Int64)
+        -> Coalition_Edge_V1_RedeemRequest
+    {
         var request = Coalition_Edge_V1_RedeemRequest()
         request.requestID = requestID
         request.memberID = member
@@ -153,4 +138,3 @@ enum Requests {
         return request
     }
 }
-
