@@ -43,4 +43,31 @@ struct PostingRulesTests {
         #expect(undone.change(of: .issued(Self.merchant)) == Points(250))
         #expect(Account.offlineRisk(Self.site).key == "offline_risk:mall-01")
     }
+
+    /// DESIGN §6, online redemption: the authorisation decision at its boundaries.
+    @Test(
+        "an authorisation holds against the balance less other holds plus the site's unacknowledged change",
+        arguments: [
+            // points, from balance, unacknowledged, already posted → approved, available after, from balance part
+            (500, 500, 0, 0, true, 0, 500),
+            (501, 500, 0, 0, false, 500, 0),
+            // An earn a moment ago counts; the hold keeps only the balance's part from others.
+            (700, 500, 300, 0, true, 100, 500),
+            // The gateway already posted 200 of those 300 points: only 100 count again.
+            (700, 500, 300, 200, false, 600, 0),
+            (600, 500, 300, 200, true, 0, 500),
+            // A negative change counts as nothing; other holds beyond the balance eat into the
+            // unacknowledged points, and the hold then takes nothing from the balance.
+            (100, 500, -400, 0, true, 400, 100),
+            (100, -50, 120, 0, false, 70, 0),
+            (50, -50, 100, 0, true, 0, 0),
+        ] as [(Int64, Int64, Int64, Int64, Bool, Int64, Int64)])
+    func authorization(_ row: (Int64, Int64, Int64, Int64, Bool, Int64, Int64)) {
+        let decision = HoldRules.authorize(
+            points: Points(row.0), fromBalance: Points(row.1), unacknowledged: Points(row.2),
+            alreadyPosted: Points(row.3))
+        #expect(decision.approved == row.4)
+        #expect(decision.available == Points(row.5))
+        #expect(decision.fromBalancePart == Points(row.6))
+    }
 }

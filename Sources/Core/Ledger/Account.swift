@@ -103,3 +103,24 @@ package enum PostingRules: Sendable {
         Postings(postings.lines.map { Posting($0.account, -$0.points) })
     }
 }
+
+/// DESIGN §6, online redemption: what the gateway may hold for an authorisation.
+package enum HoldRules {
+    /// The decision on holding `points` for a member with `fromBalance` points (the ledger balance
+    /// less other holds in force). The site's change the gateway has not acknowledged yet
+    /// (`unacknowledged`, an earn a moment ago) counts towards the member, less what the gateway
+    /// has in fact posted of it since (`alreadyPosted`: an acknowledgement lost on its way back
+    /// leaves those points in the site's count and already in the balance); a negative change
+    /// counts as nothing (the balance will fall when it posts). The hold keeps only the part it
+    /// takes from the balance (`fromBalancePart`) away from other transactions; the site bears the
+    /// rest if its change never posts.
+    package static func authorize(points: Points, fromBalance: Points, unacknowledged: Points, alreadyPosted: Points)
+        -> (approved: Bool, available: Points, fromBalancePart: Points)
+    {
+        var pending = unacknowledged
+        if pending > .zero { pending -= alreadyPosted }
+        let available = fromBalance + max(.zero, pending)
+        guard points <= available else { return (false, max(.zero, available), .zero) }
+        return (true, available - points, min(points, max(.zero, fromBalance)))
+    }
+}

@@ -331,19 +331,15 @@ package final class SQLiteLedgerStore: LedgerStore {
             guard let member = try writer.resolve(request.member) else {
                 return Authorization(holdID: "", expiresAt: nil, available: .zero, refusal: .unknownMember)
             }
-            // The site's change the gateway has not acknowledged counts towards the member (the site
-            // bears it if it does not post), less what the gateway has in fact posted of the site's
-            // transactions after the sequence it was counted from: an acknowledgement lost on its
-            // way back leaves those in the edge's count and already in the balance.
-            var unacknowledged = request.unacknowledged
-            if unacknowledged > .zero {
-                unacknowledged -= try writer.posted(member, site: site, after: request.acknowledgedSequence)
-            }
-            let fromBalance = try writer.available(member, now: now)
-            let available = fromBalance + max(.zero, unacknowledged)
-            guard request.points <= available else {
+            // The decision is HoldRules' (Core); the store reads its inputs and writes the hold.
+            let decision = HoldRules.authorize(
+                points: request.points, fromBalance: try writer.available(member, now: now),
+                unacknowledged: request.unacknowledged,
+                alreadyPosted: request.unacknowledged > .zero
+                    ? try writer.posted(member, site: site, after: request.acknowledgedSequence) : .zero)
+            guard decision.approved else {
                 return Authorization(
-                    holdID: "", expiresAt: nil, available: max(.zero, available),
+                    holdID: "", expiresAt: nil, available: decision.available,
                     refusal: .insufficientPoints(requested: request.points))
             }
             var generator = SystemRandomNumberGenerator()
@@ -355,12 +351,11 @@ package final class SQLiteLedgerStore: LedgerStore {
             ).execute(arguments: [
                 hold, member.description, site.rawValue, request.merchant.rawValue, request.transaction.description,
                 request.requestID.rawValue,
-                request.points.value, min(request.points, max(.zero, fromBalance)).value, now.milliseconds,
+                request.points.value, decision.fromBalancePart.value, now.milliseconds,
                 expires.milliseconds,
             ])
             try writer.touch(member, position: try writer.nextPosition())
-            return Authorization(
-                holdID: hold, expiresAt: expires, available: available - request.points, refusal: nil)
+            return Authorization(holdID: hold, expiresAt: expires, available: decision.available, refusal: nil)
         }
     }
 
