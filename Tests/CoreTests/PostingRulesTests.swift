@@ -70,4 +70,25 @@ struct PostingRulesTests {
         #expect(decision.available == Points(row.5))
         #expect(decision.fromBalancePart == Points(row.6))
     }
+
+    @Test("holds keep their balance part from a member until they expire; the excluded one does not count")
+    func heldPoints() {
+        let other = MemberID(value: 99)
+        let now = Timestamp(milliseconds: 1_000_000)
+        func hold(_ id: String, _ member: MemberID, _ points: Int64, expires: Int64) -> HoldRecord {
+            HoldRecord(
+                holdID: id, member: member, transactionID: "t-\(id)", balancePoints: Points(points),
+                expiresAt: Timestamp(milliseconds: expires))
+        }
+        let holds = [
+            hold("a", Self.member, 300, expires: 1_000_001),  // in force
+            hold("b", Self.member, 200, expires: 1_000_000),  // expires at this very instant: not in force
+            hold("c", Self.member, 50, expires: 2_000_000),  // in force
+            hold("d", other, 1_000, expires: 2_000_000),  // another member's
+        ]
+        #expect(HoldRules.held(holds, member: Self.member, now: now) == Points(350))
+        #expect(HoldRules.held(holds, member: Self.member, now: now, excluding: "a") == Points(50))
+        #expect(HoldRules.held(holds, member: other, now: now) == Points(1_000))
+        #expect(HoldRules.held([], member: other, now: now) == .zero)
+    }
 }

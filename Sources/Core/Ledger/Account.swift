@@ -104,8 +104,19 @@ package enum PostingRules: Sendable {
     }
 }
 
-/// DESIGN §6, online redemption: what the gateway may hold for an authorisation.
+/// DESIGN §6, online redemption: what the gateway may hold for an authorisation, and what holds
+/// keep from a member.
 package enum HoldRules {
+    /// Points of `member`'s balance kept by `holds` in force at `now`, other than the hold
+    /// `excluding`: each hold counts the part it took from the balance, until it expires.
+    package static func held(
+        _ holds: some Sequence<HoldRecord>, member: MemberID, now: Timestamp, excluding: String? = nil
+    ) -> Points {
+        holds.reduce(.zero) { sum, hold in
+            hold.member == member && hold.expiresAt > now && hold.holdID != excluding ? sum + hold.balancePoints : sum
+        }
+    }
+
     /// The decision on holding `points` for a member with `fromBalance` points (the ledger balance
     /// less other holds in force). The site's change the gateway has not acknowledged yet
     /// (`unacknowledged`, an earn a moment ago) counts towards the member, less what the gateway

@@ -325,10 +325,7 @@ package struct PostingEngine: Sendable {
 
     /// Points of a member's balance held by active, unexpired holds other than `excluding`.
     func held(_ member: MemberID, excluding hold: String? = nil) -> Points {
-        view.holds.reduce(.zero) { sum, record in
-            record.member == member && record.expiresAt > now && record.holdID != hold
-                ? sum + record.balancePoints : sum
-        }
+        HoldRules.held(view.holds, member: member, now: now, excluding: hold)
     }
 
     /// What a member may spend: balance less other holds.

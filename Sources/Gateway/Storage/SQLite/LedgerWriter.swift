@@ -37,13 +37,19 @@ struct LedgerWriter {
     /// Points of a member's balance held by active, unexpired holds (other than `excluding`): the
     /// part of each hold that was taken from the balance when it was placed.
     func held(_ member: MemberID, now: Timestamp, excluding hold: String? = nil) throws -> Points {
-        Points(
-            try Int64.fetchOne(
-                db.cachedStatement(
-                    sql:
-                        "SELECT COALESCE(SUM(COALESCE(balance_points, points)), 0) FROM holds WHERE member_id = ? AND status = 'active' AND expires_at_ms > ? AND hold_id != ?"
-                ),
-                arguments: [member.description, now.milliseconds, hold ?? ""]) ?? 0)
+        // The member's active holds; which of them keep points is HoldRules' to say.
+        let holds = try Row.fetchAll(
+            db.cachedStatement(
+                sql:
+                    "SELECT hold_id, transaction_id, COALESCE(balance_points, points) AS points, expires_at_ms FROM holds WHERE member_id = ? AND status = 'active'"
+            ),
+            arguments: [member.description]
+        ).map { row in
+            HoldRecord(
+                holdID: row["hold_id"], member: member, transactionID: row["transaction_id"],
+                balancePoints: Points(row["points"]), expiresAt: Timestamp(milliseconds: row["expires_at_ms"]))
+        }
+        return HoldRules.held(holds, member: member, now: now, excluding: hold)
     }
 
     /// What a member may spend: balance less other holds.
