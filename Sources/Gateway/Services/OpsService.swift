@@ -25,6 +25,9 @@ package struct OpsService<Store: OperationsLedger & SettlementLedger & LedgerJob
 }
 
 extension OpsService {
+    /// The most conflicts a listing pages through (older ones are read in the database file).
+    static var conflictsListMax: Int { 1_000_000 }
+
     package func listSites(
         request: ServerRequest<Coalition_Ops_V1_ListSitesRequest>, context: ServerContext
     ) async throws -> ServerResponse<Coalition_Ops_V1_ListSitesResponse> {
@@ -68,7 +71,10 @@ extension OpsService {
             let site = message.siteID.isEmpty ? nil : SiteID(message.siteID)
             if !message.siteID.isEmpty, site == nil { throw ServiceError.invalid("site_id", Slug.rule) }
             let offset = message.pageToken.isEmpty ? 0 : (Int(message.pageToken) ?? -1)
-            guard offset >= 0 else { throw ServiceError.invalid("page_token", "is not a token from a previous page") }
+            // A token is an offset into at most `conflictsListMax` conflicts.
+            guard (0...Self.conflictsListMax).contains(offset) else {
+                throw ServiceError.invalid("page_token", "is not a token from a previous page")
+            }
             let all = try await store.conflicts(
                 site: site, kind: message.kind.isEmpty ? nil : message.kind, limit: offset + size + 1
             )
@@ -165,7 +171,7 @@ extension OpsService {
             guard let id = MemberID(message.memberID) else {
                 throw ServiceError.invalid("member_id", "must be a 26-character member id")
             }
-            guard message.points != 0, abs(message.points) <= 1_000_000_000 else {
+            guard message.points != 0, (-1_000_000_000...1_000_000_000).contains(message.points) else {
                 throw ServiceError.invalid("points", "must be non-zero and at most 10^9 in size")
             }
             guard !message.reason.isEmpty, message.reason.count <= 200 else {

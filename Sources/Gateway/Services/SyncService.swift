@@ -13,6 +13,12 @@ import X509
 package struct SyncService<Store: SyncLedger>: Coalition_Sync_V1_Sync.ServiceProtocol {
     /// The protocol version this gateway speaks.
     package static var protocolVersion: UInt32 { 1 }
+    /// The largest outbox sequence a push may carry (2^62: a site writing a million transactions a
+    /// second would reach it in 146,000 years); larger ones are refused, so no arithmetic on a
+    /// sequence can overflow.
+    package static var sequenceMax: UInt64 { 1 << 62 }
+    /// The range of instants (ms since 1970) a request may state: 1970-01-01 to 9999-12-31.
+    package static var instantRange: ClosedRange<Int64> { 0...253_402_300_799_999 }
 
     private let store: Store
     private let limits: GatewayLimits
@@ -84,9 +90,16 @@ extension SyncService {
                     .resourceExhausted,
                     "transactions: at most \(limits.pushBytesMax) payload bytes per push (found \(bytes))")
             }
+            guard Self.instantRange.contains(message.sentAtMs) else {
+                throw ServiceError.invalid(
+                    "sent_at_ms", "must be between 0 and 253402300799999 (found \(message.sentAtMs))")
+            }
             for (index, transaction) in batch.enumerated() {
-                guard transaction.sequence >= 1, index == 0 || transaction.sequence == batch[index - 1].sequence + 1
-                else {
+                guard (1...Self.sequenceMax).contains(transaction.sequence) else {
+                    throw ServiceError.invalid(
+                        "transactions[\(index)].sequence", "must be between 1 and 2^62 (found \(transaction.sequence))")
+                }
+                guard index == 0 || transaction.sequence == batch[index - 1].sequence + 1 else {
                     throw ServiceError.invalid(
                         "transactions[\(index)].sequence", "sequences must be contiguous and ascending from 1")
                 }

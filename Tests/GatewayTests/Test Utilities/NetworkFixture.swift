@@ -50,7 +50,7 @@ struct GatewayHarness: Sendable {
     /// Member ids in the order they were enrolled.
     func memberIDs() async throws -> [String] {
         try await store.database.pool.read { db in
-            try String.fetchAll(db, sql: "SELECT member_id FROM members ORDER BY enrolled_at_ms, rowid")
+            try String.fetchAll(db, sql: "SELECT member_id FROM members ORDER BY enrolled_at_ms, changed_position")
         }
     }
 
