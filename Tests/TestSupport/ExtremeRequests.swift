@@ -136,7 +136,8 @@ package enum ExtremeRequests {
     }
 
     /// Every case for `service`: its requests' numeric fields and those of their message fields,
-    /// appended to `base(method)`. A message-typed field the base carries has the extreme value
+    /// appended to `base(method)` (asked again for each case, so a base may carry fresh request ids).
+    /// A message-typed field the base carries has the extreme value
     /// written into its first element (so the rest of the request stays valid); one it does not
     /// carry gets a new element holding only that value.
     package static func cases(
@@ -146,10 +147,10 @@ package enum ExtremeRequests {
         func simple(_ name: String) -> String { name.split(separator: ".").last.map(String.init) ?? name }
         var cases: [Case] = []
         for (method, request) in try methods(of: service, in: folder) {
-            let start = base(method)
             for field in messages[simple(request)] ?? [] {
                 if let values = extremes(of: field.type) {
                     for (name, value) in values {
+                        let start = base(method)
                         cases.append(
                             Case(
                                 method: method, path: field.name, value: name,
@@ -158,6 +159,7 @@ package enum ExtremeRequests {
                 } else if let inner = messages[simple(field.type)] {
                     for innerField in inner {
                         for (name, value) in extremes(of: innerField.type) ?? [] {
+                            let start = base(method)
                             var changed = start
                             if var bodies = start.elements[field.number], !bodies.isEmpty {
                                 bodies[0] += scalar(innerField.number, value)

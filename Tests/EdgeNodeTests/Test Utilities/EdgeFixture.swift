@@ -17,6 +17,8 @@ struct EdgeHarness: Sendable {
     let points: Coalition_Edge_V1_Points.Client<HTTP2ClientTransport.Posix>
     let parking: Coalition_Edge_V1_Parking.Client<HTTP2ClientTransport.Posix>
     let health: Grpc_Health_V1_Health.Client<HTTP2ClientTransport.Posix>
+    /// The client under the typed ones, for raw bytes.
+    let client: GRPCClient<HTTP2ClientTransport.Posix>
     /// Tokens issued for the test, by merchant.
     let tokens: [String: String]
     let program: Program
@@ -78,7 +80,7 @@ enum EdgeFixture {
             try await body(
                 EdgeHarness(
                     node: edge.node, clock: clock, points: edge.points, parking: edge.parking,
-                    health: .init(wrapping: edge.client), tokens: edge.tokens.mapValues { $0[0] },
+                    health: .init(wrapping: edge.client), client: edge.client, tokens: edge.tokens.mapValues { $0[0] },
                     program: edge.node.ledger.program.program))
         }
     }
