@@ -3,14 +3,16 @@
 // maximum) from a valid base request with a fresh request id, is answered with a status that is
 // not UNKNOWN or INTERNAL, and the edge keeps serving with its books intact.
 import Core
-import EdgeNode
 import Foundation
+import GRDB
 import GRPCCore
 import SwiftProtobuf
 import Synchronization
 import TestSupport
 import Testing
 import Wire
+
+@testable import EdgeNode
 
 @Suite("Extreme values of every POS request field")
 struct ExtremeFieldTests {
@@ -118,5 +120,46 @@ struct ExtremeFieldTests {
             balance.memberID = member
             #expect(try await edge.points.getBalance(balance, metadata: auth).member.balancePoints >= 0)
         }
+    }
+}
+
+/// Issue #12, item 1: a recovery page whose transactions state figures this edge never writes (a
+/// redemption of −2^63 points, an instant past the year 9999) is refused, not trapped on.
+@Suite("Recovered transactions with extreme figures")
+struct ExtremeRecoveryTests {
+    @Test("a recovered transaction with extreme figures is refused with DATA_LOSS and writes nothing")
+    func refused() async throws {
+        let directory = try TemporaryDirectory()
+        let database = try EdgeDatabase.open(
+            path: directory.path("edge.sqlite"), site: SiteID("mall-01")!, limits: EdgeLimits(),
+            now: Timestamp(milliseconds: 1_796_000_000_000))
+        for (points, occurredAt) in [(Int64.min, Int64(1_796_000_000_000)), (100, Int64.max)] {
+            var local = Coalition_Sync_V1_LocalTransaction()
+            local.transactionID = "01KAR0000000000000000000AA"
+            local.requestID = "R-1"
+            local.merchantID = "mall-fashion"
+            var redeem = Coalition_Sync_V1_RedeemRecord()
+            redeem.memberID = "01KAR0000000000000000000BB"
+            redeem.points = points
+            local.redeem = redeem
+            var transaction = Coalition_Sync_V1_OutboxTransaction()
+            transaction.sequence = 1
+            transaction.transactionID = local.transactionID
+            transaction.previousHash = Data(count: 32)
+            transaction.payload = try local.serializedBytes()
+            transaction.occurredAtMs = occurredAt
+            let pushed = transaction
+            let message: String = try await database.pool.write { db in
+                do {
+                    try SyncClient.restore(pushed, db, timeZone: ProgramTimeZone(identifier: "Asia/Shanghai")!)
+                    return "restored"
+                } catch {
+                    return "\(error)"
+                }
+            }
+            #expect(message.contains("never writes"), "\(message)")
+        }
+        let rows = try await database.pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM outbox") }
+        #expect(rows == 0)
     }
 }

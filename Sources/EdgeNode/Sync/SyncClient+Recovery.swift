@@ -51,6 +51,24 @@ extension SyncClient {
         _ transaction: Coalition_Sync_V1_OutboxTransaction, _ db: Database, timeZone: ProgramTimeZone
     ) throws {
         let local = try Coalition_Sync_V1_LocalTransaction(serializedBytes: transaction.payload)
+        // This edge wrote these transactions within its program's bounds; figures outside them are
+        // not its own and must not reach the arithmetic below (negation, local dates).
+        let bound: Int64 = 1_000_000_000_000
+        let figures: [Int64] =
+            switch local.body {
+            case .enrollment(let record): [record.signupPoints, record.referralPoints]
+            case .earn(let record): [record.breakdown.totalPoints, record.amountMinor]
+            case .redeem(let record): [record.points, record.billAmountMinor]
+            case .reverse(let record): [record.points, record.amountMinor]
+            case .parking(let record): [record.points, record.feeMinor]
+            case nil: []
+            }
+        guard figures.allSatisfy({ (-bound...bound).contains($0) }),
+            (0...253_402_300_799_999).contains(transaction.occurredAtMs)
+        else {
+            throw ServiceError(
+                .dataLoss, "recovered transaction \(transaction.sequence) states figures this edge never writes")
+        }
         var kind: TransactionKind?
         var member = ""
         var points: Int64 = 0
