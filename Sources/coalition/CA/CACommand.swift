@@ -20,7 +20,7 @@ struct CACommand: AsyncParsableCommand {
 
         func run() async throws {
             let url = URL(fileURLWithPath: dir)
-            try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+            try Files.privateFolder(url)
             let certificate = url.appendingPathComponent("ca.pem")
             if FileManager.default.fileExists(atPath: certificate.path), !force {
                 throw CommandFailure(
@@ -94,10 +94,45 @@ struct CACommand: AsyncParsableCommand {
 
 /// Writing key material with the right permissions.
 enum Files {
+    /// Writes `text` to `url` atomically. A secret is created readable by its owner only (0600)
+    /// from its first byte, in a temporary file in the same folder that is then renamed into place,
+    /// so no other local user can open it at any moment.
     static func write(_ text: String, to url: URL, secret: Bool) throws {
-        try Data(text.utf8).write(to: url, options: .atomic)
-        if secret {
-            try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: url.path)
+        guard secret else { return try Data(text.utf8).write(to: url, options: .atomic) }
+        let temporary = url.deletingLastPathComponent().appendingPathComponent(
+            ".\(url.lastPathComponent).\(UUID().uuidString).tmp")
+        let descriptor = open(temporary.path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        guard descriptor >= 0 else { throw CommandFailure("cannot create \(temporary.path): errno \(errno)") }
+        var failure: String?
+        var bytes = Array(text.utf8)
+        bytes.withUnsafeMutableBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let written = Foundation.write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    failure = "cannot write \(temporary.path): errno \(errno)"
+                    return
+                }
+                offset += written
+            }
         }
+        if failure == nil, fsync(descriptor) != 0 { failure = "cannot sync \(temporary.path): errno \(errno)" }
+        close(descriptor)
+        if failure == nil, rename(temporary.path, url.path) != 0 {
+            failure = "cannot rename to \(url.path): errno \(errno)"
+        }
+        if let failure {
+            unlink(temporary.path)
+            throw CommandFailure(failure)
+        }
+    }
+
+    /// Creates `url` (and its parents) as a folder only its owner may enter (0700), or makes an
+    /// existing one so: it holds the network's private keys.
+    static func privateFolder(_ url: URL) throws {
+        try FileManager.default.createDirectory(
+            at: url, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        try FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: url.path)
     }
 }
