@@ -66,17 +66,7 @@ struct ExtremeFieldTests {
                 ("coalition.edge.v1.Points", points, "mall-fashion"),
                 ("coalition.edge.v1.Parking", parking, "mall-fashion"),
             ] {
-                for item in cases {
-                    do {
-                        _ = try await edge.client.raw(
-                            item.body, service: service, method: item.method, metadata: edge.auth(merchant))
-                    } catch {
-                        let code = status(of: error).code
-                        #expect(
-                            code != .unknown && code != .internalError,
-                            "\(item.method) \(item.path) = \(item.value): \(error)")
-                    }
-                }
+                await edge.client.expectAnswered(cases, service: service, metadata: edge.auth(merchant))
             }
             // Still serving, and the member never below zero.
             var balance = Coalition_Edge_V1_GetBalanceRequest()
@@ -105,17 +95,7 @@ struct ExtremeFieldTests {
                     : R.Base(scalars: R.text(1, "T-1") + R.text(2, member) + stay)
             }
             #expect(cases.count >= 10)
-            for item in cases {
-                do {
-                    _ = try await edge.client.raw(
-                        item.body, service: "coalition.edge.v1.Parking", method: item.method, metadata: auth)
-                } catch {
-                    let code = status(of: error).code
-                    #expect(
-                        code != .unknown && code != .internalError,
-                        "\(item.method) \(item.path) = \(item.value): \(error)")
-                }
-            }
+            await edge.client.expectAnswered(cases, service: "coalition.edge.v1.Parking", metadata: auth)
             var balance = Coalition_Edge_V1_GetBalanceRequest()
             balance.memberID = member
             #expect(try await edge.points.getBalance(balance, metadata: auth).member.balancePoints >= 0)

@@ -139,16 +139,7 @@ struct ExtremeFieldTests {
                             privateKey: .file(path: certificates.path("\(certificate).key"), format: .pem)
                         ) { $0.trustRoots = .certificates([.file(path: certificates.path("ca.pem"), format: .pem)]) })
                 ) { client in
-                    for item in cases {
-                        do {
-                            _ = try await client.raw(item.body, service: service, method: item.method)
-                        } catch {
-                            let code = status(of: error).code
-                            #expect(
-                                code != .unknown && code != .internalError,
-                                "\(item.method) \(item.path) = \(item.value): \(error)")
-                        }
-                    }
+                    await client.expectAnswered(cases, service: service)
                     // Still serving.
                     if service.hasSuffix("Ops") {
                         _ = try await client.raw(

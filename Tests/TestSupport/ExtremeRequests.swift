@@ -1,4 +1,6 @@
 import Foundation
+import GRPCCore
+import Testing
 
 /// Requests with an extreme value in one numeric field, for every numeric field of every request
 /// of a service, generated from the `.proto` files (so a new field is covered without a new test).
@@ -177,5 +179,25 @@ package enum ExtremeRequests {
             }
         }
         return cases
+    }
+}
+
+extension GRPCClient {
+    /// Sends every case to `service` and expects each to be answered OK or with a status that
+    /// is not UNKNOWN or INTERNAL.
+    package func expectAnswered(
+        _ cases: [ExtremeRequests.Case], service: String, metadata: Metadata = [:],
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) async {
+        for item in cases {
+            do {
+                _ = try await raw(item.body, service: service, method: item.method, metadata: metadata)
+            } catch {
+                let code = status(of: error).code
+                #expect(
+                    code != .unknown && code != .internalError, "\(item.method) \(item.path) = \(item.value): \(error)",
+                    sourceLocation: sourceLocation)
+            }
+        }
     }
 }

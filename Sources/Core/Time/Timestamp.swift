@@ -21,6 +21,9 @@ package struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertibl
     package static let minute: Int64 = 60_000
     package static let hour: Int64 = 3_600_000
     package static let day: Int64 = 86_400_000
+    /// The instants a request may state, in milliseconds: 1970-01-01 to the end of 9999-12-31, so
+    /// no date arithmetic on an instant from the wire can overflow.
+    package static let wireRange: ClosedRange<Int64> = 0...253_402_300_799_999
 }
 
 /// Where ledger timestamps come from. Core only declares it; the edge and gateway pass the system

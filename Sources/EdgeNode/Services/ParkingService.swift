@@ -55,12 +55,10 @@ extension ParkingService {
         guard !ticket.isEmpty else { throw .invalid("ticket_id", "is required") }
         let ticket = try RequestValidation.printable(ticket, field: "ticket_id", maximum: 32)
         let memberID = member.isEmpty ? nil : try RequestValidation.member(member)
-        // 1970 to the end of 9999: no date arithmetic on a wire instant can overflow.
-        let instants: ClosedRange<Int64> = 1...253_402_300_799_999
-        guard instants.contains(entry) else {
+        guard entry > 0, Timestamp.wireRange.contains(entry) else {
             throw .invalid("entry_at_ms", "must be a Unix time in milliseconds up to 9999-12-31 (found \(entry))")
         }
-        guard instants.contains(exit) else {
+        guard exit > 0, Timestamp.wireRange.contains(exit) else {
             throw .invalid("exit_at_ms", "must be a Unix time in milliseconds up to 9999-12-31 (found \(exit))")
         }
         guard exit >= entry else { throw .invalid("exit_at_ms", "the exit is before the entry") }

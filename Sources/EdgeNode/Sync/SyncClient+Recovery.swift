@@ -64,7 +64,7 @@ extension SyncClient {
             case nil: []
             }
         guard figures.allSatisfy({ (-bound...bound).contains($0) }),
-            (0...253_402_300_799_999).contains(transaction.occurredAtMs)
+            Timestamp.wireRange.contains(transaction.occurredAtMs)
         else {
             throw ServiceError(
                 .dataLoss, "recovered transaction \(transaction.sequence) states figures this edge never writes")

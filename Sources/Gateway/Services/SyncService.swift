@@ -17,8 +17,6 @@ package struct SyncService<Store: SyncLedger>: Coalition_Sync_V1_Sync.ServicePro
     /// second would reach it in 146,000 years); larger ones are refused, so no arithmetic on a
     /// sequence can overflow.
     package static var sequenceMax: UInt64 { 1 << 62 }
-    /// The range of instants (ms since 1970) a request may state: 1970-01-01 to 9999-12-31.
-    package static var instantRange: ClosedRange<Int64> { 0...253_402_300_799_999 }
 
     private let store: Store
     private let limits: GatewayLimits
@@ -90,7 +88,7 @@ extension SyncService {
                     .resourceExhausted,
                     "transactions: at most \(limits.pushBytesMax) payload bytes per push (found \(bytes))")
             }
-            guard Self.instantRange.contains(message.sentAtMs) else {
+            guard Timestamp.wireRange.contains(message.sentAtMs) else {
                 throw ServiceError.invalid(
                     "sent_at_ms", "must be between 0 and 253402300799999 (found \(message.sentAtMs))")
             }

@@ -4,7 +4,56 @@ import Core
 /// (formats sorted), used by the edge replica and the gateway alike.
 package enum LastEarnEncoding {
     package static func encode(_ values: [Format: Timestamp]) -> String {
-        values.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.milliseconds)" }.joined(separator: ";")
+        let pairs = sorted(values)
+        return String(unsafeUninitializedCapacity: capacity(pairs)) { write(pairs, into: $0) }
+    }
+
+    /// The pairs in the order they are written (by format).
+    package static func sorted(_ values: [Format: Timestamp]) -> [(key: Format, value: Timestamp)] {
+        values.count < 2 ? Array(values) : values.sorted { $0.key < $1.key }
+    }
+
+    /// Bytes enough for `pairs` written by `write`.
+    package static func capacity(_ pairs: [(key: Format, value: Timestamp)]) -> Int {
+        pairs.reduce(0) { $0 + $1.key.rawValue.utf8.count + 22 }
+    }
+
+    /// Writes `format=milliseconds;…` into `buffer` (at least `capacity(pairs)` bytes) with no
+    /// string made; returns the bytes written.
+    package static func write(
+        _ pairs: [(key: Format, value: Timestamp)], into buffer: UnsafeMutableBufferPointer<UInt8>
+    ) -> Int {
+        var count = 0
+        for (index, (format, time)) in pairs.enumerated() {
+            if index > 0 {
+                buffer[count] = UInt8(ascii: ";")
+                count += 1
+            }
+            for byte in format.rawValue.utf8 {
+                buffer[count] = byte
+                count += 1
+            }
+            buffer[count] = UInt8(ascii: "=")
+            count += 1
+            if time.milliseconds < 0 {
+                buffer[count] = UInt8(ascii: "-")
+                count += 1
+            }
+            var value = time.milliseconds.magnitude
+            let start = count
+            repeat {
+                buffer[count] = UInt8(ascii: "0") + UInt8(value % 10)
+                count += 1
+                value /= 10
+            } while value > 0
+            var (low, high) = (start, count - 1)
+            while low < high {
+                buffer.swapAt(low, high)
+                low += 1
+                high -= 1
+            }
+        }
+        return count
     }
 
     /// Pairs that do not parse are skipped.

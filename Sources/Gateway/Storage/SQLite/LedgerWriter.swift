@@ -39,16 +39,8 @@ struct LedgerWriter {
     func held(_ member: MemberID, now: Timestamp, excluding hold: String? = nil) throws -> Points {
         // The member's active holds; which of them keep points is HoldRules' to say.
         let holds = try Row.fetchAll(
-            db.cachedStatement(
-                sql:
-                    "SELECT hold_id, transaction_id, COALESCE(balance_points, points) AS points, expires_at_ms FROM holds WHERE member_id = ? AND status = 'active'"
-            ),
-            arguments: [member.description]
-        ).map { row in
-            HoldRecord(
-                holdID: row["hold_id"], member: member, transactionID: row["transaction_id"],
-                balancePoints: Points(row["points"]), expiresAt: Timestamp(milliseconds: row["expires_at_ms"]))
-        }
+            db.cachedStatement(sql: SQLitePosting.activeHolds + " AND member_id = ?"), arguments: [member.description]
+        ).compactMap(SQLitePosting.hold)
         return HoldRules.held(holds, member: member, now: now, excluding: hold)
     }
 

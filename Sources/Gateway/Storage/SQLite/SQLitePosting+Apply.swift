@@ -220,40 +220,7 @@ extension SQLitePosting {
 extension FastStatement.Binder {
     /// Binds a member's last earn per format as `LastEarnEncoding` writes it, with no string made.
     mutating func add(lastEarn: [Format: Timestamp]) {
-        let pairs = lastEarn.count < 2 ? Array(lastEarn) : lastEarn.sorted { $0.key < $1.key }
-        let capacity = pairs.reduce(0) { $0 + $1.key.rawValue.utf8.count + 22 }
-        addText(capacity: capacity) { buffer in
-            var count = 0
-            for (index, (format, time)) in pairs.enumerated() {
-                if index > 0 {
-                    buffer[count] = UInt8(ascii: ";")
-                    count += 1
-                }
-                for byte in format.rawValue.utf8 {
-                    buffer[count] = byte
-                    count += 1
-                }
-                buffer[count] = UInt8(ascii: "=")
-                count += 1
-                if time.milliseconds < 0 {
-                    buffer[count] = UInt8(ascii: "-")
-                    count += 1
-                }
-                var value = time.milliseconds.magnitude
-                let start = count
-                repeat {
-                    buffer[count] = UInt8(ascii: "0") + UInt8(value % 10)
-                    count += 1
-                    value /= 10
-                } while value > 0
-                var (low, high) = (start, count - 1)
-                while low < high {
-                    buffer.swapAt(low, high)
-                    low += 1
-                    high -= 1
-                }
-            }
-            return count
-        }
+        let pairs = LastEarnEncoding.sorted(lastEarn)
+        addText(capacity: LastEarnEncoding.capacity(pairs)) { LastEarnEncoding.write(pairs, into: $0) }
     }
 }

@@ -58,8 +58,7 @@ enum SQLitePosting {
             keys.debitedMembers.compactMap { keys.enrolledPhones[$0].flatMap { view.phoneOwners[$0] } })
         if !debited.isEmpty { try loadLotChains(db, members: debited, into: &view) }
         var holds: [String: HoldRecord] = [:]
-        let holdSQL =
-            "SELECT hold_id, member_id, transaction_id, COALESCE(balance_points, points) AS points, expires_at_ms FROM holds WHERE status = 'active' AND "
+        let holdSQL = activeHolds + " AND "
         if !debited.isEmpty {
             for row in try Row.fetchAll(
                 db.cachedStatement(sql: holdSQL + "member_id IN (SELECT value FROM json_each(?))"),
@@ -305,7 +304,11 @@ enum SQLitePosting {
         }
     }
 
-    private static func hold(_ row: Row) -> HoldRecord? {
+    /// Active holds as `hold(_:)` reads them (each with the part it took from the balance).
+    static let activeHolds =
+        "SELECT hold_id, member_id, transaction_id, COALESCE(balance_points, points) AS points, expires_at_ms FROM holds WHERE status = 'active'"
+
+    static func hold(_ row: Row) -> HoldRecord? {
         MemberID(row["member_id"] as String).map {
             HoldRecord(
                 holdID: row["hold_id"], member: $0, transactionID: row["transaction_id"],
