@@ -54,23 +54,12 @@ package final class EdgeNode: Service, Sendable {
         terminals = TerminalRegistry(
             pool: database.pool, clock: clock, cacheMilliseconds: configuration.limits.terminalCacheMilliseconds)
         health = HealthService(services: ["coalition.edge.v1.Points", "coalition.edge.v1.Parking"])
-        var transportConfig = HTTP2ServerTransport.Posix.Config.defaults
         // Bodies up to 4× the limit are decoded so the services can answer RESOURCE_EXHAUSTED;
         // beyond that the transport resets the stream without reading it.
-        transportConfig.rpc.maxRequestPayloadSize = configuration.limits.requestBytesMax * 4
-        let address: GRPCNIOTransportCore.SocketAddress =
-            configuration.listenHost.contains(":")
-            ? .ipv6(host: configuration.listenHost, port: configuration.listenPort)
-            : .ipv4(host: configuration.listenHost, port: configuration.listenPort)
-        let security: HTTP2ServerTransport.Posix.TransportSecurity =
-            if let tls = configuration.tls {
-                .tls(
-                    certificateChain: [.file(path: tls.certificatePath, format: .pem)],
-                    privateKey: .file(path: tls.privateKeyPath, format: .pem))
-            } else {
-                .plaintext
-            }
-        transport = HTTP2ServerTransport.Posix(address: address, transportSecurity: security, config: transportConfig)
+        transport = try GuardedListener.transport(
+            name: "edge", host: configuration.listenHost, port: configuration.listenPort, tls: configuration.tls,
+            requestBytesMax: configuration.limits.requestBytesMax * 4, limits: configuration.limits.connections,
+            logger: logger)
         server = GRPCServer(
             transport: transport,
             services: [

@@ -54,23 +54,13 @@ package final class GatewayNode: Service, Sendable {
             throw ConfigurationError("cannot read \(path)")
         }
         health = HealthService(services: ["coalition.sync.v1.Sync", "coalition.ops.v1.Ops"])
-        var transportConfig = HTTP2ServerTransport.Posix.Config.defaults
-        transportConfig.rpc.maxRequestPayloadSize = configuration.limits.requestBytesMax
-        let address: GRPCNIOTransportCore.SocketAddress =
-            configuration.listenHost.contains(":")
-            ? .ipv6(host: configuration.listenHost, port: configuration.listenPort)
-            : .ipv4(host: configuration.listenHost, port: configuration.listenPort)
-        let ca = configuration.caCertificatePath
-        transport = HTTP2ServerTransport.Posix(
-            address: address,
-            transportSecurity: .mTLS(
-                certificateChain: [.file(path: configuration.certificatePath, format: .pem)],
-                privateKey: .file(path: configuration.privateKeyPath, format: .pem)
-            ) { tls in
-                tls.trustRoots = .certificates([.file(path: ca, format: .pem)])
-                tls.clientCertificateVerification = .noHostnameVerification
-            },
-            config: transportConfig)
+        transport = try GuardedListener.transport(
+            name: "gateway", host: configuration.listenHost, port: configuration.listenPort,
+            tls: ServerTLSFiles(
+                certificatePath: configuration.certificatePath, privateKeyPath: configuration.privateKeyPath,
+                clientCAPath: configuration.caCertificatePath),
+            requestBytesMax: configuration.limits.requestBytesMax, limits: configuration.limits.connections,
+            logger: logger)
         server = GRPCServer(
             transport: transport,
             services: [

@@ -4,6 +4,7 @@ import Core
 import EdgeNode
 import Foundation
 import GRDB
+import NodeSupport
 import TestSupport
 import Testing
 import Wire

@@ -1,5 +1,6 @@
 import Core
 import Foundation
+import NodeSupport
 import Wire
 
 /// Everything an edge node needs to run, validated. Built from a config file
@@ -40,17 +41,6 @@ package struct EdgeConfiguration: Sendable {
         self.phoneHashKey = phoneHashKey
         self.limits = limits
         self.gateway = gateway
-    }
-}
-
-/// A server's certificate chain and private key, as PEM files.
-package struct ServerTLSFiles: Sendable, Equatable {
-    package var certificatePath: String
-    package var privateKeyPath: String
-
-    package init(certificatePath: String, privateKeyPath: String) {
-        self.certificatePath = certificatePath
-        self.privateKeyPath = privateKeyPath
     }
 }
 
@@ -107,6 +97,13 @@ package struct EdgeLimits: Sendable, Equatable {
     package var terminalCacheMilliseconds = 10_000
     /// Largest SQLite file, in bytes (0 = no limit); past it writes fail with STORAGE_FULL.
     package var databaseBytesMax: Int64 = 0
+    /// Connections and calls on the POS port (docs/operations.md, "Connections"). A call must
+    /// deliver its request within 10 s here (tills send small requests on a LAN).
+    package var connections: ConnectionLimits = {
+        var limits = ConnectionLimits()
+        limits.requestTimeoutMilliseconds = 10_000
+        return limits
+    }()
 
     package init() {}
 }
@@ -205,6 +202,7 @@ extension EdgeConfiguration {
             if let bytes = l.integer("database_bytes_max", in: 0...Int64.max, required: false) {
                 limits.databaseBytesMax = bytes
             }
+            limits.connections.read(l)
             l.finish()
         }
         root.finish()

@@ -1,5 +1,6 @@
 import Core
 import Foundation
+import NodeSupport
 import Wire
 
 /// Everything a gateway needs to run, validated (keys in docs/protocol.md).
@@ -82,6 +83,7 @@ package struct GatewayConfiguration: Sendable {
             int("busy_timeout_ms", 1...600_000, &limits.busyTimeoutMilliseconds)
             long("maintenance_check_ms", 1_000...86_400_000, &limits.maintenanceCheckMilliseconds)
             int("shutdown_ms", 100...600_000, &limits.shutdownMilliseconds)
+            limits.connections.read(l)
             l.finish()
         }
         root.finish()

@@ -1,4 +1,5 @@
 import Core
+import NodeSupport
 import Crypto
 import Foundation
 import Wire
@@ -209,6 +210,8 @@ package struct GatewayLimits: Sendable, Equatable {
     /// How long a graceful shutdown (SIGTERM) may take to answer the calls in flight before they
     /// are cancelled, in milliseconds.
     package var shutdownMilliseconds = 10_000
+    /// Connections and calls on the sync port (docs/operations.md, "Connections").
+    package var connections = ConnectionLimits()
 
     package init() {}
 }
