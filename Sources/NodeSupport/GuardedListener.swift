@@ -21,8 +21,8 @@ package struct ConnectionLimits: Sendable, Equatable {
     package var connectionsMax = 1_000
     /// Most open connections from one IP address.
     package var connectionsPerPeerMax = 64
-    /// How long a new connection has to finish its TLS handshake and send its first HTTP/2 bytes
-    /// before it is closed, in milliseconds.
+    /// How long a new connection has to finish its TLS handshake and its HTTP/2 preface and first
+    /// SETTINGS before it is closed, in milliseconds.
     package var handshakeTimeoutMilliseconds = 10_000
     /// How long a connection may stay open with no call before it is closed (GOAWAY), in
     /// milliseconds.
@@ -154,13 +154,13 @@ package enum GuardedListener {
         config.channelDebuggingCallbacks.onAcceptTCPConnection = { channel in
             channel.eventLoop.makeCompletedFuture {
                 let pipeline = channel.pipeline.syncOperations
-                let greeting = GreetingDeadlineHandler(timeout: handshakeTimeout)
+                // Behind the HTTP/2 handler, the first frame it passes on is the client's SETTINGS:
+                // TLS and the HTTP/2 preface are done.
+                try pipeline.addHandler(
+                    GreetingDeadlineHandler(timeout: handshakeTimeout),
+                    position: .after(try pipeline.handler(type: NIOHTTP2Handler.self)))
                 if let ssl {
-                    let handler = NIOSSLServerHandler(context: ssl)
-                    try pipeline.addHandler(handler, position: .first)
-                    try pipeline.addHandler(greeting, position: .after(handler))
-                } else {
-                    try pipeline.addHandler(greeting, position: .first)
+                    try pipeline.addHandler(NIOSSLServerHandler(context: ssl), position: .first)
                 }
                 try pipeline.addHandler(AdmissionHandler(gate: gate), position: .first)
             }
@@ -170,7 +170,8 @@ package enum GuardedListener {
                 try stream.pipeline.syncOperations.addHandler(
                     RequestDeadlineHandler(
                         timeout: requestTimeout,
-                        message: "the request was not received within request_timeout_ms (\(requestTimeoutMilliseconds))"
+                        message:
+                            "the request was not received within request_timeout_ms (\(requestTimeoutMilliseconds))"
                     ),
                     position: .first)
             }
@@ -184,9 +185,12 @@ package enum GuardedListener {
     /// client certificates required and checked against the CA when `clientCAPath` is set.
     package static func sslContext(_ files: ServerTLSFiles) throws -> NIOSSLContext {
         do {
-            let chain = try NIOSSLCertificate.fromPEMFile(files.certificatePath).map { NIOSSLCertificateSource.certificate($0) }
+            let chain = try NIOSSLCertificate.fromPEMFile(files.certificatePath).map {
+                NIOSSLCertificateSource.certificate($0)
+            }
             let key = try NIOSSLPrivateKey(file: files.privateKeyPath, format: .pem)
-            var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
+            var configuration = TLSConfiguration.makeServerConfiguration(
+                certificateChain: chain, privateKey: .privateKey(key))
             configuration.minimumTLSVersion = .tlsv12
             configuration.cipherSuiteValues = tls12CipherSuites
             configuration.applicationProtocols = ["grpc-exp", "h2"]
@@ -302,10 +306,11 @@ final class AdmissionHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 }
 
-/// Closes a connection that has not finished its handshake and sent its first HTTP/2 bytes
-/// within the timeout (placed behind the TLS handler, it sees only bytes that got through TLS).
+/// Closes a connection that has not finished its TLS and HTTP/2 handshakes (preface and first
+/// SETTINGS) within the timeout; placed behind the HTTP/2 handler, its first read is that SETTINGS
+/// frame.
 final class GreetingDeadlineHandler: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
+    typealias InboundIn = HTTP2Frame
 
     private let timeout: TimeAmount
     private var deadline: Scheduled<Void>?

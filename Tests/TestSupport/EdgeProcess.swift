@@ -1,21 +1,30 @@
 import Foundation
 
-/// A `coalition edge serve` process, started from a config file, with its log in a file.
+/// A `coalition edge serve` (or `gateway serve`) process, started from a config file, with its log
+/// in a file.
 package final class EdgeProcess: @unchecked Sendable {
     // @unchecked: the Process is touched only by the test that owns this object, one step at a time.
     package let process = Process()
     package let portFile: String
     package let logFile: String
 
-    package init(config: String, directory: String) throws {
+    /// Starts `coalition <node> serve --config config`; with `openFileLimit`, under that open-file
+    /// limit (`ulimit -n` in a shell that then becomes the node).
+    package init(config: String, directory: String, node: String = "edge", openFileLimit: Int? = nil) throws {
         guard let path = Binary.path else {
             throw ProcessFailure("the coalition binary is not built: run `swift build` first")
         }
         portFile = directory + "/port-\(UUID().uuidString)"
-        logFile = directory + "/edge-\(UUID().uuidString).log"
+        logFile = directory + "/\(node)-\(UUID().uuidString).log"
         _ = FileManager.default.createFile(atPath: logFile, contents: nil)
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = ["edge", "serve", "--config", config, "--port-file", portFile, "--log-level", "debug"]
+        let arguments = [node, "serve", "--config", config, "--port-file", portFile, "--log-level", "debug"]
+        if let openFileLimit {
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            process.arguments = ["-c", "ulimit -n \(openFileLimit) && exec \"$0\" \"$@\"", path] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: path)
+            process.arguments = arguments
+        }
         let log = FileHandle(forWritingAtPath: logFile)
         process.standardOutput = log
         process.standardError = log
@@ -30,10 +39,10 @@ package final class EdgeProcess: @unchecked Sendable {
             {
                 return port
             }
-            guard process.isRunning else { throw ProcessFailure("the edge exited early:\n\(log)") }
+            guard process.isRunning else { throw ProcessFailure("the node exited early:\n\(log)") }
             try await Task.sleep(for: .milliseconds(50))
         }
-        throw ProcessFailure("the edge did not start within 30 s:\n\(log)")
+        throw ProcessFailure("the node did not start within 30 s:\n\(log)")
     }
 
     package var log: String { (try? String(contentsOfFile: logFile, encoding: .utf8)) ?? "" }
@@ -49,7 +58,7 @@ package final class EdgeProcess: @unchecked Sendable {
         }
         guard !process.isRunning else {
             signal(SIGKILL)
-            throw ProcessFailure("the edge did not exit within 30 s")
+            throw ProcessFailure("the node did not exit within 30 s")
         }
         return process.terminationStatus
     }

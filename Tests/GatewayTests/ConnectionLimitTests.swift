@@ -1,0 +1,152 @@
+// Goal (issue #12, items 2 and 8): a node started with `ulimit -n 1024` (systemd's default) and
+// flooded with 2,000 connections that never speak or stop half-way through the handshake keeps
+// serving honest clients and does not die: one address gets at most `connections_per_peer_max`,
+// all of them together never take the descriptors the node needs (`open_files_reserve`), and
+// those that stay silent are closed after `handshake_timeout_ms`. Before the caps, about 1,000
+// idle connections stopped all honest traffic, and a busy node died (SIGILL) soon after.
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Gateway
+import NIOCore
+import NIOPosix
+import NIOSSL
+import Synchronization
+import TestSupport
+import Testing
+import Wire
+
+@Suite("Connection limits")
+struct ConnectionLimitTests {
+    /// 2,000 connections from one address, half silent and half with `half` sent; then 2,000
+    /// from 40 addresses; `honest` must succeed after each (at once for the first flood, within
+    /// the handshake timeout for the second) and the process must live through it.
+    static func flood(
+        node: EdgeProcess, port: Int, half: [UInt8], honest call: @escaping @Sendable () async throws -> Void
+    ) async throws {
+        // An honest call that hangs fails the test instead (before the caps, they hung for good).
+        @Sendable func honest() async throws {
+            try await withThrowingTaskGroup(of: Bool.self) { group in
+                group.addTask {
+                    try await call()
+                    return true
+                }
+                group.addTask {
+                    try await Task.sleep(for: .seconds(20))
+                    return false
+                }
+                let answered = try await group.next() ?? false
+                group.cancelAll()
+                if !answered { throw ProcessFailure("an honest call got no answer within 20 s") }
+            }
+        }
+        try await honest()
+        let silent = try await Flood.open(count: 1_000, port: port, sources: ["127.0.0.2"], greeting: [])
+        let halfOpen = try await Flood.open(count: 1_000, port: port, sources: ["127.0.0.2"], greeting: half)
+        #expect(silent.count + halfOpen.count == 2_000)
+        // One address holds at most its cap; an honest client from another is served at once.
+        try await honest()
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(silent.stillOpen + halfOpen.stillOpen <= 64)
+        #expect(node.process.isRunning)
+
+        // Many addresses: the listener's cap (open-file limit less the reserve) holds, and the
+        // silent ones are closed after the handshake timeout, so honest clients get in again.
+        let sources = (10..<50).map { "127.0.0.\($0)" }
+        let spread = try await Flood.open(count: 2_000, port: port, sources: sources, greeting: [])
+        #expect(spread.count == 2_000)
+        #expect(node.process.isRunning)
+        var served = false
+        for _ in 0..<60 where !served {
+            served = (try? await honest()) != nil
+            if !served { try await Task.sleep(for: .milliseconds(500)) }
+        }
+        #expect(served, "no honest call got through within 30 s of the second flood")
+        // Every silent or half-open connection is closed after the handshake timeout (2 s).
+        var open = Int.max
+        for _ in 0..<40 where open > 0 {
+            open = silent.stillOpen + halfOpen.stillOpen + spread.stillOpen
+            if open > 0 { try await Task.sleep(for: .milliseconds(250)) }
+        }
+        #expect(open == 0, "silent or half-open connections outlived the handshake timeout by 8 s")
+        for flood in [silent, halfOpen, spread] { await flood.close() }
+        try await honest()
+        #expect(node.process.isRunning)
+        #expect(node.log.contains("open_files_limit=1024"), "the open-file limit is not logged at start")
+        node.signal(SIGTERM)
+        #expect(try await node.waitForExit() == 0)
+    }
+
+    @Test("an edge with ulimit -n 1024 under 2,000 silent and half-open connections keeps serving")
+    func edgeUnderFlood() async throws {
+        let directory = try TemporaryDirectory()
+        try String(repeating: "cd", count: 32).write(
+            toFile: directory.path("phone.key"), atomically: true, encoding: .utf8)
+        let config = directory.path("edge.yaml")
+        try """
+        site_id: mall-01
+        database_path: mall-01.sqlite
+        listen: 127.0.0.1:0
+        program_file: \(Repository.exampleProgram.path)
+        phone_hash_key_file: phone.key
+        limits:
+          handshake_timeout_ms: 2000
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        let token = try await Binary.run(["edge", "terminal", "add", "--config", config, "--merchant", "mall-fashion"])
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let edge = try EdgeProcess(config: config, directory: directory.url.path, openFileLimit: 1_024)
+        let port = try await edge.port()
+        let enrolled = Counter()
+        try await Self.flood(node: edge, port: port, half: Flood.halfPreface) {
+            try await withGRPCClient(
+                transport: .http2NIOPosix(
+                    target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: .plaintext)
+            ) { client in
+                let number = enrolled.next()
+                var request = Coalition_Edge_V1_EnrollRequest()
+                request.requestID = "E-\(number)"
+                request.phone = "+86138\(String(format: "%08d", number))"
+                let points = Coalition_Edge_V1_Points.Client(wrapping: client)
+                let member = try await points.enroll(request, metadata: ["authorization": "Bearer \(token)"]).member
+                #expect(member.balancePoints == 200)
+            }
+        }
+    }
+
+    @Test("a gateway with ulimit -n 1024 under 2,000 silent and half-open TLS handshakes keeps serving")
+    func gatewayUnderFlood() async throws {
+        let directory = try TemporaryDirectory()
+        let dir = directory.url.path
+        let certificates = try TestCertificates(directory: dir, sites: ["mall-01"])
+        try certificates.issue(.operator("alice"), name: "alice")
+        let config = directory.path("gateway.yaml")
+        try """
+        database_path: gateway.sqlite
+        listen: 127.0.0.1:0
+        ca_certificate: ca.pem
+        certificate: gateway.pem
+        private_key: gateway.key
+        program_file: \(try Network.programFile(dir))
+        limits:
+          handshake_timeout_ms: 2000
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        let gateway = try EdgeProcess(config: config, directory: dir, node: "gateway", openFileLimit: 1_024)
+        let port = try await gateway.port()
+        try await Self.flood(node: gateway, port: port, half: Flood.halfClientHello) {
+            try await OpsServiceTests.withOps(port: port, certificates: certificates, certificate: "alice") { ops in
+                let sites = try await ops.listSites(Coalition_Ops_V1_ListSitesRequest()).sites
+                #expect(sites.contains { $0.siteID == "mall-01" })
+            }
+        }
+    }
+}
+
+/// Numbers for unique request ids across the calls of a test.
+final class Counter: Sendable {
+    private let value = Mutex(0)
+    func next() -> Int {
+        value.withLock {
+            $0 += 1; return $0
+        }
+    }
+}
