@@ -34,6 +34,12 @@ package final class EdgeNode: Service, Sendable {
         logger[metadataKey: "site.id"] = "\(configuration.siteID)"
         self.configuration = configuration
         self.logger = logger
+        for (path, what) in [
+            (configuration.gateway?.privateKeyPath, "the site's private key (gateway.private_key)"),
+            (configuration.tls?.privateKeyPath, "the POS port's private key (tls.private_key)"),
+        ] {
+            if let path { try PrivateFiles.requirePrivate(path, what: what) }
+        }
         let database = try EdgeDatabase.open(
             path: configuration.databasePath, site: configuration.siteID, limits: configuration.limits, now: clock.now()
         )

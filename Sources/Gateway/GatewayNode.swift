@@ -30,6 +30,7 @@ package final class GatewayNode: Service, Sendable {
         self.configuration = configuration
         self.sleeper = sleeper
         self.logger = logger
+        try PrivateFiles.requirePrivate(configuration.privateKeyPath, what: "the gateway's private key (private_key)")
         let database = try GatewayDatabase.open(
             path: configuration.databasePath, busyTimeoutMilliseconds: configuration.limits.busyTimeoutMilliseconds)
         store = try SQLiteLedgerStore(database: database, clock: clock, limits: configuration.limits)

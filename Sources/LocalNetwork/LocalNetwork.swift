@@ -59,11 +59,21 @@ package struct LocalNetwork: Sendable {
         return issued
     }
 
-    /// Writes `text` to `name` in the folder (creating subfolders).
+    /// Writes `text` to `name` in the folder (creating subfolders); a `.key` file is private
+    /// (0600 from its first byte), as a node requires.
     package func write(_ text: String, _ name: String) throws {
-        let url = URL(fileURLWithPath: path(name))
+        try Self.write(text, to: path(name))
+    }
+
+    /// Writes `text` to the file at `path` (creating its folder); a `.key` file is private.
+    package static func write(_ text: String, to path: String) throws {
+        let url = URL(fileURLWithPath: path)
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        try text.write(to: url, atomically: true, encoding: .utf8)
+        if path.hasSuffix(".key") {
+            try PrivateFiles.write(text, to: path)
+        } else {
+            try text.write(to: url, atomically: true, encoding: .utf8)
+        }
     }
 
     // MARK: Configurations

@@ -21,9 +21,12 @@ package enum SQLiteFile {
         }
     }
 
-    /// Opens (creating if needed) a pool on `path`: WAL, `synchronous=FULL`, foreign keys on, the
-    /// busy timeout, cache and size limit of `settings`.
+    /// Opens (creating if needed, mode 0600) a pool on `path`: WAL, `synchronous=FULL`, foreign
+    /// keys on, the busy timeout, cache and size limit of `settings`. A file that other users can
+    /// read is refused (it holds members' data, and the edge's the terminal tokens).
     package static func open(path: String, label: String, settings: Settings) throws -> DatabasePool {
+        try PrivateFiles.create(path)
+        try PrivateFiles.requirePrivate(path, what: "the database")
         var configuration = Configuration()
         configuration.foreignKeysEnabled = true
         configuration.busyMode = .timeout(TimeInterval(settings.busyTimeoutMilliseconds) / 1000)
@@ -56,6 +59,7 @@ package enum SQLiteFile {
         }
         let partial = path + ".partial"
         try? FileManager.default.removeItem(atPath: partial)
+        try PrivateFiles.create(partial)
         let destination = try DatabaseQueue(path: partial)
         try pool.backup(to: destination)
         let check = try destination.read { db in try String.fetchOne(db, sql: "PRAGMA quick_check") }

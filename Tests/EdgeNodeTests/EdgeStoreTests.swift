@@ -66,8 +66,7 @@ struct EdgeStoreTests {
     @Test("a config file is read with its keys, and mistakes are named")
     func configFile() throws {
         let directory = try TemporaryDirectory()
-        try (EdgeFixture.phoneKeyHex + "\n").write(
-            toFile: directory.path("phone.key"), atomically: true, encoding: .utf8)
+        try PrivateFiles.write(EdgeFixture.phoneKeyHex + "\n", to: directory.path("phone.key"))
         try """
         site_id: mall-01
         database_path: data/mall.sqlite

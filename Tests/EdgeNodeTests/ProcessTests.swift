@@ -4,6 +4,7 @@
 import EdgeNode
 import Foundation
 import GRPCCore
+import NodeSupport
 import TestSupport
 import Testing
 import Wire
@@ -11,7 +12,7 @@ import Wire
 @Suite("Edge process")
 struct ProcessTests {
     static func writeConfig(_ directory: borrowing TemporaryDirectory) throws -> String {
-        try EdgeFixture.phoneKeyHex.write(toFile: directory.path("phone.key"), atomically: true, encoding: .utf8)
+        try PrivateFiles.write(EdgeFixture.phoneKeyHex, to: directory.path("phone.key"))
         try String(contentsOf: Repository.exampleProgram, encoding: .utf8)
             .write(toFile: directory.path("program.yaml"), atomically: true, encoding: .utf8)
         let config = directory.path("edge.yaml")

@@ -1,10 +1,16 @@
-// Goal (issue #12, item 7, first part): `coalition ca init` and `ca issue`, run as the real binary,
-// leave the CA's folder private (0700) and every private key readable by its owner only (0600),
-// the key created so from its first byte (a temporary file renamed into place, never a file
-// chmod-ed after it was written).
+// Goal (issue #12, item 7): `coalition ca init` and `ca issue`, run as the real binary, leave the
+// CA's folder private (0700) and every private key readable by its owner only (0600), the key
+// created so from its first byte (a temporary file renamed into place, never a file chmod-ed after
+// it was written); a node refuses to start with a private key, the phone-hash key or its database
+// (the edge's holds the terminal tokens) readable by others, naming the file and the fix; and the
+// databases (with their WAL and shared-memory files) are created 0600.
 import Foundation
 import TestSupport
 import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 @Suite("Certificate authority files")
 struct CAFilesTests {
@@ -26,5 +32,75 @@ struct CAFilesTests {
         // No temporary file is left behind.
         let left = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".tmp") }
         #expect(left.isEmpty)
+    }
+
+    @Test("a node refuses to start with a key or database others can read; databases are created 0600")
+    func refuseReadableSecrets() async throws {
+        let directory = try TemporaryDirectory()
+        let folder = directory.path("certs")
+        _ = try await Binary.run(["ca", "init", "--dir", folder])
+        _ = try await Binary.run(["ca", "issue", "--dir", folder, "--site", "mall-01"])
+        _ = try await Binary.run(["ca", "issue", "--dir", folder, "--gateway", "127.0.0.1"])
+        let phoneKey = directory.path("phone.key")
+        _ = FileManager.default.createFile(
+            atPath: phoneKey, contents: Data(String(repeating: "cd", count: 32).utf8),
+            attributes: [.posixPermissions: 0o600])
+        let edgeConfig = directory.path("edge.yaml")
+        try """
+        site_id: mall-01
+        database_path: mall-01.sqlite
+        listen: 127.0.0.1:0
+        program_file: \(Repository.exampleProgram.path)
+        phone_hash_key_file: phone.key
+        gateway:
+          address: 127.0.0.1:1
+          ca_certificate: certs/ca.pem
+          certificate: certs/mall-01.pem
+          private_key: certs/mall-01.key
+        """.write(toFile: edgeConfig, atomically: true, encoding: .utf8)
+        let gatewayConfig = directory.path("gateway.yaml")
+        try """
+        database_path: gateway.sqlite
+        listen: 127.0.0.1:0
+        ca_certificate: certs/ca.pem
+        certificate: certs/gateway.pem
+        private_key: certs/gateway.key
+        program_file: \(Repository.exampleProgram.path)
+        """.write(toFile: gatewayConfig, atomically: true, encoding: .utf8)
+
+        /// Starts `node`, which must refuse at once naming `file` and the fix.
+        func refused(_ node: String, _ config: String, naming file: String) async throws {
+            let binary = try #require(Binary.path)
+            let outcome = try await ChildProcess.run(binary, [node, "serve", "--config", config])
+            #expect(outcome.status != 0, "\(node) started with \(file) readable by others")
+            #expect(outcome.errors.contains(file) && outcome.errors.contains("chmod 600"), "\(outcome.errors)")
+        }
+        // Each secret in turn made readable by others.
+        for (node, config, file) in [
+            ("edge", edgeConfig, phoneKey), ("edge", edgeConfig, folder + "/mall-01.key"),
+            ("gateway", gatewayConfig, folder + "/gateway.key"),
+        ] {
+            chmod(file, 0o644)
+            try await refused(node, config, naming: file)
+            chmod(file, 0o600)
+        }
+        // A terminal added creates the edge's database 0600, with its WAL and shared memory.
+        _ = try await Binary.run(["edge", "terminal", "add", "--config", edgeConfig, "--merchant", "mall-fashion"])
+        for file in ["mall-01.sqlite", "mall-01.sqlite-wal", "mall-01.sqlite-shm"]
+        where FileManager.default.fileExists(atPath: directory.path(file)) {
+            #expect(try mode(directory.path(file)) == 0o600, "\(file)")
+        }
+        #expect(try mode(directory.path("mall-01.sqlite")) == 0o600)
+        chmod(directory.path("mall-01.sqlite"), 0o644)
+        try await refused("edge", edgeConfig, naming: directory.path("mall-01.sqlite"))
+        chmod(directory.path("mall-01.sqlite"), 0o600)
+        // The gateway's database too, created by its first start.
+        let gateway = try EdgeProcess(config: gatewayConfig, directory: directory.url.path, node: "gateway")
+        _ = try await gateway.port()
+        #expect(try mode(directory.path("gateway.sqlite")) == 0o600)
+        gateway.signal(SIGTERM)
+        #expect(try await gateway.waitForExit() == 0)
+        chmod(directory.path("gateway.sqlite"), 0o640)
+        try await refused("gateway", gatewayConfig, naming: directory.path("gateway.sqlite"))
     }
 }

@@ -11,6 +11,7 @@ import Gateway
 import NIOCore
 import NIOPosix
 import NIOSSL
+import NodeSupport
 import Synchronization
 import TestSupport
 import Testing
@@ -80,8 +81,7 @@ struct ConnectionLimitTests {
     @Test("an edge with ulimit -n 1024 under 2,000 silent and half-open connections keeps serving")
     func edgeUnderFlood() async throws {
         let directory = try TemporaryDirectory()
-        try String(repeating: "cd", count: 32).write(
-            toFile: directory.path("phone.key"), atomically: true, encoding: .utf8)
+        try PrivateFiles.write(String(repeating: "cd", count: 32), to: directory.path("phone.key"))
         let config = directory.path("edge.yaml")
         try """
         site_id: mall-01

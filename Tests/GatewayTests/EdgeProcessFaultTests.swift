@@ -9,6 +9,7 @@ import GRDB
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Gateway
+import NodeSupport
 import Synchronization
 import TestSupport
 import Testing
@@ -24,8 +25,7 @@ struct EdgeProcessFaultTests {
 
     /// Writes an edge config for `mall-01` linked to the gateway at `port`.
     static func edgeConfig(_ directory: String, gatewayPort: Int, pushBatchMax: Int = 25) throws -> String {
-        try String(repeating: "cd", count: 32).write(
-            toFile: directory + "/phone.key", atomically: true, encoding: .utf8)
+        try PrivateFiles.write(String(repeating: "cd", count: 32), to: directory + "/phone.key")
         let path = directory + "/edge.yaml"
         try """
         site_id: mall-01

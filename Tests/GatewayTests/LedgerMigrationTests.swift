@@ -4,6 +4,7 @@ import Core
 import Foundation
 import GRDB
 import Gateway
+import NodeSupport
 import SwiftProtobuf
 import TestSupport
 import Testing
@@ -27,6 +28,7 @@ struct LedgerMigrationTests {
         earn.body = .earn(record)
         let earnPayload: Data = try earn.serializedBytes()
 
+        try PrivateFiles.create(path)
         let queue = try DatabaseQueue(path: path)
         try GatewayDatabase.migrator.migrate(queue, upTo: "2026-11-30 gateway promotion usage v1")
         try await queue.write { db in

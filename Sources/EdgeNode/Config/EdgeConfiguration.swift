@@ -223,6 +223,11 @@ extension EdgeConfiguration {
                     DocumentPath.root.key("phone_hash_key_file"),
                     "cannot read 64 hexadecimal characters (32 bytes) from \(resolve(keyFile))")
             }
+            do {
+                try PrivateFiles.requirePrivate(resolve(keyFile), what: "the phone-hash key")
+            } catch {
+                diagnostics.fail(DocumentPath.root.key("phone_hash_key_file"), "\(error)")
+            }
         }
         guard diagnostics.errors.isEmpty, let site, let database, let address, let key else {
             throw ConfigurationError(

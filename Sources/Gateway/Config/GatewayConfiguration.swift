@@ -104,6 +104,11 @@ package struct GatewayConfiguration: Sendable {
                     DocumentPath.root.key("phone_hash_key_file"),
                     "cannot read 64 hexadecimal characters from \(resolve(phoneKeyFile))")
             }
+            do {
+                try PrivateFiles.requirePrivate(resolve(phoneKeyFile), what: "the phone-hash key")
+            } catch {
+                diagnostics.fail(DocumentPath.root.key("phone_hash_key_file"), "\(error)")
+            }
         }
         guard diagnostics.errors.isEmpty, let database, let address, let ca, let certificate, let key else {
             throw ConfigurationError(

@@ -2,6 +2,7 @@ import ArgumentParser
 import Core
 import Foundation
 import Gateway
+import NodeSupport
 
 /// `coalition ca …`: the network's own certificate authority (swift-certificates; no openssl).
 struct CACommand: AsyncParsableCommand {
@@ -20,7 +21,7 @@ struct CACommand: AsyncParsableCommand {
 
         func run() async throws {
             let url = URL(fileURLWithPath: dir)
-            try Files.privateFolder(url)
+            try PrivateFiles.folder(url.path)
             let certificate = url.appendingPathComponent("ca.pem")
             if FileManager.default.fileExists(atPath: certificate.path), !force {
                 throw CommandFailure(
@@ -28,8 +29,8 @@ struct CACommand: AsyncParsableCommand {
                 )
             }
             let ca = try CertificateAuthority.create(name: name)
-            try Files.write(try ca.certificatePEM, to: certificate, secret: false)
-            try Files.write(try ca.privateKeyPEM, to: url.appendingPathComponent("ca.key"), secret: true)
+            try Data(try ca.certificatePEM.utf8).write(to: certificate, options: .atomic)
+            try PrivateFiles.write(try ca.privateKeyPEM, to: url.appendingPathComponent("ca.key").path)
             print("CA written to \(certificate.path) and \(url.appendingPathComponent("ca.key").path)")
         }
     }
@@ -85,54 +86,11 @@ struct CACommand: AsyncParsableCommand {
             }
             let issued = try ca.issue(identity, validityDays: days)
             let name = out ?? defaultName
-            try Files.write(try issued.certificatePEM, to: url.appendingPathComponent("\(name).pem"), secret: false)
-            try Files.write(try issued.privateKeyPEM, to: url.appendingPathComponent("\(name).key"), secret: true)
+            try Data(try issued.certificatePEM.utf8).write(to: url.appendingPathComponent("\(name).pem"), options: .atomic)
+            try PrivateFiles.write(try issued.privateKeyPEM, to: url.appendingPathComponent("\(name).key").path)
             print("\(identity.uri): \(url.appendingPathComponent("\(name).pem").path), serial \(issued.serial)")
         }
     }
 }
 
 /// Writing key material with the right permissions.
-enum Files {
-    /// Writes `text` to `url` atomically. A secret is created readable by its owner only (0600)
-    /// from its first byte, in a temporary file in the same folder that is then renamed into place,
-    /// so no other local user can open it at any moment.
-    static func write(_ text: String, to url: URL, secret: Bool) throws {
-        guard secret else { return try Data(text.utf8).write(to: url, options: .atomic) }
-        let temporary = url.deletingLastPathComponent().appendingPathComponent(
-            ".\(url.lastPathComponent).\(UUID().uuidString).tmp")
-        let descriptor = open(temporary.path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
-        guard descriptor >= 0 else { throw CommandFailure("cannot create \(temporary.path): errno \(errno)") }
-        var failure: String?
-        var bytes = Array(text.utf8)
-        bytes.withUnsafeMutableBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let written = Foundation.write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    failure = "cannot write \(temporary.path): errno \(errno)"
-                    return
-                }
-                offset += written
-            }
-        }
-        if failure == nil, fsync(descriptor) != 0 { failure = "cannot sync \(temporary.path): errno \(errno)" }
-        close(descriptor)
-        if failure == nil, rename(temporary.path, url.path) != 0 {
-            failure = "cannot rename to \(url.path): errno \(errno)"
-        }
-        if let failure {
-            unlink(temporary.path)
-            throw CommandFailure(failure)
-        }
-    }
-
-    /// Creates `url` (and its parents) as a folder only its owner may enter (0700), or makes an
-    /// existing one so: it holds the network's private keys.
-    static func privateFolder(_ url: URL) throws {
-        try FileManager.default.createDirectory(
-            at: url, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        try FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: url.path)
-    }
-}

@@ -83,9 +83,7 @@ private struct Demo {
     func path(_ name: String) -> String { folder + "/" + name }
 
     func write(_ text: String, _ name: String) throws {
-        let url = URL(fileURLWithPath: path(name))
-        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        try text.write(to: url, atomically: true, encoding: .utf8)
+        try LocalNetwork.write(text, to: path(name))
     }
 
     func at(_ local: String) { clock.set(zone.instant(of: CivilDateTime(parsing: local)!)) }
