@@ -58,7 +58,8 @@ package final class EdgeNode: Service, Sendable {
             phoneHashKey: configuration.phoneHashKey, limits: configuration.limits,
             authorizer: sync?.authorizer ?? .noGateway)
         terminals = TerminalRegistry(
-            pool: database.pool, clock: clock, cacheMilliseconds: configuration.limits.terminalCacheMilliseconds)
+            pool: database.pool, clock: clock, cacheMilliseconds: configuration.limits.terminalCacheMilliseconds,
+            tokenFailures: configuration.limits.tokenFailures, logger: logger)
         health = HealthService(services: ["coalition.edge.v1.Points", "coalition.edge.v1.Parking"])
         // Bodies up to 4× the limit are decoded so the services can answer RESOURCE_EXHAUSTED;
         // beyond that the transport resets the stream without reading it.

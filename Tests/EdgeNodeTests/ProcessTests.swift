@@ -79,4 +79,41 @@ struct ProcessTests {
         #expect(try await second.waitForExit() == 0)
         #expect(second.log.contains("edge node stopped"))
     }
+
+    @Test("wrong terminal tokens are refused, logged with the peer at a bounded rate; the right token still works")
+    func wrongTokens() async throws {
+        let directory = try TemporaryDirectory()
+        let config = try Self.writeConfig(directory)
+        try
+            (String(contentsOfFile: config, encoding: .utf8) + """
+
+                limits:
+                  token_failures_before_delay: 3
+                  token_failure_delay_max_ms: 200
+                """).write(toFile: config, atomically: true, encoding: .utf8)
+        let token = try await Binary.run(["edge", "terminal", "add", "--config", config, "--merchant", "mall-fashion"])
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let edge = try EdgeProcess(config: config, directory: directory.url.path)
+        try await withClient(port: try await edge.port()) { client in
+            let points = Coalition_Edge_V1_Points.Client(wrapping: client)
+            for attempt in 0..<30 {
+                await expectStatus(.unauthenticated) {
+                    _ = try await points.enroll(
+                        Requests.enroll("W-\(attempt)", phone: "+8613800138000"),
+                        metadata: ["authorization": "Bearer ct_wrong\(attempt)"])
+                }
+            }
+            // The right token from the same address is served.
+            let member = try await points.enroll(
+                Requests.enroll("E-1", phone: "+8613800138000"), metadata: ["authorization": "Bearer \(token)"]
+            ).member
+            #expect(member.balancePoints == 200)
+        }
+        edge.signal(SIGTERM)
+        #expect(try await edge.waitForExit() == 0)
+        let warnings = edge.log.split(separator: "\n").filter { $0.contains("wrong terminal token") }
+        #expect(!warnings.isEmpty, "no warning for 30 wrong tokens")
+        #expect(warnings.allSatisfy { $0.contains("peer=ipv4:127.0.0.1") })
+        #expect(warnings.count < 10, "\(warnings.count) warnings for 30 failures: the rate is not bounded")
+    }
 }

@@ -95,6 +95,9 @@ package struct EdgeLimits: Sendable, Equatable {
     /// How long a verified terminal token is trusted before it is looked up again, in
     /// milliseconds; a revoked terminal stops working within this time.
     package var terminalCacheMilliseconds = 10_000
+    /// Wrong terminal tokens: how many a peer address may send before its failing calls are
+    /// delayed, the longest delay and the window they are counted in.
+    package var tokenFailures = TokenFailures.Settings()
     /// Largest SQLite file, in bytes (0 = no limit); past it writes fail with STORAGE_FULL.
     package var databaseBytesMax: Int64 = 0
     /// Connections and calls on the POS port (docs/operations.md, "Connections"). A call must
@@ -199,6 +202,11 @@ extension EdgeConfiguration {
             int("unacknowledged_transactions_max", 1...100_000_000, &limits.unacknowledgedTransactionsMax)
             int("history_page_size_max", 1...1_000, &limits.historyPageSizeMax)
             int("terminal_cache_ms", 0...3_600_000, &limits.terminalCacheMilliseconds)
+            int("token_failures_before_delay", 0...1_000_000, &limits.tokenFailures.failuresBeforeDelay)
+            int("token_failure_delay_max_ms", 0...60_000, &limits.tokenFailures.delayMaxMilliseconds)
+            if let window = l.integer("token_failure_window_ms", in: 1_000...86_400_000, required: false) {
+                limits.tokenFailures.windowMilliseconds = window
+            }
             if let bytes = l.integer("database_bytes_max", in: 0...Int64.max, required: false) {
                 limits.databaseBytesMax = bytes
             }

@@ -23,7 +23,7 @@ extension ParkingService {
     ) async throws -> ServerResponse<Coalition_Edge_V1_ParkingQuoteResponse> {
         try await ServiceError.mapping {
             _ = try ServiceError.sizedBytes(request.message, maximum: requestBytesMax)
-            _ = try await terminals.authenticate(request.metadata)
+            _ = try await terminals.authenticate(request.metadata, peer: context.remotePeer)
             let message = request.message
             let stay = try Self.stay(
                 ticket: message.ticketID, member: message.memberID, entry: message.entryAtMs, exit: message.exitAtMs)
@@ -36,7 +36,7 @@ extension ParkingService {
     ) async throws -> ServerResponse<Coalition_Edge_V1_ParkingPayResponse> {
         try await ServiceError.mapping {
             let bytes = try ServiceError.sizedBytes(request.message, maximum: requestBytesMax)
-            let merchant = try await terminals.authenticate(request.metadata)
+            let merchant = try await terminals.authenticate(request.metadata, peer: context.remotePeer)
             let message = request.message
             let requestID = try RequestValidation.requestID(message.requestID)
             let stay = try Self.stay(

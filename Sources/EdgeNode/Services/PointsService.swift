@@ -24,7 +24,7 @@ extension PointsService {
     package func enroll(
         request: ServerRequest<Coalition_Edge_V1_EnrollRequest>, context: ServerContext
     ) async throws -> ServerResponse<Coalition_Edge_V1_EnrollResponse> {
-        try await handle(request) { merchant, message, bytes in
+        try await handle(request, context) { merchant, message, bytes in
             let requestID = try RequestValidation.requestID(message.requestID)
             guard !message.phone.isEmpty else { throw ServiceError.invalid("phone", "is required") }
             guard let phone = PhoneNumber(message.phone) else { throw ServiceError.invalid("phone", PhoneNumber.rule) }
@@ -47,7 +47,7 @@ extension PointsService {
     package func lookupMember(
         request: ServerRequest<Coalition_Edge_V1_LookupMemberRequest>, context: ServerContext
     ) async throws -> ServerResponse<Coalition_Edge_V1_LookupMemberResponse> {
-        try await handle(request) { _, message, _ in
+        try await handle(request, context) { _, message, _ in
             let key: EdgeLedger.MemberKey
             switch message.key {
             case .phone(let text):
@@ -70,7 +70,7 @@ extension PointsService {
     package func earn(
         request: ServerRequest<Coalition_Edge_V1_EarnRequest>, context: ServerContext
     ) async throws -> ServerResponse<Coalition_Edge_V1_EarnResponse> {
-        try await handle(request) { merchant, message, bytes in
+        try await handle(request, context) { merchant, message, bytes in
             let requestID = try RequestValidation.requestID(message.requestID)
             try RequestValidation.merchant(message.merchantID, terminal: merchant)
             let member = try RequestValidation.member(message.memberID)
@@ -85,7 +85,7 @@ extension PointsService {
     package func previewRedeem(
         request: ServerRequest<Coalition_Edge_V1_PreviewRedeemRequest>, context: ServerContext
     ) async throws -> ServerResponse<Coalition_Edge_V1_PreviewRedeemResponse> {
-        try await handle(request) { merchant, message, bytes in
+        try await handle(request, context) { merchant, message, bytes in
             try RequestValidation.merchant(message.merchantID, terminal: merchant)
             let member = try RequestValidation.member(message.memberID)
             let lines = try message.lines.core(maximum: ledger.program.program.limits.linesMax)
@@ -98,7 +98,7 @@ extension PointsService {
     package func redeem(
         request: ServerRequest<Coalition_Edge_V1_RedeemRequest>, context: ServerContext
     ) async throws -> ServerResponse<Coalition_Edge_V1_RedeemResponse> {
-        try await handle(request) { merchant, message, bytes in
+        try await handle(request, context) { merchant, message, bytes in
             let requestID = try RequestValidation.requestID(message.requestID)
             try RequestValidation.merchant(message.merchantID, terminal: merchant)
             let member = try RequestValidation.member(message.memberID)
@@ -117,7 +117,7 @@ extension PointsService {
     package func reverse(
         request: ServerRequest<Coalition_Edge_V1_ReverseRequest>, context: ServerContext
     ) async throws -> ServerResponse<Coalition_Edge_V1_ReverseResponse> {
-        try await handle(request) { merchant, message, bytes in
+        try await handle(request, context) { merchant, message, bytes in
             let requestID = try RequestValidation.requestID(message.requestID)
             let original = try RequestValidation.transaction(
                 message.originalTransactionID, field: "original_transaction_id")
@@ -137,7 +137,7 @@ extension PointsService {
     package func getBalance(
         request: ServerRequest<Coalition_Edge_V1_GetBalanceRequest>, context: ServerContext
     ) async throws -> ServerResponse<Coalition_Edge_V1_GetBalanceResponse> {
-        try await handle(request) { _, message, _ in
+        try await handle(request, context) { _, message, _ in
             try await ledger.balance(try RequestValidation.member(message.memberID))
         }
     }
@@ -145,7 +145,7 @@ extension PointsService {
     package func history(
         request: ServerRequest<Coalition_Edge_V1_HistoryRequest>, context: ServerContext
     ) async throws -> ServerResponse<Coalition_Edge_V1_HistoryResponse> {
-        try await handle(request) { _, message, _ in
+        try await handle(request, context) { _, message, _ in
             let member = try RequestValidation.member(message.memberID)
             let size = message.pageSize == 0 ? min(20, historyPageSizeMax) : Int(message.pageSize)
             guard (1...historyPageSizeMax).contains(size) else {
@@ -166,11 +166,12 @@ extension PointsService {
     /// The body gets the request's encoded bytes too (encoded once, for the size check and the
     /// idempotency hash).
     private func handle<Input: SwiftProtobuf.Message, Output: Sendable>(
-        _ request: ServerRequest<Input>, _ body: (MerchantID, Input, [UInt8]) async throws -> Output
+        _ request: ServerRequest<Input>, _ context: ServerContext,
+        _ body: (MerchantID, Input, [UInt8]) async throws -> Output
     ) async throws -> ServerResponse<Output> {
         try await ServiceError.mapping {
             let bytes = try ServiceError.sizedBytes(request.message, maximum: requestBytesMax)
-            let merchant = try await terminals.authenticate(request.metadata)
+            let merchant = try await terminals.authenticate(request.metadata, peer: context.remotePeer)
             return ServerResponse(message: try await body(merchant, request.message, bytes))
         }
     }

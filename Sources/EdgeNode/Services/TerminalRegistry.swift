@@ -3,6 +3,7 @@ import Crypto
 import Foundation
 import GRDB
 import GRPCCore
+import Logging
 import Synchronization
 import Wire
 
@@ -28,13 +29,21 @@ package final class TerminalRegistry: Sendable {
     private let clock: any WallClock
     private let cacheMilliseconds: Int64
     private let cache = Mutex<[Data: CacheEntry]>([:])
+    private let failures: Mutex<TokenFailures>
+    private let logger: Logger
     /// The most cached tokens; the cache is cleared when it grows past this.
     private static let cacheEntriesMax = 10_000
 
-    package init(pool: DatabasePool, clock: any WallClock, cacheMilliseconds: Int) {
+    package init(
+        pool: DatabasePool, clock: any WallClock, cacheMilliseconds: Int,
+        tokenFailures: TokenFailures.Settings = TokenFailures.Settings(),
+        logger: Logger = Logger(label: "coalition.edge", factory: { _ in SwiftLogNoOpLogHandler() })
+    ) {
         self.pool = pool
         self.clock = clock
         self.cacheMilliseconds = Int64(cacheMilliseconds)
+        self.failures = Mutex(TokenFailures(settings: tokenFailures))
+        self.logger = logger
     }
 
     /// Issues a token for a merchant of this site's program and returns it; only its hash is kept.
@@ -90,8 +99,30 @@ package final class TerminalRegistry: Sendable {
         }
     }
 
-    /// The merchant a call's bearer token acts for. UNAUTHENTICATED without a valid active token.
-    package func authenticate(_ metadata: Metadata) async throws -> MerchantID {
+    /// The merchant a call's bearer token acts for. UNAUTHENTICATED without a valid active token;
+    /// a peer (`context.remotePeer`) that keeps failing gets that answer later and later, and is
+    /// logged (`TokenFailures`).
+    package func authenticate(_ metadata: Metadata, peer: String) async throws -> MerchantID {
+        do {
+            return try await authenticate(metadata)
+        } catch let error as ServiceError {
+            let address = TokenFailures.address(ofPeer: peer)
+            let now = Int64(DispatchTime.now().uptimeNanoseconds / 1_000_000)
+            let verdict = failures.withLock { $0.failed(peer: address, now: now) }
+            if let count = verdict.logFailures {
+                logger.warning(
+                    "wrong terminal token",
+                    metadata: [
+                        "peer": "\(address)", "failures": "\(count)", "delay_ms": "\(verdict.delayMilliseconds)",
+                        "reason": "\(error.rpcErrorMessage)",
+                    ])
+            }
+            if verdict.delayMilliseconds > 0 { try await Task.sleep(for: .milliseconds(verdict.delayMilliseconds)) }
+            throw error
+        }
+    }
+
+    private func authenticate(_ metadata: Metadata) async throws -> MerchantID {
         guard let header = metadata[stringValues: "authorization"].first(where: { _ in true }) else {
             throw ServiceError(.unauthenticated, "missing 'authorization: Bearer <terminal token>' metadata")
         }
