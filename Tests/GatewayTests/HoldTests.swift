@@ -2,6 +2,7 @@
 // idempotent per transaction, and a hold stops counting when released or expired.
 import Core
 import Crypto
+import EdgeNode
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
@@ -95,6 +96,96 @@ struct HoldTests {
             #expect(try await site.gateway.account("offline_risk:mall-01") == 0)
             #expect(try await site.gateway.conflicts(kind: "offline_overdraw").isEmpty)
             #expect(try await site.gateway.activeHolds() == 0)
+        }
+    }
+
+    /// Issue #12, item 6: no hold outlives its transaction. A redemption the gateway rejects
+    /// releases the hold placed for it (before, the hold kept the member's points for hold_ms), and
+    /// a hold is never placed for a transaction already pushed (it could never be consumed).
+    @Test("a rejected redemption releases its hold; no hold is placed for a transaction already pushed")
+    func noHoldOutlivesItsTransaction() async throws {
+        try await RawSync.withEnrolledSite(members: 1) { site in
+            var generator = SystemRandomNumberGenerator()
+            let member = site.members[0]
+            let transaction = TransactionID(time: ManualClockTime.now, using: &generator).description
+            let hold = try await Self.authorize(site.sync, member: member, points: 150, transaction: transaction)
+            #expect(hold.approved)
+            #expect(try await site.gateway.activeHolds() == 1)
+            // The same transaction pushed with more points than a transaction may carry (rejected),
+            // and another redemption, of 10 points, without a hold (posted).
+            let posted = TransactionID(time: ManualClockTime.now, using: &generator).description
+            let pushed = try await site.push([
+                RawSync.redemption(
+                    transaction: transaction, member: member, merchant: "mall-fashion", points: 1_000_001,
+                    authorization: .online),
+                RawSync.redemption(
+                    transaction: posted, member: member, merchant: "mall-fashion", points: 10,
+                    authorization: .floorLimit),
+            ])
+            #expect(pushed.results.map(\.outcome) == [.rejected, .posted])
+            #expect(try await site.gateway.activeHolds() == 0)
+            #expect(try await site.gateway.balance(member) == 190)
+            // A transaction already pushed gets no new hold.
+            let late = await expectStatus(.failedPrecondition) {
+                _ = try await Self.authorize(site.sync, member: member, points: 1, transaction: posted)
+            }
+            #expect(late.contains("already pushed"))
+            #expect(try await site.gateway.activeHolds() == 0)
+            // The member can spend all 190 at once.
+            let next = TransactionID(time: ManualClockTime.now, using: &generator).description
+            #expect(try await Self.authorize(site.sync, member: member, points: 190, transaction: next).approved)
+        }
+    }
+
+    /// Issue #12, item 6: 200 redemptions at once at an edge whose gateway is up. Before, they
+    /// all went by floor limit (the authorisations beyond the connection's stream limit failed the
+    /// connection, and those behind them missed the deadline), and their holds stayed active after
+    /// the redemptions posted. Now every one whose authorisation the gateway answers in time is
+    /// online, and no hold is left once they are all posted.
+    @Test("200 redemptions at once with the gateway up: decided online, and no hold left after they post")
+    func burstOfRedemptions() async throws {
+        let directory = try TemporaryDirectory()
+        let dir = directory.url.path
+        let certificates = try TestCertificates(directory: dir, sites: ["mall-01"])
+        let clock = ManualWallClock()
+        try await Network.withGateway(try Network.gatewayConfiguration(dir, certificates: certificates), clock: clock) {
+            gateway in
+            var config = try Network.edgeConfiguration(
+                dir, site: "mall-01", certificates: certificates, gatewayPort: gateway.port)
+            // A deadline no honest gateway on loopback misses, so the count below is about
+            // queueing, not about this machine's speed.
+            config.gateway?.authorizeDeadlineMilliseconds = 30_000
+            try await Network.withEdge(config, merchant: "mall-fashion", clock: clock) { mall in
+                let member = try await mall.points.enroll(
+                    Make.enroll("E-1", phone: "+8613800138000"), metadata: mall.auth
+                ).member.memberID
+                for index in 0..<2 {
+                    _ = try await mall.points.earn(
+                        Make.earn("R-\(index)", member: member, amount: 1_000_000), metadata: mall.auth)
+                }
+                try await Network.eventually("the gateway knows the member's points") {
+                    try await gateway.balance(member) == 20_200
+                }
+                let authorizations = try await withThrowingTaskGroup(
+                    of: Coalition_Common_V1_RedeemAuthorization.self
+                ) { group in
+                    for index in 0..<200 {
+                        group.addTask {
+                            try await mall.points.redeem(
+                                Make.redeem("P-\(index)", member: member, bill: 10_000, points: 100),
+                                metadata: mall.auth
+                            ).authorization
+                        }
+                    }
+                    return try await group.reduce(into: [Coalition_Common_V1_RedeemAuthorization]()) { $0.append($1) }
+                }
+                #expect(authorizations.count == 200)
+                #expect(authorizations.filter { $0 == .online }.count == 200, "\(authorizations)")
+                try await Network.eventually("every redemption is posted") { try await Network.synced(mall) }
+                #expect(try await gateway.balance(member) == 200)
+                #expect(try await gateway.activeHolds() == 0)
+                #expect(try await gateway.account("offline_risk:mall-01") == 0)
+            }
         }
     }
 

@@ -128,6 +128,8 @@ package struct PostingEffects: Sendable {
     package var qualifying: [QualifyingBucket: Points] = [:]
     package var promotionsGiven: [PromotionID: Points] = [:]
     package var consumedHolds: [String] = []
+    /// Holds whose transaction was rejected: released, so they stop keeping the member's points.
+    package var releasedHolds: [String] = []
     package var conflicts: [ConflictEntry] = []
     package var flags: Set<SiteFlag> = []
     /// The last position and lot number used.

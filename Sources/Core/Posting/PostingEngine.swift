@@ -198,6 +198,12 @@ package struct PostingEngine: Sendable {
         conflict(
             reason == .duplicateReceipt ? .duplicateReceipt : .rejected, transaction: pushed.transactionID,
             member: member, resolution: "rejected: \(reason)", detail: detail)
+        // The hold placed for a rejected redemption has nothing left to pay for: released now
+        // rather than keeping the member's points until it expires.
+        if let index = view.holds.firstIndex(where: { $0.transactionID == pushed.transactionID }) {
+            effects.releasedHolds.append(view.holds[index].holdID)
+            view.holds.remove(at: index)
+        }
         let result = PostingResult(outcome: .rejected, reason: reason.rawValue, points: .zero)
         effects.entries.append(
             LedgerEntry(

@@ -217,15 +217,19 @@ extension SyncService {
             guard message.points > 0, message.points <= 1_000_000_000_000 else {
                 throw ServiceError.invalid("points", "must be between 1 and 10^12 (found \(message.points))")
             }
-            return Coalition_Sync_V1_AuthorizeRedeemResponse(
-                try await store.authorize(
-                    site: site,
-                    request: AuthorizeCommand(
-                        requestID: requestID, member: member, merchant: merchant, points: Points(message.points),
-                        transaction: transaction,
-                        unacknowledged: Points(
-                            min(max(message.unacknowledgedPoints, -1_000_000_000_000), 1_000_000_000_000)),
-                        acknowledgedSequence: Int64(min(message.acknowledgedSequence, UInt64(Int64.max))))))
+            do {
+                return Coalition_Sync_V1_AuthorizeRedeemResponse(
+                    try await store.authorize(
+                        site: site,
+                        request: AuthorizeCommand(
+                            requestID: requestID, member: member, merchant: merchant, points: Points(message.points),
+                            transaction: transaction,
+                            unacknowledged: Points(
+                                min(max(message.unacknowledgedPoints, -1_000_000_000_000), 1_000_000_000_000)),
+                            acknowledgedSequence: Int64(min(message.acknowledgedSequence, UInt64(Int64.max))))))
+            } catch let refusal as SyncRefusal {
+                throw ServiceError(.failedPrecondition, refusal.message, reason: refusal.reason)
+            }
         }
     }
 

@@ -171,6 +171,16 @@ extension SQLiteLedgerStore {
                     available: available ?? .zero,
                     refusal: (existing["status"] as String) == "released" ? .released : nil)
             }
+            // A transaction already pushed is settled: a hold placed for it now would keep the
+            // member's points for hold_ms with nothing left to consume it.
+            if try Bool.fetchOne(
+                db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM transactions WHERE transaction_id = ?)"),
+                arguments: [request.transaction.description]) == true
+            {
+                throw SyncRefusal(
+                    reason: "TRANSACTION_POSTED",
+                    message: "transaction \(request.transaction) is already pushed; no hold is placed for it")
+            }
             guard let member = try writer.resolve(request.member) else {
                 return Authorization(holdID: "", expiresAt: nil, available: .zero, refusal: .unknownMember)
             }

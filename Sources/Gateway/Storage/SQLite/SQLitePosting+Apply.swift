@@ -95,6 +95,8 @@ extension SQLitePosting {
         for (id, points) in effects.promotionsGiven { try promotion.execute(arguments: [id.rawValue, points.value]) }
         let consume = try db.cachedStatement(sql: "UPDATE holds SET status = 'consumed' WHERE hold_id = ?")
         for hold in effects.consumedHolds { try consume.execute(arguments: [hold]) }
+        let release = try db.cachedStatement(sql: "UPDATE holds SET status = 'released' WHERE hold_id = ?")
+        for hold in effects.releasedHolds { try release.execute(arguments: [hold]) }
         for conflict in effects.conflicts { try insert(db, conflict, at: now) }
         try db.cachedStatement(sql: "UPDATE counters SET value = ? WHERE name = 'position' AND value < ?")
             .execute(arguments: [effects.position, effects.position])
