@@ -24,6 +24,7 @@ package final class EdgeNode: Service, Sendable {
     private let server: GRPCServer<HTTP2ServerTransport.Posix>
     private let health: HealthService
     private let logger: Logger
+    private let sleeper: any Clock<Duration>
 
     /// `extraServices` are served beside the POS API (the benchmark's baseline service).
     package init(
@@ -34,6 +35,7 @@ package final class EdgeNode: Service, Sendable {
         logger[metadataKey: "site.id"] = "\(configuration.siteID)"
         self.configuration = configuration
         self.logger = logger
+        self.sleeper = sleeper
         for (path, what) in [
             (configuration.gateway?.privateKeyPath, "the site's private key (gateway.private_key)"),
             (configuration.tls?.privateKeyPath, "the POS port's private key (tls.private_key)"),
@@ -56,7 +58,7 @@ package final class EdgeNode: Service, Sendable {
         ledger = EdgeLedger(
             site: configuration.siteID, database: database, programs: programs, clock: clock,
             phoneHashKey: configuration.phoneHashKey, limits: configuration.limits,
-            authorizer: sync?.authorizer ?? .noGateway)
+            authorizer: sync?.authorizer ?? .noGateway, logger: logger)
         terminals = TerminalRegistry(
             pool: database.pool, clock: clock, cacheMilliseconds: configuration.limits.terminalCacheMilliseconds,
             tokenFailures: configuration.limits.tokenFailures, logger: logger)
@@ -79,6 +81,19 @@ package final class EdgeNode: Service, Sendable {
             ] + extraServices)
     }
 
+    /// Storage housekeeping every `limits.storage_check_ms` until cancelled
+    /// (`EdgeLedger.keepStorage`).
+    private func keepStorage() async {
+        while !Task.isCancelled {
+            do {
+                try await sleeper.sleep(for: .milliseconds(configuration.limits.storageCheckMilliseconds))
+            } catch {
+                return
+            }
+            await ledger.keepStorage(logger: logger)
+        }
+    }
+
     /// The port the POS API listens on, once bound.
     package var listeningPort: Int {
         get async throws { try await NodeServer.port(of: transport, name: "edge") }
@@ -89,6 +104,7 @@ package final class EdgeNode: Service, Sendable {
         try await withGracefulShutdownHandler {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { await committer.run() }
+                group.addTask { await self.keepStorage() }
                 if let sync {
                     group.addTask {
                         do {

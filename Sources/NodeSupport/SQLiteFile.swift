@@ -37,8 +37,14 @@ package enum SQLiteFile {
             try db.execute(sql: "PRAGMA synchronous = FULL")
             if let cache { try db.execute(sql: "PRAGMA cache_size = -\(cache)") }
             if bytesMax > 0 {
-                // Pages are 4096 bytes by default; the limit makes SQLite answer SQLITE_FULL.
-                try db.execute(sql: "PRAGMA max_page_count = \(max(1, bytesMax / 4096))")
+                // The WAL and its index count against the limit: the WAL gets `walBytes(of:)`,
+                // checkpointed when half full and truncated back to it, the index (`-shm`) 32 KiB;
+                // the main file (4096-byte pages) gets the rest, past which SQLite answers
+                // SQLITE_FULL.
+                let wal = walBytes(of: bytesMax)
+                try db.execute(sql: "PRAGMA max_page_count = \(max(1, (bytesMax - wal - 32_768) / 4096))")
+                try db.execute(sql: "PRAGMA journal_size_limit = \(wal)")
+                try db.execute(sql: "PRAGMA wal_autocheckpoint = \(max(8, wal / 4096 / 2))")
             }
         }
         let pool = try DatabasePool(path: path, configuration: configuration)
@@ -46,6 +52,11 @@ package enum SQLiteFile {
         // ran; an answer must mean durable, so FULL is set again on the writer (read back by a test).
         try pool.barrierWriteWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
         return pool
+    }
+
+    /// The part of a size limit kept for the WAL: an eighth, at least 64 KiB, at most 4 MiB.
+    package static func walBytes(of bytesMax: Int64) -> Int64 {
+        min(4 * 1024 * 1024, max(64 * 1024, bytesMax / 8))
     }
 
     /// Copies `pool` to `path` with SQLite's online backup, from one read snapshot: writers go on

@@ -98,8 +98,15 @@ package struct EdgeLimits: Sendable, Equatable {
     /// Wrong terminal tokens: how many a peer address may send before its failing calls are
     /// delayed, the longest delay and the window they are counted in.
     package var tokenFailures = TokenFailures.Settings()
-    /// Largest SQLite file, in bytes (0 = no limit); past it writes fail with STORAGE_FULL.
+    /// Largest SQLite file with its WAL, in bytes (0 = no limit); past it writes fail with
+    /// STORAGE_FULL.
     package var databaseBytesMax: Int64 = 0
+    /// How long transactions the gateway has acknowledged are kept (for History, refunds and
+    /// retries at the till) before they are deleted, in milliseconds.
+    package var outboxRetentionMilliseconds: Int64 = 30 * 24 * 3_600_000
+    /// How often the edge prunes, checkpoints and checks its size against the cap, in
+    /// milliseconds.
+    package var storageCheckMilliseconds = 60_000
     /// Connections and calls on the POS port (docs/operations.md, "Connections"). A call must
     /// deliver its request within 10 s here (tills send small requests on a LAN).
     package var connections: ConnectionLimits = {
@@ -210,6 +217,10 @@ extension EdgeConfiguration {
             if let bytes = l.integer("database_bytes_max", in: 0...Int64.max, required: false) {
                 limits.databaseBytesMax = bytes
             }
+            if let retention = l.integer("outbox_retention_ms", in: 60_000...3_153_600_000_000, required: false) {
+                limits.outboxRetentionMilliseconds = retention
+            }
+            int("storage_check_ms", 100...86_400_000, &limits.storageCheckMilliseconds)
             limits.connections.read(l)
             l.finish()
         }

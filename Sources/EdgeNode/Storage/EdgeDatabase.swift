@@ -8,6 +8,8 @@ import Wire
 /// timeout, foreign keys on, and the named migrations below, applied before anything is served.
 package struct EdgeDatabase: Sendable {
     package let pool: DatabasePool
+    /// The file, for its size on disk.
+    package let path: String
 
     /// Opens (creating if needed) and migrates the file for `site`. Refuses a file that belongs
     /// to another site.
@@ -28,7 +30,14 @@ package struct EdgeDatabase: Sendable {
                     arguments: [site.rawValue, now.milliseconds])
             }
         }
-        return EdgeDatabase(pool: pool)
+        return EdgeDatabase(pool: pool, path: path)
+    }
+
+    /// The bytes the database takes on disk: the file, its WAL and its shared-memory index.
+    package var bytesOnDisk: Int64 {
+        [path, path + "-wal", path + "-shm"].reduce(0) { total, file in
+            total + ((try? FileManager.default.attributesOfItem(atPath: file)[.size] as? NSNumber)?.int64Value ?? 0)
+        }
     }
 
     /// Copies the database to `path` with SQLite's online backup, from one read snapshot: writers

@@ -44,7 +44,9 @@ extension EdgeLedger {
                     arguments: [command.original.description])
             else {
                 throw ServiceError.notFound(
-                    "original_transaction_id", "no transaction '\(command.original)' was made at this site")
+                    "original_transaction_id",
+                    "no transaction '\(command.original)' was made at this site (or it is older than the edge keeps: limits.outbox_retention_ms)"
+                )
             }
             let merchant: String = original["merchant_id"]
             guard merchant == command.key.merchant.rawValue else {

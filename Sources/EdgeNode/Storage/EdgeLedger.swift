@@ -3,6 +3,7 @@ import Crypto
 import Foundation
 import GRDB
 import GRPCCore
+import Logging
 import NodeSupport
 import SwiftProtobuf
 import Synchronization
@@ -23,10 +24,14 @@ package final class EdgeLedger: Sendable {
     let limits: EdgeLimits
     let programs: ProgramHolder
     let authorizer: RedeemAuthorizer
+    let logger: Logger
+    /// When a full store was last logged (milliseconds of a monotonic clock): at most once a minute.
+    private let storageFullLogged = Mutex<Int64?>(nil)
 
     package init(
         site: SiteID, database: EdgeDatabase, programs: ProgramHolder, clock: any WallClock, phoneHashKey: [UInt8],
-        limits: EdgeLimits, authorizer: RedeemAuthorizer = .noGateway
+        limits: EdgeLimits, authorizer: RedeemAuthorizer = .noGateway,
+        logger: Logger = Logger(label: "coalition.edge", factory: { _ in SwiftLogNoOpLogHandler() })
     ) {
         self.site = site
         self.database = database
@@ -37,6 +42,7 @@ package final class EdgeLedger: Sendable {
         self.limits = limits
         self.programs = programs
         self.authorizer = authorizer
+        self.logger = logger
     }
 
     /// The program in force.
@@ -66,6 +72,19 @@ package final class EdgeLedger: Sendable {
                 throw ServiceError(.unavailable, "the edge node is shutting down")
             }
         } catch let error as DatabaseError where error.resultCode == .SQLITE_FULL {
+            let now = Int64(DispatchTime.now().uptimeNanoseconds / 1_000_000)
+            let due = storageFullLogged.withLock { last in
+                guard last.map({ now - $0 >= 60_000 }) ?? true else { return false }
+                last = now
+                return true
+            }
+            if due {
+                logger.error(
+                    "storage full: writes are refused until acknowledged transactions are pruned or the cap is raised",
+                    metadata: [
+                        "bytes": "\(database.bytesOnDisk)", "database_bytes_max": "\(limits.databaseBytesMax)",
+                    ])
+            }
             throw ServiceError(
                 .resourceExhausted, "the edge's storage is full; nothing was recorded",
                 reason: Refusal.storageFull.rawValue,
