@@ -25,7 +25,11 @@ struct SyncIntegrationTests {
         try await Network.withGateway(try Network.gatewayConfiguration(dir, certificates: certificates), clock: clock) {
             gateway in
             let connected = { (site: String) in
-                try Network.edgeConfiguration(dir, site: site, certificates: certificates, gatewayPort: gateway.port)
+                var config = try Network.edgeConfiguration(
+                    dir, site: site, certificates: certificates, gatewayPort: gateway.port)
+                // Which path decides is under test, not this machine's speed under a loaded suite.
+                config.gateway?.authorizeDeadlineMilliseconds = 30_000
+                return config
             }
             try await Network.withEdge(try connected("park-01"), merchant: "park-operator", clock: clock) { park in
                 try await Network.withEdge(try connected("mall-01"), merchant: "mall-fashion", clock: clock) { mall in
