@@ -152,4 +152,82 @@ struct ExtremeFieldTests {
             #expect(try await gateway.memberIDs().count <= 2)
         }
     }
+
+    /// The numeric fields inside a push's payloads (the edge's `LocalTransaction` and the records it
+    /// carries), which the generated request cases cannot reach (a payload is bytes to them): each
+    /// at its extremes, in an otherwise valid enrolment, earn, redemption, parking payment and
+    /// refund, pushed as the site's next transactions. Each is posted or rejected, never traps the
+    /// gateway, and the ledger still balances.
+    @Test("every numeric field of every pushed payload, at its extremes, in each kind of transaction")
+    func payloadFields() async throws {
+        let cases = try ExtremeRequests.fieldCases(message: "LocalTransaction", protos: Self.protos)
+        #expect(cases.contains { $0.path == "occurred_at_ms" && $0.value == "Int64.min" })
+        #expect(cases.contains { $0.path == "earn.amount_minor" && $0.value == "Int64.max" })
+        #expect(cases.contains { $0.path == "earn.breakdown.total_points" && $0.value == "Int64.min" })
+        try await RawSync.withEnrolledSite(members: 2) { site in
+            let member = site.members[0]
+            let original = RawSync.earn(
+                member: member, merchant: "mall-fashion", amount: 10_000, statedPoints: 100, tier: "member")
+            var pushed = try await site.push([original])
+            #expect(pushed.results.map(\.outcome) == [.posted])
+            var next = site.next + 1
+            var previous = Data(SHA256.hash(data: try original.serializedBytes() as Data))
+            var generator = SystemRandomNumberGenerator()
+            let now = ManualClockTime.now
+            func bases() -> [Coalition_Sync_V1_LocalTransaction] {
+                var enrolment = RawSync.header(merchant: "mall-fashion", prefix: "RAW-E", time: now)
+                var record = Coalition_Sync_V1_Enrollment()
+                record.memberID = MemberID(time: now, using: &generator).description
+                record.signupPoints = 200
+                enrolment.enrollment = record
+                var parking = RawSync.header(merchant: "mall-fashion", prefix: "RAW-P", time: now)
+                var stay = Coalition_Sync_V1_ParkingRecord()
+                stay.memberID = member
+                stay.points = 10
+                stay.feeMinor = 100
+                parking.parking = stay
+                return [
+                    enrolment,
+                    RawSync.earn(
+                        member: member, merchant: "mall-fashion", amount: 1_000, statedPoints: 10, tier: "member"),
+                    RawSync.redemption(
+                        transaction: TransactionID(time: now, using: &generator).description, member: member,
+                        merchant: "mall-fashion", points: 10, authorization: .floorLimit),
+                    parking,
+                    RawSync.refund(
+                        original: original.transactionID, member: member, merchant: "mall-fashion", amount: 100,
+                        points: -1),
+                ]
+            }
+            var payloads: [Coalition_Sync_V1_OutboxTransaction] = []
+            for base in bases() {
+                for field in cases {
+                    // A fresh transaction and request id for each case, so none is a retry of another.
+                    var local = base
+                    local.transactionID = TransactionID(time: now, using: &generator).description
+                    local.requestID = "X-\(local.transactionID.suffix(10))"
+                    var transaction = Coalition_Sync_V1_OutboxTransaction()
+                    transaction.sequence = next
+                    transaction.transactionID = local.transactionID
+                    transaction.previousHash = previous
+                    transaction.payload = try local.serializedBytes() + Data(field.bytes)
+                    transaction.occurredAtMs = local.occurredAtMs
+                    previous = Data(SHA256.hash(data: transaction.payload))
+                    next += 1
+                    payloads.append(transaction)
+                }
+            }
+            #expect(payloads.count > 200)
+            var outcomes: [Coalition_Sync_V1_PostingOutcome: Int] = [:]
+            for start in stride(from: 0, to: payloads.count, by: 100) {
+                pushed = try await site.sync.push(
+                    RawSync.push(Array(payloads[start..<min(start + 100, payloads.count)])))
+                for result in pushed.results { outcomes[result.outcome, default: 0] += 1 }
+            }
+            #expect(outcomes.values.reduce(0, +) == payloads.count, "\(outcomes)")
+            #expect(outcomes[.rejected, default: 0] > 0)
+            // Still serving, and the member never below zero.
+            #expect(try await site.gateway.balance(member) >= 0)
+        }
+    }
 }

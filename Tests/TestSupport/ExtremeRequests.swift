@@ -137,6 +137,31 @@ package enum ExtremeRequests {
         }
     }
 
+    /// The bytes that, appended to a valid encoding of `message`, set one numeric field to an
+    /// extreme value, for every numeric field of the message and of the messages it holds (to
+    /// `depth` levels): a scalar appended last wins, and an embedded message appended merges into
+    /// the one already there (or adds an element to a repeated field, or switches a oneof).
+    package static func fieldCases(
+        message: String, protos folder: URL, depth: Int = 3
+    ) throws -> [(path: String, value: String, bytes: [UInt8])] {
+        let messages = try messages(in: folder)
+        func simple(_ name: String) -> String { name.split(separator: ".").last.map(String.init) ?? name }
+        func walk(_ name: String, _ depth: Int) -> [(path: String, value: String, bytes: [UInt8])] {
+            var result: [(String, String, [UInt8])] = []
+            for field in messages[simple(name)] ?? [] {
+                if let values = extremes(of: field.type) {
+                    for (value, raw) in values { result.append((field.name, value, scalar(field.number, raw))) }
+                } else if depth > 1, messages[simple(field.type)] != nil {
+                    for inner in walk(field.type, depth - 1) {
+                        result.append(("\(field.name).\(inner.path)", inner.value, embedded(field.number, inner.bytes)))
+                    }
+                }
+            }
+            return result
+        }
+        return walk(message, depth)
+    }
+
     /// Every case for `service`: its requests' numeric fields and those of their message fields,
     /// appended to `base(method)` (asked again for each case, so a base may carry fresh request ids).
     /// A message-typed field the base carries has the extreme value

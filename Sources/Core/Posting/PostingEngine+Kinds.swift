@@ -78,6 +78,12 @@ extension PostingEngine {
         // is checked next.
         var lastEarn: [Format: Timestamp] = [:]
         for (format, ms) in record.lastEarnByFormat {
+            guard Timestamp.wireRange.contains(ms) else {
+                return .failure(
+                    Rejection(
+                        reason: .malformed, member: member,
+                        detail: "last earn at '\(format.prefix(32))' \(ms) is outside \(Timestamp.wireRange)"))
+            }
             if let format = Format(format) { lastEarn[format] = Timestamp(milliseconds: ms) }
         }
         let streak = CivilDate(parsing: record.streakLastDay).map {

@@ -119,6 +119,12 @@ package struct PostingEngine: Sendable {
                 .malformed, member: nil, pushed: pushed, receipt: nil,
                 detail: "missing or malformed merchant, ids or body")
         }
+        // An instant outside the wire range would overflow the date arithmetic below.
+        guard Timestamp.wireRange.contains(pushed.occurredAtMilliseconds) else {
+            return reject(
+                .malformed, member: nil, pushed: pushed, receipt: nil,
+                detail: "occurred_at_ms \(pushed.occurredAtMilliseconds) is outside \(Timestamp.wireRange)")
+        }
         // The version in force when it happened; the edge's own version must be known and current.
         let occurredAt = Timestamp(milliseconds: min(pushed.occurredAtMilliseconds, now.milliseconds))
         guard let active = catalogue.active(at: occurredAt) else {
