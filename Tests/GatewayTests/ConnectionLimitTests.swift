@@ -42,6 +42,16 @@ struct ConnectionLimitTests {
             }
         }
         try await honest()
+        // The node is kept busy throughout: honest calls back to back beside the floods (a busy
+        // node used to die of SIGILL a few seconds into a flood).
+        let stop = Flag()
+        let busy = Task {
+            var served = 0
+            while !stop.isSet {
+                if (try? await call()) != nil { served += 1 }
+            }
+            return served
+        }
         let silent = try await Flood.open(count: 1_000, port: port, sources: ["127.0.0.2"], greeting: [])
         let halfOpen = try await Flood.open(count: 1_000, port: port, sources: ["127.0.0.2"], greeting: half)
         #expect(silent.count + halfOpen.count == 2_000)
@@ -70,6 +80,8 @@ struct ConnectionLimitTests {
             if open > 0 { try await Task.sleep(for: .milliseconds(250)) }
         }
         #expect(open == 0, "silent or half-open connections outlived the handshake timeout by 8 s")
+        stop.set()
+        #expect(await busy.value > 0, "no honest call was served while the floods lasted")
         for flood in [silent, halfOpen, spread] { await flood.close() }
         try await honest()
         #expect(node.process.isRunning)
