@@ -42,31 +42,9 @@ struct CAFilesTests {
         _ = try await Binary.run(["ca", "issue", "--dir", folder, "--site", "mall-01"])
         _ = try await Binary.run(["ca", "issue", "--dir", folder, "--gateway", "127.0.0.1"])
         let phoneKey = directory.path("phone.key")
-        _ = FileManager.default.createFile(
-            atPath: phoneKey, contents: Data(String(repeating: "cd", count: 32).utf8),
-            attributes: [.posixPermissions: 0o600])
-        let edgeConfig = directory.path("edge.yaml")
-        try """
-        site_id: mall-01
-        database_path: mall-01.sqlite
-        listen: 127.0.0.1:0
-        program_file: \(Repository.exampleProgram.path)
-        phone_hash_key_file: phone.key
-        gateway:
-          address: 127.0.0.1:1
-          ca_certificate: certs/ca.pem
-          certificate: certs/mall-01.pem
-          private_key: certs/mall-01.key
-        """.write(toFile: edgeConfig, atomically: true, encoding: .utf8)
-        let gatewayConfig = directory.path("gateway.yaml")
-        try """
-        database_path: gateway.sqlite
-        listen: 127.0.0.1:0
-        ca_certificate: certs/ca.pem
-        certificate: certs/gateway.pem
-        private_key: certs/gateway.key
-        program_file: \(Repository.exampleProgram.path)
-        """.write(toFile: gatewayConfig, atomically: true, encoding: .utf8)
+        let edgeConfig = try Network.edgeConfigFile(
+            directory.url.path, gatewayAddress: "127.0.0.1:1", certificates: "certs")
+        let gatewayConfig = try Network.gatewayConfigFile(directory.url.path, certificates: "certs")
 
         /// Starts `node`, which must refuse at once naming `file` and the fix.
         func refused(_ node: String, _ config: String, naming file: String) async throws {

@@ -93,17 +93,7 @@ struct ConnectionLimitTests {
     @Test("an edge with ulimit -n 1024 under 2,000 silent and half-open connections keeps serving")
     func edgeUnderFlood() async throws {
         let directory = try TemporaryDirectory()
-        try PrivateFiles.write(String(repeating: "cd", count: 32), to: directory.path("phone.key"))
-        let config = directory.path("edge.yaml")
-        try """
-        site_id: mall-01
-        database_path: mall-01.sqlite
-        listen: 127.0.0.1:0
-        program_file: \(Repository.exampleProgram.path)
-        phone_hash_key_file: phone.key
-        limits:
-          handshake_timeout_ms: 2000
-        """.write(toFile: config, atomically: true, encoding: .utf8)
+        let config = try Network.edgeConfigFile(directory.url.path, limits: ["handshake_timeout_ms": 2_000])
         let token = try await Binary.run(["edge", "terminal", "add", "--config", config, "--merchant", "mall-fashion"])
             .trimmingCharacters(in: .whitespacesAndNewlines)
         let edge = try EdgeProcess(config: config, directory: directory.url.path, openFileLimit: 1_024)
@@ -131,17 +121,7 @@ struct ConnectionLimitTests {
         let dir = directory.url.path
         let certificates = try TestCertificates(directory: dir, sites: ["mall-01"])
         try certificates.issue(.operator("alice"), name: "alice")
-        let config = directory.path("gateway.yaml")
-        try """
-        database_path: gateway.sqlite
-        listen: 127.0.0.1:0
-        ca_certificate: ca.pem
-        certificate: gateway.pem
-        private_key: gateway.key
-        program_file: \(try Network.programFile(dir))
-        limits:
-          handshake_timeout_ms: 2000
-        """.write(toFile: config, atomically: true, encoding: .utf8)
+        let config = try Network.gatewayConfigFile(dir, limits: ["handshake_timeout_ms": 2_000])
         let gateway = try EdgeProcess(config: config, directory: dir, node: "gateway", openFileLimit: 1_024)
         let port = try await gateway.port()
         try await Self.flood(node: gateway, port: port, half: Flood.halfClientHello) {

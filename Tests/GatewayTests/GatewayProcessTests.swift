@@ -56,16 +56,7 @@ struct GatewayProcessTests {
         let directory = try TemporaryDirectory()
         let dir = directory.url.path
         let certificates = try TestCertificates(directory: dir, sites: ["mall-01"])
-        let program = try Network.programFile(dir)
-        let config = directory.path("gateway.yaml")
-        try """
-        database_path: gateway.sqlite
-        listen: 127.0.0.1:0
-        ca_certificate: ca.pem
-        certificate: gateway.pem
-        private_key: gateway.key
-        program_file: \(program)
-        """.write(toFile: config, atomically: true, encoding: .utf8)
+        let config = try Network.gatewayConfigFile(dir)
         let portFile = directory.path("gateway.port")
         var gateway: GatewayProcess? = try GatewayProcess(config: config, listen: "127.0.0.1:0", portFile: portFile)
         let port = try await Self.waitForPort(portFile)

@@ -144,48 +144,39 @@ struct HoldTests {
     /// online, and no hold is left once they are all posted.
     @Test("200 redemptions at once with the gateway up: decided online, and no hold left after they post")
     func burstOfRedemptions() async throws {
-        let directory = try TemporaryDirectory()
-        let dir = directory.url.path
-        let certificates = try TestCertificates(directory: dir, sites: ["mall-01"])
-        let clock = ManualWallClock()
-        try await Network.withGateway(try Network.gatewayConfiguration(dir, certificates: certificates), clock: clock) {
-            gateway in
-            var config = try Network.edgeConfiguration(
-                dir, site: "mall-01", certificates: certificates, gatewayPort: gateway.port)
-            // A deadline no honest gateway on loopback misses, so the count below is about
-            // queueing, not about this machine's speed.
-            config.gateway?.authorizeDeadlineMilliseconds = 30_000
-            try await Network.withEdge(config, merchant: "mall-fashion", clock: clock) { mall in
-                let member = try await mall.points.enroll(
-                    Make.enroll("E-1", phone: "+8613800138000"), metadata: mall.auth
-                ).member.memberID
-                for index in 0..<2 {
-                    _ = try await mall.points.earn(
-                        Make.earn("R-\(index)", member: member, amount: 1_000_000), metadata: mall.auth)
-                }
-                try await Network.eventually("the gateway knows the member's points") {
-                    try await gateway.balance(member) == 20_200
-                }
-                let authorizations = try await withThrowingTaskGroup(
-                    of: Coalition_Common_V1_RedeemAuthorization.self
-                ) { group in
-                    for index in 0..<200 {
-                        group.addTask {
-                            try await mall.points.redeem(
-                                Make.redeem("P-\(index)", member: member, bill: 10_000, points: 100),
-                                metadata: mall.auth
-                            ).authorization
-                        }
-                    }
-                    return try await group.reduce(into: [Coalition_Common_V1_RedeemAuthorization]()) { $0.append($1) }
-                }
-                #expect(authorizations.count == 200)
-                #expect(authorizations.filter { $0 == .online }.count == 200, "\(authorizations)")
-                try await Network.eventually("every redemption is posted") { try await Network.synced(mall) }
-                #expect(try await gateway.balance(member) == 200)
-                #expect(try await gateway.activeHolds() == 0)
-                #expect(try await gateway.account("offline_risk:mall-01") == 0)
+        // A deadline no honest gateway on loopback misses, so the count below is about queueing,
+        // not about this machine's speed.
+        try await Network.withLinkedEdge(edit: { $0.gateway?.authorizeDeadlineMilliseconds = 30_000 }) {
+            gateway, mall, _ in
+            let member = try await mall.points.enroll(
+                Make.enroll("E-1", phone: "+8613800138000"), metadata: mall.auth
+            ).member.memberID
+            for index in 0..<2 {
+                _ = try await mall.points.earn(
+                    Make.earn("R-\(index)", member: member, amount: 1_000_000), metadata: mall.auth)
             }
+            try await Network.eventually("the gateway knows the member's points") {
+                try await gateway.balance(member) == 20_200
+            }
+            let authorizations = try await withThrowingTaskGroup(
+                of: Coalition_Common_V1_RedeemAuthorization.self
+            ) { group in
+                for index in 0..<200 {
+                    group.addTask {
+                        try await mall.points.redeem(
+                            Make.redeem("P-\(index)", member: member, bill: 10_000, points: 100),
+                            metadata: mall.auth
+                        ).authorization
+                    }
+                }
+                return try await group.reduce(into: [Coalition_Common_V1_RedeemAuthorization]()) { $0.append($1) }
+            }
+            #expect(authorizations.count == 200)
+            #expect(authorizations.filter { $0 == .online }.count == 200, "\(authorizations)")
+            try await Network.eventually("every redemption is posted") { try await Network.synced(mall) }
+            #expect(try await gateway.balance(member) == 200)
+            #expect(try await gateway.activeHolds() == 0)
+            #expect(try await gateway.account("offline_risk:mall-01") == 0)
         }
     }
 

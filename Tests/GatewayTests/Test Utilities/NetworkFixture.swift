@@ -7,6 +7,7 @@ import GRPCNIOTransportHTTP2
 import Gateway
 import LocalNetwork
 import Logging
+import NodeSupport
 import TestSupport
 import Testing
 import Wire
@@ -182,6 +183,78 @@ enum Network {
                 LinkedEdge(
                     node: edge.node, points: edge.points, parking: edge.parking, token: edge.tokens[merchant]![0]))
         }
+    }
+
+    /// Runs `body` with a gateway and one edge of `site` linked to it (a terminal for
+    /// `merchant`), on one manual clock; `edit` changes the edge's configuration first.
+    static func withLinkedEdge(
+        site: String = "mall-01", merchant: String = "mall-fashion", edit: (inout EdgeConfiguration) -> Void = { _ in },
+        _ body: (GatewayHarness, LinkedEdge, ManualWallClock) async throws -> Void
+    ) async throws {
+        let directory = try TemporaryDirectory()
+        let dir = directory.url.path
+        let certificates = try TestCertificates(directory: dir, sites: [site])
+        let clock = ManualWallClock()
+        try await withGateway(try gatewayConfiguration(dir, certificates: certificates), clock: clock) { gateway in
+            var config = try edgeConfiguration(dir, site: site, certificates: certificates, gatewayPort: gateway.port)
+            edit(&config)
+            try await withEdge(config, merchant: merchant, clock: clock) { edge in try await body(gateway, edge, clock)
+            }
+        }
+    }
+
+    /// A gateway config file in `directory` (certificates under `certificates`, relative to it),
+    /// serving the test program on a free loopback port, with `limits` added; returns its path.
+    static func gatewayConfigFile(
+        _ directory: String, certificates: String = ".", limits: [String: Int] = [:]
+    ) throws -> String {
+        let path = directory + "/gateway.yaml"
+        try
+            ("""
+        database_path: gateway.sqlite
+        listen: 127.0.0.1:0
+        ca_certificate: \(certificates)/ca.pem
+        certificate: \(certificates)/gateway.pem
+        private_key: \(certificates)/gateway.key
+        program_file: \(try programFile(directory))
+
+        """ + limitsYAML(limits)).write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    /// An edge config file for mall-01 in `directory` with an owner-only `phone.key` beside it,
+    /// linked to a gateway when `gatewayAddress` is given (the site's certificate under
+    /// `certificates`), with `limits` added; returns its path.
+    static func edgeConfigFile(
+        _ directory: String, gatewayAddress: String? = nil, certificates: String = ".", limits: [String: Int] = [:]
+    ) throws -> String {
+        try PrivateFiles.write(String(repeating: "cd", count: 32), to: directory + "/phone.key")
+        let path = directory + "/edge.yaml"
+        var text = """
+            site_id: mall-01
+            database_path: mall-01.sqlite
+            listen: 127.0.0.1:0
+            program_file: \(Repository.exampleProgram.path)
+            phone_hash_key_file: phone.key
+
+            """
+        if let gatewayAddress {
+            text += """
+                gateway:
+                  address: \(gatewayAddress)
+                  ca_certificate: \(certificates)/ca.pem
+                  certificate: \(certificates)/mall-01.pem
+                  private_key: \(certificates)/mall-01.key
+
+                """
+        }
+        try (text + limitsYAML(limits)).write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    private static func limitsYAML(_ limits: [String: Int]) -> String {
+        limits.isEmpty
+            ? "" : "limits:\n" + limits.sorted { $0.key < $1.key }.map { "  \($0.key): \($0.value)\n" }.joined()
     }
 
     /// Waits (at most 20 s) until `condition` holds; fails the test otherwise. Sync is
