@@ -14,6 +14,50 @@ import Wire
 
 @Suite("Posting rules at the gateway")
 struct PostingRuleTests {
+    /// Issue #13, item 1: a refund names its original earn, and belongs to that earn's member and
+    /// merchant. Before, the gateway checked only the site: a refund of B's 5,000-point earn at
+    /// mall-cafe, stating member A and merchant mall-electronics, took 5,000 points from A and paid
+    /// mall-electronics for them, while mall-cafe still paid for B's points.
+    @Test("a refund stating another member or another merchant than its original is refused and flagged")
+    func refundOfAnotherPartysEarn() async throws {
+        try await RawSync.withEnrolledSite(members: 2) { site in
+            let (a, b) = (site.members[0], site.members[1])
+            let earn = RawSync.earn(
+                member: b, merchant: "mall-cafe", amount: 500_000, statedPoints: 5_000, tier: "member")
+            let posted = try await site.push([earn])
+            #expect(posted.results.map(\.outcome) != [.rejected])
+            let earned = try await site.gateway.balance(b) - 200
+            #expect(earned > 0)
+            let cafe = try await site.gateway.account("issued:mall-cafe")
+            let wrong = [
+                (a, "mall-electronics"), (a, "mall-cafe"), (b, "mall-electronics"),
+            ].map { member, merchant in
+                RawSync.refund(
+                    original: earn.transactionID, member: member, merchant: merchant, amount: 500_000,
+                    points: -earned)
+            }
+            let refused = try await site.push(
+                wrong, from: site.next + 1, after: Data(SHA256.hash(data: try earn.serializedBytes() as Data)))
+            #expect(refused.results.map(\.outcome) == [.rejected, .rejected, .rejected])
+            #expect(refused.results.allSatisfy { $0.reason == "unknown_original" })
+            // Nobody's points or payables moved, and each refusal is a conflict to review.
+            #expect(try await site.gateway.balance(a) == 200)
+            #expect(try await site.gateway.balance(b) == 200 + earned)
+            #expect(try await site.gateway.account("issued:mall-cafe") == cafe)
+            #expect(try await site.gateway.account("issued:mall-electronics") == 0)
+            #expect(try await site.gateway.conflicts(kind: "rejected").count == 3)
+            // The refund its original's member and merchant push is posted.
+            var previous = Data(SHA256.hash(data: try earn.serializedBytes() as Data))
+            for local in wrong { previous = Data(SHA256.hash(data: try local.serializedBytes() as Data)) }
+            let honest = RawSync.refund(
+                original: earn.transactionID, member: b, merchant: "mall-cafe", amount: 500_000, points: -earned)
+            let refunded = try await site.push([honest], from: site.next + 4, after: previous)
+            #expect(refunded.results.map(\.outcome) == [.posted])
+            #expect(try await site.gateway.balance(b) == 200)
+            #expect(try await site.gateway.account("issued:mall-cafe") == cafe + earned)
+        }
+    }
+
     @Test("points that differ from Core's are posted as Core computes them, and the site is flagged")
     func pointsMismatch() async throws {
         let directory = try TemporaryDirectory()

@@ -303,6 +303,19 @@ extension PostingEngine {
                     reason: .unknownOriginal, member: nil,
                     detail: "original '\(record.originalTransactionID)' is unknown at this site"))
         }
+        // A reversal belongs to its original: its member (as merged since) and the merchant whose
+        // till made it. Another member or merchant would move value between parties that never
+        // dealt with each other; such a push is refused, and the refusal is a conflict to review.
+        let owner = original.member.map { resolve($0) ?? $0 }
+        guard owner == nil || owner == member, original.merchant == nil || original.merchant == context.merchant else {
+            return .failure(
+                Rejection(
+                    reason: .unknownOriginal, member: member,
+                    detail:
+                        "original '\(record.originalTransactionID)' belongs to member \(owner.map { "\($0)" } ?? "?") "
+                        + "and merchant \(original.merchant?.rawValue ?? "?"), not member \(member) and merchant "
+                        + "\(context.merchant.rawValue)"))
+        }
         let points: Points
         switch original.kind {
         case .earn:

@@ -266,7 +266,8 @@ package struct PostingEngine: Sendable {
             drawingTransaction[position] = context.pushed.transactionID
             view.originals[context.pushed.transactionID] = OriginalRecord(
                 transactionID: context.pushed.transactionID, position: position, kind: kind, site: site, member: member,
-                points: points, amount: amount, statedPoints: context.pushed.statedPoints, postings: postings.lines)
+                merchant: context.merchant, points: points, amount: amount, statedPoints: context.pushed.statedPoints,
+                postings: postings.lines)
         }
         if kind == .earn || (kind == .reverse && points < .zero && detail == "refund") {
             effects.qualifying[QualifyingBucket(member: member, at: now), default: .zero] += points

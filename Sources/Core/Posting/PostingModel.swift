@@ -139,6 +139,8 @@ package struct OriginalRecord: Hashable, Sendable {
     package var kind: TransactionKind
     package var site: SiteID?
     package var member: MemberID?
+    /// The merchant whose till made it (the issuer of an earn's points), nil when unknown.
+    package var merchant: MerchantID?
     package var points: Points
     package var amount: Money
     /// The receipt's total the edge stated (an earn), nil when unknown.
@@ -155,7 +157,7 @@ package struct OriginalRecord: Hashable, Sendable {
 
     package init(
         transactionID: String, position: Int64, kind: TransactionKind, site: SiteID?, member: MemberID?,
-        points: Points, amount: Money, statedPoints: Int64?, postings: [Posting],
+        merchant: MerchantID? = nil, points: Points, amount: Money, statedPoints: Int64?, postings: [Posting],
         draws: [(lot: Int64, points: Points)] = [], reversals: Int = 0, refundedAmount: Money = .zero,
         reversedPoints: Points = .zero, statedReversedPoints: [Int64]? = []
     ) {
@@ -164,6 +166,7 @@ package struct OriginalRecord: Hashable, Sendable {
         self.kind = kind
         self.site = site
         self.member = member
+        self.merchant = merchant
         self.points = points
         self.amount = amount
         self.statedPoints = statedPoints

@@ -13,6 +13,9 @@ import Wire
 ///
 /// It does not lie about streaks: a streak's length is the one input the gateway's record cannot
 /// bound (docs/rules.md, "Member state an edge states").
+///
+/// It also pushes refunds of its own earlier earns stating another member than the earn's: a
+/// reversal belongs to its original's member and merchant, so each must be refused.
 final class LyingSite {
     let site = SiteID("office-01")!
     let merchant = MerchantID("office-management")!
@@ -22,6 +25,35 @@ final class LyingSite {
     private(set) var pending:
         (transaction: Coalition_Sync_V1_OutboxTransaction, member: MemberID, occurredAt: Timestamp)?
     private var requestNumber = 0
+    /// The forged earns the gateway posted: what a forged refund names.
+    private(set) var postedEarns: [(transactionID: String, member: MemberID, amount: Int64)] = []
+    /// True while the pending transaction is a refund naming another member than its original's.
+    private(set) var pendingIsRefund = false
+
+    /// Makes up a refund of `original` (one of this site's posted earns) stating `member`, who is
+    /// not the earn's.
+    func forgeRefund(
+        of original: (transactionID: String, member: MemberID, amount: Int64), stating member: MemberID,
+        at now: Timestamp, version: Int64
+    ) throws {
+        precondition(pending == nil, "one forged transaction at a time")
+        var generator = SystemRandomNumberGenerator()
+        requestNumber += 1
+        var local = Coalition_Sync_V1_LocalTransaction()
+        local.transactionID = TransactionID(time: now, using: &generator).description
+        local.requestID = "lie-\(requestNumber)"
+        local.merchantID = merchant.rawValue
+        local.programVersion = version
+        local.occurredAtMs = now.milliseconds
+        var record = Coalition_Sync_V1_ReverseRecord()
+        record.memberID = member.description
+        record.originalTransactionID = original.transactionID
+        record.amountMinor = original.amount
+        record.points = -1
+        local.reverse = record
+        try setPending(local, member: member, at: now)
+        pendingIsRefund = true
+    }
 
     /// Makes up an earn of `amount` for `member` at `now`.
     func forge(member: MemberID, amount: Int64, at now: Timestamp, program: Program, version: Int64) throws {
@@ -49,6 +81,10 @@ final class LyingSite {
         record.lastEarnAtMsByFormat = Dictionary(
             uniqueKeysWithValues: claimed.lastEarnByFormat.map { ($0.key.rawValue, $0.value.milliseconds) })
         local.earn = record
+        try setPending(local, member: member, at: now)
+    }
+
+    private func setPending(_ local: Coalition_Sync_V1_LocalTransaction, member: MemberID, at now: Timestamp) throws {
         var transaction = Coalition_Sync_V1_OutboxTransaction()
         transaction.sequence = sequence + 1
         transaction.transactionID = local.transactionID
@@ -74,7 +110,12 @@ final class LyingSite {
         else { return nil }
         sequence = pending.transaction.sequence
         previousHash = Data(SHA256.hash(data: pending.transaction.payload))
+        if !pendingIsRefund, result.outcome != .rejected {
+            let local = try Coalition_Sync_V1_LocalTransaction(serializedBytes: pending.transaction.payload)
+            postedEarns.append((pending.transaction.transactionID, pending.member, local.earn.amountMinor))
+        }
         self.pending = nil
+        pendingIsRefund = false
         return result
     }
 
@@ -85,14 +126,7 @@ final class LyingSite {
         guard let pending, let program = store.programs.latest?.program else { return nil }
         let local = try Coalition_Sync_V1_LocalTransaction(serializedBytes: pending.transaction.payload)
         let state: MemberEarnState? = try await store.database.pool.read { db in
-            var id = pending.member.description
-            for _ in 0..<8 {
-                guard
-                    let merged = try String.fetchOne(
-                        db, sql: "SELECT merged_into FROM members WHERE member_id = ?", arguments: [id])
-                else { break }
-                id = merged
-            }
+            let id = try Self.survivor(of: pending.member.description, db)
             guard
                 let row = try Row.fetchOne(
                     db,
@@ -114,5 +148,18 @@ final class LyingSite {
                 merchant: merchant, amount: Money(minorUnits: local.earn.amountMinor), occurredAt: pending.occurredAt,
                 member: state)
         ).total.value
+    }
+
+    /// The member `member` was merged into at the gateway (itself when not merged).
+    static func survivor(of member: String, _ db: Database) throws -> String {
+        var id = member
+        for _ in 0..<8 {
+            guard
+                let merged = try String.fetchOne(
+                    db, sql: "SELECT merged_into FROM members WHERE member_id = ?", arguments: [id])
+            else { break }
+            id = merged
+        }
+        return id
     }
 }

@@ -23,6 +23,9 @@ struct ReferenceModel {
         case refund(original: String, amount: Int64)
         /// An earn the lying site made up, with the last earns it claimed.
         case forged(member: String, amount: Int64, occurredAt: Timestamp, claimed: [Format: Timestamp])
+        /// A refund the lying site made up of one of its earns, stating another member than the
+        /// earn's: a reversal belongs to its original's member and merchant, so it changes nothing.
+        case forgedRefund(stated: String)
     }
 
     /// A transaction as the gateway posted it: only its order, time and (for the liar) points.
@@ -173,6 +176,11 @@ struct ReferenceModel {
                 earn.refunded += refund.amount.minorUnits
                 earn.reversed += refund.points.value
                 earns[original] = earn
+            case .forgedRefund(let stated):
+                if !entry.rejected {
+                    out.unexplained.append(
+                        "\(entry.transactionID): a refund stating \(stated), not its original's member, was posted")
+                }
             case .forged(let member, let amount, let occurredAt, let claimed):
                 guard !entry.rejected else { continue }
                 guard let owner = resolve(member) else {

@@ -358,6 +358,21 @@ final class Simulation {
     private func lie() async throws -> String {
         guard gateway.isUp else { return "liar: the gateway is down" }
         let store = try gateway.store
+        if liar.pending == nil, !liar.postedEarns.isEmpty, Int.random(in: 0..<3, using: &random) == 0,
+            let original = liar.postedEarns.randomElement(using: &random),
+            let other = members.randomElement(using: &random).flatMap(MemberID.init)
+        {
+            // A refund of one of its earns stating another member (never the same person: not one
+            // merged into the other). It must be refused; the model expects nothing of it.
+            let same = try await store.database.pool.read { db in
+                try LyingSite.survivor(of: other.description, db)
+                    == LyingSite.survivor(of: original.member.description, db)
+            }
+            guard !same else { return "liar: no other member to refund against" }
+            try liar.forgeRefund(
+                of: original, stating: other, at: clock.now(), version: store.programs.latest!.version)
+            model.record(liar.pending!.transaction.transactionID, .forgedRefund(stated: other.description))
+        }
         if liar.pending == nil {
             guard let member = members.randomElement(using: &random).flatMap(MemberID.init) else {
                 return "liar: no member to lie about"
@@ -378,6 +393,14 @@ final class Simulation {
                         })))
         }
         fault("lying site")
+        if liar.pendingIsRefund {
+            let stated = liar.pending!.member
+            guard let result = try await liar.push(gateway, at: clock.now()) else { return "liar: push not applied" }
+            if result.outcome != .rejected {
+                violation("gateway: the lying site's refund stating member \(stated) was \(result.outcome)")
+            }
+            return "liar refunded against \(stated): \(result.outcome) \(result.reason)"
+        }
         let honest = try await liar.honestPoints(store)
         guard let result = try await liar.push(gateway, at: clock.now()) else { return "liar: push not applied" }
         if let honest, result.outcome != .rejected, result.postedPoints > honest {

@@ -26,7 +26,8 @@ enum SQLitePosting {
         // qualifying points when the batch's programs share one window (the usual case).
         let onlyStart = keys.windowStarts.count == 1 ? keys.windowStarts.first : nil
         view.members.reserveCapacity(keys.members.count + keys.phoneHashes.count + owners.count)
-        var wanted = keys.members.union(owners)
+        // And each original's member, whom a reversal must state (as merged since).
+        var wanted = keys.members.union(owners).union(view.originals.values.compactMap(\.member))
         for _ in 0..<8 where !wanted.isEmpty {
             for record in try members(db, ids: wanted, qualifyingFrom: onlyStart, into: &view) {
                 view.members[record.id] = record
@@ -152,7 +153,8 @@ enum SQLitePosting {
         for row in try Row.fetchAll(
             db.cachedStatement(
                 sql: """
-                    SELECT position, transaction_id, kind, site_id, member_id, points, amount_minor, stated_points
+                    SELECT position, transaction_id, kind, site_id, member_id, merchant_id, points, amount_minor,
+                        stated_points
                     FROM transactions WHERE transaction_id IN (SELECT value FROM json_each(?)) AND kind IS NOT NULL
                     """),
             arguments: [list])
@@ -166,7 +168,8 @@ enum SQLitePosting {
             view.originals[id] = OriginalRecord(
                 transactionID: id, position: position, kind: kind,
                 site: (row["site_id"] as String?).map(SiteID.init(unchecked:)),
-                member: (row["member_id"] as String?).flatMap(MemberID.init), points: Points(row["points"]),
+                member: (row["member_id"] as String?).flatMap(MemberID.init),
+                merchant: (row["merchant_id"] as String?).flatMap(MerchantID.init), points: Points(row["points"]),
                 amount: Money(minorUnits: row["amount_minor"]), statedPoints: row["stated_points"], postings: [])
         }
         guard !byPosition.isEmpty else { return }
