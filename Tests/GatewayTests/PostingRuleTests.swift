@@ -58,6 +58,42 @@ struct PostingRuleTests {
         }
     }
 
+    /// Issue #13, item 4: a refund takes back the refunded earn's own lot first. Before, it took
+    /// the member's oldest lot (here the sign-up bonus), so buying and returning before each expiry
+    /// date kept points for ever.
+    @Test("a refund takes back the refunded earn's own lot, not the member's oldest")
+    func refundTakesItsOwnLot() async throws {
+        try await RawSync.withEnrolledSite(members: 2) { site in
+            // Member 0: the earn and its refund in one push; member 1: in two pushes (the lot then
+            // comes from the ledger, not from the batch).
+            let earns = site.members.map {
+                RawSync.earn(member: $0, merchant: "mall-fashion", amount: 50_000, statedPoints: 500, tier: "member")
+            }
+            let refunds = zip(site.members, earns).map { member, earn in
+                RawSync.refund(
+                    original: earn.transactionID, member: member, merchant: "mall-fashion", amount: 50_000,
+                    points: -500)
+            }
+            let first = try await site.push([earns[0], refunds[0], earns[1]])
+            #expect(first.results.map(\.outcome) == [.posted, .posted, .posted])
+            let second = try await site.push(
+                [refunds[1]], from: site.next + 3,
+                after: Data(SHA256.hash(data: try earns[1].serializedBytes() as Data)))
+            #expect(second.results.map(\.outcome) == [.posted])
+            for (member, earn) in zip(site.members, earns) {
+                #expect(try await site.gateway.balance(member) == 200)
+                let lots = try await site.gateway.store.database.pool.read { db in
+                    try Row.fetchAll(
+                        db, sql: "SELECT lot_id, remaining_points FROM lots WHERE member_id = ? ORDER BY lot_number",
+                        arguments: [member]
+                    ).map { (id: $0["lot_id"] as String, remaining: $0["remaining_points"] as Int64) }
+                }
+                #expect(lots.map(\.remaining) == [200, 0], "\(lots)")
+                #expect(lots.last?.id == earn.transactionID)
+            }
+        }
+    }
+
     @Test("points that differ from Core's are posted as Core computes them, and the site is flagged")
     func pointsMismatch() async throws {
         let directory = try TemporaryDirectory()

@@ -344,7 +344,9 @@ extension PostingEngine {
             let position = post(
                 context, kind: .reverse, member: member, points: -refund.points, amount: refund.amount,
                 original: original.transactionID, postings: postings, detail: "refund")
-            consumeLots(member, points: -postings.change(of: .member(member)), position: position)
+            consumeLots(
+                member, points: -postings.change(of: .member(member)), position: position,
+                first: original.transactionID)
             if shortfall > .zero {
                 conflict(
                     .refundAfterSpend, transaction: context.pushed.transactionID, member: member,

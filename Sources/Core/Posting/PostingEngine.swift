@@ -422,9 +422,19 @@ package struct PostingEngine: Sendable {
     }
 
     /// Takes `points` from the member's lots, soonest expiry first, recording the draws at `position`.
-    mutating func consumeLots(_ member: MemberID, points: Points, position: Int64) {
+    mutating func consumeLots(_ member: MemberID, points: Points, position: Int64, first lotID: String? = nil) {
         guard points > .zero else { return }
-        guard let lots = view.lots[member] else { preconditionFailure("lots of \(member) are not in the view") }
+        guard var lots = view.lots[member] else { preconditionFailure("lots of \(member) are not in the view") }
+        var points = points
+        // A refund takes back the refunded earn's own lot first: otherwise buying and returning
+        // before each expiry date would drain the lots about to expire and keep points for ever.
+        if let lotID, let own = lots.first(where: { $0.lotID == lotID && $0.remaining > .zero }) {
+            let taken = min(own.remaining, points)
+            changeLot(own, by: -taken, position: position)
+            points -= taken
+            guard points > .zero, let rest = view.lots[member] else { return }
+            lots = rest
+        }
         let ordered = lots.filter { $0.remaining > .zero }.sorted(by: LotRecord.consumedBefore)
         // LotConsumption sees each lot by its rank in consumption order.
         let ranked = ordered.enumerated().map { rank, lot in
