@@ -127,6 +127,12 @@ struct OpsServiceTests {
                     var expire = Coalition_Ops_V1_RunExpiryRequest()
                     expire.requestID = "X-1"
                     expire.asOf = "2027-11-30"
+                    // Issue #13, item 9: a day not over yet is refused (before, a year ahead expired
+                    // these 750 points a year early).
+                    let early = await expectStatus(.invalidArgument) { _ = try await ops.runExpiry(expire) }
+                    #expect(early.contains("as_of"))
+                    #expect(try await gateway.balance(member) > 0)
+                    clock.set(Timestamp(milliseconds: 1_827_763_200_000))  // 2027-12-03 00:00 in Shanghai
                     #expect(try await ops.runExpiry(expire).pointsExpired == 750)
 
                     var revoke = Coalition_Ops_V1_SetSiteStatusRequest()

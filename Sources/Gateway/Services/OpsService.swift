@@ -306,9 +306,14 @@ extension OpsService {
             guard let zone = store.programs.latest?.program.timeZone else {
                 throw ServiceError(.failedPrecondition, "no program")
             }
-            let day =
-                message.asOf.isEmpty
-                ? zone.date(of: store.clockNow).adding(days: -1) : try Self.period(message.asOf, field: "as_of")
+            let yesterday = zone.date(of: store.clockNow).adding(days: -1)
+            let day = message.asOf.isEmpty ? yesterday : try Self.period(message.asOf, field: "as_of")
+            // A day not over yet would expire points before their date (a year ahead expired a
+            // year's points at once).
+            guard day <= yesterday else {
+                throw ServiceError.invalid(
+                    "as_of", "must be a day that has ended in the program's time zone, at most \(yesterday) (found \(day))")
+            }
             let run = try await store.runExpiry(asOfEndOf: day)
             logger.notice("expiry run", metadata: ["day": "\(day)", "points": "\(run.points)", "operator": "\(name)"])
             var response = Coalition_Ops_V1_RunExpiryResponse()
