@@ -41,10 +41,21 @@ package final class GatewayNode: Service, Sendable {
             } catch {
                 throw ConfigurationError("program_file: cannot read \(file)")
             }
-            do {
-                try store.publish(document: Array(bytes), by: "program_file")
-            } catch let errors as ProgramErrors {
-                throw ConfigurationError("\(file) is not a valid program:\n\(errors)")
+            // The file is only the first version: once the ledger has a program, its published
+            // history wins (an operator's later publish must survive a restart).
+            if let latest = store.programs.latest {
+                let sameBytes = (try? ProgramDocumentParser.load(Array(bytes))) == latest.program
+                if !sameBytes {
+                    logger.notice(
+                        "program_file differs from the ledger's latest program, which stays in force; publish the file with `coalition admin program publish` to use it",
+                        metadata: ["program_file": "\(file)", "program.version": "\(latest.version)"])
+                }
+            } else {
+                do {
+                    try store.publish(document: Array(bytes), by: "program_file")
+                } catch let errors as ProgramErrors {
+                    throw ConfigurationError("\(file) is not a valid program:\n\(errors)")
+                }
             }
         }
         guard store.programs.latest != nil else {
