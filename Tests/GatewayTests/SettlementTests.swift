@@ -2,9 +2,11 @@
 // balances, the nets sum to zero with the platform, a closed day returns the same bytes forever,
 // and a transaction that arrives late falls into the next day as a late item.
 import Core
+import Crypto
 import EdgeNode
 import Foundation
 import Gateway
+import SwiftProtobuf
 import TestSupport
 import Testing
 import Wire
@@ -19,6 +21,59 @@ struct SettlementTests {
         let object = try #require(try JSONSerialization.jsonObject(with: json) as? [String: Any])
         let merchants = try #require(object["merchants"] as? [[String: Any]])
         return try #require(merchants.first { $0["merchant_id"] as? String == id })
+    }
+
+    /// Issue #13, item 2: each transaction is settled at the prices of the program version it was
+    /// posted under. Before, closing a day after publishing a version effective next month priced
+    /// the day with it: a merchant the new version removes vanished from the statement with what it
+    /// owed, and another's points were priced at the new issue price.
+    @Test("a day is settled at the prices its transactions were posted under, not a version published later")
+    func pricesOfThePostingVersion() async throws {
+        let directory = try TemporaryDirectory()
+        let dir = directory.url.path
+        let certificates = try TestCertificates(directory: dir, sites: ["mall-01"])
+        let clock = ManualWallClock()
+        clock.set(ManualClockTime.now)  // 2026-11-24 12:00 in Shanghai
+        try await Network.withGateway(try Network.gatewayConfiguration(dir, certificates: certificates), clock: clock) {
+            gateway in
+            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") {
+                sync in
+                let enrolments = try RawSync.enrolments(merchant: "mall-fashion", count: 1)
+                _ = try await sync.push(RawSync.push(enrolments))
+                let member = try Coalition_Sync_V1_LocalTransaction(serializedBytes: enrolments[0].payload)
+                    .enrollment.memberID
+                let earns = [
+                    RawSync.earn(
+                        member: member, merchant: "mall-fashion", amount: 100_000, statedPoints: 1_000, tier: "member"),
+                    RawSync.earn(
+                        member: member, merchant: "mall-cafe", amount: 100_000, statedPoints: 1_000, tier: "member"),
+                ]
+                let pushed = try await sync.push(
+                    RawSync.push(
+                        try RawSync.chain(
+                            earns, first: 2, previous: Data(SHA256.hash(data: enrolments[0].payload)))))
+                #expect(pushed.results.map(\.outcome).allSatisfy { $0 != .rejected })
+            }
+            let fashionPoints = try await gateway.account("issued:mall-fashion")
+            let cafePoints = try await gateway.account("issued:mall-cafe")
+            #expect(fashionPoints < 0 && cafePoints < 0)
+            // Published that afternoon, in force from next month: mall points at 1.5, the cafe gone.
+            let next = try Repository.exampleProgram(replacing: [
+                ("      issue_price: \"1.2\"\n", "      issue_price: \"1.5\"\n"),
+                ("      - id: mall-cafe\n        name: Tide Cafe\n        category: dining\n", ""),
+            ])
+            #expect(!next.contains("mall-cafe"))
+            _ = try gateway.store.publish(
+                document: Array(next.utf8), effectiveAt: Self.at("2026-12-01T00:00"), by: "alice")
+            clock.set(Self.at("2026-11-25T01:00"))
+            let day = try await gateway.store.closeSettlement(period: CivilDate(parsing: "2026-11-24")!, by: "alice")
+            let fashion = try Self.merchant(day.json, "mall-fashion")
+            #expect(fashion["issue_price"] as? String == "1.2")
+            #expect(fashion["program_version"] as? Int == 1)
+            #expect(fashion["payable_minor"] as? Int == Int(-fashionPoints) * 12 / 10)
+            let cafe = try Self.merchant(day.json, "mall-cafe")
+            #expect(cafe["payable_minor"] as? Int == Int(-cafePoints) * 12 / 10)
+        }
     }
 
     @Test("a day closes with hand-computed figures, once, and a late transaction goes to the next day")
@@ -86,10 +141,10 @@ struct SettlementTests {
                 merchants.reduce(0) { $0 + ($1["net_minor"] as? Int ?? 0) } + (platform["net_minor"] as? Int ?? 0) == 0)
             #expect(object["journal_debits_minor"] as? Int == object["journal_credits_minor"] as? Int)
             #expect(
-                String(decoding: day.csv, as: UTF8.self).contains("2026-11-24,platform,,,,,,,1200,300,0,900,,900,0,0"))
+                String(decoding: day.csv, as: UTF8.self).contains("2026-11-24,platform,,,,,,,,1200,300,0,900,,900,0,0"))
             #expect(
                 String(decoding: day.csv, as: UTF8.self).contains(
-                    "2026-11-24,hotel-rooms,hotel-01,0,0,300,0,0,0,300,0,300,0,,,"))
+                    "2026-11-24,hotel-rooms,hotel-01,1,0,0,300,0,0,0,300,0,300,0,,,"))
 
             // The hotel reconnects after the close: its late earn is posted on the 25th.
             try await Network.withEdge(try online("hotel-01"), merchant: "hotel-rooms", clock: clock) { hotel in

@@ -14,11 +14,15 @@ package struct MerchantActivity: Hashable, Sendable {
     package var risk: Points
     /// Transactions posted in the period that happened before it.
     package var lateItems: Int
+    /// The program version its transactions were posted under, whose prices settle them (0 when
+    /// not known: the latest).
+    package var programVersion: Int64
 
     package init(
         merchant: MerchantID, site: SiteID, issued: Points = .zero, reversed: Points = .zero, redeemed: Points = .zero,
-        parking: Points = .zero, risk: Points = .zero, lateItems: Int = 0
+        parking: Points = .zero, risk: Points = .zero, lateItems: Int = 0, programVersion: Int64 = 0
     ) {
+        self.programVersion = programVersion
         self.merchant = merchant
         self.site = site
         self.issued = issued
@@ -87,7 +91,9 @@ package enum SettlementCalculator: Sendable {
     ) throws(CalculationError) -> Settlement {
         var merchants: [MerchantSettlement] = []
         var journal: [JournalLine] = []
-        for activity in activities.sorted(by: { $0.merchant < $1.merchant }) {
+        for activity in activities.sorted(by: {
+            ($0.merchant, $0.programVersion) < ($1.merchant, $1.programVersion)
+        }) {
             guard let price = prices(activity) else {
                 throw CalculationError(
                     .unknownReference, field: "merchant", "no settlement prices for '\(activity.merchant)'")
@@ -135,11 +141,14 @@ package struct SettlementLine: Sendable, Equatable {
     /// The account's stored key (`Account.key`).
     package var account: String
     package var points: Points
+    /// The program version the transaction was posted under (nil: the latest).
+    package var programVersion: Int64?
 
     package init(
         position: Int64, kind: String, merchant: String?, occurredAt: Timestamp, originalKind: String?,
-        account: String, points: Points
+        account: String, points: Points, programVersion: Int64? = nil
     ) {
+        self.programVersion = programVersion
         self.position = position
         self.kind = kind
         self.merchant = merchant
@@ -156,14 +165,33 @@ extension SettlementCalculator {
     /// coming back were reversed; points reaching `redeemed:M` were taken at M (as parking when the
     /// transaction, or the one it cancels, is a parking payment); `offline_risk` lines of M's
     /// transactions are M's risk; a transaction that happened before `start` is a late item.
+    ///
+    /// Activity is kept apart by the program version its transactions were posted under, so that
+    /// each is priced with that version's prices: every merchant of the latest version has a row,
+    /// and a merchant of an earlier version (one a later version removed) has one when it had
+    /// activity.
     package static func activities(
-        _ lines: [SettlementLine], program: Program, start: Timestamp
+        _ lines: [SettlementLine], program: Program, start: Timestamp, programs: [Int64: Program] = [:],
+        latestVersion: Int64 = 0
     ) -> (activities: [MerchantActivity], expired: Points) {
-        var activities: [MerchantID: MerchantActivity] = [:]
+        struct Key: Hashable {
+            var merchant: MerchantID
+            var version: Int64
+        }
+        var activities: [Key: MerchantActivity] = [:]
         for site in program.sites {
             for merchant in site.merchants {
-                activities[merchant.id] = MerchantActivity(merchant: merchant.id, site: site.id)
+                activities[Key(merchant: merchant.id, version: latestVersion)] = MerchantActivity(
+                    merchant: merchant.id, site: site.id, programVersion: latestVersion)
             }
+        }
+        /// The row of `merchant` under `version`, made when the version names the merchant.
+        func key(_ merchant: MerchantID, _ version: Int64) -> Key? {
+            let key = Key(merchant: merchant, version: version)
+            if activities[key] != nil { return key }
+            guard let (_, site) = (programs[version] ?? program).merchant(merchant) else { return nil }
+            activities[key] = MerchantActivity(merchant: merchant, site: site.id, programVersion: version)
+            return key
         }
         var expired = Points.zero
         var late: Set<Int64> = []
@@ -172,30 +200,34 @@ extension SettlementCalculator {
                 expired += line.points
                 continue
             }
-            guard let text = line.merchant, let merchant = MerchantID(text), activities[merchant] != nil else {
+            let version = line.programVersion ?? latestVersion
+            guard let text = line.merchant, let merchant = MerchantID(text), let own = key(merchant, version) else {
                 continue
             }
             if line.occurredAt < start, late.insert(line.position).inserted {
-                activities[merchant]?.lateItems += 1
+                activities[own]?.lateItems += 1
             }
-            if let issuer = accountMerchant(line.account, prefix: "issued:"), activities[issuer] != nil {
+            if let issuer = accountMerchant(line.account, prefix: "issued:"), let row = key(issuer, version) {
                 if line.points < .zero {
-                    activities[issuer]?.issued += -line.points
+                    activities[row]?.issued += -line.points
                 } else {
-                    activities[issuer]?.reversed += line.points
+                    activities[row]?.reversed += line.points
                 }
-            } else if let taker = accountMerchant(line.account, prefix: "redeemed:"), activities[taker] != nil {
+            } else if let taker = accountMerchant(line.account, prefix: "redeemed:"), let row = key(taker, version) {
                 let parking = TransactionKind.parking.rawValue
                 if line.kind == parking || line.originalKind == parking {
-                    activities[taker]?.parking += line.points
+                    activities[row]?.parking += line.points
                 } else {
-                    activities[taker]?.redeemed += line.points
+                    activities[row]?.redeemed += line.points
                 }
             } else if line.account.hasPrefix("offline_risk:") {
-                activities[merchant]?.risk += -line.points
+                activities[own]?.risk += -line.points
             }
         }
-        return (activities.values.sorted { $0.merchant < $1.merchant }, expired)
+        return (
+            activities.values.sorted { ($0.merchant, $0.programVersion) < ($1.merchant, $1.programVersion) },
+            expired
+        )
     }
 
     private static func accountMerchant(_ account: String, prefix: String) -> MerchantID? {

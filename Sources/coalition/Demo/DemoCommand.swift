@@ -314,22 +314,29 @@ private struct Demo {
             "00:30 settlement of 2026-11-28 closed (content hash \(closed.contentHash.prefix(16))…); merchants with activity, amounts in fen:"
         )
         let rows = String(decoding: closed.csv, as: UTF8.self).split(separator: "\n").map {
-            $0.split(separator: ",", omittingEmptySubsequences: false)
+            $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
         }
+        // Columns by their header's names, so the table follows the file whatever its order.
+        let header = rows.first ?? []
+        func column(_ row: [String], _ name: String) -> String {
+            header.firstIndex(of: name).flatMap { $0 < row.count ? row[$0] : nil } ?? ""
+        }
+        let shown = [
+            ("points_issued", 8), ("points_redeemed", 10), ("parking_points", 9), ("offline_risk_points", 6),
+            ("payable_minor", 9), ("receivable_minor", 12), ("risk_charge_minor", 13), ("net_minor", 9),
+        ]
         say("  party              issued  redeemed  parking  risk  payable  receivable  risk-charge      net")
         var sum: Int64 = 0
-        for row in rows.dropFirst() where row.count >= 12 {
-            let party = String(row[1])
-            let values = row[3...11].map { Int64($0) ?? 0 }
+        for row in rows.dropFirst() {
+            let party = column(row, "party")
+            let values = (shown.map(\.0) + ["points_reversed"]).map { Int64(column(row, $0)) ?? 0 }
             if party != "platform", values.allSatisfy({ $0 == 0 }) { continue }
-            let net = Int64(row[11]) ?? 0
-            sum += net
-            func pad(_ value: Substring, _ width: Int) -> String {
-                String(repeating: " ", count: max(0, width - value.count)) + value
+            sum += Int64(column(row, "net_minor")) ?? 0
+            let cells = shown.map { name, width in
+                let value = column(row, name)
+                return String(repeating: " ", count: max(0, width - value.count)) + value
             }
-            say(
-                "  \(party.padding(toLength: 17, withPad: " ", startingAt: 0))\(pad(row[3], 8))\(pad(row[5], 10))\(pad(row[6], 9))\(pad(row[7], 6))\(pad(row[8], 9))\(pad(row[9], 12))\(pad(row[10], 13))\(pad(row[11], 9))"
-            )
+            say("  \(party.padding(toLength: 17, withPad: " ", startingAt: 0))\(cells.joined())")
         }
         say(
             "  merchants' nets + platform = \(sum) (always 0); statements written to \(path("settlement-2026-11-28.csv")) and .json"

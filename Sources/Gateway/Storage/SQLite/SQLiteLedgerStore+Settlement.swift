@@ -25,7 +25,8 @@ extension SQLiteLedgerStore {
         }
         return try await database.pool.write { db in
             if let stored = try Self.stored(db, period) { return stored }
-            let settlement = try Self.compute(db, program: program, start: start, end: end)
+            let settlement = try Self.compute(
+                db, programs: programs, start: start, end: end)
             let json = Self.json(settlement, period: period, start: start, end: end, zone: zone)
             let csv = Self.csv(settlement, period: period)
             let hash = SHA256.hash(data: json).map { String(format: "%02x", $0) }.joined()
@@ -57,14 +58,21 @@ extension SQLiteLedgerStore {
 
     /// Reads the posting lines of the transactions posted in [start, end) and settles them
     /// (`SettlementCalculator`: the rules are there, not here).
-    private static func compute(_ db: Database, program: Program, start: Timestamp, end: Timestamp) throws -> Settlement
+    /// Each transaction is priced with the program version it was posted under (`programs`), not
+    /// with the newest one, which may not even be in force.
+    private static func compute(_ db: Database, programs: ProgramCatalogue, start: Timestamp, end: Timestamp) throws
+        -> Settlement
     {
+        guard let latest = programs.latest else { throw SettlementRefusal(description: "the gateway has no program") }
+        let program = latest.program
+        let byVersion = Dictionary(programs.versions.map { ($0.version, $0.program) }, uniquingKeysWith: { $1 })
         // Posting times never go backwards: the period is a range of positions.
         let writer = LedgerWriter(db: db)
         let lines = try Row.fetchAll(
             db,
             sql: """
-                SELECT t.position, t.kind, t.merchant_id, t.occurred_at_ms, o.kind AS original_kind, p.account, p.points
+                SELECT t.position, t.kind, t.merchant_id, t.occurred_at_ms, t.program_version, o.kind AS original_kind,
+                    p.account, p.points
                 FROM transactions t
                 JOIN postings p ON p.position = t.position
                 LEFT JOIN transactions o ON o.transaction_id = t.original_transaction_id
@@ -78,15 +86,17 @@ extension SQLiteLedgerStore {
             SettlementLine(
                 position: row["position"], kind: row["kind"], merchant: row["merchant_id"],
                 occurredAt: Timestamp(milliseconds: row["occurred_at_ms"]), originalKind: row["original_kind"],
-                account: row["account"], points: Points(row["points"]))
+                account: row["account"], points: Points(row["points"]), programVersion: row["program_version"])
         }
-        let (activities, expired) = SettlementCalculator.activities(lines, program: program, start: start)
+        let (activities, expired) = SettlementCalculator.activities(
+            lines, program: program, start: start, programs: byVersion, latestVersion: latest.version)
         do {
             return try SettlementCalculator.settle(
                 activities: activities,
                 prices: { activity in
-                    guard let (merchant, site) = program.merchant(activity.merchant) else { return nil }
-                    return program.settlement.prices(for: merchant, format: site.format)
+                    let priced = byVersion[activity.programVersion] ?? program
+                    guard let (merchant, site) = priced.merchant(activity.merchant) else { return nil }
+                    return priced.settlement.prices(for: merchant, format: site.format)
                 },
                 expired: expired, breakagePrice: program.settlement.breakagePrice)
         } catch {
@@ -107,6 +117,7 @@ extension SQLiteLedgerStore {
         let merchants = settlement.merchants.map { m in
             object([
                 ("merchant_id", string(m.activity.merchant.rawValue)), ("site_id", string(m.activity.site.rawValue)),
+                ("program_version", "\(m.activity.programVersion)"),
                 ("points_issued", "\(m.activity.issued)"), ("points_reversed", "\(m.activity.reversed)"),
                 ("points_redeemed", "\(m.activity.redeemed)"), ("parking_points", "\(m.activity.parking)"),
                 ("offline_risk_points", "\(m.activity.risk)"), ("issue_price", string(m.prices.issuePrice.description)),
@@ -144,12 +155,12 @@ extension SQLiteLedgerStore {
 
     private static func csv(_ settlement: Settlement, period: CivilDate) -> Data {
         var lines = [
-            "period,party,site_id,points_issued,points_reversed,points_redeemed,parking_points,offline_risk_points,payable_minor,receivable_minor,risk_charge_minor,net_minor,late_items,spread_minor,breakage_minor,expired_points"
+            "period,party,site_id,program_version,points_issued,points_reversed,points_redeemed,parking_points,offline_risk_points,payable_minor,receivable_minor,risk_charge_minor,net_minor,late_items,spread_minor,breakage_minor,expired_points"
         ]
         for m in settlement.merchants {
             let a = m.activity
             lines.append(
-                "\(period),\(a.merchant),\(a.site),\(a.issued),\(a.reversed),\(a.redeemed),\(a.parking),\(a.risk),\(m.payable),\(m.receivable),\(m.riskCharge),\(m.net),\(a.lateItems),,,"
+                "\(period),\(a.merchant),\(a.site),\(a.programVersion),\(a.issued),\(a.reversed),\(a.redeemed),\(a.parking),\(a.risk),\(m.payable),\(m.receivable),\(m.riskCharge),\(m.net),\(a.lateItems),,,"
             )
         }
         // The platform collects every payable and risk charge and pays every receivable.
@@ -157,7 +168,7 @@ extension SQLiteLedgerStore {
         let collected = settlement.merchants.reduce(Money.zero) { $0 + $1.payable }
         let paid = settlement.merchants.reduce(Money.zero) { $0 + $1.receivable }
         lines.append(
-            "\(period),platform,,,,,,,\(collected),\(paid),\(p.risk),\(p.net),,\(p.spread),\(p.breakage),\(p.expiredPoints)"
+            "\(period),platform,,,,,,,,\(collected),\(paid),\(p.risk),\(p.net),,\(p.spread),\(p.breakage),\(p.expiredPoints)"
         )
         return Data((lines.joined(separator: "\n") + "\n").utf8)
     }
