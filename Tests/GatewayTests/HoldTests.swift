@@ -180,6 +180,49 @@ struct HoldTests {
         }
     }
 
+    /// Issue #13, item 9: expiry leaves the points an active hold keeps. Before, a redemption
+    /// approved online just before the expiry job lost its points to expiry and was posted as an
+    /// overdraw on its site.
+    @Test("expiry leaves held points to the redemption that holds them")
+    func expiryLeavesHeldPoints() async throws {
+        let directory = try TemporaryDirectory()
+        let certificates = try TestCertificates(directory: directory.url.path, sites: ["mall-01"])
+        let clock = ManualWallClock()
+        clock.set(ManualClockTime.now)  // 2026-11-24: the sign-up lot expires at the end of November 2027
+        try await Network.withGateway(
+            try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: clock
+        ) { gateway in
+            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") {
+                sync in
+                let enrolments = try RawSync.enrolments(merchant: "mall-fashion", count: 1)
+                _ = try await sync.push(RawSync.push(enrolments))
+                let member = try Coalition_Sync_V1_LocalTransaction(serializedBytes: enrolments[0].payload)
+                    .enrollment.memberID
+                // The morning after the lot's last day, before the expiry job: 150 points held.
+                clock.set(Timestamp(milliseconds: 1_827_622_800_000))  // 2027-12-01 09:00 in Shanghai
+                var generator = SystemRandomNumberGenerator()
+                let transaction = TransactionID(time: clock.now(), using: &generator).description
+                #expect(try await Self.authorize(sync, member: member, points: 150, transaction: transaction).approved)
+                let run = try await gateway.store.runExpiry(asOfEndOf: CivilDate(parsing: "2027-11-30")!)
+                #expect(run.points.value == 50)
+                #expect(try await gateway.balance(member) == 150)
+                // The redemption arrives: paid by the member in full, nothing on the site.
+                let redemption = RawSync.redemption(
+                    transaction: transaction, member: member, merchant: "mall-fashion", points: 150,
+                    authorization: .online)
+                let pushed = try await sync.push(
+                    RawSync.push(
+                        try RawSync.chain(
+                            [redemption], first: 2, previous: Data(SHA256.hash(data: enrolments[0].payload)))))
+                #expect(pushed.results.map(\.outcome) == [.posted])
+                #expect(try await gateway.balance(member) == 0)
+                #expect(try await gateway.account("offline_risk:mall-01") == 0)
+                #expect(try await gateway.activeHolds() == 0)
+            }
+            try await gateway.checkInvariants()
+        }
+    }
+
     static func authorize(
         _ sync: Coalition_Sync_V1_Sync.Client<HTTP2ClientTransport.Posix>, member: String, points: Int64,
         transaction: String, unacknowledged: Int64 = 0, acknowledgedSequence: UInt64 = 0

@@ -44,7 +44,11 @@ extension PostingEngine {
     package mutating func expire(member: MemberID, due: Set<Int64>, transactionID: String, detail: String) -> Points {
         let lots = (view.lots[member] ?? []).filter { due.contains($0.number) && $0.remaining > .zero }
             .sorted { $0.lotID.utf8.lexicographicallyPrecedes($1.lotID.utf8) }
-        let points = min(lots.reduce(.zero) { $0 + $1.remaining }, self.member(member).balance)
+        // Points an active hold keeps for a redemption are left alone until the hold ends (the
+        // redemption then takes them, or a later run expires them): expiring them would post that
+        // redemption as an overdraw on its site.
+        let points = min(
+            lots.reduce(.zero) { $0 + $1.remaining }, max(.zero, self.member(member).balance - held(member)))
         guard points > .zero else { return .zero }
         let position = write(
             LedgerEntry(
