@@ -94,6 +94,35 @@ struct PostingRuleTests {
         }
     }
 
+    /// Issue #13, item 10: the same phone enrolled at two offline sites, both referred, is one
+    /// member paid one sign-up bonus and one referral bonus. Before: 400 sign-up and 600 referral.
+    @Test("a duplicate enrolment merged into the first pays no second sign-up or referral bonus")
+    func mergedEnrolmentPaysOnce() async throws {
+        try await RawSync.withEnrolledSite(members: 1) { site in
+            let referrer = site.members[0]
+            var generator = SystemRandomNumberGenerator()
+            let phone = Array(SHA256.hash(data: Data("+8613800138999".utf8)))
+            let records = (0..<2).map { index in
+                var local = RawSync.header(merchant: "mall-fashion", prefix: "RAW-E\(index)", time: ManualClockTime.now)
+                var enrolment = Coalition_Sync_V1_Enrollment()
+                enrolment.memberID = MemberID(time: ManualClockTime.now, using: &generator).description
+                enrolment.phoneHash = Data(phone)
+                enrolment.referrerMemberID = referrer
+                enrolment.signupPoints = 200
+                enrolment.referralPoints = 300
+                local.enrollment = enrolment
+                return local
+            }
+            let pushed = try await site.push(records)
+            #expect(pushed.results.map(\.outcome) == [.posted, .postedWithConflict])
+            #expect(pushed.results.map(\.postedPoints) == [200, 0])
+            let first = records[0].enrollment.memberID
+            #expect(try await site.gateway.balance(first) == 200)
+            #expect(try await site.gateway.balance(referrer) == 200 + 300)
+            #expect(try await site.gateway.account("issued:mall-fashion") == -(200 + 200 + 300))
+        }
+    }
+
     @Test("points that differ from Core's are posted as Core computes them, and the site is flagged")
     func pointsMismatch() async throws {
         let directory = try TemporaryDirectory()
@@ -259,8 +288,9 @@ struct GatewayBackupTests {
                 ], from: site.next + 2, after: Data(SHA256.hash(data: upgrade[1].payload)))
             #expect(pushed.status == .applied)
             #expect(pushed.results.map(\.reason) == ["member_merge", ""])
-            #expect(pushed.results.map(\.postedPoints) == [200, 1_000])
-            #expect(try await site.gateway.balance(first.description) == 200 + 5_000 + 200 + 1_000)
+            // The merged record pays no second sign-up bonus (issue #13, item 10).
+            #expect(pushed.results.map(\.postedPoints) == [0, 1_000])
+            #expect(try await site.gateway.balance(first.description) == 200 + 5_000 + 1_000)
             #expect(try await site.gateway.conflicts(kind: "member_state_mismatch").isEmpty)
         }
     }

@@ -38,33 +38,42 @@ extension PostingEngine {
                 resolution: "member \(member) merged into \(survivor), who enrolled first")
             context.conflicts.append(.memberMerge)
         }
+        // A record merged into an earlier one is the same person enrolled again (two offline
+        // sites): the programme pays its sign-up and referral bonuses once, to the first record.
+        // What the second till showed the member is taken back; what they spent of it meanwhile is
+        // that site's offline risk, as for any offline redemption.
+        let paid = survivor == nil
         let bonus = EarnCalculator.enrollment(program: program, hasReferrer: !record.referrerMemberID.isEmpty)
-        var lines = PostingRules.issue(member: owner, merchant: context.merchant, points: bonus.signup.total).lines
+        let signup = paid ? bonus.signup.total : .zero
+        var lines = paid ? PostingRules.issue(member: owner, merchant: context.merchant, points: signup).lines : []
         var referrer: MemberID?
-        if let stated = MemberID(record.referrerMemberID), let resolved = resolve(stated), resolved != owner {
+        if paid, let stated = MemberID(record.referrerMemberID), let resolved = resolve(stated), resolved != owner {
             referrer = resolved
             lines += PostingRules.issue(member: resolved, merchant: context.merchant, points: bonus.referral).lines
         }
-        if Points(record.signupPoints) != bonus.signup.total
-            || (referrer != nil && Points(record.referralPoints) != bonus.referral)
+        if paid,
+            Points(record.signupPoints) != bonus.signup.total
+                || (referrer != nil && Points(record.referralPoints) != bonus.referral)
         {
             mismatch(
                 &context, member: owner, detail: "edge signup \(record.signupPoints)/referral \(record.referralPoints)")
         }
         let position = post(
-            context, kind: .enroll, member: owner, points: bonus.signup.total, amount: .zero, postings: Postings(lines))
+            context, kind: .enroll, member: owner, points: signup, amount: .zero, postings: Postings(lines))
         let expires = ExpiryCalculator.expiresAt(
             earnedAt: context.occurredAt, rules: program.expiry, timeZone: program.timeZone)
-        createLot(
-            context.pushed.transactionID, member: owner, earnedAt: context.occurredAt, expiresAt: expires,
-            points: bonus.signup.total)
+        if signup > .zero {
+            createLot(
+                context.pushed.transactionID, member: owner, earnedAt: context.occurredAt, expiresAt: expires,
+                points: signup)
+        }
         if let referrer, bonus.referral > .zero {
             createLot(
                 context.pushed.transactionID + "-referral", member: referrer, earnedAt: context.occurredAt,
                 expiresAt: expires, points: bonus.referral)
         }
         touch(member, position: position)
-        return .success(bonus.signup.total)
+        return .success(signup)
     }
 
     mutating func earn(_ record: PushedTransaction.Earn, _ context: inout Context) -> Result<Points, Rejection> {

@@ -127,10 +127,14 @@ struct ReferenceModel {
             switch fact {
             case .enroll(let member, let phone, let referrer):
                 known.insert(member)
-                if let owner = phoneOwner[phone] { mergedInto[member] = owner } else { phoneOwner[phone] = member }
-                let owner = resolve(member)!
-                out.balances[owner, default: 0] += program.earn.signupPoints.value
-                if let referrer, let by = resolve(referrer), by != owner {
+                // A second enrolment of the same phone merges into the first and pays no bonus.
+                if let owner = phoneOwner[phone] {
+                    mergedInto[member] = owner
+                    continue
+                }
+                phoneOwner[phone] = member
+                out.balances[member, default: 0] += program.earn.signupPoints.value
+                if let referrer, let by = resolve(referrer), by != member {
                     out.balances[by, default: 0] += program.earn.referralPoints.value
                 }
             case .earn(let member, let amount, let total, let dinner):
