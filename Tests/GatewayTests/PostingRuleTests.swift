@@ -123,6 +123,49 @@ struct PostingRuleTests {
         }
     }
 
+    /// Issue #13, item 5: a refund re-checks the tier at once. Before, a member who reached gold
+    /// with one purchase kept gold after returning it, until the review a year later (1.5× points,
+    /// 120 free parking minutes a day).
+    @Test("a refund of the purchase that reached a tier takes the tier back; one held before is kept")
+    func refundTakesTheTierBack() async throws {
+        try await RawSync.withEnrolledSite(members: 2) { site in
+            // Member 0: a silver-making purchase (¥6,000), then a gold-making one (¥20,000) refunded.
+            // Member 1: the gold-making purchase refunded in part, still over the gold threshold.
+            let silver = RawSync.earn(
+                member: site.members[0], merchant: "mall-fashion", amount: 600_000, statedPoints: 6_000,
+                tier: "member")
+            let gold = RawSync.earn(
+                member: site.members[0], merchant: "mall-fashion", amount: 2_000_000, statedPoints: 24_000,
+                tier: "silver")
+            let refund = RawSync.refund(
+                original: gold.transactionID, member: site.members[0], merchant: "mall-fashion", amount: 2_000_000,
+                points: -24_000)
+            let big = RawSync.earn(
+                member: site.members[1], merchant: "mall-fashion", amount: 3_000_000, statedPoints: 30_000,
+                tier: "member")
+            let part = RawSync.refund(
+                original: big.transactionID, member: site.members[1], merchant: "mall-fashion", amount: 500_000,
+                points: -5_000)
+            let pushed = try await site.push([silver, gold])
+            #expect(pushed.results.allSatisfy { $0.outcome != .rejected })
+            #expect(try await Self.tier(site, site.members[0]) == "gold")
+            let refunded = try await site.push(
+                [refund, big, part], from: site.next + 2,
+                after: Data(SHA256.hash(data: try gold.serializedBytes() as Data)))
+            #expect(refunded.results.allSatisfy { $0.outcome != .rejected })
+            // Back to silver, which the member held before the refunded purchase.
+            #expect(try await Self.tier(site, site.members[0]) == "silver")
+            // 30,000 − 5,000 still reaches gold.
+            #expect(try await Self.tier(site, site.members[1]) == "gold")
+        }
+    }
+
+    static func tier(_ site: RawSync.EnrolledSite, _ member: String) async throws -> String? {
+        try await site.gateway.store.database.pool.read { db in
+            try String.fetchOne(db, sql: "SELECT tier FROM members WHERE member_id = ?", arguments: [member])
+        }
+    }
+
     @Test("points that differ from Core's are posted as Core computes them, and the site is flagged")
     func pointsMismatch() async throws {
         let directory = try TemporaryDirectory()

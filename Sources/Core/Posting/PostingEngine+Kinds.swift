@@ -265,6 +265,28 @@ extension PostingEngine {
         store(record)
     }
 
+    /// After a refund took back qualifying points, a tier the member reached with them is not kept
+    /// until the next review (`TierCalculator.afterReversal`). Needs the member's tier spells: when
+    /// the view lacks them, the batch is decided again with them.
+    mutating func recheckTier(_ member: MemberID, before originalPosition: Int64, context: Context, position: Int64) {
+        guard view.spellsLoaded.contains(member) else {
+            missingSpells.insert(member)
+            return
+        }
+        let rules = context.program.tiers
+        var record = self.member(member)
+        let before = view.tierSpells[member]?.last(where: { $0.position < originalPosition })?.tier ?? rules.tiers[0].id
+        let tier = TierCalculator.afterReversal(
+            rules, current: record.tier,
+            qualifying: qualifyingPoints(member, program: context.program, version: context.version), before: before)
+        guard tier != record.tier else { return }
+        view.tierSpells[member, default: []].append(TierSpell(position: position, tier: tier))
+        effects.tierSpells.append((member, position, tier))
+        record.tier = tier
+        record.changedPosition = position
+        store(record)
+    }
+
     /// A redemption or parking payment: consumes the hold placed for its transaction, if any, and
     /// takes what the member has (less other holds); the rest goes to offline_risk(site).
     mutating func spend(
@@ -356,6 +378,7 @@ extension PostingEngine {
             consumeLots(
                 member, points: -postings.change(of: .member(member)), position: position,
                 first: original.transactionID)
+            recheckTier(member, before: original.position, context: context, position: position)
             if shortfall > .zero {
                 conflict(
                     .refundAfterSpend, transaction: context.pushed.transactionID, member: member,

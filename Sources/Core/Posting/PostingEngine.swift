@@ -79,6 +79,14 @@ package struct PostingEngine: Sendable {
                 guard let member = transaction.member else { break }
                 keys.members.insert(member)
                 keys.debitedMembers.insert(member)
+                // A refund re-checks the tier: the member's qualifying points and tier spells are
+                // needed (loaded up front rather than by a second pass).
+                keys.earningMembers.insert(member)
+                keys.spellMembers.insert(member)
+                let occurredAt = Timestamp(milliseconds: min(transaction.occurredAtMilliseconds, now.milliseconds))
+                if let active = catalogue.active(at: occurredAt), versions.insert(active.version).inserted {
+                    keys.windowStarts.insert(windowStart(active.program, now: now))
+                }
             case nil: break
             }
         }

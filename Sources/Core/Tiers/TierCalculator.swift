@@ -78,6 +78,18 @@ package enum TierCalculator: Sendable {
         return max(.zero, sum)
     }
 
+    /// The tier after a reversal took back qualifying points: `current` is kept only while the
+    /// qualifying points still reach it or the member held it before the reversed transaction
+    /// (`before`); otherwise the member falls to the higher of the tier the points reach and
+    /// `before`. Never an upgrade.
+    package static func afterReversal(_ rules: TierRules, current: TierID, qualifying: Points, before: TierID)
+        -> TierID
+    {
+        let eligible = eligibleTier(rules, qualifying: qualifying).id
+        let floor = rank(rules, eligible) >= rank(rules, before) ? eligible : before
+        return rank(rules, floor) < rank(rules, current) ? floor : current
+    }
+
     private static func rank(_ rules: TierRules, _ tier: TierID) -> Int {
         rules.tiers.firstIndex { $0.id == tier } ?? 0
     }
