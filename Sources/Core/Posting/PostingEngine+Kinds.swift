@@ -73,6 +73,11 @@ extension PostingEngine {
                 expiresAt: expires, points: bonus.referral)
         }
         touch(member, position: position)
+        // The referrer an unpaid referral named is published again, so that the edge which
+        // counted the referral bonus locally drops it (its snapshot now includes this enrolment).
+        if !paid, let stated = MemberID(record.referrerMemberID), let named = resolve(stated) {
+            touch(named, position: position)
+        }
         return .success(signup)
     }
 
