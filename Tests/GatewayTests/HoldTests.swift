@@ -194,10 +194,7 @@ struct HoldTests {
         ) { gateway in
             try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") {
                 sync in
-                let enrolments = try RawSync.enrolments(merchant: "mall-fashion", count: 1)
-                _ = try await sync.push(RawSync.push(enrolments))
-                let member = try Coalition_Sync_V1_LocalTransaction(serializedBytes: enrolments[0].payload)
-                    .enrollment.memberID
+                let (member, previous) = try await RawSync.enrolOne(sync)
                 // The morning after the lot's last day, before the expiry job: 150 points held.
                 clock.set(Timestamp(milliseconds: 1_827_622_800_000))  // 2027-12-01 09:00 in Shanghai
                 var generator = SystemRandomNumberGenerator()
@@ -213,7 +210,7 @@ struct HoldTests {
                 let pushed = try await sync.push(
                     RawSync.push(
                         try RawSync.chain(
-                            [redemption], first: 2, previous: Data(SHA256.hash(data: enrolments[0].payload)))))
+                            [redemption], first: 2, previous: previous)))
                 #expect(pushed.results.map(\.outcome) == [.posted])
                 #expect(try await gateway.balance(member) == 0)
                 #expect(try await gateway.account("offline_risk:mall-01") == 0)

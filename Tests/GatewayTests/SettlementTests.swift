@@ -38,10 +38,7 @@ struct SettlementTests {
             gateway in
             try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") {
                 sync in
-                let enrolments = try RawSync.enrolments(merchant: "mall-fashion", count: 1)
-                _ = try await sync.push(RawSync.push(enrolments))
-                let member = try Coalition_Sync_V1_LocalTransaction(serializedBytes: enrolments[0].payload)
-                    .enrollment.memberID
+                let (member, previous) = try await RawSync.enrolOne(sync)
                 let earns = [
                     RawSync.earn(
                         member: member, merchant: "mall-fashion", amount: 100_000, statedPoints: 1_000, tier: "member"),
@@ -51,7 +48,7 @@ struct SettlementTests {
                 let pushed = try await sync.push(
                     RawSync.push(
                         try RawSync.chain(
-                            earns, first: 2, previous: Data(SHA256.hash(data: enrolments[0].payload)))))
+                            earns, first: 2, previous: previous)))
                 #expect(pushed.results.map(\.outcome).allSatisfy { $0 != .rejected })
             }
             let fashionPoints = try await gateway.account("issued:mall-fashion")

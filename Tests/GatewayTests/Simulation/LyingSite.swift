@@ -37,14 +37,7 @@ final class LyingSite {
         at now: Timestamp, version: Int64
     ) throws {
         precondition(pending == nil, "one forged transaction at a time")
-        var generator = SystemRandomNumberGenerator()
-        requestNumber += 1
-        var local = Coalition_Sync_V1_LocalTransaction()
-        local.transactionID = TransactionID(time: now, using: &generator).description
-        local.requestID = "lie-\(requestNumber)"
-        local.merchantID = merchant.rawValue
-        local.programVersion = version
-        local.occurredAtMs = now.milliseconds
+        var local = header(at: now, version: version)
         var record = Coalition_Sync_V1_ReverseRecord()
         record.memberID = member.description
         record.originalTransactionID = original.transactionID
@@ -58,20 +51,13 @@ final class LyingSite {
     /// Makes up an earn of `amount` for `member` at `now`.
     func forge(member: MemberID, amount: Int64, at now: Timestamp, program: Program, version: Int64) throws {
         precondition(pending == nil, "one forged transaction at a time")
-        var generator = SystemRandomNumberGenerator()
         let claimed = MemberEarnState(
             tier: program.tiers.tiers.last!.id, birthMonth: program.timeZone.date(of: now).month,
             lastEarnByFormat: Dictionary(uniqueKeysWithValues: program.earn.baseRates.keys.map { ($0, now) }))
         let result = try EarnCalculator.earn(
             program: program,
             input: EarnInput(merchant: merchant, amount: Money(minorUnits: amount), occurredAt: now, member: claimed))
-        requestNumber += 1
-        var local = Coalition_Sync_V1_LocalTransaction()
-        local.transactionID = TransactionID(time: now, using: &generator).description
-        local.requestID = "lie-\(requestNumber)"
-        local.merchantID = merchant.rawValue
-        local.programVersion = version
-        local.occurredAtMs = now.milliseconds
+        var local = header(at: now, version: version)
         var record = Coalition_Sync_V1_EarnRecord()
         record.memberID = member.description
         record.amountMinor = amount
@@ -82,6 +68,19 @@ final class LyingSite {
             uniqueKeysWithValues: claimed.lastEarnByFormat.map { ($0.key.rawValue, $0.value.milliseconds) })
         local.earn = record
         try setPending(local, member: member, at: now)
+    }
+
+    /// A new transaction of this site at `now`, with no body yet.
+    private func header(at now: Timestamp, version: Int64) -> Coalition_Sync_V1_LocalTransaction {
+        var generator = SystemRandomNumberGenerator()
+        requestNumber += 1
+        var local = Coalition_Sync_V1_LocalTransaction()
+        local.transactionID = TransactionID(time: now, using: &generator).description
+        local.requestID = "lie-\(requestNumber)"
+        local.merchantID = merchant.rawValue
+        local.programVersion = version
+        local.occurredAtMs = now.milliseconds
+        return local
     }
 
     private func setPending(_ local: Coalition_Sync_V1_LocalTransaction, member: MemberID, at now: Timestamp) throws {

@@ -81,6 +81,17 @@ enum RawSync {
         }
     }
 
+    /// Pushes one enrolment at mall-fashion as the site's first transaction; returns the member and
+    /// the chain head after it (the next transaction is sequence 2).
+    static func enrolOne(_ sync: Coalition_Sync_V1_Sync.Client<HTTP2ClientTransport.Posix>) async throws -> (
+        member: String, previous: Data
+    ) {
+        let enrolments = try enrolments(merchant: "mall-fashion", count: 1)
+        _ = try await sync.push(push(enrolments))
+        let member = try Coalition_Sync_V1_LocalTransaction(serializedBytes: enrolments[0].payload).enrollment.memberID
+        return (member, Data(SHA256.hash(data: enrolments[0].payload)))
+    }
+
     /// A hash chain of enrolments at `merchant`, starting after `previous` at `first`.
     static func enrolments(
         merchant: String, count: Int, first: UInt64 = 1, previous: Data = Data(count: 32),
