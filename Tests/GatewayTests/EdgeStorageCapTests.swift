@@ -112,9 +112,9 @@ struct EdgeStorageCapTests {
                         db,
                         sql:
                             "SELECT (SELECT COUNT(*) FROM outbox) AS outbox, (SELECT COUNT(*) FROM member_delta) AS deltas, (SELECT acknowledged_sequence FROM sync_state) AS acked, (SELECT snapshot_site_sequence FROM members LIMIT 1) AS snapshot"
-                    )
+                    ).map { "\($0)" } ?? ""
                 }
-                Issue.record("at \(stage): \(error); \(counts.map { "\($0)" } ?? "")")
+                Issue.record("at \(stage): \(error); \(counts)")
             }
             try await gateway.checkInvariants()
         }

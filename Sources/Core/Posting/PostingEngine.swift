@@ -45,6 +45,14 @@ package struct PostingEngine: Sendable {
     {
         var keys = PostingKeys()
         var versions: Set<Int64> = []
+        // The qualifying window of the version in force when `transaction` happened (once per
+        // version): an earn moves the member's qualifying points, and a refund takes them back.
+        func noteQualifyingWindow(of transaction: PushedTransaction) {
+            let occurredAt = Timestamp(milliseconds: min(transaction.occurredAtMilliseconds, now.milliseconds))
+            if let active = catalogue.active(at: occurredAt), versions.insert(active.version).inserted {
+                keys.windowStarts.insert(windowStart(active.program, now: now))
+            }
+        }
         for transaction in batch {
             if let operation = transaction.operation {
                 keys.receipts.insert(
@@ -65,10 +73,7 @@ package struct PostingEngine: Sendable {
                 keys.members.insert(member)
                 keys.earningMembers.insert(member)
                 keys.statedTiers[member, default: []].insert(record.tier)
-                let occurredAt = Timestamp(milliseconds: min(transaction.occurredAtMilliseconds, now.milliseconds))
-                if let active = catalogue.active(at: occurredAt), versions.insert(active.version).inserted {
-                    keys.windowStarts.insert(windowStart(active.program, now: now))
-                }
+                noteQualifyingWindow(of: transaction)
             case .redeem, .parking:
                 guard let member = transaction.member else { break }
                 keys.members.insert(member)
@@ -83,10 +88,7 @@ package struct PostingEngine: Sendable {
                 // needed (loaded up front rather than by a second pass).
                 keys.earningMembers.insert(member)
                 keys.spellMembers.insert(member)
-                let occurredAt = Timestamp(milliseconds: min(transaction.occurredAtMilliseconds, now.milliseconds))
-                if let active = catalogue.active(at: occurredAt), versions.insert(active.version).inserted {
-                    keys.windowStarts.insert(windowStart(active.program, now: now))
-                }
+                noteQualifyingWindow(of: transaction)
             case nil: break
             }
         }

@@ -107,7 +107,7 @@ package final class TerminalRegistry: Sendable {
             return try await authenticate(metadata)
         } catch let error as ServiceError {
             let address = TokenFailures.address(ofPeer: peer)
-            let now = Int64(DispatchTime.now().uptimeNanoseconds / 1_000_000)
+            let now = Uptime.milliseconds
             let verdict = failures.withLock { $0.failed(peer: address, now: now) }
             if let count = verdict.logFailures {
                 logger.warning(

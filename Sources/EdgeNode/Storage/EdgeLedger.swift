@@ -72,7 +72,7 @@ package final class EdgeLedger: Sendable {
                 throw ServiceError(.unavailable, "the edge node is shutting down")
             }
         } catch let error as DatabaseError where error.resultCode == .SQLITE_FULL {
-            let now = Int64(DispatchTime.now().uptimeNanoseconds / 1_000_000)
+            let now = Uptime.milliseconds
             let due = storageFullLogged.withLock { last in
                 guard last.map({ now - $0 >= 60_000 }) ?? true else { return false }
                 last = now

@@ -9,10 +9,12 @@ extension SQLiteLedgerStore {
     /// posting time). Closing again returns the stored bytes; a period not yet over is refused.
     /// Transactions posted later belong to a later period (as late items, with their occurred_at).
     package func closeSettlement(period: CivilDate, by operatorName: String) async throws -> ClosedSettlement {
-        guard let program = programs.latest?.program else {
+        // One reading of the catalogue: the period's bounds and its prices come from the same one.
+        let catalogue = programs
+        guard let latest = catalogue.latest else {
             throw SettlementRefusal(description: "the gateway has no program")
         }
-        let zone = program.timeZone
+        let zone = latest.program.timeZone
         let start = zone.startOfDay(period)
         let end = zone.startOfDay(period.adding(days: 1))
         let now = clockNow
@@ -25,8 +27,7 @@ extension SQLiteLedgerStore {
         }
         return try await database.pool.write { db in
             if let stored = try Self.stored(db, period) { return stored }
-            let settlement = try Self.compute(
-                db, programs: programs, start: start, end: end)
+            let settlement = try Self.compute(db, programs: catalogue, latest: latest, start: start, end: end)
             let json = Self.json(settlement, period: period, start: start, end: end, zone: zone)
             let csv = Self.csv(settlement, period: period)
             let hash = SHA256.hash(data: json).map { String(format: "%02x", $0) }.joined()
@@ -60,10 +61,9 @@ extension SQLiteLedgerStore {
     /// (`SettlementCalculator`: the rules are there, not here).
     /// Each transaction is priced with the program version it was posted under (`programs`), not
     /// with the newest one, which may not even be in force.
-    private static func compute(_ db: Database, programs: ProgramCatalogue, start: Timestamp, end: Timestamp) throws
-        -> Settlement
-    {
-        guard let latest = programs.latest else { throw SettlementRefusal(description: "the gateway has no program") }
+    private static func compute(
+        _ db: Database, programs: ProgramCatalogue, latest: ProgramCatalogue.Version, start: Timestamp, end: Timestamp
+    ) throws -> Settlement {
         let program = latest.program
         let byVersion = Dictionary(programs.versions.map { ($0.version, $0.program) }, uniquingKeysWith: { $1 })
         // Posting times never go backwards: the period is a range of positions.
