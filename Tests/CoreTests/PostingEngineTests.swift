@@ -275,8 +275,13 @@ struct PostingEngineTests {
         #expect(asking.missingSpells == [Self.alice])
     }
 
-    @Test("a refund of points already spent debits the member to zero and books the rest to the site")
-    func refundAfterSpend() {
+    /// docs/rules.md, "Refunds": the points the member still has are taken back and the issuer
+    /// is given back only those; the till withheld cash for the rest, or (a stale replica) the
+    /// issuer keeps paying for them and the refund is flagged. No site's offline_risk is charged.
+    @Test(
+        "a refund of points already spent takes back what the member has; the rest is withheld or flagged",
+        arguments: [(70, false), (0, true), (30, true)] as [(Int64, Bool)])
+    func refundAfterSpend(withheld: Int64, flagged: Bool) {
         var view = PostingView()
         view.members[Self.alice] = Self.member(Self.alice, balance: 30, lotsHead: 1)
         view.lots[Self.alice] = [Self.lot(1, of: Self.alice, remaining: 30, expires: "2027-12-01T00:00", next: nil)]
@@ -291,12 +296,14 @@ struct PostingEngineTests {
                 .reverse(
                     PushedTransaction.Reverse(
                         memberID: Self.alice.description, originalTransactionID: "earn-1", amountMinor: 0,
-                        points: -100))))
+                        points: -(100 - withheld), withheldPoints: withheld))))
         let effects = engine.finish()
+        #expect(result.points == Points(-30))
+        #expect(result.reason.contains("refund_after_spend") == flagged)
         #expect(
-            result == PostingResult(outcome: .postedWithConflict, reason: "refund_after_spend", points: Points(-30)))
-        #expect(effects.accountDeltas[.offlineRisk(Self.site)] == Points(-70))
-        #expect(effects.accountDeltas[.issued(Fixture.mall)] == Points(100))
+            effects.conflicts.first { $0.kind == .refundAfterSpend }?.points == (flagged ? Points(70 - withheld) : nil))
+        #expect(effects.accountDeltas[.offlineRisk(Self.site)] == nil)
+        #expect(effects.accountDeltas[.issued(Fixture.mall)] == Points(30))
         #expect(effects.members[Self.alice]?.balance == .zero)
         #expect(effects.members[Self.alice]?.lotsHead == nil)
     }

@@ -26,13 +26,35 @@ struct PostingRulesTests {
         #expect(postings.lines.reduce(Points.zero) { $0 + $1.points } == .zero)
     }
 
-    @Test("a refund of spent points debits the member to zero; the site bears the rest")
-    func refund() {
-        let (postings, shortfall) = PostingRules.refund(
-            member: Self.member, merchant: Self.merchant, site: Self.site, points: Points(100), available: Points(30))
-        #expect(postings.change(of: .member(Self.member)) == Points(-30))
-        #expect(postings.change(of: .issued(Self.merchant)) == Points(100))
-        #expect(shortfall == Points(70))
+    /// docs/rules.md, "Refunds": own lot, then its expired part, then other points; the rest is
+    /// not taken back and the issuer is given back only what was recovered.
+    @Test(
+        "a refund takes its own lot, then what of it expired, then other points; the rest is unrecovered",
+        arguments: [
+            // points, own lot, expired, available → own, expired, other, unrecovered
+            (100, 100, 0, 500, 100, 0, 0, 0),
+            (100, 40, 0, 500, 40, 0, 60, 0),
+            (100, 40, 30, 500, 40, 30, 30, 0),
+            (100, 0, 100, 0, 0, 100, 0, 0),
+            (100, 40, 30, 50, 40, 30, 10, 20),
+            (100, 0, 0, 30, 0, 0, 30, 70),
+            (100, 80, 0, 50, 50, 0, 0, 50),
+            (100, 0, 0, -20, 0, 0, 0, 100),
+            (0, 10, 10, 10, 0, 0, 0, 0),
+        ] as [(Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64)])
+    func refund(
+        _ points: Int64, _ own: Int64, _ expired: Int64, _ available: Int64, _ fromOwn: Int64, _ fromExpired: Int64,
+        _ fromOther: Int64, _ unrecovered: Int64
+    ) {
+        let split = RefundSources.split(
+            Points(points), ownLot: Points(own), expired: Points(expired), available: Points(available))
+        #expect(
+            [split.fromOwnLot, split.fromExpired, split.fromOtherLots, split.unrecovered]
+                == [fromOwn, fromExpired, fromOther, unrecovered].map(Points.init))
+        let postings = split.postings(member: Self.member, issuer: Self.merchant)
+        #expect(postings.change(of: .member(Self.member)) == Points(-(fromOwn + fromOther)))
+        #expect(postings.change(of: .expired) == Points(-fromExpired))
+        #expect(postings.change(of: .issued(Self.merchant)) == Points(points - unrecovered))
     }
 
     @Test("a negation cancels exactly")

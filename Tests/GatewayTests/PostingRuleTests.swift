@@ -204,7 +204,144 @@ struct PostingRuleTests {
         }
     }
 
-    @Test("a refund of points already spent: member to zero, the rest on the refunding site's offline_risk")
+    /// docs/protocol.md, "Posting rules" (#13 item 6): only future times were capped, so an earn
+    /// pushed on Monday dated last Saturday posted the Saturday's double points, unflagged. A time
+    /// earlier than the site's previous transaction by more than the clock tolerance is raised to
+    /// that bound and flagged.
+    @Test(
+        "an earn dated before the site's previous transaction is posted at the bound and flagged, not in a past promotion"
+    )
+    func backDatedEarn() async throws {
+        let directory = try TemporaryDirectory()
+        let certificates = try TestCertificates(directory: directory.url.path, sites: ["mall-01"])
+        let clock = ManualWallClock()
+        let monday = ManualClockTime.now.adding(milliseconds: 6 * 86_400_000)  // 2026-11-30 12:00 in Shanghai
+        clock.set(monday)
+        try await Network.withGateway(
+            try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: clock
+        ) { gateway in
+            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") {
+                sync in
+                let (member, previous) = try await RawSync.enrolOne(sync)
+                let saturday = ManualClockTime.now.adding(milliseconds: 4 * 86_400_000)  // double-saturday
+                let honest = RawSync.earn(
+                    member: member, merchant: "mall-fashion", amount: 100_000, statedPoints: 1_000, tier: "member",
+                    time: monday)
+                let backDated = RawSync.earn(
+                    member: member, merchant: "mall-fashion", amount: 100_000, statedPoints: 2_000, tier: "member",
+                    promotions: ["double-saturday": 1_000], time: saturday)
+                let pushed = try await sync.push(
+                    RawSync.push(try RawSync.chain([honest, backDated], first: 2, previous: previous)))
+                #expect(pushed.results.map(\.outcome) == [.posted, .postedWithConflict])
+                #expect(pushed.results.last?.reason.contains("clock_skew") == true)
+                #expect(pushed.results.last?.postedPoints == 1_000)
+                #expect(try await gateway.balance(member) == 200 + 1_000 + 1_000)
+                #expect(try await gateway.flags("mall-01").contains("clock_skew"))
+                let (occurred, flagged) = try await gateway.store.database.pool.read { db in
+                    (
+                        try Int64.fetchOne(
+                            db, sql: "SELECT occurred_at_ms FROM transactions WHERE transaction_id = ?",
+                            arguments: [backDated.transactionID]),
+                        try String.fetchAll(
+                            db, sql: "SELECT kind FROM conflicts WHERE transaction_id = ? ORDER BY kind",
+                            arguments: [backDated.transactionID])
+                    )
+                }
+                #expect(occurred == monday.milliseconds - 10 * 60 * 1000)
+                #expect(flagged == ["clock_skew", "points_mismatch"])
+            }
+            try await gateway.checkInvariants()
+        }
+    }
+
+    /// docs/rules.md, "Refunds" (#13 item 8): a refund of an earn whose points expired takes them
+    /// back from `expired` (the breakage is reversed), not from the member's other points.
+    @Test("a refund of an earn whose points expired takes them back from expired, not from other points")
+    func refundOfExpiredEarn() async throws {
+        let directory = try TemporaryDirectory()
+        let certificates = try TestCertificates(directory: directory.url.path, sites: ["mall-01"])
+        let clock = ManualWallClock()
+        clock.set(ManualClockTime.now)  // 2026-11-24: these lots expire at the end of November 2027
+        try await Network.withGateway(
+            try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: clock
+        ) { gateway in
+            let config = try Network.edgeConfiguration(
+                directory.url.path, site: "mall-01", certificates: certificates, gatewayPort: gateway.port)
+            try await Network.withEdge(config, merchant: "mall-fashion", clock: clock) { mall in
+                let member = try await mall.points.enroll(
+                    Make.enroll("E-1", phone: "+8613800138000"), metadata: mall.auth
+                ).member.memberID
+                let first = try await mall.points.earn(
+                    Make.earn("R-1", member: member, amount: 100_000), metadata: mall.auth)
+                #expect(first.points == 1_000)
+                try await Network.eventually("synced") { try await Network.synced(mall) }
+                clock.set(Timestamp(milliseconds: 1_799_000_000_000))  // 2027-01-04: expires at the end of January 2028
+                _ = try await mall.points.earn(Make.earn("R-2", member: member, amount: 50_000), metadata: mall.auth)
+                try await Network.eventually("synced") { try await Network.synced(mall) }
+                clock.set(Timestamp(milliseconds: 1_827_622_800_000))  // 2027-12-01 09:00 in Shanghai
+                let run = try await gateway.store.runExpiry(asOfEndOf: CivilDate(parsing: "2027-11-30")!)
+                #expect(run.points.value == 1_200)
+                try await Network.eventually("the edge knows") { try await mall.balance(member) == 500 }
+                var refund = Coalition_Edge_V1_ReverseRequest()
+                refund.requestID = "V-1"
+                refund.originalTransactionID = first.transactionID
+                let answer = try await mall.points.reverse(refund, metadata: mall.auth)
+                #expect(answer.withheldPoints == 0)
+                try await Network.eventually("synced") { try await Network.synced(mall) }
+                #expect(try await gateway.balance(member) == 500)
+                #expect(try await gateway.account("expired") == 200)
+                #expect(try await gateway.account("offline_risk:mall-01") == 0)
+                #expect(try await gateway.account("issued:mall-fashion") == -700)
+                #expect(try await gateway.conflicts(kind: "refund_after_spend").isEmpty)
+                try await Network.eventually("the edge shows 500") { try await mall.balance(member) == 500 }
+                try await gateway.checkInvariants()
+            }
+        }
+    }
+
+    /// A replica that did not know of a spend refunds in full (withholds nothing): the gateway
+    /// takes back what the member has; the issuer keeps paying for the rest, no site's offline_risk
+    /// is charged, and the refund is flagged with the points.
+    @Test("a refund from a replica that did not know of the spend takes what the member has and is flagged")
+    func staleRefundAfterSpend() async throws {
+        let directory = try TemporaryDirectory()
+        let certificates = try TestCertificates(directory: directory.url.path, sites: ["mall-01"])
+        try await Network.withGateway(
+            try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: ManualWallClock()
+        ) { gateway in
+            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") {
+                sync in
+                let (member, previous) = try await RawSync.enrolOne(sync)
+                let earn = RawSync.earn(
+                    member: member, merchant: "mall-fashion", amount: 100_000, statedPoints: 1_000, tier: "member")
+                var generator = SystemRandomNumberGenerator()
+                let spend = RawSync.redemption(
+                    transaction: TransactionID(time: ManualClockTime.now, using: &generator).description,
+                    member: member, merchant: "mall-fashion", points: 900, authorization: .floorLimit)
+                let refund = RawSync.refund(
+                    original: earn.transactionID, member: member, merchant: "mall-fashion", amount: 100_000,
+                    points: -1_000)
+                let pushed = try await sync.push(
+                    RawSync.push(try RawSync.chain([earn, spend, refund], first: 2, previous: previous)))
+                #expect(pushed.results.map(\.outcome) == [.posted, .posted, .postedWithConflict])
+                #expect(pushed.results.last?.reason == "refund_after_spend")
+                #expect(pushed.results.last?.postedPoints == -300)
+                #expect(try await gateway.balance(member) == 0)
+                #expect(try await gateway.account("offline_risk:mall-01") == 0)
+                #expect(try await gateway.account("issued:mall-fashion") == -900)  // 1,200 issued, 300 back
+                #expect(try await gateway.conflicts(kind: "refund_after_spend").map(\.points) == [700])
+            }
+            try await gateway.checkInvariants()
+        }
+    }
+
+    /// docs/rules.md, "Refunds" (#13 item 3): the member keeps nothing it spent; the till withholds
+    /// the spent points' value from the cash refund, the issuer's payable is reversed only for the
+    /// points taken back, and no site's offline_risk is charged. A replica that did not know of a
+    /// spend refunds in full: the gateway takes what the member has, the issuer keeps paying for the
+    /// rest and the refund is flagged.
+    @Test(
+        "a refund of points already spent: the till withholds their value; the issuer is given back only what returns")
     func refundAfterSpend() async throws {
         let directory = try TemporaryDirectory()
         let certificates = try TestCertificates(directory: directory.url.path, sites: ["mall-01"])
@@ -221,18 +358,24 @@ struct PostingRuleTests {
                 let earn = try await mall.points.earn(
                     Make.earn("R-1", member: member, amount: 100_000), metadata: mall.auth)
                 #expect(earn.points == 1_000)
+                // 1,200 points, 900 spent: a refund of the 1,000 takes back the 300 left and
+                // withholds 700 points' value (mall-fashion's redeem price 1 fen) from the cash.
                 _ = try await mall.points.redeem(
-                    Make.redeem("P-1", member: member, bill: 300_000, points: 1_200), metadata: mall.auth)
+                    Make.redeem("P-1", member: member, bill: 300_000, points: 900), metadata: mall.auth)
                 var refund = Coalition_Edge_V1_ReverseRequest()
                 refund.requestID = "V-1"
                 refund.originalTransactionID = earn.transactionID
-                _ = try await mall.points.reverse(refund, metadata: mall.auth)
+                let answer = try await mall.points.reverse(refund, metadata: mall.auth)
+                #expect(answer.points == 300)
+                #expect(answer.withheldPoints == 700)
+                #expect(answer.withheldMinor == 700)
+                #expect(answer.balanceAfterPoints == 0)
                 try await Network.eventually("synced") { try await Network.synced(mall) }
                 #expect(try await gateway.balance(member) == 0)
-                #expect(try await gateway.account("offline_risk:mall-01") == -1_000)
-                #expect(try await gateway.account("issued:mall-fashion") == -200)  // 1,200 issued, 1,000 taken back
-                let conflicts = try await gateway.conflicts(kind: "refund_after_spend")
-                #expect(conflicts.map(\.points) == [1_000])
+                #expect(try await gateway.account("offline_risk:mall-01") == 0)
+                #expect(try await gateway.account("issued:mall-fashion") == -900)  // 1,200 issued, 300 back
+                #expect(try await gateway.conflicts(kind: "refund_after_spend").isEmpty)
+
                 try await Network.eventually("the edge shows 0") { try await mall.balance(member) == 0 }
                 try await gateway.checkInvariants()
             }

@@ -54,7 +54,8 @@ def main():
         check(paid.authorization == common_pb2.REDEEM_AUTHORIZATION_FLOOR_LIMIT, "a standalone edge redeems within its floor limit")
 
         refund = points.Reverse(points_pb2.ReverseRequest(request_id="IO-V1", original_transaction_id=earn.transaction_id), metadata=auth)
-        check(refund.points == 1234 and refund.balance_after_points == 0, "a full refund takes the 1,234 points back; the spent part leaves the balance shown at 0")
+        check(refund.points == 934 and refund.balance_after_points == 0, "a full refund takes back the 934 points the member still has")
+        check(refund.withheld_points == 300 and refund.withheld_minor == 300, "the 300 points already spent are withheld from the cash refund: ¥3")
 
         try:
             points.GetBalance(points_pb2.GetBalanceRequest(member_id=member.member_id))

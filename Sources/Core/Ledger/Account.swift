@@ -84,23 +84,46 @@ package enum PostingRules: Sendable {
         Postings([Posting(.member(member), points), Posting(.issued(merchant), -points)])
     }
 
-    /// A refund of an earn taking back `points`: the member is debited down to zero; the issuer
-    /// gets every point back; the shortfall is borne by `offline_risk(site)` of the refunding site.
-    package static func refund(
-        member: MemberID, merchant: MerchantID, site: SiteID, points: Points, available: Points
-    ) -> (Postings, shortfall: Points) {
-        let (fromMember, shortfall) = debit(requested: points, available: available)
-        return (
-            Postings([
-                Posting(.member(member), -fromMember), Posting(.offlineRisk(site), -shortfall),
-                Posting(.issued(merchant), points),
-            ]), shortfall
-        )
-    }
-
     /// The exact opposite of a transaction (a cancelled redemption).
     package static func negation(of postings: Postings) -> Postings {
         Postings(postings.lines.map { Posting($0.account, -$0.points) })
+    }
+}
+
+/// Where a refund of an earn takes its points back from (docs/rules.md, "Refunds"). The till
+/// refunded cash for `points` (the refund's points less those it withheld cash for): they come
+/// from the refunded earn's own lot, then from what of that lot expired (the breakage is reversed:
+/// the member did not lose those points to the refund), then from the member's other points. What
+/// none of these covers (`unrecovered`) the member had spent and the till did not withhold: it is
+/// not taken back, and the issuer keeps paying for those points, as for any other point it issued
+/// that was redeemed.
+package struct RefundSources: Hashable, Sendable {
+    package var fromOwnLot: Points
+    package var fromExpired: Points
+    package var fromOtherLots: Points
+    package var unrecovered: Points
+
+    /// `ownLot` is what the earn's lot holds, `expired` what expired of it and was not taken back
+    /// yet, `available` the member's balance less holds.
+    package static func split(_ points: Points, ownLot: Points, expired: Points, available: Points) -> RefundSources {
+        precondition(points >= .zero, "a negative refund")
+        let spendable = max(.zero, available)
+        let fromOwnLot = min(points, max(.zero, ownLot), spendable)
+        let fromExpired = min(points - fromOwnLot, max(.zero, expired))
+        let fromOtherLots = min(points - fromOwnLot - fromExpired, spendable - fromOwnLot)
+        return RefundSources(
+            fromOwnLot: fromOwnLot, fromExpired: fromExpired, fromOtherLots: fromOtherLots,
+            unrecovered: points - fromOwnLot - fromExpired - fromOtherLots)
+    }
+
+    /// The member gives back what it has of the points, `expired` what expired; the issuer gets
+    /// back every point recovered (its payable is reversed for those only).
+    package func postings(member: MemberID, issuer: MerchantID) -> Postings {
+        let fromMember = fromOwnLot + fromOtherLots
+        return Postings([
+            Posting(.member(member), -fromMember), Posting(.expired, -fromExpired),
+            Posting(.issued(issuer), fromMember + fromExpired),
+        ])
     }
 }
 

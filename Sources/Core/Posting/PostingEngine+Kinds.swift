@@ -368,34 +368,45 @@ extension PostingEngine {
             } catch {
                 return .failure(Rejection(reason: .malformed, member: member, detail: "\(error)"))
             }
-            if -refund.points != Points(record.points),
+            // The points the till withheld cash for (the member had spent them, as the edge knew)
+            // are not taken back: the member paid for them in money.
+            let withheld = min(max(.zero, Points(record.withheldPoints)), refund.points)
+            if -(refund.points - withheld) != Points(record.points),
                 receiptRefund(of: original, state: state, amount: record.amountMinor, program: context.program)
-                    .map({ -$0 }) != Points(record.points)
+                    .map({ -($0 - withheld) }) != Points(record.points)
             {
-                mismatch(&context, member: member, detail: "edge reversed \(record.points), Core \(-refund.points)")
+                mismatch(
+                    &context, member: member,
+                    detail: "edge reversed \(record.points), Core \(-(refund.points - withheld))")
             }
-            let (postings, shortfall) = PostingRules.refund(
-                member: member, merchant: context.merchant, site: site, points: refund.points,
-                available: available(member))
+            let taking = RefundSources.split(
+                refund.points - withheld,
+                ownLot: view.lots[member]?.first { $0.lotID == original.transactionID }?
+                    .remaining ?? .zero,
+                expired: original.expiredLeft, available: available(member))
             let position = post(
                 context, kind: .reverse, member: member, points: -refund.points, amount: refund.amount,
-                original: original.transactionID, postings: postings, detail: "refund")
+                original: original.transactionID, postings: taking.postings(member: member, issuer: context.merchant),
+                detail: "refund")
             consumeLots(
-                member, points: -postings.change(of: .member(member)), position: position,
+                member, points: taking.fromOwnLot + taking.fromOtherLots, position: position,
                 first: original.transactionID)
             recheckTier(member, before: original.position, context: context, position: position)
-            if shortfall > .zero {
+            if taking.unrecovered > .zero {
                 conflict(
                     .refundAfterSpend, transaction: context.pushed.transactionID, member: member,
-                    resolution: "member debited to zero; \(shortfall) booked to offline_risk(\(site))",
-                    points: shortfall)
+                    resolution:
+                        "\(taking.unrecovered) points the member had spent were refunded in cash, not withheld; "
+                        + "not taken back: \(context.merchant) keeps paying for them",
+                    points: taking.unrecovered)
                 effects.flags.insert(.refundAfterSpend)
                 context.conflicts.append(.refundAfterSpend)
             }
+            original.expiredLeft -= taking.fromExpired
             original.refundedAmount += refund.amount
             original.reversedPoints += -refund.points
             original.statedReversedPoints?.append(record.points)
-            points = postings.change(of: .member(member))
+            points = -(taking.fromOwnLot + taking.fromOtherLots)
         case .redeem, .parking:
             guard original.reversals == 0 else {
                 return .failure(Rejection(reason: .alreadyReversed, member: member, detail: "cancelled already"))

@@ -135,12 +135,30 @@ package struct PostingEngine: Sendable {
                 .malformed, member: nil, pushed: pushed, receipt: nil,
                 detail: "occurred_at_ms \(pushed.occurredAtMilliseconds) is outside \(Timestamp.wireRange)")
         }
+        // A time after the gateway's clock is taken as now; one before the site's previous
+        // transaction by more than the clock tolerance is raised to that bound and flagged: a site
+        // may not date a transaction into a past promotion, or make its points expire later.
+        var occurredAt = Timestamp(milliseconds: min(pushed.occurredAtMilliseconds, now.milliseconds))
+        var conflicts: [ConflictKind] = []
+        if let last = view.siteLastOccurredAt {
+            let floor = Timestamp(milliseconds: last.milliseconds - clockSkewMaxMilliseconds)
+            if occurredAt < floor {
+                conflict(
+                    .clockSkew, transaction: pushed.transactionID, member: nil,
+                    resolution: "posted as happening at \(floor.milliseconds) ms",
+                    detail:
+                        "occurred_at_ms \(pushed.occurredAtMilliseconds) is before the site's previous transaction "
+                        + "(\(last.milliseconds) ms) by more than clock_skew_max_ms")
+                effects.flags.insert(.clockSkew)
+                conflicts.append(.clockSkew)
+                occurredAt = floor
+            }
+        }
+        view.siteLastOccurredAt = max(view.siteLastOccurredAt ?? occurredAt, occurredAt)
         // The version in force when it happened; the edge's own version must be known and current.
-        let occurredAt = Timestamp(milliseconds: min(pushed.occurredAtMilliseconds, now.milliseconds))
         guard let active = catalogue.active(at: occurredAt) else {
             preconditionFailure("the gateway runs without a program")
         }
-        var conflicts: [ConflictKind] = []
         if pushed.programVersion != active.version {
             let stated = catalogue.versions.first { $0.version == pushed.programVersion }
             let next = catalogue.versions.first { $0.version > pushed.programVersion }

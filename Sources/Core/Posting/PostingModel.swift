@@ -154,6 +154,9 @@ package struct OriginalRecord: Hashable, Sendable {
     package var refundedAmount: Money
     package var reversedPoints: Points
     package var statedReversedPoints: [Int64]?
+    /// An earn's points that expired from its own lot and that no refund has taken back from
+    /// `expired` yet.
+    package var expiredLeft: Points = .zero
 
     package init(
         transactionID: String, position: Int64, kind: TransactionKind, site: SiteID?, member: MemberID?,
@@ -198,6 +201,9 @@ package struct PostingView: Sendable {
     package var lots: [MemberID: [LotRecord]] = [:]
     /// Lots the batch's cancellations give points back to, by number (they may have none left).
     package var drawnLots: [Int64: LotRecord] = [:]
+    /// When the site's last posted transaction happened (as posted): none of its next ones may be
+    /// dated much earlier (docs/protocol.md, "Posting rules").
+    package var siteLastOccurredAt: Timestamp?
     /// The last lot number used.
     package var lotNumber: Int64 = 0
     /// Receipts already claimed, with the transaction that claimed them.
@@ -260,6 +266,8 @@ package struct PostingKeys: Sendable {
     /// Members whose spells are read whatever the batch states (a second pass, `PostingEngine.missingSpells`).
     package var spellMembers: Set<MemberID> = []
     package var windowStarts: Set<Int64> = []
+    /// The pushing site: when its transaction last posted happened bounds the batch's from below.
+    package var site: SiteID?
 
     package init() {}
 }

@@ -87,12 +87,16 @@ package struct PushedTransaction: Hashable, Sendable {
         package var promotionPoints: [RulePoints]
         /// The position of the gateway's log the edge's replica had reached.
         package var replicaPosition: Int64
+        /// The part of the bill paid with points, which earns nothing.
+        package var paidWithPointsMinor: Int64
 
         package init(
             memberID: String, amountMinor: Int64, lines: [Line] = [], tier: String = "", birthMonth: Int = 0,
             lastEarnByFormat: [String: Int64] = [:], streakLastDay: String = "", streakDays: Int = 0,
-            totalPoints: Int64, promotionPoints: [RulePoints] = [], replicaPosition: Int64 = 0
+            totalPoints: Int64, promotionPoints: [RulePoints] = [], replicaPosition: Int64 = 0,
+            paidWithPointsMinor: Int64 = 0
         ) {
+            self.paidWithPointsMinor = paidWithPointsMinor
             self.memberID = memberID
             self.amountMinor = amountMinor
             self.lines = lines
@@ -127,12 +131,19 @@ package struct PushedTransaction: Hashable, Sendable {
         package var amountMinor: Int64
         /// The member's points change the edge computed (≤ 0 for a refund).
         package var points: Int64
+        /// A refund's points the till withheld cash for instead of taking them back (the member had
+        /// spent them, as the edge knew).
+        package var withheldPoints: Int64
 
-        package init(memberID: String, originalTransactionID: String, amountMinor: Int64, points: Int64) {
+        package init(
+            memberID: String, originalTransactionID: String, amountMinor: Int64, points: Int64,
+            withheldPoints: Int64 = 0
+        ) {
             self.memberID = memberID
             self.originalTransactionID = originalTransactionID
             self.amountMinor = amountMinor
             self.points = points
+            self.withheldPoints = withheldPoints
         }
     }
 

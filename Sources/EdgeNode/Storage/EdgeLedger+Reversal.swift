@@ -8,9 +8,6 @@ import SwiftProtobuf
 import Synchronization
 import Wire
 
-/// The program an edge computes with, and its version (0 for a local program file used before the
-/// gateway published one).
-
 // Refunds of earns and cancellations of redemptions at a till.
 extension EdgeLedger {
     package struct Reverse: Sendable {
@@ -40,7 +37,7 @@ extension EdgeLedger {
                 let original = try Row.fetchOne(
                     db,
                     sql:
-                        "SELECT kind, merchant_id, member_id, points, amount_minor FROM outbox WHERE transaction_id = ?",
+                        "SELECT kind, merchant_id, member_id, points, amount_minor, occurred_at_ms FROM outbox WHERE transaction_id = ?",
                     arguments: [command.original.description])
             else {
                 throw ServiceError.notFound(
@@ -68,6 +65,7 @@ extension EdgeLedger {
             let count: Int = previous?["count"] ?? 0
             let delta: Points
             let refunded: Money
+            var withheld = Points.zero
             switch kind {
             case .earn?:
                 let originalAmount = Money(minorUnits: original["amount_minor"])
@@ -80,7 +78,16 @@ extension EdgeLedger {
                             originalAmount: originalAmount, originalPoints: originalPoints,
                             refundedAmount: refundedAmount, reversedPoints: -reversedPoints),
                         amount: command.amount)
-                    delta = -refund.points
+                    // Points the member no longer has (spent) are not taken back: the till keeps
+                    // their value from the cash it refunds instead. Points of an earn whose lot has
+                    // expired are the breakage's, which the gateway takes back: nothing is withheld
+                    // for them (docs/rules.md, "Refunds").
+                    let expiresAt = ExpiryCalculator.expiresAt(
+                        earnedAt: Timestamp(milliseconds: original["occurred_at_ms"]), rules: program.expiry,
+                        timeZone: program.timeZone)
+                    let balance = try tx.balance(of: member).balance
+                    withheld = expiresAt <= now ? .zero : max(.zero, refund.points - max(.zero, balance))
+                    delta = -(refund.points - withheld)
                     refunded = refund.amount
                 } catch let error as CalculationError {
                     throw ServiceError(error, fields: ["amount": "amount_minor"])
@@ -106,6 +113,7 @@ extension EdgeLedger {
             record.originalTransactionID = command.original.description
             record.amountMinor = refunded.minorUnits
             record.points = delta.value
+            record.withheldPoints = withheld.value
             record.reason = command.reason
             var payload = Self.payload(transaction, command.key, version: version, at: now)
             payload.reverse = record
@@ -119,6 +127,12 @@ extension EdgeLedger {
             response.transactionID = transaction.description
             response.points = abs(delta.value)
             response.balanceAfterPoints = max(0, try tx.balance(of: member).balance.value)
+            if withheld > .zero, let (merchant, site) = program.merchant(command.key.merchant),
+                let prices = program.settlement.prices(for: merchant, format: site.format)
+            {
+                response.withheldPoints = withheld.value
+                response.withheldMinor = prices.redeemPrice.halfEvenTimes(withheld.value)
+            }
             try tx.remember(command.key, response: response, sequence: sequence)
             return response
         }

@@ -34,7 +34,8 @@ extension PushedTransaction {
                     promotionPoints: record.breakdown.components.filter { $0.kind == .promotion }.map {
                         RulePoints(ruleID: $0.ruleID, points: $0.points)
                     },
-                    replicaPosition: Int64(clamping: record.replicaPosition)))
+                    replicaPosition: Int64(clamping: record.replicaPosition),
+                    paidWithPointsMinor: record.paidWithPointsMinor))
         case .redeem(let record):
             body = .redeem(
                 Spend(memberID: record.memberID, points: record.points, amountMinor: record.billAmountMinor))
@@ -44,7 +45,7 @@ extension PushedTransaction {
             body = .reverse(
                 Reverse(
                     memberID: record.memberID, originalTransactionID: record.originalTransactionID,
-                    amountMinor: record.amountMinor, points: record.points))
+                    amountMinor: record.amountMinor, points: record.points, withheldPoints: record.withheldPoints))
         case nil:
             body = nil
         }

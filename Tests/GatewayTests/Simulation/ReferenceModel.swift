@@ -20,7 +20,8 @@ struct ReferenceModel {
         case earn(member: String, amount: Int64, total: Int64, dinner: Int64)
         /// A redemption or a parking payment of `points`.
         case spend(member: String, points: Int64)
-        case refund(original: String, amount: Int64)
+        /// A refund, with the points the till withheld cash for (the member had spent them).
+        case refund(original: String, amount: Int64, withheld: Int64)
         /// An earn the lying site made up, with the last earns it claimed.
         case forged(member: String, amount: Int64, occurredAt: Timestamp, claimed: [Format: Timestamp])
         /// A refund the lying site made up of one of its earns, stating another member than the
@@ -56,6 +57,9 @@ struct ReferenceModel {
         var balances: [String: Int64] = [:]
         /// Points each site's `offline_risk` bears (the account's balance is the negative).
         var risk: [String: Int64] = [:]
+        /// Points each site refunded in cash that the member had spent and the till did not
+        /// withhold (its replica did not know): not taken back, flagged `refund_after_spend`.
+        var unrecovered: [String: Int64] = [:]
         var dinnerGiven: Int64 = 0
         /// Earns of the lying site posted with more than an honest site could have been given.
         var overpaid: [String] = []
@@ -159,7 +163,7 @@ struct ReferenceModel {
                     points, from: owner, at: entry.site,
                     available: available(owner, at: entry, excluding: entry.transactionID))
                 consumed.insert(entry.transactionID)
-            case .refund(let original, let amount):
+            case .refund(let original, let amount, let withheld):
                 guard var earn = earns[original],
                     let refund = try? EarnReversal.refund(
                         EarnRefundState(
@@ -171,11 +175,13 @@ struct ReferenceModel {
                         "\(entry.transactionID): a refund of \(original), which the model cannot refund")
                     continue
                 }
-                // Points of the earn are taken back; what the member has spent already is the
-                // refunding site's risk.
-                take(
-                    refund.points.value, from: earn.member, at: entry.site,
-                    available: available(earn.member, at: entry, excluding: nil))
+                // Points of the earn are taken back, less those the till withheld cash for; what
+                // the member has spent beyond that is not taken back (no site's risk: the issuer
+                // keeps paying for points that were redeemed).
+                let owed = refund.points.value - min(max(0, withheld), refund.points.value)
+                let fromMember = min(owed, max(0, available(earn.member, at: entry, excluding: nil)))
+                out.balances[earn.member, default: 0] -= fromMember
+                out.unrecovered[entry.site, default: 0] += owed - fromMember
                 qualify(earn.member, -refund.points.value)
                 earn.refunded += refund.amount.minorUnits
                 earn.reversed += refund.points.value

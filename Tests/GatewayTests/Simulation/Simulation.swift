@@ -315,7 +315,9 @@ final class Simulation {
                 try await edge.points.reverse(request: $0, context: $1)
             }
             self?.model.record(
-                response.transactionID, .refund(original: original.transaction, amount: request.amountMinor))
+                response.transactionID,
+                .refund(
+                    original: original.transaction, amount: request.amountMinor, withheld: response.withheldPoints))
             return response.transactionID
         }
     }
@@ -648,6 +650,13 @@ final class Simulation {
                         (String(($0["account"] as String).dropFirst("offline_risk:".count)), -($0["points"] as Int64))
                     },
                     uniquingKeysWith: { first, _ in first }),
+                unrecovered: Dictionary(
+                    try Row.fetchAll(
+                        db,
+                        sql:
+                            "SELECT site_id, SUM(points) AS points FROM conflicts WHERE kind = 'refund_after_spend' GROUP BY site_id"
+                    ).map { ($0["site_id"] as String, $0["points"] as Int64) },
+                    uniquingKeysWith: { first, _ in first }),
                 dinnerGiven: try Int64.fetchOne(
                     db, sql: "SELECT points_given FROM promotion_usage WHERE promotion_id = 'quay-dinner'") ?? 0,
                 heldButCharged: try Row.fetchAll(
@@ -691,7 +700,9 @@ final class Simulation {
             hold.createdPosition = edges.lazy.compactMap { $0.link.holdPosition(hold.transactionID) }.first
             return hold
         }
-        compare(model.expect(posted: facts.order, holds: holds), facts.balances, facts.risk, facts.dinnerGiven)
+        compare(
+            model.expect(posted: facts.order, holds: holds), facts.balances, facts.risk, facts.unrecovered,
+            facts.dinnerGiven)
         for text in facts.honestFlagged { violation("gateway: an honest edge was flagged: \(text)") }
         // The dinner bonus given, from the receipts the tills got and what was posted for them
         // (a cut comes off the bonus): never more than the budget.
@@ -717,7 +728,7 @@ final class Simulation {
     /// the dinner promotion's count, and what the lying site was given.
     private func compare(
         _ expected: ReferenceModel.Expectation, _ balances: [String: Int64], _ risk: [String: Int64],
-        _ dinnerGiven: Int64
+        _ unrecovered: [String: Int64], _ dinnerGiven: Int64
     ) {
         for text in expected.unexplained { violation("model: \(text)") }
         for text in expected.overpaid { violation("model: \(text)") }
@@ -731,6 +742,12 @@ final class Simulation {
         where risk[site, default: 0] != expected.risk[site, default: 0] {
             violation(
                 "model: offline_risk(\(site)) bears \(risk[site, default: 0]) points; the tills' answers give \(expected.risk[site, default: 0])"
+            )
+        }
+        for site in Set(unrecovered.keys).union(expected.unrecovered.keys).sorted()
+        where unrecovered[site, default: 0] != expected.unrecovered[site, default: 0] {
+            violation(
+                "model: \(site) refunded \(unrecovered[site, default: 0]) spent points unwithheld at the gateway; the tills' answers give \(expected.unrecovered[site, default: 0])"
             )
         }
         if dinnerGiven != expected.dinnerGiven {

@@ -270,6 +270,14 @@ package struct GatewayDatabase: Sendable {
                     """)
         }
         registerLedgerV2(&migrator)
+        migrator.registerMigration("2026-12-01 gateway lots by id v1") { db in
+            try db.execute(
+                sql: """
+                    -- A refund finds the refunded earn's lot by its id, to take back from `expired`
+                    -- what of it expired (docs/rules.md, "Refunds").
+                    CREATE INDEX lots_by_id ON lots (lot_id);
+                    """)
+        }
         return migrator
     }
 }

@@ -189,6 +189,7 @@ extension SQLiteLedgerStore {
         let pushed = fresh.map(\.pushed)
         let t0 = ContinuousClock.now
         var keys = PostingEngine.keys(for: pushed, catalogue: catalogue, now: now)
+        keys.site = site
         var t1 = ContinuousClock.now
         var t2 = t1
         var effects: PostingEffects

@@ -18,6 +18,16 @@ enum SQLitePosting {
         view.lotNumber =
             try Int64.fetchOne(
                 db.cachedStatement(sql: "SELECT lot_number FROM lots ORDER BY lot_number DESC LIMIT 1")) ?? 0
+        if let site = keys.site {
+            view.siteLastOccurredAt = try Int64.fetchOne(
+                db.cachedStatement(
+                    sql: """
+                        SELECT occurred_at_ms FROM transactions WHERE site_id = ? AND site_sequence IS NOT NULL
+                        ORDER BY site_sequence DESC LIMIT 1
+                        """),
+                arguments: [site.rawValue]
+            ).map(Timestamp.init(milliseconds:))
+        }
         // Originals first: a cancellation gives points back to the lots of the original's member.
         view.originalIDs = keys.originals
         if !keys.originals.isEmpty { try loadOriginals(db, ids: keys.originals, into: &view) }
@@ -217,6 +227,25 @@ enum SQLitePosting {
                 original.statedReversedPoints = nil
             }
             view.originals[id] = original
+        }
+        // What of each refunded earn's lot expired, less what refunds took back from `expired`.
+        let earns = json(view.originals.values.filter { $0.kind == .earn }.map(\.transactionID))
+        for row in try Row.fetchAll(
+            db.cachedStatement(
+                sql: """
+                    SELECT l.lot_id AS id, SUM(d.points) AS points FROM lots l
+                    JOIN lot_draws d ON d.lot_number = l.lot_number
+                    JOIN transactions t ON t.position = d.position AND t.kind = 'expire'
+                    WHERE l.lot_id IN (SELECT value FROM json_each(?)) GROUP BY l.lot_id
+                    UNION ALL
+                    SELECT t.original_transaction_id, SUM(p.points) FROM transactions t
+                    JOIN postings p ON p.position = t.position AND p.account = 'expired'
+                    WHERE t.original_transaction_id IN (SELECT value FROM json_each(?)) AND t.kind = 'reverse'
+                    GROUP BY t.original_transaction_id
+                    """),
+            arguments: [earns, earns])
+        {
+            view.originals[row["id"] as String]?.expiredLeft += Points(row["points"])
         }
     }
 

@@ -246,6 +246,12 @@ package nonisolated struct Coalition_Edge_V1_EarnRequest: Sendable {
   /// Optional bill lines (at most 200). When present their amounts must sum to `amount_minor`.
   package var lines: [Coalition_Common_V1_SaleLine] = []
 
+  /// The part of `amount_minor` the member paid with points (a redemption on the same bill), minor
+  /// units, 0 to `amount_minor`. No points are earned on it: it is taken off the lines that points
+  /// can pay, in proportion to their amounts (docs/rules.md, "Earning on a bill paid partly with
+  /// points"). 0 when the whole bill was paid with money.
+  package var paidWithPointsMinor: Int64 = 0
+
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
   package init() {}
@@ -419,6 +425,15 @@ package nonisolated struct Coalition_Edge_V1_ReverseResponse: Sendable {
   package var points: Int64 = 0
 
   package var balanceAfterPoints: Int64 = 0
+
+  /// A refund of an earn whose points the member has already spent: the points the member no longer
+  /// has, which are not taken back. The till keeps `withheld_minor` of the cash it refunds instead
+  /// (docs/rules.md, "Refunds"). 0 otherwise.
+  package var withheldPoints: Int64 = 0
+
+  /// The money to withhold from the cash refund for `withheld_points`, minor units: half-even of
+  /// withheld_points × this merchant's redeem price. 0 otherwise.
+  package var withheldMinor: Int64 = 0
 
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -738,7 +753,7 @@ nonisolated extension Coalition_Edge_V1_LookupMemberResponse: SwiftProtobuf.Mess
 
 nonisolated extension Coalition_Edge_V1_EarnRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".EarnRequest"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}member_id\0\u{3}merchant_id\0\u{3}amount_minor\0\u{1}lines\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}member_id\0\u{3}merchant_id\0\u{3}amount_minor\0\u{1}lines\0\u{3}paid_with_points_minor\0")
 
   package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -751,6 +766,7 @@ nonisolated extension Coalition_Edge_V1_EarnRequest: SwiftProtobuf.Message, Swif
       case 3: try { try decoder.decodeSingularStringField(value: &self.merchantID) }()
       case 4: try { try decoder.decodeSingularInt64Field(value: &self.amountMinor) }()
       case 5: try { try decoder.decodeRepeatedMessageField(value: &self.lines) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.paidWithPointsMinor) }()
       default: break
       }
     }
@@ -772,6 +788,9 @@ nonisolated extension Coalition_Edge_V1_EarnRequest: SwiftProtobuf.Message, Swif
     if !self.lines.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.lines, fieldNumber: 5)
     }
+    if self.paidWithPointsMinor != 0 {
+      try visitor.visitSingularInt64Field(value: self.paidWithPointsMinor, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -781,6 +800,7 @@ nonisolated extension Coalition_Edge_V1_EarnRequest: SwiftProtobuf.Message, Swif
     if lhs.merchantID != rhs.merchantID {return false}
     if lhs.amountMinor != rhs.amountMinor {return false}
     if lhs.lines != rhs.lines {return false}
+    if lhs.paidWithPointsMinor != rhs.paidWithPointsMinor {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1107,7 +1127,7 @@ nonisolated extension Coalition_Edge_V1_ReverseRequest: SwiftProtobuf.Message, S
 
 nonisolated extension Coalition_Edge_V1_ReverseResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".ReverseResponse"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}transaction_id\0\u{1}points\0\u{3}balance_after_points\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}transaction_id\0\u{1}points\0\u{3}balance_after_points\0\u{3}withheld_points\0\u{3}withheld_minor\0")
 
   package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1118,6 +1138,8 @@ nonisolated extension Coalition_Edge_V1_ReverseResponse: SwiftProtobuf.Message, 
       case 1: try { try decoder.decodeSingularStringField(value: &self.transactionID) }()
       case 2: try { try decoder.decodeSingularInt64Field(value: &self.points) }()
       case 3: try { try decoder.decodeSingularInt64Field(value: &self.balanceAfterPoints) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.withheldPoints) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.withheldMinor) }()
       default: break
       }
     }
@@ -1133,6 +1155,12 @@ nonisolated extension Coalition_Edge_V1_ReverseResponse: SwiftProtobuf.Message, 
     if self.balanceAfterPoints != 0 {
       try visitor.visitSingularInt64Field(value: self.balanceAfterPoints, fieldNumber: 3)
     }
+    if self.withheldPoints != 0 {
+      try visitor.visitSingularInt64Field(value: self.withheldPoints, fieldNumber: 4)
+    }
+    if self.withheldMinor != 0 {
+      try visitor.visitSingularInt64Field(value: self.withheldMinor, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1140,6 +1168,8 @@ nonisolated extension Coalition_Edge_V1_ReverseResponse: SwiftProtobuf.Message, 
     if lhs.transactionID != rhs.transactionID {return false}
     if lhs.points != rhs.points {return false}
     if lhs.balanceAfterPoints != rhs.balanceAfterPoints {return false}
+    if lhs.withheldPoints != rhs.withheldPoints {return false}
+    if lhs.withheldMinor != rhs.withheldMinor {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

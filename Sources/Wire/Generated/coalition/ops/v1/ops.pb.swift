@@ -374,6 +374,12 @@ package nonisolated struct Coalition_Ops_V1_AdjustMemberRequest: Sendable {
   /// Required, 1 to 200 characters.
   package var reason: String = String()
 
+  /// Who pays for the points: "platform" (an expense of the platform) or a merchant id (the
+  /// merchant is charged for them at its issue price, like points it issued). Required for a
+  /// credit; a debit gives the points back to whoever funded the member's points, and may leave it
+  /// empty (the platform).
+  package var fundedBy: String = String()
+
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
   package init() {}
@@ -557,6 +563,10 @@ package nonisolated struct Coalition_Ops_V1_MerchantSettlement: Sendable {
   /// Transactions that happened before the period but were posted in it.
   package var lateItems: Int64 = 0
 
+  /// Points operators credited to members at this merchant's expense (net of adjustments debited
+  /// back to it); they are part of `payable_minor`, at the issue price.
+  package var pointsAdjusted: Int64 = 0
+
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
   package init() {}
@@ -575,6 +585,13 @@ package nonisolated struct Coalition_Ops_V1_PlatformSettlement: Sendable {
 
   /// spread + breakage - risk.
   package var netMinor: Int64 = 0
+
+  /// Points operators credited to members at the platform's expense in the period (net of debits).
+  package var adjustedPoints: Int64 = 0
+
+  /// Their value, half-even(adjusted_points × settlement.breakage_price): an expense, shown, not a
+  /// cash line (the cash moves when the points are redeemed).
+  package var adjustmentsMinor: Int64 = 0
 
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1514,7 +1531,7 @@ nonisolated extension Coalition_Ops_V1_MemberHistoryResponse: SwiftProtobuf.Mess
 
 nonisolated extension Coalition_Ops_V1_AdjustMemberRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".AdjustMemberRequest"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}member_id\0\u{1}points\0\u{1}reason\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}member_id\0\u{1}points\0\u{1}reason\0\u{3}funded_by\0")
 
   package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1526,6 +1543,7 @@ nonisolated extension Coalition_Ops_V1_AdjustMemberRequest: SwiftProtobuf.Messag
       case 2: try { try decoder.decodeSingularStringField(value: &self.memberID) }()
       case 3: try { try decoder.decodeSingularInt64Field(value: &self.points) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.fundedBy) }()
       default: break
       }
     }
@@ -1544,6 +1562,9 @@ nonisolated extension Coalition_Ops_V1_AdjustMemberRequest: SwiftProtobuf.Messag
     if !self.reason.isEmpty {
       try visitor.visitSingularStringField(value: self.reason, fieldNumber: 4)
     }
+    if !self.fundedBy.isEmpty {
+      try visitor.visitSingularStringField(value: self.fundedBy, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1552,6 +1573,7 @@ nonisolated extension Coalition_Ops_V1_AdjustMemberRequest: SwiftProtobuf.Messag
     if lhs.memberID != rhs.memberID {return false}
     if lhs.points != rhs.points {return false}
     if lhs.reason != rhs.reason {return false}
+    if lhs.fundedBy != rhs.fundedBy {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1908,7 +1930,7 @@ nonisolated extension Coalition_Ops_V1_CloseSettlementRequest: SwiftProtobuf.Mes
 
 nonisolated extension Coalition_Ops_V1_MerchantSettlement: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".MerchantSettlement"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}merchant_id\0\u{3}site_id\0\u{3}points_issued\0\u{3}points_reversed\0\u{3}points_redeemed\0\u{3}parking_points\0\u{3}offline_risk_points\0\u{3}payable_minor\0\u{3}receivable_minor\0\u{3}net_minor\0\u{3}late_items\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}merchant_id\0\u{3}site_id\0\u{3}points_issued\0\u{3}points_reversed\0\u{3}points_redeemed\0\u{3}parking_points\0\u{3}offline_risk_points\0\u{3}payable_minor\0\u{3}receivable_minor\0\u{3}net_minor\0\u{3}late_items\0\u{3}points_adjusted\0")
 
   package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1927,6 +1949,7 @@ nonisolated extension Coalition_Ops_V1_MerchantSettlement: SwiftProtobuf.Message
       case 9: try { try decoder.decodeSingularInt64Field(value: &self.receivableMinor) }()
       case 10: try { try decoder.decodeSingularInt64Field(value: &self.netMinor) }()
       case 11: try { try decoder.decodeSingularInt64Field(value: &self.lateItems) }()
+      case 12: try { try decoder.decodeSingularInt64Field(value: &self.pointsAdjusted) }()
       default: break
       }
     }
@@ -1966,6 +1989,9 @@ nonisolated extension Coalition_Ops_V1_MerchantSettlement: SwiftProtobuf.Message
     if self.lateItems != 0 {
       try visitor.visitSingularInt64Field(value: self.lateItems, fieldNumber: 11)
     }
+    if self.pointsAdjusted != 0 {
+      try visitor.visitSingularInt64Field(value: self.pointsAdjusted, fieldNumber: 12)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1981,6 +2007,7 @@ nonisolated extension Coalition_Ops_V1_MerchantSettlement: SwiftProtobuf.Message
     if lhs.receivableMinor != rhs.receivableMinor {return false}
     if lhs.netMinor != rhs.netMinor {return false}
     if lhs.lateItems != rhs.lateItems {return false}
+    if lhs.pointsAdjusted != rhs.pointsAdjusted {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1988,7 +2015,7 @@ nonisolated extension Coalition_Ops_V1_MerchantSettlement: SwiftProtobuf.Message
 
 nonisolated extension Coalition_Ops_V1_PlatformSettlement: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".PlatformSettlement"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}spread_minor\0\u{3}breakage_minor\0\u{3}risk_minor\0\u{3}net_minor\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}spread_minor\0\u{3}breakage_minor\0\u{3}risk_minor\0\u{3}net_minor\0\u{3}adjusted_points\0\u{3}adjustments_minor\0")
 
   package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2000,6 +2027,8 @@ nonisolated extension Coalition_Ops_V1_PlatformSettlement: SwiftProtobuf.Message
       case 2: try { try decoder.decodeSingularInt64Field(value: &self.breakageMinor) }()
       case 3: try { try decoder.decodeSingularInt64Field(value: &self.riskMinor) }()
       case 4: try { try decoder.decodeSingularInt64Field(value: &self.netMinor) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.adjustedPoints) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.adjustmentsMinor) }()
       default: break
       }
     }
@@ -2018,6 +2047,12 @@ nonisolated extension Coalition_Ops_V1_PlatformSettlement: SwiftProtobuf.Message
     if self.netMinor != 0 {
       try visitor.visitSingularInt64Field(value: self.netMinor, fieldNumber: 4)
     }
+    if self.adjustedPoints != 0 {
+      try visitor.visitSingularInt64Field(value: self.adjustedPoints, fieldNumber: 5)
+    }
+    if self.adjustmentsMinor != 0 {
+      try visitor.visitSingularInt64Field(value: self.adjustmentsMinor, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2026,6 +2061,8 @@ nonisolated extension Coalition_Ops_V1_PlatformSettlement: SwiftProtobuf.Message
     if lhs.breakageMinor != rhs.breakageMinor {return false}
     if lhs.riskMinor != rhs.riskMinor {return false}
     if lhs.netMinor != rhs.netMinor {return false}
+    if lhs.adjustedPoints != rhs.adjustedPoints {return false}
+    if lhs.adjustmentsMinor != rhs.adjustmentsMinor {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -332,6 +332,9 @@ package nonisolated struct Coalition_Sync_V1_EarnRecord: Sendable {
   /// "Member state an edge states").
   package var replicaPosition: UInt64 = 0
 
+  /// The part of `amount_minor` paid with points, on which nothing is earned (0 to amount_minor).
+  package var paidWithPointsMinor: Int64 = 0
+
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
   package init() {}
@@ -378,10 +381,15 @@ package nonisolated struct Coalition_Sync_V1_ReverseRecord: Sendable {
   /// Refunded amount (earn) in minor units; 0 for a cancelled redemption.
   package var amountMinor: Int64 = 0
 
-  /// Points taken back (positive) for a refund, or given back for a cancelled redemption.
+  /// Points taken back (positive) for a refund, or given back for a cancelled redemption: the
+  /// refund's points less `withheld_points`.
   package var points: Int64 = 0
 
   package var reason: String = String()
+
+  /// A refund's points the member no longer had, for which the till withheld cash instead of
+  /// taking points back (0 to the refund's points).
+  package var withheldPoints: Int64 = 0
 
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1111,7 +1119,7 @@ nonisolated extension Coalition_Sync_V1_Enrollment: SwiftProtobuf.Message, Swift
 
 nonisolated extension Coalition_Sync_V1_EarnRecord: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".EarnRecord"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}member_id\0\u{3}amount_minor\0\u{1}lines\0\u{1}breakdown\0\u{1}tier\0\u{3}birth_month\0\u{3}last_earn_at_ms_by_format\0\u{3}streak_last_day\0\u{3}streak_days\0\u{3}replica_position\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}member_id\0\u{3}amount_minor\0\u{1}lines\0\u{1}breakdown\0\u{1}tier\0\u{3}birth_month\0\u{3}last_earn_at_ms_by_format\0\u{3}streak_last_day\0\u{3}streak_days\0\u{3}replica_position\0\u{3}paid_with_points_minor\0")
 
   package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1129,6 +1137,7 @@ nonisolated extension Coalition_Sync_V1_EarnRecord: SwiftProtobuf.Message, Swift
       case 8: try { try decoder.decodeSingularStringField(value: &self.streakLastDay) }()
       case 9: try { try decoder.decodeSingularInt32Field(value: &self.streakDays) }()
       case 10: try { try decoder.decodeSingularUInt64Field(value: &self.replicaPosition) }()
+      case 11: try { try decoder.decodeSingularInt64Field(value: &self.paidWithPointsMinor) }()
       default: break
       }
     }
@@ -1169,6 +1178,9 @@ nonisolated extension Coalition_Sync_V1_EarnRecord: SwiftProtobuf.Message, Swift
     if self.replicaPosition != 0 {
       try visitor.visitSingularUInt64Field(value: self.replicaPosition, fieldNumber: 10)
     }
+    if self.paidWithPointsMinor != 0 {
+      try visitor.visitSingularInt64Field(value: self.paidWithPointsMinor, fieldNumber: 11)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1183,6 +1195,7 @@ nonisolated extension Coalition_Sync_V1_EarnRecord: SwiftProtobuf.Message, Swift
     if lhs.streakLastDay != rhs.streakLastDay {return false}
     if lhs.streakDays != rhs.streakDays {return false}
     if lhs.replicaPosition != rhs.replicaPosition {return false}
+    if lhs.paidWithPointsMinor != rhs.paidWithPointsMinor {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1250,7 +1263,7 @@ nonisolated extension Coalition_Sync_V1_RedeemRecord: SwiftProtobuf.Message, Swi
 
 nonisolated extension Coalition_Sync_V1_ReverseRecord: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".ReverseRecord"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}member_id\0\u{3}original_transaction_id\0\u{3}amount_minor\0\u{1}points\0\u{1}reason\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}member_id\0\u{3}original_transaction_id\0\u{3}amount_minor\0\u{1}points\0\u{1}reason\0\u{3}withheld_points\0")
 
   package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1263,6 +1276,7 @@ nonisolated extension Coalition_Sync_V1_ReverseRecord: SwiftProtobuf.Message, Sw
       case 3: try { try decoder.decodeSingularInt64Field(value: &self.amountMinor) }()
       case 4: try { try decoder.decodeSingularInt64Field(value: &self.points) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.withheldPoints) }()
       default: break
       }
     }
@@ -1284,6 +1298,9 @@ nonisolated extension Coalition_Sync_V1_ReverseRecord: SwiftProtobuf.Message, Sw
     if !self.reason.isEmpty {
       try visitor.visitSingularStringField(value: self.reason, fieldNumber: 5)
     }
+    if self.withheldPoints != 0 {
+      try visitor.visitSingularInt64Field(value: self.withheldPoints, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1293,6 +1310,7 @@ nonisolated extension Coalition_Sync_V1_ReverseRecord: SwiftProtobuf.Message, Sw
     if lhs.amountMinor != rhs.amountMinor {return false}
     if lhs.points != rhs.points {return false}
     if lhs.reason != rhs.reason {return false}
+    if lhs.withheldPoints != rhs.withheldPoints {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
