@@ -55,6 +55,26 @@ struct SettlementCalculatorTests {
         #expect(result.journalTotals.debits == result.journalTotals.credits)
     }
 
+    /// #13 item 7: an adjustment a merchant funds is part of its payable at its issue price; one the
+    /// platform funds is an expense valued at the breakage price, shown, not a cash line.
+    @Test("adjustments are charged to their funder: a merchant at its issue price, the platform as an expense")
+    func adjustments() throws {
+        let result = try SettlementCalculator.settle(
+            activities: [
+                MerchantActivity(merchant: Self.fashion, site: Self.mall, issued: Points(100), adjusted: Points(11))
+            ],
+            prices: { _ in SettlementPrices(issuePrice: Rate(parsing: "1.2")!, redeemPrice: .one) },
+            expired: .zero, platformAdjusted: Points(7), breakagePrice: Rate(parsing: "1.5")!)
+        // (100 + 11) × 1.2 = 133.2 → 133; 7 × 1.5 = 10.5 → 10 (half to even).
+        #expect(result.merchants.first?.payable.minorUnits == 133)
+        #expect(result.platform.adjustedPoints == Points(7))
+        #expect(result.platform.adjustments.minorUnits == 10)
+        #expect(result.platform.net.minorUnits == 133)
+        let expense = result.journal.first { $0.debit == "platform:adjustments_expense" }
+        #expect(expense?.credit == "platform:points_fund")
+        #expect(expense?.amount.minorUnits == 10)
+    }
+
     @Test("a merchant without prices is refused")
     func missingPrices() {
         #expect(throws: CalculationError.self) {
@@ -98,13 +118,24 @@ struct SettlementCalculatorTests {
             line(6, "expire", nil, "member:M3", -70),
             line(6, "expire", nil, "expired", 70),
             line(7, "earn", "elsewhere", "issued:elsewhere", -9),
+            // Adjustments: 300 funded by the fashion shop, 40 of them debited back to it; 90 by
+            // the platform.
+            line(8, "adjust", "mall-fashion", "member:M1", 300),
+            line(8, "adjust", "mall-fashion", "issued:mall-fashion", -300),
+            line(9, "adjust", "mall-fashion", "member:M1", -40),
+            line(9, "adjust", "mall-fashion", "issued:mall-fashion", 40),
+            line(10, "adjust", nil, "member:M2", 90),
+            line(10, "adjust", nil, "adjustments", -90),
         ]
-        let (activities, expired) = SettlementCalculator.activities(lines, program: Fixture.program, start: start)
+        let (activities, expired, platformAdjusted) = SettlementCalculator.activities(
+            lines, program: Fixture.program, start: start)
         let byMerchant = Dictionary(uniqueKeysWithValues: activities.map { ($0.merchant.rawValue, $0) })
         #expect(expired == Points(70))
         #expect(byMerchant["mall-fashion"]?.issued == Points(500))
         #expect(byMerchant["mall-fashion"]?.reversed == Points(200))
         #expect(byMerchant["mall-fashion"]?.lateItems == 1)
+        #expect(byMerchant["mall-fashion"]?.adjusted == Points(260))
+        #expect(platformAdjusted == Points(90))
         #expect(byMerchant["mall-grocer"]?.redeemed == Points(400))
         #expect(byMerchant["mall-grocer"]?.risk == Points(100))
         #expect(byMerchant["mall-grocer"]?.lateItems == 0)

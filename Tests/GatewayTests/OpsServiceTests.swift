@@ -74,9 +74,17 @@ struct OpsServiceTests {
                     adjust.memberID = member
                     adjust.points = 250
                     adjust.reason = "goodwill: lost receipt"
+                    // A credit names who pays for it: a merchant of the program, or the platform.
+                    let unfunded = await expectStatus(.invalidArgument) { _ = try await ops.adjustMember(adjust) }
+                    #expect(unfunded.contains("funded_by"))
+                    adjust.fundedBy = "no-such-shop"
+                    let unknown = await expectStatus(.invalidArgument) { _ = try await ops.adjustMember(adjust) }
+                    #expect(unknown.contains("funded_by") && unknown.contains("no-such-shop"))
+                    adjust.fundedBy = "mall-fashion"
                     #expect(try await ops.adjustMember(adjust).balanceAfterPoints == 750)
                     #expect(try await ops.adjustMember(adjust).balanceAfterPoints == 750)  // idempotent
                     adjust.requestID = "ADJ-2"
+                    adjust.fundedBy = ""
                     adjust.points = -10_000
                     await expectStatus(.failedPrecondition) { _ = try await ops.adjustMember(adjust) }
                     var history = Coalition_Ops_V1_MemberHistoryRequest()

@@ -73,6 +73,112 @@ struct SettlementTests {
         }
     }
 
+    /// Issue #13: the hand-computed day with a refund after spend (item 3), adjustments funded by a
+    /// merchant and by the platform (item 7) and an expiry, matched to the fen.
+    @Test("a day with a refund after spend, adjustments and an expiry settles to hand-computed figures")
+    func refundAdjustmentExpiryDay() async throws {
+        let directory = try TemporaryDirectory()
+        let dir = directory.url.path
+        let certificates = try TestCertificates(directory: dir, sites: ["mall-01", "hotel-01"])
+        let clock = ManualWallClock()
+        clock.set(ManualClockTime.now)  // 2026-11-24 12:00 in Shanghai
+        try await Network.withGateway(try Network.gatewayConfiguration(dir, certificates: certificates), clock: clock) {
+            gateway in
+            let day = Self.at("2027-12-01T09:00")
+            // Member A enrols on 2026-11-24: its 200 sign-up points expire at the end of November 2027.
+            let (memberA, afterA, memberB, earn, afterEarn) = try await RawSync.withClient(
+                port: gateway.port, certificates: certificates, certificate: "mall-01"
+            ) { sync in
+                let (memberA, afterA) = try await RawSync.enrolOne(sync)
+                clock.set(day)
+                // On 2027-12-01 member B enrols at the fashion store and spends ¥10,000 at the
+                // jeweller (20,000 points at its earn rate of 2).
+                let enrolB = try RawSync.enrolments(
+                    merchant: "mall-fashion", count: 1, first: 2, previous: afterA, time: day)
+                let memberB = try Coalition_Sync_V1_LocalTransaction(serializedBytes: enrolB[0].payload).enrollment
+                    .memberID
+                let earn = RawSync.earn(
+                    member: memberB, merchant: "mall-jeweller", amount: 1_000_000, statedPoints: 20_000,
+                    tier: "member", time: day)
+                let earned = try RawSync.chain([earn], first: 3, previous: Data(SHA256.hash(data: enrolB[0].payload)))
+                let pushed = try await sync.push(RawSync.push(enrolB + earned))
+                #expect(pushed.results.map(\.outcome) == [.posted, .posted])
+                return (memberA, afterA, memberB, earn, Data(SHA256.hash(data: earned[0].payload)))
+            }
+            _ = afterA
+            let expiry = try await gateway.store.runExpiry(asOfEndOf: CivilDate(parsing: "2027-11-30")!)
+            #expect(expiry.points.value == 200)
+            // B spends 19,000 points at the hotel.
+            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "hotel-01") {
+                sync in
+                var generator = SystemRandomNumberGenerator()
+                let spend = RawSync.redemption(
+                    transaction: TransactionID(time: day, using: &generator).description, member: memberB,
+                    merchant: "hotel-rooms", points: 19_000, authorization: .floorLimit, time: day)
+                let pushed = try await sync.push(
+                    RawSync.push(try RawSync.chain([spend], first: 1, previous: Data(count: 32))))
+                #expect(pushed.results.map(\.outcome) == [.posted])
+            }
+            // The jewellery comes back: B has 1,200 points, so the till takes those and withholds
+            // the 18,800 spent (¥188 at the jeweller's redeem price of 1 fen).
+            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") {
+                sync in
+                let refund = RawSync.refund(
+                    original: earn.transactionID, member: memberB, merchant: "mall-jeweller", amount: 1_000_000,
+                    points: -1_200, withheld: 18_800, time: day)
+                let pushed = try await sync.push(
+                    RawSync.push(try RawSync.chain([refund], first: 4, previous: afterEarn)))
+                #expect(pushed.results.map(\.outcome) == [.posted])
+                #expect(pushed.results.first?.postedPoints == -1_200)
+            }
+            // Operators: 500 points to A at the fashion store's expense, 300 to B at the platform's.
+            _ = try await gateway.store.adjust(
+                member: MemberID(memberA)!, points: Points(500), funder: .merchant(MerchantID("mall-fashion")!),
+                reason: "complaint", by: "alice", requestID: RequestID("op-1")!)
+            _ = try await gateway.store.adjust(
+                member: MemberID(memberB)!, points: Points(300), funder: .platform, reason: "goodwill", by: "alice",
+                requestID: RequestID("op-2")!)
+            #expect(try await gateway.balance(memberA) == 500)
+            #expect(try await gateway.balance(memberB) == 300)
+
+            clock.set(Self.at("2027-12-02T00:30"))
+            let closed = try await gateway.store.closeSettlement(period: CivilDate(parsing: "2027-12-01")!, by: "alice")
+            // By hand (mall 1.2 fen per point issued, the jeweller 1.5, every redeem price 1 fen):
+            // fashion: 200 (B's sign-up) + 500 adjusted = 700 × 1.2 = 840 payable.
+            let fashion = try Self.merchant(closed.json, "mall-fashion")
+            #expect(fashion["points_issued"] as? Int == 200)
+            #expect(fashion["points_adjusted"] as? Int == 500)
+            #expect(fashion["payable_minor"] as? Int == 840)
+            #expect(fashion["net_minor"] as? Int == -840)
+            // jeweller: 20,000 issued, 1,200 taken back: 18,800 × 1.5 = 28,200 payable; no risk charge.
+            let jeweller = try Self.merchant(closed.json, "mall-jeweller")
+            #expect(jeweller["points_issued"] as? Int == 20_000)
+            #expect(jeweller["points_reversed"] as? Int == 1_200)
+            #expect(jeweller["payable_minor"] as? Int == 28_200)
+            #expect(jeweller["risk_charge_minor"] as? Int == 0)
+            #expect(jeweller["net_minor"] as? Int == -28_200)
+            // hotel: 19,000 taken at 1 fen.
+            let rooms = try Self.merchant(closed.json, "hotel-rooms")
+            #expect(rooms["receivable_minor"] as? Int == 19_000)
+            #expect(rooms["net_minor"] as? Int == 19_000)
+            // platform: spread 840 + 28,200 − 19,000 = 10,040 (the margin the jeweller's refund no
+            // longer wipes out); breakage 200 expired × 1 fen; 300 points given at 1 fen.
+            let object = try #require(try JSONSerialization.jsonObject(with: closed.json) as? [String: Any])
+            let platform = try #require(object["platform"] as? [String: Any])
+            #expect(platform["spread_minor"] as? Int == 10_040)
+            #expect(platform["net_minor"] as? Int == 10_040)
+            #expect(platform["expired_points"] as? Int == 200)
+            #expect(platform["breakage_minor"] as? Int == 200)
+            #expect(platform["adjusted_points"] as? Int == 300)
+            #expect(platform["adjustments_minor"] as? Int == 300)
+            let merchants = try #require(object["merchants"] as? [[String: Any]])
+            #expect(
+                merchants.reduce(0) { $0 + ($1["net_minor"] as? Int ?? 0) } + (platform["net_minor"] as? Int ?? 0) == 0)
+            #expect(object["journal_debits_minor"] as? Int == object["journal_credits_minor"] as? Int)
+            try await gateway.checkInvariants()
+        }
+    }
+
     @Test("a day closes with hand-computed figures, once, and a late transaction goes to the next day")
     func closeDay() async throws {
         let directory = try TemporaryDirectory()

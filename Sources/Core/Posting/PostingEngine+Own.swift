@@ -5,15 +5,56 @@ package enum AdjustmentRefusal: Error, Equatable, Sendable {
     case insufficient(available: Points)
 }
 
+/// Who pays for the points of an operator's adjustment (docs/operations.md, "Adjustments").
+package enum AdjustmentFunder: Hashable, Sendable, CustomStringConvertible {
+    /// The platform's expense (`adjustments`).
+    case platform
+    /// A merchant, charged at its issue price like points it issued (`issued(merchant)`).
+    case merchant(MerchantID)
+
+    /// "platform" or a merchant id.
+    package init?(_ text: String) {
+        if text == "platform" {
+            self = .platform
+        } else if let merchant = MerchantID(text) {
+            self = .merchant(merchant)
+        } else {
+            return nil
+        }
+    }
+
+    package var description: String {
+        switch self {
+        case .platform: "platform"
+        case .merchant(let id): id.rawValue
+        }
+    }
+
+    /// The funding merchant, nil for the platform.
+    package var merchant: MerchantID? {
+        if case .merchant(let id) = self { return id }
+        return nil
+    }
+
+    /// The account the points come from (a credit) or go back to (a debit).
+    package var account: Account {
+        switch self {
+        case .platform: .adjustments
+        case .merchant(let id): .issued(id)
+        }
+    }
+}
+
 /// The gateway's own transactions (an operator's adjustment, an expiry), decided like pushed ones:
 /// on the view, as effects.
 extension PostingEngine {
-    /// Books an operator's adjustment (member ↔ `adjustments`): a credit is a new lot expiring as an
-    /// earn made now would; a debit takes from the lots that expire soonest and may not exceed what
-    /// the member may spend. Returns the member it was booked to (after merges).
+    /// Books an operator's adjustment (member ↔ its funder's account: `adjustments` for the
+    /// platform, `issued(merchant)` for a merchant): a credit is a new lot expiring as an earn made
+    /// now would; a debit takes from the lots that expire soonest and may not exceed what the
+    /// member may spend. Returns the member it was booked to (after merges).
     package mutating func adjust(
-        member id: MemberID, points: Points, transactionID: String, requestID: String, receipt: ReceiptKey,
-        detail: String
+        member id: MemberID, points: Points, funder: AdjustmentFunder = .platform, transactionID: String,
+        requestID: String, receipt: ReceiptKey, detail: String
     ) -> Result<MemberID, AdjustmentRefusal> {
         guard let member = resolve(id) else { return .failure(.unknownMember) }
         let available = available(member)
@@ -21,9 +62,11 @@ extension PostingEngine {
         let latest = catalogue.latest
         let position = write(
             LedgerEntry(
-                position: 0, transactionID: transactionID, kind: .adjust, member: member, requestID: requestID,
-                points: points, occurredAt: now, postedAt: now, programVersion: latest?.version ?? 0, detail: detail,
-                postings: Postings([Posting(.member(member), points), Posting(.adjustments, -points)]).lines,
+                position: 0, transactionID: transactionID, kind: .adjust,
+                merchant: funder.merchant?.rawValue, member: member,
+                requestID: requestID, points: points, occurredAt: now, postedAt: now,
+                programVersion: latest?.version ?? 0, detail: detail,
+                postings: Postings([Posting(.member(member), points), Posting(funder.account, -points)]).lines,
                 receipt: receipt))
         if points > .zero {
             let expires =

@@ -12,6 +12,8 @@ package struct MerchantActivity: Hashable, Sendable {
     package var parking: Points
     /// Points of redemptions at the merchant that the member did not have (offline_risk).
     package var risk: Points
+    /// Points operators gave members at the merchant's expense, net of those given back to it.
+    package var adjusted: Points
     /// Transactions posted in the period that happened before it.
     package var lateItems: Int
     /// The program version its transactions were posted under, whose prices settle them (0 when
@@ -20,9 +22,11 @@ package struct MerchantActivity: Hashable, Sendable {
 
     package init(
         merchant: MerchantID, site: SiteID, issued: Points = .zero, reversed: Points = .zero, redeemed: Points = .zero,
-        parking: Points = .zero, risk: Points = .zero, lateItems: Int = 0, programVersion: Int64 = 0
+        parking: Points = .zero, risk: Points = .zero, adjusted: Points = .zero, lateItems: Int = 0,
+        programVersion: Int64 = 0
     ) {
         self.programVersion = programVersion
+        self.adjusted = adjusted
         self.merchant = merchant
         self.site = site
         self.issued = issued
@@ -38,7 +42,8 @@ package struct MerchantActivity: Hashable, Sendable {
 package struct MerchantSettlement: Hashable, Sendable {
     package var activity: MerchantActivity
     package var prices: SettlementPrices
-    /// halfEven((issued − reversed) × issue price): what the merchant pays for the points it issued.
+    /// halfEven((issued − reversed + adjusted) × issue price): what the merchant pays for the points
+    /// it issued and the adjustments it funded.
     package var payable: Money
     /// halfEven((redeemed + parking) × redeem price): what the merchant receives for points it took.
     package var receivable: Money
@@ -59,6 +64,10 @@ package struct PlatformSettlement: Hashable, Sendable {
     /// spread + risk: the platform's cash for the period. Σ merchant nets + this = 0.
     package var net: Money
     package var expiredPoints: Points
+    /// Points operators gave members at the platform's expense, net of debits.
+    package var adjustedPoints: Points
+    /// halfEven(adjusted points × breakage price): their value, an expense shown, not a cash line.
+    package var adjustments: Money
 }
 
 /// A journal line: `amount` debited to one account and credited to another.
@@ -87,7 +96,7 @@ package struct Settlement: Hashable, Sendable {
 package enum SettlementCalculator: Sendable {
     package static func settle(
         activities: [MerchantActivity], prices: (MerchantActivity) -> SettlementPrices?, expired: Points,
-        breakagePrice: Rate
+        platformAdjusted: Points = .zero, breakagePrice: Rate
     ) throws(CalculationError) -> Settlement {
         var merchants: [MerchantSettlement] = []
         var journal: [JournalLine] = []
@@ -98,7 +107,9 @@ package enum SettlementCalculator: Sendable {
                 throw CalculationError(
                     .unknownReference, field: "merchant", "no settlement prices for '\(activity.merchant)'")
             }
-            let payable = Money(minorUnits: price.issuePrice.halfEvenTimes((activity.issued - activity.reversed).value))
+            let payable = Money(
+                minorUnits: price.issuePrice.halfEvenTimes(
+                    (activity.issued - activity.reversed + activity.adjusted).value))
             let receivable = Money(
                 minorUnits: price.redeemPrice.halfEvenTimes((activity.redeemed + activity.parking).value))
             let riskCharge = Money(minorUnits: price.redeemPrice.halfEvenTimes(activity.risk.value))
@@ -122,10 +133,16 @@ package enum SettlementCalculator: Sendable {
         journal.append(
             JournalLine(
                 debit: "platform:points_fund", credit: "platform:breakage", amount: breakage, memo: "points expired"))
+        let adjustments = Money(minorUnits: breakagePrice.halfEvenTimes(platformAdjusted.value))
+        journal.append(
+            JournalLine(
+                debit: "platform:adjustments_expense", credit: "platform:points_fund", amount: adjustments,
+                memo: "points given by operators"))
         return Settlement(
             merchants: merchants,
             platform: PlatformSettlement(
-                spread: spread, breakage: breakage, risk: risk, net: spread + risk, expiredPoints: expired),
+                spread: spread, breakage: breakage, risk: risk, net: spread + risk, expiredPoints: expired,
+                adjustedPoints: platformAdjusted, adjustments: adjustments),
             journal: journal.filter { $0.amount != .zero })
     }
 }
@@ -164,7 +181,8 @@ extension SettlementCalculator {
     /// of the transactions posted in it (DESIGN §7): points leaving `issued:M` were issued by M,
     /// coming back were reversed; points reaching `redeemed:M` were taken at M (as parking when the
     /// transaction, or the one it cancels, is a parking payment); `offline_risk` lines of M's
-    /// transactions are M's risk; a transaction that happened before `start` is a late item.
+    /// transactions are M's risk; an adjustment's line on `issued:M` is M's adjusted points, on
+    /// `adjustments` the platform's; a transaction that happened before `start` is a late item.
     ///
     /// Activity is kept apart by the program version its transactions were posted under, so that
     /// each is priced with that version's prices: every merchant of the latest version has a row,
@@ -173,7 +191,7 @@ extension SettlementCalculator {
     package static func activities(
         _ lines: [SettlementLine], program: Program, start: Timestamp, programs: [Int64: Program] = [:],
         latestVersion: Int64 = 0
-    ) -> (activities: [MerchantActivity], expired: Points) {
+    ) -> (activities: [MerchantActivity], expired: Points, platformAdjusted: Points) {
         struct Key: Hashable {
             var merchant: MerchantID
             var version: Int64
@@ -194,10 +212,15 @@ extension SettlementCalculator {
             return key
         }
         var expired = Points.zero
+        var platformAdjusted = Points.zero
         var late: Set<Int64> = []
         for line in lines {
             if line.account == Account.expired.key {
                 expired += line.points
+                continue
+            }
+            if line.account == Account.adjustments.key {
+                platformAdjusted -= line.points
                 continue
             }
             let version = line.programVersion ?? latestVersion
@@ -208,7 +231,9 @@ extension SettlementCalculator {
                 activities[own]?.lateItems += 1
             }
             if let issuer = accountMerchant(line.account, prefix: "issued:"), let row = key(issuer, version) {
-                if line.points < .zero {
+                if line.kind == TransactionKind.adjust.rawValue {
+                    activities[row]?.adjusted -= line.points
+                } else if line.points < .zero {
                     activities[row]?.issued += -line.points
                 } else {
                     activities[row]?.reversed += line.points
@@ -226,7 +251,7 @@ extension SettlementCalculator {
         }
         return (
             activities.values.sorted { ($0.merchant, $0.programVersion) < ($1.merchant, $1.programVersion) },
-            expired
+            expired, platformAdjusted
         )
     }
 

@@ -177,16 +177,33 @@ extension OpsService {
             guard !message.reason.isEmpty, message.reason.count <= 200 else {
                 throw ServiceError.invalid("reason", "1 to 200 characters")
             }
+            // Every credit names who pays for it; a debit gives the points back to the platform
+            // unless it names a merchant.
+            let funder: AdjustmentFunder
+            if message.fundedBy.isEmpty, message.points < 0 {
+                funder = .platform
+            } else if let named = AdjustmentFunder(message.fundedBy) {
+                funder = named
+            } else {
+                throw ServiceError.invalid(
+                    "funded_by",
+                    "\"platform\" or the id of the merchant who pays for the points (required for a credit)")
+            }
             let transaction: String
             let balance: Points
             do {
                 (transaction, balance) = try await store.adjust(
-                    member: id, points: Points(message.points), reason: message.reason, by: name, requestID: requestID)
+                    member: id, points: Points(message.points), funder: funder, reason: message.reason, by: name,
+                    requestID: requestID)
             } catch let refusal as AdjustmentRefusal {
                 throw ServiceError(refusal)
             }
             logger.notice(
-                "adjustment", metadata: ["member.id": "\(id)", "points": "\(message.points)", "operator": "\(name)"])
+                "adjustment",
+                metadata: [
+                    "member.id": "\(id)", "points": "\(message.points)", "funded_by": "\(funder)",
+                    "operator": "\(name)",
+                ])
             var response = Coalition_Ops_V1_AdjustMemberResponse()
             response.transactionID = transaction
             response.balanceAfterPoints = balance.value
@@ -312,7 +329,8 @@ extension OpsService {
             // year's points at once).
             guard day <= yesterday else {
                 throw ServiceError.invalid(
-                    "as_of", "must be a day that has ended in the program's time zone, at most \(yesterday) (found \(day))")
+                    "as_of",
+                    "must be a day that has ended in the program's time zone, at most \(yesterday) (found \(day))")
             }
             let run = try await store.runExpiry(asOfEndOf: day)
             logger.notice("expiry run", metadata: ["day": "\(day)", "points": "\(run.points)", "operator": "\(name)"])
@@ -370,6 +388,8 @@ extension OpsService {
             result.platform.breakageMinor = (platform["breakage_minor"] as? NSNumber)?.int64Value ?? 0
             result.platform.riskMinor = (platform["risk_minor"] as? NSNumber)?.int64Value ?? 0
             result.platform.netMinor = (platform["net_minor"] as? NSNumber)?.int64Value ?? 0
+            result.platform.adjustedPoints = (platform["adjusted_points"] as? NSNumber)?.int64Value ?? 0
+            result.platform.adjustmentsMinor = (platform["adjustments_minor"] as? NSNumber)?.int64Value ?? 0
         }
         for merchant in object["merchants"] as? [[String: Any]] ?? [] {
             func int(_ key: String) -> Int64 { (merchant[key] as? NSNumber)?.int64Value ?? 0 }
@@ -385,6 +405,7 @@ extension OpsService {
             wire.receivableMinor = int("receivable_minor")
             wire.netMinor = int("net_minor")
             wire.lateItems = int("late_items")
+            wire.pointsAdjusted = int("points_adjusted")
             result.merchants.append(wire)
         }
         return result

@@ -168,6 +168,8 @@ extension ServiceError {
         case .unknownMember(let id): self = .notFound("member_id", "unknown member '\(id)'")
         case .insufficient(let available, let requested):
             self.init(.failedPrecondition, "points: the member has \(available) available, not \(requested)")
+        case .unknownFunder(let id):
+            self = .invalid("funded_by", "'\(id)' is not a merchant of the program in force, nor \"platform\"")
         }
     }
 }

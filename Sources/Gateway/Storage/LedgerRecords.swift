@@ -171,6 +171,8 @@ package enum AdjustmentRefusal: Error, Sendable, Equatable {
     case unknownMember(MemberID)
     /// A debit the member cannot cover: what they have available.
     case insufficient(available: Points, requested: Points)
+    /// `funded_by` names a merchant the program in force does not have.
+    case unknownFunder(String)
 }
 
 // MARK: Settlement and jobs

@@ -1,7 +1,7 @@
 import Core
-import NodeSupport
 import Crypto
 import Foundation
+import NodeSupport
 import Wire
 
 /// The gateway's ledger, in the four parts its users need: the sync protocol, operators' reads
@@ -54,8 +54,10 @@ package protocol OperationsLedger: Sendable {
     func memberHistory(_ id: MemberID, before position: Int64?, limit: Int) async throws -> [HistoryEntry]
     /// Books an operator's adjustment; throws `AdjustmentRefusal`. The same request id returns the
     /// first adjustment.
-    func adjust(member: MemberID, points: Points, reason: String, by operatorName: String, requestID: RequestID)
-        async throws -> (transaction: String, balance: Points)
+    func adjust(
+        member: MemberID, points: Points, funder: AdjustmentFunder, reason: String, by operatorName: String,
+        requestID: RequestID
+    ) async throws -> (transaction: String, balance: Points)
     /// Validates and publishes a program document as the next version, unless it is byte for byte
     /// the latest one; returns the version in force after the call. Throws `ProgramErrors`.
     func publish(document: [UInt8], effectiveAt: Timestamp?, by publisher: String) throws -> Int64

@@ -62,6 +62,10 @@ extension AdminCommand {
             @Argument(help: "Member id.") var member: String
             @Option(help: "Signed points.") var points: Int64
             @Option(help: "Why (1-200 characters); recorded with your operator name.") var reason: String
+            @Option(
+                help:
+                    "Who pays for the points: 'platform' or a merchant id (charged at its issue price). Required for a credit; a debit gives them back to the platform unless it names a merchant."
+            ) var fundedBy: String = ""
             @Option(help: "Idempotency key (default: a new one).") var requestID: String =
                 "ADJ-\(UUID().uuidString.prefix(12))"
 
@@ -71,6 +75,7 @@ extension AdminCommand {
                 request.memberID = member
                 request.points = points
                 request.reason = reason
+                request.fundedBy = fundedBy
                 let response = try await connection.withOps { try await $0.adjustMember(request) }
                 try connection.show(response) {
                     "adjusted: transaction \(response.transactionID), balance \(response.balanceAfterPoints)"

@@ -183,7 +183,7 @@ enum RawSync {
 
     /// A refund of `amount` of the earn `original`, taking back `points` (negative) as the edge computed.
     static func refund(
-        original: String, member: String, merchant: String, amount: Int64, points: Int64,
+        original: String, member: String, merchant: String, amount: Int64, points: Int64, withheld: Int64 = 0,
         time: Timestamp = ManualClockTime.now
     ) -> Coalition_Sync_V1_LocalTransaction {
         var local = header(merchant: merchant, prefix: "RAW-V", time: time)
@@ -192,6 +192,7 @@ enum RawSync {
         record.originalTransactionID = original
         record.amountMinor = amount
         record.points = points
+        record.withheldPoints = withheld
         local.reverse = record
         return local
     }

@@ -88,10 +88,12 @@ extension SQLiteLedgerStore {
         }
     }
 
-    /// Books an operator's adjustment (member ↔ `adjustments`). A debit the member cannot cover is
-    /// refused. The same request id returns the first adjustment.
+    /// Books an operator's adjustment (member ↔ its funder: `adjustments` for the platform,
+    /// `issued(merchant)` for a merchant of the program in force). A debit the member cannot cover
+    /// is refused. The same request id returns the first adjustment.
     package func adjust(
-        member id: MemberID, points: Points, reason: String, by operatorName: String, requestID: RequestID
+        member id: MemberID, points: Points, funder: AdjustmentFunder = .platform, reason: String,
+        by operatorName: String, requestID: RequestID
     ) async throws
         -> (transaction: String, balance: Points)
     {
@@ -110,6 +112,9 @@ extension SQLiteLedgerStore {
                     db, sql: "SELECT member_id FROM transactions WHERE transaction_id = ?", arguments: [first])
                 return (first, try writer.balance(.member(MemberID(member ?? "") ?? id)))
             }
+            if let merchant = funder.merchant, self.programs.latest?.program.merchant(merchant) == nil {
+                throw AdjustmentRefusal.unknownFunder(merchant.rawValue)
+            }
             var keys = PostingKeys()
             keys.members = [id]
             keys.debitedMembers = keys.members
@@ -122,7 +127,7 @@ extension SQLiteLedgerStore {
             let transaction = TransactionID(time: now, using: &generator).description
             let member: MemberID
             switch engine.adjust(
-                member: id, points: points, transactionID: transaction, requestID: requestID.rawValue,
+                member: id, points: points, funder: funder, transactionID: transaction, requestID: requestID.rawValue,
                 receipt: receipt, detail: "by \(operatorName): \(reason)")
             {
             case .success(let booked): member = booked

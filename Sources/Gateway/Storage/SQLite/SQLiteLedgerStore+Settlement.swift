@@ -88,7 +88,7 @@ extension SQLiteLedgerStore {
                 occurredAt: Timestamp(milliseconds: row["occurred_at_ms"]), originalKind: row["original_kind"],
                 account: row["account"], points: Points(row["points"]), programVersion: row["program_version"])
         }
-        let (activities, expired) = SettlementCalculator.activities(
+        let (activities, expired, platformAdjusted) = SettlementCalculator.activities(
             lines, program: program, start: start, programs: byVersion, latestVersion: latest.version)
         do {
             return try SettlementCalculator.settle(
@@ -98,7 +98,7 @@ extension SQLiteLedgerStore {
                     guard let (merchant, site) = priced.merchant(activity.merchant) else { return nil }
                     return priced.settlement.prices(for: merchant, format: site.format)
                 },
-                expired: expired, breakagePrice: program.settlement.breakagePrice)
+                expired: expired, platformAdjusted: platformAdjusted, breakagePrice: program.settlement.breakagePrice)
         } catch {
             throw SettlementRefusal(description: "\(error)")
         }
@@ -120,7 +120,8 @@ extension SQLiteLedgerStore {
                 ("program_version", "\(m.activity.programVersion)"),
                 ("points_issued", "\(m.activity.issued)"), ("points_reversed", "\(m.activity.reversed)"),
                 ("points_redeemed", "\(m.activity.redeemed)"), ("parking_points", "\(m.activity.parking)"),
-                ("offline_risk_points", "\(m.activity.risk)"), ("issue_price", string(m.prices.issuePrice.description)),
+                ("offline_risk_points", "\(m.activity.risk)"), ("points_adjusted", "\(m.activity.adjusted)"),
+                ("issue_price", string(m.prices.issuePrice.description)),
                 ("redeem_price", string(m.prices.redeemPrice.description)), ("payable_minor", "\(m.payable)"),
                 ("receivable_minor", "\(m.receivable)"), ("risk_charge_minor", "\(m.riskCharge)"),
                 ("net_minor", "\(m.net)"),
@@ -145,6 +146,7 @@ extension SQLiteLedgerStore {
                     ("spread_minor", "\(platform.spread)"), ("breakage_minor", "\(platform.breakage)"),
                     ("risk_minor", "\(platform.risk)"),
                     ("net_minor", "\(platform.net)"), ("expired_points", "\(platform.expiredPoints)"),
+                    ("adjusted_points", "\(platform.adjustedPoints)"), ("adjustments_minor", "\(platform.adjustments)"),
                 ])
             ),
             ("journal", "[" + journal.joined(separator: ",") + "]"),
@@ -155,12 +157,12 @@ extension SQLiteLedgerStore {
 
     private static func csv(_ settlement: Settlement, period: CivilDate) -> Data {
         var lines = [
-            "period,party,site_id,program_version,points_issued,points_reversed,points_redeemed,parking_points,offline_risk_points,payable_minor,receivable_minor,risk_charge_minor,net_minor,late_items,spread_minor,breakage_minor,expired_points"
+            "period,party,site_id,program_version,points_issued,points_reversed,points_redeemed,parking_points,offline_risk_points,payable_minor,receivable_minor,risk_charge_minor,net_minor,late_items,spread_minor,breakage_minor,expired_points,points_adjusted,adjustments_minor"
         ]
         for m in settlement.merchants {
             let a = m.activity
             lines.append(
-                "\(period),\(a.merchant),\(a.site),\(a.programVersion),\(a.issued),\(a.reversed),\(a.redeemed),\(a.parking),\(a.risk),\(m.payable),\(m.receivable),\(m.riskCharge),\(m.net),\(a.lateItems),,,"
+                "\(period),\(a.merchant),\(a.site),\(a.programVersion),\(a.issued),\(a.reversed),\(a.redeemed),\(a.parking),\(a.risk),\(m.payable),\(m.receivable),\(m.riskCharge),\(m.net),\(a.lateItems),,,,\(a.adjusted),"
             )
         }
         // The platform collects every payable and risk charge and pays every receivable.
@@ -168,7 +170,7 @@ extension SQLiteLedgerStore {
         let collected = settlement.merchants.reduce(Money.zero) { $0 + $1.payable }
         let paid = settlement.merchants.reduce(Money.zero) { $0 + $1.receivable }
         lines.append(
-            "\(period),platform,,,,,,,,\(collected),\(paid),\(p.risk),\(p.net),,\(p.spread),\(p.breakage),\(p.expiredPoints)"
+            "\(period),platform,,,,,,,,\(collected),\(paid),\(p.risk),\(p.net),,\(p.spread),\(p.breakage),\(p.expiredPoints),\(p.adjustedPoints),\(p.adjustments)"
         )
         return Data((lines.joined(separator: "\n") + "\n").utf8)
     }
