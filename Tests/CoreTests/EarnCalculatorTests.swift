@@ -242,3 +242,63 @@ struct EarnCalculatorTests {
         #expect(EarnCalculator.enrollment(program: Fixture.program, hasReferrer: false).referral == .zero)
     }
 }
+
+/// docs/rules.md, "Earning on a bill paid partly with points" (#13 item 11): no points are earned
+/// on the part of a bill the member paid with points.
+@Suite("Earning on a bill paid partly with points")
+struct PaidWithPointsTests {
+    static func category(_ text: String) -> Category { Category(text)! }
+
+    @Test(
+        "the part paid with points comes off the lines points can pay, in proportion, largest remainder first",
+        arguments: [
+            // line amounts (apparel unless "tobacco"), paid → amounts left
+            ([10_000], 2_000, [8_000]),
+            ([6_000, 4_000], 1_000, [5_400, 3_600]),
+            // 100 × 1/3 = 33.3 each, one minor unit left over goes to the earliest of the ties.
+            ([100, 100, 100], 100, [66, 67, 67]),
+            // 7 × 2/3 = 4.67 and 7 × 1/3 = 2.33: floors 4 and 2, the unit left goes to the larger remainder.
+            ([200, 100], 7, [195, 98]),
+            // Tobacco cannot be paid with points: it keeps its amount.
+            ([5_000, -5_000], 5_000, [0, -5_000]),
+            ([10_000], 0, [10_000]),
+            ([10_000], 10_000, [0]),
+        ] as [([Int64], Int64, [Int64])])
+    func proportional(_ amounts: [Int64], _ paid: Int64, _ left: [Int64]) throws {
+        let lines: [(category: Category, amount: Money)] = amounts.map { amount in
+            (amount < 0 ? Self.category("tobacco") : Self.category("apparel"), Money(minorUnits: abs(amount)))
+        }
+        let result = try EarnCalculator.paidWithMoney(
+            lines, paidWithPoints: Money(minorUnits: paid), redeemExcluded: [Self.category("tobacco")])
+        let expected: [Int64] = left.map { abs($0) }
+        #expect(result.map(\.amount.minorUnits) == expected)
+        let before: Int64 = lines.reduce(0) { $0 + $1.1.minorUnits }
+        let after: Int64 = result.reduce(0) { $0 + $1.amount.minorUnits }
+        #expect(after == before - paid)
+    }
+
+    @Test("more than the lines points can pay, or a negative amount, is refused naming the field")
+    func refused() {
+        let lines: [(category: Category, amount: Money)] = [
+            (Self.category("apparel"), Money(minorUnits: 1_000)), (Self.category("tobacco"), Money(minorUnits: 1_000)),
+        ]
+        for paid: Int64 in [1_001, -1] {
+            #expect {
+                try EarnCalculator.paidWithMoney(
+                    lines, paidWithPoints: Money(minorUnits: paid), redeemExcluded: [Self.category("tobacco")])
+            } throws: { ($0 as? CalculationError)?.field == "paidWithPoints" }
+        }
+    }
+
+    @Test("¥1,000 of which ¥200 paid with points earns on ¥800, bonuses included")
+    func earn() throws {
+        let result = try EarnCalculator.earn(
+            program: Fixture.program,
+            input: EarnInput(
+                merchant: Fixture.mall, amount: Fixture.yuan(1_000), occurredAt: EarnCalculatorTests.saturday,
+                member: MemberEarnState(tier: Fixture.member), paidWithPoints: Fixture.yuan(200)))
+        #expect(result.points(of: .base) == Points(800))
+        #expect(result.total == Points(1_600))  // double-saturday on the ¥800
+        #expect(result.eligibleAmount == Fixture.yuan(800))
+    }
+}

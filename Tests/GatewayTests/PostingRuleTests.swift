@@ -204,6 +204,63 @@ struct PostingRuleTests {
         }
     }
 
+    /// docs/rules.md, "Earning on a bill paid partly with points" (#13 item 11): points were earned
+    /// on the whole bill, the part paid with points included. A till now says how much of the bill
+    /// points paid; the edge and the gateway earn on the rest, and a site that states the whole
+    /// bill's points for such an earn is posted with Core's and flagged.
+    @Test("no points are earned on the part of a bill paid with points, at the edge and at the gateway")
+    func paidWithPoints() async throws {
+        let directory = try TemporaryDirectory()
+        let certificates = try TestCertificates(directory: directory.url.path, sites: ["mall-01"])
+        let clock = ManualWallClock()
+        try await Network.withGateway(
+            try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: clock
+        ) { gateway in
+            let config = try Network.edgeConfiguration(
+                directory.url.path, site: "mall-01", certificates: certificates, gatewayPort: gateway.port)
+            try await Network.withEdge(config, merchant: "mall-fashion", clock: clock) { mall in
+                let member = try await mall.points.enroll(
+                    Make.enroll("E-1", phone: "+8613800138000"), metadata: mall.auth
+                ).member.memberID
+                var earn = Make.earn("R-1", member: member, amount: 100_000)
+                earn.paidWithPointsMinor = 100_001
+                let refused = await expectStatus(.invalidArgument) {
+                    _ = try await mall.points.earn(earn, metadata: mall.auth)
+                }
+                #expect(refused.contains("paid_with_points_minor"))
+                earn.paidWithPointsMinor = 20_000
+                let answer = try await mall.points.earn(earn, metadata: mall.auth)
+                #expect(answer.points == 800)
+                try await Network.eventually("synced") { try await Network.synced(mall) }
+                #expect(try await gateway.balance(member) == 1_000)
+                #expect(try await gateway.conflicts(kind: "points_mismatch").isEmpty)
+            }
+        }
+    }
+
+    /// A site that earns on the whole bill when part of it was paid with points is corrected.
+    @Test("a site stating points on the part paid with points is posted with Core's and flagged")
+    func paidWithPointsOverstated() async throws {
+        let directory = try TemporaryDirectory()
+        let certificates = try TestCertificates(directory: directory.url.path, sites: ["mall-01"])
+        try await Network.withGateway(
+            try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: ManualWallClock()
+        ) { gateway in
+            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") {
+                sync in
+                let (member, previous) = try await RawSync.enrolOne(sync)
+                var earn = RawSync.earn(
+                    member: member, merchant: "mall-fashion", amount: 100_000, statedPoints: 1_000, tier: "member")
+                earn.earn.paidWithPointsMinor = 20_000
+                let pushed = try await sync.push(RawSync.push(try RawSync.chain([earn], first: 2, previous: previous)))
+                #expect(pushed.results.first?.reason == "points_mismatch")
+                #expect(pushed.results.first?.postedPoints == 800)
+                #expect(try await gateway.balance(member) == 1_000)
+            }
+            try await gateway.checkInvariants()
+        }
+    }
+
     /// docs/protocol.md, "Posting rules" (#13 item 6): only future times were capped, so an earn
     /// pushed on Monday dated last Saturday posted the Saturday's double points, unflagged. A time
     /// earlier than the site's previous transaction by more than the clock tolerance is raised to

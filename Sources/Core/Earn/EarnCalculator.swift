@@ -42,11 +42,14 @@ package struct EarnInput: Hashable, Sendable {
     /// Points each budgeted promotion may still give, as the caller knows it. A budgeted promotion
     /// missing here is taken to have its whole budget left.
     package var promotionBudgetsLeft: [PromotionID: Points]
+    /// The part of `amount` the member paid with points: it earns nothing.
+    package var paidWithPoints: Money
 
     package init(
         merchant: MerchantID, amount: Money, lines: [SaleLine] = [], occurredAt: Timestamp, member: MemberEarnState,
-        promotionBudgetsLeft: [PromotionID: Points] = [:]
+        promotionBudgetsLeft: [PromotionID: Points] = [:], paidWithPoints: Money = .zero
     ) {
+        self.paidWithPoints = paidWithPoints
         self.merchant = merchant
         self.amount = amount
         self.lines = lines
@@ -127,7 +130,10 @@ package enum EarnCalculator: Sendable {
         // Exact products per line, in (minor units × rate micros).
         var eligibleAmount = Money.zero
         var lineProducts: [(category: Category, product: Int128)] = []
-        for line in BillValidation.effectiveLines(amount: input.amount, lines: input.lines, merchant: merchant) {
+        let paidInMoney = try paidWithMoney(
+            BillValidation.effectiveLines(amount: input.amount, lines: input.lines, merchant: merchant),
+            paidWithPoints: input.paidWithPoints, redeemExcluded: program.redeem.excludedCategories)
+        for line in paidInMoney {
             guard !rules.excludedCategories.contains(line.category) else { continue }
             let rate = merchant.earnRate ?? rules.categoryRates[line.category] ?? rules.baseRates[site.format] ?? .zero
             eligibleAmount += line.amount
@@ -207,6 +213,46 @@ package enum EarnCalculator: Sendable {
         let total = components.reduce(Points.zero) { $0 + $1.points }
         return EarnResult(
             total: total, components: components, eligibleAmount: eligibleAmount, format: site.format, streak: streak)
+    }
+
+    /// The bill's lines less the part paid with points (docs/rules.md, "Earning on a bill paid
+    /// partly with points"): it is taken off the lines points can pay (those not in the redeem
+    /// rules' excluded categories) in proportion to their amounts, rounded down per line, and the
+    /// minor units left over go one each to the lines with the largest remainders (the earlier line
+    /// first on a tie). Throws when more was paid with points than those lines come to.
+    package static func paidWithMoney(
+        _ lines: [(category: Category, amount: Money)], paidWithPoints paid: Money, redeemExcluded: Set<Category>
+    ) throws(CalculationError) -> [(category: Category, amount: Money)] {
+        guard paid > .zero else {
+            guard paid == .zero else {
+                throw CalculationError(.invalidInput, field: "paidWithPoints", "must not be negative")
+            }
+            return lines
+        }
+        let payable = lines.indices.filter { !redeemExcluded.contains(lines[$0].category) }
+        let total = payable.reduce(Int128(0)) { $0 + Int128(lines[$1].amount.minorUnits) }
+        guard Int128(paid.minorUnits) <= total else {
+            throw CalculationError(
+                .invalidInput, field: "paidWithPoints",
+                "\(paid) minor units paid with points is more than the \(total) of the bill points can pay")
+        }
+        var result = lines
+        var shares: [(index: Int, remainder: Int128)] = []
+        var left = Int128(paid.minorUnits)
+        for index in payable {
+            let exact = Int128(paid.minorUnits) * Int128(lines[index].amount.minorUnits)
+            let share = exact / total
+            result[index].amount = Money(minorUnits: lines[index].amount.minorUnits - Int64(share))
+            shares.append((index, exact % total))
+            left -= share
+        }
+        for share in shares.sorted(by: {
+            $0.remainder != $1.remainder ? $0.remainder > $1.remainder : $0.index < $1.index
+        })
+        .prefix(Int(left)) {
+            result[share.index].amount = Money(minorUnits: result[share.index].amount.minorUnits - 1)
+        }
+        return result
     }
 
     /// The streak after an earn on `day`, and whether it moved to a new day.

@@ -124,7 +124,7 @@ extension PostingEngine {
             member: MemberEarnState(
                 tier: tier, birthMonth: record.birthMonth == 0 ? nil : record.birthMonth, lastEarnByFormat: lastEarn,
                 streak: streak),
-            promotionBudgetsLeft: caps)
+            promotionBudgetsLeft: caps, paidWithPoints: Money(minorUnits: record.paidWithPointsMinor))
         let statedResult: EarnResult
         do {
             statedResult = try EarnCalculator.earn(program: program, input: input)

@@ -78,7 +78,8 @@ extension PointsService {
             return try await ledger.earn(
                 EdgeLedger.Earn(
                     key: RequestKey(merchant: merchant, operation: .earn, requestID: requestID, content: bytes),
-                    member: member, amount: Money(minorUnits: message.amountMinor), lines: lines))
+                    member: member, amount: Money(minorUnits: message.amountMinor), lines: lines,
+                    paidWithPoints: Money(minorUnits: message.paidWithPointsMinor)))
         }
     }
 

@@ -18,8 +18,12 @@ extension EdgeLedger {
         package var member: MemberID
         package var amount: Money
         package var lines: [SaleLine]
+        /// The part of the bill paid with points, which earns nothing.
+        package var paidWithPoints: Money
 
-        package init(key: RequestKey, member: MemberID, amount: Money, lines: [SaleLine]) {
+        package init(key: RequestKey, member: MemberID, amount: Money, lines: [SaleLine], paidWithPoints: Money = .zero)
+        {
+            self.paidWithPoints = paidWithPoints
             self.key = key
             self.member = member
             self.amount = amount
@@ -30,6 +34,7 @@ extension EdgeLedger {
     /// Core's field names in the terms of the earn and redeem requests.
     static let billFields = [
         "amount": "amount_minor", "bill": "bill_amount_minor", "merchant": "merchant_id", "tier": "member_id",
+        "paidWithPoints": "paid_with_points_minor",
     ]
 
     package func earn(_ command: Earn) async throws -> Coalition_Edge_V1_EarnResponse {
@@ -53,7 +58,7 @@ extension EdgeLedger {
                         member: member.earnState,
                         // Only a program with a budgeted promotion needs the budgets read.
                         promotionBudgetsLeft: program.earn.promotions.contains { $0.budget != nil }
-                            ? try tx.promotionBudgetsLeft() : [:]))
+                            ? try tx.promotionBudgetsLeft() : [:], paidWithPoints: command.paidWithPoints))
             } catch let error as CalculationError {
                 throw ServiceError(error, fields: Self.billFields)
             }
@@ -73,6 +78,7 @@ extension EdgeLedger {
             record.memberID = member.id.description
             record.amountMinor = command.amount.minorUnits
             record.lines = command.lines.map(Self.wireLine)
+            record.paidWithPointsMinor = command.paidWithPoints.minorUnits
             record.breakdown = Coalition_Common_V1_EarnBreakdown(result)
             record.tier = member.tier.rawValue
             record.birthMonth = Int32(member.birthMonth ?? 0)
