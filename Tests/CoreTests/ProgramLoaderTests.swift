@@ -88,7 +88,28 @@ struct ProgramLoaderTests {
         ("offline_defaults.site_exposure_max_points", nil, "offline_defaults.site_exposure_max_points", "is required"),
         ("sites.1.offline.offline_minutes", 5, "sites[1].offline.offline_minutes", "unknown key"),
         ("name", "", "name", "must be 1 to 200 characters"),
+        // #13 item 12: a redeem price above every issue price would fund arbitrage.
+        (
+            "settlement.format_prices.hotel.redeem_price", "1.6", "settlement.format_prices.hotel.redeem_price",
+            "above every issue price"
+        ),
+        (
+            "sites.0.merchants.2.settlement.redeem_price", "2", "sites[0].merchants[2].settlement.redeem_price",
+            "above every issue price"
+        ),
+        ("settlement.redeem_above_issue", "maybe", "settlement.redeem_above_issue", "must be 'refuse'"),
     ]
+
+    @Test("a redeem price above every issue price loads only when the program says it is intended")
+    func redeemAboveIssueAllowed() throws {
+        let document = Fixture.document.setting("settlement.format_prices.hotel.redeem_price", to: "1.6")
+            .setting("settlement.redeem_above_issue", to: "allow")
+        let program = try ProgramLoader.load(document)
+        #expect(program.settlement.redeemAboveIssueAllowed)
+        #expect(program.settlement.formatPrices[Format("hotel")!]?.redeemPrice == Rate(parsing: "1.6"))
+        // At the highest issue price (1.5) it is not above: no setting needed.
+        _ = try ProgramLoader.load(Fixture.document.setting("settlement.format_prices.hotel.redeem_price", to: "1.5"))
+    }
 
     @Test("each mistake is reported at its key path", arguments: mistakes.indices)
     func reportsMistake(_ index: Int) {

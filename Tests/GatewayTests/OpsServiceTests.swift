@@ -102,6 +102,21 @@ struct OpsServiceTests {
                     let invalid = try await ops.validateProgram(validate)
                     #expect(!invalid.valid)
                     #expect(invalid.errors.contains { $0.path == "name" })
+                    // A redeem price above every issue price would fund arbitrage: refused, at its key.
+                    validate.document = Data(
+                        try Repository.exampleProgram(replacing: [
+                            (
+                                "      issue_price: \"1.1\"\n      redeem_price: \"1\"\n",
+                                "      issue_price: \"1.1\"\n      redeem_price: \"1.6\"\n"
+                            )
+                        ]).utf8)
+                    let arbitrage = try await ops.validateProgram(validate)
+                    #expect(!arbitrage.valid)
+                    #expect(
+                        arbitrage.errors.contains {
+                            $0.path == "settlement.format_prices.hotel.redeem_price"
+                                && $0.message.contains("above every issue price")
+                        })
                     var publish = Coalition_Ops_V1_PublishProgramRequest()
                     publish.requestID = "PUB-1"
                     publish.document = Data(

@@ -234,6 +234,8 @@ package struct SettlementRules: Sendable, Equatable {
     package var formatPrices: [Format: SettlementPrices]
     /// Price of a point when it expires (breakage is valued at this), minor units per point.
     package var breakagePrice: Rate
+    /// Whether a redeem price may exceed every issue price (`settlement.redeem_above_issue: allow`).
+    package var redeemAboveIssueAllowed = false
 
     /// The prices that apply to a merchant: its own, else its format's.
     package func prices(for merchant: Merchant, format: Format) -> SettlementPrices? {
