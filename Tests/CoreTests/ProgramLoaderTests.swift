@@ -98,6 +98,7 @@ struct ProgramLoaderTests {
             "above every issue price"
         ),
         ("settlement.redeem_above_issue", "maybe", "settlement.redeem_above_issue", "must be 'refuse'"),
+        ("earn.referral_paid_at", "later", "earn.referral_paid_at", "must be 'enrolment'"),
     ]
 
     @Test("a redeem price above every issue price loads only when the program says it is intended")

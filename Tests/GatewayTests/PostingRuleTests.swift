@@ -261,6 +261,60 @@ struct PostingRuleTests {
         }
     }
 
+    /// docs/rules.md, "Referral" (#13 item 10): with `referral_paid_at: first_purchase` the
+    /// referrer is paid at the referred member's first purchase that earns base points, once, by
+    /// the merchant of that purchase; nothing at the enrolment.
+    @Test("a referral paid at the first purchase: nothing at enrolment, once at the first earn")
+    func referralAtFirstPurchase() async throws {
+        let directory = try TemporaryDirectory()
+        let certificates = try TestCertificates(directory: directory.url.path, sites: ["mall-01"])
+        let clock = ManualWallClock()
+        clock.set(ManualClockTime.now)
+        try await Network.withGateway(
+            try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: clock
+        ) { gateway in
+            let document = try Repository.exampleProgram(replacing: [
+                ("  referral_points: 300\n", "  referral_points: 300\n  referral_paid_at: first_purchase\n")
+            ])
+            #expect(try gateway.store.publish(document: Array(document.utf8), effectiveAt: nil, by: "alice") == 2)
+            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") {
+                sync in
+                var generator = SystemRandomNumberGenerator()
+                func enrolment(referrer: String) -> Coalition_Sync_V1_LocalTransaction {
+                    var local = RawSync.header(merchant: "mall-fashion", prefix: "RAW-E", time: ManualClockTime.now)
+                    local.programVersion = 2
+                    var record = Coalition_Sync_V1_Enrollment()
+                    record.memberID = MemberID(time: ManualClockTime.now, using: &generator).description
+                    record.signupPoints = 200
+                    record.referrerMemberID = referrer
+                    local.enrollment = record
+                    return local
+                }
+                let referrer = enrolment(referrer: "")
+                let referred = enrolment(referrer: referrer.enrollment.memberID)
+                func earn() -> Coalition_Sync_V1_LocalTransaction {
+                    var local = RawSync.earn(
+                        member: referred.enrollment.memberID, merchant: "mall-cafe", amount: 10_000, statedPoints: 100,
+                        tier: "member")
+                    local.programVersion = 2
+                    return local
+                }
+                let first = earn()
+                let second = earn()
+                let chain = try RawSync.chain([referrer, referred, first, second], first: 1, previous: Data(count: 32))
+                let enrolled = try await sync.push(RawSync.push(Array(chain.prefix(2))))
+                #expect(enrolled.results.map(\.outcome) == [.posted, .posted])
+                #expect(try await gateway.balance(referrer.enrollment.memberID) == 200)
+                let earned = try await sync.push(RawSync.push(Array(chain.suffix(2))))
+                #expect(earned.results.map(\.outcome) == [.posted, .posted])
+                #expect(try await gateway.balance(referrer.enrollment.memberID) == 500)
+                #expect(try await gateway.balance(referred.enrollment.memberID) == 400)
+                #expect(try await gateway.account("issued:mall-cafe") == -500)  // 200 earned + 300 referral
+            }
+            try await gateway.checkInvariants()
+        }
+    }
+
     /// docs/protocol.md, "Posting rules" (#13 item 6): only future times were capped, so an earn
     /// pushed on Monday dated last Saturday posted the Saturday's double points, unflagged. A time
     /// earlier than the site's previous transaction by more than the clock tolerance is raised to

@@ -264,14 +264,15 @@ package enum EarnCalculator: Sendable {
     }
 
     /// The points of an enrolment: the sign-up bonus to the new member, and the referral bonus to
-    /// the referrer when there is one.
+    /// the referrer when there is one and the program pays it at enrolment (with
+    /// `referral_paid_at: first_purchase` it is paid at the referred member's first purchase).
     package static func enrollment(program: Program, hasReferrer: Bool) -> (signup: EarnResult, referral: Points) {
         let signup = program.earn.signupPoints
         var components: [EarnComponent] = []
         if signup > .zero {
             components.append(EarnComponent(kind: .signup, points: signup, description: "sign-up bonus"))
         }
-        let referral = hasReferrer ? program.earn.referralPoints : .zero
+        let referral = hasReferrer && program.earn.referralPaidAt == .enrolment ? program.earn.referralPoints : .zero
         let result = EarnResult(
             total: signup, components: components, eligibleAmount: .zero, format: Format(unchecked: "enrollment"),
             streak: nil)

@@ -117,6 +117,9 @@ package struct PostingEffects: Sendable {
     package var members: [MemberID: MemberRecord] = [:]
     package var enrollments: [MemberEnrollment] = []
     package var merges: [(from: MemberID, into: MemberID, position: Int64)] = []
+    /// Members whose pending referral was settled at their first purchase (the referrer paid, or
+    /// no longer a member to pay).
+    package var referralsSettled: [MemberID] = []
     package var tierSpells: [(member: MemberID, position: Int64, tier: TierID)] = []
     /// Lots created (as the batch leaves them), existing lots' change of remaining points, and
     /// existing lots' new place in their member's chain.

@@ -73,6 +73,11 @@ extension PostingEngine {
                 expiresAt: expires, points: bonus.referral)
         }
         touch(member, position: position)
+        // With `referral_paid_at: first_purchase` the referrer waits for this member's first
+        // purchase (`earn`), which pays the bonus.
+        if paid, let referrer, program.earn.referralPaidAt == .firstPurchase, program.earn.referralPoints > .zero {
+            modify(member) { $0.pendingReferrer = referrer }
+        }
         // The referrer an unpaid referral named is published again, so that the edge which
         // counted the referral bonus locally drops it (its snapshot now includes this enrolment).
         if !paid, let stated = MemberID(record.referrerMemberID), let named = resolve(stated) {
@@ -191,9 +196,32 @@ extension PostingEngine {
             view.promotionsGiven[promotion.id, default: .zero] += points
             effects.promotionsGiven[promotion.id, default: .zero] += points
         }
+        // A referral waiting for the member's first purchase is paid with it, by the same merchant
+        // (docs/rules.md, "Referral"): a purchase that earns base points.
+        var postings = PostingRules.issue(member: member, merchant: context.merchant, points: result.total)
+        var referralPaid: MemberID?
+        if let pending = self.member(member).pendingReferrer, result.points(of: .base) > .zero {
+            modify(member) { $0.pendingReferrer = nil }
+            effects.referralsSettled.append(member)
+            if let referrer = resolve(pending), referrer != member, program.earn.referralPoints > .zero {
+                postings = Postings(
+                    postings.lines
+                        + PostingRules.issue(
+                            member: referrer, merchant: context.merchant, points: program.earn.referralPoints
+                        ).lines)
+                referralPaid = referrer
+            }
+        }
         let position = post(
-            context, kind: .earn, member: member, points: result.total, amount: input.amount,
-            postings: PostingRules.issue(member: member, merchant: context.merchant, points: result.total))
+            context, kind: .earn, member: member, points: result.total, amount: input.amount, postings: postings)
+        if let referralPaid {
+            createLot(
+                context.pushed.transactionID + "-referral", member: referralPaid, earnedAt: context.occurredAt,
+                expiresAt: ExpiryCalculator.expiresAt(
+                    earnedAt: context.occurredAt, rules: program.expiry, timeZone: program.timeZone),
+                points: program.earn.referralPoints)
+            touch(referralPaid, position: position)
+        }
         let expires = ExpiryCalculator.expiresAt(
             earnedAt: context.occurredAt, rules: program.expiry, timeZone: program.timeZone)
         createLot(

@@ -44,6 +44,9 @@ package struct MemberRecord: Hashable, Sendable {
     package var lastPosition: Int64?
     /// The member's newest lot with points left (its open lots are a chain from here).
     package var lotsHead: Int64?
+    /// Who referred the member, while the referral bonus waits for the member's first purchase
+    /// (`referral_paid_at: first_purchase`).
+    package var pendingReferrer: MemberID?
     /// True once a batch changed the record (the engine writes back only those).
     package var changed = false
 
@@ -59,8 +62,10 @@ package struct MemberRecord: Hashable, Sendable {
     package init(
         id: MemberID, tier: TierID, reviewDate: CivilDate, birthMonth: Int? = nil, lastEarn: [Format: Timestamp] = [:],
         streak: Streak? = nil, mergedInto: MemberID? = nil, phoneHash: [UInt8]? = nil, balance: Points = .zero,
-        changedPosition: Int64 = 0, lastPosition: Int64? = nil, lotsHead: Int64? = nil
+        changedPosition: Int64 = 0, lastPosition: Int64? = nil, lotsHead: Int64? = nil,
+        pendingReferrer: MemberID? = nil
     ) {
+        self.pendingReferrer = pendingReferrer
         self.id = id
         self.tier = tier
         self.reviewDate = reviewDate

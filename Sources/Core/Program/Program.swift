@@ -113,6 +113,16 @@ package struct EarnRules: Sendable, Equatable {
     package var referralPoints: Points
     /// Bonus for consecutive days with an earn.
     package var streak: StreakBonus?
+    /// When the referral bonus is paid (`earn.referral_paid_at`).
+    package var referralPaidAt: ReferralTiming = .enrolment
+}
+
+/// When a referrer is paid the referral bonus.
+package enum ReferralTiming: String, Sendable, Equatable {
+    /// When the referred member enrols.
+    case enrolment
+    /// At the referred member's first purchase that earns base points.
+    case firstPurchase = "first_purchase"
 }
 
 /// A time-limited promotion.

@@ -311,12 +311,17 @@ package enum ProgramLoader: Sendable {
                 promotions.append(promotion)
             }
         }
+        let timing = map.string("referral_paid_at", required: false, lengthMax: 32) ?? "enrolment"
+        let referralPaidAt = ReferralTiming(rawValue: timing)
+        if referralPaidAt == nil {
+            diagnostics.fail(map.path.key("referral_paid_at"), "must be 'enrolment' (the default) or 'first_purchase'")
+        }
         map.finish()
         return EarnRules(
             baseRates: baseRates, categoryRates: categoryRates, excludedCategories: excluded, promotions: promotions,
             crossFormat: crossFormat, birthday: birthday, signupPoints: Points(signup),
             referralPoints: Points(referral),
-            streak: streak)
+            streak: streak, referralPaidAt: referralPaidAt ?? .enrolment)
     }
 
     /// Reads `multiplier` or `bonus_points` (exactly one), and `budget_points` when allowed.

@@ -278,6 +278,14 @@ package struct GatewayDatabase: Sendable {
                     CREATE INDEX lots_by_id ON lots (lot_id);
                     """)
         }
+        migrator.registerMigration("2026-12-01 gateway pending referrals v1") { db in
+            try db.execute(
+                sql: """
+                    -- Who referred a member whose referral bonus waits for the member's first
+                    -- purchase (earn.referral_paid_at: first_purchase); cleared when it is paid.
+                    ALTER TABLE members ADD COLUMN pending_referrer TEXT;
+                    """)
+        }
         return migrator
     }
 }

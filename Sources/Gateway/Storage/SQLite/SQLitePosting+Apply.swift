@@ -108,8 +108,8 @@ extension SQLitePosting {
             sql: """
                 INSERT INTO members (member_id, phone_hash, sealed_phone, card_number, tier, tier_review_date, birth_month,
                     enrolled_at_ms, enrolled_site, last_earn, streak_last_day, streak_days, merged_into, changed_position,
-                    balance_points, last_position, lots_head)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    balance_points, last_position, lots_head, pending_referrer)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
         let update = try FastStatement(
             db,
@@ -125,7 +125,7 @@ extension SQLitePosting {
                     enrollment.enrolledAt.milliseconds, enrollment.site.rawValue,
                     LastEarnEncoding.encode(record.lastEarn), record.streak?.lastDay.description,
                     record.streak?.days ?? 0, record.mergedInto?.description, record.changedPosition,
-                    record.balance.value, record.lastPosition, record.lotsHead,
+                    record.balance.value, record.lastPosition, record.lotsHead, record.pendingReferrer?.description,
                 ])
             } else {
                 try update.run { values in
@@ -141,6 +141,10 @@ extension SQLitePosting {
                     values.add(record.id)
                 }
             }
+        }
+        if !effects.referralsSettled.isEmpty {
+            let settled = try db.cachedStatement(sql: "UPDATE members SET pending_referrer = NULL WHERE member_id = ?")
+            for member in effects.referralsSettled { try settled.execute(arguments: [member.description]) }
         }
         let merge = try db.cachedStatement(
             sql: "INSERT INTO merges (from_member, into_member, changed_position) VALUES (?, ?, ?)")

@@ -42,7 +42,9 @@ enum SQLitePosting {
             for record in try members(db, ids: wanted, qualifyingFrom: onlyStart, into: &view) {
                 view.members[record.id] = record
             }
-            wanted = Set(view.members.values.compactMap(\.mergedInto)).subtracting(view.members.keys)
+            // And the referrer a member's first purchase may pay (`referral_paid_at: first_purchase`).
+            wanted = Set(view.members.values.flatMap { [$0.mergedInto, $0.pendingReferrer].compactMap { $0 } })
+                .subtracting(view.members.keys)
         }
         let byPhone = try FastStatement(
             db,
@@ -58,7 +60,7 @@ enum SQLitePosting {
                 view.members[record.id] = record
                 view.phoneOwners[hash] = record.id
                 if let onlyStart {
-                    view.qualifying[QualifyingWindow(member: record.id, start: onlyStart)] = Points(columns.int64(13))
+                    view.qualifying[QualifyingWindow(member: record.id, start: onlyStart)] = Points(columns.int64(14))
                 }
             }
         }
@@ -250,7 +252,7 @@ enum SQLitePosting {
     }
 
     static let memberColumns =
-        "member_id, tier, tier_review_date, birth_month, last_earn, streak_last_day, streak_days, merged_into, phone_hash, balance_points, changed_position, last_position, lots_head"
+        "member_id, tier, tier_review_date, birth_month, last_earn, streak_last_day, streak_days, merged_into, phone_hash, balance_points, changed_position, last_position, lots_head, pending_referrer"
 
     /// Members by id, with their qualifying points from `qualifyingFrom` when given.
     static func members(
@@ -268,7 +270,7 @@ enum SQLitePosting {
         }) { columns in
             let record = member(columns)
             if let start {
-                view.qualifying[QualifyingWindow(member: record.id, start: start)] = Points(columns.int64(13))
+                view.qualifying[QualifyingWindow(member: record.id, start: start)] = Points(columns.int64(14))
             }
             records.append(record)
         }
@@ -290,7 +292,7 @@ enum SQLitePosting {
             lastEarn: row.utf8(4) { LastEarnEncoding.decode(utf8: $0) } ?? [:], streak: streak,
             mergedInto: row.utf8(7, MemberID.init(utf8:)), phoneHash: row.bytesOrNil(8),
             balance: Points(row.int64(9)), changedPosition: row.int64(10), lastPosition: row.int64OrNil(11),
-            lotsHead: row.int64OrNil(12))
+            lotsHead: row.int64OrNil(12), pendingReferrer: row.utf8(13, MemberID.init(utf8:)))
     }
 
     static let lotColumns =
