@@ -25,7 +25,10 @@ struct SettlementCalculatorTests {
         ]
         let result = try SettlementCalculator.settle(
             activities: activities, prices: { prices[$0.merchant] }, expired: Points(125),
-            breakagePrice: Rate(parsing: "1")!)
+            breakagePrice: Rate(parsing: "1")!,
+            liability: SettlementCalculator.liability([
+                LotMovement(price: .one, opening: Points(125), expired: Points(125))
+            ]))
         let fashion = try #require(result.merchants.first { $0.activity.merchant == Self.fashion })
         let hotel = try #require(result.merchants.first { $0.activity.merchant == Self.hotel })
         // fashion: payable 1,005 × 1.2 = 1,206.0 → 1,206; receivable 25 × 1 = 25; net 25 − 1,206 = −1,181.
@@ -64,7 +67,8 @@ struct SettlementCalculatorTests {
                 MerchantActivity(merchant: Self.fashion, site: Self.mall, issued: Points(100), adjusted: Points(11))
             ],
             prices: { _ in SettlementPrices(issuePrice: Rate(parsing: "1.2")!, redeemPrice: .one) },
-            expired: .zero, platformAdjusted: Points(7), breakagePrice: Rate(parsing: "1.5")!)
+            expired: .zero, platformAdjusted: Points(7), breakagePrice: Rate(parsing: "1.5")!,
+            liability: SettlementCalculator.liability([]))
         // (100 + 11) × 1.2 = 133.2 → 133; 7 × 1.5 = 10.5 → 10 (half to even).
         #expect(result.merchants.first?.payable.minorUnits == 133)
         #expect(result.platform.adjustedPoints == Points(7))
@@ -75,13 +79,48 @@ struct SettlementCalculatorTests {
         #expect(expense?.amount.minorUnits == 10)
     }
 
+    /// #13 item 12: the liability is valued at what the issuers paid for the very points members
+    /// hold, released on redemption and expiry; the margin counts only points redeemed or expired.
+    @Test("the liability rolls forward at the issue prices paid, and the margin counts only points released")
+    func liabilityRollForward() throws {
+        let lots = [
+            // Held from before at 1.5 (the jeweller): 1,000, of which 300 redeemed and 101 expired.
+            LotMovement(
+                price: Rate(parsing: "1.5")!, opening: Points(1_000), redeemed: Points(300), expired: Points(101)),
+            // Issued today at 1.2: 333, of which 33 refunded and 1 taken by an operator's debit.
+            LotMovement(price: Rate(parsing: "1.2")!, issued: Points(333), reversed: Points(33), adjusted: Points(1)),
+            // Given by the platform: no money behind it; 50 redeemed.
+            LotMovement(price: .zero, issued: Points(80), redeemed: Points(50)),
+        ]
+        let liability = SettlementCalculator.liability(lots)
+        // opening 1,000 × 1.5 = 1,500; redeemed 300 × 1.5 + 50 × 0 = 450; expired 101 × 1.5 = 151.5 → 152;
+        // reversed 33 × 1.2 = 39.6 → 40; adjusted 1 × 1.2 = 1.2 → 1;
+        // closing 599 × 1.5 + 299 × 1.2 + 30 × 0 = 898.5 + 358.8 = 1,257.3 → 1,257;
+        // issued is the balancing figure: 1,257 − 1,500 + 450 + 152 + 40 + 1 = 400 (333 × 1.2 = 399.6).
+        #expect(liability.opening == Valued(points: Points(1_000), minor: Money(minorUnits: 1_500)))
+        #expect(liability.redeemed == Valued(points: Points(350), minor: Money(minorUnits: 450)))
+        #expect(liability.expired == Valued(points: Points(101), minor: Money(minorUnits: 152)))
+        #expect(liability.reversed == Valued(points: Points(33), minor: Money(minorUnits: 40)))
+        #expect(liability.adjusted == Valued(points: Points(1), minor: Money(minorUnits: 1)))
+        #expect(liability.closing == Valued(points: Points(928), minor: Money(minorUnits: 1_257)))
+        #expect(liability.issued == Valued(points: Points(413), minor: Money(minorUnits: 400)))
+        let result = try SettlementCalculator.settle(
+            activities: [MerchantActivity(merchant: Self.hotel, site: Self.hotelSite, redeemed: Points(350))],
+            prices: { _ in SettlementPrices(issuePrice: Rate(parsing: "1.1")!, redeemPrice: .one) },
+            expired: Points(101), breakagePrice: .one, liability: liability, breakageReversed: Money(minorUnits: 2))
+        // Breakage at the prices paid, less 2 fen a refund took back: 150. Margin: 450 released
+        // − 350 paid to the hotel + 0 risk + 150 breakage = 250.
+        #expect(result.platform.breakage.minorUnits == 150)
+        #expect(result.platform.margin.minorUnits == 250)
+    }
+
     @Test("a merchant without prices is refused")
     func missingPrices() {
         #expect(throws: CalculationError.self) {
             try SettlementCalculator.settle(
                 activities: [MerchantActivity(merchant: Self.fashion, site: Self.mall, issued: Points(1))],
                 prices: { _ in nil },
-                expired: .zero, breakagePrice: .one)
+                expired: .zero, breakagePrice: .one, liability: SettlementCalculator.liability([]))
         }
     }
 

@@ -138,6 +138,13 @@ struct OpsServiceTests {
                     #expect(!closed.alreadyClosed)
                     #expect(closed.result.merchants.first { $0.merchantID == "mall-fashion" }?.pointsIssued == 500)
                     #expect(closed.result.journalDebitsMinor == closed.result.journalCreditsMinor)
+                    // The liability: the 750 points the member holds, all paid for by the fashion store
+                    // at 1.2 fen (500 issued, 250 adjusted at its expense); nothing redeemed yet.
+                    let liability = closed.result.platform.liability
+                    #expect(liability.closing.points == 750 && liability.closing.minor == 900)
+                    #expect(liability.issued.points == 750 && liability.issued.minor == 900)
+                    #expect(closed.result.platform.marginMinor == 0)
+                    #expect(closed.result.merchants.first { $0.merchantID == "mall-fashion" }?.pointsAdjusted == 250)
                     var export = Coalition_Ops_V1_ExportSettlementRequest()
                     export.period = "2026-11-24"
                     let files = try await ops.exportSettlement(export)

@@ -85,29 +85,29 @@ struct SettlementTests {
         try await Network.withGateway(try Network.gatewayConfiguration(dir, certificates: certificates), clock: clock) {
             gateway in
             let day = Self.at("2027-12-01T09:00")
-            // Member A enrols on 2026-11-24: its 200 sign-up points expire at the end of November 2027.
-            let (memberA, afterA, memberB, earn, afterEarn) = try await RawSync.withClient(
+            // Members A and B enrol on 2026-11-24 at the fashion store: their 200 sign-up points
+            // each expire at the end of November 2027.
+            let (memberA, memberB, earn, afterEarn) = try await RawSync.withClient(
                 port: gateway.port, certificates: certificates, certificate: "mall-01"
             ) { sync in
-                let (memberA, afterA) = try await RawSync.enrolOne(sync)
+                let enrolled = try RawSync.enrolments(merchant: "mall-fashion", count: 2)
+                _ = try await sync.push(RawSync.push(enrolled))
+                let members = try enrolled.map {
+                    try Coalition_Sync_V1_LocalTransaction(serializedBytes: $0.payload).enrollment.memberID
+                }
                 clock.set(day)
-                // On 2027-12-01 member B enrols at the fashion store and spends ¥10,000 at the
-                // jeweller (20,000 points at its earn rate of 2).
-                let enrolB = try RawSync.enrolments(
-                    merchant: "mall-fashion", count: 1, first: 2, previous: afterA, time: day)
-                let memberB = try Coalition_Sync_V1_LocalTransaction(serializedBytes: enrolB[0].payload).enrollment
-                    .memberID
+                // On 2027-12-01 B spends ¥10,000 at the jeweller (20,000 points at its earn rate of 2).
                 let earn = RawSync.earn(
-                    member: memberB, merchant: "mall-jeweller", amount: 1_000_000, statedPoints: 20_000,
+                    member: members[1], merchant: "mall-jeweller", amount: 1_000_000, statedPoints: 20_000,
                     tier: "member", time: day)
-                let earned = try RawSync.chain([earn], first: 3, previous: Data(SHA256.hash(data: enrolB[0].payload)))
-                let pushed = try await sync.push(RawSync.push(enrolB + earned))
-                #expect(pushed.results.map(\.outcome) == [.posted, .posted])
-                return (memberA, afterA, memberB, earn, Data(SHA256.hash(data: earned[0].payload)))
+                let earned = try RawSync.chain(
+                    [earn], first: 3, previous: Data(SHA256.hash(data: enrolled[1].payload)))
+                let pushed = try await sync.push(RawSync.push(earned))
+                #expect(pushed.results.map(\.outcome) == [.posted])
+                return (members[0], members[1], earn, Data(SHA256.hash(data: earned[0].payload)))
             }
-            _ = afterA
             let expiry = try await gateway.store.runExpiry(asOfEndOf: CivilDate(parsing: "2027-11-30")!)
-            #expect(expiry.points.value == 200)
+            #expect(expiry.points.value == 400)
             // B spends 19,000 points at the hotel.
             try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "hotel-01") {
                 sync in
@@ -119,17 +119,17 @@ struct SettlementTests {
                     RawSync.push(try RawSync.chain([spend], first: 1, previous: Data(count: 32))))
                 #expect(pushed.results.map(\.outcome) == [.posted])
             }
-            // The jewellery comes back: B has 1,200 points, so the till takes those and withholds
-            // the 18,800 spent (¥188 at the jeweller's redeem price of 1 fen).
+            // The jewellery comes back: B has 1,000 points, so the till takes those and withholds
+            // the 19,000 spent (¥190 at the jeweller's redeem price of 1 fen).
             try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") {
                 sync in
                 let refund = RawSync.refund(
                     original: earn.transactionID, member: memberB, merchant: "mall-jeweller", amount: 1_000_000,
-                    points: -1_200, withheld: 18_800, time: day)
+                    points: -1_000, withheld: 19_000, time: day)
                 let pushed = try await sync.push(
                     RawSync.push(try RawSync.chain([refund], first: 4, previous: afterEarn)))
                 #expect(pushed.results.map(\.outcome) == [.posted])
-                #expect(pushed.results.first?.postedPoints == -1_200)
+                #expect(pushed.results.first?.postedPoints == -1_000)
             }
             // Operators: 500 points to A at the fashion store's expense, 300 to B at the platform's.
             _ = try await gateway.store.adjust(
@@ -144,33 +144,49 @@ struct SettlementTests {
             clock.set(Self.at("2027-12-02T00:30"))
             let closed = try await gateway.store.closeSettlement(period: CivilDate(parsing: "2027-12-01")!, by: "alice")
             // By hand (mall 1.2 fen per point issued, the jeweller 1.5, every redeem price 1 fen):
-            // fashion: 200 (B's sign-up) + 500 adjusted = 700 × 1.2 = 840 payable.
+            // fashion: no points issued that day, 500 adjusted: 500 × 1.2 = 600 payable.
             let fashion = try Self.merchant(closed.json, "mall-fashion")
-            #expect(fashion["points_issued"] as? Int == 200)
+            #expect(fashion["points_issued"] as? Int == 0)
             #expect(fashion["points_adjusted"] as? Int == 500)
-            #expect(fashion["payable_minor"] as? Int == 840)
-            #expect(fashion["net_minor"] as? Int == -840)
-            // jeweller: 20,000 issued, 1,200 taken back: 18,800 × 1.5 = 28,200 payable; no risk charge.
+            #expect(fashion["payable_minor"] as? Int == 600)
+            #expect(fashion["net_minor"] as? Int == -600)
+            // jeweller: 20,000 issued, 1,000 taken back: 19,000 × 1.5 = 28,500 payable; no risk charge.
             let jeweller = try Self.merchant(closed.json, "mall-jeweller")
             #expect(jeweller["points_issued"] as? Int == 20_000)
-            #expect(jeweller["points_reversed"] as? Int == 1_200)
-            #expect(jeweller["payable_minor"] as? Int == 28_200)
+            #expect(jeweller["points_reversed"] as? Int == 1_000)
+            #expect(jeweller["payable_minor"] as? Int == 28_500)
             #expect(jeweller["risk_charge_minor"] as? Int == 0)
-            #expect(jeweller["net_minor"] as? Int == -28_200)
+            #expect(jeweller["net_minor"] as? Int == -28_500)
             // hotel: 19,000 taken at 1 fen.
             let rooms = try Self.merchant(closed.json, "hotel-rooms")
             #expect(rooms["receivable_minor"] as? Int == 19_000)
             #expect(rooms["net_minor"] as? Int == 19_000)
-            // platform: spread 840 + 28,200 − 19,000 = 10,040 (the margin the jeweller's refund no
-            // longer wipes out); breakage 200 expired × 1 fen; 300 points given at 1 fen.
+            // platform: cash spread 600 + 28,500 − 19,000 = 10,100 (the margin the jeweller's refund no
+            // longer wipes out); breakage: the 400 expired points at the 1.2 fen the fashion store
+            // paid = 480; 300 points given at the breakage price of 1 fen = 300.
             let object = try #require(try JSONSerialization.jsonObject(with: closed.json) as? [String: Any])
             let platform = try #require(object["platform"] as? [String: Any])
-            #expect(platform["spread_minor"] as? Int == 10_040)
-            #expect(platform["net_minor"] as? Int == 10_040)
-            #expect(platform["expired_points"] as? Int == 200)
-            #expect(platform["breakage_minor"] as? Int == 200)
+            #expect(platform["spread_minor"] as? Int == 10_100)
+            #expect(platform["net_minor"] as? Int == 10_100)
+            #expect(platform["expired_points"] as? Int == 400)
+            #expect(platform["breakage_minor"] as? Int == 480)
             #expect(platform["adjusted_points"] as? Int == 300)
             #expect(platform["adjustments_minor"] as? Int == 300)
+            // The liability at the prices paid: opening 400 × 1.2 = 480; issued 20,000 × 1.5 + 500 ×
+            // 1.2 + 300 × 0 = 30,600; redeemed 19,000 × 1.5 = 28,500; expired 480; refunded 1,000 ×
+            // 1.5 = 1,500; closing A's 500 × 1.2 + B's 300 × 0 = 600 (480 + 30,600 − 28,500 − 480 −
+            // 1,500). The margin earned: 28,500 released − 19,000 paid + 480 breakage = 9,980; the
+            // cash spread exceeds it by the liability's growth, 120.
+            let liability = try #require(platform["liability"] as? [String: Any])
+            let figures = [
+                "opening": (400, 480), "issued": (20_800, 30_600), "redeemed": (19_000, 28_500),
+                "expired": (400, 480), "reversed": (1_000, 1_500), "adjusted": (0, 0), "closing": (800, 600),
+            ]
+            for (name, (points, minor)) in figures {
+                #expect(liability["\(name)_points"] as? Int == points, "\(name)")
+                #expect(liability["\(name)_minor"] as? Int == minor, "\(name)")
+            }
+            #expect(platform["margin_minor"] as? Int == 9_980)
             let merchants = try #require(object["merchants"] as? [[String: Any]])
             #expect(
                 merchants.reduce(0) { $0 + ($1["net_minor"] as? Int ?? 0) } + (platform["net_minor"] as? Int ?? 0) == 0)

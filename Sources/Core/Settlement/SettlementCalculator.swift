@@ -55,9 +55,11 @@ package struct MerchantSettlement: Hashable, Sendable {
 
 /// The platform's line.
 package struct PlatformSettlement: Hashable, Sendable {
-    /// Σ payable − Σ receivable: the margin on points bought and paid for in the period.
+    /// Σ payable − Σ receivable: the cash the points fund kept in the period (not a margin: it holds
+    /// the money for points issued and not yet redeemed).
     package var spread: Money
-    /// halfEven(expired points × breakage price): value of points that will never be paid out.
+    /// The value of the points that expired in the period at the prices their issuers paid (less
+    /// breakage refunds took back): revenue of points that will never be paid out.
     package var breakage: Money
     /// Σ risk charges recovered from sites.
     package var risk: Money
@@ -68,6 +70,11 @@ package struct PlatformSettlement: Hashable, Sendable {
     package var adjustedPoints: Points
     /// halfEven(adjusted points × breakage price): their value, an expense shown, not a cash line.
     package var adjustments: Money
+    /// The points members hold, valued at what their issuers paid, rolled over the period.
+    package var liability: LiabilityRollForward
+    /// The platform's earned margin: the liability released by redemptions, less what it pays the
+    /// redeeming merchants, plus the risk charges it recovers and the breakage.
+    package var margin: Money
 }
 
 /// A journal line: `amount` debited to one account and credited to another.
@@ -96,7 +103,8 @@ package struct Settlement: Hashable, Sendable {
 package enum SettlementCalculator: Sendable {
     package static func settle(
         activities: [MerchantActivity], prices: (MerchantActivity) -> SettlementPrices?, expired: Points,
-        platformAdjusted: Points = .zero, breakagePrice: Rate
+        platformAdjusted: Points = .zero, breakagePrice: Rate, liability: LiabilityRollForward,
+        breakageReversed: Money = .zero
     ) throws(CalculationError) -> Settlement {
         var merchants: [MerchantSettlement] = []
         var journal: [JournalLine] = []
@@ -129,7 +137,8 @@ package enum SettlementCalculator: Sendable {
         }
         let spread = merchants.reduce(Money.zero) { $0 + $1.payable - $1.receivable }
         let risk = merchants.reduce(Money.zero) { $0 + $1.riskCharge }
-        let breakage = Money(minorUnits: breakagePrice.halfEvenTimes(expired.value))
+        let breakage = liability.expired.minor - breakageReversed
+        let receivable = merchants.reduce(Money.zero) { $0 + $1.receivable }
         journal.append(
             JournalLine(
                 debit: "platform:points_fund", credit: "platform:breakage", amount: breakage, memo: "points expired"))
@@ -142,7 +151,8 @@ package enum SettlementCalculator: Sendable {
             merchants: merchants,
             platform: PlatformSettlement(
                 spread: spread, breakage: breakage, risk: risk, net: spread + risk, expiredPoints: expired,
-                adjustedPoints: platformAdjusted, adjustments: adjustments),
+                adjustedPoints: platformAdjusted, adjustments: adjustments, liability: liability,
+                margin: liability.redeemed.minor - receivable + risk + breakage),
             journal: journal.filter { $0.amount != .zero })
     }
 }

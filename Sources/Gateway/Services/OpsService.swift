@@ -390,6 +390,21 @@ extension OpsService {
             result.platform.netMinor = (platform["net_minor"] as? NSNumber)?.int64Value ?? 0
             result.platform.adjustedPoints = (platform["adjusted_points"] as? NSNumber)?.int64Value ?? 0
             result.platform.adjustmentsMinor = (platform["adjustments_minor"] as? NSNumber)?.int64Value ?? 0
+            result.platform.marginMinor = (platform["margin_minor"] as? NSNumber)?.int64Value ?? 0
+            let liability = platform["liability"] as? [String: Any] ?? [:]
+            func figure(_ name: String) -> Coalition_Ops_V1_LiabilityFigure {
+                var figure = Coalition_Ops_V1_LiabilityFigure()
+                figure.points = (liability["\(name)_points"] as? NSNumber)?.int64Value ?? 0
+                figure.minor = (liability["\(name)_minor"] as? NSNumber)?.int64Value ?? 0
+                return figure
+            }
+            result.platform.liability.opening = figure("opening")
+            result.platform.liability.issued = figure("issued")
+            result.platform.liability.redeemed = figure("redeemed")
+            result.platform.liability.expired = figure("expired")
+            result.platform.liability.reversed = figure("reversed")
+            result.platform.liability.adjusted = figure("adjusted")
+            result.platform.liability.closing = figure("closing")
         }
         for merchant in object["merchants"] as? [[String: Any]] ?? [] {
             func int(_ key: String) -> Int64 { (merchant[key] as? NSNumber)?.int64Value ?? 0 }

@@ -68,6 +68,31 @@ extension SQLiteLedgerStore {
         let byVersion = Dictionary(programs.versions.map { ($0.version, $0.program) }, uniquingKeysWith: { $1 })
         // Posting times never go backwards: the period is a range of positions.
         let writer = LedgerWriter(db: db)
+        let first = try writer.firstPosition(postedAtOrAfter: start)
+        let last = try writer.firstPosition(postedAtOrAfter: end)
+        /// The issue price of a merchant's points under a version (zero for the platform's own).
+        func issuePrice(_ merchant: String?, _ version: Int64?) -> Rate {
+            let priced = version.flatMap { byVersion[$0] } ?? program
+            guard let id = merchant.flatMap(MerchantID.init), let (found, site) = priced.merchant(id) else {
+                return .zero
+            }
+            return priced.settlement.prices(for: found, format: site.format)?.issuePrice ?? .zero
+        }
+        let lots = try Self.lotMovements(db, from: first, to: last).map { row in
+            var lot = row.movement
+            lot.price = issuePrice(row.merchant, row.version)
+            return lot
+        }
+        let breakageReversed = try Row.fetchAll(
+            db,
+            sql: """
+                SELECT -p.points AS points, o.merchant_id, o.program_version FROM transactions t
+                JOIN postings p ON p.position = t.position AND p.account = 'expired'
+                JOIN transactions o ON o.transaction_id = t.original_transaction_id
+                WHERE t.kind = 'reverse' AND t.position >= ? AND t.position < ?
+                """,
+            arguments: [first, last]
+        ).map { (points: Points($0["points"]), price: issuePrice($0["merchant_id"], $0["program_version"])) }
         let lines = try Row.fetchAll(
             db,
             sql: """
@@ -79,9 +104,7 @@ extension SQLiteLedgerStore {
                 WHERE t.position >= ? AND t.position < ?
                 ORDER BY t.position
                 """,
-            arguments: [
-                try writer.firstPosition(postedAtOrAfter: start), try writer.firstPosition(postedAtOrAfter: end),
-            ]
+            arguments: [first, last]
         ).map { row in
             SettlementLine(
                 position: row["position"], kind: row["kind"], merchant: row["merchant_id"],
@@ -98,9 +121,56 @@ extension SQLiteLedgerStore {
                     guard let (merchant, site) = priced.merchant(activity.merchant) else { return nil }
                     return priced.settlement.prices(for: merchant, format: site.format)
                 },
-                expired: expired, platformAdjusted: platformAdjusted, breakagePrice: program.settlement.breakagePrice)
+                expired: expired, platformAdjusted: platformAdjusted, breakagePrice: program.settlement.breakagePrice,
+                liability: SettlementCalculator.liability(lots),
+                breakageReversed: SettlementCalculator.value(breakageReversed))
         } catch {
             throw SettlementRefusal(description: "\(error)")
+        }
+    }
+
+    /// What happened to each lot created before `end` (a position) in the period from `start`, with
+    /// the merchant and program version of the transaction that created it (its price). A lot of a
+    /// referral bonus (`<transaction>-referral`) was created by that transaction.
+    private static func lotMovements(_ db: Database, from start: Int64, to end: Int64) throws -> [(
+        movement: LotMovement, merchant: String?, version: Int64?
+    )] {
+        try Row.fetchAll(
+            db,
+            sql: """
+                WITH draws AS (
+                    SELECT d.lot_number AS lot,
+                        SUM(CASE WHEN d.position < ?1 THEN d.points ELSE 0 END) AS before,
+                        SUM(CASE WHEN d.position >= ?1 AND (t.kind IN ('redeem', 'parking')
+                            OR (t.kind = 'reverse' AND d.points < 0)) THEN d.points ELSE 0 END) AS redeemed,
+                        SUM(CASE WHEN d.position >= ?1 AND t.kind = 'expire' THEN d.points ELSE 0 END) AS expired,
+                        SUM(CASE WHEN d.position >= ?1 AND t.kind = 'reverse' AND d.points > 0 THEN d.points ELSE 0 END)
+                            AS reversed,
+                        SUM(CASE WHEN d.position >= ?1 AND t.kind = 'adjust' THEN d.points ELSE 0 END) AS adjusted
+                    FROM lot_draws d JOIN transactions t ON t.position = d.position
+                    WHERE d.position < ?2 GROUP BY d.lot_number
+                )
+                SELECT l.original_points, c.position AS created, c.merchant_id, c.program_version,
+                    COALESCE(w.before, 0) AS before, COALESCE(w.redeemed, 0) AS redeemed,
+                    COALESCE(w.expired, 0) AS expired, COALESCE(w.reversed, 0) AS reversed,
+                    COALESCE(w.adjusted, 0) AS adjusted
+                FROM lots l
+                JOIN transactions c ON c.transaction_id = CASE WHEN l.lot_id LIKE '%-referral'
+                    THEN substr(l.lot_id, 1, length(l.lot_id) - 9) ELSE l.lot_id END
+                LEFT JOIN draws w ON w.lot = l.lot_number
+                WHERE c.position < ?2
+                """,
+            arguments: [start, end]
+        ).map { row in
+            let original = Points(row["original_points"])
+            let old = (row["created"] as Int64) < start
+            return (
+                LotMovement(
+                    price: .zero, opening: old ? original - Points(row["before"]) : .zero,
+                    issued: old ? .zero : original, redeemed: Points(row["redeemed"]), expired: Points(row["expired"]),
+                    reversed: Points(row["reversed"]), adjusted: Points(row["adjusted"])),
+                row["merchant_id"], row["program_version"]
+            )
         }
     }
 
@@ -147,6 +217,19 @@ extension SQLiteLedgerStore {
                     ("risk_minor", "\(platform.risk)"),
                     ("net_minor", "\(platform.net)"), ("expired_points", "\(platform.expiredPoints)"),
                     ("adjusted_points", "\(platform.adjustedPoints)"), ("adjustments_minor", "\(platform.adjustments)"),
+                    ("margin_minor", "\(platform.margin)"),
+                    (
+                        "liability",
+                        object(
+                            [
+                                ("opening", platform.liability.opening), ("issued", platform.liability.issued),
+                                ("redeemed", platform.liability.redeemed), ("expired", platform.liability.expired),
+                                ("reversed", platform.liability.reversed), ("adjusted", platform.liability.adjusted),
+                                ("closing", platform.liability.closing),
+                            ].flatMap { name, figure in
+                                [("\(name)_points", "\(figure.points)"), ("\(name)_minor", "\(figure.minor)")]
+                            })
+                    ),
                 ])
             ),
             ("journal", "[" + journal.joined(separator: ",") + "]"),
@@ -157,12 +240,12 @@ extension SQLiteLedgerStore {
 
     private static func csv(_ settlement: Settlement, period: CivilDate) -> Data {
         var lines = [
-            "period,party,site_id,program_version,points_issued,points_reversed,points_redeemed,parking_points,offline_risk_points,payable_minor,receivable_minor,risk_charge_minor,net_minor,late_items,spread_minor,breakage_minor,expired_points,points_adjusted,adjustments_minor"
+            "period,party,site_id,program_version,points_issued,points_reversed,points_redeemed,parking_points,offline_risk_points,payable_minor,receivable_minor,risk_charge_minor,net_minor,late_items,spread_minor,breakage_minor,expired_points,points_adjusted,adjustments_minor,margin_minor,liability_points,liability_minor"
         ]
         for m in settlement.merchants {
             let a = m.activity
             lines.append(
-                "\(period),\(a.merchant),\(a.site),\(a.programVersion),\(a.issued),\(a.reversed),\(a.redeemed),\(a.parking),\(a.risk),\(m.payable),\(m.receivable),\(m.riskCharge),\(m.net),\(a.lateItems),,,,\(a.adjusted),"
+                "\(period),\(a.merchant),\(a.site),\(a.programVersion),\(a.issued),\(a.reversed),\(a.redeemed),\(a.parking),\(a.risk),\(m.payable),\(m.receivable),\(m.riskCharge),\(m.net),\(a.lateItems),,,,\(a.adjusted),,,,"
             )
         }
         // The platform collects every payable and risk charge and pays every receivable.
@@ -170,7 +253,7 @@ extension SQLiteLedgerStore {
         let collected = settlement.merchants.reduce(Money.zero) { $0 + $1.payable }
         let paid = settlement.merchants.reduce(Money.zero) { $0 + $1.receivable }
         lines.append(
-            "\(period),platform,,,,,,,,\(collected),\(paid),\(p.risk),\(p.net),,\(p.spread),\(p.breakage),\(p.expiredPoints),\(p.adjustedPoints),\(p.adjustments)"
+            "\(period),platform,,,,,,,,\(collected),\(paid),\(p.risk),\(p.net),,\(p.spread),\(p.breakage),\(p.expiredPoints),\(p.adjustedPoints),\(p.adjustments),\(p.margin),\(p.liability.closing.points),\(p.liability.closing.minor)"
         )
         return Data((lines.joined(separator: "\n") + "\n").utf8)
     }

@@ -572,30 +572,175 @@ package nonisolated struct Coalition_Ops_V1_MerchantSettlement: Sendable {
   package init() {}
 }
 
-package nonisolated struct Coalition_Ops_V1_PlatformSettlement: Sendable {
+package nonisolated struct Coalition_Ops_V1_PlatformSettlement: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  package var spreadMinor: Int64 = 0
+  /// Sum of payables - sum of receivables: the cash the points fund kept in the period. Not a
+  /// margin: part of it is owed to members as points not yet redeemed (`liability`).
+  package var spreadMinor: Int64 {
+    get {_storage._spreadMinor}
+    set {_uniqueStorage()._spreadMinor = newValue}
+  }
 
-  package var breakageMinor: Int64 = 0
+  /// The points that expired in the period at the issue prices their issuers paid, less breakage a
+  /// refund took back: revenue, shown, not a cash line.
+  package var breakageMinor: Int64 {
+    get {_storage._breakageMinor}
+    set {_uniqueStorage()._breakageMinor = newValue}
+  }
 
-  package var riskMinor: Int64 = 0
+  /// Sum of the merchants' risk charges.
+  package var riskMinor: Int64 {
+    get {_storage._riskMinor}
+    set {_uniqueStorage()._riskMinor = newValue}
+  }
 
-  /// spread + breakage - risk.
-  package var netMinor: Int64 = 0
+  /// spread + risk: the platform's cash for the period; the merchants' nets and this sum to zero.
+  package var netMinor: Int64 {
+    get {_storage._netMinor}
+    set {_uniqueStorage()._netMinor = newValue}
+  }
 
   /// Points operators credited to members at the platform's expense in the period (net of debits).
-  package var adjustedPoints: Int64 = 0
+  package var adjustedPoints: Int64 {
+    get {_storage._adjustedPoints}
+    set {_uniqueStorage()._adjustedPoints = newValue}
+  }
 
   /// Their value, half-even(adjusted_points × settlement.breakage_price): an expense, shown, not a
   /// cash line (the cash moves when the points are redeemed).
-  package var adjustmentsMinor: Int64 = 0
+  package var adjustmentsMinor: Int64 {
+    get {_storage._adjustmentsMinor}
+    set {_uniqueStorage()._adjustmentsMinor = newValue}
+  }
+
+  /// The margin earned in the period: the liability released by redemptions - the receivables paid
+  /// for them + risk charges + breakage.
+  package var marginMinor: Int64 {
+    get {_storage._marginMinor}
+    set {_uniqueStorage()._marginMinor = newValue}
+  }
+
+  /// The points members hold, valued at what their issuers paid for them, over the period.
+  package var liability: Coalition_Ops_V1_LiabilityRollForward {
+    get {_storage._liability ?? Coalition_Ops_V1_LiabilityRollForward()}
+    set {_uniqueStorage()._liability = newValue}
+  }
+  /// Returns true if `liability` has been explicitly set.
+  package var hasLiability: Bool {_storage._liability != nil}
+  /// Clears the value of `liability`. Subsequent reads from it will return its default value.
+  package mutating func clearLiability() {_uniqueStorage()._liability = nil}
 
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
   package init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+/// Points and their value in minor units.
+package nonisolated struct Coalition_Ops_V1_LiabilityFigure: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var points: Int64 = 0
+
+  package var minor: Int64 = 0
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+/// opening + issued - redeemed - expired - reversed - adjusted = closing, in points and in money.
+/// Each figure is rounded once, half to even, except `issued`, the balancing figure; a period's
+/// closing is the next period's opening.
+package nonisolated struct Coalition_Ops_V1_LiabilityRollForward: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var opening: Coalition_Ops_V1_LiabilityFigure {
+    get {_opening ?? Coalition_Ops_V1_LiabilityFigure()}
+    set {_opening = newValue}
+  }
+  /// Returns true if `opening` has been explicitly set.
+  package var hasOpening: Bool {self._opening != nil}
+  /// Clears the value of `opening`. Subsequent reads from it will return its default value.
+  package mutating func clearOpening() {self._opening = nil}
+
+  package var issued: Coalition_Ops_V1_LiabilityFigure {
+    get {_issued ?? Coalition_Ops_V1_LiabilityFigure()}
+    set {_issued = newValue}
+  }
+  /// Returns true if `issued` has been explicitly set.
+  package var hasIssued: Bool {self._issued != nil}
+  /// Clears the value of `issued`. Subsequent reads from it will return its default value.
+  package mutating func clearIssued() {self._issued = nil}
+
+  /// Released by redemptions (net of cancellations).
+  package var redeemed: Coalition_Ops_V1_LiabilityFigure {
+    get {_redeemed ?? Coalition_Ops_V1_LiabilityFigure()}
+    set {_redeemed = newValue}
+  }
+  /// Returns true if `redeemed` has been explicitly set.
+  package var hasRedeemed: Bool {self._redeemed != nil}
+  /// Clears the value of `redeemed`. Subsequent reads from it will return its default value.
+  package mutating func clearRedeemed() {self._redeemed = nil}
+
+  /// Released by expiry.
+  package var expired: Coalition_Ops_V1_LiabilityFigure {
+    get {_expired ?? Coalition_Ops_V1_LiabilityFigure()}
+    set {_expired = newValue}
+  }
+  /// Returns true if `expired` has been explicitly set.
+  package var hasExpired: Bool {self._expired != nil}
+  /// Clears the value of `expired`. Subsequent reads from it will return its default value.
+  package mutating func clearExpired() {self._expired = nil}
+
+  /// Taken back by refunds.
+  package var reversed: Coalition_Ops_V1_LiabilityFigure {
+    get {_reversed ?? Coalition_Ops_V1_LiabilityFigure()}
+    set {_reversed = newValue}
+  }
+  /// Returns true if `reversed` has been explicitly set.
+  package var hasReversed: Bool {self._reversed != nil}
+  /// Clears the value of `reversed`. Subsequent reads from it will return its default value.
+  package mutating func clearReversed() {self._reversed = nil}
+
+  /// Taken by operators' debits.
+  package var adjusted: Coalition_Ops_V1_LiabilityFigure {
+    get {_adjusted ?? Coalition_Ops_V1_LiabilityFigure()}
+    set {_adjusted = newValue}
+  }
+  /// Returns true if `adjusted` has been explicitly set.
+  package var hasAdjusted: Bool {self._adjusted != nil}
+  /// Clears the value of `adjusted`. Subsequent reads from it will return its default value.
+  package mutating func clearAdjusted() {self._adjusted = nil}
+
+  package var closing: Coalition_Ops_V1_LiabilityFigure {
+    get {_closing ?? Coalition_Ops_V1_LiabilityFigure()}
+    set {_closing = newValue}
+  }
+  /// Returns true if `closing` has been explicitly set.
+  package var hasClosing: Bool {self._closing != nil}
+  /// Clears the value of `closing`. Subsequent reads from it will return its default value.
+  package mutating func clearClosing() {self._closing = nil}
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+
+  fileprivate var _opening: Coalition_Ops_V1_LiabilityFigure? = nil
+  fileprivate var _issued: Coalition_Ops_V1_LiabilityFigure? = nil
+  fileprivate var _redeemed: Coalition_Ops_V1_LiabilityFigure? = nil
+  fileprivate var _expired: Coalition_Ops_V1_LiabilityFigure? = nil
+  fileprivate var _reversed: Coalition_Ops_V1_LiabilityFigure? = nil
+  fileprivate var _adjusted: Coalition_Ops_V1_LiabilityFigure? = nil
+  fileprivate var _closing: Coalition_Ops_V1_LiabilityFigure? = nil
 }
 
 package nonisolated struct Coalition_Ops_V1_SettlementResult: Sendable {
@@ -2015,7 +2160,126 @@ nonisolated extension Coalition_Ops_V1_MerchantSettlement: SwiftProtobuf.Message
 
 nonisolated extension Coalition_Ops_V1_PlatformSettlement: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".PlatformSettlement"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}spread_minor\0\u{3}breakage_minor\0\u{3}risk_minor\0\u{3}net_minor\0\u{3}adjusted_points\0\u{3}adjustments_minor\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}spread_minor\0\u{3}breakage_minor\0\u{3}risk_minor\0\u{3}net_minor\0\u{3}adjusted_points\0\u{3}adjustments_minor\0\u{3}margin_minor\0\u{1}liability\0")
+
+  fileprivate class _StorageClass {
+    var _spreadMinor: Int64 = 0
+    var _breakageMinor: Int64 = 0
+    var _riskMinor: Int64 = 0
+    var _netMinor: Int64 = 0
+    var _adjustedPoints: Int64 = 0
+    var _adjustmentsMinor: Int64 = 0
+    var _marginMinor: Int64 = 0
+    var _liability: Coalition_Ops_V1_LiabilityRollForward? = nil
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _spreadMinor = source._spreadMinor
+      _breakageMinor = source._breakageMinor
+      _riskMinor = source._riskMinor
+      _netMinor = source._netMinor
+      _adjustedPoints = source._adjustedPoints
+      _adjustmentsMinor = source._adjustmentsMinor
+      _marginMinor = source._marginMinor
+      _liability = source._liability
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularInt64Field(value: &_storage._spreadMinor) }()
+        case 2: try { try decoder.decodeSingularInt64Field(value: &_storage._breakageMinor) }()
+        case 3: try { try decoder.decodeSingularInt64Field(value: &_storage._riskMinor) }()
+        case 4: try { try decoder.decodeSingularInt64Field(value: &_storage._netMinor) }()
+        case 5: try { try decoder.decodeSingularInt64Field(value: &_storage._adjustedPoints) }()
+        case 6: try { try decoder.decodeSingularInt64Field(value: &_storage._adjustmentsMinor) }()
+        case 7: try { try decoder.decodeSingularInt64Field(value: &_storage._marginMinor) }()
+        case 8: try { try decoder.decodeSingularMessageField(value: &_storage._liability) }()
+        default: break
+        }
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if _storage._spreadMinor != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._spreadMinor, fieldNumber: 1)
+      }
+      if _storage._breakageMinor != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._breakageMinor, fieldNumber: 2)
+      }
+      if _storage._riskMinor != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._riskMinor, fieldNumber: 3)
+      }
+      if _storage._netMinor != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._netMinor, fieldNumber: 4)
+      }
+      if _storage._adjustedPoints != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._adjustedPoints, fieldNumber: 5)
+      }
+      if _storage._adjustmentsMinor != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._adjustmentsMinor, fieldNumber: 6)
+      }
+      if _storage._marginMinor != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._marginMinor, fieldNumber: 7)
+      }
+      try { if let v = _storage._liability {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+      } }()
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Ops_V1_PlatformSettlement, rhs: Coalition_Ops_V1_PlatformSettlement) -> Bool {
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._spreadMinor != rhs_storage._spreadMinor {return false}
+        if _storage._breakageMinor != rhs_storage._breakageMinor {return false}
+        if _storage._riskMinor != rhs_storage._riskMinor {return false}
+        if _storage._netMinor != rhs_storage._netMinor {return false}
+        if _storage._adjustedPoints != rhs_storage._adjustedPoints {return false}
+        if _storage._adjustmentsMinor != rhs_storage._adjustmentsMinor {return false}
+        if _storage._marginMinor != rhs_storage._marginMinor {return false}
+        if _storage._liability != rhs_storage._liability {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Ops_V1_LiabilityFigure: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".LiabilityFigure"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}points\0\u{1}minor\0")
 
   package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2023,46 +2287,90 @@ nonisolated extension Coalition_Ops_V1_PlatformSettlement: SwiftProtobuf.Message
       // allocates stack space for every case branch when no optimizations are
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
-      case 1: try { try decoder.decodeSingularInt64Field(value: &self.spreadMinor) }()
-      case 2: try { try decoder.decodeSingularInt64Field(value: &self.breakageMinor) }()
-      case 3: try { try decoder.decodeSingularInt64Field(value: &self.riskMinor) }()
-      case 4: try { try decoder.decodeSingularInt64Field(value: &self.netMinor) }()
-      case 5: try { try decoder.decodeSingularInt64Field(value: &self.adjustedPoints) }()
-      case 6: try { try decoder.decodeSingularInt64Field(value: &self.adjustmentsMinor) }()
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.points) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.minor) }()
       default: break
       }
     }
   }
 
   package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if self.spreadMinor != 0 {
-      try visitor.visitSingularInt64Field(value: self.spreadMinor, fieldNumber: 1)
+    if self.points != 0 {
+      try visitor.visitSingularInt64Field(value: self.points, fieldNumber: 1)
     }
-    if self.breakageMinor != 0 {
-      try visitor.visitSingularInt64Field(value: self.breakageMinor, fieldNumber: 2)
-    }
-    if self.riskMinor != 0 {
-      try visitor.visitSingularInt64Field(value: self.riskMinor, fieldNumber: 3)
-    }
-    if self.netMinor != 0 {
-      try visitor.visitSingularInt64Field(value: self.netMinor, fieldNumber: 4)
-    }
-    if self.adjustedPoints != 0 {
-      try visitor.visitSingularInt64Field(value: self.adjustedPoints, fieldNumber: 5)
-    }
-    if self.adjustmentsMinor != 0 {
-      try visitor.visitSingularInt64Field(value: self.adjustmentsMinor, fieldNumber: 6)
+    if self.minor != 0 {
+      try visitor.visitSingularInt64Field(value: self.minor, fieldNumber: 2)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  package static func ==(lhs: Coalition_Ops_V1_PlatformSettlement, rhs: Coalition_Ops_V1_PlatformSettlement) -> Bool {
-    if lhs.spreadMinor != rhs.spreadMinor {return false}
-    if lhs.breakageMinor != rhs.breakageMinor {return false}
-    if lhs.riskMinor != rhs.riskMinor {return false}
-    if lhs.netMinor != rhs.netMinor {return false}
-    if lhs.adjustedPoints != rhs.adjustedPoints {return false}
-    if lhs.adjustmentsMinor != rhs.adjustmentsMinor {return false}
+  package static func ==(lhs: Coalition_Ops_V1_LiabilityFigure, rhs: Coalition_Ops_V1_LiabilityFigure) -> Bool {
+    if lhs.points != rhs.points {return false}
+    if lhs.minor != rhs.minor {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Ops_V1_LiabilityRollForward: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".LiabilityRollForward"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}opening\0\u{1}issued\0\u{1}redeemed\0\u{1}expired\0\u{1}reversed\0\u{1}adjusted\0\u{1}closing\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._opening) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._issued) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._redeemed) }()
+      case 4: try { try decoder.decodeSingularMessageField(value: &self._expired) }()
+      case 5: try { try decoder.decodeSingularMessageField(value: &self._reversed) }()
+      case 6: try { try decoder.decodeSingularMessageField(value: &self._adjusted) }()
+      case 7: try { try decoder.decodeSingularMessageField(value: &self._closing) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._opening {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    try { if let v = self._issued {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    try { if let v = self._redeemed {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    } }()
+    try { if let v = self._expired {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    } }()
+    try { if let v = self._reversed {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    } }()
+    try { if let v = self._adjusted {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    } }()
+    try { if let v = self._closing {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Ops_V1_LiabilityRollForward, rhs: Coalition_Ops_V1_LiabilityRollForward) -> Bool {
+    if lhs._opening != rhs._opening {return false}
+    if lhs._issued != rhs._issued {return false}
+    if lhs._redeemed != rhs._redeemed {return false}
+    if lhs._expired != rhs._expired {return false}
+    if lhs._reversed != rhs._reversed {return false}
+    if lhs._adjusted != rhs._adjusted {return false}
+    if lhs._closing != rhs._closing {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
