@@ -15,7 +15,9 @@ import Wire
 /// bound (docs/rules.md, "Member state an edge states").
 ///
 /// It also pushes refunds of its own earlier earns stating another member than the earn's: a
-/// reversal belongs to its original's member and merchant, so each must be refused.
+/// reversal belongs to its original's member and merchant, so each must be refused; and it dates
+/// some earns days back, which the gateway must post no earlier than its previous transaction less
+/// the clock tolerance (docs/protocol.md, "Posting rules").
 final class LyingSite {
     let site = SiteID("office-01")!
     let merchant = MerchantID("office-management")!
@@ -29,6 +31,8 @@ final class LyingSite {
     private(set) var postedEarns: [(transactionID: String, member: MemberID, amount: Int64)] = []
     /// True while the pending transaction is a refund naming another member than its original's.
     private(set) var pendingIsRefund = false
+    /// When the gateway says this site's last transaction happened (as posted).
+    var lastPostedOccurredAt: Timestamp?
 
     /// Makes up a refund of `original` (one of this site's posted earns) stating `member`, who is
     /// not the earn's.
@@ -48,8 +52,13 @@ final class LyingSite {
         pendingIsRefund = true
     }
 
-    /// Makes up an earn of `amount` for `member` at `now`.
-    func forge(member: MemberID, amount: Int64, at now: Timestamp, program: Program, version: Int64) throws {
+    /// Makes up an earn of `amount` for `member` dated `now`, which the gateway is to post at
+    /// `effective` (a back-dated earn is raised to its bound; the points it may be given are
+    /// those of that time).
+    func forge(
+        member: MemberID, amount: Int64, at now: Timestamp, effective: Timestamp? = nil, program: Program,
+        version: Int64
+    ) throws {
         precondition(pending == nil, "one forged transaction at a time")
         let claimed = MemberEarnState(
             tier: program.tiers.tiers.last!.id, birthMonth: program.timeZone.date(of: now).month,
@@ -68,6 +77,7 @@ final class LyingSite {
             uniqueKeysWithValues: claimed.lastEarnByFormat.map { ($0.key.rawValue, $0.value.milliseconds) })
         local.earn = record
         try setPending(local, member: member, at: now)
+        if let effective, let pending { self.pending = (pending.transaction, pending.member, effective) }
     }
 
     /// A new transaction of this site at `now`, with no body yet.
@@ -121,7 +131,7 @@ final class LyingSite {
     /// The most an honest site could have been given for the pending earn: Core with the gateway's
     /// own record of the member (tier, birth month, last earns, streak) as it stands before the push.
     /// Nil when the gateway does not know the member.
-    func honestPoints(_ store: SQLiteLedgerStore) async throws -> Int64? {
+    func honestPoints(_ store: SQLiteLedgerStore, tolerance: Int64) async throws -> Int64? {
         guard let pending, let program = store.programs.latest?.program else { return nil }
         let local = try Coalition_Sync_V1_LocalTransaction(serializedBytes: pending.transaction.payload)
         let state: MemberEarnState? = try await store.database.pool.read { db in
@@ -141,12 +151,24 @@ final class LyingSite {
                 })
         }
         guard let state else { return nil }
-        return try EarnCalculator.earn(
-            program: program,
-            input: EarnInput(
-                merchant: merchant, amount: Money(minorUnits: local.earn.amountMinor), occurredAt: pending.occurredAt,
-                member: state)
-        ).total.value
+        // A stated last earn no later than the record's (within the tolerance) is one a stale
+        // replica could hold, and is kept: an earn dated back before the record's last earn at a
+        // format may so have the cross-format bonus, as an honest stale edge's would.
+        var stale = state
+        for (format, time) in local.earn.lastEarnAtMsByFormat {
+            guard let format = Format(format), let recorded = state.lastEarnByFormat[format],
+                time <= recorded.milliseconds + tolerance
+            else { continue }
+            stale.lastEarnByFormat[format] = Timestamp(milliseconds: time)
+        }
+        return try [state, stale].map {
+            try EarnCalculator.earn(
+                program: program,
+                input: EarnInput(
+                    merchant: merchant, amount: Money(minorUnits: local.earn.amountMinor),
+                    occurredAt: pending.occurredAt, member: $0)
+            ).total.value
+        }.max()
     }
 
     /// The member `member` was merged into at the gateway (itself when not merged).

@@ -41,6 +41,8 @@ final class Simulation {
     private let liar = LyingSite()
     /// The Quay dinner promotion's budget in the simulation's program.
     static let dinnerBudget: Int64 = 1_000
+    /// The gateway's tolerance on edge clocks in the simulation.
+    static let clockSkewMaxMilliseconds: Int64 = 10 * 60 * 1000
 
     // What the simulation knows happened.
     private var members: [String] = []
@@ -81,7 +83,7 @@ final class Simulation {
         ])
         .write(toFile: programFile, atomically: true, encoding: .utf8)
         var limits = GatewayLimits()
-        limits.clockSkewMaxMilliseconds = 10 * 60 * 1000
+        limits.clockSkewMaxMilliseconds = Self.clockSkewMaxMilliseconds
         gateway = try SimulatedGateway(path: directory + "/gateway.sqlite", clock: clock, limits: limits)
         try gateway.store.publish(
             document: Array(try Data(contentsOf: URL(fileURLWithPath: programFile))), by: "simulation")
@@ -380,9 +382,18 @@ final class Simulation {
                 return "liar: no member to lie about"
             }
             let latest = store.programs.latest!
+            // A quarter of its earns are dated 1 hour to 5 days back; the gateway posts them no
+            // earlier than the liar's previous transaction less the clock tolerance.
+            var dated = clock.now()
+            var effective = dated
+            if random.chance(25), let last = liar.lastPostedOccurredAt {
+                dated = dated.adding(milliseconds: -Int64.random(in: 3_600_000...432_000_000, using: &random))
+                effective = max(dated, last.adding(milliseconds: -Self.clockSkewMaxMilliseconds))
+                fault("back-dated lie")
+            }
             try liar.forge(
-                member: member, amount: Int64.random(in: 1_000...300_000, using: &random), at: clock.now(),
-                program: latest.program, version: latest.version)
+                member: member, amount: Int64.random(in: 1_000...300_000, using: &random), at: dated,
+                effective: effective, program: latest.program, version: latest.version)
             let forged = liar.pending!
             let earn = try Coalition_Sync_V1_LocalTransaction(serializedBytes: forged.transaction.payload).earn
             model.record(
@@ -401,16 +412,40 @@ final class Simulation {
             if result.outcome != .rejected {
                 violation("gateway: the lying site's refund stating member \(stated) was \(result.outcome)")
             }
+            liar.lastPostedOccurredAt = try await Self.postedOccurredAt(result.transactionID, store)
             return "liar refunded against \(stated): \(result.outcome) \(result.reason)"
         }
-        let honest = try await liar.honestPoints(store)
+        let honest = try await liar.honestPoints(store, tolerance: Self.clockSkewMaxMilliseconds)
+        let (dated, effective) = (
+            Timestamp(milliseconds: liar.pending!.transaction.occurredAtMs), liar.pending!.occurredAt
+        )
         guard let result = try await liar.push(gateway, at: clock.now()) else { return "liar: push not applied" }
+        let posted = try await Self.postedOccurredAt(result.transactionID, store)
+        liar.lastPostedOccurredAt = posted
+        if result.outcome != .rejected {
+            if posted != effective {
+                violation(
+                    "gateway: the lying site's earn dated \(dated.milliseconds) was posted at \(posted?.milliseconds ?? -1), not \(effective.milliseconds)"
+                )
+            }
+            if effective > dated, !result.reason.contains("clock_skew") {
+                violation("gateway: the lying site's back-dated earn was not flagged clock_skew (\(result.reason))")
+            }
+        }
         if let honest, result.outcome != .rejected, result.postedPoints > honest {
             violation(
                 "gateway: the lying site was given \(result.postedPoints) points where the member's record earns \(honest)"
             )
         }
         return "liar pushed \(result.transactionID): \(result.outcome) \(result.reason) \(result.postedPoints)"
+    }
+
+    /// When the gateway says `transaction` happened.
+    private static func postedOccurredAt(_ transaction: String, _ store: SQLiteLedgerStore) async throws -> Timestamp? {
+        try await store.database.pool.read { db in
+            try Int64.fetchOne(
+                db, sql: "SELECT occurred_at_ms FROM transactions WHERE transaction_id = ?", arguments: [transaction])
+        }.map(Timestamp.init(milliseconds:))
     }
 
     /// Sends again a request whose answer was lost; the edge must answer with the same transaction.
