@@ -210,54 +210,37 @@ struct PostingRuleTests {
     /// bill's points for such an earn is posted with Core's and flagged.
     @Test("no points are earned on the part of a bill paid with points, at the edge and at the gateway")
     func paidWithPoints() async throws {
-        let directory = try TemporaryDirectory()
-        let certificates = try TestCertificates(directory: directory.url.path, sites: ["mall-01"])
-        let clock = ManualWallClock()
-        try await Network.withGateway(
-            try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: clock
-        ) { gateway in
-            let config = try Network.edgeConfiguration(
-                directory.url.path, site: "mall-01", certificates: certificates, gatewayPort: gateway.port)
-            try await Network.withEdge(config, merchant: "mall-fashion", clock: clock) { mall in
-                let member = try await mall.points.enroll(
-                    Make.enroll("E-1", phone: "+8613800138000"), metadata: mall.auth
-                ).member.memberID
-                var earn = Make.earn("R-1", member: member, amount: 100_000)
-                earn.paidWithPointsMinor = 100_001
-                let refused = await expectStatus(.invalidArgument) {
-                    _ = try await mall.points.earn(earn, metadata: mall.auth)
-                }
-                #expect(refused.contains("paid_with_points_minor"))
-                earn.paidWithPointsMinor = 20_000
-                let answer = try await mall.points.earn(earn, metadata: mall.auth)
-                #expect(answer.points == 800)
-                try await Network.eventually("synced") { try await Network.synced(mall) }
-                #expect(try await gateway.balance(member) == 1_000)
-                #expect(try await gateway.conflicts(kind: "points_mismatch").isEmpty)
+        try await Network.withLinkedEdge { gateway, mall, clock in
+            let member = try await mall.points.enroll(
+                Make.enroll("E-1", phone: "+8613800138000"), metadata: mall.auth
+            ).member.memberID
+            var earn = Make.earn("R-1", member: member, amount: 100_000)
+            earn.paidWithPointsMinor = 100_001
+            let refused = await expectStatus(.invalidArgument) {
+                _ = try await mall.points.earn(earn, metadata: mall.auth)
             }
+            #expect(refused.contains("paid_with_points_minor"))
+            earn.paidWithPointsMinor = 20_000
+            let answer = try await mall.points.earn(earn, metadata: mall.auth)
+            #expect(answer.points == 800)
+            try await Network.eventually("synced") { try await Network.synced(mall) }
+            #expect(try await gateway.balance(member) == 1_000)
+            #expect(try await gateway.conflicts(kind: "points_mismatch").isEmpty)
         }
     }
 
     /// A site that earns on the whole bill when part of it was paid with points is corrected.
     @Test("a site stating points on the part paid with points is posted with Core's and flagged")
     func paidWithPointsOverstated() async throws {
-        let directory = try TemporaryDirectory()
-        let certificates = try TestCertificates(directory: directory.url.path, sites: ["mall-01"])
-        try await Network.withGateway(
-            try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: ManualWallClock()
-        ) { gateway in
-            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") {
-                sync in
-                let (member, previous) = try await RawSync.enrolOne(sync)
-                var earn = RawSync.earn(
-                    member: member, merchant: "mall-fashion", amount: 100_000, statedPoints: 1_000, tier: "member")
-                earn.earn.paidWithPointsMinor = 20_000
-                let pushed = try await sync.push(RawSync.push(try RawSync.chain([earn], first: 2, previous: previous)))
-                #expect(pushed.results.first?.reason == "points_mismatch")
-                #expect(pushed.results.first?.postedPoints == 800)
-                #expect(try await gateway.balance(member) == 1_000)
-            }
-            try await gateway.checkInvariants()
+        try await RawSync.withEnrolledSite { site in
+            let member = site.members[0]
+            var earn = RawSync.earn(
+                member: member, merchant: "mall-fashion", amount: 100_000, statedPoints: 1_000, tier: "member")
+            earn.earn.paidWithPointsMinor = 20_000
+            let pushed = try await site.push([earn])
+            #expect(pushed.results.first?.reason == "points_mismatch")
+            #expect(pushed.results.first?.postedPoints == 800)
+            #expect(try await site.gateway.balance(member) == 1_000)
         }
     }
 
@@ -369,44 +352,34 @@ struct PostingRuleTests {
     /// back from `expired` (the breakage is reversed), not from the member's other points.
     @Test("a refund of an earn whose points expired takes them back from expired, not from other points")
     func refundOfExpiredEarn() async throws {
-        let directory = try TemporaryDirectory()
-        let certificates = try TestCertificates(directory: directory.url.path, sites: ["mall-01"])
-        let clock = ManualWallClock()
-        clock.set(ManualClockTime.now)  // 2026-11-24: these lots expire at the end of November 2027
-        try await Network.withGateway(
-            try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: clock
-        ) { gateway in
-            let config = try Network.edgeConfiguration(
-                directory.url.path, site: "mall-01", certificates: certificates, gatewayPort: gateway.port)
-            try await Network.withEdge(config, merchant: "mall-fashion", clock: clock) { mall in
-                let member = try await mall.points.enroll(
-                    Make.enroll("E-1", phone: "+8613800138000"), metadata: mall.auth
-                ).member.memberID
-                let first = try await mall.points.earn(
-                    Make.earn("R-1", member: member, amount: 100_000), metadata: mall.auth)
-                #expect(first.points == 1_000)
-                try await Network.eventually("synced") { try await Network.synced(mall) }
-                clock.set(Timestamp(milliseconds: 1_799_000_000_000))  // 2027-01-04: expires at the end of January 2028
-                _ = try await mall.points.earn(Make.earn("R-2", member: member, amount: 50_000), metadata: mall.auth)
-                try await Network.eventually("synced") { try await Network.synced(mall) }
-                clock.set(Timestamp(milliseconds: 1_827_622_800_000))  // 2027-12-01 09:00 in Shanghai
-                let run = try await gateway.store.runExpiry(asOfEndOf: CivilDate(parsing: "2027-11-30")!)
-                #expect(run.points.value == 1_200)
-                try await Network.eventually("the edge knows") { try await mall.balance(member) == 500 }
-                var refund = Coalition_Edge_V1_ReverseRequest()
-                refund.requestID = "V-1"
-                refund.originalTransactionID = first.transactionID
-                let answer = try await mall.points.reverse(refund, metadata: mall.auth)
-                #expect(answer.withheldPoints == 0)
-                try await Network.eventually("synced") { try await Network.synced(mall) }
-                #expect(try await gateway.balance(member) == 500)
-                #expect(try await gateway.account("expired") == 200)
-                #expect(try await gateway.account("offline_risk:mall-01") == 0)
-                #expect(try await gateway.account("issued:mall-fashion") == -700)
-                #expect(try await gateway.conflicts(kind: "refund_after_spend").isEmpty)
-                try await Network.eventually("the edge shows 500") { try await mall.balance(member) == 500 }
-                try await gateway.checkInvariants()
-            }
+        try await Network.withLinkedEdge { gateway, mall, clock in
+            let member = try await mall.points.enroll(
+                Make.enroll("E-1", phone: "+8613800138000"), metadata: mall.auth
+            ).member.memberID
+            let first = try await mall.points.earn(
+                Make.earn("R-1", member: member, amount: 100_000), metadata: mall.auth)
+            #expect(first.points == 1_000)
+            try await Network.eventually("synced") { try await Network.synced(mall) }
+            clock.set(Timestamp(milliseconds: 1_799_000_000_000))  // 2027-01-04: expires at the end of January 2028
+            _ = try await mall.points.earn(Make.earn("R-2", member: member, amount: 50_000), metadata: mall.auth)
+            try await Network.eventually("synced") { try await Network.synced(mall) }
+            clock.set(Timestamp(milliseconds: 1_827_622_800_000))  // 2027-12-01 09:00 in Shanghai
+            let run = try await gateway.store.runExpiry(asOfEndOf: CivilDate(parsing: "2027-11-30")!)
+            #expect(run.points.value == 1_200)
+            try await Network.eventually("the edge knows") { try await mall.balance(member) == 500 }
+            var refund = Coalition_Edge_V1_ReverseRequest()
+            refund.requestID = "V-1"
+            refund.originalTransactionID = first.transactionID
+            let answer = try await mall.points.reverse(refund, metadata: mall.auth)
+            #expect(answer.withheldPoints == 0)
+            try await Network.eventually("synced") { try await Network.synced(mall) }
+            #expect(try await gateway.balance(member) == 500)
+            #expect(try await gateway.account("expired") == 200)
+            #expect(try await gateway.account("offline_risk:mall-01") == 0)
+            #expect(try await gateway.account("issued:mall-fashion") == -700)
+            #expect(try await gateway.conflicts(kind: "refund_after_spend").isEmpty)
+            try await Network.eventually("the edge shows 500") { try await mall.balance(member) == 500 }
+            try await gateway.checkInvariants()
         }
     }
 
@@ -415,34 +388,25 @@ struct PostingRuleTests {
     /// is charged, and the refund is flagged with the points.
     @Test("a refund from a replica that did not know of the spend takes what the member has and is flagged")
     func staleRefundAfterSpend() async throws {
-        let directory = try TemporaryDirectory()
-        let certificates = try TestCertificates(directory: directory.url.path, sites: ["mall-01"])
-        try await Network.withGateway(
-            try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: ManualWallClock()
-        ) { gateway in
-            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") {
-                sync in
-                let (member, previous) = try await RawSync.enrolOne(sync)
-                let earn = RawSync.earn(
-                    member: member, merchant: "mall-fashion", amount: 100_000, statedPoints: 1_000, tier: "member")
-                var generator = SystemRandomNumberGenerator()
-                let spend = RawSync.redemption(
-                    transaction: TransactionID(time: ManualClockTime.now, using: &generator).description,
-                    member: member, merchant: "mall-fashion", points: 900, authorization: .floorLimit)
-                let refund = RawSync.refund(
-                    original: earn.transactionID, member: member, merchant: "mall-fashion", amount: 100_000,
-                    points: -1_000)
-                let pushed = try await sync.push(
-                    RawSync.push(try RawSync.chain([earn, spend, refund], first: 2, previous: previous)))
-                #expect(pushed.results.map(\.outcome) == [.posted, .posted, .postedWithConflict])
-                #expect(pushed.results.last?.reason == "refund_after_spend")
-                #expect(pushed.results.last?.postedPoints == -300)
-                #expect(try await gateway.balance(member) == 0)
-                #expect(try await gateway.account("offline_risk:mall-01") == 0)
-                #expect(try await gateway.account("issued:mall-fashion") == -900)  // 1,200 issued, 300 back
-                #expect(try await gateway.conflicts(kind: "refund_after_spend").map(\.points) == [700])
-            }
-            try await gateway.checkInvariants()
+        try await RawSync.withEnrolledSite { site in
+            let member = site.members[0]
+            let earn = RawSync.earn(
+                member: member, merchant: "mall-fashion", amount: 100_000, statedPoints: 1_000, tier: "member")
+            var generator = SystemRandomNumberGenerator()
+            let spend = RawSync.redemption(
+                transaction: TransactionID(time: ManualClockTime.now, using: &generator).description,
+                member: member, merchant: "mall-fashion", points: 900, authorization: .floorLimit)
+            let refund = RawSync.refund(
+                original: earn.transactionID, member: member, merchant: "mall-fashion", amount: 100_000,
+                points: -1_000)
+            let pushed = try await site.push([earn, spend, refund])
+            #expect(pushed.results.map(\.outcome) == [.posted, .posted, .postedWithConflict])
+            #expect(pushed.results.last?.reason == "refund_after_spend")
+            #expect(pushed.results.last?.postedPoints == -300)
+            #expect(try await site.gateway.balance(member) == 0)
+            #expect(try await site.gateway.account("offline_risk:mall-01") == 0)
+            #expect(try await site.gateway.account("issued:mall-fashion") == -900)  // 1,200 issued, 300 back
+            #expect(try await site.gateway.conflicts(kind: "refund_after_spend").map(\.points) == [700])
         }
     }
 
@@ -454,42 +418,33 @@ struct PostingRuleTests {
     @Test(
         "a refund of points already spent: the till withholds their value; the issuer is given back only what returns")
     func refundAfterSpend() async throws {
-        let directory = try TemporaryDirectory()
-        let certificates = try TestCertificates(directory: directory.url.path, sites: ["mall-01"])
-        let clock = ManualWallClock()
-        try await Network.withGateway(
-            try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: clock
-        ) { gateway in
-            let config = try Network.edgeConfiguration(
-                directory.url.path, site: "mall-01", certificates: certificates, gatewayPort: gateway.port)
-            try await Network.withEdge(config, merchant: "mall-fashion", clock: clock) { mall in
-                let member = try await mall.points.enroll(
-                    Make.enroll("E-1", phone: "+8613800138000"), metadata: mall.auth
-                ).member.memberID
-                let earn = try await mall.points.earn(
-                    Make.earn("R-1", member: member, amount: 100_000), metadata: mall.auth)
-                #expect(earn.points == 1_000)
-                // 1,200 points, 900 spent: a refund of the 1,000 takes back the 300 left and
-                // withholds 700 points' value (mall-fashion's redeem price 1 fen) from the cash.
-                _ = try await mall.points.redeem(
-                    Make.redeem("P-1", member: member, bill: 300_000, points: 900), metadata: mall.auth)
-                var refund = Coalition_Edge_V1_ReverseRequest()
-                refund.requestID = "V-1"
-                refund.originalTransactionID = earn.transactionID
-                let answer = try await mall.points.reverse(refund, metadata: mall.auth)
-                #expect(answer.points == 300)
-                #expect(answer.withheldPoints == 700)
-                #expect(answer.withheldMinor == 700)
-                #expect(answer.balanceAfterPoints == 0)
-                try await Network.eventually("synced") { try await Network.synced(mall) }
-                #expect(try await gateway.balance(member) == 0)
-                #expect(try await gateway.account("offline_risk:mall-01") == 0)
-                #expect(try await gateway.account("issued:mall-fashion") == -900)  // 1,200 issued, 300 back
-                #expect(try await gateway.conflicts(kind: "refund_after_spend").isEmpty)
+        try await Network.withLinkedEdge { gateway, mall, clock in
+            let member = try await mall.points.enroll(
+                Make.enroll("E-1", phone: "+8613800138000"), metadata: mall.auth
+            ).member.memberID
+            let earn = try await mall.points.earn(
+                Make.earn("R-1", member: member, amount: 100_000), metadata: mall.auth)
+            #expect(earn.points == 1_000)
+            // 1,200 points, 900 spent: a refund of the 1,000 takes back the 300 left and
+            // withholds 700 points' value (mall-fashion's redeem price 1 fen) from the cash.
+            _ = try await mall.points.redeem(
+                Make.redeem("P-1", member: member, bill: 300_000, points: 900), metadata: mall.auth)
+            var refund = Coalition_Edge_V1_ReverseRequest()
+            refund.requestID = "V-1"
+            refund.originalTransactionID = earn.transactionID
+            let answer = try await mall.points.reverse(refund, metadata: mall.auth)
+            #expect(answer.points == 300)
+            #expect(answer.withheldPoints == 700)
+            #expect(answer.withheldMinor == 700)
+            #expect(answer.balanceAfterPoints == 0)
+            try await Network.eventually("synced") { try await Network.synced(mall) }
+            #expect(try await gateway.balance(member) == 0)
+            #expect(try await gateway.account("offline_risk:mall-01") == 0)
+            #expect(try await gateway.account("issued:mall-fashion") == -900)  // 1,200 issued, 300 back
+            #expect(try await gateway.conflicts(kind: "refund_after_spend").isEmpty)
 
-                try await Network.eventually("the edge shows 0") { try await mall.balance(member) == 0 }
-                try await gateway.checkInvariants()
-            }
+            try await Network.eventually("the edge shows 0") { try await mall.balance(member) == 0 }
+            try await gateway.checkInvariants()
         }
     }
 }
