@@ -50,7 +50,11 @@ struct PointsServiceTests {
                 Requests.enroll("E-3", phone: "+8613900139000", referrer: response.member.memberID),
                 metadata: edge.auth("mall-fashion"))
             #expect(referred.member.balancePoints == 200)
-            #expect(referred.breakdown.components.map(\.kind) == [.signup, .referral])
+            // The new member's breakdown is theirs alone (its total the sum of its parts); the
+            // referrer's bonus is reported apart.
+            #expect(referred.breakdown.components.map(\.kind) == [.signup])
+            #expect(referred.breakdown.totalPoints == referred.breakdown.components.reduce(0) { $0 + $1.points })
+            #expect(referred.referrerBonusPoints == 300)
             #expect(
                 try await edge.points.getBalance(
                     Requests.balance(response.member.memberID), metadata: edge.auth("mall-fashion")

@@ -94,15 +94,10 @@ extension EdgeLedger {
             var response = Coalition_Edge_V1_EnrollResponse()
             response.member = try Self.summary(tx, row, program: program, now: now)
             response.transactionID = transaction.description
-            var breakdown = Coalition_Common_V1_EarnBreakdown(bonus.signup)
-            if bonus.referral > .zero {
-                var referral = Coalition_Common_V1_EarnComponent()
-                referral.kind = .referral
-                referral.points = bonus.referral.value
-                referral.description_p = "referral bonus to \(command.referrer?.description ?? "")"
-                breakdown.components.append(referral)
-            }
-            response.breakdown = breakdown
+            // The new member's points only: the referrer's bonus is not theirs, and a breakdown's
+            // total is the sum of its components.
+            response.breakdown = Coalition_Common_V1_EarnBreakdown(bonus.signup)
+            response.referrerBonusPoints = bonus.referral.value
             try tx.remember(command.key, response: response, sequence: sequence)
             return response
         }

@@ -140,7 +140,8 @@ package nonisolated struct Coalition_Edge_V1_EnrollResponse: Sendable {
   /// The enrolment transaction that carries the sign-up bonus.
   package var transactionID: String = String()
 
-  /// Sign-up and referral points explained.
+  /// The new member's points explained (the sign-up bonus); `total_points` is the sum of the
+  /// components, as everywhere.
   package var breakdown: Coalition_Common_V1_EarnBreakdown {
     get {_breakdown ?? Coalition_Common_V1_EarnBreakdown()}
     set {_breakdown = newValue}
@@ -152,6 +153,10 @@ package nonisolated struct Coalition_Edge_V1_EnrollResponse: Sendable {
 
   /// True when the phone was already enrolled and no new member was made.
   package var alreadyEnrolled: Bool = false
+
+  /// The referral bonus the referrer receives with this enrolment (not the new member's points; 0
+  /// without a referrer, or when the program pays it at the first purchase: docs/rules.md).
+  package var referrerBonusPoints: Int64 = 0
 
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -601,7 +606,7 @@ nonisolated extension Coalition_Edge_V1_EnrollRequest: SwiftProtobuf.Message, Sw
 
 nonisolated extension Coalition_Edge_V1_EnrollResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".EnrollResponse"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}member\0\u{3}transaction_id\0\u{1}breakdown\0\u{3}already_enrolled\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}member\0\u{3}transaction_id\0\u{1}breakdown\0\u{3}already_enrolled\0\u{3}referrer_bonus_points\0")
 
   package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -613,6 +618,7 @@ nonisolated extension Coalition_Edge_V1_EnrollResponse: SwiftProtobuf.Message, S
       case 2: try { try decoder.decodeSingularStringField(value: &self.transactionID) }()
       case 3: try { try decoder.decodeSingularMessageField(value: &self._breakdown) }()
       case 4: try { try decoder.decodeSingularBoolField(value: &self.alreadyEnrolled) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.referrerBonusPoints) }()
       default: break
       }
     }
@@ -635,6 +641,9 @@ nonisolated extension Coalition_Edge_V1_EnrollResponse: SwiftProtobuf.Message, S
     if self.alreadyEnrolled != false {
       try visitor.visitSingularBoolField(value: self.alreadyEnrolled, fieldNumber: 4)
     }
+    if self.referrerBonusPoints != 0 {
+      try visitor.visitSingularInt64Field(value: self.referrerBonusPoints, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -643,6 +652,7 @@ nonisolated extension Coalition_Edge_V1_EnrollResponse: SwiftProtobuf.Message, S
     if lhs.transactionID != rhs.transactionID {return false}
     if lhs._breakdown != rhs._breakdown {return false}
     if lhs.alreadyEnrolled != rhs.alreadyEnrolled {return false}
+    if lhs.referrerBonusPoints != rhs.referrerBonusPoints {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
