@@ -43,6 +43,10 @@ struct DemoTests {
         #expect(conflicts.contains("\"kind\":\"offline_overdraw\""))
         let member = try await Binary.run(["admin", "member", "show", "--config", admin, "+8613800000001"])
         #expect(member.contains("balance 0"))
+        // Expiry run twice for the same day says the second time that nothing more was due.
+        let expire = ["admin", "expire", "run", "--config", admin, "--as-of", "2026-01-01"]
+        #expect(try await Binary.run(expire).contains("expiry as of the end of 2026-01-01: nothing was due"))
+        #expect(try await Binary.run(expire).contains("had already run: nothing more was due"))
         gateway.terminate()
         #expect(try await ChildProcess.waitForExit(gateway))
     }

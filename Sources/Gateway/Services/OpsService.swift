@@ -338,6 +338,8 @@ extension OpsService {
             response.membersAffected = Int64(run.members)
             response.pointsExpired = run.points.value
             response.transactions = Int64(run.transactions)
+            response.alreadyRun = run.alreadyRun
+            response.asOf = day.description
             return response
         }
     }

@@ -92,7 +92,14 @@ extension AdminCommand {
                 request.asOf = asOf
                 let response = try await connection.withOps { try await $0.runExpiry(request) }
                 try connection.show(response) {
-                    "expired \(response.pointsExpired) points of \(response.membersAffected) members"
+                    if response.alreadyRun {
+                        "expiry as of the end of \(response.asOf) had already run: nothing more was due "
+                            + "(that run expired \(response.pointsExpired) points of \(response.membersAffected) members)"
+                    } else if response.pointsExpired == 0 {
+                        "expiry as of the end of \(response.asOf): nothing was due"
+                    } else {
+                        "expired \(response.pointsExpired) points of \(response.membersAffected) members as of the end of \(response.asOf)"
+                    }
                 }
             }
         }

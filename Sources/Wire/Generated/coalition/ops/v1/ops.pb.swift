@@ -911,6 +911,13 @@ package nonisolated struct Coalition_Ops_V1_RunExpiryResponse: Sendable {
 
   package var transactions: Int64 = 0
 
+  /// True when the day's expiry had already run: nothing more was due, and the figures above are
+  /// that first run's.
+  package var alreadyRun: Bool = false
+
+  /// The day whose end the run expired points by, YYYY-MM-DD.
+  package var asOf: String = String()
+
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
   package init() {}
@@ -2700,7 +2707,7 @@ nonisolated extension Coalition_Ops_V1_RunExpiryRequest: SwiftProtobuf.Message, 
 
 nonisolated extension Coalition_Ops_V1_RunExpiryResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".RunExpiryResponse"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}members_affected\0\u{3}points_expired\0\u{1}transactions\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}members_affected\0\u{3}points_expired\0\u{1}transactions\0\u{3}already_run\0\u{3}as_of\0")
 
   package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2711,6 +2718,8 @@ nonisolated extension Coalition_Ops_V1_RunExpiryResponse: SwiftProtobuf.Message,
       case 1: try { try decoder.decodeSingularInt64Field(value: &self.membersAffected) }()
       case 2: try { try decoder.decodeSingularInt64Field(value: &self.pointsExpired) }()
       case 3: try { try decoder.decodeSingularInt64Field(value: &self.transactions) }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.alreadyRun) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.asOf) }()
       default: break
       }
     }
@@ -2726,6 +2735,12 @@ nonisolated extension Coalition_Ops_V1_RunExpiryResponse: SwiftProtobuf.Message,
     if self.transactions != 0 {
       try visitor.visitSingularInt64Field(value: self.transactions, fieldNumber: 3)
     }
+    if self.alreadyRun != false {
+      try visitor.visitSingularBoolField(value: self.alreadyRun, fieldNumber: 4)
+    }
+    if !self.asOf.isEmpty {
+      try visitor.visitSingularStringField(value: self.asOf, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2733,6 +2748,8 @@ nonisolated extension Coalition_Ops_V1_RunExpiryResponse: SwiftProtobuf.Message,
     if lhs.membersAffected != rhs.membersAffected {return false}
     if lhs.pointsExpired != rhs.pointsExpired {return false}
     if lhs.transactions != rhs.transactions {return false}
+    if lhs.alreadyRun != rhs.alreadyRun {return false}
+    if lhs.asOf != rhs.asOf {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
