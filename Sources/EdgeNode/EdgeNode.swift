@@ -197,9 +197,9 @@ package final class EdgeNode: Service, Sendable {
         }
         let bytes: Data
         do {
-            bytes = try Data(contentsOf: URL(fileURLWithPath: file))
+            bytes = try ReadableFile.contents(of: file)
         } catch {
-            throw ConfigurationError("program_file: cannot read \(file)")
+            throw ConfigurationError("program_file: \(error)")
         }
         return ActiveProgram(version: 0, program: try parse(Array(bytes), source: file))
     }

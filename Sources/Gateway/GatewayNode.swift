@@ -37,9 +37,9 @@ package final class GatewayNode: Service, Sendable {
         if let file = configuration.programFile {
             let bytes: Data
             do {
-                bytes = try Data(contentsOf: URL(fileURLWithPath: file))
+                bytes = try ReadableFile.contents(of: file)
             } catch {
-                throw ConfigurationError("program_file: cannot read \(file)")
+                throw ConfigurationError("program_file: \(error)")
             }
             // The file is only the first version: once the ledger has a program, its published
             // history wins (an operator's later publish must survive a restart).

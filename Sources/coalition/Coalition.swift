@@ -7,8 +7,11 @@ struct Coalition: AsyncParsableCommand {
         commandName: "coalition",
         abstract: "A points network shared by the properties of one group.",
         discussion: """
-            Servers (`edge serve`, `gateway serve`), certificates (`ca`), operations (`admin`) and \
-            `demo` arrive with their issues; `program` works on program files locally today.
+            Each property runs an edge (`edge serve`) for its tills and barriers; the centre runs the \
+            gateway (`gateway serve`), which keeps the ledger and settles between merchants. `ca` \
+            makes the network's certificates, `admin` operates a running gateway, `program` checks \
+            program files and `bench` measures. New here? Run `coalition demo`: it plays a day across \
+            three sites on this machine and closes its settlement.
             """,
         subcommands: [
             ProgramCommand.self, EdgeCommand.self, GatewayCommand.self, CACommand.self, AdminCommand.self,

@@ -135,3 +135,30 @@ struct GatewayProcessTests {
         #expect(balance == 3_200)
     }
 }
+
+/// #14 items 16 and 17: the first things a newcomer sees say what the tool is and what is wrong.
+@Suite("First contact with the binary")
+struct FirstContactTests {
+    @Test("a missing or unreadable file is named with the reason, not a Foundation error dump")
+    func unreadableFiles() async throws {
+        let directory = try TemporaryDirectory()
+        let missing = directory.path("missing.yaml")
+        for command in [["gateway", "serve", "--config", missing], ["edge", "serve", "--config", missing]] {
+            let failure = await #expect(throws: ProcessFailure.self) { try await Binary.run(command) }
+            let text = failure?.description ?? ""
+            #expect(text.contains("cannot read \(missing): no such file"), "\(text)")
+            #expect(!text.contains("NSCocoaErrorDomain"), "\(text)")
+        }
+        let folder = await #expect(throws: ProcessFailure.self) {
+            try await Binary.run(["program", "check", directory.url.path])
+        }
+        #expect(folder?.description.contains("it is a directory, not a file") == true)
+    }
+
+    @Test("coalition --help says what the tool is and how to start")
+    func help() async throws {
+        let help = try await Binary.run(["--help"])
+        #expect(help.contains("coalition demo"))
+        #expect(!help.contains("arrive with their issues"))
+    }
+}

@@ -125,9 +125,9 @@ extension EdgeConfiguration {
         let url = URL(fileURLWithPath: path)
         let bytes: [UInt8]
         do {
-            bytes = Array(try Data(contentsOf: url))
+            bytes = Array(try ReadableFile.contents(of: path))
         } catch {
-            throw ConfigurationError("cannot read \(path): \(error.localizedDescription)")
+            throw ConfigurationError("\(error)")
         }
         let document: DocumentNode
         do {

@@ -42,7 +42,9 @@ package struct GatewayConfiguration: Sendable {
         let url = URL(fileURLWithPath: path)
         let document: DocumentNode
         do {
-            document = try ProgramDocumentParser.parse(Array(try Data(contentsOf: url)))
+            document = try ProgramDocumentParser.parse(Array(try ReadableFile.contents(of: path)))
+        } catch let failure as ReadableFile.Failure {
+            throw ConfigurationError("\(failure)")
         } catch {
             throw ConfigurationError("cannot read \(path): \(error)")
         }

@@ -3,6 +3,7 @@ import Core
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import NodeSupport
 import SwiftProtobuf
 import Wire
 
@@ -14,9 +15,7 @@ extension AdminCommand {
             subcommands: [Validate.self, Publish.self, List.self])
 
         static func read(_ file: String) throws -> Data {
-            do { return try Data(contentsOf: URL(fileURLWithPath: file)) } catch {
-                throw CommandFailure("cannot read \(file)")
-            }
+            do { return try ReadableFile.contents(of: file) } catch { throw CommandFailure("\(error)") }
         }
 
         struct Validate: AsyncParsableCommand {

@@ -3,6 +3,7 @@ import Core
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import NodeSupport
 import SwiftProtobuf
 import Wire
 
@@ -18,7 +19,9 @@ struct AdminSettings {
         let url = URL(fileURLWithPath: path)
         let document: DocumentNode
         do {
-            document = try ProgramDocumentParser.parse(Array(try Data(contentsOf: url)))
+            document = try ProgramDocumentParser.parse(Array(try ReadableFile.contents(of: path)))
+        } catch let failure as ReadableFile.Failure {
+            throw CommandFailure("\(failure)")
         } catch {
             throw CommandFailure("cannot read \(path): \(error)")
         }

@@ -16,9 +16,9 @@ struct ProgramCommand: AsyncParsableCommand {
     static func load(_ path: String) throws -> Program {
         let bytes: [UInt8]
         do {
-            bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+            bytes = Array(try ReadableFile.contents(of: path))
         } catch {
-            throw CommandFailure("cannot read \(path): \(error.localizedDescription)")
+            throw CommandFailure("\(error)")
         }
         do {
             return try ProgramDocumentParser.load(bytes)
