@@ -54,13 +54,30 @@ struct HostileSyncTests {
                 let first = try RawSync.enrolments(merchant: "mall-fashion", count: 3)
                 let second = try RawSync.enrolments(
                     merchant: "mall-fashion", count: 3, first: 4, previous: first[2].payload.sha256)
-                #expect(try await sync.push(RawSync.push(first)).status == .applied)
-                #expect(try await sync.push(RawSync.push(second)).status == .applied)
+                // Each push carries the site's offline exposure at the time (#14 item 12).
+                func push(_ batch: [Coalition_Sync_V1_OutboxTransaction], exposure: Int64)
+                    -> Coalition_Sync_V1_PushRequest
+                {
+                    var request = RawSync.push(batch)
+                    request.unsyncedExposurePoints = exposure
+                    return request
+                }
+                func exposure() async throws -> Int64? {
+                    try await gateway.store.database.pool.read { db in
+                        try Int64.fetchOne(
+                            db, sql: "SELECT unsynced_exposure_points FROM sites WHERE site_id = 'mall-01'")
+                    }
+                }
+                #expect(try await sync.push(push(first, exposure: 500)).status == .applied)
+                #expect(try await sync.push(push(second, exposure: 700)).status == .applied)
+                #expect(try await exposure() == 700)
                 let head = try await Self.siteHead(gateway)
                 let rows = try await Self.ledgerRows(gateway)
                 clock.advance(milliseconds: 3 * 86_400_000)
-                let replay = try await sync.push(RawSync.push(first))
+                let replay = try await sync.push(push(first, exposure: 500))
                 #expect(replay.status == .alreadyApplied)
+                // The replay's old exposure figure does not overwrite the current one.
+                #expect(try await exposure() == 700)
                 #expect(replay.highWaterMark == 6)
                 #expect(replay.results.map(\.outcome) == [.posted, .posted, .posted])
                 #expect(try await Self.ledgerRows(gateway) == rows)

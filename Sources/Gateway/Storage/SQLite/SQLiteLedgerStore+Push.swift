@@ -120,10 +120,14 @@ extension SQLiteLedgerStore {
         else { preconditionFailure("site row vanished") }
         let highWater: Int64 = row["high_water_mark"]
         var previousHash: Data = row["last_hash"]
-        try db.cachedStatement(
-            sql: "UPDATE sites SET last_seen_at_ms = ?, unsynced_exposure_points = ? WHERE site_id = ?"
-        ).execute(arguments: [now.milliseconds, exposure.value, site.rawValue])
+        try db.cachedStatement(sql: "UPDATE sites SET last_seen_at_ms = ? WHERE site_id = ?")
+            .execute(arguments: [now.milliseconds, site.rawValue])
+        // The site's exposure figure is taken from a push that carries its current state (new
+        // transactions, or none): a replayed old push carries an old figure and changes nothing.
+        let exposureUpdate = try db.cachedStatement(
+            sql: "UPDATE sites SET unsynced_exposure_points = ? WHERE site_id = ?")
         guard let first = items.first?.sequence else {
+            try exposureUpdate.execute(arguments: [exposure.value, site.rawValue])
             return PushOutcome(status: .applied, highWaterMark: highWater, results: [])
         }
         guard first <= highWater + 1 else {
@@ -171,6 +175,7 @@ extension SQLiteLedgerStore {
         guard !fresh.isEmpty else {
             return PushOutcome(status: .alreadyApplied, highWaterMark: highWater, results: results)
         }
+        try exposureUpdate.execute(arguments: [exposure.value, site.rawValue])
         // The chain. Transaction ids never used before (by any site) are checked by the ledger's
         // unique index when the batch is written (`reuseRefusal`).
         var outbox: [Int64: SQLitePosting.Outbox] = [:]
