@@ -6,6 +6,7 @@ import GRPCNIOTransportHTTP2
 import Logging
 import NodeSupport
 import ServiceLifecycle
+import Synchronization
 import Wire
 
 /// An edge node: the property's own server for POS terminals and parking barriers.
@@ -25,6 +26,8 @@ package final class EdgeNode: Service, Sendable {
     private let health: HealthService
     private let logger: Logger
     private let sleeper: any Clock<Duration>
+    /// Set when a graceful shutdown begins: a new edge waiting for its first contact stops waiting.
+    private let stopping = Mutex(false)
 
     /// `extraServices` are served beside the POS API (the benchmark's baseline service).
     package init(
@@ -114,7 +117,14 @@ package final class EdgeNode: Service, Sendable {
                             self.logger.debug("gateway connections ended", metadata: ["error": "\(error)"])
                         }
                     }
-                    try await recoverBeforeServing(sync)
+                    guard try await recoverBeforeServing(sync) else {
+                        // Asked to stop while waiting for the first contact: nothing was served.
+                        committer.close()
+                        sync.shutDown()
+                        group.cancelAll()
+                        try await group.waitForAll()
+                        return
+                    }
                     group.addTask { await sync.runLoops() }
                 }
                 group.addTask {
@@ -149,8 +159,8 @@ package final class EdgeNode: Service, Sendable {
     /// A database that never reached the gateway must first learn whether the gateway holds
     /// transactions of this site (a lost file) and take the gateway's program and replica: it
     /// waits for the gateway before serving. Any other database tries once and goes on offline if
-    /// the gateway is unreachable.
-    private func recoverBeforeServing(_ sync: SyncClient) async throws {
+    /// the gateway is unreachable. Returns false when a graceful shutdown began while waiting.
+    private func recoverBeforeServing(_ sync: SyncClient) async throws -> Bool {
         let neverContacted = try await ledger.database.pool.read { db in
             try Int64.fetchOne(db, sql: "SELECT last_gateway_contact_ms FROM sync_state WHERE id = 1") == nil
         }
@@ -160,16 +170,24 @@ package final class EdgeNode: Service, Sendable {
                 try await sync.recover()
                 // Adopt the gateway's program and replica before minting anything.
                 while try await sync.pullRound() {}
-                return
+                return true
             } catch {
                 guard neverContacted else {
                     logger.warning("gateway unreachable at start; serving offline", metadata: ["error": "\(error)"])
-                    return
+                    return true
                 }
+                if stopping.withLock({ $0 }) { return false }
                 logger.warning(
                     "a new edge waits for the gateway before serving",
                     metadata: ["error": "\(error)", "retry.ms": "\(wait)"])
-                try await sync.sleeper.sleep(for: .milliseconds(wait))
+                // In slices, so that a shutdown is noticed within 100 ms rather than after the wait.
+                var waited = 0
+                while waited < wait {
+                    if stopping.withLock({ $0 }) { return false }
+                    let slice = min(100, wait - waited)
+                    try await sync.sleeper.sleep(for: .milliseconds(slice))
+                    waited += slice
+                }
                 wait = min(30_000, wait * 2)
             }
         }
@@ -177,6 +195,7 @@ package final class EdgeNode: Service, Sendable {
 
     /// Stops accepting calls and returns `run()` once the calls in flight are answered.
     package func beginGracefulShutdown() {
+        stopping.withLock { $0 = true }
         health.shutDown()
         server.beginGracefulShutdown()
     }

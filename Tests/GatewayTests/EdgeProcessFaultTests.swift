@@ -222,3 +222,25 @@ struct EdgeProcessFaultTests {
         }
     }
 }
+
+/// #14 item 13: a new edge waiting for its first contact with the gateway stops at SIGTERM and
+/// SIGINT like a serving one (before, it logged "shutting down" and kept retrying for minutes).
+@Suite("A new edge waiting for the gateway")
+struct EdgeWaitingTests {
+    @Test(
+        "SIGTERM or SIGINT while a new edge waits for its first contact: it stops and exits 0",
+        arguments: [SIGTERM, SIGINT])
+    func stopsWhileWaiting(_ signal: Int32) async throws {
+        let directory = try TemporaryDirectory()
+        let dir = directory.url.path
+        _ = try TestCertificates(directory: dir, sites: ["mall-01"])
+        let config = try Network.edgeConfigFile(dir, gatewayAddress: "127.0.0.1:\(SyncIntegrationTests.deadPort)")
+        let edge = try EdgeProcess(config: config, directory: dir)
+        try await Network.eventually("the edge waits for the gateway") {
+            edge.log.contains("a new edge waits for the gateway before serving")
+        }
+        edge.signal(signal)
+        #expect(try await edge.waitForExit() == 0)
+        #expect(!FileManager.default.fileExists(atPath: edge.portFile))
+    }
+}
