@@ -38,6 +38,8 @@ struct DemoTests {
         let admin = directory.path("demo/admin.yaml")
         let statement = try await Binary.run(["admin", "settle", "show", "--config", admin, "--period", "2026-11-28"])
         #expect(statement.contains("journal: debits"))
+        #expect(statement.contains("risk charge") && statement.contains("money in minor units"))
+        #expect(statement.contains("closed by "))
         #expect(statement.contains("hotel-rooms"))
         let conflicts = try await Binary.run(["admin", "conflicts", "--config", admin, "--json"])
         #expect(conflicts.contains("\"kind\":\"offline_overdraw\""))

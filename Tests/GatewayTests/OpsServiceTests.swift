@@ -136,6 +136,8 @@ struct OpsServiceTests {
                     clock.advance(milliseconds: Timestamp.day)
                     let closed = try await ops.closeSettlement(close)
                     #expect(!closed.alreadyClosed)
+                    #expect(closed.result.closedBy == "alice")
+                    #expect(closed.result.closedAtMs == clock.now().milliseconds)
                     #expect(closed.result.merchants.first { $0.merchantID == "mall-fashion" }?.pointsIssued == 500)
                     #expect(closed.result.journalDebitsMinor == closed.result.journalCreditsMinor)
                     // The liability: the 750 points the member holds, all paid for by the fashion store

@@ -380,6 +380,8 @@ extension OpsService {
         var result = Coalition_Ops_V1_SettlementResult()
         result.period = closed.period.description
         result.contentHash = closed.contentHash
+        result.closedAtMs = closed.closedAt.milliseconds
+        result.closedBy = closed.closedBy
         guard let object = try? JSONSerialization.jsonObject(with: closed.json) as? [String: Any] else { return result }
         result.fromMs = (object["from_ms"] as? NSNumber)?.int64Value ?? 0
         result.toMs = (object["to_ms"] as? NSNumber)?.int64Value ?? 0
@@ -423,6 +425,7 @@ extension OpsService {
             wire.netMinor = int("net_minor")
             wire.lateItems = int("late_items")
             wire.pointsAdjusted = int("points_adjusted")
+            wire.riskChargeMinor = int("risk_charge_minor")
             result.merchants.append(wire)
         }
         return result

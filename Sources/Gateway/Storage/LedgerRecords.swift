@@ -188,6 +188,9 @@ package struct ClosedSettlement: Sendable, Equatable {
     package var contentHash: String
     /// True when the period had been closed before and this is the stored result.
     package var alreadyClosed: Bool
+    /// When and by whom (the operator's name) it was first closed.
+    package var closedAt: Timestamp
+    package var closedBy: String
 }
 
 /// Why a period cannot be closed.

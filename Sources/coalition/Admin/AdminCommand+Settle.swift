@@ -13,20 +13,28 @@ extension AdminCommand {
             abstract: "Close, show and export a day's settlement.", subcommands: [Close.self, Show.self, Export.self])
 
         static func table(_ result: Coalition_Ops_V1_SettlementResult) -> String {
-            Table.render(
-                [
-                    "merchant", "issued", "reversed", "redeemed", "parking", "risk", "payable", "receivable", "net",
-                    "late",
-                ],
-                result.merchants.map {
+            let platform = result.platform
+            let closedAt = Date(timeIntervalSince1970: Double(result.closedAtMs) / 1_000).ISO8601Format()
+            return "points in points, money in minor units; net > 0: the platform pays the merchant\n"
+                + Table.render(
                     [
-                        $0.merchantID, "\($0.pointsIssued)", "\($0.pointsReversed)", "\($0.pointsRedeemed)",
-                        "\($0.parkingPoints)", "\($0.offlineRiskPoints)",
-                        "\($0.payableMinor)", "\($0.receivableMinor)", "\($0.netMinor)", "\($0.lateItems)",
-                    ]
-                })
-                + "\nplatform: spread \(result.platform.spreadMinor), risk \(result.platform.riskMinor), net \(result.platform.netMinor), breakage \(result.platform.breakageMinor)\n"
-                + "journal: debits \(result.journalDebitsMinor) = credits \(result.journalCreditsMinor); content hash \(result.contentHash)"
+                        "merchant", "issued pts", "reversed pts", "redeemed pts", "parking pts", "risk pts",
+                        "adjusted pts", "payable", "receivable", "risk charge", "net", "late items",
+                    ],
+                    result.merchants.map {
+                        [
+                            $0.merchantID, "\($0.pointsIssued)", "\($0.pointsReversed)", "\($0.pointsRedeemed)",
+                            "\($0.parkingPoints)", "\($0.offlineRiskPoints)", "\($0.pointsAdjusted)",
+                            "\($0.payableMinor)", "\($0.receivableMinor)", "\($0.riskChargeMinor)", "\($0.netMinor)",
+                            "\($0.lateItems)",
+                        ]
+                    })
+                + "\nplatform (minor units): spread \(platform.spreadMinor), risk \(platform.riskMinor), net \(platform.netMinor); "
+                + "margin \(platform.marginMinor), breakage \(platform.breakageMinor), adjustments \(platform.adjustmentsMinor)\n"
+                + "liability: \(platform.liability.closing.points) points worth \(platform.liability.closing.minor) at the close "
+                + "(opening \(platform.liability.opening.points) worth \(platform.liability.opening.minor))\n"
+                + "journal: debits \(result.journalDebitsMinor) = credits \(result.journalCreditsMinor); content hash \(result.contentHash)\n"
+                + "closed by \(result.closedBy) at \(closedAt)"
         }
 
         struct Close: AsyncParsableCommand {

@@ -38,7 +38,9 @@ extension SQLiteLedgerStore {
                     period.description, start.milliseconds, end.milliseconds, json, csv, hash, now.milliseconds,
                     operatorName,
                 ])
-            return ClosedSettlement(period: period, json: json, csv: csv, contentHash: hash, alreadyClosed: false)
+            return ClosedSettlement(
+                period: period, json: json, csv: csv, contentHash: hash, alreadyClosed: false, closedAt: now,
+                closedBy: operatorName)
         }
     }
 
@@ -50,11 +52,12 @@ extension SQLiteLedgerStore {
     private static func stored(_ db: Database, _ period: CivilDate) throws -> ClosedSettlement? {
         guard
             let row = try Row.fetchOne(
-                db, sql: "SELECT json, csv, content_hash FROM settlements WHERE period = ?",
+                db, sql: "SELECT json, csv, content_hash, closed_at_ms, closed_by FROM settlements WHERE period = ?",
                 arguments: [period.description])
         else { return nil }
         return ClosedSettlement(
-            period: period, json: row["json"], csv: row["csv"], contentHash: row["content_hash"], alreadyClosed: true)
+            period: period, json: row["json"], csv: row["csv"], contentHash: row["content_hash"], alreadyClosed: true,
+            closedAt: Timestamp(milliseconds: row["closed_at_ms"]), closedBy: row["closed_by"])
     }
 
     /// Reads the posting lines of the transactions posted in [start, end) and settles them

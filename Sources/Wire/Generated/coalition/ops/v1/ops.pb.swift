@@ -557,7 +557,7 @@ package nonisolated struct Coalition_Ops_V1_MerchantSettlement: Sendable {
   /// Money the merchant receives for points it took, minor units.
   package var receivableMinor: Int64 = 0
 
-  /// receivable - payable: positive means the platform pays the merchant.
+  /// receivable - payable - risk_charge: positive means the platform pays the merchant.
   package var netMinor: Int64 = 0
 
   /// Transactions that happened before the period but were posted in it.
@@ -566,6 +566,10 @@ package nonisolated struct Coalition_Ops_V1_MerchantSettlement: Sendable {
   /// Points operators credited to members at this merchant's expense (net of adjustments debited
   /// back to it); they are part of `payable_minor`, at the issue price.
   package var pointsAdjusted: Int64 = 0
+
+  /// The offline-risk points valued at the redeem price, minor units: charged to the merchant whose
+  /// site let them be spent.
+  package var riskChargeMinor: Int64 = 0
 
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2082,7 +2086,7 @@ nonisolated extension Coalition_Ops_V1_CloseSettlementRequest: SwiftProtobuf.Mes
 
 nonisolated extension Coalition_Ops_V1_MerchantSettlement: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".MerchantSettlement"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}merchant_id\0\u{3}site_id\0\u{3}points_issued\0\u{3}points_reversed\0\u{3}points_redeemed\0\u{3}parking_points\0\u{3}offline_risk_points\0\u{3}payable_minor\0\u{3}receivable_minor\0\u{3}net_minor\0\u{3}late_items\0\u{3}points_adjusted\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}merchant_id\0\u{3}site_id\0\u{3}points_issued\0\u{3}points_reversed\0\u{3}points_redeemed\0\u{3}parking_points\0\u{3}offline_risk_points\0\u{3}payable_minor\0\u{3}receivable_minor\0\u{3}net_minor\0\u{3}late_items\0\u{3}points_adjusted\0\u{3}risk_charge_minor\0")
 
   package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2102,6 +2106,7 @@ nonisolated extension Coalition_Ops_V1_MerchantSettlement: SwiftProtobuf.Message
       case 10: try { try decoder.decodeSingularInt64Field(value: &self.netMinor) }()
       case 11: try { try decoder.decodeSingularInt64Field(value: &self.lateItems) }()
       case 12: try { try decoder.decodeSingularInt64Field(value: &self.pointsAdjusted) }()
+      case 13: try { try decoder.decodeSingularInt64Field(value: &self.riskChargeMinor) }()
       default: break
       }
     }
@@ -2144,6 +2149,9 @@ nonisolated extension Coalition_Ops_V1_MerchantSettlement: SwiftProtobuf.Message
     if self.pointsAdjusted != 0 {
       try visitor.visitSingularInt64Field(value: self.pointsAdjusted, fieldNumber: 12)
     }
+    if self.riskChargeMinor != 0 {
+      try visitor.visitSingularInt64Field(value: self.riskChargeMinor, fieldNumber: 13)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2160,6 +2168,7 @@ nonisolated extension Coalition_Ops_V1_MerchantSettlement: SwiftProtobuf.Message
     if lhs.netMinor != rhs.netMinor {return false}
     if lhs.lateItems != rhs.lateItems {return false}
     if lhs.pointsAdjusted != rhs.pointsAdjusted {return false}
+    if lhs.riskChargeMinor != rhs.riskChargeMinor {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
