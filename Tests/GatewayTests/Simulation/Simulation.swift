@@ -646,8 +646,11 @@ final class Simulation {
                     "\($0["site_id"] as String? ?? "?") \($0["transaction_id"] as String? ?? "?") flagged \($0["kind"] as String): \($0["detail"] as String)"
                 },
                 // Points booked to a site's offline_risk for a redemption whose own hold was still
-                // in force when it was posted: the member had those points, kept for this very
-                // transaction (an authorisation answer lost on the way back leaves such a hold).
+                // in force when it was posted, beyond the part of the hold that relied on the site's
+                // own unpushed change: the member had those points, kept for this very transaction
+                // (an authorisation answer lost on the way back leaves such a hold). The part that
+                // relied on the site is the site's to bear when that change does not post as the
+                // edge counted it (a referral of a merged duplicate enrolment, seed 580).
                 // For the reference model: the posting order and time, the holds granted, the
                 // balances, the sites' offline_risk and the dinner promotion's count.
                 order: try Row.fetchAll(
@@ -702,6 +705,7 @@ final class Simulation {
                         JOIN transactions t ON t.transaction_id = c.transaction_id
                         WHERE c.kind = 'offline_overdraw' AND h.created_at_ms <= t.posted_at_ms
                           AND h.expires_at_ms > t.posted_at_ms
+                          AND c.points > h.points - COALESCE(h.balance_points, h.points)
                         """
                 ).map {
                     "\($0["transaction_id"] as String): \($0["points"] as Int64) points to offline_risk while its own hold of \($0["held"] as Int64) was in force (hold \($0["status"] as String))"
