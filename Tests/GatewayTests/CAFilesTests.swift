@@ -82,3 +82,24 @@ struct CAFilesTests {
         try await refused("gateway", gatewayConfig, naming: directory.path("gateway.sqlite"))
     }
 }
+
+/// #14 item 19: a vendor with only the binary can make the development certificates.
+@Suite("Development certificates script")
+struct DevCertificatesScriptTests {
+    @Test("scripts/make-dev-certs.sh uses the coalition binary it is given, without a Swift toolchain")
+    func usesGivenBinary() async throws {
+        let directory = try TemporaryDirectory()
+        let binary = try #require(Binary.path)
+        let outcome = try await ChildProcess.run(
+            "/usr/bin/env",
+            [
+                "COALITION=\(binary)", "PATH=/usr/bin:/bin", "bash",
+                Repository.root.appendingPathComponent("scripts/make-dev-certs.sh").path, directory.path("certs"),
+            ])
+        #expect(outcome.status == 0, "\(outcome.errors)")
+        #expect(outcome.errors.contains("made with \(binary)"))
+        for file in ["ca.pem", "gateway.pem", "mall-01.pem", "office-01.key", "operator-alice.pem"] {
+            #expect(FileManager.default.fileExists(atPath: directory.path("certs/\(file)")), "\(file)")
+        }
+    }
+}

@@ -43,6 +43,8 @@ struct DemoTests {
         #expect(statement.contains("hotel-rooms"))
         let conflicts = try await Binary.run(["admin", "conflicts", "--config", admin, "--json"])
         #expect(conflicts.contains("\"kind\":\"offline_overdraw\""))
+        // A demo shows only what a real day would: no clock_skew from its own clock moves (#14 item 18).
+        #expect(!conflicts.contains("clock_skew"))
         let member = try await Binary.run(["admin", "member", "show", "--config", admin, "+8613800000001"])
         #expect(member.contains("balance 0"))
         // Expiry run twice for the same day says the second time that nothing more was due.
