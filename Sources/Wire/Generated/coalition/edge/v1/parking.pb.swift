@@ -81,7 +81,7 @@ package nonisolated struct Coalition_Edge_V1_ParkingPayRequest: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// Idempotency key chosen by the pay station, 1 to 64 printable ASCII characters.
+  /// Idempotency key chosen by the pay station, 1 to 64 ASCII characters from "!" to "~" (0x21-0x7E: no spaces).
   package var requestID: String = String()
 
   package var ticketID: String = String()

@@ -102,7 +102,7 @@ package nonisolated struct Coalition_Edge_V1_EnrollRequest: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// Idempotency key chosen by the caller, 1 to 64 printable ASCII characters.
+  /// Idempotency key chosen by the caller, 1 to 64 ASCII characters from "!" to "~" (0x21-0x7E: no spaces).
   package var requestID: String = String()
 
   /// Phone number in E.164 form, for example "+8613800138000". Required.
@@ -237,7 +237,7 @@ package nonisolated struct Coalition_Edge_V1_EarnRequest: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// Idempotency key: the receipt number, 1 to 64 printable ASCII characters.
+  /// Idempotency key: the receipt number, 1 to 64 ASCII characters from "!" to "~" (0x21-0x7E: no spaces).
   package var requestID: String = String()
 
   package var memberID: String = String()
@@ -350,7 +350,7 @@ package nonisolated struct Coalition_Edge_V1_RedeemRequest: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// Idempotency key: the receipt number, 1 to 64 printable ASCII characters.
+  /// Idempotency key: the receipt number, 1 to 64 ASCII characters from "!" to "~" (0x21-0x7E: no spaces).
   package var requestID: String = String()
 
   package var memberID: String = String()
@@ -401,7 +401,7 @@ package nonisolated struct Coalition_Edge_V1_ReverseRequest: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// Idempotency key, 1 to 64 printable ASCII characters.
+  /// Idempotency key, 1 to 64 ASCII characters from "!" to "~" (0x21-0x7E: no spaces).
   package var requestID: String = String()
 
   /// The earn to refund or the redemption to cancel; it must belong to the terminal's merchant.
