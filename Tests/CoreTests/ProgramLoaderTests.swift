@@ -99,7 +99,24 @@ struct ProgramLoaderTests {
         ),
         ("settlement.redeem_above_issue", "maybe", "settlement.redeem_above_issue", "must be 'refuse'"),
         ("earn.referral_paid_at", "later", "earn.referral_paid_at", "must be 'enrolment'"),
+        // #14 item 10: an out-of-range number says so.
+        ("expiry.months", "1000000000000000000000000000000", "expiry.months", "is out of range"),
+        ("earn.base_rates.mall", "2000000", "earn.base_rates.mall", "is out of range"),
     ]
+
+    /// #14 item 10: one mistake does not cascade into untrue errors elsewhere.
+    @Test("a site refused for one mistake still declares its id, format and merchants to the promotions")
+    func noCascade() {
+        let document = Fixture.document.setting("offline_defaults.offline_minutes_max", to: 999_999)
+        do {
+            _ = try ProgramLoader.load(document)
+            Issue.record("the document loaded")
+        } catch {
+            #expect(!error.errors.contains { $0.message.contains("no site has format") }, "\(error)")
+            #expect(!error.errors.contains { $0.message.contains("unknown merchant") }, "\(error)")
+            #expect(error.errors.contains { $0.path.contains("offline_minutes_max") }, "\(error)")
+        }
+    }
 
     @Test("a redeem price above every issue price loads only when the program says it is intended")
     func redeemAboveIssueAllowed() throws {

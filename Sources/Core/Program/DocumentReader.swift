@@ -151,8 +151,13 @@ package final class MapReader {
     ) -> Int64? {
         guard let text = scalar(node, at: path, diagnostics: diagnostics) else { return nil }
         let digits = text.hasPrefix("-") ? text.dropFirst() : Substring(text)
-        guard !digits.isEmpty, digits.allSatisfy(\.isASCIIDigit), let value = Int64(text) else {
+        guard !digits.isEmpty, digits.allSatisfy(\.isASCIIDigit) else {
             diagnostics.fail(path, "'\(text)' is not a whole number")
+            return nil
+        }
+        guard let value = Int64(text) else {
+            diagnostics.fail(
+                path, "'\(text)' is out of range: must be between \(range.lowerBound) and \(range.upperBound)")
             return nil
         }
         guard range.contains(value) else {
@@ -171,6 +176,17 @@ package final class MapReader {
     ) -> Rate? {
         guard let text = scalar(node, at: path, diagnostics: diagnostics) else { return nil }
         guard let rate = Rate(parsing: text) else {
+            // Digits with at most the allowed decimals, but too large to hold: out of range.
+            let parts = (text.hasPrefix("-") ? text.dropFirst() : Substring(text)).split(
+                separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+            if let whole = parts.first, !whole.isEmpty, whole.allSatisfy(\.isASCIIDigit),
+                parts.count == 1
+                    || (!parts[1].isEmpty && parts[1].count <= Rate.fractionDigitsMax
+                        && parts[1].allSatisfy(\.isASCIIDigit))
+            {
+                diagnostics.fail(path, "'\(text)' is out of range: must be at most \(maximum)")
+                return nil
+            }
             diagnostics.fail(
                 path,
                 "'\(text)' is not an exact decimal (write it like \"0.5\", at most \(Rate.fractionDigitsMax) decimals)")

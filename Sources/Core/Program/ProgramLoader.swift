@@ -48,10 +48,14 @@ package enum ProgramLoader: Sendable {
         let tiers = root.map("tiers").flatMap(Self.tiers)
         let expiry = root.map("expiry").flatMap(Self.expiry)
         let settlementReader = root.map("settlement")
-        let sites = root.list("sites").map { Self.sites($0, offlineDefaults: offlineDefaults, diagnostics) } ?? []
-        let siteIDs = Set(sites.map(\.id))
-        let merchantIDs = Set(sites.flatMap { $0.merchants.map(\.id) })
-        let formats = Set(sites.map(\.format))
+        let siteItems = root.list("sites")
+        let sites = siteItems.map { Self.sites($0, offlineDefaults: offlineDefaults, diagnostics) } ?? []
+        // References (promotion filters) are checked against what the document declares, so that
+        // a site refused for another mistake does not make them look unknown as well.
+        let declared = Self.declared(siteItems ?? [])
+        let siteIDs = Set(sites.map(\.id)).union(declared.sites)
+        let merchantIDs = Set(sites.flatMap { $0.merchants.map(\.id) }).union(declared.merchants)
+        let formats = Set(sites.map(\.format)).union(declared.formats)
         let earn = earnReader.flatMap {
             Self.earnRules($0, timeZone: timeZone, sites: siteIDs, merchants: merchantIDs, formats: formats)
         }
@@ -152,6 +156,32 @@ package enum ProgramLoader: Sendable {
         return OfflineLimits(
             pointsPerTransactionMax: Points(perTransaction), pointsPerMemberPerDayMax: Points(perDay),
             siteExposureMax: Points(exposure), offlineMinutesMax: Int(minutes))
+    }
+
+    /// The site ids, merchant ids and formats the document declares, read leniently (a site with
+    /// another mistake still declares them); the mistakes themselves are reported by `sites`.
+    private static func declared(_ items: [(path: DocumentPath, node: DocumentNode)]) -> (
+        sites: Set<SiteID>, merchants: Set<MerchantID>, formats: Set<Format>
+    ) {
+        func value(_ node: DocumentNode, _ key: String) -> DocumentNode? {
+            guard case .map(let entries) = node else { return nil }
+            return entries.first { $0.key == key }?.value
+        }
+        func text(_ node: DocumentNode?) -> String? {
+            if case .scalar(let text)? = node { return text }
+            return nil
+        }
+        var result: (sites: Set<SiteID>, merchants: Set<MerchantID>, formats: Set<Format>) = ([], [], [])
+        for item in items {
+            if let id = text(value(item.node, "id")).flatMap(SiteID.init) { result.sites.insert(id) }
+            if let format = text(value(item.node, "format")).flatMap(Format.init) { result.formats.insert(format) }
+            if case .list(let merchants)? = value(item.node, "merchants") {
+                for merchant in merchants {
+                    if let id = text(value(merchant, "id")).flatMap(MerchantID.init) { result.merchants.insert(id) }
+                }
+            }
+        }
+        return result
     }
 
     private static func sites(
