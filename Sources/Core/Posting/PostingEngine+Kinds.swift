@@ -22,7 +22,7 @@ extension PostingEngine {
                 phoneHash: record.phoneHash.isEmpty ? nil : record.phoneHash, changedPosition: created))
         effects.enrollments.append(
             MemberEnrollment(
-                member: member, sealedPhone: record.sealedPhone.isEmpty ? nil : record.sealedPhone,
+                member: member,
                 cardNumber: record.cardNumber.isEmpty ? nil : record.cardNumber, enrolledAt: context.occurredAt,
                 site: site))
         view.lots[member] = []

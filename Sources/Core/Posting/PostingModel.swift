@@ -84,7 +84,6 @@ package struct MemberRecord: Hashable, Sendable {
 /// What a new member's row records besides its state.
 package struct MemberEnrollment: Hashable, Sendable {
     package var member: MemberID
-    package var sealedPhone: [UInt8]?
     package var cardNumber: String?
     package var enrolledAt: Timestamp
     package var site: SiteID

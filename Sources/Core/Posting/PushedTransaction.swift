@@ -27,7 +27,6 @@ package struct PushedTransaction: Hashable, Sendable {
     package struct Enrollment: Hashable, Sendable {
         package var memberID: String
         package var phoneHash: [UInt8]
-        package var sealedPhone: [UInt8]
         package var cardNumber: String
         package var birthMonth: Int
         package var referrerMemberID: String
@@ -35,12 +34,11 @@ package struct PushedTransaction: Hashable, Sendable {
         package var referralPoints: Int64
 
         package init(
-            memberID: String, phoneHash: [UInt8] = [], sealedPhone: [UInt8] = [], cardNumber: String = "",
+            memberID: String, phoneHash: [UInt8] = [], cardNumber: String = "",
             birthMonth: Int = 0, referrerMemberID: String = "", signupPoints: Int64 = 0, referralPoints: Int64 = 0
         ) {
             self.memberID = memberID
             self.phoneHash = phoneHash
-            self.sealedPhone = sealedPhone
             self.cardNumber = cardNumber
             self.birthMonth = birthMonth
             self.referrerMemberID = referrerMemberID

@@ -17,7 +17,6 @@ extension PushedTransaction {
             body = .enrollment(
                 Enrollment(
                     memberID: record.memberID, phoneHash: Array(record.phoneHash),
-                    sealedPhone: Array(record.sealedPhone),
                     cardNumber: record.cardNumber, birthMonth: Int(record.birthMonth),
                     referrerMemberID: record.referrerMemberID, signupPoints: record.signupPoints,
                     referralPoints: record.referralPoints))

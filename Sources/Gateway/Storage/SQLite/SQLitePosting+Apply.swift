@@ -106,10 +106,10 @@ extension SQLitePosting {
         let enrolled = Dictionary(uniqueKeysWithValues: effects.enrollments.map { ($0.member, $0) })
         let insert = try db.cachedStatement(
             sql: """
-                INSERT INTO members (member_id, phone_hash, sealed_phone, card_number, tier, tier_review_date, birth_month,
+                INSERT INTO members (member_id, phone_hash, card_number, tier, tier_review_date, birth_month,
                     enrolled_at_ms, enrolled_site, last_earn, streak_last_day, streak_days, merged_into, changed_position,
                     balance_points, last_position, lots_head, pending_referrer)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
         let update = try FastStatement(
             db,
@@ -120,7 +120,7 @@ extension SQLitePosting {
         for record in effects.members.values {
             if let enrollment = enrolled[record.id] {
                 try insert.execute(arguments: [
-                    record.id.description, record.phoneHash.map { Data($0) }, enrollment.sealedPhone.map { Data($0) },
+                    record.id.description, record.phoneHash.map { Data($0) },
                     enrollment.cardNumber, record.tier.rawValue, record.reviewDate.description, record.birthMonth,
                     enrollment.enrolledAt.milliseconds, enrollment.site.rawValue,
                     LastEarnEncoding.encode(record.lastEarn), record.streak?.lastDay.description,

@@ -270,10 +270,6 @@ package nonisolated struct Coalition_Sync_V1_Enrollment: Sendable {
   /// Keyed hash (HMAC-SHA-256 with the network's lookup key) of the E.164 phone number.
   package var phoneHash: Data = Data()
 
-  /// The E.164 phone sealed to the gateway's public key (HPKE), so only the gateway can read it;
-  /// the edge keeps only `phone_hash`. Empty when the edge has no gateway key (standalone use).
-  package var sealedPhone: Data = Data()
-
   package var cardNumber: String = String()
 
   package var birthMonth: Int32 = 0
@@ -1054,7 +1050,7 @@ nonisolated extension Coalition_Sync_V1_LocalTransaction: SwiftProtobuf.Message,
 
 nonisolated extension Coalition_Sync_V1_Enrollment: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".Enrollment"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}member_id\0\u{3}phone_hash\0\u{3}sealed_phone\0\u{3}card_number\0\u{3}birth_month\0\u{3}referrer_member_id\0\u{3}signup_points\0\u{3}referral_points\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}member_id\0\u{3}phone_hash\0\u{4}\u{2}card_number\0\u{3}birth_month\0\u{3}referrer_member_id\0\u{3}signup_points\0\u{3}referral_points\0\u{b}sealed_phone\0\u{c}\u{3}\u{1}")
 
   package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1064,7 +1060,6 @@ nonisolated extension Coalition_Sync_V1_Enrollment: SwiftProtobuf.Message, Swift
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.memberID) }()
       case 2: try { try decoder.decodeSingularBytesField(value: &self.phoneHash) }()
-      case 3: try { try decoder.decodeSingularBytesField(value: &self.sealedPhone) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.cardNumber) }()
       case 5: try { try decoder.decodeSingularInt32Field(value: &self.birthMonth) }()
       case 6: try { try decoder.decodeSingularStringField(value: &self.referrerMemberID) }()
@@ -1081,9 +1076,6 @@ nonisolated extension Coalition_Sync_V1_Enrollment: SwiftProtobuf.Message, Swift
     }
     if !self.phoneHash.isEmpty {
       try visitor.visitSingularBytesField(value: self.phoneHash, fieldNumber: 2)
-    }
-    if !self.sealedPhone.isEmpty {
-      try visitor.visitSingularBytesField(value: self.sealedPhone, fieldNumber: 3)
     }
     if !self.cardNumber.isEmpty {
       try visitor.visitSingularStringField(value: self.cardNumber, fieldNumber: 4)
@@ -1106,7 +1098,6 @@ nonisolated extension Coalition_Sync_V1_Enrollment: SwiftProtobuf.Message, Swift
   package static func ==(lhs: Coalition_Sync_V1_Enrollment, rhs: Coalition_Sync_V1_Enrollment) -> Bool {
     if lhs.memberID != rhs.memberID {return false}
     if lhs.phoneHash != rhs.phoneHash {return false}
-    if lhs.sealedPhone != rhs.sealedPhone {return false}
     if lhs.cardNumber != rhs.cardNumber {return false}
     if lhs.birthMonth != rhs.birthMonth {return false}
     if lhs.referrerMemberID != rhs.referrerMemberID {return false}
