@@ -313,7 +313,7 @@ package nonisolated struct Coalition_Sync_V1_EarnRecord: Sendable {
   package var tier: String = String()
 
   /// The rest of the member state the edge computed with, so the gateway can recompute the same
-  /// earn with Core and detect a different result (DESIGN §6, points mismatch).
+  /// earn with Core and detect a different result (docs/protocol.md, "Posting rules": points mismatch).
   package var birthMonth: Int32 = 0
 
   package var lastEarnAtMsByFormat: Dictionary<String,Int64> = [:]
