@@ -47,6 +47,17 @@ struct DemoTests {
         #expect(!conflicts.contains("clock_skew"))
         let member = try await Binary.run(["admin", "member", "show", "--config", admin, "+8613800000001"])
         #expect(member.contains("balance 0"))
+        // Sites revoked and reinstated, certificates listed, from the command line (#14 item 11).
+        #expect(try await Binary.run(["admin", "sites", "--config", admin]).contains("hotel-01"))
+        let revoked = try await Binary.run([
+            "admin", "sites", "revoke", "hotel-01", "--config", admin, "--reason", "refit",
+        ])
+        #expect(revoked.contains("site hotel-01 is revoked"))
+        let back = try await Binary.run([
+            "admin", "sites", "reinstate", "hotel-01", "--config", admin, "--reason", "open",
+        ])
+        #expect(back.contains("site hotel-01 is active"))
+        #expect(try await Binary.run(["admin", "certificates", "list", "--config", admin]).contains("serial"))
         // Expiry run twice for the same day says the second time that nothing more was due.
         let expire = ["admin", "expire", "run", "--config", admin, "--as-of", "2026-01-01"]
         #expect(try await Binary.run(expire).contains("expiry as of the end of 2026-01-01: nothing was due"))

@@ -5,6 +5,7 @@
 import Core
 import EdgeNode
 import Foundation
+import GRDB
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Gateway
@@ -171,12 +172,93 @@ struct OpsServiceTests {
                     revoke.requestID = "REV-1"
                     revoke.siteID = "mall-01"
                     revoke.status = "revoked"
+                    revoke.reason = "till stolen"
                     #expect(try await ops.setSiteStatus(revoke).site.status == "revoked")
                     var conflicts = Coalition_Ops_V1_ListConflictsRequest()
                     conflicts.kind = "no-such-kind"
                     #expect(try await ops.listConflicts(conflicts).conflicts.isEmpty)
                 }
                 try await gateway.checkInvariants()
+            }
+        }
+    }
+
+    /// #14 item 11: operators revoke and reinstate a site, and revoke one certificate by serial,
+    /// through Ops (as `coalition admin sites revoke|reinstate` and `certificates revoke|list` do);
+    /// the holders are refused at once and each action is recorded with the operator's name.
+    @Test("a site and a certificate revoked through Ops are refused; reinstated, the site syncs again")
+    func revocations() async throws {
+        let directory = try TemporaryDirectory()
+        let certificates = try TestCertificates(directory: directory.url.path, sites: ["mall-01", "hotel-01"])
+        try certificates.issue(.operator("alice"), name: "alice")
+        let spare = try certificates.issue(.site(SiteID("mall-01")!), name: "mall-spare")
+        try await Network.withGateway(
+            try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: ManualWallClock()
+        ) { gateway in
+            try await Self.withOps(port: gateway.port, certificates: certificates, certificate: "alice") { ops in
+                var site = Coalition_Ops_V1_SetSiteStatusRequest()
+                site.requestID = "REV-1"
+                site.siteID = "hotel-01"
+                site.status = "revoked"
+                let unexplained = await expectStatus(.invalidArgument) { _ = try await ops.setSiteStatus(site) }
+                #expect(unexplained.contains("reason"))
+                site.reason = "closed for refit"
+                #expect(try await ops.setSiteStatus(site).site.status == "revoked")
+                try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "hotel-01") {
+                    sync in
+                    await expectStatus(.permissionDenied, reason: "SITE_REVOKED") {
+                        _ = try await sync.push(RawSync.push(try RawSync.enrolments(merchant: "hotel-rooms", count: 1)))
+                    }
+                }
+                site.status = "active"
+                site.reason = "reopened"
+                #expect(try await ops.setSiteStatus(site).site.status == "active")
+                let reinstated = try await RawSync.withClient(
+                    port: gateway.port, certificates: certificates, certificate: "hotel-01"
+                ) { sync in
+                    try await sync.push(RawSync.push(try RawSync.enrolments(merchant: "hotel-rooms", count: 1)))
+                }
+                #expect(reinstated.status == .applied)
+
+                var certificate = Coalition_Ops_V1_RevokeCertificateRequest()
+                certificate.requestID = "CERT-1"
+                certificate.serial = "not a serial"
+                certificate.reason = "laptop stolen"
+                let bad = await expectStatus(.invalidArgument) { _ = try await ops.revokeCertificate(certificate) }
+                #expect(bad.contains("serial"))
+                certificate.serial = spare.serial.uppercased()
+                let revoked = try await ops.revokeCertificate(certificate)
+                #expect(!revoked.alreadyRevoked && revoked.certificate.revokedBy == "alice")
+                #expect(try await ops.revokeCertificate(certificate).alreadyRevoked)
+                try await RawSync.withClient(
+                    port: gateway.port, certificates: certificates, certificate: "mall-spare"
+                ) { sync in
+                    await expectStatus(.permissionDenied, reason: "CERTIFICATE_REVOKED") {
+                        _ = try await sync.push(
+                            RawSync.push(try RawSync.enrolments(merchant: "mall-fashion", count: 1)))
+                    }
+                }
+                // The site's other certificate still works.
+                let other = try await RawSync.withClient(
+                    port: gateway.port, certificates: certificates, certificate: "mall-01"
+                ) { sync in
+                    try await sync.push(RawSync.push(try RawSync.enrolments(merchant: "mall-fashion", count: 1)))
+                }
+                #expect(other.status == .applied)
+                let list = try await ops.listRevokedCertificates(Coalition_Ops_V1_ListRevokedCertificatesRequest())
+                #expect(list.certificates.map(\.serial) == [spare.serial.lowercased()])
+                #expect(list.certificates.first?.reason == "laptop stolen")
+                let actions = try await gateway.store.database.pool.read { db in
+                    try Row.fetchAll(
+                        db, sql: "SELECT operator, action, subject FROM operator_actions ORDER BY action_id"
+                    )
+                    .map { "\($0["operator"] as String) \($0["action"] as String) \($0["subject"] as String)" }
+                }
+                #expect(
+                    actions == [
+                        "alice revoke_site hotel-01", "alice reinstate_site hotel-01",
+                        "alice revoke_certificate \(spare.serial.lowercased())",
+                    ])
             }
         }
     }

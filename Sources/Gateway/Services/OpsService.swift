@@ -48,14 +48,54 @@ extension OpsService {
             guard ["active", "revoked"].contains(message.status) else {
                 throw ServiceError.invalid("status", "must be active or revoked")
             }
-            try await store.setSite(site, revoked: message.status == "revoked")
+            guard !message.reason.isEmpty, message.reason.count <= 200 else {
+                throw ServiceError.invalid("reason", "1 to 200 characters")
+            }
+            try await store.setSite(site, revoked: message.status == "revoked", by: name, reason: message.reason)
             logger.notice(
                 "site status set",
-                metadata: ["site.id": "\(site)", "status": "\(message.status)", "operator": "\(name)"])
+                metadata: [
+                    "site.id": "\(site)", "status": "\(message.status)", "operator": "\(name)",
+                    "reason": "\(message.reason)",
+                ])
             var response = Coalition_Ops_V1_SetSiteStatusResponse()
             response.site =
                 try await store.siteStatuses().first { $0.site == site }.map(Coalition_Ops_V1_SiteStatus.init)
                 ?? Coalition_Ops_V1_SiteStatus()
+            return response
+        }
+    }
+
+    package func revokeCertificate(
+        request: ServerRequest<Coalition_Ops_V1_RevokeCertificateRequest>, context: ServerContext
+    ) async throws -> ServerResponse<Coalition_Ops_V1_RevokeCertificateResponse> {
+        try await handle(request, context) { name, message in
+            let serial = message.serial.lowercased()
+            guard (1...128).contains(serial.utf8.count),
+                serial.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) || $0 == 0x3A })
+            else {
+                throw ServiceError.invalid("serial", "hexadecimal bytes separated by colons, at most 128 characters")
+            }
+            guard !message.reason.isEmpty, message.reason.count <= 200 else {
+                throw ServiceError.invalid("reason", "1 to 200 characters")
+            }
+            let (record, already) = try await store.revokeCertificate(serial: serial, reason: message.reason, by: name)
+            logger.notice(
+                "certificate revoked",
+                metadata: ["serial": "\(serial)", "operator": "\(name)", "reason": "\(message.reason)"])
+            var response = Coalition_Ops_V1_RevokeCertificateResponse()
+            response.certificate = Coalition_Ops_V1_RevokedCertificate(record)
+            response.alreadyRevoked = already
+            return response
+        }
+    }
+
+    package func listRevokedCertificates(
+        request: ServerRequest<Coalition_Ops_V1_ListRevokedCertificatesRequest>, context: ServerContext
+    ) async throws -> ServerResponse<Coalition_Ops_V1_ListRevokedCertificatesResponse> {
+        try await handle(request, context) { _, _ in
+            var response = Coalition_Ops_V1_ListRevokedCertificatesResponse()
+            response.certificates = try await store.revokedCertificates().map(Coalition_Ops_V1_RevokedCertificate.init)
             return response
         }
     }

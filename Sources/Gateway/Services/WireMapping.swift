@@ -162,6 +162,16 @@ extension Coalition_Ops_V1_ProgramSummary {
     }
 }
 
+extension Coalition_Ops_V1_RevokedCertificate {
+    init(_ record: RevokedCertificateRecord) {
+        self.init()
+        serial = record.serial
+        revokedAtMs = record.revokedAt.milliseconds
+        reason = record.reason
+        revokedBy = record.revokedBy
+    }
+}
+
 extension ServiceError {
     init(_ refusal: AdjustmentRefusal) {
         switch refusal {

@@ -193,6 +193,14 @@ package struct ClosedSettlement: Sendable, Equatable {
     package var closedBy: String
 }
 
+/// A revoked certificate, as the operators see it.
+package struct RevokedCertificateRecord: Sendable, Equatable {
+    package var serial: String
+    package var revokedAt: Timestamp
+    package var reason: String
+    package var revokedBy: String
+}
+
 /// Why a period cannot be closed.
 package struct SettlementRefusal: Error, Sendable, CustomStringConvertible {
     package var description: String

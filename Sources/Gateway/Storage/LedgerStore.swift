@@ -39,10 +39,13 @@ package protocol OperationsLedger: Sendable {
     /// The store's current instant (its injected clock).
     var clockNow: Timestamp { get }
     func siteStatuses() async throws -> [SiteStatusRecord]
-    /// Revokes or reinstates a site.
-    func setSite(_ site: SiteID, revoked: Bool) async throws
-    /// Revokes one certificate by serial number.
-    func revokeCertificate(serial: String, reason: String) async throws
+    /// Revokes or reinstates a site, recording the operator and the reason.
+    func setSite(_ site: SiteID, revoked: Bool, by operatorName: String, reason: String) async throws
+    /// Revokes one certificate by serial number; the first revocation stands.
+    func revokeCertificate(serial: String, reason: String, by operatorName: String) async throws
+        -> (certificate: RevokedCertificateRecord, alreadyRevoked: Bool)
+    /// Every revoked certificate, newest first.
+    func revokedCertificates() async throws -> [RevokedCertificateRecord]
     func isRevoked(serial: String) async throws -> Bool
     /// Conflicts in the order they were found, optionally of one site or kind.
     func conflicts(site: SiteID?, kind: String?, limit: Int) async throws -> [ConflictRecord]

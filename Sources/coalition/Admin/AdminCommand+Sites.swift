@@ -10,7 +10,48 @@ import Wire
 extension AdminCommand {
     struct Sites: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Sites: last seen, high-water mark, lag, exposure, flags.")
+            abstract: "Sites: list them; revoke or reinstate one.",
+            subcommands: [SiteList.self, Revoke.self, Reinstate.self],
+            defaultSubcommand: SiteList.self)
+
+        /// Sets a site's status, audited with the operator's name and the reason.
+        static func set(_ site: String, status: String, reason: String, connection: Connection) async throws {
+            var request = Coalition_Ops_V1_SetSiteStatusRequest()
+            request.requestID = "SITE-\(status)-\(site)-\(UUID().uuidString.prefix(8))"
+            request.siteID = site
+            request.status = status
+            request.reason = reason
+            let response = try await connection.withOps { try await $0.setSiteStatus(request) }
+            try connection.show(response) { "site \(response.site.siteID) is \(response.site.status)" }
+        }
+
+        struct Revoke: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Revoke a site: every sync call of its certificates is refused (SITE_REVOKED).")
+            @OptionGroup var connection: Connection
+            @Argument(help: "The site id.") var site: String
+            @Option(help: "Why (1-200 characters); recorded with your operator name.") var reason: String
+
+            func run() async throws {
+                try await Sites.set(site, status: "revoked", reason: reason, connection: connection)
+            }
+        }
+
+        struct Reinstate: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Reinstate a revoked site.")
+            @OptionGroup var connection: Connection
+            @Argument(help: "The site id.") var site: String
+            @Option(help: "Why (1-200 characters); recorded with your operator name.") var reason: String
+
+            func run() async throws {
+                try await Sites.set(site, status: "active", reason: reason, connection: connection)
+            }
+        }
+    }
+
+    struct SiteList: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "list", abstract: "Sites: last seen, high-water mark, lag, exposure, flags.")
         @OptionGroup var connection: Connection
 
         func run() async throws {

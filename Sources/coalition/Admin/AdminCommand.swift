@@ -19,7 +19,9 @@ struct AdminCommand: AsyncParsableCommand {
               certificate: certs/operator-alice.pem
               private_key: certs/operator-alice.key
             """,
-        subcommands: [Sites.self, Conflicts.self, Member.self, ProgramAdmin.self, Settle.self, Expire.self]
+        subcommands: [
+            Sites.self, Certificates.self, Conflicts.self, Member.self, ProgramAdmin.self, Settle.self, Expire.self,
+        ]
     )
 
     /// Options every admin command takes.

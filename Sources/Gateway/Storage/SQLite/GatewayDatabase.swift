@@ -286,6 +286,22 @@ package struct GatewayDatabase: Sendable {
                     ALTER TABLE members ADD COLUMN pending_referrer TEXT;
                     """)
         }
+        migrator.registerMigration("2026-12-01 gateway operator actions v1") { db in
+            try db.execute(
+                sql: """
+                    -- Who revoked a certificate; and every site revocation, reinstatement and
+                    -- certificate revocation, with the operator and the reason.
+                    ALTER TABLE revoked_certificates ADD COLUMN revoked_by TEXT NOT NULL DEFAULT '';
+                    CREATE TABLE operator_actions (
+                        action_id INTEGER PRIMARY KEY,
+                        at_ms INTEGER NOT NULL,
+                        operator TEXT NOT NULL,
+                        action TEXT NOT NULL,
+                        subject TEXT NOT NULL,
+                        reason TEXT NOT NULL
+                    ) STRICT;
+                    """)
+        }
         return migrator
     }
 }

@@ -120,24 +120,67 @@ package final class SQLiteLedgerStore: LedgerStore {
         }
     }
 
-    /// Revokes or reinstates a site.
-    package func setSite(_ site: SiteID, revoked: Bool) async throws {
+    /// Revokes or reinstates a site, recording who and why.
+    package func setSite(_ site: SiteID, revoked: Bool, by operatorName: String = "", reason: String = "")
+        async throws
+    {
+        let now = clock.now()
         try await database.pool.write { db in
             try db.cachedStatement(
                 sql:
                     "INSERT INTO sites (site_id, last_hash, status) VALUES (?, ?, ?) ON CONFLICT (site_id) DO UPDATE SET status = excluded.status"
             ).execute(arguments: [site.rawValue, Data(count: 32), revoked ? "revoked" : "active"])
+            try Self.recordAction(
+                db, at: now, by: operatorName, action: revoked ? "revoke_site" : "reinstate_site",
+                subject: site.rawValue, reason: reason)
         }
     }
 
-    /// Revokes one certificate by serial number.
-    package func revokeCertificate(serial: String, reason: String) async throws {
+    /// Revokes one certificate by serial number; the first revocation stands. Returns it, and
+    /// whether it had been revoked before.
+    @discardableResult
+    package func revokeCertificate(serial: String, reason: String, by operatorName: String = "") async throws
+        -> (certificate: RevokedCertificateRecord, alreadyRevoked: Bool)
+    {
         let now = clock.now()
-        try await database.pool.write { db in
+        return try await database.pool.write { db in
             try db.cachedStatement(
-                sql: "INSERT OR IGNORE INTO revoked_certificates (serial, revoked_at_ms, reason) VALUES (?, ?, ?)"
-            ).execute(arguments: [serial, now.milliseconds, reason])
+                sql:
+                    "INSERT OR IGNORE INTO revoked_certificates (serial, revoked_at_ms, reason, revoked_by) VALUES (?, ?, ?, ?)"
+            ).execute(arguments: [serial, now.milliseconds, reason, operatorName])
+            let inserted = db.changesCount > 0
+            if inserted {
+                try Self.recordAction(
+                    db, at: now, by: operatorName, action: "revoke_certificate", subject: serial, reason: reason)
+            }
+            guard
+                let row = try Row.fetchOne(
+                    db, sql: "SELECT * FROM revoked_certificates WHERE serial = ?", arguments: [serial])
+            else { preconditionFailure("revoked certificate row vanished") }
+            return (Self.revokedCertificate(row), !inserted)
         }
+    }
+
+    /// Every revoked certificate, newest first.
+    package func revokedCertificates() async throws -> [RevokedCertificateRecord] {
+        try await database.pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM revoked_certificates ORDER BY revoked_at_ms DESC, serial")
+                .map(Self.revokedCertificate)
+        }
+    }
+
+    private static func revokedCertificate(_ row: Row) -> RevokedCertificateRecord {
+        RevokedCertificateRecord(
+            serial: row["serial"], revokedAt: Timestamp(milliseconds: row["revoked_at_ms"]), reason: row["reason"],
+            revokedBy: row["revoked_by"])
+    }
+
+    private static func recordAction(
+        _ db: Database, at now: Timestamp, by operatorName: String, action: String, subject: String, reason: String
+    ) throws {
+        try db.execute(
+            sql: "INSERT INTO operator_actions (at_ms, operator, action, subject, reason) VALUES (?, ?, ?, ?, ?)",
+            arguments: [now.milliseconds, operatorName, action, subject, reason])
     }
 
     /// Conflicts in the order they were found, optionally of one site or kind.

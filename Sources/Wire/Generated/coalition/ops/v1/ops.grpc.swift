@@ -51,6 +51,32 @@ package enum Coalition_Ops_V1_Ops: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "RevokeCertificate" metadata.
+        package enum RevokeCertificate: Sendable {
+            /// Request type for "RevokeCertificate".
+            package typealias Input = Coalition_Ops_V1_RevokeCertificateRequest
+            /// Response type for "RevokeCertificate".
+            package typealias Output = Coalition_Ops_V1_RevokeCertificateResponse
+            /// Descriptor for "RevokeCertificate".
+            package static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "coalition.ops.v1.Ops"),
+                method: "RevokeCertificate",
+                type: .unary
+            )
+        }
+        /// Namespace for "ListRevokedCertificates" metadata.
+        package enum ListRevokedCertificates: Sendable {
+            /// Request type for "ListRevokedCertificates".
+            package typealias Input = Coalition_Ops_V1_ListRevokedCertificatesRequest
+            /// Response type for "ListRevokedCertificates".
+            package typealias Output = Coalition_Ops_V1_ListRevokedCertificatesResponse
+            /// Descriptor for "ListRevokedCertificates".
+            package static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "coalition.ops.v1.Ops"),
+                method: "ListRevokedCertificates",
+                type: .unary
+            )
+        }
         /// Namespace for "ListConflicts" metadata.
         package enum ListConflicts: Sendable {
             /// Request type for "ListConflicts".
@@ -211,6 +237,8 @@ package enum Coalition_Ops_V1_Ops: Sendable {
         package static let descriptors: [GRPCCore.MethodDescriptor] = [
             ListSites.descriptor,
             SetSiteStatus.descriptor,
+            RevokeCertificate.descriptor,
+            ListRevokedCertificates.descriptor,
             ListConflicts.descriptor,
             GetMember.descriptor,
             MemberHistory.descriptor,
@@ -288,6 +316,43 @@ extension Coalition_Ops_V1_Ops {
             request: GRPCCore.StreamingServerRequest<Coalition_Ops_V1_SetSiteStatusRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Ops_V1_SetSiteStatusResponse>
+
+        /// Handle the "RevokeCertificate" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Revokes one certificate by serial number (as `coalition ca issue` prints it): its holder is
+        /// > refused with CERTIFICATE_REVOKED from the next call. Audited with the operator's name.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Coalition_Ops_V1_RevokeCertificateRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Coalition_Ops_V1_RevokeCertificateResponse` messages.
+        func revokeCertificate(
+            request: GRPCCore.StreamingServerRequest<Coalition_Ops_V1_RevokeCertificateRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Ops_V1_RevokeCertificateResponse>
+
+        /// Handle the "ListRevokedCertificates" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The revoked certificates, newest first.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Coalition_Ops_V1_ListRevokedCertificatesRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Coalition_Ops_V1_ListRevokedCertificatesResponse` messages.
+        func listRevokedCertificates(
+            request: GRPCCore.StreamingServerRequest<Coalition_Ops_V1_ListRevokedCertificatesRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Ops_V1_ListRevokedCertificatesResponse>
 
         /// Handle the "ListConflicts" method.
         ///
@@ -554,6 +619,43 @@ extension Coalition_Ops_V1_Ops {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Coalition_Ops_V1_SetSiteStatusResponse>
 
+        /// Handle the "RevokeCertificate" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Revokes one certificate by serial number (as `coalition ca issue` prints it): its holder is
+        /// > refused with CERTIFICATE_REVOKED from the next call. Audited with the operator's name.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Ops_V1_RevokeCertificateRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Coalition_Ops_V1_RevokeCertificateResponse` message.
+        func revokeCertificate(
+            request: GRPCCore.ServerRequest<Coalition_Ops_V1_RevokeCertificateRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Coalition_Ops_V1_RevokeCertificateResponse>
+
+        /// Handle the "ListRevokedCertificates" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The revoked certificates, newest first.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Ops_V1_ListRevokedCertificatesRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Coalition_Ops_V1_ListRevokedCertificatesResponse` message.
+        func listRevokedCertificates(
+            request: GRPCCore.ServerRequest<Coalition_Ops_V1_ListRevokedCertificatesRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Coalition_Ops_V1_ListRevokedCertificatesResponse>
+
         /// Handle the "ListConflicts" method.
         ///
         /// > Source IDL Documentation:
@@ -817,6 +919,43 @@ extension Coalition_Ops_V1_Ops {
             context: GRPCCore.ServerContext
         ) async throws -> Coalition_Ops_V1_SetSiteStatusResponse
 
+        /// Handle the "RevokeCertificate" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Revokes one certificate by serial number (as `coalition ca issue` prints it): its holder is
+        /// > refused with CERTIFICATE_REVOKED from the next call. Audited with the operator's name.
+        ///
+        /// - Parameters:
+        ///   - request: A `Coalition_Ops_V1_RevokeCertificateRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Coalition_Ops_V1_RevokeCertificateResponse` to respond with.
+        func revokeCertificate(
+            request: Coalition_Ops_V1_RevokeCertificateRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Coalition_Ops_V1_RevokeCertificateResponse
+
+        /// Handle the "ListRevokedCertificates" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The revoked certificates, newest first.
+        ///
+        /// - Parameters:
+        ///   - request: A `Coalition_Ops_V1_ListRevokedCertificatesRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Coalition_Ops_V1_ListRevokedCertificatesResponse` to respond with.
+        func listRevokedCertificates(
+            request: Coalition_Ops_V1_ListRevokedCertificatesRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Coalition_Ops_V1_ListRevokedCertificatesResponse
+
         /// Handle the "ListConflicts" method.
         ///
         /// > Source IDL Documentation:
@@ -1062,6 +1201,28 @@ extension Coalition_Ops_V1_Ops.StreamingServiceProtocol {
             }
         )
         router.registerHandler(
+            forMethod: Coalition_Ops_V1_Ops.Method.RevokeCertificate.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Ops_V1_RevokeCertificateRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Ops_V1_RevokeCertificateResponse>(),
+            handler: { request, context in
+                try await self.revokeCertificate(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Coalition_Ops_V1_Ops.Method.ListRevokedCertificates.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Ops_V1_ListRevokedCertificatesRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Ops_V1_ListRevokedCertificatesResponse>(),
+            handler: { request, context in
+                try await self.listRevokedCertificates(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
             forMethod: Coalition_Ops_V1_Ops.Method.ListConflicts.descriptor,
             deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Ops_V1_ListConflictsRequest>(),
             serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Ops_V1_ListConflictsResponse>(),
@@ -1215,6 +1376,28 @@ extension Coalition_Ops_V1_Ops.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Ops_V1_SetSiteStatusResponse> {
         let response = try await self.setSiteStatus(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    package func revokeCertificate(
+        request: GRPCCore.StreamingServerRequest<Coalition_Ops_V1_RevokeCertificateRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Ops_V1_RevokeCertificateResponse> {
+        let response = try await self.revokeCertificate(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    package func listRevokedCertificates(
+        request: GRPCCore.StreamingServerRequest<Coalition_Ops_V1_ListRevokedCertificatesRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Ops_V1_ListRevokedCertificatesResponse> {
+        let response = try await self.listRevokedCertificates(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -1376,6 +1559,32 @@ extension Coalition_Ops_V1_Ops.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Coalition_Ops_V1_SetSiteStatusResponse> {
         return GRPCCore.ServerResponse<Coalition_Ops_V1_SetSiteStatusResponse>(
             message: try await self.setSiteStatus(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    package func revokeCertificate(
+        request: GRPCCore.ServerRequest<Coalition_Ops_V1_RevokeCertificateRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Coalition_Ops_V1_RevokeCertificateResponse> {
+        return GRPCCore.ServerResponse<Coalition_Ops_V1_RevokeCertificateResponse>(
+            message: try await self.revokeCertificate(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    package func listRevokedCertificates(
+        request: GRPCCore.ServerRequest<Coalition_Ops_V1_ListRevokedCertificatesRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Coalition_Ops_V1_ListRevokedCertificatesResponse> {
+        return GRPCCore.ServerResponse<Coalition_Ops_V1_ListRevokedCertificatesResponse>(
+            message: try await self.listRevokedCertificates(
                 request: request.message,
                 context: context
             ),
@@ -1597,6 +1806,53 @@ extension Coalition_Ops_V1_Ops {
             deserializer: some GRPCCore.MessageDeserializer<Coalition_Ops_V1_SetSiteStatusResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_SetSiteStatusResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "RevokeCertificate" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Revokes one certificate by serial number (as `coalition ca issue` prints it): its holder is
+        /// > refused with CERTIFICATE_REVOKED from the next call. Audited with the operator's name.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Ops_V1_RevokeCertificateRequest` message.
+        ///   - serializer: A serializer for `Coalition_Ops_V1_RevokeCertificateRequest` messages.
+        ///   - deserializer: A deserializer for `Coalition_Ops_V1_RevokeCertificateResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func revokeCertificate<Result>(
+            request: GRPCCore.ClientRequest<Coalition_Ops_V1_RevokeCertificateRequest>,
+            serializer: some GRPCCore.MessageSerializer<Coalition_Ops_V1_RevokeCertificateRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Coalition_Ops_V1_RevokeCertificateResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_RevokeCertificateResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ListRevokedCertificates" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The revoked certificates, newest first.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Ops_V1_ListRevokedCertificatesRequest` message.
+        ///   - serializer: A serializer for `Coalition_Ops_V1_ListRevokedCertificatesRequest` messages.
+        ///   - deserializer: A deserializer for `Coalition_Ops_V1_ListRevokedCertificatesResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func listRevokedCertificates<Result>(
+            request: GRPCCore.ClientRequest<Coalition_Ops_V1_ListRevokedCertificatesRequest>,
+            serializer: some GRPCCore.MessageSerializer<Coalition_Ops_V1_ListRevokedCertificatesRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Coalition_Ops_V1_ListRevokedCertificatesResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_ListRevokedCertificatesResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
         /// Call the "ListConflicts" method.
@@ -1957,6 +2213,75 @@ extension Coalition_Ops_V1_Ops {
             try await self.client.unary(
                 request: request,
                 descriptor: Coalition_Ops_V1_Ops.Method.SetSiteStatus.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "RevokeCertificate" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Revokes one certificate by serial number (as `coalition ca issue` prints it): its holder is
+        /// > refused with CERTIFICATE_REVOKED from the next call. Audited with the operator's name.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Ops_V1_RevokeCertificateRequest` message.
+        ///   - serializer: A serializer for `Coalition_Ops_V1_RevokeCertificateRequest` messages.
+        ///   - deserializer: A deserializer for `Coalition_Ops_V1_RevokeCertificateResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        package func revokeCertificate<Result>(
+            request: GRPCCore.ClientRequest<Coalition_Ops_V1_RevokeCertificateRequest>,
+            serializer: some GRPCCore.MessageSerializer<Coalition_Ops_V1_RevokeCertificateRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Coalition_Ops_V1_RevokeCertificateResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_RevokeCertificateResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Coalition_Ops_V1_Ops.Method.RevokeCertificate.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "ListRevokedCertificates" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The revoked certificates, newest first.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Ops_V1_ListRevokedCertificatesRequest` message.
+        ///   - serializer: A serializer for `Coalition_Ops_V1_ListRevokedCertificatesRequest` messages.
+        ///   - deserializer: A deserializer for `Coalition_Ops_V1_ListRevokedCertificatesResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        package func listRevokedCertificates<Result>(
+            request: GRPCCore.ClientRequest<Coalition_Ops_V1_ListRevokedCertificatesRequest>,
+            serializer: some GRPCCore.MessageSerializer<Coalition_Ops_V1_ListRevokedCertificatesRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Coalition_Ops_V1_ListRevokedCertificatesResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_ListRevokedCertificatesResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Coalition_Ops_V1_Ops.Method.ListRevokedCertificates.descriptor,
                 serializer: serializer,
                 deserializer: deserializer,
                 options: options,
@@ -2435,6 +2760,65 @@ extension Coalition_Ops_V1_Ops.ClientProtocol {
         )
     }
 
+    /// Call the "RevokeCertificate" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Revokes one certificate by serial number (as `coalition ca issue` prints it): its holder is
+    /// > refused with CERTIFICATE_REVOKED from the next call. Audited with the operator's name.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Coalition_Ops_V1_RevokeCertificateRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    package func revokeCertificate<Result>(
+        request: GRPCCore.ClientRequest<Coalition_Ops_V1_RevokeCertificateRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_RevokeCertificateResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.revokeCertificate(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Ops_V1_RevokeCertificateRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Ops_V1_RevokeCertificateResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListRevokedCertificates" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The revoked certificates, newest first.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Coalition_Ops_V1_ListRevokedCertificatesRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    package func listRevokedCertificates<Result>(
+        request: GRPCCore.ClientRequest<Coalition_Ops_V1_ListRevokedCertificatesRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_ListRevokedCertificatesResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.listRevokedCertificates(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Ops_V1_ListRevokedCertificatesRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Ops_V1_ListRevokedCertificatesResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
     /// Call the "ListConflicts" method.
     ///
     /// > Source IDL Documentation:
@@ -2847,6 +3231,73 @@ extension Coalition_Ops_V1_Ops.ClientProtocol {
             metadata: metadata
         )
         return try await self.setSiteStatus(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RevokeCertificate" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Revokes one certificate by serial number (as `coalition ca issue` prints it): its holder is
+    /// > refused with CERTIFICATE_REVOKED from the next call. Audited with the operator's name.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    package func revokeCertificate<Result>(
+        _ message: Coalition_Ops_V1_RevokeCertificateRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_RevokeCertificateResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Coalition_Ops_V1_RevokeCertificateRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.revokeCertificate(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListRevokedCertificates" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The revoked certificates, newest first.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    package func listRevokedCertificates<Result>(
+        _ message: Coalition_Ops_V1_ListRevokedCertificatesRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_ListRevokedCertificatesResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Coalition_Ops_V1_ListRevokedCertificatesRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.listRevokedCertificates(
             request: request,
             options: options,
             onResponse: handleResponse
