@@ -22,7 +22,8 @@ struct ContractTests {
             (
                 "coalition.ops.v1.Ops", Coalition_Ops_V1_Ops.Method.descriptors,
                 [
-                    "ListSites", "SetSiteStatus", "ListConflicts", "GetMember", "MemberHistory", "AdjustMember",
+                    "ListSites", "SetSiteStatus", "RevokeCertificate", "ListRevokedCertificates", "ListConflicts",
+                    "GetMember", "MemberHistory", "AdjustMember",
                     "ValidateProgram",
                     "PublishProgram", "ListPrograms", "CloseSettlement", "GetSettlement", "ExportSettlement",
                     "RunExpiry",
