@@ -48,9 +48,7 @@ extension OpsService {
             guard ["active", "revoked"].contains(message.status) else {
                 throw ServiceError.invalid("status", "must be active or revoked")
             }
-            guard !message.reason.isEmpty, message.reason.count <= 200 else {
-                throw ServiceError.invalid("reason", "1 to 200 characters")
-            }
+            try Self.requireReason(message.reason)
             try await store.setSite(site, revoked: message.status == "revoked", by: name, reason: message.reason)
             logger.notice(
                 "site status set",
@@ -76,9 +74,7 @@ extension OpsService {
             else {
                 throw ServiceError.invalid("serial", "hexadecimal bytes separated by colons, at most 128 characters")
             }
-            guard !message.reason.isEmpty, message.reason.count <= 200 else {
-                throw ServiceError.invalid("reason", "1 to 200 characters")
-            }
+            try Self.requireReason(message.reason)
             let (record, already) = try await store.revokeCertificate(serial: serial, reason: message.reason, by: name)
             logger.notice(
                 "certificate revoked",
@@ -98,6 +94,11 @@ extension OpsService {
             response.certificates = try await store.revokedCertificates().map(Coalition_Ops_V1_RevokedCertificate.init)
             return response
         }
+    }
+
+    /// An operator's reason, recorded with the change: 1 to 200 characters.
+    private static func requireReason(_ reason: String) throws {
+        guard !reason.isEmpty, reason.count <= 200 else { throw ServiceError.invalid("reason", "1 to 200 characters") }
     }
 
     package func listConflicts(
@@ -214,9 +215,7 @@ extension OpsService {
             guard message.points != 0, (-1_000_000_000...1_000_000_000).contains(message.points) else {
                 throw ServiceError.invalid("points", "must be non-zero and at most 10^9 in size")
             }
-            guard !message.reason.isEmpty, message.reason.count <= 200 else {
-                throw ServiceError.invalid("reason", "1 to 200 characters")
-            }
+            try Self.requireReason(message.reason)
             // Every credit names who pays for it; a debit gives the points back to the platform
             // unless it names a merchant.
             let funder: AdjustmentFunder
