@@ -214,16 +214,14 @@ extension PostingEngine {
         }
         let position = post(
             context, kind: .earn, member: member, points: result.total, amount: input.amount, postings: postings)
+        let expires = ExpiryCalculator.expiresAt(
+            earnedAt: context.occurredAt, rules: program.expiry, timeZone: program.timeZone)
         if let referralPaid {
             createLot(
                 context.pushed.transactionID + "-referral", member: referralPaid, earnedAt: context.occurredAt,
-                expiresAt: ExpiryCalculator.expiresAt(
-                    earnedAt: context.occurredAt, rules: program.expiry, timeZone: program.timeZone),
-                points: program.earn.referralPoints)
+                expiresAt: expires, points: program.earn.referralPoints)
             touch(referralPaid, position: position)
         }
-        let expires = ExpiryCalculator.expiresAt(
-            earnedAt: context.occurredAt, rules: program.expiry, timeZone: program.timeZone)
         createLot(
             context.pushed.transactionID, member: member, earnedAt: context.occurredAt, expiresAt: expires,
             points: result.total)

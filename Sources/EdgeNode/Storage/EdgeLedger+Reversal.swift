@@ -127,10 +127,10 @@ extension EdgeLedger {
             response.transactionID = transaction.description
             response.points = abs(delta.value)
             response.balanceAfterPoints = max(0, try tx.balance(of: member).balance.value)
+            response.withheldPoints = withheld.value
             if withheld > .zero, let (merchant, site) = program.merchant(command.key.merchant),
                 let prices = program.settlement.prices(for: merchant, format: site.format)
             {
-                response.withheldPoints = withheld.value
                 response.withheldMinor = prices.redeemPrice.halfEvenTimes(withheld.value)
             }
             try tx.remember(command.key, response: response, sequence: sequence)
