@@ -51,15 +51,86 @@ struct PostingRulesTests {
         #expect(
             [split.fromOwnLot, split.fromExpired, split.fromOtherLots, split.unrecovered]
                 == [fromOwn, fromExpired, fromOther, unrecovered].map(Points.init))
-        let postings = split.postings(member: Self.member, issuer: Self.merchant)
+        let funders = PostingRules.giveBack(
+            split.fromOwnLot + split.fromExpired + split.fromOtherLots,
+            funding: [(.issued(Self.merchant), Points(points))], returned: [:], fallback: .issued(Self.merchant))
+        let postings = split.postings(member: Self.member, funders: funders)
         #expect(postings.change(of: .member(Self.member)) == Points(-(fromOwn + fromOther)))
         #expect(postings.change(of: .expired) == Points(-fromExpired))
         #expect(postings.change(of: .issued(Self.merchant)) == Points(points - unrecovered))
     }
 
+    /// docs/rules.md, "Who funds each point": base points by the recording merchant, each bonus by
+    /// its funder; one line per funder.
+    @Test("an earn's points are paid by their funders: base by the merchant, bonuses as the program says")
+    func funding() throws {
+        let program = try Fixture.program(setting: "earn.funded_by.birthday", to: "hotel-rooms")
+        let components = [
+            EarnComponent(kind: .base, points: Points(456), description: ""),
+            EarnComponent(kind: .tier, ruleID: "gold", points: Points(228), description: ""),
+            EarnComponent(kind: .promotion, ruleID: "double-saturday", points: Points(456), description: ""),
+            EarnComponent(kind: .crossFormat, points: Points(45), description: ""),
+            EarnComponent(kind: .birthday, points: Points(456), description: ""),
+            EarnComponent(kind: .streak, points: Points(100), description: ""),
+        ]
+        let postings = PostingRules.issue(
+            member: Self.member, merchant: Self.merchant, components: components, program: program)
+        #expect(postings.change(of: .member(Self.member)) == Points(1_741))
+        #expect(postings.change(of: .issued(Self.merchant)) == Points(-456))
+        #expect(postings.change(of: .bonus(Self.merchant)) == Points(-456))  // the promotion: its merchant
+        #expect(postings.change(of: .platformBonus) == Points(-(228 + 45 + 100)))
+        #expect(postings.change(of: .bonus(Fixture.rooms)) == Points(-456))
+        #expect(postings.lines.count == 5)
+        let funding = PostingRules.funding(of: postings.lines, member: Self.member)
+        #expect(funding.map(\.points) == [456, 373, 456, 456].map(Points.init))
+    }
+
+    /// A refund gives back to each funder in proportion to what it has left; refunds in full give
+    /// each exactly what it funded, whatever the order of partial refunds.
+    @Test(
+        "refunds give back to each funder in proportion, exactly what each funded in the end",
+        arguments: [[1, 1], [2], [1, 1, 1, 1], [3, 1], [1, 3], [4]] as [[Int64]])
+    func giveBack(_ refunds: [Int64]) {
+        // 4 points: 1 base, 1 platform, 2 another merchant's: refunds of `refunds` points.
+        let funding: [(account: Account, points: Points)] = [
+            (.issued(Self.merchant), Points(1)), (.platformBonus, Points(1)), (.bonus(Fixture.rooms), Points(2)),
+        ]
+        let total = refunds.reduce(0, +)
+        var returned: [Account: Points] = [:]
+        for points in refunds {
+            let lines = PostingRules.giveBack(
+                Points(points), funding: funding, returned: returned, fallback: .issued(Self.merchant))
+            #expect(lines.reduce(Points.zero) { $0 + $1.points } == Points(points))
+            for line in lines {
+                #expect(line.points >= .zero)
+                returned[line.account, default: .zero] += line.points
+            }
+            for funder in funding { #expect((returned[funder.account] ?? .zero) <= funder.points) }
+        }
+        if total == 4 {
+            for funder in funding { #expect(returned[funder.account] == funder.points) }
+        }
+        // Beyond what the funders paid (an old earn, say), the rest goes to the first.
+        let beyond = PostingRules.giveBack(
+            Points(6), funding: funding, returned: [:], fallback: .issued(Self.merchant))
+        #expect(
+            beyond.filter { $0.account == .issued(Self.merchant) }.reduce(Points.zero) { $0 + $1.points } == Points(3))
+    }
+
+    @Test("a largest-remainder split sums to its total, none above its weight, ties to the earlier")
+    func largestRemainder() {
+        #expect(Rounding.largestRemainder(10, weights: [1, 1, 1]) == [4, 3, 3])
+        #expect(Rounding.largestRemainder(2, weights: [1, 1, 2]) == [1, 0, 1])
+        #expect(Rounding.largestRemainder(4, weights: [1, 1, 2]) == [1, 1, 2])
+        #expect(Rounding.largestRemainder(0, weights: [0, 0]) == [0, 0])
+        #expect(Rounding.largestRemainder(5, weights: [0, 3]) == [0, 5])
+    }
+
     @Test("a negation cancels exactly")
     func negation() {
-        let issue = PostingRules.issue(member: Self.member, merchant: Self.merchant, points: Points(250))
+        let issue = PostingRules.issue(
+            member: Self.member, merchant: Self.merchant,
+            components: [EarnComponent(kind: .base, points: Points(250), description: "")], program: Fixture.program)
         let undone = PostingRules.negation(of: issue)
         #expect(undone.change(of: .member(Self.member)) == Points(-250))
         #expect(undone.change(of: .issued(Self.merchant)) == Points(250))

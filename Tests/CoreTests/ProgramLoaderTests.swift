@@ -102,7 +102,28 @@ struct ProgramLoaderTests {
         // #14 item 10: an out-of-range number says so.
         ("expiry.months", "1000000000000000000000000000000", "expiry.months", "is out of range"),
         ("earn.base_rates.mall", "2000000", "earn.base_rates.mall", "is out of range"),
+        // #14 item 1: funders.
+        ("earn.funded_by.tier", "the bank", "earn.funded_by.tier", "is not a funder"),
+        ("earn.funded_by.tier", "mall-nobody", "earn.funded_by.tier", "unknown merchant 'mall-nobody'"),
+        ("earn.funded_by.welcome", "platform", "earn.funded_by.welcome", "is not a kind of bonus"),
+        ("earn.promotions.0.funded_by", "The Bank", "earn.promotions[0].funded_by", "is not a funder"),
     ]
+
+    /// #14 item 1: who funds each bonus, with the documented defaults.
+    @Test("bonus funders: the platform by default, a promotion its recording merchant, each as written")
+    func funders() throws {
+        #expect(Fixture.program.earn.funding == .defaults)
+        #expect(BonusFunding.defaults.signup == .platform && BonusFunding.defaults.tier == .platform)
+        #expect(Fixture.program.earn.promotions[0].fundedBy == .recordingMerchant)
+        let program = try ProgramLoader.load(
+            Fixture.document.setting("earn.funded_by.tier", to: "merchant")
+                .setting("earn.funded_by.signup", to: "hotel-rooms")
+                .setting("earn.promotions.0.funded_by", to: "platform"))
+        #expect(program.earn.funding.tier == .recordingMerchant)
+        #expect(program.earn.funding.signup == .merchant(Fixture.rooms))
+        #expect(program.earn.funding.birthday == .platform)
+        #expect(program.earn.promotions[0].fundedBy == .platform)
+    }
 
     /// #14 item 10: one mistake does not cascade into untrue errors elsewhere.
     @Test("a site refused for one mistake still declares its id, format and merchants to the promotions")

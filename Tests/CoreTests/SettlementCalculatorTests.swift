@@ -165,8 +165,18 @@ struct SettlementCalculatorTests {
             line(9, "adjust", "mall-fashion", "issued:mall-fashion", 40),
             line(10, "adjust", nil, "member:M2", 90),
             line(10, "adjust", nil, "adjustments", -90),
+            // An earn at the grocer of 100 base points, a 50-point promotion the jeweller funds
+            // and a 30-point tier bonus the platform funds; a refund gives 10 back to the jeweller
+            // and 6 to the platform.
+            line(11, "earn", "mall-grocer", "member:M4", 180),
+            line(11, "earn", "mall-grocer", "issued:mall-grocer", -100),
+            line(11, "earn", "mall-grocer", "bonus:mall-jeweller", -50),
+            line(11, "earn", "mall-grocer", "platform_bonus", -30),
+            line(12, "reverse", "mall-grocer", "member:M4", -16, original: "earn"),
+            line(12, "reverse", "mall-grocer", "bonus:mall-jeweller", 10, original: "earn"),
+            line(12, "reverse", "mall-grocer", "platform_bonus", 6, original: "earn"),
         ]
-        let (activities, expired, platformAdjusted) = SettlementCalculator.activities(
+        let (activities, expired, platformAdjusted, platformBonus) = SettlementCalculator.activities(
             lines, program: Fixture.program, start: start)
         let byMerchant = Dictionary(uniqueKeysWithValues: activities.map { ($0.merchant.rawValue, $0) })
         #expect(expired == Points(70))
@@ -181,6 +191,12 @@ struct SettlementCalculatorTests {
         #expect(byMerchant["park-operator"]?.parking == Points(200))
         #expect(byMerchant["park-operator"]?.redeemed == .zero)
         #expect(byMerchant["elsewhere"] == nil)
+        #expect(byMerchant["mall-grocer"]?.issued == Points(100))
+        #expect(byMerchant["mall-grocer"]?.bonus == .zero)
+        #expect(byMerchant["mall-jeweller"]?.bonus == Points(50))
+        #expect(byMerchant["mall-jeweller"]?.reversed == Points(10))
+        #expect(byMerchant["mall-jeweller"]?.issued == .zero)
+        #expect(platformBonus == Points(24))
         // Every merchant of the program has a line, active or not.
         #expect(activities.count == Fixture.program.sites.flatMap(\.merchants).count)
     }

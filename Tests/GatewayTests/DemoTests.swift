@@ -41,6 +41,16 @@ struct DemoTests {
         #expect(statement.contains("risk charge") && statement.contains("money in minor units"))
         #expect(statement.contains("closed by "))
         #expect(statement.contains("hotel-rooms"))
+        #expect(statement.contains("base pts") && statement.contains("bonus pts"))
+        // The export writes the statement, the CSV, the manifest and one file per merchant (#14 item 2).
+        let out = directory.path("statements")
+        _ = try await Binary.run([
+            "admin", "settle", "export", "--config", admin, "--period", "2026-11-28", "--out", out,
+        ])
+        let manifest = try String(contentsOfFile: out + "/2026-11-28.manifest.txt", encoding: .utf8)
+        #expect(manifest.contains("  2026-11-28.json\n") && manifest.contains("  2026-11-28/hotel-rooms.csv\n"))
+        let rooms = try String(contentsOfFile: out + "/2026-11-28/hotel-rooms.csv", encoding: .utf8)
+        #expect(rooms.hasPrefix("statement,settlement of merchant hotel-rooms for 2026-11-28\n"))
         let conflicts = try await Binary.run(["admin", "conflicts", "--config", admin, "--json"])
         #expect(conflicts.contains("\"kind\":\"offline_overdraw\""))
         // A demo shows only what a real day would: no clock_skew from its own clock moves (#14 item 18).

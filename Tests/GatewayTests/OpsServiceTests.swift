@@ -3,6 +3,7 @@
 // operator's name, program validate/publish/list (a publish reaches edges by pull), settlement
 // close/get/export, expiry and reminders.
 import Core
+import Crypto
 import EdgeNode
 import Foundation
 import GRDB
@@ -139,19 +140,34 @@ struct OpsServiceTests {
                     #expect(!closed.alreadyClosed)
                     #expect(closed.result.closedBy == "alice")
                     #expect(closed.result.closedAtMs == clock.now().milliseconds)
-                    #expect(closed.result.merchants.first { $0.merchantID == "mall-fashion" }?.pointsIssued == 500)
+                    #expect(closed.result.merchants.first { $0.merchantID == "mall-fashion" }?.pointsIssued == 300)
+                    // The 200 sign-up points are the platform's (docs/rules.md, "Who funds each point").
+                    #expect(closed.result.platform.bonusPoints == 200 && closed.result.platform.bonusMinor == 200)
+                    #expect(closed.result.currencyCode == "CNY" && closed.result.timeZone == "Asia/Shanghai")
                     #expect(closed.result.journalDebitsMinor == closed.result.journalCreditsMinor)
-                    // The liability: the 750 points the member holds, all paid for by the fashion store
-                    // at 1.2 fen (500 issued, 250 adjusted at its expense); nothing redeemed yet.
+                    // The liability: the 750 points the member holds, valued at what their funders paid:
+                    // 300 base and 250 adjusted at the fashion store's 1.2 fen, the 200 sign-up points
+                    // the platform funded at 0: 660; nothing redeemed yet.
                     let liability = closed.result.platform.liability
-                    #expect(liability.closing.points == 750 && liability.closing.minor == 900)
-                    #expect(liability.issued.points == 750 && liability.issued.minor == 900)
+                    #expect(liability.closing.points == 750 && liability.closing.minor == 660)
+                    #expect(liability.issued.points == 750 && liability.issued.minor == 660)
                     #expect(closed.result.platform.marginMinor == 0)
                     #expect(closed.result.merchants.first { $0.merchantID == "mall-fashion" }?.pointsAdjusted == 250)
                     var export = Coalition_Ops_V1_ExportSettlementRequest()
                     export.period = "2026-11-24"
                     let files = try await ops.exportSettlement(export)
-                    #expect(files.files.map(\.name) == ["2026-11-24.json", "2026-11-24.csv"])
+                    #expect(
+                        files.files.map(\.name) == [
+                            "2026-11-24.json", "2026-11-24.csv", "2026-11-24/mall-fashion.csv",
+                            "2026-11-24.manifest.txt",
+                        ])
+                    // The manifest carries the content hash and each file's SHA-256, as sha256sum does.
+                    let manifest = String(decoding: files.files[3].content, as: UTF8.self)
+                    #expect(manifest.contains(closed.result.contentHash))
+                    for file in files.files.prefix(3) {
+                        let digest = SHA256.hash(data: file.content).map { String(format: "%02x", $0) }.joined()
+                        #expect(manifest.contains("\(digest)  \(file.name)\n"))
+                    }
                     #expect(files.contentHash == closed.result.contentHash)
 
                     var reminders = Coalition_Ops_V1_ListExpiryRemindersRequest()

@@ -119,7 +119,9 @@ struct PostingRuleTests {
             let first = records[0].enrollment.memberID
             #expect(try await site.gateway.balance(first) == 200)
             #expect(try await site.gateway.balance(referrer) == 200 + 300)
-            #expect(try await site.gateway.account("issued:mall-fashion") == -(200 + 200 + 300))
+            // Sign-up and referral bonuses are the platform's (docs/rules.md, "Who funds each point").
+            #expect(try await site.gateway.account("issued:mall-fashion") == 0)
+            #expect(try await site.gateway.account("platform_bonus") == -(200 + 200 + 300))
             // The referrer is published again at the merged enrolment, so the edge that counted the
             // referral bonus locally drops it (found by the simulation: seed 92 of 300 showed the
             // referrer 300 points richer at the edge than at the gateway, for good).
@@ -292,7 +294,9 @@ struct PostingRuleTests {
                 #expect(earned.results.map(\.outcome) == [.posted, .posted])
                 #expect(try await gateway.balance(referrer.enrollment.memberID) == 500)
                 #expect(try await gateway.balance(referred.enrollment.memberID) == 400)
-                #expect(try await gateway.account("issued:mall-cafe") == -500)  // 200 earned + 300 referral
+                #expect(try await gateway.account("issued:mall-cafe") == -200)  // the base points earned
+                // The sign-ups and the referral paid at the first purchase are the platform's.
+                #expect(try await gateway.account("platform_bonus") == -(200 + 200 + 300))
             }
             try await gateway.checkInvariants()
         }
@@ -376,7 +380,8 @@ struct PostingRuleTests {
             #expect(try await gateway.balance(member) == 500)
             #expect(try await gateway.account("expired") == 200)
             #expect(try await gateway.account("offline_risk:mall-01") == 0)
-            #expect(try await gateway.account("issued:mall-fashion") == -700)
+            #expect(try await gateway.account("issued:mall-fashion") == -500)  // 1,500 base, 1,000 back
+            #expect(try await gateway.account("platform_bonus") == -200)
             #expect(try await gateway.conflicts(kind: "refund_after_spend").isEmpty)
             try await Network.eventually("the edge shows 500") { try await mall.balance(member) == 500 }
             try await gateway.checkInvariants()
@@ -405,7 +410,8 @@ struct PostingRuleTests {
             #expect(pushed.results.last?.postedPoints == -300)
             #expect(try await site.gateway.balance(member) == 0)
             #expect(try await site.gateway.account("offline_risk:mall-01") == 0)
-            #expect(try await site.gateway.account("issued:mall-fashion") == -900)  // 1,200 issued, 300 back
+            #expect(try await site.gateway.account("issued:mall-fashion") == -700)  // 1,000 base, 300 back
+            #expect(try await site.gateway.account("platform_bonus") == -200)  // the sign-up
             #expect(try await site.gateway.conflicts(kind: "refund_after_spend").map(\.points) == [700])
         }
     }
@@ -440,7 +446,8 @@ struct PostingRuleTests {
             try await Network.eventually("synced") { try await Network.synced(mall) }
             #expect(try await gateway.balance(member) == 0)
             #expect(try await gateway.account("offline_risk:mall-01") == 0)
-            #expect(try await gateway.account("issued:mall-fashion") == -900)  // 1,200 issued, 300 back
+            #expect(try await gateway.account("issued:mall-fashion") == -700)  // 1,000 base, 300 back
+            #expect(try await gateway.account("platform_bonus") == -200)  // the sign-up
             #expect(try await gateway.conflicts(kind: "refund_after_spend").isEmpty)
 
             try await Network.eventually("the edge shows 0") { try await mall.balance(member) == 0 }

@@ -237,20 +237,10 @@ package enum EarnCalculator: Sendable {
                 "\(paid) minor units paid with points is more than the \(total) of the bill points can pay")
         }
         var result = lines
-        var shares: [(index: Int, remainder: Int128)] = []
-        var left = Int128(paid.minorUnits)
-        for index in payable {
-            let exact = Int128(paid.minorUnits) * Int128(lines[index].amount.minorUnits)
-            let share = exact / total
-            result[index].amount = Money(minorUnits: lines[index].amount.minorUnits - Int64(share))
-            shares.append((index, exact % total))
-            left -= share
-        }
-        for share in shares.sorted(by: {
-            $0.remainder != $1.remainder ? $0.remainder > $1.remainder : $0.index < $1.index
-        })
-        .prefix(Int(left)) {
-            result[share.index].amount = Money(minorUnits: result[share.index].amount.minorUnits - 1)
+        let shares = Rounding.largestRemainder(
+            paid.minorUnits, weights: payable.map { lines[$0].amount.minorUnits })
+        for (index, share) in zip(payable, shares) {
+            result[index].amount = Money(minorUnits: lines[index].amount.minorUnits - share)
         }
         return result
     }

@@ -1,8 +1,14 @@
 /// A ledger account (DESIGN §3). Member accounts hold points owed to members and never go below
-/// zero; `issued(merchant)` goes negative as a merchant hands out points; the others collect.
+/// zero; `issued(merchant)` goes negative as a merchant hands out base points, `bonus(merchant)` and
+/// `platformBonus` as their funders pay for bonus points (docs/rules.md, "Who funds each point");
+/// the others collect.
 package enum Account: Hashable, Sendable, CustomStringConvertible {
     case member(MemberID)
     case issued(MerchantID)
+    /// Bonus points a merchant funds, wherever they were earned.
+    case bonus(MerchantID)
+    /// Bonus points the platform funds.
+    case platformBonus
     case redeemed(MerchantID)
     case expired
     case offlineRisk(SiteID)
@@ -14,6 +20,8 @@ package enum Account: Hashable, Sendable, CustomStringConvertible {
         switch self {
         case .member(let id): return "member:\(id)"
         case .issued(let id): return "issued:\(id)"
+        case .bonus(let id): return "bonus:\(id)"
+        case .platformBonus: return "platform_bonus"
         case .redeemed(let id): return "redeemed:\(id)"
         case .expired: return "expired"
         case .offlineRisk(let id): return "offline_risk:\(id)"
@@ -23,6 +31,15 @@ package enum Account: Hashable, Sendable, CustomStringConvertible {
     }
 
     package var description: String { key }
+
+    /// Whether points issued to members come from it: a funder's account (`issued`, `bonus`,
+    /// `platform_bonus`, `adjustments`).
+    package var funds: Bool {
+        switch self {
+        case .issued, .bonus, .platformBonus, .adjustments: true
+        default: false
+        }
+    }
 }
 
 /// One line of a ledger transaction.
@@ -79,11 +96,6 @@ package enum PostingRules: Sendable {
         )
     }
 
-    /// Points issued to a member by a merchant (earn, sign-up, referral).
-    package static func issue(member: MemberID, merchant: MerchantID, points: Points) -> Postings {
-        Postings([Posting(.member(member), points), Posting(.issued(merchant), -points)])
-    }
-
     /// The exact opposite of a transaction (a cancelled redemption).
     package static func negation(of postings: Postings) -> Postings {
         Postings(postings.lines.map { Posting($0.account, -$0.points) })
@@ -116,14 +128,11 @@ package struct RefundSources: Hashable, Sendable {
             unrecovered: points - fromOwnLot - fromExpired - fromOtherLots)
     }
 
-    /// The member gives back what it has of the points, `expired` what expired; the issuer gets
-    /// back every point recovered (its payable is reversed for those only).
-    package func postings(member: MemberID, issuer: MerchantID) -> Postings {
-        let fromMember = fromOwnLot + fromOtherLots
-        return Postings([
-            Posting(.member(member), -fromMember), Posting(.expired, -fromExpired),
-            Posting(.issued(issuer), fromMember + fromExpired),
-        ])
+    /// The member gives back what it has of the points, `expired` what expired; the earn's funders
+    /// get back every point recovered (`funders`, from `PostingRules.giveBack`: their payables are
+    /// reversed for those only).
+    package func postings(member: MemberID, funders: [Posting]) -> Postings {
+        Postings([Posting(.member(member), -(fromOwnLot + fromOtherLots)), Posting(.expired, -fromExpired)] + funders)
     }
 }
 

@@ -45,11 +45,16 @@ extension PostingEngine {
         let paid = survivor == nil
         let bonus = EarnCalculator.enrollment(program: program, hasReferrer: !record.referrerMemberID.isEmpty)
         let signup = paid ? bonus.signup.total : .zero
-        var lines = paid ? PostingRules.issue(member: owner, merchant: context.merchant, points: signup).lines : []
+        // Each bonus is paid by its funder (docs/rules.md, "Who funds each point").
+        var lines =
+            paid
+            ? PostingRules.issue(
+                member: owner, merchant: context.merchant, components: bonus.signup.components, program: program
+            ).lines : []
         var referrer: MemberID?
         if paid, let stated = MemberID(record.referrerMemberID), let resolved = resolve(stated), resolved != owner {
             referrer = resolved
-            lines += PostingRules.issue(member: resolved, merchant: context.merchant, points: bonus.referral).lines
+            lines += referralPostings(referrer: resolved, points: bonus.referral, context).lines
         }
         if paid,
             Points(record.signupPoints) != bonus.signup.total
@@ -198,7 +203,8 @@ extension PostingEngine {
         }
         // A referral waiting for the member's first purchase is paid with it, by the same merchant
         // (docs/rules.md, "Referral"): a purchase that earns base points.
-        var postings = PostingRules.issue(member: member, merchant: context.merchant, points: result.total)
+        var postings = PostingRules.issue(
+            member: member, merchant: context.merchant, components: result.components, program: program)
         var referralPaid: MemberID?
         if let pending = self.member(member).pendingReferrer, result.points(of: .base) > .zero {
             modify(member) { $0.pendingReferrer = nil }
@@ -206,9 +212,7 @@ extension PostingEngine {
             if let referrer = resolve(pending), referrer != member, program.earn.referralPoints > .zero {
                 postings = Postings(
                     postings.lines
-                        + PostingRules.issue(
-                            member: referrer, merchant: context.merchant, points: program.earn.referralPoints
-                        ).lines)
+                        + referralPostings(referrer: referrer, points: program.earn.referralPoints, context).lines)
                 referralPaid = referrer
             }
         }
@@ -229,6 +233,14 @@ extension PostingEngine {
             member: member, format: result.format, base: result.points(of: .base), program: program,
             version: context.version, at: context.occurredAt, position: position)
         return .success(result.total)
+    }
+
+    /// A referrer's bonus, paid by the referral's funder for a transaction of `context`'s merchant.
+    func referralPostings(referrer: MemberID, points: Points, _ context: Context) -> Postings {
+        PostingRules.issue(
+            member: referrer, merchant: context.merchant,
+            components: [EarnComponent(kind: .referral, points: points, description: "referral bonus")],
+            program: context.program)
     }
 
     /// The gateway's record of a member, for checking the state an edge stated: the surviving
@@ -410,10 +422,16 @@ extension PostingEngine {
                 ownLot: view.lots[member]?.first { $0.lotID == original.transactionID }?
                     .remaining ?? .zero,
                 expired: original.expiredLeft, available: available(member))
+            // What is taken back goes back to the earn's funders, in proportion to what each paid.
+            let givenBack = PostingRules.giveBack(
+                taking.fromOwnLot + taking.fromOtherLots + taking.fromExpired,
+                funding: PostingRules.funding(of: original.postings, member: original.member ?? member),
+                returned: original.returned, fallback: .issued(context.merchant))
             let position = post(
                 context, kind: .reverse, member: member, points: -refund.points, amount: refund.amount,
-                original: original.transactionID, postings: taking.postings(member: member, issuer: context.merchant),
+                original: original.transactionID, postings: taking.postings(member: member, funders: givenBack),
                 detail: "refund")
+            for line in givenBack { original.returned[line.account, default: .zero] += line.points }
             consumeLots(
                 member, points: taking.fromOwnLot + taking.fromOtherLots, position: position,
                 first: original.transactionID)

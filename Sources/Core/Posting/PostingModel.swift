@@ -161,6 +161,8 @@ package struct OriginalRecord: Hashable, Sendable {
     /// An earn's points that expired from its own lot and that no refund has taken back from
     /// `expired` yet.
     package var expiredLeft: Points = .zero
+    /// Points earlier refunds gave back to each of an earn's funders.
+    package var returned: [Account: Points] = [:]
 
     package init(
         transactionID: String, position: Int64, kind: TransactionKind, site: SiteID?, member: MemberID?,

@@ -115,6 +115,8 @@ package struct EarnRules: Sendable, Equatable {
     package var streak: StreakBonus?
     /// When the referral bonus is paid (`earn.referral_paid_at`).
     package var referralPaidAt: ReferralTiming = .enrolment
+    /// Who pays for each kind of bonus (`earn.funded_by`).
+    package var funding: BonusFunding = .defaults
 }
 
 /// When a referrer is paid the referral bonus.
@@ -137,6 +139,8 @@ package struct Promotion: Sendable, Equatable {
     package var bonus: Bonus
     /// The most bonus points it may give in total across members, if limited.
     package var budget: Points?
+    /// Who pays for its bonus points (`funded_by`).
+    package var fundedBy: Funder = .recordingMerchant
 }
 
 /// Which earns a promotion applies to; an empty set means "any".

@@ -314,12 +314,13 @@ package enum ProgramLoader: Sendable {
         if referralPaidAt == nil {
             diagnostics.fail(map.path.key("referral_paid_at"), "must be 'enrolment' (the default) or 'first_purchase'")
         }
+        let funding = Self.bonusFunding(map, merchants: merchants)
         map.finish()
         return EarnRules(
             baseRates: baseRates, categoryRates: categoryRates, excludedCategories: excluded, promotions: promotions,
             crossFormat: crossFormat, birthday: birthday, signupPoints: Points(signup),
             referralPoints: Points(referral),
-            streak: streak, referralPaidAt: referralPaidAt ?? .enrolment)
+            streak: streak, referralPaidAt: referralPaidAt ?? .enrolment, funding: funding)
     }
 
     /// Reads `multiplier` or `bonus_points` (exactly one), and `budget_points` when allowed.
@@ -378,6 +379,7 @@ package enum ProgramLoader: Sendable {
             }
         }
         let (bonus, budget) = self.bonus(map, allowBudget: true)
+        let fundedBy = Self.funder(map, "funded_by", merchants: merchants) ?? .recordingMerchant
         map.finish()
         if let start, let end, end <= start {
             diagnostics.fail(path.key("end"), "the promotion window ends (\(end)) before or when it starts (\(start))")
@@ -386,7 +388,7 @@ package enum ProgramLoader: Sendable {
         guard let id, let name, let start, let end, let bonus, let timeZone else { return nil }
         return Promotion(
             id: id, name: name, start: timeZone.instant(of: start), end: timeZone.instant(of: end), filter: filter,
-            bonus: bonus, budget: budget)
+            bonus: bonus, budget: budget, fundedBy: fundedBy)
     }
 
     private static func localTime(_ map: MapReader, _ key: String) -> CivilDateTime? {

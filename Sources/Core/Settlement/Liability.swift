@@ -1,8 +1,11 @@
 /// What happened in a settlement period to the points of one lot (docs/operations.md, "The points
 /// liability"): each lot is valued at the price its issuer paid for it.
 package struct LotMovement: Hashable, Sendable {
-    /// Minor units the issuer paid per point of this lot (zero for points the platform gave).
-    package var price: Rate
+    /// What the lot's funders paid for it, in millionths of a minor unit (Σ points × issue price
+    /// over its funders; the platform's own points count zero), for `fundedPoints` points: each
+    /// point of the lot is worth `valueMicros / fundedPoints`.
+    package var valueMicros: Int128
+    package var fundedPoints: Points
     /// Points the lot held when the period began (zero for a lot created in it).
     package var opening: Points
     /// The lot's points when it was created in the period (zero for an older lot).
@@ -16,11 +19,24 @@ package struct LotMovement: Hashable, Sendable {
     /// Points operators' debits took from it in the period.
     package var adjusted: Points
 
+    /// A lot funded at one price.
     package init(
         price: Rate, opening: Points = .zero, issued: Points = .zero, redeemed: Points = .zero,
         expired: Points = .zero, reversed: Points = .zero, adjusted: Points = .zero
     ) {
-        self.price = price
+        self.init(
+            funding: [(Points(1), price)], opening: opening, issued: issued, redeemed: redeemed, expired: expired,
+            reversed: reversed, adjusted: adjusted)
+    }
+
+    /// A lot whose points were paid for by several funders, each at its price.
+    package init(
+        funding: [(points: Points, price: Rate)], opening: Points = .zero, issued: Points = .zero,
+        redeemed: Points = .zero, expired: Points = .zero, reversed: Points = .zero, adjusted: Points = .zero
+    ) {
+        let funded = funding.reduce(Points.zero) { $0 + $1.points }
+        self.fundedPoints = funded > .zero ? funded : Points(1)
+        self.valueMicros = funding.reduce(Int128(0)) { $0 + Int128($1.points.value) * Int128($1.price.micros) }
         self.opening = opening
         self.issued = issued
         self.redeemed = redeemed
@@ -31,6 +47,12 @@ package struct LotMovement: Hashable, Sendable {
 
     /// Points left at the end of the period.
     package var closing: Points { opening + issued - redeemed - expired - reversed - adjusted }
+
+    /// The value of `points` of this lot in millionths of a minor unit: exact for a lot of one
+    /// price, rounded half to even to the millionth for a lot of several.
+    package func micros(of points: Points) -> Int128 {
+        Rounding.halfEven(Int128(points.value) * valueMicros, Int128(fundedPoints.value))
+    }
 }
 
 /// A figure of the liability roll-forward: points and their value in minor units.
@@ -71,7 +93,7 @@ extension SettlementCalculator {
             for lot in lots {
                 let part = points(lot)
                 total += part
-                exact += Int128(part.value) * Int128(lot.price.micros)
+                exact += lot.micros(of: part)
             }
             return Valued(points: total, minor: Money(minorUnits: value(exact)))
         }
@@ -89,9 +111,9 @@ extension SettlementCalculator {
             adjusted: adjusted, closing: closing)
     }
 
-    /// The value of points at their prices, rounded once, half to even.
-    package static func value(_ parts: [(points: Points, price: Rate)]) -> Money {
-        Money(minorUnits: value(parts.reduce(Int128(0)) { $0 + Int128($1.points.value) * Int128($1.price.micros) }))
+    /// The value of points of lots, rounded once, half to even.
+    package static func value(_ parts: [(points: Points, lot: LotMovement)]) -> Money {
+        Money(minorUnits: value(parts.reduce(Int128(0)) { $0 + $1.lot.micros(of: $1.points) }))
     }
 
     private static func value(_ exact: Int128) -> Int64 {

@@ -2,9 +2,11 @@
 package struct MerchantActivity: Hashable, Sendable {
     package var merchant: MerchantID
     package var site: SiteID
-    /// Points the merchant issued (earn, sign-up, referral).
+    /// Base points the merchant's tills issued (docs/rules.md, "Who funds each point").
     package var issued: Points
-    /// Points given back to the merchant by refunds.
+    /// Bonus points the merchant funded, wherever they were earned.
+    package var bonus: Points
+    /// Base and bonus points given back to the merchant by refunds.
     package var reversed: Points
     /// Points taken at the merchant as payment (net of cancellations).
     package var redeemed: Points
@@ -21,10 +23,11 @@ package struct MerchantActivity: Hashable, Sendable {
     package var programVersion: Int64
 
     package init(
-        merchant: MerchantID, site: SiteID, issued: Points = .zero, reversed: Points = .zero, redeemed: Points = .zero,
-        parking: Points = .zero, risk: Points = .zero, adjusted: Points = .zero, lateItems: Int = 0,
-        programVersion: Int64 = 0
+        merchant: MerchantID, site: SiteID, issued: Points = .zero, bonus: Points = .zero, reversed: Points = .zero,
+        redeemed: Points = .zero, parking: Points = .zero, risk: Points = .zero, adjusted: Points = .zero,
+        lateItems: Int = 0, programVersion: Int64 = 0
     ) {
+        self.bonus = bonus
         self.programVersion = programVersion
         self.adjusted = adjusted
         self.merchant = merchant
@@ -42,8 +45,8 @@ package struct MerchantActivity: Hashable, Sendable {
 package struct MerchantSettlement: Hashable, Sendable {
     package var activity: MerchantActivity
     package var prices: SettlementPrices
-    /// halfEven((issued − reversed + adjusted) × issue price): what the merchant pays for the points
-    /// it issued and the adjustments it funded.
+    /// halfEven((issued + bonus − reversed + adjusted) × issue price): what the merchant pays for
+    /// the base points it issued, the bonus points and the adjustments it funded.
     package var payable: Money
     /// halfEven((redeemed + parking) × redeem price): what the merchant receives for points it took.
     package var receivable: Money
@@ -70,6 +73,11 @@ package struct PlatformSettlement: Hashable, Sendable {
     package var adjustedPoints: Points
     /// halfEven(adjusted points × breakage price): their value, an expense shown, not a cash line.
     package var adjustments: Money
+    /// Bonus points the platform funded (sign-up, tier, … as the program says), net of those
+    /// refunds gave back.
+    package var bonusPoints: Points
+    /// halfEven(bonus points × breakage price): their value, an expense shown, not a cash line.
+    package var bonuses: Money
     /// The points members hold, valued at what their issuers paid, rolled over the period.
     package var liability: LiabilityRollForward
     /// The platform's earned margin: the liability released by redemptions, less what it pays the
@@ -103,8 +111,8 @@ package struct Settlement: Hashable, Sendable {
 package enum SettlementCalculator: Sendable {
     package static func settle(
         activities: [MerchantActivity], prices: (MerchantActivity) -> SettlementPrices?, expired: Points,
-        platformAdjusted: Points = .zero, breakagePrice: Rate, liability: LiabilityRollForward,
-        breakageReversed: Money = .zero
+        platformAdjusted: Points = .zero, platformBonus: Points = .zero, breakagePrice: Rate,
+        liability: LiabilityRollForward, breakageReversed: Money = .zero
     ) throws(CalculationError) -> Settlement {
         var merchants: [MerchantSettlement] = []
         var journal: [JournalLine] = []
@@ -117,7 +125,7 @@ package enum SettlementCalculator: Sendable {
             }
             let payable = Money(
                 minorUnits: price.issuePrice.halfEvenTimes(
-                    (activity.issued - activity.reversed + activity.adjusted).value))
+                    (activity.issued + activity.bonus - activity.reversed + activity.adjusted).value))
             let receivable = Money(
                 minorUnits: price.redeemPrice.halfEvenTimes((activity.redeemed + activity.parking).value))
             let riskCharge = Money(minorUnits: price.redeemPrice.halfEvenTimes(activity.risk.value))
@@ -147,11 +155,17 @@ package enum SettlementCalculator: Sendable {
             JournalLine(
                 debit: "platform:adjustments_expense", credit: "platform:points_fund", amount: adjustments,
                 memo: "points given by operators"))
+        let bonuses = Money(minorUnits: breakagePrice.halfEvenTimes(platformBonus.value))
+        journal.append(
+            JournalLine(
+                debit: "platform:bonus_expense", credit: "platform:points_fund", amount: bonuses,
+                memo: "bonus points the platform funds"))
         return Settlement(
             merchants: merchants,
             platform: PlatformSettlement(
                 spread: spread, breakage: breakage, risk: risk, net: spread + risk, expiredPoints: expired,
-                adjustedPoints: platformAdjusted, adjustments: adjustments, liability: liability,
+                adjustedPoints: platformAdjusted, adjustments: adjustments, bonusPoints: platformBonus,
+                bonuses: bonuses, liability: liability,
                 margin: liability.redeemed.minor - receivable + risk + breakage),
             journal: journal.filter { $0.amount != .zero })
     }
@@ -188,8 +202,9 @@ package struct SettlementLine: Sendable, Equatable {
 
 extension SettlementCalculator {
     /// Each merchant's activity in a period, and the points expired in it, from the posting lines
-    /// of the transactions posted in it (DESIGN §7): points leaving `issued:M` were issued by M,
-    /// coming back were reversed; points reaching `redeemed:M` were taken at M (as parking when the
+    /// of the transactions posted in it (docs/operations.md, "Settlement"): points leaving
+    /// `issued:M` were issued by M (base points), leaving `bonus:M` were bonus points M funded,
+    /// coming back to either were reversed; `platform_bonus` lines are the platform's bonus points; points reaching `redeemed:M` were taken at M (as parking when the
     /// transaction, or the one it cancels, is a parking payment); `offline_risk` lines of M's
     /// transactions are M's risk; an adjustment's line on `issued:M` is M's adjusted points, on
     /// `adjustments` the platform's; a transaction that happened before `start` is a late item.
@@ -201,7 +216,7 @@ extension SettlementCalculator {
     package static func activities(
         _ lines: [SettlementLine], program: Program, start: Timestamp, programs: [Int64: Program] = [:],
         latestVersion: Int64 = 0
-    ) -> (activities: [MerchantActivity], expired: Points, platformAdjusted: Points) {
+    ) -> (activities: [MerchantActivity], expired: Points, platformAdjusted: Points, platformBonus: Points) {
         struct Key: Hashable {
             var merchant: MerchantID
             var version: Int64
@@ -223,6 +238,7 @@ extension SettlementCalculator {
         }
         var expired = Points.zero
         var platformAdjusted = Points.zero
+        var platformBonus = Points.zero
         var late: Set<Int64> = []
         for line in lines {
             if line.account == Account.expired.key {
@@ -231,6 +247,10 @@ extension SettlementCalculator {
             }
             if line.account == Account.adjustments.key {
                 platformAdjusted -= line.points
+                continue
+            }
+            if line.account == Account.platformBonus.key {
+                platformBonus -= line.points
                 continue
             }
             let version = line.programVersion ?? latestVersion
@@ -248,6 +268,12 @@ extension SettlementCalculator {
                 } else {
                     activities[row]?.reversed += line.points
                 }
+            } else if let funder = accountMerchant(line.account, prefix: "bonus:"), let row = key(funder, version) {
+                if line.points < .zero {
+                    activities[row]?.bonus += -line.points
+                } else {
+                    activities[row]?.reversed += line.points
+                }
             } else if let taker = accountMerchant(line.account, prefix: "redeemed:"), let row = key(taker, version) {
                 let parking = TransactionKind.parking.rawValue
                 if line.kind == parking || line.originalKind == parking {
@@ -261,7 +287,7 @@ extension SettlementCalculator {
         }
         return (
             activities.values.sorted { ($0.merchant, $0.programVersion) < ($1.merchant, $1.programVersion) },
-            expired, platformAdjusted
+            expired, platformAdjusted, platformBonus
         )
     }
 

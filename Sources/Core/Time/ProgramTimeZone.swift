@@ -53,6 +53,22 @@ package struct ProgramTimeZone: Hashable, Sendable, CustomStringConvertible {
         instant(of: CivilDateTime(date: date, hour: 0, minute: 0)!)
     }
 
+    /// An instant as local time with its offset, `2026-11-24T18:05:09.250+08:00` (ISO 8601), for
+    /// people reading statements.
+    package func localText(_ instant: Timestamp) -> String {
+        let offset = offsetMilliseconds(at: instant)
+        let local = instant.milliseconds + offset
+        let date = CivilDate(daysSinceEpoch: floorDiv(local, Timestamp.day))
+        let inDay = local - date.daysSinceEpoch * Timestamp.day
+        func two(_ value: Int64) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        let millis = inDay % 1000
+        let fraction = millis < 10 ? "00\(millis)" : millis < 100 ? "0\(millis)" : "\(millis)"
+        let minutes = abs(offset) / Timestamp.minute
+        let sign = offset < 0 ? "-" : "+"
+        return "\(date)T\(two(inDay / Timestamp.hour)):\(two(inDay / Timestamp.minute % 60)):"
+            + "\(two(inDay / 1000 % 60)).\(fraction)\(sign)\(two(minutes / 60)):\(two(minutes % 60))"
+    }
+
     private func floorDiv(_ value: Int64, _ divisor: Int64) -> Int64 {
         let quotient = value / divisor
         return (value % divisor < 0) ? quotient - 1 : quotient

@@ -32,6 +32,33 @@ package enum Rounding: Sendable {
         return down % 2 == 0 ? down : down + 1
     }
 
+    /// `total` split in proportion to `weights` (each ≥ 0, their sum > 0 unless `total` is 0): each
+    /// share rounded down, and the units left over one each to the largest remainders, the earlier
+    /// weight first on a tie. The shares sum to `total`, and none exceeds its weight when `total`
+    /// does not exceed the weights' sum.
+    package static func largestRemainder(_ total: Int64, weights: [Int64]) -> [Int64] {
+        precondition(total >= 0 && weights.allSatisfy { $0 >= 0 }, "a negative share or weight")
+        let sum = weights.reduce(Int128(0)) { $0 + Int128($1) }
+        guard total > 0 else { return weights.map { _ in 0 } }
+        precondition(sum > 0, "\(total) split over weights that sum to zero")
+        var shares: [Int64] = []
+        var remainders: [(index: Int, remainder: Int128)] = []
+        var left = Int128(total)
+        for (index, weight) in weights.enumerated() {
+            let exact = Int128(total) * Int128(weight)
+            shares.append(int64(exact / sum))
+            remainders.append((index, exact % sum))
+            left -= exact / sum
+        }
+        for share in remainders.sorted(by: {
+            $0.remainder != $1.remainder ? $0.remainder > $1.remainder : $0.index < $1.index
+        })
+        .prefix(Int(left)) {
+            shares[share.index] += 1
+        }
+        return shares
+    }
+
     /// Converts a result back to `Int64`, trapping if it cannot be represented. Callers bound their
     /// inputs (program limits) so that this never traps on valid data.
     package static func int64(_ value: Int128) -> Int64 {

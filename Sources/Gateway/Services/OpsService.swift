@@ -343,13 +343,12 @@ extension OpsService {
                 throw ServiceError.notFound("period", "\(message.period) is not closed")
             }
             var response = Coalition_Ops_V1_ExportSettlementResponse()
-            var json = Coalition_Ops_V1_StatementFile()
-            json.name = "\(closed.period).json"
-            json.content = closed.json
-            var csv = Coalition_Ops_V1_StatementFile()
-            csv.name = "\(closed.period).csv"
-            csv.content = closed.csv
-            response.files = [json, csv]
+            response.files = SettlementStatement.exportFiles(closed).map { name, content in
+                var file = Coalition_Ops_V1_StatementFile()
+                file.name = name
+                file.content = content
+                return file
+            }
             response.contentHash = closed.contentHash
             return response
         }
@@ -421,7 +420,25 @@ extension OpsService {
         result.contentHash = closed.contentHash
         result.closedAtMs = closed.closedAt.milliseconds
         result.closedBy = closed.closedBy
-        guard let object = try? JSONSerialization.jsonObject(with: closed.json) as? [String: Any] else { return result }
+        guard let file = try? JSONSerialization.jsonObject(with: closed.json) as? [String: Any] else { return result }
+        // The statement is the file's `statement` object (a period closed before files carried
+        // their hash is the whole file).
+        let object = file["statement"] as? [String: Any] ?? file
+        result.currencyCode = object["currency"] as? String ?? ""
+        result.minorUnitsPerMajor = (object["minor_units_per_major"] as? NSNumber)?.int64Value ?? 0
+        result.timeZone = object["time_zone"] as? String ?? ""
+        result.merchantsWithoutActivity = object["merchants_without_activity"] as? [String] ?? []
+        for item in object["late_items"] as? [[String: Any]] ?? [] {
+            var late = Coalition_Ops_V1_LateItem()
+            late.transactionID = item["transaction_id"] as? String ?? ""
+            late.kind = item["kind"] as? String ?? ""
+            late.merchantID = item["merchant_id"] as? String ?? ""
+            late.occurredAtMs = (item["occurred_at_ms"] as? NSNumber)?.int64Value ?? 0
+            late.postedAtMs = (item["posted_at_ms"] as? NSNumber)?.int64Value ?? 0
+            late.points = (item["points"] as? NSNumber)?.int64Value ?? 0
+            late.amountMinor = (item["amount_minor"] as? NSNumber)?.int64Value ?? 0
+            result.lateItems.append(late)
+        }
         result.fromMs = (object["from_ms"] as? NSNumber)?.int64Value ?? 0
         result.toMs = (object["to_ms"] as? NSNumber)?.int64Value ?? 0
         result.journalDebitsMinor = (object["journal_debits_minor"] as? NSNumber)?.int64Value ?? 0
@@ -434,6 +451,8 @@ extension OpsService {
             result.platform.adjustedPoints = (platform["adjusted_points"] as? NSNumber)?.int64Value ?? 0
             result.platform.adjustmentsMinor = (platform["adjustments_minor"] as? NSNumber)?.int64Value ?? 0
             result.platform.marginMinor = (platform["margin_minor"] as? NSNumber)?.int64Value ?? 0
+            result.platform.bonusPoints = (platform["bonus_points"] as? NSNumber)?.int64Value ?? 0
+            result.platform.bonusMinor = (platform["bonus_minor"] as? NSNumber)?.int64Value ?? 0
             let liability = platform["liability"] as? [String: Any] ?? [:]
             func figure(_ name: String) -> Coalition_Ops_V1_LiabilityFigure {
                 var figure = Coalition_Ops_V1_LiabilityFigure()
@@ -454,7 +473,10 @@ extension OpsService {
             var wire = Coalition_Ops_V1_MerchantSettlement()
             wire.merchantID = merchant["merchant_id"] as? String ?? ""
             wire.siteID = merchant["site_id"] as? String ?? ""
-            wire.pointsIssued = int("points_issued")
+            // Base points (`points_issued` in a period closed before bonuses had funders).
+            wire.pointsIssued = merchant["base_points"] == nil ? int("points_issued") : int("base_points")
+            wire.bonusPoints = int("bonus_points")
+            wire.programVersion = int("program_version")
             wire.pointsReversed = int("points_reversed")
             wire.pointsRedeemed = int("points_redeemed")
             wire.parkingPoints = int("parking_points")

@@ -184,13 +184,23 @@ package struct ClosedSettlement: Sendable, Equatable {
     package var json: Data
     /// One line per merchant and one for the platform.
     package var csv: Data
-    /// SHA-256 of `json`, hex.
+    /// SHA-256 of the statement object inside `json` (its canonical bytes), hex.
     package var contentHash: String
     /// True when the period had been closed before and this is the stored result.
     package var alreadyClosed: Bool
     /// When and by whom (the operator's name) it was first closed.
     package var closedAt: Timestamp
     package var closedBy: String
+    /// Each merchant's own statement (`merchants/<merchant>.csv`), empty for a period closed before
+    /// they existed.
+    package var merchantFiles: [(name: String, content: Data)] = []
+
+    package static func == (lhs: ClosedSettlement, rhs: ClosedSettlement) -> Bool {
+        lhs.period == rhs.period && lhs.json == rhs.json && lhs.csv == rhs.csv && lhs.contentHash == rhs.contentHash
+            && lhs.alreadyClosed == rhs.alreadyClosed && lhs.closedAt == rhs.closedAt && lhs.closedBy == rhs.closedBy
+            && lhs.merchantFiles.map(\.name) == rhs.merchantFiles.map(\.name)
+            && lhs.merchantFiles.map(\.content) == rhs.merchantFiles.map(\.content)
+    }
 }
 
 /// A revoked certificate, as the operators see it.

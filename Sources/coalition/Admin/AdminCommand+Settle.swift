@@ -15,25 +15,36 @@ extension AdminCommand {
         static func table(_ result: Coalition_Ops_V1_SettlementResult) -> String {
             let platform = result.platform
             let closedAt = Date(timeIntervalSince1970: Double(result.closedAtMs) / 1_000).ISO8601Format()
-            return "points in points, money in minor units; net > 0: the platform pays the merchant\n"
+            let unit = result.currencyCode.isEmpty ? "minor units" : "minor units of \(result.currencyCode)"
+            return "settlement of \(result.period) (\(result.timeZone)); points in points, money in \(unit); "
+                + "net > 0: the platform pays the merchant\n"
                 + Table.render(
                     [
-                        "merchant", "issued pts", "reversed pts", "redeemed pts", "parking pts", "risk pts",
-                        "adjusted pts", "payable", "receivable", "risk charge", "net", "late items",
+                        "merchant", "base pts", "bonus pts", "reversed pts", "redeemed pts", "parking pts",
+                        "risk pts", "adjusted pts", "payable", "receivable", "risk charge", "net", "late items",
                     ],
                     result.merchants.map {
                         [
-                            $0.merchantID, "\($0.pointsIssued)", "\($0.pointsReversed)", "\($0.pointsRedeemed)",
+                            $0.merchantID, "\($0.pointsIssued)", "\($0.bonusPoints)", "\($0.pointsReversed)",
+                            "\($0.pointsRedeemed)",
                             "\($0.parkingPoints)", "\($0.offlineRiskPoints)", "\($0.pointsAdjusted)",
                             "\($0.payableMinor)", "\($0.receivableMinor)", "\($0.riskChargeMinor)", "\($0.netMinor)",
                             "\($0.lateItems)",
                         ]
                     })
                 + "\nplatform (minor units): spread \(platform.spreadMinor), risk \(platform.riskMinor), net \(platform.netMinor); "
-                + "margin \(platform.marginMinor), breakage \(platform.breakageMinor), adjustments \(platform.adjustmentsMinor)\n"
+                + "margin \(platform.marginMinor), breakage \(platform.breakageMinor), adjustments \(platform.adjustmentsMinor), "
+                + "bonuses it funds \(platform.bonusPoints) points worth \(platform.bonusMinor)\n"
                 + "liability: \(platform.liability.closing.points) points worth \(platform.liability.closing.minor) at the close "
                 + "(opening \(platform.liability.opening.points) worth \(platform.liability.opening.minor))\n"
                 + "journal: debits \(result.journalDebitsMinor) = credits \(result.journalCreditsMinor); content hash \(result.contentHash)\n"
+                + (result.lateItems.isEmpty
+                    ? ""
+                    : "late items: "
+                        + result.lateItems.map { "\($0.transactionID) (\($0.merchantID), \($0.points) pts)" }
+                        .joined(separator: ", ") + "\n")
+                + (result.merchantsWithoutActivity.isEmpty
+                    ? "" : "no activity: \(result.merchantsWithoutActivity.joined(separator: ", "))\n")
                 + "closed by \(result.closedBy) at \(closedAt)"
         }
 
@@ -67,7 +78,10 @@ extension AdminCommand {
         struct Export: AsyncParsableCommand {
             @OptionGroup var connection: Connection
             @Option(help: "The day, YYYY-MM-DD.") var period: String
-            @Option(help: "The folder to write PERIOD.json and PERIOD.csv into.") var out: String
+            @Option(
+                help:
+                    "The folder to write PERIOD.json, PERIOD.csv, PERIOD.manifest.txt and PERIOD/MERCHANT.csv into.")
+            var out: String
 
             func run() async throws {
                 var request = Coalition_Ops_V1_ExportSettlementRequest()
@@ -76,7 +90,14 @@ extension AdminCommand {
                 let folder = URL(fileURLWithPath: out)
                 try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
                 for file in response.files {
-                    try file.content.write(to: folder.appendingPathComponent(file.name), options: .atomic)
+                    // Names are the gateway's ("2026-11-24/mall-fashion.csv"); none may leave the folder.
+                    guard !file.name.hasPrefix("/"), !file.name.split(separator: "/").contains("..") else {
+                        throw ValidationError("the gateway sent a file name outside the folder: '\(file.name)'")
+                    }
+                    let target = folder.appendingPathComponent(file.name)
+                    try FileManager.default.createDirectory(
+                        at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
+                    try file.content.write(to: target, options: .atomic)
                 }
                 try connection.show(response) {
                     "wrote \(response.files.map(\.name).joined(separator: ", ")) to \(out) (content hash \(response.contentHash))"

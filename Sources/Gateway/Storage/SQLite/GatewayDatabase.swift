@@ -302,6 +302,31 @@ package struct GatewayDatabase: Sendable {
                     ) STRICT;
                     """)
         }
+        migrator.registerMigration("2026-12-02 gateway settlement files v1") { db in
+            try db.execute(
+                sql: """
+                    -- Each merchant's own statement file of a closed period, as a JSON object of file
+                    -- name to CSV text, stored with the period's statements (NULL for periods closed
+                    -- before per-merchant files existed).
+                    ALTER TABLE settlements ADD COLUMN merchant_files BLOB;
+                    """)
+        }
+        migrator.registerMigration("2026-12-02 gateway refused calls v1") { db in
+            try db.execute(
+                sql: """
+                    -- Sync and Ops calls refused for who the caller is (wrong site, unknown CA,
+                    -- revoked, a site calling Ops), newest kept: bounded by refused_calls_max.
+                    CREATE TABLE refused_calls (
+                        call_id INTEGER PRIMARY KEY,
+                        at_ms INTEGER NOT NULL,
+                        service TEXT NOT NULL,
+                        method TEXT NOT NULL,
+                        peer TEXT NOT NULL,
+                        address TEXT NOT NULL,
+                        reason TEXT NOT NULL
+                    ) STRICT;
+                    """)
+        }
         return migrator
     }
 }

@@ -249,6 +249,22 @@ enum SQLitePosting {
         {
             view.originals[row["id"] as String]?.expiredLeft += Points(row["points"])
         }
+        // What earlier refunds of each earn gave back to its funders.
+        for row in try Row.fetchAll(
+            db.cachedStatement(
+                sql: """
+                    SELECT t.original_transaction_id AS id, p.account, SUM(p.points) AS points FROM transactions t
+                    JOIN postings p ON p.position = t.position
+                    WHERE t.original_transaction_id IN (SELECT value FROM json_each(?)) AND t.kind = 'reverse'
+                        AND p.points > 0 AND (p.account LIKE 'issued:%' OR p.account LIKE 'bonus:%'
+                            OR p.account = 'platform_bonus')
+                    GROUP BY t.original_transaction_id, p.account
+                    """),
+            arguments: [earns])
+        {
+            view.originals[row["id"] as String]?.returned[account(row["account"]), default: .zero] += Points(
+                row["points"])
+        }
     }
 
     static let memberColumns =
@@ -383,6 +399,8 @@ enum SQLitePosting {
         switch (parts.first ?? "", parts.count == 2 ? parts[1] : "") {
         case ("member", let id): return .member(MemberID(id) ?? MemberID(value: 0))
         case ("issued", let id): return .issued(MerchantID(unchecked: id))
+        case ("bonus", let id): return .bonus(MerchantID(unchecked: id))
+        case ("platform_bonus", _): return .platformBonus
         case ("redeemed", let id): return .redeemed(MerchantID(unchecked: id))
         case ("offline_risk", let id): return .offlineRisk(SiteID(unchecked: id))
         case ("escrow", let id): return .escrow(SiteID(unchecked: id))

@@ -625,8 +625,11 @@ package nonisolated struct Coalition_Ops_V1_MerchantSettlement: Sendable {
 
   package var siteID: String = String()
 
+  /// Base points the merchant's tills issued (bonus points are counted where they are funded:
+  /// `bonus_points`, or the platform's `bonus_points`).
   package var pointsIssued: Int64 = 0
 
+  /// Base and bonus points given back to the merchant by refunds.
   package var pointsReversed: Int64 = 0
 
   package var pointsRedeemed: Int64 = 0
@@ -635,7 +638,8 @@ package nonisolated struct Coalition_Ops_V1_MerchantSettlement: Sendable {
 
   package var offlineRiskPoints: Int64 = 0
 
-  /// Money the merchant pays for points it issued (net of reversals), minor units.
+  /// Money the merchant pays for the points it issued and funded (net of reversals), minor units:
+  /// half-even((points_issued + bonus_points - points_reversed + points_adjusted) × issue price).
   package var payableMinor: Int64 = 0
 
   /// Money the merchant receives for points it took, minor units.
@@ -654,6 +658,14 @@ package nonisolated struct Coalition_Ops_V1_MerchantSettlement: Sendable {
   /// The offline-risk points valued at the redeem price, minor units: charged to the merchant whose
   /// site let them be spent.
   package var riskChargeMinor: Int64 = 0
+
+  /// Bonus points this merchant funded (promotions it pays for, and any bonus kind the program
+  /// charges to it), wherever they were earned; part of `payable_minor`, at its issue price.
+  package var bonusPoints: Int64 = 0
+
+  /// The program version whose prices settle this row (a merchant has one row per version its
+  /// period's transactions were posted under).
+  package var programVersion: Int64 = 0
 
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -721,11 +733,52 @@ package nonisolated struct Coalition_Ops_V1_PlatformSettlement: @unchecked Senda
   /// Clears the value of `liability`. Subsequent reads from it will return its default value.
   package mutating func clearLiability() {_uniqueStorage()._liability = nil}
 
+  /// Bonus points the platform funded in the period (sign-up, referral, tier, … as the program's
+  /// `earn.funded_by` says), net of refunds.
+  package var bonusPoints: Int64 {
+    get {_storage._bonusPoints}
+    set {_uniqueStorage()._bonusPoints = newValue}
+  }
+
+  /// Their value, half-even(bonus_points × settlement.breakage_price): an expense, shown, not a cash
+  /// line (the cash moves when the points are redeemed).
+  package var bonusMinor: Int64 {
+    get {_storage._bonusMinor}
+    set {_uniqueStorage()._bonusMinor = newValue}
+  }
+
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
   package init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+/// A transaction posted in the period that happened before it.
+package nonisolated struct Coalition_Ops_V1_LateItem: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var transactionID: String = String()
+
+  package var kind: String = String()
+
+  package var merchantID: String = String()
+
+  package var occurredAtMs: Int64 = 0
+
+  package var postedAtMs: Int64 = 0
+
+  /// The member's points change.
+  package var points: Int64 = 0
+
+  /// The bill it was recorded with, minor units (0 when it has none).
+  package var amountMinor: Int64 = 0
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
 }
 
 /// Points and their value in minor units.
@@ -853,7 +906,7 @@ package nonisolated struct Coalition_Ops_V1_SettlementResult: Sendable {
   /// Clears the value of `platform`. Subsequent reads from it will return its default value.
   package mutating func clearPlatform() {self._platform = nil}
 
-  /// SHA-256 of the canonical statement bytes, hex.
+  /// SHA-256 of the canonical bytes of the statement object in PERIOD.json, hex.
   package var contentHash: String = String()
 
   package var closedAtMs: Int64 = 0
@@ -864,6 +917,19 @@ package nonisolated struct Coalition_Ops_V1_SettlementResult: Sendable {
   package var journalDebitsMinor: Int64 = 0
 
   package var journalCreditsMinor: Int64 = 0
+
+  /// ISO 4217 code of every `_minor` figure, and minor units per major unit (100 for CNY).
+  package var currencyCode: String = String()
+
+  package var minorUnitsPerMajor: Int64 = 0
+
+  /// The program's time zone, in which the period is a day.
+  package var timeZone: String = String()
+
+  package var lateItems: [Coalition_Ops_V1_LateItem] = []
+
+  /// Merchants of the program with nothing in the period (no row in `merchants`).
+  package var merchantsWithoutActivity: [String] = []
 
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -944,12 +1010,16 @@ package nonisolated struct Coalition_Ops_V1_ExportSettlementRequest: Sendable {
   package init() {}
 }
 
+/// The files of a closed period: "PERIOD.json" (the statement of record: its `statement` object's
+/// SHA-256 is the content hash), "PERIOD.csv" (the same, for spreadsheets), "PERIOD.manifest.txt"
+/// (the content hash and each file's SHA-256), and "PERIOD/MERCHANT.csv" for each merchant with
+/// activity (its rows and late items).
 package nonisolated struct Coalition_Ops_V1_StatementFile: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// For example "2026-11-22/mall-01-fashion.csv".
+  /// For example "2026-11-22.json" or "2026-11-22/mall-fashion.csv".
   package var name: String = String()
 
   package var content: Data = Data()
@@ -2343,7 +2413,7 @@ nonisolated extension Coalition_Ops_V1_CloseSettlementRequest: SwiftProtobuf.Mes
 
 nonisolated extension Coalition_Ops_V1_MerchantSettlement: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".MerchantSettlement"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}merchant_id\0\u{3}site_id\0\u{3}points_issued\0\u{3}points_reversed\0\u{3}points_redeemed\0\u{3}parking_points\0\u{3}offline_risk_points\0\u{3}payable_minor\0\u{3}receivable_minor\0\u{3}net_minor\0\u{3}late_items\0\u{3}points_adjusted\0\u{3}risk_charge_minor\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}merchant_id\0\u{3}site_id\0\u{3}points_issued\0\u{3}points_reversed\0\u{3}points_redeemed\0\u{3}parking_points\0\u{3}offline_risk_points\0\u{3}payable_minor\0\u{3}receivable_minor\0\u{3}net_minor\0\u{3}late_items\0\u{3}points_adjusted\0\u{3}risk_charge_minor\0\u{3}bonus_points\0\u{3}program_version\0")
 
   package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2364,6 +2434,8 @@ nonisolated extension Coalition_Ops_V1_MerchantSettlement: SwiftProtobuf.Message
       case 11: try { try decoder.decodeSingularInt64Field(value: &self.lateItems) }()
       case 12: try { try decoder.decodeSingularInt64Field(value: &self.pointsAdjusted) }()
       case 13: try { try decoder.decodeSingularInt64Field(value: &self.riskChargeMinor) }()
+      case 14: try { try decoder.decodeSingularInt64Field(value: &self.bonusPoints) }()
+      case 15: try { try decoder.decodeSingularInt64Field(value: &self.programVersion) }()
       default: break
       }
     }
@@ -2409,6 +2481,12 @@ nonisolated extension Coalition_Ops_V1_MerchantSettlement: SwiftProtobuf.Message
     if self.riskChargeMinor != 0 {
       try visitor.visitSingularInt64Field(value: self.riskChargeMinor, fieldNumber: 13)
     }
+    if self.bonusPoints != 0 {
+      try visitor.visitSingularInt64Field(value: self.bonusPoints, fieldNumber: 14)
+    }
+    if self.programVersion != 0 {
+      try visitor.visitSingularInt64Field(value: self.programVersion, fieldNumber: 15)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2426,6 +2504,8 @@ nonisolated extension Coalition_Ops_V1_MerchantSettlement: SwiftProtobuf.Message
     if lhs.lateItems != rhs.lateItems {return false}
     if lhs.pointsAdjusted != rhs.pointsAdjusted {return false}
     if lhs.riskChargeMinor != rhs.riskChargeMinor {return false}
+    if lhs.bonusPoints != rhs.bonusPoints {return false}
+    if lhs.programVersion != rhs.programVersion {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2433,7 +2513,7 @@ nonisolated extension Coalition_Ops_V1_MerchantSettlement: SwiftProtobuf.Message
 
 nonisolated extension Coalition_Ops_V1_PlatformSettlement: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".PlatformSettlement"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}spread_minor\0\u{3}breakage_minor\0\u{3}risk_minor\0\u{3}net_minor\0\u{3}adjusted_points\0\u{3}adjustments_minor\0\u{3}margin_minor\0\u{1}liability\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}spread_minor\0\u{3}breakage_minor\0\u{3}risk_minor\0\u{3}net_minor\0\u{3}adjusted_points\0\u{3}adjustments_minor\0\u{3}margin_minor\0\u{1}liability\0\u{3}bonus_points\0\u{3}bonus_minor\0")
 
   fileprivate class _StorageClass {
     var _spreadMinor: Int64 = 0
@@ -2444,6 +2524,8 @@ nonisolated extension Coalition_Ops_V1_PlatformSettlement: SwiftProtobuf.Message
     var _adjustmentsMinor: Int64 = 0
     var _marginMinor: Int64 = 0
     var _liability: Coalition_Ops_V1_LiabilityRollForward? = nil
+    var _bonusPoints: Int64 = 0
+    var _bonusMinor: Int64 = 0
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -2462,6 +2544,8 @@ nonisolated extension Coalition_Ops_V1_PlatformSettlement: SwiftProtobuf.Message
       _adjustmentsMinor = source._adjustmentsMinor
       _marginMinor = source._marginMinor
       _liability = source._liability
+      _bonusPoints = source._bonusPoints
+      _bonusMinor = source._bonusMinor
     }
   }
 
@@ -2488,6 +2572,8 @@ nonisolated extension Coalition_Ops_V1_PlatformSettlement: SwiftProtobuf.Message
         case 6: try { try decoder.decodeSingularInt64Field(value: &_storage._adjustmentsMinor) }()
         case 7: try { try decoder.decodeSingularInt64Field(value: &_storage._marginMinor) }()
         case 8: try { try decoder.decodeSingularMessageField(value: &_storage._liability) }()
+        case 9: try { try decoder.decodeSingularInt64Field(value: &_storage._bonusPoints) }()
+        case 10: try { try decoder.decodeSingularInt64Field(value: &_storage._bonusMinor) }()
         default: break
         }
       }
@@ -2524,6 +2610,12 @@ nonisolated extension Coalition_Ops_V1_PlatformSettlement: SwiftProtobuf.Message
       try { if let v = _storage._liability {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
       } }()
+      if _storage._bonusPoints != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._bonusPoints, fieldNumber: 9)
+      }
+      if _storage._bonusMinor != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._bonusMinor, fieldNumber: 10)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -2541,10 +2633,72 @@ nonisolated extension Coalition_Ops_V1_PlatformSettlement: SwiftProtobuf.Message
         if _storage._adjustmentsMinor != rhs_storage._adjustmentsMinor {return false}
         if _storage._marginMinor != rhs_storage._marginMinor {return false}
         if _storage._liability != rhs_storage._liability {return false}
+        if _storage._bonusPoints != rhs_storage._bonusPoints {return false}
+        if _storage._bonusMinor != rhs_storage._bonusMinor {return false}
         return true
       }
       if !storagesAreEqual {return false}
     }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Ops_V1_LateItem: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".LateItem"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}transaction_id\0\u{1}kind\0\u{3}merchant_id\0\u{3}occurred_at_ms\0\u{3}posted_at_ms\0\u{1}points\0\u{3}amount_minor\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.transactionID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.kind) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.merchantID) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.occurredAtMs) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.postedAtMs) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.points) }()
+      case 7: try { try decoder.decodeSingularInt64Field(value: &self.amountMinor) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.transactionID.isEmpty {
+      try visitor.visitSingularStringField(value: self.transactionID, fieldNumber: 1)
+    }
+    if !self.kind.isEmpty {
+      try visitor.visitSingularStringField(value: self.kind, fieldNumber: 2)
+    }
+    if !self.merchantID.isEmpty {
+      try visitor.visitSingularStringField(value: self.merchantID, fieldNumber: 3)
+    }
+    if self.occurredAtMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.occurredAtMs, fieldNumber: 4)
+    }
+    if self.postedAtMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.postedAtMs, fieldNumber: 5)
+    }
+    if self.points != 0 {
+      try visitor.visitSingularInt64Field(value: self.points, fieldNumber: 6)
+    }
+    if self.amountMinor != 0 {
+      try visitor.visitSingularInt64Field(value: self.amountMinor, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Ops_V1_LateItem, rhs: Coalition_Ops_V1_LateItem) -> Bool {
+    if lhs.transactionID != rhs.transactionID {return false}
+    if lhs.kind != rhs.kind {return false}
+    if lhs.merchantID != rhs.merchantID {return false}
+    if lhs.occurredAtMs != rhs.occurredAtMs {return false}
+    if lhs.postedAtMs != rhs.postedAtMs {return false}
+    if lhs.points != rhs.points {return false}
+    if lhs.amountMinor != rhs.amountMinor {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2651,7 +2805,7 @@ nonisolated extension Coalition_Ops_V1_LiabilityRollForward: SwiftProtobuf.Messa
 
 nonisolated extension Coalition_Ops_V1_SettlementResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".SettlementResult"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}period\0\u{3}from_ms\0\u{3}to_ms\0\u{1}merchants\0\u{1}platform\0\u{3}content_hash\0\u{3}closed_at_ms\0\u{3}closed_by\0\u{3}journal_debits_minor\0\u{3}journal_credits_minor\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}period\0\u{3}from_ms\0\u{3}to_ms\0\u{1}merchants\0\u{1}platform\0\u{3}content_hash\0\u{3}closed_at_ms\0\u{3}closed_by\0\u{3}journal_debits_minor\0\u{3}journal_credits_minor\0\u{3}currency_code\0\u{3}minor_units_per_major\0\u{3}time_zone\0\u{3}late_items\0\u{3}merchants_without_activity\0")
 
   package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2669,6 +2823,11 @@ nonisolated extension Coalition_Ops_V1_SettlementResult: SwiftProtobuf.Message, 
       case 8: try { try decoder.decodeSingularStringField(value: &self.closedBy) }()
       case 9: try { try decoder.decodeSingularInt64Field(value: &self.journalDebitsMinor) }()
       case 10: try { try decoder.decodeSingularInt64Field(value: &self.journalCreditsMinor) }()
+      case 11: try { try decoder.decodeSingularStringField(value: &self.currencyCode) }()
+      case 12: try { try decoder.decodeSingularInt64Field(value: &self.minorUnitsPerMajor) }()
+      case 13: try { try decoder.decodeSingularStringField(value: &self.timeZone) }()
+      case 14: try { try decoder.decodeRepeatedMessageField(value: &self.lateItems) }()
+      case 15: try { try decoder.decodeRepeatedStringField(value: &self.merchantsWithoutActivity) }()
       default: break
       }
     }
@@ -2709,6 +2868,21 @@ nonisolated extension Coalition_Ops_V1_SettlementResult: SwiftProtobuf.Message, 
     if self.journalCreditsMinor != 0 {
       try visitor.visitSingularInt64Field(value: self.journalCreditsMinor, fieldNumber: 10)
     }
+    if !self.currencyCode.isEmpty {
+      try visitor.visitSingularStringField(value: self.currencyCode, fieldNumber: 11)
+    }
+    if self.minorUnitsPerMajor != 0 {
+      try visitor.visitSingularInt64Field(value: self.minorUnitsPerMajor, fieldNumber: 12)
+    }
+    if !self.timeZone.isEmpty {
+      try visitor.visitSingularStringField(value: self.timeZone, fieldNumber: 13)
+    }
+    if !self.lateItems.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.lateItems, fieldNumber: 14)
+    }
+    if !self.merchantsWithoutActivity.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.merchantsWithoutActivity, fieldNumber: 15)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2723,6 +2897,11 @@ nonisolated extension Coalition_Ops_V1_SettlementResult: SwiftProtobuf.Message, 
     if lhs.closedBy != rhs.closedBy {return false}
     if lhs.journalDebitsMinor != rhs.journalDebitsMinor {return false}
     if lhs.journalCreditsMinor != rhs.journalCreditsMinor {return false}
+    if lhs.currencyCode != rhs.currencyCode {return false}
+    if lhs.minorUnitsPerMajor != rhs.minorUnitsPerMajor {return false}
+    if lhs.timeZone != rhs.timeZone {return false}
+    if lhs.lateItems != rhs.lateItems {return false}
+    if lhs.merchantsWithoutActivity != rhs.merchantsWithoutActivity {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
