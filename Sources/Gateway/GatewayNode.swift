@@ -17,6 +17,8 @@ package final class GatewayNode: Service, Sendable {
     private let server: GRPCServer<HTTP2ServerTransport.Posix>
     private let health: HealthService
     private let logger: Logger
+    /// Calls refused for who the caller is, logged, counted and kept for `coalition admin audit`.
+    package let refusals: RefusalRecorder
     private let maintenanceStopped = Mutex(false)
     /// What the maintenance loop waits with (a test may pass a clock of its own).
     private let sleeper: any Clock<Duration>
@@ -34,6 +36,10 @@ package final class GatewayNode: Service, Sendable {
         let database = try GatewayDatabase.open(
             path: configuration.databasePath, busyTimeoutMilliseconds: configuration.limits.busyTimeoutMilliseconds)
         store = try SQLiteLedgerStore(database: database, clock: clock, limits: configuration.limits)
+        refusals = RefusalRecorder(
+            logger: logger, now: { [store] in store.clockNow },
+            perMinuteMax: configuration.limits.refusedCallsPerMinuteMax,
+            write: { [store] call in try await store.recordRefusedCall(call) })
         if let file = configuration.programFile {
             let bytes: Data
             do {
@@ -72,12 +78,22 @@ package final class GatewayNode: Service, Sendable {
                 certificatePath: configuration.certificatePath, privateKeyPath: configuration.privateKeyPath,
                 clientCAPath: configuration.caCertificatePath),
             requestBytesMax: configuration.limits.requestBytesMax, limits: configuration.limits.connections,
-            logger: logger)
+            logger: logger,
+            onHandshakeFailure: { [refusals] address, error in
+                // A NIO callback: the record (a ledger write) runs on its own.
+                Task {
+                    await refusals.record(
+                        service: "tls", method: "", peer: "unverified", address: address, kind: "TLS_HANDSHAKE",
+                        reason: error)
+                }
+            })
         server = GRPCServer(
             transport: transport,
             services: [
-                SyncService(store: store, limits: configuration.limits, logger: logger),
-                OpsService(store: store, phoneHashKey: configuration.phoneHashKey, logger: logger), health,
+                SyncService(store: store, limits: configuration.limits, logger: logger, refusals: refusals),
+                OpsService(
+                    store: store, phoneHashKey: configuration.phoneHashKey, logger: logger, refusals: refusals),
+                health,
             ])
     }
 

@@ -5,6 +5,7 @@ import NIOCore
 import NIOHPACK
 import NIOHTTP2
 import NIOSSL
+import NIOTLS
 import Synchronization
 
 #if canImport(Glibc)
@@ -120,7 +121,7 @@ package enum GuardedListener {
     /// limit and the connection cap it leads to.
     package static func transport(
         name: String, host: String, port: Int, tls: ServerTLSFiles?, requestBytesMax: Int, limits: ConnectionLimits,
-        logger: Logger
+        logger: Logger, onHandshakeFailure: (@Sendable (_ address: String, _ error: String) -> Void)? = nil
     ) throws -> HTTP2ServerTransport.Posix {
         let files = OpenFiles.raiseLimit()
         let available = files.soft == Int.max ? Int.max : files.soft - limits.openFilesReserve
@@ -160,7 +161,12 @@ package enum GuardedListener {
                     GreetingDeadlineHandler(timeout: handshakeTimeout),
                     position: .after(try pipeline.handler(type: NIOHTTP2Handler.self)))
                 if let ssl {
-                    try pipeline.addHandler(NIOSSLServerHandler(context: ssl), position: .first)
+                    let handler = NIOSSLServerHandler(context: ssl)
+                    try pipeline.addHandler(handler, position: .first)
+                    if let onHandshakeFailure {
+                        try pipeline.addHandler(
+                            HandshakeFailureHandler(report: onHandshakeFailure), position: .after(handler))
+                    }
                 }
                 try pipeline.addHandler(AdmissionHandler(gate: gate), position: .first)
             }
@@ -303,6 +309,36 @@ final class AdmissionHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if !refused { context.fireChannelRead(data) }
+    }
+}
+
+/// Behind the TLS handler: reports a failed handshake (a client certificate of another CA, none
+/// where one is required, a protocol the listener refuses) with the peer's address, then removes
+/// itself once the handshake has succeeded.
+final class HandshakeFailureHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+
+    private let report: @Sendable (String, String) -> Void
+    private var reported = false
+
+    init(report: @escaping @Sendable (String, String) -> Void) {
+        self.report = report
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .handshakeCompleted = event as? TLSUserEvent {
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if !reported, let failure = error as? NIOSSLError, case .handshakeFailed = failure {
+            reported = true
+            let address = context.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "unknown"
+            report(address, "\(failure)")
+        }
+        context.fireErrorCaught(error)
     }
 }
 

@@ -100,6 +100,97 @@ struct SyncSecurityTests {
         }
     }
 
+    /// Issue #14, item 14: every call refused for who the caller is leaves a trace: a warning in
+    /// the log, a count, and a row `coalition admin audit` lists (newest first, paged).
+    @Test("each kind of refused call is counted and listed by the audit, with the peer and the reason")
+    func audit() async throws {
+        try await Self.withGateway { gateway, certificates in
+            try certificates.issue(.operator("alice"), name: "alice")
+            // A site naming another site's merchant.
+            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") {
+                sync in
+                let foreign = try RawSync.enrolments(merchant: "hotel-rooms", count: 1)
+                await expectStatus(.permissionDenied) { _ = try await sync.push(RawSync.push(foreign)) }
+            }
+            // A certificate of another CA: refused in the handshake.
+            let other = try CertificateAuthority.create(name: "someone else")
+            try certificates.issue(.site(SiteID("mall-01")!), name: "forged", by: other)
+            await expectStatus(.unavailable) {
+                try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "forged") {
+                    sync in
+                    _ = try await sync.push(RawSync.push(try RawSync.enrolments(merchant: "mall-fashion", count: 1)))
+                }
+            }
+            // A revoked certificate, and a revoked site.
+            let old = try certificates.issue(.site(SiteID("mall-01")!), name: "mall-old")
+            try await gateway.store.revokeCertificate(serial: old.serial, reason: "laptop stolen")
+            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-old") {
+                sync in
+                await expectStatus(.permissionDenied, reason: "CERTIFICATE_REVOKED") {
+                    _ = try await sync.pull(Coalition_Sync_V1_PullRequest())
+                }
+            }
+            try await gateway.store.setSite(SiteID("hotel-01")!, revoked: true)
+            try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "hotel-01") {
+                sync in
+                await expectStatus(.permissionDenied, reason: "SITE_REVOKED") {
+                    _ = try await sync.pull(Coalition_Sync_V1_PullRequest())
+                }
+            }
+            // A site certificate calling Ops.
+            _ = try await OpsServiceTests.withOps(
+                port: gateway.port, certificates: certificates, certificate: "mall-01"
+            ) {
+                ops in
+                await expectStatus(.permissionDenied, reason: "NOT_AN_OPERATOR") {
+                    _ = try await ops.listSites(Coalition_Ops_V1_ListSitesRequest())
+                }
+            }
+            _ = try await OpsServiceTests.withOps(port: gateway.port, certificates: certificates, certificate: "alice")
+            {
+                ops in
+                var request = Coalition_Ops_V1_ListRefusedCallsRequest()
+                // The handshake's record is written on its own: wait for it.
+                try await Network.eventually("the handshake refusal is kept") {
+                    try await ops.listRefusedCalls(request).calls.contains { $0.kind == "TLS_HANDSHAKE" }
+                }
+                let listed = try await ops.listRefusedCalls(request)
+                #expect(
+                    Set(listed.calls.map(\.kind)) == [
+                        "WRONG_SITE", "TLS_HANDSHAKE", "CERTIFICATE_REVOKED", "SITE_REVOKED", "NOT_AN_OPERATOR",
+                    ])
+                #expect(listed.calls.map(\.id) == listed.calls.map(\.id).sorted(by: >))
+                let wrongSite = try #require(listed.calls.first { $0.kind == "WRONG_SITE" })
+                #expect(wrongSite.service == "sync" && wrongSite.method == "coalition.sync.v1.Sync/Push")
+                #expect(wrongSite.peer.contains("coalition://site/mall-01") && wrongSite.reason.contains("hotel-rooms"))
+                #expect(wrongSite.address.contains("127.0.0.1"))
+                let revoked = try #require(listed.calls.first { $0.kind == "CERTIFICATE_REVOKED" })
+                #expect(revoked.peer.contains(old.serial))
+                let opsCall = try #require(listed.calls.first { $0.kind == "NOT_AN_OPERATOR" })
+                #expect(opsCall.service == "ops" && opsCall.method == "coalition.ops.v1.Ops/ListSites")
+                #expect(listed.calls.first { $0.kind == "TLS_HANDSHAKE" }?.peer == "unverified")
+                #expect(
+                    Dictionary(uniqueKeysWithValues: listed.countsSinceStart.map { ($0.kind, $0.count) }) == [
+                        "WRONG_SITE": 1, "TLS_HANDSHAKE": 1, "CERTIFICATE_REVOKED": 1, "SITE_REVOKED": 1,
+                        "NOT_AN_OPERATOR": 1,
+                    ])
+                // Paged: two at a time, back to the first.
+                request.pageSize = 2
+                var seen: [Int64] = []
+                while true {
+                    let page = try await ops.listRefusedCalls(request)
+                    seen += page.calls.map(\.id)
+                    guard page.nextBefore > 0 else { break }
+                    request.before = page.nextBefore
+                }
+                #expect(seen == listed.calls.map(\.id))
+                request.pageSize = 5_000
+                await expectStatus(.invalidArgument) { _ = try await ops.listRefusedCalls(request) }
+            }
+            #expect(try await Self.rows(gateway) == [0, 0, 0])
+        }
+    }
+
     @Test("contiguity, replays, a rewritten chain, and the protocol version")
     func protocolRules() async throws {
         try await Self.withGateway { gateway, certificates in

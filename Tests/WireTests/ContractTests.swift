@@ -27,7 +27,7 @@ struct ContractTests {
                     "ValidateProgram",
                     "PublishProgram", "ListPrograms", "CloseSettlement", "GetSettlement", "ExportSettlement",
                     "RunExpiry",
-                    "ListExpiryReminders",
+                    "ListExpiryReminders", "ListRefusedCalls",
                 ]
             ),
         ] as [(String, [MethodDescriptor], [String])])

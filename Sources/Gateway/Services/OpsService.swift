@@ -16,11 +16,13 @@ package struct OpsService<Store: OperationsLedger & SettlementLedger & LedgerJob
     private let store: Store
     private let phoneHashKey: [UInt8]?
     private let logger: Logger
+    private let refusals: RefusalRecorder
 
-    package init(store: Store, phoneHashKey: [UInt8]?, logger: Logger) {
+    package init(store: Store, phoneHashKey: [UInt8]?, logger: Logger, refusals: RefusalRecorder? = nil) {
         self.store = store
         self.phoneHashKey = phoneHashKey
         self.logger = logger
+        self.refusals = refusals ?? .logging(logger)
     }
 }
 
@@ -92,6 +94,33 @@ extension OpsService {
         try await handle(request, context) { _, _ in
             var response = Coalition_Ops_V1_ListRevokedCertificatesResponse()
             response.certificates = try await store.revokedCertificates().map(Coalition_Ops_V1_RevokedCertificate.init)
+            return response
+        }
+    }
+
+    package func listRefusedCalls(
+        request: ServerRequest<Coalition_Ops_V1_ListRefusedCallsRequest>, context: ServerContext
+    ) async throws -> ServerResponse<Coalition_Ops_V1_ListRefusedCallsResponse> {
+        try await handle(request, context) { _, message in
+            let size = message.pageSize == 0 ? 100 : Int(message.pageSize)
+            guard (1...1_000).contains(size) else {
+                throw ServiceError.invalid(
+                    "page_size", "must be 0 (default 100) or 1 to 1000 (found \(message.pageSize))")
+            }
+            guard message.before >= 0 else {
+                throw ServiceError.invalid("before", "must be 0 (the newest) or a call id (found \(message.before))")
+            }
+            let calls = try await store.refusedCalls(before: message.before == 0 ? nil : message.before, limit: size)
+            var response = Coalition_Ops_V1_ListRefusedCallsResponse()
+            response.calls = calls.map(Coalition_Ops_V1_RefusedCall.init)
+            response.nextBefore = calls.count == size ? calls.last?.id ?? 0 : 0
+            response.countsSinceStart = refusals.counts.sorted { $0.key < $1.key }.map { kind, count in
+                var entry = Coalition_Ops_V1_RefusalCount()
+                entry.kind = kind
+                entry.count = count
+                return entry
+            }
+            response.unwrittenSinceStart = refusals.unwritten
             return response
         }
     }
@@ -497,17 +526,27 @@ extension OpsService {
         _ request: ServerRequest<Input>, _ context: ServerContext, _ body: (String, Input) async throws -> Output
     ) async throws -> ServerResponse<Output> {
         try await ServiceError.mapping {
-            guard let transport = context.transportSpecific as? HTTP2ServerTransport.Posix.Context,
-                let certificate = transport.peerCertificate
-            else {
-                throw ServiceError(.unauthenticated, "an operator certificate issued by the network's CA is required")
-            }
-            guard case .operator(let name) = PeerIdentity(certificate: certificate) else {
-                throw ServiceError(.permissionDenied, "Ops calls need an operator certificate")
-            }
-            if try await store.isRevoked(serial: certificate.serialNumber.description) {
-                throw ServiceError(
-                    .permissionDenied, "the operator certificate has been revoked", reason: "CERTIFICATE_REVOKED")
+            let name: String
+            do {
+                guard let transport = context.transportSpecific as? HTTP2ServerTransport.Posix.Context,
+                    let certificate = transport.peerCertificate
+                else {
+                    throw ServiceError(
+                        .unauthenticated, "an operator certificate issued by the network's CA is required",
+                        reason: "NO_CERTIFICATE")
+                }
+                guard case .operator(let operatorName) = PeerIdentity(certificate: certificate) else {
+                    throw ServiceError(
+                        .permissionDenied, "Ops calls need an operator certificate", reason: "NOT_AN_OPERATOR")
+                }
+                if try await store.isRevoked(serial: certificate.serialNumber.description) {
+                    throw ServiceError(
+                        .permissionDenied, "the operator certificate has been revoked", reason: "CERTIFICATE_REVOKED")
+                }
+                name = operatorName
+            } catch let error as ServiceError {
+                await refusals.record(error, service: "ops", context: context)
+                throw error
             }
             return ServerResponse(message: try await body(name, request.message))
         }

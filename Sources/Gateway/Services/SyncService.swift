@@ -22,13 +22,19 @@ package struct SyncService<Store: SyncLedger>: Coalition_Sync_V1_Sync.ServicePro
     private let limits: GatewayLimits
     private let logger: Logger
     private let peers: SitePeerResolver
+    private let refusals: RefusalRecorder
 
-    /// A service naming each caller by `peers` (mutual TLS unless a test links edges in process).
-    package init(store: Store, limits: GatewayLimits, logger: Logger, peers: SitePeerResolver = .mutualTLS) {
+    /// A service naming each caller by `peers` (mutual TLS unless a test links edges in process);
+    /// callers refused for who they are go to `refusals`.
+    package init(
+        store: Store, limits: GatewayLimits, logger: Logger, peers: SitePeerResolver = .mutualTLS,
+        refusals: RefusalRecorder? = nil
+    ) {
         self.store = store
         self.limits = limits
         self.logger = logger
         self.peers = peers
+        self.refusals = refusals ?? .logging(logger)
     }
 }
 
@@ -60,10 +66,12 @@ package struct SitePeerResolver: Sendable {
         guard let transport = context.transportSpecific as? HTTP2ServerTransport.Posix.Context,
             let certificate = transport.peerCertificate
         else {
-            throw ServiceError(.unauthenticated, "a client certificate issued by the network's CA is required")
+            throw ServiceError(
+                .unauthenticated, "a client certificate issued by the network's CA is required",
+                reason: "NO_CERTIFICATE")
         }
         guard let identity = PeerIdentity(certificate: certificate) else {
-            throw ServiceError(.permissionDenied, "the client certificate does not name a site")
+            throw ServiceError(.permissionDenied, "the client certificate does not name a site", reason: "NOT_A_SITE")
         }
         return SitePeer(identity: identity, serial: certificate.serialNumber.description)
     }
@@ -122,8 +130,8 @@ extension SyncService {
                     else {
                         throw ServiceError(
                             .permissionDenied,
-                            "transactions[\(index)]: merchant '\(local.merchantID.prefix(64))' is not at site '\(site)'"
-                        )
+                            "transactions[\(index)]: merchant '\(local.merchantID.prefix(64))' is not at site '\(site)'",
+                            reason: "WRONG_SITE")
                     }
                 }
                 items.append(
@@ -209,7 +217,8 @@ extension SyncService {
             else {
                 throw ServiceError(
                     .permissionDenied,
-                    "merchant_id: '\(message.merchantID.prefix(64))' is not a merchant of site '\(site)'")
+                    "merchant_id: '\(message.merchantID.prefix(64))' is not a merchant of site '\(site)'",
+                    reason: "WRONG_SITE")
             }
             guard let transaction = TransactionID(message.transactionID) else {
                 throw ServiceError.invalid("transaction_id", "must be a 26-character transaction id")
@@ -278,22 +287,27 @@ extension SyncService {
         _ request: ServerRequest<Input>, _ context: ServerContext, _ body: (SiteID, Input) async throws -> Output
     ) async throws -> ServerResponse<Output> {
         try await ServiceError.mapping {
-            let site = try await identify(context)
-            return ServerResponse(message: try await body(site, request.message))
+            do {
+                let site = try await identify(context)
+                return ServerResponse(message: try await body(site, request.message))
+            } catch let error as ServiceError where RefusalRecorder.refusesCaller(error) {
+                await refusals.record(error, service: "sync", context: context)
+                throw error
+            }
         }
     }
 
     private func identify(_ context: ServerContext) async throws -> SiteID {
         let peer = try peers.resolve(context)
         guard case .site(let site) = peer.identity else {
-            throw ServiceError(.permissionDenied, "the client certificate does not name a site")
+            throw ServiceError(.permissionDenied, "the client certificate does not name a site", reason: "NOT_A_SITE")
         }
         if try await store.isRevoked(serial: peer.serial) {
             throw ServiceError(
                 .permissionDenied, "the client certificate has been revoked", reason: "CERTIFICATE_REVOKED")
         }
         guard let record = try await store.siteStatus(site) else {
-            throw ServiceError(.permissionDenied, "site '\(site)' is not in the program")
+            throw ServiceError(.permissionDenied, "site '\(site)' is not in the program", reason: "SITE_UNKNOWN")
         }
         guard !record.revoked else {
             throw ServiceError(.permissionDenied, "site '\(site)' is revoked", reason: "SITE_REVOKED")

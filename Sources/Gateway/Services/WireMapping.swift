@@ -183,3 +183,17 @@ extension ServiceError {
         }
     }
 }
+
+extension Coalition_Ops_V1_RefusedCall {
+    init(_ call: RefusedCall) {
+        self.init()
+        id = call.id
+        atMs = call.at.milliseconds
+        service = call.service
+        method = call.method
+        peer = call.peer
+        address = call.address
+        kind = call.kind
+        reason = call.reason
+    }
+}

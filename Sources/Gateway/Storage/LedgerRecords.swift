@@ -232,3 +232,36 @@ package struct ExpiryReminder: Sendable, Equatable {
     package var points: Points
     package var expiresAt: Timestamp
 }
+
+/// A call refused for who the caller is (docs/operations.md, "Refused calls").
+package struct RefusedCall: Sendable, Equatable {
+    /// Its place in the ledger's list (newest is highest); 0 before it is stored.
+    package var id: Int64 = 0
+    package var at: Timestamp
+    /// `sync`, `ops`, or `tls` for a connection refused in its handshake.
+    package var service: String
+    /// The method called (`coalition.sync.v1.Sync/Push`), empty for a handshake.
+    package var method: String
+    /// Who the caller said it was: its certificate's identity and serial, or "no certificate".
+    package var peer: String
+    package var address: String
+    /// A short name: `NO_CERTIFICATE`, `NOT_A_SITE`, `CERTIFICATE_REVOKED`, `SITE_REVOKED`,
+    /// `SITE_UNKNOWN`, `WRONG_SITE`, `NOT_AN_OPERATOR`, `TLS_HANDSHAKE`.
+    package var kind: String
+    /// What the caller was told, or the handshake's error.
+    package var reason: String
+
+    package init(
+        id: Int64 = 0, at: Timestamp, service: String, method: String, peer: String, address: String, kind: String,
+        reason: String
+    ) {
+        self.id = id
+        self.at = at
+        self.service = service
+        self.method = method
+        self.peer = peer
+        self.address = address
+        self.kind = kind
+        self.reason = reason
+    }
+}

@@ -46,6 +46,10 @@ package protocol OperationsLedger: Sendable {
         -> (certificate: RevokedCertificateRecord, alreadyRevoked: Bool)
     /// Every revoked certificate, newest first.
     func revokedCertificates() async throws -> [RevokedCertificateRecord]
+    /// Keeps a call refused for who the caller is; the oldest beyond `refused_calls_max` go.
+    func recordRefusedCall(_ call: RefusedCall) async throws
+    /// Refused calls, newest first, older than `before` (an id) when given.
+    func refusedCalls(before: Int64?, limit: Int) async throws -> [RefusedCall]
     func isRevoked(serial: String) async throws -> Bool
     /// Conflicts in the order they were found, optionally of one site or kind.
     func conflicts(site: SiteID?, kind: String?, limit: Int) async throws -> [ConflictRecord]
@@ -215,6 +219,11 @@ package struct GatewayLimits: Sendable, Equatable {
     /// How long a graceful shutdown (SIGTERM) may take to answer the calls in flight before they
     /// are cancelled, in milliseconds.
     package var shutdownMilliseconds = 10_000
+    /// Most refused calls kept in the ledger for `coalition admin audit`; older ones are dropped.
+    package var refusedCallsMax = 10_000
+    /// Most refused calls written to the ledger per minute; beyond it they are logged and counted
+    /// only (a flood of bad handshakes must not turn into a flood of writes).
+    package var refusedCallsPerMinuteMax = 600
     /// Connections and calls on the sync port (docs/operations.md, "Connections").
     package var connections = ConnectionLimits()
 

@@ -26,6 +26,9 @@ package struct ServiceError: Error, Sendable, RPCErrorConvertible, CustomStringC
 
     package var description: String { "\(rpcErrorCode): \(rpcErrorMessage)" }
 
+    /// The refusal's reason name, when it has one.
+    package var reason: String? { rpcErrorMetadata[stringValues: ServiceError.reasonKey].first(where: { _ in true }) }
+
     /// INVALID_ARGUMENT naming the field: `amount_minor: must be greater than 0`.
     package static func invalid(_ field: String, _ message: String) -> ServiceError {
         ServiceError(.invalidArgument, "\(field): \(message)")

@@ -323,6 +323,7 @@ package struct GatewayDatabase: Sendable {
                         method TEXT NOT NULL,
                         peer TEXT NOT NULL,
                         address TEXT NOT NULL,
+                        kind TEXT NOT NULL,
                         reason TEXT NOT NULL
                     ) STRICT;
                     """)

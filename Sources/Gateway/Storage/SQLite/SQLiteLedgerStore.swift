@@ -175,6 +175,39 @@ package final class SQLiteLedgerStore: LedgerStore {
             revokedBy: row["revoked_by"])
     }
 
+    /// Keeps a refused call, dropping the oldest beyond `limits.refusedCallsMax`.
+    package func recordRefusedCall(_ call: RefusedCall) async throws {
+        let keep = limits.refusedCallsMax
+        try await database.pool.write { db in
+            try db.execute(
+                sql:
+                    "INSERT INTO refused_calls (at_ms, service, method, peer, address, kind, reason) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                arguments: [
+                    call.at.milliseconds, call.service, call.method, call.peer, call.address, call.kind, call.reason,
+                ])
+            let newest = db.lastInsertedRowID
+            if newest > Int64(keep) {
+                try db.execute(sql: "DELETE FROM refused_calls WHERE call_id <= ?", arguments: [newest - Int64(keep)])
+            }
+        }
+    }
+
+    /// Refused calls, newest first, older than `before` (an id) when given.
+    package func refusedCalls(before: Int64?, limit: Int) async throws -> [RefusedCall] {
+        try await database.pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: "SELECT * FROM refused_calls WHERE (? IS NULL OR call_id < ?) ORDER BY call_id DESC LIMIT ?",
+                arguments: [before, before, limit]
+            ).map { row in
+                RefusedCall(
+                    id: row["call_id"], at: Timestamp(milliseconds: row["at_ms"]), service: row["service"],
+                    method: row["method"], peer: row["peer"], address: row["address"], kind: row["kind"],
+                    reason: row["reason"])
+            }
+        }
+    }
+
     private static func recordAction(
         _ db: Database, at now: Timestamp, by operatorName: String, action: String, subject: String, reason: String
     ) throws {

@@ -233,6 +233,19 @@ package enum Coalition_Ops_V1_Ops: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "ListRefusedCalls" metadata.
+        package enum ListRefusedCalls: Sendable {
+            /// Request type for "ListRefusedCalls".
+            package typealias Input = Coalition_Ops_V1_ListRefusedCallsRequest
+            /// Response type for "ListRefusedCalls".
+            package typealias Output = Coalition_Ops_V1_ListRefusedCallsResponse
+            /// Descriptor for "ListRefusedCalls".
+            package static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "coalition.ops.v1.Ops"),
+                method: "ListRefusedCalls",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "coalition.ops.v1.Ops" service.
         package static let descriptors: [GRPCCore.MethodDescriptor] = [
             ListSites.descriptor,
@@ -250,7 +263,8 @@ package enum Coalition_Ops_V1_Ops: Sendable {
             GetSettlement.descriptor,
             ExportSettlement.descriptor,
             RunExpiry.descriptor,
-            ListExpiryReminders.descriptor
+            ListExpiryReminders.descriptor,
+            ListRefusedCalls.descriptor
         ]
     }
 }
@@ -569,6 +583,25 @@ extension Coalition_Ops_V1_Ops {
             request: GRPCCore.StreamingServerRequest<Coalition_Ops_V1_ListExpiryRemindersRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Ops_V1_ListExpiryRemindersResponse>
+
+        /// Handle the "ListRefusedCalls" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Sync and Ops calls refused for who the caller is (no certificate, another CA, a revoked
+        /// > certificate or site, a site naming another site's merchant, a site calling Ops), newest first.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Coalition_Ops_V1_ListRefusedCallsRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Coalition_Ops_V1_ListRefusedCallsResponse` messages.
+        func listRefusedCalls(
+            request: GRPCCore.StreamingServerRequest<Coalition_Ops_V1_ListRefusedCallsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Ops_V1_ListRefusedCallsResponse>
     }
 
     /// Service protocol for the "coalition.ops.v1.Ops" service.
@@ -871,6 +904,25 @@ extension Coalition_Ops_V1_Ops {
             request: GRPCCore.ServerRequest<Coalition_Ops_V1_ListExpiryRemindersRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Coalition_Ops_V1_ListExpiryRemindersResponse>
+
+        /// Handle the "ListRefusedCalls" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Sync and Ops calls refused for who the caller is (no certificate, another CA, a revoked
+        /// > certificate or site, a site naming another site's merchant, a site calling Ops), newest first.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Ops_V1_ListRefusedCallsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Coalition_Ops_V1_ListRefusedCallsResponse` message.
+        func listRefusedCalls(
+            request: GRPCCore.ServerRequest<Coalition_Ops_V1_ListRefusedCallsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Coalition_Ops_V1_ListRefusedCallsResponse>
     }
 
     /// Simple service protocol for the "coalition.ops.v1.Ops" service.
@@ -1171,6 +1223,25 @@ extension Coalition_Ops_V1_Ops {
             request: Coalition_Ops_V1_ListExpiryRemindersRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Coalition_Ops_V1_ListExpiryRemindersResponse
+
+        /// Handle the "ListRefusedCalls" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Sync and Ops calls refused for who the caller is (no certificate, another CA, a revoked
+        /// > certificate or site, a site naming another site's merchant, a site calling Ops), newest first.
+        ///
+        /// - Parameters:
+        ///   - request: A `Coalition_Ops_V1_ListRefusedCallsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Coalition_Ops_V1_ListRefusedCallsResponse` to respond with.
+        func listRefusedCalls(
+            request: Coalition_Ops_V1_ListRefusedCallsRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Coalition_Ops_V1_ListRefusedCallsResponse
     }
 }
 
@@ -1354,6 +1425,17 @@ extension Coalition_Ops_V1_Ops.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Coalition_Ops_V1_Ops.Method.ListRefusedCalls.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Ops_V1_ListRefusedCallsRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Ops_V1_ListRefusedCallsResponse>(),
+            handler: { request, context in
+                try await self.listRefusedCalls(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -1530,6 +1612,17 @@ extension Coalition_Ops_V1_Ops.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Ops_V1_ListExpiryRemindersResponse> {
         let response = try await self.listExpiryReminders(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    package func listRefusedCalls(
+        request: GRPCCore.StreamingServerRequest<Coalition_Ops_V1_ListRefusedCallsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Ops_V1_ListRefusedCallsResponse> {
+        let response = try await self.listRefusedCalls(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -1741,6 +1834,19 @@ extension Coalition_Ops_V1_Ops.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Coalition_Ops_V1_ListExpiryRemindersResponse> {
         return GRPCCore.ServerResponse<Coalition_Ops_V1_ListExpiryRemindersResponse>(
             message: try await self.listExpiryReminders(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    package func listRefusedCalls(
+        request: GRPCCore.ServerRequest<Coalition_Ops_V1_ListRefusedCallsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Coalition_Ops_V1_ListRefusedCallsResponse> {
+        return GRPCCore.ServerResponse<Coalition_Ops_V1_ListRefusedCallsResponse>(
+            message: try await self.listRefusedCalls(
                 request: request.message,
                 context: context
             ),
@@ -2129,6 +2235,30 @@ extension Coalition_Ops_V1_Ops {
             deserializer: some GRPCCore.MessageDeserializer<Coalition_Ops_V1_ListExpiryRemindersResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_ListExpiryRemindersResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ListRefusedCalls" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Sync and Ops calls refused for who the caller is (no certificate, another CA, a revoked
+        /// > certificate or site, a site naming another site's merchant, a site calling Ops), newest first.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Ops_V1_ListRefusedCallsRequest` message.
+        ///   - serializer: A serializer for `Coalition_Ops_V1_ListRefusedCallsRequest` messages.
+        ///   - deserializer: A deserializer for `Coalition_Ops_V1_ListRefusedCallsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func listRefusedCalls<Result>(
+            request: GRPCCore.ClientRequest<Coalition_Ops_V1_ListRefusedCallsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Coalition_Ops_V1_ListRefusedCallsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Coalition_Ops_V1_ListRefusedCallsResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_ListRefusedCallsResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -2696,6 +2826,41 @@ extension Coalition_Ops_V1_Ops {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "ListRefusedCalls" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Sync and Ops calls refused for who the caller is (no certificate, another CA, a revoked
+        /// > certificate or site, a site naming another site's merchant, a site calling Ops), newest first.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Ops_V1_ListRefusedCallsRequest` message.
+        ///   - serializer: A serializer for `Coalition_Ops_V1_ListRefusedCallsRequest` messages.
+        ///   - deserializer: A deserializer for `Coalition_Ops_V1_ListRefusedCallsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        package func listRefusedCalls<Result>(
+            request: GRPCCore.ClientRequest<Coalition_Ops_V1_ListRefusedCallsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Coalition_Ops_V1_ListRefusedCallsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Coalition_Ops_V1_ListRefusedCallsResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_ListRefusedCallsResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Coalition_Ops_V1_Ops.Method.ListRefusedCalls.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -3162,6 +3327,36 @@ extension Coalition_Ops_V1_Ops.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Ops_V1_ListExpiryRemindersRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Ops_V1_ListExpiryRemindersResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListRefusedCalls" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Sync and Ops calls refused for who the caller is (no certificate, another CA, a revoked
+    /// > certificate or site, a site naming another site's merchant, a site calling Ops), newest first.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Coalition_Ops_V1_ListRefusedCallsRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    package func listRefusedCalls<Result>(
+        request: GRPCCore.ClientRequest<Coalition_Ops_V1_ListRefusedCallsRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_ListRefusedCallsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.listRefusedCalls(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Ops_V1_ListRefusedCallsRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Ops_V1_ListRefusedCallsResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -3694,6 +3889,40 @@ extension Coalition_Ops_V1_Ops.ClientProtocol {
             metadata: metadata
         )
         return try await self.listExpiryReminders(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListRefusedCalls" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Sync and Ops calls refused for who the caller is (no certificate, another CA, a revoked
+    /// > certificate or site, a site naming another site's merchant, a site calling Ops), newest first.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    package func listRefusedCalls<Result>(
+        _ message: Coalition_Ops_V1_ListRefusedCallsRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_ListRefusedCallsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Coalition_Ops_V1_ListRefusedCallsRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.listRefusedCalls(
             request: request,
             options: options,
             onResponse: handleResponse

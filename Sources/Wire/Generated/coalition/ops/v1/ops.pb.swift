@@ -1128,6 +1128,93 @@ package nonisolated struct Coalition_Ops_V1_ListExpiryRemindersResponse: Sendabl
   package init() {}
 }
 
+package nonisolated struct Coalition_Ops_V1_ListRefusedCallsRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// 0 for the newest; otherwise only calls older than this id (the previous page's `next_before`).
+  package var before: Int64 = 0
+
+  /// 0 means 100; at most 1,000.
+  package var pageSize: Int32 = 0
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+package nonisolated struct Coalition_Ops_V1_RefusedCall: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Its place in the list: higher is newer.
+  package var id: Int64 = 0
+
+  package var atMs: Int64 = 0
+
+  /// "sync", "ops", or "tls" for a connection refused in its TLS handshake.
+  package var service: String = String()
+
+  /// The method called ("coalition.sync.v1.Sync/Push"); empty for a handshake.
+  package var method: String = String()
+
+  /// The caller as its certificate names it ("coalition://site/mall-01 (serial …)"), "no certificate",
+  /// or "unverified" for a certificate the handshake refused.
+  package var peer: String = String()
+
+  /// Its network address.
+  package var address: String = String()
+
+  /// NO_CERTIFICATE, NOT_A_SITE, CERTIFICATE_REVOKED, SITE_REVOKED, SITE_UNKNOWN, WRONG_SITE,
+  /// NOT_AN_OPERATOR or TLS_HANDSHAKE.
+  package var kind: String = String()
+
+  /// What the caller was told, or the handshake's error.
+  package var reason: String = String()
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+package nonisolated struct Coalition_Ops_V1_RefusalCount: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var kind: String = String()
+
+  package var count: Int64 = 0
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+package nonisolated struct Coalition_Ops_V1_ListRefusedCallsResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var calls: [Coalition_Ops_V1_RefusedCall] = []
+
+  /// Pass as `before` for the next page; 0 when there is none.
+  package var nextBefore: Int64 = 0
+
+  /// Refusals since this gateway process started, by kind (the list keeps the newest
+  /// `limits.refused_calls_max`, and at most `limits.refused_calls_per_minute_max` a minute).
+  package var countsSinceStart: [Coalition_Ops_V1_RefusalCount] = []
+
+  /// Refusals since start that were logged and counted but not kept, over the per-minute bound.
+  package var unwrittenSinceStart: Int64 = 0
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "coalition.ops.v1"
@@ -3310,6 +3397,186 @@ nonisolated extension Coalition_Ops_V1_ListExpiryRemindersResponse: SwiftProtobu
   package static func ==(lhs: Coalition_Ops_V1_ListExpiryRemindersResponse, rhs: Coalition_Ops_V1_ListExpiryRemindersResponse) -> Bool {
     if lhs.reminders != rhs.reminders {return false}
     if lhs.nextPageToken != rhs.nextPageToken {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Ops_V1_ListRefusedCallsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".ListRefusedCallsRequest"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}before\0\u{3}page_size\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.before) }()
+      case 2: try { try decoder.decodeSingularInt32Field(value: &self.pageSize) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.before != 0 {
+      try visitor.visitSingularInt64Field(value: self.before, fieldNumber: 1)
+    }
+    if self.pageSize != 0 {
+      try visitor.visitSingularInt32Field(value: self.pageSize, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Ops_V1_ListRefusedCallsRequest, rhs: Coalition_Ops_V1_ListRefusedCallsRequest) -> Bool {
+    if lhs.before != rhs.before {return false}
+    if lhs.pageSize != rhs.pageSize {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Ops_V1_RefusedCall: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".RefusedCall"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}at_ms\0\u{1}service\0\u{1}method\0\u{1}peer\0\u{1}address\0\u{1}kind\0\u{1}reason\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.atMs) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.service) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.method) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.peer) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.address) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.kind) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.id != 0 {
+      try visitor.visitSingularInt64Field(value: self.id, fieldNumber: 1)
+    }
+    if self.atMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.atMs, fieldNumber: 2)
+    }
+    if !self.service.isEmpty {
+      try visitor.visitSingularStringField(value: self.service, fieldNumber: 3)
+    }
+    if !self.method.isEmpty {
+      try visitor.visitSingularStringField(value: self.method, fieldNumber: 4)
+    }
+    if !self.peer.isEmpty {
+      try visitor.visitSingularStringField(value: self.peer, fieldNumber: 5)
+    }
+    if !self.address.isEmpty {
+      try visitor.visitSingularStringField(value: self.address, fieldNumber: 6)
+    }
+    if !self.kind.isEmpty {
+      try visitor.visitSingularStringField(value: self.kind, fieldNumber: 7)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 8)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Ops_V1_RefusedCall, rhs: Coalition_Ops_V1_RefusedCall) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.atMs != rhs.atMs {return false}
+    if lhs.service != rhs.service {return false}
+    if lhs.method != rhs.method {return false}
+    if lhs.peer != rhs.peer {return false}
+    if lhs.address != rhs.address {return false}
+    if lhs.kind != rhs.kind {return false}
+    if lhs.reason != rhs.reason {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Ops_V1_RefusalCount: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".RefusalCount"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}kind\0\u{1}count\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.kind) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.count) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.kind.isEmpty {
+      try visitor.visitSingularStringField(value: self.kind, fieldNumber: 1)
+    }
+    if self.count != 0 {
+      try visitor.visitSingularInt64Field(value: self.count, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Ops_V1_RefusalCount, rhs: Coalition_Ops_V1_RefusalCount) -> Bool {
+    if lhs.kind != rhs.kind {return false}
+    if lhs.count != rhs.count {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Ops_V1_ListRefusedCallsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".ListRefusedCallsResponse"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}calls\0\u{3}next_before\0\u{3}counts_since_start\0\u{3}unwritten_since_start\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.calls) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.nextBefore) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.countsSinceStart) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.unwrittenSinceStart) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.calls.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.calls, fieldNumber: 1)
+    }
+    if self.nextBefore != 0 {
+      try visitor.visitSingularInt64Field(value: self.nextBefore, fieldNumber: 2)
+    }
+    if !self.countsSinceStart.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.countsSinceStart, fieldNumber: 3)
+    }
+    if self.unwrittenSinceStart != 0 {
+      try visitor.visitSingularInt64Field(value: self.unwrittenSinceStart, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Ops_V1_ListRefusedCallsResponse, rhs: Coalition_Ops_V1_ListRefusedCallsResponse) -> Bool {
+    if lhs.calls != rhs.calls {return false}
+    if lhs.nextBefore != rhs.nextBefore {return false}
+    if lhs.countsSinceStart != rhs.countsSinceStart {return false}
+    if lhs.unwrittenSinceStart != rhs.unwrittenSinceStart {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
