@@ -59,7 +59,14 @@ struct ProgramCommand: AsyncParsableCommand {
             print(
                 "  tiers: \(program.tiers.tiers.map { "\($0.id) ≥\($0.threshold) ×\($0.multiplier)" }.joined(separator: ", "))"
             )
-            print("  promotions: \(program.earn.promotions.map(\.id.rawValue).joined(separator: ", "))")
+            print(
+                "  promotions: "
+                    + program.earn.promotions.map { "\($0.id) (funded by \($0.fundedBy))" }.joined(separator: ", "))
+            let funding = program.earn.funding
+            print(
+                "  bonuses funded by: "
+                    + BonusFunding.keys.map { "\($0) \(funding[key: $0].map { "\($0)" } ?? "?")" }
+                    .joined(separator: ", ") + "; base points by the issuing merchant")
             print(
                 "  redeem: \(program.redeem.pointValuePoints) points = \(program.redeem.pointValueMoney) minor units, minimum \(program.redeem.minimumPoints), at most \(program.redeem.maximumBillShare) of a bill"
             )
