@@ -32,6 +32,11 @@ package final class GatewayNode: Service, Sendable {
         self.configuration = configuration
         self.sleeper = sleeper
         self.logger = logger
+        if let postgres = configuration.postgres {
+            throw ConfigurationError(
+                "database: \(postgres) — this version posts to a SQLite ledger only (database_path); "
+                    + "`coalition gateway migrate` prepares a PostgreSQL ledger (docs/scale.md, \"Status\")")
+        }
         try PrivateFiles.requirePrivate(configuration.privateKeyPath, what: "the gateway's private key (private_key)")
         let database = try GatewayDatabase.open(
             path: configuration.databasePath, busyTimeoutMilliseconds: configuration.limits.busyTimeoutMilliseconds)

@@ -5,7 +5,10 @@ import Wire
 
 /// Everything a gateway needs to run, validated (keys in docs/protocol.md).
 package struct GatewayConfiguration: Sendable {
+    /// The SQLite ledger file (`database_path`); empty when the ledger is on PostgreSQL.
     package var databasePath: String
+    /// The PostgreSQL ledger (`database: postgres://…`), when the config names one.
+    package var postgres: PostgresSettings?
     package var listenHost: String
     package var listenPort: Int
     package var portFile: String?
@@ -56,7 +59,10 @@ package struct GatewayConfiguration: Sendable {
         guard let root = MapReader(document, at: .root, diagnostics: diagnostics) else {
             throw ConfigurationError("\(path): expected a mapping of keys")
         }
-        let database = root.string("database_path", lengthMax: 4096)
+        let database = root.string("database_path", required: false, lengthMax: 4096)
+        let postgresURL = root.string("database", required: false, lengthMax: 1024)
+        let passwordFile = root.string("database_password_file", required: false, lengthMax: 4096)
+        let databaseTLS = root.string("database_tls", required: false, lengthMax: 16)
         let listen = root.string("listen", lengthMax: 300)
         let portFile = root.string("port_file", required: false, lengthMax: 4096)
         let ca = root.string("ca_certificate", lengthMax: 4096)
@@ -87,6 +93,8 @@ package struct GatewayConfiguration: Sendable {
             int("shutdown_ms", 100...600_000, &limits.shutdownMilliseconds)
             int("refused_calls_max", 100...10_000_000, &limits.refusedCallsMax)
             int("refused_calls_per_minute_max", 1...100_000, &limits.refusedCallsPerMinuteMax)
+            int("database_connections_max", 1...1_000, &limits.databaseConnectionsMax)
+            int("database_connect_timeout_ms", 100...600_000, &limits.databaseConnectTimeoutMilliseconds)
             limits.connections.read(l)
             l.finish()
         }
@@ -114,17 +122,58 @@ package struct GatewayConfiguration: Sendable {
                 diagnostics.fail(DocumentPath.root.key("phone_hash_key_file"), "\(error)")
             }
         }
-        guard diagnostics.errors.isEmpty, let database, let address, let ca, let certificate, let key else {
+        var postgres: PostgresSettings?
+        if database != nil, postgresURL != nil {
+            diagnostics.fail(
+                DocumentPath.root.key("database"), "give database_path (SQLite) or database (PostgreSQL), not both")
+        } else if database == nil, postgresURL == nil {
+            diagnostics.fail(
+                DocumentPath.root.key("database_path"),
+                "is required (a SQLite file), unless database names a PostgreSQL ledger (postgres://USER@HOST:PORT/DB)")
+        }
+        if let postgresURL {
+            switch PostgresSettings.parse(postgresURL) {
+            case .failure(let problem): diagnostics.fail(DocumentPath.root.key("database"), "\(problem)")
+            case .success(var settings):
+                settings.connectionsMax = limits.databaseConnectionsMax
+                settings.connectTimeoutMilliseconds = limits.databaseConnectTimeoutMilliseconds
+                switch databaseTLS ?? "disable" {
+                case "disable": settings.tls = .disable
+                case "require": settings.tls = .require
+                default:
+                    diagnostics.fail(
+                        DocumentPath.root.key("database_tls"), "must be 'disable' (the default) or 'require'")
+                }
+                if let passwordFile {
+                    do {
+                        try PrivateFiles.requirePrivate(resolve(passwordFile), what: "the database password")
+                        settings.password = String(
+                            decoding: try ReadableFile.contents(of: resolve(passwordFile)), as: UTF8.self
+                        )
+                        .trimmingCharacters(in: .newlines)
+                    } catch {
+                        diagnostics.fail(DocumentPath.root.key("database_password_file"), "\(error)")
+                    }
+                } else if let password = ProcessInfo.processInfo.environment["COALITION_DATABASE_PASSWORD"] {
+                    settings.password = password
+                }
+                postgres = settings
+            }
+        }
+        guard diagnostics.errors.isEmpty, database != nil || postgres != nil, let address, let ca, let certificate,
+            let key
+        else {
             throw ConfigurationError(
                 "\(path) is not a valid gateway configuration:\n"
                     + diagnostics.errors.map { "  \($0.path): \($0.message)" }.joined(separator: "\n"))
         }
         var configuration = GatewayConfiguration(
-            databasePath: resolve(database), listenHost: address.0, listenPort: address.1,
+            databasePath: database.map(resolve) ?? "", listenHost: address.0, listenPort: address.1,
             portFile: portFile.map(resolve),
             caCertificatePath: resolve(ca), certificatePath: resolve(certificate), privateKeyPath: resolve(key),
             programFile: program.map(resolve), limits: limits)
         configuration.phoneHashKey = phoneKey
+        configuration.postgres = postgres
         return configuration
     }
 }

@@ -224,6 +224,10 @@ package struct GatewayLimits: Sendable, Equatable {
     /// Most refused calls written to the ledger per minute; beyond it they are logged and counted
     /// only (a flood of bad handshakes must not turn into a flood of writes).
     package var refusedCallsPerMinuteMax = 600
+    /// Connections a gateway keeps to a PostgreSQL ledger at most.
+    package var databaseConnectionsMax = 16
+    /// How long reaching a PostgreSQL ledger may take before it counts as down, in milliseconds.
+    package var databaseConnectTimeoutMilliseconds = 10_000
     /// Connections and calls on the sync port (docs/operations.md, "Connections").
     package var connections = ConnectionLimits()
 

@@ -13,8 +13,51 @@ struct GatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gateway",
         abstract: "Run the central gateway (the ledger and sync with every edge).",
-        subcommands: [Serve.self, Backup.self]
+        subcommands: [Serve.self, Migrate.self, Backup.self]
     )
+
+    struct Migrate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Apply the ledger's migrations and nothing else (SQLite or PostgreSQL), then exit.",
+            discussion: """
+                With database: postgres://USER@HOST:PORT/DB the migrations run in one transaction that holds the
+                migrations table locked, so two gateways (or two migrate runs) at once apply them once; an unbound
+                database is bound to this network's CA. A database of another network, one migrated by a newer
+                gateway, or a read-only one is refused with nothing written (docs/scale.md).
+                """)
+
+        @Option(help: "The gateway config file.") var config: String
+
+        func run() async throws {
+            let configuration: GatewayConfiguration
+            do {
+                configuration = try GatewayConfiguration.load(file: config)
+            } catch let error as ConfigurationError {
+                throw CommandFailure(error.description)
+            }
+            guard let postgres = configuration.postgres else {
+                _ = try GatewayDatabase.open(
+                    path: configuration.databasePath,
+                    busyTimeoutMilliseconds: configuration.limits.busyTimeoutMilliseconds)
+                print("\(configuration.databasePath): migrated")
+                return
+            }
+            do {
+                let fingerprint = try CertificateFingerprint.sha256(ofPEMFile: configuration.caCertificatePath)
+                var logger = Logger(label: "coalition.gateway")
+                logger.logLevel = .warning
+                let applied = try await PostgresLedgerDatabase.with(postgres, logger: logger) { database in
+                    try await database.migrate(caFingerprint: fingerprint, now: SystemWallClock().now())
+                }
+                print(
+                    applied.isEmpty
+                        ? "\(postgres): up to date, nothing to apply"
+                        : "\(postgres): applied \(applied.joined(separator: ", "))")
+            } catch let error as PostgresLedgerError {
+                throw CommandFailure(error.description)
+            }
+        }
+    }
 
     struct Backup: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
