@@ -424,6 +424,9 @@ struct SettlementTests {
             let roomsFile = String(decoding: day.merchantFiles[0].content, as: UTF8.self)
             #expect(roomsFile.hasPrefix("statement,settlement of merchant hotel-rooms for 2026-11-24\n"))
             #expect(!roomsFile.contains("mall-fashion"))
+            // … with the merchant's columns only.
+            #expect(roomsFile.contains("\nhotel-rooms,hotel-01,1,0,0,0,300,0,0,0,0,300,0,300,0\n"))
+            #expect(!roomsFile.contains("spread_minor"))
 
             // The hotel reconnects after the close: its late earn is posted on the 25th.
             try await Network.withEdge(try online("hotel-01"), merchant: "hotel-rooms", clock: clock) { hotel in

@@ -152,6 +152,9 @@ package enum SettlementStatement {
         return rows.map { "\(cell($0.0)),\(cell($0.1))" } + [""]
     }
 
+    /// How many of `columns` a merchant row fills (the rest are the platform's).
+    private static let merchantColumns = 15
+
     private static let columns = [
         "party", "site_id", "program_version", "base_points", "bonus_points", "points_reversed", "points_redeemed",
         "parking_points", "offline_risk_points", "points_adjusted", "payable_minor", "receivable_minor",
@@ -160,7 +163,10 @@ package enum SettlementStatement {
         "liability_minor",
     ]
 
+    /// The merchant rows (and the platform's, for the period's file); a merchant's own file has only
+    /// the columns a merchant row fills.
     private static func table(_ merchants: [MerchantSettlement], platform settlement: Settlement?) -> [String] {
+        let columns = settlement == nil ? Array(Self.columns.prefix(merchantColumns)) : Self.columns
         var lines = [columns.joined(separator: ",")]
         for m in merchants {
             let a = m.activity
