@@ -173,7 +173,8 @@ struct PostgresLedgerTests {
                 settings,
                 """
                 SELECT table_name || '.' || column_name FROM information_schema.columns
-                WHERE table_schema = 'public' AND table_name NOT IN ('coalition_migrations', 'coalition_network')
+                WHERE table_schema = 'public'
+                    AND table_name NOT IN ('coalition_migrations', 'coalition_network', 'position_claims')
                 """)
             #expect(Set(columns) == Set(sqliteColumns))
             #expect(columns.count > 100)
@@ -229,6 +230,83 @@ struct PostgresLedgerTests {
         }
     }
 
+    /// docs/scale.md, "the commit low-water mark": a transaction that commits late with an earlier
+    /// position is never skipped by a reader of the feed.
+    @Test("the feed's bound stays below a committer held open while a later one commits")
+    func lowWaterMark() async throws {
+        try await TestPostgres.withDatabase { settings in
+            try await PostgresLedgerDatabase.with(settings, logger: TestPostgres.logger) { database in
+                try await database.migrate(caFingerprint: Self.network, now: Self.now)
+                let client = database.client
+                let logger = TestPostgres.logger
+                func bound() async throws -> Int64 {
+                    try await PostgresPositions.committedBelow(
+                        client, now: Self.now, claimMaxMilliseconds: 60_000, logger: logger)
+                }
+                func insert(_ position: Int64, _ connection: PostgresConnection) async throws {
+                    try await connection.query(
+                        """
+                        INSERT INTO transactions (position, transaction_id, points, amount_minor, occurred_at_ms,
+                            posted_at_ms, program_version)
+                        VALUES (\(position), \("T\(position)"), 0, 0, 0, 0, 1)
+                        """, logger: logger)
+                }
+                func served(below bound: Int64) async throws -> [Int64] {
+                    var positions: [Int64] = []
+                    for try await position in try await client.query(
+                        "SELECT position FROM transactions WHERE position < \(bound) ORDER BY position"
+                    ).decode(Int64.self) {
+                        positions.append(position)
+                    }
+                    return positions
+                }
+                #expect(try await bound() == 1)
+                // A claims and takes a position, and stays open…
+                let claimA = try await PostgresPositions.claim(client, now: Self.now, logger: logger)
+                let (a, b) = try await client.withTransaction(logger: logger) { connection in
+                    let a = try await PostgresPositions.next(connection, logger: logger)
+                    try await insert(a, connection)
+                    // … while B claims, takes a later position, and commits.
+                    let claimB = try await PostgresPositions.claim(client, now: Self.now, logger: logger)
+                    let b = try await client.withTransaction(logger: logger) { other in
+                        let b = try await PostgresPositions.next(other, logger: logger)
+                        try await insert(b, other)
+                        try await PostgresPositions.endClaim(claimB, other, logger: logger)
+                        return b
+                    }
+                    #expect(claimA < a && a < claimB && claimB < b)
+                    // B's row is committed, but the feed stops below A's claim: it must not pass A.
+                    let held = try await bound()
+                    #expect(held == claimA)
+                    #expect(try await served(below: held).isEmpty)
+                    try await PostgresPositions.endClaim(claimA, connection, logger: logger)
+                    return (a, b)
+                }
+                let released = try await bound()
+                #expect(released > b)
+                #expect(try await served(below: released) == [a, b])
+
+                // A claim whose gateway died is dropped after claimMax; its transaction, if it
+                // still runs, cannot commit behind the reader.
+                let stale = try await PostgresPositions.claim(client, now: Self.now, logger: logger)
+                #expect(try await bound() == stale)
+                let later = Timestamp(milliseconds: Self.now.milliseconds + 60_001)
+                #expect(
+                    try await PostgresPositions.committedBelow(
+                        client, now: later, claimMaxMilliseconds: 60_000, logger: logger) > stale)
+                await #expect {
+                    try await client.withTransaction(logger: logger) { connection in
+                        try await insert(try await PostgresPositions.next(connection, logger: logger), connection)
+                        try await PostgresPositions.endClaim(stale, connection, logger: logger)
+                    }
+                } throws: {
+                    "\($0)".contains("expired before its transaction committed")
+                }
+                #expect(try await served(below: Int64.max) == [a, b])
+            }
+        }
+    }
+
     @Test("a database that is down, or that does not exist, is named in the error")
     func unreachable() async throws {
         var down = try TestPostgres.admin()
@@ -262,7 +340,7 @@ struct PostgresLedgerTests {
             private_key: \(certificates.path("gateway.key"))
             """.write(toFile: config, atomically: true, encoding: .utf8)
             let first = try await Binary.run(["gateway", "migrate", "--config", config])
-            #expect(first.contains("applied 2026-12-02 ledger v1"))
+            #expect(first.contains("applied 2026-12-02 ledger v1, 2026-12-02 ledger positions v1"))
             let second = try await Binary.run(["gateway", "migrate", "--config", config])
             #expect(second.contains("up to date, nothing to apply"))
             let fingerprint = try CertificateFingerprint.sha256(ofPEMFile: certificates.path("ca.pem"))

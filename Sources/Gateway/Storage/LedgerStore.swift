@@ -228,6 +228,10 @@ package struct GatewayLimits: Sendable, Equatable {
     package var databaseConnectionsMax = 16
     /// How long reaching a PostgreSQL ledger may take before it counts as down, in milliseconds.
     package var databaseConnectTimeoutMilliseconds = 10_000
+    /// How long a PostgreSQL posting transaction's claim on ledger positions holds the pull feed
+    /// back before readers drop it as a dead gateway's (its transaction then cannot commit), in
+    /// milliseconds (docs/scale.md).
+    package var positionClaimMaxMilliseconds: Int64 = 60_000
     /// Connections and calls on the sync port (docs/operations.md, "Connections").
     package var connections = ConnectionLimits()
 

@@ -245,6 +245,21 @@ enum PostgresSchema {
                     reason TEXT NOT NULL
                 )
                 """,
-            ])
+            ]),
+        Migration(
+            name: "2026-12-02 ledger positions v1",
+            statements: [
+                // Positions come from a sequence, so gateways posting at once do not queue on a
+                // counter row; a claim marks the positions a posting transaction is about to take
+                // until it commits (docs/scale.md, "the commit low-water mark"). PostgreSQL only:
+                // SQLite has one writer.
+                "CREATE SEQUENCE ledger_positions",
+                """
+                CREATE TABLE position_claims (
+                    first_position BIGINT PRIMARY KEY,
+                    claimed_at_ms BIGINT NOT NULL
+                )
+                """,
+            ]),
     ]
 }
