@@ -174,7 +174,8 @@ struct PostgresLedgerTests {
                 """
                 SELECT table_name || '.' || column_name FROM information_schema.columns
                 WHERE table_schema = 'public'
-                    AND table_name NOT IN ('coalition_migrations', 'coalition_network', 'position_claims')
+                    AND table_name NOT IN (
+                        'coalition_migrations', 'coalition_network', 'position_claims', 'job_leases')
                 """)
             #expect(Set(columns) == Set(sqliteColumns))
             #expect(columns.count > 100)
@@ -307,6 +308,66 @@ struct PostgresLedgerTests {
         }
     }
 
+    /// docs/scale.md: a daily job of a period runs once however many gateways run.
+    @Test("of gateways racing for a period's job one holds the lease; a dead holder's lease is taken over")
+    func leases() async throws {
+        try await TestPostgres.withDatabase { settings in
+            try await PostgresLedgerDatabase.with(settings, logger: TestPostgres.logger) { database in
+                try await database.migrate(caFingerprint: Self.network, now: Self.now)
+                let client = database.client
+                let logger = TestPostgres.logger
+                let lease: Int64 = 30_000
+                let claims = try await withThrowingTaskGroup(of: PostgresLeases.Claim.self) { group in
+                    for holder in ["gw-a", "gw-b", "gw-c", "gw-d"] {
+                        group.addTask {
+                            try await PostgresLeases.claim(
+                                client, job: "expiry", period: "2026-11-30", holder: holder, now: Self.now,
+                                leaseMilliseconds: lease, logger: logger)
+                        }
+                    }
+                    return try await group.reduce(into: [PostgresLeases.Claim]()) { $0.append($1) }
+                }
+                let holders = claims.filter { if case .held = $0 { true } else { false } }
+                #expect(holders.count == 1)
+                var winner = ""
+                for claim in claims {
+                    if case .heldElsewhere(let holder) = claim { winner = holder }
+                }
+                #expect(["gw-a", "gw-b", "gw-c", "gw-d"].contains(winner))
+                // Another period is another lease.
+                #expect(
+                    try await PostgresLeases.claim(
+                        client, job: "expiry", period: "2026-12-01", holder: "gw-x", now: Self.now,
+                        leaseMilliseconds: lease, logger: logger)
+                        == .held(until: Timestamp(milliseconds: Self.now.milliseconds + lease)))
+                // The winner dies: after its lease, another takes the job over; the dead one cannot
+                // renew or finish it any more.
+                let later = Timestamp(milliseconds: Self.now.milliseconds + lease + 1)
+                #expect(
+                    try await PostgresLeases.claim(
+                        client, job: "expiry", period: "2026-11-30", holder: "gw-z", now: later,
+                        leaseMilliseconds: lease, logger: logger)
+                        == .held(until: Timestamp(milliseconds: later.milliseconds + lease)))
+                #expect(
+                    try await !PostgresLeases.renew(
+                        client, job: "expiry", period: "2026-11-30", holder: winner, now: later,
+                        leaseMilliseconds: lease, logger: logger))
+                #expect(
+                    try await !PostgresLeases.finish(
+                        client, job: "expiry", period: "2026-11-30", holder: winner, logger: logger))
+                #expect(
+                    try await PostgresLeases.finish(
+                        client, job: "expiry", period: "2026-11-30", holder: "gw-z", logger: logger))
+                // Done is done, for everyone, even once the lease time has passed.
+                let muchLater = Timestamp(milliseconds: later.milliseconds + 10 * lease)
+                #expect(
+                    try await PostgresLeases.claim(
+                        client, job: "expiry", period: "2026-11-30", holder: "gw-a", now: muchLater,
+                        leaseMilliseconds: lease, logger: logger) == .done)
+            }
+        }
+    }
+
     @Test("a database that is down, or that does not exist, is named in the error")
     func unreachable() async throws {
         var down = try TestPostgres.admin()
@@ -340,7 +401,9 @@ struct PostgresLedgerTests {
             private_key: \(certificates.path("gateway.key"))
             """.write(toFile: config, atomically: true, encoding: .utf8)
             let first = try await Binary.run(["gateway", "migrate", "--config", config])
-            #expect(first.contains("applied 2026-12-02 ledger v1, 2026-12-02 ledger positions v1"))
+            #expect(
+                first.contains("applied 2026-12-02 ledger v1, 2026-12-02 ledger positions v1, 2026-12-02 job leases v1")
+            )
             let second = try await Binary.run(["gateway", "migrate", "--config", config])
             #expect(second.contains("up to date, nothing to apply"))
             let fingerprint = try CertificateFingerprint.sha256(ofPEMFile: certificates.path("ca.pem"))

@@ -261,5 +261,21 @@ enum PostgresSchema {
                 )
                 """,
             ]),
+        Migration(
+            name: "2026-12-02 job leases v1",
+            statements: [
+                // A daily job of a period runs once however many gateways run: the one holding its
+                // lease runs it (docs/scale.md). PostgreSQL only: SQLite has one gateway.
+                """
+                CREATE TABLE job_leases (
+                    job TEXT NOT NULL,
+                    period TEXT NOT NULL,
+                    holder TEXT NOT NULL,
+                    expires_at_ms BIGINT NOT NULL,
+                    done BOOLEAN NOT NULL DEFAULT FALSE,
+                    PRIMARY KEY (job, period)
+                )
+                """
+            ]),
     ]
 }
