@@ -90,6 +90,21 @@ struct EdgeStoreTests {
         #expect(configuration.tls?.certificatePath == directory.path("certs/pos.pem"))
         #expect(configuration.tls?.privateKeyPath == directory.path("certs/pos.key"))
 
+        // Several gateways sharing one ledger, tried in turn (docs/edge.md).
+        try """
+        site_id: mall-01
+        database_path: x.sqlite
+        listen: 127.0.0.1:0
+        phone_hash_key_file: \(directory.path("phone.key"))
+        gateway:
+          addresses: [10.0.0.1:7443, "10.0.0.2:7443"]
+          ca_certificate: ca.pem
+          certificate: mall.pem
+          private_key: mall.key
+        """.write(toFile: directory.path("two.yaml"), atomically: true, encoding: .utf8)
+        let two = try EdgeConfiguration.load(file: directory.path("two.yaml"))
+        #expect(two.gateway?.addresses.map { "\($0.host):\($0.port)" } == ["10.0.0.1:7443", "10.0.0.2:7443"])
+
         try """
         site_id: Mall 01
         database_path: x.sqlite

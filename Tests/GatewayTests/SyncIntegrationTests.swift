@@ -15,6 +15,34 @@ struct SyncIntegrationTests {
     /// A port nothing listens on: an edge configured with it is cut off from the gateway.
     static let deadPort = 9
 
+    /// An edge lists several gateways (`gateway.addresses`): a call that fails on one moves the
+    /// next calls to the next (issue #15).
+    @Test("an edge whose first gateway address is down syncs through the next one")
+    func failover() async throws {
+        let directory = try TemporaryDirectory()
+        let certificates = try TestCertificates(directory: directory.url.path, sites: ["mall-01"])
+        let clock = ManualWallClock()
+        let dir = directory.url.path
+        try await Network.withGateway(try Network.gatewayConfiguration(dir, certificates: certificates), clock: clock) {
+            gateway in
+            var config = try Network.edgeConfiguration(
+                dir, site: "mall-01", certificates: certificates, gatewayPort: Self.deadPort)
+            config.gateway?.alternates = [GatewayLink.Alternate(host: "127.0.0.1", port: gateway.port)]
+            #expect(config.gateway?.addresses.map(\.port) == [Self.deadPort, gateway.port])
+            try await Network.withEdge(config, merchant: "mall-fashion", clock: clock) { mall in
+                let member = try await mall.points.enroll(
+                    Make.enroll("E-1", phone: "+8613800138000"), metadata: mall.auth
+                ).member.memberID
+                _ = try await mall.points.earn(Make.earn("R-1", member: member, amount: 80_000), metadata: mall.auth)
+                try await Network.eventually("the gateway has the member's 1,000 points") {
+                    try await gateway.balance(member) == 1_000
+                }
+                try await Network.eventually("synced") { try await Network.synced(mall) }
+            }
+            try await gateway.checkInvariants()
+        }
+    }
+
     @Test("an overdraw by a cut-off site ends at zero everywhere, with the excess on that site's offline_risk")
     func offlineOverdraw() async throws {
         let directory = try TemporaryDirectory()

@@ -46,8 +46,27 @@ package struct EdgeConfiguration: Sendable {
 
 /// How an edge reaches the gateway: mutual TLS with the site's certificate, and the sync timings.
 package struct GatewayLink: Sendable, Equatable {
+    /// The most gateway addresses a link lists.
+    package static let addressesMax = 8
+
     package var host: String
     package var port: Int
+    /// Further gateways sharing the same ledger, tried in turn after `host:port` when a call fails
+    /// (`gateway.addresses`; docs/edge.md).
+    package var alternates: [Alternate] = []
+
+    package struct Alternate: Sendable, Equatable {
+        package var host: String
+        package var port: Int
+
+        package init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+    }
+
+    /// Every address, the first one first.
+    package var addresses: [Alternate] { [Alternate(host: host, port: port)] + alternates }
     package var caCertificatePath: String
     package var certificatePath: String
     package var privateKeyPath: String
@@ -151,7 +170,29 @@ extension EdgeConfiguration {
         let keyFile = root.string("phone_hash_key_file", lengthMax: 4096)
         var gateway: GatewayLink?
         if let g = root.map("gateway", required: false) {
-            let address = g.string("address", lengthMax: 300)
+            let single = g.string("address", required: false, lengthMax: 300)
+            var listed: [String] = []
+            if let list = g.list("addresses", required: false) {
+                if list.count > GatewayLink.addressesMax || list.isEmpty {
+                    diagnostics.fail(
+                        DocumentPath.root.key("gateway").key("addresses"),
+                        "must list 1 to \(GatewayLink.addressesMax) addresses")
+                }
+                for item in list {
+                    if let text = MapReader.scalar(item.node, at: item.path, diagnostics: diagnostics) {
+                        listed.append(text)
+                    }
+                }
+            }
+            if single != nil, !listed.isEmpty {
+                diagnostics.fail(
+                    DocumentPath.root.key("gateway").key("addresses"), "give address or addresses, not both")
+            } else if single == nil, listed.isEmpty {
+                diagnostics.fail(
+                    DocumentPath.root.key("gateway").key("address"),
+                    "is required (host:port), or addresses: a list of gateways sharing one ledger")
+            }
+            let address = single ?? listed.first
             let ca = g.string("ca_certificate", lengthMax: 4096)
             let certificate = g.string("certificate", lengthMax: 4096)
             let key = g.string("private_key", lengthMax: 4096)
@@ -179,6 +220,10 @@ extension EdgeConfiguration {
                     link.backoffInitialMilliseconds = timings["backoff_initial_ms"] ?? link.backoffInitialMilliseconds
                     link.backoffMaxMilliseconds = timings["backoff_max_ms"] ?? link.backoffMaxMilliseconds
                     link.callTimeoutMilliseconds = timings["call_timeout_ms"] ?? link.callTimeoutMilliseconds
+                    for (index, text) in listed.enumerated().dropFirst() {
+                        let (host, port) = try Address.parse(text, key: "gateway.addresses[\(index)]")
+                        link.alternates.append(GatewayLink.Alternate(host: host, port: port))
+                    }
                     gateway = link
                 } catch {
                     diagnostics.fail(

@@ -1,4 +1,5 @@
 import GRPCCore
+import Synchronization
 import Wire
 
 /// The five calls of `coalition.sync.v1.Sync` as the edge makes them. In production they go
@@ -38,5 +39,49 @@ package struct SyncCalls: Sendable {
             authorizeRedeem: { try await client.authorizeRedeem($0, options: $1) },
             releaseHold: { try await client.releaseHold($0, options: $1) },
             recover: { try await client.recover($0, options: $1) })
+    }
+
+    /// Calls that go to one of several gateways sharing a ledger: each call goes to the current
+    /// one; a call that fails for the link (UNAVAILABLE, DEADLINE_EXCEEDED) moves the next calls to
+    /// the next gateway, in turn. The failed call itself is not repeated here: the sync loops retry
+    /// with their backoff, and an authorisation falls back to the offline rules, as with one gateway.
+    package static func failover(_ gateways: [SyncCalls]) -> SyncCalls {
+        precondition(!gateways.isEmpty, "no gateway to call")
+        guard gateways.count > 1 else { return gateways[0] }
+        let current = Failover(count: gateways.count)
+        func route<Request: Sendable, Response: Sendable>(
+            _ pick: @escaping @Sendable (SyncCalls) -> Call<Request, Response>
+        ) -> Call<Request, Response> {
+            { request, options in
+                let index = current.index
+                do {
+                    return try await pick(gateways[index])(request, options)
+                } catch let error as RPCError where error.code == .unavailable || error.code == .deadlineExceeded {
+                    current.failed(index)
+                    throw error
+                }
+            }
+        }
+        return SyncCalls(
+            push: route(\.push), pull: route(\.pull), authorizeRedeem: route(\.authorizeRedeem),
+            releaseHold: route(\.releaseHold), recover: route(\.recover))
+    }
+}
+
+/// Which of several gateways the next call goes to.
+final class Failover: Sendable {
+    private let count: Int
+    private let state = Mutex(0)
+
+    init(count: Int) {
+        self.count = count
+    }
+
+    var index: Int { state.withLock { $0 } }
+
+    /// A call to `index` failed: the next calls go to the gateway after it (unless another call
+    /// moved on already).
+    func failed(_ index: Int) {
+        state.withLock { if $0 == index { $0 = (index + 1) % count } }
     }
 }

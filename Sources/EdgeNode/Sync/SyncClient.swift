@@ -23,7 +23,7 @@ package final class SyncClient: Sendable {
     /// What the retry loops wait with (a test may pass a clock of its own).
     let sleeper: any Clock<Duration>
     let logger: Logger
-    let client: GRPCClient<HTTP2ClientTransport.Posix>?
+    let clients: [GRPCClient<HTTP2ClientTransport.Posix>]
     let sync: SyncCalls
     let program: @Sendable () -> ActiveProgram
     let activate: @Sendable (ActiveProgram) -> Void
@@ -35,28 +35,32 @@ package final class SyncClient: Sendable {
         program: @escaping @Sendable () -> ActiveProgram, activate: @escaping @Sendable (ActiveProgram) -> Void
     ) throws {
         let ca = link.caCertificatePath
-        let client = GRPCClient(
-            transport: try .http2NIOPosix(
-                target: Self.target(host: link.host, port: link.port),
-                transportSecurity: .mTLS(
-                    certificateChain: [.file(path: link.certificatePath, format: .pem)],
-                    privateKey: .file(path: link.privateKeyPath, format: .pem)
-                ) { tls in
-                    tls.trustRoots = .certificates([.file(path: ca, format: .pem)])
-                }))
+        // One client per gateway address; calls move to the next one when the link fails.
+        let clients = try link.addresses.map { address in
+            GRPCClient(
+                transport: try .http2NIOPosix(
+                    target: Self.target(host: address.host, port: address.port),
+                    transportSecurity: .mTLS(
+                        certificateChain: [.file(path: link.certificatePath, format: .pem)],
+                        privateKey: .file(path: link.privateKeyPath, format: .pem)
+                    ) { tls in
+                        tls.trustRoots = .certificates([.file(path: ca, format: .pem)])
+                    }))
+        }
         self.init(
             link: link, site: site, database: database, clock: clock, sleeper: sleeper, logger: logger,
             program: program, activate: activate,
-            calls: SyncCalls(client: Coalition_Sync_V1_Sync.Client(wrapping: client)), connection: client)
+            calls: SyncCalls.failover(clients.map { SyncCalls(client: Coalition_Sync_V1_Sync.Client(wrapping: $0)) }),
+            connections: clients)
     }
 
-    /// A client making its calls through `calls` (the simulation's in-process link); `connection`
-    /// is the gRPC client whose connections `runConnections()` runs, if any.
+    /// A client making its calls through `calls` (the simulation's in-process link); `connections`
+    /// are the gRPC clients whose connections `runConnections()` runs, if any.
     package init(
         link: GatewayLink, site: SiteID, database: EdgeDatabase, clock: any WallClock,
         sleeper: any Clock<Duration> = ContinuousClock(), logger: Logger,
         program: @escaping @Sendable () -> ActiveProgram, activate: @escaping @Sendable (ActiveProgram) -> Void,
-        calls: SyncCalls, connection: GRPCClient<HTTP2ClientTransport.Posix>? = nil
+        calls: SyncCalls, connections: [GRPCClient<HTTP2ClientTransport.Posix>] = []
     ) {
         self.link = link
         self.site = site
@@ -67,7 +71,7 @@ package final class SyncClient: Sendable {
         self.program = program
         self.activate = activate
         self.sync = calls
-        self.client = connection
+        self.clients = connections
     }
 
     /// IP literals are dialled as addresses (no SNI; the gateway certificate carries the IP);
@@ -79,13 +83,17 @@ package final class SyncClient: Sendable {
         return .dns(host: host, port: port)
     }
 
-    /// Runs the client's connections until `shutDown()` or cancellation.
+    /// Runs the clients' connections until `shutDown()` or cancellation.
     package func runConnections() async throws {
-        try await client?.runConnections()
+        try await withThrowingDiscardingTaskGroup { group in
+            for client in clients {
+                group.addTask { try await client.runConnections() }
+            }
+        }
     }
 
     package func shutDown() {
-        client?.beginGracefulShutdown()
+        for client in clients { client.beginGracefulShutdown() }
     }
 
     func options(_ milliseconds: Int) -> CallOptions {
