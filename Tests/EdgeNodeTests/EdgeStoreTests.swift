@@ -104,6 +104,14 @@ struct EdgeStoreTests {
         """.write(toFile: directory.path("two.yaml"), atomically: true, encoding: .utf8)
         let two = try EdgeConfiguration.load(file: directory.path("two.yaml"))
         #expect(two.gateway?.addresses.map { "\($0.host):\($0.port)" } == ["10.0.0.1:7443", "10.0.0.2:7443"])
+        let bad = try String(contentsOfFile: directory.path("two.yaml"), encoding: .utf8)
+            .replacingOccurrences(of: "\"10.0.0.2:7443\"", with: "nowhere")
+        try bad.write(toFile: directory.path("bad-two.yaml"), atomically: true, encoding: .utf8)
+        #expect {
+            try EdgeConfiguration.load(file: directory.path("bad-two.yaml"))
+        } throws: {
+            "\($0)".contains("gateway.addresses[1]") && "\($0)".contains("nowhere")
+        }
 
         try """
         site_id: Mall 01

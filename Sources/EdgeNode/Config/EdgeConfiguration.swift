@@ -221,7 +221,12 @@ extension EdgeConfiguration {
                     link.backoffMaxMilliseconds = timings["backoff_max_ms"] ?? link.backoffMaxMilliseconds
                     link.callTimeoutMilliseconds = timings["call_timeout_ms"] ?? link.callTimeoutMilliseconds
                     for (index, text) in listed.enumerated().dropFirst() {
-                        let (host, port) = try Address.parse(text, key: "gateway.addresses[\(index)]")
+                        guard let (host, port) = try? Address.parse(text, key: "gateway.addresses") else {
+                            diagnostics.fail(
+                                DocumentPath.root.key("gateway").key("addresses").index(index),
+                                "must be host:port, for example gateway-2.example:7443 (found '\(text.prefix(100))')")
+                            continue
+                        }
                         link.alternates.append(GatewayLink.Alternate(host: host, port: port))
                     }
                     gateway = link
