@@ -102,11 +102,7 @@ extension OpsService {
         request: ServerRequest<Coalition_Ops_V1_ListRefusedCallsRequest>, context: ServerContext
     ) async throws -> ServerResponse<Coalition_Ops_V1_ListRefusedCallsResponse> {
         try await handle(request, context) { _, message in
-            let size = message.pageSize == 0 ? 100 : Int(message.pageSize)
-            guard (1...1_000).contains(size) else {
-                throw ServiceError.invalid(
-                    "page_size", "must be 0 (default 100) or 1 to 1000 (found \(message.pageSize))")
-            }
+            let size = try Self.pageSize(message.pageSize)
             guard message.before >= 0 else {
                 throw ServiceError.invalid("before", "must be 0 (the newest) or a call id (found \(message.before))")
             }
@@ -125,6 +121,15 @@ extension OpsService {
         }
     }
 
+    /// A listing's `page_size`: 0 means 100; at most 1,000.
+    private static func pageSize(_ requested: Int32) throws -> Int {
+        let size = requested == 0 ? 100 : Int(requested)
+        guard (1...1_000).contains(size) else {
+            throw ServiceError.invalid("page_size", "must be 0 (default 100) or 1 to 1000 (found \(requested))")
+        }
+        return size
+    }
+
     /// An operator's reason, recorded with the change: 1 to 200 characters.
     private static func requireReason(_ reason: String) throws {
         guard !reason.isEmpty, reason.count <= 200 else { throw ServiceError.invalid("reason", "1 to 200 characters") }
@@ -134,10 +139,7 @@ extension OpsService {
         request: ServerRequest<Coalition_Ops_V1_ListConflictsRequest>, context: ServerContext
     ) async throws -> ServerResponse<Coalition_Ops_V1_ListConflictsResponse> {
         try await handle(request, context) { _, message in
-            let size = message.pageSize == 0 ? 100 : Int(message.pageSize)
-            guard (1...1_000).contains(size) else {
-                throw ServiceError.invalid("page_size", "0 (default 100) or 1 to 1000")
-            }
+            let size = try Self.pageSize(message.pageSize)
             let site = message.siteID.isEmpty ? nil : SiteID(message.siteID)
             if !message.siteID.isEmpty, site == nil { throw ServiceError.invalid("site_id", Slug.rule) }
             let offset = message.pageToken.isEmpty ? 0 : (Int(message.pageToken) ?? -1)

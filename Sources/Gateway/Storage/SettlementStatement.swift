@@ -1,6 +1,7 @@
 import Core
 import Crypto
 import Foundation
+import Wire
 
 /// A transaction posted in a settlement period that happened before it (a late item).
 package struct LateItem: Sendable, Equatable {
@@ -64,7 +65,7 @@ package enum SettlementStatement {
             "# each file's SHA-256, as sha256sum prints it:",
         ]
         for file in files {
-            let digest = SHA256.hash(data: file.content).map { String(format: "%02x", $0) }.joined()
+            let digest = Hex.string(SHA256.hash(data: file.content))
             manifest.append("\(digest)  \(file.name)")
         }
         files.append(("\(period).manifest.txt", Data((manifest.joined(separator: "\n") + "\n").utf8)))
@@ -111,7 +112,7 @@ package enum SettlementStatement {
             ("journal_debits_minor", "\(settlement.journalTotals.debits)"),
             ("journal_credits_minor", "\(settlement.journalTotals.credits)"),
         ])
-        let hash = SHA256.hash(data: Data(statement.utf8)).map { String(format: "%02x", $0) }.joined()
+        let hash = Hex.string(SHA256.hash(data: Data(statement.utf8)))
         let json = Data((object([("content_hash", string(hash)), ("statement", statement)]) + "\n").utf8)
         var csv = preamble(header, hash: hash, merchant: nil)
         csv += table(active, platform: settlement)

@@ -42,6 +42,11 @@ package enum Hex {
         return bytes
     }
 
+    /// Lower-case hexadecimal text of `bytes` (a SHA-256 digest, say).
+    package static func string(_ bytes: some Sequence<UInt8>) -> String {
+        bytes.map { String(format: "%02x", $0) }.joined()
+    }
+
     private static func value(_ c: UInt8) -> UInt8? {
         switch c {
         case 0x30...0x39: return c - 0x30

@@ -146,11 +146,8 @@ package final class PostgresLedgerDatabase: Sendable {
                 ).decode(String.self) {
                     applied.insert(name)
                 }
-                let unknown = applied.subtracting(known.map(\.name)).sorted()
-                guard unknown.isEmpty else {
-                    throw PostgresLedgerError(
-                        "the database's schema is newer than this gateway (it has migration '\(unknown[0])', which "
-                            + "this version does not know): run the newer gateway, or restore a matching backup")
+                if let unknown = applied.subtracting(known.map(\.name)).min() {
+                    throw Self.newerSchema(unknown)
                 }
                 var done: [String] = []
                 for migration in known where !applied.contains(migration.name) {
@@ -177,10 +174,8 @@ package final class PostgresLedgerDatabase: Sendable {
     package func check(caFingerprint: String) async throws {
         let applied = try await appliedMigrations()
         let known = PostgresSchema.migrations.map(\.name)
-        if let unknown = Set(applied).subtracting(known).sorted().first {
-            throw PostgresLedgerError(
-                "the database's schema is newer than this gateway (it has migration '\(unknown)'): run the newer gateway"
-            )
+        if let unknown = Set(applied).subtracting(known).min() {
+            throw Self.newerSchema(unknown)
         }
         if let missing = known.first(where: { !applied.contains($0) }) {
             throw PostgresLedgerError(
@@ -217,6 +212,13 @@ package final class PostgresLedgerDatabase: Sendable {
         try await connection.query(
             "INSERT INTO coalition_network (singleton, ca_fingerprint, bound_at_ms) VALUES (TRUE, \(caFingerprint), \(now.milliseconds))",
             logger: logger)
+    }
+
+    /// A database with a migration this gateway does not know: a newer gateway migrated it.
+    private static func newerSchema(_ unknown: String) -> PostgresLedgerError {
+        PostgresLedgerError(
+            "the database's schema is newer than this gateway (it has migration '\(unknown)', which this version "
+                + "does not know): run the newer gateway, or restore a matching backup")
     }
 
     private static func otherNetwork(bound: String, ours: String) -> String {

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import NodeSupport
 import SwiftASN1
+import Wire
 import X509
 
 /// Where a gateway's PostgreSQL ledger is (`database: postgres://user@host:port/db` in its config;
@@ -82,6 +83,6 @@ package enum CertificateFingerprint {
         let certificate = try Certificate(pemEncoded: pem)
         var serializer = DER.Serializer()
         try serializer.serialize(certificate)
-        return SHA256.hash(data: serializer.serializedBytes).map { String(format: "%02x", $0) }.joined()
+        return Hex.string(SHA256.hash(data: serializer.serializedBytes))
     }
 }

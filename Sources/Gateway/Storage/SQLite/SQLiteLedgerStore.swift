@@ -59,7 +59,7 @@ package final class SQLiteLedgerStore: LedgerStore {
     package func publish(document: [UInt8], effectiveAt: Timestamp? = nil, by publisher: String) throws -> Int64 {
         let program = try ProgramDocumentParser.load(document)
         let now = clock.now()
-        let hash = SHA256.hash(data: document).map { String(format: "%02x", $0) }.joined()
+        let hash = Hex.string(SHA256.hash(data: document))
         let version: Int64 = try database.pool.write { db in
             if let latest = try Row.fetchOne(
                 db, sql: "SELECT version, sha256 FROM program_versions ORDER BY version DESC LIMIT 1"),
