@@ -12,7 +12,9 @@ import Wire
 /// mutual TLS until a graceful shutdown.
 package final class GatewayNode: Service, Sendable {
     package let configuration: GatewayConfiguration
-    package let store: SQLiteLedgerStore
+    /// The ledger the services post to: SQLite (one process) or PostgreSQL (shared by gateways).
+    package let ledger: any LedgerStore
+    private let sqlite: SQLiteLedgerStore?
     private let transport: HTTP2ServerTransport.Posix
     private let server: GRPCServer<HTTP2ServerTransport.Posix>
     private let health: HealthService
@@ -23,24 +25,65 @@ package final class GatewayNode: Service, Sendable {
     /// What the maintenance loop waits with (a test may pass a clock of its own).
     private let sleeper: any Clock<Duration>
 
-    /// Opens and migrates the ledger, publishes the configured program if it changed, and prepares
-    /// the mTLS server (nothing listens until `run()`).
-    package init(
+    /// The SQLite ledger, for tools and tests that read its file (a gateway on PostgreSQL has none).
+    package var store: SQLiteLedgerStore {
+        guard let sqlite else { preconditionFailure("this gateway's ledger is on PostgreSQL, not SQLite") }
+        return sqlite
+    }
+
+    /// Opens and migrates a SQLite ledger (`database_path`), publishes the configured program if
+    /// the ledger has none, and prepares the mTLS server (nothing listens until `run()`). A config
+    /// naming PostgreSQL needs `GatewayNode.with`, which runs the database's connection pool.
+    package convenience init(
         configuration: GatewayConfiguration, clock: any WallClock, sleeper: any Clock<Duration> = ContinuousClock(),
         logger: Logger
-    ) throws {
-        self.configuration = configuration
-        self.sleeper = sleeper
-        self.logger = logger
+    ) async throws {
         if let postgres = configuration.postgres {
-            throw ConfigurationError(
-                "database: \(postgres) — this version posts to a SQLite ledger only (database_path); "
-                    + "`coalition gateway migrate` prepares a PostgreSQL ledger (docs/scale.md, \"Status\")")
+            throw ConfigurationError("database: \(postgres) — open it with GatewayNode.with, which runs its pool")
         }
         try PrivateFiles.requirePrivate(configuration.privateKeyPath, what: "the gateway's private key (private_key)")
         let database = try GatewayDatabase.open(
             path: configuration.databasePath, busyTimeoutMilliseconds: configuration.limits.busyTimeoutMilliseconds)
-        store = try SQLiteLedgerStore(database: database, clock: clock, limits: configuration.limits)
+        let store = try SQLiteLedgerStore(database: database, clock: clock, limits: configuration.limits)
+        try await self.init(
+            configuration: configuration, ledger: store, sqlite: store, sleeper: sleeper, logger: logger)
+    }
+
+    /// Runs `body` with a gateway on the configured ledger: SQLite, or PostgreSQL with its pool
+    /// running and its migrations applied (under the migrations lock: gateways starting together
+    /// migrate once) for this network's CA. The pool stops when `body` returns.
+    package static func with<Result: Sendable>(
+        configuration: GatewayConfiguration, clock: any WallClock, sleeper: any Clock<Duration> = ContinuousClock(),
+        logger: Logger, _ body: (GatewayNode) async throws -> Result
+    ) async throws -> Result {
+        guard let postgres = configuration.postgres else {
+            return try await body(
+                try await GatewayNode(configuration: configuration, clock: clock, sleeper: sleeper, logger: logger))
+        }
+        try PrivateFiles.requirePrivate(configuration.privateKeyPath, what: "the gateway's private key (private_key)")
+        let fingerprint = try CertificateFingerprint.sha256(ofPEMFile: configuration.caCertificatePath)
+        return try await PostgresLedgerDatabase.with(postgres, logger: logger) { database in
+            let applied = try await database.migrate(caFingerprint: fingerprint, now: clock.now())
+            if !applied.isEmpty {
+                logger.notice("ledger migrated", metadata: ["migrations": "\(applied.joined(separator: ", "))"])
+            }
+            let store = try await PostgresLedgerStore(
+                database: database, clock: clock, limits: configuration.limits, logger: logger)
+            let node = try await GatewayNode(
+                configuration: configuration, ledger: store, sqlite: nil, sleeper: sleeper, logger: logger)
+            return try await body(node)
+        }
+    }
+
+    private init(
+        configuration: GatewayConfiguration, ledger store: any LedgerStore, sqlite: SQLiteLedgerStore?,
+        sleeper: any Clock<Duration>, logger: Logger
+    ) async throws {
+        self.configuration = configuration
+        self.sleeper = sleeper
+        self.logger = logger
+        self.ledger = store
+        self.sqlite = sqlite
         refusals = RefusalRecorder(
             logger: logger, now: { [store] in store.clockNow },
             perMinuteMax: configuration.limits.refusedCallsPerMinuteMax,
@@ -63,7 +106,7 @@ package final class GatewayNode: Service, Sendable {
                 }
             } else {
                 do {
-                    try store.publish(document: Array(bytes), by: "program_file")
+                    _ = try await store.publish(document: Array(bytes), effectiveAt: nil, by: "program_file")
                 } catch let errors as ProgramErrors {
                     throw ConfigurationError("\(file) is not a valid program:\n\(errors)")
                 }
@@ -94,12 +137,20 @@ package final class GatewayNode: Service, Sendable {
             })
         server = GRPCServer(
             transport: transport,
-            services: [
-                SyncService(store: store, limits: configuration.limits, logger: logger, refusals: refusals),
-                OpsService(
-                    store: store, phoneHashKey: configuration.phoneHashKey, logger: logger, refusals: refusals),
-                health,
-            ])
+            services: Self.services(
+                store, configuration: configuration, logger: logger, refusals: refusals, health: health))
+    }
+
+    /// The services over a ledger of any kind (the existential opened for the generic services).
+    private static func services<Store: LedgerStore>(
+        _ store: Store, configuration: GatewayConfiguration, logger: Logger, refusals: RefusalRecorder,
+        health: HealthService
+    ) -> [any RegistrableRPCService] {
+        [
+            SyncService(store: store, limits: configuration.limits, logger: logger, refusals: refusals),
+            OpsService(store: store, phoneHashKey: configuration.phoneHashKey, logger: logger, refusals: refusals),
+            health,
+        ]
     }
 
     /// The bound port, once listening.
@@ -122,7 +173,7 @@ package final class GatewayNode: Service, Sendable {
                         "gateway listening",
                         metadata: [
                             "address": "\(self.configuration.listenHost):\(port)",
-                            "program.version": "\(self.store.programs.latest?.version ?? 0)",
+                            "program.version": "\(self.ledger.programs.latest?.version ?? 0)",
                         ])
                 }
             }
@@ -137,6 +188,7 @@ package final class GatewayNode: Service, Sendable {
     private func runMaintenance() async {
         var lastDay: CivilDate?
         while !maintenanceStopped.withLock({ $0 }) {
+            let store = ledger
             let now = store.clockNow
             if let zone = store.programs.active(at: now)?.program.timeZone {
                 let today = zone.date(of: now)

@@ -117,18 +117,19 @@ package struct LocalNetwork: Sendable {
         _ configuration: GatewayConfiguration, clock: any WallClock, logger: Logger,
         _ body: (GatewayNode, Int) async throws -> Result
     ) async throws -> Result {
-        let node = try GatewayNode(configuration: configuration, clock: clock, logger: logger)
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await node.run() }
-            do {
-                let result = try await body(node, try await node.listeningPort)
-                node.beginGracefulShutdown()
-                try await group.waitForAll()
-                return result
-            } catch {
-                node.beginGracefulShutdown()
-                try? await group.waitForAll()
-                throw error
+        try await GatewayNode.with(configuration: configuration, clock: clock, logger: logger) { node in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await node.run() }
+                do {
+                    let result = try await body(node, try await node.listeningPort)
+                    node.beginGracefulShutdown()
+                    try await group.waitForAll()
+                    return result
+                } catch {
+                    node.beginGracefulShutdown()
+                    try? await group.waitForAll()
+                    throw error
+                }
             }
         }
     }

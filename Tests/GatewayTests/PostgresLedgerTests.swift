@@ -35,19 +35,21 @@ enum TestPostgres {
     }()
 
     /// Runs `body` with a new, empty database of the test server, dropped afterwards.
-    static func withDatabase(_ body: (PostgresSettings) async throws -> Void) async throws {
+    static func withDatabase<Result>(_ body: (PostgresSettings) async throws -> Result) async throws -> Result {
         let admin = try admin()
         let name = "coalition_test_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
         try await sql(admin, "CREATE DATABASE \(name)")
         var settings = admin
         settings.database = name
+        let result: Result
         do {
-            try await body(settings)
+            result = try await body(settings)
         } catch {
             try? await sql(admin, "DROP DATABASE \(name) WITH (FORCE)")
             throw error
         }
         try await sql(admin, "DROP DATABASE \(name) WITH (FORCE)")
+        return result
     }
 
     /// Runs one statement of test setup.
@@ -262,34 +264,31 @@ struct PostgresLedgerTests {
                     return positions
                 }
                 #expect(try await bound() == 1)
-                // A claims and takes a position, and stays open…
-                let claimA = try await PostgresPositions.claim(client, now: Self.now, logger: logger)
-                let (a, b) = try await client.withTransaction(logger: logger) { connection in
-                    let a = try await PostgresPositions.next(connection, logger: logger)
+                // A claims a block and posts at its first position, and stays open…
+                let a = try await PostgresPositions.claim(client, count: 3, now: Self.now, logger: logger)
+                let b = try await client.withTransaction(logger: logger) { connection in
                     try await insert(a, connection)
-                    // … while B claims, takes a later position, and commits.
-                    let claimB = try await PostgresPositions.claim(client, now: Self.now, logger: logger)
-                    let b = try await client.withTransaction(logger: logger) { other in
-                        let b = try await PostgresPositions.next(other, logger: logger)
+                    // … while B claims the next block, posts, and commits.
+                    let b = try await PostgresPositions.claim(client, count: 2, now: Self.now, logger: logger)
+                    try await client.withTransaction(logger: logger) { other in
                         try await insert(b, other)
-                        try await PostgresPositions.endClaim(claimB, other, logger: logger)
-                        return b
+                        try await PostgresPositions.endClaim(b, other, logger: logger)
                     }
-                    #expect(claimA < a && a < claimB && claimB < b)
+                    #expect(a == 1 && b == a + 3)
                     // B's row is committed, but the feed stops below A's claim: it must not pass A.
                     let held = try await bound()
-                    #expect(held == claimA)
+                    #expect(held == a)
                     #expect(try await served(below: held).isEmpty)
-                    try await PostgresPositions.endClaim(claimA, connection, logger: logger)
-                    return (a, b)
+                    try await PostgresPositions.endClaim(a, connection, logger: logger)
+                    return b
                 }
                 let released = try await bound()
-                #expect(released > b)
+                #expect(released == b + 2)
                 #expect(try await served(below: released) == [a, b])
 
                 // A claim whose gateway died is dropped after claimMax; its transaction, if it
                 // still runs, cannot commit behind the reader.
-                let stale = try await PostgresPositions.claim(client, now: Self.now, logger: logger)
+                let stale = try await PostgresPositions.claim(client, count: 1, now: Self.now, logger: logger)
                 #expect(try await bound() == stale)
                 let later = Timestamp(milliseconds: Self.now.milliseconds + 60_001)
                 #expect(
@@ -297,7 +296,7 @@ struct PostgresLedgerTests {
                         client, now: later, claimMaxMilliseconds: 60_000, logger: logger) > stale)
                 await #expect {
                     try await client.withTransaction(logger: logger) { connection in
-                        try await insert(try await PostgresPositions.next(connection, logger: logger), connection)
+                        try await insert(stale, connection)
                         try await PostgresPositions.endClaim(stale, connection, logger: logger)
                     }
                 } throws: {
@@ -387,7 +386,7 @@ struct PostgresLedgerTests {
         }
     }
 
-    @Test("coalition gateway migrate prepares a PostgreSQL ledger once; serve says it cannot post there yet")
+    @Test("coalition gateway migrate prepares a PostgreSQL ledger once; serve opens it and wants a program")
     func migrateCommand() async throws {
         let directory = try TemporaryDirectory()
         let certificates = try TestCertificates(directory: directory.url.path, sites: ["mall-01"])
@@ -411,9 +410,11 @@ struct PostgresLedgerTests {
                 try await TestPostgres.strings(settings, "SELECT ca_fingerprint FROM coalition_network") == [
                     fingerprint
                 ])
+            // Serve reaches the ledger, finds it migrated and bound to this network, and refuses to
+            // serve without a program (none in the config, none published).
             let serve = try await ChildProcess.run(try #require(Binary.path), ["gateway", "serve", "--config", config])
             #expect(serve.status != 0)
-            #expect(serve.errors.contains("posts to a SQLite ledger only"), "\(serve.errors)")
+            #expect(serve.errors.contains("no program: set program_file"), "\(serve.errors)")
         }
     }
 }

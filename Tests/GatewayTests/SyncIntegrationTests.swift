@@ -17,13 +17,15 @@ struct SyncIntegrationTests {
 
     /// An edge lists several gateways (`gateway.addresses`): a call that fails on one moves the
     /// next calls to the next (issue #15).
-    @Test("an edge whose first gateway address is down syncs through the next one")
-    func failover() async throws {
+    @Test("an edge whose first gateway address is down syncs through the next one", arguments: LedgerKind.allCases)
+    func failover(ledger: LedgerKind) async throws {
         let directory = try TemporaryDirectory()
         let certificates = try TestCertificates(directory: directory.url.path, sites: ["mall-01"])
         let clock = ManualWallClock()
         let dir = directory.url.path
-        try await Network.withGateway(try Network.gatewayConfiguration(dir, certificates: certificates), clock: clock) {
+        try await Network.withGateway(
+            try Network.gatewayConfiguration(dir, certificates: certificates), clock: clock, ledger: ledger
+        ) {
             gateway in
             var config = try Network.edgeConfiguration(
                 dir, site: "mall-01", certificates: certificates, gatewayPort: Self.deadPort)
@@ -43,14 +45,18 @@ struct SyncIntegrationTests {
         }
     }
 
-    @Test("an overdraw by a cut-off site ends at zero everywhere, with the excess on that site's offline_risk")
-    func offlineOverdraw() async throws {
+    @Test(
+        "an overdraw by a cut-off site ends at zero everywhere, with the excess on that site's offline_risk",
+        arguments: LedgerKind.allCases)
+    func offlineOverdraw(ledger: LedgerKind) async throws {
         let directory = try TemporaryDirectory()
         let certificates = try TestCertificates(
             directory: directory.url.path, sites: ["mall-01", "hotel-01", "park-01"])
         let clock = ManualWallClock()
         let dir = directory.url.path
-        try await Network.withGateway(try Network.gatewayConfiguration(dir, certificates: certificates), clock: clock) {
+        try await Network.withGateway(
+            try Network.gatewayConfiguration(dir, certificates: certificates), clock: clock, ledger: ledger
+        ) {
             gateway in
             let connected = { (site: String) in
                 var config = try Network.edgeConfiguration(

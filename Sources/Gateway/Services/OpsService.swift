@@ -308,7 +308,7 @@ extension OpsService {
             guard RequestID(message.requestID) != nil else { throw ServiceError.invalid("request_id", RequestID.rule) }
             let version: Int64
             do {
-                version = try store.publish(
+                version = try await store.publish(
                     document: Array(message.document),
                     effectiveAt: message.effectiveAtMs == 0 ? nil : Timestamp(milliseconds: message.effectiveAtMs),
                     by: name)

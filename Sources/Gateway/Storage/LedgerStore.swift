@@ -67,7 +67,7 @@ package protocol OperationsLedger: Sendable {
     ) async throws -> (transaction: String, balance: Points)
     /// Validates and publishes a program document as the next version, unless it is byte for byte
     /// the latest one; returns the version in force after the call. Throws `ProgramErrors`.
-    func publish(document: [UInt8], effectiveAt: Timestamp?, by publisher: String) throws -> Int64
+    func publish(document: [UInt8], effectiveAt: Timestamp?, by publisher: String) async throws -> Int64
     /// Published program versions, oldest first.
     func programSummaries() async throws -> [ProgramSummary]
 }

@@ -103,14 +103,17 @@ struct GatewayCommand: AsyncParsableCommand {
                 throw ValidationError("--log-level: unknown level '\(logLevel)'")
             }
             let logger = Logging.makeRootLogger(label: "coalition.gateway", level: level)
-            let node: GatewayNode
             do {
-                node = try GatewayNode(configuration: configuration, clock: SystemWallClock(), logger: logger)
+                try await GatewayNode.with(configuration: configuration, clock: SystemWallClock(), logger: logger) {
+                    node in
+                    try await NodeServer.run(
+                        node, logger: logger, shutdownMilliseconds: configuration.limits.shutdownMilliseconds)
+                }
             } catch let error as ConfigurationError {
                 throw CommandFailure(error.description)
+            } catch let error as PostgresLedgerError {
+                throw CommandFailure(error.description)
             }
-            try await NodeServer.run(
-                node, logger: logger, shutdownMilliseconds: configuration.limits.shutdownMilliseconds)
         }
     }
 }

@@ -6,23 +6,43 @@ import GRDB
 /// in time linear in the ledger.
 enum LedgerChains {
     /// What is wrong with the chains, one line per fault kind (empty when they are whole).
+    static func faults(_ sql: LedgerSQL) async throws -> [String] {
+        try faults(
+            lots: try await sql.rows(lotsQuery), members: try await sql.rows(membersQuery),
+            transactions: try await sql.rows(transactionsQuery))
+    }
+
+    /// The same, on a SQLite ledger inside a read.
     static func faults(_ db: Database) throws -> [String] {
+        try faults(
+            lots: try LedgerSQL.rows(db, lotsQuery), members: try LedgerSQL.rows(db, membersQuery),
+            transactions: try LedgerSQL.rows(db, transactionsQuery))
+    }
+
+    private static let lotsQuery = "SELECT lot_number, member_id, remaining_points, next_lot FROM lots"
+    private static let membersQuery = "SELECT member_id, lots_head, last_position FROM members"
+    private static let transactionsQuery =
+        "SELECT position, member_id, member_previous FROM transactions WHERE member_id IS NOT NULL ORDER BY position"
+
+    private static func faults(lots lotRows: [[String?]], members: [[String?]], transactions: [[String?]]) throws
+        -> [String]
+    {
         struct Lot {
             var member: String
             var remaining: Int64
             var next: Int64?
         }
         var lots: [Int64: Lot] = [:]
-        for row in try Row.fetchAll(db, sql: "SELECT lot_number, member_id, remaining_points, next_lot FROM lots") {
-            lots[row[0]] = Lot(member: row[1], remaining: row[2], next: row[3])
+        func int(_ text: String?) -> Int64? { text.flatMap { Int64($0) } }
+        for row in lotRows {
+            lots[int(row[0]) ?? -1] = Lot(member: row[1] ?? "", remaining: int(row[2]) ?? 0, next: int(row[3]))
         }
         var wrong = 0
         var twice = 0
         var onChain: Set<Int64> = []
-        let members = try Row.fetchAll(db, sql: "SELECT member_id, lots_head, last_position FROM members")
         for member in members {
-            let id: String = member[0]
-            var next: Int64? = member[1]
+            let id = member[0] ?? ""
+            var next = int(member[1])
             while let number = next {
                 guard onChain.insert(number).inserted else {
                     twice += 1
@@ -40,15 +60,12 @@ enum LedgerChains {
         // Each member's transactions, newest first, must be exactly its chain.
         var last: [String: Int64] = [:]
         var links = 0
-        for row in try Row.fetchAll(
-            db, sql: "SELECT position, member_id, member_previous FROM transactions WHERE member_id IS NOT NULL ORDER BY position")
-        {
-            let member: String = row[1]
-            let previous: Int64? = row[2]
-            if previous != last[member] { links += 1 }
-            last[member] = row[0]
+        for row in transactions {
+            let member = row[1] ?? ""
+            if int(row[2]) != last[member] { links += 1 }
+            last[member] = int(row[0])
         }
-        let heads = members.filter { (($0[2] as Int64?)) != last[$0[0] as String] }.count
+        let heads = members.filter { int($0[2]) != last[$0[0] ?? ""] }.count
         var faults: [String] = []
         if wrong > 0 { faults.append("\(wrong) chain entries are not open lots of the member") }
         if off > 0 { faults.append("\(off) open lots are off their member's chain") }

@@ -34,88 +34,70 @@ struct TestCertificates {
     func path(_ name: String) -> String { network.path(name) }
 }
 
-/// A running gateway.
+/// A running gateway, on either store.
 struct GatewayHarness: Sendable {
     let node: GatewayNode
     let port: Int
+    /// The SQLite store (tests that read its file; a gateway on PostgreSQL has none).
     var store: SQLiteLedgerStore { node.store }
+    /// The ledger, whichever store it is on.
+    var ledger: any LedgerStore { node.ledger }
+    /// SQL reads of the ledger on either store.
+    var sql: LedgerSQL { LedgerSQL(node: node) }
 
-    /// A member's ledger balance and the sum of every posting (must be zero).
+    /// A member's ledger balance.
     func balance(_ member: String) async throws -> Int64 {
-        try await store.database.pool.read { db in
-            try Int64.fetchOne(
-                db, sql: "SELECT points FROM account_balances WHERE account = ?", arguments: ["member:\(member)"]) ?? 0
-        }
+        try await account("member:\(member)")
     }
 
     /// Member ids in the order they were enrolled.
     func memberIDs() async throws -> [String] {
-        try await store.database.pool.read { db in
-            try String.fetchAll(db, sql: "SELECT member_id FROM members ORDER BY enrolled_at_ms, changed_position")
-        }
+        try await sql.strings("SELECT member_id FROM members ORDER BY enrolled_at_ms, changed_position")
     }
 
     /// Holds still active (neither consumed nor released; expiry not considered).
     func activeHolds() async throws -> Int {
-        try await store.database.pool.read { db in
-            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM holds WHERE status = 'active'") ?? -1
-        }
+        Int(try await sql.int("SELECT COUNT(*) FROM holds WHERE status = 'active'") ?? -1)
     }
 
     func account(_ key: String) async throws -> Int64 {
-        try await store.database.pool.read { db in
-            try Int64.fetchOne(db, sql: "SELECT points FROM account_balances WHERE account = ?", arguments: [key]) ?? 0
-        }
+        try await sql.int("SELECT points FROM account_balances WHERE account = ?", [key]) ?? 0
     }
 
     func conflicts(kind: String) async throws -> [(site: String, points: Int64)] {
-        try await store.database.pool.read { db in
-            try Row.fetchAll(
-                db, sql: "SELECT site_id, points FROM conflicts WHERE kind = ? ORDER BY conflict_id", arguments: [kind]
-            )
-            .map { ($0["site_id"] ?? "", $0["points"]) }
+        try await sql.rows("SELECT site_id, points FROM conflicts WHERE kind = ? ORDER BY conflict_id", [kind]).map {
+            ($0[0] ?? "", Int64($0[1] ?? "") ?? 0)
         }
     }
 
     func flags(_ site: String) async throws -> String {
-        try await store.database.pool.read { db in
-            try String.fetchOne(db, sql: "SELECT flags FROM sites WHERE site_id = ?", arguments: [site]) ?? ""
-        }
+        try await sql.strings("SELECT flags FROM sites WHERE site_id = ?", [site]).first ?? ""
     }
 
     /// Invariants: postings sum to zero per transaction and overall, the balance cache equals the
-    /// postings, no member is below zero.
+    /// postings, no member is below zero, each member's lots sum to its balance, the chains are whole.
     func checkInvariants() async throws {
-        try await store.database.pool.read { db in
-            let unbalanced =
-                try Int.fetchOne(
-                    db,
-                    sql:
-                        "SELECT COUNT(*) FROM (SELECT position FROM postings GROUP BY position HAVING SUM(points) != 0)"
-                ) ?? -1
-            #expect(unbalanced == 0)
-            #expect(try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(points), 0) FROM postings") == 0)
-            let drift =
-                try Int.fetchOne(
-                    db,
-                    sql:
-                        "SELECT COUNT(*) FROM account_balances b WHERE b.points != (SELECT COALESCE(SUM(points), 0) FROM postings p WHERE p.account = b.account)"
-                ) ?? -1
-            #expect(drift == 0)
-            #expect(
-                try Int.fetchOne(
-                    db, sql: "SELECT COUNT(*) FROM account_balances WHERE account LIKE 'member:%' AND points < 0") == 0)
-            // Every point a member holds is in a lot: the lots of each member sum to their balance.
-            let lotDrift =
-                try Int.fetchOne(
-                    db,
-                    sql: """
-                        SELECT COUNT(*) FROM account_balances b WHERE b.account LIKE 'member:%'
-                          AND b.points != (SELECT COALESCE(SUM(remaining_points), 0) FROM lots l WHERE 'member:' || l.member_id = b.account)
-                        """) ?? -1
-            #expect(lotDrift == 0)
-            #expect(try LedgerChains.faults(db) == [])
-        }
+        let unbalanced = try await sql.int(
+            "SELECT COUNT(*) FROM (SELECT position FROM postings GROUP BY position HAVING SUM(points) != 0) AS u")
+        #expect(unbalanced == 0)
+        #expect(try await sql.int("SELECT CAST(COALESCE(SUM(points), 0) AS BIGINT) FROM postings") == 0)
+        let drift = try await sql.int(
+            """
+            SELECT COUNT(*) FROM account_balances b
+            WHERE b.points != (SELECT COALESCE(SUM(points), 0) FROM postings p WHERE p.account = b.account)
+            """)
+        #expect(drift == 0)
+        #expect(
+            try await sql.int("SELECT COUNT(*) FROM account_balances WHERE account LIKE 'member:%' AND points < 0") == 0
+        )
+        // Every point a member holds is in a lot: the lots of each member sum to their balance.
+        let lotDrift = try await sql.int(
+            """
+            SELECT COUNT(*) FROM account_balances b WHERE b.account LIKE 'member:%'
+              AND b.points != (SELECT COALESCE(SUM(remaining_points), 0) FROM lots l WHERE 'member:' || l.member_id = b.account)
+            """)
+        #expect(lotDrift == 0)
+        #expect(try await LedgerChains.faults(sql) == [])
     }
 }
 
@@ -155,12 +137,24 @@ enum Network {
             database: directory + "/gateway.sqlite", programFile: try programFile(directory), limits: limits)
     }
 
-    /// Runs `body` with a gateway serving mTLS on a free loopback port.
+    /// Runs `body` with a gateway serving mTLS on a free loopback port, its ledger in `ledger`
+    /// (PostgreSQL: a new database of the test server, dropped afterwards).
     static func withGateway<Result: Sendable>(
-        _ configuration: GatewayConfiguration, clock: ManualWallClock, _ body: (GatewayHarness) async throws -> Result
+        _ configuration: GatewayConfiguration, clock: ManualWallClock, ledger: LedgerKind = .sqlite,
+        _ body: (GatewayHarness) async throws -> Result
     ) async throws -> Result {
-        try await LocalNetwork.withGateway(configuration, clock: clock, logger: quiet) { node, port in
-            try await body(GatewayHarness(node: node, port: port))
+        guard ledger == .postgres else {
+            return try await LocalNetwork.withGateway(configuration, clock: clock, logger: quiet) { node, port in
+                try await body(GatewayHarness(node: node, port: port))
+            }
+        }
+        return try await TestPostgres.withDatabase { settings in
+            var configuration = configuration
+            configuration.postgres = settings
+            return try await LocalNetwork.withGateway(configuration, clock: clock, logger: quiet) { node, port in
+                try #require(node.ledger is PostgresLedgerStore, "the gateway's ledger is on PostgreSQL")
+                return try await body(GatewayHarness(node: node, port: port))
+            }
         }
     }
 

@@ -7,9 +7,14 @@ import PostgresNIO
 /// Why a PostgreSQL ledger cannot be used, in words an operator acts on.
 package struct PostgresLedgerError: Error, Equatable, CustomStringConvertible {
     package var description: String
+    /// A failure another attempt of the same transaction may not meet: the database chose it as a
+    /// deadlock's victim or a serialisation failure (`40P01`, `40001`), or another gateway committed
+    /// a member with the same id or phone first (`23505` on `members`).
+    package var transient = false
 
-    package init(_ description: String) {
+    package init(_ description: String, transient: Bool = false) {
         self.description = description
+        self.transient = transient
     }
 }
 
@@ -234,6 +239,10 @@ package final class PostgresLedgerDatabase: Sendable {
         let state = error.serverInfo?[.sqlState] ?? ""
         let message = error.serverInfo?[.message] ?? "\(error.code)"
         switch state {
+        case "40P01", "40001":
+            return PostgresLedgerError("PostgreSQL at \(settings), \(doing): \(message)", transient: true)
+        case "23505" where (error.serverInfo?[.constraintName] ?? "").hasPrefix("members"):
+            return PostgresLedgerError("PostgreSQL at \(settings), \(doing): \(message)", transient: true)
         case "25006":
             return PostgresLedgerError(
                 "the database at \(settings) is read-only (a standby, or default_transaction_read_only): "

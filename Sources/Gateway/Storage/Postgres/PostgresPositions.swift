@@ -3,39 +3,45 @@ import Logging
 import PostgresNIO
 
 /// Ledger positions on PostgreSQL, where several gateways post at once (docs/scale.md, "the commit
-/// low-water mark"). Positions come from the `ledger_positions` sequence, which is not
-/// transactional: a transaction can commit after another that took later positions. A reader of the
-/// pull feed must not pass a position that may still commit, or it would skip it for good. So:
+/// low-water mark"). Transactions commit in any order, so a reader of the pull feed must not pass
+/// a position that may still commit, or it would skip it for good. So:
 ///
-/// 1. before posting, a transaction registers a **claim** (`claim`: committed at once, seen by every
-///    reader) whose first position is below every position it will take (`next`);
-/// 2. it ends the claim inside its own transaction (`endClaim`), so the claim disappears exactly
-///    when its rows become visible;
-/// 3. readers serve only positions below the smallest claim (`committedBelow`).
+/// 1. a posting transaction, once it holds its rows' locks, **claims** a block of positions
+///    (`claim`): one short transaction of its own that advances the `position` counter and records
+///    the claim, committed at once and seen by every reader;
+/// 2. it posts at positions of its block, and ends the claim inside its own transaction
+///    (`endClaim`), so the claim disappears exactly when its rows become visible;
+/// 3. readers serve only positions below the smallest claim (`committedBelow`), read with the
+///    counter in one statement: the counter and the claim commit together, so no reader sees a
+///    block taken without seeing its claim.
 ///
 /// A claim older than `claimMaxMilliseconds` belongs to a gateway that died between claiming and
 /// committing: readers drop it and go on. Its transaction, if it still runs, fails at `endClaim`
 /// (its claim is gone) and rolls back, so nothing commits behind a reader.
+///
+/// A transaction claims only after it has locked every member it posts to, so a member's positions
+/// rise in the order its transactions commit.
 package enum PostgresPositions {
-    /// Registers a claim; returns its first position.
-    package static func claim(_ client: PostgresClient, now: Timestamp, logger: Logger) async throws -> Int64 {
-        let rows = try await client.query(
-            """
-            INSERT INTO position_claims (first_position, claimed_at_ms)
-            VALUES (nextval('ledger_positions'), \(now.milliseconds)) RETURNING first_position
-            """, logger: logger)
-        for try await first in rows.decode(Int64.self) { return first }
-        throw PostgresLedgerError("claiming ledger positions returned no row")
-    }
-
-    /// The next position, inside the claiming transaction: above its claim.
-    package static func next(_ connection: PostgresConnection, logger: Logger) async throws -> Int64 {
-        for try await position in try await connection.query(
-            "SELECT nextval('ledger_positions')", logger: logger
-        ).decode(Int64.self) {
-            return position
+    /// Claims `count` positions; returns the first (the block is `first ..< first + count`). The
+    /// claim's own commit does not wait for the disk: the posting transaction's commit, later in
+    /// the same log, makes both durable, and a claim lost in a crash claimed nothing that committed.
+    package static func claim(_ client: PostgresClient, count: Int64, now: Timestamp, logger: Logger) async throws
+        -> Int64
+    {
+        precondition(count > 0, "a claim takes at least one position")
+        return try await client.withTransaction(logger: logger) { connection in
+            try await connection.query("SET LOCAL synchronous_commit = off", logger: logger)
+            let rows = try await connection.query(
+                """
+                WITH taken AS (
+                    UPDATE counters SET value = value + \(count) WHERE name = 'position' RETURNING value
+                )
+                INSERT INTO position_claims (first_position, claimed_at_ms)
+                SELECT value - \(count) + 1, \(now.milliseconds) FROM taken RETURNING first_position
+                """, logger: logger)
+            for try await first in rows.decode(Int64.self) { return first }
+            throw PostgresLedgerError("claiming ledger positions returned no row: the position counter is missing")
         }
-        throw PostgresLedgerError("the position sequence returned no value")
     }
 
     /// Ends the claim inside the claiming transaction. Throws (and the transaction must roll back)
@@ -53,6 +59,12 @@ package enum PostgresPositions {
         }
     }
 
+    /// Drops a claim whose transaction rolled back (best effort: a claim left behind is dropped by
+    /// readers after `claimMaxMilliseconds`).
+    package static func abandon(_ first: Int64, _ client: PostgresClient, logger: Logger) async {
+        _ = try? await client.query("DELETE FROM position_claims WHERE first_position = \(first)", logger: logger)
+    }
+
     /// The feed's bound (exclusive): every position below it has committed or never will. Claims
     /// older than `claimMaxMilliseconds` are dropped first.
     package static func committedBelow(
@@ -61,15 +73,17 @@ package enum PostgresPositions {
         try await client.query(
             "DELETE FROM position_claims WHERE claimed_at_ms < \(now.milliseconds - claimMaxMilliseconds)",
             logger: logger)
-        // The sequence is read before the claims: a claim registered in between is above the value
-        // read, so the bound never passes it.
+        return try await committedBelow(client, logger: logger)
+    }
+
+    /// The bound as it stands, dropping nothing.
+    package static func committedBelow(_ client: PostgresClient, logger: Logger) async throws -> Int64 {
         let rows = try await client.query(
             """
-            WITH taken AS (SELECT last_value + CASE WHEN is_called THEN 1 ELSE 0 END AS next FROM ledger_positions)
-            SELECT LEAST((SELECT next FROM taken), COALESCE((SELECT min(first_position) FROM position_claims),
-                (SELECT next FROM taken)))
+            SELECT LEAST(c.value + 1, COALESCE((SELECT min(first_position) FROM position_claims), c.value + 1))
+            FROM counters c WHERE c.name = 'position'
             """, logger: logger)
         for try await bound in rows.decode(Int64.self) { return bound }
-        throw PostgresLedgerError("the feed's bound returned no row")
+        throw PostgresLedgerError("the feed's bound returned no row: the position counter is missing")
     }
 }

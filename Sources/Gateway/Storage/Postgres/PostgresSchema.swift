@@ -249,11 +249,10 @@ enum PostgresSchema {
         Migration(
             name: "2026-12-02 ledger positions v1",
             statements: [
-                // Positions come from a sequence, so gateways posting at once do not queue on a
-                // counter row; a claim marks the positions a posting transaction is about to take
-                // until it commits (docs/scale.md, "the commit low-water mark"). PostgreSQL only:
-                // SQLite has one writer.
-                "CREATE SEQUENCE ledger_positions",
+                // Several gateways post at once: a posting transaction claims a block of positions
+                // from the counter in a short transaction of its own, and the pull feed reads only
+                // below the smallest claim (docs/scale.md, "the commit low-water mark").
+                "INSERT INTO counters (name, value) VALUES ('position', 0)",
                 """
                 CREATE TABLE position_claims (
                     first_position BIGINT PRIMARY KEY,
