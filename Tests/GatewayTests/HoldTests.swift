@@ -14,14 +14,15 @@ import Wire
 
 @Suite("Holds")
 struct HoldTests {
-    @Test("authorise, retry, release and expire")
-    func holds() async throws {
+    @Test("authorise, retry, release and expire", arguments: LedgerKind.allCases)
+    func holds(ledger: LedgerKind) async throws {
         let directory = try TemporaryDirectory()
         let certificates = try TestCertificates(directory: directory.url.path, sites: ["mall-01"])
         let clock = ManualWallClock()
         clock.set(ManualClockTime.now)
         try await Network.withGateway(
-            try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: clock
+            try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: clock,
+            ledger: ledger
         ) { gateway in
             try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") {
                 sync in
@@ -73,9 +74,11 @@ struct HoldTests {
     /// placed the hold, the edge went on offline (floor limit) with the same transaction id. The
     /// hold kept those very points for this transaction, so the redemption is posted against them:
     /// the member pays, nothing reaches the site's `offline_risk`, and the hold is consumed.
-    @Test("a redemption whose authorisation answer was lost is paid from the points its own hold kept")
-    func lostAuthorisationAnswer() async throws {
-        try await RawSync.withEnrolledSite(members: 2) { site in
+    @Test(
+        "a redemption whose authorisation answer was lost is paid from the points its own hold kept",
+        arguments: LedgerKind.allCases)
+    func lostAuthorisationAnswer(ledger: LedgerKind) async throws {
+        try await RawSync.withEnrolledSite(members: 2, ledger: ledger) { site in
             var generator = SystemRandomNumberGenerator()
             var redemptions: [Coalition_Sync_V1_LocalTransaction] = []
             for (member, points) in zip(site.members, [Int64(150), 200]) {
@@ -102,9 +105,11 @@ struct HoldTests {
     /// Issue #12, item 6: no hold outlives its transaction. A redemption the gateway rejects
     /// releases the hold placed for it (before, the hold kept the member's points for hold_ms), and
     /// a hold is never placed for a transaction already pushed (it could never be consumed).
-    @Test("a rejected redemption releases its hold; no hold is placed for a transaction already pushed")
-    func noHoldOutlivesItsTransaction() async throws {
-        try await RawSync.withEnrolledSite(members: 1) { site in
+    @Test(
+        "a rejected redemption releases its hold; no hold is placed for a transaction already pushed",
+        arguments: LedgerKind.allCases)
+    func noHoldOutlivesItsTransaction(ledger: LedgerKind) async throws {
+        try await RawSync.withEnrolledSite(members: 1, ledger: ledger) { site in
             var generator = SystemRandomNumberGenerator()
             let member = site.members[0]
             let transaction = TransactionID(time: ManualClockTime.now, using: &generator).description
@@ -142,11 +147,13 @@ struct HoldTests {
     /// connection, and those behind them missed the deadline), and their holds stayed active after
     /// the redemptions posted. Now every one whose authorisation the gateway answers in time is
     /// online, and no hold is left once they are all posted.
-    @Test("200 redemptions at once with the gateway up: decided online, and no hold left after they post")
-    func burstOfRedemptions() async throws {
+    @Test(
+        "200 redemptions at once with the gateway up: decided online, and no hold left after they post",
+        arguments: LedgerKind.allCases)
+    func burstOfRedemptions(ledger: LedgerKind) async throws {
         // A deadline no honest gateway on loopback misses, so the count below is about queueing,
         // not about this machine's speed.
-        try await Network.withLinkedEdge(edit: { $0.gateway?.authorizeDeadlineMilliseconds = 30_000 }) {
+        try await Network.withLinkedEdge(edit: { $0.gateway?.authorizeDeadlineMilliseconds = 30_000 }, ledger: ledger) {
             gateway, mall, _ in
             let member = try await mall.points.enroll(
                 Make.enroll("E-1", phone: "+8613800138000"), metadata: mall.auth
@@ -188,14 +195,15 @@ struct HoldTests {
     /// Issue #13, item 9: expiry leaves the points an active hold keeps. Before, a redemption
     /// approved online just before the expiry job lost its points to expiry and was posted as an
     /// overdraw on its site.
-    @Test("expiry leaves held points to the redemption that holds them")
-    func expiryLeavesHeldPoints() async throws {
+    @Test("expiry leaves held points to the redemption that holds them", arguments: LedgerKind.allCases)
+    func expiryLeavesHeldPoints(ledger: LedgerKind) async throws {
         let directory = try TemporaryDirectory()
         let certificates = try TestCertificates(directory: directory.url.path, sites: ["mall-01"])
         let clock = ManualWallClock()
         clock.set(ManualClockTime.now)  // 2026-11-24: the sign-up lot expires at the end of November 2027
         try await Network.withGateway(
-            try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: clock
+            try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: clock,
+            ledger: ledger
         ) { gateway in
             try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") {
                 sync in
@@ -205,7 +213,7 @@ struct HoldTests {
                 var generator = SystemRandomNumberGenerator()
                 let transaction = TransactionID(time: clock.now(), using: &generator).description
                 #expect(try await Self.authorize(sync, member: member, points: 150, transaction: transaction).approved)
-                let run = try await gateway.store.runExpiry(asOfEndOf: CivilDate(parsing: "2027-11-30")!)
+                let run = try await gateway.ledger.runExpiry(asOfEndOf: CivilDate(parsing: "2027-11-30")!)
                 #expect(run.points.value == 50)
                 #expect(try await gateway.balance(member) == 150)
                 // The redemption arrives: paid by the member in full, nothing on the site.
@@ -244,9 +252,11 @@ struct HoldTests {
     /// A hold may rely on the site's earn not pushed yet; only the part it took from the member's
     /// balance keeps the site's earlier redemption from the points. Found by simulation seed 113:
     /// an earlier online redemption of the same site was booked wholly to offline_risk.
-    @Test("a hold that relies on the site's unpushed earn does not take the points of the site's earlier redemption")
-    func holdOnUnpushedEarn() async throws {
-        try await RawSync.withEnrolledSite { site in
+    @Test(
+        "a hold that relies on the site's unpushed earn does not take the points of the site's earlier redemption",
+        arguments: LedgerKind.allCases)
+    func holdOnUnpushedEarn(ledger: LedgerKind) async throws {
+        try await RawSync.withEnrolledSite(ledger: ledger) { site in
             let member = site.members[0]
             var generator = SystemRandomNumberGenerator()
             let first = TransactionID(time: ManualClockTime.now, using: &generator).description
@@ -275,9 +285,11 @@ struct HoldTests {
 
     /// The site's unacknowledged points are counted once: what the gateway has posted of them (an
     /// acknowledgement lost on its way back) is already in the balance.
-    @Test("points the gateway posted but the edge still counts as unacknowledged are not counted twice")
-    func lostAcknowledgement() async throws {
-        try await RawSync.withEnrolledSite { site in
+    @Test(
+        "points the gateway posted but the edge still counts as unacknowledged are not counted twice",
+        arguments: LedgerKind.allCases)
+    func lostAcknowledgement(ledger: LedgerKind) async throws {
+        try await RawSync.withEnrolledSite(ledger: ledger) { site in
             let member = site.members[0]
             // Posted; the edge never hears (its acknowledged sequence stays 1).
             _ = try await site.push([

@@ -183,13 +183,14 @@ enum Network {
     /// `merchant`), on one manual clock; `edit` changes the edge's configuration first.
     static func withLinkedEdge(
         site: String = "mall-01", merchant: String = "mall-fashion", edit: (inout EdgeConfiguration) -> Void = { _ in },
-        _ body: (GatewayHarness, LinkedEdge, ManualWallClock) async throws -> Void
+        ledger: LedgerKind = .sqlite, _ body: (GatewayHarness, LinkedEdge, ManualWallClock) async throws -> Void
     ) async throws {
         let directory = try TemporaryDirectory()
         let dir = directory.url.path
         let certificates = try TestCertificates(directory: dir, sites: [site])
         let clock = ManualWallClock()
-        try await withGateway(try gatewayConfiguration(dir, certificates: certificates), clock: clock) { gateway in
+        try await withGateway(try gatewayConfiguration(dir, certificates: certificates), clock: clock, ledger: ledger) {
+            gateway in
             var config = try edgeConfiguration(dir, site: site, certificates: certificates, gatewayPort: gateway.port)
             edit(&config)
             try await withEdge(config, merchant: merchant, clock: clock) { edge in try await body(gateway, edge, clock)

@@ -57,7 +57,8 @@ enum RawSync {
     /// `merchant`.
     static func withEnrolledSite(
         _ site: String = "mall-01", merchant: String = "mall-fashion", members count: Int = 1,
-        program: ((String) throws -> Void)? = nil, _ body: (EnrolledSite) async throws -> Void
+        program: ((String) throws -> Void)? = nil, ledger: LedgerKind = .sqlite,
+        _ body: (EnrolledSite) async throws -> Void
     ) async throws {
         let directory = try TemporaryDirectory()
         let certificates = try TestCertificates(directory: directory.url.path, sites: [site])
@@ -65,7 +66,7 @@ enum RawSync {
         clock.set(ManualClockTime.now)
         let configuration = try Network.gatewayConfiguration(directory.url.path, certificates: certificates)
         try program?(directory.url.path)
-        try await Network.withGateway(configuration, clock: clock) { gateway in
+        try await Network.withGateway(configuration, clock: clock, ledger: ledger) { gateway in
             try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: site) { sync in
                 let enrolments = try RawSync.enrolments(merchant: merchant, count: count)
                 _ = try await sync.push(RawSync.push(enrolments))

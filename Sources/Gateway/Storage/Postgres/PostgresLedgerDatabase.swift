@@ -25,6 +25,14 @@ package struct PostgresLedgerError: Error, Equatable, CustomStringConvertible {
 package final class PostgresLedgerDatabase: Sendable {
     package let settings: PostgresSettings
     package let client: PostgresClient
+    /// Connections of their own for claiming ledger positions (`PostgresPositions`), which a
+    /// posting transaction does while it holds one of `client`'s: drawn from the same pool, a burst
+    /// of transactions waiting on one member's lock could hold every connection while the one
+    /// holding the lock waits for a connection to claim with. A claim waits on nothing but other
+    /// claims, so this pool always moves.
+    package let claims: PostgresClient
+    /// The size of `claims`.
+    package static let claimConnections = 2
     let logger: Logger
 
     private init(settings: PostgresSettings, logger: Logger) {
@@ -38,6 +46,9 @@ package final class PostgresLedgerDatabase: Sendable {
         configuration.options.maximumConnections = settings.connectionsMax
         configuration.options.connectTimeout = .milliseconds(Int64(settings.connectTimeoutMilliseconds))
         client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        configuration.options.maximumConnections = Self.claimConnections
+        configuration.options.minimumConnections = 0
+        claims = PostgresClient(configuration: configuration, backgroundLogger: logger)
     }
 
     /// Runs `body` with the database's connection pool, which stops when `body` returns. The
@@ -50,6 +61,7 @@ package final class PostgresLedgerDatabase: Sendable {
         let database = PostgresLedgerDatabase(settings: settings, logger: logger)
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await database.client.run() }
+            group.addTask { await database.claims.run() }
             defer { group.cancelAll() }
             try await database.reach()
             return try await body(database)

@@ -136,7 +136,7 @@ extension PostgresLedgerStore {
                 guard !due.isEmpty else { return 0 }
                 try await self.lock(members: Set(due), connection)
                 let first = try await PostgresPositions.claim(
-                    self.client, count: Int64(due.count), now: now, logger: logger)
+                    self.database.claims, count: Int64(due.count), now: now, logger: logger)
                 do {
                     var changed = 0
                     var tiers = PostgresRowsWriter(
@@ -182,7 +182,7 @@ extension PostgresLedgerStore {
                     try await PostgresPositions.endClaim(first, connection, logger: logger)
                     return changed
                 } catch {
-                    await PostgresPositions.abandon(first, self.client, logger: logger)
+                    await PostgresPositions.abandon(first, self.database.claims, logger: logger)
                     throw error
                 }
             }

@@ -178,7 +178,7 @@ extension PostgresLedgerStore {
         try await lock(members: keys.members, connection)
         let catalogue = try await currentPrograms(connection)
         var view = try await PostgresPosting.load(connection, keys: keys, catalogue: catalogue, logger: logger)
-        let first = try await PostgresPositions.claim(client, count: count, now: now, logger: logger)
+        let first = try await PostgresPositions.claim(database.claims, count: count, now: now, logger: logger)
         do {
             view.position = first - 1
             view.lotNumber = first - 1
@@ -194,7 +194,7 @@ extension PostgresLedgerStore {
             try await PostgresPositions.endClaim(first, connection, logger: logger)
             return result
         } catch {
-            await PostgresPositions.abandon(first, client, logger: logger)
+            await PostgresPositions.abandon(first, database.claims, logger: logger)
             throw error
         }
     }

@@ -184,7 +184,7 @@ extension PostgresLedgerStore {
                     wanted = Set(view.members.keys).union(view.phoneOwners.values)
                 } while !wanted.isSubset(of: locked)
                 if claim == nil {
-                    claim = try await PostgresPositions.claim(client, count: count, now: now, logger: logger)
+                    claim = try await PostgresPositions.claim(database.claims, count: count, now: now, logger: logger)
                 }
                 guard let first = claim else { preconditionFailure("no claim") }
                 view.position = first - 1
@@ -236,7 +236,7 @@ extension PostgresLedgerStore {
                 return Posted(results: results, flags: effects.flags, loading: loading, deciding: deciding)
             }
         } catch {
-            if let claim { await PostgresPositions.abandon(claim, client, logger: logger) }
+            if let claim { await PostgresPositions.abandon(claim, database.claims, logger: logger) }
             throw error
         }
     }

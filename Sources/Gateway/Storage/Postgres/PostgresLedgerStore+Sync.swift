@@ -229,12 +229,12 @@ extension PostgresLedgerStore {
 
     /// Marks a locked member changed at a position of its own, so edges pull its snapshot.
     func touch(_ member: MemberID, _ reads: PostgresLedgerReads, now: Timestamp) async throws {
-        let position = try await PostgresPositions.claim(client, count: 1, now: now, logger: logger)
+        let position = try await PostgresPositions.claim(database.claims, count: 1, now: now, logger: logger)
         do {
             try await reads.touch(member, position: position)
             try await PostgresPositions.endClaim(position, reads.connection, logger: logger)
         } catch {
-            await PostgresPositions.abandon(position, client, logger: logger)
+            await PostgresPositions.abandon(position, database.claims, logger: logger)
             throw error
         }
     }

@@ -77,20 +77,30 @@ package final class PostgresLedgerStore: LedgerStore {
     }
 
     /// Runs `body`, turning a database that cannot be reached into UNAVAILABLE (edges keep serving
-    /// offline and retry) and any other database error into a sentence naming what was being done.
+    /// offline and retry) and any other database error into a sentence naming what was being done;
+    /// the store's own errors (a refusal, a protocol violation) come out as they went in.
     func guarded<Result>(_ doing: String, _ body: () async throws -> Result) async throws -> Result {
         do {
             return try await body()
-        } catch let error as PSQLError {
-            let state = error.serverInfo?[.sqlState] ?? ""
-            if state.isEmpty || state.hasPrefix("08") || state == "57P01" || state == "57P03" || state == "53300" {
-                throw ServiceError(
-                    .unavailable,
-                    "the ledger database is unavailable (\(doing)): \(PostgresLedgerDatabase.explain(error, settings: database.settings, doing: doing))"
-                )
-            }
-            throw PostgresLedgerDatabase.explain(error, settings: database.settings, doing: doing)
+        } catch {
+            throw translated(error, doing)
         }
+    }
+
+    private func translated(_ error: any Error, _ doing: String) -> any Error {
+        if let failed = error as? PostgresTransactionError {
+            // The closure's error is the cause; a failed BEGIN or COMMIT is the database's.
+            return translated(failed.closureError ?? failed.commitError ?? failed.beginError ?? failed, doing)
+        }
+        guard let error = error as? PSQLError else { return error }
+        let state = error.serverInfo?[.sqlState] ?? ""
+        if state.isEmpty || state.hasPrefix("08") || state == "57P01" || state == "57P03" || state == "53300" {
+            return ServiceError(
+                .unavailable,
+                "the ledger database is unavailable (\(doing)): "
+                    + "\(PostgresLedgerDatabase.explain(error, settings: database.settings, doing: doing))")
+        }
+        return PostgresLedgerDatabase.explain(error, settings: database.settings, doing: doing)
     }
 
     /// Runs `body` in a transaction, again (at most `attempts` times, after a short random pause)
@@ -131,7 +141,7 @@ package final class PostgresLedgerStore: LedgerStore {
             let next =
                 (try await connection.value("SELECT MAX(version) FROM program_versions", as: Int64?.self, logger) ?? nil)
                 .map { $0 + 1 } ?? 1
-            let position = try await PostgresPositions.claim(self.client, count: 1, now: now, logger: logger)
+            let position = try await PostgresPositions.claim(self.database.claims, count: 1, now: now, logger: logger)
             try await connection.run(
                 """
                 INSERT INTO program_versions (version, document, sha256, effective_at_ms, published_at_ms, published_by,
