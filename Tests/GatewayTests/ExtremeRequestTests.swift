@@ -16,13 +16,15 @@ import Wire
 
 @Suite("Extreme integers in requests")
 struct ExtremeRequestTests {
-    @Test("sync and ops requests with extreme integers are refused naming the field; the gateway keeps serving")
-    func namedTraps() async throws {
+    @Test(
+        "sync and ops requests with extreme integers are refused naming the field; the gateway keeps serving",
+        arguments: LedgerKind.allCases)
+    func namedTraps(ledger: LedgerKind) async throws {
         let directory = try TemporaryDirectory()
         let certificates = try TestCertificates(directory: directory.url.path, sites: ["mall-01"])
         try certificates.issue(.operator("alice"), name: "alice")
         let configuration = try Network.gatewayConfiguration(directory.url.path, certificates: certificates)
-        try await Network.withGateway(configuration, clock: ManualWallClock()) { gateway in
+        try await Network.withGateway(configuration, clock: ManualWallClock(), ledger: ledger) { gateway in
             try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") {
                 sync in
                 let enrolments = try RawSync.enrolments(merchant: "mall-fashion", count: 2)
@@ -77,13 +79,13 @@ struct ExtremeRequestTests {
 struct ExtremeFieldTests {
     static let protos = Repository.root.appendingPathComponent("protos")
 
-    @Test("every numeric field of every Sync and Ops request, at its extremes")
-    func everyField() async throws {
+    @Test("every numeric field of every Sync and Ops request, at its extremes", arguments: LedgerKind.allCases)
+    func everyField(ledger: LedgerKind) async throws {
         let directory = try TemporaryDirectory()
         let certificates = try TestCertificates(directory: directory.url.path, sites: ["mall-01"])
         try certificates.issue(.operator("alice"), name: "alice")
         let configuration = try Network.gatewayConfiguration(directory.url.path, certificates: certificates)
-        try await Network.withGateway(configuration, clock: ManualWallClock()) { gateway in
+        try await Network.withGateway(configuration, clock: ManualWallClock(), ledger: ledger) { gateway in
             // A member to name, and the bases the methods accept (so each case reaches past the
             // checks of the fields it does not change).
             let first = try RawSync.enrolments(merchant: "mall-fashion", count: 1)
@@ -158,13 +160,15 @@ struct ExtremeFieldTests {
     /// at its extremes, in an otherwise valid enrolment, earn, redemption, parking payment and
     /// refund, pushed as the site's next transactions. Each is posted or rejected, never traps the
     /// gateway, and the ledger still balances.
-    @Test("every numeric field of every pushed payload, at its extremes, in each kind of transaction")
-    func payloadFields() async throws {
+    @Test(
+        "every numeric field of every pushed payload, at its extremes, in each kind of transaction",
+        arguments: LedgerKind.allCases)
+    func payloadFields(ledger: LedgerKind) async throws {
         let cases = try ExtremeRequests.fieldCases(message: "LocalTransaction", protos: Self.protos)
         #expect(cases.contains { $0.path == "occurred_at_ms" && $0.value == "Int64.min" })
         #expect(cases.contains { $0.path == "earn.amount_minor" && $0.value == "Int64.max" })
         #expect(cases.contains { $0.path == "earn.breakdown.total_points" && $0.value == "Int64.min" })
-        try await RawSync.withEnrolledSite(members: 2) { site in
+        try await RawSync.withEnrolledSite(members: 2, ledger: ledger) { site in
             let member = site.members[0]
             let original = RawSync.earn(
                 member: member, merchant: "mall-fashion", amount: 10_000, statedPoints: 100, tier: "member")

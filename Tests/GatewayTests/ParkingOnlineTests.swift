@@ -25,12 +25,15 @@ struct ParkingOnlineTests {
         return request
     }
 
-    @Test("a fee above the offline cap is authorised by the gateway and paid from its hold")
-    func aboveOfflineCap() async throws {
+    @Test(
+        "a fee above the offline cap is authorised by the gateway and paid from its hold",
+        arguments: LedgerKind.allCases)
+    func aboveOfflineCap(ledger: LedgerKind) async throws {
         // The order of the decision is under test, not this machine's speed: a deadline the gateway
         // on loopback never misses, even with the rest of the suite running beside it.
         try await Network.withLinkedEdge(
-            site: "park-01", merchant: "park-operator", edit: { $0.gateway?.authorizeDeadlineMilliseconds = 30_000 }
+            site: "park-01", merchant: "park-operator", edit: { $0.gateway?.authorizeDeadlineMilliseconds = 30_000 },
+            ledger: ledger
         ) { gateway, park, clock in
             let member = try await park.points.enroll(
                 Make.enroll("E-1", phone: "+8613800138000"), metadata: park.auth
@@ -66,8 +69,10 @@ struct ParkingOnlineTests {
         }
     }
 
-    @Test("without the gateway the same payment meets the floor limit; within it, it is paid offline")
-    func gatewayUnreachable() async throws {
+    @Test(
+        "without the gateway the same payment meets the floor limit; within it, it is paid offline",
+        arguments: LedgerKind.allCases)
+    func gatewayUnreachable(ledger: LedgerKind) async throws {
         let directory = try TemporaryDirectory()
         let dir = directory.url.path
         let certificates = try TestCertificates(directory: dir, sites: ["park-01"])

@@ -21,9 +21,13 @@ struct PromotionBudgetTests {
         ]).write(toFile: directory + "/program.yaml", atomically: true, encoding: .utf8)
     }
 
-    @Test("a bonus past the budget is posted with what is left and recorded; the pull feed shows the budget")
-    func gatewayCut() async throws {
-        try await RawSync.withEnrolledSite("hotel-01", merchant: "hotel-rooms", program: Self.smallBudget) { site in
+    @Test(
+        "a bonus past the budget is posted with what is left and recorded; the pull feed shows the budget",
+        arguments: LedgerKind.allCases)
+    func gatewayCut(ledger: LedgerKind) async throws {
+        try await RawSync.withEnrolledSite(
+            "hotel-01", merchant: "hotel-rooms", program: Self.smallBudget, ledger: ledger
+        ) { site in
             let member = site.members[0]
             // Three ¥100 dinners, each 100 base points and the 150-point bonus as an edge with an
             // old budget figure would compute them: 250 points each.
@@ -61,15 +65,17 @@ struct PromotionBudgetTests {
         }
     }
 
-    @Test("an edge in touch with the gateway stops giving the bonus once the budget is spent")
-    func edgeFollowsBudget() async throws {
+    @Test(
+        "an edge in touch with the gateway stops giving the bonus once the budget is spent",
+        arguments: LedgerKind.allCases)
+    func edgeFollowsBudget(ledger: LedgerKind) async throws {
         let directory = try TemporaryDirectory()
         let dir = directory.url.path
         let certificates = try TestCertificates(directory: dir, sites: ["hotel-01"])
         let clock = ManualWallClock()
         let configuration = try Network.gatewayConfiguration(dir, certificates: certificates)
         try Self.smallBudget(dir)
-        try await Network.withGateway(configuration, clock: clock) { gateway in
+        try await Network.withGateway(configuration, clock: clock, ledger: ledger) { gateway in
             var edge = try Network.edgeConfiguration(
                 dir, site: "hotel-01", certificates: certificates, gatewayPort: gateway.port)
             edge.programFile = dir + "/program.yaml"
@@ -96,9 +102,11 @@ struct PromotionBudgetTests {
 
     /// The receipts a refund is checked against are the site's words: extreme figures in them are
     /// refused as a mismatch, never trap the gateway.
-    @Test("a refund checked against receipts with extreme figures is posted and flagged, and the gateway serves on")
-    func extremeReceipts() async throws {
-        try await RawSync.withEnrolledSite { site in
+    @Test(
+        "a refund checked against receipts with extreme figures is posted and flagged, and the gateway serves on",
+        arguments: LedgerKind.allCases)
+    func extremeReceipts(ledger: LedgerKind) async throws {
+        try await RawSync.withEnrolledSite(ledger: ledger) { site in
             let member = site.members[0]
             let earn = RawSync.earn(
                 member: member, merchant: "mall-fashion", amount: 10_000, statedPoints: Int64.max, tier: "member")
