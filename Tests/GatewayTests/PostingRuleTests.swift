@@ -18,9 +18,11 @@ struct PostingRuleTests {
     /// merchant. Before, the gateway checked only the site: a refund of B's 5,000-point earn at
     /// mall-cafe, stating member A and merchant mall-electronics, took 5,000 points from A and paid
     /// mall-electronics for them, while mall-cafe still paid for B's points.
-    @Test("a refund stating another member or another merchant than its original is refused and flagged")
-    func refundOfAnotherPartysEarn() async throws {
-        try await RawSync.withEnrolledSite(members: 2) { site in
+    @Test(
+        "a refund stating another member or another merchant than its original is refused and flagged",
+        arguments: LedgerKind.allCases)
+    func refundOfAnotherPartysEarn(ledger: LedgerKind) async throws {
+        try await RawSync.withEnrolledSite(members: 2, ledger: ledger) { site in
             let (a, b) = (site.members[0], site.members[1])
             let earn = RawSync.earn(
                 member: b, merchant: "mall-cafe", amount: 500_000, statedPoints: 5_000, tier: "member")
@@ -61,9 +63,9 @@ struct PostingRuleTests {
     /// Issue #13, item 4: a refund takes back the refunded earn's own lot first. Before, it took
     /// the member's oldest lot (here the sign-up bonus), so buying and returning before each expiry
     /// date kept points for ever.
-    @Test("a refund takes back the refunded earn's own lot, not the member's oldest")
-    func refundTakesItsOwnLot() async throws {
-        try await RawSync.withEnrolledSite(members: 2) { site in
+    @Test("a refund takes back the refunded earn's own lot, not the member's oldest", arguments: LedgerKind.allCases)
+    func refundTakesItsOwnLot(ledger: LedgerKind) async throws {
+        try await RawSync.withEnrolledSite(members: 2, ledger: ledger) { site in
             // Member 0: the earn and its refund in one push; member 1: in two pushes (the lot then
             // comes from the ledger, not from the batch).
             let earns = site.members.map {
@@ -82,12 +84,9 @@ struct PostingRuleTests {
             #expect(second.results.map(\.outcome) == [.posted])
             for (member, earn) in zip(site.members, earns) {
                 #expect(try await site.gateway.balance(member) == 200)
-                let lots = try await site.gateway.store.database.pool.read { db in
-                    try Row.fetchAll(
-                        db, sql: "SELECT lot_id, remaining_points FROM lots WHERE member_id = ? ORDER BY lot_number",
-                        arguments: [member]
-                    ).map { (id: $0["lot_id"] as String, remaining: $0["remaining_points"] as Int64) }
-                }
+                let lots = try await site.gateway.sql.rows(
+                    "SELECT lot_id, remaining_points FROM lots WHERE member_id = ? ORDER BY lot_number", [member]
+                ).map { (id: $0[0] ?? "", remaining: Int64($0[1] ?? "") ?? -1) }
                 #expect(lots.map(\.remaining) == [200, 0], "\(lots)")
                 #expect(lots.last?.id == earn.transactionID)
             }
@@ -96,9 +95,11 @@ struct PostingRuleTests {
 
     /// Issue #13, item 10: the same phone enrolled at two offline sites, both referred, is one
     /// member paid one sign-up bonus and one referral bonus. Before: 400 sign-up and 600 referral.
-    @Test("a duplicate enrolment merged into the first pays no second sign-up or referral bonus")
-    func mergedEnrolmentPaysOnce() async throws {
-        try await RawSync.withEnrolledSite(members: 1) { site in
+    @Test(
+        "a duplicate enrolment merged into the first pays no second sign-up or referral bonus",
+        arguments: LedgerKind.allCases)
+    func mergedEnrolmentPaysOnce(ledger: LedgerKind) async throws {
+        try await RawSync.withEnrolledSite(members: 1, ledger: ledger) { site in
             let referrer = site.members[0]
             var generator = SystemRandomNumberGenerator()
             let phone = Array(SHA256.hash(data: Data("+8613800138999".utf8)))
@@ -125,15 +126,10 @@ struct PostingRuleTests {
             // The referrer is published again at the merged enrolment, so the edge that counted the
             // referral bonus locally drops it (found by the simulation: seed 92 of 300 showed the
             // referrer 300 points richer at the edge than at the gateway, for good).
-            let (published, merged) = try await site.gateway.store.database.pool.read { db in
-                (
-                    try Int64.fetchOne(
-                        db, sql: "SELECT changed_position FROM members WHERE member_id = ?", arguments: [referrer]),
-                    try Int64.fetchOne(
-                        db, sql: "SELECT position FROM transactions WHERE transaction_id = ?",
-                        arguments: [records[1].transactionID])
-                )
-            }
+            let published = try await site.gateway.sql.int(
+                "SELECT changed_position FROM members WHERE member_id = ?", [referrer])
+            let merged = try await site.gateway.sql.int(
+                "SELECT position FROM transactions WHERE transaction_id = ?", [records[1].transactionID])
             #expect(published != nil && published == merged)
         }
     }
@@ -141,9 +137,11 @@ struct PostingRuleTests {
     /// Issue #13, item 5: a refund re-checks the tier at once. Before, a member who reached gold
     /// with one purchase kept gold after returning it, until the review a year later (1.5× points,
     /// 120 free parking minutes a day).
-    @Test("a refund of the purchase that reached a tier takes the tier back; one held before is kept")
-    func refundTakesTheTierBack() async throws {
-        try await RawSync.withEnrolledSite(members: 2) { site in
+    @Test(
+        "a refund of the purchase that reached a tier takes the tier back; one held before is kept",
+        arguments: LedgerKind.allCases)
+    func refundTakesTheTierBack(ledger: LedgerKind) async throws {
+        try await RawSync.withEnrolledSite(members: 2, ledger: ledger) { site in
             // Member 0: a silver-making purchase (¥6,000), then a gold-making one (¥20,000) refunded.
             // Member 1: the gold-making purchase refunded in part, still over the gold threshold.
             let silver = RawSync.earn(
@@ -176,18 +174,19 @@ struct PostingRuleTests {
     }
 
     static func tier(_ site: RawSync.EnrolledSite, _ member: String) async throws -> String? {
-        try await site.gateway.store.database.pool.read { db in
-            try String.fetchOne(db, sql: "SELECT tier FROM members WHERE member_id = ?", arguments: [member])
-        }
+        try await site.gateway.sql.strings("SELECT tier FROM members WHERE member_id = ?", [member]).first
     }
 
-    @Test("points that differ from Core's are posted as Core computes them, and the site is flagged")
-    func pointsMismatch() async throws {
+    @Test(
+        "points that differ from Core's are posted as Core computes them, and the site is flagged",
+        arguments: LedgerKind.allCases)
+    func pointsMismatch(ledger: LedgerKind) async throws {
         let directory = try TemporaryDirectory()
         let certificates = try TestCertificates(directory: directory.url.path, sites: ["mall-01"])
         let clock = ManualWallClock()
         try await Network.withGateway(
-            try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: clock
+            try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: clock,
+            ledger: ledger
         ) { gateway in
             try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") {
                 sync in
@@ -210,9 +209,11 @@ struct PostingRuleTests {
     /// on the whole bill, the part paid with points included. A till now says how much of the bill
     /// points paid; the edge and the gateway earn on the rest, and a site that states the whole
     /// bill's points for such an earn is posted with Core's and flagged.
-    @Test("no points are earned on the part of a bill paid with points, at the edge and at the gateway")
-    func paidWithPoints() async throws {
-        try await Network.withLinkedEdge { gateway, mall, clock in
+    @Test(
+        "no points are earned on the part of a bill paid with points, at the edge and at the gateway",
+        arguments: LedgerKind.allCases)
+    func paidWithPoints(ledger: LedgerKind) async throws {
+        try await Network.withLinkedEdge(ledger: ledger) { gateway, mall, clock in
             let member = try await mall.points.enroll(
                 Make.enroll("E-1", phone: "+8613800138000"), metadata: mall.auth
             ).member.memberID
@@ -232,9 +233,11 @@ struct PostingRuleTests {
     }
 
     /// A site that earns on the whole bill when part of it was paid with points is corrected.
-    @Test("a site stating points on the part paid with points is posted with Core's and flagged")
-    func paidWithPointsOverstated() async throws {
-        try await RawSync.withEnrolledSite { site in
+    @Test(
+        "a site stating points on the part paid with points is posted with Core's and flagged",
+        arguments: LedgerKind.allCases)
+    func paidWithPointsOverstated(ledger: LedgerKind) async throws {
+        try await RawSync.withEnrolledSite(ledger: ledger) { site in
             let member = site.members[0]
             var earn = RawSync.earn(
                 member: member, merchant: "mall-fashion", amount: 100_000, statedPoints: 1_000, tier: "member")
@@ -249,19 +252,23 @@ struct PostingRuleTests {
     /// docs/rules.md, "Referral" (#13 item 10): with `referral_paid_at: first_purchase` the
     /// referrer is paid at the referred member's first purchase that earns base points, once, by
     /// the merchant of that purchase; nothing at the enrolment.
-    @Test("a referral paid at the first purchase: nothing at enrolment, once at the first earn")
-    func referralAtFirstPurchase() async throws {
+    @Test(
+        "a referral paid at the first purchase: nothing at enrolment, once at the first earn",
+        arguments: LedgerKind.allCases)
+    func referralAtFirstPurchase(ledger: LedgerKind) async throws {
         let directory = try TemporaryDirectory()
         let certificates = try TestCertificates(directory: directory.url.path, sites: ["mall-01"])
         let clock = ManualWallClock()
         clock.set(ManualClockTime.now)
         try await Network.withGateway(
-            try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: clock
+            try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: clock,
+            ledger: ledger
         ) { gateway in
             let document = try Repository.exampleProgram(replacing: [
                 ("  referral_points: 300\n", "  referral_points: 300\n  referral_paid_at: first_purchase\n")
             ])
-            #expect(try gateway.store.publish(document: Array(document.utf8), effectiveAt: nil, by: "alice") == 2)
+            #expect(
+                try await gateway.ledger.publish(document: Array(document.utf8), effectiveAt: nil, by: "alice") == 2)
             try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") {
                 sync in
                 var generator = SystemRandomNumberGenerator()
@@ -307,16 +314,17 @@ struct PostingRuleTests {
     /// earlier than the site's previous transaction by more than the clock tolerance is raised to
     /// that bound and flagged.
     @Test(
-        "an earn dated before the site's previous transaction is posted at the bound and flagged, not in a past promotion"
-    )
-    func backDatedEarn() async throws {
+        "an earn dated before the site's previous transaction is posted at the bound and flagged, not in a past promotion",
+        arguments: LedgerKind.allCases)
+    func backDatedEarn(ledger: LedgerKind) async throws {
         let directory = try TemporaryDirectory()
         let certificates = try TestCertificates(directory: directory.url.path, sites: ["mall-01"])
         let clock = ManualWallClock()
         let monday = ManualClockTime.now.adding(milliseconds: 6 * 86_400_000)  // 2026-11-30 12:00 in Shanghai
         clock.set(monday)
         try await Network.withGateway(
-            try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: clock
+            try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: clock,
+            ledger: ledger
         ) { gateway in
             try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") {
                 sync in
@@ -335,16 +343,10 @@ struct PostingRuleTests {
                 #expect(pushed.results.last?.postedPoints == 1_000)
                 #expect(try await gateway.balance(member) == 200 + 1_000 + 1_000)
                 #expect(try await gateway.flags("mall-01").contains("clock_skew"))
-                let (occurred, flagged) = try await gateway.store.database.pool.read { db in
-                    (
-                        try Int64.fetchOne(
-                            db, sql: "SELECT occurred_at_ms FROM transactions WHERE transaction_id = ?",
-                            arguments: [backDated.transactionID]),
-                        try String.fetchAll(
-                            db, sql: "SELECT kind FROM conflicts WHERE transaction_id = ? ORDER BY kind",
-                            arguments: [backDated.transactionID])
-                    )
-                }
+                let occurred = try await gateway.sql.int(
+                    "SELECT occurred_at_ms FROM transactions WHERE transaction_id = ?", [backDated.transactionID])
+                let flagged = try await gateway.sql.strings(
+                    "SELECT kind FROM conflicts WHERE transaction_id = ? ORDER BY kind", [backDated.transactionID])
                 #expect(occurred == monday.milliseconds - 10 * 60 * 1000)
                 #expect(flagged == ["clock_skew", "points_mismatch"])
             }
@@ -354,9 +356,11 @@ struct PostingRuleTests {
 
     /// docs/rules.md, "Refunds" (#13 item 8): a refund of an earn whose points expired takes them
     /// back from `expired` (the breakage is reversed), not from the member's other points.
-    @Test("a refund of an earn whose points expired takes them back from expired, not from other points")
-    func refundOfExpiredEarn() async throws {
-        try await Network.withLinkedEdge { gateway, mall, clock in
+    @Test(
+        "a refund of an earn whose points expired takes them back from expired, not from other points",
+        arguments: LedgerKind.allCases)
+    func refundOfExpiredEarn(ledger: LedgerKind) async throws {
+        try await Network.withLinkedEdge(ledger: ledger) { gateway, mall, clock in
             let member = try await mall.points.enroll(
                 Make.enroll("E-1", phone: "+8613800138000"), metadata: mall.auth
             ).member.memberID
@@ -368,7 +372,7 @@ struct PostingRuleTests {
             _ = try await mall.points.earn(Make.earn("R-2", member: member, amount: 50_000), metadata: mall.auth)
             try await Network.eventually("synced") { try await Network.synced(mall) }
             clock.set(Timestamp(milliseconds: 1_827_622_800_000))  // 2027-12-01 09:00 in Shanghai
-            let run = try await gateway.store.runExpiry(asOfEndOf: CivilDate(parsing: "2027-11-30")!)
+            let run = try await gateway.ledger.runExpiry(asOfEndOf: CivilDate(parsing: "2027-11-30")!)
             #expect(run.points.value == 1_200)
             try await Network.eventually("the edge knows") { try await mall.balance(member) == 500 }
             var refund = Coalition_Edge_V1_ReverseRequest()
@@ -391,9 +395,11 @@ struct PostingRuleTests {
     /// A replica that did not know of a spend refunds in full (withholds nothing): the gateway
     /// takes back what the member has; the issuer keeps paying for the rest, no site's offline_risk
     /// is charged, and the refund is flagged with the points.
-    @Test("a refund from a replica that did not know of the spend takes what the member has and is flagged")
-    func staleRefundAfterSpend() async throws {
-        try await RawSync.withEnrolledSite { site in
+    @Test(
+        "a refund from a replica that did not know of the spend takes what the member has and is flagged",
+        arguments: LedgerKind.allCases)
+    func staleRefundAfterSpend(ledger: LedgerKind) async throws {
+        try await RawSync.withEnrolledSite(ledger: ledger) { site in
             let member = site.members[0]
             let earn = RawSync.earn(
                 member: member, merchant: "mall-fashion", amount: 100_000, statedPoints: 1_000, tier: "member")
@@ -422,9 +428,10 @@ struct PostingRuleTests {
     /// spend refunds in full: the gateway takes what the member has, the issuer keeps paying for the
     /// rest and the refund is flagged.
     @Test(
-        "a refund of points already spent: the till withholds their value; the issuer is given back only what returns")
-    func refundAfterSpend() async throws {
-        try await Network.withLinkedEdge { gateway, mall, clock in
+        "a refund of points already spent: the till withholds their value; the issuer is given back only what returns",
+        arguments: LedgerKind.allCases)
+    func refundAfterSpend(ledger: LedgerKind) async throws {
+        try await Network.withLinkedEdge(ledger: ledger) { gateway, mall, clock in
             let member = try await mall.points.enroll(
                 Make.enroll("E-1", phone: "+8613800138000"), metadata: mall.auth
             ).member.memberID
@@ -490,9 +497,11 @@ struct GatewayBackupTests {
     /// the earn is posted with the gateway's record of the member and flagged with the points at
     /// stake. A stale tier the member really held since the edge's replica position is honest and
     /// is posted as stated.
-    @Test("a stated tier or birthday the member did not have is replaced by the gateway's record and flagged")
-    func memberStateLiar() async throws {
-        try await RawSync.withEnrolledSite { site in
+    @Test(
+        "a stated tier or birthday the member did not have is replaced by the gateway's record and flagged",
+        arguments: LedgerKind.allCases)
+    func memberStateLiar(ledger: LedgerKind) async throws {
+        try await RawSync.withEnrolledSite(ledger: ledger) { site in
             let member = site.members[0]
             func earn(_ amount: Int64, stating points: Int64, tier: String, birthMonth: Int32 = 0)
                 -> Coalition_Sync_V1_LocalTransaction
@@ -525,9 +534,11 @@ struct GatewayBackupTests {
     /// ("member"), which the survivor held since the edge's replica position: honest, posted as
     /// stated. (The loader once read tier history only of members already on file, so the posting
     /// asked for it again and again and the push never returned.)
-    @Test("an earn by a member merged in the same push is checked against the survivor's tier history")
-    func earnAfterMergeInSamePush() async throws {
-        try await RawSync.withEnrolledSite { site in
+    @Test(
+        "an earn by a member merged in the same push is checked against the survivor's tier history",
+        arguments: LedgerKind.allCases)
+    func earnAfterMergeInSamePush(ledger: LedgerKind) async throws {
+        try await RawSync.withEnrolledSite(ledger: ledger) { site in
             let phone = Data(repeating: 7, count: 32)
             func enrolment(_ member: MemberID) -> Coalition_Sync_V1_LocalTransaction {
                 var local = RawSync.header(merchant: "mall-fashion", prefix: "RAW-E", time: ManualClockTime.now)
