@@ -16,7 +16,7 @@ import Wire
 @Suite("Hostile sync input")
 struct HostileSyncTests {
     static func withGateway(
-        limits adjust: (inout GatewayLimits) -> Void = { _ in },
+        limits adjust: (inout GatewayLimits) -> Void = { _ in }, ledger: LedgerKind = .sqlite,
         _ body: (GatewayHarness, TestCertificates, ManualWallClock) async throws -> Void
     ) async throws {
         let directory = try TemporaryDirectory()
@@ -24,31 +24,33 @@ struct HostileSyncTests {
         let clock = ManualWallClock()
         var configuration = try Network.gatewayConfiguration(directory.url.path, certificates: certificates)
         adjust(&configuration.limits)
-        try await Network.withGateway(configuration, clock: clock) { gateway in
+        try await Network.withGateway(configuration, clock: clock, ledger: ledger) { gateway in
             try await body(gateway, certificates, clock)
         }
     }
 
     /// Ledger rows (not the conflict log, which records refused batches on purpose).
     static func ledgerRows(_ gateway: GatewayHarness) async throws -> [Int] {
-        try await gateway.store.database.pool.read { db in
-            try ["transactions", "postings", "members", "lots"].map {
-                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \($0)") ?? -1
-            }
+        var counts: [Int] = []
+        for table in ["transactions", "postings", "members", "lots"] {
+            counts.append(Int(try await gateway.sql.int("SELECT COUNT(*) FROM \(table)") ?? -1))
         }
+        return counts
     }
 
     static func siteHead(_ gateway: GatewayHarness) async throws -> (Int64, Data) {
-        try await gateway.store.database.pool.read { db in
-            let row = try Row.fetchOne(
-                db, sql: "SELECT high_water_mark, last_hash FROM sites WHERE site_id = 'mall-01'")!
-            return (row["high_water_mark"], row["last_hash"])
-        }
+        let row = try #require(
+            try await gateway.sql.rows(
+                "SELECT high_water_mark, \(gateway.ledger is PostgresLedgerStore ? "encode(last_hash, 'base64')" : "last_hash") FROM sites WHERE site_id = 'mall-01'"
+            ).first)
+        return (Int64(row[0] ?? "") ?? -1, Data(base64Encoded: row[1] ?? "") ?? Data())
     }
 
-    @Test("an old batch replayed three days later is already applied, changes nothing, and the chain goes on")
-    func oldBatchReplayed() async throws {
-        try await Self.withGateway { gateway, certificates, clock in
+    @Test(
+        "an old batch replayed three days later is already applied, changes nothing, and the chain goes on",
+        arguments: LedgerKind.allCases)
+    func oldBatchReplayed(ledger: LedgerKind) async throws {
+        try await Self.withGateway(ledger: ledger) { gateway, certificates, clock in
             try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") {
                 sync in
                 let first = try RawSync.enrolments(merchant: "mall-fashion", count: 3)
@@ -63,10 +65,7 @@ struct HostileSyncTests {
                     return request
                 }
                 func exposure() async throws -> Int64? {
-                    try await gateway.store.database.pool.read { db in
-                        try Int64.fetchOne(
-                            db, sql: "SELECT unsynced_exposure_points FROM sites WHERE site_id = 'mall-01'")
-                    }
+                    try await gateway.sql.int("SELECT unsynced_exposure_points FROM sites WHERE site_id = 'mall-01'")
                 }
                 #expect(try await sync.push(push(first, exposure: 500)).status == .applied)
                 #expect(try await sync.push(push(second, exposure: 700)).status == .applied)
@@ -93,14 +92,16 @@ struct HostileSyncTests {
     }
 
     @Test(
-        "a batch over the count or byte limit, and a message over the transport limit, are refused; the next push is served"
-    )
-    func oversized() async throws {
-        try await Self.withGateway(limits: {
-            $0.pushTransactionsMax = 10
-            $0.pushBytesMax = 16 * 1024
-            $0.requestBytesMax = 64 * 1024
-        }) { gateway, certificates, _ in
+        "a batch over the count or byte limit, and a message over the transport limit, are refused; the next push is served",
+        arguments: LedgerKind.allCases)
+    func oversized(ledger: LedgerKind) async throws {
+        try await Self.withGateway(
+            limits: {
+                $0.pushTransactionsMax = 10
+                $0.pushBytesMax = 16 * 1024
+                $0.requestBytesMax = 64 * 1024
+            }, ledger: ledger
+        ) { gateway, certificates, _ in
             try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") {
                 sync in
                 let rows = try await Self.ledgerRows(gateway)
@@ -138,10 +139,10 @@ struct HostileSyncTests {
     }
 
     @Test(
-        "truncated and bit-flipped push bodies: never UNKNOWN or INTERNAL, the ledger stays balanced, the gateway keeps serving"
-    )
-    func corruptedBodies() async throws {
-        try await Self.withGateway { gateway, certificates, _ in
+        "truncated and bit-flipped push bodies: never UNKNOWN or INTERNAL, the ledger stays balanced, the gateway keeps serving",
+        arguments: LedgerKind.allCases)
+    func corruptedBodies(ledger: LedgerKind) async throws {
+        try await Self.withGateway(ledger: ledger) { gateway, certificates, _ in
             let batch = try RawSync.enrolments(merchant: "mall-fashion", count: 2)
             let body: [UInt8] = try RawSync.push(batch).serializedBytes()
             let security = HTTP2ClientTransport.Posix.TransportSecurity.mTLS(
@@ -188,9 +189,9 @@ struct HostileSyncTests {
         }
     }
 
-    @Test("an expired site certificate fails the handshake; nothing is written")
-    func expiredCertificate() async throws {
-        try await Self.withGateway { gateway, certificates, _ in
+    @Test("an expired site certificate fails the handshake; nothing is written", arguments: LedgerKind.allCases)
+    func expiredCertificate(ledger: LedgerKind) async throws {
+        try await Self.withGateway(ledger: ledger) { gateway, certificates, _ in
             try certificates.issue(
                 .site(SiteID("mall-01")!), name: "mall-expired", now: Date().addingTimeInterval(-40 * 86_400), days: 30)
             let rows = try await Self.ledgerRows(gateway)
@@ -218,9 +219,11 @@ struct HostileSyncTests {
 /// leave the ledger balanced.
 @Suite("Extreme numbers in pushed transactions")
 struct ExtremeNumberTests {
-    @Test("earns, redemptions and refunds stating extreme integers are answered and the ledger stays balanced")
-    func extremes() async throws {
-        try await RawSync.withEnrolledSite { site in
+    @Test(
+        "earns, redemptions and refunds stating extreme integers are answered and the ledger stays balanced",
+        arguments: LedgerKind.allCases)
+    func extremes(ledger: LedgerKind) async throws {
+        try await RawSync.withEnrolledSite(ledger: ledger) { site in
             let member = site.members[0]
             var locals: [Coalition_Sync_V1_LocalTransaction] = []
             let extremes: [Int64] = [Int64.min, Int64.min + 1, -1, 0, Int64.max - 1, Int64.max]

@@ -12,13 +12,16 @@ import Wire
 
 @Suite("Expiry and tier review")
 struct MaintenanceTests {
-    @Test("points expire once at the end of the month, after a reminder, and edges see it")
-    func expiry() async throws {
+    @Test(
+        "points expire once at the end of the month, after a reminder, and edges see it", arguments: LedgerKind.allCases
+    )
+    func expiry(ledger: LedgerKind) async throws {
         let directory = try TemporaryDirectory()
         let certificates = try TestCertificates(directory: directory.url.path, sites: ["mall-01"])
         let clock = ManualWallClock()
         try await Network.withGateway(
-            try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: clock
+            try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: clock,
+            ledger: ledger
         ) { gateway in
             let config = try Network.edgeConfiguration(
                 directory.url.path, site: "mall-01", certificates: certificates, gatewayPort: gateway.port)
@@ -31,22 +34,22 @@ struct MaintenanceTests {
                 #expect(try await gateway.balance(member) == 500)
                 let zone = ProgramTimeZone(identifier: "Asia/Shanghai")!
                 // Earned in November 2026: expiring at the end of November 2027; reminded 30 days before.
-                let early = try await gateway.store.expiryReminders(
+                let early = try await gateway.ledger.expiryReminders(
                     asOf: zone.startOfDay(CivilDate(parsing: "2027-10-31")!), limit: 10)
                 #expect(early.isEmpty)
-                let reminders = try await gateway.store.expiryReminders(
+                let reminders = try await gateway.ledger.expiryReminders(
                     asOf: zone.startOfDay(CivilDate(parsing: "2027-11-15")!), limit: 10)
                 #expect(reminders.map(\.member.description) == [member])
                 #expect(reminders.first?.points == Points(500))
                 #expect(reminders.first?.expiresAt == zone.startOfDay(CivilDate(parsing: "2027-12-01")!))
 
-                let before = try await gateway.store.runExpiry(asOfEndOf: CivilDate(parsing: "2027-11-29")!)
+                let before = try await gateway.ledger.runExpiry(asOfEndOf: CivilDate(parsing: "2027-11-29")!)
                 #expect(before.points == .zero)
                 clock.set(zone.startOfDay(CivilDate(parsing: "2027-12-01")!))
-                let run = try await gateway.store.runExpiry(asOfEndOf: CivilDate(parsing: "2027-11-30")!)
+                let run = try await gateway.ledger.runExpiry(asOfEndOf: CivilDate(parsing: "2027-11-30")!)
                 #expect(run.points == Points(500))
                 #expect(run.members == 1)
-                let again = try await gateway.store.runExpiry(asOfEndOf: CivilDate(parsing: "2027-11-30")!)
+                let again = try await gateway.ledger.runExpiry(asOfEndOf: CivilDate(parsing: "2027-11-30")!)
                 #expect(again.alreadyRun)
                 #expect(try await gateway.balance(member) == 0)
                 #expect(try await gateway.account("expired") == 500)
@@ -56,13 +59,16 @@ struct MaintenanceTests {
         }
     }
 
-    @Test("gold on crossing the threshold, kept until the review, then down to what 12 months qualify for")
-    func tiers() async throws {
+    @Test(
+        "gold on crossing the threshold, kept until the review, then down to what 12 months qualify for",
+        arguments: LedgerKind.allCases)
+    func tiers(ledger: LedgerKind) async throws {
         let directory = try TemporaryDirectory()
         let certificates = try TestCertificates(directory: directory.url.path, sites: ["mall-01"])
         let clock = ManualWallClock()
         try await Network.withGateway(
-            try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: clock
+            try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: clock,
+            ledger: ledger
         ) { gateway in
             let config = try Network.edgeConfiguration(
                 directory.url.path, site: "mall-01", certificates: certificates, gatewayPort: gateway.port)
@@ -73,12 +79,10 @@ struct MaintenanceTests {
                 _ = try await mall.points.earn(Make.earn("R-1", member: member, amount: 2_000_000), metadata: mall.auth)
                 try await Network.eventually("synced") { try await Network.synced(mall) }
                 func tier() async throws -> (String, String) {
-                    try await gateway.store.database.pool.read { db in
-                        let row = try Row.fetchOne(
-                            db, sql: "SELECT tier, tier_review_date FROM members WHERE member_id = ?",
-                            arguments: [member])
-                        return (row?["tier"] ?? "", row?["tier_review_date"] ?? "")
-                    }
+                    let row = try await gateway.sql.rows(
+                        "SELECT tier, tier_review_date FROM members WHERE member_id = ?", [member]
+                    ).first
+                    return ((row?[0] ?? nil) ?? "", (row?[1] ?? nil) ?? "")
                 }
                 #expect(try await tier() == ("gold", "2027-11-24"))
                 try await Network.eventually("the edge sees gold") {
@@ -87,11 +91,11 @@ struct MaintenanceTests {
                     return try await mall.points.lookupMember(lookup, metadata: mall.auth).member.tier == "gold"
                 }
                 // Before the review nothing changes, even with no recent points.
-                #expect(try await gateway.store.reviewTiers(on: CivilDate(parsing: "2027-11-23")!) == 0)
+                #expect(try await gateway.ledger.reviewTiers(on: CivilDate(parsing: "2027-11-23")!) == 0)
                 #expect(try await tier().0 == "gold")
                 // At the review the 20,000 points are more than 12 months old: back to member.
                 clock.set(ProgramTimeZone(identifier: "Asia/Shanghai")!.startOfDay(CivilDate(parsing: "2027-11-25")!))
-                #expect(try await gateway.store.reviewTiers(on: CivilDate(parsing: "2027-11-25")!) == 1)
+                #expect(try await gateway.ledger.reviewTiers(on: CivilDate(parsing: "2027-11-25")!) == 1)
                 #expect(try await tier() == ("member", "2028-11-24"))
             }
         }

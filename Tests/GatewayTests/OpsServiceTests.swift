@@ -33,14 +33,16 @@ struct OpsServiceTests {
         }
     }
 
-    @Test("operators operate; sites do not")
-    func operations() async throws {
+    @Test("operators operate; sites do not", arguments: LedgerKind.allCases)
+    func operations(ledger: LedgerKind) async throws {
         let directory = try TemporaryDirectory()
         let certificates = try TestCertificates(directory: directory.url.path, sites: ["mall-01"])
         try certificates.issue(.operator("alice"), name: "alice")
         let clock = ManualWallClock()
         let dir = directory.url.path
-        try await Network.withGateway(try Network.gatewayConfiguration(dir, certificates: certificates), clock: clock) {
+        try await Network.withGateway(
+            try Network.gatewayConfiguration(dir, certificates: certificates), clock: clock, ledger: ledger
+        ) {
             gateway in
             let config = try Network.edgeConfiguration(
                 dir, site: "mall-01", certificates: certificates, gatewayPort: gateway.port)
@@ -202,14 +204,17 @@ struct OpsServiceTests {
     /// #14 item 11: operators revoke and reinstate a site, and revoke one certificate by serial,
     /// through Ops (as `coalition admin sites revoke|reinstate` and `certificates revoke|list` do);
     /// the holders are refused at once and each action is recorded with the operator's name.
-    @Test("a site and a certificate revoked through Ops are refused; reinstated, the site syncs again")
-    func revocations() async throws {
+    @Test(
+        "a site and a certificate revoked through Ops are refused; reinstated, the site syncs again",
+        arguments: LedgerKind.allCases)
+    func revocations(ledger: LedgerKind) async throws {
         let directory = try TemporaryDirectory()
         let certificates = try TestCertificates(directory: directory.url.path, sites: ["mall-01", "hotel-01"])
         try certificates.issue(.operator("alice"), name: "alice")
         let spare = try certificates.issue(.site(SiteID("mall-01")!), name: "mall-spare")
         try await Network.withGateway(
-            try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: ManualWallClock()
+            try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: ManualWallClock(),
+            ledger: ledger
         ) { gateway in
             try await Self.withOps(port: gateway.port, certificates: certificates, certificate: "alice") { ops in
                 var site = Coalition_Ops_V1_SetSiteStatusRequest()
@@ -264,12 +269,9 @@ struct OpsServiceTests {
                 let list = try await ops.listRevokedCertificates(Coalition_Ops_V1_ListRevokedCertificatesRequest())
                 #expect(list.certificates.map(\.serial) == [spare.serial.lowercased()])
                 #expect(list.certificates.first?.reason == "laptop stolen")
-                let actions = try await gateway.store.database.pool.read { db in
-                    try Row.fetchAll(
-                        db, sql: "SELECT operator, action, subject FROM operator_actions ORDER BY action_id"
-                    )
-                    .map { "\($0["operator"] as String) \($0["action"] as String) \($0["subject"] as String)" }
-                }
+                let actions = try await gateway.sql.rows(
+                    "SELECT operator, action, subject FROM operator_actions ORDER BY action_id"
+                ).map { $0.map { $0 ?? "" }.joined(separator: " ") }
                 #expect(
                     actions == [
                         "alice revoke_site hotel-01", "alice reinstate_site hotel-01",

@@ -11,13 +11,21 @@ import Wire
 
 @Suite("Program history")
 struct ProgramHistoryTests {
-    @Test("a restart keeps the operator's published program; program_file is only the first version")
-    func restartKeepsPublishedProgram() async throws {
+    @Test(
+        "a restart keeps the operator's published program; program_file is only the first version",
+        arguments: LedgerKind.allCases)
+    func restartKeepsPublishedProgram(ledger: LedgerKind) async throws {
         let directory = try TemporaryDirectory()
         let dir = directory.url.path
         let certificates = try TestCertificates(directory: dir, sites: ["mall-01"])
         try certificates.issue(.operator("alice"), name: "alice")
-        let configuration = try Network.gatewayConfiguration(dir, certificates: certificates)
+        try await Network.withLedger(ledger, try Network.gatewayConfiguration(dir, certificates: certificates)) {
+            configuration in
+            try await Self.restart(configuration, certificates: certificates)
+        }
+    }
+
+    static func restart(_ configuration: GatewayConfiguration, certificates: TestCertificates) async throws {
         try await Network.withGateway(configuration, clock: ManualWallClock()) { gateway in
             try await OpsServiceTests.withOps(port: gateway.port, certificates: certificates, certificate: "alice") {
                 ops in
@@ -38,7 +46,7 @@ struct ProgramHistoryTests {
                     #expect(programs.map(\.version) == [1, 2])
                     #expect(programs.map(\.publishedBy) == ["program_file", "alice"])
                 }
-                #expect(gateway.store.programs.latest?.program.earn.signupPoints.value == 300)
+                #expect(gateway.ledger.programs.latest?.program.earn.signupPoints.value == 300)
             }
         }
     }

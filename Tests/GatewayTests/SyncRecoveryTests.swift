@@ -25,15 +25,15 @@ struct SyncRecoveryTests {
     }
 
     static func count(_ gateway: GatewayHarness, _ sql: String) async throws -> Int {
-        try await gateway.store.database.pool.read { db in try Int.fetchOne(db, sql: sql) ?? -1 }
+        Int(try await gateway.sql.int(sql) ?? -1)
     }
 
-    @Test("a push whose answer was lost is resent and applied once")
-    func lostAnswer() async throws {
+    @Test("a push whose answer was lost is resent and applied once", arguments: LedgerKind.allCases)
+    func lostAnswer(ledger: LedgerKind) async throws {
         let setup = try Setup()
         let clock = ManualWallClock()
         try await Network.withGateway(
-            try Network.gatewayConfiguration(setup.dir, certificates: setup.certificates), clock: clock
+            try Network.gatewayConfiguration(setup.dir, certificates: setup.certificates), clock: clock, ledger: ledger
         ) { gateway in
             let config = try Network.edgeConfiguration(
                 setup.dir, site: "mall-01", certificates: setup.certificates, gatewayPort: gateway.port)
@@ -56,12 +56,14 @@ struct SyncRecoveryTests {
         }
     }
 
-    @Test("an edge whose database was deleted recovers its transactions and never reuses a sequence")
-    func deletedDatabase() async throws {
+    @Test(
+        "an edge whose database was deleted recovers its transactions and never reuses a sequence",
+        arguments: LedgerKind.allCases)
+    func deletedDatabase(ledger: LedgerKind) async throws {
         let setup = try Setup()
         let clock = ManualWallClock()
         try await Network.withGateway(
-            try Network.gatewayConfiguration(setup.dir, certificates: setup.certificates), clock: clock
+            try Network.gatewayConfiguration(setup.dir, certificates: setup.certificates), clock: clock, ledger: ledger
         ) { gateway in
             let config = try Network.edgeConfiguration(
                 setup.dir, site: "mall-01", certificates: setup.certificates, gatewayPort: gateway.port)
@@ -109,14 +111,17 @@ struct SyncRecoveryTests {
         }
     }
 
-    @Test("an edge clock 6 hours ahead keeps occurred_at, posts in gateway order, and flags the site")
-    func clockSkew() async throws {
+    @Test(
+        "an edge clock 6 hours ahead keeps occurred_at, posts in gateway order, and flags the site",
+        arguments: LedgerKind.allCases)
+    func clockSkew(ledger: LedgerKind) async throws {
         let setup = try Setup()
         let gatewayClock = ManualWallClock()
         let edgeClock = ManualWallClock()
         edgeClock.advance(milliseconds: 6 * Timestamp.hour)
         try await Network.withGateway(
-            try Network.gatewayConfiguration(setup.dir, certificates: setup.certificates), clock: gatewayClock
+            try Network.gatewayConfiguration(setup.dir, certificates: setup.certificates), clock: gatewayClock,
+            ledger: ledger
         ) { gateway in
             let config = try Network.edgeConfiguration(
                 setup.dir, site: "mall-01", certificates: setup.certificates, gatewayPort: gateway.port)
@@ -128,28 +133,26 @@ struct SyncRecoveryTests {
                 try await Network.eventually("synced") { try await Network.synced(mall) }
                 #expect(try await gateway.flags("mall-01").contains("clock_skew"))
                 #expect(try await gateway.conflicts(kind: "clock_skew").count == 1)
-                let rows = try await gateway.store.database.pool.read { db in
-                    try Row.fetchAll(db, sql: "SELECT position, posted_at_ms FROM transactions ORDER BY position").map {
-                        ($0["position"] as Int64, $0["posted_at_ms"] as Int64)
-                    }
-                }
+                let rows = try await gateway.sql.rows(
+                    "SELECT position, posted_at_ms FROM transactions ORDER BY position"
+                ).map { (Int64($0[0] ?? "") ?? -1, Int64($0[1] ?? "") ?? -1) }
                 #expect(rows.count == 2)
                 #expect(rows.allSatisfy { $0.1 == gatewayClock.now().milliseconds })
-                let occurred = try await gateway.store.database.pool.read { db in
-                    try Int64.fetchOne(
-                        db, sql: "SELECT outbox_occurred_at_ms FROM transactions WHERE site_sequence = 2")
-                }
+                let occurred = try await gateway.sql.int(
+                    "SELECT outbox_occurred_at_ms FROM transactions WHERE site_sequence = 2")
                 #expect(occurred == edgeClock.now().milliseconds)
             }
         }
     }
 
-    @Test("the same phone enrolled at two offline sites ends as one member with the points of both, one sign-up bonus")
-    func samePhone() async throws {
+    @Test(
+        "the same phone enrolled at two offline sites ends as one member with the points of both, one sign-up bonus",
+        arguments: LedgerKind.allCases)
+    func samePhone(ledger: LedgerKind) async throws {
         let setup = try Setup()
         let clock = ManualWallClock()
         try await Network.withGateway(
-            try Network.gatewayConfiguration(setup.dir, certificates: setup.certificates), clock: clock
+            try Network.gatewayConfiguration(setup.dir, certificates: setup.certificates), clock: clock, ledger: ledger
         ) { gateway in
             let online = { (site: String) in
                 try Network.edgeConfiguration(

@@ -14,29 +14,34 @@ import Wire
 
 @Suite("Sync security")
 struct SyncSecurityTests {
-    static func withGateway(_ body: (GatewayHarness, TestCertificates) async throws -> Void) async throws {
+    static func withGateway(
+        ledger: LedgerKind = .sqlite, _ body: (GatewayHarness, TestCertificates) async throws -> Void
+    ) async throws {
         let directory = try TemporaryDirectory()
         let certificates = try TestCertificates(
             directory: directory.url.path, sites: ["mall-01", "hotel-01", "nowhere-01"])
         let clock = ManualWallClock()
         try await Network.withGateway(
-            try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: clock
+            try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: clock,
+            ledger: ledger
         ) { gateway in
             try await body(gateway, certificates)
         }
     }
 
     static func rows(_ gateway: GatewayHarness) async throws -> [Int] {
-        try await gateway.store.database.pool.read { db in
-            try ["transactions", "postings", "members"].map {
-                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \($0)") ?? -1
-            }
+        var counts: [Int] = []
+        for table in ["transactions", "postings", "members"] {
+            counts.append(Int(try await gateway.sql.int("SELECT COUNT(*) FROM \(table)") ?? -1))
         }
+        return counts
     }
 
-    @Test("a site's certificate pushes for its own merchants and is refused for another site's")
-    func otherSite() async throws {
-        try await Self.withGateway { gateway, certificates in
+    @Test(
+        "a site's certificate pushes for its own merchants and is refused for another site's",
+        arguments: LedgerKind.allCases)
+    func otherSite(ledger: LedgerKind) async throws {
+        try await Self.withGateway(ledger: ledger) { gateway, certificates in
             try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") {
                 sync in
                 let own = try await sync.push(RawSync.push(try RawSync.enrolments(merchant: "mall-fashion", count: 2)))
@@ -51,9 +56,11 @@ struct SyncSecurityTests {
         }
     }
 
-    @Test("a certificate from another CA, or none, fails the handshake; nothing is written")
-    func strangers() async throws {
-        try await Self.withGateway { gateway, certificates in
+    @Test(
+        "a certificate from another CA, or none, fails the handshake; nothing is written",
+        arguments: LedgerKind.allCases)
+    func strangers(ledger: LedgerKind) async throws {
+        try await Self.withGateway(ledger: ledger) { gateway, certificates in
             let other = try CertificateAuthority.create(name: "someone else")
             try certificates.issue(.site(SiteID("mall-01")!), name: "forged", by: other)
             let before = try await Self.rows(gateway)
@@ -72,10 +79,12 @@ struct SyncSecurityTests {
         }
     }
 
-    @Test("a revoked site, a revoked certificate and a site not in the program are refused")
-    func revoked() async throws {
-        try await Self.withGateway { gateway, certificates in
-            try await gateway.store.setSite(SiteID("hotel-01")!, revoked: true)
+    @Test(
+        "a revoked site, a revoked certificate and a site not in the program are refused",
+        arguments: LedgerKind.allCases)
+    func revoked(ledger: LedgerKind) async throws {
+        try await Self.withGateway(ledger: ledger) { gateway, certificates in
+            try await gateway.ledger.setSite(SiteID("hotel-01")!, revoked: true, by: "", reason: "")
             try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "hotel-01") {
                 sync in
                 await expectStatus(.permissionDenied, reason: "SITE_REVOKED") {
@@ -83,7 +92,7 @@ struct SyncSecurityTests {
                 }
             }
             let mall = try certificates.issue(.site(SiteID("mall-01")!), name: "mall-old")
-            try await gateway.store.revokeCertificate(serial: mall.serial, reason: "laptop stolen")
+            _ = try await gateway.ledger.revokeCertificate(serial: mall.serial, reason: "laptop stolen", by: "")
             try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-old") {
                 sync in
                 await expectStatus(.permissionDenied, reason: "CERTIFICATE_REVOKED") {
@@ -102,9 +111,11 @@ struct SyncSecurityTests {
 
     /// Issue #14, item 14: every call refused for who the caller is leaves a trace: a warning in
     /// the log, a count, and a row `coalition admin audit` lists (newest first, paged).
-    @Test("each kind of refused call is counted and listed by the audit, with the peer and the reason")
-    func audit() async throws {
-        try await Self.withGateway { gateway, certificates in
+    @Test(
+        "each kind of refused call is counted and listed by the audit, with the peer and the reason",
+        arguments: LedgerKind.allCases)
+    func audit(ledger: LedgerKind) async throws {
+        try await Self.withGateway(ledger: ledger) { gateway, certificates in
             try certificates.issue(.operator("alice"), name: "alice")
             // A site naming another site's merchant.
             try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") {
@@ -123,14 +134,14 @@ struct SyncSecurityTests {
             }
             // A revoked certificate, and a revoked site.
             let old = try certificates.issue(.site(SiteID("mall-01")!), name: "mall-old")
-            try await gateway.store.revokeCertificate(serial: old.serial, reason: "laptop stolen")
+            _ = try await gateway.ledger.revokeCertificate(serial: old.serial, reason: "laptop stolen", by: "")
             try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-old") {
                 sync in
                 await expectStatus(.permissionDenied, reason: "CERTIFICATE_REVOKED") {
                     _ = try await sync.pull(Coalition_Sync_V1_PullRequest())
                 }
             }
-            try await gateway.store.setSite(SiteID("hotel-01")!, revoked: true)
+            try await gateway.ledger.setSite(SiteID("hotel-01")!, revoked: true, by: "", reason: "")
             try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "hotel-01") {
                 sync in
                 await expectStatus(.permissionDenied, reason: "SITE_REVOKED") {
@@ -191,9 +202,9 @@ struct SyncSecurityTests {
         }
     }
 
-    @Test("contiguity, replays, a rewritten chain, and the protocol version")
-    func protocolRules() async throws {
-        try await Self.withGateway { gateway, certificates in
+    @Test("contiguity, replays, a rewritten chain, and the protocol version", arguments: LedgerKind.allCases)
+    func protocolRules(ledger: LedgerKind) async throws {
+        try await Self.withGateway(ledger: ledger) { gateway, certificates in
             try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") {
                 sync in
                 let batch = try RawSync.enrolments(merchant: "mall-fashion", count: 3)

@@ -143,18 +143,30 @@ enum Network {
         _ configuration: GatewayConfiguration, clock: ManualWallClock, ledger: LedgerKind = .sqlite,
         _ body: (GatewayHarness) async throws -> Result
     ) async throws -> Result {
-        guard ledger == .postgres else {
+        guard ledger == .postgres, configuration.postgres == nil else {
             return try await LocalNetwork.withGateway(configuration, clock: clock, logger: quiet) { node, port in
-                try await body(GatewayHarness(node: node, port: port))
+                try #require(
+                    (node.ledger is PostgresLedgerStore) == (configuration.postgres != nil),
+                    "the gateway's ledger is on the configured store")
+                return try await body(GatewayHarness(node: node, port: port))
             }
         }
+        return try await withLedger(ledger, configuration) { configuration in
+            try await withGateway(configuration, clock: clock, body)
+        }
+    }
+
+    /// Runs `body` with `configuration` on a ledger of `ledger` that outlives gateways started and
+    /// stopped inside it (PostgreSQL: a new database, dropped afterwards).
+    static func withLedger<Result: Sendable>(
+        _ ledger: LedgerKind, _ configuration: GatewayConfiguration,
+        _ body: (GatewayConfiguration) async throws -> Result
+    ) async throws -> Result {
+        guard ledger == .postgres else { return try await body(configuration) }
         return try await TestPostgres.withDatabase { settings in
             var configuration = configuration
             configuration.postgres = settings
-            return try await LocalNetwork.withGateway(configuration, clock: clock, logger: quiet) { node, port in
-                try #require(node.ledger is PostgresLedgerStore, "the gateway's ledger is on PostgreSQL")
-                return try await body(GatewayHarness(node: node, port: port))
-            }
+            return try await body(configuration)
         }
     }
 
