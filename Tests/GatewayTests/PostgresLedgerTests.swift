@@ -265,11 +265,11 @@ struct PostgresLedgerTests {
                 }
                 #expect(try await bound() == 1)
                 // A claims a block and posts at its first position, and stays open…
-                let a = try await PostgresPositions.claim(client, count: 3, now: Self.now, logger: logger)
+                let a = try await PostgresPositions.claim(client, count: 3, now: Self.now, logger: logger).first
                 let b = try await client.withTransaction(logger: logger) { connection in
                     try await insert(a, connection)
                     // … while B claims the next block, posts, and commits.
-                    let b = try await PostgresPositions.claim(client, count: 2, now: Self.now, logger: logger)
+                    let b = try await PostgresPositions.claim(client, count: 2, now: Self.now, logger: logger).first
                     try await client.withTransaction(logger: logger) { other in
                         try await insert(b, other)
                         try await PostgresPositions.endClaim(b, other, logger: logger)
@@ -288,7 +288,7 @@ struct PostgresLedgerTests {
 
                 // A claim whose gateway died is dropped after claimMax; its transaction, if it
                 // still runs, cannot commit behind the reader.
-                let stale = try await PostgresPositions.claim(client, count: 1, now: Self.now, logger: logger)
+                let stale = try await PostgresPositions.claim(client, count: 1, now: Self.now, logger: logger).first
                 #expect(try await bound() == stale)
                 let later = Timestamp(milliseconds: Self.now.milliseconds + 60_001)
                 #expect(

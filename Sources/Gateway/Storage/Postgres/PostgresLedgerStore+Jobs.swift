@@ -136,7 +136,8 @@ extension PostgresLedgerStore {
                 guard !due.isEmpty else { return 0 }
                 try await self.lock(members: Set(due), connection)
                 let first = try await PostgresPositions.claim(
-                    self.database.claims, count: Int64(due.count), now: now, logger: logger)
+                    self.database.claims, count: Int64(due.count), now: now, logger: logger
+                ).first
                 do {
                     var changed = 0
                     var tiers = PostgresRowsWriter(

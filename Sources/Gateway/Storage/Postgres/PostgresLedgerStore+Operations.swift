@@ -178,19 +178,20 @@ extension PostgresLedgerStore {
         try await lock(members: keys.members, connection)
         let catalogue = try await currentPrograms(connection)
         var view = try await PostgresPosting.load(connection, keys: keys, catalogue: catalogue, logger: logger)
-        let first = try await PostgresPositions.claim(database.claims, count: count, now: now, logger: logger)
+        let claim = try await PostgresPositions.claim(database.claims, count: count, now: now, logger: logger)
+        let first = claim.first
         do {
             view.position = first - 1
             view.lotNumber = first - 1
             var engine = PostingEngine(
-                view: view, catalogue: catalogue, site: SiteID(unchecked: "gateway"), now: now,
+                view: view, catalogue: catalogue, site: SiteID(unchecked: "gateway"), now: claim.instant,
                 programGraceMilliseconds: 0, clockSkewMaxMilliseconds: 0)
             let result = try decide(&engine)
             let effects = engine.finish()
             guard effects.position < first + count else {
                 throw PostgresLedgerError("the gateway's own posting took more than the \(count) positions it claimed")
             }
-            try await PostgresPosting.apply(connection, effects, outbox: [:], now: now, logger: logger)
+            try await PostgresPosting.apply(connection, effects, outbox: [:], now: claim.instant, logger: logger)
             try await PostgresPositions.endClaim(first, connection, logger: logger)
             return result
         } catch {

@@ -168,7 +168,7 @@ extension PostgresLedgerStore {
     ) async throws -> Posted {
         var keys = initial
         var locked: Set<MemberID> = []
-        var claim: Int64?
+        var claim: PostgresPositions.Claim?
         let count = Int64(8 * pushed.count + 64)
         var loading = Duration.zero
         var deciding = Duration.zero
@@ -186,13 +186,20 @@ extension PostgresLedgerStore {
                 if claim == nil {
                     claim = try await PostgresPositions.claim(database.claims, count: count, now: now, logger: logger)
                 }
-                guard let first = claim else { preconditionFailure("no claim") }
+                guard let first = claim?.first, let instant = claim?.instant else { preconditionFailure("no claim") }
+                // The batch posts at the claim's instant: read again if that puts its members'
+                // qualifying windows elsewhere than the view read them.
+                let windows = PostingEngine.keys(for: pushed, catalogue: catalogue, now: instant).windowStarts
+                if windows != keys.windowStarts {
+                    keys.windowStarts = windows
+                    continue
+                }
                 view.position = first - 1
                 view.lotNumber = first - 1
                 let t1 = ContinuousClock.now
                 loading += t1 - t0
                 var (effects, results) = try await decide(
-                    pushed, view: view, keys: &keys, site: site, now: now, catalogue: catalogue, connection)
+                    pushed, view: view, keys: &keys, site: site, now: instant, catalogue: catalogue, connection)
                 // Budgeted promotions the batch gives bonus from: their rows locked and read again,
                 // and the batch decided again if another gateway gave from them since the view.
                 let promotions = Array(effects.promotionsGiven.keys)
@@ -201,7 +208,7 @@ extension PostgresLedgerStore {
                     if promotions.contains(where: { current[$0] != view.promotionsGiven[$0] }) {
                         view.promotionsGiven.merge(current) { _, new in new }
                         (effects, results) = try await decide(
-                            pushed, view: view, keys: &keys, site: site, now: now, catalogue: catalogue, connection)
+                            pushed, view: view, keys: &keys, site: site, now: instant, catalogue: catalogue, connection)
                     }
                 }
                 guard effects.position < first + count, effects.lotNumber < first + count else {
@@ -219,7 +226,7 @@ extension PostgresLedgerStore {
                 deciding += ContinuousClock.now - t1
                 try await connection.run("SAVEPOINT apply", logger)
                 do {
-                    try await PostgresPosting.apply(connection, effects, outbox: outbox, now: now, logger: logger)
+                    try await PostgresPosting.apply(connection, effects, outbox: outbox, now: instant, logger: logger)
                     try await connection.run("RELEASE SAVEPOINT apply", logger)
                 } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
                     try await connection.run("ROLLBACK TO SAVEPOINT apply", logger)
@@ -236,7 +243,7 @@ extension PostgresLedgerStore {
                 return Posted(results: results, flags: effects.flags, loading: loading, deciding: deciding)
             }
         } catch {
-            if let claim { await PostgresPositions.abandon(claim, database.claims, logger: logger) }
+            if let claim { await PostgresPositions.abandon(claim.first, database.claims, logger: logger) }
             throw error
         }
     }

@@ -229,7 +229,7 @@ extension PostgresLedgerStore {
 
     /// Marks a locked member changed at a position of its own, so edges pull its snapshot.
     func touch(_ member: MemberID, _ reads: PostgresLedgerReads, now: Timestamp) async throws {
-        let position = try await PostgresPositions.claim(database.claims, count: 1, now: now, logger: logger)
+        let position = try await PostgresPositions.claim(database.claims, count: 1, now: now, logger: logger).first
         do {
             try await reads.touch(member, position: position)
             try await PostgresPositions.endClaim(position, reads.connection, logger: logger)

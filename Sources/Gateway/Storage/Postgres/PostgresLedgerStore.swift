@@ -141,7 +141,9 @@ package final class PostgresLedgerStore: LedgerStore {
             let next =
                 (try await connection.value("SELECT MAX(version) FROM program_versions", as: Int64?.self, logger) ?? nil)
                 .map { $0 + 1 } ?? 1
-            let position = try await PostgresPositions.claim(self.database.claims, count: 1, now: now, logger: logger)
+            let position = try await PostgresPositions.claim(
+                self.database.claims, count: 1, now: now, logger: logger
+            ).first
             try await connection.run(
                 """
                 INSERT INTO program_versions (version, document, sha256, effective_at_ms, published_at_ms, published_by,

@@ -21,12 +21,24 @@ import PostgresNIO
 ///
 /// A transaction claims only after it has locked every member it posts to, so a member's positions
 /// rise in the order its transactions commit.
+///
+/// A claim also takes the block's **posting instant**: the later of the claimer's clock and the last
+/// instant claimed (the `posted_at_ms` counter, which only rises), so posting times rise with
+/// positions across gateways and a period of posting time is a range of positions (settlement
+/// relies on it, as on SQLite). Closing a period raises the counter to the period's end first
+/// (`closePeriod`), so no gateway, however slow its clock, posts into a closed period.
 package enum PostgresPositions {
-    /// Claims `count` positions; returns the first (the block is `first ..< first + count`). The
-    /// claim's own commit does not wait for the disk: the posting transaction's commit, later in
-    /// the same log, makes both durable, and a claim lost in a crash claimed nothing that committed.
+    /// A block of positions and the instant its transactions are posted at.
+    package struct Claim: Sendable, Equatable {
+        package var first: Int64
+        package var instant: Timestamp
+    }
+
+    /// Claims `count` positions (the block is `first ..< first + count`). The claim's own commit
+    /// does not wait for the disk: the posting transaction's commit, later in the same log, makes
+    /// both durable, and a claim lost in a crash claimed nothing that committed.
     package static func claim(_ client: PostgresClient, count: Int64, now: Timestamp, logger: Logger) async throws
-        -> Int64
+        -> Claim
     {
         precondition(count > 0, "a claim takes at least one position")
         return try await client.withTransaction(logger: logger) { connection in
@@ -35,12 +47,47 @@ package enum PostgresPositions {
                 """
                 WITH taken AS (
                     UPDATE counters SET value = value + \(count) WHERE name = 'position' RETURNING value
+                ), instant AS (
+                    UPDATE counters SET value = GREATEST(value, \(now.milliseconds)) WHERE name = 'posted_at_ms'
+                    RETURNING value
                 )
-                INSERT INTO position_claims (first_position, claimed_at_ms)
-                SELECT value - \(count) + 1, \(now.milliseconds) FROM taken RETURNING first_position
+                INSERT INTO position_claims (first_position, claimed_at_ms, posted_at_ms)
+                SELECT taken.value - \(count) + 1, \(now.milliseconds), instant.value FROM taken, instant
+                RETURNING first_position, posted_at_ms
                 """, logger: logger)
-            for try await first in rows.decode(Int64.self) { return first }
+            for try await (first, instant) in rows.decode((Int64, Int64).self) {
+                return Claim(first: first, instant: Timestamp(milliseconds: instant))
+            }
             throw PostgresLedgerError("claiming ledger positions returned no row: the position counter is missing")
+        }
+    }
+
+    /// Raises the posting instant to at least `end`, so every claim from now on posts at or after
+    /// it; then waits (up to `waitMilliseconds`) until no claim posting before `end` is still open.
+    /// Returns false when one still is (its transaction is being written): the caller tries later.
+    package static func closePeriod(
+        _ client: PostgresClient, end: Timestamp, now: Timestamp, claimMaxMilliseconds: Int64,
+        waitMilliseconds: Int64, logger: Logger
+    ) async throws -> Bool {
+        try await client.query(
+            """
+            UPDATE counters SET value = GREATEST(value, \(end.milliseconds)) WHERE name = 'posted_at_ms'
+            """, logger: logger)
+        var waited: Int64 = 0
+        while true {
+            try await client.query(
+                "DELETE FROM position_claims WHERE claimed_at_ms < \(now.milliseconds - claimMaxMilliseconds)",
+                logger: logger)
+            var open = false
+            for try await _ in try await client.query(
+                "SELECT 1 FROM position_claims WHERE posted_at_ms < \(end.milliseconds) LIMIT 1", logger: logger
+            ).decode(Int.self) {
+                open = true
+            }
+            if !open { return true }
+            guard waited < waitMilliseconds else { return false }
+            try await Task.sleep(for: .milliseconds(50))
+            waited += 50
         }
     }
 

@@ -252,11 +252,14 @@ enum PostgresSchema {
                 // Several gateways post at once: a posting transaction claims a block of positions
                 // from the counter in a short transaction of its own, and the pull feed reads only
                 // below the smallest claim (docs/scale.md, "the commit low-water mark").
-                "INSERT INTO counters (name, value) VALUES ('position', 0)",
+                // The posting instant rises with the positions (claims take it with their block), so
+                // a period of posting time is a range of positions, as on SQLite.
+                "INSERT INTO counters (name, value) VALUES ('position', 0), ('posted_at_ms', 0)",
                 """
                 CREATE TABLE position_claims (
                     first_position BIGINT PRIMARY KEY,
-                    claimed_at_ms BIGINT NOT NULL
+                    claimed_at_ms BIGINT NOT NULL,
+                    posted_at_ms BIGINT NOT NULL
                 )
                 """,
             ]),
