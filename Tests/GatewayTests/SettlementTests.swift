@@ -32,14 +32,18 @@ struct SettlementTests {
     /// posted under. Before, closing a day after publishing a version effective next month priced
     /// the day with it: a merchant the new version removes vanished from the statement with what it
     /// owed, and another's points were priced at the new issue price.
-    @Test("a day is settled at the prices its transactions were posted under, not a version published later")
-    func pricesOfThePostingVersion() async throws {
+    @Test(
+        "a day is settled at the prices its transactions were posted under, not a version published later",
+        arguments: LedgerKind.allCases)
+    func pricesOfThePostingVersion(ledger: LedgerKind) async throws {
         let directory = try TemporaryDirectory()
         let dir = directory.url.path
         let certificates = try TestCertificates(directory: dir, sites: ["mall-01"])
         let clock = ManualWallClock()
         clock.set(ManualClockTime.now)  // 2026-11-24 12:00 in Shanghai
-        try await Network.withGateway(try Network.gatewayConfiguration(dir, certificates: certificates), clock: clock) {
+        try await Network.withGateway(
+            try Network.gatewayConfiguration(dir, certificates: certificates), clock: clock, ledger: ledger
+        ) {
             gateway in
             try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01") {
                 sync in
@@ -65,10 +69,10 @@ struct SettlementTests {
                 ("      - id: mall-cafe\n        name: Tide Cafe\n        category: dining\n", ""),
             ])
             #expect(!next.contains("mall-cafe"))
-            _ = try gateway.store.publish(
+            _ = try await gateway.ledger.publish(
                 document: Array(next.utf8), effectiveAt: Self.at("2026-12-01T00:00"), by: "alice")
             clock.set(Self.at("2026-11-25T01:00"))
-            let day = try await gateway.store.closeSettlement(period: CivilDate(parsing: "2026-11-24")!, by: "alice")
+            let day = try await gateway.ledger.closeSettlement(period: CivilDate(parsing: "2026-11-24")!, by: "alice")
             let fashion = try Self.merchant(day.json, "mall-fashion")
             #expect(fashion["issue_price"] as? String == "1.2")
             #expect(fashion["program_version"] as? Int == 1)
@@ -80,14 +84,18 @@ struct SettlementTests {
 
     /// Issue #13: the hand-computed day with a refund after spend (item 3), adjustments funded by a
     /// merchant and by the platform (item 7) and an expiry, matched to the fen.
-    @Test("a day with a refund after spend, adjustments and an expiry settles to hand-computed figures")
-    func refundAdjustmentExpiryDay() async throws {
+    @Test(
+        "a day with a refund after spend, adjustments and an expiry settles to hand-computed figures",
+        arguments: LedgerKind.allCases)
+    func refundAdjustmentExpiryDay(ledger: LedgerKind) async throws {
         let directory = try TemporaryDirectory()
         let dir = directory.url.path
         let certificates = try TestCertificates(directory: dir, sites: ["mall-01", "hotel-01"])
         let clock = ManualWallClock()
         clock.set(ManualClockTime.now)  // 2026-11-24 12:00 in Shanghai
-        try await Network.withGateway(try Network.gatewayConfiguration(dir, certificates: certificates), clock: clock) {
+        try await Network.withGateway(
+            try Network.gatewayConfiguration(dir, certificates: certificates), clock: clock, ledger: ledger
+        ) {
             gateway in
             let day = Self.at("2027-12-01T09:00")
             // Members A and B enrol on 2026-11-24 at the fashion store: their 200 sign-up points
@@ -111,7 +119,7 @@ struct SettlementTests {
                 #expect(pushed.results.map(\.outcome) == [.posted])
                 return (members[0], members[1], earn, Data(SHA256.hash(data: earned[0].payload)))
             }
-            let expiry = try await gateway.store.runExpiry(asOfEndOf: CivilDate(parsing: "2027-11-30")!)
+            let expiry = try await gateway.ledger.runExpiry(asOfEndOf: CivilDate(parsing: "2027-11-30")!)
             #expect(expiry.points.value == 400)
             // B spends 19,000 points at the hotel.
             try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "hotel-01") {
@@ -137,17 +145,18 @@ struct SettlementTests {
                 #expect(pushed.results.first?.postedPoints == -1_000)
             }
             // Operators: 500 points to A at the fashion store's expense, 300 to B at the platform's.
-            _ = try await gateway.store.adjust(
+            _ = try await gateway.ledger.adjust(
                 member: MemberID(memberA)!, points: Points(500), funder: .merchant(MerchantID("mall-fashion")!),
                 reason: "complaint", by: "alice", requestID: RequestID("op-1")!)
-            _ = try await gateway.store.adjust(
+            _ = try await gateway.ledger.adjust(
                 member: MemberID(memberB)!, points: Points(300), funder: .platform, reason: "goodwill", by: "alice",
                 requestID: RequestID("op-2")!)
             #expect(try await gateway.balance(memberA) == 500)
             #expect(try await gateway.balance(memberB) == 300)
 
             clock.set(Self.at("2027-12-02T00:30"))
-            let closed = try await gateway.store.closeSettlement(period: CivilDate(parsing: "2027-12-01")!, by: "alice")
+            let closed = try await gateway.ledger.closeSettlement(
+                period: CivilDate(parsing: "2027-12-01")!, by: "alice")
             // By hand (mall 1.2 fen per point issued, the jeweller 1.5, every redeem price 1 fen):
             // fashion: no points issued that day, 500 adjusted: 500 × 1.2 = 600 payable.
             let fashion = try Self.merchant(closed.json, "mall-fashion")
@@ -204,8 +213,10 @@ struct SettlementTests {
     /// Issue #14, item 1: each point is charged to its funder. The dinner promotion is funded by the
     /// hotel's front desk (`funded_by: hotel-rooms`), sign-up, referral and cross-format bonuses by
     /// the platform (the defaults); base points by the merchant whose till issued them.
-    @Test("a day's base and bonus points are charged to their funders, to hand-computed figures")
-    func fundersDay() async throws {
+    @Test(
+        "a day's base and bonus points are charged to their funders, to hand-computed figures",
+        arguments: LedgerKind.allCases)
+    func fundersDay(ledger: LedgerKind) async throws {
         let directory = try TemporaryDirectory()
         let dir = directory.url.path
         let certificates = try TestCertificates(directory: dir, sites: ["mall-01", "hotel-01"])
@@ -215,7 +226,7 @@ struct SettlementTests {
         try Repository.exampleProgram(replacing: [
             ("      bonus_points: 150\n", "      bonus_points: 150\n      funded_by: hotel-rooms\n")
         ]).write(toFile: dir + "/program.yaml", atomically: true, encoding: .utf8)
-        try await Network.withGateway(configuration, clock: clock) { gateway in
+        try await Network.withGateway(configuration, clock: clock, ledger: ledger) { gateway in
             // M enrols at the fashion store (200), N enrols referred by M (200, and 300 to M).
             let (m, mallHead) = try await RawSync.withClient(
                 port: gateway.port, certificates: certificates, certificate: "mall-01"
@@ -266,7 +277,8 @@ struct SettlementTests {
             #expect(try await gateway.account("platform_bonus") == -(200 + 200 + 300 + 10))
 
             clock.set(Self.at("2026-11-25T00:30"))
-            let closed = try await gateway.store.closeSettlement(period: CivilDate(parsing: "2026-11-24")!, by: "alice")
+            let closed = try await gateway.ledger.closeSettlement(
+                period: CivilDate(parsing: "2026-11-24")!, by: "alice")
             // By hand, at the hotel's 1.1 fen and the mall's 1.2 fen per point:
             // restaurant: 456 base, 228 back: half-even(228 × 1.1 = 250.8) = 251 payable.
             let restaurant = try Self.merchant(closed.json, "hotel-restaurant")
@@ -325,14 +337,18 @@ struct SettlementTests {
         }
     }
 
-    @Test("a day closes with hand-computed figures, once, and a late transaction goes to the next day")
-    func closeDay() async throws {
+    @Test(
+        "a day closes with hand-computed figures, once, and a late transaction goes to the next day",
+        arguments: LedgerKind.allCases)
+    func closeDay(ledger: LedgerKind) async throws {
         let directory = try TemporaryDirectory()
         let certificates = try TestCertificates(directory: directory.url.path, sites: ["mall-01", "hotel-01"])
         let clock = ManualWallClock()
         clock.set(Self.at("2026-11-24T12:00"))
         let dir = directory.url.path
-        try await Network.withGateway(try Network.gatewayConfiguration(dir, certificates: certificates), clock: clock) {
+        try await Network.withGateway(
+            try Network.gatewayConfiguration(dir, certificates: certificates), clock: clock, ledger: ledger
+        ) {
             gateway in
             let online = { (site: String) in
                 try Network.edgeConfiguration(dir, site: site, certificates: certificates, gatewayPort: gateway.port)
@@ -355,7 +371,7 @@ struct SettlementTests {
             }
             // Still the 24th: the day cannot be closed yet.
             await #expect(throws: SettlementRefusal.self) {
-                try await gateway.store.closeSettlement(period: CivilDate(parsing: "2026-11-24")!, by: "alice")
+                try await gateway.ledger.closeSettlement(period: CivilDate(parsing: "2026-11-24")!, by: "alice")
             }
 
             // Late that evening the hotel is cut off and a guest earns; it reaches the gateway after midnight.
@@ -367,7 +383,7 @@ struct SettlementTests {
                     Make.earn("R-LATE", member: member, amount: 10_000), metadata: hotel.auth)
             }
             clock.set(Self.at("2026-11-25T00:30"))
-            let day = try await gateway.store.closeSettlement(period: CivilDate(parsing: "2026-11-24")!, by: "alice")
+            let day = try await gateway.ledger.closeSettlement(period: CivilDate(parsing: "2026-11-24")!, by: "alice")
             #expect(!day.alreadyClosed)
 
             // By hand: the fashion store issued 800 base points (¥800 at 1 point per yuan) at 1.2 fen:
@@ -432,7 +448,7 @@ struct SettlementTests {
             try await Network.withEdge(try online("hotel-01"), merchant: "hotel-rooms", clock: clock) { hotel in
                 try await Network.eventually("hotel synced") { try await Network.synced(hotel) }
             }
-            let again = try await gateway.store.closeSettlement(period: CivilDate(parsing: "2026-11-24")!, by: "bob")
+            let again = try await gateway.ledger.closeSettlement(period: CivilDate(parsing: "2026-11-24")!, by: "bob")
             #expect(again.alreadyClosed)
             #expect(again.json == day.json)
             #expect(again.csv == day.csv)
@@ -440,7 +456,7 @@ struct SettlementTests {
             #expect(again.merchantFiles.map(\.content) == day.merchantFiles.map(\.content))
 
             clock.set(Self.at("2026-11-26T00:30"))
-            let next = try await gateway.store.closeSettlement(period: CivilDate(parsing: "2026-11-25")!, by: "alice")
+            let next = try await gateway.ledger.closeSettlement(period: CivilDate(parsing: "2026-11-25")!, by: "alice")
             let lateRooms = try Self.merchant(next.json, "hotel-rooms")
             // ¥100 at the hotel: 100 base (at the hotel's 1.1 fen = 110 fen payable) + 10 cross-format
             // (the member earned at the mall that day), the platform's.
