@@ -16,11 +16,30 @@ enum LedgerKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
 /// Reads of a gateway's ledger by SQL, on whichever store it has: the statements use what both
 /// dialects share (`?` placeholders, numbered for PostgreSQL; `CAST(… AS BIGINT)` for sums).
 struct LedgerSQL: Sendable {
-    let node: GatewayNode
+    enum Source: Sendable {
+        case sqlite(GatewayDatabase)
+        case postgres(PostgresClient)
+    }
+
+    let source: Source
+
+    init(node: GatewayNode) {
+        source =
+            if let postgres = node.ledger as? PostgresLedgerStore {
+                .postgres(postgres.database.client)
+            } else {
+                .sqlite(node.store.database)
+            }
+    }
+
+    /// Reads through a pool of the test's own (gateways in other processes).
+    init(client: PostgresClient) {
+        source = .postgres(client)
+    }
 
     /// Every row of `sql`, each column as text (nil for NULL).
     func rows(_ sql: String, _ arguments: [String] = []) async throws -> [[String?]] {
-        if let postgres = node.ledger as? PostgresLedgerStore {
+        if case .postgres(let client) = source {
             var numbered = ""
             var parameter = 0
             for character in sql {
@@ -34,7 +53,7 @@ struct LedgerSQL: Sendable {
             var binds = PostgresBindings()
             for argument in arguments { binds.append(argument) }
             var rows: [[String?]] = []
-            for try await row in try await postgres.database.client.query(
+            for try await row in try await client.query(
                 PostgresQuery(unsafeSQL: numbered, binds: binds))
             {
                 rows.append(
@@ -52,9 +71,8 @@ struct LedgerSQL: Sendable {
             }
             return rows
         }
-        return try await node.store.database.pool.read { db in
-            try Self.rows(db, sql, arguments)
-        }
+        guard case .sqlite(let database) = source else { preconditionFailure("unreachable") }
+        return try await database.pool.read { db in try Self.rows(db, sql, arguments) }
     }
 
     /// Every row of `sql` on a SQLite ledger, each column as text (nil for NULL).

@@ -74,30 +74,39 @@ struct GatewayHarness: Sendable {
         try await sql.strings("SELECT flags FROM sites WHERE site_id = ?", [site]).first ?? ""
     }
 
+    /// The ledger's invariants (`LedgerSQL.checkInvariants`).
+    func checkInvariants() async throws {
+        try await sql.checkInvariants()
+    }
+}
+
+extension LedgerSQL {
     /// Invariants: postings sum to zero per transaction and overall, the balance cache equals the
     /// postings, no member is below zero, each member's lots sum to its balance, the chains are whole.
-    func checkInvariants() async throws {
-        let unbalanced = try await sql.int(
+    func checkInvariants(sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        let unbalanced = try await int(
             "SELECT COUNT(*) FROM (SELECT position FROM postings GROUP BY position HAVING SUM(points) != 0) AS u")
-        #expect(unbalanced == 0)
-        #expect(try await sql.int("SELECT CAST(COALESCE(SUM(points), 0) AS BIGINT) FROM postings") == 0)
-        let drift = try await sql.int(
+        #expect(unbalanced == 0, sourceLocation: sourceLocation)
+        #expect(
+            try await int("SELECT CAST(COALESCE(SUM(points), 0) AS BIGINT) FROM postings") == 0,
+            sourceLocation: sourceLocation)
+        let drift = try await int(
             """
             SELECT COUNT(*) FROM account_balances b
             WHERE b.points != (SELECT COALESCE(SUM(points), 0) FROM postings p WHERE p.account = b.account)
             """)
-        #expect(drift == 0)
+        #expect(drift == 0, sourceLocation: sourceLocation)
         #expect(
-            try await sql.int("SELECT COUNT(*) FROM account_balances WHERE account LIKE 'member:%' AND points < 0") == 0
-        )
+            try await int("SELECT COUNT(*) FROM account_balances WHERE account LIKE 'member:%' AND points < 0") == 0,
+            sourceLocation: sourceLocation)
         // Every point a member holds is in a lot: the lots of each member sum to their balance.
-        let lotDrift = try await sql.int(
+        let lotDrift = try await int(
             """
             SELECT COUNT(*) FROM account_balances b WHERE b.account LIKE 'member:%'
               AND b.points != (SELECT COALESCE(SUM(remaining_points), 0) FROM lots l WHERE 'member:' || l.member_id = b.account)
             """)
-        #expect(lotDrift == 0)
-        #expect(try await LedgerChains.faults(sql) == [])
+        #expect(lotDrift == 0, sourceLocation: sourceLocation)
+        #expect(try await LedgerChains.faults(self) == [], sourceLocation: sourceLocation)
     }
 }
 
