@@ -13,7 +13,8 @@ import Testing
 import Wire
 
 /// Certificates of a test network (`LocalNetwork`), made in code and written as PEM files.
-struct TestCertificates {
+struct TestCertificates: @unchecked Sendable {
+    // @unchecked: immutable once made (its CA and the files it wrote), only read afterwards.
     let network: LocalNetwork
     var ca: CertificateAuthority { network.authority }
     var directory: String { network.directory }
