@@ -131,26 +131,22 @@ final class LyingSite {
     /// The most an honest site could have been given for the pending earn: Core with the gateway's
     /// own record of the member (tier, birth month, last earns, streak) as it stands before the push.
     /// Nil when the gateway does not know the member.
-    func honestPoints(_ store: SQLiteLedgerStore, tolerance: Int64) async throws -> Int64? {
+    func honestPoints(_ store: any LedgerStore, _ sql: LedgerSQL, tolerance: Int64) async throws -> Int64? {
         guard let pending, let program = store.programs.latest?.program else { return nil }
         let local = try Coalition_Sync_V1_LocalTransaction(serializedBytes: pending.transaction.payload)
-        let state: MemberEarnState? = try await store.database.pool.read { db in
-            let id = try Self.survivor(of: pending.member.description, db)
-            guard
-                let row = try Row.fetchOne(
-                    db,
-                    sql:
-                        "SELECT tier, birth_month, last_earn, streak_last_day, streak_days FROM members WHERE member_id = ?",
-                    arguments: [id])
-            else { return nil }
-            return MemberEarnState(
-                tier: TierID(row["tier"] as String)!, birthMonth: row["birth_month"],
-                lastEarnByFormat: LastEarnEncoding.decode(row["last_earn"]),
-                streak: (row["streak_last_day"] as String?).flatMap(CivilDate.init(parsing:)).map {
-                    Streak(lastDay: $0, days: max(1, row["streak_days"]))
-                })
-        }
-        guard let state else { return nil }
+        let id = try await Self.survivor(of: pending.member.description, sql)
+        guard
+            let row = try await sql.rows(
+                "SELECT tier, birth_month, last_earn, streak_last_day, streak_days FROM members WHERE member_id = ?",
+                [id]
+            ).first
+        else { return nil }
+        let state = MemberEarnState(
+            tier: TierID(row[0] ?? "")!, birthMonth: row[1].flatMap { Int($0 ?? "") },
+            lastEarnByFormat: LastEarnEncoding.decode(row[2] ?? ""),
+            streak: (row[3] ?? nil).flatMap(CivilDate.init(parsing:)).map {
+                Streak(lastDay: $0, days: max(1, Int(row[4] ?? "") ?? 1))
+            })
         // A stated last earn no later than the record's (within the tolerance) is one a stale
         // replica could hold, and is kept: an earn dated back before the record's last earn at a
         // format may so have the cross-format bonus, as an honest stale edge's would.
@@ -172,13 +168,11 @@ final class LyingSite {
     }
 
     /// The member `member` was merged into at the gateway (itself when not merged).
-    static func survivor(of member: String, _ db: Database) throws -> String {
+    static func survivor(of member: String, _ sql: LedgerSQL) async throws -> String {
         var id = member
         for _ in 0..<8 {
-            guard
-                let merged = try String.fetchOne(
-                    db, sql: "SELECT merged_into FROM members WHERE member_id = ?", arguments: [id])
-            else { break }
+            let row = try await sql.rows("SELECT merged_into FROM members WHERE member_id = ?", [id]).first
+            guard let cell = row?.first, let merged = cell else { break }
             id = merged
         }
         return id

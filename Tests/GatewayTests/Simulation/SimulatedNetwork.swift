@@ -37,24 +37,40 @@ enum LinkFault: Sendable, Hashable {
     case replayOld(Int)
 }
 
-/// The gateway of the simulation: its store on one SQLite file, restartable.
+/// The gateway of the simulation: its store on one SQLite file or a PostgreSQL database,
+/// restartable.
 final class SimulatedGateway: Sendable {
-    let path: String
+    /// Where the ledger lives.
+    enum Backing: Sendable {
+        case sqlite(path: String)
+        case postgres(PostgresLedgerDatabase)
+    }
+
+    let backing: Backing
     let clock: ManualWallClock
     let limits: GatewayLimits
-    private let state: Mutex<SQLiteLedgerStore?>
+    private let state: Mutex<(any LedgerStore)?>
     private static let quiet = Logger(label: "simulation", factory: { _ in SwiftLogNoOpLogHandler() })
 
-    init(path: String, clock: ManualWallClock, limits: GatewayLimits) throws {
-        self.path = path
+    init(backing: Backing, clock: ManualWallClock, limits: GatewayLimits) async throws {
+        self.backing = backing
         self.clock = clock
         self.limits = limits
         state = Mutex(nil)
-        try start()
+        try await start()
+    }
+
+    /// SQL reads of the ledger, whichever store it is on (the gateway may be down).
+    var sql: LedgerSQL {
+        switch backing {
+        case .postgres(let database): LedgerSQL(client: database.client)
+        case .sqlite:
+            LedgerSQL(sqlite: (state.withLock { $0 } as? SQLiteLedgerStore)?.database)
+        }
     }
 
     /// The running store; throws UNAVAILABLE while the gateway is down.
-    var store: SQLiteLedgerStore {
+    var store: any LedgerStore {
         get throws {
             guard let store = state.withLock({ $0 }) else {
                 throw RPCError(code: .unavailable, message: "the gateway is down")
@@ -65,26 +81,37 @@ final class SimulatedGateway: Sendable {
 
     var isUp: Bool { state.withLock { $0 != nil } }
 
-    func start() throws {
-        let database = try GatewayDatabase.open(path: path)
-        let store = try SQLiteLedgerStore(database: database, clock: clock, limits: limits)
+    func start() async throws {
+        let store: any LedgerStore
+        switch backing {
+        case .sqlite(let path):
+            store = try SQLiteLedgerStore(database: try GatewayDatabase.open(path: path), clock: clock, limits: limits)
+        case .postgres(let database):
+            store = try await PostgresLedgerStore(database: database, clock: clock, limits: limits, logger: Self.quiet)
+        }
         state.withLock { $0 = store }
     }
 
-    /// Stops the process at once: the store is dropped and its file closed mid-flight.
+    /// Stops the process at once: the store is dropped (its SQLite file closed mid-flight).
     func crash() throws {
         let store = state.withLock { state in
             defer { state = nil }
             return state
         }
-        try store?.database.pool.close()
+        try (store as? SQLiteLedgerStore)?.database.pool.close()
     }
 
     /// The sync service as the site `site` reaches it.
-    func service(for site: SiteID) throws -> SyncService<SQLiteLedgerStore> {
+    func service(for site: SiteID) throws -> any Coalition_Sync_V1_Sync.ServiceProtocol {
+        Self.service(try store, site: site, limits: limits)
+    }
+
+    private static func service<Store: LedgerStore>(_ store: Store, site: SiteID, limits: GatewayLimits)
+        -> any Coalition_Sync_V1_Sync.ServiceProtocol
+    {
         let serial = "simulated-\(site)"
         return SyncService(
-            store: try store, limits: limits, logger: Self.quiet,
+            store: store, limits: limits, logger: quiet,
             peers: SitePeerResolver { _ in SitePeer(identity: .site(site), serial: serial) })
     }
 }
@@ -203,9 +230,7 @@ final class SimulatedLink: Sendable {
                         try await gateway.service(for: site).authorizeRedeem(request: $0, context: $1)
                     }
                     if response.approved,
-                        let position = try? await gateway.store.database.pool.read({ db in
-                            try Int64.fetchOne(db, sql: "SELECT value FROM counters WHERE name = 'position'")
-                        })
+                        let position = try? await gateway.sql.int("SELECT value FROM counters WHERE name = 'position'")
                     {
                         state.withLock { state in
                             if state.holdPositions[request.transactionID] == nil {

@@ -1,4 +1,6 @@
+import Core
 import Foundation
+import Gateway
 import TestSupport
 import Testing
 
@@ -30,15 +32,17 @@ struct SimulationTests {
         ProcessInfo.processInfo.environment["COALITION_SIM_STEPS"].flatMap(Int.init) ?? defaultSteps
     }
 
-    @Test("Seeded runs keep every invariant under crashes, cut links, lost and duplicated deliveries and skewed clocks")
-    func seededRuns() async throws {
+    @Test(
+        "Seeded runs keep every invariant under crashes, cut links, lost and duplicated deliveries and skewed clocks",
+        arguments: LedgerKind.allCases)
+    func seededRuns(ledger: LedgerKind) async throws {
         var reports: [SimulationReport] = []
         let seeds = Self.seeds
         for seed in seeds {
             // A long run names each seed first, so a crash (not just a violation) is replayable.
             if seeds.count > Self.ciSeeds { FileHandle.standardError.write(Data("simulation seed \(seed)\n".utf8)) }
             let directory = try TemporaryDirectory()
-            let report = try await Simulation(seed: seed, steps: Self.steps, directory: directory.url.path).run()
+            let report = try await Self.run(seed: seed, directory: directory.url.path, ledger: ledger)
             if !report.violations.isEmpty {
                 Issue.record(
                     """
@@ -54,7 +58,8 @@ struct SimulationTests {
             }
             reports.append(report)
         }
-        try checkDigests(reports)
+        // The digests are of the SQLite ledger; on PostgreSQL the same runs must hold every invariant.
+        if ledger == .sqlite { try checkDigests(reports) }
         let faults = reports.reduce(into: [String: Int]()) { total, report in
             for (kind, count) in report.faults { total[kind, default: 0] += count }
         }
@@ -63,11 +68,25 @@ struct SimulationTests {
         #expect(reports.allSatisfy { $0.approved > 0 && $0.faultCount > 0 })
         print(
             """
-            reliability: simulation seeds \(Self.seeds.first!)…\(Self.seeds.last!) (\(reports.count) runs, \(reports.reduce(0) { $0 + $1.steps }) steps), \
+            reliability (\(ledger.rawValue)): simulation seeds \(Self.seeds.first!)…\(Self.seeds.last!) (\(reports.count) runs, \(reports.reduce(0) { $0 + $1.steps }) steps), \
             faults injected \(faults.values.reduce(0, +)) [\(faults.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))], \
             transactions checked \(reports.reduce(0) { $0 + $1.approved }), invariant checks \(reports.reduce(0) { $0 + $1.checked }), \
             runs that spent the dinner budget \(reports.filter { $0.dinnerBonus == Simulation.dinnerBudget }.count), violations \(violations)
             """)
+    }
+
+    /// One seed's run, its gateway's ledger on `ledger` (PostgreSQL: a new database, migrated).
+    static func run(seed: UInt64, directory: String, ledger: LedgerKind) async throws -> SimulationReport {
+        guard ledger == .postgres else {
+            return try await Simulation(seed: seed, steps: steps, directory: directory).run()
+        }
+        return try await TestPostgres.withDatabase { settings in
+            try await PostgresLedgerDatabase.with(settings, logger: TestPostgres.logger) { database in
+                try await database.migrate(
+                    caFingerprint: String(repeating: "0", count: 64), now: Timestamp(milliseconds: 0))
+                return try await Simulation(seed: seed, steps: steps, directory: directory, postgres: database).run()
+            }
+        }
     }
 
     static let digestsFile = Repository.root.appendingPathComponent(

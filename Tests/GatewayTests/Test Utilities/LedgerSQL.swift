@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import GRPCCore
 import Gateway
 import Logging
 import PostgresNIO
@@ -19,6 +20,7 @@ struct LedgerSQL: Sendable {
     enum Source: Sendable {
         case sqlite(GatewayDatabase)
         case postgres(PostgresClient)
+        case down
     }
 
     let source: Source
@@ -30,6 +32,11 @@ struct LedgerSQL: Sendable {
             } else {
                 .sqlite(node.store.database)
             }
+    }
+
+    /// Reads of a SQLite ledger (none: every read fails, as of a gateway that is down).
+    init(sqlite database: GatewayDatabase?) {
+        source = database.map { .sqlite($0) } ?? .down
     }
 
     /// Reads through a pool of the test's own (gateways in other processes).
@@ -71,7 +78,9 @@ struct LedgerSQL: Sendable {
             }
             return rows
         }
-        guard case .sqlite(let database) = source else { preconditionFailure("unreachable") }
+        guard case .sqlite(let database) = source else {
+            throw RPCError(code: .unavailable, message: "the gateway is down")
+        }
         return try await database.pool.read { db in try Self.rows(db, sql, arguments) }
     }
 
