@@ -1,5 +1,7 @@
 import ArgumentParser
 import Benchmarks
+import Foundation
+import Gateway
 
 /// `coalition bench …`: the benchmarks of docs/benchmarks.md. Each prints its figure, the
 /// baseline measured in the same run, the ratio and the target. Build with `-c release`.
@@ -8,6 +10,16 @@ struct BenchCommand: AsyncParsableCommand {
         commandName: "bench",
         abstract: "Measure the hot paths against baselines taken in the same run (build with -c release).",
         subcommands: [EdgeEarn.self, ParkingExit.self, GatewayIngest.self, CatchUp.self, ReplicaSize.self])
+
+    /// `--store postgres://…` as settings, the password from the environment.
+    static func postgres(_ text: String) throws -> PostgresSettings {
+        switch PostgresSettings.parse(text) {
+        case .success(var settings):
+            settings.password = ProcessInfo.processInfo.environment["COALITION_DATABASE_PASSWORD"]
+            return settings
+        case .failure(let problem): throw ValidationError("--store: \(problem)")
+        }
+    }
 
     struct Common: ParsableArguments {
         @Option(help: "The program file (default: examples/program.yaml).") var program = "examples/program.yaml"
@@ -53,11 +65,27 @@ struct BenchCommand: AsyncParsableCommand {
         @Option(help: "Sites pushing at once (1 to 4).") var sites = 4
         @Option(help: "Transactions in all.") var transactions = 200_000
         @Option(help: "Transactions per push.") var batch = 500
+        @Option(
+            help: """
+                The ledger: sqlite (default), or postgres://USER@HOST:PORT/DB (a server where USER may create \
+                databases; each run uses a new one, dropped afterwards; password from COALITION_DATABASE_PASSWORD).
+                """)
+        var store = "sqlite"
+        @Option(help: "Gateways sharing a PostgreSQL ledger (1 to 8); the run is also made with one, to compare.")
+        var gateways = 1
 
         func run() async throws {
             guard (1...4).contains(sites) else { throw ValidationError("--sites: 1 to 4") }
-            try await GatewayBenches.gatewayIngest(
-                program: common.program, sites: sites, transactions: max(sites, transactions), batch: max(1, batch))
+            guard (1...8).contains(gateways) else { throw ValidationError("--gateways: 1 to 8") }
+            guard store != "sqlite" else {
+                guard gateways == 1 else { throw ValidationError("--gateways: only with --store postgres://…") }
+                try await GatewayBenches.gatewayIngest(
+                    program: common.program, sites: sites, transactions: max(sites, transactions), batch: max(1, batch))
+                return
+            }
+            try await GatewayBenches.gatewayIngestPostgres(
+                program: common.program, sites: sites, transactions: max(sites, transactions), batch: max(1, batch),
+                server: try BenchCommand.postgres(store), gateways: gateways)
         }
     }
 

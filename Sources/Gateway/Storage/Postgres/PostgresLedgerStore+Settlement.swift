@@ -111,8 +111,10 @@ extension PostgresLedgerStore {
             binds.append(last)
             if occurred { binds.append(start.milliseconds) }
             return PostgresQuery(
-                unsafeSQL: text.replacingOccurrences(of: "$START", with: "$1").replacingOccurrences(of: "$END", with: "$2")
-                    .replacingOccurrences(of: "$OCCURRED", with: "$3"), binds: binds)
+                unsafeSQL: text.replacingOccurrences(of: "$START", with: "$1").replacingOccurrences(
+                    of: "$END", with: "$2"
+                )
+                .replacingOccurrences(of: "$OCCURRED", with: "$3"), binds: binds)
         }
         let lots = try await connection.rows(query(SettlementAssembly.lotMovementsSQL), logger).map { row in
             let created = try row.int("created")
@@ -137,7 +139,8 @@ extension PostgresLedgerStore {
         }
         let lines = try await connection.rows(query(SettlementAssembly.linesSQL), logger).map { row in
             SettlementLine(
-                position: try row.int("position"), kind: try row.text("kind"), merchant: try row.textOrNil("merchant_id"),
+                position: try row.int("position"), kind: try row.text("kind"),
+                merchant: try row.textOrNil("merchant_id"),
                 occurredAt: Timestamp(milliseconds: try row.int("occurred_at_ms")),
                 originalKind: try row.textOrNil("original_kind"), account: try row.text("account"),
                 points: Points(try row.int("points")), programVersion: try row.int("program_version"))
@@ -146,7 +149,8 @@ extension PostgresLedgerStore {
             row in
             LateItem(
                 transactionID: try row.text("transaction_id"), kind: try row.text("kind"),
-                merchant: try row.text("merchant_id"), occurredAt: Timestamp(milliseconds: try row.int("occurred_at_ms")),
+                merchant: try row.text("merchant_id"),
+                occurredAt: Timestamp(milliseconds: try row.int("occurred_at_ms")),
                 postedAt: Timestamp(milliseconds: try row.int("posted_at_ms")), points: Points(try row.int("points")),
                 amount: Money(minorUnits: try row.int("amount_minor")))
         }

@@ -162,10 +162,12 @@ package final class PostgresLedgerStore: LedgerStore {
 
     // MARK: Sites
 
+    /// The site's status; every sync call asks it first, so it also brings the catalogue up to
+    /// date (a program another gateway published, a site it added, is seen at once).
     package func siteStatus(_ site: SiteID) async throws -> SiteRecord? {
-        guard let program = programs.latest?.program, program.site(site) != nil else { return nil }
-        return try await guarded("reading the site") {
+        try await guarded("reading the site") {
             try await client.withConnection { connection in
+                guard try await self.currentPrograms(connection).latest?.program.site(site) != nil else { return nil }
                 if let known = try await Self.site(site, connection, logger) { return known }
                 try await connection.run(
                     """

@@ -70,6 +70,8 @@ package struct PostingStatistics: Sendable {
     package var applying = Duration.zero
     /// The protocol's checks before the view is loaded (sequence, chain, replays, ids).
     package var checking = Duration.zero
+
+    package init() {}
 }
 
 extension SQLiteLedgerStore {
