@@ -2,6 +2,7 @@
 // and shows the overdraft resolved, the duplicate receipt refused, and a statement whose nets sum
 // to zero with the platform.
 import Foundation
+import Gateway
 import TestSupport
 import Testing
 
@@ -74,5 +75,30 @@ struct DemoTests {
         #expect(try await Binary.run(expire).contains("had already run: nothing more was due"))
         gateway.terminate()
         #expect(try await ChildProcess.waitForExit(gateway))
+    }
+
+    /// Issue #15: the same day on a PostgreSQL ledger (a new database of the test server).
+    @Test("coalition demo --store postgres://… plays the day on PostgreSQL and closes the settlement")
+    func demoOnPostgres() async throws {
+        let directory = try TemporaryDirectory()
+        let server = try TestPostgres.admin()
+        let output = try await Binary.run([
+            "demo", "--dir", directory.path("demo"), "--program", Repository.exampleProgram.path, "--store",
+            server.description,
+        ])
+        #expect(output.contains("The gateway's ledger is the PostgreSQL database"))
+        #expect(output.contains("offline_overdraw at hotel-01"))
+        #expect(output.contains("Li's balance is 0 at the mall, the hotel and the car park"))
+        #expect(output.contains("merchants' nets + platform = 0"))
+        #expect(FileManager.default.fileExists(atPath: directory.path("demo/settlement-2026-11-28.json")))
+        let config = try String(contentsOfFile: directory.path("demo/gateway.yaml"), encoding: .utf8)
+        let url = try #require(config.split(separator: "\n").first { $0.hasPrefix("database: ") })
+            .dropFirst("database: ".count)
+        let name = try #require(url.split(separator: "/").last).description
+        #expect(
+            try await TestPostgres.strings(server, "SELECT datname FROM pg_database WHERE datname = '\(name)'") == [
+                name
+            ])
+        try await TestPostgres.sql(server, "DROP DATABASE \(name) WITH (FORCE)")
     }
 }

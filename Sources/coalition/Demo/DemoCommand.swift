@@ -8,6 +8,7 @@ import Gateway
 import LocalNetwork
 import Logging
 import NodeSupport
+import PostgresNIO
 import Wire
 
 /// `coalition demo`: a gateway and three edges (mall, hotel, car park) in one process on loopback,
@@ -19,6 +20,13 @@ struct DemoCommand: AsyncParsableCommand {
 
     @Option(help: "Where to leave the demo's files (default: a new temporary folder).") var dir: String?
     @Option(help: "The program file (default: examples/program.yaml).") var program: String = "examples/program.yaml"
+    @Option(
+        help: """
+            The gateway's ledger: sqlite (default, in the folder), or postgres://USER@HOST:PORT/DB: a server where \
+            USER may create databases; the demo makes a new one there and keeps it (password from \
+            COALITION_DATABASE_PASSWORD).
+            """)
+    var store = "sqlite"
 
     func run() async throws {
         let folder =
@@ -35,14 +43,35 @@ struct DemoCommand: AsyncParsableCommand {
         }
         try? FileManager.default.removeItem(atPath: folder + "/program.yaml")
         try FileManager.default.copyItem(atPath: program, toPath: folder + "/program.yaml")
-        let demo = try Demo(folder: folder)
+        var database: String?
+        if store != "sqlite" {
+            database = try await Self.newDatabase(on: try BenchCommand.postgres(store))
+        }
+        let demo = try Demo(folder: folder, database: database)
         try await demo.play()
+    }
+
+    /// A new database on `server` for the demo's ledger; its URL.
+    static func newDatabase(on server: PostgresSettings) async throws -> String {
+        let name = "coalition_demo_" + UUID().uuidString.prefix(8).lowercased()
+        do {
+            try await PostgresLedgerDatabase.with(server, logger: Logger(label: "coalition.demo")) { database in
+                try await database.client.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"))
+            }
+        } catch let error as PostgresLedgerError {
+            throw CommandFailure(error.description)
+        }
+        var settings = server
+        settings.database = name
+        return settings.description
     }
 }
 
 /// The scripted day. Every step prints a line a newcomer can follow.
 private struct Demo {
     let folder: String
+    /// The PostgreSQL ledger's URL, when the demo runs on one.
+    let database: String?
     let clock: SettableWallClock
     let zone = ProgramTimeZone(identifier: "Asia/Shanghai")!
     let logger = Logger(label: "coalition.demo", factory: { _ in SwiftLogNoOpLogHandler() })
@@ -50,8 +79,10 @@ private struct Demo {
     /// The CA and the certificates (`certs/`), and the nodes on loopback.
     let network: LocalNetwork
 
-    init(folder: String) throws {
+    /// `database`: the URL of a new PostgreSQL database for the ledger (nil: SQLite in the folder).
+    init(folder: String, database: String?) throws {
         self.folder = folder
+        self.database = database
         // Saturday 2026-11-28, 10:00 in Shanghai: double points at the mall today.
         clock = SettableWallClock(zone.instant(of: CivilDateTime(parsing: "2026-11-28T10:00")!))
         var generator = SystemRandomNumberGenerator()
@@ -69,7 +100,7 @@ private struct Demo {
             """, "admin.yaml")
         try write(
             """
-            database_path: gateway.sqlite
+            \(database.map { "database: \($0)" } ?? "database_path: gateway.sqlite")
             listen: 127.0.0.1:0
             port_file: gateway.port
             phone_hash_key_file: phone.key
@@ -128,11 +159,14 @@ private struct Demo {
 
     func play() async throws {
         say("Coalition demo — files in \(folder)")
+        if let database { say("The gateway's ledger is the PostgreSQL database \(database) (kept after the demo).") }
         say(
             "A gateway and three edges (Harbour City Mall, Harbour Grand Hotel, Harbour City Car Park) on loopback, mutual TLS, the example program.\n"
         )
         try await withGateway { gateway, port in
-            say("10:00 gateway up on 127.0.0.1:\(port), program version \(gateway.store.programs.latest?.version ?? 0)")
+            say(
+                "10:00 gateway up on 127.0.0.1:\(port), program version \(gateway.ledger.programs.latest?.version ?? 0)"
+            )
             let dead = 9
             try await withEdge("park-01", merchants: ["park-operator"], gatewayPort: port) { park in
                 let (li, chen) = try await morning(port: port)
@@ -301,7 +335,7 @@ private struct Demo {
                     return values.allSatisfy { $0 == 0 }
                 }
                 say("22:01 conflicts found by the gateway:")
-                for conflict in try await gateway.store.conflicts() {
+                for conflict in try await gateway.ledger.conflicts(site: nil, kind: nil, limit: 1_000) {
                     say("  - \(conflict.kind) at \(conflict.site ?? "-"): \(conflict.resolution)")
                 }
                 say("22:02 Li's balance is 0 at the mall, the hotel and the car park, as at the gateway\n")
@@ -311,7 +345,7 @@ private struct Demo {
 
     func settle(_ gateway: GatewayNode) async throws {
         at("2026-11-29T00:30")
-        let closed = try await gateway.store.closeSettlement(period: CivilDate(parsing: "2026-11-28")!, by: "demo")
+        let closed = try await gateway.ledger.closeSettlement(period: CivilDate(parsing: "2026-11-28")!, by: "demo")
         try closed.json.write(to: URL(fileURLWithPath: path("settlement-2026-11-28.json")))
         try closed.csv.write(to: URL(fileURLWithPath: path("settlement-2026-11-28.csv")))
         say(

@@ -142,7 +142,7 @@ final class LyingSite {
             ).first
         else { return nil }
         let state = MemberEarnState(
-            tier: TierID(row[0] ?? "")!, birthMonth: row[1].flatMap { Int($0 ?? "") },
+            tier: TierID(row[0] ?? "")!, birthMonth: row[1].flatMap { Int($0) },
             lastEarnByFormat: LastEarnEncoding.decode(row[2] ?? ""),
             streak: (row[3] ?? nil).flatMap(CivilDate.init(parsing:)).map {
                 Streak(lastDay: $0, days: max(1, Int(row[4] ?? "") ?? 1))
