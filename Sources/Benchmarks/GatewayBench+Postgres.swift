@@ -18,14 +18,8 @@ extension GatewayBenches {
     ) async throws {
         let folder = try BenchFolder(program: program)
         let (generator, limits) = try benchGateway(folder)
-        let perSite = transactions / sites
-        var batches: [(SiteID, [[Coalition_Sync_V1_OutboxTransaction]])] = []
-        for name in siteNames.prefix(sites) {
-            let edge = try GeneratingEdge(folder: folder, site: name, store: generator, limits: limits)
-            _ = try await edge.generate(members: 500, earns: perSite)
-            batches.append((edge.site, try await edge.outboxBatches(batch)))
-            await edge.stop()
-        }
+        let batches = try await outboxes(
+            folder, store: generator, limits: limits, sites: sites, transactions: transactions, batch: batch)
         let total = batches.reduce(0) { $0 + $1.1.reduce(0) { $0 + $1.count } }
         let document = Array(try Data(contentsOf: URL(fileURLWithPath: folder.programFile)))
         let context = try await serverContext(server)

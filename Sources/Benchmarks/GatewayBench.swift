@@ -154,17 +154,27 @@ package enum GatewayBenches {
 
     /// S sites push their outboxes concurrently, in batches; baseline: the same rows inserted
     /// into SQLite in the same batches with no logic.
-    package static func gatewayIngest(program: String, sites: Int, transactions: Int, batch: Int) async throws {
-        let folder = try BenchFolder(program: program)
-        let (store, limits) = try benchGateway(folder)
-        let perSite = transactions / sites
+    /// The outboxes of `sites` generating edges (500 enrolments and `transactions / sites` earns
+    /// each), in pushes of `batch`.
+    static func outboxes(
+        _ folder: BenchFolder, store: SQLiteLedgerStore, limits: GatewayLimits, sites: Int, transactions: Int,
+        batch: Int
+    ) async throws -> [(SiteID, [[Coalition_Sync_V1_OutboxTransaction]])] {
         var batches: [(SiteID, [[Coalition_Sync_V1_OutboxTransaction]])] = []
         for name in siteNames.prefix(sites) {
             let edge = try GeneratingEdge(folder: folder, site: name, store: store, limits: limits)
-            _ = try await edge.generate(members: 500, earns: perSite)
+            _ = try await edge.generate(members: 500, earns: transactions / sites)
             batches.append((edge.site, try await edge.outboxBatches(batch)))
             await edge.stop()
         }
+        return batches
+    }
+
+    package static func gatewayIngest(program: String, sites: Int, transactions: Int, batch: Int) async throws {
+        let folder = try BenchFolder(program: program)
+        let (store, limits) = try benchGateway(folder)
+        let batches = try await outboxes(
+            folder, store: store, limits: limits, sites: sites, transactions: transactions, batch: batch)
         let total = batches.reduce(0) { $0 + $1.1.reduce(0) { $0 + $1.count } }
         let baselineSeconds = try await plainInsertSeconds(folder, batches)
         let rowsSeconds = try await postingRowsSeconds(folder, batches)

@@ -70,7 +70,7 @@ extension PostgresLedgerStore {
         var results: [PushedResult] = []
         let replayed = items.prefix { $0.sequence <= highWater }
         if let last = replayed.last?.sequence {
-            var stored: [Int64: PostgresRandomAccessRow] = [:]
+            var stored: [Int64: PushChecks.Stored] = [:]
             for row in try await connection.rows(
                 """
                 SELECT site_sequence, transaction_id, previous_hash, payload, outbox_occurred_at_ms, outcome, reason,
@@ -78,46 +78,22 @@ extension PostgresLedgerStore {
                 WHERE site_id = \(site.rawValue) AND site_sequence BETWEEN \(first) AND \(last)
                 """, logger)
             {
-                stored[try row.int("site_sequence")] = row
+                stored[try row.int("site_sequence")] = PushChecks.Stored(
+                    transactionID: try row.text("transaction_id"), previousHash: try row.bytes("previous_hash"),
+                    payload: try row.bytes("payload"), occurredAtMilliseconds: try row.int("outbox_occurred_at_ms"),
+                    result: PostingResult(
+                        outcome: PostingResult.Outcome(rawValue: try row.text("outcome")) ?? .rejected,
+                        reason: try row.text("reason"), points: Points(try row.int("posted_points"))))
             }
-            for item in replayed {
-                guard let row = stored[item.sequence] else {
-                    preconditionFailure("a sequence below the high-water mark is missing")
-                }
-                guard try row.text("transaction_id") == item.transactionID,
-                    try row.bytes("previous_hash") == item.previousHash, try row.bytes("payload") == item.payload,
-                    try row.int("outbox_occurred_at_ms") == item.occurredAtMilliseconds
-                else {
-                    throw SyncRefusal(
-                        reason: "PROTOCOL_VIOLATION",
-                        message: "sequence \(item.sequence) differs from the transaction already applied")
-                }
-                results.append(
-                    PushedResult(
-                        sequence: item.sequence, transactionID: item.transactionID,
-                        result: PostingResult(
-                            outcome: PostingResult.Outcome(rawValue: try row.text("outcome")) ?? .rejected,
-                            reason: try row.text("reason"), points: Points(try row.int("posted_points")))))
-                previousHash = item.payloadHash
-            }
+            (results, previousHash) = try PushChecks.replayed(replayed, stored: stored, head: previousHash)
         }
         let fresh = items.dropFirst(replayed.count)
         guard !fresh.isEmpty else {
             return PushOutcome(status: .alreadyApplied, highWaterMark: highWater, results: results)
         }
         try await connection.run(setExposure, logger)
-        var outbox: [Int64: SQLitePosting.Outbox] = [:]
-        for item in fresh {
-            guard item.previousHash == previousHash else {
-                throw SyncRefusal(
-                    reason: "PROTOCOL_VIOLATION",
-                    message: "sequence \(item.sequence): previous_hash does not match the chain")
-            }
-            outbox[item.sequence] = SQLitePosting.Outbox(
-                previousHash: item.previousHash, payload: item.payload,
-                occurredAtMilliseconds: item.occurredAtMilliseconds)
-            previousHash = item.payloadHash
-        }
+        let outbox: [Int64: SQLitePosting.Outbox]
+        (outbox, previousHash) = try PushChecks.chained(fresh, head: previousHash)
         let pushed = fresh.map(\.pushed)
         let t0 = ContinuousClock.now
         var keys = PostingEngine.keys(for: pushed, catalogue: catalogue, now: now)

@@ -139,7 +139,7 @@ extension SQLiteLedgerStore {
         var results: [PushedResult] = []
         let replayed = items.prefix { $0.sequence <= highWater }
         if let last = replayed.last?.sequence {
-            var stored: [Int64: Row] = [:]
+            var stored: [Int64: PushChecks.Stored] = [:]
             for row in try Row.fetchAll(
                 db.cachedStatement(
                     sql: """
@@ -148,28 +148,14 @@ extension SQLiteLedgerStore {
                         """),
                 arguments: [site.rawValue, first, last])
             {
-                stored[row["site_sequence"]] = row
+                stored[row["site_sequence"]] = PushChecks.Stored(
+                    transactionID: row["transaction_id"], previousHash: row["previous_hash"], payload: row["payload"],
+                    occurredAtMilliseconds: row["outbox_occurred_at_ms"],
+                    result: PostingResult(
+                        outcome: PostingResult.Outcome(rawValue: row["outcome"]) ?? .rejected, reason: row["reason"],
+                        points: Points(row["posted_points"])))
             }
-            for item in replayed {
-                guard let row = stored[item.sequence] else {
-                    preconditionFailure("a sequence below the high-water mark is missing")
-                }
-                guard (row["transaction_id"] as String) == item.transactionID,
-                    (row["previous_hash"] as Data) == item.previousHash, (row["payload"] as Data) == item.payload,
-                    (row["outbox_occurred_at_ms"] as Int64) == item.occurredAtMilliseconds
-                else {
-                    throw SyncRefusal(
-                        reason: "PROTOCOL_VIOLATION",
-                        message: "sequence \(item.sequence) differs from the transaction already applied")
-                }
-                results.append(
-                    PushedResult(
-                        sequence: item.sequence, transactionID: item.transactionID,
-                        result: PostingResult(
-                            outcome: PostingResult.Outcome(rawValue: row["outcome"]) ?? .rejected,
-                            reason: row["reason"], points: Points(row["posted_points"]))))
-                previousHash = item.payloadHash
-            }
+            (results, previousHash) = try PushChecks.replayed(replayed, stored: stored, head: previousHash)
         }
         // A batch wholly below the high-water mark (an old batch replayed) changes neither the
         // mark nor the chain head: its last hash is not the head.
@@ -180,18 +166,8 @@ extension SQLiteLedgerStore {
         try exposureUpdate.execute(arguments: [exposure.value, site.rawValue])
         // The chain. Transaction ids never used before (by any site) are checked by the ledger's
         // unique index when the batch is written (`reuseRefusal`).
-        var outbox: [Int64: SQLitePosting.Outbox] = [:]
-        for item in fresh {
-            guard item.previousHash == previousHash else {
-                throw SyncRefusal(
-                    reason: "PROTOCOL_VIOLATION",
-                    message: "sequence \(item.sequence): previous_hash does not match the chain")
-            }
-            outbox[item.sequence] = SQLitePosting.Outbox(
-                previousHash: item.previousHash, payload: item.payload,
-                occurredAtMilliseconds: item.occurredAtMilliseconds)
-            previousHash = item.payloadHash
-        }
+        let outbox: [Int64: SQLitePosting.Outbox]
+        (outbox, previousHash) = try PushChecks.chained(fresh, head: previousHash)
         // The posting rules decide on the batch's view; the effects are written as they are.
         let pushed = fresh.map(\.pushed)
         let t0 = ContinuousClock.now
