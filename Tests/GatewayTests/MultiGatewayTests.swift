@@ -12,6 +12,7 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 import Gateway
 import Logging
+import NodeSupport
 import PostgresNIO
 import SwiftProtobuf
 import Synchronization
@@ -346,6 +347,110 @@ struct MultiGatewayTests {
                 try await sql.checkInvariants()
             }
             survivor.kill()
+        }
+    }
+}
+
+/// Issue #15, "Bad input and faults": the database goes away under a serving gateway and comes back.
+@Suite("A PostgreSQL ledger that goes away")
+struct DatabaseOutageTests {
+    /// `Tests/Interop/tcp_proxy.py` in front of the test server: killing it cuts the gateway off
+    /// its database.
+    final class Proxy: @unchecked Sendable {
+        // @unchecked: touched only by the owning test, one step at a time.
+        var process: Process?
+        let portFile: String
+
+        init(portFile: String) { self.portFile = portFile }
+
+        func start(listen: Int, target: Int) async throws -> Int {
+            try? FileManager.default.removeItem(atPath: portFile)
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = [
+                "python3", Repository.root.appendingPathComponent("Tests/Interop/tcp_proxy.py").path, "\(listen)",
+                "\(target)", portFile,
+            ]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            self.process = process
+            return try await GatewayProcessTests.waitForPort(portFile)
+        }
+
+        func kill() {
+            if let process, process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
+        }
+
+        deinit { kill() }
+    }
+
+    @Test("the database goes away: sync calls fail as unavailable, the edge serves offline; back, nothing is lost")
+    func outage() async throws {
+        let directory = try TemporaryDirectory()
+        let dir = directory.url.path
+        let certificates = try TestCertificates(directory: dir, sites: ["mall-01"])
+        try await TestPostgres.withDatabase { settings in
+            let proxy = Proxy(portFile: dir + "/proxy.port")
+            let port = try await proxy.start(listen: 0, target: settings.port)
+            var configuration = try Network.gatewayConfiguration(dir, certificates: certificates)
+            configuration.postgres = settings
+            configuration.postgres?.port = port
+            configuration.limits.connections.requestTimeoutMilliseconds = 3_000
+            configuration.limits.databaseConnectTimeoutMilliseconds = 1_000
+            let clock = ManualWallClock()
+            clock.set(Timestamp(milliseconds: Int64(Date().timeIntervalSince1970 * 1000)))
+            try await Network.withGateway(configuration, clock: clock) { gateway in
+                var edgeConfiguration = try Network.edgeConfiguration(
+                    dir, site: "mall-01", certificates: certificates, gatewayPort: gateway.port)
+                edgeConfiguration.gateway?.authorizeDeadlineMilliseconds = 500
+                try await Network.withEdge(edgeConfiguration, merchant: "mall-fashion", clock: clock) { mall in
+                    let member = try await mall.points.enroll(
+                        Make.enroll("E-1", phone: "+8613800138000"), metadata: mall.auth
+                    ).member.memberID
+                    _ = try await mall.points.earn(
+                        Make.earn("R-1", member: member, amount: 80_000), metadata: mall.auth)
+                    try await Network.eventually("synced") { try await Network.synced(mall) }
+                    #expect(try await gateway.balance(member) == 1_000)
+
+                    // The database goes away.
+                    proxy.kill()
+                    try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "mall-01")
+                    { sync in
+                        var pull = Coalition_Sync_V1_PullRequest()
+                        pull.protocolVersion = 1
+                        pull.pageSize = 10
+                        // An edge's call ends at its deadline; the gateway answers UNAVAILABLE once its
+                        // pool gives up opening connections (docs/scale.md).
+                        var options = CallOptions.defaults
+                        options.timeout = .seconds(3)
+                        do {
+                            _ = try await sync.pull(pull, options: options)
+                            Issue.record("a pull was answered with the database away")
+                        } catch let error as RPCError {
+                            #expect([.unavailable, .deadlineExceeded].contains(error.code), "\(error)")
+                        }
+                    }
+                    // The edge serves offline: earns and a redemption within the floor limit.
+                    for index in 2...6 {
+                        _ = try await mall.points.earn(
+                            Make.earn("R-\(index)", member: member, amount: 10_000), metadata: mall.auth)
+                    }
+                    _ = try await mall.points.redeem(
+                        Make.redeem("X-1", member: member, bill: 10_000, points: 100), metadata: mall.auth)
+                    let atEdge = try await mall.balance(member)
+                    #expect(try await !Network.synced(mall))
+
+                    // Back: everything approved reaches the ledger, once.
+                    #expect(try await proxy.start(listen: port, target: settings.port) == port)
+                    try await Network.eventually("synced after the outage") { try await Network.synced(mall) }
+                    #expect(try await gateway.balance(member) == atEdge)
+                    #expect(
+                        try await gateway.sql.int("SELECT COUNT(*) FROM transactions WHERE site_id = 'mall-01'") == 8)
+                    try await gateway.checkInvariants()
+                }
+            }
+            proxy.kill()
         }
     }
 }

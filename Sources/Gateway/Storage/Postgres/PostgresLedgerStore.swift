@@ -7,6 +7,7 @@ import NodeSupport
 import PostgresNIO
 import Synchronization
 import Wire
+import _ConnectionPoolModule
 
 /// The ledger on PostgreSQL, shared by any number of gateways (docs/scale.md). Concurrency is the
 /// database's: a push locks its site's row, then the members it posts to in sorted order; an
@@ -91,6 +92,12 @@ package final class PostgresLedgerStore: LedgerStore {
         if let failed = error as? PostgresTransactionError {
             // The closure's error is the cause; a failed BEGIN or COMMIT is the database's.
             return translated(failed.closureError ?? failed.commitError ?? failed.beginError ?? failed, doing)
+        }
+        if let error = error as? ConnectionPoolError {
+            // The pool cannot open connections (it stops trying for a while after failures).
+            return ServiceError(
+                .unavailable,
+                "the ledger database is unavailable (\(doing)): cannot connect to \(database.settings) (\(error))")
         }
         guard let error = error as? PSQLError else { return error }
         let state = error.serverInfo?[.sqlState] ?? ""
