@@ -118,9 +118,8 @@ extension GatewayBenches {
     static let benchNetwork = String(repeating: "0", count: 64)
 
     /// One site's pushes through a store, in order.
-    static func push(
-        _ pushes: [[Coalition_Sync_V1_OutboxTransaction]], site: SiteID, store: PostgresLedgerStore,
-        limits: GatewayLimits
+    static func push<Store: LedgerStore>(
+        _ pushes: [[Coalition_Sync_V1_OutboxTransaction]], site: SiteID, store: Store, limits: GatewayLimits
     ) async throws {
         let service = SyncService(
             store: store, limits: limits, logger: BenchFolder.quiet,

@@ -183,24 +183,7 @@ package enum GatewayBenches {
         let (_, figureSeconds) = try await Load.time {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for (site, pushes) in batches {
-                    group.addTask {
-                        let service = SyncService(
-                            store: store, limits: limits, logger: BenchFolder.quiet,
-                            peers: SitePeerResolver { _ in SitePeer(identity: .site(site), serial: "bench-\(site)") })
-                        for push in pushes {
-                            var request = Coalition_Sync_V1_PushRequest()
-                            request.protocolVersion = 1
-                            request.programVersion = 1
-                            request.transactions = push
-                            request.sentAtMs = SystemWallClock().now().milliseconds
-                            let answer = try await callInProcess(request, method: "Push") {
-                                try await service.push(request: $0, context: $1)
-                            }
-                            guard answer.status == .applied else {
-                                throw BenchFailure("a push was answered \(answer.status)")
-                            }
-                        }
-                    }
+                    group.addTask { try await push(pushes, site: site, store: store, limits: limits) }
                 }
                 try await group.waitForAll()
             }

@@ -23,20 +23,14 @@ extension PostgresLedgerStore {
             let highWater =
                 try await connection.value(
                     "SELECT high_water_mark FROM sites WHERE site_id = \(site.rawValue)", as: Int64.self, logger) ?? 0
-            var changes = try await self.changes(
-                connection, after: cursor, below: bound, limit: pageSize + 1, siteHighWater: highWater,
-                catalogue: catalogue, now: now)
-            var hasMore = false
-            if changes.count > pageSize {
-                // A page never ends inside a position (see the SQLite store).
-                let boundary = changes[pageSize].position
-                changes = changes.filter { $0.position < boundary }
-                if changes.isEmpty {
-                    changes = try await self.changes(
-                        connection, after: boundary - 1, below: boundary + 1, limit: nil, siteHighWater: highWater,
-                        catalogue: catalogue, now: now)
-                }
-                hasMore = true
+            var (changes, hasMore, rereadAll) = PullPaging.trim(
+                try await self.changes(
+                    connection, after: cursor, below: bound, limit: pageSize + 1, siteHighWater: highWater,
+                    catalogue: catalogue, now: now), pageSize: pageSize)
+            if let rereadAll {
+                changes = try await self.changes(
+                    connection, after: rereadAll - 1, below: rereadAll + 1, limit: nil, siteHighWater: highWater,
+                    catalogue: catalogue, now: now)
             }
             var budgets: [PromotionID: Points] = [:]
             if let program = catalogue.latest?.program {

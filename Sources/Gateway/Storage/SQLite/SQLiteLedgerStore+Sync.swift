@@ -17,23 +17,16 @@ extension SQLiteLedgerStore {
                     db.cachedStatement(sql: "SELECT high_water_mark FROM sites WHERE site_id = ?"),
                     arguments: [site.rawValue]) ?? 0
             // Up to pageSize + 1 of each kind after the cursor, merged in position order.
-            var changes = try Self.changes(
-                db, condition: "changed_position > ?", argument: cursor, limit: pageSize + 1, siteHighWater: highWater,
-                catalogue: catalogue, now: now)
-            var hasMore = false
-            if changes.count > pageSize {
-                // One position can change several rows (a referral touches two members, a merge a
-                // member and a merge record). A page never ends inside a position: the cursor is a
-                // position, and rows after it at the same position would be skipped for good.
-                let boundary = changes[pageSize].position
-                changes = changes.filter { $0.position < boundary }
-                if changes.isEmpty {
-                    // More rows share one position than a page holds (a handful at most): send them all.
-                    changes = try Self.changes(
-                        db, condition: "changed_position = ?", argument: boundary, limit: nil,
-                        siteHighWater: highWater, catalogue: catalogue, now: now)
-                }
-                hasMore = true
+            // One position can change several rows (a referral touches two members, a merge a
+            // member and a merge record): `PullPaging` ends the page between positions.
+            var (changes, hasMore, rereadAll) = PullPaging.trim(
+                try Self.changes(
+                    db, condition: "changed_position > ?", argument: cursor, limit: pageSize + 1,
+                    siteHighWater: highWater, catalogue: catalogue, now: now), pageSize: pageSize)
+            if let rereadAll {
+                changes = try Self.changes(
+                    db, condition: "changed_position = ?", argument: rereadAll, limit: nil, siteHighWater: highWater,
+                    catalogue: catalogue, now: now)
             }
             var budgets: [PromotionID: Points] = [:]
             if let program = catalogue.latest?.program {
