@@ -19,7 +19,7 @@ final class GeneratingEdge: Sendable {
 
     /// An edge of `site` whose sync calls go in process to `gateway`'s service (no sockets), with
     /// the program the gateway published as version 1.
-    init(folder: BenchFolder, site: String, store: SQLiteLedgerStore, limits: GatewayLimits) throws {
+    init<Store: LedgerStore>(folder: BenchFolder, site: String, store: Store, limits: GatewayLimits) throws {
         self.site = SiteID(site)!
         let program = store.programs.latest!
         guard let merchant = program.program.site(self.site)?.merchants.first?.id else {

@@ -95,6 +95,7 @@ package struct GatewayConfiguration: Sendable {
             int("refused_calls_per_minute_max", 1...100_000, &limits.refusedCallsPerMinuteMax)
             int("database_connections_max", 1...1_000, &limits.databaseConnectionsMax)
             int("database_connect_timeout_ms", 100...600_000, &limits.databaseConnectTimeoutMilliseconds)
+            int("database_wait_ms", 100...600_000, &limits.databaseWaitMilliseconds)
             long("position_claim_max_ms", 1_000...3_600_000, &limits.positionClaimMaxMilliseconds)
             limits.connections.read(l)
             l.finish()

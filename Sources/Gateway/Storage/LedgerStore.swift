@@ -228,6 +228,9 @@ package struct GatewayLimits: Sendable, Equatable {
     package var databaseConnectionsMax = 16
     /// How long reaching a PostgreSQL ledger may take before it counts as down, in milliseconds.
     package var databaseConnectTimeoutMilliseconds = 10_000
+    /// How long a call waits for a connection of the PostgreSQL pool before it is answered
+    /// UNAVAILABLE (the database is away, or every connection is busy), in milliseconds.
+    package var databaseWaitMilliseconds = 5_000
     /// How long a PostgreSQL posting transaction's claim on ledger positions holds the pull feed
     /// back before readers drop it as a dead gateway's (its transaction then cannot commit), in
     /// milliseconds (docs/scale.md).

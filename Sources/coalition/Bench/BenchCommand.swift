@@ -96,10 +96,22 @@ struct BenchCommand: AsyncParsableCommand {
         @OptionGroup var common: Common
         @Option(help: "Transactions queued offline.") var transactions = 1_000_000
         @Option(help: "Members they are spread over.") var members = 10_000
+        @Option(
+            help: """
+                The ledger: sqlite (default), or postgres://USER@HOST:PORT/DB (as for gateway-ingest: a new \
+                database per run, dropped afterwards).
+                """)
+        var store = "sqlite"
 
         func run() async throws {
-            try await GatewayBenches.catchUp(
-                program: common.program, transactions: max(1, transactions), members: max(1, members))
+            guard store != "sqlite" else {
+                try await GatewayBenches.catchUp(
+                    program: common.program, transactions: max(1, transactions), members: max(1, members))
+                return
+            }
+            try await GatewayBenches.catchUpPostgres(
+                program: common.program, transactions: max(1, transactions), members: max(1, members),
+                server: try BenchCommand.postgres(store))
         }
     }
 

@@ -81,7 +81,7 @@ extension PostgresLedgerStore {
         if let run { return run }
         // Another gateway holds the lease or has run the day: its record, once written.
         return try await guarded("reading an expiry run") {
-            try await client.withConnection { connection in try await self.expiryRun(day, connection) }
+            try await client.leased(waiting: databaseWait) { connection in try await self.expiryRun(day, connection) }
         } ?? ExpiryRun(day: day, members: 0, points: .zero, transactions: 0, alreadyRun: true)
     }
 
@@ -101,7 +101,7 @@ extension PostgresLedgerStore {
         guard let program = programs.active(at: asOf)?.program else { return [] }
         let horizon = asOf.adding(milliseconds: Int64(program.expiry.reminderDays) * Timestamp.day)
         return try await guarded("reading expiry reminders") {
-            try await client.withConnection { [logger] connection in
+            try await client.leased(waiting: databaseWait) { [logger] connection in
                 try await connection.rows(
                     """
                     SELECT member_id, SUM(remaining_points)::bigint AS points, MIN(expires_at_ms) AS first FROM lots
@@ -141,8 +141,8 @@ extension PostgresLedgerStore {
                 do {
                     var changed = 0
                     var tiers = PostgresRowsWriter(
-                        "INSERT INTO member_tiers (member_id, position, tier) VALUES",
-                        types: ["text", "bigint", "text"],
+                        "INSERT INTO member_tiers (member_id, position, tier)",
+                        types: [.text, .bigint, .text],
                         tail: "ON CONFLICT (member_id, position) DO UPDATE SET tier = excluded.tier")
                     for (offset, member) in due.enumerated() {
                         guard

@@ -10,7 +10,7 @@ extension PostgresLedgerStore {
         guard let program = programs.latest?.program else { return [] }
         let now = clockNow
         return try await guarded("reading sites") {
-            try await client.withConnection { [logger] connection in
+            try await client.leased(waiting: databaseWait) { [logger] connection in
                 let reads = PostgresLedgerReads(connection: connection, logger: logger)
                 var rows: [String: PostgresRandomAccessRow] = [:]
                 for row in try await connection.rows("SELECT * FROM sites", logger) {
@@ -88,7 +88,7 @@ extension PostgresLedgerStore {
     /// The member id of a phone hash or card number, if any.
     package func memberID(phoneHash: Data? = nil, card: String? = nil) async throws -> MemberID? {
         try await guarded("finding a member") {
-            try await client.withConnection { [logger] connection in
+            try await client.leased(waiting: databaseWait) { [logger] connection in
                 let query: PostgresQuery =
                     if let phoneHash {
                         try "SELECT member_id FROM members WHERE phone_hash = \(phoneHash) AND merged_into IS NULL"
@@ -103,7 +103,7 @@ extension PostgresLedgerStore {
     /// A member's ledger entries, newest first, before `position` (exclusive), at most `limit`.
     package func memberHistory(_ id: MemberID, before position: Int64?, limit: Int) async throws -> [HistoryEntry] {
         try await guarded("reading a member's history") {
-            try await client.withConnection { [logger] connection in
+            try await client.leased(waiting: databaseWait) { [logger] connection in
                 try await connection.rows(
                     """
                     WITH RECURSIVE chain (position) AS (
@@ -203,7 +203,7 @@ extension PostgresLedgerStore {
     /// Published program versions, oldest first.
     package func programSummaries() async throws -> [ProgramSummary] {
         try await guarded("reading programs") {
-            try await client.withConnection { [logger] connection in
+            try await client.leased(waiting: databaseWait) { [logger] connection in
                 try await connection.rows(
                     """
                     SELECT version, effective_at_ms, published_at_ms, published_by, sha256 FROM program_versions

@@ -16,7 +16,7 @@ extension PostgresLedgerStore {
     package func closeSettlement(period: CivilDate, by operatorName: String) async throws -> ClosedSettlement {
         let now = clockNow
         let catalogue = try await guarded("loading the programs") {
-            try await client.withConnection { connection in try await self.currentPrograms(connection) }
+            try await client.leased(waiting: databaseWait) { connection in try await self.currentPrograms(connection) }
         }
         guard let latest = catalogue.latest else {
             throw SettlementRefusal(description: "the gateway has no program")
@@ -75,7 +75,9 @@ extension PostgresLedgerStore {
     /// A closed period's stored result, or nil.
     package func storedSettlement(_ period: CivilDate) async throws -> ClosedSettlement? {
         try await guarded("reading a settlement") {
-            try await client.withConnection { [logger] connection in try await Self.stored(connection, period, logger) }
+            try await client.leased(waiting: databaseWait) { [logger] connection in
+                try await Self.stored(connection, period, logger)
+            }
         }
     }
 

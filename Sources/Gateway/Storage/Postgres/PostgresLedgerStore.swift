@@ -24,6 +24,8 @@ package final class PostgresLedgerStore: LedgerStore {
     let statistics = Mutex(PostingStatistics())
 
     var client: PostgresClient { database.client }
+    /// How long a call waits for a pool connection (`database_wait_ms`).
+    var databaseWait: Duration { .milliseconds(limits.databaseWaitMilliseconds) }
 
     /// Where the posting time went so far (each push is its own transaction here).
     package var postingStatistics: PostingStatistics {
@@ -42,7 +44,7 @@ package final class PostgresLedgerStore: LedgerStore {
         self.logger = logger
         catalogue = Mutex(ProgramCatalogue(versions: []))
         try await guarded("loading the programs") {
-            try await database.client.withConnection { connection in
+            try await database.client.leased(waiting: databaseWait) { connection in
                 _ = try await self.currentPrograms(connection)
             }
         }
@@ -93,6 +95,9 @@ package final class PostgresLedgerStore: LedgerStore {
             // The closure's error is the cause; a failed BEGIN or COMMIT is the database's.
             return translated(failed.closureError ?? failed.commitError ?? failed.beginError ?? failed, doing)
         }
+        if let error = error as? DatabaseWaitExceeded {
+            return ServiceError(.unavailable, "the ledger database is unavailable (\(doing)): \(error)")
+        }
         if let error = error as? ConnectionPoolError {
             // The pool cannot open connections (it stops trying for a while after failures).
             return ServiceError(
@@ -122,7 +127,17 @@ package final class PostgresLedgerStore: LedgerStore {
             attempt += 1
             do {
                 return try await guarded(doing) {
-                    try await client.withTransaction(logger: logger) { connection in try await body(connection) }
+                    try await client.leased(waiting: databaseWait) { connection in
+                        try await connection.run("BEGIN", logger)
+                        do {
+                            let result = try await body(connection)
+                            try await connection.run("COMMIT", logger)
+                            return result
+                        } catch {
+                            try? await connection.run("ROLLBACK", logger)
+                            throw error
+                        }
+                    }
                 }
             } catch let error as PostgresLedgerError where attempt < attempts && error.transient {
                 try await Task.sleep(for: .milliseconds(Int.random(in: 1...(10 * attempt))))
@@ -162,7 +177,9 @@ package final class PostgresLedgerStore: LedgerStore {
             return next
         }
         try await guarded("loading the programs") {
-            try await self.client.withConnection { connection in _ = try await self.currentPrograms(connection) }
+            try await self.client.leased(waiting: databaseWait) { connection in
+                _ = try await self.currentPrograms(connection)
+            }
         }
         return version
     }
@@ -173,7 +190,7 @@ package final class PostgresLedgerStore: LedgerStore {
     /// date (a program another gateway published, a site it added, is seen at once).
     package func siteStatus(_ site: SiteID) async throws -> SiteRecord? {
         try await guarded("reading the site") {
-            try await client.withConnection { connection in
+            try await client.leased(waiting: databaseWait) { connection in
                 guard try await self.currentPrograms(connection).latest?.program.site(site) != nil else { return nil }
                 if let known = try await Self.site(site, connection, logger) { return known }
                 try await connection.run(
@@ -204,7 +221,7 @@ package final class PostgresLedgerStore: LedgerStore {
 
     package func isRevoked(serial: String) async throws -> Bool {
         try await guarded("reading revocations") {
-            try await client.withConnection { connection in
+            try await client.leased(waiting: databaseWait) { connection in
                 try await connection.value(
                     "SELECT TRUE FROM revoked_certificates WHERE serial = \(serial)", as: Bool.self, logger) ?? false
             }
@@ -257,7 +274,7 @@ package final class PostgresLedgerStore: LedgerStore {
 
     package func revokedCertificates() async throws -> [RevokedCertificateRecord] {
         try await guarded("reading revocations") {
-            try await client.withConnection { connection in
+            try await client.leased(waiting: databaseWait) { connection in
                 try await connection.rows(
                     "SELECT * FROM revoked_certificates ORDER BY revoked_at_ms DESC, serial", logger
                 ).map(Self.revokedCertificate)
@@ -290,7 +307,7 @@ package final class PostgresLedgerStore: LedgerStore {
 
     package func refusedCalls(before: Int64?, limit: Int) async throws -> [RefusedCall] {
         try await guarded("reading refused calls") {
-            try await client.withConnection { connection in
+            try await client.leased(waiting: databaseWait) { connection in
                 try await connection.rows(
                     """
                     SELECT * FROM refused_calls WHERE call_id < \(before ?? .max) ORDER BY call_id DESC
@@ -321,7 +338,7 @@ package final class PostgresLedgerStore: LedgerStore {
         -> [ConflictRecord]
     {
         try await guarded("reading conflicts") {
-            try await client.withConnection { connection in
+            try await client.leased(waiting: databaseWait) { connection in
                 try await connection.rows(
                     """
                     SELECT kind, site_id, transaction_id, member_id, resolution, points, detected_at_ms, detail

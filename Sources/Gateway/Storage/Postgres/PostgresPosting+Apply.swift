@@ -17,20 +17,20 @@ extension PostgresPosting {
             INSERT INTO transactions (position, transaction_id, kind, site_id, site_sequence, merchant_id, member_id,
                 request_id, original_transaction_id, points, amount_minor, occurred_at_ms, posted_at_ms, program_version,
                 detail, receipt, stated_points, previous_hash, payload, outbox_occurred_at_ms, outcome, reason, posted_points,
-                member_previous) VALUES
+                member_previous)
             """,
             types: [
-                "bigint", "text", "text", "text", "bigint", "text", "text", "text", "text", "bigint", "bigint",
-                "bigint",
-                "bigint", "bigint", "text", "text", "bigint", "bytea", "bytea", "bigint", "text", "text", "bigint",
-                "bigint",
+                .bigint, .text, .text, .text, .bigint, .text, .text, .text, .text, .bigint, .bigint,
+                .bigint,
+                .bigint, .bigint, .text, .text, .bigint, .bytea, .bytea, .bigint, .text, .text, .bigint,
+                .bigint,
             ])
         var postings = PostgresRowsWriter(
-            "INSERT INTO postings (position, line, account, points) VALUES",
-            types: ["bigint", "bigint", "text", "bigint"])
+            "INSERT INTO postings (position, line, account, points)",
+            types: [.bigint, .bigint, .text, .bigint])
         for entry in effects.entries {
             let row = entry.siteSequence.flatMap { outbox[$0] }
-            try transactions.add { values in
+            transactions.add { values in
                 values.append(entry.position)
                 values.append(entry.transactionID)
                 values.append(entry.kind?.rawValue)
@@ -48,8 +48,8 @@ extension PostgresPosting {
                 values.append(entry.detail)
                 values.append(entry.receipt?.description)
                 values.append(entry.statedPoints)
-                try values.append(row?.previousHash)
-                try values.append(row?.payload)
+                values.append(row?.previousHash)
+                values.append(row?.payload)
                 values.append(row?.occurredAtMilliseconds)
                 values.append(entry.result?.outcome.rawValue)
                 values.append(entry.result?.reason)
@@ -69,7 +69,7 @@ extension PostgresPosting {
         try await postings.write(connection, logger)
         // Balances in key order: every transaction takes these rows' locks in one order.
         var balances = PostgresRowsWriter(
-            "INSERT INTO balances (account, points) VALUES", types: ["text", "bigint"],
+            "INSERT INTO balances (account, points)", types: [.text, .bigint],
             tail: "ON CONFLICT (account) DO UPDATE SET points = balances.points + excluded.points")
         for (account, points) in effects.accountDeltas.map({ ($0.key.key, $0.value) }).sorted(by: { $0.0 < $1.0 }) {
             balances.add { values in
@@ -81,21 +81,22 @@ extension PostgresPosting {
         try await applyMembers(connection, effects, logger)
         try await applyLots(connection, effects, logger)
         var qualifying = PostgresRowsWriter(
-            "INSERT INTO qualifying_points (member_id, bucket_ms, points) VALUES", types: ["text", "bigint", "bigint"],
+            "INSERT INTO qualifying_points (member_id, bucket_ms, points)", types: [.text, .bigint, .bigint],
             tail:
                 "ON CONFLICT (member_id, bucket_ms) DO UPDATE SET points = qualifying_points.points + excluded.points")
-        for (bucket, points) in effects.qualifying.sorted(by: {
-            ($0.key.member.description, $0.key.start) < ($1.key.member.description, $1.key.start)
-        }) {
+        // Each id's text made once (a sort by `description` would encode it at every comparison).
+        for (member, bucket, points) in effects.qualifying.map({ ($0.key.member.description, $0.key, $0.value) })
+            .sorted(by: { ($0.0, $0.1.start) < ($1.0, $1.1.start) })
+        {
             qualifying.add { values in
-                values.append(bucket.member.description)
+                values.append(member)
                 values.append(bucket.start)
                 values.append(points.value)
             }
         }
         try await qualifying.write(connection, logger)
         var promotions = PostgresRowsWriter(
-            "INSERT INTO promotion_usage (promotion_id, points_given) VALUES", types: ["text", "bigint"],
+            "INSERT INTO promotion_usage (promotion_id, points_given)", types: [.text, .bigint],
             tail:
                 "ON CONFLICT (promotion_id) DO UPDATE SET points_given = promotion_usage.points_given + excluded.points_given"
         )
@@ -125,30 +126,30 @@ extension PostgresPosting {
             """
             INSERT INTO members (member_id, phone_hash, card_number, tier, tier_review_date, birth_month,
                 enrolled_at_ms, enrolled_site, last_earn, streak_last_day, streak_days, merged_into, changed_position,
-                balance_points, last_position, lots_head, pending_referrer) VALUES
+                balance_points, last_position, lots_head, pending_referrer)
             """,
             types: [
-                "text", "bytea", "text", "text", "text", "bigint", "bigint", "text", "text", "text", "bigint", "text",
-                "bigint", "bigint", "bigint", "bigint", "text",
+                .text, .bytea, .text, .text, .text, .bigint, .bigint, .text, .text, .text, .bigint, .text,
+                .bigint, .bigint, .bigint, .bigint, .text,
             ])
         var updates = PostgresRowsWriter(
             """
             UPDATE members m SET tier = v.tier, tier_review_date = v.review, last_earn = v.last_earn,
                 streak_last_day = v.streak_last_day, streak_days = v.streak_days, changed_position = v.changed_position,
                 balance_points = v.balance_points, last_position = v.last_position, lots_head = v.lots_head
-            FROM (VALUES
+            FROM (
             """,
-            types: ["text", "text", "text", "text", "text", "bigint", "bigint", "bigint", "bigint", "bigint"],
+            types: [.text, .text, .text, .text, .text, .bigint, .bigint, .bigint, .bigint, .bigint],
             tail: """
                 ) AS v (member_id, tier, review, last_earn, streak_last_day, streak_days, changed_position,
                     balance_points, last_position, lots_head)
                 WHERE m.member_id = v.member_id
                 """)
-        for record in effects.members.values.sorted(by: { $0.id.description < $1.id.description }) {
+        for (_, record) in effects.members.values.map({ ($0.id.description, $0) }).sorted(by: { $0.0 < $1.0 }) {
             if let enrollment = enrolled[record.id] {
-                try inserts.add { values in
+                inserts.add { values in
                     values.append(record.id.description)
-                    try values.append(record.phoneHash.map { Data($0) })
+                    values.append(record.phoneHash.map { Data($0) })
                     values.append(enrollment.cardNumber)
                     values.append(record.tier.rawValue)
                     values.append(record.reviewDate.description)
@@ -190,7 +191,7 @@ extension PostgresPosting {
                 """, logger)
         }
         var merges = PostgresRowsWriter(
-            "INSERT INTO merges (from_member, into_member, changed_position) VALUES", types: ["text", "text", "bigint"])
+            "INSERT INTO merges (from_member, into_member, changed_position)", types: [.text, .text, .bigint])
         for (from, into, position) in effects.merges {
             merges.add { values in
                 values.append(from.description)
@@ -208,7 +209,7 @@ extension PostgresPosting {
             spells[key] = (member.description, position, tier.rawValue)
         }
         var tiers = PostgresRowsWriter(
-            "INSERT INTO member_tiers (member_id, position, tier) VALUES", types: ["text", "bigint", "text"],
+            "INSERT INTO member_tiers (member_id, position, tier)", types: [.text, .bigint, .text],
             tail: "ON CONFLICT (member_id, position) DO UPDATE SET tier = excluded.tier")
         for key in order {
             guard let spell = spells[key] else { continue }
@@ -227,9 +228,9 @@ extension PostgresPosting {
         var inserts = PostgresRowsWriter(
             """
             INSERT INTO lots (lot_number, lot_id, member_id, earned_at_ms, expires_at_ms, original_points,
-                remaining_points, next_lot) VALUES
+                remaining_points, next_lot)
             """,
-            types: ["bigint", "text", "text", "bigint", "bigint", "bigint", "bigint", "bigint"])
+            types: [.bigint, .text, .text, .bigint, .bigint, .bigint, .bigint, .bigint])
         for new in effects.newLots.values.sorted(by: { $0.lot.number < $1.lot.number }) {
             inserts.add { values in
                 values.append(new.lot.number)
@@ -244,8 +245,8 @@ extension PostgresPosting {
         }
         try await inserts.write(connection, logger)
         var remaining = PostgresRowsWriter(
-            "UPDATE lots l SET remaining_points = l.remaining_points + v.delta FROM (VALUES",
-            types: ["bigint", "bigint"], tail: ") AS v (lot_number, delta) WHERE l.lot_number = v.lot_number")
+            "UPDATE lots l SET remaining_points = l.remaining_points + v.delta FROM (",
+            types: [.bigint, .bigint], tail: ") AS v (lot_number, delta) WHERE l.lot_number = v.lot_number")
         for (number, delta) in effects.lotRemaining.sorted(by: { $0.key < $1.key }) where delta != .zero {
             remaining.add { values in
                 values.append(number)
@@ -254,7 +255,7 @@ extension PostgresPosting {
         }
         try await remaining.write(connection, logger)
         var relinks = PostgresRowsWriter(
-            "UPDATE lots l SET next_lot = v.next_lot FROM (VALUES", types: ["bigint", "bigint"],
+            "UPDATE lots l SET next_lot = v.next_lot FROM (", types: [.bigint, .bigint],
             tail: ") AS v (lot_number, next_lot) WHERE l.lot_number = v.lot_number")
         for (number, next) in effects.lotNext.sorted(by: { $0.key < $1.key }) {
             relinks.add { values in
@@ -267,7 +268,7 @@ extension PostgresPosting {
         var drawn: [Int64: [Int64: Points]] = [:]
         for (position, lot, points) in effects.lotDraws { drawn[position, default: [:]][lot, default: .zero] += points }
         var draws = PostgresRowsWriter(
-            "INSERT INTO lot_draws (position, lot_number, points) VALUES", types: ["bigint", "bigint", "bigint"])
+            "INSERT INTO lot_draws (position, lot_number, points)", types: [.bigint, .bigint, .bigint])
         for (position, lots) in drawn.sorted(by: { $0.key < $1.key }) {
             for (lot, points) in lots.sorted(by: { $0.key < $1.key }) {
                 draws.add { values in

@@ -246,11 +246,16 @@ enum PostgresPosting {
         into view: inout PostingView, _ logger: Logger
     ) async throws -> [MemberRecord] {
         var records: [MemberRecord] = []
+        // One grouped read of the qualifying points, not a subquery per member.
+        let list = ids.map(\.description)
         for row in try await connection.rows(
             """
-            SELECT \(unescaped: memberColumns), (SELECT COALESCE(SUM(q.points), 0)::bigint FROM qualifying_points q
-                WHERE q.member_id = m.member_id AND q.bucket_ms >= \(start ?? .max)) AS qualifying
-            FROM members m WHERE member_id = ANY(\(ids.map(\.description)))
+            SELECT \(unescaped: memberColumns), COALESCE(q.points, 0)::bigint AS qualifying
+            FROM members m LEFT JOIN (
+                SELECT member_id, SUM(points) AS points FROM qualifying_points
+                WHERE member_id = ANY(\(list)) AND bucket_ms >= \(start ?? .max) GROUP BY member_id
+            ) q USING (member_id)
+            WHERE member_id = ANY(\(list))
             """, logger)
         {
             let record = try member(row)
