@@ -89,7 +89,9 @@ struct DatabaseOutageTests {
                     _ = try await mall.points.earn(
                         Make.earn("R-1", member: member, amount: 80_000), metadata: mall.auth)
                     try await Network.eventually("synced") { try await Network.synced(mall) }
-                    #expect(try await sql.int("SELECT points FROM account_balances WHERE account = 'member:\(member)'") == 1_000)
+                    #expect(
+                        try await sql.int("SELECT points FROM account_balances WHERE account = 'member:\(member)'")
+                            == 1_000)
 
                     // The database goes away.
                     proxy.kill()
@@ -124,7 +126,8 @@ struct DatabaseOutageTests {
                     #expect(try await proxy.start(listen: port, target: settings.port) == port)
                     try await Network.eventually("synced after the outage") { try await Network.synced(mall) }
                     #expect(
-                        try await sql.int("SELECT points FROM account_balances WHERE account = 'member:\(member)'") == atEdge)
+                        try await sql.int("SELECT points FROM account_balances WHERE account = 'member:\(member)'")
+                            == atEdge)
                     #expect(try await sql.int("SELECT COUNT(*) FROM transactions WHERE site_id = 'mall-01'") == 8)
                     try await sql.checkInvariants()
                 }

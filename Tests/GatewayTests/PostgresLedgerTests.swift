@@ -118,6 +118,27 @@ struct PostgresLedgerTests {
         )
         #expect(postgres.postgres?.password == "s3cret" && postgres.postgres?.tls == .require)
         #expect(postgres.databasePath.isEmpty)
+        // The database's limits are named settings, read and bounded.
+        let limited = try load(
+            """
+            database: postgres://coalition@127.0.0.1:5432/ledger
+            database_password_file: \(password)
+            limits:
+              database_wait_ms: 1500
+              database_claim_connections: 3
+              database_retries_max: 7
+              settlement_close_wait_ms: 2500
+              job_lease_ms: 120000
+            """)
+        #expect(limited.limits.databaseWaitMilliseconds == 1_500 && limited.postgres?.claimConnections == 3)
+        #expect(limited.limits.databaseRetriesMax == 7 && limited.limits.settlementCloseWaitMilliseconds == 2_500)
+        #expect(limited.limits.jobLeaseMilliseconds == 120_000)
+        do {
+            _ = try load("database: postgres://coalition@127.0.0.1/ledger\nlimits:\n  database_claim_connections: 0")
+            Issue.record("a pool of no claim connections was accepted")
+        } catch {
+            #expect("\(error)".contains("database_claim_connections"), "\(error)")
+        }
         #expect(throws: ConfigurationError.self) {
             try load("database: postgres://coalition@127.0.0.1/ledger\ndatabase_path: gateway.sqlite")
         }

@@ -96,7 +96,11 @@ package struct GatewayConfiguration: Sendable {
             int("database_connections_max", 1...1_000, &limits.databaseConnectionsMax)
             int("database_connect_timeout_ms", 100...600_000, &limits.databaseConnectTimeoutMilliseconds)
             int("database_wait_ms", 100...600_000, &limits.databaseWaitMilliseconds)
+            int("database_claim_connections", 1...16, &limits.databaseClaimConnections)
+            int("database_retries_max", 1...20, &limits.databaseRetriesMax)
             long("position_claim_max_ms", 1_000...3_600_000, &limits.positionClaimMaxMilliseconds)
+            long("settlement_close_wait_ms", 100...600_000, &limits.settlementCloseWaitMilliseconds)
+            long("job_lease_ms", 10_000...86_400_000, &limits.jobLeaseMilliseconds)
             limits.connections.read(l)
             l.finish()
         }
@@ -139,6 +143,7 @@ package struct GatewayConfiguration: Sendable {
             case .success(var settings):
                 settings.connectionsMax = limits.databaseConnectionsMax
                 settings.connectTimeoutMilliseconds = limits.databaseConnectTimeoutMilliseconds
+                settings.claimConnections = limits.databaseClaimConnections
                 switch databaseTLS ?? "disable" {
                 case "disable": settings.tls = .disable
                 case "require": settings.tls = .require

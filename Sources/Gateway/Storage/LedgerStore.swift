@@ -231,6 +231,18 @@ package struct GatewayLimits: Sendable, Equatable {
     /// How long a call waits for a connection of the PostgreSQL pool before it is answered
     /// UNAVAILABLE (the database is away, or every connection is busy), in milliseconds.
     package var databaseWaitMilliseconds = 5_000
+    /// Connections of their own a gateway keeps for claiming ledger positions on a PostgreSQL
+    /// ledger (docs/scale.md: a claim must never wait for the main pool).
+    package var databaseClaimConnections = 2
+    /// How many times a PostgreSQL transaction is tried when the database picks it as a deadlock's
+    /// victim or a serialisation failure, or another gateway enrolled the same phone first.
+    package var databaseRetriesMax = 5
+    /// How long closing a settlement period on PostgreSQL waits for transactions posting before
+    /// its end to commit, in milliseconds (then UNAVAILABLE: try again).
+    package var settlementCloseWaitMilliseconds: Int64 = 5_000
+    /// How long a gateway holds a daily job's lease on PostgreSQL before another may take it over,
+    /// in milliseconds (renewed while the job runs).
+    package var jobLeaseMilliseconds: Int64 = 600_000
     /// How long a PostgreSQL posting transaction's claim on ledger positions holds the pull feed
     /// back before readers drop it as a dead gateway's (its transaction then cannot commit), in
     /// milliseconds (docs/scale.md).

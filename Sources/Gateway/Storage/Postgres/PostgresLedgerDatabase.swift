@@ -31,8 +31,6 @@ package final class PostgresLedgerDatabase: Sendable {
     /// holding the lock waits for a connection to claim with. A claim waits on nothing but other
     /// claims, so this pool always moves.
     package let claims: PostgresClient
-    /// The size of `claims`.
-    package static let claimConnections = 2
     let logger: Logger
 
     private init(settings: PostgresSettings, logger: Logger) {
@@ -46,7 +44,7 @@ package final class PostgresLedgerDatabase: Sendable {
         configuration.options.maximumConnections = settings.connectionsMax
         configuration.options.connectTimeout = .milliseconds(Int64(settings.connectTimeoutMilliseconds))
         client = PostgresClient(configuration: configuration, backgroundLogger: logger)
-        configuration.options.maximumConnections = Self.claimConnections
+        configuration.options.maximumConnections = settings.claimConnections
         configuration.options.minimumConnections = 0
         claims = PostgresClient(configuration: configuration, backgroundLogger: logger)
     }

@@ -5,10 +5,6 @@ import PostgresNIO
 import Wire
 
 extension PostgresLedgerStore {
-    /// How long a gateway holds a daily job's lease before another may take it over (renewed while
-    /// the job runs; a job runs in one transaction well within it).
-    static let jobLeaseMilliseconds: Int64 = 10 * 60 * 1000
-
     /// This gateway process, as a lease holder.
     static let holder =
         "\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier):\(UUID().uuidString.prefix(8))"
@@ -23,7 +19,7 @@ extension PostgresLedgerStore {
         let claim = try await guarded("taking the lease of \(job)") {
             try await PostgresLeases.claim(
                 client, job: job, period: period, holder: Self.holder, now: now,
-                leaseMilliseconds: Self.jobLeaseMilliseconds, logger: logger)
+                leaseMilliseconds: limits.jobLeaseMilliseconds, logger: logger)
         }
         guard case .held = claim else { return nil }
         let result = try await body()

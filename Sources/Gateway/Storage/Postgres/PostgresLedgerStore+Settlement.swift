@@ -6,9 +6,6 @@ import PostgresNIO
 import Wire
 
 extension PostgresLedgerStore {
-    /// How long closing a period waits for transactions posted before its end to finish writing.
-    static let closeWaitMilliseconds: Int64 = 5_000
-
     /// Closes the settlement of `period`, as the SQLite store does. Several gateways: the close
     /// first raises the posting instant to the period's end (no gateway posts into it afterwards,
     /// whatever its clock) and waits for transactions posting before the end to commit; the
@@ -34,7 +31,7 @@ extension PostgresLedgerStore {
         let settled = try await guarded("closing a period") {
             try await PostgresPositions.closePeriod(
                 client, end: end, now: now, claimMaxMilliseconds: limits.positionClaimMaxMilliseconds,
-                waitMilliseconds: Self.closeWaitMilliseconds, logger: logger)
+                waitMilliseconds: limits.settlementCloseWaitMilliseconds, logger: logger)
         }
         guard settled else {
             throw ServiceError(

@@ -115,12 +115,12 @@ package final class PostgresLedgerStore: LedgerStore {
         return PostgresLedgerDatabase.explain(error, settings: database.settings, doing: doing)
     }
 
-    /// Runs `body` in a transaction, again (at most `attempts` times, after a short random pause)
+    /// Runs `body` in a transaction, again (at most `database_retries_max` times, after a short random pause)
     /// when the database chose it as a deadlock's victim or a serialisation failure (`40P01`,
     /// `40001`), or when another gateway committed a member with the same phone first (`23505` on
     /// `members_by_phone`): the second attempt reads what the other committed.
     func transaction<Result: Sendable>(
-        _ doing: String, attempts: Int = 5, _ body: @escaping (PostgresConnection) async throws -> Result
+        _ doing: String, _ body: @escaping (PostgresConnection) async throws -> Result
     ) async throws -> Result {
         var attempt = 0
         while true {
@@ -139,7 +139,7 @@ package final class PostgresLedgerStore: LedgerStore {
                         }
                     }
                 }
-            } catch let error as PostgresLedgerError where attempt < attempts && error.transient {
+            } catch let error as PostgresLedgerError where attempt < limits.databaseRetriesMax && error.transient {
                 try await Task.sleep(for: .milliseconds(Int.random(in: 1...(10 * attempt))))
             }
         }

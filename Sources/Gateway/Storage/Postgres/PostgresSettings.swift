@@ -22,6 +22,8 @@ package struct PostgresSettings: Sendable, Equatable, CustomStringConvertible {
     /// How long connecting may take before the gateway says the database is down, in milliseconds
     /// (`database_connect_timeout_ms`).
     package var connectTimeoutMilliseconds: Int
+    /// Connections of their own for claiming ledger positions (`database_claim_connections`).
+    package var claimConnections = 2
 
     package enum TLSMode: String, Sendable, Equatable {
         case disable, require
