@@ -70,7 +70,6 @@ struct DatabaseOutageTests {
             limits:
               clock_skew_max_ms: 600000
               database_wait_ms: 1000
-              database_connect_timeout_ms: 1000
             """.write(toFile: config, atomically: true, encoding: .utf8)
             let gateway = try MultiGatewayTests.GatewayProcess(config: config, name: "gateway", directory: dir)
             defer { gateway.kill() }
