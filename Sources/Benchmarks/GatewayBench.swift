@@ -133,6 +133,22 @@ final class GeneratingEdge: Sendable {
         return stride(from: 0, to: rows.count, by: batch).map { Array(rows[$0..<min(rows.count, $0 + batch)]) }
     }
 
+    /// The reconnect the catch-up benches time: pushes until acknowledged, then pulls until
+    /// current. Returns the rounds (the last one included), their seconds and what is left unacknowledged.
+    func reconnect() async throws -> (
+        pushes: Int, pushSeconds: Double, pulls: Int, pullSeconds: Double, left: Int
+    ) {
+        var pushes = 1
+        var pulls = 1
+        let (_, pushSeconds) = try await Load.time {
+            while try await sync.pushRound() { pushes += 1 }
+        }
+        let (_, pullSeconds) = try await Load.time {
+            while try await sync.pullRound() { pulls += 1 }
+        }
+        return (pushes, pushSeconds, pulls, pullSeconds, try await ledger.unacknowledgedCount())
+    }
+
     func stop() async {
         ledger.committer.close()
         await writer.value
@@ -246,15 +262,7 @@ package enum GatewayBenches {
         let (_, generation) = try await Load.time { _ = try await edge.generate(members: members, earns: transactions) }
         let queued = try await edge.ledger.unacknowledgedCount()
         let memoryBefore = Load.peakMemoryMiB
-        var pushes = 0
-        var pulls = 0
-        let (_, pushSeconds) = try await Load.time {
-            while try await edge.sync.pushRound() { pushes += 1 }
-        }
-        let (_, pullSeconds) = try await Load.time {
-            while try await edge.sync.pullRound() { pulls += 1 }
-        }
-        let left = try await edge.ledger.unacknowledgedCount()
+        let (pushes, pushSeconds, pulls, pullSeconds, left) = try await edge.reconnect()
         // Peak memory of the catch-up itself, before the baseline loads every row at once.
         let memoryAfter = Load.peakMemoryMiB
         let baselineSeconds = try await plainInsertSeconds(folder, [(edge.site, try await edge.outboxBatches(500))])
@@ -278,8 +286,8 @@ package enum GatewayBenches {
             "pushed",
             String(
                 format: "%.1f s (%.0f tx/s, %d pushes); %d left unacknowledged", pushSeconds,
-                Double(queued) / pushSeconds, pushes + 1, left))
-        report.line("pulled", String(format: "%.1f s (%d pages)", pullSeconds, pulls + 1))
+                Double(queued) / pushSeconds, pushes, left))
+        report.line("pulled", String(format: "%.1f s (%d pages)", pullSeconds, pulls))
         report.line(
             "figure", String(format: "%.1f s until posted and the replica is current", pushSeconds + pullSeconds))
         report.line(

@@ -59,18 +59,7 @@ struct DatabaseOutageTests {
             let port = try await proxy.start(listen: 0, target: settings.port)
             var proxied = settings
             proxied.port = port
-            let config = dir + "/gateway.yaml"
-            try """
-            database: \(proxied)
-            listen: 127.0.0.1:0
-            ca_certificate: ca.pem
-            certificate: gateway.pem
-            private_key: gateway.key
-            program_file: \(try Network.programFile(dir))
-            limits:
-              clock_skew_max_ms: 600000
-              database_wait_ms: 1000
-            """.write(toFile: config, atomically: true, encoding: .utf8)
+            let config = try MultiGatewayTests.configFile(dir, database: proxied, limits: ["database_wait_ms": 1_000])
             let gateway = try MultiGatewayTests.GatewayProcess(config: config, name: "gateway", directory: dir)
             defer { gateway.kill() }
             let gatewayPort = try await gateway.port()

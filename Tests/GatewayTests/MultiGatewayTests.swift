@@ -48,7 +48,9 @@ struct MultiGatewayTests {
     }
 
     /// A gateway config on the test database, with the test program.
-    static func configFile(_ directory: String, database: PostgresSettings) throws -> String {
+    static func configFile(_ directory: String, database: PostgresSettings, limits: [String: Int] = [:]) throws
+        -> String
+    {
         let path = directory + "/gateway.yaml"
         try """
         database: \(database)
@@ -59,7 +61,9 @@ struct MultiGatewayTests {
         program_file: \(try Network.programFile(directory))
         limits:
           clock_skew_max_ms: 600000
-        """.write(toFile: path, atomically: true, encoding: .utf8)
+
+        """.appending(limits.sorted { $0.key < $1.key }.map { "  \($0.key): \($0.value)\n" }.joined())
+            .write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }
 
