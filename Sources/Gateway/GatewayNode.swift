@@ -119,7 +119,7 @@ package final class GatewayNode: Service, Sendable {
         where !FileManager.default.isReadableFile(atPath: path) {
             throw ConfigurationError("cannot read \(path)")
         }
-        health = HealthService(services: ["coalition.sync.v1.Sync", "coalition.ops.v1.Ops"])
+        health = HealthService(services: ["coalition.sync.v1.Sync", "coalition.ops.v1.Ops", "coalition.member.v1.Member"])
         transport = try GuardedListener.transport(
             name: "gateway", host: configuration.listenHost, port: configuration.listenPort,
             tls: ServerTLSFiles(
@@ -149,6 +149,9 @@ package final class GatewayNode: Service, Sendable {
         [
             SyncService(store: store, limits: configuration.limits, logger: logger, refusals: refusals),
             OpsService(store: store, phoneHashKey: configuration.phoneHashKey, logger: logger, refusals: refusals),
+            MemberService(
+                store: store, phoneHashKey: configuration.phoneHashKey, limits: configuration.limits, logger: logger,
+                refusals: refusals),
             health,
         ]
     }

@@ -10,6 +10,8 @@ package enum Account: Hashable, Sendable, CustomStringConvertible {
     /// Bonus points the platform funds.
     case platformBonus
     case redeemed(MerchantID)
+    /// Points members spent in the points mall on items the platform sponsors.
+    case platformRedeemed
     case expired
     case offlineRisk(SiteID)
     case escrow(SiteID)
@@ -23,6 +25,7 @@ package enum Account: Hashable, Sendable, CustomStringConvertible {
         case .bonus(let id): return "bonus:\(id)"
         case .platformBonus: return "platform_bonus"
         case .redeemed(let id): return "redeemed:\(id)"
+        case .platformRedeemed: return "platform_redeemed"
         case .expired: return "expired"
         case .offlineRisk(let id): return "offline_risk:\(id)"
         case .escrow(let id): return "escrow:\(id)"

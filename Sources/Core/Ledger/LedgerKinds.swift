@@ -1,6 +1,8 @@
 /// The kinds of ledger transaction (DESIGN §3), as stored and listed.
 package enum TransactionKind: String, Sendable, Hashable, CaseIterable {
     case enroll, earn, redeem, reverse, parking, adjust, expire
+    /// An order of the points mall (the member app), booked by the gateway.
+    case order
 }
 
 /// What a receipt asked for: with the merchant and the request id it is the receipt's key (the

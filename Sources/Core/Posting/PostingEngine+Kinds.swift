@@ -459,13 +459,7 @@ extension PostingEngine {
             let position = post(
                 context, kind: .reverse, member: member, points: postings.change(of: .member(member)), amount: .zero,
                 original: original.transactionID, postings: postings, detail: "cancel")
-            // The cancelled transaction's lot draws are given back.
-            for draw in original.draws {
-                guard let owner = view.drawnLots[draw.lot]?.member ?? original.member,
-                    let lot = view.lots[owner]?.first(where: { $0.number == draw.lot }) ?? view.drawnLots[draw.lot]
-                else { preconditionFailure("lot \(draw.lot) of a cancelled transaction is not in the view") }
-                changeLot(lot, by: draw.points, position: position)
-            }
+            giveBackDraws(of: original, position: position)
             points = postings.change(of: .member(member))
         default:
             return .failure(

@@ -477,6 +477,16 @@ package struct PostingEngine: Sendable {
         for draw in draws { changeLot(ordered[Int(draw.lot.value)], by: -draw.points, position: position) }
     }
 
+    /// Gives a cancelled transaction's lot draws back to their lots, recorded at `position`.
+    mutating func giveBackDraws(of original: OriginalRecord, position: Int64) {
+        for draw in original.draws {
+            guard let owner = view.drawnLots[draw.lot]?.member ?? original.member,
+                let lot = view.lots[owner]?.first(where: { $0.number == draw.lot }) ?? view.drawnLots[draw.lot]
+            else { preconditionFailure("lot \(draw.lot) of a cancelled transaction is not in the view") }
+            changeLot(lot, by: draw.points, position: position)
+        }
+    }
+
     // MARK: Finish
 
     /// The effects of every transaction posted so far.

@@ -15,6 +15,8 @@ package struct Program: Sendable, Equatable {
     package var tiers: TierRules
     package var expiry: ExpiryRules
     package var settlement: SettlementRules
+    /// The points mall's items (`catalog`); empty when the program has none.
+    package var catalog: Catalog = .empty
 
     /// The site with this id.
     package func site(_ id: SiteID) -> Site? {

@@ -60,6 +60,14 @@ package enum ProgramLoader: Sendable {
             Self.earnRules($0, timeZone: timeZone, sites: siteIDs, merchants: merchantIDs, formats: formats)
         }
         let settlement = settlementReader.flatMap { Self.settlement($0) }
+        let catalog =
+            root.map("catalog", required: false).map { reader in
+                Self.catalog(
+                    reader, timeZone: timeZone,
+                    references: CatalogReferences(
+                        sites: sites, tiers: Set(tiers?.tiers.map(\.id) ?? []), formats: formats,
+                        merchants: merchantIDs))
+            } ?? .empty
         root.finish()
 
         // Every site's format needs a base earn rate and settlement prices.
@@ -80,7 +88,7 @@ package enum ProgramLoader: Sendable {
         else { return nil }
         return Program(
             id: id, name: name, currency: currency, timeZone: timeZone, limits: limits, sites: sites,
-            earn: earn, redeem: redeem, tiers: tiers, expiry: expiry, settlement: settlement)
+            earn: earn, redeem: redeem, tiers: tiers, expiry: expiry, settlement: settlement, catalog: catalog)
     }
 
     private static func currency(_ map: MapReader) -> Currency? {
@@ -391,7 +399,7 @@ package enum ProgramLoader: Sendable {
             bonus: bonus, budget: budget, fundedBy: fundedBy)
     }
 
-    private static func localTime(_ map: MapReader, _ key: String) -> CivilDateTime? {
+    static func localTime(_ map: MapReader, _ key: String) -> CivilDateTime? {
         guard let node = map.node(key, required: true),
             let text = MapReader.scalar(node, at: map.path.key(key), diagnostics: map.diagnostics)
         else { return nil }

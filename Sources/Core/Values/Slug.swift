@@ -77,3 +77,9 @@ package struct PromotionID: SlugIdentifier {
     package let rawValue: String
     package init(unchecked rawValue: String) { self.rawValue = rawValue }
 }
+
+/// An item of the points mall's catalog.
+package struct ItemID: SlugIdentifier {
+    package let rawValue: String
+    package init(unchecked rawValue: String) { self.rawValue = rawValue }
+}

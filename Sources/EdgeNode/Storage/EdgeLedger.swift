@@ -122,7 +122,7 @@ package final class EdgeLedger: Sendable {
         case .redeem: return .redeem
         case .reverse: return .reverse
         case .parking: return .parking
-        case .adjust, .expire, nil: return .unspecified
+        case .adjust, .expire, .order, nil: return .unspecified
         }
     }
 

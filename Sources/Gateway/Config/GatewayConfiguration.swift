@@ -98,6 +98,7 @@ package struct GatewayConfiguration: Sendable {
             int("database_wait_ms", 100...600_000, &limits.databaseWaitMilliseconds)
             int("database_claim_connections", 1...16, &limits.databaseClaimConnections)
             int("database_retries_max", 1...20, &limits.databaseRetriesMax)
+            int("account_entries_max", 100...1_000_000, &limits.accountEntriesMax)
             long("position_claim_max_ms", 1_000...3_600_000, &limits.positionClaimMaxMilliseconds)
             long("settlement_close_wait_ms", 100...600_000, &limits.settlementCloseWaitMilliseconds)
             long("job_lease_ms", 10_000...86_400_000, &limits.jobLeaseMilliseconds)

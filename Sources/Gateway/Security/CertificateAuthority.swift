@@ -13,6 +13,9 @@ package enum PeerIdentity: Hashable, Sendable, CustomStringConvertible {
     case `operator`(String)
     /// The gateway itself: `coalition://gateway/<host>`.
     case gateway(String)
+    /// The group's member app backend (a sales channel) calling `coalition.member.v1.Member`:
+    /// `coalition://channel/<name>`.
+    case channel(String)
 
     /// The SAN URI naming this identity.
     package var uri: String {
@@ -20,6 +23,7 @@ package enum PeerIdentity: Hashable, Sendable, CustomStringConvertible {
         case .site(let site): return "coalition://site/\(site)"
         case .operator(let name): return "coalition://operator/\(name)"
         case .gateway(let host): return "coalition://gateway/\(host)"
+        case .channel(let name): return "coalition://channel/\(name)"
         }
     }
 
@@ -41,6 +45,9 @@ package enum PeerIdentity: Hashable, Sendable, CustomStringConvertible {
             self = .operator(value)
         case "gateway":
             self = .gateway(value)
+        case "channel":
+            guard PeerIdentity.isName(value) else { return nil }
+            self = .channel(value)
         default:
             return nil
         }
@@ -128,7 +135,7 @@ package struct CertificateAuthority: Sendable {
     }
 
     /// Issues a certificate for `identity`. A gateway certificate is for TLS servers and names its
-    /// host as a DNS name (or IP address); site and operator certificates are for TLS clients.
+    /// host as a DNS name (or IP address); site, operator and channel certificates are for TLS clients.
     package func issue(
         _ identity: PeerIdentity, now: Date = SystemWallClock().date,
         validityDays: Int = CertificateAuthority.leafValidityDays,
@@ -145,7 +152,7 @@ package struct CertificateAuthority: Sendable {
                 names.append(.dnsName(host))
             }
             usage = try ExtendedKeyUsage([.serverAuth, .clientAuth])
-        case .site, .operator:
+        case .site, .operator, .channel:
             usage = try ExtendedKeyUsage([.clientAuth])
         }
         let subject = try DistinguishedName {

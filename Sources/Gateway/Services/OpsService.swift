@@ -185,18 +185,9 @@ extension OpsService {
                 }
                 id = parsed
             case .phone(let text):
-                guard let phone = PhoneNumber(text) else { throw ServiceError.invalid("phone", PhoneNumber.rule) }
-                guard let key = phoneHashKey else {
-                    throw ServiceError(.failedPrecondition, "phone: the gateway has no phone_hash_key_file configured")
-                }
-                let hash = Data(
-                    HMAC<SHA256>.authenticationCode(for: Data(phone.rawValue.utf8), using: SymmetricKey(data: key)))
-                id = try await store.memberID(phoneHash: hash, card: nil)
+                id = try await MemberLookup.byPhone(text, phoneHashKey: phoneHashKey, store: store)
             case .cardNumber(let card):
-                guard !card.isEmpty, card.count <= 32 else {
-                    throw ServiceError.invalid("card_number", "1 to 32 characters")
-                }
-                id = try await store.memberID(phoneHash: nil, card: card)
+                id = try await MemberLookup.byCard(card, store: store)
             case nil:
                 throw ServiceError.invalid("key", "set one of member_id, phone or card_number")
             }
@@ -402,22 +393,12 @@ extension OpsService {
         try await ServiceError.mapping {
             let name: String
             do {
-                guard let transport = context.transportSpecific as? HTTP2ServerTransport.Posix.Context,
-                    let certificate = transport.peerCertificate
-                else {
-                    throw ServiceError(
-                        .unauthenticated, "an operator certificate issued by the network's CA is required",
-                        reason: "NO_CERTIFICATE")
+                name = try await CallerCertificate.require(
+                    context, role: "operator", calls: "Ops", isRevoked: { try await store.isRevoked(serial: $0) }
+                ) { identity in
+                    if case .operator(let name) = identity { return name }
+                    return nil
                 }
-                guard case .operator(let operatorName) = PeerIdentity(certificate: certificate) else {
-                    throw ServiceError(
-                        .permissionDenied, "Ops calls need an operator certificate", reason: "NOT_AN_OPERATOR")
-                }
-                if try await store.isRevoked(serial: certificate.serialNumber.description) {
-                    throw ServiceError(
-                        .permissionDenied, "the operator certificate has been revoked", reason: "CERTIFICATE_REVOKED")
-                }
-                name = operatorName
             } catch let error as ServiceError {
                 await refusals.record(error, service: "ops", context: context)
                 throw error

@@ -9,7 +9,7 @@ import Wire
 /// SQLite file; a PostgreSQL store implements the same parts with per-member serialisation in
 /// the database. Every part returns domain values and throws domain errors (`LedgerRecords.swift`);
 /// the services make wire messages and statuses of them.
-package typealias LedgerStore = SyncLedger & OperationsLedger & SettlementLedger & LedgerJobs
+package typealias LedgerStore = SyncLedger & OperationsLedger & SettlementLedger & LedgerJobs & MallLedger
 
 /// What the sync service (`coalition.sync.v1.Sync`) needs of the ledger.
 package protocol SyncLedger: Sendable {
@@ -247,6 +247,9 @@ package struct GatewayLimits: Sendable, Equatable {
     /// back before readers drop it as a dead gateway's (its transaction then cannot commit), in
     /// milliseconds (docs/scale.md).
     package var positionClaimMaxMilliseconds: Int64 = 60_000
+    /// Ledger entries the member API reads at most for one account view (this year's points by
+    /// format, the last 90 days for recommendations); beyond it the figures count the newest.
+    package var accountEntriesMax = 10_000
     /// Connections and calls on the sync port (docs/operations.md, "Connections").
     package var connections = ConnectionLimits()
 

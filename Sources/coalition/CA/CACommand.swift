@@ -39,40 +39,65 @@ struct CACommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Issue a certificate signed by DIR/ca.pem: NAME.pem and NAME.key in DIR.",
             discussion:
-                "Exactly one of --site, --gateway, --operator. The identity is written as a SAN URI (coalition://site/ID, …)."
+                "Either --role ROLE NAME (site, gateway, operator or channel) or exactly one of --site, --gateway, "
+                + "--operator, --channel. The identity is written as a SAN URI (coalition://site/ID, …)."
         )
 
         @Option(help: "The CA's directory (ca.pem, ca.key); the certificate is written there too.") var dir: String
+        @Option(help: "site, gateway, operator or channel, with the NAME argument.") var role: String?
+        @Argument(help: "With --role: the site id, gateway host, operator name or channel name.") var name: String?
         @Option(help: "A site id: a certificate for that site's edge node.") var site: String?
         @Option(help: "A host name or IP address: the gateway's server certificate.") var gateway: String?
         @Option(help: "An operator's name: a certificate for `coalition admin`.") var `operator`: String?
-        @Option(help: "The file name to write, without extension (default: the site id, gateway, or operator-NAME).")
+        @Option(help: "A channel's name: a certificate for the member app backend (coalition.member.v1).")
+        var channel: String?
+        @Option(
+            help: "The file name to write, without extension (default: the site id, gateway, operator-NAME or channel-NAME)."
+        )
         var out: String?
         @Option(help: "Days of validity (1 to 3650).") var days: Int = CertificateAuthority.leafValidityDays
 
+        /// The role and name asked for, from --role NAME or from one of the role options.
+        private func chosen() throws -> (role: String, value: String) {
+            let flags = [("site", site), ("gateway", gateway), ("operator", `operator`), ("channel", channel)]
+                .compactMap { role, value in value.map { (role, $0) } }
+            if let role {
+                guard flags.isEmpty else { throw ValidationError("give either --role ROLE NAME or one role option") }
+                guard ["site", "gateway", "operator", "channel"].contains(role) else {
+                    throw ValidationError("--role: site, gateway, operator or channel (found '\(role.prefix(32))')")
+                }
+                guard let name else { throw ValidationError("--role \(role) needs the NAME argument") }
+                return (role, name)
+            }
+            guard name == nil else { throw ValidationError("NAME is read only with --role") }
+            guard flags.count == 1 else {
+                throw ValidationError("give --role ROLE NAME, or exactly one of --site, --gateway, --operator, --channel")
+            }
+            return flags[0]
+        }
+
         func run() async throws {
-            let chosen = [site, gateway, `operator`].compactMap { $0 }
-            guard chosen.count == 1 else { throw ValidationError("give exactly one of --site, --gateway, --operator") }
             guard (1...3650).contains(days) else { throw ValidationError("--days: 1 to 3650") }
+            let (role, value) = try chosen()
             let identity: PeerIdentity
             let defaultName: String
-            if let site {
-                guard let id = SiteID(site) else { throw ValidationError("--site: \(Slug.rule)") }
+            switch role {
+            case "site":
+                guard let id = SiteID(value) else { throw ValidationError("site: \(Slug.rule)") }
                 identity = .site(id)
-                defaultName = site
-            } else if let gateway {
-                guard !gateway.isEmpty, gateway.count <= 253 else {
-                    throw ValidationError("--gateway: a host name or IP address")
+                defaultName = value
+            case "gateway":
+                guard !value.isEmpty, value.count <= 253 else {
+                    throw ValidationError("gateway: a host name or IP address")
                 }
-                identity = .gateway(gateway)
+                identity = .gateway(value)
                 defaultName = "gateway"
-            } else {
-                let name = `operator` ?? ""
-                guard PeerIdentity.isName(name) else {
-                    throw ValidationError("--operator: 1 to 64 letters, digits, '.', '_' or '-'")
+            default:
+                guard PeerIdentity.isName(value) else {
+                    throw ValidationError("\(role): 1 to 64 letters, digits, '.', '_' or '-'")
                 }
-                identity = .operator(name)
-                defaultName = "operator-\(name)"
+                identity = role == "channel" ? .channel(value) : .operator(value)
+                defaultName = "\(role)-\(value)"
             }
             let url = URL(fileURLWithPath: dir)
             let ca: CertificateAuthority

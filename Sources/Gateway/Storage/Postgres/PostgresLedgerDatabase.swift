@@ -251,7 +251,8 @@ package final class PostgresLedgerDatabase: Sendable {
         switch state {
         case "40P01", "40001":
             return PostgresLedgerError("PostgreSQL at \(settings), \(doing): \(message)", transient: true)
-        case "23505" where (error.serverInfo?[.constraintName] ?? "").hasPrefix("members"):
+        case "23505" where (error.serverInfo?[.constraintName] ?? "").hasPrefix("members")
+            || (error.serverInfo?[.constraintName] ?? "").hasPrefix("mall_orders"):
             return PostgresLedgerError("PostgreSQL at \(settings), \(doing): \(message)", transient: true)
         case "25006":
             return PostgresLedgerError(

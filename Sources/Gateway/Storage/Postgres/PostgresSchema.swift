@@ -279,5 +279,39 @@ enum PostgresSchema {
                 )
                 """
             ]),
+        Migration(
+            name: "2026-12-03 mall v1",
+            statements: [
+                // The points mall (docs/member-api.md): units of each item sold (orders not
+                // cancelled) and added or removed by operators, locked by each order of the item;
+                // and every order, unique per channel and request id.
+                """
+                CREATE TABLE mall_stock (
+                    item_id TEXT PRIMARY KEY,
+                    sold BIGINT NOT NULL,
+                    adjusted BIGINT NOT NULL
+                )
+                """,
+                """
+                CREATE TABLE mall_orders (
+                    order_id TEXT PRIMARY KEY,
+                    channel TEXT NOT NULL,
+                    request_id TEXT NOT NULL,
+                    requested_member_id TEXT NOT NULL,
+                    member_id TEXT NOT NULL,
+                    item_id TEXT NOT NULL,
+                    item_kind TEXT NOT NULL,
+                    quantity BIGINT NOT NULL,
+                    points BIGINT NOT NULL,
+                    money_minor BIGINT NOT NULL,
+                    status TEXT NOT NULL,
+                    placed_at_ms BIGINT NOT NULL,
+                    cancelled_at_ms BIGINT,
+                    cancel_transaction_id TEXT
+                )
+                """,
+                "CREATE UNIQUE INDEX mall_orders_by_request ON mall_orders (channel, request_id)",
+                "CREATE INDEX mall_orders_by_member ON mall_orders (member_id, item_id, status)",
+            ]),
     ]
 }

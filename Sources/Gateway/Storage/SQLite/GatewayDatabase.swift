@@ -328,6 +328,37 @@ package struct GatewayDatabase: Sendable {
                     ) STRICT;
                     """)
         }
+        migrator.registerMigration("2026-12-03 gateway mall v1") { db in
+            try db.execute(
+                sql: """
+                    -- The points mall (docs/member-api.md): units of each item sold (orders not
+                    -- cancelled) and added or removed by operators; and every order, unique per
+                    -- channel and request id. An order's id is its ledger transaction's id.
+                    CREATE TABLE mall_stock (
+                        item_id TEXT PRIMARY KEY,
+                        sold INTEGER NOT NULL,
+                        adjusted INTEGER NOT NULL
+                    ) STRICT, WITHOUT ROWID;
+                    CREATE TABLE mall_orders (
+                        order_id TEXT PRIMARY KEY,
+                        channel TEXT NOT NULL,
+                        request_id TEXT NOT NULL,
+                        requested_member_id TEXT NOT NULL,
+                        member_id TEXT NOT NULL,
+                        item_id TEXT NOT NULL,
+                        item_kind TEXT NOT NULL,
+                        quantity INTEGER NOT NULL,
+                        points INTEGER NOT NULL,
+                        money_minor INTEGER NOT NULL,
+                        status TEXT NOT NULL,
+                        placed_at_ms INTEGER NOT NULL,
+                        cancelled_at_ms INTEGER,
+                        cancel_transaction_id TEXT
+                    ) STRICT, WITHOUT ROWID;
+                    CREATE UNIQUE INDEX mall_orders_by_request ON mall_orders (channel, request_id);
+                    CREATE INDEX mall_orders_by_member ON mall_orders (member_id, item_id, status);
+                    """)
+        }
         return migrator
     }
 }

@@ -401,6 +401,7 @@ enum SQLitePosting {
         case ("issued", let id): return .issued(MerchantID(unchecked: id))
         case ("bonus", let id): return .bonus(MerchantID(unchecked: id))
         case ("platform_bonus", _): return .platformBonus
+        case ("platform_redeemed", _): return .platformRedeemed
         case ("redeemed", let id): return .redeemed(MerchantID(unchecked: id))
         case ("offline_risk", let id): return .offlineRisk(SiteID(unchecked: id))
         case ("escrow", let id): return .escrow(SiteID(unchecked: id))

@@ -1,0 +1,75 @@
+/// Why a cancellation of a mall order was not booked.
+package enum OrderCancelRefusal: Error, Equatable, Sendable {
+    /// The order's ledger transaction is not in the view, or is not an order.
+    case unknownOrder
+    /// It was cancelled before.
+    case alreadyCancelled
+}
+
+/// The points mall's transactions, booked by the gateway: an order takes the member's points to
+/// the item's sponsor (`redeemed:M` or `platform_redeemed`), a cancellation gives them back to the
+/// lots they came from.
+extension PostingEngine {
+    /// What an order reads of the member in the view: tier and points it may spend (balance less
+    /// holds); nil when the member is unknown. Follows merges.
+    package func orderingMember(_ id: MemberID) -> (member: MemberID, tier: TierID, available: Points)? {
+        guard let member = resolve(id) else { return nil }
+        return (member, self.member(member).tier, available(member))
+    }
+
+    /// Decides an order of `quantity` units of `item` by `OrderRules` on the store's reads
+    /// (`stock`: units sold and adjusted; `memberHolds`: units the member holds) and, when it
+    /// passes, books it: member → the sponsor's account, drawn from the lots that expire soonest.
+    /// Returns the member it was booked to (after merges) and the points taken.
+    package mutating func order(
+        member id: MemberID, item: CatalogItem, quantity: Int64, stock: (sold: Int64, adjusted: Int64),
+        memberHolds: Int64, transactionID: String, requestID: String, detail: String
+    ) -> Result<(member: MemberID, points: Points), OrderRefusal> {
+        guard let (member, tier, available) = orderingMember(id) else { return .failure(.unknownMember) }
+        let inputs = OrderRules.Inputs(
+            sold: stock.sold, adjusted: stock.adjusted, memberHolds: memberHolds, tier: tier, available: available)
+        switch OrderRules.decide(item, quantity: quantity, inputs: inputs, now: now) {
+        case .failure(let refusal): return .failure(refusal)
+        case .success(let points):
+            let position = write(
+                LedgerEntry(
+                    position: 0, transactionID: transactionID, kind: .order, merchant: item.sponsor.merchant?.rawValue,
+                    member: member, requestID: requestID, points: -points, occurredAt: now, postedAt: now,
+                    programVersion: catalogue.latest?.version ?? 0, detail: detail,
+                    postings: Postings([Posting(.member(member), -points), Posting(item.sponsor.account, points)])
+                        .lines))
+            consumeLots(member, points: points, position: position)
+            return .success((member, points))
+        }
+    }
+
+    /// Cancels the order booked as `orderTransaction` (in the view's originals): its postings are
+    /// reversed and its lot draws given back. Returns the member credited and the points.
+    package mutating func cancelOrder(orderTransaction: String, transactionID: String, requestID: String, detail: String)
+        -> Result<(member: MemberID, points: Points), OrderCancelRefusal>
+    {
+        guard var original = view.originals[orderTransaction], original.kind == .order, let owner = original.member,
+            let member = resolve(owner)
+        else { return .failure(.unknownOrder) }
+        guard original.reversals == 0 else { return .failure(.alreadyCancelled) }
+        let postings = PostingRules.negation(of: Postings(original.postings))
+        let position = write(
+            LedgerEntry(
+                position: 0, transactionID: transactionID, kind: .reverse, merchant: original.merchant?.rawValue,
+                member: member, requestID: requestID, original: orderTransaction,
+                points: postings.change(of: .member(owner)), occurredAt: now, postedAt: now,
+                programVersion: catalogue.latest?.version ?? 0, detail: detail, postings: postings.lines))
+        giveBackDraws(of: original, position: position)
+        original.reversals += 1
+        view.originals[orderTransaction] = original
+        return .success((member, postings.change(of: .member(owner))))
+    }
+}
+
+extension Sponsor {
+    /// The sponsoring merchant, nil for the platform.
+    package var merchant: MerchantID? {
+        if case .merchant(let id) = self { return id }
+        return nil
+    }
+}

@@ -1,0 +1,93 @@
+import Core
+import GRPCCore
+import Logging
+import Wire
+
+/// The points mall's orders: placed exactly once per (channel, request id), cancelled while the
+/// voucher is unused.
+extension MemberService {
+    package func placeOrder(
+        request: ServerRequest<Coalition_Member_V1_PlaceOrderRequest>, context: ServerContext
+    ) async throws -> ServerResponse<Coalition_Member_V1_PlaceOrderResponse> {
+        try await handle(request, context) { channel, message in
+            guard let requestID = RequestID(message.requestID) else {
+                throw ServiceError.invalid("request_id", RequestID.rule)
+            }
+            guard let member = MemberID(message.memberID) else {
+                throw ServiceError.invalid("member_id", "must be a 26-character member id")
+            }
+            guard let item = ItemID(message.itemID) else { throw ServiceError.invalid("item_id", Slug.rule) }
+            let quantity = message.quantity == 0 ? 1 : message.quantity
+            guard (1...OrderRules.quantityMax).contains(quantity) else {
+                throw ServiceError.invalid("quantity", "0 (meaning 1) or 1 to \(OrderRules.quantityMax)")
+            }
+            let order = try await store.placeOrder(
+                OrderCommand(channel: channel, requestID: requestID, member: member, item: item, quantity: quantity))
+            logger.info(
+                "order placed",
+                metadata: [
+                    "order.id": "\(order.orderID)", "member.id": "\(order.member)", "item.id": "\(order.item)",
+                    "channel": "\(channel)",
+                ])
+            var response = Coalition_Member_V1_PlaceOrderResponse()
+            response.order = Coalition_Member_V1_Order(order)
+            response.balanceAfterPoints = try await balance(order.member)
+            return response
+        }
+    }
+
+    package func cancelOrder(
+        request: ServerRequest<Coalition_Member_V1_CancelOrderRequest>, context: ServerContext
+    ) async throws -> ServerResponse<Coalition_Member_V1_CancelOrderResponse> {
+        try await handle(request, context) { channel, message in
+            guard TransactionID(message.orderID) != nil else {
+                throw ServiceError.invalid("order_id", "must be a 26-character order id")
+            }
+            let order = try await store.cancelOrder(message.orderID)
+            logger.info("order cancelled", metadata: ["order.id": "\(order.orderID)", "channel": "\(channel)"])
+            var response = Coalition_Member_V1_CancelOrderResponse()
+            response.order = Coalition_Member_V1_Order(order)
+            response.balanceAfterPoints = try await balance(order.member)
+            return response
+        }
+    }
+
+    package func getOrder(
+        request: ServerRequest<Coalition_Member_V1_GetOrderRequest>, context: ServerContext
+    ) async throws -> ServerResponse<Coalition_Member_V1_GetOrderResponse> {
+        try await handle(request, context) { _, message in
+            guard TransactionID(message.orderID) != nil else {
+                throw ServiceError.invalid("order_id", "must be a 26-character order id")
+            }
+            guard let order = try await store.order(message.orderID) else {
+                throw ServiceError(.notFound, "order_id: no order '\(message.orderID)'", reason: "UNKNOWN_ORDER")
+            }
+            var response = Coalition_Member_V1_GetOrderResponse()
+            response.order = Coalition_Member_V1_Order(order)
+            return response
+        }
+    }
+
+    package func listOrders(
+        request: ServerRequest<Coalition_Member_V1_ListOrdersRequest>, context: ServerContext
+    ) async throws -> ServerResponse<Coalition_Member_V1_ListOrdersResponse> {
+        try await handle(request, context) { _, message in
+            let (detail, _) = try await member(message.memberID)
+            let size = try Self.pageSize(message.pageSize)
+            if !message.pageToken.isEmpty, TransactionID(message.pageToken) == nil {
+                throw ServiceError.invalid("page_token", "is not a token from a previous page")
+            }
+            let orders = try await store.orders(
+                member: detail.id, before: message.pageToken.isEmpty ? nil : message.pageToken, limit: size + 1)
+            var response = Coalition_Member_V1_ListOrdersResponse()
+            response.orders = orders.prefix(size).map(Coalition_Member_V1_Order.init)
+            if orders.count > size, let last = orders.prefix(size).last { response.nextPageToken = last.orderID }
+            return response
+        }
+    }
+
+    /// The member's ledger balance now.
+    private func balance(_ member: MemberID) async throws -> Int64 {
+        try await store.memberDetail(member)?.balance.value ?? 0
+    }
+}

@@ -1,0 +1,98 @@
+import Core
+import Foundation
+
+/// The points mall's orders (`coalition.member.v1.Member`): stock and per-member limits are
+/// enforced inside the order's database transaction, so they hold however many gateways share
+/// the ledger.
+package protocol MallLedger: Sendable {
+    var programs: ProgramCatalogue { get }
+    /// The store's current instant (its injected clock).
+    var clockNow: Timestamp { get }
+    /// Places an order, or returns the order the channel placed before with the same request id.
+    /// Throws `OrderRefusal` (nothing written) or `MallRequestConflict` (the request id was used for
+    /// another order).
+    func placeOrder(_ command: OrderCommand) async throws -> MallOrder
+    /// Cancels an order whose voucher is unused and gives its points back; an order cancelled
+    /// before is returned as it is. Throws `MallCancelRefusal`.
+    func cancelOrder(_ orderID: String) async throws -> MallOrder
+    /// The order with this id, if any.
+    func order(_ orderID: String) async throws -> MallOrder?
+    /// A member's orders, newest first, placed before `before` (an order id) when given.
+    func orders(member: MemberID, before: String?, limit: Int) async throws -> [MallOrder]
+    /// Units sold and adjusted by operators, per item (items never ordered are absent).
+    func stock(_ items: [ItemID]) async throws -> [ItemID: MallStock]
+}
+
+/// What an order asks.
+package struct OrderCommand: Sendable, Equatable {
+    /// The caller: the name in its `channel` certificate; request ids are the channel's own.
+    package var channel: String
+    package var requestID: RequestID
+    package var member: MemberID
+    package var item: ItemID
+    package var quantity: Int64
+
+    package init(channel: String, requestID: RequestID, member: MemberID, item: ItemID, quantity: Int64) {
+        self.channel = channel
+        self.requestID = requestID
+        self.member = member
+        self.item = item
+        self.quantity = quantity
+    }
+}
+
+/// An item's sales as the store counts them.
+package struct MallStock: Sendable, Equatable {
+    /// Units of orders not cancelled.
+    package var sold: Int64
+    /// Units operators added (or, negative, took away).
+    package var adjusted: Int64
+
+    package init(sold: Int64, adjusted: Int64) {
+        self.sold = sold
+        self.adjusted = adjusted
+    }
+}
+
+/// A placed order.
+package struct MallOrder: Sendable, Equatable {
+    package enum Status: String, Sendable, Equatable {
+        case placed, cancelled
+    }
+
+    /// The order's id: its ledger transaction's id.
+    package var orderID: String
+    package var channel: String
+    package var requestID: String
+    /// The member as the request named it, and the member it was booked to (after merges).
+    package var requestedMember: MemberID
+    package var member: MemberID
+    package var item: ItemID
+    package var kind: ItemKind
+    package var quantity: Int64
+    package var points: Points
+    package var money: Money
+    package var status: Status
+    package var placedAt: Timestamp
+    package var cancelledAt: Timestamp?
+    /// The cancellation's ledger transaction.
+    package var cancelTransactionID: String?
+
+    /// Whether `command` asks for this very order (a retry), rather than another under the same id.
+    package func answers(_ command: OrderCommand) -> Bool {
+        command.member == requestedMember && command.item == item && command.quantity == quantity
+    }
+}
+
+/// A request id the channel used before for a different order.
+package struct MallRequestConflict: Error, Sendable, Equatable {
+    package var requestID: String
+    package var orderID: String
+}
+
+/// Why an order cannot be cancelled.
+package enum MallCancelRefusal: Error, Sendable, Equatable {
+    case unknownOrder(String)
+    /// Goods are handed over by the app's fulfilment: a return is the app's business.
+    case notCancellable(ItemKind)
+}

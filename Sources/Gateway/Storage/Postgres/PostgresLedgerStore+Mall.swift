@@ -1,0 +1,190 @@
+import Core
+import Foundation
+import PostgresNIO
+
+/// The points mall's orders on PostgreSQL. An order locks its member (as every posting does), then
+/// its item's stock row (`FOR UPDATE`), in that order everywhere: concurrent orders of one item
+/// queue on the row, on any gateway, and each sees the units the one before it sold.
+extension PostgresLedgerStore {
+    package func placeOrder(_ command: OrderCommand) async throws -> MallOrder {
+        let now = clockNow
+        return try await transaction("placing an order") { [logger] connection in
+            let target = try await self.lockResolved(command.member, connection)
+            if let first = try await Self.order(
+                connection, "channel = \(command.channel) AND request_id = \(command.requestID.rawValue)", logger)
+            {
+                guard first.answers(command) else {
+                    throw MallRequestConflict(requestID: command.requestID.rawValue, orderID: first.orderID)
+                }
+                return first
+            }
+            let catalogue = try await self.currentPrograms(connection)
+            guard let item = catalogue.active(at: now)?.program.catalog.item(command.item) else {
+                throw OrderRefusal.unknownItem(command.item.rawValue)
+            }
+            guard let member = target else { throw OrderRefusal.unknownMember }
+            try await connection.run(
+                """
+                INSERT INTO mall_stock (item_id, sold, adjusted) VALUES (\(item.id.rawValue), 0, 0)
+                ON CONFLICT (item_id) DO NOTHING
+                """, logger)
+            let stock = try await Self.lockStock(connection, item.id, logger)
+            let holds =
+                try await connection.value(
+                    """
+                    SELECT COALESCE(SUM(quantity), 0)::BIGINT FROM mall_orders
+                    WHERE member_id = \(member.description) AND item_id = \(item.id.rawValue) AND status = 'placed'
+                    """, as: Int64.self, logger) ?? 0
+            var keys = PostingKeys()
+            keys.members = [member]
+            keys.debitedMembers = keys.members
+            var generator = SystemRandomNumberGenerator()
+            let transaction = TransactionID(time: now, using: &generator).description
+            let (booked, instant) = try await self.postOwn(connection, keys: keys, count: 8, now: now) { engine in
+                (
+                    try engine.order(
+                        member: command.member, item: item, quantity: command.quantity,
+                        stock: (stock.sold, stock.adjusted), memberHolds: holds, transactionID: transaction,
+                        requestID: command.requestID.rawValue,
+                        detail: "order of \(command.quantity) × \(item.id) by \(command.channel)"
+                    ).get(), engine.now
+                )
+            }
+            let order = MallOrder(
+                orderID: transaction, channel: command.channel, requestID: command.requestID.rawValue,
+                requestedMember: command.member, member: booked.member, item: item.id, kind: item.kind,
+                quantity: command.quantity, points: booked.points,
+                money: OrderRules.cost(item, quantity: command.quantity)?.money ?? .zero, status: .placed,
+                placedAt: instant, cancelledAt: nil, cancelTransactionID: nil)
+            try await connection.run(
+                """
+                INSERT INTO mall_orders (order_id, channel, request_id, requested_member_id, member_id, item_id,
+                    item_kind, quantity, points, money_minor, status, placed_at_ms)
+                VALUES (\(order.orderID), \(order.channel), \(order.requestID), \(order.requestedMember.description),
+                    \(order.member.description), \(order.item.rawValue), \(order.kind.rawValue), \(order.quantity),
+                    \(order.points.value), \(order.money.minorUnits), 'placed', \(instant.milliseconds))
+                """, logger)
+            try await connection.run(
+                "UPDATE mall_stock SET sold = sold + \(command.quantity) WHERE item_id = \(item.id.rawValue)", logger)
+            return order
+        }
+    }
+
+    package func cancelOrder(_ orderID: String) async throws -> MallOrder {
+        let now = clockNow
+        return try await transaction("cancelling an order") { [logger] connection in
+            guard let found = try await Self.order(connection, "order_id = \(orderID)", logger) else {
+                throw MallCancelRefusal.unknownOrder(orderID)
+            }
+            _ = try await self.lockResolved(found.member, connection)
+            // Read again under the member's lock: another gateway may have cancelled it meanwhile.
+            guard var order = try await Self.order(connection, "order_id = \(orderID)", logger) else {
+                throw MallCancelRefusal.unknownOrder(orderID)
+            }
+            guard order.status == .placed else { return order }
+            guard order.kind.issuesVoucher else { throw MallCancelRefusal.notCancellable(order.kind) }
+            _ = try await Self.lockStock(connection, order.item, logger)
+            var keys = PostingKeys()
+            keys.members = [order.member]
+            keys.originals = [order.orderID]
+            var generator = SystemRandomNumberGenerator()
+            let transaction = TransactionID(time: now, using: &generator).description
+            let instant = try await self.postOwn(connection, keys: keys, count: 8, now: now) { engine in
+                switch engine.cancelOrder(
+                    orderTransaction: order.orderID, transactionID: transaction, requestID: order.requestID,
+                    detail: "cancel of order \(order.orderID)")
+                {
+                case .success: return engine.now
+                case .failure(let refusal):
+                    preconditionFailure(
+                        "order \(order.orderID) is placed but its transaction cannot be cancelled: \(refusal)")
+                }
+            }
+            try await connection.run(
+                """
+                UPDATE mall_orders SET status = 'cancelled', cancelled_at_ms = \(instant.milliseconds),
+                    cancel_transaction_id = \(transaction)
+                WHERE order_id = \(order.orderID)
+                """, logger)
+            try await connection.run(
+                "UPDATE mall_stock SET sold = sold - \(order.quantity) WHERE item_id = \(order.item.rawValue)", logger)
+            order.status = .cancelled
+            order.cancelledAt = instant
+            order.cancelTransactionID = transaction
+            return order
+        }
+    }
+
+    package func order(_ orderID: String) async throws -> MallOrder? {
+        try await reading("reading an order") { connection in
+            try await Self.order(connection, "order_id = \(orderID)", self.logger)
+        }
+    }
+
+    package func orders(member: MemberID, before: String?, limit: Int) async throws -> [MallOrder] {
+        try await reading("reading orders") { connection in
+            try await connection.rows(
+                """
+                SELECT * FROM mall_orders WHERE member_id = \(member.description) AND order_id < \(before ?? "~")
+                ORDER BY order_id DESC LIMIT \(Int64(limit))
+                """, self.logger
+            ).map(Self.mallOrder)
+        }
+    }
+
+    package func stock(_ items: [ItemID]) async throws -> [ItemID: MallStock] {
+        try await reading("reading stock") { connection in
+            var result: [ItemID: MallStock] = [:]
+            for row in try await connection.rows(
+                "SELECT item_id, sold, adjusted FROM mall_stock WHERE item_id = ANY(\(items.map(\.rawValue)))",
+                self.logger)
+            {
+                result[ItemID(unchecked: try row.text("item_id"))] = MallStock(
+                    sold: try row.int("sold"), adjusted: try row.int("adjusted"))
+            }
+            return result
+        }
+    }
+
+    // MARK: Rows
+
+    private func reading<Result: Sendable>(
+        _ doing: String, _ body: @escaping (PostgresConnection) async throws -> Result
+    ) async throws -> Result {
+        try await guarded(doing) { try await client.leased(waiting: databaseWait, body) }
+    }
+
+    private static func lockStock(_ connection: PostgresConnection, _ item: ItemID, _ logger: Logger) async throws
+        -> MallStock
+    {
+        guard
+            let row = try await connection.rows(
+                "SELECT sold, adjusted FROM mall_stock WHERE item_id = \(item.rawValue) FOR UPDATE", logger
+            ).first
+        else { return MallStock(sold: 0, adjusted: 0) }
+        return MallStock(sold: try row.int("sold"), adjusted: try row.int("adjusted"))
+    }
+
+    private static func order(_ connection: PostgresConnection, _ condition: PostgresQuery, _ logger: Logger)
+        async throws -> MallOrder?
+    {
+        var query = PostgresQuery(unsafeSQL: "SELECT * FROM mall_orders WHERE ")
+        query.sql += condition.sql
+        query.binds = condition.binds
+        return try await connection.rows(query, logger).first.map(mallOrder)
+    }
+
+    private static func mallOrder(_ row: PostgresRandomAccessRow) throws -> MallOrder {
+        MallOrder(
+            orderID: try row.text("order_id"), channel: try row.text("channel"), requestID: try row.text("request_id"),
+            requestedMember: MemberID(try row.text("requested_member_id")) ?? MemberID(value: 0),
+            member: MemberID(try row.text("member_id")) ?? MemberID(value: 0),
+            item: ItemID(unchecked: try row.text("item_id")),
+            kind: ItemKind(rawValue: try row.text("item_kind")) ?? .goods, quantity: try row.int("quantity"),
+            points: Points(try row.int("points")), money: Money(minorUnits: try row.int("money_minor")),
+            status: MallOrder.Status(rawValue: try row.text("status")) ?? .placed,
+            placedAt: Timestamp(milliseconds: try row.int("placed_at_ms")),
+            cancelledAt: try row.intOrNil("cancelled_at_ms").map(Timestamp.init(milliseconds:)),
+            cancelTransactionID: try row.textOrNil("cancel_transaction_id"))
+    }
+}

@@ -1,0 +1,175 @@
+import Core
+import Foundation
+import GRDB
+import NodeSupport
+
+/// The points mall's orders on SQLite: each order is a job of the ledger's group committer (one
+/// writer, so the stock read and the sale are one step), written with the pushes of the moment.
+extension SQLiteLedgerStore {
+    package func placeOrder(_ command: OrderCommand) async throws -> MallOrder {
+        let now = clock.now()
+        let catalogue = programs
+        return try await pushWriter.submit { db in
+            if let first = try Self.order(db, channel: command.channel, requestID: command.requestID.rawValue) {
+                guard first.answers(command) else {
+                    throw MallRequestConflict(requestID: command.requestID.rawValue, orderID: first.orderID)
+                }
+                return first
+            }
+            let writer = LedgerWriter(db: db)
+            let instant = try writer.postingInstant(now)
+            guard let item = catalogue.active(at: instant)?.program.catalog.item(command.item) else {
+                throw OrderRefusal.unknownItem(command.item.rawValue)
+            }
+            var keys = PostingKeys()
+            keys.members = [command.member]
+            keys.debitedMembers = keys.members
+            let view = try SQLitePosting.load(db, keys: keys, catalogue: catalogue)
+            var engine = PostingEngine(
+                view: view, catalogue: catalogue, site: SiteID(unchecked: "gateway"), now: instant,
+                programGraceMilliseconds: 0, clockSkewMaxMilliseconds: 0)
+            guard let member = engine.orderingMember(command.member)?.member else { throw OrderRefusal.unknownMember }
+            let stock = try Self.stock(db, item.id)
+            let holds =
+                try Int64.fetchOne(
+                    db.cachedStatement(
+                        sql:
+                            "SELECT COALESCE(SUM(quantity), 0) FROM mall_orders WHERE member_id = ? AND item_id = ? AND status = 'placed'"
+                    ), arguments: [member.description, item.id.rawValue]) ?? 0
+            var generator = SystemRandomNumberGenerator()
+            let transaction = TransactionID(time: instant, using: &generator).description
+            let booked = try engine.order(
+                member: command.member, item: item, quantity: command.quantity,
+                stock: (stock.sold, stock.adjusted), memberHolds: holds, transactionID: transaction,
+                requestID: command.requestID.rawValue,
+                detail: "order of \(command.quantity) × \(item.id) by \(command.channel)"
+            ).get()
+            try SQLitePosting.apply(db, engine.finish(), outbox: [:], now: instant)
+            let order = MallOrder(
+                orderID: transaction, channel: command.channel, requestID: command.requestID.rawValue,
+                requestedMember: command.member, member: booked.member, item: item.id, kind: item.kind,
+                quantity: command.quantity, points: booked.points,
+                money: OrderRules.cost(item, quantity: command.quantity)?.money ?? .zero, status: .placed,
+                placedAt: instant, cancelledAt: nil, cancelTransactionID: nil)
+            try db.execute(
+                sql: """
+                    INSERT INTO mall_orders (order_id, channel, request_id, requested_member_id, member_id, item_id,
+                        item_kind, quantity, points, money_minor, status, placed_at_ms)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'placed', ?)
+                    """,
+                arguments: [
+                    order.orderID, order.channel, order.requestID, order.requestedMember.description,
+                    order.member.description, order.item.rawValue, order.kind.rawValue, order.quantity,
+                    order.points.value, order.money.minorUnits, instant.milliseconds,
+                ])
+            try Self.changeSold(db, item.id, by: command.quantity)
+            return order
+        }
+    }
+
+    package func cancelOrder(_ orderID: String) async throws -> MallOrder {
+        let now = clock.now()
+        let catalogue = programs
+        return try await pushWriter.submit { db in
+            guard var order = try Self.order(db, id: orderID) else { throw MallCancelRefusal.unknownOrder(orderID) }
+            guard order.status == .placed else { return order }
+            guard order.kind.issuesVoucher else { throw MallCancelRefusal.notCancellable(order.kind) }
+            let instant = try LedgerWriter(db: db).postingInstant(now)
+            var keys = PostingKeys()
+            keys.members = [order.member]
+            keys.originals = [order.orderID]
+            let view = try SQLitePosting.load(db, keys: keys, catalogue: catalogue)
+            var engine = PostingEngine(
+                view: view, catalogue: catalogue, site: SiteID(unchecked: "gateway"), now: instant,
+                programGraceMilliseconds: 0, clockSkewMaxMilliseconds: 0)
+            var generator = SystemRandomNumberGenerator()
+            let transaction = TransactionID(time: instant, using: &generator).description
+            switch engine.cancelOrder(
+                orderTransaction: order.orderID, transactionID: transaction, requestID: order.requestID,
+                detail: "cancel of order \(order.orderID)")
+            {
+            case .success: break
+            case .failure(let refusal):
+                preconditionFailure("order \(order.orderID) is placed but its transaction cannot be cancelled: \(refusal)")
+            }
+            try SQLitePosting.apply(db, engine.finish(), outbox: [:], now: instant)
+            try db.execute(
+                sql:
+                    "UPDATE mall_orders SET status = 'cancelled', cancelled_at_ms = ?, cancel_transaction_id = ? WHERE order_id = ?",
+                arguments: [instant.milliseconds, transaction, order.orderID])
+            try Self.changeSold(db, order.item, by: -order.quantity)
+            order.status = .cancelled
+            order.cancelledAt = instant
+            order.cancelTransactionID = transaction
+            return order
+        }
+    }
+
+    package func order(_ orderID: String) async throws -> MallOrder? {
+        try await database.pool.read { db in try Self.order(db, id: orderID) }
+    }
+
+    package func orders(member: MemberID, before: String?, limit: Int) async throws -> [MallOrder] {
+        try await database.pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT * FROM mall_orders WHERE member_id = ? AND order_id < ?
+                    ORDER BY order_id DESC LIMIT ?
+                    """, arguments: [member.description, before ?? "~", limit]
+            ).map(Self.mallOrder)
+        }
+    }
+
+    package func stock(_ items: [ItemID]) async throws -> [ItemID: MallStock] {
+        try await database.pool.read { db in
+            var result: [ItemID: MallStock] = [:]
+            for item in items { result[item] = try Self.stock(db, item) }
+            return result
+        }
+    }
+
+    // MARK: Rows
+
+    private static func stock(_ db: Database, _ item: ItemID) throws -> MallStock {
+        guard
+            let row = try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT sold, adjusted FROM mall_stock WHERE item_id = ?"),
+                arguments: [item.rawValue])
+        else { return MallStock(sold: 0, adjusted: 0) }
+        return MallStock(sold: row["sold"], adjusted: row["adjusted"])
+    }
+
+    private static func changeSold(_ db: Database, _ item: ItemID, by units: Int64) throws {
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO mall_stock (item_id, sold, adjusted) VALUES (?, ?, 0)
+                ON CONFLICT (item_id) DO UPDATE SET sold = sold + excluded.sold
+                """
+        ).execute(arguments: [item.rawValue, units])
+    }
+
+    private static func order(_ db: Database, channel: String, requestID: String) throws -> MallOrder? {
+        try Row.fetchOne(
+            db.cachedStatement(sql: "SELECT * FROM mall_orders WHERE channel = ? AND request_id = ?"),
+            arguments: [channel, requestID]
+        ).map(mallOrder)
+    }
+
+    private static func order(_ db: Database, id: String) throws -> MallOrder? {
+        try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM mall_orders WHERE order_id = ?"), arguments: [id])
+            .map(mallOrder)
+    }
+
+    private static func mallOrder(_ row: Row) -> MallOrder {
+        let cancelledAt: Int64? = row["cancelled_at_ms"]
+        return MallOrder(
+            orderID: row["order_id"], channel: row["channel"], requestID: row["request_id"],
+            requestedMember: MemberID(row["requested_member_id"]) ?? MemberID(value: 0),
+            member: MemberID(row["member_id"]) ?? MemberID(value: 0), item: ItemID(unchecked: row["item_id"]),
+            kind: ItemKind(rawValue: row["item_kind"]) ?? .goods, quantity: row["quantity"],
+            points: Points(row["points"]), money: Money(minorUnits: row["money_minor"]),
+            status: MallOrder.Status(rawValue: row["status"]) ?? .placed, placedAt: Timestamp(milliseconds: row["placed_at_ms"]),
+            cancelledAt: cancelledAt.map(Timestamp.init(milliseconds:)), cancelTransactionID: row["cancel_transaction_id"])
+    }
+}
