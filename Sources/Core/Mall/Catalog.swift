@@ -109,4 +109,11 @@ package struct VoucherTerms: Sendable, Equatable {
     package var merchants: Set<MerchantID>
     /// Minutes of parking it pays (parking-hours items only).
     package var parkingMinutes: Int?
+
+    package init(validDays: Int, formats: Set<Format>, merchants: Set<MerchantID>, parkingMinutes: Int? = nil) {
+        self.validDays = validDays
+        self.formats = formats
+        self.merchants = merchants
+        self.parkingMinutes = parkingMinutes
+    }
 }

@@ -20,11 +20,11 @@ extension PostingEngine {
     /// Decides an order of `quantity` units of `item` by `OrderRules` on the store's reads
     /// (`stock`: units sold and adjusted; `memberHolds`: units the member holds) and, when it
     /// passes, books it: member → the sponsor's account, drawn from the lots that expire soonest.
-    /// Returns the member it was booked to (after merges) and the points taken.
+    /// Returns the member it was booked to (after merges), the points taken and the ledger position.
     package mutating func order(
         member id: MemberID, item: CatalogItem, quantity: Int64, stock: (sold: Int64, adjusted: Int64),
         memberHolds: Int64, transactionID: String, requestID: String, detail: String
-    ) -> Result<(member: MemberID, points: Points), OrderRefusal> {
+    ) -> Result<(member: MemberID, points: Points, position: Int64), OrderRefusal> {
         guard let (member, tier, available) = orderingMember(id) else { return .failure(.unknownMember) }
         let inputs = OrderRules.Inputs(
             sold: stock.sold, adjusted: stock.adjusted, memberHolds: memberHolds, tier: tier, available: available)
@@ -39,13 +39,15 @@ extension PostingEngine {
                     postings: Postings([Posting(.member(member), -points), Posting(item.sponsor.account, points)])
                         .lines))
             consumeLots(member, points: points, position: position)
-            return .success((member, points))
+            return .success((member, points, position))
         }
     }
 
     /// Cancels the order booked as `orderTransaction` (in the view's originals): its postings are
     /// reversed and its lot draws given back. Returns the member credited and the points.
-    package mutating func cancelOrder(orderTransaction: String, transactionID: String, requestID: String, detail: String)
+    package mutating func cancelOrder(
+        orderTransaction: String, transactionID: String, requestID: String, detail: String
+    )
         -> Result<(member: MemberID, points: Points), OrderCancelRefusal>
     {
         guard var original = view.originals[orderTransaction], original.kind == .order, let owner = original.member,

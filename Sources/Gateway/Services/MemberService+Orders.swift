@@ -74,14 +74,13 @@ extension MemberService {
         try await handle(request, context) { _, message in
             let (detail, _) = try await member(message.memberID)
             let size = try Self.pageSize(message.pageSize)
-            if !message.pageToken.isEmpty, TransactionID(message.pageToken) == nil {
-                throw ServiceError.invalid("page_token", "is not a token from a previous page")
-            }
             let orders = try await store.orders(
-                member: detail.id, before: message.pageToken.isEmpty ? nil : message.pageToken, limit: size + 1)
+                member: detail.id, before: try Self.positionToken(message.pageToken), limit: size + 1)
             var response = Coalition_Member_V1_ListOrdersResponse()
             response.orders = orders.prefix(size).map(Coalition_Member_V1_Order.init)
-            if orders.count > size, let last = orders.prefix(size).last { response.nextPageToken = last.orderID }
+            if orders.count > size, let last = orders.prefix(size).last {
+                response.nextPageToken = String(last.position)
+            }
             return response
         }
     }

@@ -17,8 +17,8 @@ package protocol MallLedger: Sendable {
     func cancelOrder(_ orderID: String) async throws -> MallOrder
     /// The order with this id, if any.
     func order(_ orderID: String) async throws -> MallOrder?
-    /// A member's orders, newest first, placed before `before` (an order id) when given.
-    func orders(member: MemberID, before: String?, limit: Int) async throws -> [MallOrder]
+    /// A member's orders, newest first, placed before the ledger position `before` when given.
+    func orders(member: MemberID, before: Int64?, limit: Int) async throws -> [MallOrder]
     /// Units sold and adjusted by operators, per item (items never ordered are absent).
     func stock(_ items: [ItemID]) async throws -> [ItemID: MallStock]
 }
@@ -62,6 +62,8 @@ package struct MallOrder: Sendable, Equatable {
 
     /// The order's id: its ledger transaction's id.
     package var orderID: String
+    /// Its ledger transaction's position (orders list by it).
+    package var position: Int64
     package var channel: String
     package var requestID: String
     /// The member as the request named it, and the member it was booked to (after merges).

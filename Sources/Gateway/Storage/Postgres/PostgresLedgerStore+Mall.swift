@@ -11,7 +11,7 @@ extension PostgresLedgerStore {
         return try await transaction("placing an order") { [logger] connection in
             let target = try await self.lockResolved(command.member, connection)
             if let first = try await Self.order(
-                connection, "channel = \(command.channel) AND request_id = \(command.requestID.rawValue)", logger)
+                connection, "o.channel = \(command.channel) AND o.request_id = \(command.requestID.rawValue)", logger)
             {
                 guard first.answers(command) else {
                     throw MallRequestConflict(requestID: command.requestID.rawValue, orderID: first.orderID)
@@ -51,7 +51,8 @@ extension PostgresLedgerStore {
                 )
             }
             let order = MallOrder(
-                orderID: transaction, channel: command.channel, requestID: command.requestID.rawValue,
+                orderID: transaction, position: booked.position, channel: command.channel,
+                requestID: command.requestID.rawValue,
                 requestedMember: command.member, member: booked.member, item: item.id, kind: item.kind,
                 quantity: command.quantity, points: booked.points,
                 money: OrderRules.cost(item, quantity: command.quantity)?.money ?? .zero, status: .placed,
@@ -73,12 +74,12 @@ extension PostgresLedgerStore {
     package func cancelOrder(_ orderID: String) async throws -> MallOrder {
         let now = clockNow
         return try await transaction("cancelling an order") { [logger] connection in
-            guard let found = try await Self.order(connection, "order_id = \(orderID)", logger) else {
+            guard let found = try await Self.order(connection, "o.order_id = \(orderID)", logger) else {
                 throw MallCancelRefusal.unknownOrder(orderID)
             }
             _ = try await self.lockResolved(found.member, connection)
             // Read again under the member's lock: another gateway may have cancelled it meanwhile.
-            guard var order = try await Self.order(connection, "order_id = \(orderID)", logger) else {
+            guard var order = try await Self.order(connection, "o.order_id = \(orderID)", logger) else {
                 throw MallCancelRefusal.unknownOrder(orderID)
             }
             guard order.status == .placed else { return order }
@@ -117,18 +118,18 @@ extension PostgresLedgerStore {
 
     package func order(_ orderID: String) async throws -> MallOrder? {
         try await reading("reading an order") { connection in
-            try await Self.order(connection, "order_id = \(orderID)", self.logger)
+            try await Self.order(connection, "o.order_id = \(orderID)", self.logger)
         }
     }
 
-    package func orders(member: MemberID, before: String?, limit: Int) async throws -> [MallOrder] {
+    package func orders(member: MemberID, before: Int64?, limit: Int) async throws -> [MallOrder] {
         try await reading("reading orders") { connection in
-            try await connection.rows(
-                """
-                SELECT * FROM mall_orders WHERE member_id = \(member.description) AND order_id < \(before ?? "~")
-                ORDER BY order_id DESC LIMIT \(Int64(limit))
-                """, self.logger
-            ).map(Self.mallOrder)
+            var query = PostgresQuery(unsafeSQL: Self.selectOrders)
+            let condition: PostgresQuery =
+                " WHERE o.member_id = \(member.description) AND t.position < \(before ?? Int64.max) ORDER BY t.position DESC LIMIT \(Int64(limit))"
+            query.sql += condition.sql
+            query.binds = condition.binds
+            return try await connection.rows(query, self.logger).map(Self.mallOrder)
         }
     }
 
@@ -168,15 +169,20 @@ extension PostgresLedgerStore {
     private static func order(_ connection: PostgresConnection, _ condition: PostgresQuery, _ logger: Logger)
         async throws -> MallOrder?
     {
-        var query = PostgresQuery(unsafeSQL: "SELECT * FROM mall_orders WHERE ")
+        var query = PostgresQuery(unsafeSQL: selectOrders + " WHERE ")
         query.sql += condition.sql
         query.binds = condition.binds
         return try await connection.rows(query, logger).first.map(mallOrder)
     }
 
+    /// Orders with their ledger positions.
+    private static let selectOrders =
+        "SELECT o.*, t.position FROM mall_orders o JOIN transactions t ON t.transaction_id = o.order_id"
+
     private static func mallOrder(_ row: PostgresRandomAccessRow) throws -> MallOrder {
         MallOrder(
-            orderID: try row.text("order_id"), channel: try row.text("channel"), requestID: try row.text("request_id"),
+            orderID: try row.text("order_id"), position: try row.int("position"), channel: try row.text("channel"),
+            requestID: try row.text("request_id"),
             requestedMember: MemberID(try row.text("requested_member_id")) ?? MemberID(value: 0),
             member: MemberID(try row.text("member_id")) ?? MemberID(value: 0),
             item: ItemID(unchecked: try row.text("item_id")),

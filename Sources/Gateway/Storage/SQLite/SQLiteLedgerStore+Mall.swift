@@ -46,7 +46,8 @@ extension SQLiteLedgerStore {
             ).get()
             try SQLitePosting.apply(db, engine.finish(), outbox: [:], now: instant)
             let order = MallOrder(
-                orderID: transaction, channel: command.channel, requestID: command.requestID.rawValue,
+                orderID: transaction, position: booked.position, channel: command.channel,
+                requestID: command.requestID.rawValue,
                 requestedMember: command.member, member: booked.member, item: item.id, kind: item.kind,
                 quantity: command.quantity, points: booked.points,
                 money: OrderRules.cost(item, quantity: command.quantity)?.money ?? .zero, status: .placed,
@@ -90,7 +91,8 @@ extension SQLiteLedgerStore {
             {
             case .success: break
             case .failure(let refusal):
-                preconditionFailure("order \(order.orderID) is placed but its transaction cannot be cancelled: \(refusal)")
+                preconditionFailure(
+                    "order \(order.orderID) is placed but its transaction cannot be cancelled: \(refusal)")
             }
             try SQLitePosting.apply(db, engine.finish(), outbox: [:], now: instant)
             try db.execute(
@@ -109,14 +111,12 @@ extension SQLiteLedgerStore {
         try await database.pool.read { db in try Self.order(db, id: orderID) }
     }
 
-    package func orders(member: MemberID, before: String?, limit: Int) async throws -> [MallOrder] {
+    package func orders(member: MemberID, before: Int64?, limit: Int) async throws -> [MallOrder] {
         try await database.pool.read { db in
             try Row.fetchAll(
                 db,
-                sql: """
-                    SELECT * FROM mall_orders WHERE member_id = ? AND order_id < ?
-                    ORDER BY order_id DESC LIMIT ?
-                    """, arguments: [member.description, before ?? "~", limit]
+                sql: Self.selectOrders + " WHERE o.member_id = ? AND t.position < ? ORDER BY t.position DESC LIMIT ?",
+                arguments: [member.description, before ?? Int64.max, limit]
             ).map(Self.mallOrder)
         }
     }
@@ -151,25 +151,31 @@ extension SQLiteLedgerStore {
 
     private static func order(_ db: Database, channel: String, requestID: String) throws -> MallOrder? {
         try Row.fetchOne(
-            db.cachedStatement(sql: "SELECT * FROM mall_orders WHERE channel = ? AND request_id = ?"),
+            db.cachedStatement(sql: selectOrders + " WHERE o.channel = ? AND o.request_id = ?"),
             arguments: [channel, requestID]
         ).map(mallOrder)
     }
 
     private static func order(_ db: Database, id: String) throws -> MallOrder? {
-        try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM mall_orders WHERE order_id = ?"), arguments: [id])
-            .map(mallOrder)
+        try Row.fetchOne(db.cachedStatement(sql: selectOrders + " WHERE o.order_id = ?"), arguments: [id]).map(
+            mallOrder)
     }
+
+    /// Orders with their ledger positions.
+    private static let selectOrders =
+        "SELECT o.*, t.position FROM mall_orders o JOIN transactions t ON t.transaction_id = o.order_id"
 
     private static func mallOrder(_ row: Row) -> MallOrder {
         let cancelledAt: Int64? = row["cancelled_at_ms"]
         return MallOrder(
-            orderID: row["order_id"], channel: row["channel"], requestID: row["request_id"],
+            orderID: row["order_id"], position: row["position"], channel: row["channel"], requestID: row["request_id"],
             requestedMember: MemberID(row["requested_member_id"]) ?? MemberID(value: 0),
             member: MemberID(row["member_id"]) ?? MemberID(value: 0), item: ItemID(unchecked: row["item_id"]),
             kind: ItemKind(rawValue: row["item_kind"]) ?? .goods, quantity: row["quantity"],
             points: Points(row["points"]), money: Money(minorUnits: row["money_minor"]),
-            status: MallOrder.Status(rawValue: row["status"]) ?? .placed, placedAt: Timestamp(milliseconds: row["placed_at_ms"]),
-            cancelledAt: cancelledAt.map(Timestamp.init(milliseconds:)), cancelTransactionID: row["cancel_transaction_id"])
+            status: MallOrder.Status(rawValue: row["status"]) ?? .placed,
+            placedAt: Timestamp(milliseconds: row["placed_at_ms"]),
+            cancelledAt: cancelledAt.map(Timestamp.init(milliseconds:)),
+            cancelTransactionID: row["cancel_transaction_id"])
     }
 }
