@@ -233,3 +233,132 @@ struct MemberServiceTests {
         }
     }
 }
+
+/// The flash sale (积分秒杀): many members ordering the same few units at one instant.
+extension MemberServiceTests {
+    /// Runs `body` with one gateway (SQLite) or two over one ledger (PostgreSQL), on `clock`.
+    static func withGateways(
+        _ configuration: GatewayConfiguration, clock: ManualWallClock, ledger: LedgerKind,
+        _ body: ([GatewayHarness]) async throws -> Void
+    ) async throws {
+        guard ledger == .postgres else {
+            try await Network.withGateway(configuration, clock: clock) { try await body([$0]) }
+            return
+        }
+        try await Network.withLedger(.postgres, configuration) { shared in
+            try await Network.withGateway(shared, clock: clock) { first in
+                try await Network.withGateway(shared, clock: clock) { second in try await body([first, second]) }
+            }
+        }
+    }
+
+    @Test(
+        "a flash sale sells exactly its stock, at most one per member, and takes points only for orders answered OK",
+        arguments: LedgerKind.allCases)
+    func flashSale(ledger: LedgerKind) async throws {
+        let members = 160
+        let directory = try TemporaryDirectory()
+        let dir = directory.url.path
+        let certificates = try TestCertificates(directory: dir, sites: ["mall-01"])
+        try certificates.issue(.channel("app"), name: "app")
+        let clock = ManualWallClock()  // Tuesday 12:00: the cinema flash sale opens this instant.
+        let configuration = try Network.gatewayConfiguration(dir, certificates: certificates)
+        try await Self.withGateways(configuration, clock: clock, ledger: ledger) { gateways in
+            let edgeConfig = try Network.edgeConfiguration(
+                dir, site: "mall-01", certificates: certificates, gatewayPort: gateways[0].port)
+            try await Network.withEdge(edgeConfig, merchant: "mall-fashion", clock: clock) { mall in
+                // Each member: 200 sign-up + 1,000 earned = 1,200 points, enough for two tickets.
+                let ids = try await withThrowingTaskGroup(of: String.self) { group in
+                    for index in 0..<members {
+                        group.addTask {
+                            let id = try await mall.points.enroll(
+                                Make.enroll("E-\(index)", phone: "+86139\(String(format: "%08d", index))"),
+                                metadata: mall.auth
+                            ).member.memberID
+                            _ = try await mall.points.earn(
+                                Make.earn("R-\(index)", member: id, amount: 100_000), metadata: mall.auth)
+                            return id
+                        }
+                    }
+                    return try await group.reduce(into: []) { $0.append($1) }
+                }
+                try await Network.eventually("synced") { try await Network.synced(mall) }
+                for id in ids.prefix(3) { #expect(try await gateways[0].balance(id) == 1_200) }
+
+                // Every member sends three orders at once, and the app retries the first.
+                var calls: [(member: String, request: String)] = []
+                for id in ids {
+                    for attempt in 0..<3 { calls.append((id, "F-\(id.suffix(10))-\(attempt)")) }
+                    calls.append((id, "F-\(id.suffix(10))-0"))
+                }
+                let planned = calls
+                let outcomes = try await Self.withClients(gateways, certificates: certificates, count: 8) { clients in
+                    try await withThrowingTaskGroup(of: (String, String, Result<String, FlashRefusal>).self) { group in
+                        for (index, call) in planned.enumerated() {
+                            group.addTask {
+                                do {
+                                    let answer = try await clients[index % clients.count].placeOrder(
+                                        Self.order(call.request, member: call.member, item: "cinema-flash"))
+                                    return (call.member, call.request, .success(answer.order.orderID))
+                                } catch {
+                                    let refused = status(of: error)
+                                    let reason = refused.reason ?? refused.message
+                                    return (call.member, call.request, .failure(FlashRefusal(reason: reason)))
+                                }
+                            }
+                        }
+                        return try await group.reduce(into: []) { $0.append($1) }
+                    }
+                }
+                var ordersOfMember: [String: Set<String>] = [:]
+                var orderOfRequest: [String: Set<String>] = [:]
+                var reasons: [String: Int] = [:]
+                for (member, request, outcome) in outcomes {
+                    switch outcome {
+                    case .success(let order):
+                        ordersOfMember[member, default: []].insert(order)
+                        orderOfRequest[request, default: []].insert(order)
+                    case .failure(let refusal):
+                        reasons[refusal.reason, default: 0] += 1
+                    }
+                }
+                let sold = ordersOfMember.values.reduce(0) { $0 + $1.count }
+                #expect(sold == 100, "exactly the stock is sold")
+                #expect(ordersOfMember.values.allSatisfy { $0.count == 1 }, "one ticket per member")
+                #expect(orderOfRequest.values.allSatisfy { $0.count == 1 }, "a retried request is the same order")
+                #expect(Set(reasons.keys).isSubset(of: ["SOLD_OUT", "MEMBER_LIMIT"]), "\(reasons)")
+                for id in ids {
+                    let expected: Int64 = ordersOfMember[id] == nil ? 1_200 : 700
+                    #expect(try await gateways[0].balance(id) == expected, "member \(id)")
+                }
+                #expect(try await gateways[0].account("redeemed:mall-cinema") == 100 * 500)
+                try await Self.withClients(gateways, certificates: certificates, count: 1) { clients in
+                    var request = Coalition_Member_V1_ListCatalogRequest()
+                    request.includeClosed = true
+                    let item = try await clients[0].listCatalog(request).items.first { $0.itemID == "cinema-flash" }
+                    #expect(item?.stockLeft == 0)
+                }
+                try await gateways[0].checkInvariants()
+            }
+        }
+    }
+
+    struct FlashRefusal: Error, Equatable {
+        var reason: String
+    }
+
+    /// Runs `body` with `count` member API clients over mutual TLS, spread over the gateways.
+    @discardableResult
+    static func withClients<Result: Sendable>(
+        _ gateways: [GatewayHarness], certificates: TestCertificates, count: Int,
+        _ body: @Sendable ([MemberClient]) async throws -> Result
+    ) async throws -> Result {
+        func open(_ index: Int, _ clients: [MemberClient]) async throws -> Result {
+            guard index < count else { return try await body(clients) }
+            return try await withMember(
+                port: gateways[index % gateways.count].port, certificates: certificates, certificate: "app"
+            ) { client in try await open(index + 1, clients + [client]) }
+        }
+        return try await open(0, [])
+    }
+}

@@ -82,19 +82,30 @@ package enum OrderRules {
         return (Points(item.pricePoints.value * quantity), Money(minorUnits: item.priceMoney.minorUnits * quantity))
     }
 
+    /// What refuses an order of `quantity` units whatever the member: the sale window, then the
+    /// units left. Nil when the item can be sold.
+    package static func itemRefusal(_ item: CatalogItem, quantity: Int64, sold: Int64, adjusted: Int64, now: Timestamp)
+        -> OrderRefusal?
+    {
+        guard item.onSale(at: now) else { return .notOnSale(start: item.saleStart, end: item.saleEnd) }
+        let left = left(item, sold: sold, adjusted: adjusted)
+        guard quantity <= left else { return .soldOut(left: left) }
+        return nil
+    }
+
     /// The decision on an order of `quantity` (1 to `quantityMax`) units of `item` at `now`: the
-    /// checks in the order a member reads them (the sale, the tier, the stock, the member's limit,
-    /// the points); the first that fails is the refusal.
+    /// item's checks first (the sale window, the units left), then the member's (the tier, the
+    /// per-member limit, the points); the first that fails is the refusal.
     package static func decide(_ item: CatalogItem, quantity: Int64, inputs: Inputs, now: Timestamp)
         -> Result<Points, OrderRefusal>
     {
         precondition((1...quantityMax).contains(quantity), "an order of \(quantity) units")
-        guard item.onSale(at: now) else { return .failure(.notOnSale(start: item.saleStart, end: item.saleEnd)) }
+        if let refusal = itemRefusal(item, quantity: quantity, sold: inputs.sold, adjusted: inputs.adjusted, now: now) {
+            return .failure(refusal)
+        }
         if !item.tiers.isEmpty, !item.tiers.contains(inputs.tier) {
             return .failure(.tierNotAllowed(tier: inputs.tier, allowed: item.tiers))
         }
-        let left = left(item, sold: inputs.sold, adjusted: inputs.adjusted)
-        guard quantity <= left else { return .failure(.soldOut(left: left)) }
         if let limit = item.perMemberMax, inputs.memberHolds + quantity > limit {
             return .failure(.memberLimit(limit: limit, held: inputs.memberHolds))
         }

@@ -150,6 +150,8 @@ extension MemberService {
                         "a \(kind.rawValue) order is handed over by the app's fulfilment and cannot be cancelled here",
                         reason: "NOT_CANCELLABLE")
                 }
+            } catch let busy as MallBusy {
+                throw ServiceError(.resourceExhausted, "\(busy)", reason: "BUSY")
             } catch let conflict as MallRequestConflict {
                 throw ServiceError(
                     .alreadyExists,
@@ -177,7 +179,9 @@ extension MemberService {
 
     /// The member a request names (after merges), with the program in force.
     func member(_ text: String) async throws -> (MemberDetail, Program) {
-        guard let id = MemberID(text) else { throw ServiceError.invalid("member_id", "must be a 26-character member id") }
+        guard let id = MemberID(text) else {
+            throw ServiceError.invalid("member_id", "must be a 26-character member id")
+        }
         guard let detail = try await store.memberDetail(id) else {
             throw ServiceError(.notFound, "member_id: no member \(id)", reason: "UNKNOWN_MEMBER")
         }

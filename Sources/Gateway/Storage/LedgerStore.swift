@@ -250,6 +250,17 @@ package struct GatewayLimits: Sendable, Equatable {
     /// Ledger entries the member API reads at most for one account view (this year's points by
     /// format, the last 90 days for recommendations); beyond it the figures count the newest.
     package var accountEntriesMax = 10_000
+    /// Orders of the points mall written in one SQLite transaction (one fsync).
+    package var orderGroupMax = 64
+    /// Orders waiting for the writer (SQLite) or for their turn (PostgreSQL); more are refused
+    /// RESOURCE_EXHAUSTED (`BUSY`) until the queue drains.
+    package var orderQueueMax = 10_000
+    /// Order transactions one gateway runs at once on a PostgreSQL ledger (the others wait their
+    /// turn in memory, holding no connection).
+    package var orderTransactionsMax = 4
+    /// How long an order waits for its turn before it is refused RESOURCE_EXHAUSTED (`BUSY`), in
+    /// milliseconds.
+    package var orderWaitMilliseconds: Int64 = 10_000
     /// Connections and calls on the sync port (docs/operations.md, "Connections").
     package var connections = ConnectionLimits()
 

@@ -8,15 +8,17 @@ package protocol MallLedger: Sendable {
     var programs: ProgramCatalogue { get }
     /// The store's current instant (its injected clock).
     var clockNow: Timestamp { get }
-    /// Places an order, or returns the order the channel placed before with the same request id.
-    /// Throws `OrderRefusal` (nothing written) or `MallRequestConflict` (the request id was used for
-    /// another order).
-    func placeOrder(_ command: OrderCommand) async throws -> MallOrder
+    /// Places an order, or returns the order the channel placed before with the same request id;
+    /// with the member's balance after it. Throws `OrderRefusal` (nothing written),
+    /// `MallRequestConflict` (the request id was used for another order), or `MallBusy`.
+    func placeOrder(_ command: OrderCommand) async throws -> (order: MallOrder, balance: Points)
     /// Cancels an order whose voucher is unused and gives its points back; an order cancelled
-    /// before is returned as it is. Throws `MallCancelRefusal`.
-    func cancelOrder(_ orderID: String) async throws -> MallOrder
+    /// before is returned as it is. Throws `MallCancelRefusal` or `MallBusy`.
+    func cancelOrder(_ orderID: String) async throws -> (order: MallOrder, balance: Points)
     /// The order with this id, if any.
     func order(_ orderID: String) async throws -> MallOrder?
+    /// The order a channel placed with this request id, if any.
+    func order(channel: String, requestID: RequestID) async throws -> MallOrder?
     /// A member's orders, newest first, placed before the ledger position `before` when given.
     func orders(member: MemberID, before: Int64?, limit: Int) async throws -> [MallOrder]
     /// Units sold and adjusted by operators, per item (items never ordered are absent).
@@ -84,6 +86,13 @@ package struct MallOrder: Sendable, Equatable {
     package func answers(_ command: OrderCommand) -> Bool {
         command.member == requestedMember && command.item == item && command.quantity == quantity
     }
+}
+
+/// Too many orders are waiting for the ledger: nothing was written; the caller may try again.
+package struct MallBusy: Error, Sendable, CustomStringConvertible {
+    package var cause: String
+    package init(_ cause: String) { self.cause = cause }
+    package var description: String { "too many orders are waiting for the ledger (\(cause)); try again" }
 }
 
 /// A request id the channel used before for a different order.

@@ -1,14 +1,16 @@
 import Core
 import Foundation
+import NodeSupport
 import PostgresNIO
 
 /// The points mall's orders on PostgreSQL. An order locks its member (as every posting does), then
 /// its item's stock row (`FOR UPDATE`), in that order everywhere: concurrent orders of one item
 /// queue on the row, on any gateway, and each sees the units the one before it sold.
 extension PostgresLedgerStore {
-    package func placeOrder(_ command: OrderCommand) async throws -> MallOrder {
+    package func placeOrder(_ command: OrderCommand) async throws -> (order: MallOrder, balance: Points) {
         let now = clockNow
-        return try await transaction("placing an order") { [logger] connection in
+        return try await ordering("placing an order") { [logger] connection in
+            let reads = PostgresLedgerReads(connection: connection, logger: logger)
             let target = try await self.lockResolved(command.member, connection)
             if let first = try await Self.order(
                 connection, "o.channel = \(command.channel) AND o.request_id = \(command.requestID.rawValue)", logger)
@@ -16,7 +18,7 @@ extension PostgresLedgerStore {
                 guard first.answers(command) else {
                     throw MallRequestConflict(requestID: command.requestID.rawValue, orderID: first.orderID)
                 }
-                return first
+                return (first, try await reads.balance(.member(first.member)))
             }
             let catalogue = try await self.currentPrograms(connection)
             guard let item = catalogue.active(at: now)?.program.catalog.item(command.item) else {
@@ -29,6 +31,12 @@ extension PostgresLedgerStore {
                 ON CONFLICT (item_id) DO NOTHING
                 """, logger)
             let stock = try await Self.lockStock(connection, item.id, logger)
+            // Closed or sold out: no need to read the member's view (the engine would refuse the same).
+            if let refusal = OrderRules.itemRefusal(
+                item, quantity: command.quantity, sold: stock.sold, adjusted: stock.adjusted, now: now)
+            {
+                throw refusal
+            }
             let holds =
                 try await connection.value(
                     """
@@ -67,13 +75,14 @@ extension PostgresLedgerStore {
                 """, logger)
             try await connection.run(
                 "UPDATE mall_stock SET sold = sold + \(command.quantity) WHERE item_id = \(item.id.rawValue)", logger)
-            return order
+            return (order, try await reads.balance(.member(order.member)))
         }
     }
 
-    package func cancelOrder(_ orderID: String) async throws -> MallOrder {
+    package func cancelOrder(_ orderID: String) async throws -> (order: MallOrder, balance: Points) {
         let now = clockNow
-        return try await transaction("cancelling an order") { [logger] connection in
+        return try await ordering("cancelling an order") { [logger] connection in
+            let reads = PostgresLedgerReads(connection: connection, logger: logger)
             guard let found = try await Self.order(connection, "o.order_id = \(orderID)", logger) else {
                 throw MallCancelRefusal.unknownOrder(orderID)
             }
@@ -82,7 +91,7 @@ extension PostgresLedgerStore {
             guard var order = try await Self.order(connection, "o.order_id = \(orderID)", logger) else {
                 throw MallCancelRefusal.unknownOrder(orderID)
             }
-            guard order.status == .placed else { return order }
+            guard order.status == .placed else { return (order, try await reads.balance(.member(order.member))) }
             guard order.kind.issuesVoucher else { throw MallCancelRefusal.notCancellable(order.kind) }
             _ = try await Self.lockStock(connection, order.item, logger)
             var keys = PostingKeys()
@@ -112,7 +121,14 @@ extension PostgresLedgerStore {
             order.status = .cancelled
             order.cancelledAt = instant
             order.cancelTransactionID = transaction
-            return order
+            return (order, try await reads.balance(.member(order.member)))
+        }
+    }
+
+    package func order(channel: String, requestID: RequestID) async throws -> MallOrder? {
+        try await reading("reading an order") { connection in
+            try await Self.order(
+                connection, "o.channel = \(channel) AND o.request_id = \(requestID.rawValue)", self.logger)
         }
     }
 
@@ -148,6 +164,19 @@ extension PostgresLedgerStore {
     }
 
     // MARK: Rows
+
+    /// Runs an order's transaction in its turn at the gate (`order_transactions_max`).
+    private func ordering<Result: Sendable>(
+        _ doing: String, _ body: @escaping (PostgresConnection) async throws -> Result
+    ) async throws -> Result {
+        do {
+            return try await orderGate.withPermit(waiting: .milliseconds(limits.orderWaitMilliseconds)) {
+                try await transaction(doing, body)
+            }
+        } catch let refusal as AsyncGateRefusal {
+            throw MallBusy("\(refusal)")
+        }
+    }
 
     private func reading<Result: Sendable>(
         _ doing: String, _ body: @escaping (PostgresConnection) async throws -> Result

@@ -22,6 +22,9 @@ package final class PostgresLedgerStore: LedgerStore {
     let logger: Logger
     private let catalogue: Mutex<ProgramCatalogue>
     let statistics = Mutex(PostingStatistics())
+    /// Orders of the points mall take turns here (`order_transactions_max` at once): orders queued
+    /// on one item's row wait in memory, not holding pool connections.
+    let orderGate: AsyncGate
 
     var client: PostgresClient { database.client }
     /// How long a call waits for a pool connection (`database_wait_ms`).
@@ -42,6 +45,7 @@ package final class PostgresLedgerStore: LedgerStore {
         self.clock = clock
         self.limits = limits
         self.logger = logger
+        orderGate = AsyncGate(permits: limits.orderTransactionsMax, waitersMax: limits.orderQueueMax)
         catalogue = Mutex(ProgramCatalogue(versions: []))
         try await guarded("loading the programs") {
             try await database.client.leased(waiting: databaseWait) { connection in

@@ -6,17 +6,17 @@ import NodeSupport
 /// The points mall's orders on SQLite: each order is a job of the ledger's group committer (one
 /// writer, so the stock read and the sale are one step), written with the pushes of the moment.
 extension SQLiteLedgerStore {
-    package func placeOrder(_ command: OrderCommand) async throws -> MallOrder {
+    package func placeOrder(_ command: OrderCommand) async throws -> (order: MallOrder, balance: Points) {
         let now = clock.now()
         let catalogue = programs
-        return try await pushWriter.submit { db in
+        return try await write { db in
+            let writer = LedgerWriter(db: db)
             if let first = try Self.order(db, channel: command.channel, requestID: command.requestID.rawValue) {
                 guard first.answers(command) else {
                     throw MallRequestConflict(requestID: command.requestID.rawValue, orderID: first.orderID)
                 }
-                return first
+                return (first, try writer.balance(.member(first.member)))
             }
-            let writer = LedgerWriter(db: db)
             let instant = try writer.postingInstant(now)
             guard let item = catalogue.active(at: instant)?.program.catalog.item(command.item) else {
                 throw OrderRefusal.unknownItem(command.item.rawValue)
@@ -64,18 +64,19 @@ extension SQLiteLedgerStore {
                     order.points.value, order.money.minorUnits, instant.milliseconds,
                 ])
             try Self.changeSold(db, item.id, by: command.quantity)
-            return order
+            return (order, try writer.balance(.member(order.member)))
         }
     }
 
-    package func cancelOrder(_ orderID: String) async throws -> MallOrder {
+    package func cancelOrder(_ orderID: String) async throws -> (order: MallOrder, balance: Points) {
         let now = clock.now()
         let catalogue = programs
-        return try await pushWriter.submit { db in
+        return try await write { db in
+            let writer = LedgerWriter(db: db)
             guard var order = try Self.order(db, id: orderID) else { throw MallCancelRefusal.unknownOrder(orderID) }
-            guard order.status == .placed else { return order }
+            guard order.status == .placed else { return (order, try writer.balance(.member(order.member))) }
             guard order.kind.issuesVoucher else { throw MallCancelRefusal.notCancellable(order.kind) }
-            let instant = try LedgerWriter(db: db).postingInstant(now)
+            let instant = try writer.postingInstant(now)
             var keys = PostingKeys()
             keys.members = [order.member]
             keys.originals = [order.orderID]
@@ -103,8 +104,23 @@ extension SQLiteLedgerStore {
             order.status = .cancelled
             order.cancelledAt = instant
             order.cancelTransactionID = transaction
-            return order
+            return (order, try writer.balance(.member(order.member)))
         }
+    }
+
+    /// Runs an order's work in the order writer's next group transaction.
+    private func write<Result: Sendable>(_ work: @escaping @Sendable (Database) throws -> Result) async throws
+        -> Result
+    {
+        do {
+            return try await orderWriter.submit(work)
+        } catch let refusal as GroupCommitRefusal {
+            throw MallBusy("\(refusal)")
+        }
+    }
+
+    package func order(channel: String, requestID: RequestID) async throws -> MallOrder? {
+        try await database.pool.read { db in try Self.order(db, channel: channel, requestID: requestID.rawValue) }
     }
 
     package func order(_ orderID: String) async throws -> MallOrder? {

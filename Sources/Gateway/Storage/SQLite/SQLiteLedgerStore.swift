@@ -15,6 +15,9 @@ package final class SQLiteLedgerStore: LedgerStore {
     private let catalogue: Mutex<ProgramCatalogue>
     /// Pushes of several sites arriving together are written in one transaction (one fsync).
     let pushWriter: GroupCommitter
+    /// Orders of the points mall arriving together are written in one transaction too, in a queue
+    /// of their own so that a flash sale does not crowd out the sites' pushes.
+    let orderWriter: GroupCommitter
     let statistics = Mutex(PostingStatistics())
 
     /// Where the posting writer's time went so far.
@@ -31,6 +34,8 @@ package final class SQLiteLedgerStore: LedgerStore {
         self.limits = limits
         pushWriter = GroupCommitter(
             pool: database.pool, batchMax: limits.pushGroupMax, queueMax: limits.pushQueueMax, selfDriven: true)
+        orderWriter = GroupCommitter(
+            pool: database.pool, batchMax: limits.orderGroupMax, queueMax: limits.orderQueueMax, selfDriven: true)
         let rows = try database.pool.read { db in
             try Row.fetchAll(
                 db, sql: "SELECT version, document, effective_at_ms FROM program_versions ORDER BY version"
