@@ -10,6 +10,9 @@ package struct AsyncGateRefusal: Error, Sendable, Equatable, CustomStringConvert
     }
 
     package var reason: Reason
+
+    package init(reason: Reason) { self.reason = reason }
+
     package var description: String {
         switch reason {
         case .queueFull: "too many requests are waiting"
