@@ -5,8 +5,11 @@
 // (the edge's holds the terminal tokens) readable by others, naming the file and the fix; and the
 // databases (with their WAL and shared-memory files) are created 0600.
 import Foundation
+import Gateway
 import TestSupport
+import SwiftASN1
 import Testing
+import X509
 
 #if canImport(Glibc)
     import Glibc
@@ -25,9 +28,22 @@ struct CAFilesTests {
         _ = try await Binary.run(["ca", "init", "--dir", folder])
         _ = try await Binary.run(["ca", "issue", "--dir", folder, "--site", "mall-01"])
         _ = try await Binary.run(["ca", "issue", "--dir", folder, "--operator", "alice"])
+        let channel = try await Binary.run(["ca", "issue", "--dir", folder, "--role", "channel", "member-app"])
+        #expect(channel.contains("coalition://channel/member-app"))
         #expect(try mode(folder) == 0o700)
-        for key in ["ca.key", "mall-01.key", "operator-alice.key"] {
+        for key in ["ca.key", "mall-01.key", "operator-alice.key", "channel-member-app.key"] {
             #expect(try mode(folder + "/" + key) == 0o600, "\(key)")
+        }
+        // The channel certificate names its role, and nothing else.
+        let pem = try String(contentsOfFile: folder + "/channel-member-app.pem", encoding: .utf8)
+        let certificate = try Certificate(pemEncoded: pem)
+        #expect(PeerIdentity(certificate: certificate) == .channel("member-app"))
+        // A role and a role option together, or an unknown role, are refused.
+        await #expect(throws: (any Error).self) {
+            _ = try await Binary.run(["ca", "issue", "--dir", folder, "--role", "channel", "x", "--site", "mall-01"])
+        }
+        await #expect(throws: (any Error).self) {
+            _ = try await Binary.run(["ca", "issue", "--dir", folder, "--role", "king", "x"])
         }
         // No temporary file is left behind.
         let left = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".tmp") }
