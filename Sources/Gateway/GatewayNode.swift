@@ -36,7 +36,7 @@ package final class GatewayNode: Service, Sendable {
     /// naming PostgreSQL needs `GatewayNode.with`, which runs the database's connection pool.
     package convenience init(
         configuration: GatewayConfiguration, clock: any WallClock, sleeper: any Clock<Duration> = ContinuousClock(),
-        logger: Logger
+        logger: Logger, extraServices: [any RegistrableRPCService] = []
     ) async throws {
         if let postgres = configuration.postgres {
             throw ConfigurationError("database: \(postgres) — open it with GatewayNode.with, which runs its pool")
@@ -46,19 +46,23 @@ package final class GatewayNode: Service, Sendable {
             path: configuration.databasePath, busyTimeoutMilliseconds: configuration.limits.busyTimeoutMilliseconds)
         let store = try SQLiteLedgerStore(database: database, clock: clock, limits: configuration.limits)
         try await self.init(
-            configuration: configuration, ledger: store, sqlite: store, sleeper: sleeper, logger: logger)
+            configuration: configuration, ledger: store, sqlite: store, sleeper: sleeper, logger: logger,
+            extraServices: extraServices)
     }
 
     /// Runs `body` with a gateway on the configured ledger: SQLite, or PostgreSQL with its pool
     /// running and its migrations applied (under the migrations lock: gateways starting together
-    /// migrate once) for this network's CA. The pool stops when `body` returns.
+    /// migrate once) for this network's CA. The pool stops when `body` returns. `extraServices` are
+    /// served beside the gateway's own (the benchmarks' baseline service).
     package static func with<Result: Sendable>(
         configuration: GatewayConfiguration, clock: any WallClock, sleeper: any Clock<Duration> = ContinuousClock(),
-        logger: Logger, _ body: (GatewayNode) async throws -> Result
+        logger: Logger, extraServices: [any RegistrableRPCService] = [], _ body: (GatewayNode) async throws -> Result
     ) async throws -> Result {
         guard let postgres = configuration.postgres else {
             return try await body(
-                try await GatewayNode(configuration: configuration, clock: clock, sleeper: sleeper, logger: logger))
+                try await GatewayNode(
+                    configuration: configuration, clock: clock, sleeper: sleeper, logger: logger,
+                    extraServices: extraServices))
         }
         try PrivateFiles.requirePrivate(configuration.privateKeyPath, what: "the gateway's private key (private_key)")
         let fingerprint = try CertificateFingerprint.sha256(ofPEMFile: configuration.caCertificatePath)
@@ -70,14 +74,15 @@ package final class GatewayNode: Service, Sendable {
             let store = try await PostgresLedgerStore(
                 database: database, clock: clock, limits: configuration.limits, logger: logger)
             let node = try await GatewayNode(
-                configuration: configuration, ledger: store, sqlite: nil, sleeper: sleeper, logger: logger)
+                configuration: configuration, ledger: store, sqlite: nil, sleeper: sleeper, logger: logger,
+                extraServices: extraServices)
             return try await body(node)
         }
     }
 
     private init(
         configuration: GatewayConfiguration, ledger store: any LedgerStore, sqlite: SQLiteLedgerStore?,
-        sleeper: any Clock<Duration>, logger: Logger
+        sleeper: any Clock<Duration>, logger: Logger, extraServices: [any RegistrableRPCService]
     ) async throws {
         self.configuration = configuration
         self.sleeper = sleeper
@@ -138,7 +143,8 @@ package final class GatewayNode: Service, Sendable {
         server = GRPCServer(
             transport: transport,
             services: Self.services(
-                store, configuration: configuration, logger: logger, refusals: refusals, health: health))
+                store, configuration: configuration, logger: logger, refusals: refusals, health: health)
+                + extraServices)
     }
 
     /// The services over a ledger of any kind (the existential opened for the generic services).

@@ -112,12 +112,15 @@ package struct LocalNetwork: Sendable {
 
     // MARK: Running nodes
 
-    /// Runs `body` with a gateway serving on its (free) port; stops it gracefully afterwards.
+    /// Runs `body` with a gateway serving on its (free) port (with `extraServices` beside its own);
+    /// stops it gracefully afterwards.
     package static func withGateway<Result: Sendable>(
         _ configuration: GatewayConfiguration, clock: any WallClock, logger: Logger,
-        _ body: (GatewayNode, Int) async throws -> Result
+        extraServices: [any RegistrableRPCService] = [], _ body: (GatewayNode, Int) async throws -> Result
     ) async throws -> Result {
-        try await GatewayNode.with(configuration: configuration, clock: clock, logger: logger) { node in
+        try await GatewayNode.with(
+            configuration: configuration, clock: clock, logger: logger, extraServices: extraServices
+        ) { node in
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await node.run() }
                 do {

@@ -25,6 +25,10 @@ struct BenchSmokeTests {
             ["baseline", "figure", "ratio", "pushed", "pulled", "caught up", "memory"]
         ),
         ("replica-size", ["--members", "2000"], ["baseline", "ratio", "pulled", "size", "memory"]),
+        (
+            "flash-sale", ["--orders", "300", "--stock", "20", "--callers", "4", "--members", "60"],
+            ["baseline", "figure", "ratio", "sold", "memory"]
+        ),
     ]
 
     @Test("each bench runs and prints its figures", arguments: runs.map(\.name))

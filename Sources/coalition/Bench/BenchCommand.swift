@@ -9,7 +9,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure the hot paths against baselines taken in the same run (build with -c release).",
-        subcommands: [EdgeEarn.self, ParkingExit.self, GatewayIngest.self, CatchUp.self, ReplicaSize.self])
+        subcommands: [EdgeEarn.self, ParkingExit.self, GatewayIngest.self, CatchUp.self, ReplicaSize.self, FlashSale.self])
 
     /// `--store postgres://…` as settings, the password from the environment.
     static func postgres(_ text: String) throws -> PostgresSettings {
@@ -40,6 +40,26 @@ struct BenchCommand: AsyncParsableCommand {
         func run() async throws {
             try await EdgeBenches.edgeEarn(
                 program: common.program, callers: terminals, duration: common.duration, rate: rate, members: members)
+        }
+    }
+
+    struct FlashSale: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "flash-sale",
+            abstract:
+                "Concurrent orders for a few units over mutual TLS to the gateway's member API, against empty RPCs; checks exactly the stock is sold."
+        )
+        @Option(help: "The program file (default: examples/program.yaml, whose cinema-flash item is sold).")
+        var program = "examples/program.yaml"
+        @Option(help: "Orders started at once.") var orders = 10_000
+        @Option(help: "Units for sale.") var stock = 100
+        @Option(help: "Callers, each on its own mutual-TLS connection.") var callers = 64
+        @Option(help: "Members enrolled first (each orders orders/members times; one unit per member).")
+        var members = 2_000
+
+        func run() async throws {
+            try await MallBenches.flashSale(
+                program: program, orders: orders, stock: stock, callers: callers, members: members)
         }
     }
 

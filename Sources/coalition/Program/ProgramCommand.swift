@@ -71,6 +71,13 @@ struct ProgramCommand: AsyncParsableCommand {
                 "  redeem: \(program.redeem.pointValuePoints) points = \(program.redeem.pointValueMoney) minor units, minimum \(program.redeem.minimumPoints), at most \(program.redeem.maximumBillShare) of a bill"
             )
             print("  expiry: end of the month \(program.expiry.months) months after earning")
+            if !program.catalog.items.isEmpty {
+                print(
+                    "  catalog: "
+                        + program.catalog.items.map { item in
+                            "\(item.id) (\(item.kind.rawValue), \(item.pricePoints) points, \(item.stock) units, by \(item.sponsor))"
+                        }.joined(separator: ", "))
+            }
         }
 
         /// `12.34 CNY` for 1234 minor units of a two-digit currency.
