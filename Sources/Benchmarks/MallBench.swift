@@ -66,7 +66,8 @@ package enum MallBenches {
                             order("F-\(index)", member: ids[index % ids.count]))
                         sold.withLock { $0[answer.order.orderID, default: 0] += 1 }
                     } catch let error as RPCError {
-                        let reason = error.metadata[stringValues: "coalition-reason"].first { _ in true } ?? "\(error.code)"
+                        let reason =
+                            error.metadata[stringValues: "coalition-reason"].first { _ in true } ?? "\(error.code)"
                         sold.withLock { $0["refused " + reason, default: 0] += 1 }
                     }
                 }
@@ -91,7 +92,8 @@ package enum MallBenches {
                 report.line(
                     "ratio",
                     String(
-                        format: "%.2f of the baseline's rate; p99 %.2f× the baseline's", figure.rate / max(1, baseline.rate),
+                        format: "%.2f of the baseline's rate; p99 %.2f× the baseline's",
+                        figure.rate / max(1, baseline.rate),
                         figure.latencies.milliseconds(99) / max(0.001, baseline.latencies.milliseconds(99))))
                 let refusals = outcome.filter { $0.key.hasPrefix("refused ") }.sorted { $0.key < $1.key }
                     .map { "\($0.key.dropFirst(8)) \($0.value)" }.joined(separator: ", ")
@@ -102,7 +104,8 @@ package enum MallBenches {
                         + (exact ? "exactly the stock" : "NOT the stock") + "; refused: \(refusals)")
                 if let error = figure.latencies.firstError { report.line("first error", error) }
                 report.line(
-                    "memory", String(format: "peak %.0f MiB (whole process: clients, gateway, edge)", Load.peakMemoryMiB))
+                    "memory",
+                    String(format: "peak %.0f MiB (whole process: clients, gateway, edge)", Load.peakMemoryMiB))
                 report.print()
                 if !exact { throw BenchFailure("the flash sale sold \(answeredOK), not \(stock)") }
             }
@@ -125,21 +128,25 @@ package enum MallBenches {
     ) {
         let clock = ContinuousClock()
         let start = clock.now
-        let merged = await withTaskGroup(of: Latencies.self) { group in
+        // Each call returns its time, merged into one histogram (one per call would cost megabytes).
+        let merged = await withTaskGroup(of: Result<Duration, any Error>.self) { group in
             for index in 0..<count {
                 group.addTask {
-                    var latencies = Latencies()
                     do {
                         try await call(index)
-                        latencies.record(clock.now - start)
+                        return .success(clock.now - start)
                     } catch {
-                        latencies.failed(error)
+                        return .failure(error)
                     }
-                    return latencies
                 }
             }
             var total = Latencies()
-            for await part in group { total.add(part) }
+            for await outcome in group {
+                switch outcome {
+                case .success(let duration): total.record(duration)
+                case .failure(let error): total.failed(error)
+                }
+            }
             return total
         }
         return (Double(count) / Load.seconds(clock.now - start), merged)
@@ -178,7 +185,9 @@ package enum MallBenches {
     /// raw clients under them (for the baseline's empty RPC).
     static func withClients(
         _ count: Int, port: Int, folder: BenchFolder,
-        _ body: ([Coalition_Member_V1_Member.Client<HTTP2ClientTransport.Posix>], [GRPCClient<HTTP2ClientTransport.Posix>])
+        _ body: (
+            [Coalition_Member_V1_Member.Client<HTTP2ClientTransport.Posix>], [GRPCClient<HTTP2ClientTransport.Posix>]
+        )
             async throws -> Void
     ) async throws {
         func open(

@@ -120,11 +120,20 @@ package final class GatewayNode: Service, Sendable {
         guard store.programs.latest != nil else {
             throw ConfigurationError("no program: set program_file (or publish one) before serving")
         }
+        if let key = configuration.voucherKey {
+            do {
+                try await store.registerVoucherKey(id: key.id, publicKey: key.publicKey)
+            } catch let error as VoucherKeyError {
+                throw ConfigurationError("voucher_key_file: \(error)")
+            }
+        }
         for path in [configuration.caCertificatePath, configuration.certificatePath, configuration.privateKeyPath]
         where !FileManager.default.isReadableFile(atPath: path) {
             throw ConfigurationError("cannot read \(path)")
         }
-        health = HealthService(services: ["coalition.sync.v1.Sync", "coalition.ops.v1.Ops", "coalition.member.v1.Member"])
+        health = HealthService(services: [
+            "coalition.sync.v1.Sync", "coalition.ops.v1.Ops", "coalition.member.v1.Member",
+        ])
         transport = try GuardedListener.transport(
             name: "gateway", host: configuration.listenHost, port: configuration.listenPort,
             tls: ServerTLSFiles(
@@ -156,8 +165,8 @@ package final class GatewayNode: Service, Sendable {
             SyncService(store: store, limits: configuration.limits, logger: logger, refusals: refusals),
             OpsService(store: store, phoneHashKey: configuration.phoneHashKey, logger: logger, refusals: refusals),
             MemberService(
-                store: store, phoneHashKey: configuration.phoneHashKey, limits: configuration.limits, logger: logger,
-                refusals: refusals),
+                store: store, phoneHashKey: configuration.phoneHashKey, voucherKey: configuration.voucherKey,
+                limits: configuration.limits, logger: logger, refusals: refusals),
             health,
         ]
     }

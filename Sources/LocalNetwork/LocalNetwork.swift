@@ -14,7 +14,8 @@ import Wire
 /// that uses them returns or throws.
 ///
 /// File names in the folder: `ca.pem` (and `ca.key`), `gateway.pem`/`.key` (for 127.0.0.1),
-/// `SITE.pem`/`.key` per site, `operator-NAME.pem`/`.key` per operator.
+/// `SITE.pem`/`.key` per site, `operator-NAME.pem`/`.key` per operator, `voucher-1.key` (the
+/// gateway's voucher signing key, id 1).
 package struct LocalNetwork: Sendable {
     package let directory: String
     package let authority: CertificateAuthority
@@ -34,6 +35,7 @@ package struct LocalNetwork: Sendable {
             try issue(.site(id), name: site)
         }
         for name in operators { try issue(.operator(name), name: "operator-\(name)") }
+        try write(VoucherSeal.newKeyText(), "voucher-1.key")
     }
 
     /// The path of `name` in the folder.
@@ -82,9 +84,12 @@ package struct LocalNetwork: Sendable {
     package func gatewayConfiguration(
         database: String, programFile: String?, limits: GatewayLimits = GatewayLimits()
     ) -> GatewayConfiguration {
-        GatewayConfiguration(
+        var configuration = GatewayConfiguration(
             databasePath: database, caCertificatePath: path("ca.pem"), certificatePath: path("gateway.pem"),
             privateKeyPath: path("gateway.key"), programFile: programFile, limits: limits)
+        configuration.voucherKey = try? VoucherSigningKey(
+            id: 1, text: String(contentsOfFile: path("voucher-1.key"), encoding: .utf8))
+        return configuration
     }
 
     /// An edge of `site`, linked to the gateway at `gatewayPort` (none: standalone) with the

@@ -239,3 +239,55 @@ struct MallTests {
         #expect(none.isEmpty, "nothing left to sell is never recommended")
     }
 }
+
+/// Vouchers: issued with an order, checked at a till.
+extension MallTests {
+    static let voucher = VoucherRules.issue(
+        item("tea"), at: Fixture.at("2026-11-24T12:00").adding(milliseconds: 30_000), keyID: 1,
+        ids: [TransactionID(value: 42)])[0]
+
+    @Test("a voucher is valid for its item's days from the order, to the minute")
+    func issue() {
+        #expect(Self.voucher.validUntil == Fixture.at("2027-02-22T12:00"))
+        #expect(Self.voucher.item == ItemID("tea") && Self.voucher.keyID == 1)
+        #expect(VoucherRules.issue(Self.item("mug"), at: Self.now, keyID: 1, ids: [TransactionID(value: 1)]).isEmpty)
+        #expect(VoucherRules.issue(Self.item("tea"), at: Self.now, keyID: 1, ids: []).isEmpty)
+    }
+
+    @Test(
+        "a till honours a voucher in its scope, until the instant it expires, once",
+        arguments: [
+            // (merchant, at, status, expected reason or nil)
+            ("hotel-restaurant", "2027-02-22T11:59", nil, nil),
+            ("hotel-restaurant", "2027-02-22T12:00", nil, "VOUCHER_EXPIRED"),
+            ("hotel-rooms", "2026-12-01T12:00", nil, "VOUCHER_WRONG_MERCHANT"),
+            ("mall-fashion", "2026-12-01T12:00", nil, "VOUCHER_WRONG_MERCHANT"),
+            ("no-such-till", "2026-12-01T12:00", nil, "VOUCHER_WRONG_MERCHANT"),
+            ("hotel-restaurant", "2026-12-01T12:00", VoucherStatus.used, "VOUCHER_USED"),
+            ("hotel-restaurant", "2026-12-01T12:00", VoucherStatus.cancelled, "VOUCHER_CANCELLED"),
+            ("hotel-restaurant", "2026-12-01T12:00", VoucherStatus.issued, nil),
+        ] as [(String, String, VoucherStatus?, String?)])
+    func check(merchant: String, at: String, status: VoucherStatus?, reason: String?) {
+        let result = VoucherRules.check(
+            Self.voucher, program: Self.program, merchant: MerchantID(merchant)!, now: Fixture.at(at), status: status)
+        switch result {
+        case .success(let item): #expect(reason == nil && item.id == ItemID("tea"))
+        case .failure(let refusal): #expect(refusal.reason == reason)
+        }
+    }
+
+    @Test("a voucher's format scope, and an item the program no longer lists")
+    func scope() {
+        let lounge = VoucherRules.issue(Self.item("lounge"), at: Self.now, keyID: 1, ids: [TransactionID(value: 7)])[0]
+        let at = Fixture.at("2026-12-01T12:00")
+        #expect(
+            (try? VoucherRules.check(lounge, program: Self.program, merchant: Fixture.rooms, now: at, status: nil).get())
+                != nil)
+        #expect(
+            VoucherRules.check(lounge, program: Self.program, merchant: Fixture.mall, now: at, status: nil)
+                == .failure(.wrongFormat(Format("mall")!)))
+        #expect(
+            VoucherRules.check(lounge, program: Fixture.program, merchant: Fixture.rooms, now: at, status: nil)
+                == .failure(.unknownItem("lounge")))
+    }
+}

@@ -99,6 +99,47 @@ struct MemberServiceTests {
         }
     }
 
+    @Test("without a voucher key, goods sell and voucher items are refused; a key id keeps its key")
+    func voucherKey() async throws {
+        let directory = try TemporaryDirectory()
+        let dir = directory.url.path
+        let certificates = try TestCertificates(directory: dir, sites: ["mall-01"])
+        try certificates.issue(.channel("app"), name: "app")
+        let clock = ManualWallClock()
+        var configuration = try Network.gatewayConfiguration(dir, certificates: certificates)
+        let key = try #require(configuration.voucherKey)
+        configuration.voucherKey = nil
+        try await Network.withGateway(configuration, clock: clock) { gateway in
+            let edge = try Network.edgeConfiguration(
+                dir, site: "mall-01", certificates: certificates, gatewayPort: gateway.port)
+            try await Network.withEdge(edge, merchant: "mall-fashion", clock: clock) { mall in
+                let member = try await mall.points.enroll(
+                    Make.enroll("E-1", phone: "+8613800138000"), metadata: mall.auth
+                ).member.memberID
+                _ = try await mall.points.earn(Make.earn("R-1", member: member, amount: 600_000), metadata: mall.auth)
+                try await Network.eventually("synced") { try await Network.synced(mall) }
+                try await Self.withMember(port: gateway.port, certificates: certificates, certificate: "app") { api in
+                    await expectStatus(.failedPrecondition, reason: "VOUCHERS_DISABLED") {
+                        _ = try await api.placeOrder(Self.order("V-1", member: member, item: "coffee"))
+                    }
+                    let mug = try await api.placeOrder(Self.order("V-2", member: member, item: "harbour-mug"))
+                    #expect(mug.order.vouchers.isEmpty && mug.order.points == 3_000)
+                }
+            }
+            #expect(try await gateway.ledger.voucherKeys().isEmpty)
+        }
+        // With the key: its public half is registered; another key under the same id is refused.
+        configuration.voucherKey = key
+        try await Network.withGateway(configuration, clock: clock) { gateway in
+            let keys = try await gateway.ledger.voucherKeys()
+            #expect(keys == [1: key.publicKey])
+        }
+        configuration.voucherKey = try VoucherSigningKey(id: 1, text: VoucherSeal.newKeyText())
+        await #expect(throws: ConfigurationError.self) {
+            try await Network.withGateway(configuration, clock: clock) { _ in }
+        }
+    }
+
     @Test("account, catalog, orders and history through the member API", arguments: LedgerKind.allCases)
     func ordersAndAccount(ledger: LedgerKind) async throws {
         let directory = try TemporaryDirectory()
@@ -155,6 +196,15 @@ struct MemberServiceTests {
                     }
                     let coffee = try await api.placeOrder(Self.order("O-2", member: member, item: "coffee"))
                     #expect(coffee.order.points == 1_500 && coffee.balanceAfterPoints == 700)
+                    // One voucher, signed by the gateway's key, valid 30 days (to the minute).
+                    #expect(mug.order.vouchers.isEmpty)
+                    let voucher = try #require(coffee.order.vouchers.first)
+                    #expect(coffee.order.vouchers.count == 1 && voucher.status == .issued)
+                    let code = try VoucherCode.parse(voucher.code).get()
+                    #expect(VoucherSeal.verify(code, keys: try await gateway.ledger.voucherKeys()))
+                    #expect(
+                        code.claim.item == ItemID("coffee") && code.claim.voucherID.description == voucher.voucherID)
+                    #expect(voucher.validUntilAtMs == (coffee.order.placedAtMs + 30 * 86_400_000) / 60_000 * 60_000)
                     // Every refusal names its reason and takes nothing.
                     await expectStatus(.failedPrecondition, reason: "TIER_NOT_ALLOWED") {
                         _ = try await api.placeOrder(Self.order("O-3", member: member, item: "gold-lounge"))
@@ -189,6 +239,7 @@ struct MemberServiceTests {
                     cancel.orderID = coffee.order.orderID
                     let cancelled = try await api.cancelOrder(cancel)
                     #expect(cancelled.order.status == .cancelled && cancelled.balanceAfterPoints == 2_200)
+                    #expect(cancelled.order.vouchers.map(\.status) == [.cancelled])
                     let again = try await api.cancelOrder(cancel)
                     #expect(again.order.status == .cancelled && again.balanceAfterPoints == 2_200)
                     let left = try await api.listCatalog(Coalition_Member_V1_ListCatalogRequest()).items

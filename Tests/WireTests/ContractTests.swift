@@ -30,6 +30,14 @@ struct ContractTests {
                     "ListExpiryReminders", "ListRefusedCalls",
                 ]
             ),
+            (
+                "coalition.member.v1.Member", Coalition_Member_V1_Member.Method.descriptors,
+                [
+                    "LookupMember", "GetAccount", "ListHistory", "ListCatalog", "Recommend", "PlaceOrder",
+                    "CancelOrder",
+                    "GetOrder", "ListOrders",
+                ]
+            ),
         ] as [(String, [MethodDescriptor], [String])])
     func methods(_ service: String, _ descriptors: [MethodDescriptor], _ names: [String]) {
         #expect(Set(descriptors.map(\.service.fullyQualifiedService)) == [service])

@@ -44,11 +44,12 @@ extension PostingEngine {
     }
 
     /// Cancels the order booked as `orderTransaction` (in the view's originals): its postings are
-    /// reversed and its lot draws given back. Returns the member credited and the points.
+    /// reversed and its lot draws given back. Returns the member credited, the points and the
+    /// cancellation's ledger position.
     package mutating func cancelOrder(
         orderTransaction: String, transactionID: String, requestID: String, detail: String
     )
-        -> Result<(member: MemberID, points: Points), OrderCancelRefusal>
+        -> Result<(member: MemberID, points: Points, position: Int64), OrderCancelRefusal>
     {
         guard var original = view.originals[orderTransaction], original.kind == .order, let owner = original.member,
             let member = resolve(owner)
@@ -64,7 +65,7 @@ extension PostingEngine {
         giveBackDraws(of: original, position: position)
         original.reversals += 1
         view.originals[orderTransaction] = original
-        return .success((member, postings.change(of: .member(owner))))
+        return .success((member, postings.change(of: .member(owner)), position))
     }
 }
 

@@ -1,4 +1,5 @@
 import Core
+import Crypto
 import Foundation
 import NodeSupport
 import Wire
@@ -21,6 +22,9 @@ package struct GatewayConfiguration: Sendable {
     package var programFile: String?
     /// The network's phone-hash key (as the edges'), for operators' lookups by phone; optional.
     package var phoneHashKey: [UInt8]?
+    /// The key the gateway signs the points mall's vouchers with (`voucher_key_file`,
+    /// `voucher_key_id`); without it, items that issue vouchers cannot be ordered.
+    package var voucherKey: VoucherSigningKey?
     package var limits: GatewayLimits
 
     package init(
@@ -70,6 +74,8 @@ package struct GatewayConfiguration: Sendable {
         let key = root.string("private_key", lengthMax: 4096)
         let program = root.string("program_file", required: false, lengthMax: 4096)
         let phoneKeyFile = root.string("phone_hash_key_file", required: false, lengthMax: 4096)
+        let voucherKeyFile = root.string("voucher_key_file", required: false, lengthMax: 4096)
+        let voucherKeyID = root.integer("voucher_key_id", in: 1...255, required: voucherKeyFile != nil)
         var limits = GatewayLimits()
         if let l = root.map("limits", required: false) {
             func int(_ key: String, _ range: ClosedRange<Int64>, _ target: inout Int) {
@@ -133,6 +139,16 @@ package struct GatewayConfiguration: Sendable {
                 diagnostics.fail(DocumentPath.root.key("phone_hash_key_file"), "\(error)")
             }
         }
+        var voucherKey: VoucherSigningKey?
+        if let voucherKeyFile, let voucherKeyID {
+            do {
+                try PrivateFiles.requirePrivate(resolve(voucherKeyFile), what: "the voucher key")
+                let text = String(decoding: try ReadableFile.contents(of: resolve(voucherKeyFile)), as: UTF8.self)
+                voucherKey = try VoucherSigningKey(id: UInt8(voucherKeyID), text: text)
+            } catch {
+                diagnostics.fail(DocumentPath.root.key("voucher_key_file"), "\(error)")
+            }
+        }
         var postgres: PostgresSettings?
         if database != nil, postgresURL != nil {
             diagnostics.fail(
@@ -185,7 +201,30 @@ package struct GatewayConfiguration: Sendable {
             caCertificatePath: resolve(ca), certificatePath: resolve(certificate), privateKeyPath: resolve(key),
             programFile: program.map(resolve), limits: limits)
         configuration.phoneHashKey = phoneKey
+        configuration.voucherKey = voucherKey
         configuration.postgres = postgres
         return configuration
+    }
+}
+
+/// The gateway's voucher signing key and its id (docs/member-api.md, "Voucher codes").
+package struct VoucherSigningKey: Sendable {
+    package let id: UInt8
+    package let privateKey: Curve25519.Signing.PrivateKey
+
+    /// The key in a voucher key file's text (64 hex digits), under `id` (1 to 255).
+    package init(id: UInt8, text: String) throws {
+        guard id >= 1 else { throw VoucherKeyError("a voucher key id is 1 to 255") }
+        self.id = id
+        privateKey = try VoucherSeal.privateKey(fromText: text)
+    }
+
+    /// The raw 32 bytes of its public key, as edges receive it.
+    package var publicKey: [UInt8] { Array(privateKey.publicKey.rawRepresentation) }
+
+    /// Signs a claim made with this key's id.
+    package func sign(_ claim: VoucherClaim) throws -> VoucherCode {
+        precondition(claim.keyID == id, "a claim names key \(claim.keyID), not \(id)")
+        return try VoucherSeal.sign(claim, with: privateKey)
     }
 }

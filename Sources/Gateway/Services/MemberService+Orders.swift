@@ -24,7 +24,7 @@ extension MemberService {
             let command = OrderCommand(
                 channel: channel, requestID: requestID, member: member, item: item, quantity: quantity)
             if let answer = try await refusedBeforeWriting(command) { return answer }
-            let (order, balance) = try await store.placeOrder(command)
+            let (order, balance) = try await store.placeOrder(command, vouchers: vouchers)
             logger.info(
                 "order placed",
                 metadata: [
@@ -45,6 +45,7 @@ extension MemberService {
     private func refusedBeforeWriting(_ command: OrderCommand) async throws -> Coalition_Member_V1_PlaceOrderResponse? {
         let now = store.clockNow
         guard let item = try program(at: now).catalog.item(command.item) else { return nil }
+        if item.kind.issuesVoucher, vouchers == nil { throw MallVouchersDisabled() }
         let stock = try await store.stock([item.id])[item.id] ?? MallStock(sold: 0, adjusted: 0)
         guard
             let refusal = OrderRules.itemRefusal(

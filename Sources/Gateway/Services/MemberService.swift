@@ -10,14 +10,18 @@ package struct MemberService<Store: OperationsLedger & MallLedger>: Coalition_Me
     let store: Store
     private let phoneHashKey: [UInt8]?
     let limits: GatewayLimits
+    /// Signs the vouchers orders issue; nil when the gateway has no voucher key.
+    let vouchers: VoucherIssuer?
     let logger: Logger
     private let refusals: RefusalRecorder
 
     package init(
-        store: Store, phoneHashKey: [UInt8]?, limits: GatewayLimits, logger: Logger, refusals: RefusalRecorder? = nil
+        store: Store, phoneHashKey: [UInt8]?, voucherKey: VoucherSigningKey?, limits: GatewayLimits, logger: Logger,
+        refusals: RefusalRecorder? = nil
     ) {
         self.store = store
         self.phoneHashKey = phoneHashKey
+        vouchers = voucherKey.map { key in VoucherIssuer(keyID: key.id) { try key.sign($0) } }
         self.limits = limits
         self.logger = logger
         self.refusals = refusals ?? .logging(logger)
@@ -149,7 +153,14 @@ extension MemberService {
                         .failedPrecondition,
                         "a \(kind.rawValue) order is handed over by the app's fulfilment and cannot be cancelled here",
                         reason: "NOT_CANCELLABLE")
+                case .voucherUsed(let id):
+                    throw ServiceError(
+                        .failedPrecondition, "voucher \(id) of the order has been used", reason: "VOUCHER_USED")
                 }
+            } catch is MallVouchersDisabled {
+                throw ServiceError(
+                    .failedPrecondition, "the gateway has no voucher_key_file configured: vouchers cannot be issued",
+                    reason: "VOUCHERS_DISABLED")
             } catch let busy as MallBusy {
                 throw ServiceError(.resourceExhausted, "\(busy)", reason: "BUSY")
             } catch let conflict as MallRequestConflict {

@@ -127,5 +127,17 @@ extension Coalition_Member_V1_Order {
         status = order.status == .placed ? .placed : .cancelled
         placedAtMs = order.placedAt.milliseconds
         cancelledAtMs = order.cancelledAt?.milliseconds ?? 0
+        vouchers = order.vouchers.map { voucher in
+            var wire = Coalition_Member_V1_Voucher()
+            wire.voucherID = voucher.voucherID
+            wire.code = voucher.code
+            wire.validUntilAtMs = voucher.validUntil.milliseconds
+            switch voucher.status {
+            case .issued: wire.status = .issued
+            case .used: wire.status = .used
+            case .cancelled: wire.status = .cancelled
+            }
+            return wire
+        }
     }
 }

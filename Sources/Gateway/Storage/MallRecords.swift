@@ -11,7 +11,9 @@ package protocol MallLedger: Sendable {
     /// Places an order, or returns the order the channel placed before with the same request id;
     /// with the member's balance after it. Throws `OrderRefusal` (nothing written),
     /// `MallRequestConflict` (the request id was used for another order), or `MallBusy`.
-    func placeOrder(_ command: OrderCommand) async throws -> (order: MallOrder, balance: Points)
+    func placeOrder(_ command: OrderCommand, vouchers: VoucherIssuer?) async throws -> (
+        order: MallOrder, balance: Points
+    )
     /// Cancels an order whose voucher is unused and gives its points back; an order cancelled
     /// before is returned as it is. Throws `MallCancelRefusal` or `MallBusy`.
     func cancelOrder(_ orderID: String) async throws -> (order: MallOrder, balance: Points)
@@ -21,6 +23,11 @@ package protocol MallLedger: Sendable {
     func order(channel: String, requestID: RequestID) async throws -> MallOrder?
     /// A member's orders, newest first, placed before the ledger position `before` when given.
     func orders(member: MemberID, before: Int64?, limit: Int) async throws -> [MallOrder]
+    /// Records the public half of a voucher key under its id, once; throws `VoucherKeyError` when
+    /// the id is registered with another key.
+    func registerVoucherKey(id: UInt8, publicKey: [UInt8]) async throws
+    /// The public halves of every voucher key registered, by id.
+    func voucherKeys() async throws -> [UInt8: [UInt8]]
     /// Units sold and adjusted by operators, per item (items never ordered are absent).
     func stock(_ items: [ItemID]) async throws -> [ItemID: MallStock]
 }
@@ -66,6 +73,8 @@ package struct MallOrder: Sendable, Equatable {
     package var orderID: String
     /// Its ledger transaction's position (orders list by it).
     package var position: Int64
+    /// The vouchers it issued (one per unit; none for goods).
+    package var vouchers: [IssuedVoucher] = []
     package var channel: String
     package var requestID: String
     /// The member as the request named it, and the member it was booked to (after merges).
@@ -88,6 +97,30 @@ package struct MallOrder: Sendable, Equatable {
     }
 }
 
+/// Signs the vouchers an order issues, with the gateway's voucher key.
+package struct VoucherIssuer: Sendable {
+    package var keyID: UInt8
+    package var sign: @Sendable (VoucherClaim) throws -> VoucherCode
+
+    package init(keyID: UInt8, sign: @escaping @Sendable (VoucherClaim) throws -> VoucherCode) {
+        self.keyID = keyID
+        self.sign = sign
+    }
+}
+
+/// A voucher an order issued.
+package struct IssuedVoucher: Sendable, Equatable {
+    package var voucherID: String
+    package var code: String
+    package var validUntil: Timestamp
+    package var status: VoucherStatus
+}
+
+/// An order of an item that issues vouchers, on a gateway with no voucher key.
+package struct MallVouchersDisabled: Error, Sendable {
+    package init() {}
+}
+
 /// Too many orders are waiting for the ledger: nothing was written; the caller may try again.
 package struct MallBusy: Error, Sendable, CustomStringConvertible {
     package var cause: String
@@ -106,4 +139,6 @@ package enum MallCancelRefusal: Error, Sendable, Equatable {
     case unknownOrder(String)
     /// Goods are handed over by the app's fulfilment: a return is the app's business.
     case notCancellable(ItemKind)
+    /// A voucher of the order has been used.
+    case voucherUsed(String)
 }

@@ -2,12 +2,15 @@ import Core
 import Foundation
 import NodeSupport
 import PostgresNIO
+import Wire
 
 /// The points mall's orders on PostgreSQL. An order locks its member (as every posting does), then
 /// its item's stock row (`FOR UPDATE`), in that order everywhere: concurrent orders of one item
 /// queue on the row, on any gateway, and each sees the units the one before it sold.
 extension PostgresLedgerStore {
-    package func placeOrder(_ command: OrderCommand) async throws -> (order: MallOrder, balance: Points) {
+    package func placeOrder(_ command: OrderCommand, vouchers issuer: VoucherIssuer?) async throws -> (
+        order: MallOrder, balance: Points
+    ) {
         let now = clockNow
         return try await ordering("placing an order") { [logger] connection in
             let reads = PostgresLedgerReads(connection: connection, logger: logger)
@@ -18,12 +21,16 @@ extension PostgresLedgerStore {
                 guard first.answers(command) else {
                     throw MallRequestConflict(requestID: command.requestID.rawValue, orderID: first.orderID)
                 }
-                return (first, try await reads.balance(.member(first.member)))
+                return (
+                    try await Self.withVouchers(connection, first, logger),
+                    try await reads.balance(.member(first.member))
+                )
             }
             let catalogue = try await self.currentPrograms(connection)
             guard let item = catalogue.active(at: now)?.program.catalog.item(command.item) else {
                 throw OrderRefusal.unknownItem(command.item.rawValue)
             }
+            if item.kind.issuesVoucher, issuer == nil { throw MallVouchersDisabled() }
             guard let member = target else { throw OrderRefusal.unknownMember }
             try await connection.run(
                 """
@@ -58,7 +65,7 @@ extension PostgresLedgerStore {
                     ).get(), engine.now
                 )
             }
-            let order = MallOrder(
+            var order = MallOrder(
                 orderID: transaction, position: booked.position, channel: command.channel,
                 requestID: command.requestID.rawValue,
                 requestedMember: command.member, member: booked.member, item: item.id, kind: item.kind,
@@ -75,6 +82,23 @@ extension PostgresLedgerStore {
                 """, logger)
             try await connection.run(
                 "UPDATE mall_stock SET sold = sold + \(command.quantity) WHERE item_id = \(item.id.rawValue)", logger)
+            if let issuer {
+                let ids = (0..<command.quantity).map { _ in TransactionID(time: instant, using: &generator) }
+                for claim in VoucherRules.issue(item, at: instant, keyID: issuer.keyID, ids: ids) {
+                    let voucher = IssuedVoucher(
+                        voucherID: claim.voucherID.description, code: try issuer.sign(claim).text,
+                        validUntil: claim.validUntil, status: .issued)
+                    try await connection.run(
+                        """
+                        INSERT INTO vouchers (voucher_id, order_id, item_id, member_id, key_id, code, valid_until_ms,
+                            status, changed_position)
+                        VALUES (\(voucher.voucherID), \(order.orderID), \(item.id.rawValue), \(order.member.description),
+                            \(Int64(claim.keyID)), \(voucher.code), \(voucher.validUntil.milliseconds), 'issued',
+                            \(order.position))
+                        """, logger)
+                    order.vouchers.append(voucher)
+                }
+            }
             return (order, try await reads.balance(.member(order.member)))
         }
     }
@@ -88,23 +112,27 @@ extension PostgresLedgerStore {
             }
             _ = try await self.lockResolved(found.member, connection)
             // Read again under the member's lock: another gateway may have cancelled it meanwhile.
-            guard var order = try await Self.order(connection, "o.order_id = \(orderID)", logger) else {
+            guard let current = try await Self.order(connection, "o.order_id = \(orderID)", logger) else {
                 throw MallCancelRefusal.unknownOrder(orderID)
             }
+            var order = try await Self.withVouchers(connection, current, logger)
             guard order.status == .placed else { return (order, try await reads.balance(.member(order.member))) }
             guard order.kind.issuesVoucher else { throw MallCancelRefusal.notCancellable(order.kind) }
+            if let used = order.vouchers.first(where: { $0.status == .used }) {
+                throw MallCancelRefusal.voucherUsed(used.voucherID)
+            }
             _ = try await Self.lockStock(connection, order.item, logger)
             var keys = PostingKeys()
             keys.members = [order.member]
             keys.originals = [order.orderID]
             var generator = SystemRandomNumberGenerator()
             let transaction = TransactionID(time: now, using: &generator).description
-            let instant = try await self.postOwn(connection, keys: keys, count: 8, now: now) { engine in
+            let (instant, position) = try await self.postOwn(connection, keys: keys, count: 8, now: now) { engine in
                 switch engine.cancelOrder(
                     orderTransaction: order.orderID, transactionID: transaction, requestID: order.requestID,
                     detail: "cancel of order \(order.orderID)")
                 {
-                case .success: return engine.now
+                case .success(let cancelled): return (engine.now, cancelled.position)
                 case .failure(let refusal):
                     preconditionFailure(
                         "order \(order.orderID) is placed but its transaction cannot be cancelled: \(refusal)")
@@ -118,6 +146,10 @@ extension PostgresLedgerStore {
                 """, logger)
             try await connection.run(
                 "UPDATE mall_stock SET sold = sold - \(order.quantity) WHERE item_id = \(order.item.rawValue)", logger)
+            try await connection.run(
+                "UPDATE vouchers SET status = 'cancelled', changed_position = \(position) WHERE order_id = \(order.orderID)",
+                logger)
+            for index in order.vouchers.indices { order.vouchers[index].status = .cancelled }
             order.status = .cancelled
             order.cancelledAt = instant
             order.cancelTransactionID = transaction
@@ -127,14 +159,20 @@ extension PostgresLedgerStore {
 
     package func order(channel: String, requestID: RequestID) async throws -> MallOrder? {
         try await reading("reading an order") { connection in
-            try await Self.order(
-                connection, "o.channel = \(channel) AND o.request_id = \(requestID.rawValue)", self.logger)
+            guard
+                let order = try await Self.order(
+                    connection, "o.channel = \(channel) AND o.request_id = \(requestID.rawValue)", self.logger)
+            else { return nil }
+            return try await Self.withVouchers(connection, order, self.logger)
         }
     }
 
     package func order(_ orderID: String) async throws -> MallOrder? {
         try await reading("reading an order") { connection in
-            try await Self.order(connection, "o.order_id = \(orderID)", self.logger)
+            guard let order = try await Self.order(connection, "o.order_id = \(orderID)", self.logger) else {
+                return nil
+            }
+            return try await Self.withVouchers(connection, order, self.logger)
         }
     }
 
@@ -145,7 +183,11 @@ extension PostgresLedgerStore {
                 " WHERE o.member_id = \(member.description) AND t.position < \(before ?? Int64.max) ORDER BY t.position DESC LIMIT \(Int64(limit))"
             query.sql += condition.sql
             query.binds = condition.binds
-            return try await connection.rows(query, self.logger).map(Self.mallOrder)
+            var orders: [MallOrder] = []
+            for order in try await connection.rows(query, self.logger).map(Self.mallOrder) {
+                orders.append(try await Self.withVouchers(connection, order, self.logger))
+            }
+            return orders
         }
     }
 
@@ -160,6 +202,31 @@ extension PostgresLedgerStore {
                     sold: try row.int("sold"), adjusted: try row.int("adjusted"))
             }
             return result
+        }
+    }
+
+    package func registerVoucherKey(id: UInt8, publicKey: [UInt8]) async throws {
+        let now = clockNow
+        try await transaction("registering the voucher key") { [logger] connection in
+            try await connection.run(
+                """
+                INSERT INTO voucher_keys (key_id, public_key, registered_at_ms)
+                VALUES (\(Int64(id)), \(Data(publicKey)), \(now.milliseconds)) ON CONFLICT (key_id) DO NOTHING
+                """, logger)
+            let known = try await connection.rows(
+                "SELECT public_key FROM voucher_keys WHERE key_id = \(Int64(id))", logger
+            ).first.map { try $0["public_key"].decode(Data.self) }
+            guard known.map(Array.init) == publicKey else { throw VoucherKeyError.idTaken(id) }
+        }
+    }
+
+    package func voucherKeys() async throws -> [UInt8: [UInt8]] {
+        try await reading("reading the voucher keys") { connection in
+            var keys: [UInt8: [UInt8]] = [:]
+            for row in try await connection.rows("SELECT key_id, public_key FROM voucher_keys", self.logger) {
+                keys[UInt8(truncatingIfNeeded: try row.int("key_id"))] = Array(try row["public_key"].decode(Data.self))
+            }
+            return keys
         }
     }
 
@@ -202,6 +269,25 @@ extension PostgresLedgerStore {
         query.sql += condition.sql
         query.binds = condition.binds
         return try await connection.rows(query, logger).first.map(mallOrder)
+    }
+
+    /// The order with the vouchers it issued.
+    private static func withVouchers(_ connection: PostgresConnection, _ order: MallOrder, _ logger: Logger)
+        async throws -> MallOrder
+    {
+        var order = order
+        order.vouchers = try await connection.rows(
+            """
+            SELECT voucher_id, code, valid_until_ms, status FROM vouchers WHERE order_id = \(order.orderID)
+            ORDER BY voucher_id
+            """, logger
+        ).map { row in
+            IssuedVoucher(
+                voucherID: try row.text("voucher_id"), code: try row.text("code"),
+                validUntil: Timestamp(milliseconds: try row.int("valid_until_ms")),
+                status: VoucherStatus(rawValue: try row.text("status")) ?? .issued)
+        }
+        return order
     }
 
     /// Orders with their ledger positions.

@@ -313,5 +313,33 @@ enum PostgresSchema {
                 "CREATE UNIQUE INDEX mall_orders_by_request ON mall_orders (channel, request_id)",
                 "CREATE INDEX mall_orders_by_member ON mall_orders (member_id, item_id, status)",
             ]),
+        Migration(
+            name: "2026-12-03 vouchers v1",
+            statements: [
+                // Vouchers issued by the points mall's orders, with their signed codes and the
+                // ledger position of their last change; the voucher keys' public halves by id.
+                """
+                CREATE TABLE vouchers (
+                    voucher_id TEXT PRIMARY KEY,
+                    order_id TEXT NOT NULL,
+                    item_id TEXT NOT NULL,
+                    member_id TEXT NOT NULL,
+                    key_id BIGINT NOT NULL,
+                    code TEXT NOT NULL,
+                    valid_until_ms BIGINT NOT NULL,
+                    status TEXT NOT NULL,
+                    changed_position BIGINT NOT NULL
+                )
+                """,
+                "CREATE INDEX vouchers_by_order ON vouchers (order_id)",
+                "CREATE INDEX vouchers_by_change ON vouchers (changed_position)",
+                """
+                CREATE TABLE voucher_keys (
+                    key_id BIGINT PRIMARY KEY,
+                    public_key BYTEA NOT NULL,
+                    registered_at_ms BIGINT NOT NULL
+                )
+                """,
+            ]),
     ]
 }

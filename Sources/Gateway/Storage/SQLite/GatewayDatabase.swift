@@ -359,6 +359,33 @@ package struct GatewayDatabase: Sendable {
                     CREATE INDEX mall_orders_by_member ON mall_orders (member_id, item_id, status);
                     """)
         }
+        migrator.registerMigration("2026-12-03 gateway vouchers v1") { db in
+            try db.execute(
+                sql: """
+                    -- Vouchers issued by the points mall's orders (one per unit), with their signed
+                    -- codes; `changed_position` is the ledger position of their last change (issue,
+                    -- cancellation), for the pull feed. And the public keys of the voucher keys the
+                    -- gateways signed with, by id, so edges can verify codes of every key.
+                    CREATE TABLE vouchers (
+                        voucher_id TEXT PRIMARY KEY,
+                        order_id TEXT NOT NULL,
+                        item_id TEXT NOT NULL,
+                        member_id TEXT NOT NULL,
+                        key_id INTEGER NOT NULL,
+                        code TEXT NOT NULL,
+                        valid_until_ms INTEGER NOT NULL,
+                        status TEXT NOT NULL,
+                        changed_position INTEGER NOT NULL
+                    ) STRICT, WITHOUT ROWID;
+                    CREATE INDEX vouchers_by_order ON vouchers (order_id);
+                    CREATE INDEX vouchers_by_change ON vouchers (changed_position);
+                    CREATE TABLE voucher_keys (
+                        key_id INTEGER PRIMARY KEY,
+                        public_key BLOB NOT NULL,
+                        registered_at_ms INTEGER NOT NULL
+                    ) STRICT;
+                    """)
+        }
         return migrator
     }
 }

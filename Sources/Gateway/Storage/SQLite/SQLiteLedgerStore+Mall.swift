@@ -2,11 +2,14 @@ import Core
 import Foundation
 import GRDB
 import NodeSupport
+import Wire
 
 /// The points mall's orders on SQLite: each order is a job of the ledger's group committer (one
 /// writer, so the stock read and the sale are one step), written with the pushes of the moment.
 extension SQLiteLedgerStore {
-    package func placeOrder(_ command: OrderCommand) async throws -> (order: MallOrder, balance: Points) {
+    package func placeOrder(_ command: OrderCommand, vouchers issuer: VoucherIssuer?) async throws -> (
+        order: MallOrder, balance: Points
+    ) {
         let now = clock.now()
         let catalogue = programs
         return try await write { db in
@@ -15,12 +18,13 @@ extension SQLiteLedgerStore {
                 guard first.answers(command) else {
                     throw MallRequestConflict(requestID: command.requestID.rawValue, orderID: first.orderID)
                 }
-                return (first, try writer.balance(.member(first.member)))
+                return (try Self.withVouchers(db, first), try writer.balance(.member(first.member)))
             }
             let instant = try writer.postingInstant(now)
             guard let item = catalogue.active(at: instant)?.program.catalog.item(command.item) else {
                 throw OrderRefusal.unknownItem(command.item.rawValue)
             }
+            if item.kind.issuesVoucher, issuer == nil { throw MallVouchersDisabled() }
             var keys = PostingKeys()
             keys.members = [command.member]
             keys.debitedMembers = keys.members
@@ -45,7 +49,7 @@ extension SQLiteLedgerStore {
                 detail: "order of \(command.quantity) × \(item.id) by \(command.channel)"
             ).get()
             try SQLitePosting.apply(db, engine.finish(), outbox: [:], now: instant)
-            let order = MallOrder(
+            var order = MallOrder(
                 orderID: transaction, position: booked.position, channel: command.channel,
                 requestID: command.requestID.rawValue,
                 requestedMember: command.member, member: booked.member, item: item.id, kind: item.kind,
@@ -64,6 +68,25 @@ extension SQLiteLedgerStore {
                     order.points.value, order.money.minorUnits, instant.milliseconds,
                 ])
             try Self.changeSold(db, item.id, by: command.quantity)
+            if let issuer {
+                let ids = (0..<command.quantity).map { _ in TransactionID(time: instant, using: &generator) }
+                for claim in VoucherRules.issue(item, at: instant, keyID: issuer.keyID, ids: ids) {
+                    let voucher = IssuedVoucher(
+                        voucherID: claim.voucherID.description, code: try issuer.sign(claim).text,
+                        validUntil: claim.validUntil, status: .issued)
+                    try db.execute(
+                        sql: """
+                            INSERT INTO vouchers (voucher_id, order_id, item_id, member_id, key_id, code, valid_until_ms,
+                                status, changed_position)
+                            VALUES (?, ?, ?, ?, ?, ?, ?, 'issued', ?)
+                            """,
+                        arguments: [
+                            voucher.voucherID, order.orderID, item.id.rawValue, order.member.description,
+                            Int64(claim.keyID), voucher.code, voucher.validUntil.milliseconds, order.position,
+                        ])
+                    order.vouchers.append(voucher)
+                }
+            }
             return (order, try writer.balance(.member(order.member)))
         }
     }
@@ -73,9 +96,13 @@ extension SQLiteLedgerStore {
         let catalogue = programs
         return try await write { db in
             let writer = LedgerWriter(db: db)
-            guard var order = try Self.order(db, id: orderID) else { throw MallCancelRefusal.unknownOrder(orderID) }
+            guard let found = try Self.order(db, id: orderID) else { throw MallCancelRefusal.unknownOrder(orderID) }
+            var order = try Self.withVouchers(db, found)
             guard order.status == .placed else { return (order, try writer.balance(.member(order.member))) }
             guard order.kind.issuesVoucher else { throw MallCancelRefusal.notCancellable(order.kind) }
+            if let used = order.vouchers.first(where: { $0.status == .used }) {
+                throw MallCancelRefusal.voucherUsed(used.voucherID)
+            }
             let instant = try writer.postingInstant(now)
             var keys = PostingKeys()
             keys.members = [order.member]
@@ -86,11 +113,12 @@ extension SQLiteLedgerStore {
                 programGraceMilliseconds: 0, clockSkewMaxMilliseconds: 0)
             var generator = SystemRandomNumberGenerator()
             let transaction = TransactionID(time: instant, using: &generator).description
+            let position: Int64
             switch engine.cancelOrder(
                 orderTransaction: order.orderID, transactionID: transaction, requestID: order.requestID,
                 detail: "cancel of order \(order.orderID)")
             {
-            case .success: break
+            case .success(let cancelled): position = cancelled.position
             case .failure(let refusal):
                 preconditionFailure(
                     "order \(order.orderID) is placed but its transaction cannot be cancelled: \(refusal)")
@@ -101,6 +129,10 @@ extension SQLiteLedgerStore {
                     "UPDATE mall_orders SET status = 'cancelled', cancelled_at_ms = ?, cancel_transaction_id = ? WHERE order_id = ?",
                 arguments: [instant.milliseconds, transaction, order.orderID])
             try Self.changeSold(db, order.item, by: -order.quantity)
+            try db.execute(
+                sql: "UPDATE vouchers SET status = 'cancelled', changed_position = ? WHERE order_id = ?",
+                arguments: [position, order.orderID])
+            for index in order.vouchers.indices { order.vouchers[index].status = .cancelled }
             order.status = .cancelled
             order.cancelledAt = instant
             order.cancelTransactionID = transaction
@@ -120,11 +152,13 @@ extension SQLiteLedgerStore {
     }
 
     package func order(channel: String, requestID: RequestID) async throws -> MallOrder? {
-        try await database.pool.read { db in try Self.order(db, channel: channel, requestID: requestID.rawValue) }
+        try await database.pool.read { db in
+            try Self.order(db, channel: channel, requestID: requestID.rawValue).map { try Self.withVouchers(db, $0) }
+        }
     }
 
     package func order(_ orderID: String) async throws -> MallOrder? {
-        try await database.pool.read { db in try Self.order(db, id: orderID) }
+        try await database.pool.read { db in try Self.order(db, id: orderID).map { try Self.withVouchers(db, $0) } }
     }
 
     package func orders(member: MemberID, before: Int64?, limit: Int) async throws -> [MallOrder] {
@@ -133,7 +167,7 @@ extension SQLiteLedgerStore {
                 db,
                 sql: Self.selectOrders + " WHERE o.member_id = ? AND t.position < ? ORDER BY t.position DESC LIMIT ?",
                 arguments: [member.description, before ?? Int64.max, limit]
-            ).map(Self.mallOrder)
+            ).map(Self.mallOrder).map { try Self.withVouchers(db, $0) }
         }
     }
 
@@ -142,6 +176,31 @@ extension SQLiteLedgerStore {
             var result: [ItemID: MallStock] = [:]
             for item in items { result[item] = try Self.stock(db, item) }
             return result
+        }
+    }
+
+    package func registerVoucherKey(id: UInt8, publicKey: [UInt8]) async throws {
+        let now = clock.now()
+        try await database.pool.write { db in
+            if let known = try Data.fetchOne(
+                db, sql: "SELECT public_key FROM voucher_keys WHERE key_id = ?", arguments: [Int64(id)])
+            {
+                guard Array(known) == publicKey else { throw VoucherKeyError.idTaken(id) }
+                return
+            }
+            try db.execute(
+                sql: "INSERT INTO voucher_keys (key_id, public_key, registered_at_ms) VALUES (?, ?, ?)",
+                arguments: [Int64(id), Data(publicKey), now.milliseconds])
+        }
+    }
+
+    package func voucherKeys() async throws -> [UInt8: [UInt8]] {
+        try await database.pool.read { db in
+            var keys: [UInt8: [UInt8]] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT key_id, public_key FROM voucher_keys") {
+                keys[UInt8(truncatingIfNeeded: row["key_id"] as Int64)] = Array(row["public_key"] as Data)
+            }
+            return keys
         }
     }
 
@@ -175,6 +234,24 @@ extension SQLiteLedgerStore {
     private static func order(_ db: Database, id: String) throws -> MallOrder? {
         try Row.fetchOne(db.cachedStatement(sql: selectOrders + " WHERE o.order_id = ?"), arguments: [id]).map(
             mallOrder)
+    }
+
+    /// The order with the vouchers it issued.
+    private static func withVouchers(_ db: Database, _ order: MallOrder) throws -> MallOrder {
+        var order = order
+        order.vouchers = try Row.fetchAll(
+            db.cachedStatement(
+                sql:
+                    "SELECT voucher_id, code, valid_until_ms, status FROM vouchers WHERE order_id = ? ORDER BY voucher_id"
+            ),
+            arguments: [order.orderID]
+        ).map { row in
+            IssuedVoucher(
+                voucherID: row["voucher_id"], code: row["code"],
+                validUntil: Timestamp(milliseconds: row["valid_until_ms"]),
+                status: VoucherStatus(rawValue: row["status"]) ?? .issued)
+        }
+        return order
     }
 
     /// Orders with their ledger positions.

@@ -113,6 +113,48 @@ package nonisolated enum Coalition_Member_V1_OrderStatus: SwiftProtobuf.Enum, Sw
 
 }
 
+package nonisolated enum Coalition_Member_V1_VoucherStatus: SwiftProtobuf.Enum, Swift.CaseIterable {
+  package typealias RawValue = Int
+  case unspecified // = 0
+  case issued // = 1
+  case used // = 2
+  case cancelled // = 3
+  case UNRECOGNIZED(Int)
+
+  package init() {
+    self = .unspecified
+  }
+
+  package init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .unspecified
+    case 1: self = .issued
+    case 2: self = .used
+    case 3: self = .cancelled
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  package var rawValue: Int {
+    switch self {
+    case .unspecified: return 0
+    case .issued: return 1
+    case .used: return 2
+    case .cancelled: return 3
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  package static let allCases: [Coalition_Member_V1_VoucherStatus] = [
+    .unspecified,
+    .issued,
+    .used,
+    .cancelled,
+  ]
+
+}
+
 package nonisolated struct Coalition_Member_V1_LookupMemberRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -591,6 +633,27 @@ package nonisolated struct Coalition_Member_V1_RecommendResponse: Sendable {
   package init() {}
 }
 
+/// A voucher an order issued: show `code` as a QR code (alphanumeric mode); any till of its scope
+/// checks it, even offline (docs/member-api.md, "Voucher codes").
+package nonisolated struct Coalition_Member_V1_Voucher: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var voucherID: String = String()
+
+  package var code: String = String()
+
+  /// The first instant it is no longer valid (to the minute).
+  package var validUntilAtMs: Int64 = 0
+
+  package var status: Coalition_Member_V1_VoucherStatus = .unspecified
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
 package nonisolated struct Coalition_Member_V1_Order: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -619,6 +682,9 @@ package nonisolated struct Coalition_Member_V1_Order: Sendable {
   package var placedAtMs: Int64 = 0
 
   package var cancelledAtMs: Int64 = 0
+
+  /// One per unit, for every kind but goods.
+  package var vouchers: [Coalition_Member_V1_Voucher] = []
 
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -779,6 +845,10 @@ nonisolated extension Coalition_Member_V1_ItemKind: SwiftProtobuf._ProtoNameProv
 
 nonisolated extension Coalition_Member_V1_OrderStatus: SwiftProtobuf._ProtoNameProviding {
   package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ORDER_STATUS_UNSPECIFIED\0\u{1}ORDER_STATUS_PLACED\0\u{1}ORDER_STATUS_CANCELLED\0")
+}
+
+nonisolated extension Coalition_Member_V1_VoucherStatus: SwiftProtobuf._ProtoNameProviding {
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0VOUCHER_STATUS_UNSPECIFIED\0\u{1}VOUCHER_STATUS_ISSUED\0\u{1}VOUCHER_STATUS_USED\0\u{1}VOUCHER_STATUS_CANCELLED\0")
 }
 
 nonisolated extension Coalition_Member_V1_LookupMemberRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
@@ -1690,9 +1760,54 @@ nonisolated extension Coalition_Member_V1_RecommendResponse: SwiftProtobuf.Messa
   }
 }
 
+nonisolated extension Coalition_Member_V1_Voucher: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".Voucher"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}voucher_id\0\u{1}code\0\u{3}valid_until_at_ms\0\u{1}status\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.voucherID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.code) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.validUntilAtMs) }()
+      case 4: try { try decoder.decodeSingularEnumField(value: &self.status) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.voucherID.isEmpty {
+      try visitor.visitSingularStringField(value: self.voucherID, fieldNumber: 1)
+    }
+    if !self.code.isEmpty {
+      try visitor.visitSingularStringField(value: self.code, fieldNumber: 2)
+    }
+    if self.validUntilAtMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.validUntilAtMs, fieldNumber: 3)
+    }
+    if self.status != .unspecified {
+      try visitor.visitSingularEnumField(value: self.status, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Member_V1_Voucher, rhs: Coalition_Member_V1_Voucher) -> Bool {
+    if lhs.voucherID != rhs.voucherID {return false}
+    if lhs.code != rhs.code {return false}
+    if lhs.validUntilAtMs != rhs.validUntilAtMs {return false}
+    if lhs.status != rhs.status {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Coalition_Member_V1_Order: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".Order"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}order_id\0\u{3}request_id\0\u{3}member_id\0\u{3}item_id\0\u{1}kind\0\u{1}quantity\0\u{1}points\0\u{3}money_minor\0\u{1}status\0\u{3}placed_at_ms\0\u{3}cancelled_at_ms\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}order_id\0\u{3}request_id\0\u{3}member_id\0\u{3}item_id\0\u{1}kind\0\u{1}quantity\0\u{1}points\0\u{3}money_minor\0\u{1}status\0\u{3}placed_at_ms\0\u{3}cancelled_at_ms\0\u{1}vouchers\0")
 
   package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1711,6 +1826,7 @@ nonisolated extension Coalition_Member_V1_Order: SwiftProtobuf.Message, SwiftPro
       case 9: try { try decoder.decodeSingularEnumField(value: &self.status) }()
       case 10: try { try decoder.decodeSingularInt64Field(value: &self.placedAtMs) }()
       case 11: try { try decoder.decodeSingularInt64Field(value: &self.cancelledAtMs) }()
+      case 12: try { try decoder.decodeRepeatedMessageField(value: &self.vouchers) }()
       default: break
       }
     }
@@ -1750,6 +1866,9 @@ nonisolated extension Coalition_Member_V1_Order: SwiftProtobuf.Message, SwiftPro
     if self.cancelledAtMs != 0 {
       try visitor.visitSingularInt64Field(value: self.cancelledAtMs, fieldNumber: 11)
     }
+    if !self.vouchers.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.vouchers, fieldNumber: 12)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1765,6 +1884,7 @@ nonisolated extension Coalition_Member_V1_Order: SwiftProtobuf.Message, SwiftPro
     if lhs.status != rhs.status {return false}
     if lhs.placedAtMs != rhs.placedAtMs {return false}
     if lhs.cancelledAtMs != rhs.cancelledAtMs {return false}
+    if lhs.vouchers != rhs.vouchers {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
