@@ -17,4 +17,6 @@ fi
 "$bin" ca issue --dir "$dir" --gateway 127.0.0.1
 for site in mall-01 hotel-01 park-01 office-01; do "$bin" ca issue --dir "$dir" --site "$site"; done
 "$bin" ca issue --dir "$dir" --operator alice
+"$bin" ca issue --dir "$dir" --role channel member-app
+[ -f "$dir/voucher-1.key" ] || "$bin" ca voucher-key --dir "$dir" --id 1
 echo "development certificates in $dir (made with $bin)" >&2

@@ -3,14 +3,37 @@ import Core
 import Foundation
 import Gateway
 import NodeSupport
+import Wire
 
 /// `coalition ca …`: the network's own certificate authority (swift-certificates; no openssl).
 struct CACommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ca",
-        abstract: "Make the network's CA and issue site, gateway and operator certificates.",
-        subcommands: [Init.self, Issue.self]
+        abstract: "Make the network's CA, issue site, gateway, operator and channel certificates, and voucher keys.",
+        subcommands: [Init.self, Issue.self, VoucherKey.self]
     )
+
+    struct VoucherKey: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "voucher-key",
+            abstract: "Make a voucher signing key (Ed25519): DIR/voucher-ID.key (mode 0600).",
+            discussion:
+                "The gateway signs the points mall's vouchers with it (voucher_key_file, voucher_key_id). To rotate, make a key with a new id and point the gateway at it: codes of the old id still verify."
+        )
+
+        @Option(help: "Where to write the key.") var dir: String
+        @Option(help: "The key's id, 1 to 255, printed in every code it signs.") var id: Int = 1
+
+        func run() async throws {
+            guard (1...255).contains(id) else { throw ValidationError("--id: 1 to 255") }
+            let path = URL(fileURLWithPath: dir).appendingPathComponent("voucher-\(id).key").path
+            guard !FileManager.default.fileExists(atPath: path) else {
+                throw CommandFailure("\(path) exists: a voucher key is never replaced under its id; make one with a new --id")
+            }
+            try PrivateFiles.write(VoucherSeal.newKeyText(), to: path)
+            print("voucher key \(id) written to \(path)")
+        }
+    }
 
     struct Init: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a CA: DIR/ca.pem and DIR/ca.key (mode 0600).")
