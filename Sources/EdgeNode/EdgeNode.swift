@@ -65,7 +65,8 @@ package final class EdgeNode: Service, Sendable {
         terminals = TerminalRegistry(
             pool: database.pool, clock: clock, cacheMilliseconds: configuration.limits.terminalCacheMilliseconds,
             tokenFailures: configuration.limits.tokenFailures, logger: logger)
-        health = HealthService(services: ["coalition.edge.v1.Points", "coalition.edge.v1.Parking"])
+        health = HealthService(
+            services: ["coalition.edge.v1.Points", "coalition.edge.v1.Parking", "coalition.edge.v1.Vouchers"])
         // Bodies up to 4× the limit are decoded so the services can answer RESOURCE_EXHAUSTED;
         // beyond that the transport resets the stream without reading it.
         transport = try GuardedListener.transport(
@@ -79,6 +80,8 @@ package final class EdgeNode: Service, Sendable {
                     ledger: ledger, terminals: terminals, historyPageSizeMax: configuration.limits.historyPageSizeMax,
                     requestBytesMax: configuration.limits.requestBytesMax),
                 ParkingService(
+                    ledger: ledger, terminals: terminals, requestBytesMax: configuration.limits.requestBytesMax),
+                VouchersService(
                     ledger: ledger, terminals: terminals, requestBytesMax: configuration.limits.requestBytesMax),
                 health,
             ] + extraServices)

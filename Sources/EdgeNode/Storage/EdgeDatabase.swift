@@ -190,6 +190,22 @@ package struct EdgeDatabase: Sendable {
                     ) STRICT, WITHOUT ROWID;
                     """)
         }
+        migrator.registerMigration("2026-12-03 edge vouchers v1") { db in
+            try db.execute(
+                sql: """
+                    -- The network's voucher keys (public halves, by id) and the vouchers the gateway
+                    -- says can no longer be honoured (used or cancelled), from the pull feed: a till
+                    -- checks a voucher with them, offline (docs/member-api.md).
+                    CREATE TABLE voucher_keys (
+                        key_id INTEGER PRIMARY KEY,
+                        public_key BLOB NOT NULL
+                    ) STRICT;
+                    CREATE TABLE voucher_states (
+                        voucher_id TEXT PRIMARY KEY,
+                        status TEXT NOT NULL
+                    ) STRICT, WITHOUT ROWID;
+                    """)
+        }
         return migrator
     }
 }

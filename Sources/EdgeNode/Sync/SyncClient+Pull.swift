@@ -51,8 +51,26 @@ extension SyncClient {
                         sql:
                             "INSERT OR IGNORE INTO program_versions (version, document, effective_at_ms, received_at_ms) VALUES (?, ?, ?, ?)"
                     ).execute(arguments: [program.version, program.document, program.effectiveAtMs, now.milliseconds])
+                case .voucher(let voucher):
+                    // A later status never goes back (a used voucher stays used).
+                    let status = voucher.status == .used ? "used" : "cancelled"
+                    try db.cachedStatement(
+                        sql: """
+                            INSERT INTO voucher_states (voucher_id, status) VALUES (?, ?)
+                            ON CONFLICT (voucher_id) DO UPDATE SET status = excluded.status
+                            WHERE voucher_states.status != 'used'
+                            """
+                    ).execute(arguments: [voucher.voucherID, status])
                 case nil: break
                 }
+            }
+            for key in response.voucherKeys where (1...255).contains(key.keyID) && key.publicKey.count == 32 {
+                try db.cachedStatement(
+                    sql: """
+                        INSERT INTO voucher_keys (key_id, public_key) VALUES (?, ?)
+                        ON CONFLICT (key_id) DO UPDATE SET public_key = excluded.public_key
+                        """
+                ).execute(arguments: [Int64(key.keyID), key.publicKey])
             }
             for budget in response.promotionBudgets {
                 try db.cachedStatement(

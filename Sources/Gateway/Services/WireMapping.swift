@@ -19,6 +19,12 @@ extension Coalition_Sync_V1_PullResponse {
             budget.pointsLeft = points.value
             return budget
         }
+        voucherKeys = page.voucherKeys.sorted { $0.key < $1.key }.map { id, key in
+            var wire = Coalition_Sync_V1_VoucherKey()
+            wire.keyID = UInt32(id)
+            wire.publicKey = Data(key)
+            return wire
+        }
     }
 }
 
@@ -39,6 +45,11 @@ extension Coalition_Sync_V1_Change {
             wire.fromMemberID = from.description
             wire.intoMemberID = into.description
             merge = wire
+        case .voucher(let id, let status):
+            var wire = Coalition_Sync_V1_VoucherChange()
+            wire.voucherID = id
+            wire.status = status == .used ? .used : .cancelled
+            voucher = wire
         }
     }
 }

@@ -17,6 +17,8 @@ package struct PullPage: Sendable, Equatable {
     package var siteHighWaterMark: Int64
     /// The points each budgeted promotion of the latest program has left.
     package var promotionBudgets: [PromotionID: Points]
+    /// The public halves of the network's voucher keys, by id.
+    package var voucherKeys: [UInt8: [UInt8]] = [:]
 }
 
 /// One change in the pull feed, at the position that made it.
@@ -25,6 +27,8 @@ package struct LedgerChange: Sendable, Equatable {
         case member(MemberSnapshot)
         case program(version: Int64, document: Data, effectiveAt: Timestamp)
         case merge(from: MemberID, into: MemberID)
+        /// A voucher that can no longer be honoured (used or cancelled).
+        case voucher(id: String, status: VoucherStatus)
     }
 
     package var position: Int64

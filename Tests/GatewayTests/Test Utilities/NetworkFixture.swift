@@ -116,6 +116,7 @@ struct LinkedEdge: Sendable {
     let node: EdgeNode
     let points: Coalition_Edge_V1_Points.Client<HTTP2ClientTransport.Posix>
     let parking: Coalition_Edge_V1_Parking.Client<HTTP2ClientTransport.Posix>
+    let vouchers: Coalition_Edge_V1_Vouchers.Client<HTTP2ClientTransport.Posix>
     let token: String
 
     var auth: Metadata { ["authorization": .string("Bearer \(token)")] }
@@ -197,7 +198,8 @@ enum Network {
         try await LocalNetwork.withEdge(configuration, clock: clock, logger: quiet, merchants: [merchant]) { edge in
             try await body(
                 LinkedEdge(
-                    node: edge.node, points: edge.points, parking: edge.parking, token: edge.tokens[merchant]![0]))
+                    node: edge.node, points: edge.points, parking: edge.parking,
+                    vouchers: Coalition_Edge_V1_Vouchers.Client(wrapping: edge.client), token: edge.tokens[merchant]![0]))
         }
     }
 

@@ -37,14 +37,18 @@ extension PostgresLedgerStore {
                 budgets = PromotionBudgets.left(
                     program, given: try await PostgresPosting.promotionsGiven(connection, logger))
             }
+            var keys: [UInt8: [UInt8]] = [:]
+            for row in try await connection.rows("SELECT key_id, public_key FROM voucher_keys", logger) {
+                keys[UInt8(truncatingIfNeeded: try row.int("key_id"))] = Array(try row.bytes("public_key"))
+            }
             return PullPage(
                 changes: changes, hasMore: hasMore, nextCursor: changes.last?.position ?? max(0, cursor),
-                siteHighWaterMark: highWater, promotionBudgets: budgets)
+                siteHighWaterMark: highWater, promotionBudgets: budgets, voucherKeys: keys)
         }
     }
 
     /// The member, program and merge changes after `cursor` and below `bound`, at most `limit` of
-    /// each kind, in position order (within a position: members, programs, merges).
+    /// each kind, in position order (within a position: members, programs, merges, vouchers).
     private func changes(
         _ connection: PostgresConnection, after cursor: Int64, below bound: Int64, limit: Int?, siteHighWater: Int64,
         catalogue: ProgramCatalogue, now: Timestamp
@@ -107,6 +111,21 @@ extension PostgresLedgerStore {
             else { preconditionFailure("a stored merge names a malformed member id") }
             changes.append(
                 LedgerChange(position: try row.int("changed_position"), body: .merge(from: from, into: into)))
+        }
+        for row in try await connection.rows(
+            """
+            SELECT voucher_id, status, changed_position FROM vouchers
+            WHERE status <> 'issued' AND changed_position > \(cursor) AND changed_position < \(bound)
+            ORDER BY changed_position LIMIT \(limit)
+            """, logger)
+        {
+            guard let status = VoucherStatus(rawValue: try row.text("status")) else {
+                preconditionFailure("a stored voucher has an unknown status")
+            }
+            changes.append(
+                LedgerChange(
+                    position: try row.int("changed_position"),
+                    body: .voucher(id: try row.text("voucher_id"), status: status)))
         }
         return changes.enumerated().sorted { ($0.element.position, $0.offset) < ($1.element.position, $1.offset) }.map(
             \.element)

@@ -32,9 +32,13 @@ extension SQLiteLedgerStore {
             if let program = catalogue.latest?.program {
                 budgets = PromotionBudgets.left(program, given: try LedgerWriter(db: db).promotionsGiven())
             }
+            var keys: [UInt8: [UInt8]] = [:]
+            for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT key_id, public_key FROM voucher_keys")) {
+                keys[UInt8(truncatingIfNeeded: row["key_id"] as Int64)] = Array(row["public_key"] as Data)
+            }
             return PullPage(
                 changes: changes, hasMore: hasMore, nextCursor: changes.last?.position ?? max(0, cursor),
-                siteHighWaterMark: highWater, promotionBudgets: budgets)
+                siteHighWaterMark: highWater, promotionBudgets: budgets, voucherKeys: keys)
         }
     }
 
@@ -82,7 +86,20 @@ extension SQLiteLedgerStore {
             else { preconditionFailure("a stored merge names a malformed member id") }
             changes.append(LedgerChange(position: row["changed_position"], body: .merge(from: from, into: into)))
         }
-        // Stable: within one position, members before programs before merges.
+        for row in try Row.fetchAll(
+            db.cachedStatement(
+                sql:
+                    "SELECT voucher_id, status, changed_position FROM vouchers WHERE status != 'issued' AND \(condition) \(order)"
+            ),
+            arguments: arguments)
+        {
+            guard let status = VoucherStatus(rawValue: row["status"]) else {
+                preconditionFailure("a stored voucher has an unknown status")
+            }
+            changes.append(
+                LedgerChange(position: row["changed_position"], body: .voucher(id: row["voucher_id"], status: status)))
+        }
+        // Stable: within one position, members before programs before merges before vouchers.
         return changes.enumerated().sorted { ($0.element.position, $0.offset) < ($1.element.position, $1.offset) }.map(
             \.element)
     }

@@ -624,14 +624,93 @@ package nonisolated struct Coalition_Sync_V1_Change: Sendable {
     set {body = .merge(newValue)}
   }
 
+  package var voucher: Coalition_Sync_V1_VoucherChange {
+    get {
+      if case .voucher(let v)? = body {return v}
+      return Coalition_Sync_V1_VoucherChange()
+    }
+    set {body = .voucher(newValue)}
+  }
+
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
   package nonisolated enum OneOf_Body: Equatable, Sendable {
     case member(Coalition_Sync_V1_MemberSnapshot)
     case program(Coalition_Sync_V1_ProgramVersion)
     case merge(Coalition_Sync_V1_MemberMerge)
+    case voucher(Coalition_Sync_V1_VoucherChange)
 
   }
+
+  package init() {}
+}
+
+/// A voucher of the points mall that can no longer be honoured: tills refuse it once their edge
+/// has pulled this (docs/member-api.md). Vouchers still valid are not sent: a till checks their
+/// signature.
+package nonisolated struct Coalition_Sync_V1_VoucherChange: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var voucherID: String = String()
+
+  package var status: Coalition_Sync_V1_VoucherChange.Status = .unspecified
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package nonisolated enum Status: SwiftProtobuf.Enum, Swift.CaseIterable {
+    package typealias RawValue = Int
+    case unspecified // = 0
+    case used // = 1
+    case cancelled // = 2
+    case UNRECOGNIZED(Int)
+
+    package init() {
+      self = .unspecified
+    }
+
+    package init?(rawValue: Int) {
+      switch rawValue {
+      case 0: self = .unspecified
+      case 1: self = .used
+      case 2: self = .cancelled
+      default: self = .UNRECOGNIZED(rawValue)
+      }
+    }
+
+    package var rawValue: Int {
+      switch self {
+      case .unspecified: return 0
+      case .used: return 1
+      case .cancelled: return 2
+      case .UNRECOGNIZED(let i): return i
+      }
+    }
+
+    // The compiler won't synthesize support with the UNRECOGNIZED case.
+    package static let allCases: [Coalition_Sync_V1_VoucherChange.Status] = [
+      .unspecified,
+      .used,
+      .cancelled,
+    ]
+
+  }
+
+  package init() {}
+}
+
+/// The public half of one of the network's voucher keys (Ed25519, 32 bytes).
+package nonisolated struct Coalition_Sync_V1_VoucherKey: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var keyID: UInt32 = 0
+
+  package var publicKey: Data = Data()
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
 
   package init() {}
 }
@@ -672,6 +751,10 @@ package nonisolated struct Coalition_Sync_V1_PullResponse: Sendable {
   /// transaction the gateway has posted (this site's up to `site_high_water_mark`). Edges compute
   /// earns with the figure they last pulled, less their own bonuses since.
   package var promotionBudgets: [Coalition_Sync_V1_PromotionBudget] = []
+
+  /// Every voucher key the gateways have signed with, by id (a handful): tills verify vouchers
+  /// with them.
+  package var voucherKeys: [Coalition_Sync_V1_VoucherKey] = []
 
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1749,7 +1832,7 @@ nonisolated extension Coalition_Sync_V1_ProgramVersion: SwiftProtobuf.Message, S
 
 nonisolated extension Coalition_Sync_V1_Change: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".Change"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}position\0\u{1}member\0\u{1}program\0\u{1}merge\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}position\0\u{1}member\0\u{1}program\0\u{1}merge\0\u{1}voucher\0")
 
   package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1797,6 +1880,19 @@ nonisolated extension Coalition_Sync_V1_Change: SwiftProtobuf.Message, SwiftProt
           self.body = .merge(v)
         }
       }()
+      case 5: try {
+        var v: Coalition_Sync_V1_VoucherChange?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .voucher(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .voucher(v)
+        }
+      }()
       default: break
       }
     }
@@ -1823,6 +1919,10 @@ nonisolated extension Coalition_Sync_V1_Change: SwiftProtobuf.Message, SwiftProt
       guard case .merge(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
     }()
+    case .voucher?: try {
+      guard case .voucher(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -1831,6 +1931,80 @@ nonisolated extension Coalition_Sync_V1_Change: SwiftProtobuf.Message, SwiftProt
   package static func ==(lhs: Coalition_Sync_V1_Change, rhs: Coalition_Sync_V1_Change) -> Bool {
     if lhs.position != rhs.position {return false}
     if lhs.body != rhs.body {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Sync_V1_VoucherChange: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".VoucherChange"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}voucher_id\0\u{1}status\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.voucherID) }()
+      case 2: try { try decoder.decodeSingularEnumField(value: &self.status) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.voucherID.isEmpty {
+      try visitor.visitSingularStringField(value: self.voucherID, fieldNumber: 1)
+    }
+    if self.status != .unspecified {
+      try visitor.visitSingularEnumField(value: self.status, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Sync_V1_VoucherChange, rhs: Coalition_Sync_V1_VoucherChange) -> Bool {
+    if lhs.voucherID != rhs.voucherID {return false}
+    if lhs.status != rhs.status {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Sync_V1_VoucherChange.Status: SwiftProtobuf._ProtoNameProviding {
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0STATUS_UNSPECIFIED\0\u{1}STATUS_USED\0\u{1}STATUS_CANCELLED\0")
+}
+
+nonisolated extension Coalition_Sync_V1_VoucherKey: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".VoucherKey"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}key_id\0\u{3}public_key\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.keyID) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.publicKey) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.keyID != 0 {
+      try visitor.visitSingularUInt32Field(value: self.keyID, fieldNumber: 1)
+    }
+    if !self.publicKey.isEmpty {
+      try visitor.visitSingularBytesField(value: self.publicKey, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Sync_V1_VoucherKey, rhs: Coalition_Sync_V1_VoucherKey) -> Bool {
+    if lhs.keyID != rhs.keyID {return false}
+    if lhs.publicKey != rhs.publicKey {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1873,7 +2047,7 @@ nonisolated extension Coalition_Sync_V1_PromotionBudget: SwiftProtobuf.Message, 
 
 nonisolated extension Coalition_Sync_V1_PullResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".PullResponse"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}changes\0\u{3}next_cursor\0\u{3}has_more\0\u{3}site_high_water_mark\0\u{3}promotion_budgets\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}changes\0\u{3}next_cursor\0\u{3}has_more\0\u{3}site_high_water_mark\0\u{3}promotion_budgets\0\u{3}voucher_keys\0")
 
   package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1886,6 +2060,7 @@ nonisolated extension Coalition_Sync_V1_PullResponse: SwiftProtobuf.Message, Swi
       case 3: try { try decoder.decodeSingularBoolField(value: &self.hasMore_p) }()
       case 4: try { try decoder.decodeSingularUInt64Field(value: &self.siteHighWaterMark) }()
       case 5: try { try decoder.decodeRepeatedMessageField(value: &self.promotionBudgets) }()
+      case 6: try { try decoder.decodeRepeatedMessageField(value: &self.voucherKeys) }()
       default: break
       }
     }
@@ -1907,6 +2082,9 @@ nonisolated extension Coalition_Sync_V1_PullResponse: SwiftProtobuf.Message, Swi
     if !self.promotionBudgets.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.promotionBudgets, fieldNumber: 5)
     }
+    if !self.voucherKeys.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.voucherKeys, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1916,6 +2094,7 @@ nonisolated extension Coalition_Sync_V1_PullResponse: SwiftProtobuf.Message, Swi
     if lhs.hasMore_p != rhs.hasMore_p {return false}
     if lhs.siteHighWaterMark != rhs.siteHighWaterMark {return false}
     if lhs.promotionBudgets != rhs.promotionBudgets {return false}
+    if lhs.voucherKeys != rhs.voucherKeys {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
