@@ -67,6 +67,8 @@ struct SettlementTests {
             let next = try Repository.exampleProgram(replacing: [
                 ("      issue_price: \"1.2\"\n", "      issue_price: \"1.5\"\n"),
                 ("      - id: mall-cafe\n        name: Tide Cafe\n        category: dining\n", ""),
+                // The mall's coffee voucher, honoured at the cafe, is honoured anywhere in the mall.
+                ("        merchants: [mall-cafe]\n", ""),
             ])
             #expect(!next.contains("mall-cafe"))
             _ = try await gateway.ledger.publish(
