@@ -206,6 +206,7 @@ package struct RunningEdge: Sendable {
 
     package var points: Coalition_Edge_V1_Points.Client<HTTP2ClientTransport.Posix> { .init(wrapping: client) }
     package var parking: Coalition_Edge_V1_Parking.Client<HTTP2ClientTransport.Posix> { .init(wrapping: client) }
+    package var vouchers: Coalition_Edge_V1_Vouchers.Client<HTTP2ClientTransport.Posix> { .init(wrapping: client) }
 
     /// The metadata of a call from `merchant`'s terminal number `terminal`.
     package func auth(_ merchant: String, terminal: Int = 0) -> Metadata {
