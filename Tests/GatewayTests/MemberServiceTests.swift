@@ -52,6 +52,44 @@ struct MemberServiceTests {
         return message
     }
 
+    /// A mall network for the member API's tests: a gateway (on `ledger`, its configuration
+    /// changed by `edit`) with a channel certificate `app`, the mall's edge with a terminal of
+    /// `merchant`, and a member who enrolled there and earned ¥6,000 (6,200 points), synced; all on
+    /// one manual clock at Tuesday noon.
+    struct MallNetwork: Sendable {
+        let gateway: GatewayHarness
+        let mall: LinkedEdge
+        let member: String
+        let certificates: TestCertificates
+        let clock: ManualWallClock
+    }
+
+    static func withMallNetwork(
+        ledger: LedgerKind = .sqlite, merchant: String = "mall-fashion",
+        edit: (inout GatewayConfiguration) -> Void = { _ in }, _ body: (MallNetwork) async throws -> Void
+    ) async throws {
+        let directory = try TemporaryDirectory()
+        let dir = directory.url.path
+        let certificates = try TestCertificates(directory: dir, sites: ["mall-01"])
+        try certificates.issue(.channel("app"), name: "app")
+        let clock = ManualWallClock()
+        var configuration = try Network.gatewayConfiguration(dir, certificates: certificates)
+        edit(&configuration)
+        try await Network.withGateway(configuration, clock: clock, ledger: ledger) { gateway in
+            let edgeConfig = try Network.edgeConfiguration(
+                dir, site: "mall-01", certificates: certificates, gatewayPort: gateway.port)
+            try await Network.withEdge(edgeConfig, merchant: merchant, clock: clock) { mall in
+                let member = try await mall.points.enroll(
+                    Make.enroll("E-1", phone: "+8613800138000"), metadata: mall.auth
+                ).member.memberID
+                _ = try await mall.points.earn(Make.earn("R-1", member: member, amount: 600_000), metadata: mall.auth)
+                try await Network.eventually("synced") { try await Network.synced(mall) }
+                try await body(
+                    MallNetwork(gateway: gateway, mall: mall, member: member, certificates: certificates, clock: clock))
+            }
+        }
+    }
+
     @Test("only channel certificates reach the member API, and a channel certificate reaches nothing else")
     func roles() async throws {
         let directory = try TemporaryDirectory()
@@ -142,144 +180,132 @@ struct MemberServiceTests {
 
     @Test("account, catalog, orders and history through the member API", arguments: LedgerKind.allCases)
     func ordersAndAccount(ledger: LedgerKind) async throws {
-        let directory = try TemporaryDirectory()
-        let dir = directory.url.path
-        let certificates = try TestCertificates(directory: dir, sites: ["mall-01"])
-        try certificates.issue(.channel("app"), name: "app")
-        let clock = ManualWallClock()
-        var configuration = try Network.gatewayConfiguration(dir, certificates: certificates)
-        configuration.phoneHashKey = Network.phoneKey
-        try await Network.withGateway(configuration, clock: clock, ledger: ledger) { gateway in
-            let edgeConfig = try Network.edgeConfiguration(
-                dir, site: "mall-01", certificates: certificates, gatewayPort: gateway.port)
-            try await Network.withEdge(edgeConfig, merchant: "mall-fashion", clock: clock) { mall in
-                let member = try await mall.points.enroll(
-                    Make.enroll("E-1", phone: "+8613800138000"), metadata: mall.auth
-                ).member.memberID
-                _ = try await mall.points.earn(Make.earn("R-1", member: member, amount: 600_000), metadata: mall.auth)
-                _ = try await mall.points.redeem(
-                    Make.redeem("R-2", member: member, bill: 100_000, points: 1_000), metadata: mall.auth)
-                try await Network.eventually("synced") { try await Network.synced(mall) }
-                // 200 sign-up + 6,000 earned − 1,000 redeemed.
-                #expect(try await gateway.balance(member) == 5_200)
+        try await Self.withMallNetwork(ledger: ledger, edit: { $0.phoneHashKey = Network.phoneKey }) { network in
+            let (gateway, mall, member, certificates) = (
+                network.gateway, network.mall, network.member, network.certificates
+            )
+            _ = try await mall.points.redeem(
+                Make.redeem("R-2", member: member, bill: 100_000, points: 1_000), metadata: mall.auth)
+            try await Network.eventually("synced") { try await Network.synced(mall) }
+            // 200 sign-up + 6,000 earned − 1,000 redeemed.
+            #expect(try await gateway.balance(member) == 5_200)
 
-                try await Self.withMember(port: gateway.port, certificates: certificates, certificate: "app") { api in
-                    var lookup = Coalition_Member_V1_LookupMemberRequest()
-                    lookup.phone = "+8613800138000"
-                    #expect(try await api.lookupMember(lookup).memberID == member)
-                    lookup.phone = "+8613900000000"
-                    await expectStatus(.notFound, reason: "UNKNOWN_MEMBER") { _ = try await api.lookupMember(lookup) }
+            try await Self.withMember(port: gateway.port, certificates: certificates, certificate: "app") { api in
+                var lookup = Coalition_Member_V1_LookupMemberRequest()
+                lookup.phone = "+8613800138000"
+                #expect(try await api.lookupMember(lookup).memberID == member)
+                lookup.phone = "+8613900000000"
+                await expectStatus(.notFound, reason: "UNKNOWN_MEMBER") { _ = try await api.lookupMember(lookup) }
 
-                    let account = try await api.getAccount(Self.account(member))
-                    #expect(account.balancePoints == 5_200 && account.availablePoints == 5_200)
-                    #expect(account.year == 2026)
-                    #expect(account.byFormat.map(\.format) == ["mall"])
-                    #expect(
-                        account.byFormat.first?.earnedPoints == 6_200 && account.byFormat.first?.spentPoints == 1_000)
-                    #expect(account.tier.tier == "silver" && account.nextTier.tier == "gold")
-                    #expect(account.pointsToNextTier == 20_000 - account.qualifyingPoints12M)
-                    #expect(account.expiring90DaysPoints == 0, "points earned now expire in a year")
+                let account = try await api.getAccount(Self.account(member))
+                #expect(account.balancePoints == 5_200 && account.availablePoints == 5_200)
+                #expect(account.year == 2026)
+                #expect(account.byFormat.map(\.format) == ["mall"])
+                #expect(
+                    account.byFormat.first?.earnedPoints == 6_200 && account.byFormat.first?.spentPoints == 1_000)
+                #expect(account.tier.tier == "silver" && account.nextTier.tier == "gold")
+                #expect(account.pointsToNextTier == 20_000 - account.qualifyingPoints12M)
+                #expect(account.expiring90DaysPoints == 0, "points earned now expire in a year")
 
-                    let catalog = try await api.listCatalog(Coalition_Member_V1_ListCatalogRequest())
-                    #expect(!catalog.items.contains { $0.itemID == "new-year-gala" }, "not on sale yet")
-                    var all = Coalition_Member_V1_ListCatalogRequest()
-                    all.includeClosed = true
-                    #expect(try await api.listCatalog(all).items.contains { $0.itemID == "new-year-gala" })
+                let catalog = try await api.listCatalog(Coalition_Member_V1_ListCatalogRequest())
+                #expect(!catalog.items.contains { $0.itemID == "new-year-gala" }, "not on sale yet")
+                var all = Coalition_Member_V1_ListCatalogRequest()
+                all.includeClosed = true
+                #expect(try await api.listCatalog(all).items.contains { $0.itemID == "new-year-gala" })
 
-                    // A mug: 3,000 points and ¥9.90, once however often the app retries.
-                    let mug = try await api.placeOrder(Self.order("O-1", member: member, item: "harbour-mug"))
-                    #expect(mug.order.points == 3_000 && mug.order.moneyMinor == 990 && mug.balanceAfterPoints == 2_200)
-                    let retry = try await api.placeOrder(Self.order("O-1", member: member, item: "harbour-mug"))
-                    #expect(retry.order.orderID == mug.order.orderID && retry.balanceAfterPoints == 2_200)
-                    await expectStatus(.alreadyExists, reason: "REQUEST_ID_REUSED") {
-                        _ = try await api.placeOrder(Self.order("O-1", member: member, item: "coffee"))
-                    }
-                    let coffee = try await api.placeOrder(Self.order("O-2", member: member, item: "coffee"))
-                    #expect(coffee.order.points == 1_500 && coffee.balanceAfterPoints == 700)
-                    // One voucher, signed by the gateway's key, valid 30 days (to the minute).
-                    #expect(mug.order.vouchers.isEmpty)
-                    let voucher = try #require(coffee.order.vouchers.first)
-                    #expect(coffee.order.vouchers.count == 1 && voucher.status == .issued)
-                    let code = try VoucherCode.parse(voucher.code).get()
-                    #expect(VoucherSeal.verify(code, keys: try await gateway.ledger.voucherKeys()))
-                    #expect(
-                        code.claim.item == ItemID("coffee") && code.claim.voucherID.description == voucher.voucherID)
-                    #expect(voucher.validUntilAtMs == (coffee.order.placedAtMs + 30 * 86_400_000) / 60_000 * 60_000)
-                    // Every refusal names its reason and takes nothing.
-                    await expectStatus(.failedPrecondition, reason: "TIER_NOT_ALLOWED") {
-                        _ = try await api.placeOrder(Self.order("O-3", member: member, item: "gold-lounge"))
-                    }
-                    await expectStatus(.failedPrecondition, reason: "NOT_ON_SALE") {
-                        _ = try await api.placeOrder(Self.order("O-4", member: member, item: "new-year-gala"))
-                    }
-                    await expectStatus(.notFound, reason: "UNKNOWN_ITEM") {
-                        _ = try await api.placeOrder(Self.order("O-5", member: member, item: "caviar"))
-                    }
-                    await expectStatus(.failedPrecondition, reason: "MEMBER_LIMIT") {
-                        _ = try await api.placeOrder(Self.order("O-6", member: member, item: "coffee", quantity: 5))
-                    }
-                    await expectStatus(.failedPrecondition, reason: "INSUFFICIENT_POINTS") {
-                        _ = try await api.placeOrder(Self.order("O-7", member: member, item: "coffee"))
-                    }
-                    await expectStatus(.invalidArgument) {
-                        _ = try await api.placeOrder(Self.order("O-8", member: member, item: "coffee", quantity: 11))
-                    }
-                    await expectStatus(.notFound, reason: "UNKNOWN_MEMBER") {
-                        _ = try await api.placeOrder(
-                            Self.order("O-9", member: "01JD3X5Q7M8N9P0R1S2T3V4W5X", item: "coffee"))
-                    }
-                    #expect(try await gateway.balance(member) == 700)
-
-                    // Goods cannot be cancelled here; a voucher can, once, and its stock returns.
-                    var cancel = Coalition_Member_V1_CancelOrderRequest()
-                    cancel.orderID = mug.order.orderID
-                    await expectStatus(.failedPrecondition, reason: "NOT_CANCELLABLE") {
-                        _ = try await api.cancelOrder(cancel)
-                    }
-                    cancel.orderID = coffee.order.orderID
-                    let cancelled = try await api.cancelOrder(cancel)
-                    #expect(cancelled.order.status == .cancelled && cancelled.balanceAfterPoints == 2_200)
-                    #expect(cancelled.order.vouchers.map(\.status) == [.cancelled])
-                    let again = try await api.cancelOrder(cancel)
-                    #expect(again.order.status == .cancelled && again.balanceAfterPoints == 2_200)
-                    let left = try await api.listCatalog(Coalition_Member_V1_ListCatalogRequest()).items
-                        .first { $0.itemID == "coffee" }
-                    #expect(left?.stockLeft == 1_000)
-                    cancel.orderID = "01JD3X5Q7M8N9P0R1S2T3V4W5X"
-                    await expectStatus(.notFound, reason: "UNKNOWN_ORDER") { _ = try await api.cancelOrder(cancel) }
-
-                    // The history pages by cursor and names the points mall.
-                    var history = Coalition_Member_V1_ListHistoryRequest()
-                    history.memberID = member
-                    history.pageSize = 2
-                    let page = try await api.listHistory(history)
-                    #expect(page.entries.map(\.kind) == ["reverse", "order"])
-                    #expect(page.entries.map(\.points) == [1_500, -1_500])
-                    #expect(page.entries.allSatisfy { $0.format == "points_mall" && $0.siteID.isEmpty })
-                    history.pageToken = page.nextPageToken
-                    let next = try await api.listHistory(history)
-                    #expect(next.entries.map(\.kind) == ["order", "redeem"])
-                    #expect(next.entries.last?.format == "mall" && next.entries.last?.siteID == "mall-01")
-                    history.pageToken = "not-a-token"
-                    await expectStatus(.invalidArgument) { _ = try await api.listHistory(history) }
-
-                    var orders = Coalition_Member_V1_ListOrdersRequest()
-                    orders.memberID = member
-                    orders.pageSize = 1
-                    let newest = try await api.listOrders(orders)
-                    #expect(newest.orders.map(\.orderID) == [coffee.order.orderID])
-                    orders.pageToken = newest.nextPageToken
-                    #expect(try await api.listOrders(orders).orders.map(\.orderID) == [mug.order.orderID])
-
-                    let after = try await api.getAccount(Self.account(member))
-                    #expect(after.byFormat.first { $0.format == "points_mall" }?.spentPoints == 3_000)
+                // A mug: 3,000 points and ¥9.90, once however often the app retries.
+                let mug = try await api.placeOrder(Self.order("O-1", member: member, item: "harbour-mug"))
+                #expect(mug.order.points == 3_000 && mug.order.moneyMinor == 990 && mug.balanceAfterPoints == 2_200)
+                let retry = try await api.placeOrder(Self.order("O-1", member: member, item: "harbour-mug"))
+                #expect(retry.order.orderID == mug.order.orderID && retry.balanceAfterPoints == 2_200)
+                await expectStatus(.alreadyExists, reason: "REQUEST_ID_REUSED") {
+                    _ = try await api.placeOrder(Self.order("O-1", member: member, item: "coffee"))
                 }
-                try await gateway.checkInvariants()
-                // The edge learns the new balance by pull.
-                let expected = try await gateway.balance(member)
-                try await Network.eventually("the edge sees the order") {
-                    try await mall.balance(member) == expected
+                let coffee = try await api.placeOrder(Self.order("O-2", member: member, item: "coffee"))
+                #expect(coffee.order.points == 1_500 && coffee.balanceAfterPoints == 700)
+                // One voucher, signed by the gateway's key, valid 30 days (to the minute).
+                #expect(mug.order.vouchers.isEmpty)
+                let voucher = try #require(coffee.order.vouchers.first)
+                #expect(coffee.order.vouchers.count == 1 && voucher.status == .issued)
+                let code = try VoucherCode.parse(voucher.code).get()
+                #expect(VoucherSeal.verify(code, keys: try await gateway.ledger.voucherKeys()))
+                #expect(
+                    code.claim.item == ItemID("coffee") && code.claim.voucherID.description == voucher.voucherID)
+                #expect(voucher.validUntilAtMs == (coffee.order.placedAtMs + 30 * 86_400_000) / 60_000 * 60_000)
+                // Every refusal names its reason and takes nothing.
+                await expectStatus(.failedPrecondition, reason: "TIER_NOT_ALLOWED") {
+                    _ = try await api.placeOrder(Self.order("O-3", member: member, item: "gold-lounge"))
                 }
+                await expectStatus(.failedPrecondition, reason: "NOT_ON_SALE") {
+                    _ = try await api.placeOrder(Self.order("O-4", member: member, item: "new-year-gala"))
+                }
+                await expectStatus(.notFound, reason: "UNKNOWN_ITEM") {
+                    _ = try await api.placeOrder(Self.order("O-5", member: member, item: "caviar"))
+                }
+                await expectStatus(.failedPrecondition, reason: "MEMBER_LIMIT") {
+                    _ = try await api.placeOrder(Self.order("O-6", member: member, item: "coffee", quantity: 5))
+                }
+                await expectStatus(.failedPrecondition, reason: "INSUFFICIENT_POINTS") {
+                    _ = try await api.placeOrder(Self.order("O-7", member: member, item: "coffee"))
+                }
+                await expectStatus(.invalidArgument) {
+                    _ = try await api.placeOrder(Self.order("O-8", member: member, item: "coffee", quantity: 11))
+                }
+                await expectStatus(.notFound, reason: "UNKNOWN_MEMBER") {
+                    _ = try await api.placeOrder(
+                        Self.order("O-9", member: "01JD3X5Q7M8N9P0R1S2T3V4W5X", item: "coffee"))
+                }
+                #expect(try await gateway.balance(member) == 700)
+
+                // Goods cannot be cancelled here; a voucher can, once, and its stock returns.
+                var cancel = Coalition_Member_V1_CancelOrderRequest()
+                cancel.orderID = mug.order.orderID
+                await expectStatus(.failedPrecondition, reason: "NOT_CANCELLABLE") {
+                    _ = try await api.cancelOrder(cancel)
+                }
+                cancel.orderID = coffee.order.orderID
+                let cancelled = try await api.cancelOrder(cancel)
+                #expect(cancelled.order.status == .cancelled && cancelled.balanceAfterPoints == 2_200)
+                #expect(cancelled.order.vouchers.map(\.status) == [.cancelled])
+                let again = try await api.cancelOrder(cancel)
+                #expect(again.order.status == .cancelled && again.balanceAfterPoints == 2_200)
+                let left = try await api.listCatalog(Coalition_Member_V1_ListCatalogRequest()).items
+                    .first { $0.itemID == "coffee" }
+                #expect(left?.stockLeft == 1_000)
+                cancel.orderID = "01JD3X5Q7M8N9P0R1S2T3V4W5X"
+                await expectStatus(.notFound, reason: "UNKNOWN_ORDER") { _ = try await api.cancelOrder(cancel) }
+
+                // The history pages by cursor and names the points mall.
+                var history = Coalition_Member_V1_ListHistoryRequest()
+                history.memberID = member
+                history.pageSize = 2
+                let page = try await api.listHistory(history)
+                #expect(page.entries.map(\.kind) == ["reverse", "order"])
+                #expect(page.entries.map(\.points) == [1_500, -1_500])
+                #expect(page.entries.allSatisfy { $0.format == "points_mall" && $0.siteID.isEmpty })
+                history.pageToken = page.nextPageToken
+                let next = try await api.listHistory(history)
+                #expect(next.entries.map(\.kind) == ["order", "redeem"])
+                #expect(next.entries.last?.format == "mall" && next.entries.last?.siteID == "mall-01")
+                history.pageToken = "not-a-token"
+                await expectStatus(.invalidArgument) { _ = try await api.listHistory(history) }
+
+                var orders = Coalition_Member_V1_ListOrdersRequest()
+                orders.memberID = member
+                orders.pageSize = 1
+                let newest = try await api.listOrders(orders)
+                #expect(newest.orders.map(\.orderID) == [coffee.order.orderID])
+                orders.pageToken = newest.nextPageToken
+                #expect(try await api.listOrders(orders).orders.map(\.orderID) == [mug.order.orderID])
+
+                let after = try await api.getAccount(Self.account(member))
+                #expect(after.byFormat.first { $0.format == "points_mall" }?.spentPoints == 3_000)
+            }
+            try await gateway.checkInvariants()
+            // The edge learns the new balance by pull.
+            let expected = try await gateway.balance(member)
+            try await Network.eventually("the edge sees the order") {
+                try await mall.balance(member) == expected
             }
         }
     }

@@ -4,8 +4,9 @@ import GRDB
 import NodeSupport
 import Wire
 
-/// The points mall's orders on SQLite: each order is a job of the ledger's group committer (one
-/// writer, so the stock read and the sale are one step), written with the pushes of the moment.
+/// The points mall's orders on SQLite: each order is a job of the orders' group committer (the one
+/// writer, so the stock read and the sale are one step); orders arriving together share one
+/// transaction, in a queue apart from the sites' pushes.
 extension SQLiteLedgerStore {
     package func placeOrder(_ command: OrderCommand, vouchers issuer: VoucherIssuer?) async throws -> (
         order: MallOrder, balance: Points
