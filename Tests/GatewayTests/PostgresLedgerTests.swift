@@ -23,7 +23,12 @@ enum TestPostgres {
                     + "(the README's test command does), which starts a throwaway PostgreSQL")
         }
         switch PostgresSettings.parse(text) {
-        case .success(let settings): return settings
+        case .success(var settings):
+            // The whole suite runs in one process on two cores: connecting can wait on a loaded
+            // machine far longer than a gateway would in production (a test sets its own when it
+            // measures this limit).
+            settings.connectTimeoutMilliseconds = 60_000
+            return settings
         case .failure(let problem): throw ProcessFailure("COALITION_TEST_POSTGRES \(problem)")
         }
     }

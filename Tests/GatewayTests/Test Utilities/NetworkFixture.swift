@@ -144,6 +144,9 @@ enum Network {
     {
         var limits = GatewayLimits()
         limits.clockSkewMaxMilliseconds = 10 * 60 * 1000
+        // The suite's parallel load on two cores can hold a client's TLS and HTTP/2 greeting up
+        // for seconds; the tests of this limit set their own.
+        limits.connections.handshakeTimeoutMilliseconds = 60_000
         return certificates.network.gatewayConfiguration(
             database: directory + "/gateway.sqlite", programFile: try programFile(directory), limits: limits)
     }
@@ -185,9 +188,11 @@ enum Network {
         _ directory: String, site: String, certificates: TestCertificates, gatewayPort: Int?,
         certificateName: String? = nil
     ) throws -> EdgeConfiguration {
-        try certificates.network.edgeConfiguration(
+        var configuration = try certificates.network.edgeConfiguration(
             site: site, database: directory + "/\(site).sqlite", programFile: try programFile(directory),
             phoneHashKey: phoneKey, gatewayPort: gatewayPort, certificate: certificateName)
+        configuration.limits.connections.handshakeTimeoutMilliseconds = 60_000
+        return configuration
     }
 
     /// Runs `body` with an edge serving on a free port, a terminal for `merchant`.
