@@ -40,11 +40,13 @@ package enum SQLiteFile {
                 // The WAL and its index count against the limit: the WAL gets `walBytes(of:)`,
                 // checkpointed when half full and truncated back to it, the index (`-shm`) 32 KiB;
                 // the main file (4096-byte pages) gets the rest, past which SQLite answers
-                // SQLITE_FULL.
+                // SQLITE_FULL. A WAL frame is a page plus its 24-byte header and the WAL has a
+                // 32-byte header of its own: counting pages alone, a WAL that grew to twice the
+                // checkpoint point while a reader held it stood 416 bytes over a 512 KiB cap.
                 let wal = walBytes(of: bytesMax)
                 try db.execute(sql: "PRAGMA max_page_count = \(max(1, (bytesMax - wal - 32_768) / 4096))")
                 try db.execute(sql: "PRAGMA journal_size_limit = \(wal)")
-                try db.execute(sql: "PRAGMA wal_autocheckpoint = \(max(8, wal / 4096 / 2))")
+                try db.execute(sql: "PRAGMA wal_autocheckpoint = \(walCheckpointFrames(of: wal))")
             }
         }
         let pool = try DatabasePool(path: path, configuration: configuration)
@@ -57,6 +59,12 @@ package enum SQLiteFile {
     /// The part of a size limit kept for the WAL: an eighth, at least 64 KiB, at most 4 MiB.
     package static func walBytes(of bytesMax: Int64) -> Int64 {
         min(4 * 1024 * 1024, max(64 * 1024, bytesMax / 8))
+    }
+
+    /// The WAL's checkpoint point for a WAL budget of `walBytes`: half the frames (page plus
+    /// 24-byte frame header, after the 32-byte WAL header) that fit in it, at least 4.
+    package static func walCheckpointFrames(of walBytes: Int64) -> Int64 {
+        max(4, (walBytes - 32) / (4096 + 24) / 2)
     }
 
     /// Copies `pool` to `path` with SQLite's online backup, from one read snapshot: writers go on
