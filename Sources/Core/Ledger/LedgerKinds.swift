@@ -3,6 +3,8 @@ package enum TransactionKind: String, Sendable, Hashable, CaseIterable {
     case enroll, earn, redeem, reverse, parking, adjust, expire
     /// An order of the points mall (the member app), booked by the gateway.
     case order
+    /// A voucher of the points mall honoured at a till.
+    case voucherUse = "voucher_use"
 }
 
 /// What a receipt asked for: with the merchant and the request id it is the receipt's key (the
@@ -12,6 +14,8 @@ package enum ReceiptOperation: String, Sendable, Hashable, CaseIterable {
     case parkingPay = "parking-pay"
     /// An operator's adjustment (its receipts are the operator's request ids).
     case adjust
+    /// A voucher honoured at a till.
+    case voucherRedeem = "voucher-redeem"
 }
 
 /// A conflict the gateway found and resolved by a written rule (DESIGN §6); operators list them.
@@ -27,6 +31,12 @@ package enum ConflictKind: String, Sendable, Hashable, CaseIterable {
     case clockSkew = "clock_skew"
     case memberMerge = "member_merge"
     case protocolViolation = "protocol_violation"
+    /// A voucher honoured at a till after another use of it was posted (two offline sites).
+    case voucherDoubleUse = "voucher_double_use"
+    /// A voucher honoured at a till after its order was cancelled, before the site pulled that.
+    case voucherCancelled = "voucher_cancelled"
+    /// A voucher honoured at a till after it expired (the site's clock said otherwise).
+    case voucherExpired = "voucher_expired"
 }
 
 /// A mark on a site that stays until an operator clears it.
@@ -50,4 +60,6 @@ package enum RejectionReason: String, Sendable, Hashable, CaseIterable {
     case duplicateMember = "duplicate_member"
     case merchantNotAtSite = "merchant_not_at_site"
     case malformed
+    /// A voucher use naming a voucher the ledger never issued, or another item than it was for.
+    case unknownVoucher = "unknown_voucher"
 }

@@ -69,7 +69,7 @@ package enum AccountView {
                 } else {
                     totals[format, default: FormatTotals()].spent -= entry.points
                 }
-            case .expire, nil:
+            case .expire, .voucherUse, nil:
                 break
             }
         }

@@ -133,6 +133,8 @@ package struct PostingEffects: Sendable {
     package var consumedHolds: [String] = []
     /// Holds whose transaction was rejected: released, so they stop keeping the member's points.
     package var releasedHolds: [String] = []
+    /// Vouchers the batch used for the first time.
+    package var voucherUses: [VoucherUseEffect] = []
     package var conflicts: [ConflictEntry] = []
     package var flags: Set<SiteFlag> = []
     /// The last position and lot number used.

@@ -76,3 +76,62 @@ extension Sponsor {
         return nil
     }
 }
+
+/// Vouchers honoured at tills (docs/member-api.md, "Vouchers at the till").
+extension PostingEngine {
+    /// A voucher honoured at a till. The first use posted stands and moves no points (the member
+    /// paid at the order). A use of a voucher already used, cancelled, or expired when honoured is
+    /// still posted (the till handed the goods over) with a conflict: the voucher's points go from
+    /// the site's `offline_risk` to the honouring merchant's `redeemed`, as an offline overdraw's
+    /// shortfall does, never from the member. A voucher the ledger never issued, or for another
+    /// item, is rejected.
+    mutating func useVoucher(_ record: PushedTransaction.VoucherUse, _ context: inout Context) -> Result<
+        Points, Rejection
+    > {
+        guard let voucher = view.vouchers[record.voucherID], voucher.item.rawValue == record.itemID else {
+            return .failure(
+                Rejection(
+                    reason: .unknownVoucher, member: nil,
+                    detail: "no voucher '\(record.voucherID)' for item '\(record.itemID)' was issued"))
+        }
+        let problem: ConflictKind? =
+            switch voucher.status {
+            case .used: .voucherDoubleUse
+            case .cancelled: .voucherCancelled
+            case .issued: context.occurredAt >= voucher.validUntil ? .voucherExpired : nil
+            }
+        var postings = Postings([])
+        if let problem {
+            postings = Postings([
+                Posting(.offlineRisk(site), -voucher.points), Posting(.redeemed(context.merchant), voucher.points),
+            ])
+            let what =
+                switch problem {
+                case .voucherDoubleUse: "was used before"
+                case .voucherCancelled: "was cancelled"
+                default: "had expired at \(voucher.validUntil.milliseconds) ms"
+                }
+            conflict(
+                problem, transaction: context.pushed.transactionID, member: voucher.member,
+                resolution: "posted; its \(voucher.points) points booked to offline_risk:\(site), not to the member",
+                points: voucher.points, detail: "voucher \(voucher.voucherID) \(what)")
+            context.conflicts.append(problem)
+        }
+        let price = context.program.catalog.item(voucher.item)?.settlementPrice ?? .zero
+        let position = write(
+            LedgerEntry(
+                position: 0, transactionID: context.pushed.transactionID, kind: .voucherUse, site: site,
+                siteSequence: context.pushed.sequence, merchant: context.merchant.rawValue,
+                requestID: context.pushed.requestID, amount: problem == nil ? price : .zero,
+                occurredAt: context.occurredAt, postedAt: now, programVersion: context.version,
+                detail: voucher.voucherID, postings: postings.lines, receipt: context.receipt))
+        if problem == nil {
+            view.vouchers[voucher.voucherID]?.status = .used
+            effects.voucherUses.append(
+                VoucherUseEffect(
+                    voucherID: voucher.voucherID, transactionID: context.pushed.transactionID, position: position,
+                    site: site, merchant: context.merchant, usedAt: context.occurredAt))
+        }
+        return .success(.zero)
+    }
+}

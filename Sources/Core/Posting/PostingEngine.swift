@@ -89,6 +89,8 @@ package struct PostingEngine: Sendable {
                 keys.earningMembers.insert(member)
                 keys.spellMembers.insert(member)
                 noteQualifyingWindow(of: transaction)
+            case .voucherUse(let record):
+                keys.vouchers.insert(record.voucherID)
             case nil: break
             }
         }
@@ -205,6 +207,7 @@ package struct PostingEngine: Sendable {
                 record.memberID, points: Points(record.points), amount: Money(minorUnits: record.amountMinor),
                 kind: .parking, &context)
         case .reverse(let record): outcome = reverse(record, &context)
+        case .voucherUse(let record): outcome = useVoucher(record, &context)
         }
         switch outcome {
         case .success(let points):

@@ -227,6 +227,8 @@ package struct PostingView: Sendable {
     package var spellsLoaded: Set<MemberID> = []
     /// Bonus points each budgeted promotion has given.
     package var promotionsGiven: [PromotionID: Points] = [:]
+    /// The vouchers the batch's voucher uses name, by voucher id (those not here were never issued).
+    package var vouchers: [String: VoucherRecord] = [:]
     /// The last position used.
     package var position: Int64 = 0
 
@@ -274,6 +276,8 @@ package struct PostingKeys: Sendable {
     package var windowStarts: Set<Int64> = []
     /// The pushing site: when its transaction last posted happened bounds the batch's from below.
     package var site: SiteID?
+    /// Voucher ids the batch's voucher uses name.
+    package var vouchers: Set<String> = []
 
     package init() {}
 }
@@ -287,4 +291,37 @@ package struct QualifyingWindow: Hashable, Sendable {
         self.member = member
         self.start = start
     }
+}
+
+/// A voucher of the points mall as the ledger holds it, for posting a use of it.
+package struct VoucherRecord: Hashable, Sendable {
+    package var voucherID: String
+    package var item: ItemID
+    /// The member who bought it.
+    package var member: MemberID
+    /// The points one unit of its order cost.
+    package var points: Points
+    package var validUntil: Timestamp
+    package var status: VoucherStatus
+
+    package init(
+        voucherID: String, item: ItemID, member: MemberID, points: Points, validUntil: Timestamp, status: VoucherStatus
+    ) {
+        self.voucherID = voucherID
+        self.item = item
+        self.member = member
+        self.points = points
+        self.validUntil = validUntil
+        self.status = status
+    }
+}
+
+/// The first use of a voucher, posted: the store marks it used.
+package struct VoucherUseEffect: Hashable, Sendable {
+    package var voucherID: String
+    package var transactionID: String
+    package var position: Int64
+    package var site: SiteID
+    package var merchant: MerchantID
+    package var usedAt: Timestamp
 }

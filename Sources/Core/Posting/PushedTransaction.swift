@@ -22,6 +22,23 @@ package struct PushedTransaction: Hashable, Sendable {
         case redeem(Spend)
         case parking(Spend)
         case reverse(Reverse)
+        case voucherUse(VoucherUse)
+    }
+
+    /// A voucher of the points mall honoured at a till.
+    package struct VoucherUse: Hashable, Sendable {
+        package var voucherID: String
+        package var itemID: String
+        /// What the edge's program said the honouring merchant is paid (audit only).
+        package var settlementPriceMinor: Int64
+        package var validUntilMilliseconds: Int64
+
+        package init(voucherID: String, itemID: String, settlementPriceMinor: Int64, validUntilMilliseconds: Int64) {
+            self.voucherID = voucherID
+            self.itemID = itemID
+            self.settlementPriceMinor = settlementPriceMinor
+            self.validUntilMilliseconds = validUntilMilliseconds
+        }
     }
 
     package struct Enrollment: Hashable, Sendable {
@@ -168,6 +185,7 @@ package struct PushedTransaction: Hashable, Sendable {
         case .redeem: .redeem
         case .reverse: .reverse
         case .parking: .parkingPay
+        case .voucherUse: .voucherRedeem
         case nil: nil
         }
     }
@@ -179,7 +197,7 @@ package struct PushedTransaction: Hashable, Sendable {
         case .earn(let record): record.memberID
         case .redeem(let record), .parking(let record): record.memberID
         case .reverse(let record): record.memberID
-        case nil: nil
+        case .voucherUse, nil: nil
         }
     }
 

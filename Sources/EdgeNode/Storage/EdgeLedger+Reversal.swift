@@ -50,6 +50,10 @@ extension EdgeLedger {
                 throw ServiceError(
                     .permissionDenied, "original_transaction_id: the transaction belongs to merchant '\(merchant)'")
             }
+            guard TransactionKind(rawValue: original["kind"]) != .voucherUse else {
+                throw ServiceError.refused(
+                    .notReversible, "A voucher's use is not reversed at the till: the voucher stays used.")
+            }
             guard let member = try tx.member(MemberID(original["member_id"] as String)!) else {
                 preconditionFailure("an outbox member has no replica row")
             }

@@ -122,7 +122,9 @@ package final class EdgeLedger: Sendable {
         case .redeem: return .redeem
         case .reverse: return .reverse
         case .parking: return .parking
-        case .adjust, .expire, .order, nil: return .unspecified
+        case .order: return .order
+        case .voucherUse: return .voucherUse
+        case .adjust, .expire, nil: return .unspecified
         }
     }
 

@@ -88,7 +88,8 @@ struct OutboxEntry {
     var transactionID: TransactionID
     var kind: TransactionKind
     var merchant: MerchantID
-    var member: MemberID
+    /// Nil for a voucher use (the edge does not know whose voucher it is).
+    var member: MemberID?
     var requestID: RequestID
     /// The member's signed points change.
     var points: Points
@@ -122,8 +123,8 @@ struct LedgerTransaction {
         guard hash == key.contentHash else {
             throw ServiceError(
                 .alreadyExists,
-                "request_id: '\(key.requestID)' was already used for a different \(key.operation) at merchant '\(key.merchant)'"
-            )
+                "request_id: '\(key.requestID)' was already used for a different \(key.operation) at merchant '\(key.merchant)'",
+                reason: "REQUEST_ID_REUSED")
         }
         let response: Data = row["response"]
         return response
@@ -289,7 +290,7 @@ struct LedgerTransaction {
                 """
         ).execute(arguments: [
             sequence, entry.transactionID.description, entry.kind.rawValue, entry.merchant.rawValue,
-            entry.member.description,
+            entry.member?.description ?? "",
             entry.requestID.rawValue, entry.points.value, entry.amount.minorUnits, entry.authorization,
             entry.original?.description, entry.freeMinutes, entry.occurredAt.milliseconds, entry.localDay.description,
             previousHash, payloadHash, Data(payload),

@@ -61,6 +61,7 @@ extension SyncClient {
             case .redeem(let record): [record.points, record.billAmountMinor]
             case .reverse(let record): [record.points, record.amountMinor]
             case .parking(let record): [record.points, record.feeMinor]
+            case .voucherUse(let record): [record.settlementPriceMinor]
             case nil: []
             }
         guard figures.allSatisfy({ (-bound...bound).contains($0) }),
@@ -122,6 +123,10 @@ extension SyncClient {
             freeMinutes = record.freeMinutesApplied
             authorization = record.points > 0 ? (record.authorization == .online ? "online" : "floor_limit") : nil
             deltas = [(member, points)]
+        case .voucherUse(let record):
+            kind = .voucherUse
+            amount = record.settlementPriceMinor
+            try EdgeLedger.markVoucherUsed(record.voucherID, db)
         case nil:
             break
         }

@@ -113,7 +113,7 @@ enum SettlementAssembly {
         WITH draws AS (
             SELECT d.lot_number AS lot,
                 SUM(CASE WHEN d.position < $START THEN d.points ELSE 0 END) AS before,
-                SUM(CASE WHEN d.position >= $START AND (t.kind IN ('redeem', 'parking')
+                SUM(CASE WHEN d.position >= $START AND (t.kind IN ('redeem', 'parking', 'order')
                     OR (t.kind = 'reverse' AND d.points < 0)) THEN d.points ELSE 0 END) AS redeemed,
                 SUM(CASE WHEN d.position >= $START AND t.kind = 'expire' THEN d.points ELSE 0 END) AS expired,
                 SUM(CASE WHEN d.position >= $START AND t.kind = 'reverse' AND d.points > 0 THEN d.points ELSE 0 END)

@@ -45,6 +45,11 @@ extension PushedTransaction {
                 Reverse(
                     memberID: record.memberID, originalTransactionID: record.originalTransactionID,
                     amountMinor: record.amountMinor, points: record.points, withheldPoints: record.withheldPoints))
+        case .voucherUse(let record):
+            body = .voucherUse(
+                VoucherUse(
+                    voucherID: record.voucherID, itemID: record.itemID,
+                    settlementPriceMinor: record.settlementPriceMinor, validUntilMilliseconds: record.validUntilAtMs))
         case nil:
             body = nil
         }

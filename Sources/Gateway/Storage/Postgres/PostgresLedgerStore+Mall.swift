@@ -115,6 +115,10 @@ extension PostgresLedgerStore {
             guard let current = try await Self.order(connection, "o.order_id = \(orderID)", logger) else {
                 throw MallCancelRefusal.unknownOrder(orderID)
             }
+            // Its vouchers locked before they are read: a gateway posting a use of one waits, or is
+            // waited for and its use seen (a used voucher's order is not cancelled).
+            try await connection.run(
+                "SELECT voucher_id FROM vouchers WHERE order_id = \(orderID) ORDER BY voucher_id FOR UPDATE", logger)
             var order = try await Self.withVouchers(connection, current, logger)
             guard order.status == .placed else { return (order, try await reads.balance(.member(order.member))) }
             guard order.kind.issuesVoucher else { throw MallCancelRefusal.notCancellable(order.kind) }

@@ -115,6 +115,7 @@ extension PostgresPosting {
             try await connection.run(
                 "UPDATE holds SET status = 'released' WHERE hold_id = ANY(\(effects.releasedHolds))", logger)
         }
+        try await applyVoucherUses(connection, effects.voucherUses, logger)
         for conflict in effects.conflicts { try await insert(connection, conflict, at: now, logger) }
     }
 

@@ -117,6 +117,7 @@ enum PostgresPosting {
                 }
             }
         }
+        try await loadVouchers(connection, ids: keys.vouchers, into: &view, logger)
         view.promotionsGiven = try await promotionsGiven(connection, logger)
         return view
     }

@@ -341,5 +341,14 @@ enum PostgresSchema {
                 )
                 """,
             ]),
+        Migration(
+            name: "2026-12-04 voucher uses v1",
+            statements: [
+                // The use that stands of each voucher honoured at a till (the first posted).
+                "ALTER TABLE vouchers ADD COLUMN used_transaction_id TEXT",
+                "ALTER TABLE vouchers ADD COLUMN used_site TEXT",
+                "ALTER TABLE vouchers ADD COLUMN used_merchant TEXT",
+                "ALTER TABLE vouchers ADD COLUMN used_at_ms BIGINT",
+            ]),
     ]
 }

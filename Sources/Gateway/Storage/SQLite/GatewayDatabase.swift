@@ -386,6 +386,16 @@ package struct GatewayDatabase: Sendable {
                     ) STRICT;
                     """)
         }
+        migrator.registerMigration("2026-12-04 gateway voucher uses v1") { db in
+            try db.execute(
+                sql: """
+                    -- The use that stands of each voucher honoured at a till (the first posted).
+                    ALTER TABLE vouchers ADD COLUMN used_transaction_id TEXT;
+                    ALTER TABLE vouchers ADD COLUMN used_site TEXT;
+                    ALTER TABLE vouchers ADD COLUMN used_merchant TEXT;
+                    ALTER TABLE vouchers ADD COLUMN used_at_ms INTEGER;
+                    """)
+        }
         return migrator
     }
 }

@@ -97,6 +97,7 @@ extension SQLitePosting {
         for hold in effects.consumedHolds { try consume.execute(arguments: [hold]) }
         let release = try db.cachedStatement(sql: "UPDATE holds SET status = 'released' WHERE hold_id = ?")
         for hold in effects.releasedHolds { try release.execute(arguments: [hold]) }
+        try applyVoucherUses(db, effects.voucherUses)
         for conflict in effects.conflicts { try insert(db, conflict, at: now) }
         try db.cachedStatement(sql: "UPDATE counters SET value = ? WHERE name = 'position' AND value < ?")
             .execute(arguments: [effects.position, effects.position])

@@ -150,6 +150,7 @@ enum SQLitePosting {
                 }
             }
         }
+        try loadVouchers(db, ids: keys.vouchers, into: &view)
         for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT promotion_id, points_given FROM promotion_usage")) {
             if let id = PromotionID(row["promotion_id"] as String) {
                 view.promotionsGiven[id] = Points(row["points_given"])

@@ -43,6 +43,10 @@ package nonisolated enum Coalition_Edge_V1_TransactionKind: SwiftProtobuf.Enum, 
   case expire // = 7
   case merge // = 8
   case allowance // = 9
+
+  /// A points-mall order (the member app) and a voucher honoured at a till.
+  case order // = 10
+  case voucherUse // = 11
   case UNRECOGNIZED(Int)
 
   package init() {
@@ -61,6 +65,8 @@ package nonisolated enum Coalition_Edge_V1_TransactionKind: SwiftProtobuf.Enum, 
     case 7: self = .expire
     case 8: self = .merge
     case 9: self = .allowance
+    case 10: self = .order
+    case 11: self = .voucherUse
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -77,6 +83,8 @@ package nonisolated enum Coalition_Edge_V1_TransactionKind: SwiftProtobuf.Enum, 
     case .expire: return 7
     case .merge: return 8
     case .allowance: return 9
+    case .order: return 10
+    case .voucherUse: return 11
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -93,6 +101,8 @@ package nonisolated enum Coalition_Edge_V1_TransactionKind: SwiftProtobuf.Enum, 
     .expire,
     .merge,
     .allowance,
+    .order,
+    .voucherUse,
   ]
 
 }
@@ -551,7 +561,7 @@ package nonisolated struct Coalition_Edge_V1_HistoryResponse: Sendable {
 fileprivate nonisolated let _protobuf_package = "coalition.edge.v1"
 
 nonisolated extension Coalition_Edge_V1_TransactionKind: SwiftProtobuf._ProtoNameProviding {
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0TRANSACTION_KIND_UNSPECIFIED\0\u{1}TRANSACTION_KIND_ENROLL\0\u{1}TRANSACTION_KIND_EARN\0\u{1}TRANSACTION_KIND_REDEEM\0\u{1}TRANSACTION_KIND_REVERSE\0\u{1}TRANSACTION_KIND_PARKING\0\u{1}TRANSACTION_KIND_ADJUST\0\u{1}TRANSACTION_KIND_EXPIRE\0\u{1}TRANSACTION_KIND_MERGE\0\u{1}TRANSACTION_KIND_ALLOWANCE\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0TRANSACTION_KIND_UNSPECIFIED\0\u{1}TRANSACTION_KIND_ENROLL\0\u{1}TRANSACTION_KIND_EARN\0\u{1}TRANSACTION_KIND_REDEEM\0\u{1}TRANSACTION_KIND_REVERSE\0\u{1}TRANSACTION_KIND_PARKING\0\u{1}TRANSACTION_KIND_ADJUST\0\u{1}TRANSACTION_KIND_EXPIRE\0\u{1}TRANSACTION_KIND_MERGE\0\u{1}TRANSACTION_KIND_ALLOWANCE\0\u{1}TRANSACTION_KIND_ORDER\0\u{1}TRANSACTION_KIND_VOUCHER_USE\0")
 }
 
 nonisolated extension Coalition_Edge_V1_EnrollRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {

@@ -39,9 +39,23 @@ package enum Coalition_Edge_V1_Vouchers: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "Redeem" metadata.
+        package enum Redeem: Sendable {
+            /// Request type for "Redeem".
+            package typealias Input = Coalition_Edge_V1_RedeemVoucherRequest
+            /// Response type for "Redeem".
+            package typealias Output = Coalition_Edge_V1_RedeemVoucherResponse
+            /// Descriptor for "Redeem".
+            package static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "coalition.edge.v1.Vouchers"),
+                method: "Redeem",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "coalition.edge.v1.Vouchers" service.
         package static let descriptors: [GRPCCore.MethodDescriptor] = [
-            Check.descriptor
+            Check.descriptor,
+            Redeem.descriptor
         ]
     }
 }
@@ -93,6 +107,29 @@ extension Coalition_Edge_V1_Vouchers {
             request: GRPCCore.StreamingServerRequest<Coalition_Edge_V1_CheckVoucherRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Edge_V1_CheckVoucherResponse>
+
+        /// Handle the "Redeem" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Honours a voucher at this terminal's merchant: the same checks as `Check`, then the use is
+        /// > recorded in the edge's outbox (the till hands over what `voucher` says), without the gateway.
+        /// > Exactly once per request id: a retry with the same request gets the first answer, the same
+        /// > request id with another code is refused ALREADY_EXISTS `REQUEST_ID_REUSED`. A voucher this
+        /// > edge has seen used is refused `VOUCHER_USED`; one used at another offline site first is
+        /// > found at sync and booked to this site's risk account (docs/member-api.md).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Coalition_Edge_V1_RedeemVoucherRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Coalition_Edge_V1_RedeemVoucherResponse` messages.
+        func redeem(
+            request: GRPCCore.StreamingServerRequest<Coalition_Edge_V1_RedeemVoucherRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Edge_V1_RedeemVoucherResponse>
     }
 
     /// Service protocol for the "coalition.edge.v1.Vouchers" service.
@@ -128,6 +165,29 @@ extension Coalition_Edge_V1_Vouchers {
             request: GRPCCore.ServerRequest<Coalition_Edge_V1_CheckVoucherRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Coalition_Edge_V1_CheckVoucherResponse>
+
+        /// Handle the "Redeem" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Honours a voucher at this terminal's merchant: the same checks as `Check`, then the use is
+        /// > recorded in the edge's outbox (the till hands over what `voucher` says), without the gateway.
+        /// > Exactly once per request id: a retry with the same request gets the first answer, the same
+        /// > request id with another code is refused ALREADY_EXISTS `REQUEST_ID_REUSED`. A voucher this
+        /// > edge has seen used is refused `VOUCHER_USED`; one used at another offline site first is
+        /// > found at sync and booked to this site's risk account (docs/member-api.md).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Edge_V1_RedeemVoucherRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Coalition_Edge_V1_RedeemVoucherResponse` message.
+        func redeem(
+            request: GRPCCore.ServerRequest<Coalition_Edge_V1_RedeemVoucherRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Coalition_Edge_V1_RedeemVoucherResponse>
     }
 
     /// Simple service protocol for the "coalition.edge.v1.Vouchers" service.
@@ -161,6 +221,29 @@ extension Coalition_Edge_V1_Vouchers {
             request: Coalition_Edge_V1_CheckVoucherRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Coalition_Edge_V1_CheckVoucherResponse
+
+        /// Handle the "Redeem" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Honours a voucher at this terminal's merchant: the same checks as `Check`, then the use is
+        /// > recorded in the edge's outbox (the till hands over what `voucher` says), without the gateway.
+        /// > Exactly once per request id: a retry with the same request gets the first answer, the same
+        /// > request id with another code is refused ALREADY_EXISTS `REQUEST_ID_REUSED`. A voucher this
+        /// > edge has seen used is refused `VOUCHER_USED`; one used at another offline site first is
+        /// > found at sync and booked to this site's risk account (docs/member-api.md).
+        ///
+        /// - Parameters:
+        ///   - request: A `Coalition_Edge_V1_RedeemVoucherRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Coalition_Edge_V1_RedeemVoucherResponse` to respond with.
+        func redeem(
+            request: Coalition_Edge_V1_RedeemVoucherRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Coalition_Edge_V1_RedeemVoucherResponse
     }
 }
 
@@ -174,6 +257,17 @@ extension Coalition_Edge_V1_Vouchers.StreamingServiceProtocol {
             serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Edge_V1_CheckVoucherResponse>(),
             handler: { request, context in
                 try await self.check(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Coalition_Edge_V1_Vouchers.Method.Redeem.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Edge_V1_RedeemVoucherRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Edge_V1_RedeemVoucherResponse>(),
+            handler: { request, context in
+                try await self.redeem(
                     request: request,
                     context: context
                 )
@@ -195,6 +289,17 @@ extension Coalition_Edge_V1_Vouchers.ServiceProtocol {
         )
         return GRPCCore.StreamingServerResponse(single: response)
     }
+
+    package func redeem(
+        request: GRPCCore.StreamingServerRequest<Coalition_Edge_V1_RedeemVoucherRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Edge_V1_RedeemVoucherResponse> {
+        let response = try await self.redeem(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
 }
 
 // Default implementation of methods from 'ServiceProtocol'.
@@ -206,6 +311,19 @@ extension Coalition_Edge_V1_Vouchers.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Coalition_Edge_V1_CheckVoucherResponse> {
         return GRPCCore.ServerResponse<Coalition_Edge_V1_CheckVoucherResponse>(
             message: try await self.check(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    package func redeem(
+        request: GRPCCore.ServerRequest<Coalition_Edge_V1_RedeemVoucherRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Coalition_Edge_V1_RedeemVoucherResponse> {
+        return GRPCCore.ServerResponse<Coalition_Edge_V1_RedeemVoucherResponse>(
+            message: try await self.redeem(
                 request: request.message,
                 context: context
             ),
@@ -252,6 +370,34 @@ extension Coalition_Edge_V1_Vouchers {
             deserializer: some GRPCCore.MessageDeserializer<Coalition_Edge_V1_CheckVoucherResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Edge_V1_CheckVoucherResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "Redeem" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Honours a voucher at this terminal's merchant: the same checks as `Check`, then the use is
+        /// > recorded in the edge's outbox (the till hands over what `voucher` says), without the gateway.
+        /// > Exactly once per request id: a retry with the same request gets the first answer, the same
+        /// > request id with another code is refused ALREADY_EXISTS `REQUEST_ID_REUSED`. A voucher this
+        /// > edge has seen used is refused `VOUCHER_USED`; one used at another offline site first is
+        /// > found at sync and booked to this site's risk account (docs/member-api.md).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Edge_V1_RedeemVoucherRequest` message.
+        ///   - serializer: A serializer for `Coalition_Edge_V1_RedeemVoucherRequest` messages.
+        ///   - deserializer: A deserializer for `Coalition_Edge_V1_RedeemVoucherResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func redeem<Result>(
+            request: GRPCCore.ClientRequest<Coalition_Edge_V1_RedeemVoucherRequest>,
+            serializer: some GRPCCore.MessageSerializer<Coalition_Edge_V1_RedeemVoucherRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Coalition_Edge_V1_RedeemVoucherResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Edge_V1_RedeemVoucherResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -312,6 +458,45 @@ extension Coalition_Edge_V1_Vouchers {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "Redeem" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Honours a voucher at this terminal's merchant: the same checks as `Check`, then the use is
+        /// > recorded in the edge's outbox (the till hands over what `voucher` says), without the gateway.
+        /// > Exactly once per request id: a retry with the same request gets the first answer, the same
+        /// > request id with another code is refused ALREADY_EXISTS `REQUEST_ID_REUSED`. A voucher this
+        /// > edge has seen used is refused `VOUCHER_USED`; one used at another offline site first is
+        /// > found at sync and booked to this site's risk account (docs/member-api.md).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Edge_V1_RedeemVoucherRequest` message.
+        ///   - serializer: A serializer for `Coalition_Edge_V1_RedeemVoucherRequest` messages.
+        ///   - deserializer: A deserializer for `Coalition_Edge_V1_RedeemVoucherResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        package func redeem<Result>(
+            request: GRPCCore.ClientRequest<Coalition_Edge_V1_RedeemVoucherRequest>,
+            serializer: some GRPCCore.MessageSerializer<Coalition_Edge_V1_RedeemVoucherRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Coalition_Edge_V1_RedeemVoucherResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Edge_V1_RedeemVoucherResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Coalition_Edge_V1_Vouchers.Method.Redeem.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -346,6 +531,40 @@ extension Coalition_Edge_V1_Vouchers.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Edge_V1_CheckVoucherRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Edge_V1_CheckVoucherResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Redeem" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Honours a voucher at this terminal's merchant: the same checks as `Check`, then the use is
+    /// > recorded in the edge's outbox (the till hands over what `voucher` says), without the gateway.
+    /// > Exactly once per request id: a retry with the same request gets the first answer, the same
+    /// > request id with another code is refused ALREADY_EXISTS `REQUEST_ID_REUSED`. A voucher this
+    /// > edge has seen used is refused `VOUCHER_USED`; one used at another offline site first is
+    /// > found at sync and booked to this site's risk account (docs/member-api.md).
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Coalition_Edge_V1_RedeemVoucherRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    package func redeem<Result>(
+        request: GRPCCore.ClientRequest<Coalition_Edge_V1_RedeemVoucherRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Edge_V1_RedeemVoucherResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.redeem(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Edge_V1_RedeemVoucherRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Edge_V1_RedeemVoucherResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -386,6 +605,44 @@ extension Coalition_Edge_V1_Vouchers.ClientProtocol {
             metadata: metadata
         )
         return try await self.check(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Redeem" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Honours a voucher at this terminal's merchant: the same checks as `Check`, then the use is
+    /// > recorded in the edge's outbox (the till hands over what `voucher` says), without the gateway.
+    /// > Exactly once per request id: a retry with the same request gets the first answer, the same
+    /// > request id with another code is refused ALREADY_EXISTS `REQUEST_ID_REUSED`. A voucher this
+    /// > edge has seen used is refused `VOUCHER_USED`; one used at another offline site first is
+    /// > found at sync and booked to this site's risk account (docs/member-api.md).
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    package func redeem<Result>(
+        _ message: Coalition_Edge_V1_RedeemVoucherRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Edge_V1_RedeemVoucherResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Coalition_Edge_V1_RedeemVoucherRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.redeem(
             request: request,
             options: options,
             onResponse: handleResponse

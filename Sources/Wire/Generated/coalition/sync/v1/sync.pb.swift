@@ -243,6 +243,14 @@ package nonisolated struct Coalition_Sync_V1_LocalTransaction: @unchecked Sendab
     set {_uniqueStorage()._body = .parking(newValue)}
   }
 
+  package var voucherUse: Coalition_Sync_V1_VoucherUseRecord {
+    get {
+      if case .voucherUse(let v)? = _storage._body {return v}
+      return Coalition_Sync_V1_VoucherUseRecord()
+    }
+    set {_uniqueStorage()._body = .voucherUse(newValue)}
+  }
+
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
   package nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -251,6 +259,7 @@ package nonisolated struct Coalition_Sync_V1_LocalTransaction: @unchecked Sendab
     case redeem(Coalition_Sync_V1_RedeemRecord)
     case reverse(Coalition_Sync_V1_ReverseRecord)
     case parking(Coalition_Sync_V1_ParkingRecord)
+    case voucherUse(Coalition_Sync_V1_VoucherUseRecord)
 
   }
 
@@ -417,6 +426,32 @@ package nonisolated struct Coalition_Sync_V1_ParkingRecord: Sendable {
   package var authorization: Coalition_Common_V1_RedeemAuthorization = .unspecified
 
   package var holdID: String = String()
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+/// A voucher of the points mall honoured at a till (`coalition.edge.v1.Vouchers/Redeem`). The
+/// edge checked its signature, validity and scope; the gateway posts the first use of a voucher
+/// and books a later one (or one of a voucher cancelled or expired) to the site's risk account
+/// (docs/member-api.md, "Vouchers at the till").
+package nonisolated struct Coalition_Sync_V1_VoucherUseRecord: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The voucher id and the item its code names.
+  package var voucherID: String = String()
+
+  package var itemID: String = String()
+
+  /// What the edge's program says the honouring merchant is paid for it, minor units (audit only:
+  /// the gateway settles at its own program's price).
+  package var settlementPriceMinor: Int64 = 0
+
+  /// The first instant the code said it is no longer valid, Unix ms.
+  package var validUntilAtMs: Int64 = 0
 
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -944,7 +979,7 @@ nonisolated extension Coalition_Sync_V1_OutboxTransaction: SwiftProtobuf.Message
 
 nonisolated extension Coalition_Sync_V1_LocalTransaction: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".LocalTransaction"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}transaction_id\0\u{3}request_id\0\u{3}merchant_id\0\u{3}program_version\0\u{3}occurred_at_ms\0\u{2}\u{5}enrollment\0\u{1}earn\0\u{1}redeem\0\u{1}reverse\0\u{1}parking\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}transaction_id\0\u{3}request_id\0\u{3}merchant_id\0\u{3}program_version\0\u{3}occurred_at_ms\0\u{2}\u{5}enrollment\0\u{1}earn\0\u{1}redeem\0\u{1}reverse\0\u{1}parking\0\u{3}voucher_use\0")
 
   fileprivate class _StorageClass {
     var _transactionID: String = String()
@@ -1057,6 +1092,19 @@ nonisolated extension Coalition_Sync_V1_LocalTransaction: SwiftProtobuf.Message,
             _storage._body = .parking(v)
           }
         }()
+        case 15: try {
+          var v: Coalition_Sync_V1_VoucherUseRecord?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .voucherUse(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .voucherUse(v)
+          }
+        }()
         default: break
         }
       }
@@ -1104,6 +1152,10 @@ nonisolated extension Coalition_Sync_V1_LocalTransaction: SwiftProtobuf.Message,
       case .parking?: try {
         guard case .parking(let v)? = _storage._body else { preconditionFailure() }
         try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
+      }()
+      case .voucherUse?: try {
+        guard case .voucherUse(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
       }()
       case nil: break
       }
@@ -1460,6 +1512,51 @@ nonisolated extension Coalition_Sync_V1_ParkingRecord: SwiftProtobuf.Message, Sw
     if lhs.freeMinutesApplied != rhs.freeMinutesApplied {return false}
     if lhs.authorization != rhs.authorization {return false}
     if lhs.holdID != rhs.holdID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Sync_V1_VoucherUseRecord: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".VoucherUseRecord"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}voucher_id\0\u{3}item_id\0\u{3}settlement_price_minor\0\u{3}valid_until_at_ms\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.voucherID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.itemID) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.settlementPriceMinor) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.validUntilAtMs) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.voucherID.isEmpty {
+      try visitor.visitSingularStringField(value: self.voucherID, fieldNumber: 1)
+    }
+    if !self.itemID.isEmpty {
+      try visitor.visitSingularStringField(value: self.itemID, fieldNumber: 2)
+    }
+    if self.settlementPriceMinor != 0 {
+      try visitor.visitSingularInt64Field(value: self.settlementPriceMinor, fieldNumber: 3)
+    }
+    if self.validUntilAtMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.validUntilAtMs, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Sync_V1_VoucherUseRecord, rhs: Coalition_Sync_V1_VoucherUseRecord) -> Bool {
+    if lhs.voucherID != rhs.voucherID {return false}
+    if lhs.itemID != rhs.itemID {return false}
+    if lhs.settlementPriceMinor != rhs.settlementPriceMinor {return false}
+    if lhs.validUntilAtMs != rhs.validUntilAtMs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
