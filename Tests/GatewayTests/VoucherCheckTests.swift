@@ -119,7 +119,7 @@ struct VoucherCheckTests {
 }
 
 extension VoucherCheckTests {
-    @Test("a Python grpcio client generated from protos/ runs the member app's scenario and a till's check")
+    @Test("a Python grpcio client generated from protos/ runs the member app's scenario and a till's check and use")
     func python() async throws {
         try await MemberServiceTests.withMallNetwork(merchant: "mall-cafe") { network in
             let (gateway, cafe, member, dir) = (
@@ -136,6 +136,11 @@ extension VoucherCheckTests {
             let text = outcome.output + outcome.errors
             #expect(outcome.status == 0, "\(text)")
             #expect(text.contains("interop: all checks passed"), "\(text)")
+            // The use the script made at the till reached the ledger, once.
+            try await Network.eventually("the till's use is posted") {
+                try await gateway.sql.int("SELECT COUNT(*) FROM vouchers WHERE status = 'used'", []) == 1
+            }
+            #expect(try await gateway.sql.int("SELECT COUNT(*) FROM transactions WHERE kind = 'voucher_use'", []) == 1)
         }
     }
 }

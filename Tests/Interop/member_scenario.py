@@ -4,7 +4,7 @@
 Generates Python stubs from protos/ with grpcio-tools, then, over mutual TLS with a channel
 certificate: reads a member's account and the catalog, buys a coffee voucher (a retry returns the
 same order, the same request id for another item is ALREADY_EXISTS with its reason), cancels an
-order, and has the voucher checked at a till of the edge. Exits non-zero on the first mismatch.
+order, and has the voucher checked and honoured (once) at a till of the edge. Exits non-zero on the first mismatch.
 
 Usage: member_scenario.py GATEWAY_HOST:PORT CERTS_DIR MEMBER_ID EDGE_HOST:PORT TERMINAL_TOKEN
 """
@@ -102,6 +102,16 @@ def main():
         except grpc.RpcError as error:
             check(error.code() == grpc.StatusCode.INVALID_ARGUMENT and reason(error) == "VOUCHER_MALFORMED",
                   "a partial scan is INVALID_ARGUMENT (VOUCHER_MALFORMED)")
+        used = till.Redeem(vouchers_pb2.RedeemVoucherRequest(request_id="PY-USE-1", code=code), metadata=auth)
+        check(used.transaction_id != "" and used.voucher.item_id == "coffee", "the till honours the voucher")
+        again = till.Redeem(vouchers_pb2.RedeemVoucherRequest(request_id="PY-USE-1", code=code), metadata=auth)
+        check(again.transaction_id == used.transaction_id, "a retried use gets the same answer")
+        try:
+            till.Redeem(vouchers_pb2.RedeemVoucherRequest(request_id="PY-USE-2", code=code), metadata=auth)
+            check(False, "a second use is refused")
+        except grpc.RpcError as error:
+            check(error.code() == grpc.StatusCode.FAILED_PRECONDITION and reason(error) == "VOUCHER_USED",
+                  "a second use is FAILED_PRECONDITION (VOUCHER_USED)")
     print("interop: all checks passed")
 
 
