@@ -90,6 +90,7 @@ struct TLSBenchEdge {
     let points: Coalition_Edge_V1_Points.Client<HTTP2ClientTransport.Posix>
     let parking: Coalition_Edge_V1_Parking.Client<HTTP2ClientTransport.Posix>
     let tokens: [Metadata]
+    var vouchers: Coalition_Edge_V1_Vouchers.Client<HTTP2ClientTransport.Posix> { .init(wrapping: client) }
 
     /// Runs `body` with the edge up; `prepare` edits the configuration first.
     static func with<Result: Sendable>(

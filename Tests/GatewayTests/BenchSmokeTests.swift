@@ -29,6 +29,10 @@ struct BenchSmokeTests {
             "flash-sale", ["--orders", "300", "--stock", "20", "--callers", "4", "--members", "60"],
             ["baseline", "figure", "ratio", "sold", "memory"]
         ),
+        (
+            "voucher-check", ["--seconds", "0.5", "--rate", "20"],
+            ["baseline", "figure", "ratio", "p99 voucher", "memory"]
+        ),
     ]
 
     @Test("each bench runs and prints its figures", arguments: runs.map(\.name))

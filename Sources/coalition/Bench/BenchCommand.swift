@@ -9,7 +9,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure the hot paths against baselines taken in the same run (build with -c release).",
-        subcommands: [EdgeEarn.self, ParkingExit.self, GatewayIngest.self, CatchUp.self, ReplicaSize.self, FlashSale.self])
+        subcommands: [EdgeEarn.self, ParkingExit.self, GatewayIngest.self, CatchUp.self, ReplicaSize.self, FlashSale.self, VoucherCheck.self])
 
     /// `--store postgres://…` as settings, the password from the environment.
     static func postgres(_ text: String) throws -> PostgresSettings {
@@ -74,6 +74,18 @@ struct BenchCommand: AsyncParsableCommand {
         func run() async throws {
             try await EdgeBenches.parkingExit(
                 program: common.program, duration: common.duration, rate: rate, members: members)
+        }
+    }
+
+    struct VoucherCheck: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "voucher-check",
+            abstract: "Check + redeem of a voucher at a till with the gateway unreachable, against two empty RPCs.")
+        @OptionGroup var common: Common
+        @Option(help: "Vouchers per second offered.") var rate: Double = 50
+
+        func run() async throws {
+            try await EdgeBenches.voucherCheck(program: common.program, duration: common.duration, rate: rate)
         }
     }
 
