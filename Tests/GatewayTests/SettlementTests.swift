@@ -417,8 +417,8 @@ struct SettlementTests {
                     "period,2026-11-24T00:00:00.000+08:00 to 2026-11-25T00:00:00.000+08:00 (Asia/Shanghai)\n"))
             #expect(csv.contains("currency,CNY\n") && csv.contains("closed_by,alice\n"))
             #expect(csv.contains("content_hash,\(day.contentHash)\n"))
-            #expect(csv.contains("\nplatform,,,,,,,,,0,960,300,0,660,,660,0,0,0,200,200,"))
-            #expect(csv.contains("\nhotel-rooms,hotel-01,1,0,0,0,300,0,0,0,0,300,0,300,0,,,,,,,,,\n"))
+            #expect(csv.contains("\nplatform,,,,,,,,,0,960,300,0,,,0,0,660,,660,0,0,0,200,200,"))
+            #expect(csv.contains("\nhotel-rooms,hotel-01,1,0,0,0,300,0,0,0,0,300,0,0,0,0,0,300,0,,,,,,,,,\n"))
             #expect(!csv.contains("\nmall-cinema,"))
             // The content hash is the SHA-256 of the statement object's bytes in the file.
             let text = String(decoding: day.json, as: UTF8.self)
@@ -443,7 +443,7 @@ struct SettlementTests {
             #expect(roomsFile.hasPrefix("statement,settlement of merchant hotel-rooms for 2026-11-24\n"))
             #expect(!roomsFile.contains("mall-fashion"))
             // … with the merchant's columns only.
-            #expect(roomsFile.contains("\nhotel-rooms,hotel-01,1,0,0,0,300,0,0,0,0,300,0,300,0\n"))
+            #expect(roomsFile.contains("\nhotel-rooms,hotel-01,1,0,0,0,300,0,0,0,0,300,0,0,0,0,0,300,0\n"))
             #expect(!roomsFile.contains("spread_minor"))
 
             // The hotel reconnects after the close: its late earn is posted on the 25th.

@@ -52,8 +52,36 @@ package struct MerchantSettlement: Hashable, Sendable {
     package var receivable: Money
     /// halfEven(risk × redeem price): the unbacked points its site let be spent, charged back.
     package var riskCharge: Money
-    /// receivable − payable − risk charge (positive: the platform pays the merchant).
+    /// receivable − payable − risk charge + voucher income − voucher cost (positive: the platform
+    /// pays the merchant).
     package var net: Money
+    /// Points-mall vouchers honoured at the merchant's tills in the period (the use that stands of
+    /// each), and what their sponsors pay it for them: each at its item's settlement price.
+    package var vouchersHonoured: Int = 0
+    package var voucherIncome: Money = .zero
+    /// Vouchers of items the merchant sponsors honoured in the period (at any merchant, itself
+    /// included), and what it pays for them.
+    package var vouchersSponsored: Int = 0
+    package var voucherCost: Money = .zero
+}
+
+/// A points-mall voucher honoured in a settlement period (the use that stands): the honouring
+/// merchant is paid the item's settlement price by the item's sponsor.
+package struct HonouredVoucher: Hashable, Sendable {
+    package var merchant: MerchantID
+    package var site: SiteID
+    package var sponsor: Sponsor
+    /// The sponsoring merchant's site (nil for the platform).
+    package var sponsorSite: SiteID?
+    package var price: Money
+
+    package init(merchant: MerchantID, site: SiteID, sponsor: Sponsor, sponsorSite: SiteID?, price: Money) {
+        self.merchant = merchant
+        self.site = site
+        self.sponsor = sponsor
+        self.sponsorSite = sponsorSite
+        self.price = price
+    }
 }
 
 /// The platform's line.
@@ -66,8 +94,12 @@ package struct PlatformSettlement: Hashable, Sendable {
     package var breakage: Money
     /// Σ risk charges recovered from sites.
     package var risk: Money
-    /// spread + risk: the platform's cash for the period. Σ merchant nets + this = 0.
+    /// spread + risk − voucher cost: the platform's cash for the period. Σ merchant nets + this = 0.
     package var net: Money
+    /// Vouchers of items the platform sponsors honoured in the period, and what it pays the
+    /// honouring merchants for them.
+    package var vouchersSponsored: Int = 0
+    package var voucherCost: Money = .zero
     package var expiredPoints: Points
     /// Points operators gave members at the platform's expense, net of debits.
     package var adjustedPoints: Points
@@ -80,8 +112,9 @@ package struct PlatformSettlement: Hashable, Sendable {
     package var bonuses: Money
     /// The points members hold, valued at what their issuers paid, rolled over the period.
     package var liability: LiabilityRollForward
-    /// The platform's earned margin: the liability released by redemptions, less what it pays the
-    /// redeeming merchants, plus the risk charges it recovers and the breakage.
+    /// The platform's earned margin: the liability released by redemptions (orders of the points
+    /// mall included), less what it pays the redeeming merchants and for the vouchers it sponsors,
+    /// plus the risk charges it recovers and the breakage.
     package var margin: Money
 }
 
@@ -112,7 +145,7 @@ package enum SettlementCalculator: Sendable {
     package static func settle(
         activities: [MerchantActivity], prices: (MerchantActivity) -> SettlementPrices?, expired: Points,
         platformAdjusted: Points = .zero, platformBonus: Points = .zero, breakagePrice: Rate,
-        liability: LiabilityRollForward, breakageReversed: Money = .zero
+        liability: LiabilityRollForward, breakageReversed: Money = .zero, vouchers: [HonouredVoucher] = []
     ) throws(CalculationError) -> Settlement {
         var merchants: [MerchantSettlement] = []
         var journal: [JournalLine] = []
@@ -143,6 +176,7 @@ package enum SettlementCalculator: Sendable {
                     activity: activity, prices: price, payable: payable, receivable: receivable, riskCharge: riskCharge,
                     net: receivable - payable - riskCharge))
         }
+        let platformVouchers = try settleVouchers(vouchers, merchants: &merchants, journal: &journal, prices: prices)
         let spread = merchants.reduce(Money.zero) { $0 + $1.payable - $1.receivable }
         let risk = merchants.reduce(Money.zero) { $0 + $1.riskCharge }
         let breakage = liability.expired.minor - breakageReversed
@@ -163,11 +197,70 @@ package enum SettlementCalculator: Sendable {
         return Settlement(
             merchants: merchants,
             platform: PlatformSettlement(
-                spread: spread, breakage: breakage, risk: risk, net: spread + risk, expiredPoints: expired,
+                spread: spread, breakage: breakage, risk: risk, net: spread + risk - platformVouchers.cost,
+                vouchersSponsored: platformVouchers.count, voucherCost: platformVouchers.cost, expiredPoints: expired,
                 adjustedPoints: platformAdjusted, adjustments: adjustments, bonusPoints: platformBonus,
                 bonuses: bonuses, liability: liability,
-                margin: liability.redeemed.minor - receivable + risk + breakage),
+                margin: liability.redeemed.minor - receivable - platformVouchers.cost + risk + breakage),
             journal: journal.filter { $0.amount != .zero })
+    }
+}
+
+extension SettlementCalculator {
+    /// Books the period's honoured vouchers: each pays its honouring merchant the item's settlement
+    /// price, from its sponsor (a merchant, or the platform). Amounts go on each merchant's row of
+    /// the highest program version (a row is made for a merchant without one) and into its net;
+    /// the journal has one line per sponsor and honouring merchant (none when they are the same).
+    /// Returns the platform's count and cost.
+    static func settleVouchers(
+        _ vouchers: [HonouredVoucher], merchants: inout [MerchantSettlement], journal: inout [JournalLine],
+        prices: (MerchantActivity) -> SettlementPrices?
+    ) throws(CalculationError) -> (count: Int, cost: Money) {
+        guard !vouchers.isEmpty else { return (0, .zero) }
+        func row(_ merchant: MerchantID, site: SiteID) throws(CalculationError) -> Int {
+            if let index = merchants.lastIndex(where: { $0.activity.merchant == merchant }) { return index }
+            let activity = MerchantActivity(merchant: merchant, site: site)
+            guard let price = prices(activity) else {
+                throw CalculationError(
+                    .unknownReference, field: "merchant", "no settlement prices for '\(merchant)'")
+            }
+            merchants.append(
+                MerchantSettlement(
+                    activity: activity, prices: price, payable: .zero, receivable: .zero, riskCharge: .zero,
+                    net: .zero))
+            return merchants.count - 1
+        }
+        var platform = (count: 0, cost: Money.zero)
+        var lines: [String: [String: Money]] = [:]
+        for voucher in vouchers {
+            let honourer = try row(voucher.merchant, site: voucher.site)
+            merchants[honourer].vouchersHonoured += 1
+            merchants[honourer].voucherIncome += voucher.price
+            merchants[honourer].net += voucher.price
+            let payer: String
+            switch voucher.sponsor {
+            case .platform:
+                platform.count += 1
+                platform.cost += voucher.price
+                payer = "platform:voucher_expense"
+            case .merchant(let sponsor):
+                let index = try row(sponsor, site: voucher.sponsorSite ?? voucher.site)
+                merchants[index].vouchersSponsored += 1
+                merchants[index].voucherCost += voucher.price
+                merchants[index].net = merchants[index].net - voucher.price
+                payer = "merchant:\(sponsor)"
+            }
+            lines["merchant:\(voucher.merchant)", default: [:]][payer, default: .zero] += voucher.price
+        }
+        for (credit, payers) in lines.sorted(by: { $0.key < $1.key }) {
+            for (debit, amount) in payers.sorted(by: { $0.key < $1.key }) where debit != credit {
+                journal.append(JournalLine(debit: debit, credit: credit, amount: amount, memo: "vouchers honoured"))
+            }
+        }
+        merchants.sort {
+            ($0.activity.merchant, $0.activity.programVersion) < ($1.activity.merchant, $1.activity.programVersion)
+        }
+        return platform
     }
 }
 

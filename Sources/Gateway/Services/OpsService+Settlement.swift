@@ -98,6 +98,9 @@ extension OpsService {
             result.platform.marginMinor = (platform["margin_minor"] as? NSNumber)?.int64Value ?? 0
             result.platform.bonusPoints = (platform["bonus_points"] as? NSNumber)?.int64Value ?? 0
             result.platform.bonusMinor = (platform["bonus_minor"] as? NSNumber)?.int64Value ?? 0
+            result.platform.vouchersSponsored = (platform["vouchers_sponsored"] as? NSNumber)?.int64Value ?? 0
+            result.platform.vouchersSponsoredMinor =
+                (platform["vouchers_sponsored_minor"] as? NSNumber)?.int64Value ?? 0
             let liability = platform["liability"] as? [String: Any] ?? [:]
             func figure(_ name: String) -> Coalition_Ops_V1_LiabilityFigure {
                 var figure = Coalition_Ops_V1_LiabilityFigure()
@@ -132,6 +135,10 @@ extension OpsService {
             wire.lateItems = int("late_items")
             wire.pointsAdjusted = int("points_adjusted")
             wire.riskChargeMinor = int("risk_charge_minor")
+            wire.vouchersHonoured = int("vouchers_honoured")
+            wire.vouchersHonouredMinor = int("vouchers_honoured_minor")
+            wire.vouchersSponsored = int("vouchers_sponsored")
+            wire.vouchersSponsoredMinor = int("vouchers_sponsored_minor")
             result.merchants.append(wire)
         }
         return result

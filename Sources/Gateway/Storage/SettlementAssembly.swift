@@ -22,7 +22,7 @@ enum SettlementAssembly {
     static func settle(
         programs: ProgramCatalogue, latest: ProgramCatalogue.Version, start: Timestamp, lots rows: [LotRow],
         funders: [Int64: [Posting]], breakageReversed reversedRows: [(points: Points, lot: String)],
-        lines: [SettlementLine]
+        lines: [SettlementLine], vouchers voucherRows: [VoucherUseRow] = []
     ) throws -> Settlement {
         let program = latest.program
         let byVersion = Dictionary(programs.versions.map { ($0.version, $0.program) }, uniquingKeysWith: { $1 })
@@ -54,6 +54,15 @@ enum SettlementAssembly {
         }
         let (activities, expired, platformAdjusted, platformBonus) = SettlementCalculator.activities(
             lines, program: program, start: start, programs: byVersion, latestVersion: latest.version)
+        let vouchers = voucherRows.compactMap { row -> HonouredVoucher? in
+            let priced = row.version.flatMap { byVersion[$0] } ?? program
+            guard let merchant = MerchantID(row.merchant), let site = SiteID(row.site) else { return nil }
+            let sponsor = ItemID(row.item).flatMap { priced.catalog.item($0)?.sponsor } ?? .platform
+            return HonouredVoucher(
+                merchant: merchant, site: site, sponsor: sponsor,
+                sponsorSite: sponsor.merchant.flatMap { priced.merchant($0)?.1.id },
+                price: Money(minorUnits: row.price))
+        }
         do {
             return try SettlementCalculator.settle(
                 activities: activities,
@@ -64,7 +73,7 @@ enum SettlementAssembly {
                 },
                 expired: expired, platformAdjusted: platformAdjusted, platformBonus: platformBonus,
                 breakagePrice: program.settlement.breakagePrice, liability: SettlementCalculator.liability(lots),
-                breakageReversed: SettlementCalculator.value(breakageReversed))
+                breakageReversed: SettlementCalculator.value(breakageReversed), vouchers: vouchers)
         } catch {
             throw SettlementRefusal(description: "\(error)")
         }
@@ -106,6 +115,24 @@ enum SettlementAssembly {
         }
         return files.sorted { $0.key < $1.key }.map { ($0.key, Data($0.value.utf8)) }
     }
+
+    /// A voucher use that stands (the first posted), posted in the period.
+    struct VoucherUseRow {
+        var merchant: String
+        var site: String
+        /// The settlement price posted with it, minor units.
+        var price: Int64
+        var version: Int64?
+        var item: String
+    }
+
+    /// The SQL that reads a period's voucher uses that stand, for both stores.
+    static let voucherUsesSQL = """
+        SELECT t.merchant_id, t.site_id, t.amount_minor, t.program_version, v.item_id
+        FROM transactions t JOIN vouchers v ON v.used_transaction_id = t.transaction_id
+        WHERE t.kind = 'voucher_use' AND t.position >= $START AND t.position < $END
+        ORDER BY t.position
+        """
 
     /// The SQL that reads a period's lot movements, for both stores: `$START` and `$END` are the
     /// period's positions, bound by each store in its own way.

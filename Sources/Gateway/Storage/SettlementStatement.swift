@@ -77,6 +77,7 @@ package enum SettlementStatement {
         let a = merchant.activity
         return a.issued != .zero || a.bonus != .zero || a.reversed != .zero || a.redeemed != .zero
             || a.parking != .zero || a.risk != .zero || a.adjusted != .zero || a.lateItems != 0
+            || merchant.vouchersHonoured != 0 || merchant.vouchersSponsored != 0
     }
 
     package static func render(_ settlement: Settlement, header: StatementHeader, lateItems: [LateItem])
@@ -154,12 +155,13 @@ package enum SettlementStatement {
     }
 
     /// How many of `columns` a merchant row fills (the rest are the platform's).
-    private static let merchantColumns = 15
+    private static let merchantColumns = 19
 
     private static let columns = [
         "party", "site_id", "program_version", "base_points", "bonus_points", "points_reversed", "points_redeemed",
         "parking_points", "offline_risk_points", "points_adjusted", "payable_minor", "receivable_minor",
-        "risk_charge_minor", "net_minor", "late_items", "spread_minor", "breakage_minor", "expired_points",
+        "risk_charge_minor", "vouchers_honoured", "vouchers_honoured_minor", "vouchers_sponsored",
+        "vouchers_sponsored_minor", "net_minor", "late_items", "spread_minor", "breakage_minor", "expired_points",
         "adjustments_minor", "platform_bonus_points", "platform_bonus_minor", "margin_minor", "liability_points",
         "liability_minor",
     ]
@@ -174,18 +176,21 @@ package enum SettlementStatement {
             let values: [String] = [
                 cell(a.merchant.rawValue), cell(a.site.rawValue), "\(a.programVersion)", "\(a.issued)", "\(a.bonus)",
                 "\(a.reversed)", "\(a.redeemed)", "\(a.parking)", "\(a.risk)", "\(a.adjusted)", "\(m.payable)",
-                "\(m.receivable)", "\(m.riskCharge)", "\(m.net)", "\(a.lateItems)",
+                "\(m.receivable)", "\(m.riskCharge)", "\(m.vouchersHonoured)", "\(m.voucherIncome)",
+                "\(m.vouchersSponsored)", "\(m.voucherCost)", "\(m.net)", "\(a.lateItems)",
             ]
             lines.append((values + Array(repeating: "", count: columns.count - values.count)).joined(separator: ","))
         }
         if let settlement {
-            // The platform collects every payable and risk charge and pays every receivable.
+            // The platform collects every payable and risk charge, pays every receivable and the
+            // vouchers it sponsors.
             let p = settlement.platform
             let collected = settlement.merchants.reduce(Money.zero) { $0 + $1.payable }
             let paid = settlement.merchants.reduce(Money.zero) { $0 + $1.receivable }
             let values: [String] = [
                 "platform", "", "", "", "", "", "", "", "", "\(p.adjustedPoints)", "\(collected)", "\(paid)",
-                "\(p.risk)", "\(p.net)", "", "\(p.spread)", "\(p.breakage)", "\(p.expiredPoints)", "\(p.adjustments)",
+                "\(p.risk)", "", "", "\(p.vouchersSponsored)", "\(p.voucherCost)", "\(p.net)", "", "\(p.spread)",
+                "\(p.breakage)", "\(p.expiredPoints)", "\(p.adjustments)",
                 "\(p.bonusPoints)", "\(p.bonuses)", "\(p.margin)", "\(p.liability.closing.points)",
                 "\(p.liability.closing.minor)",
             ]
@@ -216,6 +221,8 @@ package enum SettlementStatement {
             ("issue_price", string(m.prices.issuePrice.description)),
             ("redeem_price", string(m.prices.redeemPrice.description)), ("payable_minor", "\(m.payable)"),
             ("receivable_minor", "\(m.receivable)"), ("risk_charge_minor", "\(m.riskCharge)"),
+            ("vouchers_honoured", "\(m.vouchersHonoured)"), ("vouchers_honoured_minor", "\(m.voucherIncome)"),
+            ("vouchers_sponsored", "\(m.vouchersSponsored)"), ("vouchers_sponsored_minor", "\(m.voucherCost)"),
             ("net_minor", "\(m.net)"), ("late_items", "\(m.activity.lateItems)"),
         ])
     }
@@ -238,6 +245,8 @@ package enum SettlementStatement {
             ("adjusted_points", "\(platform.adjustedPoints)"), ("adjustments_minor", "\(platform.adjustments)"),
             ("bonus_points", "\(platform.bonusPoints)"), ("bonus_minor", "\(platform.bonuses)"),
             ("margin_minor", "\(platform.margin)"),
+            ("vouchers_sponsored", "\(platform.vouchersSponsored)"),
+            ("vouchers_sponsored_minor", "\(platform.voucherCost)"),
             (
                 "liability",
                 object(

@@ -153,9 +153,15 @@ extension PostgresLedgerStore {
                 postedAt: Timestamp(milliseconds: try row.int("posted_at_ms")), points: Points(try row.int("points")),
                 amount: Money(minorUnits: try row.int("amount_minor")))
         }
+        let vouchers = try await connection.rows(query(SettlementAssembly.voucherUsesSQL), logger).map { row in
+            SettlementAssembly.VoucherUseRow(
+                merchant: try row.text("merchant_id"), site: try row.text("site_id"),
+                price: try row.int("amount_minor"), version: try row.intOrNil("program_version"),
+                item: try row.text("item_id"))
+        }
         let settlement = try SettlementAssembly.settle(
             programs: programs, latest: latest, start: start, lots: lots, funders: funders,
-            breakageReversed: reversed, lines: lines)
+            breakageReversed: reversed, lines: lines, vouchers: vouchers)
         return (settlement, lateItems)
     }
 

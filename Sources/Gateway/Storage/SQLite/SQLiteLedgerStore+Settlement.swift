@@ -112,9 +112,15 @@ extension SQLiteLedgerStore {
                 postedAt: Timestamp(milliseconds: row["posted_at_ms"]), points: Points(row["points"]),
                 amount: Money(minorUnits: row["amount_minor"]))
         }
+        let vouchers = try Row.fetchAll(db, sql: sql(SettlementAssembly.voucherUsesSQL), arguments: arguments).map {
+            row in
+            SettlementAssembly.VoucherUseRow(
+                merchant: row["merchant_id"], site: row["site_id"], price: row["amount_minor"],
+                version: row["program_version"], item: row["item_id"])
+        }
         let settlement = try SettlementAssembly.settle(
             programs: programs, latest: latest, start: start, lots: lots, funders: funders,
-            breakageReversed: reversed, lines: lines)
+            breakageReversed: reversed, lines: lines, vouchers: vouchers)
         return (settlement, lateItems)
     }
 }

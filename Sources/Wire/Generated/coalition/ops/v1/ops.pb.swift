@@ -616,60 +616,132 @@ package nonisolated struct Coalition_Ops_V1_CloseSettlementRequest: Sendable {
   package init() {}
 }
 
-package nonisolated struct Coalition_Ops_V1_MerchantSettlement: Sendable {
+package nonisolated struct Coalition_Ops_V1_MerchantSettlement: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  package var merchantID: String = String()
+  package var merchantID: String {
+    get {_storage._merchantID}
+    set {_uniqueStorage()._merchantID = newValue}
+  }
 
-  package var siteID: String = String()
+  package var siteID: String {
+    get {_storage._siteID}
+    set {_uniqueStorage()._siteID = newValue}
+  }
 
   /// Base points the merchant's tills issued (bonus points are counted where they are funded:
   /// `bonus_points`, or the platform's `bonus_points`).
-  package var pointsIssued: Int64 = 0
+  package var pointsIssued: Int64 {
+    get {_storage._pointsIssued}
+    set {_uniqueStorage()._pointsIssued = newValue}
+  }
 
   /// Base and bonus points given back to the merchant by refunds.
-  package var pointsReversed: Int64 = 0
+  package var pointsReversed: Int64 {
+    get {_storage._pointsReversed}
+    set {_uniqueStorage()._pointsReversed = newValue}
+  }
 
-  package var pointsRedeemed: Int64 = 0
+  package var pointsRedeemed: Int64 {
+    get {_storage._pointsRedeemed}
+    set {_uniqueStorage()._pointsRedeemed = newValue}
+  }
 
-  package var parkingPoints: Int64 = 0
+  package var parkingPoints: Int64 {
+    get {_storage._parkingPoints}
+    set {_uniqueStorage()._parkingPoints = newValue}
+  }
 
-  package var offlineRiskPoints: Int64 = 0
+  package var offlineRiskPoints: Int64 {
+    get {_storage._offlineRiskPoints}
+    set {_uniqueStorage()._offlineRiskPoints = newValue}
+  }
 
   /// Money the merchant pays for the points it issued and funded (net of reversals), minor units:
   /// half-even((points_issued + bonus_points - points_reversed + points_adjusted) × issue price).
-  package var payableMinor: Int64 = 0
+  package var payableMinor: Int64 {
+    get {_storage._payableMinor}
+    set {_uniqueStorage()._payableMinor = newValue}
+  }
 
   /// Money the merchant receives for points it took, minor units.
-  package var receivableMinor: Int64 = 0
+  package var receivableMinor: Int64 {
+    get {_storage._receivableMinor}
+    set {_uniqueStorage()._receivableMinor = newValue}
+  }
 
-  /// receivable - payable - risk_charge: positive means the platform pays the merchant.
-  package var netMinor: Int64 = 0
+  /// receivable - payable - risk_charge + vouchers_honoured_minor - vouchers_sponsored_minor:
+  /// positive means the platform pays the merchant.
+  package var netMinor: Int64 {
+    get {_storage._netMinor}
+    set {_uniqueStorage()._netMinor = newValue}
+  }
 
   /// Transactions that happened before the period but were posted in it.
-  package var lateItems: Int64 = 0
+  package var lateItems: Int64 {
+    get {_storage._lateItems}
+    set {_uniqueStorage()._lateItems = newValue}
+  }
 
   /// Points operators credited to members at this merchant's expense (net of adjustments debited
   /// back to it); they are part of `payable_minor`, at the issue price.
-  package var pointsAdjusted: Int64 = 0
+  package var pointsAdjusted: Int64 {
+    get {_storage._pointsAdjusted}
+    set {_uniqueStorage()._pointsAdjusted = newValue}
+  }
 
   /// The offline-risk points valued at the redeem price, minor units: charged to the merchant whose
   /// site let them be spent.
-  package var riskChargeMinor: Int64 = 0
+  package var riskChargeMinor: Int64 {
+    get {_storage._riskChargeMinor}
+    set {_uniqueStorage()._riskChargeMinor = newValue}
+  }
 
   /// Bonus points this merchant funded (promotions it pays for, and any bonus kind the program
   /// charges to it), wherever they were earned; part of `payable_minor`, at its issue price.
-  package var bonusPoints: Int64 = 0
+  package var bonusPoints: Int64 {
+    get {_storage._bonusPoints}
+    set {_uniqueStorage()._bonusPoints = newValue}
+  }
 
   /// The program version whose prices settle this row (a merchant has one row per version its
   /// period's transactions were posted under).
-  package var programVersion: Int64 = 0
+  package var programVersion: Int64 {
+    get {_storage._programVersion}
+    set {_uniqueStorage()._programVersion = newValue}
+  }
+
+  /// Points-mall vouchers honoured at this merchant's tills in the period (the use that stands of
+  /// each), and what their sponsors pay it: each at its item's settlement price, minor units.
+  package var vouchersHonoured: Int64 {
+    get {_storage._vouchersHonoured}
+    set {_uniqueStorage()._vouchersHonoured = newValue}
+  }
+
+  package var vouchersHonouredMinor: Int64 {
+    get {_storage._vouchersHonouredMinor}
+    set {_uniqueStorage()._vouchersHonouredMinor = newValue}
+  }
+
+  /// Vouchers of items this merchant sponsors honoured in the period (anywhere, itself included),
+  /// and what it pays for them, minor units.
+  package var vouchersSponsored: Int64 {
+    get {_storage._vouchersSponsored}
+    set {_uniqueStorage()._vouchersSponsored = newValue}
+  }
+
+  package var vouchersSponsoredMinor: Int64 {
+    get {_storage._vouchersSponsoredMinor}
+    set {_uniqueStorage()._vouchersSponsoredMinor = newValue}
+  }
 
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
   package init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 package nonisolated struct Coalition_Ops_V1_PlatformSettlement: @unchecked Sendable {
@@ -697,7 +769,8 @@ package nonisolated struct Coalition_Ops_V1_PlatformSettlement: @unchecked Senda
     set {_uniqueStorage()._riskMinor = newValue}
   }
 
-  /// spread + risk: the platform's cash for the period; the merchants' nets and this sum to zero.
+  /// spread + risk - vouchers_sponsored_minor: the platform's cash for the period; the merchants'
+  /// nets and this sum to zero.
   package var netMinor: Int64 {
     get {_storage._netMinor}
     set {_uniqueStorage()._netMinor = newValue}
@@ -716,8 +789,8 @@ package nonisolated struct Coalition_Ops_V1_PlatformSettlement: @unchecked Senda
     set {_uniqueStorage()._adjustmentsMinor = newValue}
   }
 
-  /// The margin earned in the period: the liability released by redemptions - the receivables paid
-  /// for them + risk charges + breakage.
+  /// The margin earned in the period: the liability released by redemptions (points-mall orders
+  /// included) - the receivables paid for them - vouchers_sponsored_minor + risk charges + breakage.
   package var marginMinor: Int64 {
     get {_storage._marginMinor}
     set {_uniqueStorage()._marginMinor = newValue}
@@ -745,6 +818,18 @@ package nonisolated struct Coalition_Ops_V1_PlatformSettlement: @unchecked Senda
   package var bonusMinor: Int64 {
     get {_storage._bonusMinor}
     set {_uniqueStorage()._bonusMinor = newValue}
+  }
+
+  /// Vouchers of items the platform sponsors honoured in the period, and what it pays the honouring
+  /// merchants for them, minor units.
+  package var vouchersSponsored: Int64 {
+    get {_storage._vouchersSponsored}
+    set {_uniqueStorage()._vouchersSponsored = newValue}
+  }
+
+  package var vouchersSponsoredMinor: Int64 {
+    get {_storage._vouchersSponsoredMinor}
+    set {_uniqueStorage()._vouchersSponsoredMinor = newValue}
   }
 
   package var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -2500,99 +2585,191 @@ nonisolated extension Coalition_Ops_V1_CloseSettlementRequest: SwiftProtobuf.Mes
 
 nonisolated extension Coalition_Ops_V1_MerchantSettlement: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".MerchantSettlement"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}merchant_id\0\u{3}site_id\0\u{3}points_issued\0\u{3}points_reversed\0\u{3}points_redeemed\0\u{3}parking_points\0\u{3}offline_risk_points\0\u{3}payable_minor\0\u{3}receivable_minor\0\u{3}net_minor\0\u{3}late_items\0\u{3}points_adjusted\0\u{3}risk_charge_minor\0\u{3}bonus_points\0\u{3}program_version\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}merchant_id\0\u{3}site_id\0\u{3}points_issued\0\u{3}points_reversed\0\u{3}points_redeemed\0\u{3}parking_points\0\u{3}offline_risk_points\0\u{3}payable_minor\0\u{3}receivable_minor\0\u{3}net_minor\0\u{3}late_items\0\u{3}points_adjusted\0\u{3}risk_charge_minor\0\u{3}bonus_points\0\u{3}program_version\0\u{3}vouchers_honoured\0\u{3}vouchers_honoured_minor\0\u{3}vouchers_sponsored\0\u{3}vouchers_sponsored_minor\0")
+
+  fileprivate class _StorageClass {
+    var _merchantID: String = String()
+    var _siteID: String = String()
+    var _pointsIssued: Int64 = 0
+    var _pointsReversed: Int64 = 0
+    var _pointsRedeemed: Int64 = 0
+    var _parkingPoints: Int64 = 0
+    var _offlineRiskPoints: Int64 = 0
+    var _payableMinor: Int64 = 0
+    var _receivableMinor: Int64 = 0
+    var _netMinor: Int64 = 0
+    var _lateItems: Int64 = 0
+    var _pointsAdjusted: Int64 = 0
+    var _riskChargeMinor: Int64 = 0
+    var _bonusPoints: Int64 = 0
+    var _programVersion: Int64 = 0
+    var _vouchersHonoured: Int64 = 0
+    var _vouchersHonouredMinor: Int64 = 0
+    var _vouchersSponsored: Int64 = 0
+    var _vouchersSponsoredMinor: Int64 = 0
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _merchantID = source._merchantID
+      _siteID = source._siteID
+      _pointsIssued = source._pointsIssued
+      _pointsReversed = source._pointsReversed
+      _pointsRedeemed = source._pointsRedeemed
+      _parkingPoints = source._parkingPoints
+      _offlineRiskPoints = source._offlineRiskPoints
+      _payableMinor = source._payableMinor
+      _receivableMinor = source._receivableMinor
+      _netMinor = source._netMinor
+      _lateItems = source._lateItems
+      _pointsAdjusted = source._pointsAdjusted
+      _riskChargeMinor = source._riskChargeMinor
+      _bonusPoints = source._bonusPoints
+      _programVersion = source._programVersion
+      _vouchersHonoured = source._vouchersHonoured
+      _vouchersHonouredMinor = source._vouchersHonouredMinor
+      _vouchersSponsored = source._vouchersSponsored
+      _vouchersSponsoredMinor = source._vouchersSponsoredMinor
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.merchantID) }()
-      case 2: try { try decoder.decodeSingularStringField(value: &self.siteID) }()
-      case 3: try { try decoder.decodeSingularInt64Field(value: &self.pointsIssued) }()
-      case 4: try { try decoder.decodeSingularInt64Field(value: &self.pointsReversed) }()
-      case 5: try { try decoder.decodeSingularInt64Field(value: &self.pointsRedeemed) }()
-      case 6: try { try decoder.decodeSingularInt64Field(value: &self.parkingPoints) }()
-      case 7: try { try decoder.decodeSingularInt64Field(value: &self.offlineRiskPoints) }()
-      case 8: try { try decoder.decodeSingularInt64Field(value: &self.payableMinor) }()
-      case 9: try { try decoder.decodeSingularInt64Field(value: &self.receivableMinor) }()
-      case 10: try { try decoder.decodeSingularInt64Field(value: &self.netMinor) }()
-      case 11: try { try decoder.decodeSingularInt64Field(value: &self.lateItems) }()
-      case 12: try { try decoder.decodeSingularInt64Field(value: &self.pointsAdjusted) }()
-      case 13: try { try decoder.decodeSingularInt64Field(value: &self.riskChargeMinor) }()
-      case 14: try { try decoder.decodeSingularInt64Field(value: &self.bonusPoints) }()
-      case 15: try { try decoder.decodeSingularInt64Field(value: &self.programVersion) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._merchantID) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._siteID) }()
+        case 3: try { try decoder.decodeSingularInt64Field(value: &_storage._pointsIssued) }()
+        case 4: try { try decoder.decodeSingularInt64Field(value: &_storage._pointsReversed) }()
+        case 5: try { try decoder.decodeSingularInt64Field(value: &_storage._pointsRedeemed) }()
+        case 6: try { try decoder.decodeSingularInt64Field(value: &_storage._parkingPoints) }()
+        case 7: try { try decoder.decodeSingularInt64Field(value: &_storage._offlineRiskPoints) }()
+        case 8: try { try decoder.decodeSingularInt64Field(value: &_storage._payableMinor) }()
+        case 9: try { try decoder.decodeSingularInt64Field(value: &_storage._receivableMinor) }()
+        case 10: try { try decoder.decodeSingularInt64Field(value: &_storage._netMinor) }()
+        case 11: try { try decoder.decodeSingularInt64Field(value: &_storage._lateItems) }()
+        case 12: try { try decoder.decodeSingularInt64Field(value: &_storage._pointsAdjusted) }()
+        case 13: try { try decoder.decodeSingularInt64Field(value: &_storage._riskChargeMinor) }()
+        case 14: try { try decoder.decodeSingularInt64Field(value: &_storage._bonusPoints) }()
+        case 15: try { try decoder.decodeSingularInt64Field(value: &_storage._programVersion) }()
+        case 16: try { try decoder.decodeSingularInt64Field(value: &_storage._vouchersHonoured) }()
+        case 17: try { try decoder.decodeSingularInt64Field(value: &_storage._vouchersHonouredMinor) }()
+        case 18: try { try decoder.decodeSingularInt64Field(value: &_storage._vouchersSponsored) }()
+        case 19: try { try decoder.decodeSingularInt64Field(value: &_storage._vouchersSponsoredMinor) }()
+        default: break
+        }
       }
     }
   }
 
   package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if !self.merchantID.isEmpty {
-      try visitor.visitSingularStringField(value: self.merchantID, fieldNumber: 1)
-    }
-    if !self.siteID.isEmpty {
-      try visitor.visitSingularStringField(value: self.siteID, fieldNumber: 2)
-    }
-    if self.pointsIssued != 0 {
-      try visitor.visitSingularInt64Field(value: self.pointsIssued, fieldNumber: 3)
-    }
-    if self.pointsReversed != 0 {
-      try visitor.visitSingularInt64Field(value: self.pointsReversed, fieldNumber: 4)
-    }
-    if self.pointsRedeemed != 0 {
-      try visitor.visitSingularInt64Field(value: self.pointsRedeemed, fieldNumber: 5)
-    }
-    if self.parkingPoints != 0 {
-      try visitor.visitSingularInt64Field(value: self.parkingPoints, fieldNumber: 6)
-    }
-    if self.offlineRiskPoints != 0 {
-      try visitor.visitSingularInt64Field(value: self.offlineRiskPoints, fieldNumber: 7)
-    }
-    if self.payableMinor != 0 {
-      try visitor.visitSingularInt64Field(value: self.payableMinor, fieldNumber: 8)
-    }
-    if self.receivableMinor != 0 {
-      try visitor.visitSingularInt64Field(value: self.receivableMinor, fieldNumber: 9)
-    }
-    if self.netMinor != 0 {
-      try visitor.visitSingularInt64Field(value: self.netMinor, fieldNumber: 10)
-    }
-    if self.lateItems != 0 {
-      try visitor.visitSingularInt64Field(value: self.lateItems, fieldNumber: 11)
-    }
-    if self.pointsAdjusted != 0 {
-      try visitor.visitSingularInt64Field(value: self.pointsAdjusted, fieldNumber: 12)
-    }
-    if self.riskChargeMinor != 0 {
-      try visitor.visitSingularInt64Field(value: self.riskChargeMinor, fieldNumber: 13)
-    }
-    if self.bonusPoints != 0 {
-      try visitor.visitSingularInt64Field(value: self.bonusPoints, fieldNumber: 14)
-    }
-    if self.programVersion != 0 {
-      try visitor.visitSingularInt64Field(value: self.programVersion, fieldNumber: 15)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      if !_storage._merchantID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._merchantID, fieldNumber: 1)
+      }
+      if !_storage._siteID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._siteID, fieldNumber: 2)
+      }
+      if _storage._pointsIssued != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._pointsIssued, fieldNumber: 3)
+      }
+      if _storage._pointsReversed != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._pointsReversed, fieldNumber: 4)
+      }
+      if _storage._pointsRedeemed != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._pointsRedeemed, fieldNumber: 5)
+      }
+      if _storage._parkingPoints != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._parkingPoints, fieldNumber: 6)
+      }
+      if _storage._offlineRiskPoints != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._offlineRiskPoints, fieldNumber: 7)
+      }
+      if _storage._payableMinor != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._payableMinor, fieldNumber: 8)
+      }
+      if _storage._receivableMinor != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._receivableMinor, fieldNumber: 9)
+      }
+      if _storage._netMinor != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._netMinor, fieldNumber: 10)
+      }
+      if _storage._lateItems != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._lateItems, fieldNumber: 11)
+      }
+      if _storage._pointsAdjusted != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._pointsAdjusted, fieldNumber: 12)
+      }
+      if _storage._riskChargeMinor != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._riskChargeMinor, fieldNumber: 13)
+      }
+      if _storage._bonusPoints != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._bonusPoints, fieldNumber: 14)
+      }
+      if _storage._programVersion != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._programVersion, fieldNumber: 15)
+      }
+      if _storage._vouchersHonoured != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._vouchersHonoured, fieldNumber: 16)
+      }
+      if _storage._vouchersHonouredMinor != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._vouchersHonouredMinor, fieldNumber: 17)
+      }
+      if _storage._vouchersSponsored != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._vouchersSponsored, fieldNumber: 18)
+      }
+      if _storage._vouchersSponsoredMinor != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._vouchersSponsoredMinor, fieldNumber: 19)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   package static func ==(lhs: Coalition_Ops_V1_MerchantSettlement, rhs: Coalition_Ops_V1_MerchantSettlement) -> Bool {
-    if lhs.merchantID != rhs.merchantID {return false}
-    if lhs.siteID != rhs.siteID {return false}
-    if lhs.pointsIssued != rhs.pointsIssued {return false}
-    if lhs.pointsReversed != rhs.pointsReversed {return false}
-    if lhs.pointsRedeemed != rhs.pointsRedeemed {return false}
-    if lhs.parkingPoints != rhs.parkingPoints {return false}
-    if lhs.offlineRiskPoints != rhs.offlineRiskPoints {return false}
-    if lhs.payableMinor != rhs.payableMinor {return false}
-    if lhs.receivableMinor != rhs.receivableMinor {return false}
-    if lhs.netMinor != rhs.netMinor {return false}
-    if lhs.lateItems != rhs.lateItems {return false}
-    if lhs.pointsAdjusted != rhs.pointsAdjusted {return false}
-    if lhs.riskChargeMinor != rhs.riskChargeMinor {return false}
-    if lhs.bonusPoints != rhs.bonusPoints {return false}
-    if lhs.programVersion != rhs.programVersion {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._merchantID != rhs_storage._merchantID {return false}
+        if _storage._siteID != rhs_storage._siteID {return false}
+        if _storage._pointsIssued != rhs_storage._pointsIssued {return false}
+        if _storage._pointsReversed != rhs_storage._pointsReversed {return false}
+        if _storage._pointsRedeemed != rhs_storage._pointsRedeemed {return false}
+        if _storage._parkingPoints != rhs_storage._parkingPoints {return false}
+        if _storage._offlineRiskPoints != rhs_storage._offlineRiskPoints {return false}
+        if _storage._payableMinor != rhs_storage._payableMinor {return false}
+        if _storage._receivableMinor != rhs_storage._receivableMinor {return false}
+        if _storage._netMinor != rhs_storage._netMinor {return false}
+        if _storage._lateItems != rhs_storage._lateItems {return false}
+        if _storage._pointsAdjusted != rhs_storage._pointsAdjusted {return false}
+        if _storage._riskChargeMinor != rhs_storage._riskChargeMinor {return false}
+        if _storage._bonusPoints != rhs_storage._bonusPoints {return false}
+        if _storage._programVersion != rhs_storage._programVersion {return false}
+        if _storage._vouchersHonoured != rhs_storage._vouchersHonoured {return false}
+        if _storage._vouchersHonouredMinor != rhs_storage._vouchersHonouredMinor {return false}
+        if _storage._vouchersSponsored != rhs_storage._vouchersSponsored {return false}
+        if _storage._vouchersSponsoredMinor != rhs_storage._vouchersSponsoredMinor {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2600,7 +2777,7 @@ nonisolated extension Coalition_Ops_V1_MerchantSettlement: SwiftProtobuf.Message
 
 nonisolated extension Coalition_Ops_V1_PlatformSettlement: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".PlatformSettlement"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}spread_minor\0\u{3}breakage_minor\0\u{3}risk_minor\0\u{3}net_minor\0\u{3}adjusted_points\0\u{3}adjustments_minor\0\u{3}margin_minor\0\u{1}liability\0\u{3}bonus_points\0\u{3}bonus_minor\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}spread_minor\0\u{3}breakage_minor\0\u{3}risk_minor\0\u{3}net_minor\0\u{3}adjusted_points\0\u{3}adjustments_minor\0\u{3}margin_minor\0\u{1}liability\0\u{3}bonus_points\0\u{3}bonus_minor\0\u{3}vouchers_sponsored\0\u{3}vouchers_sponsored_minor\0")
 
   fileprivate class _StorageClass {
     var _spreadMinor: Int64 = 0
@@ -2613,6 +2790,8 @@ nonisolated extension Coalition_Ops_V1_PlatformSettlement: SwiftProtobuf.Message
     var _liability: Coalition_Ops_V1_LiabilityRollForward? = nil
     var _bonusPoints: Int64 = 0
     var _bonusMinor: Int64 = 0
+    var _vouchersSponsored: Int64 = 0
+    var _vouchersSponsoredMinor: Int64 = 0
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -2633,6 +2812,8 @@ nonisolated extension Coalition_Ops_V1_PlatformSettlement: SwiftProtobuf.Message
       _liability = source._liability
       _bonusPoints = source._bonusPoints
       _bonusMinor = source._bonusMinor
+      _vouchersSponsored = source._vouchersSponsored
+      _vouchersSponsoredMinor = source._vouchersSponsoredMinor
     }
   }
 
@@ -2661,6 +2842,8 @@ nonisolated extension Coalition_Ops_V1_PlatformSettlement: SwiftProtobuf.Message
         case 8: try { try decoder.decodeSingularMessageField(value: &_storage._liability) }()
         case 9: try { try decoder.decodeSingularInt64Field(value: &_storage._bonusPoints) }()
         case 10: try { try decoder.decodeSingularInt64Field(value: &_storage._bonusMinor) }()
+        case 11: try { try decoder.decodeSingularInt64Field(value: &_storage._vouchersSponsored) }()
+        case 12: try { try decoder.decodeSingularInt64Field(value: &_storage._vouchersSponsoredMinor) }()
         default: break
         }
       }
@@ -2703,6 +2886,12 @@ nonisolated extension Coalition_Ops_V1_PlatformSettlement: SwiftProtobuf.Message
       if _storage._bonusMinor != 0 {
         try visitor.visitSingularInt64Field(value: _storage._bonusMinor, fieldNumber: 10)
       }
+      if _storage._vouchersSponsored != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._vouchersSponsored, fieldNumber: 11)
+      }
+      if _storage._vouchersSponsoredMinor != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._vouchersSponsoredMinor, fieldNumber: 12)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -2722,6 +2911,8 @@ nonisolated extension Coalition_Ops_V1_PlatformSettlement: SwiftProtobuf.Message
         if _storage._liability != rhs_storage._liability {return false}
         if _storage._bonusPoints != rhs_storage._bonusPoints {return false}
         if _storage._bonusMinor != rhs_storage._bonusMinor {return false}
+        if _storage._vouchersSponsored != rhs_storage._vouchersSponsored {return false}
+        if _storage._vouchersSponsoredMinor != rhs_storage._vouchersSponsoredMinor {return false}
         return true
       }
       if !storagesAreEqual {return false}
