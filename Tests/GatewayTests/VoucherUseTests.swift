@@ -182,7 +182,98 @@ struct VoucherUseTests {
                 let order = try await api.getOrder(get)
                 #expect(order.order.vouchers.map(\.status) == [.used])
             }
+            // Operators see the same through the Ops API and the CLI.
+            try await Self.operatorsSee(
+                gateway: gateway, dir: dir, certificates: certificates, voucher: voucher.voucherID,
+                cancelled: dropped.vouchers[0].voucherID, member: member)
             try await gateway.checkInvariants()
         }
+    }
+
+    /// The voucher list, its filters and pages, stock adjustments and their refusals, through the
+    /// Ops API and the `coalition admin` binary.
+    static func operatorsSee(
+        gateway: GatewayHarness, dir: String, certificates: TestCertificates, voucher: String, cancelled: String,
+        member: String
+    ) async throws {
+        try certificates.issue(.operator("alice"), name: "alice")
+        let admin = dir + "/admin.yaml"
+        try """
+        gateway: 127.0.0.1:\(gateway.port)
+        ca_certificate: \(certificates.path("ca.pem"))
+        certificate: \(certificates.path("alice.pem"))
+        private_key: \(certificates.path("alice.key"))
+        """.write(toFile: admin, atomically: true, encoding: .utf8)
+        let used = try Self.json(
+            try await Binary.run(["admin", "vouchers", "--config", admin, "--status", "used", "--json"]))
+        let entries = try #require(used["vouchers"] as? [[String: Any]])
+        #expect(entries.map { $0["voucher_id"] as? String } == [voucher])
+        #expect(entries.first?["used_site_id"] as? String == "mall-01")
+        #expect(entries.first?["used_merchant_id"] as? String == "mall-cafe")
+        _ = try await OpsServiceTests.withOps(port: gateway.port, certificates: certificates, certificate: "alice") {
+            ops in
+            // Pages of one, newest first (by voucher id), by the member; every voucher once.
+            var request = Coalition_Ops_V1_ListVouchersRequest()
+            request.memberID = member
+            request.pageSize = 1
+            var seen: [String] = []
+            repeat {
+                let page = try await ops.listVouchers(request)
+                seen += page.vouchers.map(\.voucherID)
+                request.pageToken = page.nextPageToken
+            } while !request.pageToken.isEmpty
+            // (Two vouchers issued in the same millisecond are in the order of their random part.)
+            #expect(seen == [cancelled, voucher].sorted(by: >))
+            request = Coalition_Ops_V1_ListVouchersRequest()
+            request.usedSiteID = "hotel-01"
+            #expect(try await ops.listVouchers(request).vouchers.isEmpty, "the second use is a conflict, not a use")
+            request.usedSiteID = ""
+            request.status = "lost"
+            await expectStatus(.invalidArgument) { _ = try await ops.listVouchers(request) }
+            request.status = ""
+            request.pageToken = "not-a-voucher"
+            await expectStatus(.invalidArgument) { _ = try await ops.listVouchers(request) }
+
+            // Stock: 1,000 coffees, 2 ordered (one cancelled): 999 left; 20 more arrive, 5 break.
+            var adjust = Coalition_Ops_V1_AdjustStockRequest()
+            adjust.itemID = "coffee"
+            adjust.units = 20
+            adjust.reason = "delivery"
+            #expect(try await ops.adjustStock(adjust).item.left == 1_019)
+            adjust.units = -5
+            adjust.reason = "broken cups"
+            let after = try await ops.adjustStock(adjust).item
+            #expect(after.left == 1_014 && after.adjusted == 15 && after.sold == 1 && after.stock == 1_000)
+            adjust.units = -2_000
+            await expectStatus(.failedPrecondition, reason: "NOT_ENOUGH_STOCK") {
+                _ = try await ops.adjustStock(adjust)
+            }
+            adjust.units = 0
+            await expectStatus(.invalidArgument) { _ = try await ops.adjustStock(adjust) }
+            adjust.units = 1
+            adjust.reason = ""
+            await expectStatus(.invalidArgument) { _ = try await ops.adjustStock(adjust) }
+            adjust.reason = "x"
+            adjust.itemID = "no-such-item"
+            await expectStatus(.notFound) { _ = try await ops.adjustStock(adjust) }
+            return ()
+        }
+        #expect(
+            try await gateway.sql.rows(
+                "SELECT units, reason, operator_name FROM mall_stock_adjustments ORDER BY adjustment_id") == [
+                    ["20", "delivery", "alice"], ["-5", "broken cups", "alice"],
+                ])
+        // The catalog through the binary: what is left of each item.
+        let catalog = try Self.json(try await Binary.run(["admin", "catalog", "--config", admin, "--json"]))
+        let coffee = (catalog["items"] as? [[String: Any]])?.first { $0["item_id"] as? String == "coffee" }
+        #expect(coffee?["left"] as? String == "1014" || coffee?["left"] as? Int == 1_014)
+        let text = try await Binary.run([
+            "admin", "catalog", "stock", "coffee", "--add", "1", "--reason", "found one", "--config", admin,
+        ])
+        #expect(text.contains("coffee: 1015 left"))
+    }
+
+    static func json(_ text: String) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
     }
 }

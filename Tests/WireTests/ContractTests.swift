@@ -15,7 +15,7 @@ struct ContractTests {
                 ["Enroll", "LookupMember", "Earn", "PreviewRedeem", "Redeem", "Reverse", "GetBalance", "History"]
             ),
             ("coalition.edge.v1.Parking", Coalition_Edge_V1_Parking.Method.descriptors, ["Quote", "Pay"]),
-            ("coalition.edge.v1.Vouchers", Coalition_Edge_V1_Vouchers.Method.descriptors, ["Check"]),
+            ("coalition.edge.v1.Vouchers", Coalition_Edge_V1_Vouchers.Method.descriptors, ["Check", "Redeem"]),
             (
                 "coalition.sync.v1.Sync", Coalition_Sync_V1_Sync.Method.descriptors,
                 ["Push", "Pull", "AuthorizeRedeem", "ReleaseHold", "Recover"]
@@ -28,7 +28,7 @@ struct ContractTests {
                     "ValidateProgram",
                     "PublishProgram", "ListPrograms", "CloseSettlement", "GetSettlement", "ExportSettlement",
                     "RunExpiry",
-                    "ListExpiryReminders", "ListRefusedCalls",
+                    "ListExpiryReminders", "ListRefusedCalls", "ListCatalogStock", "AdjustStock", "ListVouchers",
                 ]
             ),
             (

@@ -10,7 +10,7 @@ import X509
 /// `coalition.ops.v1.Ops`: operations for the `coalition admin` CLI, on the gateway's mTLS port.
 /// Only an operator certificate (`coalition://operator/NAME`) is accepted; the name is recorded
 /// on every change.
-package struct OpsService<Store: OperationsLedger & SettlementLedger & LedgerJobs>: Coalition_Ops_V1_Ops
+package struct OpsService<Store: OperationsLedger & SettlementLedger & LedgerJobs & MallLedger>: Coalition_Ops_V1_Ops
         .ServiceProtocol
 {
     let store: Store
@@ -122,7 +122,7 @@ extension OpsService {
     }
 
     /// A listing's `page_size`: 0 means 100; at most 1,000.
-    private static func pageSize(_ requested: Int32) throws -> Int {
+    static func pageSize(_ requested: Int32) throws -> Int {
         let size = requested == 0 ? 100 : Int(requested)
         guard (1...1_000).contains(size) else {
             throw ServiceError.invalid("page_size", "must be 0 (default 100) or 1 to 1000 (found \(requested))")
@@ -131,7 +131,7 @@ extension OpsService {
     }
 
     /// An operator's reason, recorded with the change: 1 to 200 characters.
-    private static func requireReason(_ reason: String) throws {
+    static func requireReason(_ reason: String) throws {
         guard !reason.isEmpty, reason.count <= 200 else { throw ServiceError.invalid("reason", "1 to 200 characters") }
     }
 

@@ -30,6 +30,56 @@ package protocol MallLedger: Sendable {
     func voucherKeys() async throws -> [UInt8: [UInt8]]
     /// Units sold and adjusted by operators, per item (items never ordered are absent).
     func stock(_ items: [ItemID]) async throws -> [ItemID: MallStock]
+    /// Adds (or, negative, removes) units of `item`, recorded with the operator and the reason;
+    /// in turn with orders. Throws `MallStockRefusal` when removing more than are left.
+    func adjustStock(_ item: CatalogItem, units: Int64, reason: String, by operatorName: String) async throws
+        -> MallStock
+    /// Vouchers matching `filter`, newest first (voucher ids are time-ordered), those before the
+    /// voucher id `before` when given.
+    func vouchers(_ filter: VoucherFilter, before: String?, limit: Int) async throws -> [VoucherEntry]
+}
+
+/// An operator's stock change that cannot be made.
+package struct MallStockRefusal: Error, Sendable, Equatable {
+    package var item: String
+    package var left: Int64
+    package var units: Int64
+}
+
+/// Which vouchers an operator lists (nil: any).
+package struct VoucherFilter: Sendable, Equatable {
+    package var member: MemberID?
+    package var item: ItemID?
+    package var status: VoucherStatus?
+    package var usedSite: SiteID?
+
+    package init(member: MemberID? = nil, item: ItemID? = nil, status: VoucherStatus? = nil, usedSite: SiteID? = nil) {
+        self.member = member
+        self.item = item
+        self.status = status
+        self.usedSite = usedSite
+    }
+}
+
+/// A voucher as operators see it: its order, its status and the use that stands.
+package struct VoucherEntry: Sendable, Equatable {
+    package var voucherID: String
+    package var orderID: String
+    package var item: String
+    package var member: String
+    package var status: String
+    package var validUntil: Timestamp
+    package var usedTransactionID: String?
+    package var usedSite: String?
+    package var usedMerchant: String?
+    package var usedAt: Timestamp?
+
+    /// The SQL both stores list vouchers with: `$FILTER` is replaced by their own conditions.
+    static let select = """
+        SELECT voucher_id, order_id, item_id, member_id, status, valid_until_ms, used_transaction_id, used_site,
+            used_merchant, used_at_ms
+        FROM vouchers
+        """
 }
 
 /// What an order asks.

@@ -237,7 +237,7 @@ extension PostgresLedgerStore {
     // MARK: Rows
 
     /// Runs an order's transaction in its turn at the gate (`order_transactions_max`).
-    private func ordering<Result: Sendable>(
+    func ordering<Result: Sendable>(
         _ doing: String, _ body: @escaping (PostgresConnection) async throws -> Result
     ) async throws -> Result {
         do {
@@ -249,13 +249,13 @@ extension PostgresLedgerStore {
         }
     }
 
-    private func reading<Result: Sendable>(
+    func reading<Result: Sendable>(
         _ doing: String, _ body: @escaping (PostgresConnection) async throws -> Result
     ) async throws -> Result {
         try await guarded(doing) { try await client.leased(waiting: databaseWait, body) }
     }
 
-    private static func lockStock(_ connection: PostgresConnection, _ item: ItemID, _ logger: Logger) async throws
+    static func lockStock(_ connection: PostgresConnection, _ item: ItemID, _ logger: Logger) async throws
         -> MallStock
     {
         guard

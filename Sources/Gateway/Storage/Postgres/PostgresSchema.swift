@@ -350,5 +350,21 @@ enum PostgresSchema {
                 "ALTER TABLE vouchers ADD COLUMN used_merchant TEXT",
                 "ALTER TABLE vouchers ADD COLUMN used_at_ms BIGINT",
             ]),
+        Migration(
+            name: "2026-12-04 stock adjustments v1",
+            statements: [
+                // Units operators added to (or removed from) an item, with who and why.
+                """
+                CREATE TABLE mall_stock_adjustments (
+                    adjustment_id BIGSERIAL PRIMARY KEY,
+                    adjusted_at_ms BIGINT NOT NULL,
+                    item_id TEXT NOT NULL,
+                    units BIGINT NOT NULL,
+                    reason TEXT NOT NULL,
+                    operator_name TEXT NOT NULL
+                )
+                """,
+                "CREATE INDEX vouchers_by_member ON vouchers (member_id, voucher_id)",
+            ]),
     ]
 }

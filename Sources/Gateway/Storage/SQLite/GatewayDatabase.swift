@@ -396,6 +396,21 @@ package struct GatewayDatabase: Sendable {
                     ALTER TABLE vouchers ADD COLUMN used_at_ms INTEGER;
                     """)
         }
+        migrator.registerMigration("2026-12-04 gateway stock adjustments v1") { db in
+            try db.execute(
+                sql: """
+                    -- Units operators added to (or removed from) an item, with who and why.
+                    CREATE TABLE mall_stock_adjustments (
+                        adjustment_id INTEGER PRIMARY KEY,
+                        adjusted_at_ms INTEGER NOT NULL,
+                        item_id TEXT NOT NULL,
+                        units INTEGER NOT NULL,
+                        reason TEXT NOT NULL,
+                        operator_name TEXT NOT NULL
+                    ) STRICT;
+                    CREATE INDEX vouchers_by_member ON vouchers (member_id, voucher_id);
+                    """)
+        }
         return migrator
     }
 }

@@ -142,7 +142,7 @@ extension SQLiteLedgerStore {
     }
 
     /// Runs an order's work in the order writer's next group transaction.
-    private func write<Result: Sendable>(_ work: @escaping @Sendable (Database) throws -> Result) async throws
+    func write<Result: Sendable>(_ work: @escaping @Sendable (Database) throws -> Result) async throws
         -> Result
     {
         do {
@@ -207,7 +207,7 @@ extension SQLiteLedgerStore {
 
     // MARK: Rows
 
-    private static func stock(_ db: Database, _ item: ItemID) throws -> MallStock {
+    static func stock(_ db: Database, _ item: ItemID) throws -> MallStock {
         guard
             let row = try Row.fetchOne(
                 db.cachedStatement(sql: "SELECT sold, adjusted FROM mall_stock WHERE item_id = ?"),

@@ -246,6 +246,45 @@ package enum Coalition_Ops_V1_Ops: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "ListCatalogStock" metadata.
+        package enum ListCatalogStock: Sendable {
+            /// Request type for "ListCatalogStock".
+            package typealias Input = Coalition_Ops_V1_ListCatalogStockRequest
+            /// Response type for "ListCatalogStock".
+            package typealias Output = Coalition_Ops_V1_ListCatalogStockResponse
+            /// Descriptor for "ListCatalogStock".
+            package static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "coalition.ops.v1.Ops"),
+                method: "ListCatalogStock",
+                type: .unary
+            )
+        }
+        /// Namespace for "AdjustStock" metadata.
+        package enum AdjustStock: Sendable {
+            /// Request type for "AdjustStock".
+            package typealias Input = Coalition_Ops_V1_AdjustStockRequest
+            /// Response type for "AdjustStock".
+            package typealias Output = Coalition_Ops_V1_AdjustStockResponse
+            /// Descriptor for "AdjustStock".
+            package static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "coalition.ops.v1.Ops"),
+                method: "AdjustStock",
+                type: .unary
+            )
+        }
+        /// Namespace for "ListVouchers" metadata.
+        package enum ListVouchers: Sendable {
+            /// Request type for "ListVouchers".
+            package typealias Input = Coalition_Ops_V1_ListVouchersRequest
+            /// Response type for "ListVouchers".
+            package typealias Output = Coalition_Ops_V1_ListVouchersResponse
+            /// Descriptor for "ListVouchers".
+            package static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "coalition.ops.v1.Ops"),
+                method: "ListVouchers",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "coalition.ops.v1.Ops" service.
         package static let descriptors: [GRPCCore.MethodDescriptor] = [
             ListSites.descriptor,
@@ -264,7 +303,10 @@ package enum Coalition_Ops_V1_Ops: Sendable {
             ExportSettlement.descriptor,
             RunExpiry.descriptor,
             ListExpiryReminders.descriptor,
-            ListRefusedCalls.descriptor
+            ListRefusedCalls.descriptor,
+            ListCatalogStock.descriptor,
+            AdjustStock.descriptor,
+            ListVouchers.descriptor
         ]
     }
 }
@@ -602,6 +644,61 @@ extension Coalition_Ops_V1_Ops {
             request: GRPCCore.StreamingServerRequest<Coalition_Ops_V1_ListRefusedCallsRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Ops_V1_ListRefusedCallsResponse>
+
+        /// Handle the "ListCatalogStock" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The points mall's items with their units: stock, sold, added or removed by operators, left.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Coalition_Ops_V1_ListCatalogStockRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Coalition_Ops_V1_ListCatalogStockResponse` messages.
+        func listCatalogStock(
+            request: GRPCCore.StreamingServerRequest<Coalition_Ops_V1_ListCatalogStockRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Ops_V1_ListCatalogStockResponse>
+
+        /// Handle the "AdjustStock" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Adds units of an item (received goods) or removes them (damaged, withdrawn); recorded with the
+        /// > operator's name and reason. Removing more than are left is FAILED_PRECONDITION `NOT_ENOUGH_STOCK`.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Coalition_Ops_V1_AdjustStockRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Coalition_Ops_V1_AdjustStockResponse` messages.
+        func adjustStock(
+            request: GRPCCore.StreamingServerRequest<Coalition_Ops_V1_AdjustStockRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Ops_V1_AdjustStockResponse>
+
+        /// Handle the "ListVouchers" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The points mall's vouchers, with where the use that stands was made; newest first, paged.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Coalition_Ops_V1_ListVouchersRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Coalition_Ops_V1_ListVouchersResponse` messages.
+        func listVouchers(
+            request: GRPCCore.StreamingServerRequest<Coalition_Ops_V1_ListVouchersRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Ops_V1_ListVouchersResponse>
     }
 
     /// Service protocol for the "coalition.ops.v1.Ops" service.
@@ -923,6 +1020,61 @@ extension Coalition_Ops_V1_Ops {
             request: GRPCCore.ServerRequest<Coalition_Ops_V1_ListRefusedCallsRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Coalition_Ops_V1_ListRefusedCallsResponse>
+
+        /// Handle the "ListCatalogStock" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The points mall's items with their units: stock, sold, added or removed by operators, left.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Ops_V1_ListCatalogStockRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Coalition_Ops_V1_ListCatalogStockResponse` message.
+        func listCatalogStock(
+            request: GRPCCore.ServerRequest<Coalition_Ops_V1_ListCatalogStockRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Coalition_Ops_V1_ListCatalogStockResponse>
+
+        /// Handle the "AdjustStock" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Adds units of an item (received goods) or removes them (damaged, withdrawn); recorded with the
+        /// > operator's name and reason. Removing more than are left is FAILED_PRECONDITION `NOT_ENOUGH_STOCK`.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Ops_V1_AdjustStockRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Coalition_Ops_V1_AdjustStockResponse` message.
+        func adjustStock(
+            request: GRPCCore.ServerRequest<Coalition_Ops_V1_AdjustStockRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Coalition_Ops_V1_AdjustStockResponse>
+
+        /// Handle the "ListVouchers" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The points mall's vouchers, with where the use that stands was made; newest first, paged.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Ops_V1_ListVouchersRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Coalition_Ops_V1_ListVouchersResponse` message.
+        func listVouchers(
+            request: GRPCCore.ServerRequest<Coalition_Ops_V1_ListVouchersRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Coalition_Ops_V1_ListVouchersResponse>
     }
 
     /// Simple service protocol for the "coalition.ops.v1.Ops" service.
@@ -1242,6 +1394,61 @@ extension Coalition_Ops_V1_Ops {
             request: Coalition_Ops_V1_ListRefusedCallsRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Coalition_Ops_V1_ListRefusedCallsResponse
+
+        /// Handle the "ListCatalogStock" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The points mall's items with their units: stock, sold, added or removed by operators, left.
+        ///
+        /// - Parameters:
+        ///   - request: A `Coalition_Ops_V1_ListCatalogStockRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Coalition_Ops_V1_ListCatalogStockResponse` to respond with.
+        func listCatalogStock(
+            request: Coalition_Ops_V1_ListCatalogStockRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Coalition_Ops_V1_ListCatalogStockResponse
+
+        /// Handle the "AdjustStock" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Adds units of an item (received goods) or removes them (damaged, withdrawn); recorded with the
+        /// > operator's name and reason. Removing more than are left is FAILED_PRECONDITION `NOT_ENOUGH_STOCK`.
+        ///
+        /// - Parameters:
+        ///   - request: A `Coalition_Ops_V1_AdjustStockRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Coalition_Ops_V1_AdjustStockResponse` to respond with.
+        func adjustStock(
+            request: Coalition_Ops_V1_AdjustStockRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Coalition_Ops_V1_AdjustStockResponse
+
+        /// Handle the "ListVouchers" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The points mall's vouchers, with where the use that stands was made; newest first, paged.
+        ///
+        /// - Parameters:
+        ///   - request: A `Coalition_Ops_V1_ListVouchersRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Coalition_Ops_V1_ListVouchersResponse` to respond with.
+        func listVouchers(
+            request: Coalition_Ops_V1_ListVouchersRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Coalition_Ops_V1_ListVouchersResponse
     }
 }
 
@@ -1436,6 +1643,39 @@ extension Coalition_Ops_V1_Ops.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Coalition_Ops_V1_Ops.Method.ListCatalogStock.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Ops_V1_ListCatalogStockRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Ops_V1_ListCatalogStockResponse>(),
+            handler: { request, context in
+                try await self.listCatalogStock(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Coalition_Ops_V1_Ops.Method.AdjustStock.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Ops_V1_AdjustStockRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Ops_V1_AdjustStockResponse>(),
+            handler: { request, context in
+                try await self.adjustStock(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Coalition_Ops_V1_Ops.Method.ListVouchers.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Ops_V1_ListVouchersRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Ops_V1_ListVouchersResponse>(),
+            handler: { request, context in
+                try await self.listVouchers(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -1623,6 +1863,39 @@ extension Coalition_Ops_V1_Ops.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Ops_V1_ListRefusedCallsResponse> {
         let response = try await self.listRefusedCalls(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    package func listCatalogStock(
+        request: GRPCCore.StreamingServerRequest<Coalition_Ops_V1_ListCatalogStockRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Ops_V1_ListCatalogStockResponse> {
+        let response = try await self.listCatalogStock(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    package func adjustStock(
+        request: GRPCCore.StreamingServerRequest<Coalition_Ops_V1_AdjustStockRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Ops_V1_AdjustStockResponse> {
+        let response = try await self.adjustStock(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    package func listVouchers(
+        request: GRPCCore.StreamingServerRequest<Coalition_Ops_V1_ListVouchersRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Ops_V1_ListVouchersResponse> {
+        let response = try await self.listVouchers(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -1847,6 +2120,45 @@ extension Coalition_Ops_V1_Ops.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Coalition_Ops_V1_ListRefusedCallsResponse> {
         return GRPCCore.ServerResponse<Coalition_Ops_V1_ListRefusedCallsResponse>(
             message: try await self.listRefusedCalls(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    package func listCatalogStock(
+        request: GRPCCore.ServerRequest<Coalition_Ops_V1_ListCatalogStockRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Coalition_Ops_V1_ListCatalogStockResponse> {
+        return GRPCCore.ServerResponse<Coalition_Ops_V1_ListCatalogStockResponse>(
+            message: try await self.listCatalogStock(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    package func adjustStock(
+        request: GRPCCore.ServerRequest<Coalition_Ops_V1_AdjustStockRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Coalition_Ops_V1_AdjustStockResponse> {
+        return GRPCCore.ServerResponse<Coalition_Ops_V1_AdjustStockResponse>(
+            message: try await self.adjustStock(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    package func listVouchers(
+        request: GRPCCore.ServerRequest<Coalition_Ops_V1_ListVouchersRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Coalition_Ops_V1_ListVouchersResponse> {
+        return GRPCCore.ServerResponse<Coalition_Ops_V1_ListVouchersResponse>(
+            message: try await self.listVouchers(
                 request: request.message,
                 context: context
             ),
@@ -2259,6 +2571,76 @@ extension Coalition_Ops_V1_Ops {
             deserializer: some GRPCCore.MessageDeserializer<Coalition_Ops_V1_ListRefusedCallsResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_ListRefusedCallsResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ListCatalogStock" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The points mall's items with their units: stock, sold, added or removed by operators, left.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Ops_V1_ListCatalogStockRequest` message.
+        ///   - serializer: A serializer for `Coalition_Ops_V1_ListCatalogStockRequest` messages.
+        ///   - deserializer: A deserializer for `Coalition_Ops_V1_ListCatalogStockResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func listCatalogStock<Result>(
+            request: GRPCCore.ClientRequest<Coalition_Ops_V1_ListCatalogStockRequest>,
+            serializer: some GRPCCore.MessageSerializer<Coalition_Ops_V1_ListCatalogStockRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Coalition_Ops_V1_ListCatalogStockResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_ListCatalogStockResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "AdjustStock" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Adds units of an item (received goods) or removes them (damaged, withdrawn); recorded with the
+        /// > operator's name and reason. Removing more than are left is FAILED_PRECONDITION `NOT_ENOUGH_STOCK`.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Ops_V1_AdjustStockRequest` message.
+        ///   - serializer: A serializer for `Coalition_Ops_V1_AdjustStockRequest` messages.
+        ///   - deserializer: A deserializer for `Coalition_Ops_V1_AdjustStockResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func adjustStock<Result>(
+            request: GRPCCore.ClientRequest<Coalition_Ops_V1_AdjustStockRequest>,
+            serializer: some GRPCCore.MessageSerializer<Coalition_Ops_V1_AdjustStockRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Coalition_Ops_V1_AdjustStockResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_AdjustStockResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ListVouchers" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The points mall's vouchers, with where the use that stands was made; newest first, paged.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Ops_V1_ListVouchersRequest` message.
+        ///   - serializer: A serializer for `Coalition_Ops_V1_ListVouchersRequest` messages.
+        ///   - deserializer: A deserializer for `Coalition_Ops_V1_ListVouchersResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func listVouchers<Result>(
+            request: GRPCCore.ClientRequest<Coalition_Ops_V1_ListVouchersRequest>,
+            serializer: some GRPCCore.MessageSerializer<Coalition_Ops_V1_ListVouchersRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Coalition_Ops_V1_ListVouchersResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_ListVouchersResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -2861,6 +3243,109 @@ extension Coalition_Ops_V1_Ops {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "ListCatalogStock" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The points mall's items with their units: stock, sold, added or removed by operators, left.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Ops_V1_ListCatalogStockRequest` message.
+        ///   - serializer: A serializer for `Coalition_Ops_V1_ListCatalogStockRequest` messages.
+        ///   - deserializer: A deserializer for `Coalition_Ops_V1_ListCatalogStockResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        package func listCatalogStock<Result>(
+            request: GRPCCore.ClientRequest<Coalition_Ops_V1_ListCatalogStockRequest>,
+            serializer: some GRPCCore.MessageSerializer<Coalition_Ops_V1_ListCatalogStockRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Coalition_Ops_V1_ListCatalogStockResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_ListCatalogStockResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Coalition_Ops_V1_Ops.Method.ListCatalogStock.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "AdjustStock" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Adds units of an item (received goods) or removes them (damaged, withdrawn); recorded with the
+        /// > operator's name and reason. Removing more than are left is FAILED_PRECONDITION `NOT_ENOUGH_STOCK`.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Ops_V1_AdjustStockRequest` message.
+        ///   - serializer: A serializer for `Coalition_Ops_V1_AdjustStockRequest` messages.
+        ///   - deserializer: A deserializer for `Coalition_Ops_V1_AdjustStockResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        package func adjustStock<Result>(
+            request: GRPCCore.ClientRequest<Coalition_Ops_V1_AdjustStockRequest>,
+            serializer: some GRPCCore.MessageSerializer<Coalition_Ops_V1_AdjustStockRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Coalition_Ops_V1_AdjustStockResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_AdjustStockResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Coalition_Ops_V1_Ops.Method.AdjustStock.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "ListVouchers" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The points mall's vouchers, with where the use that stands was made; newest first, paged.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Ops_V1_ListVouchersRequest` message.
+        ///   - serializer: A serializer for `Coalition_Ops_V1_ListVouchersRequest` messages.
+        ///   - deserializer: A deserializer for `Coalition_Ops_V1_ListVouchersResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        package func listVouchers<Result>(
+            request: GRPCCore.ClientRequest<Coalition_Ops_V1_ListVouchersRequest>,
+            serializer: some GRPCCore.MessageSerializer<Coalition_Ops_V1_ListVouchersRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Coalition_Ops_V1_ListVouchersResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_ListVouchersResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Coalition_Ops_V1_Ops.Method.ListVouchers.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -3357,6 +3842,94 @@ extension Coalition_Ops_V1_Ops.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Ops_V1_ListRefusedCallsRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Ops_V1_ListRefusedCallsResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListCatalogStock" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The points mall's items with their units: stock, sold, added or removed by operators, left.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Coalition_Ops_V1_ListCatalogStockRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    package func listCatalogStock<Result>(
+        request: GRPCCore.ClientRequest<Coalition_Ops_V1_ListCatalogStockRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_ListCatalogStockResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.listCatalogStock(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Ops_V1_ListCatalogStockRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Ops_V1_ListCatalogStockResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "AdjustStock" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Adds units of an item (received goods) or removes them (damaged, withdrawn); recorded with the
+    /// > operator's name and reason. Removing more than are left is FAILED_PRECONDITION `NOT_ENOUGH_STOCK`.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Coalition_Ops_V1_AdjustStockRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    package func adjustStock<Result>(
+        request: GRPCCore.ClientRequest<Coalition_Ops_V1_AdjustStockRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_AdjustStockResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.adjustStock(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Ops_V1_AdjustStockRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Ops_V1_AdjustStockResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListVouchers" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The points mall's vouchers, with where the use that stands was made; newest first, paged.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Coalition_Ops_V1_ListVouchersRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    package func listVouchers<Result>(
+        request: GRPCCore.ClientRequest<Coalition_Ops_V1_ListVouchersRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_ListVouchersResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.listVouchers(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Ops_V1_ListVouchersRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Ops_V1_ListVouchersResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -3923,6 +4496,106 @@ extension Coalition_Ops_V1_Ops.ClientProtocol {
             metadata: metadata
         )
         return try await self.listRefusedCalls(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListCatalogStock" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The points mall's items with their units: stock, sold, added or removed by operators, left.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    package func listCatalogStock<Result>(
+        _ message: Coalition_Ops_V1_ListCatalogStockRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_ListCatalogStockResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Coalition_Ops_V1_ListCatalogStockRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.listCatalogStock(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "AdjustStock" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Adds units of an item (received goods) or removes them (damaged, withdrawn); recorded with the
+    /// > operator's name and reason. Removing more than are left is FAILED_PRECONDITION `NOT_ENOUGH_STOCK`.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    package func adjustStock<Result>(
+        _ message: Coalition_Ops_V1_AdjustStockRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_AdjustStockResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Coalition_Ops_V1_AdjustStockRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.adjustStock(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListVouchers" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The points mall's vouchers, with where the use that stands was made; newest first, paged.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    package func listVouchers<Result>(
+        _ message: Coalition_Ops_V1_ListVouchersRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_ListVouchersResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Coalition_Ops_V1_ListVouchersRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.listVouchers(
             request: request,
             options: options,
             onResponse: handleResponse

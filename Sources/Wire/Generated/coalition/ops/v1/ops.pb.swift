@@ -1300,6 +1300,168 @@ package nonisolated struct Coalition_Ops_V1_ListRefusedCallsResponse: Sendable {
   package init() {}
 }
 
+package nonisolated struct Coalition_Ops_V1_ListCatalogStockRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+package nonisolated struct Coalition_Ops_V1_ItemStock: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var itemID: String = String()
+
+  package var name: String = String()
+
+  /// goods, voucher, experience or parking_hours.
+  package var kind: String = String()
+
+  /// The program's stock, units sold by orders not cancelled, units added (or removed, negative)
+  /// by operators, and units left: stock + adjusted - sold.
+  package var stock: Int64 = 0
+
+  package var sold: Int64 = 0
+
+  package var adjusted: Int64 = 0
+
+  package var left: Int64 = 0
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+package nonisolated struct Coalition_Ops_V1_ListCatalogStockResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var items: [Coalition_Ops_V1_ItemStock] = []
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+package nonisolated struct Coalition_Ops_V1_AdjustStockRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var itemID: String = String()
+
+  /// Units to add (positive) or remove (negative), -100000 to 100000, not 0.
+  package var units: Int64 = 0
+
+  /// Why, in words (1 to 200 characters): kept with the operator's name.
+  package var reason: String = String()
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+package nonisolated struct Coalition_Ops_V1_AdjustStockResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var item: Coalition_Ops_V1_ItemStock {
+    get {_item ?? Coalition_Ops_V1_ItemStock()}
+    set {_item = newValue}
+  }
+  /// Returns true if `item` has been explicitly set.
+  package var hasItem: Bool {self._item != nil}
+  /// Clears the value of `item`. Subsequent reads from it will return its default value.
+  package mutating func clearItem() {self._item = nil}
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+
+  fileprivate var _item: Coalition_Ops_V1_ItemStock? = nil
+}
+
+package nonisolated struct Coalition_Ops_V1_ListVouchersRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Filters; empty means all.
+  package var memberID: String = String()
+
+  package var itemID: String = String()
+
+  /// issued, used or cancelled.
+  package var status: String = String()
+
+  /// The site the use that stands was made at.
+  package var usedSiteID: String = String()
+
+  /// 1 to 1000; 0 means 100.
+  package var pageSize: Int32 = 0
+
+  /// The next_page_token of the previous page.
+  package var pageToken: String = String()
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+package nonisolated struct Coalition_Ops_V1_VoucherEntry: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var voucherID: String = String()
+
+  package var orderID: String = String()
+
+  package var itemID: String = String()
+
+  package var memberID: String = String()
+
+  /// issued, used or cancelled.
+  package var status: String = String()
+
+  package var validUntilMs: Int64 = 0
+
+  /// The use that stands (used vouchers): its transaction, site, merchant and time (the till's).
+  package var usedTransactionID: String = String()
+
+  package var usedSiteID: String = String()
+
+  package var usedMerchantID: String = String()
+
+  package var usedAtMs: Int64 = 0
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+package nonisolated struct Coalition_Ops_V1_ListVouchersResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var vouchers: [Coalition_Ops_V1_VoucherEntry] = []
+
+  /// Empty on the last page.
+  package var nextPageToken: String = String()
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "coalition.ops.v1"
@@ -3768,6 +3930,354 @@ nonisolated extension Coalition_Ops_V1_ListRefusedCallsResponse: SwiftProtobuf.M
     if lhs.nextBefore != rhs.nextBefore {return false}
     if lhs.countsSinceStart != rhs.countsSinceStart {return false}
     if lhs.unwrittenSinceStart != rhs.unwrittenSinceStart {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Ops_V1_ListCatalogStockRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".ListCatalogStockRequest"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Ops_V1_ListCatalogStockRequest, rhs: Coalition_Ops_V1_ListCatalogStockRequest) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Ops_V1_ItemStock: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".ItemStock"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}item_id\0\u{1}name\0\u{1}kind\0\u{1}stock\0\u{1}sold\0\u{1}adjusted\0\u{1}left\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.itemID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.kind) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.stock) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.sold) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.adjusted) }()
+      case 7: try { try decoder.decodeSingularInt64Field(value: &self.left) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.itemID.isEmpty {
+      try visitor.visitSingularStringField(value: self.itemID, fieldNumber: 1)
+    }
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 2)
+    }
+    if !self.kind.isEmpty {
+      try visitor.visitSingularStringField(value: self.kind, fieldNumber: 3)
+    }
+    if self.stock != 0 {
+      try visitor.visitSingularInt64Field(value: self.stock, fieldNumber: 4)
+    }
+    if self.sold != 0 {
+      try visitor.visitSingularInt64Field(value: self.sold, fieldNumber: 5)
+    }
+    if self.adjusted != 0 {
+      try visitor.visitSingularInt64Field(value: self.adjusted, fieldNumber: 6)
+    }
+    if self.left != 0 {
+      try visitor.visitSingularInt64Field(value: self.left, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Ops_V1_ItemStock, rhs: Coalition_Ops_V1_ItemStock) -> Bool {
+    if lhs.itemID != rhs.itemID {return false}
+    if lhs.name != rhs.name {return false}
+    if lhs.kind != rhs.kind {return false}
+    if lhs.stock != rhs.stock {return false}
+    if lhs.sold != rhs.sold {return false}
+    if lhs.adjusted != rhs.adjusted {return false}
+    if lhs.left != rhs.left {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Ops_V1_ListCatalogStockResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".ListCatalogStockResponse"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}items\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.items) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.items.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.items, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Ops_V1_ListCatalogStockResponse, rhs: Coalition_Ops_V1_ListCatalogStockResponse) -> Bool {
+    if lhs.items != rhs.items {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Ops_V1_AdjustStockRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".AdjustStockRequest"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}item_id\0\u{1}units\0\u{1}reason\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.itemID) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.units) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.itemID.isEmpty {
+      try visitor.visitSingularStringField(value: self.itemID, fieldNumber: 1)
+    }
+    if self.units != 0 {
+      try visitor.visitSingularInt64Field(value: self.units, fieldNumber: 2)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Ops_V1_AdjustStockRequest, rhs: Coalition_Ops_V1_AdjustStockRequest) -> Bool {
+    if lhs.itemID != rhs.itemID {return false}
+    if lhs.units != rhs.units {return false}
+    if lhs.reason != rhs.reason {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Ops_V1_AdjustStockResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".AdjustStockResponse"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}item\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._item) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._item {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Ops_V1_AdjustStockResponse, rhs: Coalition_Ops_V1_AdjustStockResponse) -> Bool {
+    if lhs._item != rhs._item {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Ops_V1_ListVouchersRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".ListVouchersRequest"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}member_id\0\u{3}item_id\0\u{1}status\0\u{3}used_site_id\0\u{3}page_size\0\u{3}page_token\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.memberID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.itemID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.status) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.usedSiteID) }()
+      case 5: try { try decoder.decodeSingularInt32Field(value: &self.pageSize) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.pageToken) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.memberID.isEmpty {
+      try visitor.visitSingularStringField(value: self.memberID, fieldNumber: 1)
+    }
+    if !self.itemID.isEmpty {
+      try visitor.visitSingularStringField(value: self.itemID, fieldNumber: 2)
+    }
+    if !self.status.isEmpty {
+      try visitor.visitSingularStringField(value: self.status, fieldNumber: 3)
+    }
+    if !self.usedSiteID.isEmpty {
+      try visitor.visitSingularStringField(value: self.usedSiteID, fieldNumber: 4)
+    }
+    if self.pageSize != 0 {
+      try visitor.visitSingularInt32Field(value: self.pageSize, fieldNumber: 5)
+    }
+    if !self.pageToken.isEmpty {
+      try visitor.visitSingularStringField(value: self.pageToken, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Ops_V1_ListVouchersRequest, rhs: Coalition_Ops_V1_ListVouchersRequest) -> Bool {
+    if lhs.memberID != rhs.memberID {return false}
+    if lhs.itemID != rhs.itemID {return false}
+    if lhs.status != rhs.status {return false}
+    if lhs.usedSiteID != rhs.usedSiteID {return false}
+    if lhs.pageSize != rhs.pageSize {return false}
+    if lhs.pageToken != rhs.pageToken {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Ops_V1_VoucherEntry: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".VoucherEntry"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}voucher_id\0\u{3}order_id\0\u{3}item_id\0\u{3}member_id\0\u{1}status\0\u{3}valid_until_ms\0\u{3}used_transaction_id\0\u{3}used_site_id\0\u{3}used_merchant_id\0\u{3}used_at_ms\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.voucherID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.orderID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.itemID) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.memberID) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.status) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.validUntilMs) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.usedTransactionID) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.usedSiteID) }()
+      case 9: try { try decoder.decodeSingularStringField(value: &self.usedMerchantID) }()
+      case 10: try { try decoder.decodeSingularInt64Field(value: &self.usedAtMs) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.voucherID.isEmpty {
+      try visitor.visitSingularStringField(value: self.voucherID, fieldNumber: 1)
+    }
+    if !self.orderID.isEmpty {
+      try visitor.visitSingularStringField(value: self.orderID, fieldNumber: 2)
+    }
+    if !self.itemID.isEmpty {
+      try visitor.visitSingularStringField(value: self.itemID, fieldNumber: 3)
+    }
+    if !self.memberID.isEmpty {
+      try visitor.visitSingularStringField(value: self.memberID, fieldNumber: 4)
+    }
+    if !self.status.isEmpty {
+      try visitor.visitSingularStringField(value: self.status, fieldNumber: 5)
+    }
+    if self.validUntilMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.validUntilMs, fieldNumber: 6)
+    }
+    if !self.usedTransactionID.isEmpty {
+      try visitor.visitSingularStringField(value: self.usedTransactionID, fieldNumber: 7)
+    }
+    if !self.usedSiteID.isEmpty {
+      try visitor.visitSingularStringField(value: self.usedSiteID, fieldNumber: 8)
+    }
+    if !self.usedMerchantID.isEmpty {
+      try visitor.visitSingularStringField(value: self.usedMerchantID, fieldNumber: 9)
+    }
+    if self.usedAtMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.usedAtMs, fieldNumber: 10)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Ops_V1_VoucherEntry, rhs: Coalition_Ops_V1_VoucherEntry) -> Bool {
+    if lhs.voucherID != rhs.voucherID {return false}
+    if lhs.orderID != rhs.orderID {return false}
+    if lhs.itemID != rhs.itemID {return false}
+    if lhs.memberID != rhs.memberID {return false}
+    if lhs.status != rhs.status {return false}
+    if lhs.validUntilMs != rhs.validUntilMs {return false}
+    if lhs.usedTransactionID != rhs.usedTransactionID {return false}
+    if lhs.usedSiteID != rhs.usedSiteID {return false}
+    if lhs.usedMerchantID != rhs.usedMerchantID {return false}
+    if lhs.usedAtMs != rhs.usedAtMs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Ops_V1_ListVouchersResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".ListVouchersResponse"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}vouchers\0\u{3}next_page_token\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.vouchers) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.nextPageToken) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.vouchers.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.vouchers, fieldNumber: 1)
+    }
+    if !self.nextPageToken.isEmpty {
+      try visitor.visitSingularStringField(value: self.nextPageToken, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Ops_V1_ListVouchersResponse, rhs: Coalition_Ops_V1_ListVouchersResponse) -> Bool {
+    if lhs.vouchers != rhs.vouchers {return false}
+    if lhs.nextPageToken != rhs.nextPageToken {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
