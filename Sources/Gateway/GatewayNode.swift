@@ -202,7 +202,8 @@ package final class GatewayNode: Service, Sendable {
     }
 
     /// At each new day of the program's time zone: expire the lots that expired by the end of the
-    /// day before, and review the tiers due. Stops with the server.
+    /// day before, review the tiers due, commit the lotteries' seeds for today and tomorrow and
+    /// reveal those of days that have ended. Stops with the server.
     private func runMaintenance() async {
         var lastDay: CivilDate?
         while !maintenanceStopped.withLock({ $0 }) {
@@ -214,11 +215,13 @@ package final class GatewayNode: Service, Sendable {
                     do {
                         let run = try await store.runExpiry(asOfEndOf: today.adding(days: -1))
                         let reviewed = try await store.reviewTiers(on: today)
+                        let seeds = try await store.keepLotterySeeds()
                         logger.info(
                             "daily jobs",
                             metadata: [
                                 "expiry.day": "\(run.day)", "expiry.points": "\(run.points)",
-                                "tiers.changed": "\(reviewed)",
+                                "tiers.changed": "\(reviewed)", "lottery.seeds.committed": "\(seeds.committed)",
+                                "lottery.seeds.revealed": "\(seeds.revealed)",
                             ])
                         lastDay = today
                     } catch {

@@ -29,6 +29,7 @@ struct ContractTests {
                     "PublishProgram", "ListPrograms", "CloseSettlement", "GetSettlement", "ExportSettlement",
                     "RunExpiry",
                     "ListExpiryReminders", "ListRefusedCalls", "ListCatalogStock", "AdjustStock", "ListVouchers",
+                    "ListLotteryPeriods", "ListLotteryDraws",
                 ]
             ),
             (
@@ -36,7 +37,7 @@ struct ContractTests {
                 [
                     "LookupMember", "GetAccount", "ListHistory", "ListCatalog", "Recommend", "PlaceOrder",
                     "CancelOrder",
-                    "GetOrder", "ListOrders",
+                    "GetOrder", "ListOrders", "GetLottery", "Draw",
                 ]
             ),
         ] as [(String, [MethodDescriptor], [String])])

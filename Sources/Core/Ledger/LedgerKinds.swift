@@ -5,6 +5,8 @@ package enum TransactionKind: String, Sendable, Hashable, CaseIterable {
     case order
     /// A voucher of the points mall honoured at a till.
     case voucherUse = "voucher_use"
+    /// A lottery draw of the points mall: its cost, and its points prize if any.
+    case draw
 }
 
 /// What a receipt asked for: with the merchant and the request id it is the receipt's key (the

@@ -63,6 +63,13 @@ package enum AccountView {
                 totals[format, default: FormatTotals()].earned += entry.points
             case .redeem, .parking, .order:
                 totals[format, default: FormatTotals()].spent -= entry.points
+            case .draw:
+                // Net of its points prize: a draw that won more than it cost counts as earned.
+                if entry.points < .zero {
+                    totals[format, default: FormatTotals()].spent -= entry.points
+                } else {
+                    totals[format, default: FormatTotals()].earned += entry.points
+                }
             case .reverse:
                 if entry.points < .zero {
                     totals[format, default: FormatTotals()].earned += entry.points

@@ -135,3 +135,42 @@ extension PostingEngine {
         return .success(.zero)
     }
 }
+
+/// Lottery draws of the points mall (docs/member-api.md, "Lotteries"), booked by the gateway.
+extension PostingEngine {
+    /// Books a draw whose outcome is decided (`prize`): the member pays the cost to
+    /// `platform_redeemed` (the soonest-expiring lots first), and a points prize is credited from
+    /// `platform_bonus` in a lot of its own. Returns the member (after merges), the member's points
+    /// change and the position.
+    package mutating func draw(
+        member id: MemberID, lottery: Lottery, prize: Prize?, transactionID: String, requestID: String,
+        detail: String
+    ) -> Result<(member: MemberID, points: Points, position: Int64), DrawRefusal> {
+        guard let member = resolve(id) else { return .failure(.unknownMember) }
+        let available = available(member)
+        guard available >= lottery.cost else {
+            return .failure(.insufficientPoints(available: available, cost: lottery.cost))
+        }
+        var won = Points.zero
+        if case .points(let points)? = prize?.kind { won = points }
+        let latest = catalogue.latest
+        let position = write(
+            LedgerEntry(
+                position: 0, transactionID: transactionID, kind: .draw, member: member, requestID: requestID,
+                points: won - lottery.cost, occurredAt: now, postedAt: now, programVersion: latest?.version ?? 0,
+                detail: detail,
+                postings: Postings([
+                    Posting(.member(member), won - lottery.cost), Posting(.platformRedeemed, lottery.cost),
+                    Posting(.platformBonus, -won),
+                ]).lines))
+        consumeLots(member, points: lottery.cost, position: position)
+        if won > .zero {
+            let expires =
+                latest.map {
+                    ExpiryCalculator.expiresAt(earnedAt: now, rules: $0.program.expiry, timeZone: $0.program.timeZone)
+                } ?? now
+            createLot(transactionID, member: member, earnedAt: now, expiresAt: expires, points: won)
+        }
+        return .success((member, won - lottery.cost, position))
+    }
+}

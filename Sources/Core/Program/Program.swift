@@ -17,6 +17,8 @@ package struct Program: Sendable, Equatable {
     package var settlement: SettlementRules
     /// The points mall's items (`catalog`); empty when the program has none.
     package var catalog: Catalog = .empty
+    /// The points mall's lotteries (`lotteries`); none when the program has none.
+    package var lotteries: Lotteries = .empty
 
     /// The site with this id.
     package func site(_ id: SiteID) -> Site? {

@@ -68,7 +68,14 @@ package enum ProgramLoader: Sendable {
                         sites: sites, tiers: Set(tiers?.tiers.map(\.id) ?? []), formats: formats,
                         merchants: merchantIDs))
             } ?? .empty
+        let lotteries =
+            root.map("lotteries", required: false).map { reader in
+                Self.lotteries(reader, timeZone: timeZone, catalog: catalog)
+            } ?? .empty
         root.finish()
+        if let settlement {
+            checkPrizeValues(lotteries, catalog: catalog, settlement: settlement, sites: sites, diagnostics)
+        }
 
         // Every site's format needs a base earn rate and settlement prices.
         for (index, site) in sites.enumerated() {
@@ -88,7 +95,8 @@ package enum ProgramLoader: Sendable {
         else { return nil }
         return Program(
             id: id, name: name, currency: currency, timeZone: timeZone, limits: limits, sites: sites,
-            earn: earn, redeem: redeem, tiers: tiers, expiry: expiry, settlement: settlement, catalog: catalog)
+            earn: earn, redeem: redeem, tiers: tiers, expiry: expiry, settlement: settlement, catalog: catalog,
+            lotteries: lotteries)
     }
 
     private static func currency(_ map: MapReader) -> Currency? {

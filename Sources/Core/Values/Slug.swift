@@ -83,3 +83,15 @@ package struct ItemID: SlugIdentifier {
     package let rawValue: String
     package init(unchecked rawValue: String) { self.rawValue = rawValue }
 }
+
+/// A lottery of the points mall.
+package struct LotteryID: SlugIdentifier {
+    package let rawValue: String
+    package init(unchecked rawValue: String) { self.rawValue = rawValue }
+}
+
+/// A prize of a lottery.
+package struct PrizeID: SlugIdentifier {
+    package let rawValue: String
+    package init(unchecked rawValue: String) { self.rawValue = rawValue }
+}

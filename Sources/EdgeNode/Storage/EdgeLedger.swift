@@ -124,7 +124,7 @@ package final class EdgeLedger: Sendable {
         case .parking: return .parking
         case .order: return .order
         case .voucherUse: return .voucherUse
-        case .adjust, .expire, nil: return .unspecified
+        case .adjust, .expire, .draw, nil: return .unspecified
         }
     }
 

@@ -6,7 +6,9 @@ import Wire
 /// `coalition.member.v1.Member`: the group's member app backend's calls (docs/member-api.md), on
 /// the gateway's mTLS port. Only a channel certificate (`coalition://channel/NAME`) is accepted;
 /// the channel's name scopes its orders' request ids.
-package struct MemberService<Store: OperationsLedger & MallLedger>: Coalition_Member_V1_Member.ServiceProtocol {
+package struct MemberService<Store: OperationsLedger & MallLedger & LotteryLedger>: Coalition_Member_V1_Member
+        .ServiceProtocol
+{
     let store: Store
     private let phoneHashKey: [UInt8]?
     let limits: GatewayLimits

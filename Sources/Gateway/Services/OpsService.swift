@@ -10,7 +10,8 @@ import X509
 /// `coalition.ops.v1.Ops`: operations for the `coalition admin` CLI, on the gateway's mTLS port.
 /// Only an operator certificate (`coalition://operator/NAME`) is accepted; the name is recorded
 /// on every change.
-package struct OpsService<Store: OperationsLedger & SettlementLedger & LedgerJobs & MallLedger>: Coalition_Ops_V1_Ops
+package struct OpsService<Store: OperationsLedger & SettlementLedger & LedgerJobs & MallLedger & LotteryLedger>:
+    Coalition_Ops_V1_Ops
         .ServiceProtocol
 {
     let store: Store

@@ -57,7 +57,9 @@ enum SettlementAssembly {
         let vouchers = voucherRows.compactMap { row -> HonouredVoucher? in
             let priced = row.version.flatMap { byVersion[$0] } ?? program
             guard let merchant = MerchantID(row.merchant), let site = SiteID(row.site) else { return nil }
-            let sponsor = ItemID(row.item).flatMap { priced.catalog.item($0)?.sponsor } ?? .platform
+            let sponsor =
+                row.sponsor.flatMap(Sponsor.init) ?? ItemID(row.item).flatMap { priced.catalog.item($0)?.sponsor }
+                ?? .platform
             return HonouredVoucher(
                 merchant: merchant, site: site, sponsor: sponsor,
                 sponsorSite: sponsor.merchant.flatMap { priced.merchant($0)?.1.id },
@@ -124,11 +126,13 @@ enum SettlementAssembly {
         var price: Int64
         var version: Int64?
         var item: String
+        /// `platform` for a lottery prize's voucher; nil: the item's sponsor.
+        var sponsor: String?
     }
 
     /// The SQL that reads a period's voucher uses that stand, for both stores.
     static let voucherUsesSQL = """
-        SELECT t.merchant_id, t.site_id, t.amount_minor, t.program_version, v.item_id
+        SELECT t.merchant_id, t.site_id, t.amount_minor, t.program_version, v.item_id, v.sponsor
         FROM transactions t JOIN vouchers v ON v.used_transaction_id = t.transaction_id
         WHERE t.kind = 'voucher_use' AND t.position >= $START AND t.position < $END
         ORDER BY t.position
@@ -140,7 +144,7 @@ enum SettlementAssembly {
         WITH draws AS (
             SELECT d.lot_number AS lot,
                 SUM(CASE WHEN d.position < $START THEN d.points ELSE 0 END) AS before,
-                SUM(CASE WHEN d.position >= $START AND (t.kind IN ('redeem', 'parking', 'order')
+                SUM(CASE WHEN d.position >= $START AND (t.kind IN ('redeem', 'parking', 'order', 'draw')
                     OR (t.kind = 'reverse' AND d.points < 0)) THEN d.points ELSE 0 END) AS redeemed,
                 SUM(CASE WHEN d.position >= $START AND t.kind = 'expire' THEN d.points ELSE 0 END) AS expired,
                 SUM(CASE WHEN d.position >= $START AND t.kind = 'reverse' AND d.points > 0 THEN d.points ELSE 0 END)

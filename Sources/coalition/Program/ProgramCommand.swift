@@ -78,6 +78,14 @@ struct ProgramCommand: AsyncParsableCommand {
                             "\(item.id) (\(item.kind.rawValue), \(item.pricePoints) points, \(item.stock) units, by \(item.sponsor))"
                         }.joined(separator: ", "))
             }
+            for lottery in program.lotteries.items {
+                let prizes = lottery.prizes.map { prize in
+                    "\(prize.id) \(prize.parts) ppm × \(prize.stock)"
+                }
+                print(
+                    "  lottery \(lottery.id): \(lottery.cost) points a draw, \(lottery.perMemberDailyMax) a day; "
+                        + prizes.joined(separator: ", ") + "; nothing \(lottery.losingParts) ppm")
+            }
         }
 
         /// `12.34 CNY` for 1234 minor units of a two-digit currency.

@@ -99,6 +99,15 @@ struct LedgerSQL: Sendable {
         }
     }
 
+    /// Runs a statement that changes the ledger (a test's tampering).
+    func execute(_ sql: String, _ arguments: [String] = []) async throws {
+        if case .sqlite(let database) = source {
+            try await database.pool.write { db in try db.execute(sql: sql, arguments: StatementArguments(arguments)) }
+        } else {
+            _ = try await rows(sql, arguments)
+        }
+    }
+
     /// The first column of the first row as an integer, if any.
     func int(_ sql: String, _ arguments: [String] = []) async throws -> Int64? {
         guard let cell = try await rows(sql, arguments).first?.first, let text = cell else { return nil }

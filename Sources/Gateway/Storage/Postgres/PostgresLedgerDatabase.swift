@@ -251,8 +251,10 @@ package final class PostgresLedgerDatabase: Sendable {
         switch state {
         case "40P01", "40001":
             return PostgresLedgerError("PostgreSQL at \(settings), \(doing): \(message)", transient: true)
-        case "23505" where (error.serverInfo?[.constraintName] ?? "").hasPrefix("members")
-            || (error.serverInfo?[.constraintName] ?? "").hasPrefix("mall_orders"):
+        case "23505"
+        where (error.serverInfo?[.constraintName] ?? "").hasPrefix("members")
+            || (error.serverInfo?[.constraintName] ?? "").hasPrefix("mall_orders")
+            || (error.serverInfo?[.constraintName] ?? "").hasPrefix("lottery_"):
             return PostgresLedgerError("PostgreSQL at \(settings), \(doing): \(message)", transient: true)
         case "25006":
             return PostgresLedgerError(

@@ -157,7 +157,7 @@ extension PostgresLedgerStore {
             SettlementAssembly.VoucherUseRow(
                 merchant: try row.text("merchant_id"), site: try row.text("site_id"),
                 price: try row.int("amount_minor"), version: try row.intOrNil("program_version"),
-                item: try row.text("item_id"))
+                item: try row.text("item_id"), sponsor: try row.textOrNil("sponsor"))
         }
         let settlement = try SettlementAssembly.settle(
             programs: programs, latest: latest, start: start, lots: lots, funders: funders,

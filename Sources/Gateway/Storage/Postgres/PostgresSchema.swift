@@ -366,5 +366,54 @@ enum PostgresSchema {
                 """,
                 "CREATE INDEX vouchers_by_member ON vouchers (member_id, voucher_id)",
             ]),
+        Migration(
+            name: "2026-12-04 lotteries v1",
+            statements: [
+                // Each lottery period's secret seed (its SHA-256 published before the period, the
+                // seed once it ended), every draw numbered in its period, the units of each prize
+                // given; a prize voucher is the platform's (`vouchers.sponsor`).
+                """
+                CREATE TABLE lottery_seeds (
+                    lottery_id TEXT NOT NULL,
+                    period TEXT NOT NULL,
+                    seed BYTEA NOT NULL,
+                    commitment BYTEA NOT NULL,
+                    committed_at_ms BIGINT NOT NULL,
+                    revealed_at_ms BIGINT,
+                    draws BIGINT NOT NULL,
+                    PRIMARY KEY (lottery_id, period)
+                )
+                """,
+                """
+                CREATE TABLE lottery_draws (
+                    draw_id TEXT PRIMARY KEY,
+                    lottery_id TEXT NOT NULL,
+                    period TEXT NOT NULL,
+                    number BIGINT NOT NULL,
+                    channel TEXT NOT NULL,
+                    request_id TEXT NOT NULL,
+                    requested_member_id TEXT NOT NULL,
+                    member_id TEXT NOT NULL,
+                    transaction_id TEXT NOT NULL,
+                    ticket BIGINT NOT NULL,
+                    prize_id TEXT,
+                    prize_points BIGINT NOT NULL,
+                    voucher_id TEXT,
+                    drawn_at_ms BIGINT NOT NULL
+                )
+                """,
+                "CREATE UNIQUE INDEX lottery_draws_by_request ON lottery_draws (channel, request_id)",
+                "CREATE UNIQUE INDEX lottery_draws_by_number ON lottery_draws (lottery_id, period, number)",
+                "CREATE INDEX lottery_draws_by_member ON lottery_draws (member_id, lottery_id, period)",
+                """
+                CREATE TABLE lottery_given (
+                    lottery_id TEXT NOT NULL,
+                    prize_id TEXT NOT NULL,
+                    given BIGINT NOT NULL,
+                    PRIMARY KEY (lottery_id, prize_id)
+                )
+                """,
+                "ALTER TABLE vouchers ADD COLUMN sponsor TEXT",
+            ]),
     ]
 }

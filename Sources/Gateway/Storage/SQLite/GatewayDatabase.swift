@@ -411,6 +411,51 @@ package struct GatewayDatabase: Sendable {
                     CREATE INDEX vouchers_by_member ON vouchers (member_id, voucher_id);
                     """)
         }
+        migrator.registerMigration("2026-12-04 gateway lotteries v1") { db in
+            try db.execute(
+                sql: """
+                    -- Lotteries (docs/member-api.md, "Lotteries"): each period's secret seed, its
+                    -- SHA-256 published before the period opens and the seed itself once it ended;
+                    -- every draw, numbered in its period; the units of each prize given. A prize
+                    -- voucher is the platform's (`vouchers.sponsor`; NULL: the item's sponsor).
+                    CREATE TABLE lottery_seeds (
+                        lottery_id TEXT NOT NULL,
+                        period TEXT NOT NULL,
+                        seed BLOB NOT NULL,
+                        commitment BLOB NOT NULL,
+                        committed_at_ms INTEGER NOT NULL,
+                        revealed_at_ms INTEGER,
+                        draws INTEGER NOT NULL,
+                        PRIMARY KEY (lottery_id, period)
+                    ) STRICT, WITHOUT ROWID;
+                    CREATE TABLE lottery_draws (
+                        draw_id TEXT PRIMARY KEY,
+                        lottery_id TEXT NOT NULL,
+                        period TEXT NOT NULL,
+                        number INTEGER NOT NULL,
+                        channel TEXT NOT NULL,
+                        request_id TEXT NOT NULL,
+                        requested_member_id TEXT NOT NULL,
+                        member_id TEXT NOT NULL,
+                        transaction_id TEXT NOT NULL,
+                        ticket INTEGER NOT NULL,
+                        prize_id TEXT,
+                        prize_points INTEGER NOT NULL,
+                        voucher_id TEXT,
+                        drawn_at_ms INTEGER NOT NULL
+                    ) STRICT, WITHOUT ROWID;
+                    CREATE UNIQUE INDEX lottery_draws_by_request ON lottery_draws (channel, request_id);
+                    CREATE UNIQUE INDEX lottery_draws_by_number ON lottery_draws (lottery_id, period, number);
+                    CREATE INDEX lottery_draws_by_member ON lottery_draws (member_id, lottery_id, period);
+                    CREATE TABLE lottery_given (
+                        lottery_id TEXT NOT NULL,
+                        prize_id TEXT NOT NULL,
+                        given INTEGER NOT NULL,
+                        PRIMARY KEY (lottery_id, prize_id)
+                    ) STRICT, WITHOUT ROWID;
+                    ALTER TABLE vouchers ADD COLUMN sponsor TEXT;
+                    """)
+        }
         return migrator
     }
 }

@@ -116,7 +116,7 @@ extension SQLiteLedgerStore {
             row in
             SettlementAssembly.VoucherUseRow(
                 merchant: row["merchant_id"], site: row["site_id"], price: row["amount_minor"],
-                version: row["program_version"], item: row["item_id"])
+                version: row["program_version"], item: row["item_id"], sponsor: row["sponsor"])
         }
         let settlement = try SettlementAssembly.settle(
             programs: programs, latest: latest, start: start, lots: lots, funders: funders,

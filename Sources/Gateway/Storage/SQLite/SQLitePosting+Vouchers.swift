@@ -3,15 +3,16 @@ import GRDB
 
 /// Vouchers honoured at tills, as a batch's posting reads and writes them.
 extension SQLitePosting {
-    /// The vouchers named by the batch's voucher uses, with the points a unit of their order cost.
+    /// The vouchers named by the batch's voucher uses, with the points a unit of their order cost
+    /// (0 for a lottery prize's: it has no order).
     static func loadVouchers(_ db: Database, ids: Set<String>, into view: inout PostingView) throws {
         guard !ids.isEmpty else { return }
         for row in try Row.fetchAll(
             db.cachedStatement(
                 sql: """
                     SELECT v.voucher_id, v.item_id, v.member_id, v.valid_until_ms, v.status,
-                        o.points / o.quantity AS unit_points
-                    FROM vouchers v JOIN mall_orders o ON o.order_id = v.order_id
+                        COALESCE(o.points / o.quantity, 0) AS unit_points
+                    FROM vouchers v LEFT JOIN mall_orders o ON o.order_id = v.order_id
                     WHERE v.voucher_id IN (SELECT value FROM json_each(?))
                     """),
             arguments: [json(ids)])

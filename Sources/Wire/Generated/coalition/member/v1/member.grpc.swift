@@ -146,6 +146,32 @@ package enum Coalition_Member_V1_Member: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "GetLottery" metadata.
+        package enum GetLottery: Sendable {
+            /// Request type for "GetLottery".
+            package typealias Input = Coalition_Member_V1_GetLotteryRequest
+            /// Response type for "GetLottery".
+            package typealias Output = Coalition_Member_V1_GetLotteryResponse
+            /// Descriptor for "GetLottery".
+            package static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "coalition.member.v1.Member"),
+                method: "GetLottery",
+                type: .unary
+            )
+        }
+        /// Namespace for "Draw" metadata.
+        package enum Draw: Sendable {
+            /// Request type for "Draw".
+            package typealias Input = Coalition_Member_V1_DrawRequest
+            /// Response type for "Draw".
+            package typealias Output = Coalition_Member_V1_DrawResponse
+            /// Descriptor for "Draw".
+            package static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "coalition.member.v1.Member"),
+                method: "Draw",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "coalition.member.v1.Member" service.
         package static let descriptors: [GRPCCore.MethodDescriptor] = [
             LookupMember.descriptor,
@@ -156,7 +182,9 @@ package enum Coalition_Member_V1_Member: Sendable {
             PlaceOrder.descriptor,
             CancelOrder.descriptor,
             GetOrder.descriptor,
-            ListOrders.descriptor
+            ListOrders.descriptor,
+            GetLottery.descriptor,
+            Draw.descriptor
         ]
     }
 }
@@ -348,6 +376,46 @@ extension Coalition_Member_V1_Member {
             request: GRPCCore.StreamingServerRequest<Coalition_Member_V1_ListOrdersRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Member_V1_ListOrdersResponse>
+
+        /// Handle the "GetLottery" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A lottery: its cost, its prizes and their odds, every period's seed commitment (published
+        /// > before the period opens) and, for periods that have ended, the seed itself
+        /// > (docs/member-api.md, "Lotteries").
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Coalition_Member_V1_GetLotteryRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Coalition_Member_V1_GetLotteryResponse` messages.
+        func getLottery(
+            request: GRPCCore.StreamingServerRequest<Coalition_Member_V1_GetLotteryRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Member_V1_GetLotteryResponse>
+
+        /// Handle the "Draw" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A draw: exactly once per request id; its cost taken like an order's. Refused NOT_FOUND
+        /// > `UNKNOWN_LOTTERY` or `UNKNOWN_MEMBER`, FAILED_PRECONDITION `LOTTERY_CLOSED`, `DAILY_LIMIT` or
+        /// > `INSUFFICIENT_POINTS`.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Coalition_Member_V1_DrawRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Coalition_Member_V1_DrawResponse` messages.
+        func draw(
+            request: GRPCCore.StreamingServerRequest<Coalition_Member_V1_DrawRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Member_V1_DrawResponse>
     }
 
     /// Service protocol for the "coalition.member.v1.Member" service.
@@ -523,6 +591,46 @@ extension Coalition_Member_V1_Member {
             request: GRPCCore.ServerRequest<Coalition_Member_V1_ListOrdersRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Coalition_Member_V1_ListOrdersResponse>
+
+        /// Handle the "GetLottery" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A lottery: its cost, its prizes and their odds, every period's seed commitment (published
+        /// > before the period opens) and, for periods that have ended, the seed itself
+        /// > (docs/member-api.md, "Lotteries").
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Member_V1_GetLotteryRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Coalition_Member_V1_GetLotteryResponse` message.
+        func getLottery(
+            request: GRPCCore.ServerRequest<Coalition_Member_V1_GetLotteryRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Coalition_Member_V1_GetLotteryResponse>
+
+        /// Handle the "Draw" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A draw: exactly once per request id; its cost taken like an order's. Refused NOT_FOUND
+        /// > `UNKNOWN_LOTTERY` or `UNKNOWN_MEMBER`, FAILED_PRECONDITION `LOTTERY_CLOSED`, `DAILY_LIMIT` or
+        /// > `INSUFFICIENT_POINTS`.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Member_V1_DrawRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Coalition_Member_V1_DrawResponse` message.
+        func draw(
+            request: GRPCCore.ServerRequest<Coalition_Member_V1_DrawRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Coalition_Member_V1_DrawResponse>
     }
 
     /// Simple service protocol for the "coalition.member.v1.Member" service.
@@ -696,6 +804,46 @@ extension Coalition_Member_V1_Member {
             request: Coalition_Member_V1_ListOrdersRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Coalition_Member_V1_ListOrdersResponse
+
+        /// Handle the "GetLottery" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A lottery: its cost, its prizes and their odds, every period's seed commitment (published
+        /// > before the period opens) and, for periods that have ended, the seed itself
+        /// > (docs/member-api.md, "Lotteries").
+        ///
+        /// - Parameters:
+        ///   - request: A `Coalition_Member_V1_GetLotteryRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Coalition_Member_V1_GetLotteryResponse` to respond with.
+        func getLottery(
+            request: Coalition_Member_V1_GetLotteryRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Coalition_Member_V1_GetLotteryResponse
+
+        /// Handle the "Draw" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A draw: exactly once per request id; its cost taken like an order's. Refused NOT_FOUND
+        /// > `UNKNOWN_LOTTERY` or `UNKNOWN_MEMBER`, FAILED_PRECONDITION `LOTTERY_CLOSED`, `DAILY_LIMIT` or
+        /// > `INSUFFICIENT_POINTS`.
+        ///
+        /// - Parameters:
+        ///   - request: A `Coalition_Member_V1_DrawRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Coalition_Member_V1_DrawResponse` to respond with.
+        func draw(
+            request: Coalition_Member_V1_DrawRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Coalition_Member_V1_DrawResponse
     }
 }
 
@@ -802,6 +950,28 @@ extension Coalition_Member_V1_Member.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Coalition_Member_V1_Member.Method.GetLottery.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Member_V1_GetLotteryRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Member_V1_GetLotteryResponse>(),
+            handler: { request, context in
+                try await self.getLottery(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Coalition_Member_V1_Member.Method.Draw.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Member_V1_DrawRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Member_V1_DrawResponse>(),
+            handler: { request, context in
+                try await self.draw(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -901,6 +1071,28 @@ extension Coalition_Member_V1_Member.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Member_V1_ListOrdersResponse> {
         let response = try await self.listOrders(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    package func getLottery(
+        request: GRPCCore.StreamingServerRequest<Coalition_Member_V1_GetLotteryRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Member_V1_GetLotteryResponse> {
+        let response = try await self.getLottery(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    package func draw(
+        request: GRPCCore.StreamingServerRequest<Coalition_Member_V1_DrawRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Member_V1_DrawResponse> {
+        let response = try await self.draw(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -1021,6 +1213,32 @@ extension Coalition_Member_V1_Member.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Coalition_Member_V1_ListOrdersResponse> {
         return GRPCCore.ServerResponse<Coalition_Member_V1_ListOrdersResponse>(
             message: try await self.listOrders(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    package func getLottery(
+        request: GRPCCore.ServerRequest<Coalition_Member_V1_GetLotteryRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Coalition_Member_V1_GetLotteryResponse> {
+        return GRPCCore.ServerResponse<Coalition_Member_V1_GetLotteryResponse>(
+            message: try await self.getLottery(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    package func draw(
+        request: GRPCCore.ServerRequest<Coalition_Member_V1_DrawRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Coalition_Member_V1_DrawResponse> {
+        return GRPCCore.ServerResponse<Coalition_Member_V1_DrawResponse>(
+            message: try await self.draw(
                 request: request.message,
                 context: context
             ),
@@ -1247,6 +1465,56 @@ extension Coalition_Member_V1_Member {
             deserializer: some GRPCCore.MessageDeserializer<Coalition_Member_V1_ListOrdersResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Member_V1_ListOrdersResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "GetLottery" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A lottery: its cost, its prizes and their odds, every period's seed commitment (published
+        /// > before the period opens) and, for periods that have ended, the seed itself
+        /// > (docs/member-api.md, "Lotteries").
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Member_V1_GetLotteryRequest` message.
+        ///   - serializer: A serializer for `Coalition_Member_V1_GetLotteryRequest` messages.
+        ///   - deserializer: A deserializer for `Coalition_Member_V1_GetLotteryResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func getLottery<Result>(
+            request: GRPCCore.ClientRequest<Coalition_Member_V1_GetLotteryRequest>,
+            serializer: some GRPCCore.MessageSerializer<Coalition_Member_V1_GetLotteryRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Coalition_Member_V1_GetLotteryResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Member_V1_GetLotteryResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "Draw" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A draw: exactly once per request id; its cost taken like an order's. Refused NOT_FOUND
+        /// > `UNKNOWN_LOTTERY` or `UNKNOWN_MEMBER`, FAILED_PRECONDITION `LOTTERY_CLOSED`, `DAILY_LIMIT` or
+        /// > `INSUFFICIENT_POINTS`.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Member_V1_DrawRequest` message.
+        ///   - serializer: A serializer for `Coalition_Member_V1_DrawRequest` messages.
+        ///   - deserializer: A deserializer for `Coalition_Member_V1_DrawResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func draw<Result>(
+            request: GRPCCore.ClientRequest<Coalition_Member_V1_DrawRequest>,
+            serializer: some GRPCCore.MessageSerializer<Coalition_Member_V1_DrawRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Coalition_Member_V1_DrawResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Member_V1_DrawResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -1575,6 +1843,78 @@ extension Coalition_Member_V1_Member {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "GetLottery" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A lottery: its cost, its prizes and their odds, every period's seed commitment (published
+        /// > before the period opens) and, for periods that have ended, the seed itself
+        /// > (docs/member-api.md, "Lotteries").
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Member_V1_GetLotteryRequest` message.
+        ///   - serializer: A serializer for `Coalition_Member_V1_GetLotteryRequest` messages.
+        ///   - deserializer: A deserializer for `Coalition_Member_V1_GetLotteryResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        package func getLottery<Result>(
+            request: GRPCCore.ClientRequest<Coalition_Member_V1_GetLotteryRequest>,
+            serializer: some GRPCCore.MessageSerializer<Coalition_Member_V1_GetLotteryRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Coalition_Member_V1_GetLotteryResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Member_V1_GetLotteryResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Coalition_Member_V1_Member.Method.GetLottery.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "Draw" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A draw: exactly once per request id; its cost taken like an order's. Refused NOT_FOUND
+        /// > `UNKNOWN_LOTTERY` or `UNKNOWN_MEMBER`, FAILED_PRECONDITION `LOTTERY_CLOSED`, `DAILY_LIMIT` or
+        /// > `INSUFFICIENT_POINTS`.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Member_V1_DrawRequest` message.
+        ///   - serializer: A serializer for `Coalition_Member_V1_DrawRequest` messages.
+        ///   - deserializer: A deserializer for `Coalition_Member_V1_DrawResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        package func draw<Result>(
+            request: GRPCCore.ClientRequest<Coalition_Member_V1_DrawRequest>,
+            serializer: some GRPCCore.MessageSerializer<Coalition_Member_V1_DrawRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Coalition_Member_V1_DrawResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Member_V1_DrawResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Coalition_Member_V1_Member.Method.Draw.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -1837,6 +2177,68 @@ extension Coalition_Member_V1_Member.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Member_V1_ListOrdersRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Member_V1_ListOrdersResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetLottery" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A lottery: its cost, its prizes and their odds, every period's seed commitment (published
+    /// > before the period opens) and, for periods that have ended, the seed itself
+    /// > (docs/member-api.md, "Lotteries").
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Coalition_Member_V1_GetLotteryRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    package func getLottery<Result>(
+        request: GRPCCore.ClientRequest<Coalition_Member_V1_GetLotteryRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Member_V1_GetLotteryResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.getLottery(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Member_V1_GetLotteryRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Member_V1_GetLotteryResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Draw" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A draw: exactly once per request id; its cost taken like an order's. Refused NOT_FOUND
+    /// > `UNKNOWN_LOTTERY` or `UNKNOWN_MEMBER`, FAILED_PRECONDITION `LOTTERY_CLOSED`, `DAILY_LIMIT` or
+    /// > `INSUFFICIENT_POINTS`.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Coalition_Member_V1_DrawRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    package func draw<Result>(
+        request: GRPCCore.ClientRequest<Coalition_Member_V1_DrawRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Member_V1_DrawResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.draw(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Member_V1_DrawRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Member_V1_DrawResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -2137,6 +2539,76 @@ extension Coalition_Member_V1_Member.ClientProtocol {
             metadata: metadata
         )
         return try await self.listOrders(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetLottery" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A lottery: its cost, its prizes and their odds, every period's seed commitment (published
+    /// > before the period opens) and, for periods that have ended, the seed itself
+    /// > (docs/member-api.md, "Lotteries").
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    package func getLottery<Result>(
+        _ message: Coalition_Member_V1_GetLotteryRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Member_V1_GetLotteryResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Coalition_Member_V1_GetLotteryRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.getLottery(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Draw" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A draw: exactly once per request id; its cost taken like an order's. Refused NOT_FOUND
+    /// > `UNKNOWN_LOTTERY` or `UNKNOWN_MEMBER`, FAILED_PRECONDITION `LOTTERY_CLOSED`, `DAILY_LIMIT` or
+    /// > `INSUFFICIENT_POINTS`.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    package func draw<Result>(
+        _ message: Coalition_Member_V1_DrawRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Member_V1_DrawResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Coalition_Member_V1_DrawRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.draw(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -835,6 +835,181 @@ package nonisolated struct Coalition_Member_V1_ListOrdersResponse: Sendable {
   package init() {}
 }
 
+package nonisolated struct Coalition_Member_V1_GetLotteryRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var lotteryID: String = String()
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+package nonisolated struct Coalition_Member_V1_LotteryPrize: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var prizeID: String = String()
+
+  package var name: String = String()
+
+  /// Points credited, or the catalog item whose voucher is issued.
+  package var points: Int64 = 0
+
+  package var itemID: String = String()
+
+  /// Its chance, in parts per million of draws; tickets [from_ticket, from_ticket + chance_ppm) win it.
+  package var chancePpm: Int64 = 0
+
+  package var fromTicket: Int64 = 0
+
+  /// Units in all, and units not yet given.
+  package var stock: Int64 = 0
+
+  package var left: Int64 = 0
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+package nonisolated struct Coalition_Member_V1_LotteryPeriod: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The local date (YYYY-MM-DD) of the draws it covers.
+  package var period: String = String()
+
+  /// SHA-256 of the period's seed, hex; published before the period opened.
+  package var commitment: String = String()
+
+  /// The seed, hex, once the period has ended; empty before.
+  package var seed: String = String()
+
+  package var committedAtMs: Int64 = 0
+
+  package var draws: Int64 = 0
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+package nonisolated struct Coalition_Member_V1_GetLotteryResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var lotteryID: String = String()
+
+  package var name: String = String()
+
+  package var costPoints: Int64 = 0
+
+  package var perMemberDailyMax: Int64 = 0
+
+  package var startAtMs: Int64 = 0
+
+  package var endAtMs: Int64 = 0
+
+  /// From the top prize down; a prize out of stock falls through to the next one below with units.
+  package var prizes: [Coalition_Member_V1_LotteryPrize] = []
+
+  /// Parts per million of draws that win nothing.
+  package var noPrizePpm: Int64 = 0
+
+  package var periods: [Coalition_Member_V1_LotteryPeriod] = []
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+package nonisolated struct Coalition_Member_V1_DrawRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The caller's id for this draw (1 to 64 characters); a retry gets the same draw.
+  package var requestID: String = String()
+
+  package var memberID: String = String()
+
+  package var lotteryID: String = String()
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+package nonisolated struct Coalition_Member_V1_LotteryDrawResult: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// LOTTERY/PERIOD/NUMBER: the text hashed with the period's seed.
+  package var drawID: String = String()
+
+  package var period: String = String()
+
+  package var number: Int64 = 0
+
+  /// 0 to 999,999: SHA-256(seed ‖ draw_id), first 8 bytes big-endian, modulo 1,000,000.
+  package var ticket: Int64 = 0
+
+  /// Empty when the draw won nothing.
+  package var prizeID: String = String()
+
+  package var prizePoints: Int64 = 0
+
+  /// A voucher prize's voucher.
+  package var voucher: Coalition_Member_V1_Voucher {
+    get {_voucher ?? Coalition_Member_V1_Voucher()}
+    set {_voucher = newValue}
+  }
+  /// Returns true if `voucher` has been explicitly set.
+  package var hasVoucher: Bool {self._voucher != nil}
+  /// Clears the value of `voucher`. Subsequent reads from it will return its default value.
+  package mutating func clearVoucher() {self._voucher = nil}
+
+  package var transactionID: String = String()
+
+  package var drawnAtMs: Int64 = 0
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+
+  fileprivate var _voucher: Coalition_Member_V1_Voucher? = nil
+}
+
+package nonisolated struct Coalition_Member_V1_DrawResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var draw: Coalition_Member_V1_LotteryDrawResult {
+    get {_draw ?? Coalition_Member_V1_LotteryDrawResult()}
+    set {_draw = newValue}
+  }
+  /// Returns true if `draw` has been explicitly set.
+  package var hasDraw: Bool {self._draw != nil}
+  /// Clears the value of `draw`. Subsequent reads from it will return its default value.
+  package mutating func clearDraw() {self._draw = nil}
+
+  package var balanceAfterPoints: Int64 = 0
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+
+  fileprivate var _draw: Coalition_Member_V1_LotteryDrawResult? = nil
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "coalition.member.v1"
@@ -2177,6 +2352,374 @@ nonisolated extension Coalition_Member_V1_ListOrdersResponse: SwiftProtobuf.Mess
   package static func ==(lhs: Coalition_Member_V1_ListOrdersResponse, rhs: Coalition_Member_V1_ListOrdersResponse) -> Bool {
     if lhs.orders != rhs.orders {return false}
     if lhs.nextPageToken != rhs.nextPageToken {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Member_V1_GetLotteryRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".GetLotteryRequest"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}lottery_id\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.lotteryID) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.lotteryID.isEmpty {
+      try visitor.visitSingularStringField(value: self.lotteryID, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Member_V1_GetLotteryRequest, rhs: Coalition_Member_V1_GetLotteryRequest) -> Bool {
+    if lhs.lotteryID != rhs.lotteryID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Member_V1_LotteryPrize: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".LotteryPrize"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}prize_id\0\u{1}name\0\u{1}points\0\u{3}item_id\0\u{3}chance_ppm\0\u{3}from_ticket\0\u{1}stock\0\u{1}left\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.prizeID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.points) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.itemID) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.chancePpm) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.fromTicket) }()
+      case 7: try { try decoder.decodeSingularInt64Field(value: &self.stock) }()
+      case 8: try { try decoder.decodeSingularInt64Field(value: &self.left) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.prizeID.isEmpty {
+      try visitor.visitSingularStringField(value: self.prizeID, fieldNumber: 1)
+    }
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 2)
+    }
+    if self.points != 0 {
+      try visitor.visitSingularInt64Field(value: self.points, fieldNumber: 3)
+    }
+    if !self.itemID.isEmpty {
+      try visitor.visitSingularStringField(value: self.itemID, fieldNumber: 4)
+    }
+    if self.chancePpm != 0 {
+      try visitor.visitSingularInt64Field(value: self.chancePpm, fieldNumber: 5)
+    }
+    if self.fromTicket != 0 {
+      try visitor.visitSingularInt64Field(value: self.fromTicket, fieldNumber: 6)
+    }
+    if self.stock != 0 {
+      try visitor.visitSingularInt64Field(value: self.stock, fieldNumber: 7)
+    }
+    if self.left != 0 {
+      try visitor.visitSingularInt64Field(value: self.left, fieldNumber: 8)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Member_V1_LotteryPrize, rhs: Coalition_Member_V1_LotteryPrize) -> Bool {
+    if lhs.prizeID != rhs.prizeID {return false}
+    if lhs.name != rhs.name {return false}
+    if lhs.points != rhs.points {return false}
+    if lhs.itemID != rhs.itemID {return false}
+    if lhs.chancePpm != rhs.chancePpm {return false}
+    if lhs.fromTicket != rhs.fromTicket {return false}
+    if lhs.stock != rhs.stock {return false}
+    if lhs.left != rhs.left {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Member_V1_LotteryPeriod: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".LotteryPeriod"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}period\0\u{1}commitment\0\u{1}seed\0\u{3}committed_at_ms\0\u{1}draws\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.period) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.commitment) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.seed) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.committedAtMs) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.draws) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.period.isEmpty {
+      try visitor.visitSingularStringField(value: self.period, fieldNumber: 1)
+    }
+    if !self.commitment.isEmpty {
+      try visitor.visitSingularStringField(value: self.commitment, fieldNumber: 2)
+    }
+    if !self.seed.isEmpty {
+      try visitor.visitSingularStringField(value: self.seed, fieldNumber: 3)
+    }
+    if self.committedAtMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.committedAtMs, fieldNumber: 4)
+    }
+    if self.draws != 0 {
+      try visitor.visitSingularInt64Field(value: self.draws, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Member_V1_LotteryPeriod, rhs: Coalition_Member_V1_LotteryPeriod) -> Bool {
+    if lhs.period != rhs.period {return false}
+    if lhs.commitment != rhs.commitment {return false}
+    if lhs.seed != rhs.seed {return false}
+    if lhs.committedAtMs != rhs.committedAtMs {return false}
+    if lhs.draws != rhs.draws {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Member_V1_GetLotteryResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".GetLotteryResponse"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}lottery_id\0\u{1}name\0\u{3}cost_points\0\u{3}per_member_daily_max\0\u{3}start_at_ms\0\u{3}end_at_ms\0\u{1}prizes\0\u{3}no_prize_ppm\0\u{1}periods\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.lotteryID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.costPoints) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.perMemberDailyMax) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.startAtMs) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.endAtMs) }()
+      case 7: try { try decoder.decodeRepeatedMessageField(value: &self.prizes) }()
+      case 8: try { try decoder.decodeSingularInt64Field(value: &self.noPrizePpm) }()
+      case 9: try { try decoder.decodeRepeatedMessageField(value: &self.periods) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.lotteryID.isEmpty {
+      try visitor.visitSingularStringField(value: self.lotteryID, fieldNumber: 1)
+    }
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 2)
+    }
+    if self.costPoints != 0 {
+      try visitor.visitSingularInt64Field(value: self.costPoints, fieldNumber: 3)
+    }
+    if self.perMemberDailyMax != 0 {
+      try visitor.visitSingularInt64Field(value: self.perMemberDailyMax, fieldNumber: 4)
+    }
+    if self.startAtMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.startAtMs, fieldNumber: 5)
+    }
+    if self.endAtMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.endAtMs, fieldNumber: 6)
+    }
+    if !self.prizes.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.prizes, fieldNumber: 7)
+    }
+    if self.noPrizePpm != 0 {
+      try visitor.visitSingularInt64Field(value: self.noPrizePpm, fieldNumber: 8)
+    }
+    if !self.periods.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.periods, fieldNumber: 9)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Member_V1_GetLotteryResponse, rhs: Coalition_Member_V1_GetLotteryResponse) -> Bool {
+    if lhs.lotteryID != rhs.lotteryID {return false}
+    if lhs.name != rhs.name {return false}
+    if lhs.costPoints != rhs.costPoints {return false}
+    if lhs.perMemberDailyMax != rhs.perMemberDailyMax {return false}
+    if lhs.startAtMs != rhs.startAtMs {return false}
+    if lhs.endAtMs != rhs.endAtMs {return false}
+    if lhs.prizes != rhs.prizes {return false}
+    if lhs.noPrizePpm != rhs.noPrizePpm {return false}
+    if lhs.periods != rhs.periods {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Member_V1_DrawRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".DrawRequest"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}member_id\0\u{3}lottery_id\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.memberID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.lotteryID) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.requestID.isEmpty {
+      try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 1)
+    }
+    if !self.memberID.isEmpty {
+      try visitor.visitSingularStringField(value: self.memberID, fieldNumber: 2)
+    }
+    if !self.lotteryID.isEmpty {
+      try visitor.visitSingularStringField(value: self.lotteryID, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Member_V1_DrawRequest, rhs: Coalition_Member_V1_DrawRequest) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.memberID != rhs.memberID {return false}
+    if lhs.lotteryID != rhs.lotteryID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Member_V1_LotteryDrawResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".LotteryDrawResult"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}draw_id\0\u{1}period\0\u{1}number\0\u{1}ticket\0\u{3}prize_id\0\u{3}prize_points\0\u{1}voucher\0\u{3}transaction_id\0\u{3}drawn_at_ms\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.drawID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.period) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.number) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.ticket) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.prizeID) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.prizePoints) }()
+      case 7: try { try decoder.decodeSingularMessageField(value: &self._voucher) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.transactionID) }()
+      case 9: try { try decoder.decodeSingularInt64Field(value: &self.drawnAtMs) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.drawID.isEmpty {
+      try visitor.visitSingularStringField(value: self.drawID, fieldNumber: 1)
+    }
+    if !self.period.isEmpty {
+      try visitor.visitSingularStringField(value: self.period, fieldNumber: 2)
+    }
+    if self.number != 0 {
+      try visitor.visitSingularInt64Field(value: self.number, fieldNumber: 3)
+    }
+    if self.ticket != 0 {
+      try visitor.visitSingularInt64Field(value: self.ticket, fieldNumber: 4)
+    }
+    if !self.prizeID.isEmpty {
+      try visitor.visitSingularStringField(value: self.prizeID, fieldNumber: 5)
+    }
+    if self.prizePoints != 0 {
+      try visitor.visitSingularInt64Field(value: self.prizePoints, fieldNumber: 6)
+    }
+    try { if let v = self._voucher {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+    } }()
+    if !self.transactionID.isEmpty {
+      try visitor.visitSingularStringField(value: self.transactionID, fieldNumber: 8)
+    }
+    if self.drawnAtMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.drawnAtMs, fieldNumber: 9)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Member_V1_LotteryDrawResult, rhs: Coalition_Member_V1_LotteryDrawResult) -> Bool {
+    if lhs.drawID != rhs.drawID {return false}
+    if lhs.period != rhs.period {return false}
+    if lhs.number != rhs.number {return false}
+    if lhs.ticket != rhs.ticket {return false}
+    if lhs.prizeID != rhs.prizeID {return false}
+    if lhs.prizePoints != rhs.prizePoints {return false}
+    if lhs._voucher != rhs._voucher {return false}
+    if lhs.transactionID != rhs.transactionID {return false}
+    if lhs.drawnAtMs != rhs.drawnAtMs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Member_V1_DrawResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".DrawResponse"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}draw\0\u{3}balance_after_points\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._draw) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.balanceAfterPoints) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._draw {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if self.balanceAfterPoints != 0 {
+      try visitor.visitSingularInt64Field(value: self.balanceAfterPoints, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Member_V1_DrawResponse, rhs: Coalition_Member_V1_DrawResponse) -> Bool {
+    if lhs._draw != rhs._draw {return false}
+    if lhs.balanceAfterPoints != rhs.balanceAfterPoints {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -285,6 +285,32 @@ package enum Coalition_Ops_V1_Ops: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "ListLotteryPeriods" metadata.
+        package enum ListLotteryPeriods: Sendable {
+            /// Request type for "ListLotteryPeriods".
+            package typealias Input = Coalition_Ops_V1_ListLotteryPeriodsRequest
+            /// Response type for "ListLotteryPeriods".
+            package typealias Output = Coalition_Ops_V1_ListLotteryPeriodsResponse
+            /// Descriptor for "ListLotteryPeriods".
+            package static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "coalition.ops.v1.Ops"),
+                method: "ListLotteryPeriods",
+                type: .unary
+            )
+        }
+        /// Namespace for "ListLotteryDraws" metadata.
+        package enum ListLotteryDraws: Sendable {
+            /// Request type for "ListLotteryDraws".
+            package typealias Input = Coalition_Ops_V1_ListLotteryDrawsRequest
+            /// Response type for "ListLotteryDraws".
+            package typealias Output = Coalition_Ops_V1_ListLotteryDrawsResponse
+            /// Descriptor for "ListLotteryDraws".
+            package static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "coalition.ops.v1.Ops"),
+                method: "ListLotteryDraws",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "coalition.ops.v1.Ops" service.
         package static let descriptors: [GRPCCore.MethodDescriptor] = [
             ListSites.descriptor,
@@ -306,7 +332,9 @@ package enum Coalition_Ops_V1_Ops: Sendable {
             ListRefusedCalls.descriptor,
             ListCatalogStock.descriptor,
             AdjustStock.descriptor,
-            ListVouchers.descriptor
+            ListVouchers.descriptor,
+            ListLotteryPeriods.descriptor,
+            ListLotteryDraws.descriptor
         ]
     }
 }
@@ -699,6 +727,42 @@ extension Coalition_Ops_V1_Ops {
             request: GRPCCore.StreamingServerRequest<Coalition_Ops_V1_ListVouchersRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Ops_V1_ListVouchersResponse>
+
+        /// Handle the "ListLotteryPeriods" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A lottery's periods: each seed's commitment, the seed once the period has ended, the draws.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Coalition_Ops_V1_ListLotteryPeriodsRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Coalition_Ops_V1_ListLotteryPeriodsResponse` messages.
+        func listLotteryPeriods(
+            request: GRPCCore.StreamingServerRequest<Coalition_Ops_V1_ListLotteryPeriodsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Ops_V1_ListLotteryPeriodsResponse>
+
+        /// Handle the "ListLotteryDraws" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A period's draws in number order, for recomputing them (`coalition admin lottery verify`).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Coalition_Ops_V1_ListLotteryDrawsRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Coalition_Ops_V1_ListLotteryDrawsResponse` messages.
+        func listLotteryDraws(
+            request: GRPCCore.StreamingServerRequest<Coalition_Ops_V1_ListLotteryDrawsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Ops_V1_ListLotteryDrawsResponse>
     }
 
     /// Service protocol for the "coalition.ops.v1.Ops" service.
@@ -1075,6 +1139,42 @@ extension Coalition_Ops_V1_Ops {
             request: GRPCCore.ServerRequest<Coalition_Ops_V1_ListVouchersRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Coalition_Ops_V1_ListVouchersResponse>
+
+        /// Handle the "ListLotteryPeriods" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A lottery's periods: each seed's commitment, the seed once the period has ended, the draws.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Ops_V1_ListLotteryPeriodsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Coalition_Ops_V1_ListLotteryPeriodsResponse` message.
+        func listLotteryPeriods(
+            request: GRPCCore.ServerRequest<Coalition_Ops_V1_ListLotteryPeriodsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Coalition_Ops_V1_ListLotteryPeriodsResponse>
+
+        /// Handle the "ListLotteryDraws" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A period's draws in number order, for recomputing them (`coalition admin lottery verify`).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Ops_V1_ListLotteryDrawsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Coalition_Ops_V1_ListLotteryDrawsResponse` message.
+        func listLotteryDraws(
+            request: GRPCCore.ServerRequest<Coalition_Ops_V1_ListLotteryDrawsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Coalition_Ops_V1_ListLotteryDrawsResponse>
     }
 
     /// Simple service protocol for the "coalition.ops.v1.Ops" service.
@@ -1449,6 +1549,42 @@ extension Coalition_Ops_V1_Ops {
             request: Coalition_Ops_V1_ListVouchersRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Coalition_Ops_V1_ListVouchersResponse
+
+        /// Handle the "ListLotteryPeriods" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A lottery's periods: each seed's commitment, the seed once the period has ended, the draws.
+        ///
+        /// - Parameters:
+        ///   - request: A `Coalition_Ops_V1_ListLotteryPeriodsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Coalition_Ops_V1_ListLotteryPeriodsResponse` to respond with.
+        func listLotteryPeriods(
+            request: Coalition_Ops_V1_ListLotteryPeriodsRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Coalition_Ops_V1_ListLotteryPeriodsResponse
+
+        /// Handle the "ListLotteryDraws" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A period's draws in number order, for recomputing them (`coalition admin lottery verify`).
+        ///
+        /// - Parameters:
+        ///   - request: A `Coalition_Ops_V1_ListLotteryDrawsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Coalition_Ops_V1_ListLotteryDrawsResponse` to respond with.
+        func listLotteryDraws(
+            request: Coalition_Ops_V1_ListLotteryDrawsRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Coalition_Ops_V1_ListLotteryDrawsResponse
     }
 }
 
@@ -1676,6 +1812,28 @@ extension Coalition_Ops_V1_Ops.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Coalition_Ops_V1_Ops.Method.ListLotteryPeriods.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Ops_V1_ListLotteryPeriodsRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Ops_V1_ListLotteryPeriodsResponse>(),
+            handler: { request, context in
+                try await self.listLotteryPeriods(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Coalition_Ops_V1_Ops.Method.ListLotteryDraws.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Ops_V1_ListLotteryDrawsRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Ops_V1_ListLotteryDrawsResponse>(),
+            handler: { request, context in
+                try await self.listLotteryDraws(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -1896,6 +2054,28 @@ extension Coalition_Ops_V1_Ops.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Ops_V1_ListVouchersResponse> {
         let response = try await self.listVouchers(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    package func listLotteryPeriods(
+        request: GRPCCore.StreamingServerRequest<Coalition_Ops_V1_ListLotteryPeriodsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Ops_V1_ListLotteryPeriodsResponse> {
+        let response = try await self.listLotteryPeriods(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    package func listLotteryDraws(
+        request: GRPCCore.StreamingServerRequest<Coalition_Ops_V1_ListLotteryDrawsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Ops_V1_ListLotteryDrawsResponse> {
+        let response = try await self.listLotteryDraws(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -2159,6 +2339,32 @@ extension Coalition_Ops_V1_Ops.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Coalition_Ops_V1_ListVouchersResponse> {
         return GRPCCore.ServerResponse<Coalition_Ops_V1_ListVouchersResponse>(
             message: try await self.listVouchers(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    package func listLotteryPeriods(
+        request: GRPCCore.ServerRequest<Coalition_Ops_V1_ListLotteryPeriodsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Coalition_Ops_V1_ListLotteryPeriodsResponse> {
+        return GRPCCore.ServerResponse<Coalition_Ops_V1_ListLotteryPeriodsResponse>(
+            message: try await self.listLotteryPeriods(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    package func listLotteryDraws(
+        request: GRPCCore.ServerRequest<Coalition_Ops_V1_ListLotteryDrawsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Coalition_Ops_V1_ListLotteryDrawsResponse> {
+        return GRPCCore.ServerResponse<Coalition_Ops_V1_ListLotteryDrawsResponse>(
+            message: try await self.listLotteryDraws(
                 request: request.message,
                 context: context
             ),
@@ -2641,6 +2847,52 @@ extension Coalition_Ops_V1_Ops {
             deserializer: some GRPCCore.MessageDeserializer<Coalition_Ops_V1_ListVouchersResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_ListVouchersResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ListLotteryPeriods" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A lottery's periods: each seed's commitment, the seed once the period has ended, the draws.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Ops_V1_ListLotteryPeriodsRequest` message.
+        ///   - serializer: A serializer for `Coalition_Ops_V1_ListLotteryPeriodsRequest` messages.
+        ///   - deserializer: A deserializer for `Coalition_Ops_V1_ListLotteryPeriodsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func listLotteryPeriods<Result>(
+            request: GRPCCore.ClientRequest<Coalition_Ops_V1_ListLotteryPeriodsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Coalition_Ops_V1_ListLotteryPeriodsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Coalition_Ops_V1_ListLotteryPeriodsResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_ListLotteryPeriodsResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ListLotteryDraws" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A period's draws in number order, for recomputing them (`coalition admin lottery verify`).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Ops_V1_ListLotteryDrawsRequest` message.
+        ///   - serializer: A serializer for `Coalition_Ops_V1_ListLotteryDrawsRequest` messages.
+        ///   - deserializer: A deserializer for `Coalition_Ops_V1_ListLotteryDrawsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func listLotteryDraws<Result>(
+            request: GRPCCore.ClientRequest<Coalition_Ops_V1_ListLotteryDrawsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Coalition_Ops_V1_ListLotteryDrawsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Coalition_Ops_V1_ListLotteryDrawsResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_ListLotteryDrawsResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -3346,6 +3598,74 @@ extension Coalition_Ops_V1_Ops {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "ListLotteryPeriods" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A lottery's periods: each seed's commitment, the seed once the period has ended, the draws.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Ops_V1_ListLotteryPeriodsRequest` message.
+        ///   - serializer: A serializer for `Coalition_Ops_V1_ListLotteryPeriodsRequest` messages.
+        ///   - deserializer: A deserializer for `Coalition_Ops_V1_ListLotteryPeriodsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        package func listLotteryPeriods<Result>(
+            request: GRPCCore.ClientRequest<Coalition_Ops_V1_ListLotteryPeriodsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Coalition_Ops_V1_ListLotteryPeriodsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Coalition_Ops_V1_ListLotteryPeriodsResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_ListLotteryPeriodsResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Coalition_Ops_V1_Ops.Method.ListLotteryPeriods.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "ListLotteryDraws" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A period's draws in number order, for recomputing them (`coalition admin lottery verify`).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Ops_V1_ListLotteryDrawsRequest` message.
+        ///   - serializer: A serializer for `Coalition_Ops_V1_ListLotteryDrawsRequest` messages.
+        ///   - deserializer: A deserializer for `Coalition_Ops_V1_ListLotteryDrawsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        package func listLotteryDraws<Result>(
+            request: GRPCCore.ClientRequest<Coalition_Ops_V1_ListLotteryDrawsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Coalition_Ops_V1_ListLotteryDrawsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Coalition_Ops_V1_ListLotteryDrawsResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_ListLotteryDrawsResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Coalition_Ops_V1_Ops.Method.ListLotteryDraws.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -3930,6 +4250,64 @@ extension Coalition_Ops_V1_Ops.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Ops_V1_ListVouchersRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Ops_V1_ListVouchersResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListLotteryPeriods" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A lottery's periods: each seed's commitment, the seed once the period has ended, the draws.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Coalition_Ops_V1_ListLotteryPeriodsRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    package func listLotteryPeriods<Result>(
+        request: GRPCCore.ClientRequest<Coalition_Ops_V1_ListLotteryPeriodsRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_ListLotteryPeriodsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.listLotteryPeriods(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Ops_V1_ListLotteryPeriodsRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Ops_V1_ListLotteryPeriodsResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListLotteryDraws" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A period's draws in number order, for recomputing them (`coalition admin lottery verify`).
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Coalition_Ops_V1_ListLotteryDrawsRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    package func listLotteryDraws<Result>(
+        request: GRPCCore.ClientRequest<Coalition_Ops_V1_ListLotteryDrawsRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_ListLotteryDrawsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.listLotteryDraws(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Ops_V1_ListLotteryDrawsRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Ops_V1_ListLotteryDrawsResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -4596,6 +4974,72 @@ extension Coalition_Ops_V1_Ops.ClientProtocol {
             metadata: metadata
         )
         return try await self.listVouchers(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListLotteryPeriods" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A lottery's periods: each seed's commitment, the seed once the period has ended, the draws.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    package func listLotteryPeriods<Result>(
+        _ message: Coalition_Ops_V1_ListLotteryPeriodsRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_ListLotteryPeriodsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Coalition_Ops_V1_ListLotteryPeriodsRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.listLotteryPeriods(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListLotteryDraws" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A period's draws in number order, for recomputing them (`coalition admin lottery verify`).
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    package func listLotteryDraws<Result>(
+        _ message: Coalition_Ops_V1_ListLotteryDrawsRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_ListLotteryDrawsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Coalition_Ops_V1_ListLotteryDrawsRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.listLotteryDraws(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -1462,6 +1462,115 @@ package nonisolated struct Coalition_Ops_V1_ListVouchersResponse: Sendable {
   package init() {}
 }
 
+package nonisolated struct Coalition_Ops_V1_ListLotteryPeriodsRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var lotteryID: String = String()
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+package nonisolated struct Coalition_Ops_V1_LotteryPeriodEntry: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The local date (YYYY-MM-DD).
+  package var period: String = String()
+
+  /// SHA-256 of the seed, hex.
+  package var commitment: String = String()
+
+  /// The seed, hex, once the period has ended; empty before.
+  package var seed: String = String()
+
+  package var committedAtMs: Int64 = 0
+
+  package var draws: Int64 = 0
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+package nonisolated struct Coalition_Ops_V1_ListLotteryPeriodsResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var periods: [Coalition_Ops_V1_LotteryPeriodEntry] = []
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+package nonisolated struct Coalition_Ops_V1_ListLotteryDrawsRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var lotteryID: String = String()
+
+  /// The local date (YYYY-MM-DD).
+  package var period: String = String()
+
+  /// Draws numbered after this one (0: from the first).
+  package var afterNumber: Int64 = 0
+
+  /// 1 to 1000; 0 means 100.
+  package var pageSize: Int32 = 0
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+package nonisolated struct Coalition_Ops_V1_LotteryDrawEntry: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var drawID: String = String()
+
+  package var number: Int64 = 0
+
+  package var memberID: String = String()
+
+  package var ticket: Int64 = 0
+
+  /// Empty when it won nothing.
+  package var prizeID: String = String()
+
+  package var prizePoints: Int64 = 0
+
+  package var voucherID: String = String()
+
+  package var transactionID: String = String()
+
+  package var drawnAtMs: Int64 = 0
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+package nonisolated struct Coalition_Ops_V1_ListLotteryDrawsResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var draws: [Coalition_Ops_V1_LotteryDrawEntry] = []
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "coalition.ops.v1"
@@ -4278,6 +4387,261 @@ nonisolated extension Coalition_Ops_V1_ListVouchersResponse: SwiftProtobuf.Messa
   package static func ==(lhs: Coalition_Ops_V1_ListVouchersResponse, rhs: Coalition_Ops_V1_ListVouchersResponse) -> Bool {
     if lhs.vouchers != rhs.vouchers {return false}
     if lhs.nextPageToken != rhs.nextPageToken {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Ops_V1_ListLotteryPeriodsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".ListLotteryPeriodsRequest"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}lottery_id\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.lotteryID) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.lotteryID.isEmpty {
+      try visitor.visitSingularStringField(value: self.lotteryID, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Ops_V1_ListLotteryPeriodsRequest, rhs: Coalition_Ops_V1_ListLotteryPeriodsRequest) -> Bool {
+    if lhs.lotteryID != rhs.lotteryID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Ops_V1_LotteryPeriodEntry: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".LotteryPeriodEntry"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}period\0\u{1}commitment\0\u{1}seed\0\u{3}committed_at_ms\0\u{1}draws\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.period) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.commitment) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.seed) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.committedAtMs) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.draws) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.period.isEmpty {
+      try visitor.visitSingularStringField(value: self.period, fieldNumber: 1)
+    }
+    if !self.commitment.isEmpty {
+      try visitor.visitSingularStringField(value: self.commitment, fieldNumber: 2)
+    }
+    if !self.seed.isEmpty {
+      try visitor.visitSingularStringField(value: self.seed, fieldNumber: 3)
+    }
+    if self.committedAtMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.committedAtMs, fieldNumber: 4)
+    }
+    if self.draws != 0 {
+      try visitor.visitSingularInt64Field(value: self.draws, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Ops_V1_LotteryPeriodEntry, rhs: Coalition_Ops_V1_LotteryPeriodEntry) -> Bool {
+    if lhs.period != rhs.period {return false}
+    if lhs.commitment != rhs.commitment {return false}
+    if lhs.seed != rhs.seed {return false}
+    if lhs.committedAtMs != rhs.committedAtMs {return false}
+    if lhs.draws != rhs.draws {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Ops_V1_ListLotteryPeriodsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".ListLotteryPeriodsResponse"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}periods\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.periods) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.periods.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.periods, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Ops_V1_ListLotteryPeriodsResponse, rhs: Coalition_Ops_V1_ListLotteryPeriodsResponse) -> Bool {
+    if lhs.periods != rhs.periods {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Ops_V1_ListLotteryDrawsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".ListLotteryDrawsRequest"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}lottery_id\0\u{1}period\0\u{3}after_number\0\u{3}page_size\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.lotteryID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.period) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.afterNumber) }()
+      case 4: try { try decoder.decodeSingularInt32Field(value: &self.pageSize) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.lotteryID.isEmpty {
+      try visitor.visitSingularStringField(value: self.lotteryID, fieldNumber: 1)
+    }
+    if !self.period.isEmpty {
+      try visitor.visitSingularStringField(value: self.period, fieldNumber: 2)
+    }
+    if self.afterNumber != 0 {
+      try visitor.visitSingularInt64Field(value: self.afterNumber, fieldNumber: 3)
+    }
+    if self.pageSize != 0 {
+      try visitor.visitSingularInt32Field(value: self.pageSize, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Ops_V1_ListLotteryDrawsRequest, rhs: Coalition_Ops_V1_ListLotteryDrawsRequest) -> Bool {
+    if lhs.lotteryID != rhs.lotteryID {return false}
+    if lhs.period != rhs.period {return false}
+    if lhs.afterNumber != rhs.afterNumber {return false}
+    if lhs.pageSize != rhs.pageSize {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Ops_V1_LotteryDrawEntry: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".LotteryDrawEntry"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}draw_id\0\u{1}number\0\u{3}member_id\0\u{1}ticket\0\u{3}prize_id\0\u{3}prize_points\0\u{3}voucher_id\0\u{3}transaction_id\0\u{3}drawn_at_ms\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.drawID) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.number) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.memberID) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.ticket) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.prizeID) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.prizePoints) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.voucherID) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.transactionID) }()
+      case 9: try { try decoder.decodeSingularInt64Field(value: &self.drawnAtMs) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.drawID.isEmpty {
+      try visitor.visitSingularStringField(value: self.drawID, fieldNumber: 1)
+    }
+    if self.number != 0 {
+      try visitor.visitSingularInt64Field(value: self.number, fieldNumber: 2)
+    }
+    if !self.memberID.isEmpty {
+      try visitor.visitSingularStringField(value: self.memberID, fieldNumber: 3)
+    }
+    if self.ticket != 0 {
+      try visitor.visitSingularInt64Field(value: self.ticket, fieldNumber: 4)
+    }
+    if !self.prizeID.isEmpty {
+      try visitor.visitSingularStringField(value: self.prizeID, fieldNumber: 5)
+    }
+    if self.prizePoints != 0 {
+      try visitor.visitSingularInt64Field(value: self.prizePoints, fieldNumber: 6)
+    }
+    if !self.voucherID.isEmpty {
+      try visitor.visitSingularStringField(value: self.voucherID, fieldNumber: 7)
+    }
+    if !self.transactionID.isEmpty {
+      try visitor.visitSingularStringField(value: self.transactionID, fieldNumber: 8)
+    }
+    if self.drawnAtMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.drawnAtMs, fieldNumber: 9)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Ops_V1_LotteryDrawEntry, rhs: Coalition_Ops_V1_LotteryDrawEntry) -> Bool {
+    if lhs.drawID != rhs.drawID {return false}
+    if lhs.number != rhs.number {return false}
+    if lhs.memberID != rhs.memberID {return false}
+    if lhs.ticket != rhs.ticket {return false}
+    if lhs.prizeID != rhs.prizeID {return false}
+    if lhs.prizePoints != rhs.prizePoints {return false}
+    if lhs.voucherID != rhs.voucherID {return false}
+    if lhs.transactionID != rhs.transactionID {return false}
+    if lhs.drawnAtMs != rhs.drawnAtMs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Ops_V1_ListLotteryDrawsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".ListLotteryDrawsResponse"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}draws\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.draws) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.draws.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.draws, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Ops_V1_ListLotteryDrawsResponse, rhs: Coalition_Ops_V1_ListLotteryDrawsResponse) -> Bool {
+    if lhs.draws != rhs.draws {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
