@@ -201,9 +201,14 @@ package final class GatewayNode: Service, Sendable {
         logger.info("gateway stopped")
     }
 
+    /// What signs the vouchers the daily job issues (nil without a voucher key).
+    private var voucherIssuer: VoucherIssuer? {
+        configuration.voucherKey.map { key in VoucherIssuer(keyID: key.id) { try key.sign($0) } }
+    }
+
     /// At each new day of the program's time zone: expire the lots that expired by the end of the
     /// day before, review the tiers due, commit the lotteries' seeds for today and tomorrow and
-    /// reveal those of days that have ended. Stops with the server.
+    /// reveal those of days that have ended, issue the tier benefits due. Stops with the server.
     private func runMaintenance() async {
         var lastDay: CivilDate?
         while !maintenanceStopped.withLock({ $0 }) {
@@ -216,12 +221,13 @@ package final class GatewayNode: Service, Sendable {
                         let run = try await store.runExpiry(asOfEndOf: today.adding(days: -1))
                         let reviewed = try await store.reviewTiers(on: today)
                         let seeds = try await store.keepLotterySeeds()
+                        let benefits = try await store.grantTierBenefits(vouchers: voucherIssuer)
                         logger.info(
                             "daily jobs",
                             metadata: [
                                 "expiry.day": "\(run.day)", "expiry.points": "\(run.points)",
                                 "tiers.changed": "\(reviewed)", "lottery.seeds.committed": "\(seeds.committed)",
-                                "lottery.seeds.revealed": "\(seeds.revealed)",
+                                "lottery.seeds.revealed": "\(seeds.revealed)", "benefits.vouchers": "\(benefits)",
                             ])
                         lastDay = today
                     } catch {

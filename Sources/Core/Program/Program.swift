@@ -194,6 +194,8 @@ package struct Tier: Sendable, Equatable {
     package var multiplier: Rate
     /// Free parking minutes per day.
     package var freeParkingMinutesPerDay: Int
+    /// Vouchers issued to its members each period (`benefits`).
+    package var benefits: [TierBenefit] = []
 }
 
 /// The ordered tiers. The first has threshold 0; thresholds strictly increase.

@@ -76,6 +76,7 @@ package enum ProgramLoader: Sendable {
         if let settlement {
             checkPrizeValues(lotteries, catalog: catalog, settlement: settlement, sites: sites, diagnostics)
         }
+        if let tiers { checkBenefits(tiers, catalog: catalog, diagnostics) }
 
         // Every site's format needs a base earn rate and settlement prices.
         for (index, site) in sites.enumerated() {
@@ -451,6 +452,7 @@ package enum ProgramLoader: Sendable {
                 let threshold = reader.integer("threshold", in: 0...amountMax)
                 let multiplier = reader.rate("multiplier", maximum: Rate(integer: 100))
                 let minutes = reader.integer("free_parking_minutes_per_day", in: 0...1_440, required: false) ?? 0
+                let benefits = Self.benefits(reader)
                 reader.finish()
                 if let multiplier, multiplier < .one {
                     diagnostics.fail(item.path.key("multiplier"), "must be at least 1 (found \(multiplier))")
@@ -474,7 +476,7 @@ package enum ProgramLoader: Sendable {
                 tiers.append(
                     Tier(
                         id: id, name: name, threshold: Points(threshold), multiplier: multiplier,
-                        freeParkingMinutesPerDay: Int(minutes)))
+                        freeParkingMinutesPerDay: Int(minutes), benefits: benefits))
             }
         }
         map.finish()

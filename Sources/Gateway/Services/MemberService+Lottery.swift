@@ -93,17 +93,7 @@ extension MemberService {
         wire.ticket = draw.ticket
         wire.prizeID = draw.prize ?? ""
         wire.prizePoints = draw.prizePoints
-        if let voucher = draw.voucher {
-            wire.voucher.voucherID = voucher.voucherID
-            wire.voucher.code = voucher.code
-            wire.voucher.validUntilAtMs = voucher.validUntil.milliseconds
-            wire.voucher.status =
-                switch voucher.status {
-                case .issued: .issued
-                case .used: .used
-                case .cancelled: .cancelled
-                }
-        }
+        if let voucher = draw.voucher { wire.voucher = Coalition_Member_V1_Voucher(voucher) }
         wire.transactionID = draw.transactionID
         wire.drawnAtMs = draw.drawnAt.milliseconds
         return wire

@@ -59,10 +59,12 @@ extension MemberService {
             let now = store.clockNow
             let year = AccountView.yearStart(now: now, timeZone: program.timeZone)
             let (entries, partial) = try await activity(of: detail.id, since: year.start)
-            return Coalition_Member_V1_GetAccountResponse(
+            var response = Coalition_Member_V1_GetAccountResponse(
                 detail, program: program, now: now, year: year.year,
                 totals: AccountView.totalsByFormat(entries.filter { $0.occurredAt >= year.start }, program: program),
                 partial: partial)
+            response.benefits = try await benefits(detail, program: program, now: now)
+            return response
         }
     }
 
@@ -124,6 +126,33 @@ extension MemberService {
     }
 
     // MARK: Helpers
+
+    /// The benefits of the member's tier, with this period's vouchers when issued.
+    func benefits(_ detail: MemberDetail, program: Program, now: Timestamp) async throws
+        -> [Coalition_Member_V1_TierBenefitStatus]
+    {
+        guard let tier = program.tiers.tiers.first(where: { $0.id.rawValue == detail.tier }), !tier.benefits.isEmpty
+        else { return [] }
+        let today = program.timeZone.date(of: now)
+        var periods: [String: String] = [:]
+        for benefit in tier.benefits {
+            if let period = benefit.per.period(today: today, birthMonth: detail.birthMonth) {
+                periods["\(tier.id)/\(benefit.id)"] = period
+            }
+        }
+        let grants = try await store.benefitGrants(member: detail.id, periods: periods)
+        return tier.benefits.map { benefit in
+            var wire = Coalition_Member_V1_TierBenefitStatus()
+            wire.benefitID = benefit.id
+            wire.itemID = benefit.item.rawValue
+            wire.count = Int32(benefit.count)
+            wire.per = benefit.per.rawValue
+            let key = "\(tier.id)/\(benefit.id)"
+            wire.period = periods[key] ?? ""
+            wire.vouchers = (grants[key] ?? []).map(Coalition_Member_V1_Voucher.init)
+            return wire
+        }
+    }
 
     /// Binds the call to a channel certificate and maps every error to an explicit status.
     func handle<Input: Sendable, Output: Sendable>(

@@ -127,17 +127,22 @@ extension Coalition_Member_V1_Order {
         status = order.status == .placed ? .placed : .cancelled
         placedAtMs = order.placedAt.milliseconds
         cancelledAtMs = order.cancelledAt?.milliseconds ?? 0
-        vouchers = order.vouchers.map { voucher in
-            var wire = Coalition_Member_V1_Voucher()
-            wire.voucherID = voucher.voucherID
-            wire.code = voucher.code
-            wire.validUntilAtMs = voucher.validUntil.milliseconds
+        vouchers = order.vouchers.map(Coalition_Member_V1_Voucher.init)
+    }
+}
+
+extension Coalition_Member_V1_Voucher {
+    /// A voucher as the app shows it: its id, code, validity and status.
+    init(_ voucher: IssuedVoucher) {
+        self.init()
+        voucherID = voucher.voucherID
+        code = voucher.code
+        validUntilAtMs = voucher.validUntil.milliseconds
+        status =
             switch voucher.status {
-            case .issued: wire.status = .issued
-            case .used: wire.status = .used
-            case .cancelled: wire.status = .cancelled
+            case .issued: .issued
+            case .used: .used
+            case .cancelled: .cancelled
             }
-            return wire
-        }
     }
 }

@@ -125,6 +125,8 @@ package struct MemberDetail: Sendable, Equatable {
     package var mergedMembers: [String]
     /// Lots with points left, soonest expiry first.
     package var lots: [LotDetail]
+    /// The birth month the member gave (1 to 12), if any.
+    package var birthMonth: Int? = nil
 }
 
 /// A lot with points left.

@@ -37,6 +37,36 @@ package protocol MallLedger: Sendable {
     /// Vouchers matching `filter`, newest first (voucher ids are time-ordered), those before the
     /// voucher id `before` when given.
     func vouchers(_ filter: VoucherFilter, before: String?, limit: Int) async throws -> [VoucherEntry]
+    /// Issues the tier benefits due today (docs/rules.md, "Tier benefits") to every member of a
+    /// tier that has them, once per member, benefit and period, whichever gateway runs it and
+    /// however often; returns the vouchers issued. Without a voucher key it issues nothing.
+    @discardableResult
+    func grantTierBenefits(vouchers: VoucherIssuer?) async throws -> Int
+    /// The benefit grants of a member in `periods` (benefit key `TIER/BENEFIT` to period), with
+    /// their vouchers, by benefit key.
+    func benefitGrants(member: MemberID, periods: [String: String]) async throws -> [String: [IssuedVoucher]]
+}
+
+/// What the benefits job and the account view share.
+enum BenefitGranting {
+    /// The benefits due at `today`: (tier, benefit, its key, the period, the birth month it is
+    /// for when a birthday benefit).
+    static func due(_ program: Program, today: CivilDate) -> [(
+        tier: TierID, benefit: TierBenefit, key: String, period: String, birthMonth: Int?
+    )] {
+        program.tiers.tiers.flatMap { tier in
+            tier.benefits.compactMap { benefit in
+                let birthMonth = benefit.per == .birthday ? today.month : nil
+                guard let period = benefit.per.period(today: today, birthMonth: birthMonth ?? today.month),
+                    program.catalog.item(benefit.item)?.voucher != nil
+                else { return nil }
+                return (tier.id, benefit, "\(tier.id)/\(benefit.id)", period, birthMonth)
+            }
+        }
+    }
+
+    /// Members read and granted per transaction of the job.
+    static let batch = 500
 }
 
 /// An operator's stock change that cannot be made.

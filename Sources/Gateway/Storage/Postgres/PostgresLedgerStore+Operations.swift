@@ -81,7 +81,8 @@ extension PostgresLedgerStore {
                 tierReviewDate: try row.text("tier_review_date"), balance: Points(try row.int("balance_points")),
                 held: try await reads.held(resolved, now: now), qualifyingPoints: Points(max(0, qualifying)),
                 enrolledAt: Timestamp(milliseconds: try row.int("enrolled_at_ms")),
-                enrolledSite: try row.textOrNil("enrolled_site") ?? "", mergedMembers: merged, lots: lots)
+                enrolledSite: try row.textOrNil("enrolled_site") ?? "", mergedMembers: merged, lots: lots,
+                birthMonth: try row.intOrNil("birth_month").map(Int.init))
         }
     }
 

@@ -415,5 +415,21 @@ enum PostgresSchema {
                 """,
                 "ALTER TABLE vouchers ADD COLUMN sponsor TEXT",
             ]),
+        Migration(
+            name: "2026-12-04 tier benefits v1",
+            statements: [
+                // Tier benefits issued: one row per member, benefit (TIER/BENEFIT) and period; its
+                // vouchers have the grant id as order id.
+                """
+                CREATE TABLE benefit_grants (
+                    member_id TEXT NOT NULL,
+                    benefit TEXT NOT NULL,
+                    period TEXT NOT NULL,
+                    grant_id TEXT NOT NULL,
+                    granted_at_ms BIGINT NOT NULL,
+                    PRIMARY KEY (member_id, benefit, period)
+                )
+                """
+            ]),
     ]
 }

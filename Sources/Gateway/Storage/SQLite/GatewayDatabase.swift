@@ -456,6 +456,21 @@ package struct GatewayDatabase: Sendable {
                     ALTER TABLE vouchers ADD COLUMN sponsor TEXT;
                     """)
         }
+        migrator.registerMigration("2026-12-04 gateway tier benefits v1") { db in
+            try db.execute(
+                sql: """
+                    -- Tier benefits issued (docs/rules.md, "Tier benefits"): one row per member,
+                    -- benefit (TIER/BENEFIT) and period; its vouchers have the grant id as order id.
+                    CREATE TABLE benefit_grants (
+                        member_id TEXT NOT NULL,
+                        benefit TEXT NOT NULL,
+                        period TEXT NOT NULL,
+                        grant_id TEXT NOT NULL,
+                        granted_at_ms INTEGER NOT NULL,
+                        PRIMARY KEY (member_id, benefit, period)
+                    ) STRICT, WITHOUT ROWID;
+                    """)
+        }
         return migrator
     }
 }

@@ -54,7 +54,7 @@ extension SQLiteLedgerStore {
                         expiresAt: Timestamp(milliseconds: lot["expires_at_ms"]),
                         originalPoints: Points(lot["original_points"]),
                         remainingPoints: Points(lot["remaining_points"]))
-                })
+                }, birthMonth: (row["birth_month"] as Int64?).map(Int.init))
         }
     }
 

@@ -377,11 +377,45 @@ package nonisolated struct Coalition_Member_V1_GetAccountResponse: @unchecked Se
     set {_uniqueStorage()._byFormatPartial = newValue}
   }
 
+  /// The benefits of the member's tier (docs/rules.md, "Tier benefits"): what each gives and how
+  /// often, and whether this period's vouchers have been issued (the daily job issues them).
+  package var benefits: [Coalition_Member_V1_TierBenefitStatus] {
+    get {_storage._benefits}
+    set {_uniqueStorage()._benefits = newValue}
+  }
+
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
   package init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+package nonisolated struct Coalition_Member_V1_TierBenefitStatus: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var benefitID: String = String()
+
+  /// The catalog item whose vouchers it issues, and how many each period.
+  package var itemID: String = String()
+
+  package var count: Int32 = 0
+
+  /// month, year or birthday.
+  package var per: String = String()
+
+  /// The current period (2026-11, 2026, 2026-birthday); empty when none is due now (a birthday
+  /// benefit outside the birth month).
+  package var period: String = String()
+
+  /// This period's vouchers, once issued.
+  package var vouchers: [Coalition_Member_V1_Voucher] = []
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
 }
 
 package nonisolated struct Coalition_Member_V1_ListHistoryRequest: Sendable {
@@ -1270,7 +1304,7 @@ nonisolated extension Coalition_Member_V1_TierBenefits: SwiftProtobuf.Message, S
 
 nonisolated extension Coalition_Member_V1_GetAccountResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".GetAccountResponse"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}member_id\0\u{3}balance_points\0\u{3}held_points\0\u{3}available_points\0\u{1}year\0\u{3}by_format\0\u{1}tier\0\u{3}next_tier\0\u{3}qualifying_points_12m\0\u{3}points_to_next_tier\0\u{3}expiring_30_days_points\0\u{3}expiring_60_days_points\0\u{3}expiring_90_days_points\0\u{1}expiring\0\u{3}tier_review_date\0\u{3}by_format_partial\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}member_id\0\u{3}balance_points\0\u{3}held_points\0\u{3}available_points\0\u{1}year\0\u{3}by_format\0\u{1}tier\0\u{3}next_tier\0\u{3}qualifying_points_12m\0\u{3}points_to_next_tier\0\u{3}expiring_30_days_points\0\u{3}expiring_60_days_points\0\u{3}expiring_90_days_points\0\u{1}expiring\0\u{3}tier_review_date\0\u{3}by_format_partial\0\u{1}benefits\0")
 
   fileprivate class _StorageClass {
     var _memberID: String = String()
@@ -1289,6 +1323,7 @@ nonisolated extension Coalition_Member_V1_GetAccountResponse: SwiftProtobuf.Mess
     var _expiring: [Coalition_Member_V1_ExpiringLot] = []
     var _tierReviewDate: String = String()
     var _byFormatPartial: Bool = false
+    var _benefits: [Coalition_Member_V1_TierBenefitStatus] = []
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -1315,6 +1350,7 @@ nonisolated extension Coalition_Member_V1_GetAccountResponse: SwiftProtobuf.Mess
       _expiring = source._expiring
       _tierReviewDate = source._tierReviewDate
       _byFormatPartial = source._byFormatPartial
+      _benefits = source._benefits
     }
   }
 
@@ -1349,6 +1385,7 @@ nonisolated extension Coalition_Member_V1_GetAccountResponse: SwiftProtobuf.Mess
         case 14: try { try decoder.decodeRepeatedMessageField(value: &_storage._expiring) }()
         case 15: try { try decoder.decodeSingularStringField(value: &_storage._tierReviewDate) }()
         case 16: try { try decoder.decodeSingularBoolField(value: &_storage._byFormatPartial) }()
+        case 17: try { try decoder.decodeRepeatedMessageField(value: &_storage._benefits) }()
         default: break
         }
       }
@@ -1409,6 +1446,9 @@ nonisolated extension Coalition_Member_V1_GetAccountResponse: SwiftProtobuf.Mess
       if _storage._byFormatPartial != false {
         try visitor.visitSingularBoolField(value: _storage._byFormatPartial, fieldNumber: 16)
       }
+      if !_storage._benefits.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._benefits, fieldNumber: 17)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1434,10 +1474,66 @@ nonisolated extension Coalition_Member_V1_GetAccountResponse: SwiftProtobuf.Mess
         if _storage._expiring != rhs_storage._expiring {return false}
         if _storage._tierReviewDate != rhs_storage._tierReviewDate {return false}
         if _storage._byFormatPartial != rhs_storage._byFormatPartial {return false}
+        if _storage._benefits != rhs_storage._benefits {return false}
         return true
       }
       if !storagesAreEqual {return false}
     }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Member_V1_TierBenefitStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".TierBenefitStatus"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}benefit_id\0\u{3}item_id\0\u{1}count\0\u{1}per\0\u{1}period\0\u{1}vouchers\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.benefitID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.itemID) }()
+      case 3: try { try decoder.decodeSingularInt32Field(value: &self.count) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.per) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.period) }()
+      case 6: try { try decoder.decodeRepeatedMessageField(value: &self.vouchers) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.benefitID.isEmpty {
+      try visitor.visitSingularStringField(value: self.benefitID, fieldNumber: 1)
+    }
+    if !self.itemID.isEmpty {
+      try visitor.visitSingularStringField(value: self.itemID, fieldNumber: 2)
+    }
+    if self.count != 0 {
+      try visitor.visitSingularInt32Field(value: self.count, fieldNumber: 3)
+    }
+    if !self.per.isEmpty {
+      try visitor.visitSingularStringField(value: self.per, fieldNumber: 4)
+    }
+    if !self.period.isEmpty {
+      try visitor.visitSingularStringField(value: self.period, fieldNumber: 5)
+    }
+    if !self.vouchers.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.vouchers, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Member_V1_TierBenefitStatus, rhs: Coalition_Member_V1_TierBenefitStatus) -> Bool {
+    if lhs.benefitID != rhs.benefitID {return false}
+    if lhs.itemID != rhs.itemID {return false}
+    if lhs.count != rhs.count {return false}
+    if lhs.per != rhs.per {return false}
+    if lhs.period != rhs.period {return false}
+    if lhs.vouchers != rhs.vouchers {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
