@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import Synchronization
 
 /// Child processes run without blocking a thread of Swift's cooperative pool.
@@ -24,14 +25,14 @@ package enum ChildProcess {
         var outputDone = false
         var errorsDone = false
         var status: Int32?
-        var continuation: CheckedContinuation<Outcome, any Error>?
+        var resume: (@Sendable (Outcome) -> Void)?
 
         /// The outcome once both pipes are at their end and the process has exited.
-        mutating func finished() -> (CheckedContinuation<Outcome, any Error>, Outcome)? {
-            guard outputDone, errorsDone, let status, let continuation else { return nil }
-            self.continuation = nil
+        mutating func finished() -> ((Outcome) -> Void, Outcome)? {
+            guard outputDone, errorsDone, let status, let resume else { return nil }
+            self.resume = nil
             return (
-                continuation,
+                resume,
                 Outcome(
                     status: status, output: String(decoding: output, as: UTF8.self),
                     errors: String(decoding: errors, as: UTF8.self))
@@ -40,34 +41,34 @@ package enum ChildProcess {
     }
 
     /// Runs `executable` with `arguments` to its end and returns its status and output.
+    ///
+    /// Spawned with `posix_spawn`, not Foundation's `Process`: on Linux, `Process.run()` scans
+    /// `/proc/self/fd` with a 256-byte copy of each directory entry and now and then reads past a
+    /// mapped page and crashes the whole test process (swift-corelibs-foundation PR 5472; seen here
+    /// as a SIGSEGV in `__memmove_avx_unaligned_erms` under `Process.run()`). The child's standard
+    /// input is /dev/null; every descriptor above 2 is closed in it.
     package static func run(_ executable: String, _ arguments: [String]) async throws -> Outcome {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.standardInput = FileHandle.nullDevice
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
+        let output = try Self.pipe()
+        let errors = try Self.pipe()
+        let pid: pid_t
+        do {
+            pid = try Self.spawn(executable, arguments, stdout: output.write, stderr: errors.write)
+        } catch {
+            for fd in [output.read, output.write, errors.read, errors.write] { close(fd) }
+            throw error
+        }
+        close(output.write)
+        close(errors.write)
         let state = Mutex(Collected())
         @Sendable func resumeIfFinished() {
-            if let (continuation, outcome) = state.withLock({ $0.finished() }) {
-                continuation.resume(returning: outcome)
-            }
+            if let (resume, outcome) = state.withLock({ $0.finished() }) { resume(outcome) }
         }
-        return try await withCheckedThrowingContinuation { continuation in
-            state.withLock { $0.continuation = continuation }
-            do {
-                try process.run()
-            } catch {
-                state.withLock { $0.continuation = nil }
-                continuation.resume(throwing: error)
-                return
-            }
+        return await withCheckedContinuation { (continuation: CheckedContinuation<Outcome, Never>) in
+            state.withLock { $0.resume = { continuation.resume(returning: $0) } }
             // Three threads of their own, never the pool's: one reads each pipe to its end (so
             // neither pipe can fill while the other is read), one waits for the exit.
             Thread.detachNewThread {
-                let data = output.fileHandleForReading.readDataToEndOfFile()
+                let data = FileHandle(fileDescriptor: output.read, closeOnDealloc: true).readDataToEndOfFile()
                 state.withLock {
                     $0.output = data
                     $0.outputDone = true
@@ -75,7 +76,7 @@ package enum ChildProcess {
                 resumeIfFinished()
             }
             Thread.detachNewThread {
-                let data = errors.fileHandleForReading.readDataToEndOfFile()
+                let data = FileHandle(fileDescriptor: errors.read, closeOnDealloc: true).readDataToEndOfFile()
                 state.withLock {
                     $0.errors = data
                     $0.errorsDone = true
@@ -83,11 +84,53 @@ package enum ChildProcess {
                 resumeIfFinished()
             }
             Thread.detachNewThread {
-                process.waitUntilExit()
-                state.withLock { $0.status = process.terminationStatus }
+                var status: Int32 = 0
+                while waitpid(pid, &status, 0) == -1, errno == EINTR {}
+                // Exited: its code; killed by a signal: 128 + the signal, as a shell reports it.
+                let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+                state.withLock { $0.status = code }
                 resumeIfFinished()
             }
         }
+    }
+
+    /// A pipe whose ends are closed in every child but the one they are given to (close-on-exec,
+    /// and every child closes what is above 2 anyway).
+    private static func pipe() throws -> (read: Int32, write: Int32) {
+        var fds: [Int32] = [0, 0]
+        guard Glibc.pipe(&fds) == 0 else { throw ProcessFailure("pipe failed: errno \(errno)") }
+        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        return (fds[0], fds[1])
+    }
+
+    /// `posix_spawn_file_actions_addclosefrom_np` (glibc 2.34), looked up at run time: the Glibc
+    /// module does not declare it.
+    private static let addCloseFrom:
+        (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32)? = {
+            guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np")
+            else { return nil }
+            return unsafeBitCast(
+                symbol, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
+        }()
+
+    private static func spawn(_ executable: String, _ arguments: [String], stdout: Int32, stderr: Int32) throws
+        -> pid_t
+    {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, stdout, 1)
+        posix_spawn_file_actions_adddup2(&actions, stderr, 2)
+        if let addCloseFrom { _ = addCloseFrom(&actions, 3) }
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { for pointer in argv { free(pointer) } }
+        var pid: pid_t = 0
+        let result = posix_spawn(&pid, executable, &actions, nil, argv, environ)
+        guard result == 0 else {
+            throw ProcessFailure("cannot run \(executable): \(String(cString: strerror(result)))")
+        }
+        return pid
     }
 
     /// Waits, without blocking a thread, until `process` has exited (polling every 20 ms, at most
