@@ -21,23 +21,19 @@ struct DatabaseOutageTests {
     /// its database.
     final class Proxy: @unchecked Sendable {
         // @unchecked: touched only by the owning test, one step at a time.
-        var process: Process?
+        var process: SpawnedProcess?
         let portFile: String
 
         init(portFile: String) { self.portFile = portFile }
 
         func start(listen: Int, target: Int) async throws -> Int {
             try? FileManager.default.removeItem(atPath: portFile)
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = [
-                "python3", Repository.root.appendingPathComponent("Tests/Interop/tcp_proxy.py").path, "\(listen)",
-                "\(target)", portFile,
-            ]
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            self.process = process
+            self.process = try SpawnedProcess(
+                "/usr/bin/env",
+                [
+                    "python3", Repository.root.appendingPathComponent("Tests/Interop/tcp_proxy.py").path, "\(listen)",
+                    "\(target)", portFile,
+                ])
             return try await GatewayProcessTests.waitForPort(portFile)
         }
 

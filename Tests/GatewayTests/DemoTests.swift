@@ -26,12 +26,9 @@ struct DemoTests {
         }
 
         // `coalition admin` works on the demo's ledger through its gateway, with operator alice's certificate.
-        let gateway = Process()
-        gateway.executableURL = URL(fileURLWithPath: try #require(Binary.path))
-        gateway.arguments = ["gateway", "serve", "--config", directory.path("demo/gateway.yaml")]
-        gateway.standardError = FileHandle.nullDevice
         try? FileManager.default.removeItem(atPath: directory.path("demo/gateway.port"))
-        try gateway.run()
+        let gateway = try SpawnedProcess(
+            try #require(Binary.path), ["gateway", "serve", "--config", directory.path("demo/gateway.yaml")])
         defer { if gateway.isRunning { kill(gateway.processIdentifier, SIGKILL) } }
         for _ in 0..<200 where !FileManager.default.fileExists(atPath: directory.path("demo/gateway.port")) {
             try await Task.sleep(for: .milliseconds(50))

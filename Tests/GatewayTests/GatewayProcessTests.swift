@@ -12,20 +12,15 @@ import Wire
 @Suite("Gateway process faults")
 struct GatewayProcessTests {
     /// A `coalition gateway serve` process.
-    final class GatewayProcess: @unchecked Sendable {
-        // @unchecked: touched only by the owning test, one step at a time.
-        let process = Process()
+    final class GatewayProcess: Sendable {
+        let process: SpawnedProcess
 
         init(config: String, listen: String, portFile: String) throws {
             try? FileManager.default.removeItem(atPath: portFile)
-            process.executableURL = URL(fileURLWithPath: try #require(Binary.path))
-            process.arguments = ["gateway", "serve", "--config", config, "--listen", listen, "--port-file", portFile]
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
+            process = try SpawnedProcess(
+                try #require(Binary.path),
+                ["gateway", "serve", "--config", config, "--listen", listen, "--port-file", portFile])
         }
-
-        deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
     }
 
     static func waitForPort(_ file: String) async throws -> Int {

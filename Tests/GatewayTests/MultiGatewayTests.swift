@@ -23,19 +23,15 @@ import Wire
 @Suite("Several gateways over one PostgreSQL ledger")
 struct MultiGatewayTests {
     /// A `coalition gateway serve` process on the shared ledger, its log in the test's directory.
-    final class GatewayProcess: @unchecked Sendable {
-        // @unchecked: touched only by the owning test, one step at a time.
-        let process = Process()
+    final class GatewayProcess: Sendable {
+        let process: SpawnedProcess
         let portFile: String
 
         init(config: String, name: String, directory: String) throws {
             portFile = directory + "/\(name).port"
-            process.executableURL = URL(fileURLWithPath: try #require(Binary.path))
-            process.arguments = ["gateway", "serve", "--config", config, "--port-file", portFile]
-            process.standardOutput = FileHandle.nullDevice
-            _ = FileManager.default.createFile(atPath: directory + "/\(name).log", contents: nil)
-            process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: directory + "/\(name).log"))
-            try process.run()
+            process = try SpawnedProcess(
+                try #require(Binary.path), ["gateway", "serve", "--config", config, "--port-file", portFile],
+                output: directory + "/\(name).log")
         }
 
         func port() async throws -> Int { try await GatewayProcessTests.waitForPort(portFile) }

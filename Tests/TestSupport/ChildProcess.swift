@@ -52,7 +52,8 @@ package enum ChildProcess {
         let errors = try Self.pipe()
         let pid: pid_t
         do {
-            pid = try Self.spawn(executable, arguments, stdout: output.write, stderr: errors.write)
+            pid = try Self.spawn(
+                executable, arguments, stdout: .descriptor(output.write), stderr: .descriptor(errors.write))
         } catch {
             for fd in [output.read, output.write, errors.read, errors.write] { close(fd) }
             throw error
@@ -86,9 +87,7 @@ package enum ChildProcess {
             Thread.detachNewThread {
                 var status: Int32 = 0
                 while waitpid(pid, &status, 0) == -1, errno == EINTR {}
-                // Exited: its code; killed by a signal: 128 + the signal, as a shell reports it.
-                let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-                state.withLock { $0.status = code }
+                state.withLock { $0.status = ChildProcess.exitCode(status) }
                 resumeIfFinished()
             }
         }
@@ -113,15 +112,31 @@ package enum ChildProcess {
                 symbol, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
         }()
 
-    private static func spawn(_ executable: String, _ arguments: [String], stdout: Int32, stderr: Int32) throws
+    /// Where a child's standard output or error goes.
+    package enum Target {
+        case descriptor(Int32)
+        /// A file, created 0600 if needed, appended to.
+        case file(String)
+        case null
+    }
+
+    /// Starts `executable` (standard input /dev/null, every descriptor above 2 closed) and
+    /// returns its process id.
+    package static func spawn(_ executable: String, _ arguments: [String], stdout: Target, stderr: Target) throws
         -> pid_t
     {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, stdout, 1)
-        posix_spawn_file_actions_adddup2(&actions, stderr, 2)
+        for (fd, target) in [(Int32(1), stdout), (Int32(2), stderr)] {
+            switch target {
+            case .descriptor(let source): posix_spawn_file_actions_adddup2(&actions, source, fd)
+            case .file(let path):
+                posix_spawn_file_actions_addopen(&actions, fd, path, O_WRONLY | O_APPEND | O_CREAT, 0o600)
+            case .null: posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", O_WRONLY, 0)
+            }
+        }
         if let addCloseFrom { _ = addCloseFrom(&actions, 3) }
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { for pointer in argv { free(pointer) } }
@@ -133,13 +148,62 @@ package enum ChildProcess {
         return pid
     }
 
+    /// The exit status `waitpid` reported: the exit code, or 128 + the signal that killed it.
+    package static func exitCode(_ status: Int32) -> Int32 {
+        (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    }
+
     /// Waits, without blocking a thread, until `process` has exited (polling every 20 ms, at most
     /// `seconds`); false when it is still running then.
     @discardableResult
-    package static func waitForExit(_ process: Process, seconds: Int = 30) async throws -> Bool {
+    package static func waitForExit(_ process: SpawnedProcess, seconds: Int = 30) async throws -> Bool {
         for _ in 0..<(seconds * 50) where process.isRunning {
             try await Task.sleep(for: .milliseconds(20))
         }
         return !process.isRunning
+    }
+}
+
+/// A child process started with `posix_spawn` (never Foundation's `Process`, see `ChildProcess`),
+/// for tests that keep a node running: its id, whether it runs, its exit status, signals.
+package final class SpawnedProcess: Sendable {
+    package let processIdentifier: pid_t
+    /// The exit status once reaped.
+    private let exit = Mutex<Int32?>(nil)
+
+    /// Starts `executable`; standard output and error go to `output` (appended) or /dev/null.
+    package init(_ executable: String, _ arguments: [String], output: String? = nil) throws {
+        let target: ChildProcess.Target = output.map { .file($0) } ?? .null
+        processIdentifier = try ChildProcess.spawn(executable, arguments, stdout: target, stderr: target)
+    }
+
+    /// Whether it still runs (reaping it, without waiting, once it has ended).
+    package var isRunning: Bool {
+        exit.withLock { code in
+            if code == nil {
+                var status: Int32 = 0
+                if waitpid(processIdentifier, &status, WNOHANG) == processIdentifier {
+                    code = ChildProcess.exitCode(status)
+                }
+            }
+            return code == nil
+        }
+    }
+
+    /// Its exit status (-1 while it runs).
+    package var terminationStatus: Int32 {
+        _ = isRunning
+        return exit.withLock { $0 } ?? -1
+    }
+
+    /// Sends SIGTERM.
+    package func terminate() { kill(processIdentifier, SIGTERM) }
+
+    deinit {
+        if isRunning {
+            kill(processIdentifier, SIGKILL)
+            var status: Int32 = 0
+            _ = waitpid(processIdentifier, &status, 0)
+        }
     }
 }

@@ -2,9 +2,8 @@ import Foundation
 
 /// A `coalition edge serve` (or `gateway serve`) process, started from a config file, with its log
 /// in a file.
-package final class EdgeProcess: @unchecked Sendable {
-    // @unchecked: the Process is touched only by the test that owns this object, one step at a time.
-    package let process = Process()
+package final class EdgeProcess: Sendable {
+    package let process: SpawnedProcess
     package let portFile: String
     package let logFile: String
 
@@ -19,16 +18,12 @@ package final class EdgeProcess: @unchecked Sendable {
         _ = FileManager.default.createFile(atPath: logFile, contents: nil)
         let arguments = [node, "serve", "--config", config, "--port-file", portFile, "--log-level", "debug"]
         if let openFileLimit {
-            process.executableURL = URL(fileURLWithPath: "/bin/sh")
-            process.arguments = ["-c", "ulimit -n \(openFileLimit) && exec \"$0\" \"$@\"", path] + arguments
+            process = try SpawnedProcess(
+                "/bin/sh", ["-c", "ulimit -n \(openFileLimit) && exec \"$0\" \"$@\"", path] + arguments, output: logFile
+            )
         } else {
-            process.executableURL = URL(fileURLWithPath: path)
-            process.arguments = arguments
+            process = try SpawnedProcess(path, arguments, output: logFile)
         }
-        let log = FileHandle(forWritingAtPath: logFile)
-        process.standardOutput = log
-        process.standardError = log
-        try process.run()
     }
 
     /// Waits until the node has written its port (at most 30 s).

@@ -40,12 +40,13 @@ package enum AccountView {
     /// The windows of the expiring-points figures, in days.
     package static let expiryWindowsDays = [30, 60, 90]
 
-    /// The format an entry counts under: its site's, `points_mall` for the gateway's orders and
-    /// cancellations, `service` for adjustments; nil for expiry (neither earned nor spent).
+    /// The format an entry counts under: its site's, `points_mall` for the gateway's orders, their
+    /// cancellations and lottery draws, `service` for adjustments; nil for expiry (neither earned
+    /// nor spent).
     package static func format(of entry: MemberActivity, program: Program) -> String? {
         if let site = entry.site { return program.site(site)?.format.rawValue ?? site.rawValue }
         switch entry.kind {
-        case .order, .reverse: return pointsMallFormat
+        case .order, .reverse, .draw: return pointsMallFormat
         case .adjust: return serviceFormat
         default: return nil
         }
