@@ -148,9 +148,10 @@ package enum ChildProcess {
         return pid
     }
 
-    /// The exit status `waitpid` reported: the exit code, or 128 + the signal that killed it.
+    /// The exit status `waitpid` reported as Foundation's `Process.terminationStatus` gives it: the
+    /// exit code, or the number of the signal that killed it.
     package static func exitCode(_ status: Int32) -> Int32 {
-        (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        (status & 0x7f) == 0 ? (status >> 8) & 0xff : status & 0x7f
     }
 
     /// Waits, without blocking a thread, until `process` has exited (polling every 20 ms, at most

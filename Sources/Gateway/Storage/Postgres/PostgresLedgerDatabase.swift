@@ -80,11 +80,13 @@ package final class PostgresLedgerDatabase: Sendable {
                     if settings.tls == .require {
                         tls = .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
                     }
+                    var configuration = PostgresConnection.Configuration(
+                        host: settings.host, port: settings.port, username: settings.user,
+                        password: settings.password, database: settings.database, tls: tls)
+                    // The connection's own bound is the setting too (postgres-nio's default is 10 s).
+                    configuration.options.connectTimeout = .milliseconds(Int64(settings.connectTimeoutMilliseconds))
                     let connection = try await PostgresConnection.connect(
-                        configuration: PostgresConnection.Configuration(
-                            host: settings.host, port: settings.port, username: settings.user,
-                            password: settings.password, database: settings.database, tls: tls),
-                        id: 0, logger: self.logger)
+                        configuration: configuration, id: 0, logger: self.logger)
                     do {
                         try await connection.query("SELECT 1", logger: self.logger)
                     } catch {
