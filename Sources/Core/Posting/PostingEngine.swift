@@ -89,8 +89,7 @@ package struct PostingEngine: Sendable {
                 keys.earningMembers.insert(member)
                 keys.spellMembers.insert(member)
                 noteQualifyingWindow(of: transaction)
-            case .voucherUse(let record):
-                keys.vouchers.insert(record.voucherID)
+            case .voucherUse(let record): keys.vouchers.insert(record.voucherID)
             case nil: break
             }
         }
