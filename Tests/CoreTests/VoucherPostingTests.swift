@@ -79,6 +79,26 @@ struct VoucherPostingTests {
         #expect(effects.accountDeltas[.redeemed(Fixture.mall)] == Points(1_500))
     }
 
+    @Test("a prize or benefit voucher (not bought) used twice books its item's catalog price to the site")
+    func notBought() {
+        var view = Self.view()
+        view.vouchers["V-PRIZE"] = VoucherRecord(
+            voucherID: "V-PRIZE", item: ItemID("tea")!, member: Self.member, points: nil,
+            validUntil: Engine.now.adding(milliseconds: 86_400_000), status: .used)
+        var engine = PostingEngine(
+            view: view,
+            catalogue: ProgramCatalogue(versions: [
+                ProgramCatalogue.Version(version: 1, effectiveAt: Timestamp(milliseconds: 0), program: MallTests.program)
+            ]), site: Engine.site, now: Engine.now, programGraceMilliseconds: 3_600_000,
+            clockSkewMaxMilliseconds: 300_000)
+        let result = engine.post(Engine.pushed(Self.use("V-PRIZE", item: "tea")))
+        let effects = engine.finish()
+        #expect(result.reason == "voucher_double_use")
+        #expect(effects.conflicts.first?.points == Points(8_000))
+        #expect(effects.accountDeltas[.offlineRisk(Engine.site)] == Points(-8_000))
+        #expect(effects.members.isEmpty)
+    }
+
     @Test("a voucher never issued, or named with another item, is rejected and marks nothing")
     func unknown() {
         for body in [Self.use("V-NOWHERE"), Self.use("V-ISSUED", item: "afternoon-tea")] {

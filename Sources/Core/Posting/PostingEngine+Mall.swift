@@ -83,7 +83,8 @@ extension PostingEngine {
     /// paid at the order). A use of a voucher already used, cancelled, or expired when honoured is
     /// still posted (the till handed the goods over) with a conflict: the voucher's points go from
     /// the site's `offline_risk` to the honouring merchant's `redeemed`, as an offline overdraw's
-    /// shortfall does, never from the member. A voucher the ledger never issued, or for another
+    /// shortfall does, never from the member (a voucher that was not bought, a prize or a benefit,
+    /// costs its item's catalog price in points). A voucher the ledger never issued, or for another
     /// item, is rejected.
     mutating func useVoucher(_ record: PushedTransaction.VoucherUse, _ context: inout Context) -> Result<
         Points, Rejection
@@ -100,11 +101,11 @@ extension PostingEngine {
             case .cancelled: .voucherCancelled
             case .issued: context.occurredAt >= voucher.validUntil ? .voucherExpired : nil
             }
+        // A voucher not bought (a prize, a benefit) costs its item's catalog price in points.
+        let points = voucher.points ?? context.program.catalog.item(voucher.item)?.pricePoints ?? .zero
         var postings = Postings([])
         if let problem {
-            postings = Postings([
-                Posting(.offlineRisk(site), -voucher.points), Posting(.redeemed(context.merchant), voucher.points),
-            ])
+            postings = Postings([Posting(.offlineRisk(site), -points), Posting(.redeemed(context.merchant), points)])
             let what =
                 switch problem {
                 case .voucherDoubleUse: "was used before"
@@ -113,8 +114,8 @@ extension PostingEngine {
                 }
             conflict(
                 problem, transaction: context.pushed.transactionID, member: voucher.member,
-                resolution: "posted; its \(voucher.points) points booked to offline_risk:\(site), not to the member",
-                points: voucher.points, detail: "voucher \(voucher.voucherID) \(what)")
+                resolution: "posted; its \(points) points booked to offline_risk:\(site), not to the member",
+                points: points, detail: "voucher \(voucher.voucherID) \(what)")
             context.conflicts.append(problem)
         }
         let price = context.program.catalog.item(voucher.item)?.settlementPrice ?? .zero

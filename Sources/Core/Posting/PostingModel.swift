@@ -299,13 +299,14 @@ package struct VoucherRecord: Hashable, Sendable {
     package var item: ItemID
     /// The member who bought it.
     package var member: MemberID
-    /// The points one unit of its order cost.
-    package var points: Points
+    /// The points one unit of its order cost; nil when it was not bought (a lottery prize or a
+    /// tier benefit): its item's catalog price in points stands for it then.
+    package var points: Points?
     package var validUntil: Timestamp
     package var status: VoucherStatus
 
     package init(
-        voucherID: String, item: ItemID, member: MemberID, points: Points, validUntil: Timestamp, status: VoucherStatus
+        voucherID: String, item: ItemID, member: MemberID, points: Points?, validUntil: Timestamp, status: VoucherStatus
     ) {
         self.voucherID = voucherID
         self.item = item

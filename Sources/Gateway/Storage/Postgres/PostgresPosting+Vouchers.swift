@@ -13,7 +13,7 @@ extension PostgresPosting {
         guard !ids.isEmpty else { return }
         for row in try await connection.rows(
             """
-            SELECT v.voucher_id, v.item_id, v.member_id, v.valid_until_ms, v.status, COALESCE(o.points / o.quantity, 0) AS unit_points
+            SELECT v.voucher_id, v.item_id, v.member_id, v.valid_until_ms, v.status, COALESCE(o.points / o.quantity, -1) AS unit_points
             FROM vouchers v LEFT JOIN mall_orders o ON o.order_id = v.order_id
             WHERE v.voucher_id = ANY(\(ids.sorted())) ORDER BY v.voucher_id FOR UPDATE OF v
             """, logger)

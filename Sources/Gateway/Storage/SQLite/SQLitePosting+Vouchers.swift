@@ -4,14 +4,14 @@ import GRDB
 /// Vouchers honoured at tills, as a batch's posting reads and writes them.
 extension SQLitePosting {
     /// The vouchers named by the batch's voucher uses, with the points a unit of their order cost
-    /// (0 for a lottery prize's: it has no order).
+    /// (-1 read as none for a lottery prize's or a tier benefit's: it has no order).
     static func loadVouchers(_ db: Database, ids: Set<String>, into view: inout PostingView) throws {
         guard !ids.isEmpty else { return }
         for row in try Row.fetchAll(
             db.cachedStatement(
                 sql: """
                     SELECT v.voucher_id, v.item_id, v.member_id, v.valid_until_ms, v.status,
-                        COALESCE(o.points / o.quantity, 0) AS unit_points
+                        COALESCE(o.points / o.quantity, -1) AS unit_points
                     FROM vouchers v LEFT JOIN mall_orders o ON o.order_id = v.order_id
                     WHERE v.voucher_id IN (SELECT value FROM json_each(?))
                     """),
@@ -34,7 +34,7 @@ extension SQLitePosting {
         guard let item = ItemID(item), let member = MemberID(member), let status = VoucherStatus(rawValue: status)
         else { return nil }
         return VoucherRecord(
-            voucherID: id, item: item, member: member, points: Points(points),
+            voucherID: id, item: item, member: member, points: points < 0 ? nil : Points(points),
             validUntil: Timestamp(milliseconds: validUntil), status: status)
     }
 
