@@ -134,6 +134,51 @@ struct PostingRuleTests {
         }
     }
 
+    /// Issue #16: the app may still hold the id of an enrolment that was merged into another; an
+    /// order or a draw with it is booked to the member it merged into, on both stores. Before, the
+    /// PostgreSQL store refused the order `UNKNOWN_MEMBER` (found by the simulation: seed 7 ran
+    /// differently on the two stores).
+    @Test(
+        "an order and a draw naming a merged enrolment are booked to the member it merged into",
+        arguments: LedgerKind.allCases)
+    func mergedMemberOrders(ledger: LedgerKind) async throws {
+        try await RawSync.withEnrolledSite(members: 1, ledger: ledger) { site in
+            var generator = SystemRandomNumberGenerator()
+            let phone = Array(SHA256.hash(data: Data("+8613800138998".utf8)))
+            let records = (0..<2).map { index in
+                var local = RawSync.header(merchant: "mall-fashion", prefix: "RAW-M\(index)", time: ManualClockTime.now)
+                var enrolment = Coalition_Sync_V1_Enrollment()
+                enrolment.memberID = MemberID(time: ManualClockTime.now, using: &generator).description
+                enrolment.phoneHash = Data(phone)
+                enrolment.signupPoints = 200
+                local.enrollment = enrolment
+                return local
+            }
+            _ = try await site.push(records)
+            let (survivor, merged) = (
+                MemberID(records[0].enrollment.memberID)!, MemberID(records[1].enrollment.memberID)!
+            )
+            _ = try await site.gateway.ledger.adjust(
+                member: survivor, points: Points(5_000), funder: .platform, reason: "test", by: "test",
+                requestID: RequestID("ADJ-1")!)
+            let order = try await site.gateway.ledger.placeOrder(
+                OrderCommand(
+                    channel: "app", requestID: RequestID("O-1")!, member: merged, item: ItemID("harbour-mug")!,
+                    quantity: 1),
+                vouchers: nil)
+            #expect(order.order.member == survivor && order.order.requestedMember == merged)
+            #expect(order.balance == Points(200 + 5_000 - 3_000))
+            let draw = try await site.gateway.ledger.draw(
+                DrawCommand(
+                    channel: "app", requestID: RequestID("D-1")!, member: merged, lottery: LotteryID("winter-draw")!),
+                vouchers: VoucherIssuer(keyID: 1) { [key = Curve25519.Signing.PrivateKey()] in
+                    try VoucherSeal.sign($0, with: key)
+                })
+            #expect(draw.draw.member == survivor.description)
+            #expect(try await site.gateway.balance(survivor.description) == draw.balance.value)
+        }
+    }
+
     /// Issue #13, item 5: a refund re-checks the tier at once. Before, a member who reached gold
     /// with one purchase kept gold after returning it, until the review a year later (1.5× points,
     /// 120 free parking minutes a day).

@@ -57,8 +57,9 @@ extension PostgresLedgerStore {
             let transaction = TransactionID(time: now, using: &generator).description
             let (booked, instant) = try await self.postOwn(connection, keys: keys, count: 8, now: now) { engine in
                 (
+                    // The member the id resolved to (its merge record is not in the view).
                     try engine.order(
-                        member: command.member, item: item, quantity: command.quantity,
+                        member: member, item: item, quantity: command.quantity,
                         stock: (stock.sold, stock.adjusted), memberHolds: holds, transactionID: transaction,
                         requestID: command.requestID.rawValue,
                         detail: "order of \(command.quantity) × \(item.id) by \(command.channel)"
