@@ -88,7 +88,8 @@ struct VoucherPostingTests {
         var engine = PostingEngine(
             view: view,
             catalogue: ProgramCatalogue(versions: [
-                ProgramCatalogue.Version(version: 1, effectiveAt: Timestamp(milliseconds: 0), program: MallTests.program)
+                ProgramCatalogue.Version(
+                    version: 1, effectiveAt: Timestamp(milliseconds: 0), program: MallTests.program)
             ]), site: Engine.site, now: Engine.now, programGraceMilliseconds: 3_600_000,
             clockSkewMaxMilliseconds: 300_000)
         let result = engine.post(Engine.pushed(Self.use("V-PRIZE", item: "tea")))

@@ -71,8 +71,10 @@ enum LedgerDigest {
         for row in try Row.fetchAll(
             db, sql: "SELECT position, kind, member_id, detail FROM transactions WHERE site_id IS NULL")
         {
+            // A detail naming another transaction (a cancellation its order) names it by its place.
+            let detail = (row["detail"] as String).replacing(/[0-9A-HJKMNP-TV-Z]{26}/, with: "<transaction>")
             own.append(
-                "gateway \(row["kind"] as String) \(member(row["member_id"])) '\(row["detail"] as String)': "
+                "gateway \(row["kind"] as String) \(member(row["member_id"])) '\(detail)': "
                     + (try postings(row["position"])))
         }
         lines += own.sorted()

@@ -27,6 +27,22 @@ struct ReferenceModel {
         /// A refund the lying site made up of one of its earns, stating another member than the
         /// earn's: a reversal belongs to its original's member and merchant, so it changes nothing.
         case forgedRefund(stated: String)
+        /// An order of the points mall answered OK: its points and the vouchers it issued.
+        case order(member: String, points: Int64, vouchers: [Voucher])
+        /// A cancellation of the order `order` (its transaction id) answered OK.
+        case cancel(order: String)
+        /// A lottery draw answered OK: its cost, the points won and the prize's voucher.
+        case draw(member: String, cost: Int64, won: Int64, voucher: Voucher?)
+        /// A voucher honoured at a till, at the instant its till stated.
+        case voucherUse(voucher: String, occurredAt: Int64)
+    }
+
+    /// A voucher the ledger issued, with the points it stands for (its order's price per unit, or
+    /// for a prize its item's catalog price) and the end of its validity.
+    struct Voucher {
+        var id: String
+        var points: Int64
+        var validUntil: Int64
     }
 
     /// A transaction as the gateway posted it: only its order, time and (for the liar) points.
@@ -94,6 +110,9 @@ struct ReferenceModel {
         var tier: [String: Int] = [:]
         var earns: [String: (member: String, amount: Int64, points: Int64, refunded: Int64, reversed: Int64)] = [:]
         var consumed: Set<String> = []
+        /// The vouchers issued so far, with whether they were used or their order cancelled.
+        var vouchers: [String: (voucher: Voucher, used: Bool, cancelled: Bool)] = [:]
+        var orders: [String: (member: String, points: Int64, vouchers: [Voucher])] = [:]
 
         func resolve(_ member: String) -> String? {
             var id = member
@@ -186,6 +205,63 @@ struct ReferenceModel {
                 earn.refunded += refund.amount.minorUnits
                 earn.reversed += refund.points.value
                 earns[original] = earn
+            case .order(let member, let points, let issued):
+                guard let owner = resolve(member) else {
+                    out.unexplained.append("\(entry.transactionID): an order for \(member), not enrolled before it")
+                    continue
+                }
+                let free = available(owner, at: entry, excluding: nil)
+                if points > free {
+                    out.unexplained.append(
+                        "\(entry.transactionID): an order took \(points) points of \(owner), who had \(free) available")
+                }
+                out.balances[owner, default: 0] -= points
+                orders[entry.transactionID] = (owner, points, issued)
+                for voucher in issued { vouchers[voucher.id] = (voucher, false, false) }
+            case .cancel(let order):
+                guard let placed = orders.removeValue(forKey: order), let owner = resolve(placed.member) else {
+                    out.unexplained.append("\(entry.transactionID): a cancellation of \(order), not an order placed")
+                    continue
+                }
+                // Points back to the member; its vouchers, none used, cancelled.
+                out.balances[owner, default: 0] += placed.points
+                for voucher in placed.vouchers {
+                    if vouchers[voucher.id]?.used == true {
+                        out.unexplained.append(
+                            "\(entry.transactionID): order \(order) was cancelled after its voucher \(voucher.id) was used"
+                        )
+                    }
+                    vouchers[voucher.id]?.cancelled = true
+                }
+            case .draw(let member, let cost, let won, let voucher):
+                guard let owner = resolve(member) else {
+                    out.unexplained.append("\(entry.transactionID): a draw for \(member), not enrolled before it")
+                    continue
+                }
+                let free = available(owner, at: entry, excluding: nil)
+                if cost > free {
+                    out.unexplained.append(
+                        "\(entry.transactionID): a draw took \(cost) points of \(owner), who had \(free) available")
+                }
+                out.balances[owner, default: 0] += won - cost
+                if let voucher { vouchers[voucher.id] = (voucher, false, false) }
+            case .voucherUse(let id, let occurredAt):
+                guard var state = vouchers[id] else {
+                    out.unexplained.append("\(entry.transactionID): a use of voucher \(id), never issued before it")
+                    continue
+                }
+                guard !entry.rejected else {
+                    out.unexplained.append("\(entry.transactionID): a use of issued voucher \(id) was rejected")
+                    continue
+                }
+                // The first use that stands costs nothing more; any other use of it (used before,
+                // cancelled, expired when honoured) costs its points to the site that honoured it.
+                if state.used || state.cancelled || occurredAt >= state.voucher.validUntil {
+                    out.risk[entry.site, default: 0] += state.voucher.points
+                } else {
+                    state.used = true
+                    vouchers[id] = state
+                }
             case .forgedRefund(let stated):
                 if !entry.rejected {
                     out.unexplained.append(

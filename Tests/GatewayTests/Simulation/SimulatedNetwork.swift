@@ -49,13 +49,19 @@ final class SimulatedGateway: Sendable {
     let backing: Backing
     let clock: ManualWallClock
     let limits: GatewayLimits
+    /// The seeds of lottery periods: the run's own, so a seed's draws come out the same every run.
+    let lotterySeeds: @Sendable () -> [UInt8]
     private let state: Mutex<(any LedgerStore)?>
     private static let quiet = Logger(label: "simulation", factory: { _ in SwiftLogNoOpLogHandler() })
 
-    init(backing: Backing, clock: ManualWallClock, limits: GatewayLimits) async throws {
+    init(
+        backing: Backing, clock: ManualWallClock, limits: GatewayLimits,
+        lotterySeeds: @escaping @Sendable () -> [UInt8]
+    ) async throws {
         self.backing = backing
         self.clock = clock
         self.limits = limits
+        self.lotterySeeds = lotterySeeds
         state = Mutex(nil)
         try await start()
     }
@@ -85,9 +91,12 @@ final class SimulatedGateway: Sendable {
         let store: any LedgerStore
         switch backing {
         case .sqlite(let path):
-            store = try SQLiteLedgerStore(database: try GatewayDatabase.open(path: path), clock: clock, limits: limits)
+            store = try SQLiteLedgerStore(
+                database: try GatewayDatabase.open(path: path), clock: clock, limits: limits, lotterySeeds: lotterySeeds
+            )
         case .postgres(let database):
-            store = try await PostgresLedgerStore(database: database, clock: clock, limits: limits, logger: Self.quiet)
+            store = try await PostgresLedgerStore(
+                database: database, clock: clock, limits: limits, logger: Self.quiet, lotterySeeds: lotterySeeds)
         }
         state.withLock { $0 = store }
     }
@@ -270,6 +279,7 @@ final class SimulatedEdge {
     private(set) var sync: SyncClient
     private(set) var points: PointsService
     private(set) var parking: ParkingService
+    private(set) var vouchers: VouchersService
     private(set) var tokens: [MerchantID: String] = [:]
     private var committer: Task<Void, Never>
     private let configuration: EdgeConfiguration
@@ -288,7 +298,7 @@ final class SimulatedEdge {
         self.link = link
         configuration = EdgeConfiguration(
             siteID: site, databasePath: path, programFile: programFile, phoneHashKey: Self.phoneKey)
-        (ledger, sync, points, parking, committer) = try Self.open(configuration, clock: clock, link: link)
+        (ledger, sync, points, parking, vouchers, committer) = try Self.open(configuration, clock: clock, link: link)
         let terminals = TerminalRegistry(pool: ledger.database.pool, clock: clock, cacheMilliseconds: 0)
         for merchant in merchants {
             tokens[merchant] = try terminals.issue(merchant: merchant, terminalID: "sim-\(merchant)")
@@ -296,7 +306,7 @@ final class SimulatedEdge {
     }
 
     private static func open(_ configuration: EdgeConfiguration, clock: SkewedClock, link: SimulatedLink) throws
-        -> (EdgeLedger, SyncClient, PointsService, ParkingService, Task<Void, Never>)
+        -> (EdgeLedger, SyncClient, PointsService, ParkingService, VouchersService, Task<Void, Never>)
     {
         let database = try EdgeDatabase.open(
             path: configuration.databasePath, site: configuration.siteID, limits: configuration.limits, now: clock.now()
@@ -320,10 +330,12 @@ final class SimulatedEdge {
             requestBytesMax: configuration.limits.requestBytesMax)
         let parking = ParkingService(
             ledger: ledger, terminals: terminals, requestBytesMax: configuration.limits.requestBytesMax)
+        let vouchers = VouchersService(
+            ledger: ledger, terminals: terminals, requestBytesMax: configuration.limits.requestBytesMax)
         let committer = ledger.committer
         // Unstructured on purpose: the writer lives as long as this node incarnation; `crash()`
         // closes it and awaits the task.
-        return (ledger, sync, points, parking, Task { await committer.run() })
+        return (ledger, sync, points, parking, vouchers, Task { await committer.run() })
     }
 
     /// Stops the node (every call answered so far is committed) and closes its file.
@@ -336,7 +348,7 @@ final class SimulatedEdge {
     /// Starts the node again on the same file, recovering from the gateway when the link allows
     /// (as `EdgeNode.run` does before serving).
     func restart() async throws {
-        (ledger, sync, points, parking, committer) = try Self.open(configuration, clock: clock, link: link)
+        (ledger, sync, points, parking, vouchers, committer) = try Self.open(configuration, clock: clock, link: link)
         do {
             try await sync.recover()
             while try await sync.pullRound() {}

@@ -1,4 +1,5 @@
 import Core
+import Crypto
 import EdgeNode
 import Foundation
 import GRDB
@@ -22,6 +23,8 @@ struct SimulationReport: Sendable {
     var digest: (text: String, hash: String)?
     /// The most Quay dinner bonus the ledger had given at any check (the budget is `Simulation.dinnerBudget`).
     var dinnerBonus: Int64 = 0
+    /// What the points mall did in the run (`Simulation.mallCounts`): orders, draws, voucher uses.
+    var mall: [String: Int64] = [:]
 
     var faultCount: Int { faults.values.reduce(0, +) }
 }
@@ -31,12 +34,12 @@ struct SimulationReport: Sendable {
 /// replayed batches, edge and gateway crashes, clock skew and day changes with expiry and
 /// settlement. The invariants are checked after every step and, after a full sync, at the end.
 final class Simulation {
-    private var random: SeededGenerator
-    private var report: SimulationReport
+    var random: SeededGenerator
+    var report: SimulationReport
     private let directory: String
-    private let clock = ManualWallClock()
-    private let gateway: SimulatedGateway
-    private var edges: [SimulatedEdge] = []
+    let clock = ManualWallClock()
+    let gateway: SimulatedGateway
+    var edges: [SimulatedEdge] = []
     private let steps: Int
     private let liar = LyingSite()
     /// The Quay dinner promotion's budget in the simulation's program.
@@ -45,7 +48,7 @@ final class Simulation {
     static let clockSkewMaxMilliseconds: Int64 = 10 * 60 * 1000
 
     // What the simulation knows happened.
-    private var members: [String] = []
+    var members: [String] = []
     private var phones: [String] = []
     /// Every transaction an edge approved (answered OK), by id, with its site.
     private var approved: [String: SiteID] = [:]
@@ -58,7 +61,11 @@ final class Simulation {
     private var receipts: [String: (total: Int64, dinner: Int64)] = [:]
     private var requestNumber = 0
     /// What the ledger should say, from what the tills were asked and answered.
-    private var model: ReferenceModel
+    var model: ReferenceModel
+    /// The points mall as the member app saw it (`Simulation+Mall.swift`).
+    var mall = MallTraffic()
+    /// Signs the vouchers of orders and prizes (a fixed key: a seed's run is the same every time).
+    let voucherIssuer: VoucherIssuer
 
     // Monotonic watermarks.
     private var closedPeriods: [CivilDate: String] = [:]
@@ -78,17 +85,22 @@ final class Simulation {
         let programFile = directory + "/program.yaml"
         // A small dinner budget shared by two sites (the hotel's restaurant and the mall's cafe), so
         // runs spend it, offline sites overshoot it, and the gateway has to hold it.
-        try Repository.exampleProgram(replacing: [
-            ("minimum_points: 500", "minimum_points: 100"),
-            ("merchants: [hotel-restaurant]", "merchants: [hotel-restaurant, mall-cafe]"),
-            ("budget_points: 300000", "budget_points: \(Self.dinnerBudget)"),
-        ])
+        try Repository.exampleProgram(
+            replacing: [
+                ("minimum_points: 500", "minimum_points: 100"),
+                ("merchants: [hotel-restaurant]", "merchants: [hotel-restaurant, mall-cafe]"),
+                ("budget_points: 300000", "budget_points: \(Self.dinnerBudget)"),
+            ] + MallTraffic.programChanges
+        )
         .write(toFile: programFile, atomically: true, encoding: .utf8)
         var limits = GatewayLimits()
         limits.clockSkewMaxMilliseconds = Self.clockSkewMaxMilliseconds
         gateway = try await SimulatedGateway(
             backing: postgres.map { .postgres($0) } ?? .sqlite(path: directory + "/gateway.sqlite"), clock: clock,
-            limits: limits)
+            limits: limits, lotterySeeds: MallTraffic.lotterySeeds(seed))
+        let key = try VoucherSeal.privateKey(fromText: String(repeating: "5a", count: 32))
+        try await gateway.store.registerVoucherKey(id: 1, publicKey: Array(key.publicKey.rawRepresentation))
+        voucherIssuer = VoucherIssuer(keyID: 1) { try VoucherSeal.sign($0, with: key) }
         _ = try await gateway.store.publish(
             document: Array(try Data(contentsOf: URL(fileURLWithPath: programFile))), effectiveAt: nil,
             by: "simulation")
@@ -131,11 +143,13 @@ final class Simulation {
             }
             if report.violations.isEmpty { try await checkInvariants(after: "full sync") }
             if report.violations.isEmpty { try await checkConverged() }
+            if report.violations.isEmpty { try await auditLottery() }
             // The digest is of the SQLite ledger (PostgreSQL numbers positions in blocks).
             if report.violations.isEmpty, let store = try gateway.store as? SQLiteLedgerStore {
                 report.digest = try await LedgerDigest.compute(store.database)
             }
         }
+        if gateway.isUp { report.mall = (try? await mallCounts(gateway.sql)) ?? [:] }
         for edge in edges { try? await edge.crash() }
         try? gateway.crash()
         report.approved = approved.count
@@ -148,11 +162,11 @@ final class Simulation {
         if report.trace.count > 25 { report.trace.removeFirst() }
     }
 
-    private func fault(_ kind: String) { report.faults[kind, default: 0] += 1 }
+    func fault(_ kind: String) { report.faults[kind, default: 0] += 1 }
 
-    private func violation(_ text: String) { report.violations.append(text) }
+    func violation(_ text: String) { report.violations.append(text) }
 
-    private func nextRequest() -> String {
+    func nextRequest() -> String {
         requestNumber += 1
         return "sim-\(requestNumber)"
     }
@@ -161,7 +175,7 @@ final class Simulation {
     private func randomStep() async throws -> String {
         let index = Int.random(in: 0..<edges.count, using: &random)
         let edge = edges[index]
-        let roll = Int.random(in: 0..<100, using: &random)
+        let roll = Int.random(in: 0..<130, using: &random)
         switch roll {
         case 0..<12: return try await enroll(index)
         case 12..<34: return try await earn(index)
@@ -194,8 +208,12 @@ final class Simulation {
             edge.clock.set(skewMilliseconds: skew)
             fault("clock skew")
             return "\(edge.site) clock skew \(skew) ms"
-        default:
-            return try await advanceTime()
+        case 94..<100: return try await advanceTime()
+        case 100..<110: return try await order()
+        case 110..<113: return try await cancelOrder()
+        case 113..<118: return try await draw()
+        case 118..<128: return try await honourVoucher(index)
+        default: return try await askMallAgain()
         }
     }
 
@@ -203,7 +221,7 @@ final class Simulation {
 
     /// Sends a till request; an OK answer is approved. With a small chance the answer is "lost":
     /// the request is kept to be sent again later, and must then get the same transaction.
-    private func till(
+    func till(
         _ index: Int, _ kind: String, _ send: @escaping () async throws -> String
     ) async throws -> String {
         let transaction: String
@@ -516,7 +534,7 @@ final class Simulation {
 
     /// An honest edge's sync call may fail only because the link or the gateway is down (or an
     /// answer was lost); any other status (a refusal, a protocol violation) is a violation.
-    private func honestCallFailed(_ edge: SimulatedEdge, _ call: String, _ error: any Error) {
+    func honestCallFailed(_ edge: SimulatedEdge, _ call: String, _ error: any Error) {
         let code = status(of: error).code
         if code != .unavailable && code != .deadlineExceeded {
             violation("\(edge.site): an honest \(call) was refused: \(error)")
@@ -539,6 +557,7 @@ final class Simulation {
             settledDay = yesterday
             _ = try await store.runExpiry(asOfEndOf: yesterday)
             _ = try await store.reviewTiers(on: zone.date(of: clock.now()))
+            try await store.keepLotterySeeds()
             let closed = try await store.closeSettlement(period: yesterday, by: "simulation")
             if let earlier = closedPeriods[yesterday], earlier != closed.contentHash {
                 violation("settlement \(yesterday) closed again with another hash")
@@ -642,8 +661,11 @@ final class Simulation {
             // balances, the sites' offline_risk and the dinner promotion's count.
             order: try await sql.rows(
                 """
-                SELECT position, transaction_id, site_id, posted_at_ms, outcome, posted_points FROM transactions
-                WHERE site_sequence IS NOT NULL ORDER BY position
+                SELECT position, transaction_id, COALESCE(site_id, '') AS site_id, posted_at_ms, outcome, posted_points
+                FROM transactions
+                WHERE site_sequence IS NOT NULL OR kind IN ('order', 'draw')
+                  OR transaction_id IN (SELECT cancel_transaction_id FROM mall_orders)
+                ORDER BY position
                 """
             ).map {
                 ReferenceModel.Posted(
@@ -728,6 +750,7 @@ final class Simulation {
             model.expect(posted: facts.order, holds: holds), facts.balances, facts.risk, facts.unrecovered,
             facts.dinnerGiven)
         for text in facts.honestFlagged { violation("gateway: an honest edge was flagged: \(text)") }
+        try await checkMall(sql)
         // The dinner bonus given, from the receipts the tills got and what was posted for them
         // (a cut comes off the bonus): never more than the budget.
         var dinnerGiven: Int64 = 0

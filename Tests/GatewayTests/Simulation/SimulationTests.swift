@@ -64,6 +64,9 @@ struct SimulationTests {
             for (kind, count) in report.faults { total[kind, default: 0] += count }
         }
         let violations = reports.reduce(0) { $0 + $1.violations.count }
+        let mall = reports.reduce(into: [String: Int64]()) { total, report in
+            for (kind, count) in report.mall { total[kind, default: 0] += count }
+        }
         // Every run must have exercised the machinery it claims to test.
         #expect(reports.allSatisfy { $0.approved > 0 && $0.faultCount > 0 })
         print(
@@ -71,7 +74,9 @@ struct SimulationTests {
             reliability (\(ledger.rawValue)): simulation seeds \(Self.seeds.first!)…\(Self.seeds.last!) (\(reports.count) runs, \(reports.reduce(0) { $0 + $1.steps }) steps), \
             faults injected \(faults.values.reduce(0, +)) [\(faults.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))], \
             transactions checked \(reports.reduce(0) { $0 + $1.approved }), invariant checks \(reports.reduce(0) { $0 + $1.checked }), \
-            runs that spent the dinner budget \(reports.filter { $0.dinnerBonus == Simulation.dinnerBudget }.count), violations \(violations)
+            runs that spent the dinner budget \(reports.filter { $0.dinnerBonus == Simulation.dinnerBudget }.count), \
+            points mall [\(mall.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))], \
+            violations \(violations)
             """)
     }
 

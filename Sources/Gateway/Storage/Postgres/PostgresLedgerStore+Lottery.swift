@@ -44,7 +44,7 @@ extension PostgresLedgerStore {
             guard today < lottery.perMemberDailyMax else {
                 throw DrawRefusal.dailyLimit(max: lottery.perMemberDailyMax)
             }
-            _ = try await Self.commitSeed(connection, lottery.id, period, at: now, logger)
+            _ = try await Self.commitSeed(self.lotterySeeds(), connection, lottery.id, period, at: now, logger)
             guard
                 let seedRow = try await connection.rows(
                     """
@@ -184,7 +184,9 @@ extension PostgresLedgerStore {
             var committed = 0
             for lottery in latest.lotteries.items {
                 for period in LotteryDrawing.periodsToCommit(lottery, program: latest, now: now) {
-                    committed += try await Self.commitSeed(connection, lottery.id, period, at: now, logger) ? 1 : 0
+                    committed +=
+                        try await Self.commitSeed(self.lotterySeeds(), connection, lottery.id, period, at: now, logger)
+                        ? 1 : 0
                 }
             }
             let today = LotteryDrawing.period(now, latest)
@@ -199,10 +201,9 @@ extension PostgresLedgerStore {
     }
 
     private static func commitSeed(
-        _ connection: PostgresConnection, _ lottery: LotteryID, _ period: CivilDate, at now: Timestamp,
+        _ seed: [UInt8], _ connection: PostgresConnection, _ lottery: LotteryID, _ period: CivilDate, at now: Timestamp,
         _ logger: Logger
     ) async throws -> Bool {
-        let seed = LotterySeal.newSeed()
         return try await !connection.rows(
             """
             INSERT INTO lottery_seeds (lottery_id, period, seed, commitment, committed_at_ms, draws)

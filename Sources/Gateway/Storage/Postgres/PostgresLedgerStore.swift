@@ -19,6 +19,9 @@ package final class PostgresLedgerStore: LedgerStore {
     package let database: PostgresLedgerDatabase
     let clock: any WallClock
     let limits: GatewayLimits
+    /// The secret seeds of lottery periods: fresh random bytes (`LotterySeal.newSeed`); a
+    /// deterministic simulation gives its own.
+    let lotterySeeds: @Sendable () -> [UInt8]
     let logger: Logger
     private let catalogue: Mutex<ProgramCatalogue>
     let statistics = Mutex(PostingStatistics())
@@ -38,12 +41,14 @@ package final class PostgresLedgerStore: LedgerStore {
     }
 
     /// Opens the store on a migrated database and loads the published programs.
-    package init(database: PostgresLedgerDatabase, clock: any WallClock, limits: GatewayLimits, logger: Logger)
-        async throws
-    {
+    package init(
+        database: PostgresLedgerDatabase, clock: any WallClock, limits: GatewayLimits, logger: Logger,
+        lotterySeeds: @escaping @Sendable () -> [UInt8] = LotterySeal.newSeed
+    ) async throws {
         self.database = database
         self.clock = clock
         self.limits = limits
+        self.lotterySeeds = lotterySeeds
         self.logger = logger
         orderGate = AsyncGate(permits: limits.orderTransactionsMax, waitersMax: limits.orderQueueMax)
         catalogue = Mutex(ProgramCatalogue(versions: []))

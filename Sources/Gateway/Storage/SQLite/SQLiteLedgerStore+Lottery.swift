@@ -51,7 +51,7 @@ extension SQLiteLedgerStore {
             guard available >= lottery.cost else {
                 throw DrawRefusal.insufficientPoints(available: available, cost: lottery.cost)
             }
-            try Self.commitSeed(db, lottery.id, period, at: instant)
+            try Self.commitSeed(self.lotterySeeds(), db, lottery.id, period, at: instant)
             guard
                 let seedRow = try Row.fetchOne(
                     db, sql: "SELECT seed, draws FROM lottery_seeds WHERE lottery_id = ? AND period = ?",
@@ -183,7 +183,7 @@ extension SQLiteLedgerStore {
             var committed = 0
             for lottery in latest.lotteries.items {
                 for period in LotteryDrawing.periodsToCommit(lottery, program: latest, now: now) {
-                    committed += try Self.commitSeed(db, lottery.id, period, at: now) ? 1 : 0
+                    committed += try Self.commitSeed(self.lotterySeeds(), db, lottery.id, period, at: now) ? 1 : 0
                 }
             }
             let today = LotteryDrawing.period(now, latest)
@@ -196,10 +196,11 @@ extension SQLiteLedgerStore {
 
     /// Commits a new seed for the period unless it has one; returns whether it made one.
     @discardableResult
-    private static func commitSeed(_ db: Database, _ lottery: LotteryID, _ period: CivilDate, at now: Timestamp) throws
+    private static func commitSeed(
+        _ seed: [UInt8], _ db: Database, _ lottery: LotteryID, _ period: CivilDate, at now: Timestamp
+    ) throws
         -> Bool
     {
-        let seed = LotterySeal.newSeed()
         try db.execute(
             sql: """
                 INSERT INTO lottery_seeds (lottery_id, period, seed, commitment, committed_at_ms, draws)

@@ -12,6 +12,9 @@ package final class SQLiteLedgerStore: LedgerStore {
     package let database: GatewayDatabase
     let clock: any WallClock
     let limits: GatewayLimits
+    /// The secret seeds of lottery periods: fresh random bytes (`LotterySeal.newSeed`); a
+    /// deterministic simulation gives its own.
+    let lotterySeeds: @Sendable () -> [UInt8]
     private let catalogue: Mutex<ProgramCatalogue>
     /// Pushes of several sites arriving together are written in one transaction (one fsync).
     let pushWriter: GroupCommitter
@@ -28,10 +31,14 @@ package final class SQLiteLedgerStore: LedgerStore {
     }
 
     /// Opens the store and loads the published programs.
-    package init(database: GatewayDatabase, clock: any WallClock, limits: GatewayLimits) throws {
+    package init(
+        database: GatewayDatabase, clock: any WallClock, limits: GatewayLimits,
+        lotterySeeds: @escaping @Sendable () -> [UInt8] = LotterySeal.newSeed
+    ) throws {
         self.database = database
         self.clock = clock
         self.limits = limits
+        self.lotterySeeds = lotterySeeds
         pushWriter = GroupCommitter(
             pool: database.pool, batchMax: limits.pushGroupMax, queueMax: limits.pushQueueMax, selfDriven: true)
         orderWriter = GroupCommitter(
