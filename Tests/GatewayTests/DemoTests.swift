@@ -20,6 +20,14 @@ struct DemoTests {
         #expect(output.contains("is refused: alreadyExists"))
         #expect(output.contains("merchants' nets + platform = 0"))
         #expect(FileManager.default.fileExists(atPath: directory.path("demo/settlement-2026-11-28.json")))
+        // The points mall (#16): a voucher bought, a flash sale sold exactly, a lottery draw, the
+        // voucher honoured once at the hotel's offline till and booked at the gateway afterwards.
+        #expect(output.contains("the app's retry gets the same order (unchanged)"))
+        #expect(output.contains("8 orders at once: 3 answered OK, the ledger counts 3 sold"))
+        #expect(output.contains("Wang draws in the winter lucky draw for 200 points: draw winter-draw/2026-11-29/1"))
+        #expect(output.contains("scanned again at the till: refused VOUCHER_USED"))
+        #expect(output.contains("is refused: VOUCHER_FORGED"))
+        #expect(output.contains("the gateway books Wang's tea voucher used at hotel-01 by hotel-restaurant"))
         // The folder keeps the demo's files; a second run there is refused rather than mixed in.
         await #expect(throws: ProcessFailure.self) {
             try await Binary.run(["demo", "--dir", directory.path("demo"), "--program", Repository.exampleProgram.path])

@@ -68,7 +68,7 @@ struct DemoCommand: AsyncParsableCommand {
 }
 
 /// The scripted day. Every step prints a line a newcomer can follow.
-private struct Demo {
+struct Demo {
     let folder: String
     /// The PostgreSQL ledger's URL, when the demo runs on one.
     let database: String?
@@ -176,7 +176,7 @@ private struct Demo {
                 try await evening(port: dead, li: li, chen: chen, park: park)
                 try await reconnect(port: port, gateway: gateway, li: li, park: park)
                 try await settle(gateway)
-                try await pointsMall(port: port, offlinePort: dead)
+                try await pointsMall(gateway, port: port, offlinePort: dead)
             }
         }
         say(
@@ -187,6 +187,8 @@ private struct Demo {
               coalition admin settle show --config \(path("admin.yaml")) --period 2026-11-28
               coalition admin conflicts --config \(path("admin.yaml"))
               coalition admin member show --config \(path("admin.yaml")) +8613800000001
+              coalition admin vouchers --config \(path("admin.yaml"))
+              coalition admin catalog --config \(path("admin.yaml"))
             """)
     }
 
@@ -383,100 +385,6 @@ private struct Demo {
         say(
             "  merchants' nets + platform = \(sum) (always 0); statements written to \(path("settlement-2026-11-28.csv")) and .json"
         )
-    }
-}
-
-/// The next morning: the member app's points mall, and a voucher honoured at an offline till.
-extension Demo {
-    func pointsMall(port: Int, offlinePort: Int) async throws {
-        at("2026-11-29T09:00")
-        say(
-            "\nSunday 09:00 the points mall in the member app (its server calls the gateway with a channel certificate)"
-        )
-        let wang = try await withEdge("mall-01", merchants: ["mall-fashion", "mall-cafe"], gatewayPort: port) { mall in
-            var enroll = Coalition_Edge_V1_EnrollRequest()
-            enroll.requestID = "M-0003"
-            enroll.phone = "+8613700000003"
-            let wang = try await mall.points.enroll(enroll, metadata: mall.auth("mall-fashion")).member.memberID
-            var earn = Coalition_Edge_V1_EarnRequest()
-            earn.requestID = "F-7001"
-            earn.memberID = wang
-            earn.amountMinor = 200_000
-            let earned = try await mall.points.earn(earn, metadata: mall.auth("mall-fashion"))
-            try await waitUntil("the mall synced") { try await mall.synced }
-            say(
-                "09:00 Wang Fang enrols at the mall and earns \(earned.points) points for ¥2,000: balance \(earned.balanceAfterPoints)"
-            )
-            return wang
-        }
-        let code = try await withMemberAPI(port: port) { api in
-            var order = Coalition_Member_V1_PlaceOrderRequest()
-            order.requestID = "APP-1"
-            order.memberID = wang
-            order.itemID = "coffee"
-            let placed = try await api.placeOrder(order)
-            let again = try await api.placeOrder(order)
-            let voucher = placed.order.vouchers[0]
-            say(
-                "09:05 in the app Wang buys a coffee voucher for \(placed.order.points) points (balance \(placed.balanceAfterPoints)); the app's retry gets the same order (\(again.order.orderID == placed.order.orderID ? "unchanged" : "DIFFERENT"))"
-            )
-            say(
-                "      its code, for a QR code: \(voucher.code.prefix(24))… (\(voucher.code.count) characters, signed by the network's voucher key)"
-            )
-            order.requestID = "APP-2"
-            order.itemID = "gold-lounge"
-            do {
-                _ = try await api.placeOrder(order)
-                say("      a gold members' lounge pass was sold to a member tier — this should not happen")
-            } catch let error as RPCError {
-                let reason = error.metadata[stringValues: "coalition-reason"].first { _ in true } ?? ""
-                say("      a gold members' lounge pass is refused: \(error.code) \(reason)")
-            }
-            return voucher.code
-        }
-        try await withEdge("mall-01", merchants: ["mall-cafe"], gatewayPort: port) { mall in
-            try await waitUntil("the mall pulled the voucher keys") {
-                var check = Coalition_Edge_V1_CheckVoucherRequest()
-                check.code = code
-                return (try? await mall.vouchers.check(check, metadata: mall.auth("mall-cafe"))) != nil
-            }
-        }
-        at("2026-11-29T10:00")
-        say("10:00 the mall's link is down again")
-        try await withEdge("mall-01", merchants: ["mall-cafe"], gatewayPort: offlinePort) { mall in
-            var check = Coalition_Edge_V1_CheckVoucherRequest()
-            check.code = code
-            let answer = try await mall.vouchers.check(check, metadata: mall.auth("mall-cafe"))
-            say(
-                "10:05 offline, the café's till checks Wang's voucher: \(answer.itemName), valid, the café is paid ¥\(answer.settlementPriceMinor / 100) for it by the platform"
-            )
-            var forged = try VoucherCode.parse(code).get()
-            forged.claim.item = ItemID("afternoon-tea")!
-            check.code = forged.text
-            do {
-                _ = try await mall.vouchers.check(check, metadata: mall.auth("mall-cafe"))
-                say("      an edited code was accepted — this should not happen")
-            } catch let error as RPCError {
-                let reason = error.metadata[stringValues: "coalition-reason"].first { _ in true } ?? ""
-                say("      the same code edited to say \"afternoon tea\" is refused: \(reason)")
-            }
-        }
-    }
-
-    /// Runs `body` with a client of the member API, as the member app's server (channel certificate).
-    func withMemberAPI<R: Sendable>(
-        port: Int, _ body: (Coalition_Member_V1_Member.Client<HTTP2ClientTransport.Posix>) async throws -> R
-    ) async throws -> R {
-        try await withGRPCClient(
-            transport: .http2NIOPosix(
-                target: .ipv4(address: "127.0.0.1", port: port),
-                transportSecurity: .mTLS(
-                    certificateChain: [.file(path: network.path("channel-member-app.pem"), format: .pem)],
-                    privateKey: .file(path: network.path("channel-member-app.key"), format: .pem)
-                ) { $0.trustRoots = .certificates([.file(path: network.path("ca.pem"), format: .pem)]) })
-        ) { client in
-            try await body(Coalition_Member_V1_Member.Client(wrapping: client))
-        }
     }
 }
 
