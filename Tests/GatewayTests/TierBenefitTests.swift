@@ -41,6 +41,13 @@ struct TierBenefitTests {
                 #expect(account.benefits.map(\.vouchers.count) == [2, 1])
                 let silverAccount = try await api.getAccount(MemberServiceTests.account(silver))
                 #expect(silverAccount.benefits.map(\.vouchers.count) == [1])
+                // What the tier brings, and what the next one would: its vouchers each period.
+                #expect(silverAccount.tier.benefits.map(\.itemID) == ["parking-2h"])
+                #expect(silverAccount.nextTier.tier == "gold")
+                #expect(silverAccount.nextTier.benefits.map(\.benefitID) == ["monthly-coffee", "birthday-tea"])
+                #expect(silverAccount.nextTier.benefits.map(\.count) == [2, 1])
+                #expect(silverAccount.nextTier.benefits.map(\.per) == ["month", "birthday"])
+                #expect(silverAccount.nextTier.benefits.allSatisfy { $0.period.isEmpty && $0.vouchers.isEmpty })
                 // The codes are real vouchers of their items.
                 let code = try VoucherCode.parse(account.benefits[0].vouchers[0].code).get()
                 #expect(code.claim.item.rawValue == "coffee")

@@ -142,11 +142,7 @@ extension MemberService {
         }
         let grants = try await store.benefitGrants(member: detail.id, periods: periods)
         return tier.benefits.map { benefit in
-            var wire = Coalition_Member_V1_TierBenefitStatus()
-            wire.benefitID = benefit.id
-            wire.itemID = benefit.item.rawValue
-            wire.count = Int32(benefit.count)
-            wire.per = benefit.per.rawValue
+            var wire = Coalition_Member_V1_TierBenefitStatus(benefit)
             let key = "\(tier.id)/\(benefit.id)"
             wire.period = periods[key] ?? ""
             wire.vouchers = (grants[key] ?? []).map(Coalition_Member_V1_Voucher.init)

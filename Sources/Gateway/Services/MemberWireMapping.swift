@@ -51,6 +51,18 @@ extension Coalition_Member_V1_TierBenefits {
         thresholdPoints = tier.threshold.value
         multiplier = tier.multiplier.description
         freeParkingMinutesPerDay = Int32(tier.freeParkingMinutesPerDay)
+        benefits = tier.benefits.map(Coalition_Member_V1_TierBenefitStatus.init)
+    }
+}
+
+extension Coalition_Member_V1_TierBenefitStatus {
+    /// A tier's benefit as declared: its item, count and period kind (no period, no vouchers).
+    init(_ benefit: TierBenefit) {
+        self.init()
+        benefitID = benefit.id
+        itemID = benefit.item.rawValue
+        count = Int32(benefit.count)
+        per = benefit.per.rawValue
     }
 }
 

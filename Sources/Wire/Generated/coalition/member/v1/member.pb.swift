@@ -270,6 +270,11 @@ package nonisolated struct Coalition_Member_V1_TierBenefits: Sendable {
 
   package var freeParkingMinutesPerDay: Int32 = 0
 
+  /// The vouchers the tier issues each period (docs/rules.md, "Tier benefits"): what it brings
+  /// beyond the multiplier and parking. `period` and `vouchers` are empty here; the member's own
+  /// are in GetAccountResponse.benefits.
+  package var benefits: [Coalition_Member_V1_TierBenefitStatus] = []
+
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
   package init() {}
@@ -1254,7 +1259,7 @@ nonisolated extension Coalition_Member_V1_ExpiringLot: SwiftProtobuf.Message, Sw
 
 nonisolated extension Coalition_Member_V1_TierBenefits: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".TierBenefits"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}tier\0\u{1}name\0\u{3}threshold_points\0\u{1}multiplier\0\u{3}free_parking_minutes_per_day\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}tier\0\u{1}name\0\u{3}threshold_points\0\u{1}multiplier\0\u{3}free_parking_minutes_per_day\0\u{1}benefits\0")
 
   package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1267,6 +1272,7 @@ nonisolated extension Coalition_Member_V1_TierBenefits: SwiftProtobuf.Message, S
       case 3: try { try decoder.decodeSingularInt64Field(value: &self.thresholdPoints) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.multiplier) }()
       case 5: try { try decoder.decodeSingularInt32Field(value: &self.freeParkingMinutesPerDay) }()
+      case 6: try { try decoder.decodeRepeatedMessageField(value: &self.benefits) }()
       default: break
       }
     }
@@ -1288,6 +1294,9 @@ nonisolated extension Coalition_Member_V1_TierBenefits: SwiftProtobuf.Message, S
     if self.freeParkingMinutesPerDay != 0 {
       try visitor.visitSingularInt32Field(value: self.freeParkingMinutesPerDay, fieldNumber: 5)
     }
+    if !self.benefits.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.benefits, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1297,6 +1306,7 @@ nonisolated extension Coalition_Member_V1_TierBenefits: SwiftProtobuf.Message, S
     if lhs.thresholdPoints != rhs.thresholdPoints {return false}
     if lhs.multiplier != rhs.multiplier {return false}
     if lhs.freeParkingMinutesPerDay != rhs.freeParkingMinutesPerDay {return false}
+    if lhs.benefits != rhs.benefits {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
