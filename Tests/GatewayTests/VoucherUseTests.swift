@@ -186,6 +186,9 @@ struct VoucherUseTests {
             try await Self.operatorsSee(
                 gateway: gateway, dir: dir, certificates: certificates, voucher: voucher.voucherID,
                 cancelled: dropped.vouchers[0].voucherID, member: member)
+            try await Self.ordersTold(
+                gateway: gateway, admin: dir + "/admin.yaml", certificates: certificates, kept: kept.orderID,
+                dropped: dropped.orderID)
             try await gateway.checkInvariants()
         }
     }
@@ -271,6 +274,58 @@ struct VoucherUseTests {
             "admin", "catalog", "stock", "coffee", "--add", "1", "--reason", "found one", "--config", admin,
         ])
         #expect(text.contains("coffee: 1015 left"))
+    }
+
+    /// An order's story and the sales report, through the Ops API and the `coalition admin` binary:
+    /// the kept order's voucher used at the mall (stands) and again at the hotel (a double use);
+    /// the dropped order cancelled, its voucher honoured anyway (booked as `voucher_cancelled`).
+    static func ordersTold(
+        gateway: GatewayHarness, admin: String, certificates: TestCertificates, kept: String, dropped: String
+    ) async throws {
+        let story = try Self.json(try await Binary.run(["admin", "orders", "show", kept, "--config", admin, "--json"]))
+        let uses = try #require(story["uses"] as? [[String: Any]])
+        #expect(uses.map { $0["site_id"] as? String } == ["mall-01", "hotel-01"])
+        #expect(uses.map { $0["conflict"] as? String } == [nil, "voucher_double_use"])
+        let vouchers = try #require(story["vouchers"] as? [[String: Any]])
+        #expect(vouchers.map { $0["status"] as? String } == ["used"])
+        #expect(vouchers.first?["used_site_id"] as? String == "mall-01")
+        #expect(vouchers.first?["used_transaction_id"] as? String == uses.first?["transaction_id"] as? String)
+        let text = try await Binary.run(["admin", "orders", "show", dropped, "--config", admin])
+        #expect(text.contains("status cancelled at "))
+        #expect(text.contains("voucher_cancelled"))
+        let report = try Self.json(
+            try await Binary.run([
+                "admin", "orders", "report", "--from", "2026-11-24", "--to", "2026-11-24", "--config", admin, "--json",
+            ]))
+        let coffee = try #require((report["items"] as? [[String: Any]])?.first { $0["item_id"] as? String == "coffee" })
+        func number(_ key: String) -> Int? { (coffee[key] as? String).flatMap(Int.init) ?? coffee[key] as? Int }
+        #expect(number("orders") == 2 && number("units") == 2 && number("units_cancelled") == 1)
+        #expect(number("points") == 1_500 && number("vouchers_used") == 1 && number("vouchers_open") == nil)
+        #expect(coffee["sponsor"] as? String == "platform")
+        // Another day sells nothing; bad input is refused, naming the field.
+        let empty = try Self.json(
+            try await Binary.run([
+                "admin", "orders", "report", "--from", "2026-11-25", "--to", "2026-11-30", "--config", admin, "--json",
+            ]))
+        #expect(empty["items"] == nil)
+        _ = try await OpsServiceTests.withOps(port: gateway.port, certificates: certificates, certificate: "alice") {
+            ops in
+            var get = Coalition_Ops_V1_GetOrderRequest()
+            get.orderID = "not-an-order"
+            await expectStatus(.invalidArgument) { _ = try await ops.getOrder(get) }
+            get.orderID = String(repeating: "0", count: 26)
+            await expectStatus(.notFound, reason: "UNKNOWN_ORDER") { _ = try await ops.getOrder(get) }
+            var sales = Coalition_Ops_V1_SalesReportRequest()
+            sales.from = "2026-11-30"
+            sales.to = "2026-11-01"
+            await expectStatus(.invalidArgument) { _ = try await ops.salesReport(sales) }
+            sales.from = "2025-01-01"
+            sales.to = "2026-11-30"
+            await expectStatus(.invalidArgument) { _ = try await ops.salesReport(sales) }
+            sales.from = "yesterday"
+            await expectStatus(.invalidArgument) { _ = try await ops.salesReport(sales) }
+            return ()
+        }
     }
 
     static func json(_ text: String) throws -> [String: Any] {

@@ -29,7 +29,7 @@ struct ContractTests {
                     "PublishProgram", "ListPrograms", "CloseSettlement", "GetSettlement", "ExportSettlement",
                     "RunExpiry",
                     "ListExpiryReminders", "ListRefusedCalls", "ListCatalogStock", "AdjustStock", "ListVouchers",
-                    "ListLotteryPeriods", "ListLotteryDraws",
+                    "ListLotteryPeriods", "ListLotteryDraws", "GetOrder", "SalesReport",
                 ]
             ),
             (

@@ -45,6 +45,58 @@ package protocol MallLedger: Sendable {
     /// The benefit grants of a member in `periods` (benefit key `TIER/BENEFIT` to period), with
     /// their vouchers, by benefit key.
     func benefitGrants(member: MemberID, periods: [String: String]) async throws -> [String: [IssuedVoucher]]
+    /// Every use of the vouchers of order `orderID` at the tills, in posting order.
+    func voucherUses(order orderID: String) async throws -> [VoucherUseEntry]
+    /// Sales per item of the orders placed in [from, to), by item id.
+    func sales(from: Timestamp, to: Timestamp) async throws -> [ItemSalesEntry]
+}
+
+/// A use of a voucher at a till as the gateway posted it (an order's story).
+package struct VoucherUseEntry: Sendable, Equatable {
+    package var voucherID: String
+    package var transactionID: String
+    package var site: String
+    package var merchant: String
+    package var usedAt: Timestamp
+    /// Nil for the use that stands; else the conflict it was booked with.
+    package var conflict: String?
+
+    /// The SQL both stores read an order's voucher uses with (`$1`: the order id).
+    static let select = """
+        SELECT t.detail AS voucher_id, t.transaction_id, t.site_id, t.merchant_id, t.occurred_at_ms,
+            (SELECT MIN(c.kind) FROM conflicts c WHERE c.transaction_id = t.transaction_id) AS conflict
+        FROM transactions t
+        WHERE t.kind = 'voucher_use' AND t.detail IN (SELECT voucher_id FROM vouchers WHERE order_id = $1)
+        ORDER BY t.position
+        """
+}
+
+/// One item's sales in a range of days (`coalition admin orders report`).
+package struct ItemSalesEntry: Sendable, Equatable {
+    package var item: String
+    package var orders: Int64
+    package var units: Int64
+    package var unitsCancelled: Int64
+    /// Points and money of the orders not cancelled.
+    package var points: Int64
+    package var money: Int64
+    package var vouchersUsed: Int64
+    package var vouchersOpen: Int64
+
+    /// The SQL both stores report sales with (`$1`, `$2`: the range's first and end instants, ms).
+    static let select = """
+        SELECT o.item_id, COUNT(*) AS orders, CAST(SUM(o.quantity) AS BIGINT) AS units,
+            CAST(SUM(CASE WHEN o.status = 'cancelled' THEN o.quantity ELSE 0 END) AS BIGINT) AS units_cancelled,
+            CAST(SUM(CASE WHEN o.status = 'placed' THEN o.points ELSE 0 END) AS BIGINT) AS points,
+            CAST(SUM(CASE WHEN o.status = 'placed' THEN o.money_minor ELSE 0 END) AS BIGINT) AS money,
+            CAST(SUM((SELECT COUNT(*) FROM vouchers v WHERE v.order_id = o.order_id AND v.status = 'used')) AS BIGINT)
+                AS used_count,
+            CAST(SUM((SELECT COUNT(*) FROM vouchers v WHERE v.order_id = o.order_id AND v.status = 'issued')) AS BIGINT)
+                AS open_count
+        FROM mall_orders o
+        WHERE o.placed_at_ms >= $1 AND o.placed_at_ms < $2
+        GROUP BY o.item_id ORDER BY o.item_id
+        """
 }
 
 /// What the benefits job and the account view share.

@@ -65,4 +65,37 @@ extension PostgresLedgerStore {
         binds.append(Int64(limit))
         return binds
     }
+
+    package func voucherUses(order orderID: String) async throws -> [VoucherUseEntry] {
+        try await reading("reading an order's voucher uses") { connection in
+            var binds = PostgresBindings()
+            binds.append(orderID)
+            return try await connection.rows(
+                PostgresQuery(unsafeSQL: VoucherUseEntry.select, binds: binds), self.logger
+            )
+            .map { row in
+                VoucherUseEntry(
+                    voucherID: try row.text("voucher_id"), transactionID: try row.text("transaction_id"),
+                    site: try row.textOrNil("site_id") ?? "", merchant: try row.textOrNil("merchant_id") ?? "",
+                    usedAt: Timestamp(milliseconds: try row.int("occurred_at_ms")),
+                    conflict: try row.textOrNil("conflict"))
+            }
+        }
+    }
+
+    package func sales(from: Timestamp, to: Timestamp) async throws -> [ItemSalesEntry] {
+        try await reading("reporting sales") { connection in
+            var binds = PostgresBindings()
+            binds.append(from.milliseconds)
+            binds.append(to.milliseconds)
+            return try await connection.rows(PostgresQuery(unsafeSQL: ItemSalesEntry.select, binds: binds), self.logger)
+                .map { row in
+                    ItemSalesEntry(
+                        item: try row.text("item_id"), orders: try row.int("orders"), units: try row.int("units"),
+                        unitsCancelled: try row.int("units_cancelled"), points: try row.int("points"),
+                        money: try row.int("money"), vouchersUsed: try row.int("used_count"),
+                        vouchersOpen: try row.int("open_count"))
+                }
+        }
+    }
 }

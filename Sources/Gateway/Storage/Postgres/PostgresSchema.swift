@@ -431,5 +431,12 @@ enum PostgresSchema {
                 )
                 """
             ]),
+        Migration(
+            name: "2026-12-05 mall reports v1",
+            statements: [
+                // The uses of a voucher (an order's story), and orders by time (the sales report).
+                "CREATE INDEX transactions_voucher_uses ON transactions (detail) WHERE kind = 'voucher_use'",
+                "CREATE INDEX mall_orders_by_time ON mall_orders (placed_at_ms)",
+            ]),
     ]
 }

@@ -471,6 +471,14 @@ package struct GatewayDatabase: Sendable {
                     ) STRICT, WITHOUT ROWID;
                     """)
         }
+        migrator.registerMigration("2026-12-05 gateway mall reports v1") { db in
+            // The uses of a voucher (an order's story), and orders by time (the sales report).
+            try db.execute(
+                sql: """
+                    CREATE INDEX transactions_voucher_uses ON transactions (detail) WHERE kind = 'voucher_use';
+                    CREATE INDEX mall_orders_by_time ON mall_orders (placed_at_ms);
+                    """)
+        }
         return migrator
     }
 }

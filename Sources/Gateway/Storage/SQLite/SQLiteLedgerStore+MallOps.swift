@@ -69,4 +69,27 @@ extension SQLiteLedgerStore {
             }
         }
     }
+
+    package func voucherUses(order orderID: String) async throws -> [VoucherUseEntry] {
+        try await database.pool.read { db in
+            try Row.fetchAll(db, sql: VoucherUseEntry.select, arguments: [orderID]).map { row in
+                VoucherUseEntry(
+                    voucherID: row["voucher_id"], transactionID: row["transaction_id"], site: row["site_id"] ?? "",
+                    merchant: row["merchant_id"] ?? "", usedAt: Timestamp(milliseconds: row["occurred_at_ms"]),
+                    conflict: row["conflict"])
+            }
+        }
+    }
+
+    package func sales(from: Timestamp, to: Timestamp) async throws -> [ItemSalesEntry] {
+        try await database.pool.read { db in
+            try Row.fetchAll(db, sql: ItemSalesEntry.select, arguments: [from.milliseconds, to.milliseconds]).map {
+                row in
+                ItemSalesEntry(
+                    item: row["item_id"], orders: row["orders"], units: row["units"],
+                    unitsCancelled: row["units_cancelled"], points: row["points"], money: row["money"],
+                    vouchersUsed: row["used_count"], vouchersOpen: row["open_count"])
+            }
+        }
+    }
 }

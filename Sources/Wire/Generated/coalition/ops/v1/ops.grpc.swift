@@ -311,6 +311,32 @@ package enum Coalition_Ops_V1_Ops: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "GetOrder" metadata.
+        package enum GetOrder: Sendable {
+            /// Request type for "GetOrder".
+            package typealias Input = Coalition_Ops_V1_GetOrderRequest
+            /// Response type for "GetOrder".
+            package typealias Output = Coalition_Ops_V1_GetOrderResponse
+            /// Descriptor for "GetOrder".
+            package static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "coalition.ops.v1.Ops"),
+                method: "GetOrder",
+                type: .unary
+            )
+        }
+        /// Namespace for "SalesReport" metadata.
+        package enum SalesReport: Sendable {
+            /// Request type for "SalesReport".
+            package typealias Input = Coalition_Ops_V1_SalesReportRequest
+            /// Response type for "SalesReport".
+            package typealias Output = Coalition_Ops_V1_SalesReportResponse
+            /// Descriptor for "SalesReport".
+            package static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "coalition.ops.v1.Ops"),
+                method: "SalesReport",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "coalition.ops.v1.Ops" service.
         package static let descriptors: [GRPCCore.MethodDescriptor] = [
             ListSites.descriptor,
@@ -334,7 +360,9 @@ package enum Coalition_Ops_V1_Ops: Sendable {
             AdjustStock.descriptor,
             ListVouchers.descriptor,
             ListLotteryPeriods.descriptor,
-            ListLotteryDraws.descriptor
+            ListLotteryDraws.descriptor,
+            GetOrder.descriptor,
+            SalesReport.descriptor
         ]
     }
 }
@@ -763,6 +791,44 @@ extension Coalition_Ops_V1_Ops {
             request: GRPCCore.StreamingServerRequest<Coalition_Ops_V1_ListLotteryDrawsRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Ops_V1_ListLotteryDrawsResponse>
+
+        /// Handle the "GetOrder" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > An order's story: what was ordered, by whom, through which channel; its vouchers and every
+        /// > use of them at the tills — the one that stands and any booked as a conflict — and its
+        /// > cancellation. NOT_FOUND `UNKNOWN_ORDER`.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Coalition_Ops_V1_GetOrderRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Coalition_Ops_V1_GetOrderResponse` messages.
+        func getOrder(
+            request: GRPCCore.StreamingServerRequest<Coalition_Ops_V1_GetOrderRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Ops_V1_GetOrderResponse>
+
+        /// Handle the "SalesReport" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Sales of the points mall per item for orders placed in a range of days (program time zone).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Coalition_Ops_V1_SalesReportRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Coalition_Ops_V1_SalesReportResponse` messages.
+        func salesReport(
+            request: GRPCCore.StreamingServerRequest<Coalition_Ops_V1_SalesReportRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Ops_V1_SalesReportResponse>
     }
 
     /// Service protocol for the "coalition.ops.v1.Ops" service.
@@ -1175,6 +1241,44 @@ extension Coalition_Ops_V1_Ops {
             request: GRPCCore.ServerRequest<Coalition_Ops_V1_ListLotteryDrawsRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Coalition_Ops_V1_ListLotteryDrawsResponse>
+
+        /// Handle the "GetOrder" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > An order's story: what was ordered, by whom, through which channel; its vouchers and every
+        /// > use of them at the tills — the one that stands and any booked as a conflict — and its
+        /// > cancellation. NOT_FOUND `UNKNOWN_ORDER`.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Ops_V1_GetOrderRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Coalition_Ops_V1_GetOrderResponse` message.
+        func getOrder(
+            request: GRPCCore.ServerRequest<Coalition_Ops_V1_GetOrderRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Coalition_Ops_V1_GetOrderResponse>
+
+        /// Handle the "SalesReport" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Sales of the points mall per item for orders placed in a range of days (program time zone).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Ops_V1_SalesReportRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Coalition_Ops_V1_SalesReportResponse` message.
+        func salesReport(
+            request: GRPCCore.ServerRequest<Coalition_Ops_V1_SalesReportRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Coalition_Ops_V1_SalesReportResponse>
     }
 
     /// Simple service protocol for the "coalition.ops.v1.Ops" service.
@@ -1585,6 +1689,44 @@ extension Coalition_Ops_V1_Ops {
             request: Coalition_Ops_V1_ListLotteryDrawsRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Coalition_Ops_V1_ListLotteryDrawsResponse
+
+        /// Handle the "GetOrder" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > An order's story: what was ordered, by whom, through which channel; its vouchers and every
+        /// > use of them at the tills — the one that stands and any booked as a conflict — and its
+        /// > cancellation. NOT_FOUND `UNKNOWN_ORDER`.
+        ///
+        /// - Parameters:
+        ///   - request: A `Coalition_Ops_V1_GetOrderRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Coalition_Ops_V1_GetOrderResponse` to respond with.
+        func getOrder(
+            request: Coalition_Ops_V1_GetOrderRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Coalition_Ops_V1_GetOrderResponse
+
+        /// Handle the "SalesReport" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Sales of the points mall per item for orders placed in a range of days (program time zone).
+        ///
+        /// - Parameters:
+        ///   - request: A `Coalition_Ops_V1_SalesReportRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Coalition_Ops_V1_SalesReportResponse` to respond with.
+        func salesReport(
+            request: Coalition_Ops_V1_SalesReportRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Coalition_Ops_V1_SalesReportResponse
     }
 }
 
@@ -1834,6 +1976,28 @@ extension Coalition_Ops_V1_Ops.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Coalition_Ops_V1_Ops.Method.GetOrder.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Ops_V1_GetOrderRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Ops_V1_GetOrderResponse>(),
+            handler: { request, context in
+                try await self.getOrder(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Coalition_Ops_V1_Ops.Method.SalesReport.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Ops_V1_SalesReportRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Ops_V1_SalesReportResponse>(),
+            handler: { request, context in
+                try await self.salesReport(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -2076,6 +2240,28 @@ extension Coalition_Ops_V1_Ops.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Ops_V1_ListLotteryDrawsResponse> {
         let response = try await self.listLotteryDraws(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    package func getOrder(
+        request: GRPCCore.StreamingServerRequest<Coalition_Ops_V1_GetOrderRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Ops_V1_GetOrderResponse> {
+        let response = try await self.getOrder(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    package func salesReport(
+        request: GRPCCore.StreamingServerRequest<Coalition_Ops_V1_SalesReportRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Ops_V1_SalesReportResponse> {
+        let response = try await self.salesReport(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -2365,6 +2551,32 @@ extension Coalition_Ops_V1_Ops.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Coalition_Ops_V1_ListLotteryDrawsResponse> {
         return GRPCCore.ServerResponse<Coalition_Ops_V1_ListLotteryDrawsResponse>(
             message: try await self.listLotteryDraws(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    package func getOrder(
+        request: GRPCCore.ServerRequest<Coalition_Ops_V1_GetOrderRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Coalition_Ops_V1_GetOrderResponse> {
+        return GRPCCore.ServerResponse<Coalition_Ops_V1_GetOrderResponse>(
+            message: try await self.getOrder(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    package func salesReport(
+        request: GRPCCore.ServerRequest<Coalition_Ops_V1_SalesReportRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Coalition_Ops_V1_SalesReportResponse> {
+        return GRPCCore.ServerResponse<Coalition_Ops_V1_SalesReportResponse>(
+            message: try await self.salesReport(
                 request: request.message,
                 context: context
             ),
@@ -2893,6 +3105,54 @@ extension Coalition_Ops_V1_Ops {
             deserializer: some GRPCCore.MessageDeserializer<Coalition_Ops_V1_ListLotteryDrawsResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_ListLotteryDrawsResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "GetOrder" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > An order's story: what was ordered, by whom, through which channel; its vouchers and every
+        /// > use of them at the tills — the one that stands and any booked as a conflict — and its
+        /// > cancellation. NOT_FOUND `UNKNOWN_ORDER`.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Ops_V1_GetOrderRequest` message.
+        ///   - serializer: A serializer for `Coalition_Ops_V1_GetOrderRequest` messages.
+        ///   - deserializer: A deserializer for `Coalition_Ops_V1_GetOrderResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func getOrder<Result>(
+            request: GRPCCore.ClientRequest<Coalition_Ops_V1_GetOrderRequest>,
+            serializer: some GRPCCore.MessageSerializer<Coalition_Ops_V1_GetOrderRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Coalition_Ops_V1_GetOrderResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_GetOrderResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "SalesReport" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Sales of the points mall per item for orders placed in a range of days (program time zone).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Ops_V1_SalesReportRequest` message.
+        ///   - serializer: A serializer for `Coalition_Ops_V1_SalesReportRequest` messages.
+        ///   - deserializer: A deserializer for `Coalition_Ops_V1_SalesReportResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func salesReport<Result>(
+            request: GRPCCore.ClientRequest<Coalition_Ops_V1_SalesReportRequest>,
+            serializer: some GRPCCore.MessageSerializer<Coalition_Ops_V1_SalesReportRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Coalition_Ops_V1_SalesReportResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_SalesReportResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -3666,6 +3926,76 @@ extension Coalition_Ops_V1_Ops {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "GetOrder" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > An order's story: what was ordered, by whom, through which channel; its vouchers and every
+        /// > use of them at the tills — the one that stands and any booked as a conflict — and its
+        /// > cancellation. NOT_FOUND `UNKNOWN_ORDER`.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Ops_V1_GetOrderRequest` message.
+        ///   - serializer: A serializer for `Coalition_Ops_V1_GetOrderRequest` messages.
+        ///   - deserializer: A deserializer for `Coalition_Ops_V1_GetOrderResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        package func getOrder<Result>(
+            request: GRPCCore.ClientRequest<Coalition_Ops_V1_GetOrderRequest>,
+            serializer: some GRPCCore.MessageSerializer<Coalition_Ops_V1_GetOrderRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Coalition_Ops_V1_GetOrderResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_GetOrderResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Coalition_Ops_V1_Ops.Method.GetOrder.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "SalesReport" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Sales of the points mall per item for orders placed in a range of days (program time zone).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Ops_V1_SalesReportRequest` message.
+        ///   - serializer: A serializer for `Coalition_Ops_V1_SalesReportRequest` messages.
+        ///   - deserializer: A deserializer for `Coalition_Ops_V1_SalesReportResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        package func salesReport<Result>(
+            request: GRPCCore.ClientRequest<Coalition_Ops_V1_SalesReportRequest>,
+            serializer: some GRPCCore.MessageSerializer<Coalition_Ops_V1_SalesReportRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Coalition_Ops_V1_SalesReportResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_SalesReportResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Coalition_Ops_V1_Ops.Method.SalesReport.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -4308,6 +4638,66 @@ extension Coalition_Ops_V1_Ops.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Ops_V1_ListLotteryDrawsRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Ops_V1_ListLotteryDrawsResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetOrder" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > An order's story: what was ordered, by whom, through which channel; its vouchers and every
+    /// > use of them at the tills — the one that stands and any booked as a conflict — and its
+    /// > cancellation. NOT_FOUND `UNKNOWN_ORDER`.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Coalition_Ops_V1_GetOrderRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    package func getOrder<Result>(
+        request: GRPCCore.ClientRequest<Coalition_Ops_V1_GetOrderRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_GetOrderResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.getOrder(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Ops_V1_GetOrderRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Ops_V1_GetOrderResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SalesReport" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Sales of the points mall per item for orders placed in a range of days (program time zone).
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Coalition_Ops_V1_SalesReportRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    package func salesReport<Result>(
+        request: GRPCCore.ClientRequest<Coalition_Ops_V1_SalesReportRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_SalesReportResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.salesReport(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Ops_V1_SalesReportRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Ops_V1_SalesReportResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -5040,6 +5430,74 @@ extension Coalition_Ops_V1_Ops.ClientProtocol {
             metadata: metadata
         )
         return try await self.listLotteryDraws(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetOrder" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > An order's story: what was ordered, by whom, through which channel; its vouchers and every
+    /// > use of them at the tills — the one that stands and any booked as a conflict — and its
+    /// > cancellation. NOT_FOUND `UNKNOWN_ORDER`.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    package func getOrder<Result>(
+        _ message: Coalition_Ops_V1_GetOrderRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_GetOrderResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Coalition_Ops_V1_GetOrderRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.getOrder(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SalesReport" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Sales of the points mall per item for orders placed in a range of days (program time zone).
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    package func salesReport<Result>(
+        _ message: Coalition_Ops_V1_SalesReportRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_SalesReportResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Coalition_Ops_V1_SalesReportRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.salesReport(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -1571,6 +1571,157 @@ package nonisolated struct Coalition_Ops_V1_ListLotteryDrawsResponse: Sendable {
   package init() {}
 }
 
+package nonisolated struct Coalition_Ops_V1_GetOrderRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var orderID: String = String()
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+/// A use of a voucher at a till, as the gateway posted it.
+package nonisolated struct Coalition_Ops_V1_OrderVoucherUse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var voucherID: String = String()
+
+  package var transactionID: String = String()
+
+  package var siteID: String = String()
+
+  package var merchantID: String = String()
+
+  /// The till's time of the use.
+  package var usedAtMs: Int64 = 0
+
+  /// Empty for the use that stands; else the conflict it was booked with (`voucher_double_use`,
+  /// `voucher_cancelled`, `voucher_expired`): its points on the site's offline_risk.
+  package var conflict: String = String()
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+package nonisolated struct Coalition_Ops_V1_GetOrderResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var orderID: String = String()
+
+  package var channel: String = String()
+
+  package var requestID: String = String()
+
+  /// The member the request named, and the member it was booked to (they differ after a merge).
+  package var requestedMemberID: String = String()
+
+  package var memberID: String = String()
+
+  package var itemID: String = String()
+
+  package var kind: String = String()
+
+  package var quantity: Int64 = 0
+
+  package var points: Int64 = 0
+
+  package var moneyMinor: Int64 = 0
+
+  /// placed or cancelled.
+  package var status: String = String()
+
+  package var placedAtMs: Int64 = 0
+
+  package var cancelledAtMs: Int64 = 0
+
+  package var cancelTransactionID: String = String()
+
+  package var vouchers: [Coalition_Ops_V1_VoucherEntry] = []
+
+  /// Every use of its vouchers, in the order they were posted.
+  package var uses: [Coalition_Ops_V1_OrderVoucherUse] = []
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+package nonisolated struct Coalition_Ops_V1_SalesReportRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// First and last day, inclusive (YYYY-MM-DD, program time zone); at most 366 days.
+  package var from: String = String()
+
+  package var to: String = String()
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+package nonisolated struct Coalition_Ops_V1_ItemSales: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var itemID: String = String()
+
+  /// From the program in force now; empty for an item no longer in the catalog.
+  package var name: String = String()
+
+  package var kind: String = String()
+
+  /// "platform" or the sponsoring merchant.
+  package var sponsor: String = String()
+
+  /// Orders placed in the range, and their units; units of those since cancelled.
+  package var orders: Int64 = 0
+
+  package var units: Int64 = 0
+
+  package var unitsCancelled: Int64 = 0
+
+  /// Points and money of the orders that stand (not cancelled).
+  package var points: Int64 = 0
+
+  package var moneyMinor: Int64 = 0
+
+  /// Vouchers of those orders used at a till so far, and still open (issued, unused).
+  package var vouchersUsed: Int64 = 0
+
+  package var vouchersOpen: Int64 = 0
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+package nonisolated struct Coalition_Ops_V1_SalesReportResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var from: String = String()
+
+  package var to: String = String()
+
+  package var items: [Coalition_Ops_V1_ItemSales] = []
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "coalition.ops.v1"
@@ -4642,6 +4793,351 @@ nonisolated extension Coalition_Ops_V1_ListLotteryDrawsResponse: SwiftProtobuf.M
 
   package static func ==(lhs: Coalition_Ops_V1_ListLotteryDrawsResponse, rhs: Coalition_Ops_V1_ListLotteryDrawsResponse) -> Bool {
     if lhs.draws != rhs.draws {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Ops_V1_GetOrderRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".GetOrderRequest"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}order_id\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.orderID) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.orderID.isEmpty {
+      try visitor.visitSingularStringField(value: self.orderID, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Ops_V1_GetOrderRequest, rhs: Coalition_Ops_V1_GetOrderRequest) -> Bool {
+    if lhs.orderID != rhs.orderID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Ops_V1_OrderVoucherUse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".OrderVoucherUse"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}voucher_id\0\u{3}transaction_id\0\u{3}site_id\0\u{3}merchant_id\0\u{3}used_at_ms\0\u{1}conflict\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.voucherID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.transactionID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.siteID) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.merchantID) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.usedAtMs) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.conflict) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.voucherID.isEmpty {
+      try visitor.visitSingularStringField(value: self.voucherID, fieldNumber: 1)
+    }
+    if !self.transactionID.isEmpty {
+      try visitor.visitSingularStringField(value: self.transactionID, fieldNumber: 2)
+    }
+    if !self.siteID.isEmpty {
+      try visitor.visitSingularStringField(value: self.siteID, fieldNumber: 3)
+    }
+    if !self.merchantID.isEmpty {
+      try visitor.visitSingularStringField(value: self.merchantID, fieldNumber: 4)
+    }
+    if self.usedAtMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.usedAtMs, fieldNumber: 5)
+    }
+    if !self.conflict.isEmpty {
+      try visitor.visitSingularStringField(value: self.conflict, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Ops_V1_OrderVoucherUse, rhs: Coalition_Ops_V1_OrderVoucherUse) -> Bool {
+    if lhs.voucherID != rhs.voucherID {return false}
+    if lhs.transactionID != rhs.transactionID {return false}
+    if lhs.siteID != rhs.siteID {return false}
+    if lhs.merchantID != rhs.merchantID {return false}
+    if lhs.usedAtMs != rhs.usedAtMs {return false}
+    if lhs.conflict != rhs.conflict {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Ops_V1_GetOrderResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".GetOrderResponse"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}order_id\0\u{1}channel\0\u{3}request_id\0\u{3}requested_member_id\0\u{3}member_id\0\u{3}item_id\0\u{1}kind\0\u{1}quantity\0\u{1}points\0\u{3}money_minor\0\u{1}status\0\u{3}placed_at_ms\0\u{3}cancelled_at_ms\0\u{3}cancel_transaction_id\0\u{1}vouchers\0\u{1}uses\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.orderID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.channel) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.requestedMemberID) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.memberID) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.itemID) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.kind) }()
+      case 8: try { try decoder.decodeSingularInt64Field(value: &self.quantity) }()
+      case 9: try { try decoder.decodeSingularInt64Field(value: &self.points) }()
+      case 10: try { try decoder.decodeSingularInt64Field(value: &self.moneyMinor) }()
+      case 11: try { try decoder.decodeSingularStringField(value: &self.status) }()
+      case 12: try { try decoder.decodeSingularInt64Field(value: &self.placedAtMs) }()
+      case 13: try { try decoder.decodeSingularInt64Field(value: &self.cancelledAtMs) }()
+      case 14: try { try decoder.decodeSingularStringField(value: &self.cancelTransactionID) }()
+      case 15: try { try decoder.decodeRepeatedMessageField(value: &self.vouchers) }()
+      case 16: try { try decoder.decodeRepeatedMessageField(value: &self.uses) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.orderID.isEmpty {
+      try visitor.visitSingularStringField(value: self.orderID, fieldNumber: 1)
+    }
+    if !self.channel.isEmpty {
+      try visitor.visitSingularStringField(value: self.channel, fieldNumber: 2)
+    }
+    if !self.requestID.isEmpty {
+      try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 3)
+    }
+    if !self.requestedMemberID.isEmpty {
+      try visitor.visitSingularStringField(value: self.requestedMemberID, fieldNumber: 4)
+    }
+    if !self.memberID.isEmpty {
+      try visitor.visitSingularStringField(value: self.memberID, fieldNumber: 5)
+    }
+    if !self.itemID.isEmpty {
+      try visitor.visitSingularStringField(value: self.itemID, fieldNumber: 6)
+    }
+    if !self.kind.isEmpty {
+      try visitor.visitSingularStringField(value: self.kind, fieldNumber: 7)
+    }
+    if self.quantity != 0 {
+      try visitor.visitSingularInt64Field(value: self.quantity, fieldNumber: 8)
+    }
+    if self.points != 0 {
+      try visitor.visitSingularInt64Field(value: self.points, fieldNumber: 9)
+    }
+    if self.moneyMinor != 0 {
+      try visitor.visitSingularInt64Field(value: self.moneyMinor, fieldNumber: 10)
+    }
+    if !self.status.isEmpty {
+      try visitor.visitSingularStringField(value: self.status, fieldNumber: 11)
+    }
+    if self.placedAtMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.placedAtMs, fieldNumber: 12)
+    }
+    if self.cancelledAtMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.cancelledAtMs, fieldNumber: 13)
+    }
+    if !self.cancelTransactionID.isEmpty {
+      try visitor.visitSingularStringField(value: self.cancelTransactionID, fieldNumber: 14)
+    }
+    if !self.vouchers.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.vouchers, fieldNumber: 15)
+    }
+    if !self.uses.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.uses, fieldNumber: 16)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Ops_V1_GetOrderResponse, rhs: Coalition_Ops_V1_GetOrderResponse) -> Bool {
+    if lhs.orderID != rhs.orderID {return false}
+    if lhs.channel != rhs.channel {return false}
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.requestedMemberID != rhs.requestedMemberID {return false}
+    if lhs.memberID != rhs.memberID {return false}
+    if lhs.itemID != rhs.itemID {return false}
+    if lhs.kind != rhs.kind {return false}
+    if lhs.quantity != rhs.quantity {return false}
+    if lhs.points != rhs.points {return false}
+    if lhs.moneyMinor != rhs.moneyMinor {return false}
+    if lhs.status != rhs.status {return false}
+    if lhs.placedAtMs != rhs.placedAtMs {return false}
+    if lhs.cancelledAtMs != rhs.cancelledAtMs {return false}
+    if lhs.cancelTransactionID != rhs.cancelTransactionID {return false}
+    if lhs.vouchers != rhs.vouchers {return false}
+    if lhs.uses != rhs.uses {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Ops_V1_SalesReportRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".SalesReportRequest"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}from\0\u{1}to\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.from) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.to) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.from.isEmpty {
+      try visitor.visitSingularStringField(value: self.from, fieldNumber: 1)
+    }
+    if !self.to.isEmpty {
+      try visitor.visitSingularStringField(value: self.to, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Ops_V1_SalesReportRequest, rhs: Coalition_Ops_V1_SalesReportRequest) -> Bool {
+    if lhs.from != rhs.from {return false}
+    if lhs.to != rhs.to {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Ops_V1_ItemSales: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".ItemSales"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}item_id\0\u{1}name\0\u{1}kind\0\u{1}sponsor\0\u{1}orders\0\u{1}units\0\u{3}units_cancelled\0\u{1}points\0\u{3}money_minor\0\u{3}vouchers_used\0\u{3}vouchers_open\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.itemID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.kind) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.sponsor) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.orders) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.units) }()
+      case 7: try { try decoder.decodeSingularInt64Field(value: &self.unitsCancelled) }()
+      case 8: try { try decoder.decodeSingularInt64Field(value: &self.points) }()
+      case 9: try { try decoder.decodeSingularInt64Field(value: &self.moneyMinor) }()
+      case 10: try { try decoder.decodeSingularInt64Field(value: &self.vouchersUsed) }()
+      case 11: try { try decoder.decodeSingularInt64Field(value: &self.vouchersOpen) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.itemID.isEmpty {
+      try visitor.visitSingularStringField(value: self.itemID, fieldNumber: 1)
+    }
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 2)
+    }
+    if !self.kind.isEmpty {
+      try visitor.visitSingularStringField(value: self.kind, fieldNumber: 3)
+    }
+    if !self.sponsor.isEmpty {
+      try visitor.visitSingularStringField(value: self.sponsor, fieldNumber: 4)
+    }
+    if self.orders != 0 {
+      try visitor.visitSingularInt64Field(value: self.orders, fieldNumber: 5)
+    }
+    if self.units != 0 {
+      try visitor.visitSingularInt64Field(value: self.units, fieldNumber: 6)
+    }
+    if self.unitsCancelled != 0 {
+      try visitor.visitSingularInt64Field(value: self.unitsCancelled, fieldNumber: 7)
+    }
+    if self.points != 0 {
+      try visitor.visitSingularInt64Field(value: self.points, fieldNumber: 8)
+    }
+    if self.moneyMinor != 0 {
+      try visitor.visitSingularInt64Field(value: self.moneyMinor, fieldNumber: 9)
+    }
+    if self.vouchersUsed != 0 {
+      try visitor.visitSingularInt64Field(value: self.vouchersUsed, fieldNumber: 10)
+    }
+    if self.vouchersOpen != 0 {
+      try visitor.visitSingularInt64Field(value: self.vouchersOpen, fieldNumber: 11)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Ops_V1_ItemSales, rhs: Coalition_Ops_V1_ItemSales) -> Bool {
+    if lhs.itemID != rhs.itemID {return false}
+    if lhs.name != rhs.name {return false}
+    if lhs.kind != rhs.kind {return false}
+    if lhs.sponsor != rhs.sponsor {return false}
+    if lhs.orders != rhs.orders {return false}
+    if lhs.units != rhs.units {return false}
+    if lhs.unitsCancelled != rhs.unitsCancelled {return false}
+    if lhs.points != rhs.points {return false}
+    if lhs.moneyMinor != rhs.moneyMinor {return false}
+    if lhs.vouchersUsed != rhs.vouchersUsed {return false}
+    if lhs.vouchersOpen != rhs.vouchersOpen {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Ops_V1_SalesReportResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".SalesReportResponse"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}from\0\u{1}to\0\u{1}items\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.from) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.to) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.items) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.from.isEmpty {
+      try visitor.visitSingularStringField(value: self.from, fieldNumber: 1)
+    }
+    if !self.to.isEmpty {
+      try visitor.visitSingularStringField(value: self.to, fieldNumber: 2)
+    }
+    if !self.items.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.items, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Ops_V1_SalesReportResponse, rhs: Coalition_Ops_V1_SalesReportResponse) -> Bool {
+    if lhs.from != rhs.from {return false}
+    if lhs.to != rhs.to {return false}
+    if lhs.items != rhs.items {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
