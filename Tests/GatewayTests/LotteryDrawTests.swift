@@ -161,6 +161,10 @@ struct LotteryDrawTests {
             verified.contains(
                 "test-draw: 1 periods revealed, 3 draws recomputed, 3 prizes checked: every draw matches its seed"),
             "\(verified)")
+        // The periods as the operator lists them: today's seed revealed, the next ones not yet.
+        let listed = try await Binary.run(["admin", "lottery", "periods", "--lottery", "test-draw", "--config", admin])
+        #expect(listed.contains("2026-11-24") && listed.contains(first.seed) && listed.contains(first.commitment))
+        #expect(listed.components(separatedBy: "(not revealed yet)").count - 1 == 2, "\(listed)")
         // A record changed after the fact is named.
         try await gateway.sql.execute(
             "UPDATE lottery_draws SET prize_id = CASE WHEN prize_id = 'coffee' THEN 'points-50' ELSE 'coffee' END WHERE number = 2 AND period = '2026-11-24'"

@@ -80,20 +80,7 @@ extension OpsService {
             let page = try await store.vouchers(
                 filter, before: message.pageToken.isEmpty ? nil : message.pageToken, limit: size + 1)
             var response = Coalition_Ops_V1_ListVouchersResponse()
-            response.vouchers = page.prefix(size).map { entry in
-                var wire = Coalition_Ops_V1_VoucherEntry()
-                wire.voucherID = entry.voucherID
-                wire.orderID = entry.orderID
-                wire.itemID = entry.item
-                wire.memberID = entry.member
-                wire.status = entry.status
-                wire.validUntilMs = entry.validUntil.milliseconds
-                wire.usedTransactionID = entry.usedTransactionID ?? ""
-                wire.usedSiteID = entry.usedSite ?? ""
-                wire.usedMerchantID = entry.usedMerchant ?? ""
-                wire.usedAtMs = entry.usedAt?.milliseconds ?? 0
-                return wire
-            }
+            response.vouchers = page.prefix(size).map(Coalition_Ops_V1_VoucherEntry.init)
             if page.count > size, let last = response.vouchers.last { response.nextPageToken = last.voucherID }
             return response
         }
@@ -109,5 +96,21 @@ extension OpsService {
         wire.adjusted = stock.adjusted
         wire.left = item.stock + stock.adjusted - stock.sold
         return wire
+    }
+}
+
+extension Coalition_Ops_V1_VoucherEntry {
+    init(_ entry: VoucherEntry) {
+        self.init()
+        voucherID = entry.voucherID
+        orderID = entry.orderID
+        itemID = entry.item
+        memberID = entry.member
+        status = entry.status
+        validUntilMs = entry.validUntil.milliseconds
+        usedTransactionID = entry.usedTransactionID ?? ""
+        usedSiteID = entry.usedSite ?? ""
+        usedMerchantID = entry.usedMerchant ?? ""
+        usedAtMs = entry.usedAt?.milliseconds ?? 0
     }
 }

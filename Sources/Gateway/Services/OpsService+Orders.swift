@@ -34,20 +34,13 @@ extension OpsService {
             response.cancelledAtMs = order.cancelledAt?.milliseconds ?? 0
             response.cancelTransactionID = order.cancelTransactionID ?? ""
             response.vouchers = order.vouchers.map { voucher in
-                var wire = Coalition_Ops_V1_VoucherEntry()
-                wire.voucherID = voucher.voucherID
-                wire.orderID = order.orderID
-                wire.itemID = order.item.rawValue
-                wire.memberID = order.member.description
-                wire.status = voucher.status.rawValue
-                wire.validUntilMs = voucher.validUntil.milliseconds
-                if let standing = uses.first(where: { $0.voucherID == voucher.voucherID && $0.conflict == nil }) {
-                    wire.usedTransactionID = standing.transactionID
-                    wire.usedSiteID = standing.site
-                    wire.usedMerchantID = standing.merchant
-                    wire.usedAtMs = standing.usedAt.milliseconds
-                }
-                return wire
+                let standing = uses.first { $0.voucherID == voucher.voucherID && $0.conflict == nil }
+                return Coalition_Ops_V1_VoucherEntry(
+                    VoucherEntry(
+                        voucherID: voucher.voucherID, orderID: order.orderID, item: order.item.rawValue,
+                        member: order.member.description, status: voucher.status.rawValue,
+                        validUntil: voucher.validUntil, usedTransactionID: standing?.transactionID,
+                        usedSite: standing?.site, usedMerchant: standing?.merchant, usedAt: standing?.usedAt))
             }
             response.uses = uses.map { use in
                 var wire = Coalition_Ops_V1_OrderVoucherUse()

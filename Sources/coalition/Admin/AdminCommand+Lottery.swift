@@ -3,11 +3,33 @@ import Core
 import Foundation
 import Wire
 
-/// `coalition admin lottery verify`: every draw of a lottery recomputed from its revealed seeds.
+/// `coalition admin lottery periods|verify`: a lottery's periods, and every draw recomputed from
+/// its revealed seeds.
 extension AdminCommand {
     struct LotteryAdmin: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "lottery", abstract: "Audit the points mall's lotteries.", subcommands: [Verify.self])
+            commandName: "lottery", abstract: "The points mall's lotteries: their periods, and the audit.",
+            subcommands: [Periods.self, Verify.self])
+
+        struct Periods: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "A lottery's periods: each seed's commitment, the seed once revealed, the draws made.")
+            @OptionGroup var connection: Connection
+            @Option(help: "The lottery's id.") var lottery: String
+
+            func run() async throws {
+                var request = Coalition_Ops_V1_ListLotteryPeriodsRequest()
+                request.lotteryID = lottery
+                let response = try await connection.withOps { try await $0.listLotteryPeriods(request) }
+                try connection.show(response) {
+                    Table.render(
+                        ["period", "draws", "commitment (SHA-256)", "seed"],
+                        response.periods.map {
+                            [$0.period, "\($0.draws)", $0.commitment, $0.seed.isEmpty ? "(not revealed yet)" : $0.seed]
+                        })
+                }
+            }
+        }
 
         struct Verify: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
