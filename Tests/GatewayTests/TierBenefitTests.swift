@@ -3,6 +3,7 @@
 // a birthday benefit only in the member's birth month, and the account view shows them. Real
 // gateway (SQLite and PostgreSQL), member API over mutual TLS.
 import Core
+import Crypto
 import Foundation
 import Gateway
 import TestSupport
@@ -70,6 +71,30 @@ struct TierBenefitTests {
             #expect(
                 try await gateway.sql.int("SELECT COUNT(*) FROM vouchers WHERE sponsor = 'platform'", []) == 7)
             try await gateway.checkInvariants()
+        }
+    }
+
+    @Test(
+        "the benefits job walks a tier of more members than one batch once, from a cursor, missing none",
+        arguments: LedgerKind.allCases)
+    func manyMembers(ledger: LedgerKind) async throws {
+        try await RawSync.withEnrolledSite(members: 400, ledger: ledger) { site in
+            var previous = site.previous
+            for first: UInt64 in [401, 801] {
+                let more = try RawSync.enrolments(
+                    merchant: "mall-fashion", count: 400, first: first, previous: previous)
+                _ = try await site.sync.push(RawSync.push(more))
+                previous = Data(SHA256.hash(data: more[more.count - 1].payload))
+            }
+            // 1,200 silver members: 1 parking voucher each a month, in batches of 500.
+            try await site.gateway.sql.execute("UPDATE members SET tier = 'silver'")
+            let issuer = VoucherIssuer(keyID: 1) { [key = Curve25519.Signing.PrivateKey()] in
+                try VoucherSeal.sign($0, with: key)
+            }
+            #expect(try await site.gateway.ledger.grantTierBenefits(vouchers: issuer) == 1_200)
+            #expect(try await site.gateway.ledger.grantTierBenefits(vouchers: issuer) == 0)
+            #expect(try await site.gateway.sql.int("SELECT COUNT(DISTINCT member_id) FROM vouchers", []) == 1_200)
+            #expect(try await site.gateway.sql.int("SELECT COUNT(*) FROM benefit_grants", []) == 1_200)
         }
     }
 }

@@ -14,12 +14,15 @@ extension PostgresLedgerStore {
         var issued = 0
         for due in BenefitGranting.due(program, today: program.timeZone.date(of: now)) {
             guard let item = program.catalog.item(due.benefit.item) else { continue }
+            // Members in id order from a cursor: each batch reads past the last one, so a tier of
+            // millions is walked once a day, not from its start for every batch.
+            var after = ""
             while true {
-                let (read, granted) = try await transaction("issuing tier benefits") { [logger] connection in
+                let (members, granted) = try await transaction("issuing tier benefits") { [logger] connection in
                     let members = try await connection.rows(
                         """
                         SELECT m.member_id FROM members m
-                        WHERE m.tier = \(due.tier.rawValue) AND m.merged_into IS NULL
+                        WHERE m.tier = \(due.tier.rawValue) AND m.merged_into IS NULL AND m.member_id > \(after)
                           AND (\(due.birthMonth.map(Int64.init))::BIGINT IS NULL OR m.birth_month = \(due.birthMonth.map(Int64.init)))
                           AND NOT EXISTS (SELECT 1 FROM benefit_grants g
                               WHERE g.member_id = m.member_id AND g.benefit = \(due.key) AND g.period = \(due.period))
@@ -50,10 +53,11 @@ extension PostgresLedgerStore {
                                 """, logger)
                         }
                     }
-                    return (members.count, granted)
+                    return (members, granted)
                 }
                 issued += granted * due.benefit.count
-                if read < BenefitGranting.batch { break }
+                guard members.count == BenefitGranting.batch, let last = members.last else { break }
+                after = last
             }
         }
         return issued

@@ -12,19 +12,23 @@ extension SQLiteLedgerStore {
         var issued = 0
         for due in BenefitGranting.due(program, today: program.timeZone.date(of: now)) {
             guard let item = program.catalog.item(due.benefit.item) else { continue }
+            // Members in id order from a cursor: each batch reads past the last one, so a tier of
+            // millions is walked once a day, not from its start for every batch.
+            var after = ""
             while true {
-                let granted = try await write { db -> Int in
+                let members = try await write { [after] db -> [String] in
                     let members = try String.fetchAll(
                         db,
                         sql: """
                             SELECT m.member_id FROM members m
-                            WHERE m.tier = ? AND m.merged_into IS NULL AND (? IS NULL OR m.birth_month = ?)
+                            WHERE m.tier = ? AND m.merged_into IS NULL AND m.member_id > ?
+                              AND (? IS NULL OR m.birth_month = ?)
                               AND NOT EXISTS (SELECT 1 FROM benefit_grants g
                                   WHERE g.member_id = m.member_id AND g.benefit = ? AND g.period = ?)
                             ORDER BY m.member_id LIMIT ?
                             """,
                         arguments: [
-                            due.tier.rawValue, due.birthMonth, due.birthMonth, due.key, due.period,
+                            due.tier.rawValue, after, due.birthMonth, due.birthMonth, due.key, due.period,
                             BenefitGranting.batch,
                         ])
                     var generator = SystemRandomNumberGenerator()
@@ -50,10 +54,11 @@ extension SQLiteLedgerStore {
                                 ])
                         }
                     }
-                    return members.count
+                    return members
                 }
-                issued += granted * due.benefit.count
-                if granted < BenefitGranting.batch { break }
+                issued += members.count * due.benefit.count
+                guard members.count == BenefitGranting.batch, let last = members.last else { break }
+                after = last
             }
         }
         return issued
