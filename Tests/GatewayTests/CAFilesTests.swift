@@ -6,8 +6,8 @@
 // databases (with their WAL and shared-memory files) are created 0600.
 import Foundation
 import Gateway
-import TestSupport
 import SwiftASN1
+import TestSupport
 import Testing
 import X509
 

@@ -126,6 +126,17 @@ struct LotteryDrawTests {
                     == [["platform"]])
         }
 
+        // The member's voucher list shows a prize voucher as a prize of its draw.
+        try await MemberServiceTests.withMember(port: gateway.port, certificates: certificates, certificate: "app") {
+            api in
+            var mine = Coalition_Member_V1_ListVouchersRequest()
+            mine.memberID = member
+            let listed = try await api.listVouchers(mine).vouchers
+            #expect(listed.map(\.voucher.voucherID) == coffees.map(\.voucher.voucherID))
+            #expect(listed.map(\.source) == coffees.map { _ in "prize" })
+            #expect(listed.map(\.sourceID) == coffees.map(\.transactionID))
+        }
+
         // The next day: the 24th's seed is revealed, and is the one committed to.
         clock.advance(milliseconds: 86_400_000)
         _ = try await gateway.ledger.keepLotterySeeds()

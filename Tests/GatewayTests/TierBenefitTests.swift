@@ -52,6 +52,12 @@ struct TierBenefitTests {
                 // The codes are real vouchers of their items.
                 let code = try VoucherCode.parse(account.benefits[0].vouchers[0].code).get()
                 #expect(code.claim.item.rawValue == "coffee")
+                // The member's voucher list shows them as benefits.
+                var mine = Coalition_Member_V1_ListVouchersRequest()
+                mine.memberID = gold
+                let listed = try await api.listVouchers(mine).vouchers
+                #expect(listed.map(\.source) == ["benefit", "benefit", "benefit"])
+                #expect(listed.map(\.itemID).sorted() == ["afternoon-tea", "coffee", "coffee"])
             }
             #expect(try await gateway.sql.int("SELECT COUNT(*) FROM benefit_grants", []) == 3)
 

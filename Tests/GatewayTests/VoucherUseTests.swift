@@ -181,6 +181,25 @@ struct VoucherUseTests {
                 get.orderID = kept.orderID
                 let order = try await api.getOrder(get)
                 #expect(order.order.vouchers.map(\.status) == [.used])
+                // The member's vouchers, every source: both orders', newest first, one status, paged.
+                var mine = Coalition_Member_V1_ListVouchersRequest()
+                mine.memberID = member
+                let all = try await api.listVouchers(mine).vouchers
+                #expect(Set(all.map(\.voucher.voucherID)) == [voucher.voucherID, dropped.vouchers[0].voucherID])
+                #expect(all.allSatisfy { $0.source == "order" && $0.itemID == "coffee" && !$0.voucher.code.isEmpty })
+                #expect(all.first { $0.voucher.voucherID == voucher.voucherID }?.sourceID == kept.orderID)
+                mine.status = .used
+                #expect(try await api.listVouchers(mine).vouchers.map(\.voucher.voucherID) == [voucher.voucherID])
+                mine.status = .unspecified
+                mine.pageSize = 1
+                let first = try await api.listVouchers(mine)
+                #expect(first.vouchers.count == 1 && !first.nextPageToken.isEmpty)
+                mine.pageToken = first.nextPageToken
+                let second = try await api.listVouchers(mine)
+                #expect(second.vouchers.count == 1 && second.nextPageToken.isEmpty)
+                #expect(first.vouchers[0].voucher.voucherID > second.vouchers[0].voucher.voucherID)
+                mine.pageToken = "not-a-token"
+                await expectStatus(.invalidArgument) { _ = try await api.listVouchers(mine) }
             }
             // Operators see the same through the Ops API and the CLI.
             try await Self.operatorsSee(

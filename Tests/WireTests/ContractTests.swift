@@ -37,7 +37,7 @@ struct ContractTests {
                 [
                     "LookupMember", "GetAccount", "ListHistory", "ListCatalog", "Recommend", "PlaceOrder",
                     "CancelOrder",
-                    "GetOrder", "ListOrders", "GetLottery", "Draw",
+                    "GetOrder", "ListOrders", "ListVouchers", "GetLottery", "Draw",
                 ]
             ),
         ] as [(String, [MethodDescriptor], [String])])

@@ -111,4 +111,42 @@ extension MemberService {
             return response
         }
     }
+
+    package func listVouchers(
+        request: ServerRequest<Coalition_Member_V1_ListVouchersRequest>, context: ServerContext
+    ) async throws -> ServerResponse<Coalition_Member_V1_ListVouchersResponse> {
+        try await handle(request, context) { _, message in
+            let (detail, program) = try await member(message.memberID)
+            let size = try Self.pageSize(message.pageSize)
+            var filter = VoucherFilter(member: detail.id)
+            switch message.status {
+            case .unspecified: break
+            case .issued: filter.status = .issued
+            case .used: filter.status = .used
+            case .cancelled: filter.status = .cancelled
+            case .UNRECOGNIZED(let value): throw ServiceError.invalid("status", "unknown voucher status \(value)")
+            }
+            // A token is the last voucher id of the previous page.
+            if !message.pageToken.isEmpty, TransactionID(message.pageToken) == nil {
+                throw ServiceError.invalid("page_token", "is not a token from a previous page")
+            }
+            let page = try await store.vouchers(
+                filter, before: message.pageToken.isEmpty ? nil : message.pageToken, limit: size + 1)
+            var response = Coalition_Member_V1_ListVouchersResponse()
+            response.vouchers = page.prefix(size).map { entry in
+                var wire = Coalition_Member_V1_MemberVoucher()
+                wire.voucher = Coalition_Member_V1_Voucher(
+                    IssuedVoucher(
+                        voucherID: entry.voucherID, code: entry.code, validUntil: entry.validUntil,
+                        status: VoucherStatus(rawValue: entry.status) ?? .issued))
+                wire.itemID = entry.item
+                wire.itemName = ItemID(entry.item).flatMap(program.catalog.item)?.name ?? ""
+                wire.source = entry.source
+                wire.sourceID = entry.orderID
+                return wire
+            }
+            if page.count > size, let last = response.vouchers.last { response.nextPageToken = last.voucher.voucherID }
+            return response
+        }
+    }
 }

@@ -157,9 +157,17 @@ package struct VoucherEntry: Sendable, Equatable {
     package var usedAt: Timestamp?
 
     /// The SQL both stores list vouchers with: `$FILTER` is replaced by their own conditions.
+    /// The signed code (for the member's own list; operators are not shown it).
+    package var code = ""
+    /// What issued it: `order`, `prize` (a draw's transaction is its order id) or `benefit`.
+    package var source = "order"
+
     static let select = """
         SELECT voucher_id, order_id, item_id, member_id, status, valid_until_ms, used_transaction_id, used_site,
-            used_merchant, used_at_ms
+            used_merchant, used_at_ms, code,
+            CASE WHEN sponsor IS NULL THEN 'order'
+                WHEN EXISTS (SELECT 1 FROM transactions t WHERE t.transaction_id = vouchers.order_id) THEN 'prize'
+                ELSE 'benefit' END AS source
         FROM vouchers
         """
 }

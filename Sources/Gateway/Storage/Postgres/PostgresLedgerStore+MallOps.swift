@@ -50,7 +50,8 @@ extension PostgresLedgerStore {
                     usedTransactionID: try row.textOrNil("used_transaction_id"),
                     usedSite: try row.textOrNil("used_site"),
                     usedMerchant: try row.textOrNil("used_merchant"),
-                    usedAt: try row.intOrNil("used_at_ms").map(Timestamp.init(milliseconds:)))
+                    usedAt: try row.intOrNil("used_at_ms").map(Timestamp.init(milliseconds:)),
+                    code: try row.text("code"), source: try row.text("source"))
             }
         }
     }

@@ -65,7 +65,8 @@ extension SQLiteLedgerStore {
                     validUntil: Timestamp(milliseconds: row["valid_until_ms"]),
                     usedTransactionID: row["used_transaction_id"], usedSite: row["used_site"],
                     usedMerchant: row["used_merchant"],
-                    usedAt: (row["used_at_ms"] as Int64?).map(Timestamp.init(milliseconds:)))
+                    usedAt: (row["used_at_ms"] as Int64?).map(Timestamp.init(milliseconds:)), code: row["code"],
+                    source: row["source"])
             }
         }
     }

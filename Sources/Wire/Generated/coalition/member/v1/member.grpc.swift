@@ -146,6 +146,19 @@ package enum Coalition_Member_V1_Member: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "ListVouchers" metadata.
+        package enum ListVouchers: Sendable {
+            /// Request type for "ListVouchers".
+            package typealias Input = Coalition_Member_V1_ListVouchersRequest
+            /// Response type for "ListVouchers".
+            package typealias Output = Coalition_Member_V1_ListVouchersResponse
+            /// Descriptor for "ListVouchers".
+            package static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "coalition.member.v1.Member"),
+                method: "ListVouchers",
+                type: .unary
+            )
+        }
         /// Namespace for "GetLottery" metadata.
         package enum GetLottery: Sendable {
             /// Request type for "GetLottery".
@@ -183,6 +196,7 @@ package enum Coalition_Member_V1_Member: Sendable {
             CancelOrder.descriptor,
             GetOrder.descriptor,
             ListOrders.descriptor,
+            ListVouchers.descriptor,
             GetLottery.descriptor,
             Draw.descriptor
         ]
@@ -376,6 +390,25 @@ extension Coalition_Member_V1_Member {
             request: GRPCCore.StreamingServerRequest<Coalition_Member_V1_ListOrdersRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Member_V1_ListOrdersResponse>
+
+        /// Handle the "ListVouchers" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A member's vouchers from every source — orders, lottery prizes, tier benefits — newest first,
+        /// > paged by cursor, optionally of one status: the app's "my vouchers".
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Coalition_Member_V1_ListVouchersRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Coalition_Member_V1_ListVouchersResponse` messages.
+        func listVouchers(
+            request: GRPCCore.StreamingServerRequest<Coalition_Member_V1_ListVouchersRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Member_V1_ListVouchersResponse>
 
         /// Handle the "GetLottery" method.
         ///
@@ -592,6 +625,25 @@ extension Coalition_Member_V1_Member {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Coalition_Member_V1_ListOrdersResponse>
 
+        /// Handle the "ListVouchers" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A member's vouchers from every source — orders, lottery prizes, tier benefits — newest first,
+        /// > paged by cursor, optionally of one status: the app's "my vouchers".
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Member_V1_ListVouchersRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Coalition_Member_V1_ListVouchersResponse` message.
+        func listVouchers(
+            request: GRPCCore.ServerRequest<Coalition_Member_V1_ListVouchersRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Coalition_Member_V1_ListVouchersResponse>
+
         /// Handle the "GetLottery" method.
         ///
         /// > Source IDL Documentation:
@@ -805,6 +857,25 @@ extension Coalition_Member_V1_Member {
             context: GRPCCore.ServerContext
         ) async throws -> Coalition_Member_V1_ListOrdersResponse
 
+        /// Handle the "ListVouchers" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A member's vouchers from every source — orders, lottery prizes, tier benefits — newest first,
+        /// > paged by cursor, optionally of one status: the app's "my vouchers".
+        ///
+        /// - Parameters:
+        ///   - request: A `Coalition_Member_V1_ListVouchersRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Coalition_Member_V1_ListVouchersResponse` to respond with.
+        func listVouchers(
+            request: Coalition_Member_V1_ListVouchersRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Coalition_Member_V1_ListVouchersResponse
+
         /// Handle the "GetLottery" method.
         ///
         /// > Source IDL Documentation:
@@ -951,6 +1022,17 @@ extension Coalition_Member_V1_Member.StreamingServiceProtocol {
             }
         )
         router.registerHandler(
+            forMethod: Coalition_Member_V1_Member.Method.ListVouchers.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Member_V1_ListVouchersRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Member_V1_ListVouchersResponse>(),
+            handler: { request, context in
+                try await self.listVouchers(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
             forMethod: Coalition_Member_V1_Member.Method.GetLottery.descriptor,
             deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Member_V1_GetLotteryRequest>(),
             serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Member_V1_GetLotteryResponse>(),
@@ -1071,6 +1153,17 @@ extension Coalition_Member_V1_Member.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Member_V1_ListOrdersResponse> {
         let response = try await self.listOrders(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    package func listVouchers(
+        request: GRPCCore.StreamingServerRequest<Coalition_Member_V1_ListVouchersRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Member_V1_ListVouchersResponse> {
+        let response = try await self.listVouchers(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -1213,6 +1306,19 @@ extension Coalition_Member_V1_Member.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Coalition_Member_V1_ListOrdersResponse> {
         return GRPCCore.ServerResponse<Coalition_Member_V1_ListOrdersResponse>(
             message: try await self.listOrders(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    package func listVouchers(
+        request: GRPCCore.ServerRequest<Coalition_Member_V1_ListVouchersRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Coalition_Member_V1_ListVouchersResponse> {
+        return GRPCCore.ServerResponse<Coalition_Member_V1_ListVouchersResponse>(
+            message: try await self.listVouchers(
                 request: request.message,
                 context: context
             ),
@@ -1465,6 +1571,30 @@ extension Coalition_Member_V1_Member {
             deserializer: some GRPCCore.MessageDeserializer<Coalition_Member_V1_ListOrdersResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Member_V1_ListOrdersResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ListVouchers" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A member's vouchers from every source — orders, lottery prizes, tier benefits — newest first,
+        /// > paged by cursor, optionally of one status: the app's "my vouchers".
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Member_V1_ListVouchersRequest` message.
+        ///   - serializer: A serializer for `Coalition_Member_V1_ListVouchersRequest` messages.
+        ///   - deserializer: A deserializer for `Coalition_Member_V1_ListVouchersResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func listVouchers<Result>(
+            request: GRPCCore.ClientRequest<Coalition_Member_V1_ListVouchersRequest>,
+            serializer: some GRPCCore.MessageSerializer<Coalition_Member_V1_ListVouchersRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Coalition_Member_V1_ListVouchersResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Member_V1_ListVouchersResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
         /// Call the "GetLottery" method.
@@ -1844,6 +1974,41 @@ extension Coalition_Member_V1_Member {
             )
         }
 
+        /// Call the "ListVouchers" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A member's vouchers from every source — orders, lottery prizes, tier benefits — newest first,
+        /// > paged by cursor, optionally of one status: the app's "my vouchers".
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Member_V1_ListVouchersRequest` message.
+        ///   - serializer: A serializer for `Coalition_Member_V1_ListVouchersRequest` messages.
+        ///   - deserializer: A deserializer for `Coalition_Member_V1_ListVouchersResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        package func listVouchers<Result>(
+            request: GRPCCore.ClientRequest<Coalition_Member_V1_ListVouchersRequest>,
+            serializer: some GRPCCore.MessageSerializer<Coalition_Member_V1_ListVouchersRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Coalition_Member_V1_ListVouchersResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Member_V1_ListVouchersResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Coalition_Member_V1_Member.Method.ListVouchers.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
         /// Call the "GetLottery" method.
         ///
         /// > Source IDL Documentation:
@@ -2177,6 +2342,36 @@ extension Coalition_Member_V1_Member.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Member_V1_ListOrdersRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Member_V1_ListOrdersResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListVouchers" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A member's vouchers from every source — orders, lottery prizes, tier benefits — newest first,
+    /// > paged by cursor, optionally of one status: the app's "my vouchers".
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Coalition_Member_V1_ListVouchersRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    package func listVouchers<Result>(
+        request: GRPCCore.ClientRequest<Coalition_Member_V1_ListVouchersRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Member_V1_ListVouchersResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.listVouchers(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Member_V1_ListVouchersRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Member_V1_ListVouchersResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -2539,6 +2734,40 @@ extension Coalition_Member_V1_Member.ClientProtocol {
             metadata: metadata
         )
         return try await self.listOrders(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListVouchers" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A member's vouchers from every source — orders, lottery prizes, tier benefits — newest first,
+    /// > paged by cursor, optionally of one status: the app's "my vouchers".
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    package func listVouchers<Result>(
+        _ message: Coalition_Member_V1_ListVouchersRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Member_V1_ListVouchersResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Coalition_Member_V1_ListVouchersRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.listVouchers(
             request: request,
             options: options,
             onResponse: handleResponse

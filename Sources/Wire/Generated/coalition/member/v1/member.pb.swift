@@ -874,6 +874,72 @@ package nonisolated struct Coalition_Member_V1_ListOrdersResponse: Sendable {
   package init() {}
 }
 
+package nonisolated struct Coalition_Member_V1_ListVouchersRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var memberID: String = String()
+
+  /// Unspecified: every status.
+  package var status: Coalition_Member_V1_VoucherStatus = .unspecified
+
+  /// 0 (default 50) or 1 to 500.
+  package var pageSize: Int32 = 0
+
+  package var pageToken: String = String()
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+package nonisolated struct Coalition_Member_V1_MemberVoucher: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var voucher: Coalition_Member_V1_Voucher {
+    get {_voucher ?? Coalition_Member_V1_Voucher()}
+    set {_voucher = newValue}
+  }
+  /// Returns true if `voucher` has been explicitly set.
+  package var hasVoucher: Bool {self._voucher != nil}
+  /// Clears the value of `voucher`. Subsequent reads from it will return its default value.
+  package mutating func clearVoucher() {self._voucher = nil}
+
+  package var itemID: String = String()
+
+  /// From the program in force; empty for an item no longer in the catalog.
+  package var itemName: String = String()
+
+  /// order, prize (a lottery draw) or benefit (a tier benefit).
+  package var source: String = String()
+
+  /// The order's id, the draw's transaction id, or the benefit grant's id.
+  package var sourceID: String = String()
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+
+  fileprivate var _voucher: Coalition_Member_V1_Voucher? = nil
+}
+
+package nonisolated struct Coalition_Member_V1_ListVouchersResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var vouchers: [Coalition_Member_V1_MemberVoucher] = []
+
+  package var nextPageToken: String = String()
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
 package nonisolated struct Coalition_Member_V1_GetLotteryRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -2457,6 +2523,140 @@ nonisolated extension Coalition_Member_V1_ListOrdersResponse: SwiftProtobuf.Mess
 
   package static func ==(lhs: Coalition_Member_V1_ListOrdersResponse, rhs: Coalition_Member_V1_ListOrdersResponse) -> Bool {
     if lhs.orders != rhs.orders {return false}
+    if lhs.nextPageToken != rhs.nextPageToken {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Member_V1_ListVouchersRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".ListVouchersRequest"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}member_id\0\u{1}status\0\u{3}page_size\0\u{3}page_token\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.memberID) }()
+      case 2: try { try decoder.decodeSingularEnumField(value: &self.status) }()
+      case 3: try { try decoder.decodeSingularInt32Field(value: &self.pageSize) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.pageToken) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.memberID.isEmpty {
+      try visitor.visitSingularStringField(value: self.memberID, fieldNumber: 1)
+    }
+    if self.status != .unspecified {
+      try visitor.visitSingularEnumField(value: self.status, fieldNumber: 2)
+    }
+    if self.pageSize != 0 {
+      try visitor.visitSingularInt32Field(value: self.pageSize, fieldNumber: 3)
+    }
+    if !self.pageToken.isEmpty {
+      try visitor.visitSingularStringField(value: self.pageToken, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Member_V1_ListVouchersRequest, rhs: Coalition_Member_V1_ListVouchersRequest) -> Bool {
+    if lhs.memberID != rhs.memberID {return false}
+    if lhs.status != rhs.status {return false}
+    if lhs.pageSize != rhs.pageSize {return false}
+    if lhs.pageToken != rhs.pageToken {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Member_V1_MemberVoucher: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".MemberVoucher"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}voucher\0\u{3}item_id\0\u{3}item_name\0\u{1}source\0\u{3}source_id\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._voucher) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.itemID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.itemName) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.source) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.sourceID) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._voucher {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if !self.itemID.isEmpty {
+      try visitor.visitSingularStringField(value: self.itemID, fieldNumber: 2)
+    }
+    if !self.itemName.isEmpty {
+      try visitor.visitSingularStringField(value: self.itemName, fieldNumber: 3)
+    }
+    if !self.source.isEmpty {
+      try visitor.visitSingularStringField(value: self.source, fieldNumber: 4)
+    }
+    if !self.sourceID.isEmpty {
+      try visitor.visitSingularStringField(value: self.sourceID, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Member_V1_MemberVoucher, rhs: Coalition_Member_V1_MemberVoucher) -> Bool {
+    if lhs._voucher != rhs._voucher {return false}
+    if lhs.itemID != rhs.itemID {return false}
+    if lhs.itemName != rhs.itemName {return false}
+    if lhs.source != rhs.source {return false}
+    if lhs.sourceID != rhs.sourceID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Member_V1_ListVouchersResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".ListVouchersResponse"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}vouchers\0\u{3}next_page_token\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.vouchers) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.nextPageToken) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.vouchers.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.vouchers, fieldNumber: 1)
+    }
+    if !self.nextPageToken.isEmpty {
+      try visitor.visitSingularStringField(value: self.nextPageToken, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Member_V1_ListVouchersResponse, rhs: Coalition_Member_V1_ListVouchersResponse) -> Bool {
+    if lhs.vouchers != rhs.vouchers {return false}
     if lhs.nextPageToken != rhs.nextPageToken {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
