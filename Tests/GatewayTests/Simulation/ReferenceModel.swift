@@ -100,6 +100,11 @@ struct ReferenceModel {
 
     mutating func record(_ transaction: String, _ fact: Fact) { facts[transaction] = fact }
 
+    /// Vouchers of tier benefits: issued by the daily job with no transaction, so issued before
+    /// anything the model replays uses them.
+    private(set) var benefitVouchers: [Voucher] = []
+    mutating func issued(benefit voucher: Voucher) { benefitVouchers.append(voucher) }
+
     /// Replays the posted transactions in their order against the facts.
     func expect(posted: [Posted], holds: [Hold]) -> Expectation {
         var out = Expectation()
@@ -111,7 +116,9 @@ struct ReferenceModel {
         var earns: [String: (member: String, amount: Int64, points: Int64, refunded: Int64, reversed: Int64)] = [:]
         var consumed: Set<String> = []
         /// The vouchers issued so far, with whether they were used or their order cancelled.
-        var vouchers: [String: (voucher: Voucher, used: Bool, cancelled: Bool)] = [:]
+        var vouchers = Dictionary(
+            benefitVouchers.map { ($0.id, (voucher: $0, used: false, cancelled: false)) },
+            uniquingKeysWith: { a, _ in a })
         var orders: [String: (member: String, points: Int64, vouchers: [Voucher])] = [:]
 
         func resolve(_ member: String) -> String? {

@@ -221,6 +221,30 @@ extension Simulation {
         }
     }
 
+    /// The daily job issues the tier benefits due; the app learns the new vouchers (in the
+    /// simulation's order of members), so tills may honour them like any voucher.
+    func grantBenefits(_ store: any LedgerStore) async throws {
+        try await store.grantTierBenefits(vouchers: voucherIssuer)
+        let known = Set(mall.vouchers.map(\.id))
+        let place = Dictionary(members.enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
+        let issued = try await gateway.sql.rows(
+            """
+            SELECT v.voucher_id, v.code, v.item_id, v.member_id, v.valid_until_ms
+            FROM vouchers v JOIN benefit_grants g ON g.grant_id = v.order_id
+            """
+        ).filter { !known.contains($0[0] ?? "") }.sorted {
+            (place[$0[3] ?? ""] ?? Int.max, $0[2] ?? "") < (place[$1[3] ?? ""] ?? Int.max, $1[2] ?? "")
+        }
+        for row in issued {
+            guard let id = row[0], let code = row[1], let item = row[2].flatMap(ItemID.init),
+                let validUntil = row[4].flatMap(Int64.init)
+            else { continue }
+            let points = model.program.catalog.item(item)?.pricePoints.value ?? 0
+            model.issued(benefit: ReferenceModel.Voucher(id: id, points: points, validUntil: validUntil))
+            mall.vouchers.append((code, id, item))
+        }
+    }
+
     // MARK: Invariants
 
     /// The mall's invariants: no item sold beyond its stock, no prize given beyond its own, each
@@ -248,6 +272,19 @@ extension Simulation {
                 violation(
                     "gateway: prize \(prize.id) given \(given[prize.id.rawValue, default: 0]) times of \(prize.stock)")
             }
+        }
+        // Each tier benefit granted issued its benefit's count of vouchers, once per member and period.
+        var counts: [String: Int64] = [:]
+        for tier in model.program.tiers.tiers {
+            for benefit in tier.benefits { counts["\(tier.id)/\(benefit.id)"] = Int64(benefit.count) }
+        }
+        for row in try await sql.rows(
+            """
+            SELECT g.benefit, g.member_id, (SELECT COUNT(*) FROM vouchers v WHERE v.order_id = g.grant_id)
+            FROM benefit_grants g
+            """)
+        where Int64(row[2] ?? "") != counts[row[0] ?? ""] {
+            violation("gateway: benefit \(row[0] ?? "?") of \(row[1] ?? "?") issued \(row[2] ?? "?") vouchers")
         }
         for row in try await sql.rows(
             """
@@ -295,6 +332,7 @@ extension Simulation {
             UNION ALL SELECT 'orders cancelled', COUNT(*) FROM mall_orders WHERE status = 'cancelled'
             UNION ALL SELECT 'draws', COUNT(*) FROM lottery_draws
             UNION ALL SELECT 'prizes', COUNT(*) FROM lottery_draws WHERE prize_id IS NOT NULL
+            UNION ALL SELECT 'benefit vouchers', COUNT(*) FROM vouchers v JOIN benefit_grants g ON g.grant_id = v.order_id
             UNION ALL SELECT 'voucher uses', COUNT(*) FROM transactions WHERE kind = 'voucher_use'
             UNION ALL SELECT c.kind, COUNT(*) FROM conflicts c WHERE c.kind LIKE 'voucher%' GROUP BY c.kind
             """)

@@ -558,6 +558,7 @@ final class Simulation {
             _ = try await store.runExpiry(asOfEndOf: yesterday)
             _ = try await store.reviewTiers(on: zone.date(of: clock.now()))
             try await store.keepLotterySeeds()
+            try await grantBenefits(store)
             let closed = try await store.closeSettlement(period: yesterday, by: "simulation")
             if let earlier = closedPeriods[yesterday], earlier != closed.contentHash {
                 violation("settlement \(yesterday) closed again with another hash")
