@@ -126,12 +126,8 @@ extension MemberService {
             case .cancelled: filter.status = .cancelled
             case .UNRECOGNIZED(let value): throw ServiceError.invalid("status", "unknown voucher status \(value)")
             }
-            // A token is the last voucher id of the previous page.
-            if !message.pageToken.isEmpty, TransactionID(message.pageToken) == nil {
-                throw ServiceError.invalid("page_token", "is not a token from a previous page")
-            }
             let page = try await store.vouchers(
-                filter, before: message.pageToken.isEmpty ? nil : message.pageToken, limit: size + 1)
+                filter, before: try VoucherFilter.pageStart(message.pageToken), limit: size + 1)
             var response = Coalition_Member_V1_ListVouchersResponse()
             response.vouchers = page.prefix(size).map { entry in
                 var wire = Coalition_Member_V1_MemberVoucher()

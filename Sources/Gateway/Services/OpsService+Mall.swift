@@ -73,12 +73,8 @@ extension OpsService {
                 }
                 filter.usedSite = site
             }
-            // A token is the last voucher id of the previous page.
-            if !message.pageToken.isEmpty, TransactionID(message.pageToken) == nil {
-                throw ServiceError.invalid("page_token", "is not a token from a previous page")
-            }
             let page = try await store.vouchers(
-                filter, before: message.pageToken.isEmpty ? nil : message.pageToken, limit: size + 1)
+                filter, before: try VoucherFilter.pageStart(message.pageToken), limit: size + 1)
             var response = Coalition_Ops_V1_ListVouchersResponse()
             response.vouchers = page.prefix(size).map(Coalition_Ops_V1_VoucherEntry.init)
             if page.count > size, let last = response.vouchers.last { response.nextPageToken = last.voucherID }
@@ -112,5 +108,17 @@ extension Coalition_Ops_V1_VoucherEntry {
         usedSiteID = entry.usedSite ?? ""
         usedMerchantID = entry.usedMerchant ?? ""
         usedAtMs = entry.usedAt?.milliseconds ?? 0
+    }
+}
+
+extension VoucherFilter {
+    /// The voucher id a page token names (the last voucher of the previous page); nil for the
+    /// first page. Anything else is INVALID_ARGUMENT.
+    static func pageStart(_ token: String) throws -> String? {
+        guard !token.isEmpty else { return nil }
+        guard TransactionID(token) != nil else {
+            throw ServiceError.invalid("page_token", "is not a token from a previous page")
+        }
+        return token
     }
 }
