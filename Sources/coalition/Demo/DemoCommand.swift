@@ -263,10 +263,15 @@ struct Demo {
                     "19:00 Chen earns \(stay.points) points for a ¥500 room bill, then ¥200 is refunded: \(refunded.points) points taken back, balance \(refunded.balanceAfterPoints)"
                 )
 
+                // Pushed, and pulled: each replica has the other's earns (the evening's offline
+                // redemptions rely on them; a loaded machine could end the day with the hotel's
+                // replica behind the mall's).
                 try await waitUntil("both edges synced") {
                     let mallSynced = try await mall.synced
                     let hotelSynced = try await hotel.synced
-                    return mallSynced && hotelSynced
+                    let same =
+                        try await mall.balance(li, as: "mall-fashion") == hotel.balance(li, as: "hotel-rooms")
+                    return mallSynced && hotelSynced && same
                 }
                 let atMall = try await mall.balance(li, as: "mall-fashion")
                 let atHotel = try await hotel.balance(li, as: "hotel-rooms")
