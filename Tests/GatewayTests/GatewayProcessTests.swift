@@ -23,8 +23,10 @@ struct GatewayProcessTests {
         }
     }
 
+    /// The port a starting gateway wrote, waiting up to 2 minutes (a loaded CI machine applying
+    /// PostgreSQL migrations beside other suites has taken over 30 s).
     static func waitForPort(_ file: String) async throws -> Int {
-        for _ in 0..<600 {
+        for _ in 0..<2_400 {
             if let text = try? String(contentsOfFile: file, encoding: .utf8),
                 let port = Int(text.trimmingCharacters(in: .whitespacesAndNewlines))
             {
