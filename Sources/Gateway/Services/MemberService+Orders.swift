@@ -83,12 +83,7 @@ extension MemberService {
         request: ServerRequest<Coalition_Member_V1_GetOrderRequest>, context: ServerContext
     ) async throws -> ServerResponse<Coalition_Member_V1_GetOrderResponse> {
         try await handle(request, context) { _, message in
-            guard TransactionID(message.orderID) != nil else {
-                throw ServiceError.invalid("order_id", "must be a 26-character order id")
-            }
-            guard let order = try await store.order(message.orderID) else {
-                throw ServiceError(.notFound, "order_id: no order '\(message.orderID)'", reason: "UNKNOWN_ORDER")
-            }
+            let order = try await store.existingOrder(message.orderID)
             var response = Coalition_Member_V1_GetOrderResponse()
             response.order = Coalition_Member_V1_Order(order)
             return response

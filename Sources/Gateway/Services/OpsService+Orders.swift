@@ -11,12 +11,7 @@ extension OpsService {
         request: ServerRequest<Coalition_Ops_V1_GetOrderRequest>, context: ServerContext
     ) async throws -> ServerResponse<Coalition_Ops_V1_GetOrderResponse> {
         try await handle(request, context) { _, message in
-            guard TransactionID(message.orderID) != nil else {
-                throw ServiceError.invalid("order_id", "must be a 26-character order id")
-            }
-            guard let order = try await store.order(message.orderID) else {
-                throw ServiceError(.notFound, "order_id: no order '\(message.orderID)'", reason: "UNKNOWN_ORDER")
-            }
+            let order = try await store.existingOrder(message.orderID)
             let uses = try await store.voucherUses(order: order.orderID)
             var response = Coalition_Ops_V1_GetOrderResponse()
             response.orderID = order.orderID
@@ -93,5 +88,19 @@ extension OpsService {
             }
             return response
         }
+    }
+}
+
+extension MallLedger {
+    /// The order an API request names: INVALID_ARGUMENT for a malformed id, NOT_FOUND
+    /// `UNKNOWN_ORDER` for one the ledger does not hold (the member and Ops APIs alike).
+    func existingOrder(_ id: String) async throws -> MallOrder {
+        guard TransactionID(id) != nil else {
+            throw ServiceError.invalid("order_id", "must be a 26-character order id")
+        }
+        guard let order = try await order(id) else {
+            throw ServiceError(.notFound, "order_id: no order '\(id)'", reason: "UNKNOWN_ORDER")
+        }
+        return order
     }
 }
