@@ -1,8 +1,10 @@
 import Core
+import CoreMetrics
 import Foundation
 import GRDB
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import Hummingbird
 import Logging
 import NodeSupport
 import ServiceLifecycle
@@ -28,6 +30,10 @@ package final class EdgeNode: Service, Sendable {
     private let sleeper: any Clock<Duration>
     /// Set when a graceful shutdown begins: a new edge waiting for its first contact stops waiting.
     private let stopping = Mutex(false)
+    /// This node's series (docs/operations.md, "Metrics"), served at `/metrics` when configured.
+    package let metrics = NodeMetrics()
+    /// The `/metrics` listener, when `configuration.metrics` is set.
+    package let metricsEndpoint: HTTPEndpoint<BasicRequestContext>?
 
     /// `extraServices` are served beside the POS API (the benchmark's baseline service).
     package init(
@@ -61,7 +67,7 @@ package final class EdgeNode: Service, Sendable {
         ledger = EdgeLedger(
             site: configuration.siteID, database: database, programs: programs, clock: clock,
             phoneHashKey: configuration.phoneHashKey, limits: configuration.limits,
-            authorizer: sync?.authorizer ?? .noGateway, logger: logger)
+            authorizer: sync?.authorizer ?? .noGateway, logger: logger, metrics: metrics.factory)
         terminals = TerminalRegistry(
             pool: database.pool, clock: clock, cacheMilliseconds: configuration.limits.terminalCacheMilliseconds,
             tokenFailures: configuration.limits.tokenFailures, logger: logger)
@@ -84,7 +90,34 @@ package final class EdgeNode: Service, Sendable {
                 VouchersService(
                     ledger: ledger, terminals: terminals, requestBytesMax: configuration.limits.requestBytesMax),
                 health,
-            ] + extraServices)
+            ] + extraServices,
+            interceptors: [RPCMetricsInterceptor(factory: metrics.factory)])
+        if let settings = configuration.metrics {
+            metricsEndpoint = MetricsEndpoint.make(settings: settings, metrics: metrics, logger: logger)
+        } else {
+            metricsEndpoint = nil
+        }
+        addMetricCollectors()
+    }
+
+    /// The state-read series, set at each scrape.
+    private func addMetricCollectors() {
+        let (ledger, metrics, path) = (self.ledger, self.metrics, configuration.databasePath)
+        let unacknowledged = metrics.gauge("coalition_edge_outbox_unacknowledged_transactions")
+        let oldestAge = metrics.gauge("coalition_edge_outbox_oldest_unacknowledged_age_seconds")
+        let lastContact = metrics.gauge("coalition_edge_gateway_last_contact_timestamp_seconds")
+        let writeQueue = metrics.gauge("coalition_group_commit_queue_jobs", [("writer", "edge")])
+        let databaseBytes = metrics.gauge("coalition_database_size_bytes")
+        metrics.addCollector {
+            databaseBytes.record(DatabaseFileSize.bytes(of: path))
+            writeQueue.record(ledger.committer.pending)
+            guard let figures = try? await ledger.outboxFigures() else { return }
+            let now = ledger.clock.now().milliseconds
+            unacknowledged.record(figures.unacknowledged)
+            oldestAge.record(
+                figures.oldestUnacknowledgedAtMilliseconds.map { Double(max(0, now - $0)) / 1_000 } ?? 0)
+            if let contact = figures.lastGatewayContactMilliseconds { lastContact.record(Double(contact) / 1_000) }
+        }
     }
 
     /// Storage housekeeping every `limits.storage_check_ms` until cancelled
@@ -111,6 +144,7 @@ package final class EdgeNode: Service, Sendable {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { await committer.run() }
                 group.addTask { await self.keepStorage() }
+                if let metricsEndpoint { group.addTask { try await metricsEndpoint.run() } }
                 if let sync {
                     group.addTask {
                         do {

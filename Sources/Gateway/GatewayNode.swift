@@ -1,8 +1,11 @@
 import Core
+import CoreMetrics
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import Hummingbird
 import Logging
+import Metrics
 import NodeSupport
 import ServiceLifecycle
 import Synchronization
@@ -24,6 +27,12 @@ package final class GatewayNode: Service, Sendable {
     private let maintenanceStopped = Mutex(false)
     /// What the maintenance loop waits with (a test may pass a clock of its own).
     private let sleeper: any Clock<Duration>
+    /// This node's series (docs/operations.md, "Metrics"), served at `/metrics` when configured.
+    package let metrics: NodeMetrics
+    /// The `/metrics` listener, when `configuration.metrics` is set.
+    package let metricsEndpoint: HTTPEndpoint<BasicRequestContext>?
+    /// The web console's listener, when `configuration.console` is set.
+    package let consoleEndpoint: HTTPEndpoint<BasicRequestContext>?
 
     /// The SQLite ledger, for tools and tests that read its file (a gateway on PostgreSQL has none).
     package var store: SQLiteLedgerStore {
@@ -44,10 +53,12 @@ package final class GatewayNode: Service, Sendable {
         try PrivateFiles.requirePrivate(configuration.privateKeyPath, what: "the gateway's private key (private_key)")
         let database = try GatewayDatabase.open(
             path: configuration.databasePath, busyTimeoutMilliseconds: configuration.limits.busyTimeoutMilliseconds)
-        let store = try SQLiteLedgerStore(database: database, clock: clock, limits: configuration.limits)
+        let metrics = NodeMetrics()
+        let store = try SQLiteLedgerStore(
+            database: database, clock: clock, limits: configuration.limits, metrics: metrics.factory)
         try await self.init(
-            configuration: configuration, ledger: store, sqlite: store, sleeper: sleeper, logger: logger,
-            extraServices: extraServices)
+            configuration: configuration, ledger: store, sqlite: store, metrics: metrics, sleeper: sleeper,
+            logger: logger, extraServices: extraServices)
     }
 
     /// Runs `body` with a gateway on the configured ledger: SQLite, or PostgreSQL with its pool
@@ -74,17 +85,19 @@ package final class GatewayNode: Service, Sendable {
             let store = try await PostgresLedgerStore(
                 database: database, clock: clock, limits: configuration.limits, logger: logger)
             let node = try await GatewayNode(
-                configuration: configuration, ledger: store, sqlite: nil, sleeper: sleeper, logger: logger,
-                extraServices: extraServices)
+                configuration: configuration, ledger: store, sqlite: nil, metrics: NodeMetrics(), sleeper: sleeper,
+                logger: logger, extraServices: extraServices)
             return try await body(node)
         }
     }
 
     private init(
         configuration: GatewayConfiguration, ledger store: any LedgerStore, sqlite: SQLiteLedgerStore?,
-        sleeper: any Clock<Duration>, logger: Logger, extraServices: [any RegistrableRPCService]
+        metrics: NodeMetrics, sleeper: any Clock<Duration>, logger: Logger,
+        extraServices: [any RegistrableRPCService]
     ) async throws {
         self.configuration = configuration
+        self.metrics = metrics
         self.sleeper = sleeper
         self.logger = logger
         self.ledger = store
@@ -149,26 +162,46 @@ package final class GatewayNode: Service, Sendable {
                         reason: error)
                 }
             })
+        let (services, consoleEndpoint) = Self.services(
+            store, configuration: configuration, logger: logger, refusals: refusals, health: health)
+        self.consoleEndpoint = consoleEndpoint
         server = GRPCServer(
-            transport: transport,
-            services: Self.services(
-                store, configuration: configuration, logger: logger, refusals: refusals, health: health)
-                + extraServices)
+            transport: transport, services: services + extraServices,
+            interceptors: [RPCMetricsInterceptor(factory: metrics.factory)])
+        if let settings = configuration.metrics {
+            metricsEndpoint = MetricsEndpoint.make(settings: settings, metrics: metrics, logger: logger)
+        } else {
+            metricsEndpoint = nil
+        }
+        GatewayMetrics.addCollectors(to: metrics, ledger: store)
     }
 
-    /// The services over a ledger of any kind (the existential opened for the generic services).
+    /// The services over a ledger of any kind (the existential opened for the generic services),
+    /// and the console over the same Ops service when configured.
     private static func services<Store: LedgerStore>(
         _ store: Store, configuration: GatewayConfiguration, logger: Logger, refusals: RefusalRecorder,
         health: HealthService
-    ) -> [any RegistrableRPCService] {
-        [
+    ) -> ([any RegistrableRPCService], HTTPEndpoint<BasicRequestContext>?) {
+        let console = configuration.console.map { settings in
+            (settings, ConsoleSessions(settings: settings), BoundPort(name: "console"))
+        }
+        let ops = OpsService(
+            store: store, phoneHashKey: configuration.phoneHashKey, logger: logger, refusals: refusals,
+            console: console.map { settings, sessions, port in
+                ConsoleLink(sessions: sessions) { settings.baseURL(boundPort: try await port.value) }
+            })
+        let endpoint = console.map { settings, sessions, port in
+            Console(ops: ops, store: store, sessions: sessions, settings: settings, logger: logger).endpoint(port: port)
+        }
+        let services: [any RegistrableRPCService] = [
             SyncService(store: store, limits: configuration.limits, logger: logger, refusals: refusals),
-            OpsService(store: store, phoneHashKey: configuration.phoneHashKey, logger: logger, refusals: refusals),
+            ops,
             MemberService(
                 store: store, phoneHashKey: configuration.phoneHashKey, voucherKey: configuration.voucherKey,
                 limits: configuration.limits, logger: logger, refusals: refusals),
             health,
         ]
+        return (services, endpoint)
     }
 
     /// The bound port, once listening.
@@ -179,11 +212,9 @@ package final class GatewayNode: Service, Sendable {
     package func run() async throws {
         try await withGracefulShutdownHandler {
             try await withThrowingDiscardingTaskGroup { group in
-                group.addTask {
-                    defer { self.stopMaintenance() }
-                    try await self.server.serve()
-                }
                 group.addTask { await self.runMaintenance() }
+                if let metricsEndpoint { group.addTask { try await metricsEndpoint.run() } }
+                if let consoleEndpoint { group.addTask { try await consoleEndpoint.run() } }
                 group.addTask {
                     let port = try await self.listeningPort
                     try NodeServer.announce(port: port, to: self.configuration.portFile)
@@ -194,6 +225,13 @@ package final class GatewayNode: Service, Sendable {
                             "program.version": "\(self.ledger.programs.latest?.version ?? 0)",
                         ])
                 }
+                // Serve until a graceful shutdown has answered every call in flight; then the
+                // maintenance loop and the HTTP listeners stop.
+                defer {
+                    self.stopMaintenance()
+                    group.cancelAll()
+                }
+                try await self.server.serve()
             }
         } onGracefulShutdown: {
             self.beginGracefulShutdown()
@@ -218,10 +256,15 @@ package final class GatewayNode: Service, Sendable {
                 let today = zone.date(of: now)
                 if lastDay != today {
                     do {
-                        let run = try await store.runExpiry(asOfEndOf: today.adding(days: -1))
-                        let reviewed = try await store.reviewTiers(on: today)
-                        let seeds = try await store.keepLotterySeeds()
-                        let benefits = try await store.grantTierBenefits(vouchers: voucherIssuer)
+                        let jobs = JobRecorder(factory: metrics.factory)
+                        let run = try await jobs.run("expiry") {
+                            try await store.runExpiry(asOfEndOf: today.adding(days: -1))
+                        }
+                        let reviewed = try await jobs.run("tier_review") { try await store.reviewTiers(on: today) }
+                        let seeds = try await jobs.run("lottery_seeds") { try await store.keepLotterySeeds() }
+                        let benefits = try await jobs.run("tier_benefits") {
+                            try await store.grantTierBenefits(vouchers: voucherIssuer)
+                        }
                         logger.info(
                             "daily jobs",
                             metadata: [

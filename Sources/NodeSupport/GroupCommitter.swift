@@ -1,4 +1,6 @@
+import CoreMetrics
 import GRDB
+import Metrics
 import Synchronization
 
 /// Why the group committer did not take a job.
@@ -57,13 +59,27 @@ package final class GroupCommitter: Sendable {
     private let state = Mutex(State())
     private let wakeups: AsyncStream<Void>
     private let wake: AsyncStream<Void>.Continuation
+    /// Jobs per committed transaction (`coalition_group_commit_batch_size`).
+    private let batchSizes: Recorder
+    /// Each transaction's time on the writer, from BEGIN to COMMIT
+    /// (`coalition_group_commit_duration_seconds`).
+    private let commitTimes: CoreMetrics.Timer
 
     /// A committer writing to `pool`, at most `batchMax` jobs per transaction, refusing new jobs
     /// while `queueMax` are waiting. A `selfDriven` one needs no `run()`: the job that finds no
     /// writer at work starts one, which writes every job queued meanwhile and stops when none is
-    /// left (nothing runs while nothing is submitted, so it needs no shutdown).
-    package init(pool: DatabasePool, batchMax: Int, queueMax: Int, selfDriven: Bool = false) {
+    /// left (nothing runs while nothing is submitted, so it needs no shutdown). Batch sizes and
+    /// commit times are recorded through `metrics`, labelled `writer`.
+    package init(
+        pool: DatabasePool, batchMax: Int, queueMax: Int, selfDriven: Bool = false,
+        metrics: any MetricsFactory = NOOPMetricsHandler.instance, writer: String = "writes"
+    ) {
         precondition(batchMax > 0 && queueMax > 0, "group commit limits must be positive")
+        batchSizes = Recorder(
+            label: "coalition_group_commit_batch_size", dimensions: [("writer", writer)], aggregate: true,
+            factory: metrics)
+        commitTimes = CoreMetrics.Timer(
+            label: "coalition_group_commit_duration_seconds", dimensions: [("writer", writer)], factory: metrics)
         self.pool = pool
         self.batchMax = batchMax
         self.queueMax = queueMax
@@ -160,6 +176,11 @@ package final class GroupCommitter: Sendable {
 
     private func write(_ batch: [Job]) async {
         do {
+            let started = ContinuousClock.now
+            defer {
+                commitTimes.record(duration: ContinuousClock.now - started)
+                batchSizes.record(batch.count)
+            }
             let results = try await pool.write { db in
                 try batch.map { job -> Result<any Sendable, any Error> in
                     do {

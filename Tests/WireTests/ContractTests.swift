@@ -29,7 +29,9 @@ struct ContractTests {
                     "PublishProgram", "ListPrograms", "CloseSettlement", "GetSettlement", "ExportSettlement",
                     "RunExpiry",
                     "ListExpiryReminders", "ListRefusedCalls", "ListCatalogStock", "AdjustStock", "ListVouchers",
-                    "ListLotteryPeriods", "ListLotteryDraws", "GetOrder", "SalesReport",
+                    "ListLotteryPeriods", "ListLotteryDraws", "GetOrder", "SalesReport", "CreateConsoleLogin",
+                    "GetActivity",
+                    "GetLiability",
                 ]
             ),
             (

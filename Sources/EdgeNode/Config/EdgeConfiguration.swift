@@ -26,6 +26,8 @@ package struct EdgeConfiguration: Sendable {
     /// TLS for the POS API (server certificate and key, PEM); nil serves plaintext (a till LAN
     /// the site controls).
     package var tls: ServerTLSFiles?
+    /// Where `/metrics` is served over plain HTTP (`metrics:`); nil serves none.
+    package var metrics: HTTPEndpointSettings?
 
     package init(
         siteID: SiteID, databasePath: String, listenHost: String = "127.0.0.1", listenPort: Int = 0,
@@ -246,6 +248,9 @@ extension EdgeConfiguration {
                 tls = ServerTLSFiles(certificatePath: resolve(certificate), privateKeyPath: resolve(key))
             }
         }
+        let metrics = root.map("metrics", required: false).flatMap { map in
+            HTTPEndpointSettings.read(map, address: { try? Address.parse($0) }, resolve: resolve)
+        }
         var limits = EdgeLimits()
         if let l = root.map("limits", required: false) {
             func int(_ key: String, _ range: ClosedRange<Int64>, _ target: inout Int) {
@@ -308,6 +313,7 @@ extension EdgeConfiguration {
             portFile: portFile.map(resolve), programFile: programFile.map(resolve), phoneHashKey: key, limits: limits,
             gateway: gateway)
         configuration.tls = tls
+        configuration.metrics = metrics
         return configuration
     }
 }

@@ -23,6 +23,30 @@ extension EdgeLedger {
         }
     }
 
+    /// The outbox as the metrics show it: transactions not acknowledged yet, when the oldest of
+    /// them happened and when the gateway last answered (epoch milliseconds; nil when none).
+    package struct OutboxFigures: Sendable, Equatable {
+        package var unacknowledged: Int
+        package var oldestUnacknowledgedAtMilliseconds: Int64?
+        package var lastGatewayContactMilliseconds: Int64?
+    }
+
+    /// Reads `OutboxFigures` (three indexed look-ups).
+    package func outboxFigures() async throws -> OutboxFigures {
+        try await database.pool.read { db in
+            let state = try Row.fetchOne(
+                db, sql: "SELECT acknowledged_sequence, last_gateway_contact_ms FROM sync_state WHERE id = 1")
+            let acknowledged: Int64 = state?["acknowledged_sequence"] ?? 0
+            let last = try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(sequence), 0) FROM outbox") ?? 0
+            let oldest = try Int64.fetchOne(
+                db, sql: "SELECT occurred_at_ms FROM outbox WHERE sequence > ? ORDER BY sequence LIMIT 1",
+                arguments: [acknowledged])
+            return OutboxFigures(
+                unacknowledged: Int(max(0, last - acknowledged)), oldestUnacknowledgedAtMilliseconds: oldest,
+                lastGatewayContactMilliseconds: state?["last_gateway_contact_ms"])
+        }
+    }
+
     package enum MemberKey: Sendable {
         case phone(PhoneNumber)
         case card(String)

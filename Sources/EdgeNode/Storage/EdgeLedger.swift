@@ -1,4 +1,5 @@
 import Core
+import CoreMetrics
 import Crypto
 import Foundation
 import GRDB
@@ -31,12 +32,14 @@ package final class EdgeLedger: Sendable {
     package init(
         site: SiteID, database: EdgeDatabase, programs: ProgramHolder, clock: any WallClock, phoneHashKey: [UInt8],
         limits: EdgeLimits, authorizer: RedeemAuthorizer = .noGateway,
-        logger: Logger = Logger(label: "coalition.edge", factory: { _ in SwiftLogNoOpLogHandler() })
+        logger: Logger = Logger(label: "coalition.edge", factory: { _ in SwiftLogNoOpLogHandler() }),
+        metrics: any MetricsFactory = NOOPMetricsHandler.instance
     ) {
         self.site = site
         self.database = database
         self.committer = GroupCommitter(
-            pool: database.pool, batchMax: limits.groupCommitBatchMax, queueMax: limits.writeQueueMax)
+            pool: database.pool, batchMax: limits.groupCommitBatchMax, queueMax: limits.writeQueueMax,
+            metrics: metrics, writer: "edge")
         self.clock = clock
         self.phoneKey = SymmetricKey(data: phoneHashKey)
         self.limits = limits

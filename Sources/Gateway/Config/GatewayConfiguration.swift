@@ -26,6 +26,10 @@ package struct GatewayConfiguration: Sendable {
     /// `voucher_key_id`); without it, items that issue vouchers cannot be ordered.
     package var voucherKey: VoucherSigningKey?
     package var limits: GatewayLimits
+    /// Where `/metrics` is served over plain HTTP (`metrics:`); nil serves none.
+    package var metrics: HTTPEndpointSettings?
+    /// The web console (`console:`); nil serves none.
+    package var console: ConsoleSettings?
 
     package init(
         databasePath: String, listenHost: String = "127.0.0.1", listenPort: Int = 0, portFile: String? = nil,
@@ -76,6 +80,12 @@ package struct GatewayConfiguration: Sendable {
         let phoneKeyFile = root.string("phone_hash_key_file", required: false, lengthMax: 4096)
         let voucherKeyFile = root.string("voucher_key_file", required: false, lengthMax: 4096)
         let voucherKeyID = root.integer("voucher_key_id", in: 1...255, required: voucherKeyFile != nil)
+        let metrics = root.map("metrics", required: false).flatMap { map in
+            HTTPEndpointSettings.read(map, address: { try? Address.parse($0) }, resolve: resolve)
+        }
+        let console = root.map("console", required: false).flatMap { map in
+            ConsoleSettings.read(map, address: { try? Address.parse($0) }, resolve: resolve)
+        }
         var limits = GatewayLimits()
         if let l = root.map("limits", required: false) {
             func int(_ key: String, _ range: ClosedRange<Int64>, _ target: inout Int) {
@@ -203,6 +213,8 @@ package struct GatewayConfiguration: Sendable {
         configuration.phoneHashKey = phoneKey
         configuration.voucherKey = voucherKey
         configuration.postgres = postgres
+        configuration.metrics = metrics
+        configuration.console = console
         return configuration
     }
 }

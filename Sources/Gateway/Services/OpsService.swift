@@ -10,7 +10,9 @@ import X509
 /// `coalition.ops.v1.Ops`: operations for the `coalition admin` CLI, on the gateway's mTLS port.
 /// Only an operator certificate (`coalition://operator/NAME`) is accepted; the name is recorded
 /// on every change.
-package struct OpsService<Store: OperationsLedger & SettlementLedger & LedgerJobs & MallLedger & LotteryLedger>:
+package struct OpsService<
+    Store: OperationsLedger & SettlementLedger & LedgerJobs & MallLedger & LotteryLedger & MonitoringLedger
+>:
     Coalition_Ops_V1_Ops
         .ServiceProtocol
 {
@@ -18,13 +20,37 @@ package struct OpsService<Store: OperationsLedger & SettlementLedger & LedgerJob
     private let phoneHashKey: [UInt8]?
     let logger: Logger
     private let refusals: RefusalRecorder
+    /// The web console's sign-ins and its address, when this gateway serves one.
+    let console: ConsoleLink?
 
-    package init(store: Store, phoneHashKey: [UInt8]?, logger: Logger, refusals: RefusalRecorder? = nil) {
+    package init(
+        store: Store, phoneHashKey: [UInt8]?, logger: Logger, refusals: RefusalRecorder? = nil,
+        console: ConsoleLink? = nil
+    ) {
         self.store = store
         self.phoneHashKey = phoneHashKey
         self.logger = logger
         self.refusals = refusals ?? .logging(logger)
+        self.console = console
     }
+}
+
+/// What the Ops API needs of the web console: its sign-ins, and its address once it listens.
+package struct ConsoleLink: Sendable {
+    package let sessions: ConsoleSessions
+    package let baseURL: @Sendable () async throws -> String
+
+    package init(sessions: ConsoleSessions, baseURL: @escaping @Sendable () async throws -> String) {
+        self.sessions = sessions
+        self.baseURL = baseURL
+    }
+}
+
+/// The operator the web console calls the Ops API for. Set only by the console, in process, for
+/// a signed-in session; a call over the network never carries it (it is a task-local value, not
+/// metadata) and is bound to its operator certificate as always.
+package enum ConsoleCaller {
+    @TaskLocal package static var operatorName: String?
 }
 
 extension OpsService {
@@ -36,7 +62,12 @@ extension OpsService {
     ) async throws -> ServerResponse<Coalition_Ops_V1_ListSitesResponse> {
         try await handle(request, context) { _, _ in
             var response = Coalition_Ops_V1_ListSitesResponse()
-            response.sites = try await store.siteStatuses().map(Coalition_Ops_V1_SiteStatus.init)
+            let program = store.programs.latest?.program
+            response.sites = try await store.siteStatuses().map { record in
+                var site = Coalition_Ops_V1_SiteStatus(record)
+                site.exposureLimitPoints = program?.site(record.site)?.offline.siteExposureMax.value ?? 0
+                return site
+            }
             return response
         }
     }
@@ -392,6 +423,9 @@ extension OpsService {
         _ request: ServerRequest<Input>, _ context: ServerContext, _ body: (String, Input) async throws -> Output
     ) async throws -> ServerResponse<Output> {
         try await ServiceError.mapping {
+            if let console = ConsoleCaller.operatorName {
+                return ServerResponse(message: try await body(console, request.message))
+            }
             let name: String
             do {
                 name = try await CallerCertificate.require(

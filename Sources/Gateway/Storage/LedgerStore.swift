@@ -10,6 +10,7 @@ import Wire
 /// the database. Every part returns domain values and throws domain errors (`LedgerRecords.swift`);
 /// the services make wire messages and statuses of them.
 package typealias LedgerStore = SyncLedger & OperationsLedger & SettlementLedger & LedgerJobs & MallLedger
+    & MonitoringLedger
     & LotteryLedger
 
 /// What the sync service (`coalition.sync.v1.Sync`) needs of the ledger.

@@ -438,5 +438,11 @@ enum PostgresSchema {
                 "CREATE INDEX transactions_voucher_uses ON transactions (detail) WHERE kind = 'voucher_use'",
                 "CREATE INDEX mall_orders_by_time ON mall_orders (placed_at_ms)",
             ]),
+        Migration(
+            name: "2026-12-07 activity v1",
+            statements: [
+                // A day's activity by the hour (the console's and GetActivity's "today").
+                "CREATE INDEX transactions_by_occurred ON transactions (occurred_at_ms)"
+            ]),
     ]
 }

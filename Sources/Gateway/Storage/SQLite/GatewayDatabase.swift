@@ -479,6 +479,10 @@ package struct GatewayDatabase: Sendable {
                     CREATE INDEX mall_orders_by_time ON mall_orders (placed_at_ms);
                     """)
         }
+        migrator.registerMigration("2026-12-07 gateway activity v1") { db in
+            // A day's activity by the hour (the console's and GetActivity's "today").
+            try db.execute(sql: "CREATE INDEX transactions_by_occurred ON transactions (occurred_at_ms)")
+        }
         return migrator
     }
 }

@@ -1,4 +1,5 @@
 import Core
+import CoreMetrics
 import Crypto
 import Foundation
 import GRDB
@@ -30,19 +31,23 @@ package final class SQLiteLedgerStore: LedgerStore {
         return statistics
     }
 
-    /// Opens the store and loads the published programs.
+    /// Opens the store and loads the published programs. Its writers' batch sizes and commit times
+    /// are recorded through `metrics`.
     package init(
         database: GatewayDatabase, clock: any WallClock, limits: GatewayLimits,
-        lotterySeeds: @escaping @Sendable () -> [UInt8] = LotterySeal.newSeed
+        lotterySeeds: @escaping @Sendable () -> [UInt8] = LotterySeal.newSeed,
+        metrics: any MetricsFactory = NOOPMetricsHandler.instance
     ) throws {
         self.database = database
         self.clock = clock
         self.limits = limits
         self.lotterySeeds = lotterySeeds
         pushWriter = GroupCommitter(
-            pool: database.pool, batchMax: limits.pushGroupMax, queueMax: limits.pushQueueMax, selfDriven: true)
+            pool: database.pool, batchMax: limits.pushGroupMax, queueMax: limits.pushQueueMax, selfDriven: true,
+            metrics: metrics, writer: "push")
         orderWriter = GroupCommitter(
-            pool: database.pool, batchMax: limits.orderGroupMax, queueMax: limits.orderQueueMax, selfDriven: true)
+            pool: database.pool, batchMax: limits.orderGroupMax, queueMax: limits.orderQueueMax, selfDriven: true,
+            metrics: metrics, writer: "order")
         let rows = try database.pool.read { db in
             try Row.fetchAll(
                 db, sql: "SELECT version, document, effective_at_ms FROM program_versions ORDER BY version"

@@ -337,6 +337,45 @@ package enum Coalition_Ops_V1_Ops: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "CreateConsoleLogin" metadata.
+        package enum CreateConsoleLogin: Sendable {
+            /// Request type for "CreateConsoleLogin".
+            package typealias Input = Coalition_Ops_V1_CreateConsoleLoginRequest
+            /// Response type for "CreateConsoleLogin".
+            package typealias Output = Coalition_Ops_V1_CreateConsoleLoginResponse
+            /// Descriptor for "CreateConsoleLogin".
+            package static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "coalition.ops.v1.Ops"),
+                method: "CreateConsoleLogin",
+                type: .unary
+            )
+        }
+        /// Namespace for "GetActivity" metadata.
+        package enum GetActivity: Sendable {
+            /// Request type for "GetActivity".
+            package typealias Input = Coalition_Ops_V1_GetActivityRequest
+            /// Response type for "GetActivity".
+            package typealias Output = Coalition_Ops_V1_GetActivityResponse
+            /// Descriptor for "GetActivity".
+            package static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "coalition.ops.v1.Ops"),
+                method: "GetActivity",
+                type: .unary
+            )
+        }
+        /// Namespace for "GetLiability" metadata.
+        package enum GetLiability: Sendable {
+            /// Request type for "GetLiability".
+            package typealias Input = Coalition_Ops_V1_GetLiabilityRequest
+            /// Response type for "GetLiability".
+            package typealias Output = Coalition_Ops_V1_GetLiabilityResponse
+            /// Descriptor for "GetLiability".
+            package static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "coalition.ops.v1.Ops"),
+                method: "GetLiability",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "coalition.ops.v1.Ops" service.
         package static let descriptors: [GRPCCore.MethodDescriptor] = [
             ListSites.descriptor,
@@ -362,7 +401,10 @@ package enum Coalition_Ops_V1_Ops: Sendable {
             ListLotteryPeriods.descriptor,
             ListLotteryDraws.descriptor,
             GetOrder.descriptor,
-            SalesReport.descriptor
+            SalesReport.descriptor,
+            CreateConsoleLogin.descriptor,
+            GetActivity.descriptor,
+            GetLiability.descriptor
         ]
     }
 }
@@ -829,6 +871,64 @@ extension Coalition_Ops_V1_Ops {
             request: GRPCCore.StreamingServerRequest<Coalition_Ops_V1_SalesReportRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Ops_V1_SalesReportResponse>
+
+        /// Handle the "CreateConsoleLogin" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A one-time link that signs the calling operator in to the gateway's web console, valid for
+        /// > the console's `login_link_ttl_ms`. FAILED_PRECONDITION `CONSOLE_OFF` when this gateway serves
+        /// > no console; RESOURCE_EXHAUSTED when `login_links_max` links are outstanding.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Coalition_Ops_V1_CreateConsoleLoginRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Coalition_Ops_V1_CreateConsoleLoginResponse` messages.
+        func createConsoleLogin(
+            request: GRPCCore.StreamingServerRequest<Coalition_Ops_V1_CreateConsoleLoginRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Ops_V1_CreateConsoleLoginResponse>
+
+        /// Handle the "GetActivity" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A day's activity (program time zone): points issued and redeemed per hour by site format, the
+        /// > merchants that issued most, and each budgeted promotion's budget and spend.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Coalition_Ops_V1_GetActivityRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Coalition_Ops_V1_GetActivityResponse` messages.
+        func getActivity(
+            request: GRPCCore.StreamingServerRequest<Coalition_Ops_V1_GetActivityRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Ops_V1_GetActivityResponse>
+
+        /// Handle the "GetLiability" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The points members hold, what they are worth at the redeem price, what expires in the next
+        /// > 30, 60 and 90 days, and the breakage (points expired) to date.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Coalition_Ops_V1_GetLiabilityRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Coalition_Ops_V1_GetLiabilityResponse` messages.
+        func getLiability(
+            request: GRPCCore.StreamingServerRequest<Coalition_Ops_V1_GetLiabilityRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Ops_V1_GetLiabilityResponse>
     }
 
     /// Service protocol for the "coalition.ops.v1.Ops" service.
@@ -1279,6 +1379,64 @@ extension Coalition_Ops_V1_Ops {
             request: GRPCCore.ServerRequest<Coalition_Ops_V1_SalesReportRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Coalition_Ops_V1_SalesReportResponse>
+
+        /// Handle the "CreateConsoleLogin" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A one-time link that signs the calling operator in to the gateway's web console, valid for
+        /// > the console's `login_link_ttl_ms`. FAILED_PRECONDITION `CONSOLE_OFF` when this gateway serves
+        /// > no console; RESOURCE_EXHAUSTED when `login_links_max` links are outstanding.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Ops_V1_CreateConsoleLoginRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Coalition_Ops_V1_CreateConsoleLoginResponse` message.
+        func createConsoleLogin(
+            request: GRPCCore.ServerRequest<Coalition_Ops_V1_CreateConsoleLoginRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Coalition_Ops_V1_CreateConsoleLoginResponse>
+
+        /// Handle the "GetActivity" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A day's activity (program time zone): points issued and redeemed per hour by site format, the
+        /// > merchants that issued most, and each budgeted promotion's budget and spend.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Ops_V1_GetActivityRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Coalition_Ops_V1_GetActivityResponse` message.
+        func getActivity(
+            request: GRPCCore.ServerRequest<Coalition_Ops_V1_GetActivityRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Coalition_Ops_V1_GetActivityResponse>
+
+        /// Handle the "GetLiability" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The points members hold, what they are worth at the redeem price, what expires in the next
+        /// > 30, 60 and 90 days, and the breakage (points expired) to date.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Ops_V1_GetLiabilityRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Coalition_Ops_V1_GetLiabilityResponse` message.
+        func getLiability(
+            request: GRPCCore.ServerRequest<Coalition_Ops_V1_GetLiabilityRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Coalition_Ops_V1_GetLiabilityResponse>
     }
 
     /// Simple service protocol for the "coalition.ops.v1.Ops" service.
@@ -1727,6 +1885,64 @@ extension Coalition_Ops_V1_Ops {
             request: Coalition_Ops_V1_SalesReportRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Coalition_Ops_V1_SalesReportResponse
+
+        /// Handle the "CreateConsoleLogin" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A one-time link that signs the calling operator in to the gateway's web console, valid for
+        /// > the console's `login_link_ttl_ms`. FAILED_PRECONDITION `CONSOLE_OFF` when this gateway serves
+        /// > no console; RESOURCE_EXHAUSTED when `login_links_max` links are outstanding.
+        ///
+        /// - Parameters:
+        ///   - request: A `Coalition_Ops_V1_CreateConsoleLoginRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Coalition_Ops_V1_CreateConsoleLoginResponse` to respond with.
+        func createConsoleLogin(
+            request: Coalition_Ops_V1_CreateConsoleLoginRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Coalition_Ops_V1_CreateConsoleLoginResponse
+
+        /// Handle the "GetActivity" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A day's activity (program time zone): points issued and redeemed per hour by site format, the
+        /// > merchants that issued most, and each budgeted promotion's budget and spend.
+        ///
+        /// - Parameters:
+        ///   - request: A `Coalition_Ops_V1_GetActivityRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Coalition_Ops_V1_GetActivityResponse` to respond with.
+        func getActivity(
+            request: Coalition_Ops_V1_GetActivityRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Coalition_Ops_V1_GetActivityResponse
+
+        /// Handle the "GetLiability" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The points members hold, what they are worth at the redeem price, what expires in the next
+        /// > 30, 60 and 90 days, and the breakage (points expired) to date.
+        ///
+        /// - Parameters:
+        ///   - request: A `Coalition_Ops_V1_GetLiabilityRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Coalition_Ops_V1_GetLiabilityResponse` to respond with.
+        func getLiability(
+            request: Coalition_Ops_V1_GetLiabilityRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Coalition_Ops_V1_GetLiabilityResponse
     }
 }
 
@@ -1998,6 +2214,39 @@ extension Coalition_Ops_V1_Ops.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Coalition_Ops_V1_Ops.Method.CreateConsoleLogin.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Ops_V1_CreateConsoleLoginRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Ops_V1_CreateConsoleLoginResponse>(),
+            handler: { request, context in
+                try await self.createConsoleLogin(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Coalition_Ops_V1_Ops.Method.GetActivity.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Ops_V1_GetActivityRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Ops_V1_GetActivityResponse>(),
+            handler: { request, context in
+                try await self.getActivity(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Coalition_Ops_V1_Ops.Method.GetLiability.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Ops_V1_GetLiabilityRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Ops_V1_GetLiabilityResponse>(),
+            handler: { request, context in
+                try await self.getLiability(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -2262,6 +2511,39 @@ extension Coalition_Ops_V1_Ops.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Ops_V1_SalesReportResponse> {
         let response = try await self.salesReport(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    package func createConsoleLogin(
+        request: GRPCCore.StreamingServerRequest<Coalition_Ops_V1_CreateConsoleLoginRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Ops_V1_CreateConsoleLoginResponse> {
+        let response = try await self.createConsoleLogin(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    package func getActivity(
+        request: GRPCCore.StreamingServerRequest<Coalition_Ops_V1_GetActivityRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Ops_V1_GetActivityResponse> {
+        let response = try await self.getActivity(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    package func getLiability(
+        request: GRPCCore.StreamingServerRequest<Coalition_Ops_V1_GetLiabilityRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Ops_V1_GetLiabilityResponse> {
+        let response = try await self.getLiability(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -2577,6 +2859,45 @@ extension Coalition_Ops_V1_Ops.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Coalition_Ops_V1_SalesReportResponse> {
         return GRPCCore.ServerResponse<Coalition_Ops_V1_SalesReportResponse>(
             message: try await self.salesReport(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    package func createConsoleLogin(
+        request: GRPCCore.ServerRequest<Coalition_Ops_V1_CreateConsoleLoginRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Coalition_Ops_V1_CreateConsoleLoginResponse> {
+        return GRPCCore.ServerResponse<Coalition_Ops_V1_CreateConsoleLoginResponse>(
+            message: try await self.createConsoleLogin(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    package func getActivity(
+        request: GRPCCore.ServerRequest<Coalition_Ops_V1_GetActivityRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Coalition_Ops_V1_GetActivityResponse> {
+        return GRPCCore.ServerResponse<Coalition_Ops_V1_GetActivityResponse>(
+            message: try await self.getActivity(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    package func getLiability(
+        request: GRPCCore.ServerRequest<Coalition_Ops_V1_GetLiabilityRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Coalition_Ops_V1_GetLiabilityResponse> {
+        return GRPCCore.ServerResponse<Coalition_Ops_V1_GetLiabilityResponse>(
+            message: try await self.getLiability(
                 request: request.message,
                 context: context
             ),
@@ -3153,6 +3474,79 @@ extension Coalition_Ops_V1_Ops {
             deserializer: some GRPCCore.MessageDeserializer<Coalition_Ops_V1_SalesReportResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_SalesReportResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "CreateConsoleLogin" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A one-time link that signs the calling operator in to the gateway's web console, valid for
+        /// > the console's `login_link_ttl_ms`. FAILED_PRECONDITION `CONSOLE_OFF` when this gateway serves
+        /// > no console; RESOURCE_EXHAUSTED when `login_links_max` links are outstanding.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Ops_V1_CreateConsoleLoginRequest` message.
+        ///   - serializer: A serializer for `Coalition_Ops_V1_CreateConsoleLoginRequest` messages.
+        ///   - deserializer: A deserializer for `Coalition_Ops_V1_CreateConsoleLoginResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func createConsoleLogin<Result>(
+            request: GRPCCore.ClientRequest<Coalition_Ops_V1_CreateConsoleLoginRequest>,
+            serializer: some GRPCCore.MessageSerializer<Coalition_Ops_V1_CreateConsoleLoginRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Coalition_Ops_V1_CreateConsoleLoginResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_CreateConsoleLoginResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "GetActivity" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A day's activity (program time zone): points issued and redeemed per hour by site format, the
+        /// > merchants that issued most, and each budgeted promotion's budget and spend.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Ops_V1_GetActivityRequest` message.
+        ///   - serializer: A serializer for `Coalition_Ops_V1_GetActivityRequest` messages.
+        ///   - deserializer: A deserializer for `Coalition_Ops_V1_GetActivityResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func getActivity<Result>(
+            request: GRPCCore.ClientRequest<Coalition_Ops_V1_GetActivityRequest>,
+            serializer: some GRPCCore.MessageSerializer<Coalition_Ops_V1_GetActivityRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Coalition_Ops_V1_GetActivityResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_GetActivityResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "GetLiability" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The points members hold, what they are worth at the redeem price, what expires in the next
+        /// > 30, 60 and 90 days, and the breakage (points expired) to date.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Ops_V1_GetLiabilityRequest` message.
+        ///   - serializer: A serializer for `Coalition_Ops_V1_GetLiabilityRequest` messages.
+        ///   - deserializer: A deserializer for `Coalition_Ops_V1_GetLiabilityResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func getLiability<Result>(
+            request: GRPCCore.ClientRequest<Coalition_Ops_V1_GetLiabilityRequest>,
+            serializer: some GRPCCore.MessageSerializer<Coalition_Ops_V1_GetLiabilityRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Coalition_Ops_V1_GetLiabilityResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_GetLiabilityResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -3996,6 +4390,112 @@ extension Coalition_Ops_V1_Ops {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "CreateConsoleLogin" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A one-time link that signs the calling operator in to the gateway's web console, valid for
+        /// > the console's `login_link_ttl_ms`. FAILED_PRECONDITION `CONSOLE_OFF` when this gateway serves
+        /// > no console; RESOURCE_EXHAUSTED when `login_links_max` links are outstanding.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Ops_V1_CreateConsoleLoginRequest` message.
+        ///   - serializer: A serializer for `Coalition_Ops_V1_CreateConsoleLoginRequest` messages.
+        ///   - deserializer: A deserializer for `Coalition_Ops_V1_CreateConsoleLoginResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        package func createConsoleLogin<Result>(
+            request: GRPCCore.ClientRequest<Coalition_Ops_V1_CreateConsoleLoginRequest>,
+            serializer: some GRPCCore.MessageSerializer<Coalition_Ops_V1_CreateConsoleLoginRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Coalition_Ops_V1_CreateConsoleLoginResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_CreateConsoleLoginResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Coalition_Ops_V1_Ops.Method.CreateConsoleLogin.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "GetActivity" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A day's activity (program time zone): points issued and redeemed per hour by site format, the
+        /// > merchants that issued most, and each budgeted promotion's budget and spend.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Ops_V1_GetActivityRequest` message.
+        ///   - serializer: A serializer for `Coalition_Ops_V1_GetActivityRequest` messages.
+        ///   - deserializer: A deserializer for `Coalition_Ops_V1_GetActivityResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        package func getActivity<Result>(
+            request: GRPCCore.ClientRequest<Coalition_Ops_V1_GetActivityRequest>,
+            serializer: some GRPCCore.MessageSerializer<Coalition_Ops_V1_GetActivityRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Coalition_Ops_V1_GetActivityResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_GetActivityResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Coalition_Ops_V1_Ops.Method.GetActivity.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "GetLiability" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The points members hold, what they are worth at the redeem price, what expires in the next
+        /// > 30, 60 and 90 days, and the breakage (points expired) to date.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Ops_V1_GetLiabilityRequest` message.
+        ///   - serializer: A serializer for `Coalition_Ops_V1_GetLiabilityRequest` messages.
+        ///   - deserializer: A deserializer for `Coalition_Ops_V1_GetLiabilityResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        package func getLiability<Result>(
+            request: GRPCCore.ClientRequest<Coalition_Ops_V1_GetLiabilityRequest>,
+            serializer: some GRPCCore.MessageSerializer<Coalition_Ops_V1_GetLiabilityRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Coalition_Ops_V1_GetLiabilityResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_GetLiabilityResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Coalition_Ops_V1_Ops.Method.GetLiability.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -4698,6 +5198,97 @@ extension Coalition_Ops_V1_Ops.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Ops_V1_SalesReportRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Ops_V1_SalesReportResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "CreateConsoleLogin" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A one-time link that signs the calling operator in to the gateway's web console, valid for
+    /// > the console's `login_link_ttl_ms`. FAILED_PRECONDITION `CONSOLE_OFF` when this gateway serves
+    /// > no console; RESOURCE_EXHAUSTED when `login_links_max` links are outstanding.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Coalition_Ops_V1_CreateConsoleLoginRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    package func createConsoleLogin<Result>(
+        request: GRPCCore.ClientRequest<Coalition_Ops_V1_CreateConsoleLoginRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_CreateConsoleLoginResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.createConsoleLogin(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Ops_V1_CreateConsoleLoginRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Ops_V1_CreateConsoleLoginResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetActivity" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A day's activity (program time zone): points issued and redeemed per hour by site format, the
+    /// > merchants that issued most, and each budgeted promotion's budget and spend.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Coalition_Ops_V1_GetActivityRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    package func getActivity<Result>(
+        request: GRPCCore.ClientRequest<Coalition_Ops_V1_GetActivityRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_GetActivityResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.getActivity(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Ops_V1_GetActivityRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Ops_V1_GetActivityResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetLiability" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The points members hold, what they are worth at the redeem price, what expires in the next
+    /// > 30, 60 and 90 days, and the breakage (points expired) to date.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Coalition_Ops_V1_GetLiabilityRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    package func getLiability<Result>(
+        request: GRPCCore.ClientRequest<Coalition_Ops_V1_GetLiabilityRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_GetLiabilityResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.getLiability(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Ops_V1_GetLiabilityRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Ops_V1_GetLiabilityResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -5498,6 +6089,109 @@ extension Coalition_Ops_V1_Ops.ClientProtocol {
             metadata: metadata
         )
         return try await self.salesReport(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "CreateConsoleLogin" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A one-time link that signs the calling operator in to the gateway's web console, valid for
+    /// > the console's `login_link_ttl_ms`. FAILED_PRECONDITION `CONSOLE_OFF` when this gateway serves
+    /// > no console; RESOURCE_EXHAUSTED when `login_links_max` links are outstanding.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    package func createConsoleLogin<Result>(
+        _ message: Coalition_Ops_V1_CreateConsoleLoginRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_CreateConsoleLoginResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Coalition_Ops_V1_CreateConsoleLoginRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.createConsoleLogin(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetActivity" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A day's activity (program time zone): points issued and redeemed per hour by site format, the
+    /// > merchants that issued most, and each budgeted promotion's budget and spend.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    package func getActivity<Result>(
+        _ message: Coalition_Ops_V1_GetActivityRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_GetActivityResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Coalition_Ops_V1_GetActivityRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.getActivity(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetLiability" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The points members hold, what they are worth at the redeem price, what expires in the next
+    /// > 30, 60 and 90 days, and the breakage (points expired) to date.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    package func getLiability<Result>(
+        _ message: Coalition_Ops_V1_GetLiabilityRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_GetLiabilityResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Coalition_Ops_V1_GetLiabilityRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.getLiability(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -73,6 +73,10 @@ package nonisolated struct Coalition_Ops_V1_SiteStatus: Sendable {
   /// Points booked to offline_risk(site) so far.
   package var offlineRiskPoints: Int64 = 0
 
+  /// The most offline-redeemed points the site may hold unacknowledged (the program's
+  /// site_exposure_max_points for it).
+  package var exposureLimitPoints: Int64 = 0
+
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
   package init() {}
@@ -1722,6 +1726,183 @@ package nonisolated struct Coalition_Ops_V1_SalesReportResponse: Sendable {
   package init() {}
 }
 
+package nonisolated struct Coalition_Ops_V1_CreateConsoleLoginRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+package nonisolated struct Coalition_Ops_V1_CreateConsoleLoginResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The link to open in a browser: the console's address and a one-time token.
+  package var url: String = String()
+
+  /// When the link stops working if unused, Unix ms.
+  package var expiresAtMs: Int64 = 0
+
+  /// The operator the link signs in (from the calling certificate).
+  package var `operator`: String = String()
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+package nonisolated struct Coalition_Ops_V1_GetActivityRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// YYYY-MM-DD in the program's time zone; empty for today.
+  package var day: String = String()
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+/// Points moved in one hour of the day by the sites of one format.
+package nonisolated struct Coalition_Ops_V1_HourlyActivity: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Hours since the day's local midnight, 0 to 23 (24 on a day with a daylight-saving change).
+  package var hour: Int32 = 0
+
+  /// The sites' format (mall, hotel, parking, ...); "platform" for transactions of no site.
+  package var format: String = String()
+
+  /// Points issued to members (earns and bonuses, net of refunds), as charged to issuers.
+  package var issuedPoints: Int64 = 0
+
+  /// Points members spent (redemptions, parking, the points mall), as credited to redeemers.
+  package var redeemedPoints: Int64 = 0
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+package nonisolated struct Coalition_Ops_V1_MerchantActivity: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var merchantID: String = String()
+
+  package var siteID: String = String()
+
+  package var issuedPoints: Int64 = 0
+
+  package var redeemedPoints: Int64 = 0
+
+  /// Ledger transactions of the merchant that day.
+  package var transactions: Int64 = 0
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+package nonisolated struct Coalition_Ops_V1_PromotionActivity: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var promotionID: String = String()
+
+  /// The promotion's budget in points (0: none).
+  package var budgetPoints: Int64 = 0
+
+  /// Bonus points given under it since it began.
+  package var givenPoints: Int64 = 0
+
+  /// Budget left (budget less given; 0 when spent).
+  package var leftPoints: Int64 = 0
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+package nonisolated struct Coalition_Ops_V1_GetActivityResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var day: String = String()
+
+  /// Hours with activity, by hour then format.
+  package var hours: [Coalition_Ops_V1_HourlyActivity] = []
+
+  /// The ten merchants that issued most that day, most first.
+  package var topMerchants: [Coalition_Ops_V1_MerchantActivity] = []
+
+  /// Budgeted promotions of the program in force.
+  package var promotions: [Coalition_Ops_V1_PromotionActivity] = []
+
+  package var issuedPoints: Int64 = 0
+
+  package var redeemedPoints: Int64 = 0
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+package nonisolated struct Coalition_Ops_V1_GetLiabilityRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+package nonisolated struct Coalition_Ops_V1_GetLiabilityResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Points members hold now.
+  package var outstandingPoints: Int64 = 0
+
+  /// Their value at the program's highest redeem price, minor units (half to even).
+  package var outstandingValueMinor: Int64 = 0
+
+  /// That price, as the program writes it ("1.2").
+  package var redeemPrice: String = String()
+
+  /// Points in lots expiring within 30, 60 and 90 days from now (each includes the shorter).
+  package var expiring30DaysPoints: Int64 = 0
+
+  package var expiring60DaysPoints: Int64 = 0
+
+  package var expiring90DaysPoints: Int64 = 0
+
+  /// Points expired since the ledger began (breakage).
+  package var expiredPoints: Int64 = 0
+
+  /// Members holding points.
+  package var membersWithPoints: Int64 = 0
+
+  /// When the figures were read, Unix ms.
+  package var asOfMs: Int64 = 0
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "coalition.ops.v1"
@@ -1747,7 +1928,7 @@ nonisolated extension Coalition_Ops_V1_ListSitesRequest: SwiftProtobuf.Message, 
 
 nonisolated extension Coalition_Ops_V1_SiteStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".SiteStatus"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}site_id\0\u{1}name\0\u{1}format\0\u{3}last_seen_at_ms\0\u{3}high_water_mark\0\u{3}sync_lag_ms\0\u{3}unsynced_exposure_points\0\u{1}flags\0\u{1}status\0\u{3}offline_risk_points\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}site_id\0\u{1}name\0\u{1}format\0\u{3}last_seen_at_ms\0\u{3}high_water_mark\0\u{3}sync_lag_ms\0\u{3}unsynced_exposure_points\0\u{1}flags\0\u{1}status\0\u{3}offline_risk_points\0\u{3}exposure_limit_points\0")
 
   package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1765,6 +1946,7 @@ nonisolated extension Coalition_Ops_V1_SiteStatus: SwiftProtobuf.Message, SwiftP
       case 8: try { try decoder.decodeRepeatedStringField(value: &self.flags) }()
       case 9: try { try decoder.decodeSingularStringField(value: &self.status) }()
       case 10: try { try decoder.decodeSingularInt64Field(value: &self.offlineRiskPoints) }()
+      case 11: try { try decoder.decodeSingularInt64Field(value: &self.exposureLimitPoints) }()
       default: break
       }
     }
@@ -1801,6 +1983,9 @@ nonisolated extension Coalition_Ops_V1_SiteStatus: SwiftProtobuf.Message, SwiftP
     if self.offlineRiskPoints != 0 {
       try visitor.visitSingularInt64Field(value: self.offlineRiskPoints, fieldNumber: 10)
     }
+    if self.exposureLimitPoints != 0 {
+      try visitor.visitSingularInt64Field(value: self.exposureLimitPoints, fieldNumber: 11)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1815,6 +2000,7 @@ nonisolated extension Coalition_Ops_V1_SiteStatus: SwiftProtobuf.Message, SwiftP
     if lhs.flags != rhs.flags {return false}
     if lhs.status != rhs.status {return false}
     if lhs.offlineRiskPoints != rhs.offlineRiskPoints {return false}
+    if lhs.exposureLimitPoints != rhs.exposureLimitPoints {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -5138,6 +5324,379 @@ nonisolated extension Coalition_Ops_V1_SalesReportResponse: SwiftProtobuf.Messag
     if lhs.from != rhs.from {return false}
     if lhs.to != rhs.to {return false}
     if lhs.items != rhs.items {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Ops_V1_CreateConsoleLoginRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".CreateConsoleLoginRequest"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Ops_V1_CreateConsoleLoginRequest, rhs: Coalition_Ops_V1_CreateConsoleLoginRequest) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Ops_V1_CreateConsoleLoginResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".CreateConsoleLoginResponse"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}url\0\u{3}expires_at_ms\0\u{1}operator\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.url) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.expiresAtMs) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.`operator`) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.url.isEmpty {
+      try visitor.visitSingularStringField(value: self.url, fieldNumber: 1)
+    }
+    if self.expiresAtMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.expiresAtMs, fieldNumber: 2)
+    }
+    if !self.`operator`.isEmpty {
+      try visitor.visitSingularStringField(value: self.`operator`, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Ops_V1_CreateConsoleLoginResponse, rhs: Coalition_Ops_V1_CreateConsoleLoginResponse) -> Bool {
+    if lhs.url != rhs.url {return false}
+    if lhs.expiresAtMs != rhs.expiresAtMs {return false}
+    if lhs.`operator` != rhs.`operator` {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Ops_V1_GetActivityRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".GetActivityRequest"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}day\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.day) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.day.isEmpty {
+      try visitor.visitSingularStringField(value: self.day, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Ops_V1_GetActivityRequest, rhs: Coalition_Ops_V1_GetActivityRequest) -> Bool {
+    if lhs.day != rhs.day {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Ops_V1_HourlyActivity: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".HourlyActivity"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}hour\0\u{1}format\0\u{3}issued_points\0\u{3}redeemed_points\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt32Field(value: &self.hour) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.format) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.issuedPoints) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.redeemedPoints) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.hour != 0 {
+      try visitor.visitSingularInt32Field(value: self.hour, fieldNumber: 1)
+    }
+    if !self.format.isEmpty {
+      try visitor.visitSingularStringField(value: self.format, fieldNumber: 2)
+    }
+    if self.issuedPoints != 0 {
+      try visitor.visitSingularInt64Field(value: self.issuedPoints, fieldNumber: 3)
+    }
+    if self.redeemedPoints != 0 {
+      try visitor.visitSingularInt64Field(value: self.redeemedPoints, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Ops_V1_HourlyActivity, rhs: Coalition_Ops_V1_HourlyActivity) -> Bool {
+    if lhs.hour != rhs.hour {return false}
+    if lhs.format != rhs.format {return false}
+    if lhs.issuedPoints != rhs.issuedPoints {return false}
+    if lhs.redeemedPoints != rhs.redeemedPoints {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Ops_V1_MerchantActivity: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".MerchantActivity"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}merchant_id\0\u{3}site_id\0\u{3}issued_points\0\u{3}redeemed_points\0\u{1}transactions\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.merchantID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.siteID) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.issuedPoints) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.redeemedPoints) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.transactions) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.merchantID.isEmpty {
+      try visitor.visitSingularStringField(value: self.merchantID, fieldNumber: 1)
+    }
+    if !self.siteID.isEmpty {
+      try visitor.visitSingularStringField(value: self.siteID, fieldNumber: 2)
+    }
+    if self.issuedPoints != 0 {
+      try visitor.visitSingularInt64Field(value: self.issuedPoints, fieldNumber: 3)
+    }
+    if self.redeemedPoints != 0 {
+      try visitor.visitSingularInt64Field(value: self.redeemedPoints, fieldNumber: 4)
+    }
+    if self.transactions != 0 {
+      try visitor.visitSingularInt64Field(value: self.transactions, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Ops_V1_MerchantActivity, rhs: Coalition_Ops_V1_MerchantActivity) -> Bool {
+    if lhs.merchantID != rhs.merchantID {return false}
+    if lhs.siteID != rhs.siteID {return false}
+    if lhs.issuedPoints != rhs.issuedPoints {return false}
+    if lhs.redeemedPoints != rhs.redeemedPoints {return false}
+    if lhs.transactions != rhs.transactions {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Ops_V1_PromotionActivity: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".PromotionActivity"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}promotion_id\0\u{3}budget_points\0\u{3}given_points\0\u{3}left_points\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.promotionID) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.budgetPoints) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.givenPoints) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.leftPoints) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.promotionID.isEmpty {
+      try visitor.visitSingularStringField(value: self.promotionID, fieldNumber: 1)
+    }
+    if self.budgetPoints != 0 {
+      try visitor.visitSingularInt64Field(value: self.budgetPoints, fieldNumber: 2)
+    }
+    if self.givenPoints != 0 {
+      try visitor.visitSingularInt64Field(value: self.givenPoints, fieldNumber: 3)
+    }
+    if self.leftPoints != 0 {
+      try visitor.visitSingularInt64Field(value: self.leftPoints, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Ops_V1_PromotionActivity, rhs: Coalition_Ops_V1_PromotionActivity) -> Bool {
+    if lhs.promotionID != rhs.promotionID {return false}
+    if lhs.budgetPoints != rhs.budgetPoints {return false}
+    if lhs.givenPoints != rhs.givenPoints {return false}
+    if lhs.leftPoints != rhs.leftPoints {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Ops_V1_GetActivityResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".GetActivityResponse"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}day\0\u{1}hours\0\u{3}top_merchants\0\u{1}promotions\0\u{3}issued_points\0\u{3}redeemed_points\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.day) }()
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.hours) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.topMerchants) }()
+      case 4: try { try decoder.decodeRepeatedMessageField(value: &self.promotions) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.issuedPoints) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.redeemedPoints) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.day.isEmpty {
+      try visitor.visitSingularStringField(value: self.day, fieldNumber: 1)
+    }
+    if !self.hours.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.hours, fieldNumber: 2)
+    }
+    if !self.topMerchants.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.topMerchants, fieldNumber: 3)
+    }
+    if !self.promotions.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.promotions, fieldNumber: 4)
+    }
+    if self.issuedPoints != 0 {
+      try visitor.visitSingularInt64Field(value: self.issuedPoints, fieldNumber: 5)
+    }
+    if self.redeemedPoints != 0 {
+      try visitor.visitSingularInt64Field(value: self.redeemedPoints, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Ops_V1_GetActivityResponse, rhs: Coalition_Ops_V1_GetActivityResponse) -> Bool {
+    if lhs.day != rhs.day {return false}
+    if lhs.hours != rhs.hours {return false}
+    if lhs.topMerchants != rhs.topMerchants {return false}
+    if lhs.promotions != rhs.promotions {return false}
+    if lhs.issuedPoints != rhs.issuedPoints {return false}
+    if lhs.redeemedPoints != rhs.redeemedPoints {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Ops_V1_GetLiabilityRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".GetLiabilityRequest"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Ops_V1_GetLiabilityRequest, rhs: Coalition_Ops_V1_GetLiabilityRequest) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Ops_V1_GetLiabilityResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".GetLiabilityResponse"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}outstanding_points\0\u{3}outstanding_value_minor\0\u{3}redeem_price\0\u{3}expiring_30_days_points\0\u{3}expiring_60_days_points\0\u{3}expiring_90_days_points\0\u{3}expired_points\0\u{3}members_with_points\0\u{3}as_of_ms\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.outstandingPoints) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.outstandingValueMinor) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.redeemPrice) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.expiring30DaysPoints) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.expiring60DaysPoints) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.expiring90DaysPoints) }()
+      case 7: try { try decoder.decodeSingularInt64Field(value: &self.expiredPoints) }()
+      case 8: try { try decoder.decodeSingularInt64Field(value: &self.membersWithPoints) }()
+      case 9: try { try decoder.decodeSingularInt64Field(value: &self.asOfMs) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.outstandingPoints != 0 {
+      try visitor.visitSingularInt64Field(value: self.outstandingPoints, fieldNumber: 1)
+    }
+    if self.outstandingValueMinor != 0 {
+      try visitor.visitSingularInt64Field(value: self.outstandingValueMinor, fieldNumber: 2)
+    }
+    if !self.redeemPrice.isEmpty {
+      try visitor.visitSingularStringField(value: self.redeemPrice, fieldNumber: 3)
+    }
+    if self.expiring30DaysPoints != 0 {
+      try visitor.visitSingularInt64Field(value: self.expiring30DaysPoints, fieldNumber: 4)
+    }
+    if self.expiring60DaysPoints != 0 {
+      try visitor.visitSingularInt64Field(value: self.expiring60DaysPoints, fieldNumber: 5)
+    }
+    if self.expiring90DaysPoints != 0 {
+      try visitor.visitSingularInt64Field(value: self.expiring90DaysPoints, fieldNumber: 6)
+    }
+    if self.expiredPoints != 0 {
+      try visitor.visitSingularInt64Field(value: self.expiredPoints, fieldNumber: 7)
+    }
+    if self.membersWithPoints != 0 {
+      try visitor.visitSingularInt64Field(value: self.membersWithPoints, fieldNumber: 8)
+    }
+    if self.asOfMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.asOfMs, fieldNumber: 9)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Ops_V1_GetLiabilityResponse, rhs: Coalition_Ops_V1_GetLiabilityResponse) -> Bool {
+    if lhs.outstandingPoints != rhs.outstandingPoints {return false}
+    if lhs.outstandingValueMinor != rhs.outstandingValueMinor {return false}
+    if lhs.redeemPrice != rhs.redeemPrice {return false}
+    if lhs.expiring30DaysPoints != rhs.expiring30DaysPoints {return false}
+    if lhs.expiring60DaysPoints != rhs.expiring60DaysPoints {return false}
+    if lhs.expiring90DaysPoints != rhs.expiring90DaysPoints {return false}
+    if lhs.expiredPoints != rhs.expiredPoints {return false}
+    if lhs.membersWithPoints != rhs.membersWithPoints {return false}
+    if lhs.asOfMs != rhs.asOfMs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

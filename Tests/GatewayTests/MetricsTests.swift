@@ -1,0 +1,159 @@
+import Core
+import EdgeNode
+import Foundation
+import GRPCCore
+import Gateway
+import NodeSupport
+import TestSupport
+import Testing
+import Wire
+
+/// Goal: `/metrics` on a running gateway and edge answers a real HTTP client in Prometheus' text
+/// format, and the documented series move by what the traffic did (counts and states checked
+/// against the calls the test made, not only "present").
+@Suite("Metrics") struct MetricsTests {
+    static func scrape(_ port: Int) async throws -> PrometheusSamples {
+        let answer = try await HTTPResult.get("http://127.0.0.1:\(port)/metrics")
+        #expect(answer.status == 200)
+        #expect(answer.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8")
+        return try PrometheusSamples(answer.body)
+    }
+
+    static let earnOK = [
+        "grpc_service": "coalition.edge.v1.Points", "grpc_method": "Earn", "grpc_code": "OK",
+    ]
+
+    @Test(
+        "gateway and edge /metrics count the calls, the commits, the sites and the outbox",
+        arguments: LedgerKind.allCases)
+    func scrapeBoth(ledger: LedgerKind) async throws {
+        let directory = try TemporaryDirectory()
+        let dir = directory.url.path
+        let certificates = try TestCertificates(directory: dir, sites: ["mall-01"])
+        let clock = ManualWallClock()
+        var gatewayConfiguration = try Network.gatewayConfiguration(dir, certificates: certificates)
+        gatewayConfiguration.metrics = HTTPEndpointSettings(port: 0)
+        try await Network.withGateway(gatewayConfiguration, clock: clock, ledger: ledger) { gateway in
+            let gatewayMetrics = try await #require(gateway.node.metricsEndpoint).port.value
+            var config = try Network.edgeConfiguration(
+                dir, site: "mall-01", certificates: certificates, gatewayPort: gateway.port)
+            config.metrics = HTTPEndpointSettings(port: 0)
+            try await Network.withEdge(config, merchant: "mall-fashion", clock: clock) { mall in
+                let edgeMetrics = try await #require(mall.node.metricsEndpoint).port.value
+                let before = try await Self.scrape(edgeMetrics)
+                let earnsBefore = before.value("grpc_server_handled_total", Self.earnOK) ?? 0
+
+                let member = try await mall.points.enroll(
+                    Make.enroll("E-1", phone: "+8613800138000"), metadata: mall.auth
+                ).member.memberID
+                for index in 0..<3 {
+                    _ = try await mall.points.earn(
+                        Make.earn("R-\(index)", member: member, amount: 10_000), metadata: mall.auth)
+                }
+                // A refused call is counted under its status.
+                await #expect(throws: RPCError.self) {
+                    _ = try await mall.points.earn(
+                        Make.earn("R-9", member: member, amount: 10_000),
+                        metadata: ["authorization": "Bearer not-a-token"])
+                }
+                try await Network.eventually("synced") { try await Network.synced(mall) }
+
+                let edge = try await Self.scrape(edgeMetrics)
+                #expect(edge.value("grpc_server_handled_total", Self.earnOK) == earnsBefore + 3)
+                #expect(
+                    edge.value(
+                        "grpc_server_handled_total",
+                        [
+                            "grpc_service": "coalition.edge.v1.Points", "grpc_method": "Earn",
+                            "grpc_code": "Unauthenticated",
+                        ])
+                        == 1)
+                #expect(
+                    edge.value(
+                        "grpc_server_handling_seconds_count",
+                        ["grpc_service": "coalition.edge.v1.Points", "grpc_method": "Earn"]) == earnsBefore + 4)
+                #expect(edge.types["grpc_server_handling_seconds"] == "histogram")
+                // Enrol and three earns, each committed in some group: 4 jobs over ≥ 1 batches.
+                let batches = try #require(edge.value("coalition_group_commit_batch_size_count", ["writer": "edge"]))
+                let jobs = try #require(edge.value("coalition_group_commit_batch_size_sum", ["writer": "edge"]))
+                #expect(batches >= 1 && jobs >= 4)
+                #expect(
+                    (edge.value("coalition_group_commit_duration_seconds_count", ["writer": "edge"]) ?? 0) == batches)
+                #expect(edge.value("coalition_edge_outbox_unacknowledged_transactions") == 0)
+                #expect(edge.value("coalition_edge_outbox_oldest_unacknowledged_age_seconds") == 0)
+                #expect(
+                    edge.value("coalition_edge_gateway_last_contact_timestamp_seconds")
+                        == Double(clock.now().milliseconds) / 1_000)
+                #expect((edge.value("coalition_database_size_bytes") ?? 0) > 0)
+                #expect((edge.value("process_resident_memory_bytes") ?? 0) > 1_000_000)
+
+                let central = try await Self.scrape(gatewayMetrics)
+                let pushes = central.value(
+                    "grpc_server_handled_total",
+                    ["grpc_service": "coalition.sync.v1.Sync", "grpc_method": "Push", "grpc_code": "OK"])
+                #expect((pushes ?? 0) >= 1)
+                #expect(
+                    (central.value(
+                        "grpc_server_handled_total",
+                        ["grpc_service": "coalition.sync.v1.Sync", "grpc_method": "Pull", "grpc_code": "OK"]) ?? 0) >= 1
+                )
+                #expect(
+                    central.value("coalition_site_last_seen_timestamp_seconds", ["site": "mall-01"])
+                        == Double(clock.now().milliseconds) / 1_000)
+                #expect(central.value("coalition_site_pushed_sequence", ["site": "mall-01"]) == 4)
+                #expect(central.value("coalition_site_unsynced_exposure_points", ["site": "mall-01"]) == 0)
+                #expect(central.value("coalition_site_offline_risk_points", ["site": "mall-01"]) == 0)
+                #expect(central.value("coalition_holds_active") == 0)
+                #expect((central.value("coalition_database_size_bytes") ?? 0) > 0)
+                if ledger == .sqlite {
+                    #expect((central.value("coalition_group_commit_batch_size_sum", ["writer": "push"]) ?? 0) >= 1)
+                }
+                // The example program's budgeted promotion, untouched by base-rate earns.
+                let budgets = central.all("coalition_promotion_budget_left_points")
+                #expect(!budgets.isEmpty)
+                #expect(budgets.allSatisfy { $0.value > 0 })
+            }
+        }
+    }
+
+    @Test("an edge cut off from its gateway shows its unacknowledged outbox and the age of its oldest entry")
+    func offlineOutbox() async throws {
+        let directory = try TemporaryDirectory()
+        let dir = directory.url.path
+        let certificates = try TestCertificates(directory: dir, sites: ["mall-01"])
+        let clock = ManualWallClock()
+        var config = try Network.edgeConfiguration(dir, site: "mall-01", certificates: certificates, gatewayPort: nil)
+        config.metrics = HTTPEndpointSettings(port: 0)
+        try await Network.withEdge(config, merchant: "mall-fashion", clock: clock) { mall in
+            let port = try await #require(mall.node.metricsEndpoint).port.value
+            let member = try await mall.points.enroll(
+                Make.enroll("E-1", phone: "+8613800138000"), metadata: mall.auth
+            ).member.memberID
+            _ = try await mall.points.earn(Make.earn("R-1", member: member, amount: 10_000), metadata: mall.auth)
+            clock.advance(milliseconds: 90_000)
+            _ = try await mall.points.earn(Make.earn("R-2", member: member, amount: 10_000), metadata: mall.auth)
+            let edge = try await Self.scrape(port)
+            #expect(edge.value("coalition_edge_outbox_unacknowledged_transactions") == 3)
+            #expect(edge.value("coalition_edge_outbox_oldest_unacknowledged_age_seconds") == 90)
+            #expect(edge.value("coalition_edge_gateway_last_contact_timestamp_seconds") == 0, "0: never in contact")
+        }
+    }
+
+    @Test("the metrics listener answers unknown paths 404 and oversized heads 431, and keeps serving")
+    func badRequests() async throws {
+        let directory = try TemporaryDirectory()
+        let dir = directory.url.path
+        let certificates = try TestCertificates(directory: dir, sites: ["mall-01"])
+        var config = try Network.edgeConfiguration(dir, site: "mall-01", certificates: certificates, gatewayPort: nil)
+        config.metrics = HTTPEndpointSettings(port: 0)
+        try await Network.withEdge(config, merchant: "mall-fashion", clock: ManualWallClock()) { mall in
+            let port = try await #require(mall.node.metricsEndpoint).port.value
+            #expect(try await HTTPResult.get("http://127.0.0.1:\(port)/nothing").status == 404)
+            #expect(try await HTTPResult.get("http://127.0.0.1:\(port)/metrics?%zz=1").status == 200)
+            let huge = try? await HTTPResult.get(
+                "http://127.0.0.1:\(port)/metrics", headers: ["x-padding": String(repeating: "a", count: 40_000)])
+            #expect(huge.map { $0.status == 431 || $0.status == 400 } ?? true, "an oversized head is refused")
+            #expect(try await HTTPResult.get("http://127.0.0.1:\(port)/metrics").status == 200)
+        }
+    }
+}
