@@ -49,11 +49,13 @@ enum ConsoleHTML {
         return "\(currency.code) \(minor < 0 && minor / per == 0 ? "-" : "")\(major).\(padded)"
     }
 
-    /// An instant in the program's time zone (`2026-11-24 12:00:00`), or "never" for 0.
+    /// An instant in the program's time zone to the second (`2026-11-24 12:00:00`), or "never"
+    /// for 0.
     static func time(_ milliseconds: Int64, _ zone: ProgramTimeZone?) -> String {
         guard milliseconds > 0 else { return "never" }
         guard let zone else { return String(milliseconds) }
-        return zone.localText(Timestamp(milliseconds: milliseconds))
+        let text = zone.localText(Timestamp(milliseconds: milliseconds))
+        return String(text.prefix(19)).replacingOccurrences(of: "T", with: " ")
     }
 
     /// A duration in words (`40 min`, `3 h 5 min`, `12 s`).
