@@ -33,6 +33,8 @@ package final class GatewayNode: Service, Sendable {
     package let metricsEndpoint: HTTPEndpoint<BasicRequestContext>?
     /// The web console's listener, when `configuration.console` is set.
     package let consoleEndpoint: HTTPEndpoint<BasicRequestContext>?
+    /// The console's sign-ins, when it is served.
+    package let consoleLink: ConsoleLink?
 
     /// The SQLite ledger, for tools and tests that read its file (a gateway on PostgreSQL has none).
     package var store: SQLiteLedgerStore {
@@ -162,9 +164,10 @@ package final class GatewayNode: Service, Sendable {
                         reason: error)
                 }
             })
-        let (services, consoleEndpoint) = Self.services(
+        let (services, consoleEndpoint, consoleLink) = Self.services(
             store, configuration: configuration, logger: logger, refusals: refusals, health: health)
         self.consoleEndpoint = consoleEndpoint
+        self.consoleLink = consoleLink
         server = GRPCServer(
             transport: transport, services: services + extraServices,
             interceptors: [RPCMetricsInterceptor(factory: metrics.factory)])
@@ -181,15 +184,15 @@ package final class GatewayNode: Service, Sendable {
     private static func services<Store: LedgerStore>(
         _ store: Store, configuration: GatewayConfiguration, logger: Logger, refusals: RefusalRecorder,
         health: HealthService
-    ) -> ([any RegistrableRPCService], HTTPEndpoint<BasicRequestContext>?) {
+    ) -> ([any RegistrableRPCService], HTTPEndpoint<BasicRequestContext>?, ConsoleLink?) {
         let console = configuration.console.map { settings in
             (settings, ConsoleSessions(settings: settings), BoundPort(name: "console"))
         }
+        let link = console.map { settings, sessions, port in
+            ConsoleLink(sessions: sessions) { settings.baseURL(boundPort: try await port.value) }
+        }
         let ops = OpsService(
-            store: store, phoneHashKey: configuration.phoneHashKey, logger: logger, refusals: refusals,
-            console: console.map { settings, sessions, port in
-                ConsoleLink(sessions: sessions) { settings.baseURL(boundPort: try await port.value) }
-            })
+            store: store, phoneHashKey: configuration.phoneHashKey, logger: logger, refusals: refusals, console: link)
         let endpoint = console.map { settings, sessions, port in
             Console(ops: ops, store: store, sessions: sessions, settings: settings, logger: logger).endpoint(port: port)
         }
@@ -201,7 +204,7 @@ package final class GatewayNode: Service, Sendable {
                 limits: configuration.limits, logger: logger, refusals: refusals),
             health,
         ]
-        return (services, endpoint)
+        return (services, endpoint, link)
     }
 
     /// The bound port, once listening.

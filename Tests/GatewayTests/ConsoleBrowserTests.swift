@@ -61,7 +61,9 @@ import Wire
                             receipt += 1
                             let edge = index % 2 == 0 ? mall : hotel
                             _ = try await edge.points.earn(
-                                Make.earn("R-\(receipt)", member: member, amount: Int64(20_000 + 7_000 * step + 3_000 * index)),
+                                Make.earn(
+                                    "R-\(receipt)", member: member, amount: Int64(20_000 + 7_000 * step + 3_000 * index)
+                                ),
                                 metadata: edge.auth)
                         }
                         if step % 3 == 1 {
@@ -178,7 +180,8 @@ import Wire
         }
         #expect(seen["content_hash"] as? String == exported.contentHash)
         let csv = try #require(exported.files.first { $0.name == "\(yesterday).csv" })
-        #expect(seen["csv_sha256"] as? String == SHA256.hash(data: csv.content).map { String(format: "%02x", $0) }.joined())
+        #expect(
+            seen["csv_sha256"] as? String == SHA256.hash(data: csv.content).map { String(format: "%02x", $0) }.joined())
         #expect(seen["csv_name"] as? String == "\(yesterday).csv")
         let period = try #require(CivilDate(parsing: yesterday))
         #expect(try await gateway.ledger.storedSettlement(period)?.closedBy == "alice")

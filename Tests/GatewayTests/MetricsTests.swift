@@ -19,6 +19,30 @@ import Wire
         return try PrometheusSamples(answer.body)
     }
 
+    /// The base names of the series docs/grafana-dashboard.json queries and docs/operations.md's
+    /// "Metrics" table lists.
+    static func documentedSeries() throws -> Set<String> {
+        let root = Repository.root
+        let dashboard = try String(
+            contentsOf: root.appendingPathComponent("docs/grafana-dashboard.json"), encoding: .utf8)
+        let operations = try String(contentsOf: root.appendingPathComponent("docs/operations.md"), encoding: .utf8)
+        let section =
+            operations.components(separatedBy: "## Metrics").dropFirst().first?
+            .components(separatedBy: "## Console").first ?? ""
+        var names: Set<String> = []
+        for text in [dashboard, section] {
+            let pattern = try Regex(#"(coalition|grpc_server|process)_[a-z_]+"#)
+            for match in text.matches(of: pattern) {
+                var name = String(text[match.range])
+                for suffix in ["_bucket", "_sum", "_count"] where name.hasSuffix(suffix) {
+                    name = String(name.dropLast(suffix.count))
+                }
+                names.insert(name)
+            }
+        }
+        return names
+    }
+
     static let earnOK = [
         "grpc_service": "coalition.edge.v1.Points", "grpc_method": "Earn", "grpc_code": "OK",
     ]
@@ -29,7 +53,7 @@ import Wire
     func scrapeBoth(ledger: LedgerKind) async throws {
         let directory = try TemporaryDirectory()
         let dir = directory.url.path
-        let certificates = try TestCertificates(directory: dir, sites: ["mall-01"])
+        let certificates = try TestCertificates(directory: dir, sites: ["mall-01", "office-01"])
         let clock = ManualWallClock()
         var gatewayConfiguration = try Network.gatewayConfiguration(dir, certificates: certificates)
         gatewayConfiguration.metrics = HTTPEndpointSettings(port: 0)
@@ -112,6 +136,33 @@ import Wire
                 let budgets = central.all("coalition_promotion_budget_left_points")
                 #expect(!budgets.isEmpty)
                 #expect(budgets.allSatisfy { $0.value > 0 })
+                // The daily jobs ran once at start.
+                #expect(central.value("coalition_job_runs_total", ["job": "expiry", "outcome": "ok"]) == 1)
+                #expect(central.value("coalition_job_duration_seconds_count", ["job": "tier_benefits"]) == 1)
+
+                // Conflicts: the counters move by what the ledger recorded, kind by kind.
+                try await ConsoleBrowserTests.refundAfterSpend(gateway: gateway, certificates: certificates)
+                let recorded = try await gateway.ledger.monitoringFigures().conflicts
+                #expect(recorded.contains { $0.kind == "refund_after_spend" })
+                let afterConflicts = try await Self.scrape(gatewayMetrics)
+                for tally in recorded {
+                    #expect(
+                        afterConflicts.value("coalition_conflicts_total", ["kind": tally.kind]) == Double(tally.count))
+                    #expect(
+                        afterConflicts.value("coalition_conflict_points_total", ["kind": tally.kind])
+                            == Double(tally.points.value))
+                }
+                #expect(afterConflicts.types["coalition_conflicts_total"] == "counter")
+                // A second scrape with nothing new moves nothing.
+                let again = try await Self.scrape(gatewayMetrics)
+                for tally in recorded {
+                    #expect(again.value("coalition_conflicts_total", ["kind": tally.kind]) == Double(tally.count))
+                }
+                // Every series the Grafana dashboard and docs/operations.md name is exported.
+                let exported = Set(edge.types.keys).union(afterConflicts.types.keys)
+                for name in try Self.documentedSeries() {
+                    #expect(exported.contains(name), "\(name) is documented but not exported")
+                }
             }
         }
     }

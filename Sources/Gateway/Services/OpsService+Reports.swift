@@ -18,17 +18,17 @@ extension OpsService {
                     .failedPrecondition, "this gateway serves no console: add console: to its config",
                     reason: "CONSOLE_OFF")
             }
-            let link: (token: String, expiresAt: Timestamp)
+            let link: (url: String, expiresAt: Timestamp)
             do {
-                link = try console.sessions.mintLogin(for: name, now: store.clockNow)
-            } catch {
+                link = try await console.mint(for: name, now: store.clockNow)
+            } catch is ConsoleSessions.Refusal {
                 throw ServiceError(
                     .resourceExhausted, "too many unused console login links; wait for them to expire",
                     reason: "TOO_MANY_LOGIN_LINKS")
             }
             logger.notice("console login link issued", metadata: ["operator": "\(name)"])
             var response = Coalition_Ops_V1_CreateConsoleLoginResponse()
-            response.url = try await console.baseURL() + "/login?token=" + link.token
+            response.url = link.url
             response.expiresAtMs = link.expiresAt.milliseconds
             response.operator = name
             return response

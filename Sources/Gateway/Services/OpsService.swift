@@ -44,6 +44,12 @@ package struct ConsoleLink: Sendable {
         self.sessions = sessions
         self.baseURL = baseURL
     }
+
+    /// A one-time login link for `operatorName` (`ConsoleSessions.mintLogin`): its URL and expiry.
+    package func mint(for operatorName: String, now: Timestamp) async throws -> (url: String, expiresAt: Timestamp) {
+        let link = try sessions.mintLogin(for: operatorName, now: now)
+        return (try await baseURL() + "/login?token=" + link.token, link.expiresAt)
+    }
 }
 
 /// The operator the web console calls the Ops API for. Set only by the console, in process, for

@@ -27,6 +27,12 @@ struct DemoCommand: AsyncParsableCommand {
             COALITION_DATABASE_PASSWORD).
             """)
     var store = "sqlite"
+    @Flag(
+        help: """
+            After the scripted days keep the network running with light random traffic, its web console and \
+            /metrics on loopback (the console's sign-in link and the addresses are printed), until Ctrl-C.
+            """)
+    var serve = false
 
     func run() async throws {
         let folder =
@@ -47,7 +53,7 @@ struct DemoCommand: AsyncParsableCommand {
         if store != "sqlite" {
             database = try await Self.newDatabase(on: try BenchCommand.postgres(store))
         }
-        let demo = try Demo(folder: folder, database: database)
+        let demo = try Demo(folder: folder, database: database, serve: serve)
         try await demo.play()
     }
 
@@ -78,11 +84,14 @@ struct Demo {
     let phoneKey: [UInt8]
     /// The CA and the certificates (`certs/`), and the nodes on loopback.
     let network: LocalNetwork
+    /// Keep serving after the day (`--serve`): the console and `/metrics` are configured.
+    let serve: Bool
 
     /// `database`: the URL of a new PostgreSQL database for the ledger (nil: SQLite in the folder).
-    init(folder: String, database: String?) throws {
+    init(folder: String, database: String?, serve: Bool = false) throws {
         self.folder = folder
         self.database = database
+        self.serve = serve
         // Saturday 2026-11-28, 10:00 in Shanghai: double points at the mall today.
         clock = SettableWallClock(zone.instant(of: CivilDateTime(parsing: "2026-11-28T10:00")!))
         var generator = SystemRandomNumberGenerator()
@@ -111,6 +120,11 @@ struct Demo {
             program_file: program.yaml
             voucher_key_file: certs/voucher-1.key
             voucher_key_id: 1
+            console:
+              listen: 127.0.0.1:0
+              port_file: console.port
+            metrics:
+              listen: 127.0.0.1:0
             """, "gateway.yaml")
     }
 
@@ -122,14 +136,21 @@ struct Demo {
 
     func at(_ local: String) { clock.set(zone.instant(of: CivilDateTime(parsing: local)!)) }
 
-    func say(_ text: String) { print(text) }
+    /// Prints a line at once (unbuffered: a watcher of a redirected `--serve` run sees each line
+    /// as it comes).
+    func say(_ text: String) { FileHandle.standardOutput.write(Data((text + "\n").utf8)) }
 
     // MARK: Nodes
 
     func withGateway<R: Sendable>(_ body: (GatewayNode, Int) async throws -> R) async throws -> R {
         var configuration = try GatewayConfiguration.load(file: path("gateway.yaml"))
         configuration.listenPort = 0
-        configuration.portFile = nil
+        // Serving, the port file lets `coalition admin` (admin.yaml) reach this gateway.
+        configuration.portFile = serve ? path("gateway.port") : nil
+        if !serve {
+            configuration.console = nil
+            configuration.metrics = nil
+        }
         // The demo moves one shared clock through a day in seconds: a push in flight while it jumps
         // carries a time from before the jump, which no real clock does. The tolerance covers the
         // demo's jumps, so its conflicts are only those a real day would have.
@@ -143,9 +164,10 @@ struct Demo {
     func withEdge<R: Sendable>(_ site: String, merchants: [String], gatewayPort: Int, _ body: (Edge) async throws -> R)
         async throws -> R
     {
-        let configuration = try network.edgeConfiguration(
+        var configuration = try network.edgeConfiguration(
             site: site, database: path("\(site).sqlite"), programFile: path("program.yaml"), phoneHashKey: phoneKey,
             gatewayPort: gatewayPort, certificate: site)
+        if serve { configuration.metrics = HTTPEndpointSettings(port: 0) }
         return try await LocalNetwork.withEdge(
             configuration, clock: clock, logger: logger, merchants: merchants, body)
     }
@@ -177,6 +199,7 @@ struct Demo {
                 try await reconnect(port: port, gateway: gateway, li: li, park: park)
                 try await settle(gateway)
                 try await pointsMall(gateway, port: port, offlinePort: dead)
+                if serve { try await keepServing(gateway: gateway, port: port, park: park, members: [li, chen]) }
             }
         }
         say(
@@ -189,6 +212,7 @@ struct Demo {
               coalition admin member show --config \(path("admin.yaml")) +8613800000001
               coalition admin vouchers --config \(path("admin.yaml"))
               coalition admin catalog --config \(path("admin.yaml"))
+              coalition admin console login --config \(path("admin.yaml"))   # the web console (port in console.port)
             """)
     }
 
