@@ -208,3 +208,102 @@ import Wire
         }
     }
 }
+
+/// Goal: the `metrics:` and `console:` maps are read as docs/operations.md says (defaults, ranges,
+/// unknown keys refused with their path), and a gateway without a console says so to an operator.
+@Suite("Metrics and console settings") struct ObservabilitySettingsTests {
+    static func gatewayConfig(_ directory: String, certificates: TestCertificates, extra: String) throws -> String {
+        let path = directory + "/gateway.yaml"
+        try """
+        database_path: gateway.sqlite
+        listen: 127.0.0.1:0
+        ca_certificate: \(certificates.path("ca.pem"))
+        certificate: \(certificates.path("gateway.pem"))
+        private_key: \(certificates.path("gateway.key"))
+        \(extra)
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test("the gateway reads metrics and console maps, with their limits, and refuses what is wrong, naming it")
+    func gatewayKeys() throws {
+        let directory = try TemporaryDirectory()
+        let dir = directory.url.path
+        let certificates = try TestCertificates(directory: dir, sites: ["mall-01"])
+        let full = try GatewayConfiguration.load(
+            file: try Self.gatewayConfig(
+                dir, certificates: certificates,
+                extra: """
+                    metrics:
+                      listen: 127.0.0.1:9464
+                      header_bytes_max: 4096
+                    console:
+                      listen: "[::1]:8080"
+                      public_url: https://console.example.com
+                      port_file: console.port
+                      session_ms: 3600000
+                      login_link_ms: 60000
+                      sessions_max: 10
+                      refresh_ms: 0
+                    """))
+        #expect(full.metrics?.port == 9464 && full.metrics?.headerBytesMax == 4_096)
+        #expect(full.metrics?.connectionsMax == 64)
+        let console = try #require(full.console)
+        #expect(console.endpoint.host == "::1" && console.endpoint.port == 8080)
+        #expect(console.endpoint.portFile == dir + "/console.port")
+        #expect(console.sessionMilliseconds == 3_600_000 && console.loginLinkMilliseconds == 60_000)
+        #expect(console.sessionsMax == 10 && console.refreshMilliseconds == 0 && console.loginLinksMax == 64)
+        #expect(console.baseURL(boundPort: 8080) == "https://console.example.com")
+        var local = console
+        local.publicURL = nil
+        #expect(local.baseURL(boundPort: 8080) == "http://[::1]:8080")
+
+        let off = try GatewayConfiguration.load(
+            file: try Self.gatewayConfig(dir, certificates: certificates, extra: ""))
+        #expect(off.metrics == nil && off.console == nil)
+
+        for (extra, named) in [
+            ("metrics:\n  listen: nowhere", "metrics.listen"),
+            ("metrics:\n  listen: 127.0.0.1:1\n  colour: red", "metrics.colour"),
+            ("console:\n  listen: 127.0.0.1:1\n  session_ms: 5", "console.session_ms"),
+            ("console:\n  listen: 127.0.0.1:1\n  public_url: ftp://x", "console.public_url"),
+            ("console:\n  port_file: x", "console.listen"),
+        ] {
+            #expect {
+                _ = try GatewayConfiguration.load(
+                    file: try Self.gatewayConfig(dir, certificates: certificates, extra: extra))
+            } throws: { error in
+                "\(error)".contains(named)
+            }
+        }
+    }
+
+    @Test("an edge reads its metrics map")
+    func edgeKeys() throws {
+        let directory = try TemporaryDirectory()
+        let path = try Network.edgeConfigFile(directory.url.path)
+        try (String(contentsOfFile: path, encoding: .utf8) + "\nmetrics:\n  listen: 127.0.0.1:0\n  port_file: m.port\n")
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        let configuration = try EdgeConfiguration.load(file: path)
+        #expect(configuration.metrics?.port == 0)
+        #expect(configuration.metrics?.portFile == directory.url.path + "/m.port")
+    }
+
+    @Test("a login link from a gateway that serves no console is FAILED_PRECONDITION CONSOLE_OFF")
+    func consoleOff() async throws {
+        let directory = try TemporaryDirectory()
+        let certificates = try TestCertificates(directory: directory.url.path, sites: ["mall-01"])
+        try certificates.issue(.operator("alice"), name: "alice")
+        try await Network.withGateway(
+            try Network.gatewayConfiguration(directory.url.path, certificates: certificates), clock: ManualWallClock()
+        ) { gateway in
+            #expect(gateway.node.consoleEndpoint == nil)
+            _ = try await OpsServiceTests.withOps(port: gateway.port, certificates: certificates, certificate: "alice")
+            { ops in
+                await expectStatus(.failedPrecondition, reason: "CONSOLE_OFF") {
+                    _ = try await ops.createConsoleLogin(Coalition_Ops_V1_CreateConsoleLoginRequest())
+                }
+            }
+        }
+    }
+}
