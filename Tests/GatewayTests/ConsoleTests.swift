@@ -267,27 +267,14 @@ import Wire
             let site = try #require(listed)
             let limit = try #require(number("\(site["exposure_limit_points"] ?? "")"))
             #expect(limit > 0)
-            #expect(networkPage.contains("/ \(ConsoleHTMLText.number(limit)) pts"))
+            #expect(networkPage.contains("/ \(ConsoleHTML.number(limit)) pts"))
 
             let memberPage = try await page("/member?q=\(member)")
-            #expect(try Self.figure(memberPage, id: "member-balance") == ConsoleHTMLText.number(outstanding))
+            #expect(try Self.figure(memberPage, id: "member-balance") == ConsoleHTML.number(outstanding))
             #expect(!memberPage.contains("13800138000"), "the phone number is never shown whole")
             let byPhone = try await page("/member?q=%2B8613800138000")
             #expect(try Self.figure(byPhone, id: "member-id") == member)
             #expect(try Self.figure(byPhone, id: "member-phone") == "+86 138****8000")
         }
-    }
-}
-
-/// Numbers as the console prints them (thousands separators), for comparing with the CLI's.
-enum ConsoleHTMLText {
-    static func number(_ value: Int64) -> String {
-        let digits = String(value.magnitude)
-        var grouped = ""
-        for (index, digit) in digits.enumerated() {
-            if index > 0, (digits.count - index) % 3 == 0 { grouped.append(",") }
-            grouped.append(digit)
-        }
-        return (value < 0 ? "-" : "") + grouped
     }
 }

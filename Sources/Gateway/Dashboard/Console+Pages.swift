@@ -57,7 +57,8 @@ extension Console {
             status: .ok, title: page.title, body: body, session: session, current: page, refreshMilliseconds: refresh)
     }
 
-    var program: Program? { store.programs.active(at: store.clockNow)?.program ?? store.programs.latest?.program }
+    /// The program the pages compute with (the Ops API's), nil before any is published.
+    var program: Program? { try? ops.programInForce(at: store.clockNow) }
 
     // MARK: Network
 

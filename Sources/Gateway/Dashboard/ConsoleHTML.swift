@@ -3,7 +3,7 @@ import Foundation
 
 /// Building the console's pages: escaping, tables, figures and SVG charts, with no script or
 /// style from outside the binary (the pages' CSS and JS are `ConsoleAssets`).
-enum ConsoleHTML {
+package enum ConsoleHTML {
     /// `text` safe inside an element or a quoted attribute.
     static func escape(_ text: String) -> String {
         var out = ""
@@ -29,7 +29,7 @@ enum ConsoleHTML {
     }
 
     /// A count with thousands separators (`12,345`).
-    static func number(_ value: Int64) -> String {
+    package static func number(_ value: Int64) -> String {
         let digits = String(value.magnitude)
         var grouped = ""
         for (index, digit) in digits.enumerated() {

@@ -9,6 +9,15 @@ extension OpsService {
     /// The most merchants `GetActivity` lists.
     static var topMerchantsMax: Int { 10 }
 
+    /// The program in force at `now` (else the latest published); FAILED_PRECONDITION
+    /// `NO_PROGRAM` before any is published.
+    func programInForce(at now: Timestamp) throws -> Program {
+        guard let program = store.programs.active(at: now)?.program ?? store.programs.latest?.program else {
+            throw ServiceError(.failedPrecondition, "no program is published", reason: "NO_PROGRAM")
+        }
+        return program
+    }
+
     package func createConsoleLogin(
         request: ServerRequest<Coalition_Ops_V1_CreateConsoleLoginRequest>, context: ServerContext
     ) async throws -> ServerResponse<Coalition_Ops_V1_CreateConsoleLoginResponse> {
@@ -40,9 +49,7 @@ extension OpsService {
     ) async throws -> ServerResponse<Coalition_Ops_V1_GetActivityResponse> {
         try await handle(request, context) { _, message in
             let now = store.clockNow
-            guard let program = store.programs.active(at: now)?.program ?? store.programs.latest?.program else {
-                throw ServiceError(.failedPrecondition, "no program is published", reason: "NO_PROGRAM")
-            }
+            let program = try programInForce(at: now)
             let zone = program.timeZone
             let day = message.day.isEmpty ? zone.date(of: now) : try Self.period(message.day, field: "day")
             let rows = try await store.activity(
@@ -58,9 +65,7 @@ extension OpsService {
     ) async throws -> ServerResponse<Coalition_Ops_V1_GetLiabilityResponse> {
         try await handle(request, context) { _, _ in
             let now = store.clockNow
-            guard let program = store.programs.active(at: now)?.program ?? store.programs.latest?.program else {
-                throw ServiceError(.failedPrecondition, "no program is published", reason: "NO_PROGRAM")
-            }
+            let program = try programInForce(at: now)
             let figures = try await store.liability(at: now)
             let price = program.highestRedeemPrice
             var response = Coalition_Ops_V1_GetLiabilityResponse()
