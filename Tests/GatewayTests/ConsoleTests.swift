@@ -275,6 +275,7 @@ import Wire
             let byPhone = try await page("/member?q=%2B8613800138000")
             #expect(try Self.figure(byPhone, id: "member-id") == member)
             #expect(try Self.figure(byPhone, id: "member-phone") == "+86 138****8000")
+            #expect(!byPhone.contains("13800138000"), "nor echoed in the search field")
         }
     }
 }

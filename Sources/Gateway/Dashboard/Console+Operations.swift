@@ -33,7 +33,7 @@ extension Console {
         }
         let filter = "site=\(HTML.query(site))&kind=\(HTML.query(kind))"
         var html = "<h1>Conflicts</h1><p class=\"sub\">What the gateway found while posting and how its written "
-        html += "rules resolved it, newest first; money at risk is the points at the site's redeem price.</p>"
+        html += "rules resolved it, in the order found; money at risk is the points at the site's redeem price.</p>"
         html += "<form class=\"inline\" method=\"get\" action=\"/conflicts\"><label>Site<select name=\"site\">"
         html += "<option value=\"\">every site</option>"
         for id in program?.sites.map(\.id.rawValue) ?? [] {
@@ -180,11 +180,6 @@ extension Console {
     func memberPage(query: String, notice: String, session: ConsoleSessions.Session) async throws -> String {
         var html = "<h1>Members</h1><p class=\"sub\">Look a member up by phone, member id or card number. Phone "
         html += "numbers are shown masked.</p>"
-        html += "<form class=\"inline\" method=\"get\" action=\"/member\"><label>Phone, member id or card<input "
-        html += "name=\"q\" id=\"member-query\" value=\"\(HTML.escape(query))\" autocomplete=\"off\"></label>"
-        html += "<button class=\"primary\" type=\"submit\">Look up</button></form>"
-        if !notice.isEmpty { html += "<p class=\"notice\" id=\"notice\">\(HTML.escape(notice))</p>" }
-        guard !query.isEmpty else { return html }
         var request = Coalition_Ops_V1_GetMemberRequest()
         let trimmed = query.trimmingCharacters(in: .whitespaces)
         if MemberID(trimmed) != nil {
@@ -196,6 +191,13 @@ extension Console {
         } else {
             request.cardNumber = trimmed
         }
+        // A phone number typed is not shown back whole either.
+        let shown = request.phone.isEmpty ? query : PhoneMask.mask(request.phone)
+        html += "<form class=\"inline\" method=\"get\" action=\"/member\"><label>Phone, member id or card<input "
+        html += "name=\"q\" id=\"member-query\" value=\"\(HTML.escape(shown))\" autocomplete=\"off\"></label>"
+        html += "<button class=\"primary\" type=\"submit\">Look up</button></form>"
+        if !notice.isEmpty { html += "<p class=\"notice\" id=\"notice\">\(HTML.escape(notice))</p>" }
+        guard !query.isEmpty else { return html }
         let member: Coalition_Ops_V1_GetMemberResponse
         do {
             member = try await call("GetMember", request, ops.getMember)
