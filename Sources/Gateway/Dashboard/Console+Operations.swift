@@ -167,11 +167,10 @@ extension Console {
         var request = Coalition_Ops_V1_CloseSettlementRequest()
         request.period = String((form["day"] ?? "").prefix(10))
         request.requestID = "console-close-\(request.period)"
-        let closed = try await call("CloseSettlement", request, ops.closeSettlement)
+        _ = try await call("CloseSettlement", request, ops.closeSettlement)
         logger.notice(
             "console: settlement closed",
             metadata: ["operator": "\(session.operatorName)", "period": "\(request.period)"])
-        _ = closed
         return Self.redirect("/settlement?day=\(request.period)")
     }
 
