@@ -129,19 +129,20 @@ package struct FastStatement {
             if let value { add(value) } else { addNull() }
         }
 
-        package mutating func add(_ value: Data?) {
-            if let value {
-                value.withUnsafeBytes { bytes in
-                    if let base = bytes.baseAddress, !bytes.isEmpty {
-                        _ = sqlite3_bind_blob(handle, index, base, Int32(bytes.count), Self.transient)
-                    } else {
-                        _ = sqlite3_bind_zeroblob(handle, index, 0)
-                    }
+        /// Binds bytes as a blob.
+        package mutating func add<Bytes: ContiguousBytes>(blob bytes: Bytes) {
+            bytes.withUnsafeBytes { bytes in
+                if let base = bytes.baseAddress, !bytes.isEmpty {
+                    _ = sqlite3_bind_blob(handle, index, base, Int32(bytes.count), Self.transient)
+                } else {
+                    _ = sqlite3_bind_zeroblob(handle, index, 0)
                 }
-                index += 1
-            } else {
-                addNull()
             }
+            index += 1
+        }
+
+        package mutating func add(_ value: Data?) {
+            if let value { add(blob: value) } else { addNull() }
         }
 
         package mutating func addNull() {

@@ -65,12 +65,16 @@ extension EdgeLedger {
             if result.total > .zero || result.points(of: .base) > .zero {
                 var lastEarn = member.lastEarnByFormat
                 lastEarn[result.format] = now
-                try db.execute(
-                    sql: "UPDATE members SET last_earn = ?, streak_last_day = ?, streak_days = ? WHERE member_id = ?",
-                    arguments: [
-                        LastEarnEncoding.encode(lastEarn), result.streak?.lastDay.description, result.streak?.days ?? 0,
-                        member.id.description,
-                    ])
+                let pairs = LastEarnEncoding.sorted(lastEarn)
+                try FastStatement(
+                    db,
+                    sql: "UPDATE members SET last_earn = ?, streak_last_day = ?, streak_days = ? WHERE member_id = ?"
+                ).run {
+                    $0.addText(capacity: LastEarnEncoding.capacity(pairs)) { LastEarnEncoding.write(pairs, into: $0) }
+                    $0.add(result.streak?.lastDay.description)
+                    $0.add(result.streak?.days ?? 0)
+                    $0.add(member.id)
+                }
             }
             var generator = SystemRandomNumberGenerator()
             let transaction = TransactionID(time: now, using: &generator)

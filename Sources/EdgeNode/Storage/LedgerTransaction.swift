@@ -3,6 +3,7 @@ import Crypto
 import Foundation
 import GRDB
 import GRPCCore
+import NodeSupport
 import SwiftProtobuf
 import Wire
 
@@ -44,24 +45,26 @@ struct MemberRow: Sendable {
     static let columns =
         "member_id, phone_hash, card_number, tier, birth_month, snapshot_balance, snapshot_site_sequence, snapshot_at_ms, snapshot_position, expiring_points, next_expiry_at_ms, last_earn, streak_last_day, streak_days"
 
-    init(row: Row) {
-        let idText: String = row["member_id"]
+    /// Reads the row of `SELECT \(columns)` with SQLite's C API.
+    init(_ row: FastStatement.Columns) {
+        let idText = row.string(0)
         guard let id = MemberID(idText) else { preconditionFailure("a stored member id is malformed: \(idText)") }
         self.id = id
-        phoneHash = row["phone_hash"]
-        cardNumber = row["card_number"]
-        tier = TierID(unchecked: row["tier"])
-        birthMonth = row["birth_month"]
-        snapshotBalance = Points(row["snapshot_balance"])
-        snapshotSiteSequence = row["snapshot_site_sequence"]
-        snapshotAt = row["snapshot_at_ms"]
-        snapshotPosition = row["snapshot_position"]
-        expiringPoints = Points(row["expiring_points"])
-        nextExpiryAt = row["next_expiry_at_ms"]
-        lastEarnByFormat = LastEarnEncoding.decode(row["last_earn"])
-        let streakDay: String? = row["streak_last_day"]
-        let streakDays: Int = row["streak_days"]
-        streak = streakDay.flatMap(CivilDate.init(parsing:)).map { Streak(lastDay: $0, days: max(1, streakDays)) }
+        phoneHash = row.bytesOrNil(1).map { Data($0) }
+        cardNumber = row.stringOrNil(2)
+        tier = TierID(unchecked: row.string(3))
+        birthMonth = row.int64OrNil(4).map { Int($0) }
+        snapshotBalance = Points(row.int64(5))
+        snapshotSiteSequence = row.int64(6)
+        snapshotAt = row.int64(7)
+        snapshotPosition = row.int64(8)
+        expiringPoints = Points(row.int64(9))
+        nextExpiryAt = row.int64(10)
+        lastEarnByFormat = row.utf8(11) { LastEarnEncoding.decode(utf8: $0) } ?? [:]
+        let streakDays = Int(row.int64(13))
+        streak = row.stringOrNil(12).flatMap(CivilDate.init(parsing:)).map {
+            Streak(lastDay: $0, days: max(1, streakDays))
+        }
     }
 
     var earnState: MemberEarnState {
@@ -112,63 +115,91 @@ struct LedgerTransaction {
     /// The answer stored for this request, if it was answered before. Throws ALREADY_EXISTS when
     /// the same request id was used with different content.
     func storedAnswer(_ key: RequestKey) throws -> Data? {
-        let row = try Row.fetchOne(
-            db.cachedStatement(
-                sql:
-                    "SELECT request_hash, response FROM idempotency WHERE merchant_id = ? AND operation = ? AND request_id = ?"
-            ),
-            arguments: [key.merchant.rawValue, key.operation.rawValue, key.requestID.rawValue])
-        guard let row else { return nil }
-        let hash: Data = row["request_hash"]
-        guard hash == key.contentHash else {
+        var stored: (hash: [UInt8], response: [UInt8])?
+        try FastStatement(
+            db,
+            sql:
+                "SELECT request_hash, response FROM idempotency WHERE merchant_id = ? AND operation = ? AND request_id = ?"
+        ).forEach {
+            $0.add(key.merchant.rawValue)
+            $0.add(key.operation.rawValue)
+            $0.add(key.requestID.rawValue)
+        } row: { row in
+            stored = (row.bytesOrNil(0) ?? [], row.bytesOrNil(1) ?? [])
+        }
+        guard let stored else { return nil }
+        guard stored.hash.elementsEqual(key.contentHash) else {
             throw ServiceError(
                 .alreadyExists,
                 "request_id: '\(key.requestID)' was already used for a different \(key.operation) at merchant '\(key.merchant)'",
                 reason: "REQUEST_ID_REUSED")
         }
-        let response: Data = row["response"]
-        return response
+        return Data(stored.response)
     }
 
     /// Records the answer to a request so a retry gets it again.
     func remember(_ key: RequestKey, response: some SwiftProtobuf.Message, sequence: Int64?) throws {
         let bytes: [UInt8] = try response.serializedBytes()
-        try db.cachedStatement(
+        try FastStatement(
+            db,
             sql:
                 "INSERT INTO idempotency (merchant_id, operation, request_id, request_hash, response, sequence) VALUES (?, ?, ?, ?, ?, ?)"
-        ).execute(arguments: [
-            key.merchant.rawValue, key.operation.rawValue, key.requestID.rawValue, key.contentHash, Data(bytes),
-            sequence,
-        ])
+        ).run {
+            $0.add(key.merchant.rawValue)
+            $0.add(key.operation.rawValue)
+            $0.add(key.requestID.rawValue)
+            $0.add(blob: key.contentHash)
+            $0.add(blob: bytes)
+            $0.add(sequence)
+        }
     }
 
     /// The member's replica row; a member merged into another by the gateway resolves to the
     /// surviving record.
     func member(_ id: MemberID) throws -> MemberRow? {
-        let statement = try db.cachedStatement(sql: "SELECT \(MemberRow.columns) FROM members WHERE member_id = ?")
-        if let survivor = try String.fetchOne(
-            db.cachedStatement(sql: "SELECT merged_into FROM members WHERE member_id = ?"), arguments: [id.description]),
-            let row = try Row.fetchOne(statement, arguments: [survivor])
-        {
-            return MemberRow(row: row)
+        let statement = try FastStatement(
+            db, sql: "SELECT \(MemberRow.columns), merged_into FROM members WHERE member_id = ?")
+        var own: MemberRow?
+        var survivor: String?
+        try statement.forEach {
+            $0.add(id)
+        } row: { row in
+            own = MemberRow(row)
+            survivor = row.stringOrNil(14)
         }
-        // Not merged, or merged into a member whose snapshot has not arrived yet (the merge record
-        // can come a page before the survivor's latest snapshot): the member's own row.
-        return try Row.fetchOne(statement, arguments: [id.description]).map(MemberRow.init(row:))
+        if let survivor {
+            var merged: MemberRow?
+            try statement.forEach {
+                $0.add(survivor)
+            } row: {
+                merged = MemberRow($0)
+            }
+            // Merged into a member whose snapshot has not arrived yet (the merge record can come a
+            // page before the survivor's latest snapshot): the member's own row.
+            if let merged { return merged }
+        }
+        return own
     }
 
     /// The member's balance as this edge knows it: the gateway's snapshot plus this site's
     /// transactions after the sequence the snapshot includes.
     func balance(of member: MemberRow) throws -> (balance: Points, pending: Points) {
-        let pending =
-            try Int64.fetchOne(
-                db.cachedStatement(
-                    sql: """
-                        SELECT COALESCE(SUM(points), 0) FROM member_delta
-                        WHERE (member_id = ? OR member_id IN (SELECT member_id FROM members WHERE merged_into = ?))
-                          AND sequence > ? AND sequence NOT IN (SELECT sequence FROM rejected)
-                        """),
-                arguments: [member.id.description, member.id.description, member.snapshotSiteSequence]) ?? 0
+        var pending: Int64 = 0
+        // The member's own deltas and those of the records merged into it, by the members' two
+        // indexes and the deltas' key (no temporary table).
+        try FastStatement(
+            db,
+            sql: """
+                SELECT COALESCE(SUM(d.points), 0) FROM members m JOIN member_delta d ON d.member_id = m.member_id
+                WHERE (m.member_id = ?1 OR m.merged_into = ?1) AND d.sequence > ?2
+                  AND NOT EXISTS (SELECT 1 FROM rejected r WHERE r.sequence = d.sequence)
+                """
+        ).forEach {
+            $0.add(member.id)
+            $0.add(member.snapshotSiteSequence)
+        } row: {
+            pending = $0.int64(0)
+        }
         return (member.snapshotBalance + Points(pending), Points(pending))
     }
 
@@ -214,9 +245,14 @@ struct LedgerTransaction {
     /// Records the promotion points of the local earn at `sequence`.
     func recordPromotions(_ given: [PromotionID: Points], sequence: Int64) throws {
         for (promotion, points) in given where points > .zero {
-            try db.cachedStatement(
-                sql: "INSERT INTO outbox_promotions (promotion_id, sequence, points) VALUES (?, ?, ?)"
-            ).execute(arguments: [promotion.rawValue, sequence, points.value])
+            try FastStatement(
+                db, sql: "INSERT INTO outbox_promotions (promotion_id, sequence, points) VALUES (?, ?, ?)"
+            )
+            .run {
+                $0.add(promotion.rawValue)
+                $0.add(sequence)
+                $0.add(points.value)
+            }
         }
     }
 
@@ -267,39 +303,63 @@ struct LedgerTransaction {
     /// member deltas. Returns the sequence. Throws RESOURCE_EXHAUSTED when too many transactions
     /// wait for the gateway.
     func append(_ entry: OutboxEntry) throws -> Int64 {
-        let last = try Row.fetchOne(
-            db.cachedStatement(sql: "SELECT sequence, payload_hash FROM outbox ORDER BY sequence DESC LIMIT 1"))
-        let sequence: Int64 = (last?["sequence"] ?? 0) + 1
-        let acknowledged =
-            try Int64.fetchOne(db.cachedStatement(sql: "SELECT acknowledged_sequence FROM sync_state WHERE id = 1"))
-            ?? 0
+        var (last, acknowledged): (Int64, Int64) = (0, 0)
+        var previousHash = [UInt8](repeating: 0, count: 32)
+        try FastStatement(
+            db,
+            sql: """
+                SELECT (SELECT acknowledged_sequence FROM sync_state WHERE id = 1), sequence, payload_hash
+                FROM outbox ORDER BY sequence DESC LIMIT 1
+                """
+        ).forEach { _ in
+        } row: { row in
+            acknowledged = row.int64(0)
+            last = row.int64(1)
+            previousHash = row.bytesOrNil(2) ?? previousHash
+        }
+        let sequence = last + 1
         guard sequence - acknowledged <= Int64(limits.unacknowledgedTransactionsMax) else {
             throw ServiceError(
                 .resourceExhausted,
                 "\(limits.unacknowledgedTransactionsMax) transactions are waiting for the centre; new ones are refused until it is reachable",
                 reason: Refusal.storageFull.rawValue)
         }
-        let previousHash: Data = last?["payload_hash"] ?? Data(count: 32)
         let payload: [UInt8] = try entry.payload.serializedBytes()
-        let payloadHash = Data(SHA256.hash(data: payload))
-        try db.cachedStatement(
+        try FastStatement(
+            db,
             sql: """
                 INSERT INTO outbox (sequence, transaction_id, kind, merchant_id, member_id, request_id, points, amount_minor,
                     authorization, original_transaction_id, free_minutes, occurred_at_ms, local_day, previous_hash, payload_hash, payload)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """
-        ).execute(arguments: [
-            sequence, entry.transactionID.description, entry.kind.rawValue, entry.merchant.rawValue,
-            entry.member?.description ?? "",
-            entry.requestID.rawValue, entry.points.value, entry.amount.minorUnits, entry.authorization,
-            entry.original?.description, entry.freeMinutes, entry.occurredAt.milliseconds, entry.localDay.description,
-            previousHash, payloadHash, Data(payload),
-        ])
+        ).run {
+            $0.add(sequence)
+            $0.add(entry.transactionID)
+            $0.add(entry.kind.rawValue)
+            $0.add(entry.merchant.rawValue)
+            if let member = entry.member { $0.add(member) } else { $0.add("") }
+            $0.add(entry.requestID.rawValue)
+            $0.add(entry.points.value)
+            $0.add(entry.amount.minorUnits)
+            $0.add(entry.authorization)
+            $0.add(entry.original)
+            $0.add(entry.freeMinutes)
+            $0.add(entry.occurredAt.milliseconds)
+            $0.add(entry.localDay.description)
+            $0.add(blob: previousHash)
+            $0.add(blob: SHA256.hash(data: payload))
+            $0.add(blob: payload)
+        }
         var merged: [MemberID: Points] = [:]
         for (member, points) in entry.deltas { merged[member, default: .zero] += points }
+        let delta = try FastStatement(
+            db, sql: "INSERT INTO member_delta (member_id, sequence, points) VALUES (?, ?, ?)")
         for (member, points) in merged.sorted(by: { $0.key < $1.key }) {
-            try db.cachedStatement(sql: "INSERT INTO member_delta (member_id, sequence, points) VALUES (?, ?, ?)")
-                .execute(arguments: [member.description, sequence, points.value])
+            try delta.run {
+                $0.add(member)
+                $0.add(sequence)
+                $0.add(points.value)
+            }
         }
         return sequence
     }
