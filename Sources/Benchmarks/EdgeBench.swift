@@ -169,6 +169,7 @@ package enum EdgeBenches {
                 try await edge.client.echo(requestBytes)
             }
             _ = await Load.closedLoop(callers: callers, duration: .milliseconds(300)) { try await earn($0, $1, "W") }
+            FileHandle.standardError.write(Data("edge-earn: baseline\n".utf8))
             let baseline = await Load.closedLoop(callers: callers, duration: duration) { _, _ in
                 try await edge.client.echo(requestBytes)
             }

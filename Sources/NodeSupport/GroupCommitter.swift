@@ -152,20 +152,46 @@ package final class GroupCommitter: Sendable {
         }
     }
 
+    /// Writes the queued jobs. The writer stays on the database's writer thread while jobs keep
+    /// coming: batch after batch in one writer turn, each its own transaction, so a batch does not
+    /// wait for a thread of the cooperative pool between two commits (under load the pool's
+    /// threads are busy with the network). A turn ends when the queue is empty or after
+    /// `turnMax`, so the node's other writers (pulls, acknowledgements) get theirs.
     private func drain() async {
-        while true {
-            let batch: [Job] = state.withLock { state in
-                let count = min(batchMax, state.pending.count)
-                let batch = Array(state.pending.prefix(count))
-                state.pending.removeFirst(count)
-                if count > 0 {
-                    state.batches += 1
-                    state.jobs += count
+        while state.withLock({ !$0.pending.isEmpty }) {
+            do {
+                try await pool.writeWithoutTransaction { db in
+                    let started = ContinuousClock.now
+                    while let batch = self.nextBatch() {
+                        self.write(batch, in: db)
+                        if ContinuousClock.now - started >= Self.turnMax { return }
+                    }
                 }
-                return batch
+            } catch {
+                // The writer could not be had (the pool is closed): nothing queued can be written.
+                let failed = state.withLock { state in
+                    defer { state.pending.removeAll() }
+                    return state.pending
+                }
+                failed.forEach { $0.complete(.failure(error)) }
+                return
             }
-            if batch.isEmpty { return }
-            await write(batch)
+        }
+    }
+
+    /// How long one writer turn may last before other writers get the database.
+    static let turnMax: Duration = .milliseconds(50)
+
+    /// Takes the next batch off the queue, or nil when it is empty.
+    private func nextBatch() -> [Job]? {
+        state.withLock { state in
+            let count = min(batchMax, state.pending.count)
+            guard count > 0 else { return nil }
+            let batch = Array(state.pending.prefix(count))
+            state.pending.removeFirst(count)
+            state.batches += 1
+            state.jobs += count
+            return batch
         }
     }
 
@@ -174,15 +200,18 @@ package final class GroupCommitter: Sendable {
         let cause: any Error
     }
 
-    private func write(_ batch: [Job]) async {
+    /// Writes `batch` in one transaction and answers its jobs once it is committed.
+    private func write(_ batch: [Job], in db: Database) {
+        let started = ContinuousClock.now
+        defer {
+            commitTimes.record(duration: ContinuousClock.now - started)
+            batchSizes.record(batch.count)
+        }
         do {
-            let started = ContinuousClock.now
-            defer {
-                commitTimes.record(duration: ContinuousClock.now - started)
-                batchSizes.record(batch.count)
-            }
-            let results = try await pool.write { db in
-                try batch.map { job -> Result<any Sendable, any Error> in
+            var results: [Result<any Sendable, any Error>] = []
+            results.reserveCapacity(batch.count)
+            try db.inTransaction {
+                results = try batch.map { job -> Result<any Sendable, any Error> in
                     do {
                         return .success(try Self.inSavepoint(db, job.work))
                     } catch let error as DatabaseError {
@@ -191,10 +220,11 @@ package final class GroupCommitter: Sendable {
                         return .failure(error)
                     }
                 }
+                return .commit
             }
             for (job, result) in zip(batch, results) { job.complete(result) }
         } catch is BatchAborted where batch.count > 1 {
-            for job in batch { await write([job]) }
+            for job in batch { write([job], in: db) }
         } catch let aborted as BatchAborted {
             batch.forEach { $0.complete(.failure(aborted.cause)) }
         } catch {
@@ -203,15 +233,25 @@ package final class GroupCommitter: Sendable {
         }
     }
 
+    /// Runs one job in a savepoint of the batch's transaction: its writes are undone if it throws.
+    /// The savepoint statements are prepared once (GRDB's own `inSavepoint` compiles two
+    /// statements per job).
     private static func inSavepoint(
         _ db: Database, _ work: @Sendable (Database) throws -> any Sendable
     ) throws -> any Sendable {
-        var value: (any Sendable)?
-        try db.inSavepoint {
-            value = try work(db)
-            return .commit
+        try FastStatement(db, sql: "SAVEPOINT job").run { _ in }
+        do {
+            let value = try work(db)
+            try FastStatement(db, sql: "RELEASE SAVEPOINT job").run { _ in }
+            return value
+        } catch {
+            // An error SQLite answered by rolling the whole transaction back (a full disk) left no
+            // savepoint to undo; the error itself then aborts the batch.
+            if db.isInsideTransaction {
+                try FastStatement(db, sql: "ROLLBACK TO SAVEPOINT job").run { _ in }
+                try FastStatement(db, sql: "RELEASE SAVEPOINT job").run { _ in }
+            }
+            throw error
         }
-        guard let value else { preconditionFailure("a committed savepoint produced no value") }
-        return value
     }
 }
