@@ -170,12 +170,16 @@ package enum EdgeBenches {
             }
             _ = await Load.closedLoop(callers: callers, duration: .milliseconds(300)) { try await earn($0, $1, "W") }
             FileHandle.standardError.write(Data("edge-earn: baseline\n".utf8))
+            let baselineStart = Load.processorSeconds
             let baseline = await Load.closedLoop(callers: callers, duration: duration) { _, _ in
                 try await edge.client.echo(requestBytes)
             }
+            let baselineCPU = Load.processorSeconds - baselineStart
             let committer = edge.node.ledger.committer.statistics
             FileHandle.standardError.write(Data("edge-earn: earning\n".utf8))
+            let figureStart = Load.processorSeconds
             let figure = await Load.closedLoop(callers: callers, duration: duration) { try await earn($0, $1, "C") }
+            let figureCPU = Load.processorSeconds - figureStart
             let after = edge.node.ledger.committer.statistics
             let baselineLatency = await Load.openLoop(rate: rate, duration: duration) { _ in
                 try await edge.client.echo(requestBytes)
@@ -200,7 +204,23 @@ package enum EdgeBenches {
                     format: "%.0f durable earns/s (%d errors; %.1f earns per group commit)", figure.rate,
                     figure.latencies.errors,
                     Double(after.jobs - committer.jobs) / Double(max(1, after.batches - committer.batches))))
+            report.line(
+                "writer",
+                String(
+                    format: "busy %.0f%% of the earn phase (BEGIN to COMMIT), %.2f ms per group commit",
+                    100 * Load.seconds(after.writing - committer.writing) / Load.seconds(duration),
+                    1000 * Load.seconds(after.writing - committer.writing)
+                        / Double(max(1, after.batches - committer.batches))))
             report.ratio(figure.rate, over: baseline.rate, minimum: 0.60)
+            let phase = Load.seconds(duration)
+            let cores = Double(ProcessInfo.processInfo.activeProcessorCount)
+            report.line(
+                "cpu",
+                String(
+                    format: "%.0f µs per empty RPC, %.0f µs per earn (client and server); machine busy %.0f%% and %.0f%%",
+                    1_000_000 * baselineCPU / max(1, baseline.rate * phase),
+                    1_000_000 * figureCPU / max(1, figure.rate * phase), 100 * baselineCPU / (phase * cores),
+                    100 * figureCPU / (phase * cores)))
             report.line("closed loop", "earn latency \(figure.latencies.summary)")
             report.line("offered", String(format: "%.0f/s: baseline %@", rate, baselineLatency.summary))
             report.line("", String(format: "%.0f/s: earn %@ (%d errors)", rate, offered.summary, offered.errors))

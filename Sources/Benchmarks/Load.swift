@@ -125,6 +125,14 @@ enum Load {
     }
 
     /// The process's peak resident memory so far, in MiB.
+    /// CPU time (user and system) the process has used so far, in seconds.
+    static var processorSeconds: Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        func seconds(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) / 1_000_000 }
+        return seconds(usage.ru_utime) + seconds(usage.ru_stime)
+    }
+
     static var peakMemoryMiB: Double {
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)

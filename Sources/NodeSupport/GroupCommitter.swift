@@ -44,12 +44,15 @@ package final class GroupCommitter: Sendable {
         var draining = false
         var batches = 0
         var jobs = 0
+        var writing: Duration = .zero
     }
 
     /// Counts since start, for metrics and benchmarks.
     package struct Statistics: Sendable {
         package var batches: Int
         package var jobs: Int
+        /// Time spent writing batches, from BEGIN to COMMIT.
+        package var writing: Duration
     }
 
     private let pool: DatabasePool
@@ -93,7 +96,7 @@ package final class GroupCommitter: Sendable {
     }
 
     package var statistics: Statistics {
-        state.withLock { Statistics(batches: $0.batches, jobs: $0.jobs) }
+        state.withLock { Statistics(batches: $0.batches, jobs: $0.jobs, writing: $0.writing) }
     }
 
     /// Runs `work` inside the next group transaction and returns its result once committed.
@@ -204,8 +207,10 @@ package final class GroupCommitter: Sendable {
     private func write(_ batch: [Job], in db: Database) {
         let started = ContinuousClock.now
         defer {
-            commitTimes.record(duration: ContinuousClock.now - started)
+            let duration = ContinuousClock.now - started
+            commitTimes.record(duration: duration)
             batchSizes.record(batch.count)
+            state.withLock { $0.writing += duration }
         }
         do {
             var results: [Result<any Sendable, any Error>] = []

@@ -206,6 +206,16 @@ package struct EdgeDatabase: Sendable {
                     ) STRICT, WITHOUT ROWID;
                     """)
         }
+        migrator.registerMigration("2026-12-08 edge outbox member index v1") { db in
+            // Balances and histories find a member's transactions through member_delta; only the
+            // tier free parking minutes a member used today read the outbox by member. An index
+            // of every transaction by member cost each earn a page written at random.
+            try db.execute(
+                sql: """
+                    DROP INDEX outbox_by_member;
+                    CREATE INDEX outbox_parking_by_member ON outbox (member_id, local_day) WHERE kind = 'parking';
+                    """)
+        }
         return migrator
     }
 }
