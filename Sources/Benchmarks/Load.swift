@@ -74,6 +74,43 @@ enum Load {
         return (Double(merged.count) / seconds(elapsed), merged)
     }
 
+    /// What one side of `alternating` measured, over all its slices.
+    struct Phase {
+        var latencies = Latencies()
+        var seconds = 0.0
+        /// The process's CPU time during the side's slices.
+        var processorSeconds = 0.0
+
+        var rate: Double { seconds > 0 ? Double(latencies.count) / seconds : 0 }
+
+        mutating func add(_ part: (rate: Double, latencies: Latencies), processorSeconds cpu: Double) {
+            latencies.add(part.latencies)
+            seconds += part.rate > 0 ? Double(part.latencies.count) / part.rate : 0
+            processorSeconds += cpu
+        }
+    }
+
+    /// Two closed loops measured in alternating slices (first, second, first, …), `slices` of each
+    /// adding up to `duration` per side: a machine whose speed drifts during the run weighs on
+    /// both sides alike. `slice` numbers each call's slice, for ids that must not repeat.
+    static func alternating(
+        callers: Int, duration: Duration, slices: Int,
+        first: @escaping @Sendable (_ caller: Int, _ index: Int, _ slice: Int) async throws -> Void,
+        second: @escaping @Sendable (_ caller: Int, _ index: Int, _ slice: Int) async throws -> Void
+    ) async -> (first: Phase, second: Phase) {
+        var (one, two) = (Phase(), Phase())
+        let each = duration / max(1, slices)
+        for slice in 0..<max(1, slices) {
+            var started = processorSeconds
+            let a = await closedLoop(callers: callers, duration: each) { try await first($0, $1, slice) }
+            one.add(a, processorSeconds: processorSeconds - started)
+            started = processorSeconds
+            let b = await closedLoop(callers: callers, duration: each) { try await second($0, $1, slice) }
+            two.add(b, processorSeconds: processorSeconds - started)
+        }
+        return (one, two)
+    }
+
     /// Calls are started at a fixed rate for `duration` (open loop, at most `inFlightMax` at once);
     /// each latency counts from the moment the call was due, so a stall is not hidden by the
     /// calls it delayed (no coordinated omission).
