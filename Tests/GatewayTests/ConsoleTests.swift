@@ -195,6 +195,9 @@ import Wire
                 ).status == 400)
             // Bad input, the console keeps serving.
             #expect(try await RawHTTP.send("GET", "/nothing", port: port, headers: ["Cookie": cookie]).status == 404)
+            // The icon browsers ask for by themselves: nothing, and no 404 logged in their console.
+            let icon = try await RawHTTP.send("GET", "/favicon.ico", port: port)
+            #expect(icon.status == 204 && icon.body.isEmpty, "\(icon.status) \(icon.body.prefix(200))")
             let badDay = try await RawHTTP.send("GET", "/today?day=2026-13-45", port: port, headers: ["Cookie": cookie])
             #expect(badDay.status == 400, "\(badDay.status) \(badDay.body.suffix(300))")
             #expect(

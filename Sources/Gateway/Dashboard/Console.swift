@@ -45,6 +45,11 @@ package struct Console<Store: LedgerStore>: Sendable {
         router.get("/static/console.js") { _, _ in
             Self.asset(ConsoleAssets.javascript, type: "text/javascript; charset=utf-8")
         }
+        // Browsers ask for an icon on their own; "no content" rather than a 404 each browser
+        // logs as a failed resource.
+        router.get("/favicon.ico") { _, _ in
+            Response(status: .noContent, headers: [.cacheControl: "max-age=86400"])
+        }
         router.get("/login") { request, _ in self.login(request) }
         router.post("/logout") { request, _ in
             try await self.action(request) { session, _, id in
