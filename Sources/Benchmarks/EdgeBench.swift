@@ -205,16 +205,19 @@ package enum EdgeBenches {
             report.line(
                 "writer",
                 String(
-                    format: "busy %.0f%% of the earn phase (BEGIN to COMMIT), %.2f ms per group commit",
+                    format:
+                        "busy %.0f%% of the earn phase (BEGIN to COMMIT), %.2f ms per group commit, %.1f commits per turn",
                     100 * Load.seconds(after.writing - committer.writing) / figure.seconds,
                     1000 * Load.seconds(after.writing - committer.writing)
-                        / Double(max(1, after.batches - committer.batches))))
+                        / Double(max(1, after.batches - committer.batches)),
+                    Double(after.batches - committer.batches) / Double(max(1, after.turns - committer.turns))))
             report.ratio(figure.rate, over: baseline.rate, minimum: 0.60)
             let cores = Double(ProcessInfo.processInfo.activeProcessorCount)
             report.line(
                 "cpu",
                 String(
-                    format: "%.0f µs per empty RPC, %.0f µs per earn (client and server); machine busy %.0f%% and %.0f%%",
+                    format:
+                        "%.0f µs per empty RPC, %.0f µs per earn (client and server); machine busy %.0f%% and %.0f%%",
                     1_000_000 * baseline.processorSeconds / max(1, Double(baseline.latencies.count)),
                     1_000_000 * figure.processorSeconds / max(1, Double(figure.latencies.count)),
                     100 * baseline.processorSeconds / max(0.001, baseline.seconds * cores),

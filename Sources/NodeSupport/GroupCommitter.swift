@@ -45,6 +45,7 @@ package final class GroupCommitter: Sendable {
         var batches = 0
         var jobs = 0
         var writing: Duration = .zero
+        var turns = 0
     }
 
     /// Counts since start, for metrics and benchmarks.
@@ -53,6 +54,8 @@ package final class GroupCommitter: Sendable {
         package var jobs: Int
         /// Time spent writing batches, from BEGIN to COMMIT.
         package var writing: Duration
+        /// Writer turns: each starts when a job finds the writer idle.
+        package var turns: Int
     }
 
     private let pool: DatabasePool
@@ -96,7 +99,7 @@ package final class GroupCommitter: Sendable {
     }
 
     package var statistics: Statistics {
-        state.withLock { Statistics(batches: $0.batches, jobs: $0.jobs, writing: $0.writing) }
+        state.withLock { Statistics(batches: $0.batches, jobs: $0.jobs, writing: $0.writing, turns: $0.turns) }
     }
 
     /// Runs `work` inside the next group transaction and returns its result once committed.
@@ -164,6 +167,7 @@ package final class GroupCommitter: Sendable {
         while state.withLock({ !$0.pending.isEmpty }) {
             do {
                 try await pool.writeWithoutTransaction { db in
+                    self.state.withLock { $0.turns += 1 }
                     let started = ContinuousClock.now
                     while let batch = self.nextBatch() {
                         self.write(batch, in: db)
