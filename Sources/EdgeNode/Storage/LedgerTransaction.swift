@@ -121,9 +121,7 @@ struct LedgerTransaction {
             sql:
                 "SELECT request_hash, response FROM idempotency WHERE merchant_id = ? AND operation = ? AND request_id = ?"
         ).forEach {
-            $0.add(key.merchant.rawValue)
-            $0.add(key.operation.rawValue)
-            $0.add(key.requestID.rawValue)
+            $0.add(key)
         } row: { row in
             stored = (row.bytesOrNil(0) ?? [], row.bytesOrNil(1) ?? [])
         }
@@ -145,9 +143,7 @@ struct LedgerTransaction {
             sql:
                 "INSERT INTO idempotency (merchant_id, operation, request_id, request_hash, response, sequence) VALUES (?, ?, ?, ?, ?, ?)"
         ).run {
-            $0.add(key.merchant.rawValue)
-            $0.add(key.operation.rawValue)
-            $0.add(key.requestID.rawValue)
+            $0.add(key)
             $0.add(blob: key.contentHash)
             $0.add(blob: bytes)
             $0.add(sequence)
@@ -362,5 +358,14 @@ struct LedgerTransaction {
             }
         }
         return sequence
+    }
+}
+
+extension FastStatement.Binder {
+    /// Binds a request's key as the idempotency table's: merchant, operation, request id.
+    mutating func add(_ key: RequestKey) {
+        add(key.merchant.rawValue)
+        add(key.operation.rawValue)
+        add(key.requestID.rawValue)
     }
 }
