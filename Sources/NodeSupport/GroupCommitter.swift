@@ -209,14 +209,16 @@ package final class GroupCommitter: Sendable {
 
     /// Writes `batch` in one transaction and answers its jobs once it is committed.
     private func write(_ batch: [Job], in db: Database) {
-        let started = ContinuousClock.now
-        defer {
-            let duration = ContinuousClock.now - started
-            commitTimes.record(duration: duration)
-            batchSizes.record(batch.count)
-            state.withLock { $0.writing += duration }
-        }
         do {
+            // Inside `do`: a batch retried job by job records each job's own transaction, not
+            // the aborted one around them as well.
+            let started = ContinuousClock.now
+            defer {
+                let duration = ContinuousClock.now - started
+                commitTimes.record(duration: duration)
+                batchSizes.record(batch.count)
+                state.withLock { $0.writing += duration }
+            }
             var results: [Result<any Sendable, any Error>] = []
             results.reserveCapacity(batch.count)
             try db.inTransaction {
