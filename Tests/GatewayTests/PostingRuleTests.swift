@@ -3,6 +3,7 @@
 // zero and books the rest to the refunding site's offline_risk.
 import Core
 import Crypto
+import EdgeNode
 import Foundation
 import GRDB
 import GRPCCore
@@ -405,7 +406,12 @@ struct PostingRuleTests {
         "a refund of an earn whose points expired takes them back from expired, not from other points",
         arguments: LedgerKind.allCases)
     func refundOfExpiredEarn(ledger: LedgerKind) async throws {
-        try await Network.withLinkedEdge(ledger: ledger) { gateway, mall, clock in
+        // The clock jumps 23 months: the edge keeps its transactions for 3 years, or its storage
+        // job may prune the earn being refunded before the refund reaches it.
+        let keepThreeYears: (inout EdgeConfiguration) -> Void = {
+            $0.limits.outboxRetentionMilliseconds = 94_608_000_000
+        }
+        try await Network.withLinkedEdge(edit: keepThreeYears, ledger: ledger) { gateway, mall, clock in
             let member = try await mall.points.enroll(
                 Make.enroll("E-1", phone: "+8613800138000"), metadata: mall.auth
             ).member.memberID
