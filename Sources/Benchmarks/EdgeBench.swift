@@ -83,19 +83,22 @@ final class BenchFolder {
 }
 
 /// An edge node serving its POS API over TLS on loopback with the baseline service beside it,
-/// and a TLS client to it.
+/// and TLS clients to it.
 struct TLSBenchEdge {
     let node: EdgeNode
-    let client: GRPCClient<HTTP2ClientTransport.Posix>
-    let points: Coalition_Edge_V1_Points.Client<HTTP2ClientTransport.Posix>
-    let parking: Coalition_Edge_V1_Parking.Client<HTTP2ClientTransport.Posix>
+    /// One client per connection; terminal `k` calls through `clients[k % clients.count]`.
+    let clients: [GRPCClient<HTTP2ClientTransport.Posix>]
     let tokens: [Metadata]
+    var client: GRPCClient<HTTP2ClientTransport.Posix> { clients[0] }
+    var points: Coalition_Edge_V1_Points.Client<HTTP2ClientTransport.Posix> { .init(wrapping: client) }
+    var parking: Coalition_Edge_V1_Parking.Client<HTTP2ClientTransport.Posix> { .init(wrapping: client) }
     var vouchers: Coalition_Edge_V1_Vouchers.Client<HTTP2ClientTransport.Posix> { .init(wrapping: client) }
 
-    /// Runs `body` with the edge up; `prepare` edits the configuration first.
+    /// Runs `body` with the edge up and `connections` clients; `prepare` edits the configuration
+    /// first.
     static func with<Result: Sendable>(
-        folder: BenchFolder, site: String, merchant: String, terminals: Int, baselineResponseBytes: Int,
-        prepare: (inout EdgeConfiguration) throws -> Void = { _ in },
+        folder: BenchFolder, site: String, merchant: String, terminals: Int, connections: Int = 1,
+        baselineResponseBytes: Int, prepare: (inout EdgeConfiguration) throws -> Void = { _ in },
         _ body: (TLSBenchEdge) async throws -> Result
     ) async throws -> Result {
         try folder.issue(.gateway("127.0.0.1"), name: "pos")
@@ -107,12 +110,12 @@ struct TLSBenchEdge {
         try prepare(&configuration)
         return try await LocalNetwork.withEdge(
             configuration, clock: SystemWallClock(), logger: BenchFolder.quiet, merchants: [merchant],
-            terminalsPerMerchant: terminals, trustRoots: folder.network.path("ca.pem"),
+            terminalsPerMerchant: terminals, connections: connections, trustRoots: folder.network.path("ca.pem"),
             extraServices: [BaselineService(responseBytes: baselineResponseBytes)]
         ) { edge in
             try await body(
                 TLSBenchEdge(
-                    node: edge.node, client: edge.client, points: edge.points, parking: edge.parking,
+                    node: edge.node, clients: edge.clients,
                     tokens: (0..<terminals).map { edge.auth(merchant, terminal: $0) }))
         }
     }
@@ -139,11 +142,12 @@ struct TLSBenchEdge {
 }
 
 package enum EdgeBenches {
-    /// Earn at the till: K terminals over TLS, durable answers; baseline an empty RPC of the same
-    /// sizes on the same server and transport.
-    package static func edgeEarn(program: String, callers: Int, duration: Duration, rate: Double, members: Int)
-        async throws
-    {
+    /// Earn at the till: K terminals over TLS (on `connections` connections, each terminal on
+    /// one), durable answers; baseline an empty RPC of the same sizes on the same server and
+    /// connections.
+    package static func edgeEarn(
+        program: String, callers: Int, connections: Int, duration: Duration, rate: Double, members: Int
+    ) async throws {
         let folder = try BenchFolder(program: program)
         let sample = {
             var sample = Coalition_Edge_V1_EarnRequest()
@@ -155,18 +159,25 @@ package enum EdgeBenches {
         }()
         let requestBytes = try sample.serializedBytes() as [UInt8]
         try await TLSBenchEdge.with(
-            folder: folder, site: "mall-01", merchant: "mall-fashion", terminals: callers, baselineResponseBytes: 120
+            folder: folder, site: "mall-01", merchant: "mall-fashion", terminals: callers,
+            connections: min(max(1, connections), callers), baselineResponseBytes: 120
         ) { edge in
             let ids = try await edge.enroll(members, prefix: "earn")
+            let clients = edge.clients
+            let points = clients.map { Coalition_Edge_V1_Points.Client(wrapping: $0) }
             @Sendable func earn(_ caller: Int, _ index: Int, _ tag: String) async throws {
                 var request = sample
                 request.requestID = "\(tag)-\(caller)-\(index)"
                 request.memberID = ids[(caller &* 7_919 &+ index) % ids.count]
-                _ = try await edge.points.earn(request, metadata: edge.tokens[caller % edge.tokens.count])
+                _ = try await points[caller % points.count].earn(
+                    request, metadata: edge.tokens[caller % edge.tokens.count])
+            }
+            @Sendable func echo(_ caller: Int) async throws {
+                try await clients[caller % clients.count].echo(requestBytes)
             }
             // Warm up both paths.
-            _ = await Load.closedLoop(callers: callers, duration: .milliseconds(300)) { _, _ in
-                try await edge.client.echo(requestBytes)
+            _ = await Load.closedLoop(callers: callers, duration: .milliseconds(300)) { caller, _ in
+                try await echo(caller)
             }
             _ = await Load.closedLoop(callers: callers, duration: .milliseconds(300)) { try await earn($0, $1, "W") }
             // Empty RPCs and earns in alternating one-second slices: this machine's speed drifts by
@@ -176,12 +187,10 @@ package enum EdgeBenches {
             FileHandle.standardError.write(Data("edge-earn: earning\n".utf8))
             let (baseline, figure) = await Load.alternating(
                 callers: callers, duration: duration, slices: slices,
-                first: { _, _, _ in try await edge.client.echo(requestBytes) },
+                first: { caller, _, _ in try await echo(caller) },
                 second: { try await earn($0, $1, "C\($2)") })
             let after = edge.node.ledger.committer.statistics
-            let baselineLatency = await Load.openLoop(rate: rate, duration: duration) { _ in
-                try await edge.client.echo(requestBytes)
-            }
+            let baselineLatency = await Load.openLoop(rate: rate, duration: duration) { try await echo($0 % callers) }
             let offered = await Load.openLoop(rate: rate, duration: duration) { try await earn($0 % callers, $0, "O") }
             let synchronous = try await edge.node.ledger.database.pool.write { db in
                 try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1
@@ -189,7 +198,7 @@ package enum EdgeBenches {
             var report = BenchReport(
                 name: "edge-earn",
                 settings:
-                    "\(callers) terminals, \(Int(Load.seconds(duration))) s of each in alternating 1-s slices, \(members) members, TLS on loopback, synchronous=\(synchronous == 2 ? "FULL" : "\(synchronous)")"
+                    "\(callers) terminals on \(clients.count) TLS connection\(clients.count == 1 ? "" : "s") on loopback, \(Int(Load.seconds(duration))) s of each in alternating 1-s slices, \(members) members, synchronous=\(synchronous == 2 ? "FULL" : "\(synchronous)")"
             )
             report.line(
                 "baseline",

@@ -164,8 +164,7 @@ package enum MallBenches {
             terminalsPerMerchant: 1
         ) { edge in
             let bench = TLSBenchEdge(
-                node: edge.node, client: edge.client, points: edge.points, parking: edge.parking,
-                tokens: [edge.auth("mall-fashion", terminal: 0)])
+                node: edge.node, clients: edge.clients, tokens: [edge.auth("mall-fashion", terminal: 0)])
             let ids = try await bench.enroll(count, prefix: "flash")
             let deadline = ContinuousClock.now + .seconds(120)
             var next = 0

@@ -142,13 +142,14 @@ package struct LocalNetwork: Sendable {
         }
     }
 
-    /// Runs `body` with an edge serving on its (free) port, a terminal token for each of
-    /// `merchants`, and a client to its POS API (TLS trusting `trustRoots` when the edge serves
-    /// TLS, plaintext otherwise); stops both gracefully afterwards.
+    /// Runs `body` with an edge serving on its (free) port, `terminalsPerMerchant` terminal tokens
+    /// for each of `merchants`, and `connections` clients to its POS API, each its own connection
+    /// (TLS trusting `trustRoots` when the edge serves TLS, plaintext otherwise); stops them all
+    /// gracefully afterwards.
     package static func withEdge<Result: Sendable>(
         _ configuration: EdgeConfiguration, clock: any WallClock, logger: Logger, merchants: [String],
-        terminalsPerMerchant: Int = 1, trustRoots: String? = nil, extraServices: [any RegistrableRPCService] = [],
-        _ body: (RunningEdge) async throws -> Result
+        terminalsPerMerchant: Int = 1, connections: Int = 1, trustRoots: String? = nil,
+        extraServices: [any RegistrableRPCService] = [], _ body: (RunningEdge) async throws -> Result
     ) async throws -> Result {
         let node = try EdgeNode(
             configuration: configuration, clock: clock, logger: logger, extraServices: extraServices)
@@ -170,24 +171,28 @@ package struct LocalNetwork: Sendable {
                 } else {
                     .plaintext
                 }
-            let client = GRPCClient(
-                transport: try .http2NIOPosix(
-                    target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: security))
-            group.addTask {
-                // A body that returns at once may stop the client before its connections start.
-                do { try await client.runConnections() } catch let error as RuntimeError
-                    where error.code == .clientIsStopped
-                {}
+            let clients = try (0..<max(1, connections)).map { _ in
+                GRPCClient(
+                    transport: try .http2NIOPosix(
+                        target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: security))
             }
-            let edge = RunningEdge(node: node, port: port, client: client, tokens: issued)
+            for client in clients {
+                group.addTask {
+                    // A body that returns at once may stop the client before its connections start.
+                    do { try await client.runConnections() } catch let error as RuntimeError
+                        where error.code == .clientIsStopped
+                    {}
+                }
+            }
+            let edge = RunningEdge(node: node, port: port, clients: clients, tokens: issued)
             do {
                 let result = try await body(edge)
-                client.beginGracefulShutdown()
+                clients.forEach { $0.beginGracefulShutdown() }
                 node.beginGracefulShutdown()
                 try await group.waitForAll()
                 return result
             } catch {
-                client.beginGracefulShutdown()
+                clients.forEach { $0.beginGracefulShutdown() }
                 node.beginGracefulShutdown()
                 try? await group.waitForAll()
                 throw error
@@ -200,9 +205,13 @@ package struct LocalNetwork: Sendable {
 package struct RunningEdge: Sendable {
     package let node: EdgeNode
     package let port: Int
-    package let client: GRPCClient<HTTP2ClientTransport.Posix>
+    /// Clients to the POS API, each its own connection.
+    package let clients: [GRPCClient<HTTP2ClientTransport.Posix>]
     /// Terminal tokens by merchant.
     package let tokens: [String: [String]]
+
+    /// The first client.
+    package var client: GRPCClient<HTTP2ClientTransport.Posix> { clients[0] }
 
     package var points: Coalition_Edge_V1_Points.Client<HTTP2ClientTransport.Posix> { .init(wrapping: client) }
     package var parking: Coalition_Edge_V1_Parking.Client<HTTP2ClientTransport.Posix> { .init(wrapping: client) }

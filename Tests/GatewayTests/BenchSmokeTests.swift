@@ -9,7 +9,8 @@ import Testing
 struct BenchSmokeTests {
     static let runs: [(name: String, arguments: [String], lines: [String])] = [
         (
-            "edge-earn", ["--seconds", "0.5", "--terminals", "4", "--members", "20", "--rate", "50"],
+            "edge-earn",
+            ["--seconds", "0.5", "--terminals", "4", "--connections", "2", "--members", "20", "--rate", "50"],
             ["baseline", "figure", "ratio", "p99 earn", "memory"]
         ),
         (
@@ -46,5 +47,6 @@ struct BenchSmokeTests {
                 "no '\(label)' line in:\n\(output)")
         }
         #expect(!output.contains("first error"), "\(output)")
+        if name == "edge-earn" { #expect(output.contains("4 terminals on 2 TLS connections"), "\(output)") }
     }
 }

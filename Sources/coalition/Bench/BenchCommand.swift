@@ -9,7 +9,10 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure the hot paths against baselines taken in the same run (build with -c release).",
-        subcommands: [EdgeEarn.self, ParkingExit.self, GatewayIngest.self, CatchUp.self, ReplicaSize.self, FlashSale.self, VoucherCheck.self])
+        subcommands: [
+            EdgeEarn.self, ParkingExit.self, GatewayIngest.self, CatchUp.self, ReplicaSize.self, FlashSale.self,
+            VoucherCheck.self,
+        ])
 
     /// `--store postgres://…` as settings, the password from the environment.
     static func postgres(_ text: String) throws -> PostgresSettings {
@@ -34,12 +37,22 @@ struct BenchCommand: AsyncParsableCommand {
             abstract: "Earn RPCs from concurrent terminals over TLS to a durable edge, against an empty RPC.")
         @OptionGroup var common: Common
         @Option(help: "Concurrent terminals (closed loop).") var terminals = 32
+        @Option(
+            help:
+                "TLS connections the terminals share (default: one per terminal, as tills are separate devices; 1 multiplexes them all on one)."
+        )
+        var connections: Int?
         @Option(help: "Earns per second offered for the latency run.") var rate: Double = 200
         @Option(help: "Members enrolled first.") var members = 1_000
 
+        func validate() throws {
+            if let connections, connections < 1 { throw ValidationError("--connections must be at least 1") }
+        }
+
         func run() async throws {
             try await EdgeBenches.edgeEarn(
-                program: common.program, callers: terminals, duration: common.duration, rate: rate, members: members)
+                program: common.program, callers: terminals, connections: connections ?? terminals,
+                duration: common.duration, rate: rate, members: members)
         }
     }
 
