@@ -19,6 +19,10 @@ package struct Program: Sendable, Equatable {
     package var catalog: Catalog = .empty
     /// The points mall's lotteries (`lotteries`); none when the program has none.
     package var lotteries: Lotteries = .empty
+    /// Allowances (escrow) per site format (`allowances`); none when the program has none.
+    package var allowances: AllowanceRules = .none
+    /// How budgeted promotions are split into per-site quotas (`promotion_quotas`).
+    package var promotionQuotas: PromotionQuotaRules = .defaults
 
     /// The site with this id.
     package func site(_ id: SiteID) -> Site? {

@@ -72,6 +72,11 @@ package enum ProgramLoader: Sendable {
             root.map("lotteries", required: false).map { reader in
                 Self.lotteries(reader, timeZone: timeZone, catalog: catalog)
             } ?? .empty
+        let allowances =
+            root.map("allowances", required: false).map { reader in
+                Self.allowances(reader, sites: sites, points: limits?.pointsPerTransactionMax ?? Points(amountMax))
+            } ?? .none
+        let promotionQuotas = root.map("promotion_quotas", required: false).map(Self.promotionQuotas) ?? .defaults
         root.finish()
         if let settlement {
             checkPrizeValues(lotteries, catalog: catalog, settlement: settlement, sites: sites, diagnostics)
@@ -97,7 +102,7 @@ package enum ProgramLoader: Sendable {
         return Program(
             id: id, name: name, currency: currency, timeZone: timeZone, limits: limits, sites: sites,
             earn: earn, redeem: redeem, tiers: tiers, expiry: expiry, settlement: settlement, catalog: catalog,
-            lotteries: lotteries)
+            lotteries: lotteries, allowances: allowances, promotionQuotas: promotionQuotas)
     }
 
     private static func currency(_ map: MapReader) -> Currency? {
