@@ -7,6 +7,11 @@ package enum TransactionKind: String, Sendable, Hashable, CaseIterable {
     case voucherUse = "voucher_use"
     /// A lottery draw of the points mall: its cost, and its points prize if any.
     case draw
+    /// Points of a member reserved for one site (`member` → `escrow(site)`), and given back by
+    /// the site or reclaimed by the gateway (`escrow(site)` → `member`).
+    case allowanceGrant = "allowance_grant"
+    case allowanceReturn = "allowance_return"
+    case allowanceReclaim = "allowance_reclaim"
 }
 
 /// What a receipt asked for: with the merchant and the request id it is the receipt's key (the

@@ -79,6 +79,9 @@ package enum AccountView {
                 }
             case .expire, .voucherUse, nil:
                 break
+            case .allowanceGrant, .allowanceReturn, .allowanceReclaim:
+                // A reservation for one site, neither earned nor spent: its spend is the redemption.
+                break
             }
         }
         return totals

@@ -135,6 +135,8 @@ package struct PostingEffects: Sendable {
     package var releasedHolds: [String] = []
     /// Vouchers the batch used for the first time.
     package var voucherUses: [VoucherUseEffect] = []
+    /// Allowances the batch granted or changed, as it leaves them.
+    package var allowances: [String: AllowanceRecord] = [:]
     package var conflicts: [ConflictEntry] = []
     package var flags: Set<SiteFlag> = []
     /// The last position and lot number used.

@@ -229,6 +229,8 @@ package struct PostingView: Sendable {
     package var promotionsGiven: [PromotionID: Points] = [:]
     /// The vouchers the batch's voucher uses name, by voucher id (those not here were never issued).
     package var vouchers: [String: VoucherRecord] = [:]
+    /// The allowances the batch names, by allowance id.
+    package var allowances: [String: AllowanceRecord] = [:]
     /// The last position used.
     package var position: Int64 = 0
 

@@ -127,6 +127,7 @@ package final class EdgeLedger: Sendable {
         case .parking: return .parking
         case .order: return .order
         case .voucherUse: return .voucherUse
+        case .allowanceGrant, .allowanceReturn, .allowanceReclaim: return .allowance
         case .adjust, .expire, .draw, nil: return .unspecified
         }
     }

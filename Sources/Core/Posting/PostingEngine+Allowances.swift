@@ -1,0 +1,167 @@
+/// An allowance as the ledger keeps it (docs/protocol.md, "Allowances and promotion quotas").
+package struct AllowanceRecord: Sendable, Equatable {
+    package enum Status: String, Sendable, CaseIterable {
+        /// The site may spend what is left until its stop instant.
+        case active
+        /// The site gave back what was left.
+        case returned
+        /// The gateway took back what was left.
+        case reclaimed
+    }
+
+    package var allowanceID: String
+    package var site: SiteID
+    package var member: MemberID
+    package var granted: Points
+    /// Spent at the site (posted from `escrow(site)`).
+    package var spent: Points
+    /// Given back by the site or reclaimed by the gateway.
+    package var released: Points
+    package var grantedAt: Timestamp
+    package var leaseUntil: Timestamp
+    package var status: Status
+
+    package init(
+        allowanceID: String, site: SiteID, member: MemberID, granted: Points, spent: Points = .zero,
+        released: Points = .zero, grantedAt: Timestamp, leaseUntil: Timestamp, status: Status = .active
+    ) {
+        self.allowanceID = allowanceID
+        self.site = site
+        self.member = member
+        self.granted = granted
+        self.spent = spent
+        self.released = released
+        self.grantedAt = grantedAt
+        self.leaseUntil = leaseUntil
+        self.status = status
+    }
+
+    /// What the allowance still reserves: in `escrow(site)` for the member.
+    package var left: Points { granted - spent - released }
+}
+
+/// Why the ledger did not grant, return or reclaim an allowance; nothing was written.
+package enum AllowanceLedgerRefusal: Error, Equatable, Sendable {
+    case unknownMember
+    /// The site is not in the latest program.
+    case unknownSite(SiteID)
+    /// The program's rules refuse the terms (docs/rules.md, "Allowances").
+    case terms(AllowanceRefusal)
+    case unknownAllowance(String)
+    /// The allowance is another site's.
+    case otherSite(String)
+    /// The allowance was returned or reclaimed already.
+    case notActive(String, AllowanceRecord.Status)
+    /// A return of more than the allowance has left.
+    case moreThanLeft(asked: Points, left: Points)
+
+    /// A message for the caller, naming the problem.
+    package var message: String {
+        switch self {
+        case .unknownMember: "unknown member"
+        case .unknownSite(let site): "site '\(site)' is not in the program"
+        case .terms(let refusal): refusal.message
+        case .unknownAllowance(let id): "no allowance '\(id)'"
+        case .otherSite(let id): "allowance '\(id)' is another site's"
+        case .notActive(let id, let status): "allowance '\(id)' is \(status.rawValue) already"
+        case .moreThanLeft(let asked, let left):
+            "\(asked.value) points returned; the allowance has \(left.value) left"
+        }
+    }
+}
+
+/// Allowances (escrow), decided like the ledger's other transactions: on the view, as effects.
+/// The member's points stay in their lots throughout: a grant or a return moves points between
+/// the member's account and `escrow(site)`, not out of the member's lots, so the lots of a member
+/// sum to their account plus what their active allowances have left.
+extension PostingEngine {
+    /// Grants an allowance at `site` on `trigger`: the terms by the latest program's rules for what
+    /// the member may spend now (balance less holds), `points` and `leaseUntil` when asked for;
+    /// posts them from `member(m)` to `escrow(site)`.
+    package mutating func grantAllowance(
+        member id: MemberID, site: SiteID, trigger: AllowanceTrigger, points: Points? = nil,
+        leaseUntil: Timestamp? = nil, allowanceID: String, transactionID: String, requestID: String? = nil,
+        receipt: ReceiptKey? = nil, detail: String
+    ) -> Result<AllowanceRecord, AllowanceLedgerRefusal> {
+        guard let member = resolve(id) else { return .failure(.unknownMember) }
+        guard let latest = catalogue.latest, let place = latest.program.site(site) else {
+            return .failure(.unknownSite(site))
+        }
+        let terms: AllowanceTerms
+        switch latest.program.allowances.terms(
+            at: place, trigger: trigger, available: available(member), points: points, leaseUntil: leaseUntil, now: now)
+        {
+        case .success(let granted): terms = granted
+        case .failure(let refusal): return .failure(.terms(refusal))
+        }
+        _ = write(
+            LedgerEntry(
+                position: 0, transactionID: transactionID, kind: .allowanceGrant, site: site, member: member,
+                requestID: requestID, points: -terms.points, occurredAt: now, postedAt: now,
+                programVersion: latest.version, detail: detail,
+                postings: Postings([Posting(.member(member), -terms.points), Posting(.escrow(site), terms.points)])
+                    .lines,
+                receipt: receipt))
+        let record = AllowanceRecord(
+            allowanceID: allowanceID, site: site, member: member, granted: terms.points, grantedAt: now,
+            leaseUntil: terms.leaseUntil)
+        keep(record)
+        return .success(record)
+    }
+
+    /// Gives back `points` of an active allowance of `site` (`escrow(site)` → `member(m)`), at
+    /// most what it has left; the allowance is returned once nothing is left.
+    package mutating func returnAllowance(
+        _ allowanceID: String, site: SiteID, points: Points, transactionID: String, detail: String
+    ) -> Result<AllowanceRecord, AllowanceLedgerRefusal> {
+        guard var record = view.allowances[allowanceID] else { return .failure(.unknownAllowance(allowanceID)) }
+        guard record.site == site else { return .failure(.otherSite(allowanceID)) }
+        guard record.status == .active else { return .failure(.notActive(allowanceID, record.status)) }
+        guard points >= .zero, points <= record.left else {
+            return .failure(.moreThanLeft(asked: points, left: record.left))
+        }
+        release(&record, points: points, kind: .allowanceReturn, transactionID: transactionID, detail: detail)
+        if record.left == .zero { record.status = .returned }
+        keep(record)
+        return .success(record)
+    }
+
+    /// Takes back what an active allowance has left (`escrow(site)` → `member(m)`) when the
+    /// program's rules allow it at this instant (`AllowanceRules.mayReclaim`, with the last time
+    /// the site caught up); nil when they do not yet.
+    package mutating func reclaimAllowance(
+        _ allowanceID: String, caughtUpAt: Timestamp?, transactionID: String, detail: String
+    ) -> Result<AllowanceRecord?, AllowanceLedgerRefusal> {
+        guard var record = view.allowances[allowanceID] else { return .failure(.unknownAllowance(allowanceID)) }
+        guard record.status == .active else { return .failure(.notActive(allowanceID, record.status)) }
+        let rules = catalogue.latest?.program.allowances ?? .none
+        guard rules.mayReclaim(leaseUntil: record.leaseUntil, caughtUpAt: caughtUpAt, now: now) else {
+            return .success(nil)
+        }
+        release(&record, points: record.left, kind: .allowanceReclaim, transactionID: transactionID, detail: detail)
+        record.status = .reclaimed
+        keep(record)
+        return .success(record)
+    }
+
+    /// Posts `points` of `record` back from `escrow(site)` to its member (the member it was
+    /// merged into, if any).
+    private mutating func release(
+        _ record: inout AllowanceRecord, points: Points, kind: TransactionKind, transactionID: String, detail: String
+    ) {
+        let member = resolve(record.member) ?? record.member
+        _ = write(
+            LedgerEntry(
+                position: 0, transactionID: transactionID, kind: kind, site: record.site, member: member,
+                points: points, occurredAt: now, postedAt: now, programVersion: catalogue.latest?.version ?? 0,
+                detail: detail,
+                postings: Postings([Posting(.escrow(record.site), -points), Posting(.member(member), points)]).lines))
+        record.released += points
+    }
+
+    /// Keeps an allowance's new state in the view and the effects.
+    private mutating func keep(_ record: AllowanceRecord) {
+        view.allowances[record.allowanceID] = record
+        effects.allowances[record.allowanceID] = record
+    }
+}
