@@ -208,4 +208,109 @@ struct AllowancePostingTests {
         #expect(effects.lotRemaining[3] == Points(-4_000))  // 6,000 left: what the allowance reserves
         #expect(effects.members[Self.alice]?.balance == .zero)
     }
+
+    // MARK: Spending an allowance (a pushed redemption or parking payment that names one)
+
+    /// An engine at the car park, Alice with `account` points in her account and `left` in
+    /// allowance a-1 (all in one lot).
+    static func parkEngine(account: Int64, left: Int64, status: AllowanceRecord.Status = .active) -> PostingEngine {
+        var view = Self.view(balance: account)
+        view.lots[alice] = [
+            PostingEngineTests.lot(3, of: alice, remaining: account + left, expires: "2027-12-01T00:00", next: nil)
+        ]
+        view.allowances["a-1"] = AllowanceRecord(
+            allowanceID: "a-1", site: park, member: alice, granted: Points(left), grantedAt: now,
+            leaseUntil: Timestamp(milliseconds: now.milliseconds + 600 * minute), status: status)
+        return PostingEngine(
+            view: view, catalogue: catalogue, site: park, now: now, programGraceMilliseconds: 3_600_000,
+            clockSkewMaxMilliseconds: 300_000)
+    }
+
+    static func exit(points: Int64, fromAllowance: Int64, allowance: String = "a-1") -> PushedTransaction {
+        PostingEngineTests.pushed(
+            .parking(
+                PushedTransaction.Spend(
+                    memberID: alice.description, points: points, amountMinor: 6_000, allowanceID: allowance,
+                    allowancePoints: fromAllowance)),
+            merchant: "park-operator")
+    }
+
+    @Test("a spend within an allowance is paid from escrow(site): the member's account and offline_risk untouched")
+    func spendWithin() {
+        var engine = Self.parkEngine(account: 500, left: 6_000)
+        let result = engine.post(Self.exit(points: 3_000, fromAllowance: 3_000))
+        let effects = engine.finish()
+        #expect(result == PostingResult(outcome: .posted, reason: "", points: Points(-3_000)))
+        #expect(
+            effects.entries.first?.postings == [
+                Posting(.escrow(Self.park), Points(-3_000)),
+                Posting(.redeemed(MerchantID("park-operator")!), Points(3_000)),
+            ])
+        #expect(effects.entries.first?.points == Points(-3_000))
+        #expect(effects.accountDeltas[.offlineRisk(Self.park)] == nil)
+        #expect(effects.members[Self.alice]?.balance == Points(500))
+        #expect(effects.allowances["a-1"]?.spent == Points(3_000))
+        #expect(effects.allowances["a-1"]?.left == Points(3_000))
+        #expect(effects.lotRemaining[3] == Points(-3_000))
+        #expect(effects.conflicts.isEmpty)
+    }
+
+    @Test("a spend beyond its allowance part is the member's, then the site's risk, as a floor-limit one")
+    func spendSplit() {
+        var engine = Self.parkEngine(account: 1_500, left: 3_000)
+        let result = engine.post(Self.exit(points: 4_000, fromAllowance: 3_000))
+        let effects = engine.finish()
+        #expect(result == PostingResult(outcome: .posted, reason: "", points: Points(-4_000)))
+        #expect(effects.members[Self.alice]?.balance == Points(500))
+        #expect(effects.accountDeltas[.escrow(Self.park)] == Points(-3_000))
+        #expect(effects.accountDeltas[.offlineRisk(Self.park)] == nil)
+        #expect(effects.allowances["a-1"]?.left == .zero)
+    }
+
+    @Test(
+        "a site that names more of an allowance than it has, or none of its own, is posted as a floor-limit spend with a conflict"
+    )
+    func overspent() {
+        var engine = Self.parkEngine(account: 500, left: 1_000)
+        let result = engine.post(Self.exit(points: 3_000, fromAllowance: 3_000))
+        let effects = engine.finish()
+        #expect(result.outcome == .postedWithConflict)
+        #expect(result.reason == "allowance_overspent,offline_overdraw")
+        #expect(effects.accountDeltas[.escrow(Self.park)] == Points(-1_000))
+        #expect(effects.accountDeltas[.offlineRisk(Self.park)] == Points(-1_500))
+        #expect(effects.members[Self.alice]?.balance == .zero)
+        #expect(effects.conflicts.map(\.kind) == [.allowanceOverspent, .offlineOverdraw])
+        #expect(effects.conflicts.map(\.points) == [Points(2_000), Points(1_500)])
+
+        var unknown = Self.parkEngine(account: 5_000, left: 1_000)
+        let named = unknown.post(Self.exit(points: 700, fromAllowance: 700, allowance: "a-9"))
+        let unknownEffects = unknown.finish()
+        #expect(
+            named == PostingResult(outcome: .postedWithConflict, reason: "allowance_overspent", points: Points(-700)))
+        #expect(unknownEffects.members[Self.alice]?.balance == Points(4_300))
+        #expect(unknownEffects.accountDeltas[.escrow(Self.park)] == nil)
+        #expect(unknownEffects.allowances.isEmpty)
+    }
+
+    @Test("a spend of an allowance returned or reclaimed already is the member's, with allowance_reclaimed")
+    func spendAfterReclaim() {
+        var engine = Self.parkEngine(account: 5_000, left: 1_000, status: .reclaimed)
+        let result = engine.post(Self.exit(points: 800, fromAllowance: 800))
+        let effects = engine.finish()
+        #expect(
+            result == PostingResult(outcome: .postedWithConflict, reason: "allowance_reclaimed", points: Points(-800)))
+        #expect(effects.members[Self.alice]?.balance == Points(4_200))
+        #expect(effects.accountDeltas[.escrow(Self.park)] == nil)
+    }
+
+    @Test("allowance points outside 0 to the spend's points, or without an allowance id, reject the spend")
+    func malformedSpend() {
+        for (points, part, id) in [(Int64(500), Int64(501), "a-1"), (500, -1, "a-1"), (500, 100, ""), (500, 0, "a-1")] {
+            var engine = Self.parkEngine(account: 5_000, left: 1_000)
+            let result = engine.post(Self.exit(points: points, fromAllowance: part, allowance: id))
+            let effects = engine.finish()
+            #expect(result.outcome == .rejected, "\(points) \(part) '\(id)'")
+            #expect(effects.accountDeltas.isEmpty && effects.allowances.isEmpty)
+        }
+    }
 }

@@ -68,13 +68,7 @@ struct AllowanceRulesTests {
         let mistake = Self.mistakes[index]
         let document = Fixture.document.setting(
             "allowances", to: Self.section.setting(mistake.change, to: mistake.value))
-        do {
-            _ = try ProgramLoader.load(document)
-            Issue.record("the document loaded")
-        } catch {
-            let match = error.errors.first { $0.path == mistake.path && $0.message.contains(mistake.words) }
-            #expect(match != nil, "expected \(mistake.path): …\(mistake.words)…, got:\n\(error)")
-        }
+        Fixture.expectRefused(document, at: mistake.path, saying: mistake.words)
     }
 
     @Test("promotion_quotas: both keys required, each within its range")

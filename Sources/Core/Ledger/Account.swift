@@ -85,16 +85,18 @@ package enum PostingRules: Sendable {
     }
 
     /// A redemption (or parking payment) of `points` at `merchant` of `site`, for a member with
-    /// `available` points: the merchant's `redeemed` account gets every point; the member pays
-    /// what they have and `offline_risk(site)` the rest.
+    /// `available` points: the merchant's `redeemed` account gets every point; `fromEscrow` of
+    /// them come from `escrow(site)` (the site's allowance for the member), the member pays what
+    /// they have of the rest and `offline_risk(site)` what is still missing.
     package static func redemption(
-        member: MemberID, merchant: MerchantID, site: SiteID, points: Points, available: Points
+        member: MemberID, merchant: MerchantID, site: SiteID, points: Points, available: Points,
+        fromEscrow: Points = .zero
     ) -> (Postings, shortfall: Points) {
-        let (fromMember, shortfall) = debit(requested: points, available: available)
+        let (fromMember, shortfall) = debit(requested: points - fromEscrow, available: available)
         return (
             Postings([
                 Posting(.member(member), -fromMember), Posting(.offlineRisk(site), -shortfall),
-                Posting(.redeemed(merchant), points),
+                Posting(.escrow(site), -fromEscrow), Posting(.redeemed(merchant), points),
             ]), shortfall
         )
     }

@@ -44,6 +44,11 @@ package enum ConflictKind: String, Sendable, Hashable, CaseIterable {
     case voucherCancelled = "voucher_cancelled"
     /// A voucher honoured at a till after it expired (the site's clock said otherwise).
     case voucherExpired = "voucher_expired"
+    /// A spend that named more of an allowance than it had (or an allowance not the site's or
+    /// the member's): the excess was posted as a floor-limit redemption.
+    case allowanceOverspent = "allowance_overspent"
+    /// A spend of an allowance already returned or reclaimed: posted as a floor-limit redemption.
+    case allowanceReclaimed = "allowance_reclaimed"
 }
 
 /// A mark on a site that stays until an operator clears it.

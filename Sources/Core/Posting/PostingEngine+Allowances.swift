@@ -73,7 +73,9 @@ package enum AllowanceLedgerRefusal: Error, Equatable, Sendable {
 /// Allowances (escrow), decided like the ledger's other transactions: on the view, as effects.
 /// The member's points stay in their lots throughout: a grant or a return moves points between
 /// the member's account and `escrow(site)`, not out of the member's lots, so the lots of a member
-/// sum to their account plus what their active allowances have left.
+/// sum to their account plus what their active allowances have left, and the rows of a grant, a
+/// return or a reclaim change the member's points by nothing (a member's history shows the spend,
+/// not the reservation).
 extension PostingEngine {
     /// Grants an allowance at `site` on `trigger`: the terms by the latest program's rules for what
     /// the member may spend now (balance less holds), `points` and `leaseUntil` when asked for;
@@ -97,7 +99,7 @@ extension PostingEngine {
         _ = write(
             LedgerEntry(
                 position: 0, transactionID: transactionID, kind: .allowanceGrant, site: site, member: member,
-                requestID: requestID, points: -terms.points, occurredAt: now, postedAt: now,
+                requestID: requestID, points: .zero, occurredAt: now, postedAt: now,
                 programVersion: latest.version, detail: detail,
                 postings: Postings([Posting(.member(member), -terms.points), Posting(.escrow(site), terms.points)])
                     .lines,
@@ -153,14 +155,14 @@ extension PostingEngine {
         _ = write(
             LedgerEntry(
                 position: 0, transactionID: transactionID, kind: kind, site: record.site, member: member,
-                points: points, occurredAt: now, postedAt: now, programVersion: catalogue.latest?.version ?? 0,
+                points: .zero, occurredAt: now, postedAt: now, programVersion: catalogue.latest?.version ?? 0,
                 detail: detail,
                 postings: Postings([Posting(.escrow(record.site), -points), Posting(.member(member), points)]).lines))
         record.released += points
     }
 
     /// Keeps an allowance's new state in the view and the effects.
-    private mutating func keep(_ record: AllowanceRecord) {
+    mutating func keep(_ record: AllowanceRecord) {
         view.allowances[record.allowanceID] = record
         effects.allowances[record.allowanceID] = record
     }

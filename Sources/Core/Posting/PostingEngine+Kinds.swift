@@ -330,44 +330,6 @@ extension PostingEngine {
         store(record)
     }
 
-    /// A redemption or parking payment: consumes the hold placed for its transaction, if any, and
-    /// takes what the member has (less other holds); the rest goes to offline_risk(site).
-    mutating func spend(
-        _ memberID: String, points: Points, amount: Money, kind: TransactionKind, _ context: inout Context
-    ) -> Result<Points, Rejection> {
-        guard let stated = context.pushed.member, let member = resolve(stated) else {
-            return .failure(Rejection(reason: .unknownMember, member: nil, detail: "member '\(memberID)' is unknown"))
-        }
-        guard points >= .zero, points.value <= context.program.limits.pointsPerTransactionMax.value else {
-            return .failure(Rejection(reason: .malformed, member: member, detail: "points \(points) out of range"))
-        }
-        // The hold placed for this very transaction pays for it, whether or not the edge heard the
-        // answer: an authorisation answer lost past the edge's deadline leaves the hold at the
-        // gateway and sends the same transaction down the offline path. Those points were kept for
-        // this transaction; counting them as someone else's would book the member's own points to
-        // the site's offline_risk.
-        if let index = view.holds.firstIndex(where: { $0.transactionID == context.pushed.transactionID }) {
-            effects.consumedHolds.append(view.holds[index].holdID)
-            view.holds.remove(at: index)
-        }
-        let available = available(member)
-        let (postings, shortfall) = PostingRules.redemption(
-            member: member, merchant: context.merchant, site: site, points: points, available: available)
-        let change = postings.change(of: .member(member))
-        let position = post(context, kind: kind, member: member, points: change, amount: amount, postings: postings)
-        consumeLots(member, points: -change, position: position)
-        if shortfall > .zero {
-            conflict(
-                .offlineOverdraw, transaction: context.pushed.transactionID, member: member,
-                resolution:
-                    "member taken to \(available - (points - shortfall)) points; \(shortfall) booked to offline_risk(\(site))",
-                points: shortfall)
-            effects.flags.insert(.offlineOverdraw)
-            context.conflicts.append(.offlineOverdraw)
-        }
-        return .success(change)
-    }
-
     mutating func reverse(_ record: PushedTransaction.Reverse, _ context: inout Context) -> Result<Points, Rejection> {
         guard let stated = context.pushed.member, let member = resolve(stated),
             var original = view.originals[record.originalTransactionID], original.site == site

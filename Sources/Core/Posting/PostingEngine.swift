@@ -197,14 +197,8 @@ package struct PostingEngine: Sendable {
         switch body {
         case .enrollment(let record): outcome = enroll(record, &context)
         case .earn(let record): outcome = earn(record, &context)
-        case .redeem(let record):
-            outcome = spend(
-                record.memberID, points: Points(record.points), amount: Money(minorUnits: record.amountMinor),
-                kind: .redeem, &context)
-        case .parking(let record):
-            outcome = spend(
-                record.memberID, points: Points(record.points), amount: Money(minorUnits: record.amountMinor),
-                kind: .parking, &context)
+        case .redeem(let record): outcome = spend(record, kind: .redeem, &context)
+        case .parking(let record): outcome = spend(record, kind: .parking, &context)
         case .reverse(let record): outcome = reverse(record, &context)
         case .voucherUse(let record): outcome = useVoucher(record, &context)
         }

@@ -132,11 +132,19 @@ package struct PushedTransaction: Hashable, Sendable {
         package var points: Int64
         /// The bill or the parking fee.
         package var amountMinor: Int64
+        /// The allowance of the site the first `allowancePoints` of `points` were spent from
+        /// (empty and 0 when none).
+        package var allowanceID: String
+        package var allowancePoints: Int64
 
-        package init(memberID: String, points: Int64, amountMinor: Int64) {
+        package init(
+            memberID: String, points: Int64, amountMinor: Int64, allowanceID: String = "", allowancePoints: Int64 = 0
+        ) {
             self.memberID = memberID
             self.points = points
             self.amountMinor = amountMinor
+            self.allowanceID = allowanceID
+            self.allowancePoints = allowancePoints
         }
     }
 

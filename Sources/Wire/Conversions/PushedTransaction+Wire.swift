@@ -37,9 +37,14 @@ extension PushedTransaction {
                     paidWithPointsMinor: record.paidWithPointsMinor))
         case .redeem(let record):
             body = .redeem(
-                Spend(memberID: record.memberID, points: record.points, amountMinor: record.billAmountMinor))
+                Spend(
+                    memberID: record.memberID, points: record.points, amountMinor: record.billAmountMinor,
+                    allowanceID: record.allowanceID, allowancePoints: record.allowancePoints))
         case .parking(let record):
-            body = .parking(Spend(memberID: record.memberID, points: record.points, amountMinor: record.feeMinor))
+            body = .parking(
+                Spend(
+                    memberID: record.memberID, points: record.points, amountMinor: record.feeMinor,
+                    allowanceID: record.allowanceID, allowancePoints: record.allowancePoints))
         case .reverse(let record):
             body = .reverse(
                 Reverse(

@@ -74,8 +74,14 @@ enum Fixture {
             "review_months": 12,
             "levels": [
                 ["id": "member", "name": "Member", "threshold": 0, "multiplier": "1"],
-                ["id": "silver", "name": "Silver", "threshold": 5000, "multiplier": "1.2", "free_parking_minutes_per_day": 60],
-                ["id": "gold", "name": "Gold", "threshold": 20000, "multiplier": "1.5", "free_parking_minutes_per_day": 120],
+                [
+                    "id": "silver", "name": "Silver", "threshold": 5000, "multiplier": "1.2",
+                    "free_parking_minutes_per_day": 60,
+                ],
+                [
+                    "id": "gold", "name": "Gold", "threshold": 20000, "multiplier": "1.5",
+                    "free_parking_minutes_per_day": 120,
+                ],
             ],
         ],
         "expiry": ["months": 12, "reminder_days": 30],
@@ -125,5 +131,21 @@ enum Fixture {
     static func fen(_ value: Int64) -> Money { Money(minorUnits: value) }
     static func line(_ category: String, _ fen: Int64) -> SaleLine {
         SaleLine(category: Category(category)!, amount: Money(minorUnits: fen))
+    }
+}
+
+extension Fixture {
+    /// Expects `document` to be refused with a problem at `path` whose message contains `words`.
+    static func expectRefused(
+        _ document: DocumentNode, at path: String, saying words: String,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) {
+        do {
+            _ = try ProgramLoader.load(document)
+            Issue.record("the document loaded", sourceLocation: sourceLocation)
+        } catch {
+            let match = error.errors.first { $0.path == path && $0.message.contains(words) }
+            #expect(match != nil, "expected \(path): …\(words)…, got:\n\(error)", sourceLocation: sourceLocation)
+        }
     }
 }

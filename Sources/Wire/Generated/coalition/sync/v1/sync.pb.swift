@@ -368,6 +368,13 @@ package nonisolated struct Coalition_Sync_V1_RedeemRecord: Sendable {
   /// The gateway's hold id for an online authorisation.
   package var holdID: String = String()
 
+  /// The allowance (escrow) of this site the first `allowance_points` of `points` were spent from,
+  /// offline (docs/protocol.md, "Allowances and promotion quotas"); empty and 0 otherwise. The
+  /// rest of `points` was decided by `authorization`.
+  package var allowanceID: String = String()
+
+  package var allowancePoints: Int64 = 0
+
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
   package init() {}
@@ -426,6 +433,11 @@ package nonisolated struct Coalition_Sync_V1_ParkingRecord: Sendable {
   package var authorization: Coalition_Common_V1_RedeemAuthorization = .unspecified
 
   package var holdID: String = String()
+
+  /// As in `RedeemRecord`: the allowance the first `allowance_points` of `points` were spent from.
+  package var allowanceID: String = String()
+
+  package var allowancePoints: Int64 = 0
 
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1329,7 +1341,7 @@ nonisolated extension Coalition_Sync_V1_EarnRecord: SwiftProtobuf.Message, Swift
 
 nonisolated extension Coalition_Sync_V1_RedeemRecord: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".RedeemRecord"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}member_id\0\u{3}bill_amount_minor\0\u{1}lines\0\u{1}points\0\u{3}value_minor\0\u{1}authorization\0\u{3}hold_id\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}member_id\0\u{3}bill_amount_minor\0\u{1}lines\0\u{1}points\0\u{3}value_minor\0\u{1}authorization\0\u{3}hold_id\0\u{3}allowance_id\0\u{3}allowance_points\0")
 
   package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1344,6 +1356,8 @@ nonisolated extension Coalition_Sync_V1_RedeemRecord: SwiftProtobuf.Message, Swi
       case 5: try { try decoder.decodeSingularInt64Field(value: &self.valueMinor) }()
       case 6: try { try decoder.decodeSingularEnumField(value: &self.authorization) }()
       case 7: try { try decoder.decodeSingularStringField(value: &self.holdID) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.allowanceID) }()
+      case 9: try { try decoder.decodeSingularInt64Field(value: &self.allowancePoints) }()
       default: break
       }
     }
@@ -1371,6 +1385,12 @@ nonisolated extension Coalition_Sync_V1_RedeemRecord: SwiftProtobuf.Message, Swi
     if !self.holdID.isEmpty {
       try visitor.visitSingularStringField(value: self.holdID, fieldNumber: 7)
     }
+    if !self.allowanceID.isEmpty {
+      try visitor.visitSingularStringField(value: self.allowanceID, fieldNumber: 8)
+    }
+    if self.allowancePoints != 0 {
+      try visitor.visitSingularInt64Field(value: self.allowancePoints, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1382,6 +1402,8 @@ nonisolated extension Coalition_Sync_V1_RedeemRecord: SwiftProtobuf.Message, Swi
     if lhs.valueMinor != rhs.valueMinor {return false}
     if lhs.authorization != rhs.authorization {return false}
     if lhs.holdID != rhs.holdID {return false}
+    if lhs.allowanceID != rhs.allowanceID {return false}
+    if lhs.allowancePoints != rhs.allowancePoints {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1444,7 +1466,7 @@ nonisolated extension Coalition_Sync_V1_ReverseRecord: SwiftProtobuf.Message, Sw
 
 nonisolated extension Coalition_Sync_V1_ParkingRecord: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".ParkingRecord"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}member_id\0\u{3}ticket_id\0\u{3}entry_at_ms\0\u{3}exit_at_ms\0\u{3}fee_minor\0\u{1}points\0\u{3}points_value_minor\0\u{3}free_minutes_applied\0\u{1}authorization\0\u{3}hold_id\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}member_id\0\u{3}ticket_id\0\u{3}entry_at_ms\0\u{3}exit_at_ms\0\u{3}fee_minor\0\u{1}points\0\u{3}points_value_minor\0\u{3}free_minutes_applied\0\u{1}authorization\0\u{3}hold_id\0\u{3}allowance_id\0\u{3}allowance_points\0")
 
   package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1462,6 +1484,8 @@ nonisolated extension Coalition_Sync_V1_ParkingRecord: SwiftProtobuf.Message, Sw
       case 8: try { try decoder.decodeSingularInt64Field(value: &self.freeMinutesApplied) }()
       case 9: try { try decoder.decodeSingularEnumField(value: &self.authorization) }()
       case 10: try { try decoder.decodeSingularStringField(value: &self.holdID) }()
+      case 11: try { try decoder.decodeSingularStringField(value: &self.allowanceID) }()
+      case 12: try { try decoder.decodeSingularInt64Field(value: &self.allowancePoints) }()
       default: break
       }
     }
@@ -1498,6 +1522,12 @@ nonisolated extension Coalition_Sync_V1_ParkingRecord: SwiftProtobuf.Message, Sw
     if !self.holdID.isEmpty {
       try visitor.visitSingularStringField(value: self.holdID, fieldNumber: 10)
     }
+    if !self.allowanceID.isEmpty {
+      try visitor.visitSingularStringField(value: self.allowanceID, fieldNumber: 11)
+    }
+    if self.allowancePoints != 0 {
+      try visitor.visitSingularInt64Field(value: self.allowancePoints, fieldNumber: 12)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1512,6 +1542,8 @@ nonisolated extension Coalition_Sync_V1_ParkingRecord: SwiftProtobuf.Message, Sw
     if lhs.freeMinutesApplied != rhs.freeMinutesApplied {return false}
     if lhs.authorization != rhs.authorization {return false}
     if lhs.holdID != rhs.holdID {return false}
+    if lhs.allowanceID != rhs.allowanceID {return false}
+    if lhs.allowancePoints != rhs.allowancePoints {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
