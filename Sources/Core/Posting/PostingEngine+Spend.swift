@@ -71,20 +71,15 @@ extension PostingEngine {
         guard stated > .zero else { return .zero }
         var record = view.allowances[spend.allowanceID]
         if let found = record, found.site != site || resolve(found.member) != member { record = nil }
-        let paid: Points
-        switch record {
-        case .some(var active) where active.status == .active:
+        var paid = Points.zero
+        if var active = record, active.status == .active {
             paid = min(stated, active.left)
             active.spent += paid
             keep(active)
-        case .some:
-            paid = .zero
-        case .none:
-            paid = .zero
         }
         if paid < stated {
             let kind: ConflictKind =
-                record.map { $0.status != .active } == true ? .allowanceReclaimed : .allowanceOverspent
+                if let record, record.status != .active { .allowanceReclaimed } else { .allowanceOverspent }
             conflict(
                 kind, transaction: context.pushed.transactionID, member: member,
                 resolution:
