@@ -11,12 +11,12 @@ import Wire
 @Suite("Allowances over sync")
 struct AllowanceSyncTests {
     static func spend(
-        member: String, points: Int64, fromAllowance: Int64, allowance: String
+        member: String, points: Int64, fromAllowance: Int64, allowance: String, merchant: String = "mall-fashion"
     ) -> Coalition_Sync_V1_LocalTransaction {
         var generator = SystemRandomNumberGenerator()
         var local = RawSync.redemption(
             transaction: TransactionID(time: ManualClockTime.now, using: &generator).description, member: member,
-            merchant: "mall-fashion", points: points, authorization: .allowance)
+            merchant: merchant, points: points, authorization: .allowance)
         local.redeem.allowanceID = allowance
         local.redeem.allowancePoints = fromAllowance
         return local

@@ -23,6 +23,8 @@ package enum ReceiptOperation: String, Sendable, Hashable, CaseIterable {
     case adjust
     /// A voucher honoured at a till.
     case voucherRedeem = "voucher-redeem"
+    /// An allowance granted (its receipts are the site's or the operator's request ids).
+    case allowance
 }
 
 /// A conflict the gateway found and resolved by a written rule (DESIGN §6); operators list them.

@@ -54,6 +54,8 @@ package enum AllowanceLedgerRefusal: Error, Equatable, Sendable {
     case notActive(String, AllowanceRecord.Status)
     /// A return of more than the allowance has left.
     case moreThanLeft(asked: Points, left: Points)
+    /// The member has an active allowance at the site already.
+    case alreadyActive(String)
 
     /// A message for the caller, naming the problem.
     package var message: String {
@@ -66,6 +68,7 @@ package enum AllowanceLedgerRefusal: Error, Equatable, Sendable {
         case .notActive(let id, let status): "allowance '\(id)' is \(status.rawValue) already"
         case .moreThanLeft(let asked, let left):
             "\(asked.value) points returned; the allowance has \(left.value) left"
+        case .alreadyActive(let id): "the member has an active allowance '\(id)' at this site already"
         }
     }
 }
@@ -79,7 +82,8 @@ package enum AllowanceLedgerRefusal: Error, Equatable, Sendable {
 extension PostingEngine {
     /// Grants an allowance at `site` on `trigger`: the terms by the latest program's rules for what
     /// the member may spend now (balance less holds), `points` and `leaseUntil` when asked for;
-    /// posts them from `member(m)` to `escrow(site)`.
+    /// posts them from `member(m)` to `escrow(site)`. The view must hold the member's active
+    /// allowances (`PostingKeys.allowanceMembers`): a member has at most one at a site.
     package mutating func grantAllowance(
         member id: MemberID, site: SiteID, trigger: AllowanceTrigger, points: Points? = nil,
         leaseUntil: Timestamp? = nil, allowanceID: String, transactionID: String, requestID: String? = nil,
@@ -88,6 +92,11 @@ extension PostingEngine {
         guard let member = resolve(id) else { return .failure(.unknownMember) }
         guard let latest = catalogue.latest, let place = latest.program.site(site) else {
             return .failure(.unknownSite(site))
+        }
+        if let active = view.allowances.values.first(where: {
+            $0.site == site && $0.status == .active && resolve($0.member) == member
+        }) {
+            return .failure(.alreadyActive(active.allowanceID))
         }
         let terms: AllowanceTerms
         switch latest.program.allowances.terms(
@@ -160,6 +169,9 @@ extension PostingEngine {
                 postings: Postings([Posting(.escrow(record.site), -points), Posting(.member(member), points)]).lines))
         record.released += points
     }
+
+    /// An allowance of the view (as the batch has left it so far).
+    package func allowance(_ id: String) -> AllowanceRecord? { view.allowances[id] }
 
     /// Keeps an allowance's new state in the view and the effects.
     mutating func keep(_ record: AllowanceRecord) {

@@ -74,7 +74,8 @@ package struct PostingEngine: Sendable {
                 keys.earningMembers.insert(member)
                 keys.statedTiers[member, default: []].insert(record.tier)
                 noteQualifyingWindow(of: transaction)
-            case .redeem, .parking:
+            case .redeem(let spend), .parking(let spend):
+                if !spend.allowanceID.isEmpty { keys.allowances.insert(spend.allowanceID) }
                 guard let member = transaction.member else { break }
                 keys.members.insert(member)
                 keys.debitedMembers.insert(member)

@@ -280,6 +280,10 @@ package struct PostingKeys: Sendable {
     package var site: SiteID?
     /// Voucher ids the batch's voucher uses name.
     package var vouchers: Set<String> = []
+    /// Allowance ids the batch's spends name.
+    package var allowances: Set<String> = []
+    /// Members whose active allowances are read (a grant refuses a second one at a site).
+    package var allowanceMembers: Set<MemberID> = []
 
     package init() {}
 }

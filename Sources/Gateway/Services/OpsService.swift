@@ -12,6 +12,7 @@ import X509
 /// on every change.
 package struct OpsService<
     Store: OperationsLedger & SettlementLedger & LedgerJobs & MallLedger & LotteryLedger & MonitoringLedger
+        & AllowanceLedger
 >:
     Coalition_Ops_V1_Ops
         .ServiceProtocol

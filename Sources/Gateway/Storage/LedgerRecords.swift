@@ -181,6 +181,60 @@ package enum AdjustmentRefusal: Error, Sendable, Equatable {
     case unknownFunder(String)
 }
 
+/// A request for an allowance.
+package struct AllowanceGrantCommand: Sendable {
+    package var site: SiteID
+    package var member: MemberID
+    package var trigger: AllowanceTrigger
+    /// The points asked for (nil: the rule's most, bounded by what the member may spend).
+    package var points: Points?
+    /// The lease's end asked for (nil: the rule's lease from now).
+    package var leaseUntil: Timestamp?
+    package var requestID: RequestID
+    /// The operator who asked, or nil when the site did (its trigger).
+    package var operatorName: String?
+    /// Why, as the operator said.
+    package var reason: String
+
+    package init(
+        site: SiteID, member: MemberID, trigger: AllowanceTrigger, points: Points? = nil, leaseUntil: Timestamp? = nil,
+        requestID: RequestID, operatorName: String? = nil, reason: String = ""
+    ) {
+        self.reason = reason
+        self.site = site
+        self.member = member
+        self.trigger = trigger
+        self.points = points
+        self.leaseUntil = leaseUntil
+        self.requestID = requestID
+        self.operatorName = operatorName
+    }
+
+    /// The receipt that makes the request idempotent: operators' request ids are one space, each
+    /// site's another.
+    package var receipt: ReceiptKey {
+        ReceiptKey(
+            merchant: operatorName == nil ? "-site:\(site)" : "-ops", operation: .allowance,
+            requestID: requestID.rawValue)
+    }
+
+    /// What the grant's ledger row says of it.
+    package var detail: String {
+        "\(trigger.rawValue) allowance" + (operatorName.map { " by \($0): \(reason)" } ?? "")
+    }
+}
+
+/// An allowance granted, or the first grant of the same request.
+package struct AllowanceGrant: Sendable, Equatable {
+    package var record: AllowanceRecord
+    package var alreadyGranted: Bool
+
+    package init(record: AllowanceRecord, alreadyGranted: Bool) {
+        self.record = record
+        self.alreadyGranted = alreadyGranted
+    }
+}
+
 // MARK: Settlement and jobs
 
 /// A closed settlement period: its statements exactly as stored when it was first closed.

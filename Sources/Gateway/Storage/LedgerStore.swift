@@ -11,7 +11,7 @@ import Wire
 /// the services make wire messages and statuses of them.
 package typealias LedgerStore = SyncLedger & OperationsLedger & SettlementLedger & LedgerJobs & MallLedger
     & MonitoringLedger
-    & LotteryLedger
+    & LotteryLedger & AllowanceLedger
 
 /// What the sync service (`coalition.sync.v1.Sync`) needs of the ledger.
 package protocol SyncLedger: Sendable {
@@ -72,6 +72,32 @@ package protocol OperationsLedger: Sendable {
     func publish(document: [UInt8], effectiveAt: Timestamp?, by publisher: String) async throws -> Int64
     /// Published program versions, oldest first.
     func programSummaries() async throws -> [ProgramSummary]
+}
+
+/// Allowances (escrow, docs/protocol.md "Allowances and promotion quotas"): granted on a
+/// trigger or by an operator, given back, reclaimed by the gateway after the lease and its margin.
+package protocol AllowanceLedger: Sendable {
+    /// Grants an allowance by the latest program's rules; the same request id (of the same site,
+    /// or of operators) returns the first grant. Throws `AllowanceLedgerRefusal`.
+    func grantAllowance(_ command: AllowanceGrantCommand) async throws -> AllowanceGrant
+    /// Gives back `points` (nil: all it has left) of an active allowance of `site`. Throws
+    /// `AllowanceLedgerRefusal`.
+    func returnAllowance(_ allowanceID: String, site: SiteID, points: Points?, by who: String) async throws
+        -> AllowanceRecord
+    /// One allowance, nil when there is none of that id.
+    func allowance(_ id: String) async throws -> AllowanceRecord?
+    /// Allowances, newest grant first, optionally of one site or member (following merges), only
+    /// active ones when asked; at most `limit`.
+    func allowances(site: SiteID?, member: MemberID?, activeOnly: Bool, limit: Int) async throws
+        -> [AllowanceRecord]
+    /// What each site's escrow account holds (the sum of its active allowances' left).
+    func escrowBySite() async throws -> [SiteID: Points]
+    /// Reclaims active allowances whose lease and margin have passed and whose site caught up
+    /// since (or has been unheard for `unheard_reclaim_hours`), at most `limit`; how many.
+    func reclaimAllowances(limit: Int) async throws -> Int
+    /// Records that `site`'s pushes reached the outbox head it reported at `at` (the reclaim job's
+    /// evidence that nothing it spent is still on its way).
+    func recordCaughtUp(site: SiteID, at: Timestamp) async throws
 }
 
 /// Closing a day's settlement and reading closed ones (DESIGN §7).

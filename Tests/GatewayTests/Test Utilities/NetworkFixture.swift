@@ -100,13 +100,31 @@ extension LedgerSQL {
         #expect(
             try await int("SELECT COUNT(*) FROM account_balances WHERE account LIKE 'member:%' AND points < 0") == 0,
             sourceLocation: sourceLocation)
-        // Every point a member holds is in a lot: the lots of each member sum to their balance.
+        // Every point a member holds is in a lot: the lots of each member sum to their balance
+        // plus what their active allowances have left (escrowed points are still theirs).
         let lotDrift = try await int(
             """
             SELECT COUNT(*) FROM account_balances b WHERE b.account LIKE 'member:%'
-              AND b.points != (SELECT COALESCE(SUM(remaining_points), 0) FROM lots l WHERE 'member:' || l.member_id = b.account)
+              AND b.points + (SELECT COALESCE(SUM(granted_points - spent_points - released_points), 0) FROM allowances a
+                  WHERE 'member:' || a.member_id = b.account AND a.status = 'active')
+                != (SELECT COALESCE(SUM(remaining_points), 0) FROM lots l WHERE 'member:' || l.member_id = b.account)
             """)
         #expect(lotDrift == 0, sourceLocation: sourceLocation)
+        // Each site's escrow holds what its active allowances have left, and nothing else.
+        let escrowDrift = try await int(
+            """
+            SELECT COUNT(*) FROM (
+              SELECT 'escrow:' || site_id AS account, SUM(granted_points - spent_points - released_points) AS points
+              FROM allowances WHERE status = 'active' GROUP BY site_id
+            ) AS e FULL OUTER JOIN (SELECT account, points FROM account_balances WHERE account LIKE 'escrow:%') AS b
+              ON b.account = e.account
+            WHERE COALESCE(b.points, 0) != COALESCE(e.points, 0)
+            """)
+        #expect(escrowDrift == 0, sourceLocation: sourceLocation)
+        #expect(
+            try await int(
+                "SELECT COUNT(*) FROM allowances WHERE spent_points < 0 OR released_points < 0 OR spent_points + released_points > granted_points OR (status != 'active' AND spent_points + released_points != granted_points)"
+            ) == 0, sourceLocation: sourceLocation)
         #expect(try await LedgerChains.faults(self) == [], sourceLocation: sourceLocation)
     }
 }
@@ -204,7 +222,8 @@ enum Network {
             try await body(
                 LinkedEdge(
                     node: edge.node, points: edge.points, parking: edge.parking,
-                    vouchers: Coalition_Edge_V1_Vouchers.Client(wrapping: edge.client), token: edge.tokens[merchant]![0]))
+                    vouchers: Coalition_Edge_V1_Vouchers.Client(wrapping: edge.client), token: edge.tokens[merchant]![0]
+                ))
         }
     }
 

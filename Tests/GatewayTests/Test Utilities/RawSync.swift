@@ -3,6 +3,7 @@ import Crypto
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import Gateway
 import SwiftProtobuf
 import TestSupport
 import Wire
@@ -40,6 +41,9 @@ enum RawSync {
         /// The sequence the site's next transaction takes, and the chain head before it.
         let next: UInt64
         let previous: Data
+        /// The network's certificates (with an operator's, `alice`) and the gateway's clock.
+        let certificates: TestCertificates
+        let clock: ManualWallClock
 
         /// Pushes `locals` as the site's next transactions; returns the gateway's answer.
         func push(
@@ -49,6 +53,20 @@ enum RawSync {
         {
             try await sync.push(
                 RawSync.push(try RawSync.chain(locals, first: first ?? next, previous: previous ?? self.previous)))
+        }
+
+        /// Pushes each batch of `batches` in turn, one chain after the site's enrolments; returns
+        /// the gateway's answers.
+        func push(batches: [[Coalition_Sync_V1_LocalTransaction]]) async throws -> [Coalition_Sync_V1_PushResponse] {
+            var (first, previous) = (next, self.previous)
+            var answers: [Coalition_Sync_V1_PushResponse] = []
+            for locals in batches {
+                let chain = try RawSync.chain(locals, first: first, previous: previous)
+                answers.append(try await sync.push(RawSync.push(chain)))
+                first += UInt64(chain.count)
+                previous = Data(SHA256.hash(data: chain.last?.payload ?? Data()))
+            }
+            return answers
         }
     }
 
@@ -62,6 +80,7 @@ enum RawSync {
     ) async throws {
         let directory = try TemporaryDirectory()
         let certificates = try TestCertificates(directory: directory.url.path, sites: [site])
+        try certificates.issue(.operator("alice"), name: "alice")
         let clock = ManualWallClock()
         clock.set(ManualClockTime.now)
         let configuration = try Network.gatewayConfiguration(directory.url.path, certificates: certificates)
@@ -76,7 +95,8 @@ enum RawSync {
                 try await body(
                     EnrolledSite(
                         gateway: gateway, sync: sync, members: members, next: UInt64(count) + 1,
-                        previous: Data(SHA256.hash(data: enrolments[count - 1].payload))))
+                        previous: Data(SHA256.hash(data: enrolments[count - 1].payload)), certificates: certificates,
+                        clock: clock))
             }
             try await gateway.checkInvariants()
         }

@@ -116,6 +116,7 @@ extension PostgresPosting {
                 "UPDATE holds SET status = 'released' WHERE hold_id = ANY(\(effects.releasedHolds))", logger)
         }
         try await applyVoucherUses(connection, effects.voucherUses, logger)
+        try await applyAllowances(connection, effects.allowances, logger)
         for conflict in effects.conflicts { try await insert(connection, conflict, at: now, logger) }
     }
 

@@ -118,6 +118,18 @@ enum PostgresPosting {
             }
         }
         try await loadVouchers(connection, ids: keys.vouchers, into: &view, logger)
+        try await loadAllowances(connection, ids: keys.allowances, into: &view, logger)
+        if !keys.allowanceMembers.isEmpty {
+            for record in try await allowances(
+                connection,
+                """
+                SELECT \(unescaped: SQLitePosting.allowanceColumns) FROM allowances
+                WHERE member_id = ANY(\(keys.allowanceMembers.map(\.description).sorted())) AND status = 'active'
+                """, logger)
+            {
+                view.allowances[record.allowanceID] = record
+            }
+        }
         view.promotionsGiven = try await promotionsGiven(connection, logger)
         return view
     }

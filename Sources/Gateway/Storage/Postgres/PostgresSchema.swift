@@ -444,5 +444,28 @@ enum PostgresSchema {
                 // A day's activity by the hour (the console's and GetActivity's "today").
                 "CREATE INDEX transactions_by_occurred ON transactions (occurred_at_ms)"
             ]),
+        Migration(
+            name: "2026-12-08 allowances v1",
+            statements: [
+                // Allowances (escrow): one row per grant, keyed by the grant's transaction id; and
+                // when each site last caught up, which the reclaim job reads.
+                """
+                CREATE TABLE allowances (
+                    allowance_id TEXT PRIMARY KEY,
+                    site_id TEXT NOT NULL,
+                    member_id TEXT NOT NULL,
+                    granted_points BIGINT NOT NULL,
+                    spent_points BIGINT NOT NULL,
+                    released_points BIGINT NOT NULL,
+                    granted_at_ms BIGINT NOT NULL,
+                    lease_until_ms BIGINT NOT NULL,
+                    status TEXT NOT NULL
+                )
+                """,
+                "CREATE INDEX allowances_by_site ON allowances (site_id, status, member_id)",
+                "CREATE INDEX allowances_by_member ON allowances (member_id, status)",
+                "CREATE INDEX allowances_active_by_lease ON allowances (lease_until_ms) WHERE status = 'active'",
+                "ALTER TABLE sites ADD COLUMN caught_up_at_ms BIGINT",
+            ]),
     ]
 }

@@ -483,6 +483,7 @@ package struct GatewayDatabase: Sendable {
             // A day's activity by the hour (the console's and GetActivity's "today").
             try db.execute(sql: "CREATE INDEX transactions_by_occurred ON transactions (occurred_at_ms)")
         }
+        registerAllowances(&migrator)
         return migrator
     }
 }

@@ -98,6 +98,7 @@ extension SQLitePosting {
         let release = try db.cachedStatement(sql: "UPDATE holds SET status = 'released' WHERE hold_id = ?")
         for hold in effects.releasedHolds { try release.execute(arguments: [hold]) }
         try applyVoucherUses(db, effects.voucherUses)
+        try applyAllowances(db, effects.allowances)
         for conflict in effects.conflicts { try insert(db, conflict, at: now) }
         try db.cachedStatement(sql: "UPDATE counters SET value = ? WHERE name = 'position' AND value < ?")
             .execute(arguments: [effects.position, effects.position])

@@ -151,6 +151,15 @@ enum SQLitePosting {
             }
         }
         try loadVouchers(db, ids: keys.vouchers, into: &view)
+        try loadAllowances(db, ids: keys.allowances, into: &view)
+        if !keys.allowanceMembers.isEmpty {
+            for record in try allowances(
+                db, where: "member_id IN (SELECT value FROM json_each(?)) AND status = 'active'",
+                arguments: [json(keys.allowanceMembers.map(\.description))])
+            {
+                view.allowances[record.allowanceID] = record
+            }
+        }
         for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT promotion_id, points_given FROM promotion_usage")) {
             if let id = PromotionID(row["promotion_id"] as String) {
                 view.promotionsGiven[id] = Points(row["points_given"])

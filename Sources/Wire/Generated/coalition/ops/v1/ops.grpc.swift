@@ -376,6 +376,45 @@ package enum Coalition_Ops_V1_Ops: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "GrantAllowance" metadata.
+        package enum GrantAllowance: Sendable {
+            /// Request type for "GrantAllowance".
+            package typealias Input = Coalition_Ops_V1_GrantAllowanceRequest
+            /// Response type for "GrantAllowance".
+            package typealias Output = Coalition_Ops_V1_GrantAllowanceResponse
+            /// Descriptor for "GrantAllowance".
+            package static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "coalition.ops.v1.Ops"),
+                method: "GrantAllowance",
+                type: .unary
+            )
+        }
+        /// Namespace for "ReturnAllowance" metadata.
+        package enum ReturnAllowance: Sendable {
+            /// Request type for "ReturnAllowance".
+            package typealias Input = Coalition_Ops_V1_ReturnAllowanceRequest
+            /// Response type for "ReturnAllowance".
+            package typealias Output = Coalition_Ops_V1_ReturnAllowanceResponse
+            /// Descriptor for "ReturnAllowance".
+            package static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "coalition.ops.v1.Ops"),
+                method: "ReturnAllowance",
+                type: .unary
+            )
+        }
+        /// Namespace for "ListAllowances" metadata.
+        package enum ListAllowances: Sendable {
+            /// Request type for "ListAllowances".
+            package typealias Input = Coalition_Ops_V1_ListAllowancesRequest
+            /// Response type for "ListAllowances".
+            package typealias Output = Coalition_Ops_V1_ListAllowancesResponse
+            /// Descriptor for "ListAllowances".
+            package static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "coalition.ops.v1.Ops"),
+                method: "ListAllowances",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "coalition.ops.v1.Ops" service.
         package static let descriptors: [GRPCCore.MethodDescriptor] = [
             ListSites.descriptor,
@@ -404,7 +443,10 @@ package enum Coalition_Ops_V1_Ops: Sendable {
             SalesReport.descriptor,
             CreateConsoleLogin.descriptor,
             GetActivity.descriptor,
-            GetLiability.descriptor
+            GetLiability.descriptor,
+            GrantAllowance.descriptor,
+            ReturnAllowance.descriptor,
+            ListAllowances.descriptor
         ]
     }
 }
@@ -929,6 +971,69 @@ extension Coalition_Ops_V1_Ops {
             request: GRPCCore.StreamingServerRequest<Coalition_Ops_V1_GetLiabilityRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Ops_V1_GetLiabilityResponse>
+
+        /// Handle the "GrantAllowance" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Reserves points of a member for one site (an allowance: escrow the site may spend offline
+        /// > until its lease ends), by the program's rule for the site's format. The same request_id returns
+        /// > the first grant (already_granted). INVALID_ARGUMENT naming the field (a lease that ends in the
+        /// > past or beyond the rule's); NOT_FOUND `UNKNOWN_MEMBER` or `UNKNOWN_SITE`; FAILED_PRECONDITION
+        /// > `ALLOWANCE_TERMS` (the site's format has no rule, more points than the rule or the member's
+        /// > spendable points allow, or nothing to reserve) or `ALLOWANCE_ACTIVE` (the member has one at
+        /// > the site already).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Coalition_Ops_V1_GrantAllowanceRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Coalition_Ops_V1_GrantAllowanceResponse` messages.
+        func grantAllowance(
+            request: GRPCCore.StreamingServerRequest<Coalition_Ops_V1_GrantAllowanceRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Ops_V1_GrantAllowanceResponse>
+
+        /// Handle the "ReturnAllowance" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Ends an allowance now, giving what it has left back to the member. A spend the site made
+        /// > offline from it and pushes later is posted as a floor-limit one (`allowance_reclaimed`).
+        /// > Ending an allowance that has ended answers its state (already_ended). NOT_FOUND
+        /// > `UNKNOWN_ALLOWANCE`.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Coalition_Ops_V1_ReturnAllowanceRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Coalition_Ops_V1_ReturnAllowanceResponse` messages.
+        func returnAllowance(
+            request: GRPCCore.StreamingServerRequest<Coalition_Ops_V1_ReturnAllowanceRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Ops_V1_ReturnAllowanceResponse>
+
+        /// Handle the "ListAllowances" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Allowances, newest first, with what each site's escrow holds.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Coalition_Ops_V1_ListAllowancesRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Coalition_Ops_V1_ListAllowancesResponse` messages.
+        func listAllowances(
+            request: GRPCCore.StreamingServerRequest<Coalition_Ops_V1_ListAllowancesRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Ops_V1_ListAllowancesResponse>
     }
 
     /// Service protocol for the "coalition.ops.v1.Ops" service.
@@ -1437,6 +1542,69 @@ extension Coalition_Ops_V1_Ops {
             request: GRPCCore.ServerRequest<Coalition_Ops_V1_GetLiabilityRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Coalition_Ops_V1_GetLiabilityResponse>
+
+        /// Handle the "GrantAllowance" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Reserves points of a member for one site (an allowance: escrow the site may spend offline
+        /// > until its lease ends), by the program's rule for the site's format. The same request_id returns
+        /// > the first grant (already_granted). INVALID_ARGUMENT naming the field (a lease that ends in the
+        /// > past or beyond the rule's); NOT_FOUND `UNKNOWN_MEMBER` or `UNKNOWN_SITE`; FAILED_PRECONDITION
+        /// > `ALLOWANCE_TERMS` (the site's format has no rule, more points than the rule or the member's
+        /// > spendable points allow, or nothing to reserve) or `ALLOWANCE_ACTIVE` (the member has one at
+        /// > the site already).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Ops_V1_GrantAllowanceRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Coalition_Ops_V1_GrantAllowanceResponse` message.
+        func grantAllowance(
+            request: GRPCCore.ServerRequest<Coalition_Ops_V1_GrantAllowanceRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Coalition_Ops_V1_GrantAllowanceResponse>
+
+        /// Handle the "ReturnAllowance" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Ends an allowance now, giving what it has left back to the member. A spend the site made
+        /// > offline from it and pushes later is posted as a floor-limit one (`allowance_reclaimed`).
+        /// > Ending an allowance that has ended answers its state (already_ended). NOT_FOUND
+        /// > `UNKNOWN_ALLOWANCE`.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Ops_V1_ReturnAllowanceRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Coalition_Ops_V1_ReturnAllowanceResponse` message.
+        func returnAllowance(
+            request: GRPCCore.ServerRequest<Coalition_Ops_V1_ReturnAllowanceRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Coalition_Ops_V1_ReturnAllowanceResponse>
+
+        /// Handle the "ListAllowances" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Allowances, newest first, with what each site's escrow holds.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Ops_V1_ListAllowancesRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Coalition_Ops_V1_ListAllowancesResponse` message.
+        func listAllowances(
+            request: GRPCCore.ServerRequest<Coalition_Ops_V1_ListAllowancesRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Coalition_Ops_V1_ListAllowancesResponse>
     }
 
     /// Simple service protocol for the "coalition.ops.v1.Ops" service.
@@ -1943,6 +2111,69 @@ extension Coalition_Ops_V1_Ops {
             request: Coalition_Ops_V1_GetLiabilityRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Coalition_Ops_V1_GetLiabilityResponse
+
+        /// Handle the "GrantAllowance" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Reserves points of a member for one site (an allowance: escrow the site may spend offline
+        /// > until its lease ends), by the program's rule for the site's format. The same request_id returns
+        /// > the first grant (already_granted). INVALID_ARGUMENT naming the field (a lease that ends in the
+        /// > past or beyond the rule's); NOT_FOUND `UNKNOWN_MEMBER` or `UNKNOWN_SITE`; FAILED_PRECONDITION
+        /// > `ALLOWANCE_TERMS` (the site's format has no rule, more points than the rule or the member's
+        /// > spendable points allow, or nothing to reserve) or `ALLOWANCE_ACTIVE` (the member has one at
+        /// > the site already).
+        ///
+        /// - Parameters:
+        ///   - request: A `Coalition_Ops_V1_GrantAllowanceRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Coalition_Ops_V1_GrantAllowanceResponse` to respond with.
+        func grantAllowance(
+            request: Coalition_Ops_V1_GrantAllowanceRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Coalition_Ops_V1_GrantAllowanceResponse
+
+        /// Handle the "ReturnAllowance" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Ends an allowance now, giving what it has left back to the member. A spend the site made
+        /// > offline from it and pushes later is posted as a floor-limit one (`allowance_reclaimed`).
+        /// > Ending an allowance that has ended answers its state (already_ended). NOT_FOUND
+        /// > `UNKNOWN_ALLOWANCE`.
+        ///
+        /// - Parameters:
+        ///   - request: A `Coalition_Ops_V1_ReturnAllowanceRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Coalition_Ops_V1_ReturnAllowanceResponse` to respond with.
+        func returnAllowance(
+            request: Coalition_Ops_V1_ReturnAllowanceRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Coalition_Ops_V1_ReturnAllowanceResponse
+
+        /// Handle the "ListAllowances" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Allowances, newest first, with what each site's escrow holds.
+        ///
+        /// - Parameters:
+        ///   - request: A `Coalition_Ops_V1_ListAllowancesRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Coalition_Ops_V1_ListAllowancesResponse` to respond with.
+        func listAllowances(
+            request: Coalition_Ops_V1_ListAllowancesRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Coalition_Ops_V1_ListAllowancesResponse
     }
 }
 
@@ -2247,6 +2478,39 @@ extension Coalition_Ops_V1_Ops.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Coalition_Ops_V1_Ops.Method.GrantAllowance.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Ops_V1_GrantAllowanceRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Ops_V1_GrantAllowanceResponse>(),
+            handler: { request, context in
+                try await self.grantAllowance(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Coalition_Ops_V1_Ops.Method.ReturnAllowance.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Ops_V1_ReturnAllowanceRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Ops_V1_ReturnAllowanceResponse>(),
+            handler: { request, context in
+                try await self.returnAllowance(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Coalition_Ops_V1_Ops.Method.ListAllowances.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Ops_V1_ListAllowancesRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Ops_V1_ListAllowancesResponse>(),
+            handler: { request, context in
+                try await self.listAllowances(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -2544,6 +2808,39 @@ extension Coalition_Ops_V1_Ops.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Ops_V1_GetLiabilityResponse> {
         let response = try await self.getLiability(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    package func grantAllowance(
+        request: GRPCCore.StreamingServerRequest<Coalition_Ops_V1_GrantAllowanceRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Ops_V1_GrantAllowanceResponse> {
+        let response = try await self.grantAllowance(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    package func returnAllowance(
+        request: GRPCCore.StreamingServerRequest<Coalition_Ops_V1_ReturnAllowanceRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Ops_V1_ReturnAllowanceResponse> {
+        let response = try await self.returnAllowance(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    package func listAllowances(
+        request: GRPCCore.StreamingServerRequest<Coalition_Ops_V1_ListAllowancesRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Ops_V1_ListAllowancesResponse> {
+        let response = try await self.listAllowances(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -2898,6 +3195,45 @@ extension Coalition_Ops_V1_Ops.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Coalition_Ops_V1_GetLiabilityResponse> {
         return GRPCCore.ServerResponse<Coalition_Ops_V1_GetLiabilityResponse>(
             message: try await self.getLiability(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    package func grantAllowance(
+        request: GRPCCore.ServerRequest<Coalition_Ops_V1_GrantAllowanceRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Coalition_Ops_V1_GrantAllowanceResponse> {
+        return GRPCCore.ServerResponse<Coalition_Ops_V1_GrantAllowanceResponse>(
+            message: try await self.grantAllowance(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    package func returnAllowance(
+        request: GRPCCore.ServerRequest<Coalition_Ops_V1_ReturnAllowanceRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Coalition_Ops_V1_ReturnAllowanceResponse> {
+        return GRPCCore.ServerResponse<Coalition_Ops_V1_ReturnAllowanceResponse>(
+            message: try await self.returnAllowance(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    package func listAllowances(
+        request: GRPCCore.ServerRequest<Coalition_Ops_V1_ListAllowancesRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Coalition_Ops_V1_ListAllowancesResponse> {
+        return GRPCCore.ServerResponse<Coalition_Ops_V1_ListAllowancesResponse>(
+            message: try await self.listAllowances(
                 request: request.message,
                 context: context
             ),
@@ -3547,6 +3883,84 @@ extension Coalition_Ops_V1_Ops {
             deserializer: some GRPCCore.MessageDeserializer<Coalition_Ops_V1_GetLiabilityResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_GetLiabilityResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "GrantAllowance" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Reserves points of a member for one site (an allowance: escrow the site may spend offline
+        /// > until its lease ends), by the program's rule for the site's format. The same request_id returns
+        /// > the first grant (already_granted). INVALID_ARGUMENT naming the field (a lease that ends in the
+        /// > past or beyond the rule's); NOT_FOUND `UNKNOWN_MEMBER` or `UNKNOWN_SITE`; FAILED_PRECONDITION
+        /// > `ALLOWANCE_TERMS` (the site's format has no rule, more points than the rule or the member's
+        /// > spendable points allow, or nothing to reserve) or `ALLOWANCE_ACTIVE` (the member has one at
+        /// > the site already).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Ops_V1_GrantAllowanceRequest` message.
+        ///   - serializer: A serializer for `Coalition_Ops_V1_GrantAllowanceRequest` messages.
+        ///   - deserializer: A deserializer for `Coalition_Ops_V1_GrantAllowanceResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func grantAllowance<Result>(
+            request: GRPCCore.ClientRequest<Coalition_Ops_V1_GrantAllowanceRequest>,
+            serializer: some GRPCCore.MessageSerializer<Coalition_Ops_V1_GrantAllowanceRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Coalition_Ops_V1_GrantAllowanceResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_GrantAllowanceResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ReturnAllowance" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Ends an allowance now, giving what it has left back to the member. A spend the site made
+        /// > offline from it and pushes later is posted as a floor-limit one (`allowance_reclaimed`).
+        /// > Ending an allowance that has ended answers its state (already_ended). NOT_FOUND
+        /// > `UNKNOWN_ALLOWANCE`.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Ops_V1_ReturnAllowanceRequest` message.
+        ///   - serializer: A serializer for `Coalition_Ops_V1_ReturnAllowanceRequest` messages.
+        ///   - deserializer: A deserializer for `Coalition_Ops_V1_ReturnAllowanceResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func returnAllowance<Result>(
+            request: GRPCCore.ClientRequest<Coalition_Ops_V1_ReturnAllowanceRequest>,
+            serializer: some GRPCCore.MessageSerializer<Coalition_Ops_V1_ReturnAllowanceRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Coalition_Ops_V1_ReturnAllowanceResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_ReturnAllowanceResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ListAllowances" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Allowances, newest first, with what each site's escrow holds.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Ops_V1_ListAllowancesRequest` message.
+        ///   - serializer: A serializer for `Coalition_Ops_V1_ListAllowancesRequest` messages.
+        ///   - deserializer: A deserializer for `Coalition_Ops_V1_ListAllowancesResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func listAllowances<Result>(
+            request: GRPCCore.ClientRequest<Coalition_Ops_V1_ListAllowancesRequest>,
+            serializer: some GRPCCore.MessageSerializer<Coalition_Ops_V1_ListAllowancesRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Coalition_Ops_V1_ListAllowancesResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_ListAllowancesResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -4496,6 +4910,117 @@ extension Coalition_Ops_V1_Ops {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "GrantAllowance" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Reserves points of a member for one site (an allowance: escrow the site may spend offline
+        /// > until its lease ends), by the program's rule for the site's format. The same request_id returns
+        /// > the first grant (already_granted). INVALID_ARGUMENT naming the field (a lease that ends in the
+        /// > past or beyond the rule's); NOT_FOUND `UNKNOWN_MEMBER` or `UNKNOWN_SITE`; FAILED_PRECONDITION
+        /// > `ALLOWANCE_TERMS` (the site's format has no rule, more points than the rule or the member's
+        /// > spendable points allow, or nothing to reserve) or `ALLOWANCE_ACTIVE` (the member has one at
+        /// > the site already).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Ops_V1_GrantAllowanceRequest` message.
+        ///   - serializer: A serializer for `Coalition_Ops_V1_GrantAllowanceRequest` messages.
+        ///   - deserializer: A deserializer for `Coalition_Ops_V1_GrantAllowanceResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        package func grantAllowance<Result>(
+            request: GRPCCore.ClientRequest<Coalition_Ops_V1_GrantAllowanceRequest>,
+            serializer: some GRPCCore.MessageSerializer<Coalition_Ops_V1_GrantAllowanceRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Coalition_Ops_V1_GrantAllowanceResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_GrantAllowanceResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Coalition_Ops_V1_Ops.Method.GrantAllowance.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "ReturnAllowance" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Ends an allowance now, giving what it has left back to the member. A spend the site made
+        /// > offline from it and pushes later is posted as a floor-limit one (`allowance_reclaimed`).
+        /// > Ending an allowance that has ended answers its state (already_ended). NOT_FOUND
+        /// > `UNKNOWN_ALLOWANCE`.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Ops_V1_ReturnAllowanceRequest` message.
+        ///   - serializer: A serializer for `Coalition_Ops_V1_ReturnAllowanceRequest` messages.
+        ///   - deserializer: A deserializer for `Coalition_Ops_V1_ReturnAllowanceResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        package func returnAllowance<Result>(
+            request: GRPCCore.ClientRequest<Coalition_Ops_V1_ReturnAllowanceRequest>,
+            serializer: some GRPCCore.MessageSerializer<Coalition_Ops_V1_ReturnAllowanceRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Coalition_Ops_V1_ReturnAllowanceResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_ReturnAllowanceResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Coalition_Ops_V1_Ops.Method.ReturnAllowance.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "ListAllowances" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Allowances, newest first, with what each site's escrow holds.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Ops_V1_ListAllowancesRequest` message.
+        ///   - serializer: A serializer for `Coalition_Ops_V1_ListAllowancesRequest` messages.
+        ///   - deserializer: A deserializer for `Coalition_Ops_V1_ListAllowancesResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        package func listAllowances<Result>(
+            request: GRPCCore.ClientRequest<Coalition_Ops_V1_ListAllowancesRequest>,
+            serializer: some GRPCCore.MessageSerializer<Coalition_Ops_V1_ListAllowancesRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Coalition_Ops_V1_ListAllowancesResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_ListAllowancesResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Coalition_Ops_V1_Ops.Method.ListAllowances.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -5289,6 +5814,102 @@ extension Coalition_Ops_V1_Ops.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Ops_V1_GetLiabilityRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Ops_V1_GetLiabilityResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GrantAllowance" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Reserves points of a member for one site (an allowance: escrow the site may spend offline
+    /// > until its lease ends), by the program's rule for the site's format. The same request_id returns
+    /// > the first grant (already_granted). INVALID_ARGUMENT naming the field (a lease that ends in the
+    /// > past or beyond the rule's); NOT_FOUND `UNKNOWN_MEMBER` or `UNKNOWN_SITE`; FAILED_PRECONDITION
+    /// > `ALLOWANCE_TERMS` (the site's format has no rule, more points than the rule or the member's
+    /// > spendable points allow, or nothing to reserve) or `ALLOWANCE_ACTIVE` (the member has one at
+    /// > the site already).
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Coalition_Ops_V1_GrantAllowanceRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    package func grantAllowance<Result>(
+        request: GRPCCore.ClientRequest<Coalition_Ops_V1_GrantAllowanceRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_GrantAllowanceResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.grantAllowance(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Ops_V1_GrantAllowanceRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Ops_V1_GrantAllowanceResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ReturnAllowance" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Ends an allowance now, giving what it has left back to the member. A spend the site made
+    /// > offline from it and pushes later is posted as a floor-limit one (`allowance_reclaimed`).
+    /// > Ending an allowance that has ended answers its state (already_ended). NOT_FOUND
+    /// > `UNKNOWN_ALLOWANCE`.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Coalition_Ops_V1_ReturnAllowanceRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    package func returnAllowance<Result>(
+        request: GRPCCore.ClientRequest<Coalition_Ops_V1_ReturnAllowanceRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_ReturnAllowanceResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.returnAllowance(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Ops_V1_ReturnAllowanceRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Ops_V1_ReturnAllowanceResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListAllowances" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Allowances, newest first, with what each site's escrow holds.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Coalition_Ops_V1_ListAllowancesRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    package func listAllowances<Result>(
+        request: GRPCCore.ClientRequest<Coalition_Ops_V1_ListAllowancesRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_ListAllowancesResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.listAllowances(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Ops_V1_ListAllowancesRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Ops_V1_ListAllowancesResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -6192,6 +6813,114 @@ extension Coalition_Ops_V1_Ops.ClientProtocol {
             metadata: metadata
         )
         return try await self.getLiability(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GrantAllowance" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Reserves points of a member for one site (an allowance: escrow the site may spend offline
+    /// > until its lease ends), by the program's rule for the site's format. The same request_id returns
+    /// > the first grant (already_granted). INVALID_ARGUMENT naming the field (a lease that ends in the
+    /// > past or beyond the rule's); NOT_FOUND `UNKNOWN_MEMBER` or `UNKNOWN_SITE`; FAILED_PRECONDITION
+    /// > `ALLOWANCE_TERMS` (the site's format has no rule, more points than the rule or the member's
+    /// > spendable points allow, or nothing to reserve) or `ALLOWANCE_ACTIVE` (the member has one at
+    /// > the site already).
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    package func grantAllowance<Result>(
+        _ message: Coalition_Ops_V1_GrantAllowanceRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_GrantAllowanceResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Coalition_Ops_V1_GrantAllowanceRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.grantAllowance(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ReturnAllowance" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Ends an allowance now, giving what it has left back to the member. A spend the site made
+    /// > offline from it and pushes later is posted as a floor-limit one (`allowance_reclaimed`).
+    /// > Ending an allowance that has ended answers its state (already_ended). NOT_FOUND
+    /// > `UNKNOWN_ALLOWANCE`.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    package func returnAllowance<Result>(
+        _ message: Coalition_Ops_V1_ReturnAllowanceRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_ReturnAllowanceResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Coalition_Ops_V1_ReturnAllowanceRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.returnAllowance(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListAllowances" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Allowances, newest first, with what each site's escrow holds.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    package func listAllowances<Result>(
+        _ message: Coalition_Ops_V1_ListAllowancesRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_ListAllowancesResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Coalition_Ops_V1_ListAllowancesRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.listAllowances(
             request: request,
             options: options,
             onResponse: handleResponse

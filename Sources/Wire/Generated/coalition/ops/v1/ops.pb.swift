@@ -1903,6 +1903,178 @@ package nonisolated struct Coalition_Ops_V1_GetLiabilityResponse: Sendable {
   package init() {}
 }
 
+package nonisolated struct Coalition_Ops_V1_GrantAllowanceRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var requestID: String = String()
+
+  package var siteID: String = String()
+
+  package var memberID: String = String()
+
+  /// 0: as many as the rule allows and the member may spend; otherwise at most that.
+  package var points: Int64 = 0
+
+  /// 0: the rule's lease from now; otherwise a later instant within it.
+  package var leaseUntilMs: Int64 = 0
+
+  /// Required, 1 to 200 characters.
+  package var reason: String = String()
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+package nonisolated struct Coalition_Ops_V1_Allowance: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var allowanceID: String = String()
+
+  package var siteID: String = String()
+
+  package var memberID: String = String()
+
+  package var grantedPoints: Int64 = 0
+
+  /// Spent at the site, from escrow.
+  package var spentPoints: Int64 = 0
+
+  /// Given back by the site or an operator, or reclaimed by the gateway.
+  package var releasedPoints: Int64 = 0
+
+  /// What the allowance still reserves: granted - spent - released.
+  package var leftPoints: Int64 = 0
+
+  package var grantedAtMs: Int64 = 0
+
+  /// The lease's end on the gateway's clock; the site stops spending it clock_skew_max_minutes
+  /// earlier, and the gateway reclaims it reclaim_margin_minutes later.
+  package var leaseUntilMs: Int64 = 0
+
+  /// active, returned or reclaimed.
+  package var status: String = String()
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+package nonisolated struct Coalition_Ops_V1_GrantAllowanceResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var allowance: Coalition_Ops_V1_Allowance {
+    get {_allowance ?? Coalition_Ops_V1_Allowance()}
+    set {_allowance = newValue}
+  }
+  /// Returns true if `allowance` has been explicitly set.
+  package var hasAllowance: Bool {self._allowance != nil}
+  /// Clears the value of `allowance`. Subsequent reads from it will return its default value.
+  package mutating func clearAllowance() {self._allowance = nil}
+
+  package var alreadyGranted: Bool = false
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+
+  fileprivate var _allowance: Coalition_Ops_V1_Allowance? = nil
+}
+
+package nonisolated struct Coalition_Ops_V1_ReturnAllowanceRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var allowanceID: String = String()
+
+  /// Required, 1 to 200 characters.
+  package var reason: String = String()
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+package nonisolated struct Coalition_Ops_V1_ReturnAllowanceResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var allowance: Coalition_Ops_V1_Allowance {
+    get {_allowance ?? Coalition_Ops_V1_Allowance()}
+    set {_allowance = newValue}
+  }
+  /// Returns true if `allowance` has been explicitly set.
+  package var hasAllowance: Bool {self._allowance != nil}
+  /// Clears the value of `allowance`. Subsequent reads from it will return its default value.
+  package mutating func clearAllowance() {self._allowance = nil}
+
+  package var alreadyEnded: Bool = false
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+
+  fileprivate var _allowance: Coalition_Ops_V1_Allowance? = nil
+}
+
+package nonisolated struct Coalition_Ops_V1_ListAllowancesRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Filters; empty means all.
+  package var siteID: String = String()
+
+  package var memberID: String = String()
+
+  package var activeOnly: Bool = false
+
+  /// 1 to 1000; 0 means 100.
+  package var pageSize: Int32 = 0
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+package nonisolated struct Coalition_Ops_V1_SiteEscrow: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var siteID: String = String()
+
+  /// What the site's escrow account holds: the sum of its active allowances' left_points.
+  package var escrowedPoints: Int64 = 0
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+package nonisolated struct Coalition_Ops_V1_ListAllowancesResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var allowances: [Coalition_Ops_V1_Allowance] = []
+
+  /// Every site whose escrow holds points.
+  package var escrow: [Coalition_Ops_V1_SiteEscrow] = []
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "coalition.ops.v1"
@@ -5697,6 +5869,364 @@ nonisolated extension Coalition_Ops_V1_GetLiabilityResponse: SwiftProtobuf.Messa
     if lhs.expiredPoints != rhs.expiredPoints {return false}
     if lhs.membersWithPoints != rhs.membersWithPoints {return false}
     if lhs.asOfMs != rhs.asOfMs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Ops_V1_GrantAllowanceRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".GrantAllowanceRequest"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}site_id\0\u{3}member_id\0\u{1}points\0\u{3}lease_until_ms\0\u{1}reason\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.siteID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.memberID) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.points) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.leaseUntilMs) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.requestID.isEmpty {
+      try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 1)
+    }
+    if !self.siteID.isEmpty {
+      try visitor.visitSingularStringField(value: self.siteID, fieldNumber: 2)
+    }
+    if !self.memberID.isEmpty {
+      try visitor.visitSingularStringField(value: self.memberID, fieldNumber: 3)
+    }
+    if self.points != 0 {
+      try visitor.visitSingularInt64Field(value: self.points, fieldNumber: 4)
+    }
+    if self.leaseUntilMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.leaseUntilMs, fieldNumber: 5)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Ops_V1_GrantAllowanceRequest, rhs: Coalition_Ops_V1_GrantAllowanceRequest) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.siteID != rhs.siteID {return false}
+    if lhs.memberID != rhs.memberID {return false}
+    if lhs.points != rhs.points {return false}
+    if lhs.leaseUntilMs != rhs.leaseUntilMs {return false}
+    if lhs.reason != rhs.reason {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Ops_V1_Allowance: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".Allowance"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}allowance_id\0\u{3}site_id\0\u{3}member_id\0\u{3}granted_points\0\u{3}spent_points\0\u{3}released_points\0\u{3}left_points\0\u{3}granted_at_ms\0\u{3}lease_until_ms\0\u{1}status\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.allowanceID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.siteID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.memberID) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.grantedPoints) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.spentPoints) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.releasedPoints) }()
+      case 7: try { try decoder.decodeSingularInt64Field(value: &self.leftPoints) }()
+      case 8: try { try decoder.decodeSingularInt64Field(value: &self.grantedAtMs) }()
+      case 9: try { try decoder.decodeSingularInt64Field(value: &self.leaseUntilMs) }()
+      case 10: try { try decoder.decodeSingularStringField(value: &self.status) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.allowanceID.isEmpty {
+      try visitor.visitSingularStringField(value: self.allowanceID, fieldNumber: 1)
+    }
+    if !self.siteID.isEmpty {
+      try visitor.visitSingularStringField(value: self.siteID, fieldNumber: 2)
+    }
+    if !self.memberID.isEmpty {
+      try visitor.visitSingularStringField(value: self.memberID, fieldNumber: 3)
+    }
+    if self.grantedPoints != 0 {
+      try visitor.visitSingularInt64Field(value: self.grantedPoints, fieldNumber: 4)
+    }
+    if self.spentPoints != 0 {
+      try visitor.visitSingularInt64Field(value: self.spentPoints, fieldNumber: 5)
+    }
+    if self.releasedPoints != 0 {
+      try visitor.visitSingularInt64Field(value: self.releasedPoints, fieldNumber: 6)
+    }
+    if self.leftPoints != 0 {
+      try visitor.visitSingularInt64Field(value: self.leftPoints, fieldNumber: 7)
+    }
+    if self.grantedAtMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.grantedAtMs, fieldNumber: 8)
+    }
+    if self.leaseUntilMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.leaseUntilMs, fieldNumber: 9)
+    }
+    if !self.status.isEmpty {
+      try visitor.visitSingularStringField(value: self.status, fieldNumber: 10)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Ops_V1_Allowance, rhs: Coalition_Ops_V1_Allowance) -> Bool {
+    if lhs.allowanceID != rhs.allowanceID {return false}
+    if lhs.siteID != rhs.siteID {return false}
+    if lhs.memberID != rhs.memberID {return false}
+    if lhs.grantedPoints != rhs.grantedPoints {return false}
+    if lhs.spentPoints != rhs.spentPoints {return false}
+    if lhs.releasedPoints != rhs.releasedPoints {return false}
+    if lhs.leftPoints != rhs.leftPoints {return false}
+    if lhs.grantedAtMs != rhs.grantedAtMs {return false}
+    if lhs.leaseUntilMs != rhs.leaseUntilMs {return false}
+    if lhs.status != rhs.status {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Ops_V1_GrantAllowanceResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".GrantAllowanceResponse"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}allowance\0\u{3}already_granted\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._allowance) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.alreadyGranted) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._allowance {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if self.alreadyGranted != false {
+      try visitor.visitSingularBoolField(value: self.alreadyGranted, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Ops_V1_GrantAllowanceResponse, rhs: Coalition_Ops_V1_GrantAllowanceResponse) -> Bool {
+    if lhs._allowance != rhs._allowance {return false}
+    if lhs.alreadyGranted != rhs.alreadyGranted {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Ops_V1_ReturnAllowanceRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".ReturnAllowanceRequest"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}allowance_id\0\u{1}reason\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.allowanceID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.allowanceID.isEmpty {
+      try visitor.visitSingularStringField(value: self.allowanceID, fieldNumber: 1)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Ops_V1_ReturnAllowanceRequest, rhs: Coalition_Ops_V1_ReturnAllowanceRequest) -> Bool {
+    if lhs.allowanceID != rhs.allowanceID {return false}
+    if lhs.reason != rhs.reason {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Ops_V1_ReturnAllowanceResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".ReturnAllowanceResponse"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}allowance\0\u{3}already_ended\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._allowance) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.alreadyEnded) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._allowance {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if self.alreadyEnded != false {
+      try visitor.visitSingularBoolField(value: self.alreadyEnded, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Ops_V1_ReturnAllowanceResponse, rhs: Coalition_Ops_V1_ReturnAllowanceResponse) -> Bool {
+    if lhs._allowance != rhs._allowance {return false}
+    if lhs.alreadyEnded != rhs.alreadyEnded {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Ops_V1_ListAllowancesRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".ListAllowancesRequest"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}site_id\0\u{3}member_id\0\u{3}active_only\0\u{3}page_size\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.siteID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.memberID) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.activeOnly) }()
+      case 4: try { try decoder.decodeSingularInt32Field(value: &self.pageSize) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.siteID.isEmpty {
+      try visitor.visitSingularStringField(value: self.siteID, fieldNumber: 1)
+    }
+    if !self.memberID.isEmpty {
+      try visitor.visitSingularStringField(value: self.memberID, fieldNumber: 2)
+    }
+    if self.activeOnly != false {
+      try visitor.visitSingularBoolField(value: self.activeOnly, fieldNumber: 3)
+    }
+    if self.pageSize != 0 {
+      try visitor.visitSingularInt32Field(value: self.pageSize, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Ops_V1_ListAllowancesRequest, rhs: Coalition_Ops_V1_ListAllowancesRequest) -> Bool {
+    if lhs.siteID != rhs.siteID {return false}
+    if lhs.memberID != rhs.memberID {return false}
+    if lhs.activeOnly != rhs.activeOnly {return false}
+    if lhs.pageSize != rhs.pageSize {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Ops_V1_SiteEscrow: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".SiteEscrow"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}site_id\0\u{3}escrowed_points\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.siteID) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.escrowedPoints) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.siteID.isEmpty {
+      try visitor.visitSingularStringField(value: self.siteID, fieldNumber: 1)
+    }
+    if self.escrowedPoints != 0 {
+      try visitor.visitSingularInt64Field(value: self.escrowedPoints, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Ops_V1_SiteEscrow, rhs: Coalition_Ops_V1_SiteEscrow) -> Bool {
+    if lhs.siteID != rhs.siteID {return false}
+    if lhs.escrowedPoints != rhs.escrowedPoints {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Ops_V1_ListAllowancesResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".ListAllowancesResponse"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}allowances\0\u{1}escrow\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.allowances) }()
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.escrow) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.allowances.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.allowances, fieldNumber: 1)
+    }
+    if !self.escrow.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.escrow, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Ops_V1_ListAllowancesResponse, rhs: Coalition_Ops_V1_ListAllowancesResponse) -> Bool {
+    if lhs.allowances != rhs.allowances {return false}
+    if lhs.escrow != rhs.escrow {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
