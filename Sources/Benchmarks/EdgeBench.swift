@@ -244,8 +244,14 @@ package enum EdgeBenches {
     }
 
     /// A whole barrier exit — quote, then pay (half of them partly in points) — with the gateway
-    /// unreachable; baseline two empty RPCs of the same sizes.
-    package static func parkingExit(program: String, duration: Duration, rate: Double, members: Int) async throws {
+    /// unreachable; baseline two empty RPCs of the same sizes. With `allowances`, every member
+    /// entered with an allowance (as the pull feed leaves it) and every exit pays the whole fee in
+    /// points from it, writing the payment and the return of what is left.
+    package static func parkingExit(
+        program: String, duration: Duration, rate: Double, members requested: Int, allowances: Bool = false
+    ) async throws {
+        // With allowances, each exit is a member's own (an allowance pays one stay).
+        let members = allowances ? max(requested, Int(rate * Load.seconds(duration)) + 100) : requested
         let folder = try BenchFolder(program: program)
         try folder.issue(.site(SiteID("park-01")!), name: "park-01")
         try await TLSBenchEdge.with(
@@ -269,8 +275,19 @@ package enum EdgeBenches {
         ) { edge in
             let ids = try await edge.enroll(members, prefix: "park")
             let now = SystemWallClock().now().milliseconds
+            if allowances {
+                try await edge.node.ledger.database.pool.write { db in
+                    try db.execute(
+                        sql: """
+                            UPDATE members SET allowance_id = 'AL-' || member_id, allowance_left = 6000,
+                                allowance_stop_at_ms = ?, escrowed_points = 6000
+                            """, arguments: [now + 86_400_000])
+                }
+            }
             @Sendable func exit(_ index: Int) async throws {
-                let member = ids[index % ids.count]
+                // Warm-up exits (indices from 1,000,000) take the last members.
+                let member =
+                    allowances && index >= 1_000_000 ? ids[ids.count - 1 - index % 100] : ids[index % ids.count]
                 var quote = Coalition_Edge_V1_ParkingQuoteRequest()
                 quote.ticketID = "T\(index)"
                 quote.memberID = member
@@ -284,10 +301,14 @@ package enum EdgeBenches {
                 pay.memberID = member
                 pay.entryAtMs = quote.entryAtMs
                 pay.exitAtMs = quote.exitAtMs
-                pay.points = index % 2 == 0 ? 0 : min(quoted.balancePoints, 20)
+                pay.points =
+                    allowances ? quoted.pointsForFullFee : index % 2 == 0 ? 0 : min(quoted.balancePoints, 20)
                 let paid = try await edge.parking.pay(pay, metadata: token)
                 guard paid.feeMinor == quoted.feeMinor else {
                     throw BenchFailure("the payment's fee differs from the quote")
+                }
+                if allowances, paid.authorization != .allowance || !paid.openBarrier {
+                    throw BenchFailure("an exit was not paid from its allowance (\(paid.authorization))")
                 }
             }
             var quoteSample = Coalition_Edge_V1_ParkingQuoteRequest()
@@ -306,6 +327,7 @@ package enum EdgeBenches {
                 name: "parking-exit",
                 settings:
                     "\(Int(rate)) exits/s offered for \(Int(Load.seconds(duration))) s, gateway unreachable, TLS on loopback"
+                    + (allowances ? ", every exit paid in full from its allowance (and the rest given back)" : "")
             )
             report.line("baseline", "two empty RPCs per exit: \(baseline.summary)")
             report.line("figure", "quote + pay: \(figure.summary) (\(figure.count) exits, \(figure.errors) errors)")

@@ -133,6 +133,24 @@ package final class EdgeNode: Service, Sendable {
         }
     }
 
+    /// Gives back what ended allowances have left, every `limits.allowance_check_ms`, until
+    /// cancelled (`EdgeLedger.returnEndedAllowances`).
+    private func returnAllowances() async {
+        while !Task.isCancelled {
+            do {
+                try await sleeper.sleep(for: .milliseconds(configuration.limits.allowanceCheckMilliseconds))
+            } catch {
+                return
+            }
+            do {
+                let returned = try await ledger.returnEndedAllowances()
+                if returned > 0 { logger.info("allowances given back", metadata: ["count": "\(returned)"]) }
+            } catch {
+                logger.warning("could not give back ended allowances", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
     /// The port the POS API listens on, once bound.
     package var listeningPort: Int {
         get async throws { try await NodeServer.port(of: transport, name: "edge") }
@@ -144,6 +162,7 @@ package final class EdgeNode: Service, Sendable {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { await committer.run() }
                 group.addTask { await self.keepStorage() }
+                group.addTask { await self.returnAllowances() }
                 if let metricsEndpoint { group.addTask { try await metricsEndpoint.run() } }
                 if let sync {
                     group.addTask {

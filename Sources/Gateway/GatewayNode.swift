@@ -281,6 +281,13 @@ package final class GatewayNode: Service, Sendable {
                     }
                 }
             }
+            // What leases (and their margins) have ended is taken back, every check.
+            do {
+                let reclaimed = try await store.reclaimAllowances(limit: configuration.limits.allowanceReclaimsMax)
+                if reclaimed > 0 { logger.info("allowances reclaimed", metadata: ["count": "\(reclaimed)"]) }
+            } catch {
+                logger.warning("could not reclaim allowances", metadata: ["error": "\(error)"])
+            }
             // Sleep in short steps so a shutdown is not held up.
             var slept: Int64 = 0
             while slept < configuration.limits.maintenanceCheckMilliseconds, !maintenanceStopped.withLock({ $0 }) {

@@ -194,16 +194,19 @@ struct AllowanceOpsTests {
                 site.clock.set(Timestamp(milliseconds: lease + minutes * 60_000))
             }
             // The site caught up during the lease: it may still be carrying spends made after.
+            let hotel = SiteID(unchecked: "hotel-01")
             site.clock.set(Timestamp(milliseconds: lease - 10 * 60_000))
-            try await ledger.recordCaughtUp(site: SiteID(unchecked: "hotel-01"), at: site.clock.now())
+            try await ledger.recordCaughtUp(site: hotel, sentAt: site.clock.now())
             at(minutesAfterLease: 29)
+            // Sent 9 minutes after the lease by a clock that may be 10 minutes fast: not evidence.
+            try await ledger.recordCaughtUp(site: hotel, sentAt: Timestamp(milliseconds: lease + 9 * 60_000))
             #expect(try await ledger.reclaimAllowances(limit: 100) == 0)
             at(minutesAfterLease: 31)
             #expect(try await ledger.reclaimAllowances(limit: 100) == 0)
             #expect(try await ledger.allowance(id)?.status == .active)
-            // Caught up after the lease: reclaimed once the margin has passed, the 120 points back
-            // to the member.
-            try await ledger.recordCaughtUp(site: SiteID(unchecked: "hotel-01"), at: site.clock.now())
+            // Caught up after the lease (and its tolerance): reclaimed once the margin has passed,
+            // the 120 points back to the member.
+            try await ledger.recordCaughtUp(site: hotel, sentAt: site.clock.now())
             #expect(try await ledger.reclaimAllowances(limit: 100) == 1)
             let reclaimed = try #require(try await ledger.allowance(id))
             #expect(reclaimed.status == .reclaimed && reclaimed.released == Points(120))

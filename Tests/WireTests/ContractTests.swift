@@ -12,13 +12,16 @@ struct ContractTests {
         arguments: [
             (
                 "coalition.edge.v1.Points", Coalition_Edge_V1_Points.Method.descriptors,
-                ["Enroll", "LookupMember", "Earn", "PreviewRedeem", "Redeem", "Reverse", "GetBalance", "History"]
+                [
+                    "Enroll", "LookupMember", "Earn", "PreviewRedeem", "Redeem", "Reverse", "GetBalance", "History",
+                    "CheckIn",
+                ]
             ),
-            ("coalition.edge.v1.Parking", Coalition_Edge_V1_Parking.Method.descriptors, ["Quote", "Pay"]),
+            ("coalition.edge.v1.Parking", Coalition_Edge_V1_Parking.Method.descriptors, ["Quote", "Pay", "Enter"]),
             ("coalition.edge.v1.Vouchers", Coalition_Edge_V1_Vouchers.Method.descriptors, ["Check", "Redeem"]),
             (
                 "coalition.sync.v1.Sync", Coalition_Sync_V1_Sync.Method.descriptors,
-                ["Push", "Pull", "AuthorizeRedeem", "ReleaseHold", "Recover"]
+                ["Push", "Pull", "AuthorizeRedeem", "ReleaseHold", "Recover", "RequestAllowance"]
             ),
             (
                 "coalition.ops.v1.Ops", Coalition_Ops_V1_Ops.Method.descriptors,
@@ -31,7 +34,7 @@ struct ContractTests {
                     "ListExpiryReminders", "ListRefusedCalls", "ListCatalogStock", "AdjustStock", "ListVouchers",
                     "ListLotteryPeriods", "ListLotteryDraws", "GetOrder", "SalesReport", "CreateConsoleLogin",
                     "GetActivity",
-                    "GetLiability",
+                    "GetLiability", "GrantAllowance", "ReturnAllowance", "ListAllowances",
                 ]
             ),
             (

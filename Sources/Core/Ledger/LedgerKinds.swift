@@ -76,4 +76,7 @@ package enum RejectionReason: String, Sendable, Hashable, CaseIterable {
     case malformed
     /// A voucher use naming a voucher the ledger never issued, or another item than it was for.
     case unknownVoucher = "unknown_voucher"
+    /// An allowance return naming an allowance not the site's and the member's, or giving back more
+    /// than it has left.
+    case allowanceReturn = "allowance_return"
 }

@@ -155,18 +155,61 @@ extension PostingEngine {
         return .success(record)
     }
 
+    /// A site's return of what an allowance had left, pushed in its outbox: given back like an
+    /// operator's return. An allowance that has ended already (reclaimed after its lease, or ended
+    /// by an operator) has nothing to give back: the return posts nothing.
+    mutating func returnPushed(_ record: PushedTransaction.AllowanceReturn, _ context: inout Context) -> Result<
+        Points, Rejection
+    > {
+        let points = Points(record.points)
+        guard let member = context.pushed.member.flatMap(resolve),
+            var allowance = view.allowances[record.allowanceID], allowance.site == site,
+            resolve(allowance.member) == member
+        else {
+            return .failure(
+                Rejection(
+                    reason: .allowanceReturn, member: context.pushed.member,
+                    detail: "no allowance '\(record.allowanceID)' of this site for member '\(record.memberID)'"))
+        }
+        guard points > .zero, allowance.status != .active || points <= allowance.left else {
+            return .failure(
+                Rejection(
+                    reason: .allowanceReturn, member: member,
+                    detail: "\(record.points) points given back; the allowance has \(allowance.left.value) left"))
+        }
+        let transaction = context.pushed.transactionID
+        if allowance.status == .active {
+            release(
+                &allowance, points: points, kind: .allowanceReturn, transactionID: transaction, pushed: context,
+                detail: "given back by the site")
+            if allowance.left == .zero { allowance.status = .returned }
+            keep(allowance)
+        } else {
+            release(
+                &allowance, points: .zero, kind: .allowanceReturn, transactionID: transaction, pushed: context,
+                detail: "the allowance was \(allowance.status.rawValue) already; nothing given back")
+        }
+        return .success(.zero)
+    }
+
     /// Posts `points` of `record` back from `escrow(site)` to its member (the member it was
-    /// merged into, if any).
+    /// merged into, if any); as the site's pushed transaction when `pushed` is given.
     private mutating func release(
-        _ record: inout AllowanceRecord, points: Points, kind: TransactionKind, transactionID: String, detail: String
+        _ record: inout AllowanceRecord, points: Points, kind: TransactionKind, transactionID: String,
+        pushed: Context? = nil, detail: String
     ) {
         let member = resolve(record.member) ?? record.member
+        let postings =
+            points == .zero
+            ? [] : Postings([Posting(.escrow(record.site), -points), Posting(.member(member), points)]).lines
         _ = write(
             LedgerEntry(
-                position: 0, transactionID: transactionID, kind: kind, site: record.site, member: member,
-                points: .zero, occurredAt: now, postedAt: now, programVersion: catalogue.latest?.version ?? 0,
-                detail: detail,
-                postings: Postings([Posting(.escrow(record.site), -points), Posting(.member(member), points)]).lines))
+                position: 0, transactionID: transactionID, kind: kind, site: record.site,
+                siteSequence: pushed?.pushed.sequence, merchant: pushed?.merchant.rawValue, member: member,
+                requestID: pushed?.pushed.requestID, points: .zero, occurredAt: pushed?.occurredAt ?? now,
+                postedAt: now,
+                programVersion: pushed?.version ?? catalogue.latest?.version ?? 0, detail: detail, postings: postings,
+                receipt: pushed?.receipt))
         record.released += points
     }
 

@@ -91,6 +91,9 @@ package struct PostingEngine: Sendable {
                 keys.spellMembers.insert(member)
                 noteQualifyingWindow(of: transaction)
             case .voucherUse(let record): keys.vouchers.insert(record.voucherID)
+            case .allowanceReturn(let record):
+                keys.allowances.insert(record.allowanceID)
+                if let member = transaction.member { keys.members.insert(member) }
             case nil: break
             }
         }
@@ -202,6 +205,7 @@ package struct PostingEngine: Sendable {
         case .parking(let record): outcome = spend(record, kind: .parking, &context)
         case .reverse(let record): outcome = reverse(record, &context)
         case .voucherUse(let record): outcome = useVoucher(record, &context)
+        case .allowanceReturn(let record): outcome = returnPushed(record, &context)
         }
         switch outcome {
         case .success(let points):

@@ -23,6 +23,20 @@ package struct PushedTransaction: Hashable, Sendable {
         case parking(Spend)
         case reverse(Reverse)
         case voucherUse(VoucherUse)
+        case allowanceReturn(AllowanceReturn)
+    }
+
+    /// What is left of an allowance, given back by the site.
+    package struct AllowanceReturn: Hashable, Sendable {
+        package var memberID: String
+        package var allowanceID: String
+        package var points: Int64
+
+        package init(memberID: String, allowanceID: String, points: Int64) {
+            self.memberID = memberID
+            self.allowanceID = allowanceID
+            self.points = points
+        }
     }
 
     /// A voucher of the points mall honoured at a till.
@@ -194,6 +208,7 @@ package struct PushedTransaction: Hashable, Sendable {
         case .reverse: .reverse
         case .parking: .parkingPay
         case .voucherUse: .voucherRedeem
+        case .allowanceReturn: .allowance
         case nil: nil
         }
     }
@@ -205,6 +220,7 @@ package struct PushedTransaction: Hashable, Sendable {
         case .earn(let record): record.memberID
         case .redeem(let record), .parking(let record): record.memberID
         case .reverse(let record): record.memberID
+        case .allowanceReturn(let record): record.memberID
         case .voucherUse, nil: nil
         }
     }

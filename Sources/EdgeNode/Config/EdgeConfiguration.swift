@@ -128,6 +128,9 @@ package struct EdgeLimits: Sendable, Equatable {
     /// How often the edge prunes, checkpoints and checks its size against the cap, in
     /// milliseconds.
     package var storageCheckMilliseconds = 60_000
+    /// How often the edge gives back what allowances whose stop instant has passed have left, in
+    /// milliseconds (docs/protocol.md, "Allowances").
+    package var allowanceCheckMilliseconds = 10_000
     /// Connections and calls on the POS port (docs/operations.md, "Connections"). A call must
     /// deliver its request within 10 s here (tills send small requests on a LAN).
     package var connections: ConnectionLimits = {
@@ -276,6 +279,7 @@ extension EdgeConfiguration {
                 limits.outboxRetentionMilliseconds = retention
             }
             int("storage_check_ms", 100...86_400_000, &limits.storageCheckMilliseconds)
+            int("allowance_check_ms", 100...3_600_000, &limits.allowanceCheckMilliseconds)
             limits.connections.read(l)
             l.finish()
         }

@@ -49,6 +49,27 @@ extension ParkingService {
         }
     }
 
+    package func enter(
+        request: ServerRequest<Coalition_Edge_V1_ParkingEnterRequest>, context: ServerContext
+    ) async throws -> ServerResponse<Coalition_Edge_V1_ParkingEnterResponse> {
+        try await ServiceError.mapping {
+            _ = try ServiceError.sizedBytes(request.message, maximum: requestBytesMax)
+            _ = try await terminals.authenticate(request.metadata, peer: context.remotePeer)
+            let message = request.message
+            let requestID = try RequestValidation.requestID(message.requestID)
+            guard !message.ticketID.isEmpty else { throw ServiceError.invalid("ticket_id", "is required") }
+            _ = try RequestValidation.printable(message.ticketID, field: "ticket_id", maximum: 32)
+            let member = try RequestValidation.member(message.memberID)
+            let granted = try await ledger.requestAllowance(member: member, trigger: .entry, requestID: requestID)
+            var response = Coalition_Edge_V1_ParkingEnterResponse()
+            response.allowanceID = granted.allowanceID
+            response.allowancePoints = granted.points
+            response.allowanceUntilMs = granted.stopAtMs
+            response.alreadyGranted = granted.alreadyGranted
+            return ServerResponse(message: response)
+        }
+    }
+
     private static func stay(ticket: String, member: String, entry: Int64, exit: Int64) throws(ServiceError)
         -> EdgeLedger.ParkingStay
     {

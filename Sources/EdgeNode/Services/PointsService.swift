@@ -163,6 +163,22 @@ extension PointsService {
         }
     }
 
+    package func checkIn(
+        request: ServerRequest<Coalition_Edge_V1_CheckInRequest>, context: ServerContext
+    ) async throws -> ServerResponse<Coalition_Edge_V1_CheckInResponse> {
+        try await handle(request, context) { _, message, _ in
+            let requestID = try RequestValidation.requestID(message.requestID)
+            let member = try RequestValidation.member(message.memberID)
+            let granted = try await ledger.requestAllowance(member: member, trigger: .checkIn, requestID: requestID)
+            var response = Coalition_Edge_V1_CheckInResponse()
+            response.allowanceID = granted.allowanceID
+            response.allowancePoints = granted.points
+            response.allowanceUntilMs = granted.stopAtMs
+            response.alreadyGranted = granted.alreadyGranted
+            return response
+        }
+    }
+
     /// Authenticates the terminal, runs the body, and maps every error to an explicit status.
     /// The body gets the request's encoded bytes too (encoded once, for the size check and the
     /// idempotency hash).

@@ -216,6 +216,30 @@ package struct EdgeDatabase: Sendable {
                     CREATE INDEX outbox_parking_by_member ON outbox (member_id, local_day) WHERE kind = 'parking';
                     """)
         }
+        migrator.registerMigration("2026-12-09 edge allowances v1") { db in
+            try db.execute(
+                sql: """
+                    -- The member's allowance at this site (docs/protocol.md, "Allowances"): what it
+                    -- had left after the site's transactions up to snapshot_site_sequence, when the
+                    -- site must stop spending it, and the log position it is as of (a snapshot from
+                    -- before is not applied); and everything the member has escrowed, all sites.
+                    ALTER TABLE members ADD COLUMN allowance_id TEXT;
+                    ALTER TABLE members ADD COLUMN allowance_left INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE members ADD COLUMN allowance_stop_at_ms INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE members ADD COLUMN allowance_position INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE members ADD COLUMN escrowed_points INTEGER NOT NULL DEFAULT 0;
+                    -- The part of a spend paid from an allowance (the floor-limit part is the rest),
+                    -- and each transaction's change of an allowance (spends and returns).
+                    ALTER TABLE outbox ADD COLUMN allowance_points INTEGER NOT NULL DEFAULT 0;
+                    CREATE INDEX members_with_allowance ON members (allowance_stop_at_ms) WHERE allowance_id IS NOT NULL;
+                    CREATE TABLE allowance_delta (
+                        allowance_id TEXT NOT NULL,
+                        sequence INTEGER NOT NULL REFERENCES outbox (sequence),
+                        points INTEGER NOT NULL,
+                        PRIMARY KEY (allowance_id, sequence)
+                    ) STRICT, WITHOUT ROWID;
+                    """)
+        }
         return migrator
     }
 }

@@ -56,19 +56,33 @@ package struct AuthorizationRequest: Sendable {
     package var unacknowledged: Unacknowledged
 }
 
+/// What an allowance request asks the gateway.
+package struct AllowanceAsk: Sendable {
+    package var member: MemberID
+    package var requestID: RequestID
+    package var trigger: AllowanceTrigger
+}
+
 /// Asks the gateway to authorise a redemption within the deadline (DESIGN §4, step 1). The sync
 /// client provides it; an edge without a gateway uses `RedeemAuthorizer.noGateway`.
 package struct RedeemAuthorizer: Sendable {
     package var authorize: @Sendable (AuthorizationRequest) async -> OnlineAuthorization
     /// Gives back a hold that will not be used (the redemption could not be written).
     package var release: @Sendable (String) async -> Void
+    /// Asks the gateway for an allowance for a member (a car park's entry, a hotel's check-in).
+    package var requestAllowance: @Sendable (AllowanceAsk) async throws -> Coalition_Sync_V1_RequestAllowanceResponse
 
     package init(
         authorize: @escaping @Sendable (AuthorizationRequest) async -> OnlineAuthorization,
-        release: @escaping @Sendable (String) async -> Void
+        release: @escaping @Sendable (String) async -> Void,
+        requestAllowance:
+            @escaping @Sendable (AllowanceAsk) async throws -> Coalition_Sync_V1_RequestAllowanceResponse = { _ in
+                throw ServiceError(.unavailable, "the centre cannot be reached: no allowance can be granted offline")
+            }
     ) {
         self.authorize = authorize
         self.release = release
+        self.requestAllowance = requestAllowance
     }
 
     /// Every redemption takes the offline path.

@@ -103,7 +103,7 @@ extension EdgeLedger {
             response.transactionID = transaction.description
             response.points = result.total.value
             response.breakdown = record.breakdown
-            response.balanceAfterPoints = max(0, try tx.balance(of: member).balance.value)
+            response.balanceAfterPoints = max(0, try tx.shownBalance(of: member, now: now).value)
             response.programVersion = version
             try tx.remember(command.key, response: response, sequence: sequence)
             return response

@@ -65,7 +65,14 @@ extension EdgeLedger {
             if let stored = try tx.storedAnswer(key) { return (stored, .zero, .none) }
             let (quote, balance) = try Self.priceStay(tx, stay, program: program, site: site, now: now)
             let payment = try Self.payment(stay, quote: quote, points: points, balance: balance, program: program)
-            return (nil, payment.points, try stay.member.map { try tx.unacknowledged($0) } ?? .none)
+            // The member's allowance here pays first, with nobody to ask; only the rest is authorised.
+            let usable =
+                try stay.member.flatMap { try tx.member($0) }.flatMap { try tx.allowance(of: $0, now: now) }?
+                .usable ?? .zero
+            return (
+                nil, payment.points - min(payment.points, usable),
+                try stay.member.map { try tx.unacknowledged($0) } ?? .none
+            )
         }
         if let stored = preview.stored { return try Coalition_Edge_V1_ParkingPayResponse(serializedBytes: stored) }
         var generator = SystemRandomNumberGenerator()
@@ -131,8 +138,8 @@ extension EdgeLedger {
             }
             let (quote, balance) = try Self.priceStay(tx, stay, program: program, site: site, now: now)
             // Online, the gateway checked the global balance and holds the points; offline, the
-            // local view is the limit.
-            let available = if case .online = authorization { Points(Int64.max / 4) } else { balance }
+            // local view (with the member's allowance here) is the limit.
+            let available = authorization.isOnline ? Points(Int64.max / 4) : balance
             let payment = try Self.payment(stay, quote: quote, points: points, balance: available, program: program)
             let today = program.timeZone.date(of: now)
             var response = Coalition_Edge_V1_ParkingPayResponse()
@@ -142,13 +149,27 @@ extension EdgeLedger {
             response.amountDueMinor = payment.amountDue.minorUnits
             response.openBarrier = payment.amountDue == .zero
             response.balanceAfterPoints = max(0, balance.value)
+            let row = try stay.member.flatMap { try tx.member($0) }
+            let split = try row.map { try Self.split(tx, $0, points: payment.points, now: now) }
             guard let member = stay.member, payment.points > .zero || quote.freeMinutesApplied > 0 else {
-                // Nothing to book: a non-member, or a member who used neither points nor free minutes.
+                // Nothing to book: a non-member, or a member who used neither points nor free
+                // minutes. The stay is over: the member's allowance here goes back.
+                if let member = stay.member, let allowance = split?.allowance {
+                    try Self.appendReturn(
+                        tx, member: member, allowance: allowance, program: program, site: site, version: version,
+                        now: now)
+                }
                 return response
             }
-            if payment.points > .zero, case .floorLimit = authorization {
+            let fromAllowance = split?.fromAllowance ?? .zero
+            let rest = payment.points - fromAllowance
+            var authorization = authorization
+            if !authorization.isOnline, rest > .zero {
+                authorization = .floorLimit
                 try Self.checkOffline(
-                    tx, program: program, site: site, member: member, points: payment.points, now: now, today: today)
+                    tx, program: program, site: site, member: member, points: rest, now: now, today: today)
+            } else if !authorization.isOnline, payment.points > .zero {
+                authorization = .allowance
             }
             let paidWithPoints = payment.points > .zero
             var record = Coalition_Sync_V1_ParkingRecord()
@@ -162,17 +183,32 @@ extension EdgeLedger {
             record.freeMinutesApplied = quote.freeMinutesApplied
             record.authorization = paidWithPoints ? authorization.wire : .unspecified
             record.holdID = paidWithPoints ? authorization.hold : ""
+            if let allowance = split?.allowance, fromAllowance > .zero {
+                record.allowanceID = allowance.id
+                record.allowancePoints = fromAllowance.value
+            }
             var payload = Self.payload(transaction, key, version: version, at: now)
             payload.parking = record
             let sequence = try tx.append(
                 OutboxEntry(
                     transactionID: transaction, kind: .parking, merchant: key.merchant, member: member,
                     requestID: key.requestID, points: -payment.points, amount: quote.fee,
-                    authorization: paidWithPoints ? authorization.column : nil, freeMinutes: quote.freeMinutesApplied,
-                    occurredAt: now, localDay: today, payload: payload, deltas: [(member, -payment.points)]))
+                    authorization: paidWithPoints
+                        ? Self.authorizationColumn(
+                            authorization.wire, points: payment.points.value, allowancePoints: fromAllowance.value)
+                        : nil,
+                    freeMinutes: quote.freeMinutesApplied, occurredAt: now, localDay: today, payload: payload,
+                    deltas: [(member, -payment.points)], allowancePoints: fromAllowance,
+                    allowanceChange: split?.allowance.map { ($0.id, -fromAllowance) }))
+            // The stay is over: what the member's allowance here has left goes back.
+            if let allowance = split?.allowance {
+                try Self.appendReturn(
+                    tx, member: member, allowance: allowance, spent: fromAllowance, program: program, site: site,
+                    version: version, now: now)
+            }
             response.transactionID = transaction.description
             response.authorization = record.authorization
-            response.balanceAfterPoints = max(0, (balance - payment.points).value)
+            response.balanceAfterPoints = max(0, try row.map { try tx.shownBalance(of: $0, now: now) }?.value ?? 0)
             try tx.remember(key, response: response, sequence: sequence)
             return response
         }
@@ -190,7 +226,8 @@ extension EdgeLedger {
             }
             tier = member.tier
             used = try tx.freeMinutesUsed(member: id, on: program.timeZone.date(of: stay.exit))
-            balance = try tx.balance(of: member).balance
+            // What the member may spend here: the balance and the allowance here.
+            balance = try tx.balance(of: member).balance + (tx.allowance(of: member, now: now)?.usable ?? .zero)
         }
         do {
             let quote = try ParkingCalculator.quote(

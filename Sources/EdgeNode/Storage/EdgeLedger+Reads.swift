@@ -140,7 +140,7 @@ extension EdgeLedger {
         member: MemberID, merchant: MerchantID, bill: Money, lines: [SaleLine], points: Points
     ) async throws -> Coalition_Edge_V1_PreviewRedeemResponse {
         let (_, program) = programPair
-        let (quote, _) = try await quote(
+        let (quote, _, allowance) = try await quote(
             member: member, merchant: merchant, bill: bill, lines: lines, points: points, program: program)
         var response = Coalition_Edge_V1_PreviewRedeemResponse()
         response.maxPoints = quote.maxPoints.value
@@ -161,8 +161,11 @@ extension EdgeLedger {
         let offlineRefusal: (Refusal, String)? = try await database.pool.read { db in
             let tx = LedgerTransaction(db: db, limits: limits)
             do {
+                // The allowance pays first; the floor limits apply to the rest.
+                let rest = quote.points - min(quote.points, allowance)
+                guard rest > .zero else { return nil }
                 try Self.checkOffline(
-                    tx, program: program, site: site, member: member, points: quote.points, now: now,
+                    tx, program: program, site: site, member: member, points: rest, now: now,
                     today: program.timeZone.date(of: now))
                 return nil
             } catch let error as ServiceError {
@@ -182,21 +185,28 @@ extension EdgeLedger {
     /// acknowledged yet (for an online authorisation), from one read.
     func quote(
         member: MemberID, merchant: MerchantID, bill: Money, lines: [SaleLine], points: Points, program: Program
-    ) async throws -> (RedeemQuote, unacknowledged: Unacknowledged) {
+    ) async throws -> (RedeemQuote, unacknowledged: Unacknowledged, allowance: Points) {
         let limits = self.limits
-        let (available, unacknowledged): (Points, Unacknowledged) = try await database.pool.read { db in
+        let now = clock.now()
+        let (balance, unacknowledged, allowance): (Points, Unacknowledged, Points) = try await database.pool.read {
+            db in
             let tx = LedgerTransaction(db: db, limits: limits)
             guard let row = try tx.member(member) else {
                 throw ServiceError.notFound("member_id", "no member '\(member)' is known at this site")
             }
-            return (try tx.balance(of: row).balance, try tx.unacknowledged(member))
+            return (
+                try tx.balance(of: row).balance, try tx.unacknowledged(member),
+                try tx.allowance(of: row, now: now)?.usable ?? .zero
+            )
         }
+        // The member's allowance here is theirs to spend here, on top of the balance.
+        let available = balance + allowance
         do {
             let quote = try RedeemCalculator.quote(
                 program: program,
                 input: RedeemInput(
                     merchant: merchant, bill: bill, lines: lines, requestedPoints: points, availablePoints: available))
-            return (quote, unacknowledged)
+            return (quote, unacknowledged, allowance)
         } catch {
             throw ServiceError(error, fields: Self.billFields)
         }

@@ -41,15 +41,20 @@ extension EdgeLedger {
             return try Coalition_Edge_V1_RedeemResponse(serializedBytes: stored)
         }
         // Validate and quote against the locally known balance before asking anyone.
-        let (preview, unacknowledged) = try await quote(
+        let (preview, unacknowledged, allowance) = try await quote(
             member: command.member, merchant: command.key.merchant, bill: command.bill, lines: command.lines,
             points: command.points, program: program)
         if let refusal = preview.refusal { throw ServiceError.refused(refusal, preview.message) }
         var generator = SystemRandomNumberGenerator()
         let transaction = TransactionID(time: clock.now(), using: &generator)
+        // The member's allowance here pays first, with nobody to ask; only the rest is authorised.
+        let rest = preview.points - min(preview.points, allowance)
+        if rest == .zero, allowance > .zero {
+            return try await writeRedemption(command, transaction: transaction, authorization: .allowance)
+        }
         let online = await authorizer.authorize(
             AuthorizationRequest(
-                member: command.member, merchant: command.key.merchant, points: preview.points,
+                member: command.member, merchant: command.key.merchant, points: rest,
                 transaction: transaction,
                 requestID: command.key.requestID, unacknowledged: unacknowledged))
         switch online {
@@ -73,10 +78,18 @@ extension EdgeLedger {
     enum Authorization: Sendable {
         case online(String)
         case floorLimit
+        /// Wholly from the member's allowance here (nothing to authorise).
+        case allowance
 
-        var column: String { if case .online = self { "online" } else { "floor_limit" } }
-        var wire: Coalition_Common_V1_RedeemAuthorization { if case .online = self { .online } else { .floorLimit } }
+        var wire: Coalition_Common_V1_RedeemAuthorization {
+            switch self {
+            case .online: .online
+            case .floorLimit: .floorLimit
+            case .allowance: .allowance
+            }
+        }
         var hold: String { if case .online(let hold) = self { hold } else { "" } }
+        var isOnline: Bool { if case .online = self { true } else { false } }
     }
 
     func writeRedemption(
@@ -95,9 +108,11 @@ extension EdgeLedger {
                 throw ServiceError.notFound("member_id", "no member '\(command.member)' is known at this site")
             }
             let known = try tx.balance(of: member).balance
+            let usable = try tx.allowance(of: member, now: now)?.usable ?? .zero
             let today = program.timeZone.date(of: now)
-            // Online, the gateway checked the global balance; offline, the local view is the limit.
-            let available = if case .online = authorization { Points(Int64.max / 4) } else { known }
+            // Online, the gateway checked the global balance; offline, the local view (with the
+            // member's allowance here) is the limit.
+            let available = authorization.isOnline ? Points(Int64.max / 4) : known + usable
             let quote: RedeemQuote
             do {
                 quote = try RedeemCalculator.quote(
@@ -109,9 +124,14 @@ extension EdgeLedger {
                 throw ServiceError(error, fields: Self.billFields)
             }
             if let refusal = quote.refusal { throw ServiceError.refused(refusal, quote.message) }
-            if case .floorLimit = authorization {
+            let split = try Self.split(tx, member, points: quote.points, now: now)
+            // Beyond the allowance, offline: the floor limits (an allowance spent meanwhile by
+            // another till leaves more to them).
+            var authorization = authorization
+            if !authorization.isOnline, split.rest > .zero {
+                authorization = .floorLimit
                 try Self.checkOffline(
-                    tx, program: program, site: site, member: member.id, points: quote.points, now: now, today: today)
+                    tx, program: program, site: site, member: member.id, points: split.rest, now: now, today: today)
             }
             var record = Coalition_Sync_V1_RedeemRecord()
             record.memberID = member.id.description
@@ -121,20 +141,27 @@ extension EdgeLedger {
             record.valueMinor = quote.value.minorUnits
             record.authorization = authorization.wire
             record.holdID = authorization.hold
+            if let allowance = split.allowance, split.fromAllowance > .zero {
+                record.allowanceID = allowance.id
+                record.allowancePoints = split.fromAllowance.value
+            }
             var payload = Self.payload(transaction, command.key, version: version, at: now)
             payload.redeem = record
             let sequence = try tx.append(
                 OutboxEntry(
                     transactionID: transaction, kind: .redeem, merchant: command.key.merchant, member: member.id,
                     requestID: command.key.requestID, points: -quote.points, amount: command.bill,
-                    authorization: authorization.column, occurredAt: now, localDay: today, payload: payload,
-                    deltas: [(member.id, -quote.points)]))
+                    authorization: Self.authorizationColumn(
+                        authorization.wire, points: quote.points.value, allowancePoints: split.fromAllowance.value),
+                    occurredAt: now, localDay: today, payload: payload, deltas: [(member.id, -quote.points)],
+                    allowancePoints: split.fromAllowance,
+                    allowanceChange: split.allowance.map { ($0.id, -split.fromAllowance) }))
             var response = Coalition_Edge_V1_RedeemResponse()
             response.transactionID = transaction.description
             response.points = quote.points.value
             response.valueMinor = quote.value.minorUnits
             response.remainingDueMinor = quote.remainingDue.minorUnits
-            response.balanceAfterPoints = max(0, try tx.balance(of: member).balance.value)
+            response.balanceAfterPoints = max(0, try tx.shownBalance(of: member, now: now).value)
             response.authorization = authorization.wire
             try tx.remember(command.key, response: response, sequence: sequence)
             return response

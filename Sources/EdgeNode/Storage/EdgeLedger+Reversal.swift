@@ -130,7 +130,7 @@ extension EdgeLedger {
             var response = Coalition_Edge_V1_ReverseResponse()
             response.transactionID = transaction.description
             response.points = abs(delta.value)
-            response.balanceAfterPoints = max(0, try tx.balance(of: member).balance.value)
+            response.balanceAfterPoints = max(0, try tx.shownBalance(of: member, now: now).value)
             response.withheldPoints = withheld.value
             if withheld > .zero, let (merchant, site) = program.merchant(command.key.merchant),
                 let prices = program.settlement.prices(for: merchant, format: site.format)

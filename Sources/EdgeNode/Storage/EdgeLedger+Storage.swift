@@ -44,7 +44,7 @@ extension EdgeLedger {
                       AND COALESCE(survivor.snapshot_site_sequence, m.snapshot_site_sequence) < o.sequence)
                 ORDER BY o.sequence LIMIT ?
                 """, arguments: [cutoff, pruneBatch])
-        for table in ["member_delta", "idempotency", "rejected", "outbox_promotions", "outbox"] {
+        for table in ["member_delta", "allowance_delta", "idempotency", "rejected", "outbox_promotions", "outbox"] {
             try db.execute(sql: "DELETE FROM \(table) WHERE sequence IN (SELECT sequence FROM pruned)")
         }
         return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM pruned") ?? 0

@@ -138,7 +138,7 @@ package final class EdgeLedger: Sendable {
         var summary = Coalition_Common_V1_MemberSummary()
         summary.memberID = member.id.description
         summary.tier = member.tier.rawValue
-        summary.balancePoints = max(0, try tx.balance(of: member).balance.value)
+        summary.balancePoints = max(0, try tx.shownBalance(of: member, now: now).value)
         summary.expiringPoints = member.expiringPoints.value
         summary.nextExpiryAtMs = member.nextExpiryAt
         summary.cardNumber = member.cardNumber ?? ""

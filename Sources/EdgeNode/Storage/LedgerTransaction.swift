@@ -41,9 +41,15 @@ struct MemberRow: Sendable {
     var nextExpiryAt: Int64
     var lastEarnByFormat: [Format: Timestamp]
     var streak: Streak?
+    /// The member's allowance at this site, as of `snapshotSiteSequence` (nil: none).
+    var allowanceID: String?
+    var allowanceLeft: Points
+    var allowanceStopAt: Int64
+    /// Points the member has escrowed, all sites, as of the snapshot.
+    var escrowed: Points
 
     static let columns =
-        "member_id, phone_hash, card_number, tier, birth_month, snapshot_balance, snapshot_site_sequence, snapshot_at_ms, snapshot_position, expiring_points, next_expiry_at_ms, last_earn, streak_last_day, streak_days"
+        "member_id, phone_hash, card_number, tier, birth_month, snapshot_balance, snapshot_site_sequence, snapshot_at_ms, snapshot_position, expiring_points, next_expiry_at_ms, last_earn, streak_last_day, streak_days, allowance_id, allowance_left, allowance_stop_at_ms, escrowed_points"
 
     /// Reads the row of `SELECT \(columns)` with SQLite's C API.
     init(_ row: FastStatement.Columns) {
@@ -65,11 +71,28 @@ struct MemberRow: Sendable {
         streak = row.stringOrNil(12).flatMap(CivilDate.init(parsing:)).map {
             Streak(lastDay: $0, days: max(1, streakDays))
         }
+        allowanceID = row.stringOrNil(14)
+        allowanceLeft = Points(row.int64(15))
+        allowanceStopAt = row.int64(16)
+        escrowed = Points(row.int64(17))
     }
 
     var earnState: MemberEarnState {
         MemberEarnState(tier: tier, birthMonth: birthMonth, lastEarnByFormat: lastEarnByFormat, streak: streak)
     }
+}
+
+/// A member's allowance at this site, as the edge knows it now.
+struct EdgeAllowance: Sendable, Equatable {
+    var id: String
+    /// What it has left.
+    var left: Points
+    /// This site's changes of it since the snapshot (≤ 0).
+    var changed: Points
+    /// When the site must stop spending it (its clock).
+    var stopAt: Timestamp
+    /// What may be spent now: `left` before the stop instant, nothing after.
+    var usable: Points
 }
 
 /// A member's points change from this site's transactions after the acknowledged sequence.
@@ -105,6 +128,10 @@ struct OutboxEntry {
     var payload: Coalition_Sync_V1_LocalTransaction
     /// Every member's points change (the main member's and, for a referral, the referrer's).
     var deltas: [(MemberID, Points)]
+    /// The part of a spend paid from the member's allowance here (its change: `allowanceChange`).
+    var allowancePoints: Points = .zero
+    /// The allowance this transaction changes, and by how much (negative: spent or given back).
+    var allowanceChange: (id: String, points: Points)?
 }
 
 /// The writer's view of the database inside one group-commit savepoint.
@@ -161,7 +188,7 @@ struct LedgerTransaction {
             $0.add(id)
         } row: { row in
             own = MemberRow(row)
-            survivor = row.stringOrNil(14)
+            survivor = row.stringOrNil(18)
         }
         if let survivor {
             var merged: MemberRow?
@@ -175,6 +202,30 @@ struct LedgerTransaction {
             if let merged { return merged }
         }
         return own
+    }
+
+    /// The member's allowance at this site as the edge knows it now: what the snapshot said it had
+    /// left plus this site's changes of it since (spends and returns not rejected); spendable only
+    /// before its stop instant. Nil when the member has none.
+    func allowance(of member: MemberRow, now: Timestamp) throws -> EdgeAllowance? {
+        guard let id = member.allowanceID else { return nil }
+        let changed = try allowanceChanged(id, after: member.snapshotSiteSequence)
+        let left = max(.zero, member.allowanceLeft + changed)
+        return EdgeAllowance(
+            id: id, left: left, changed: changed, stopAt: Timestamp(milliseconds: member.allowanceStopAt),
+            usable: now.milliseconds < member.allowanceStopAt ? left : .zero)
+    }
+
+    /// The balance a member is shown: what they may spend anywhere plus what they have reserved
+    /// for sites (their allowances are still theirs), as this edge knows it.
+    func shownBalance(of member: MemberRow, now: Timestamp) throws -> Points {
+        try balance(of: member).balance + member.escrowed + (allowance(of: member, now: now)?.changed ?? .zero)
+    }
+
+    /// Writes a transaction's change of an allowance (negative: spent or given back).
+    func changeAllowance(_ id: String, sequence: Int64, points: Points) throws {
+        try db.cachedStatement(sql: "INSERT INTO allowance_delta (allowance_id, sequence, points) VALUES (?, ?, ?)")
+            .execute(arguments: [id, sequence, points.value])
     }
 
     /// The member's balance as this edge knows it: the gateway's snapshot plus this site's
@@ -196,7 +247,23 @@ struct LedgerTransaction {
         } row: {
             pending = $0.int64(0)
         }
-        return (member.snapshotBalance + Points(pending), Points(pending))
+        // `member_delta` is the member's whole change (what the gateway posts as the transaction's
+        // points); what the site's transactions took from or gave back to the allowance here is
+        // not the balance's (spendable anywhere).
+        let escrowChange = try member.allowanceID.map { try allowanceChanged($0, after: member.snapshotSiteSequence) }
+        return (member.snapshotBalance + Points(pending) - (escrowChange ?? .zero), Points(pending))
+    }
+
+    /// This site's changes of an allowance after `sequence` (not rejected).
+    func allowanceChanged(_ id: String, after sequence: Int64) throws -> Points {
+        Points(
+            try Int64.fetchOne(
+                db.cachedStatement(
+                    sql: """
+                        SELECT COALESCE(SUM(points), 0) FROM allowance_delta
+                        WHERE allowance_id = ? AND sequence > ? AND sequence NOT IN (SELECT sequence FROM rejected)
+                        """),
+                arguments: [id, sequence]) ?? 0)
     }
 
     /// The member's points change from this site's transactions the gateway has not acknowledged,
@@ -258,7 +325,7 @@ struct LedgerTransaction {
             try Int64.fetchOne(
                 db.cachedStatement(
                     sql:
-                        "SELECT COALESCE(-SUM(points), 0) FROM outbox WHERE authorization = 'floor_limit' AND member_id = ? AND local_day = ?"
+                        "SELECT COALESCE(-SUM(points + allowance_points), 0) FROM outbox WHERE authorization = 'floor_limit' AND member_id = ? AND local_day = ?"
                 ),
                 arguments: [member.description, day.description]) ?? 0
         return Points(sum)
@@ -270,7 +337,7 @@ struct LedgerTransaction {
             try Int64.fetchOne(
                 db.cachedStatement(
                     sql: """
-                        SELECT COALESCE(-SUM(points), 0) FROM outbox
+                        SELECT COALESCE(-SUM(points + allowance_points), 0) FROM outbox
                         WHERE authorization = 'floor_limit' AND sequence > (SELECT acknowledged_sequence FROM sync_state WHERE id = 1)
                         """)) ?? 0
         return Points(sum)
@@ -325,8 +392,9 @@ struct LedgerTransaction {
             db,
             sql: """
                 INSERT INTO outbox (sequence, transaction_id, kind, merchant_id, member_id, request_id, points, amount_minor,
-                    authorization, original_transaction_id, free_minutes, occurred_at_ms, local_day, previous_hash, payload_hash, payload)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    authorization, original_transaction_id, free_minutes, occurred_at_ms, local_day, previous_hash, payload_hash, payload,
+                    allowance_points)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """
         ).run {
             $0.add(sequence)
@@ -345,6 +413,10 @@ struct LedgerTransaction {
             $0.add(blob: previousHash)
             $0.add(blob: SHA256.hash(data: payload))
             $0.add(blob: payload)
+            $0.add(entry.allowancePoints.value)
+        }
+        if let change = entry.allowanceChange, change.points != .zero {
+            try changeAllowance(change.id, sequence: sequence, points: change.points)
         }
         var merged: [MemberID: Points] = [:]
         for (member, points) in entry.deltas { merged[member, default: .zero] += points }

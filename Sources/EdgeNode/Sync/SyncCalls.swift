@@ -15,6 +15,8 @@ package struct SyncCalls: Sendable {
         Call<Coalition_Sync_V1_AuthorizeRedeemRequest, Coalition_Sync_V1_AuthorizeRedeemResponse>
     package var releaseHold: Call<Coalition_Sync_V1_ReleaseHoldRequest, Coalition_Sync_V1_ReleaseHoldResponse>
     package var recover: Call<Coalition_Sync_V1_RecoverRequest, Coalition_Sync_V1_RecoverResponse>
+    package var requestAllowance:
+        Call<Coalition_Sync_V1_RequestAllowanceRequest, Coalition_Sync_V1_RequestAllowanceResponse>
 
     package init(
         push: @escaping Call<Coalition_Sync_V1_PushRequest, Coalition_Sync_V1_PushResponse>,
@@ -22,8 +24,13 @@ package struct SyncCalls: Sendable {
         authorizeRedeem:
             @escaping Call<Coalition_Sync_V1_AuthorizeRedeemRequest, Coalition_Sync_V1_AuthorizeRedeemResponse>,
         releaseHold: @escaping Call<Coalition_Sync_V1_ReleaseHoldRequest, Coalition_Sync_V1_ReleaseHoldResponse>,
-        recover: @escaping Call<Coalition_Sync_V1_RecoverRequest, Coalition_Sync_V1_RecoverResponse>
+        recover: @escaping Call<Coalition_Sync_V1_RecoverRequest, Coalition_Sync_V1_RecoverResponse>,
+        requestAllowance:
+            @escaping Call<Coalition_Sync_V1_RequestAllowanceRequest, Coalition_Sync_V1_RequestAllowanceResponse> = {
+                _, _ in throw RPCError(code: .unimplemented, message: "no allowances on this link")
+            }
     ) {
+        self.requestAllowance = requestAllowance
         self.push = push
         self.pull = pull
         self.authorizeRedeem = authorizeRedeem
@@ -38,7 +45,8 @@ package struct SyncCalls: Sendable {
             pull: { try await client.pull($0, options: $1) },
             authorizeRedeem: { try await client.authorizeRedeem($0, options: $1) },
             releaseHold: { try await client.releaseHold($0, options: $1) },
-            recover: { try await client.recover($0, options: $1) })
+            recover: { try await client.recover($0, options: $1) },
+            requestAllowance: { try await client.requestAllowance($0, options: $1) })
     }
 
     /// Calls that go to one of several gateways sharing a ledger: each call goes to the current
@@ -64,7 +72,7 @@ package struct SyncCalls: Sendable {
         }
         return SyncCalls(
             push: route(\.push), pull: route(\.pull), authorizeRedeem: route(\.authorizeRedeem),
-            releaseHold: route(\.releaseHold), recover: route(\.recover))
+            releaseHold: route(\.releaseHold), recover: route(\.recover), requestAllowance: route(\.requestAllowance))
     }
 }
 

@@ -13,11 +13,18 @@ import Wire
 extension SyncClient {
     /// Applies the next page of changes. True when more are waiting.
     package func pullRound() async throws -> Bool {
-        let cursor = try await database.pool.read { db in
-            try Int64.fetchOne(db, sql: "SELECT pull_cursor FROM sync_state WHERE id = 1") ?? 0
+        let (cursor, head) = try await database.pool.read { db in
+            (
+                try Int64.fetchOne(db, sql: "SELECT pull_cursor FROM sync_state WHERE id = 1") ?? 0,
+                try Int64.fetchOne(db, sql: "SELECT MAX(sequence) FROM outbox") ?? 0
+            )
         }
         var request = Coalition_Sync_V1_PullRequest()
         request.protocolVersion = 1
+        // What the outbox held when asked: once the gateway has it all, nothing this site spent
+        // before now is still on its way (the reclaim job's evidence).
+        request.outboxHeadSequence = UInt64(max(0, head))
+        request.sentAtMs = clock.now().milliseconds
         request.programVersion = program().version
         request.cursor = UInt64(cursor)
         request.pageSize = UInt32(link.pullPageSize)
@@ -102,8 +109,14 @@ extension SyncClient {
     ) throws {
         let id = snapshot.memberID
         let existing = try Row.fetchOne(
-            db.cachedStatement(sql: "SELECT last_earn, streak_last_day, streak_days FROM members WHERE member_id = ?"),
+            db.cachedStatement(
+                sql:
+                    "SELECT last_earn, streak_last_day, streak_days, allowance_position FROM members WHERE member_id = ?"
+            ),
             arguments: [id])
+        // A snapshot from before an allowance this edge was granted directly does not know it (nor
+        // the points it took from the balance); a later one in the feed will.
+        if let existing, (existing["allowance_position"] as Int64? ?? 0) > position { return }
         var lastEarn: [Format: Timestamp] = [:]
         for (format, ms) in snapshot.lastEarnAtMsByFormat {
             if let format = Format(format) { lastEarn[format] = Timestamp(milliseconds: ms) }
@@ -134,15 +147,17 @@ extension SyncClient {
             sql: """
                 INSERT INTO members (member_id, phone_hash, card_number, tier, birth_month, snapshot_balance, snapshot_site_sequence,
                     snapshot_at_ms, snapshot_position, expiring_points, next_expiry_at_ms, last_earn, streak_last_day, streak_days,
-                    enrolled_at_ms)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    enrolled_at_ms, allowance_id, allowance_left, allowance_stop_at_ms, escrowed_points)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (member_id) DO UPDATE SET
                     phone_hash = excluded.phone_hash, card_number = excluded.card_number, tier = excluded.tier,
                     birth_month = excluded.birth_month, snapshot_balance = excluded.snapshot_balance,
                     snapshot_site_sequence = excluded.snapshot_site_sequence, snapshot_at_ms = excluded.snapshot_at_ms,
                     snapshot_position = excluded.snapshot_position,
                     expiring_points = excluded.expiring_points, next_expiry_at_ms = excluded.next_expiry_at_ms,
-                    last_earn = excluded.last_earn, streak_last_day = excluded.streak_last_day, streak_days = excluded.streak_days
+                    last_earn = excluded.last_earn, streak_last_day = excluded.streak_last_day, streak_days = excluded.streak_days,
+                    allowance_id = excluded.allowance_id, allowance_left = excluded.allowance_left,
+                    allowance_stop_at_ms = excluded.allowance_stop_at_ms, escrowed_points = excluded.escrowed_points
                 """
         ).execute(arguments: [
             id, snapshot.phoneHash.isEmpty ? nil : snapshot.phoneHash,
@@ -150,7 +165,8 @@ extension SyncClient {
             snapshot.tier, snapshot.birthMonth == 0 ? nil : Int(snapshot.birthMonth), snapshot.balancePoints,
             Int64(snapshot.includesSiteSequence), now.milliseconds, position, snapshot.expiringPoints,
             snapshot.nextExpiryAtMs, LastEarnEncoding.encode(lastEarn), streakDay.isEmpty ? nil : streakDay, streakDays,
-            snapshot.enrolledAtMs,
+            snapshot.enrolledAtMs, snapshot.allowanceID.isEmpty ? nil : snapshot.allowanceID,
+            snapshot.allowanceLeftPoints, snapshot.allowanceStopAtMs, snapshot.escrowedPoints,
         ])
     }
 }

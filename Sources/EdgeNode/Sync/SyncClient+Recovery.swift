@@ -62,6 +62,7 @@ extension SyncClient {
             case .reverse(let record): [record.points, record.amountMinor]
             case .parking(let record): [record.points, record.feeMinor]
             case .voucherUse(let record): [record.settlementPriceMinor]
+            case .allowanceReturn(let record): [record.points]
             case nil: []
             }
         guard figures.allSatisfy({ (-bound...bound).contains($0) }),
@@ -78,6 +79,9 @@ extension SyncClient {
         var original: String?
         var freeMinutes: Int64 = 0
         var deltas: [(String, Int64)] = []
+        // The part of a spend paid from an allowance, and the allowance's change.
+        var allowancePoints: Int64 = 0
+        var allowanceChange: (id: String, points: Int64)?
         switch local.body {
         case .enrollment(let record):
             kind = .enroll
@@ -106,7 +110,9 @@ extension SyncClient {
             member = record.memberID
             points = -record.points
             amount = record.billAmountMinor
-            authorization = record.authorization == .online ? "online" : "floor_limit"
+            authorization = EdgeLedger.authorizationColumn(
+                record.authorization, points: record.points, allowancePoints: record.allowancePoints)
+            (allowancePoints, allowanceChange) = Self.allowancePart(record.allowanceID, record.allowancePoints)
             deltas = [(member, points)]
         case .reverse(let record):
             kind = .reverse
@@ -121,12 +127,21 @@ extension SyncClient {
             points = -record.points
             amount = record.feeMinor
             freeMinutes = record.freeMinutesApplied
-            authorization = record.points > 0 ? (record.authorization == .online ? "online" : "floor_limit") : nil
+            authorization =
+                record.points > 0
+                ? EdgeLedger.authorizationColumn(
+                    record.authorization, points: record.points, allowancePoints: record.allowancePoints) : nil
+            (allowancePoints, allowanceChange) = Self.allowancePart(record.allowanceID, record.allowancePoints)
             deltas = [(member, points)]
         case .voucherUse(let record):
             kind = .voucherUse
             amount = record.settlementPriceMinor
             try EdgeLedger.markVoucherUsed(record.voucherID, db)
+        case .allowanceReturn(let record):
+            kind = .allowanceReturn
+            member = record.memberID
+            allowanceChange = (record.allowanceID, -record.points)
+            deltas = [(member, 0)]
         case nil:
             break
         }
@@ -134,21 +149,33 @@ extension SyncClient {
         try db.cachedStatement(
             sql: """
                 INSERT INTO outbox (sequence, transaction_id, kind, merchant_id, member_id, request_id, points, amount_minor, authorization,
-                    original_transaction_id, free_minutes, occurred_at_ms, local_day, previous_hash, payload_hash, payload)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    original_transaction_id, free_minutes, occurred_at_ms, local_day, previous_hash, payload_hash, payload,
+                    allowance_points)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """
         ).execute(arguments: [
             Int64(transaction.sequence), transaction.transactionID, kind?.rawValue ?? "unknown", local.merchantID,
             member, local.requestID,
             points, amount,
             authorization, original, freeMinutes, transaction.occurredAtMs, day.description, transaction.previousHash,
-            Data(SHA256.hash(data: transaction.payload)), transaction.payload,
+            Data(SHA256.hash(data: transaction.payload)), transaction.payload, allowancePoints,
         ])
+        if let allowanceChange, allowanceChange.points != 0 {
+            try db.cachedStatement(
+                sql: "INSERT INTO allowance_delta (allowance_id, sequence, points) VALUES (?, ?, ?)"
+            ).execute(arguments: [allowanceChange.id, Int64(transaction.sequence), allowanceChange.points])
+        }
         var merged: [String: Int64] = [:]
         for (id, value) in deltas where !id.isEmpty { merged[id, default: 0] += value }
         for (id, value) in merged.sorted(by: { $0.key < $1.key }) {
             try db.cachedStatement(sql: "INSERT INTO member_delta (member_id, sequence, points) VALUES (?, ?, ?)")
                 .execute(arguments: [id, Int64(transaction.sequence), value])
         }
+    }
+
+    /// A recovered spend's allowance part: the points paid from it, and its change.
+    private static func allowancePart(_ id: String, _ points: Int64) -> (Int64, (id: String, points: Int64)?) {
+        guard !id.isEmpty, points > 0 else { return (0, nil) }
+        return (points, (id, -points))
     }
 }

@@ -147,6 +147,30 @@ package final class SyncClient: Sendable {
                     // The hold then expires on its own at the gateway (limits.hold_ms).
                     logger.notice("could not release a hold", metadata: ["hold": "\(hold)", "error": "\(error)"])
                 }
+            },
+            requestAllowance: { [sync, link] ask in
+                var message = Coalition_Sync_V1_RequestAllowanceRequest()
+                message.protocolVersion = 1
+                message.requestID = ask.requestID.rawValue
+                message.memberID = ask.member.description
+                message.trigger = ask.trigger.rawValue
+                var options = CallOptions.defaults
+                options.timeout = .milliseconds(link.authorizeDeadlineMilliseconds)
+                options.waitForReady = false
+                do {
+                    return try await sync.requestAllowance(message, options)
+                } catch let error as RPCError
+                    where [.unavailable, .deadlineExceeded, .unimplemented, .cancelled].contains(error.code)
+                {
+                    throw ServiceError(
+                        .unavailable, "the centre cannot be reached: no allowance can be granted offline",
+                        reason: "OFFLINE")
+                } catch let error as RPCError {
+                    // The gateway's refusal, passed on as it said it.
+                    throw ServiceError(
+                        error.code, error.message,
+                        reason: error.metadata[stringValues: ServiceError.reasonKey].first(where: { _ in true }))
+                }
             })
     }
 }

@@ -10,7 +10,7 @@ import X509
 /// `coalition.sync.v1.Sync` over mutual TLS: every call is bound to the site its client
 /// certificate names. A call without a certificate, with a certificate naming no site, a revoked
 /// certificate or a revoked site is refused before anything is read or written.
-package struct SyncService<Store: SyncLedger>: Coalition_Sync_V1_Sync.ServiceProtocol {
+package struct SyncService<Store: SyncLedger & AllowanceLedger>: Coalition_Sync_V1_Sync.ServiceProtocol {
     /// The protocol version this gateway speaks.
     package static var protocolVersion: UInt32 { 1 }
     /// The largest outbox sequence a push may carry (2^62: a site writing a million transactions a
@@ -196,8 +196,48 @@ extension SyncService {
                 throw ServiceError.invalid("page_size", "must be 0 (default 500) or 1 to \(limits.pullPageMax)")
             }
             guard message.cursor <= UInt64(Int64.max) else { throw ServiceError.invalid("cursor", "out of range") }
-            return Coalition_Sync_V1_PullResponse(
-                try await store.pull(site: site, cursor: Int64(message.cursor), pageSize: size))
+            let page = try await store.pull(site: site, cursor: Int64(message.cursor), pageSize: size)
+            // Everything the site had when it asked has been applied: evidence for the reclaim job.
+            if message.sentAtMs > 0, message.outboxHeadSequence <= UInt64(max(0, page.siteHighWaterMark)),
+                Timestamp.wireRange.contains(message.sentAtMs)
+            {
+                try await store.recordCaughtUp(site: site, sentAt: Timestamp(milliseconds: message.sentAtMs))
+            }
+            return Coalition_Sync_V1_PullResponse(page)
+        }
+    }
+
+    package func requestAllowance(
+        request: ServerRequest<Coalition_Sync_V1_RequestAllowanceRequest>, context: ServerContext
+    ) async throws -> ServerResponse<Coalition_Sync_V1_RequestAllowanceResponse> {
+        try await handle(request, context) { site, message in
+            try Self.checkVersion(message.protocolVersion)
+            guard let requestID = RequestID(message.requestID) else {
+                throw ServiceError.invalid("request_id", RequestID.rule)
+            }
+            guard let member = MemberID(message.memberID) else {
+                throw ServiceError.invalid("member_id", "must be a 26-character member id")
+            }
+            guard let trigger = AllowanceTrigger(rawValue: message.trigger), trigger != .operatorOnly else {
+                throw ServiceError.invalid(
+                    "trigger", "\"entry\" or \"check_in\" (found '\(message.trigger.prefix(32))')")
+            }
+            let grant: AllowanceGrant
+            do {
+                grant = try await store.grantAllowance(
+                    AllowanceGrantCommand(site: site, member: member, trigger: trigger, requestID: requestID))
+            } catch let refusal as AllowanceLedgerRefusal {
+                throw ServiceError(refusal)
+            }
+            var response = Coalition_Sync_V1_RequestAllowanceResponse()
+            response.allowanceID = grant.record.allowanceID
+            response.points = grant.record.left.value
+            response.stopAtMs =
+                (store.programs.latest?.program.allowances ?? .none)
+                .edgeStop(leaseUntil: grant.record.leaseUntil).milliseconds
+            response.position = UInt64(max(0, grant.position))
+            response.alreadyGranted = grant.alreadyGranted
+            return response
         }
     }
 

@@ -72,6 +72,12 @@ extension Coalition_Sync_V1_MemberSnapshot {
         enrolledAtMs = snapshot.enrolledAt.milliseconds
         expiringPoints = snapshot.expiringPoints.value
         nextExpiryAtMs = snapshot.nextExpiryAt?.milliseconds ?? 0
+        escrowedPoints = snapshot.escrowed.value
+        if let allowance = snapshot.allowance {
+            allowanceID = allowance.id
+            allowanceLeftPoints = allowance.left.value
+            allowanceStopAtMs = allowance.stopAt.milliseconds
+        }
     }
 }
 

@@ -54,6 +54,27 @@ package struct MemberSnapshot: Sendable, Equatable {
     /// Points expiring within the program's reminder window, and the first expiry.
     package var expiringPoints: Points
     package var nextExpiryAt: Timestamp?
+    /// Points reserved for sites (active allowances' left), all sites together.
+    package var escrowed: Points = .zero
+    /// The member's active allowance at the pulling site.
+    package var allowance: SiteAllowance?
+
+    /// Takes the member's active allowances: what they reserve, and the one of `site`.
+    package mutating func reserve(_ allowances: [AllowanceRecord], site: SiteID, rules: AllowanceRules?) {
+        escrowed = allowances.reduce(.zero) { $0 + $1.left }
+        allowance = allowances.first { $0.site == site }.map {
+            SiteAllowance(
+                id: $0.allowanceID, left: $0.left,
+                stopAt: (rules ?? .none).edgeStop(leaseUntil: $0.leaseUntil))
+        }
+    }
+}
+
+/// An allowance as its site is told it: what is left, and when the site must stop spending it.
+package struct SiteAllowance: Sendable, Equatable {
+    package var id: String
+    package var left: Points
+    package var stopAt: Timestamp
 }
 
 /// A page of a site's own transactions as the gateway stored them (`SyncLedger.recover`).
@@ -228,10 +249,13 @@ package struct AllowanceGrantCommand: Sendable {
 package struct AllowanceGrant: Sendable, Equatable {
     package var record: AllowanceRecord
     package var alreadyGranted: Bool
+    /// The grant's position in the posting log.
+    package var position: Int64
 
-    package init(record: AllowanceRecord, alreadyGranted: Bool) {
+    package init(record: AllowanceRecord, alreadyGranted: Bool, position: Int64) {
         self.record = record
         self.alreadyGranted = alreadyGranted
+        self.position = position
     }
 }
 

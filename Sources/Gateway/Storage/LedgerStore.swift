@@ -95,9 +95,12 @@ package protocol AllowanceLedger: Sendable {
     /// Reclaims active allowances whose lease and margin have passed and whose site caught up
     /// since (or has been unheard for `unheard_reclaim_hours`), at most `limit`; how many.
     func reclaimAllowances(limit: Int) async throws -> Int
-    /// Records that `site`'s pushes reached the outbox head it reported at `at` (the reclaim job's
-    /// evidence that nothing it spent is still on its way).
-    func recordCaughtUp(site: SiteID, at: Timestamp) async throws
+    /// Records that `site` had pushed everything in its outbox when it sent a request at `sentAt`
+    /// (its clock): the reclaim job's evidence that nothing it spent before then is still on its
+    /// way. Kept as the earliest instant on the gateway's clock that can be (the site's clock less
+    /// `clock_skew_max_minutes`, never later than now), and only while the site has an active
+    /// allowance whose lease ended by then (otherwise nothing reads it).
+    func recordCaughtUp(site: SiteID, sentAt: Timestamp) async throws
 }
 
 /// Closing a day's settlement and reading closed ones (DESIGN §7).
@@ -244,6 +247,9 @@ package struct GatewayLimits: Sendable, Equatable {
     /// How often the gateway checks whether a new day (program time zone) has begun, to run expiry
     /// and tier reviews.
     package var maintenanceCheckMilliseconds: Int64 = 60_000
+    /// Most allowances the reclaim job takes back in one run (it runs every
+    /// `maintenanceCheckMilliseconds`; docs/protocol.md, "Allowances and promotion quotas").
+    package var allowanceReclaimsMax = 1_000
     /// How long a graceful shutdown (SIGTERM) may take to answer the calls in flight before they
     /// are cancelled, in milliseconds.
     package var shutdownMilliseconds = 10_000

@@ -55,6 +55,9 @@ extension PushedTransaction {
                 VoucherUse(
                     voucherID: record.voucherID, itemID: record.itemID,
                     settlementPriceMinor: record.settlementPriceMinor, validUntilMilliseconds: record.validUntilAtMs))
+        case .allowanceReturn(let record):
+            body = .allowanceReturn(
+                AllowanceReturn(memberID: record.memberID, allowanceID: record.allowanceID, points: record.points))
         case nil:
             body = nil
         }

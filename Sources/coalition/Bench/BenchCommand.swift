@@ -83,10 +83,12 @@ struct BenchCommand: AsyncParsableCommand {
         @OptionGroup var common: Common
         @Option(help: "Exits per second offered.") var rate: Double = 50
         @Option(help: "Members enrolled first.") var members = 200
+        @Flag(help: "Every member entered with an allowance; every exit pays in full from it.") var allowances = false
 
         func run() async throws {
             try await EdgeBenches.parkingExit(
-                program: common.program, duration: common.duration, rate: rate, members: members)
+                program: common.program, duration: common.duration, rate: rate, members: members,
+                allowances: allowances)
         }
     }
 

@@ -10,17 +10,19 @@ extension PostgresLedgerStore {
             // The member's row locked first: grants and spends of one member take turns, so a
             // second grant at the site sees the first.
             let target = try await self.lockResolved(command.member, connection)
-            if let first = try await connection.value(
-                "SELECT transaction_id FROM transactions WHERE receipt = \(command.receipt.description)",
-                as: String.self,
-                logger),
+            if let first = try await connection.rows(
+                "SELECT transaction_id, position FROM transactions WHERE receipt = \(command.receipt.description)",
+                logger
+            ).first,
                 let record = try await PostgresPosting.allowances(
                     connection,
-                    "SELECT \(unescaped: SQLitePosting.allowanceColumns) FROM allowances WHERE allowance_id = \(first)",
-                    logger
+                    """
+                    SELECT \(unescaped: SQLitePosting.allowanceColumns) FROM allowances
+                    WHERE allowance_id = \(try first.text("transaction_id"))
+                    """, logger
                 ).first
             {
-                return AllowanceGrant(record: record, alreadyGranted: true)
+                return AllowanceGrant(record: record, alreadyGranted: true, position: try first.int("position"))
             }
             var keys = PostingKeys()
             keys.members = [command.member]
@@ -35,7 +37,9 @@ extension PostgresLedgerStore {
                     requestID: command.requestID.rawValue, receipt: command.receipt, detail: command.detail
                 ).get()
             }
-            return AllowanceGrant(record: record, alreadyGranted: false)
+            let position = try await connection.value(
+                "SELECT position FROM transactions WHERE transaction_id = \(id)", as: Int64.self, logger)
+            return AllowanceGrant(record: record, alreadyGranted: false, position: position ?? 0)
         }
     }
 
@@ -142,12 +146,16 @@ extension PostgresLedgerStore {
         }
     }
 
-    package func recordCaughtUp(site: SiteID, at: Timestamp) async throws {
+    package func recordCaughtUp(site: SiteID, sentAt: Timestamp) async throws {
+        let at = SQLiteLedgerStore.caughtUpInstant(
+            sentAt: sentAt, now: clockNow, rules: programs.latest?.program.allowances)
         try await transaction("recording a site caught up") { [logger] connection in
             try await connection.run(
                 """
                 UPDATE sites SET caught_up_at_ms = GREATEST(COALESCE(caught_up_at_ms, 0), \(at.milliseconds))
-                WHERE site_id = \(site.rawValue)
+                WHERE site_id = \(site.rawValue) AND EXISTS (
+                    SELECT 1 FROM allowances WHERE site_id = \(site.rawValue) AND status = 'active'
+                        AND lease_until_ms <= \(at.milliseconds))
                 """, logger)
         }
     }

@@ -25,11 +25,12 @@ extension PostgresLedgerStore {
                     "SELECT high_water_mark FROM sites WHERE site_id = \(site.rawValue)", as: Int64.self, logger) ?? 0
             var (changes, hasMore, rereadAll) = PullPaging.trim(
                 try await self.changes(
-                    connection, after: cursor, below: bound, limit: pageSize + 1, siteHighWater: highWater,
+                    connection, after: cursor, below: bound, limit: pageSize + 1, site: site, siteHighWater: highWater,
                     catalogue: catalogue, now: now), pageSize: pageSize)
             if let rereadAll {
                 changes = try await self.changes(
-                    connection, after: rereadAll - 1, below: rereadAll + 1, limit: nil, siteHighWater: highWater,
+                    connection, after: rereadAll - 1, below: rereadAll + 1, limit: nil, site: site,
+                    siteHighWater: highWater,
                     catalogue: catalogue, now: now)
             }
             var budgets: [PromotionID: Points] = [:]
@@ -50,8 +51,8 @@ extension PostgresLedgerStore {
     /// The member, program and merge changes after `cursor` and below `bound`, at most `limit` of
     /// each kind, in position order (within a position: members, programs, merges, vouchers).
     private func changes(
-        _ connection: PostgresConnection, after cursor: Int64, below bound: Int64, limit: Int?, siteHighWater: Int64,
-        catalogue: ProgramCatalogue, now: Timestamp
+        _ connection: PostgresConnection, after cursor: Int64, below bound: Int64, limit: Int?, site: SiteID,
+        siteHighWater: Int64, catalogue: ProgramCatalogue, now: Timestamp
     ) async throws -> [LedgerChange] {
         let limit = Int64(limit ?? Int(Int32.max))
         var changes: [LedgerChange] = []
@@ -76,7 +77,7 @@ extension PostgresLedgerStore {
                 expiring = reminder.points
                 nextExpiry = reminder.first
             }
-            let snapshot = MemberSnapshot(
+            var snapshot = MemberSnapshot(
                 id: member, phoneHash: try row.bytesOrNil("phone_hash") ?? Data(),
                 cardNumber: try row.textOrNil("card_number") ?? "", tier: try row.text("tier"),
                 balance: max(.zero, Points(try row.int("balance_points"))),
@@ -86,6 +87,13 @@ extension PostgresLedgerStore {
                 tierReviewDate: try row.text("tier_review_date"),
                 enrolledAt: Timestamp(milliseconds: try row.int("enrolled_at_ms")), expiringPoints: expiring,
                 nextExpiryAt: nextExpiry)
+            snapshot.reserve(
+                try await PostgresPosting.allowances(
+                    connection,
+                    """
+                    SELECT \(unescaped: SQLitePosting.allowanceColumns) FROM allowances
+                    WHERE member_id = \(member.description) AND status = 'active'
+                    """, logger), site: site, rules: catalogue.latest?.program.allowances)
             changes.append(LedgerChange(position: try row.int("changed_position"), body: .member(snapshot)))
         }
         for row in try await connection.rows(

@@ -8,12 +8,14 @@ extension SQLiteLedgerStore {
         let catalogue = programs
         return try await database.pool.write { db in
             let writer = LedgerWriter(db: db)
-            if let first = try String.fetchOne(
-                db.cachedStatement(sql: "SELECT transaction_id FROM transactions WHERE receipt = ?"),
+            if let first = try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT transaction_id, position FROM transactions WHERE receipt = ?"),
                 arguments: [command.receipt.description]),
-                let record = try SQLitePosting.allowances(db, where: "allowance_id = ?", arguments: [first]).first
+                let record = try SQLitePosting.allowances(
+                    db, where: "allowance_id = ?", arguments: [first["transaction_id"] as String]
+                ).first
             {
-                return AllowanceGrant(record: record, alreadyGranted: true)
+                return AllowanceGrant(record: record, alreadyGranted: true, position: first["position"])
             }
             var keys = PostingKeys()
             keys.members = [command.member]
@@ -30,8 +32,11 @@ extension SQLiteLedgerStore {
                 leaseUntil: command.leaseUntil, allowanceID: id, transactionID: id,
                 requestID: command.requestID.rawValue, receipt: command.receipt, detail: command.detail
             ).get()
-            try SQLitePosting.apply(db, engine.finish(), outbox: [:], now: now)
-            return AllowanceGrant(record: record, alreadyGranted: false)
+            let effects = engine.finish()
+            try SQLitePosting.apply(db, effects, outbox: [:], now: now)
+            return AllowanceGrant(
+                record: record, alreadyGranted: false,
+                position: effects.entries.first { $0.transactionID == id }?.position ?? 0)
         }
     }
 
@@ -144,12 +149,28 @@ extension SQLiteLedgerStore {
         }
     }
 
-    package func recordCaughtUp(site: SiteID, at: Timestamp) async throws {
+    package func recordCaughtUp(site: SiteID, sentAt: Timestamp) async throws {
+        let at = Self.caughtUpInstant(sentAt: sentAt, now: clockNow, rules: programs.latest?.program.allowances)
+        let exists = "SELECT 1 FROM allowances WHERE site_id = ? AND status = 'active' AND lease_until_ms <= ?"
+        // Most pulls find nothing to record: read first, write only when it matters.
+        guard
+            try await database.pool.read({ db in
+                try Bool.fetchOne(db.cachedStatement(sql: exists), arguments: [site.rawValue, at.milliseconds]) != nil
+            })
+        else { return }
         try await database.pool.write { db in
             try db.execute(
                 sql: "UPDATE sites SET caught_up_at_ms = MAX(COALESCE(caught_up_at_ms, 0), ?) WHERE site_id = ?",
                 arguments: [at.milliseconds, site.rawValue])
         }
+    }
+
+    /// The instant on the gateway's clock a site's request sent at `sentAt` (its clock) was sent at
+    /// the earliest: less the clocks' tolerance, and never later than now.
+    static func caughtUpInstant(sentAt: Timestamp, now: Timestamp, rules: AllowanceRules?) -> Timestamp {
+        let skew = Int64(rules?.clockSkewMaxMinutes ?? 0) * 60_000
+        let sent = sentAt.milliseconds > Int64.min + skew ? sentAt.milliseconds - skew : Int64.min
+        return Timestamp(milliseconds: max(0, min(now.milliseconds, sent)))
     }
 
     /// An engine whose view holds the allowances `ids` and their members.

@@ -21,12 +21,12 @@ extension SQLiteLedgerStore {
             // member and a merge record): `PullPaging` ends the page between positions.
             var (changes, hasMore, rereadAll) = PullPaging.trim(
                 try Self.changes(
-                    db, condition: "changed_position > ?", argument: cursor, limit: pageSize + 1,
+                    db, condition: "changed_position > ?", argument: cursor, limit: pageSize + 1, site: site,
                     siteHighWater: highWater, catalogue: catalogue, now: now), pageSize: pageSize)
             if let rereadAll {
                 changes = try Self.changes(
-                    db, condition: "changed_position = ?", argument: rereadAll, limit: nil, siteHighWater: highWater,
-                    catalogue: catalogue, now: now)
+                    db, condition: "changed_position = ?", argument: rereadAll, limit: nil, site: site,
+                    siteHighWater: highWater, catalogue: catalogue, now: now)
             }
             var budgets: [PromotionID: Points] = [:]
             if let program = catalogue.latest?.program {
@@ -45,7 +45,7 @@ extension SQLiteLedgerStore {
     /// The member, program and merge changes whose `changed_position` meets `condition`, at most
     /// `limit` of each kind, in position order.
     private static func changes(
-        _ db: Database, condition: String, argument: Int64, limit: Int?, siteHighWater: Int64,
+        _ db: Database, condition: String, argument: Int64, limit: Int?, site: SiteID, siteHighWater: Int64,
         catalogue: ProgramCatalogue, now: Timestamp
     ) throws -> [LedgerChange] {
         // Two shapes of statement (after a cursor, at one position), each prepared once; a
@@ -61,7 +61,8 @@ extension SQLiteLedgerStore {
                 LedgerChange(
                     position: row["changed_position"],
                     body: .member(
-                        try snapshot(db, row, siteHighWater: siteHighWater, catalogue: catalogue, now: now))))
+                        try snapshot(
+                            db, row, site: site, siteHighWater: siteHighWater, catalogue: catalogue, now: now))))
         }
         for row in try Row.fetchAll(
             db.cachedStatement(
@@ -105,7 +106,7 @@ extension SQLiteLedgerStore {
     }
 
     private static func snapshot(
-        _ db: Database, _ row: Row, siteHighWater: Int64, catalogue: ProgramCatalogue, now: Timestamp
+        _ db: Database, _ row: Row, site: SiteID, siteHighWater: Int64, catalogue: ProgramCatalogue, now: Timestamp
     ) throws -> MemberSnapshot {
         guard let member = MemberID(row["member_id"] as String) else {
             preconditionFailure("a stored member id is malformed")
@@ -123,7 +124,7 @@ extension SQLiteLedgerStore {
             expiring = reminder.points
             nextExpiry = reminder.first
         }
-        return MemberSnapshot(
+        var snapshot = MemberSnapshot(
             id: member, phoneHash: row["phone_hash"] ?? Data(), cardNumber: row["card_number"] ?? "", tier: row["tier"],
             // The ledger balance, not balance minus holds: a hold that expires or is released
             // changes no posting and republishes nothing, so a snapshot net of holds would stay
@@ -133,6 +134,11 @@ extension SQLiteLedgerStore {
             streakLastDay: row["streak_last_day"] ?? "", streakDays: row["streak_days"],
             tierReviewDate: row["tier_review_date"], enrolledAt: Timestamp(milliseconds: row["enrolled_at_ms"]),
             expiringPoints: expiring, nextExpiryAt: nextExpiry)
+        snapshot.reserve(
+            try SQLitePosting.allowances(
+                db, where: "member_id = ? AND status = 'active'", arguments: [member.description]),
+            site: site, rules: catalogue.latest?.program.allowances)
+        return snapshot
     }
 
     // MARK: Recover

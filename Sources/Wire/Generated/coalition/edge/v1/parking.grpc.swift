@@ -50,10 +50,24 @@ package enum Coalition_Edge_V1_Parking: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "Enter" metadata.
+        package enum Enter: Sendable {
+            /// Request type for "Enter".
+            package typealias Input = Coalition_Edge_V1_ParkingEnterRequest
+            /// Response type for "Enter".
+            package typealias Output = Coalition_Edge_V1_ParkingEnterResponse
+            /// Descriptor for "Enter".
+            package static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "coalition.edge.v1.Parking"),
+                method: "Enter",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "coalition.edge.v1.Parking" service.
         package static let descriptors: [GRPCCore.MethodDescriptor] = [
             Quote.descriptor,
-            Pay.descriptor
+            Pay.descriptor,
+            Enter.descriptor
         ]
     }
 }
@@ -119,6 +133,29 @@ extension Coalition_Edge_V1_Parking {
             request: GRPCCore.StreamingServerRequest<Coalition_Edge_V1_ParkingPayRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Edge_V1_ParkingPayResponse>
+
+        /// Handle the "Enter" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A member's car enters: the centre reserves points of the member for this car park (an
+        /// > allowance, by the program's rule for car parks) so that the exit can be paid in points even
+        /// > if the link is down by then. The barrier opens whatever the answer: entry never waits on it.
+        /// > UNAVAILABLE `OFFLINE` when the centre cannot be reached (the exit then pays within the floor
+        /// > limits, as without an allowance); FAILED_PRECONDITION `ALLOWANCE_TERMS` or `ALLOWANCE_ACTIVE`
+        /// > as the centre says.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Coalition_Edge_V1_ParkingEnterRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Coalition_Edge_V1_ParkingEnterResponse` messages.
+        func enter(
+            request: GRPCCore.StreamingServerRequest<Coalition_Edge_V1_ParkingEnterRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Edge_V1_ParkingEnterResponse>
     }
 
     /// Service protocol for the "coalition.edge.v1.Parking" service.
@@ -168,6 +205,29 @@ extension Coalition_Edge_V1_Parking {
             request: GRPCCore.ServerRequest<Coalition_Edge_V1_ParkingPayRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Coalition_Edge_V1_ParkingPayResponse>
+
+        /// Handle the "Enter" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A member's car enters: the centre reserves points of the member for this car park (an
+        /// > allowance, by the program's rule for car parks) so that the exit can be paid in points even
+        /// > if the link is down by then. The barrier opens whatever the answer: entry never waits on it.
+        /// > UNAVAILABLE `OFFLINE` when the centre cannot be reached (the exit then pays within the floor
+        /// > limits, as without an allowance); FAILED_PRECONDITION `ALLOWANCE_TERMS` or `ALLOWANCE_ACTIVE`
+        /// > as the centre says.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Edge_V1_ParkingEnterRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Coalition_Edge_V1_ParkingEnterResponse` message.
+        func enter(
+            request: GRPCCore.ServerRequest<Coalition_Edge_V1_ParkingEnterRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Coalition_Edge_V1_ParkingEnterResponse>
     }
 
     /// Simple service protocol for the "coalition.edge.v1.Parking" service.
@@ -215,6 +275,29 @@ extension Coalition_Edge_V1_Parking {
             request: Coalition_Edge_V1_ParkingPayRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Coalition_Edge_V1_ParkingPayResponse
+
+        /// Handle the "Enter" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A member's car enters: the centre reserves points of the member for this car park (an
+        /// > allowance, by the program's rule for car parks) so that the exit can be paid in points even
+        /// > if the link is down by then. The barrier opens whatever the answer: entry never waits on it.
+        /// > UNAVAILABLE `OFFLINE` when the centre cannot be reached (the exit then pays within the floor
+        /// > limits, as without an allowance); FAILED_PRECONDITION `ALLOWANCE_TERMS` or `ALLOWANCE_ACTIVE`
+        /// > as the centre says.
+        ///
+        /// - Parameters:
+        ///   - request: A `Coalition_Edge_V1_ParkingEnterRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Coalition_Edge_V1_ParkingEnterResponse` to respond with.
+        func enter(
+            request: Coalition_Edge_V1_ParkingEnterRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Coalition_Edge_V1_ParkingEnterResponse
     }
 }
 
@@ -239,6 +322,17 @@ extension Coalition_Edge_V1_Parking.StreamingServiceProtocol {
             serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Edge_V1_ParkingPayResponse>(),
             handler: { request, context in
                 try await self.pay(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Coalition_Edge_V1_Parking.Method.Enter.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Edge_V1_ParkingEnterRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Edge_V1_ParkingEnterResponse>(),
+            handler: { request, context in
+                try await self.enter(
                     request: request,
                     context: context
                 )
@@ -271,6 +365,17 @@ extension Coalition_Edge_V1_Parking.ServiceProtocol {
         )
         return GRPCCore.StreamingServerResponse(single: response)
     }
+
+    package func enter(
+        request: GRPCCore.StreamingServerRequest<Coalition_Edge_V1_ParkingEnterRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Edge_V1_ParkingEnterResponse> {
+        let response = try await self.enter(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
 }
 
 // Default implementation of methods from 'ServiceProtocol'.
@@ -295,6 +400,19 @@ extension Coalition_Edge_V1_Parking.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Coalition_Edge_V1_ParkingPayResponse> {
         return GRPCCore.ServerResponse<Coalition_Edge_V1_ParkingPayResponse>(
             message: try await self.pay(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    package func enter(
+        request: GRPCCore.ServerRequest<Coalition_Edge_V1_ParkingEnterRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Coalition_Edge_V1_ParkingEnterResponse> {
+        return GRPCCore.ServerResponse<Coalition_Edge_V1_ParkingEnterResponse>(
+            message: try await self.enter(
                 request: request.message,
                 context: context
             ),
@@ -360,6 +478,34 @@ extension Coalition_Edge_V1_Parking {
             deserializer: some GRPCCore.MessageDeserializer<Coalition_Edge_V1_ParkingPayResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Edge_V1_ParkingPayResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "Enter" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A member's car enters: the centre reserves points of the member for this car park (an
+        /// > allowance, by the program's rule for car parks) so that the exit can be paid in points even
+        /// > if the link is down by then. The barrier opens whatever the answer: entry never waits on it.
+        /// > UNAVAILABLE `OFFLINE` when the centre cannot be reached (the exit then pays within the floor
+        /// > limits, as without an allowance); FAILED_PRECONDITION `ALLOWANCE_TERMS` or `ALLOWANCE_ACTIVE`
+        /// > as the centre says.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Edge_V1_ParkingEnterRequest` message.
+        ///   - serializer: A serializer for `Coalition_Edge_V1_ParkingEnterRequest` messages.
+        ///   - deserializer: A deserializer for `Coalition_Edge_V1_ParkingEnterResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func enter<Result>(
+            request: GRPCCore.ClientRequest<Coalition_Edge_V1_ParkingEnterRequest>,
+            serializer: some GRPCCore.MessageSerializer<Coalition_Edge_V1_ParkingEnterRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Coalition_Edge_V1_ParkingEnterResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Edge_V1_ParkingEnterResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -450,6 +596,45 @@ extension Coalition_Edge_V1_Parking {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "Enter" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A member's car enters: the centre reserves points of the member for this car park (an
+        /// > allowance, by the program's rule for car parks) so that the exit can be paid in points even
+        /// > if the link is down by then. The barrier opens whatever the answer: entry never waits on it.
+        /// > UNAVAILABLE `OFFLINE` when the centre cannot be reached (the exit then pays within the floor
+        /// > limits, as without an allowance); FAILED_PRECONDITION `ALLOWANCE_TERMS` or `ALLOWANCE_ACTIVE`
+        /// > as the centre says.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Edge_V1_ParkingEnterRequest` message.
+        ///   - serializer: A serializer for `Coalition_Edge_V1_ParkingEnterRequest` messages.
+        ///   - deserializer: A deserializer for `Coalition_Edge_V1_ParkingEnterResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        package func enter<Result>(
+            request: GRPCCore.ClientRequest<Coalition_Edge_V1_ParkingEnterRequest>,
+            serializer: some GRPCCore.MessageSerializer<Coalition_Edge_V1_ParkingEnterRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Coalition_Edge_V1_ParkingEnterResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Edge_V1_ParkingEnterResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Coalition_Edge_V1_Parking.Method.Enter.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -509,6 +694,40 @@ extension Coalition_Edge_V1_Parking.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Edge_V1_ParkingPayRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Edge_V1_ParkingPayResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Enter" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A member's car enters: the centre reserves points of the member for this car park (an
+    /// > allowance, by the program's rule for car parks) so that the exit can be paid in points even
+    /// > if the link is down by then. The barrier opens whatever the answer: entry never waits on it.
+    /// > UNAVAILABLE `OFFLINE` when the centre cannot be reached (the exit then pays within the floor
+    /// > limits, as without an allowance); FAILED_PRECONDITION `ALLOWANCE_TERMS` or `ALLOWANCE_ACTIVE`
+    /// > as the centre says.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Coalition_Edge_V1_ParkingEnterRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    package func enter<Result>(
+        request: GRPCCore.ClientRequest<Coalition_Edge_V1_ParkingEnterRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Edge_V1_ParkingEnterResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.enter(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Edge_V1_ParkingEnterRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Edge_V1_ParkingEnterResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -578,6 +797,44 @@ extension Coalition_Edge_V1_Parking.ClientProtocol {
             metadata: metadata
         )
         return try await self.pay(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Enter" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A member's car enters: the centre reserves points of the member for this car park (an
+    /// > allowance, by the program's rule for car parks) so that the exit can be paid in points even
+    /// > if the link is down by then. The barrier opens whatever the answer: entry never waits on it.
+    /// > UNAVAILABLE `OFFLINE` when the centre cannot be reached (the exit then pays within the floor
+    /// > limits, as without an allowance); FAILED_PRECONDITION `ALLOWANCE_TERMS` or `ALLOWANCE_ACTIVE`
+    /// > as the centre says.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    package func enter<Result>(
+        _ message: Coalition_Edge_V1_ParkingEnterRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Edge_V1_ParkingEnterResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Coalition_Edge_V1_ParkingEnterRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.enter(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -24,6 +24,45 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
   typealias Version = _2
 }
 
+package nonisolated struct Coalition_Edge_V1_ParkingEnterRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Idempotency key chosen by the barrier, 1 to 64 ASCII characters from "!" to "~".
+  package var requestID: String = String()
+
+  /// The ticket or plate identifier of the stay, 1 to 32 characters.
+  package var ticketID: String = String()
+
+  package var memberID: String = String()
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+package nonisolated struct Coalition_Edge_V1_ParkingEnterResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var allowanceID: String = String()
+
+  /// Points reserved for the exit.
+  package var allowancePoints: Int64 = 0
+
+  /// Until when this car park may spend them, Unix ms (its clock); what is left then goes back.
+  package var allowanceUntilMs: Int64 = 0
+
+  /// True when the request id had been answered before (this is the first answer).
+  package var alreadyGranted: Bool = false
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
 package nonisolated struct Coalition_Edge_V1_ParkingQuoteRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -134,6 +173,91 @@ package nonisolated struct Coalition_Edge_V1_ParkingPayResponse: Sendable {
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "coalition.edge.v1"
+
+nonisolated extension Coalition_Edge_V1_ParkingEnterRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".ParkingEnterRequest"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}ticket_id\0\u{3}member_id\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.ticketID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.memberID) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.requestID.isEmpty {
+      try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 1)
+    }
+    if !self.ticketID.isEmpty {
+      try visitor.visitSingularStringField(value: self.ticketID, fieldNumber: 2)
+    }
+    if !self.memberID.isEmpty {
+      try visitor.visitSingularStringField(value: self.memberID, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Edge_V1_ParkingEnterRequest, rhs: Coalition_Edge_V1_ParkingEnterRequest) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.ticketID != rhs.ticketID {return false}
+    if lhs.memberID != rhs.memberID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Edge_V1_ParkingEnterResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".ParkingEnterResponse"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}allowance_id\0\u{3}allowance_points\0\u{3}allowance_until_ms\0\u{3}already_granted\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.allowanceID) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.allowancePoints) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.allowanceUntilMs) }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.alreadyGranted) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.allowanceID.isEmpty {
+      try visitor.visitSingularStringField(value: self.allowanceID, fieldNumber: 1)
+    }
+    if self.allowancePoints != 0 {
+      try visitor.visitSingularInt64Field(value: self.allowancePoints, fieldNumber: 2)
+    }
+    if self.allowanceUntilMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.allowanceUntilMs, fieldNumber: 3)
+    }
+    if self.alreadyGranted != false {
+      try visitor.visitSingularBoolField(value: self.alreadyGranted, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Edge_V1_ParkingEnterResponse, rhs: Coalition_Edge_V1_ParkingEnterResponse) -> Bool {
+    if lhs.allowanceID != rhs.allowanceID {return false}
+    if lhs.allowancePoints != rhs.allowancePoints {return false}
+    if lhs.allowanceUntilMs != rhs.allowanceUntilMs {return false}
+    if lhs.alreadyGranted != rhs.alreadyGranted {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
 
 nonisolated extension Coalition_Edge_V1_ParkingQuoteRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".ParkingQuoteRequest"

@@ -134,6 +134,19 @@ package enum Coalition_Edge_V1_Points: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "CheckIn" metadata.
+        package enum CheckIn: Sendable {
+            /// Request type for "CheckIn".
+            package typealias Input = Coalition_Edge_V1_CheckInRequest
+            /// Response type for "CheckIn".
+            package typealias Output = Coalition_Edge_V1_CheckInResponse
+            /// Descriptor for "CheckIn".
+            package static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "coalition.edge.v1.Points"),
+                method: "CheckIn",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "coalition.edge.v1.Points" service.
         package static let descriptors: [GRPCCore.MethodDescriptor] = [
             Enroll.descriptor,
@@ -143,7 +156,8 @@ package enum Coalition_Edge_V1_Points: Sendable {
             Redeem.descriptor,
             Reverse.descriptor,
             GetBalance.descriptor,
-            History.descriptor
+            History.descriptor,
+            CheckIn.descriptor
         ]
     }
 }
@@ -317,6 +331,27 @@ extension Coalition_Edge_V1_Points {
             request: GRPCCore.StreamingServerRequest<Coalition_Edge_V1_HistoryRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Edge_V1_HistoryResponse>
+
+        /// Handle the "CheckIn" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A member checks in at a hotel's front desk: the centre reserves points of the member for this
+        /// > site (an allowance, by the program's rule for hotels) that the stay can spend here even if the
+        /// > link is down. UNAVAILABLE `OFFLINE` when the centre cannot be reached; FAILED_PRECONDITION
+        /// > `ALLOWANCE_TERMS` or `ALLOWANCE_ACTIVE` as the centre says.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Coalition_Edge_V1_CheckInRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Coalition_Edge_V1_CheckInResponse` messages.
+        func checkIn(
+            request: GRPCCore.StreamingServerRequest<Coalition_Edge_V1_CheckInRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Edge_V1_CheckInResponse>
     }
 
     /// Service protocol for the "coalition.edge.v1.Points" service.
@@ -474,6 +509,27 @@ extension Coalition_Edge_V1_Points {
             request: GRPCCore.ServerRequest<Coalition_Edge_V1_HistoryRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Coalition_Edge_V1_HistoryResponse>
+
+        /// Handle the "CheckIn" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A member checks in at a hotel's front desk: the centre reserves points of the member for this
+        /// > site (an allowance, by the program's rule for hotels) that the stay can spend here even if the
+        /// > link is down. UNAVAILABLE `OFFLINE` when the centre cannot be reached; FAILED_PRECONDITION
+        /// > `ALLOWANCE_TERMS` or `ALLOWANCE_ACTIVE` as the centre says.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Edge_V1_CheckInRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Coalition_Edge_V1_CheckInResponse` message.
+        func checkIn(
+            request: GRPCCore.ServerRequest<Coalition_Edge_V1_CheckInRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Coalition_Edge_V1_CheckInResponse>
     }
 
     /// Simple service protocol for the "coalition.edge.v1.Points" service.
@@ -629,6 +685,27 @@ extension Coalition_Edge_V1_Points {
             request: Coalition_Edge_V1_HistoryRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Coalition_Edge_V1_HistoryResponse
+
+        /// Handle the "CheckIn" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A member checks in at a hotel's front desk: the centre reserves points of the member for this
+        /// > site (an allowance, by the program's rule for hotels) that the stay can spend here even if the
+        /// > link is down. UNAVAILABLE `OFFLINE` when the centre cannot be reached; FAILED_PRECONDITION
+        /// > `ALLOWANCE_TERMS` or `ALLOWANCE_ACTIVE` as the centre says.
+        ///
+        /// - Parameters:
+        ///   - request: A `Coalition_Edge_V1_CheckInRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Coalition_Edge_V1_CheckInResponse` to respond with.
+        func checkIn(
+            request: Coalition_Edge_V1_CheckInRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Coalition_Edge_V1_CheckInResponse
     }
 }
 
@@ -724,6 +801,17 @@ extension Coalition_Edge_V1_Points.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Coalition_Edge_V1_Points.Method.CheckIn.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Edge_V1_CheckInRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Edge_V1_CheckInResponse>(),
+            handler: { request, context in
+                try await self.checkIn(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -812,6 +900,17 @@ extension Coalition_Edge_V1_Points.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Edge_V1_HistoryResponse> {
         let response = try await self.history(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    package func checkIn(
+        request: GRPCCore.StreamingServerRequest<Coalition_Edge_V1_CheckInRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Edge_V1_CheckInResponse> {
+        let response = try await self.checkIn(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -919,6 +1018,19 @@ extension Coalition_Edge_V1_Points.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Coalition_Edge_V1_HistoryResponse> {
         return GRPCCore.ServerResponse<Coalition_Edge_V1_HistoryResponse>(
             message: try await self.history(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    package func checkIn(
+        request: GRPCCore.ServerRequest<Coalition_Edge_V1_CheckInRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Coalition_Edge_V1_CheckInResponse> {
+        return GRPCCore.ServerResponse<Coalition_Edge_V1_CheckInResponse>(
+            message: try await self.checkIn(
                 request: request.message,
                 context: context
             ),
@@ -1122,6 +1234,32 @@ extension Coalition_Edge_V1_Points {
             deserializer: some GRPCCore.MessageDeserializer<Coalition_Edge_V1_HistoryResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Edge_V1_HistoryResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "CheckIn" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A member checks in at a hotel's front desk: the centre reserves points of the member for this
+        /// > site (an allowance, by the program's rule for hotels) that the stay can spend here even if the
+        /// > link is down. UNAVAILABLE `OFFLINE` when the centre cannot be reached; FAILED_PRECONDITION
+        /// > `ALLOWANCE_TERMS` or `ALLOWANCE_ACTIVE` as the centre says.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Edge_V1_CheckInRequest` message.
+        ///   - serializer: A serializer for `Coalition_Edge_V1_CheckInRequest` messages.
+        ///   - deserializer: A deserializer for `Coalition_Edge_V1_CheckInResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func checkIn<Result>(
+            request: GRPCCore.ClientRequest<Coalition_Edge_V1_CheckInRequest>,
+            serializer: some GRPCCore.MessageSerializer<Coalition_Edge_V1_CheckInRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Coalition_Edge_V1_CheckInResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Edge_V1_CheckInResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -1416,6 +1554,43 @@ extension Coalition_Edge_V1_Points {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "CheckIn" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A member checks in at a hotel's front desk: the centre reserves points of the member for this
+        /// > site (an allowance, by the program's rule for hotels) that the stay can spend here even if the
+        /// > link is down. UNAVAILABLE `OFFLINE` when the centre cannot be reached; FAILED_PRECONDITION
+        /// > `ALLOWANCE_TERMS` or `ALLOWANCE_ACTIVE` as the centre says.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Edge_V1_CheckInRequest` message.
+        ///   - serializer: A serializer for `Coalition_Edge_V1_CheckInRequest` messages.
+        ///   - deserializer: A deserializer for `Coalition_Edge_V1_CheckInResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        package func checkIn<Result>(
+            request: GRPCCore.ClientRequest<Coalition_Edge_V1_CheckInRequest>,
+            serializer: some GRPCCore.MessageSerializer<Coalition_Edge_V1_CheckInRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Coalition_Edge_V1_CheckInResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Edge_V1_CheckInResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Coalition_Edge_V1_Points.Method.CheckIn.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -1649,6 +1824,38 @@ extension Coalition_Edge_V1_Points.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Edge_V1_HistoryRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Edge_V1_HistoryResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "CheckIn" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A member checks in at a hotel's front desk: the centre reserves points of the member for this
+    /// > site (an allowance, by the program's rule for hotels) that the stay can spend here even if the
+    /// > link is down. UNAVAILABLE `OFFLINE` when the centre cannot be reached; FAILED_PRECONDITION
+    /// > `ALLOWANCE_TERMS` or `ALLOWANCE_ACTIVE` as the centre says.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Coalition_Edge_V1_CheckInRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    package func checkIn<Result>(
+        request: GRPCCore.ClientRequest<Coalition_Edge_V1_CheckInRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Edge_V1_CheckInResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.checkIn(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Edge_V1_CheckInRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Edge_V1_CheckInResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -1916,6 +2123,42 @@ extension Coalition_Edge_V1_Points.ClientProtocol {
             metadata: metadata
         )
         return try await self.history(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "CheckIn" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A member checks in at a hotel's front desk: the centre reserves points of the member for this
+    /// > site (an allowance, by the program's rule for hotels) that the stay can spend here even if the
+    /// > link is down. UNAVAILABLE `OFFLINE` when the centre cannot be reached; FAILED_PRECONDITION
+    /// > `ALLOWANCE_TERMS` or `ALLOWANCE_ACTIVE` as the centre says.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    package func checkIn<Result>(
+        _ message: Coalition_Edge_V1_CheckInRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Edge_V1_CheckInResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Coalition_Edge_V1_CheckInRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.checkIn(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -107,6 +107,41 @@ package nonisolated enum Coalition_Edge_V1_TransactionKind: SwiftProtobuf.Enum, 
 
 }
 
+package nonisolated struct Coalition_Edge_V1_CheckInRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Idempotency key chosen by the front desk, 1 to 64 ASCII characters from "!" to "~".
+  package var requestID: String = String()
+
+  package var memberID: String = String()
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+package nonisolated struct Coalition_Edge_V1_CheckInResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var allowanceID: String = String()
+
+  /// Points reserved for the stay.
+  package var allowancePoints: Int64 = 0
+
+  /// Until when this site may spend them, Unix ms (its clock); what is left then goes back.
+  package var allowanceUntilMs: Int64 = 0
+
+  package var alreadyGranted: Bool = false
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
 package nonisolated struct Coalition_Edge_V1_EnrollRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -562,6 +597,86 @@ fileprivate nonisolated let _protobuf_package = "coalition.edge.v1"
 
 nonisolated extension Coalition_Edge_V1_TransactionKind: SwiftProtobuf._ProtoNameProviding {
   package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0TRANSACTION_KIND_UNSPECIFIED\0\u{1}TRANSACTION_KIND_ENROLL\0\u{1}TRANSACTION_KIND_EARN\0\u{1}TRANSACTION_KIND_REDEEM\0\u{1}TRANSACTION_KIND_REVERSE\0\u{1}TRANSACTION_KIND_PARKING\0\u{1}TRANSACTION_KIND_ADJUST\0\u{1}TRANSACTION_KIND_EXPIRE\0\u{1}TRANSACTION_KIND_MERGE\0\u{1}TRANSACTION_KIND_ALLOWANCE\0\u{1}TRANSACTION_KIND_ORDER\0\u{1}TRANSACTION_KIND_VOUCHER_USE\0")
+}
+
+nonisolated extension Coalition_Edge_V1_CheckInRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".CheckInRequest"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}member_id\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.memberID) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.requestID.isEmpty {
+      try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 1)
+    }
+    if !self.memberID.isEmpty {
+      try visitor.visitSingularStringField(value: self.memberID, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Edge_V1_CheckInRequest, rhs: Coalition_Edge_V1_CheckInRequest) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.memberID != rhs.memberID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Edge_V1_CheckInResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".CheckInResponse"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}allowance_id\0\u{3}allowance_points\0\u{3}allowance_until_ms\0\u{3}already_granted\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.allowanceID) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.allowancePoints) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.allowanceUntilMs) }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.alreadyGranted) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.allowanceID.isEmpty {
+      try visitor.visitSingularStringField(value: self.allowanceID, fieldNumber: 1)
+    }
+    if self.allowancePoints != 0 {
+      try visitor.visitSingularInt64Field(value: self.allowancePoints, fieldNumber: 2)
+    }
+    if self.allowanceUntilMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.allowanceUntilMs, fieldNumber: 3)
+    }
+    if self.alreadyGranted != false {
+      try visitor.visitSingularBoolField(value: self.alreadyGranted, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Edge_V1_CheckInResponse, rhs: Coalition_Edge_V1_CheckInResponse) -> Bool {
+    if lhs.allowanceID != rhs.allowanceID {return false}
+    if lhs.allowancePoints != rhs.allowancePoints {return false}
+    if lhs.allowanceUntilMs != rhs.allowanceUntilMs {return false}
+    if lhs.alreadyGranted != rhs.alreadyGranted {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
 }
 
 nonisolated extension Coalition_Edge_V1_EnrollRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {

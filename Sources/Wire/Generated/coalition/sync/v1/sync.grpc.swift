@@ -101,13 +101,27 @@ package enum Coalition_Sync_V1_Sync: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "RequestAllowance" metadata.
+        package enum RequestAllowance: Sendable {
+            /// Request type for "RequestAllowance".
+            package typealias Input = Coalition_Sync_V1_RequestAllowanceRequest
+            /// Response type for "RequestAllowance".
+            package typealias Output = Coalition_Sync_V1_RequestAllowanceResponse
+            /// Descriptor for "RequestAllowance".
+            package static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "coalition.sync.v1.Sync"),
+                method: "RequestAllowance",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "coalition.sync.v1.Sync" service.
         package static let descriptors: [GRPCCore.MethodDescriptor] = [
             Push.descriptor,
             Pull.descriptor,
             AuthorizeRedeem.descriptor,
             ReleaseHold.descriptor,
-            Recover.descriptor
+            Recover.descriptor,
+            RequestAllowance.descriptor
         ]
     }
 }
@@ -227,6 +241,27 @@ extension Coalition_Sync_V1_Sync {
             request: GRPCCore.StreamingServerRequest<Coalition_Sync_V1_RecoverRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Sync_V1_RecoverResponse>
+
+        /// Handle the "RequestAllowance" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Reserves points of a member for this site (an allowance) on the trigger the program names for
+        /// > the site's format (a car park's entry, a hotel's check-in). The same request_id answers the
+        /// > first grant. NOT_FOUND `UNKNOWN_MEMBER`; FAILED_PRECONDITION `ALLOWANCE_TERMS` (no rule for
+        /// > the format, another trigger, nothing to reserve) or `ALLOWANCE_ACTIVE` (one is active here).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Coalition_Sync_V1_RequestAllowanceRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Coalition_Sync_V1_RequestAllowanceResponse` messages.
+        func requestAllowance(
+            request: GRPCCore.StreamingServerRequest<Coalition_Sync_V1_RequestAllowanceRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Sync_V1_RequestAllowanceResponse>
     }
 
     /// Service protocol for the "coalition.sync.v1.Sync" service.
@@ -330,6 +365,27 @@ extension Coalition_Sync_V1_Sync {
             request: GRPCCore.ServerRequest<Coalition_Sync_V1_RecoverRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Coalition_Sync_V1_RecoverResponse>
+
+        /// Handle the "RequestAllowance" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Reserves points of a member for this site (an allowance) on the trigger the program names for
+        /// > the site's format (a car park's entry, a hotel's check-in). The same request_id answers the
+        /// > first grant. NOT_FOUND `UNKNOWN_MEMBER`; FAILED_PRECONDITION `ALLOWANCE_TERMS` (no rule for
+        /// > the format, another trigger, nothing to reserve) or `ALLOWANCE_ACTIVE` (one is active here).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Sync_V1_RequestAllowanceRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Coalition_Sync_V1_RequestAllowanceResponse` message.
+        func requestAllowance(
+            request: GRPCCore.ServerRequest<Coalition_Sync_V1_RequestAllowanceRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Coalition_Sync_V1_RequestAllowanceResponse>
     }
 
     /// Simple service protocol for the "coalition.sync.v1.Sync" service.
@@ -431,6 +487,27 @@ extension Coalition_Sync_V1_Sync {
             request: Coalition_Sync_V1_RecoverRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Coalition_Sync_V1_RecoverResponse
+
+        /// Handle the "RequestAllowance" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Reserves points of a member for this site (an allowance) on the trigger the program names for
+        /// > the site's format (a car park's entry, a hotel's check-in). The same request_id answers the
+        /// > first grant. NOT_FOUND `UNKNOWN_MEMBER`; FAILED_PRECONDITION `ALLOWANCE_TERMS` (no rule for
+        /// > the format, another trigger, nothing to reserve) or `ALLOWANCE_ACTIVE` (one is active here).
+        ///
+        /// - Parameters:
+        ///   - request: A `Coalition_Sync_V1_RequestAllowanceRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Coalition_Sync_V1_RequestAllowanceResponse` to respond with.
+        func requestAllowance(
+            request: Coalition_Sync_V1_RequestAllowanceRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Coalition_Sync_V1_RequestAllowanceResponse
     }
 }
 
@@ -493,6 +570,17 @@ extension Coalition_Sync_V1_Sync.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Coalition_Sync_V1_Sync.Method.RequestAllowance.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Sync_V1_RequestAllowanceRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Sync_V1_RequestAllowanceResponse>(),
+            handler: { request, context in
+                try await self.requestAllowance(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -548,6 +636,17 @@ extension Coalition_Sync_V1_Sync.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Sync_V1_RecoverResponse> {
         let response = try await self.recover(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    package func requestAllowance(
+        request: GRPCCore.StreamingServerRequest<Coalition_Sync_V1_RequestAllowanceRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Sync_V1_RequestAllowanceResponse> {
+        let response = try await self.requestAllowance(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -616,6 +715,19 @@ extension Coalition_Sync_V1_Sync.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Coalition_Sync_V1_RecoverResponse> {
         return GRPCCore.ServerResponse<Coalition_Sync_V1_RecoverResponse>(
             message: try await self.recover(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    package func requestAllowance(
+        request: GRPCCore.ServerRequest<Coalition_Sync_V1_RequestAllowanceRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Coalition_Sync_V1_RequestAllowanceResponse> {
+        return GRPCCore.ServerResponse<Coalition_Sync_V1_RequestAllowanceResponse>(
+            message: try await self.requestAllowance(
                 request: request.message,
                 context: context
             ),
@@ -750,6 +862,32 @@ extension Coalition_Sync_V1_Sync {
             deserializer: some GRPCCore.MessageDeserializer<Coalition_Sync_V1_RecoverResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Sync_V1_RecoverResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "RequestAllowance" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Reserves points of a member for this site (an allowance) on the trigger the program names for
+        /// > the site's format (a car park's entry, a hotel's check-in). The same request_id answers the
+        /// > first grant. NOT_FOUND `UNKNOWN_MEMBER`; FAILED_PRECONDITION `ALLOWANCE_TERMS` (no rule for
+        /// > the format, another trigger, nothing to reserve) or `ALLOWANCE_ACTIVE` (one is active here).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Sync_V1_RequestAllowanceRequest` message.
+        ///   - serializer: A serializer for `Coalition_Sync_V1_RequestAllowanceRequest` messages.
+        ///   - deserializer: A deserializer for `Coalition_Sync_V1_RequestAllowanceResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func requestAllowance<Result>(
+            request: GRPCCore.ClientRequest<Coalition_Sync_V1_RequestAllowanceRequest>,
+            serializer: some GRPCCore.MessageSerializer<Coalition_Sync_V1_RequestAllowanceRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Coalition_Sync_V1_RequestAllowanceResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Sync_V1_RequestAllowanceResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -942,6 +1080,43 @@ extension Coalition_Sync_V1_Sync {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "RequestAllowance" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Reserves points of a member for this site (an allowance) on the trigger the program names for
+        /// > the site's format (a car park's entry, a hotel's check-in). The same request_id answers the
+        /// > first grant. NOT_FOUND `UNKNOWN_MEMBER`; FAILED_PRECONDITION `ALLOWANCE_TERMS` (no rule for
+        /// > the format, another trigger, nothing to reserve) or `ALLOWANCE_ACTIVE` (one is active here).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Sync_V1_RequestAllowanceRequest` message.
+        ///   - serializer: A serializer for `Coalition_Sync_V1_RequestAllowanceRequest` messages.
+        ///   - deserializer: A deserializer for `Coalition_Sync_V1_RequestAllowanceResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        package func requestAllowance<Result>(
+            request: GRPCCore.ClientRequest<Coalition_Sync_V1_RequestAllowanceRequest>,
+            serializer: some GRPCCore.MessageSerializer<Coalition_Sync_V1_RequestAllowanceRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Coalition_Sync_V1_RequestAllowanceResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Sync_V1_RequestAllowanceResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Coalition_Sync_V1_Sync.Method.RequestAllowance.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -1088,6 +1263,38 @@ extension Coalition_Sync_V1_Sync.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Sync_V1_RecoverRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Sync_V1_RecoverResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RequestAllowance" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Reserves points of a member for this site (an allowance) on the trigger the program names for
+    /// > the site's format (a car park's entry, a hotel's check-in). The same request_id answers the
+    /// > first grant. NOT_FOUND `UNKNOWN_MEMBER`; FAILED_PRECONDITION `ALLOWANCE_TERMS` (no rule for
+    /// > the format, another trigger, nothing to reserve) or `ALLOWANCE_ACTIVE` (one is active here).
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Coalition_Sync_V1_RequestAllowanceRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    package func requestAllowance<Result>(
+        request: GRPCCore.ClientRequest<Coalition_Sync_V1_RequestAllowanceRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Sync_V1_RequestAllowanceResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.requestAllowance(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Sync_V1_RequestAllowanceRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Sync_V1_RequestAllowanceResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -1256,6 +1463,42 @@ extension Coalition_Sync_V1_Sync.ClientProtocol {
             metadata: metadata
         )
         return try await self.recover(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RequestAllowance" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Reserves points of a member for this site (an allowance) on the trigger the program names for
+    /// > the site's format (a car park's entry, a hotel's check-in). The same request_id answers the
+    /// > first grant. NOT_FOUND `UNKNOWN_MEMBER`; FAILED_PRECONDITION `ALLOWANCE_TERMS` (no rule for
+    /// > the format, another trigger, nothing to reserve) or `ALLOWANCE_ACTIVE` (one is active here).
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    package func requestAllowance<Result>(
+        _ message: Coalition_Sync_V1_RequestAllowanceRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Sync_V1_RequestAllowanceResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Coalition_Sync_V1_RequestAllowanceRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.requestAllowance(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -251,6 +251,14 @@ package nonisolated struct Coalition_Sync_V1_LocalTransaction: @unchecked Sendab
     set {_uniqueStorage()._body = .voucherUse(newValue)}
   }
 
+  package var allowanceReturn: Coalition_Sync_V1_AllowanceReturnRecord {
+    get {
+      if case .allowanceReturn(let v)? = _storage._body {return v}
+      return Coalition_Sync_V1_AllowanceReturnRecord()
+    }
+    set {_uniqueStorage()._body = .allowanceReturn(newValue)}
+  }
+
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
   package nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -260,6 +268,7 @@ package nonisolated struct Coalition_Sync_V1_LocalTransaction: @unchecked Sendab
     case reverse(Coalition_Sync_V1_ReverseRecord)
     case parking(Coalition_Sync_V1_ParkingRecord)
     case voucherUse(Coalition_Sync_V1_VoucherUseRecord)
+    case allowanceReturn(Coalition_Sync_V1_AllowanceReturnRecord)
 
   }
 
@@ -470,6 +479,27 @@ package nonisolated struct Coalition_Sync_V1_VoucherUseRecord: Sendable {
   package init() {}
 }
 
+/// What is left of an allowance, given back by the site when its stop instant passed or the stay
+/// ended (the car left). The gateway gives back at most what the allowance has left: a return of
+/// more is rejected (`allowance_overreturned`), and the gateway reclaims the allowance after its
+/// lease and margin.
+package nonisolated struct Coalition_Sync_V1_AllowanceReturnRecord: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var memberID: String = String()
+
+  package var allowanceID: String = String()
+
+  /// What the allowance had left as the site saw it, > 0.
+  package var points: Int64 = 0
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
 package nonisolated struct Coalition_Sync_V1_PushRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -553,53 +583,130 @@ package nonisolated struct Coalition_Sync_V1_PullRequest: Sendable {
   /// 1 to 1000; 0 means 500.
   package var pageSize: UInt32 = 0
 
+  /// The newest sequence of the edge's outbox when it sent the request (0: none). When the gateway
+  /// has applied it, the site has caught up: nothing it spent is still on its way, and the gateway
+  /// may reclaim its allowances whose lease ended before `sent_at_ms` (less the clocks' tolerance).
+  package var outboxHeadSequence: UInt64 = 0
+
+  /// The edge's clock when it sent the request, Unix ms.
+  package var sentAtMs: Int64 = 0
+
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
   package init() {}
 }
 
 /// A member as the gateway knows it.
-package nonisolated struct Coalition_Sync_V1_MemberSnapshot: Sendable {
+package nonisolated struct Coalition_Sync_V1_MemberSnapshot: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  package var memberID: String = String()
+  package var memberID: String {
+    get {_storage._memberID}
+    set {_uniqueStorage()._memberID = newValue}
+  }
 
-  package var phoneHash: Data = Data()
+  package var phoneHash: Data {
+    get {_storage._phoneHash}
+    set {_uniqueStorage()._phoneHash = newValue}
+  }
 
-  package var cardNumber: String = String()
+  package var cardNumber: String {
+    get {_storage._cardNumber}
+    set {_uniqueStorage()._cardNumber = newValue}
+  }
 
-  package var tier: String = String()
+  package var tier: String {
+    get {_storage._tier}
+    set {_uniqueStorage()._tier = newValue}
+  }
 
-  package var balancePoints: Int64 = 0
+  package var balancePoints: Int64 {
+    get {_storage._balancePoints}
+    set {_uniqueStorage()._balancePoints = newValue}
+  }
 
   /// Points expiring within the reminder window, and when the first of them expire.
-  package var expiringPoints: Int64 = 0
+  package var expiringPoints: Int64 {
+    get {_storage._expiringPoints}
+    set {_uniqueStorage()._expiringPoints = newValue}
+  }
 
-  package var nextExpiryAtMs: Int64 = 0
+  package var nextExpiryAtMs: Int64 {
+    get {_storage._nextExpiryAtMs}
+    set {_uniqueStorage()._nextExpiryAtMs = newValue}
+  }
 
-  package var birthMonth: Int32 = 0
+  package var birthMonth: Int32 {
+    get {_storage._birthMonth}
+    set {_uniqueStorage()._birthMonth = newValue}
+  }
 
   /// This snapshot includes every transaction of the pulling site up to this sequence.
-  package var includesSiteSequence: UInt64 = 0
+  package var includesSiteSequence: UInt64 {
+    get {_storage._includesSiteSequence}
+    set {_uniqueStorage()._includesSiteSequence = newValue}
+  }
 
   /// The member's last earn time per format, for the cross-format bonus.
-  package var lastEarnAtMsByFormat: Dictionary<String,Int64> = [:]
+  package var lastEarnAtMsByFormat: Dictionary<String,Int64> {
+    get {_storage._lastEarnAtMsByFormat}
+    set {_uniqueStorage()._lastEarnAtMsByFormat = newValue}
+  }
 
   /// Streak state: the last day (YYYY-MM-DD, program time zone) with an earn, and its length.
-  package var streakLastDay: String = String()
+  package var streakLastDay: String {
+    get {_storage._streakLastDay}
+    set {_uniqueStorage()._streakLastDay = newValue}
+  }
 
-  package var streakDays: Int32 = 0
+  package var streakDays: Int32 {
+    get {_storage._streakDays}
+    set {_uniqueStorage()._streakDays = newValue}
+  }
 
   /// Tier review date (YYYY-MM-DD).
-  package var tierReviewDate: String = String()
+  package var tierReviewDate: String {
+    get {_storage._tierReviewDate}
+    set {_uniqueStorage()._tierReviewDate = newValue}
+  }
 
-  package var enrolledAtMs: Int64 = 0
+  package var enrolledAtMs: Int64 {
+    get {_storage._enrolledAtMs}
+    set {_uniqueStorage()._enrolledAtMs = newValue}
+  }
+
+  /// Points of the member reserved for sites (allowances), all sites together. `balance_points`
+  /// does not include them: it is what the member may spend anywhere; they are still the member's.
+  package var escrowedPoints: Int64 {
+    get {_storage._escrowedPoints}
+    set {_uniqueStorage()._escrowedPoints = newValue}
+  }
+
+  /// The member's active allowance at the pulling site, if any: what it had left after the site's
+  /// transactions up to `includes_site_sequence`, and the instant (the gateway's lease end less the
+  /// clocks' tolerance) after which the site must not spend it but give what is left back.
+  package var allowanceID: String {
+    get {_storage._allowanceID}
+    set {_uniqueStorage()._allowanceID = newValue}
+  }
+
+  package var allowanceLeftPoints: Int64 {
+    get {_storage._allowanceLeftPoints}
+    set {_uniqueStorage()._allowanceLeftPoints = newValue}
+  }
+
+  package var allowanceStopAtMs: Int64 {
+    get {_storage._allowanceStopAtMs}
+    set {_uniqueStorage()._allowanceStopAtMs = newValue}
+  }
 
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
   package init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 /// A member record that was merged into another (same person enrolled twice).
@@ -927,6 +1034,50 @@ package nonisolated struct Coalition_Sync_V1_RecoverResponse: Sendable {
   package init() {}
 }
 
+package nonisolated struct Coalition_Sync_V1_RequestAllowanceRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var protocolVersion: UInt32 = 0
+
+  /// The POS or barrier request id that triggered it (idempotency per site).
+  package var requestID: String = String()
+
+  package var memberID: String = String()
+
+  /// "entry" (a car park's barrier) or "check_in" (a hotel's front desk).
+  package var trigger: String = String()
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+package nonisolated struct Coalition_Sync_V1_RequestAllowanceResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var allowanceID: String = String()
+
+  package var points: Int64 = 0
+
+  /// As in MemberSnapshot: the site spends it until this instant, then gives what is left back.
+  package var stopAtMs: Int64 = 0
+
+  /// The posting-log position of the grant: a snapshot of the member from an earlier position
+  /// does not know it.
+  package var position: UInt64 = 0
+
+  /// True when the request id had been answered before (this is the first answer).
+  package var alreadyGranted: Bool = false
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "coalition.sync.v1"
@@ -991,7 +1142,7 @@ nonisolated extension Coalition_Sync_V1_OutboxTransaction: SwiftProtobuf.Message
 
 nonisolated extension Coalition_Sync_V1_LocalTransaction: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".LocalTransaction"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}transaction_id\0\u{3}request_id\0\u{3}merchant_id\0\u{3}program_version\0\u{3}occurred_at_ms\0\u{2}\u{5}enrollment\0\u{1}earn\0\u{1}redeem\0\u{1}reverse\0\u{1}parking\0\u{3}voucher_use\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}transaction_id\0\u{3}request_id\0\u{3}merchant_id\0\u{3}program_version\0\u{3}occurred_at_ms\0\u{2}\u{5}enrollment\0\u{1}earn\0\u{1}redeem\0\u{1}reverse\0\u{1}parking\0\u{3}voucher_use\0\u{3}allowance_return\0")
 
   fileprivate class _StorageClass {
     var _transactionID: String = String()
@@ -1117,6 +1268,19 @@ nonisolated extension Coalition_Sync_V1_LocalTransaction: SwiftProtobuf.Message,
             _storage._body = .voucherUse(v)
           }
         }()
+        case 16: try {
+          var v: Coalition_Sync_V1_AllowanceReturnRecord?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .allowanceReturn(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .allowanceReturn(v)
+          }
+        }()
         default: break
         }
       }
@@ -1168,6 +1332,10 @@ nonisolated extension Coalition_Sync_V1_LocalTransaction: SwiftProtobuf.Message,
       case .voucherUse?: try {
         guard case .voucherUse(let v)? = _storage._body else { preconditionFailure() }
         try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
+      }()
+      case .allowanceReturn?: try {
+        guard case .allowanceReturn(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
       }()
       case nil: break
       }
@@ -1594,6 +1762,46 @@ nonisolated extension Coalition_Sync_V1_VoucherUseRecord: SwiftProtobuf.Message,
   }
 }
 
+nonisolated extension Coalition_Sync_V1_AllowanceReturnRecord: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".AllowanceReturnRecord"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}member_id\0\u{3}allowance_id\0\u{1}points\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.memberID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.allowanceID) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.points) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.memberID.isEmpty {
+      try visitor.visitSingularStringField(value: self.memberID, fieldNumber: 1)
+    }
+    if !self.allowanceID.isEmpty {
+      try visitor.visitSingularStringField(value: self.allowanceID, fieldNumber: 2)
+    }
+    if self.points != 0 {
+      try visitor.visitSingularInt64Field(value: self.points, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Sync_V1_AllowanceReturnRecord, rhs: Coalition_Sync_V1_AllowanceReturnRecord) -> Bool {
+    if lhs.memberID != rhs.memberID {return false}
+    if lhs.allowanceID != rhs.allowanceID {return false}
+    if lhs.points != rhs.points {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Coalition_Sync_V1_PushRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".PushRequest"
   package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}program_version\0\u{1}transactions\0\u{3}unsynced_exposure_points\0\u{3}sent_at_ms\0")
@@ -1746,7 +1954,7 @@ nonisolated extension Coalition_Sync_V1_PushResponse: SwiftProtobuf.Message, Swi
 
 nonisolated extension Coalition_Sync_V1_PullRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".PullRequest"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}program_version\0\u{1}cursor\0\u{3}page_size\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}program_version\0\u{1}cursor\0\u{3}page_size\0\u{3}outbox_head_sequence\0\u{3}sent_at_ms\0")
 
   package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1758,6 +1966,8 @@ nonisolated extension Coalition_Sync_V1_PullRequest: SwiftProtobuf.Message, Swif
       case 2: try { try decoder.decodeSingularInt64Field(value: &self.programVersion) }()
       case 3: try { try decoder.decodeSingularUInt64Field(value: &self.cursor) }()
       case 4: try { try decoder.decodeSingularUInt32Field(value: &self.pageSize) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.outboxHeadSequence) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.sentAtMs) }()
       default: break
       }
     }
@@ -1776,6 +1986,12 @@ nonisolated extension Coalition_Sync_V1_PullRequest: SwiftProtobuf.Message, Swif
     if self.pageSize != 0 {
       try visitor.visitSingularUInt32Field(value: self.pageSize, fieldNumber: 4)
     }
+    if self.outboxHeadSequence != 0 {
+      try visitor.visitSingularUInt64Field(value: self.outboxHeadSequence, fieldNumber: 5)
+    }
+    if self.sentAtMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.sentAtMs, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1784,6 +2000,8 @@ nonisolated extension Coalition_Sync_V1_PullRequest: SwiftProtobuf.Message, Swif
     if lhs.programVersion != rhs.programVersion {return false}
     if lhs.cursor != rhs.cursor {return false}
     if lhs.pageSize != rhs.pageSize {return false}
+    if lhs.outboxHeadSequence != rhs.outboxHeadSequence {return false}
+    if lhs.sentAtMs != rhs.sentAtMs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1791,94 +2009,184 @@ nonisolated extension Coalition_Sync_V1_PullRequest: SwiftProtobuf.Message, Swif
 
 nonisolated extension Coalition_Sync_V1_MemberSnapshot: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".MemberSnapshot"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}member_id\0\u{3}phone_hash\0\u{3}card_number\0\u{1}tier\0\u{3}balance_points\0\u{3}expiring_points\0\u{3}next_expiry_at_ms\0\u{3}birth_month\0\u{3}includes_site_sequence\0\u{3}last_earn_at_ms_by_format\0\u{3}streak_last_day\0\u{3}streak_days\0\u{3}tier_review_date\0\u{3}enrolled_at_ms\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}member_id\0\u{3}phone_hash\0\u{3}card_number\0\u{1}tier\0\u{3}balance_points\0\u{3}expiring_points\0\u{3}next_expiry_at_ms\0\u{3}birth_month\0\u{3}includes_site_sequence\0\u{3}last_earn_at_ms_by_format\0\u{3}streak_last_day\0\u{3}streak_days\0\u{3}tier_review_date\0\u{3}enrolled_at_ms\0\u{3}escrowed_points\0\u{3}allowance_id\0\u{3}allowance_left_points\0\u{3}allowance_stop_at_ms\0")
+
+  fileprivate class _StorageClass {
+    var _memberID: String = String()
+    var _phoneHash: Data = Data()
+    var _cardNumber: String = String()
+    var _tier: String = String()
+    var _balancePoints: Int64 = 0
+    var _expiringPoints: Int64 = 0
+    var _nextExpiryAtMs: Int64 = 0
+    var _birthMonth: Int32 = 0
+    var _includesSiteSequence: UInt64 = 0
+    var _lastEarnAtMsByFormat: Dictionary<String,Int64> = [:]
+    var _streakLastDay: String = String()
+    var _streakDays: Int32 = 0
+    var _tierReviewDate: String = String()
+    var _enrolledAtMs: Int64 = 0
+    var _escrowedPoints: Int64 = 0
+    var _allowanceID: String = String()
+    var _allowanceLeftPoints: Int64 = 0
+    var _allowanceStopAtMs: Int64 = 0
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _memberID = source._memberID
+      _phoneHash = source._phoneHash
+      _cardNumber = source._cardNumber
+      _tier = source._tier
+      _balancePoints = source._balancePoints
+      _expiringPoints = source._expiringPoints
+      _nextExpiryAtMs = source._nextExpiryAtMs
+      _birthMonth = source._birthMonth
+      _includesSiteSequence = source._includesSiteSequence
+      _lastEarnAtMsByFormat = source._lastEarnAtMsByFormat
+      _streakLastDay = source._streakLastDay
+      _streakDays = source._streakDays
+      _tierReviewDate = source._tierReviewDate
+      _enrolledAtMs = source._enrolledAtMs
+      _escrowedPoints = source._escrowedPoints
+      _allowanceID = source._allowanceID
+      _allowanceLeftPoints = source._allowanceLeftPoints
+      _allowanceStopAtMs = source._allowanceStopAtMs
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.memberID) }()
-      case 2: try { try decoder.decodeSingularBytesField(value: &self.phoneHash) }()
-      case 3: try { try decoder.decodeSingularStringField(value: &self.cardNumber) }()
-      case 4: try { try decoder.decodeSingularStringField(value: &self.tier) }()
-      case 5: try { try decoder.decodeSingularInt64Field(value: &self.balancePoints) }()
-      case 6: try { try decoder.decodeSingularInt64Field(value: &self.expiringPoints) }()
-      case 7: try { try decoder.decodeSingularInt64Field(value: &self.nextExpiryAtMs) }()
-      case 8: try { try decoder.decodeSingularInt32Field(value: &self.birthMonth) }()
-      case 9: try { try decoder.decodeSingularUInt64Field(value: &self.includesSiteSequence) }()
-      case 10: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufInt64>.self, value: &self.lastEarnAtMsByFormat) }()
-      case 11: try { try decoder.decodeSingularStringField(value: &self.streakLastDay) }()
-      case 12: try { try decoder.decodeSingularInt32Field(value: &self.streakDays) }()
-      case 13: try { try decoder.decodeSingularStringField(value: &self.tierReviewDate) }()
-      case 14: try { try decoder.decodeSingularInt64Field(value: &self.enrolledAtMs) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._memberID) }()
+        case 2: try { try decoder.decodeSingularBytesField(value: &_storage._phoneHash) }()
+        case 3: try { try decoder.decodeSingularStringField(value: &_storage._cardNumber) }()
+        case 4: try { try decoder.decodeSingularStringField(value: &_storage._tier) }()
+        case 5: try { try decoder.decodeSingularInt64Field(value: &_storage._balancePoints) }()
+        case 6: try { try decoder.decodeSingularInt64Field(value: &_storage._expiringPoints) }()
+        case 7: try { try decoder.decodeSingularInt64Field(value: &_storage._nextExpiryAtMs) }()
+        case 8: try { try decoder.decodeSingularInt32Field(value: &_storage._birthMonth) }()
+        case 9: try { try decoder.decodeSingularUInt64Field(value: &_storage._includesSiteSequence) }()
+        case 10: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufInt64>.self, value: &_storage._lastEarnAtMsByFormat) }()
+        case 11: try { try decoder.decodeSingularStringField(value: &_storage._streakLastDay) }()
+        case 12: try { try decoder.decodeSingularInt32Field(value: &_storage._streakDays) }()
+        case 13: try { try decoder.decodeSingularStringField(value: &_storage._tierReviewDate) }()
+        case 14: try { try decoder.decodeSingularInt64Field(value: &_storage._enrolledAtMs) }()
+        case 15: try { try decoder.decodeSingularInt64Field(value: &_storage._escrowedPoints) }()
+        case 16: try { try decoder.decodeSingularStringField(value: &_storage._allowanceID) }()
+        case 17: try { try decoder.decodeSingularInt64Field(value: &_storage._allowanceLeftPoints) }()
+        case 18: try { try decoder.decodeSingularInt64Field(value: &_storage._allowanceStopAtMs) }()
+        default: break
+        }
       }
     }
   }
 
   package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if !self.memberID.isEmpty {
-      try visitor.visitSingularStringField(value: self.memberID, fieldNumber: 1)
-    }
-    if !self.phoneHash.isEmpty {
-      try visitor.visitSingularBytesField(value: self.phoneHash, fieldNumber: 2)
-    }
-    if !self.cardNumber.isEmpty {
-      try visitor.visitSingularStringField(value: self.cardNumber, fieldNumber: 3)
-    }
-    if !self.tier.isEmpty {
-      try visitor.visitSingularStringField(value: self.tier, fieldNumber: 4)
-    }
-    if self.balancePoints != 0 {
-      try visitor.visitSingularInt64Field(value: self.balancePoints, fieldNumber: 5)
-    }
-    if self.expiringPoints != 0 {
-      try visitor.visitSingularInt64Field(value: self.expiringPoints, fieldNumber: 6)
-    }
-    if self.nextExpiryAtMs != 0 {
-      try visitor.visitSingularInt64Field(value: self.nextExpiryAtMs, fieldNumber: 7)
-    }
-    if self.birthMonth != 0 {
-      try visitor.visitSingularInt32Field(value: self.birthMonth, fieldNumber: 8)
-    }
-    if self.includesSiteSequence != 0 {
-      try visitor.visitSingularUInt64Field(value: self.includesSiteSequence, fieldNumber: 9)
-    }
-    if !self.lastEarnAtMsByFormat.isEmpty {
-      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufInt64>.self, value: self.lastEarnAtMsByFormat, fieldNumber: 10)
-    }
-    if !self.streakLastDay.isEmpty {
-      try visitor.visitSingularStringField(value: self.streakLastDay, fieldNumber: 11)
-    }
-    if self.streakDays != 0 {
-      try visitor.visitSingularInt32Field(value: self.streakDays, fieldNumber: 12)
-    }
-    if !self.tierReviewDate.isEmpty {
-      try visitor.visitSingularStringField(value: self.tierReviewDate, fieldNumber: 13)
-    }
-    if self.enrolledAtMs != 0 {
-      try visitor.visitSingularInt64Field(value: self.enrolledAtMs, fieldNumber: 14)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      if !_storage._memberID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._memberID, fieldNumber: 1)
+      }
+      if !_storage._phoneHash.isEmpty {
+        try visitor.visitSingularBytesField(value: _storage._phoneHash, fieldNumber: 2)
+      }
+      if !_storage._cardNumber.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._cardNumber, fieldNumber: 3)
+      }
+      if !_storage._tier.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._tier, fieldNumber: 4)
+      }
+      if _storage._balancePoints != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._balancePoints, fieldNumber: 5)
+      }
+      if _storage._expiringPoints != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._expiringPoints, fieldNumber: 6)
+      }
+      if _storage._nextExpiryAtMs != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._nextExpiryAtMs, fieldNumber: 7)
+      }
+      if _storage._birthMonth != 0 {
+        try visitor.visitSingularInt32Field(value: _storage._birthMonth, fieldNumber: 8)
+      }
+      if _storage._includesSiteSequence != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._includesSiteSequence, fieldNumber: 9)
+      }
+      if !_storage._lastEarnAtMsByFormat.isEmpty {
+        try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufInt64>.self, value: _storage._lastEarnAtMsByFormat, fieldNumber: 10)
+      }
+      if !_storage._streakLastDay.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._streakLastDay, fieldNumber: 11)
+      }
+      if _storage._streakDays != 0 {
+        try visitor.visitSingularInt32Field(value: _storage._streakDays, fieldNumber: 12)
+      }
+      if !_storage._tierReviewDate.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._tierReviewDate, fieldNumber: 13)
+      }
+      if _storage._enrolledAtMs != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._enrolledAtMs, fieldNumber: 14)
+      }
+      if _storage._escrowedPoints != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._escrowedPoints, fieldNumber: 15)
+      }
+      if !_storage._allowanceID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._allowanceID, fieldNumber: 16)
+      }
+      if _storage._allowanceLeftPoints != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._allowanceLeftPoints, fieldNumber: 17)
+      }
+      if _storage._allowanceStopAtMs != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._allowanceStopAtMs, fieldNumber: 18)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   package static func ==(lhs: Coalition_Sync_V1_MemberSnapshot, rhs: Coalition_Sync_V1_MemberSnapshot) -> Bool {
-    if lhs.memberID != rhs.memberID {return false}
-    if lhs.phoneHash != rhs.phoneHash {return false}
-    if lhs.cardNumber != rhs.cardNumber {return false}
-    if lhs.tier != rhs.tier {return false}
-    if lhs.balancePoints != rhs.balancePoints {return false}
-    if lhs.expiringPoints != rhs.expiringPoints {return false}
-    if lhs.nextExpiryAtMs != rhs.nextExpiryAtMs {return false}
-    if lhs.birthMonth != rhs.birthMonth {return false}
-    if lhs.includesSiteSequence != rhs.includesSiteSequence {return false}
-    if lhs.lastEarnAtMsByFormat != rhs.lastEarnAtMsByFormat {return false}
-    if lhs.streakLastDay != rhs.streakLastDay {return false}
-    if lhs.streakDays != rhs.streakDays {return false}
-    if lhs.tierReviewDate != rhs.tierReviewDate {return false}
-    if lhs.enrolledAtMs != rhs.enrolledAtMs {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._memberID != rhs_storage._memberID {return false}
+        if _storage._phoneHash != rhs_storage._phoneHash {return false}
+        if _storage._cardNumber != rhs_storage._cardNumber {return false}
+        if _storage._tier != rhs_storage._tier {return false}
+        if _storage._balancePoints != rhs_storage._balancePoints {return false}
+        if _storage._expiringPoints != rhs_storage._expiringPoints {return false}
+        if _storage._nextExpiryAtMs != rhs_storage._nextExpiryAtMs {return false}
+        if _storage._birthMonth != rhs_storage._birthMonth {return false}
+        if _storage._includesSiteSequence != rhs_storage._includesSiteSequence {return false}
+        if _storage._lastEarnAtMsByFormat != rhs_storage._lastEarnAtMsByFormat {return false}
+        if _storage._streakLastDay != rhs_storage._streakLastDay {return false}
+        if _storage._streakDays != rhs_storage._streakDays {return false}
+        if _storage._tierReviewDate != rhs_storage._tierReviewDate {return false}
+        if _storage._enrolledAtMs != rhs_storage._enrolledAtMs {return false}
+        if _storage._escrowedPoints != rhs_storage._escrowedPoints {return false}
+        if _storage._allowanceID != rhs_storage._allowanceID {return false}
+        if _storage._allowanceLeftPoints != rhs_storage._allowanceLeftPoints {return false}
+        if _storage._allowanceStopAtMs != rhs_storage._allowanceStopAtMs {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2489,6 +2797,101 @@ nonisolated extension Coalition_Sync_V1_RecoverResponse: SwiftProtobuf.Message, 
     if lhs.transactions != rhs.transactions {return false}
     if lhs.highWaterMark != rhs.highWaterMark {return false}
     if lhs.hasMore_p != rhs.hasMore_p {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Sync_V1_RequestAllowanceRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".RequestAllowanceRequest"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}request_id\0\u{3}member_id\0\u{1}trigger\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.protocolVersion) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.memberID) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.trigger) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.protocolVersion != 0 {
+      try visitor.visitSingularUInt32Field(value: self.protocolVersion, fieldNumber: 1)
+    }
+    if !self.requestID.isEmpty {
+      try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 2)
+    }
+    if !self.memberID.isEmpty {
+      try visitor.visitSingularStringField(value: self.memberID, fieldNumber: 3)
+    }
+    if !self.trigger.isEmpty {
+      try visitor.visitSingularStringField(value: self.trigger, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Sync_V1_RequestAllowanceRequest, rhs: Coalition_Sync_V1_RequestAllowanceRequest) -> Bool {
+    if lhs.protocolVersion != rhs.protocolVersion {return false}
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.memberID != rhs.memberID {return false}
+    if lhs.trigger != rhs.trigger {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Sync_V1_RequestAllowanceResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".RequestAllowanceResponse"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}allowance_id\0\u{1}points\0\u{3}stop_at_ms\0\u{1}position\0\u{3}already_granted\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.allowanceID) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.points) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.stopAtMs) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.position) }()
+      case 5: try { try decoder.decodeSingularBoolField(value: &self.alreadyGranted) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.allowanceID.isEmpty {
+      try visitor.visitSingularStringField(value: self.allowanceID, fieldNumber: 1)
+    }
+    if self.points != 0 {
+      try visitor.visitSingularInt64Field(value: self.points, fieldNumber: 2)
+    }
+    if self.stopAtMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.stopAtMs, fieldNumber: 3)
+    }
+    if self.position != 0 {
+      try visitor.visitSingularUInt64Field(value: self.position, fieldNumber: 4)
+    }
+    if self.alreadyGranted != false {
+      try visitor.visitSingularBoolField(value: self.alreadyGranted, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Sync_V1_RequestAllowanceResponse, rhs: Coalition_Sync_V1_RequestAllowanceResponse) -> Bool {
+    if lhs.allowanceID != rhs.allowanceID {return false}
+    if lhs.points != rhs.points {return false}
+    if lhs.stopAtMs != rhs.stopAtMs {return false}
+    if lhs.position != rhs.position {return false}
+    if lhs.alreadyGranted != rhs.alreadyGranted {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
