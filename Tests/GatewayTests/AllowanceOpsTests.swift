@@ -66,6 +66,12 @@ struct AllowanceOpsTests {
                 #expect(allowance.leaseUntilMs == ManualClockTime.now.milliseconds + 4_320 * 60_000)
                 #expect(try await site.gateway.balance(member) == 0)
                 #expect(try await site.gateway.account("escrow:hotel-01") == 200)
+                // The operator sees the member's 200 points, all of them reserved.
+                var show = Coalition_Ops_V1_GetMemberRequest()
+                show.memberID = member
+                let shown = try await ops.getMember(show)
+                #expect(shown.balancePoints == 200 && shown.escrowedPoints == 200)
+                #expect(shown.lots.reduce(0) { $0 + $1.remainingPoints } == 200)
                 // The same request answers the first grant and reserves nothing more.
                 let again = try await Self.grant(ops, site: "hotel-01", member: member, request: request)
                 #expect(again.alreadyGranted && again.allowance == allowance)
@@ -226,6 +232,52 @@ struct AllowanceOpsTests {
             #expect(try await ledger.reclaimAllowances(limit: 100) == 1)
             #expect(try await site.gateway.balance(member) == 200)
             #expect(try await ledger.reclaimAllowances(limit: 100) == 0)
+        }
+    }
+
+    static func giveBack(member: String, allowance: String, points: Int64) -> Coalition_Sync_V1_LocalTransaction {
+        var local = RawSync.header(merchant: "hotel-rooms", prefix: "RET", time: ManualClockTime.now)
+        var record = Coalition_Sync_V1_AllowanceReturnRecord()
+        record.memberID = member
+        record.allowanceID = allowance
+        record.points = points
+        local.allowanceReturn = record
+        return local
+    }
+
+    @Test(
+        "a site gives back at most what is left, of its own allowance; the rest is rejected with nothing posted",
+        arguments: LedgerKind.allCases)
+    func pushedReturns(ledger: LedgerKind) async throws {
+        try await RawSync.withEnrolledSite("hotel-01", merchant: "hotel-rooms", members: 2, ledger: ledger) { site in
+            let (member, other) = (site.members[0], site.members[1])
+            let id = try await OpsServiceTests.withOps(
+                port: site.gateway.port, certificates: site.certificates, certificate: "alice"
+            ) { ops in try await Self.grant(ops, site: "hotel-01", member: member, points: 150).allowance.allowanceID }
+            let answers = try await site.push(batches: [
+                [
+                    Self.giveBack(member: member, allowance: id, points: 151),
+                    Self.giveBack(member: other, allowance: id, points: 10),
+                    Self.giveBack(member: member, allowance: "al_none", points: 10),
+                    Self.giveBack(member: member, allowance: id, points: 0),
+                    Self.giveBack(member: member, allowance: id, points: 100),
+                    Self.giveBack(member: member, allowance: id, points: 60),
+                    Self.giveBack(member: member, allowance: id, points: 50),
+                    Self.giveBack(member: member, allowance: id, points: 50),
+                ]
+            ])
+            let results = try #require(answers.first?.results)
+            #expect(
+                results.map(\.outcome) == [
+                    .rejected, .rejected, .rejected, .rejected, .posted, .rejected, .posted, .posted,
+                ])
+            #expect(results.filter { $0.outcome == .rejected }.allSatisfy { $0.reason == "allowance_return" })
+            let record = try #require(try await site.gateway.ledger.allowance(id))
+            #expect(record.status == .returned && record.released == Points(150))
+            // 200 sign-up points: 150 reserved, all given back (the last return found it ended).
+            #expect(try await site.gateway.balance(member) == 200)
+            #expect(try await site.gateway.balance(other) == 200)
+            #expect(try await site.gateway.account("escrow:hotel-01") == 0)
         }
     }
 }

@@ -9,9 +9,10 @@ extension Coalition_Member_V1_GetAccountResponse {
     ) {
         self.init()
         memberID = detail.id.description
-        balancePoints = detail.balance.value
+        balancePoints = (detail.balance + detail.escrowed).value
         heldPoints = detail.held.value
         availablePoints = max(0, (detail.balance - detail.held).value)
+        escrowedPoints = detail.escrowed.value
         self.year = Int32(year)
         byFormat = totals.sorted { $0.key < $1.key }.map { format, total in
             var wire = Coalition_Member_V1_FormatActivity()

@@ -136,8 +136,9 @@ extension Coalition_Ops_V1_GetMemberResponse {
         cardNumber = detail.cardNumber
         tier = detail.tier
         tierReviewDate = detail.tierReviewDate
-        balancePoints = detail.balance.value
+        balancePoints = (detail.balance + detail.escrowed).value
         heldPoints = detail.held.value
+        escrowedPoints = detail.escrowed.value
         qualifyingPoints12M = detail.qualifyingPoints.value
         enrolledAtMs = detail.enrolledAt.milliseconds
         enrolledSiteID = detail.enrolledSite

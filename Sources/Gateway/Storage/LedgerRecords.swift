@@ -148,6 +148,9 @@ package struct MemberDetail: Sendable, Equatable {
     package var lots: [LotDetail]
     /// The birth month the member gave (1 to 12), if any.
     package var birthMonth: Int? = nil
+    /// Points reserved for sites (active allowances' left): still the member's, not in `balance`
+    /// (the account, what the member may spend anywhere).
+    package var escrowed: Points = .zero
 }
 
 /// A lot with points left.

@@ -76,13 +76,20 @@ extension PostgresLedgerStore {
                         expiresAt: lot.expiresAt, originalPoints: Points(try row.int("original_points")),
                         remainingPoints: lot.remaining))
             }
-            return MemberDetail(
+            var detail = MemberDetail(
                 id: resolved, cardNumber: try row.textOrNil("card_number") ?? "", tier: try row.text("tier"),
                 tierReviewDate: try row.text("tier_review_date"), balance: Points(try row.int("balance_points")),
                 held: try await reads.held(resolved, now: now), qualifyingPoints: Points(max(0, qualifying)),
                 enrolledAt: Timestamp(milliseconds: try row.int("enrolled_at_ms")),
                 enrolledSite: try row.textOrNil("enrolled_site") ?? "", mergedMembers: merged, lots: lots,
                 birthMonth: try row.intOrNil("birth_month").map(Int.init))
+            detail.escrowed = Points(
+                try await connection.value(
+                    """
+                    SELECT COALESCE(SUM(granted_points - spent_points - released_points), 0)::bigint FROM allowances
+                    WHERE member_id = \(resolved.description) AND status = 'active'
+                    """, as: Int64.self, logger) ?? 0)
+            return detail
         }
     }
 

@@ -39,7 +39,7 @@ extension SQLiteLedgerStore {
                 let row = try Row.fetchOne(
                     db, sql: "SELECT * FROM members WHERE member_id = ?", arguments: [resolved.description])
             else { return nil }
-            return MemberDetail(
+            var detail = MemberDetail(
                 id: resolved, cardNumber: row["card_number"] ?? "", tier: row["tier"],
                 tierReviewDate: row["tier_review_date"], balance: try writer.balance(.member(resolved)),
                 held: try writer.held(resolved, now: now),
@@ -55,6 +55,14 @@ extension SQLiteLedgerStore {
                         originalPoints: Points(lot["original_points"]),
                         remainingPoints: Points(lot["remaining_points"]))
                 }, birthMonth: (row["birth_month"] as Int64?).map(Int.init))
+            detail.escrowed = Points(
+                try Int64.fetchOne(
+                    db,
+                    sql: """
+                        SELECT COALESCE(SUM(granted_points - spent_points - released_points), 0) FROM allowances
+                        WHERE member_id = ? AND status = 'active'
+                        """, arguments: [resolved.description]) ?? 0)
+            return detail
         }
     }
 

@@ -290,8 +290,8 @@ package nonisolated struct Coalition_Member_V1_GetAccountResponse: @unchecked Se
     set {_uniqueStorage()._memberID = newValue}
   }
 
-  /// The ledger balance, points held by online authorisations in progress, and what the member may
-  /// spend now (balance less held).
+  /// The member's points (reserved ones included), points held by online authorisations in
+  /// progress, and what the member may spend now anywhere (balance less held and reserved).
   package var balancePoints: Int64 {
     get {_storage._balancePoints}
     set {_uniqueStorage()._balancePoints = newValue}
@@ -387,6 +387,13 @@ package nonisolated struct Coalition_Member_V1_GetAccountResponse: @unchecked Se
   package var benefits: [Coalition_Member_V1_TierBenefitStatus] {
     get {_storage._benefits}
     set {_uniqueStorage()._benefits = newValue}
+  }
+
+  /// Points reserved for sites (allowances: a car park's entry, a hotel stay), included in
+  /// balance_points and spendable only there until they end.
+  package var escrowedPoints: Int64 {
+    get {_storage._escrowedPoints}
+    set {_uniqueStorage()._escrowedPoints = newValue}
   }
 
   package var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -1380,7 +1387,7 @@ nonisolated extension Coalition_Member_V1_TierBenefits: SwiftProtobuf.Message, S
 
 nonisolated extension Coalition_Member_V1_GetAccountResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".GetAccountResponse"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}member_id\0\u{3}balance_points\0\u{3}held_points\0\u{3}available_points\0\u{1}year\0\u{3}by_format\0\u{1}tier\0\u{3}next_tier\0\u{3}qualifying_points_12m\0\u{3}points_to_next_tier\0\u{3}expiring_30_days_points\0\u{3}expiring_60_days_points\0\u{3}expiring_90_days_points\0\u{1}expiring\0\u{3}tier_review_date\0\u{3}by_format_partial\0\u{1}benefits\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}member_id\0\u{3}balance_points\0\u{3}held_points\0\u{3}available_points\0\u{1}year\0\u{3}by_format\0\u{1}tier\0\u{3}next_tier\0\u{3}qualifying_points_12m\0\u{3}points_to_next_tier\0\u{3}expiring_30_days_points\0\u{3}expiring_60_days_points\0\u{3}expiring_90_days_points\0\u{1}expiring\0\u{3}tier_review_date\0\u{3}by_format_partial\0\u{1}benefits\0\u{3}escrowed_points\0")
 
   fileprivate class _StorageClass {
     var _memberID: String = String()
@@ -1400,6 +1407,7 @@ nonisolated extension Coalition_Member_V1_GetAccountResponse: SwiftProtobuf.Mess
     var _tierReviewDate: String = String()
     var _byFormatPartial: Bool = false
     var _benefits: [Coalition_Member_V1_TierBenefitStatus] = []
+    var _escrowedPoints: Int64 = 0
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -1427,6 +1435,7 @@ nonisolated extension Coalition_Member_V1_GetAccountResponse: SwiftProtobuf.Mess
       _tierReviewDate = source._tierReviewDate
       _byFormatPartial = source._byFormatPartial
       _benefits = source._benefits
+      _escrowedPoints = source._escrowedPoints
     }
   }
 
@@ -1462,6 +1471,7 @@ nonisolated extension Coalition_Member_V1_GetAccountResponse: SwiftProtobuf.Mess
         case 15: try { try decoder.decodeSingularStringField(value: &_storage._tierReviewDate) }()
         case 16: try { try decoder.decodeSingularBoolField(value: &_storage._byFormatPartial) }()
         case 17: try { try decoder.decodeRepeatedMessageField(value: &_storage._benefits) }()
+        case 18: try { try decoder.decodeSingularInt64Field(value: &_storage._escrowedPoints) }()
         default: break
         }
       }
@@ -1525,6 +1535,9 @@ nonisolated extension Coalition_Member_V1_GetAccountResponse: SwiftProtobuf.Mess
       if !_storage._benefits.isEmpty {
         try visitor.visitRepeatedMessageField(value: _storage._benefits, fieldNumber: 17)
       }
+      if _storage._escrowedPoints != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._escrowedPoints, fieldNumber: 18)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1551,6 +1564,7 @@ nonisolated extension Coalition_Member_V1_GetAccountResponse: SwiftProtobuf.Mess
         if _storage._tierReviewDate != rhs_storage._tierReviewDate {return false}
         if _storage._byFormatPartial != rhs_storage._byFormatPartial {return false}
         if _storage._benefits != rhs_storage._benefits {return false}
+        if _storage._escrowedPoints != rhs_storage._escrowedPoints {return false}
         return true
       }
       if !storagesAreEqual {return false}

@@ -366,6 +366,7 @@ package nonisolated struct Coalition_Ops_V1_GetMemberResponse: Sendable {
 
   package var tier: String = String()
 
+  /// The member's points, reserved ones (escrowed_points) included.
   package var balancePoints: Int64 = 0
 
   package var heldPoints: Int64 = 0
@@ -384,6 +385,10 @@ package nonisolated struct Coalition_Ops_V1_GetMemberResponse: Sendable {
 
   /// Member ids merged into this one.
   package var mergedMemberIds: [String] = []
+
+  /// Points reserved for sites (active allowances), included in balance_points (the lots sum to
+  /// it); the member may spend them only at those sites until the allowances end.
+  package var escrowedPoints: Int64 = 0
 
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2741,7 +2746,7 @@ nonisolated extension Coalition_Ops_V1_Lot: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Coalition_Ops_V1_GetMemberResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".GetMemberResponse"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}member_id\0\u{1}phone\0\u{3}card_number\0\u{1}tier\0\u{3}balance_points\0\u{3}held_points\0\u{3}qualifying_points_12m\0\u{3}tier_review_date\0\u{1}lots\0\u{3}enrolled_at_ms\0\u{3}enrolled_site_id\0\u{3}merged_member_ids\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}member_id\0\u{1}phone\0\u{3}card_number\0\u{1}tier\0\u{3}balance_points\0\u{3}held_points\0\u{3}qualifying_points_12m\0\u{3}tier_review_date\0\u{1}lots\0\u{3}enrolled_at_ms\0\u{3}enrolled_site_id\0\u{3}merged_member_ids\0\u{3}escrowed_points\0")
 
   package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2761,6 +2766,7 @@ nonisolated extension Coalition_Ops_V1_GetMemberResponse: SwiftProtobuf.Message,
       case 10: try { try decoder.decodeSingularInt64Field(value: &self.enrolledAtMs) }()
       case 11: try { try decoder.decodeSingularStringField(value: &self.enrolledSiteID) }()
       case 12: try { try decoder.decodeRepeatedStringField(value: &self.mergedMemberIds) }()
+      case 13: try { try decoder.decodeSingularInt64Field(value: &self.escrowedPoints) }()
       default: break
       }
     }
@@ -2803,6 +2809,9 @@ nonisolated extension Coalition_Ops_V1_GetMemberResponse: SwiftProtobuf.Message,
     if !self.mergedMemberIds.isEmpty {
       try visitor.visitRepeatedStringField(value: self.mergedMemberIds, fieldNumber: 12)
     }
+    if self.escrowedPoints != 0 {
+      try visitor.visitSingularInt64Field(value: self.escrowedPoints, fieldNumber: 13)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2819,6 +2828,7 @@ nonisolated extension Coalition_Ops_V1_GetMemberResponse: SwiftProtobuf.Message,
     if lhs.enrolledAtMs != rhs.enrolledAtMs {return false}
     if lhs.enrolledSiteID != rhs.enrolledSiteID {return false}
     if lhs.mergedMemberIds != rhs.mergedMemberIds {return false}
+    if lhs.escrowedPoints != rhs.escrowedPoints {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
