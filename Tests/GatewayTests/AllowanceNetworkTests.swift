@@ -117,6 +117,17 @@ struct AllowanceNetworkTests {
                         return parked == expected && shopped == expected
                     }
                     try await gateway.checkInvariants()
+                    // Settlement is unchanged by the reservation: the day's statement pays the car
+                    // park for the points spent, and the points members hold (lots) are the liability.
+                    clock.set(SettlementTests.at("2026-11-25T01:00"))
+                    let day = try await gateway.ledger.closeSettlement(
+                        period: CivilDate(parsing: "2026-11-24")!, by: "alice")
+                    let carPark = try SettlementTests.merchant(day.json, "park-operator")
+                    #expect(carPark["parking_points"] as? Int == Int(fee))
+                    #expect(carPark["offline_risk_points"] as? Int == 0)
+                    let platform = try #require(SettlementTests.statement(day.json)["platform"] as? [String: Any])
+                    let liability = try #require(platform["liability"] as? [String: Any])
+                    #expect(liability["closing_points"] as? Int == Int(expected))
                 }
             }
         }
