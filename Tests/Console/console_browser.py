@@ -16,7 +16,7 @@ import urllib.parse
 
 from playwright.sync_api import sync_playwright
 
-PAGES = ["network", "today", "liability", "conflicts", "settlement", "member"]
+PAGES = ["network", "today", "liability", "allowances", "conflicts", "settlement", "member"]
 
 
 def launch(playwright):

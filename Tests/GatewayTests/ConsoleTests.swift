@@ -248,6 +248,21 @@ import Wire
             #expect("\(outstanding)" == "\(liability["outstanding_points"] ?? "")")
             #expect(try await gateway.balance(member) == outstanding, "one member holds every point")
 
+            let granted = try await json([
+                "allowances", "grant", "--site", "hotel-01", "--member", member, "--points", "300", "--reason", "desk",
+            ])
+            #expect((granted["allowance"] as? [String: Any])?["granted_points"] as? String == "300")
+            let allowances = try await json(["allowances", "--active"])
+            let allowancesPage = try await page("/allowances")
+            let escrowed = try #require(number(try Self.figure(allowancesPage, id: "escrowed-total")))
+            #expect(escrowed == 300)
+            #expect(
+                escrowed
+                    == ((allowances["escrow"] as? [[String: Any]]) ?? []).reduce(Int64(0)) {
+                        $0 + Int64("\($1["escrowed_points"] ?? 0)")!
+                    })
+            #expect(allowancesPage.contains(member))
+
             let today = try await json(["report", "today"])
             let todayPage = try await page("/today")
             let issued = try #require(number(try Self.figure(todayPage, id: "issued-total")))

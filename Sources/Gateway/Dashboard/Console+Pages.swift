@@ -6,7 +6,7 @@ import Wire
 
 /// The console's pages, in the navigation's order.
 package enum ConsolePage: String, CaseIterable, Sendable {
-    case network, today, liability, conflicts, settlement, member
+    case network, today, liability, allowances, conflicts, settlement, member
 
     var path: String { "/\(rawValue)" }
 
@@ -15,6 +15,7 @@ package enum ConsolePage: String, CaseIterable, Sendable {
         case .network: "Network"
         case .today: "Today"
         case .liability: "Liability"
+        case .allowances: "Allowances"
         case .conflicts: "Conflicts"
         case .settlement: "Settlement"
         case .member: "Members"
@@ -38,6 +39,7 @@ extension Console {
         case .network: body = try await networkPage()
         case .today: body = try await todayPage(day: parameter("day", max: 10))
         case .liability: body = try await liabilityPage()
+        case .allowances: body = try await allowancesPage()
         case .conflicts:
             body = try await conflictsPage(
                 site: parameter("site", max: 64), kind: parameter("kind", max: 64), detail: parameter("detail", max: 9))
@@ -198,5 +200,39 @@ extension Console {
                 ].map {
                     [$0.0, HTML.number($0.1), HTML.bar(part: $0.1, whole: liability.outstandingPoints, alertAt: 2)]
                 })
+    }
+
+    /// What each site's escrow holds and the allowances active now (docs/operations.md,
+    /// "Allowances").
+    func allowancesPage() async throws -> String {
+        var request = Coalition_Ops_V1_ListAllowancesRequest()
+        request.activeOnly = true
+        request.pageSize = 1_000
+        let listed = try await call("ListAllowances", request, ops.listAllowances)
+        let zone = program?.timeZone
+        return "<h1>Allowances</h1><p class=\"sub\">Points reserved for members at sites (escrow): spendable "
+            + "there, offline too, until the lease ends; still the members' points.</p>"
+            + HTML.figures([
+                (
+                    "escrowed-total", "Escrowed (points)",
+                    HTML.number(listed.escrow.reduce(0) { $0 + $1.escrowedPoints })
+                ),
+                ("active-allowances", "Active allowances", HTML.number(Int64(listed.allowances.count))),
+            ])
+            + "<h2>By site</h2>"
+            + HTML.table(
+                id: "escrow", headers: ["Site", "Escrowed (points)"],
+                rows: listed.escrow.map { [HTML.escape($0.siteID), HTML.number($0.escrowedPoints)] },
+                empty: "No site holds escrow.")
+            + "<h2>Active</h2>"
+            + HTML.table(
+                id: "allowances", headers: ["Allowance", "Site", "Member", "Granted", "Spent", "Left", "Lease until"],
+                rows: listed.allowances.map {
+                    [
+                        HTML.escape($0.allowanceID), HTML.escape($0.siteID), HTML.escape($0.memberID),
+                        HTML.number($0.grantedPoints), HTML.number($0.spentPoints), HTML.number($0.leftPoints),
+                        HTML.escape(HTML.time($0.leaseUntilMs, zone)),
+                    ]
+                }, empty: "No allowance is active.")
     }
 }
