@@ -212,12 +212,7 @@ extension SyncService {
     ) async throws -> ServerResponse<Coalition_Sync_V1_RequestAllowanceResponse> {
         try await handle(request, context) { site, message in
             try Self.checkVersion(message.protocolVersion)
-            guard let requestID = RequestID(message.requestID) else {
-                throw ServiceError.invalid("request_id", RequestID.rule)
-            }
-            guard let member = MemberID(message.memberID) else {
-                throw ServiceError.invalid("member_id", "must be a 26-character member id")
-            }
+            let (requestID, member) = try Self.request(message.requestID, member: message.memberID)
             guard let trigger = AllowanceTrigger(rawValue: message.trigger), trigger != .operatorOnly else {
                 throw ServiceError.invalid(
                     "trigger", "\"entry\" or \"check_in\" (found '\(message.trigger.prefix(32))')")
@@ -246,12 +241,7 @@ extension SyncService {
     ) async throws -> ServerResponse<Coalition_Sync_V1_AuthorizeRedeemResponse> {
         try await handle(request, context) { site, message in
             try Self.checkVersion(message.protocolVersion)
-            guard let requestID = RequestID(message.requestID) else {
-                throw ServiceError.invalid("request_id", RequestID.rule)
-            }
-            guard let member = MemberID(message.memberID) else {
-                throw ServiceError.invalid("member_id", "must be a 26-character member id")
-            }
+            let (requestID, member) = try Self.request(message.requestID, member: message.memberID)
             guard let merchant = MerchantID(message.merchantID),
                 let owner = store.programs.latest?.program.merchant(merchant), owner.site.id == site
             else {
@@ -311,6 +301,15 @@ extension SyncService {
             return Coalition_Sync_V1_RecoverResponse(
                 try await store.recover(site: site, from: Int64(message.fromSequence), count: count))
         }
+    }
+
+    /// A call's request id and member id, checked.
+    private static func request(_ requestID: String, member: String) throws -> (RequestID, MemberID) {
+        guard let request = RequestID(requestID) else { throw ServiceError.invalid("request_id", RequestID.rule) }
+        guard let member = MemberID(member) else {
+            throw ServiceError.invalid("member_id", "must be a 26-character member id")
+        }
+        return (request, member)
     }
 
     private static func checkVersion(_ version: UInt32) throws {

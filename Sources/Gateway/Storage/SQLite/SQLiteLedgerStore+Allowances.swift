@@ -81,19 +81,8 @@ extension SQLiteLedgerStore {
                 arguments += [(try LedgerWriter(db: db).resolve(member) ?? member).description]
             }
             if activeOnly { conditions.append("status = 'active'") }
-            return try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT \(SQLitePosting.allowanceColumns) FROM allowances WHERE \(conditions.joined(separator: " AND "))
-                    ORDER BY granted_at_ms DESC, allowance_id DESC LIMIT ?
-                    """,
-                arguments: arguments + [limit]
-            ).compactMap { row in
-                SQLitePosting.allowanceRecord(
-                    id: row["allowance_id"], site: row["site_id"], member: row["member_id"],
-                    granted: row["granted_points"], spent: row["spent_points"], released: row["released_points"],
-                    grantedAt: row["granted_at_ms"], leaseUntil: row["lease_until_ms"], status: row["status"])
-            }
+            return try SQLitePosting.allowances(
+                db, where: conditions.joined(separator: " AND "), arguments: arguments, newestFirst: true, limit: limit)
         }
     }
 

@@ -16,15 +16,16 @@ extension SQLitePosting {
         }
     }
 
-    /// Allowances meeting `condition`, in grant order.
-    static func allowances(_ db: Database, where condition: String, arguments: StatementArguments, limit: Int = -1)
-        throws -> [AllowanceRecord]
-    {
-        try Row.fetchAll(
+    /// Allowances meeting `condition`, in grant order (`newestFirst`: the other way), at most `limit`
+    /// (-1: all).
+    static func allowances(
+        _ db: Database, where condition: String, arguments: StatementArguments, newestFirst: Bool = false,
+        limit: Int = -1
+    ) throws -> [AllowanceRecord] {
+        let order = newestFirst ? "granted_at_ms DESC, allowance_id DESC" : "granted_at_ms, allowance_id"
+        return try Row.fetchAll(
             db.cachedStatement(
-                sql:
-                    "SELECT \(allowanceColumns) FROM allowances WHERE \(condition) ORDER BY granted_at_ms, allowance_id LIMIT ?"
-            ),
+                sql: "SELECT \(allowanceColumns) FROM allowances WHERE \(condition) ORDER BY \(order) LIMIT ?"),
             arguments: arguments + [limit]
         ).map { row in
             guard
