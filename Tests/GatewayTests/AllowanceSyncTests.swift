@@ -5,6 +5,7 @@
 // "Posting rules").
 import Core
 import Foundation
+import Gateway
 import Testing
 import Wire
 
@@ -40,6 +41,9 @@ struct AllowanceSyncTests {
             #expect(try await site.gateway.account("escrow:mall-01") == 0)
             #expect(try await site.gateway.account("offline_risk:mall-01") == 0)
             #expect(try await site.gateway.conflicts(kind: "allowance_overspent").map(\.points) == [120])
+            #expect(
+                try await site.gateway.ledger.siteStatus(SiteID(unchecked: "mall-01"))?.flags == ["allowance_overspent"]
+            )
         }
     }
 }

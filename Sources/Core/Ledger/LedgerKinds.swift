@@ -62,6 +62,8 @@ package enum SiteFlag: String, Sendable, Hashable, CaseIterable {
     case programVersion = "program_version"
     case clockSkew = "clock_skew"
     case protocolViolation = "protocol_violation"
+    /// The site spent more of an allowance than it had, or one that was not its own.
+    case allowanceOverspent = "allowance_overspent"
 }
 
 /// Why a pushed transaction was not posted (it keeps its sequence; the chain goes on).

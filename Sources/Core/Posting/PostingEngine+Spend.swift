@@ -86,6 +86,9 @@ extension PostingEngine {
                     "\((stated - paid).value) of the \(stated.value) points named on allowance '\(spend.allowanceID)' posted as a floor-limit redemption",
                 points: stated - paid)
             context.conflicts.append(kind)
+            // An allowance ended by the gateway or an operator is not the site's doing; spending
+            // more than it had, or another's, is.
+            if kind == .allowanceOverspent { effects.flags.insert(.allowanceOverspent) }
         }
         return paid
     }
