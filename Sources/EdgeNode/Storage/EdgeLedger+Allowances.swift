@@ -75,8 +75,8 @@ extension EdgeLedger {
                 db,
                 sql: """
                     SELECT member_id FROM members m WHERE allowance_id IS NOT NULL AND allowance_stop_at_ms <= ?
-                      AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.kind = 'allowance_return'
-                          AND o.request_id = 'return-' || m.allowance_id)
+                      AND NOT EXISTS (SELECT 1 FROM allowance_delta d JOIN outbox o ON o.sequence = d.sequence
+                          WHERE d.allowance_id = m.allowance_id AND o.kind = 'allowance_return')
                     """, arguments: [now.milliseconds]
             ).compactMap(MemberID.init)
         }
