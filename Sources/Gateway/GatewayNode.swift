@@ -268,12 +268,18 @@ package final class GatewayNode: Service, Sendable {
                         let benefits = try await jobs.run("tier_benefits") {
                             try await store.grantTierBenefits(vouchers: voucherIssuer)
                         }
+                        let homeSites = try await jobs.run("home_site_allowances") {
+                            guard let program = store.programs.active(at: now)?.program else { return 0 }
+                            return try await store.grantHomeSiteAllowances(
+                                program: program, now: now, limit: configuration.limits.homeSiteAllowancesMax)
+                        }
                         logger.info(
                             "daily jobs",
                             metadata: [
                                 "expiry.day": "\(run.day)", "expiry.points": "\(run.points)",
                                 "tiers.changed": "\(reviewed)", "lottery.seeds.committed": "\(seeds.committed)",
                                 "lottery.seeds.revealed": "\(seeds.revealed)", "benefits.vouchers": "\(benefits)",
+                                "allowances.home_site": "\(homeSites)",
                             ])
                         lastDay = today
                     } catch {

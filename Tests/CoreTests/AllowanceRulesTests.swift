@@ -249,3 +249,23 @@ struct SplitMix: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 }
+
+extension AllowanceRulesTests {
+    @Test("the home site: the most earns, ties to the first site id, only where the format grants on home_site")
+    func homeSites() throws {
+        let program = Fixture.program
+        let member = try #require(MemberID("01JAAAAAAAAAAAAAAAAAAAAAAA"))
+        let (hotel, mall) = (SiteID(unchecked: "hotel-01"), SiteID(unchecked: "mall-01"))
+        // No format grants on home_site: nobody gets one.
+        #expect(program.allowances.homeSites([member: [hotel: 3, mall: 1]], program: program).isEmpty)
+        var rules = program.allowances
+        rules.formats[Format(unchecked: "hotel")] = AllowanceRule(
+            trigger: .homeSite, pointsMax: Points(100), leaseMinutes: 60)
+        // Most earns at the mall, whose format has no such rule: none.
+        #expect(rules.homeSites([member: [hotel: 1, mall: 2]], program: program).isEmpty)
+        // A tie goes to the first site id (hotel-01), as do more earns.
+        #expect(rules.homeSites([member: [hotel: 2, mall: 2]], program: program).map(\.1) == [hotel])
+        #expect(rules.homeSites([member: [hotel: 3, mall: 2]], program: program).map(\.1) == [hotel])
+        #expect(rules.homeSites([:], program: program).isEmpty)
+    }
+}

@@ -152,3 +152,22 @@ extension AllowanceRules {
         return now.milliseconds >= leaseUntil.milliseconds + Int64(unheardReclaimHours) * 3_600_000
     }
 }
+
+extension AllowanceRules {
+    /// How far back the home-site job counts a member's earns.
+    package static let homeSiteDays = 90
+
+    /// Each member's home site (the site of their most earns in `earns`, ties to the first site id),
+    /// kept only where the site's format grants on `home_site`; in member id order.
+    package func homeSites(_ earns: [MemberID: [SiteID: Int]], program: Program) -> [(MemberID, SiteID)] {
+        guard formats.values.contains(where: { $0.trigger == .homeSite }) else { return [] }
+        return earns.keys.sorted().compactMap { member in
+            guard
+                let home = earns[member]?.max(by: { ($0.value, $1.key.rawValue) < ($1.value, $0.key.rawValue) })?
+                    .key,
+                let site = program.site(home), rule(for: site)?.trigger == .homeSite
+            else { return nil }
+            return (member, home)
+        }
+    }
+}

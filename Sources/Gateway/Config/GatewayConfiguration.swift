@@ -107,6 +107,7 @@ package struct GatewayConfiguration: Sendable {
             int("busy_timeout_ms", 1...600_000, &limits.busyTimeoutMilliseconds)
             long("maintenance_check_ms", 1_000...86_400_000, &limits.maintenanceCheckMilliseconds)
             int("allowance_reclaims_max", 1...100_000, &limits.allowanceReclaimsMax)
+            int("home_site_allowances_max", 0...10_000_000, &limits.homeSiteAllowancesMax)
             int("shutdown_ms", 100...600_000, &limits.shutdownMilliseconds)
             int("refused_calls_max", 100...10_000_000, &limits.refusedCallsMax)
             int("refused_calls_per_minute_max", 1...100_000, &limits.refusedCallsPerMinuteMax)

@@ -95,12 +95,39 @@ package protocol AllowanceLedger: Sendable {
     /// Reclaims active allowances whose lease and margin have passed and whose site caught up
     /// since (or has been unheard for `unheard_reclaim_hours`), at most `limit`; how many.
     func reclaimAllowances(limit: Int) async throws -> Int
+    /// Each member's count of earns posted per site since `since` (the home-site job's input).
+    func earnCounts(since: Timestamp) async throws -> [MemberID: [SiteID: Int]]
     /// Records that `site` had pushed everything in its outbox when it sent a request at `sentAt`
     /// (its clock): the reclaim job's evidence that nothing it spent before then is still on its
     /// way. Kept as the earliest instant on the gateway's clock that can be (the site's clock less
     /// `clock_skew_max_minutes`, never later than now), and only while the site has an active
     /// allowance whose lease ended by then (otherwise nothing reads it).
     func recordCaughtUp(site: SiteID, sentAt: Timestamp) async throws
+}
+
+extension AllowanceLedger {
+    /// The daily home-site job: an allowance for each member at their home site (where they earned
+    /// most often over the last `AllowanceRules.homeSiteDays` days) when its format grants on
+    /// `home_site` and they have none active there; at most `limit` a day. Members with nothing to
+    /// reserve, or an allowance there already, are passed over. Returns how many were granted.
+    package func grantHomeSiteAllowances(program: Program, now: Timestamp, limit: Int) async throws -> Int {
+        let pairs = program.allowances.homeSites(
+            try await earnCounts(since: now.adding(milliseconds: -Int64(AllowanceRules.homeSiteDays) * 86_400_000)),
+            program: program)
+        let day = program.timeZone.date(of: now)
+        var granted = 0
+        for (member, site) in pairs where granted < limit {
+            guard let request = RequestID("home-\(day)-\(member)") else { continue }
+            do {
+                let grant = try await grantAllowance(
+                    AllowanceGrantCommand(site: site, member: member, trigger: .homeSite, requestID: request))
+                if !grant.alreadyGranted { granted += 1 }
+            } catch is AllowanceLedgerRefusal {
+                continue
+            }
+        }
+        return granted
+    }
 }
 
 /// Closing a day's settlement and reading closed ones (DESIGN §7).
@@ -250,6 +277,8 @@ package struct GatewayLimits: Sendable, Equatable {
     /// Most allowances the reclaim job takes back in one run (it runs every
     /// `maintenanceCheckMilliseconds`; docs/protocol.md, "Allowances and promotion quotas").
     package var allowanceReclaimsMax = 1_000
+    /// Most allowances the daily home-site job grants in a day.
+    package var homeSiteAllowancesMax = 100_000
     /// How long a graceful shutdown (SIGTERM) may take to answer the calls in flight before they
     /// are cancelled, in milliseconds.
     package var shutdownMilliseconds = 10_000

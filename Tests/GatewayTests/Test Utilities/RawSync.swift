@@ -55,12 +55,15 @@ enum RawSync {
                 RawSync.push(try RawSync.chain(locals, first: first ?? next, previous: previous ?? self.previous)))
         }
 
-        /// Pushes each batch of `batches` in turn, one chain after the site's enrolments; returns
-        /// the gateway's answers.
-        func push(batches: [[Coalition_Sync_V1_LocalTransaction]]) async throws -> [Coalition_Sync_V1_PushResponse] {
+        /// Pushes each batch of `batches` in turn, one chain after the site's enrolments, running
+        /// `between` after each but the last; returns the gateway's answers.
+        func push(batches: [[Coalition_Sync_V1_LocalTransaction]], between: () -> Void = {}) async throws
+            -> [Coalition_Sync_V1_PushResponse]
+        {
             var (first, previous) = (next, self.previous)
             var answers: [Coalition_Sync_V1_PushResponse] = []
-            for locals in batches {
+            for (index, locals) in batches.enumerated() {
+                if index > 0 { between() }
                 let chain = try RawSync.chain(locals, first: first, previous: previous)
                 answers.append(try await sync.push(RawSync.push(chain)))
                 first += UInt64(chain.count)

@@ -91,6 +91,25 @@ extension PostgresLedgerStore {
         }
     }
 
+    package func earnCounts(since: Timestamp) async throws -> [MemberID: [SiteID: Int]] {
+        try await transaction("counting earns") { [logger] connection in
+            var counts: [MemberID: [SiteID: Int]] = [:]
+            for row in try await connection.rows(
+                """
+                SELECT member_id, site_id, COUNT(*) AS earns FROM transactions
+                WHERE occurred_at_ms >= \(since.milliseconds) AND kind = 'earn' AND member_id IS NOT NULL
+                    AND site_id IS NOT NULL
+                GROUP BY member_id, site_id
+                """, logger)
+            {
+                guard let member = MemberID(try row.text("member_id")), let site = SiteID(try row.text("site_id"))
+                else { continue }
+                counts[member, default: [:]][site] = Int(try row.int("earns"))
+            }
+            return counts
+        }
+    }
+
     package func escrowBySite() async throws -> [SiteID: Points] {
         try await transaction("reading escrow") { [logger] connection in
             var totals: [SiteID: Points] = [:]

@@ -86,6 +86,25 @@ extension SQLiteLedgerStore {
         }
     }
 
+    package func earnCounts(since: Timestamp) async throws -> [MemberID: [SiteID: Int]] {
+        try await database.pool.read { db in
+            var counts: [MemberID: [SiteID: Int]] = [:]
+            for row in try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT member_id, site_id, COUNT(*) AS earns FROM transactions
+                    WHERE occurred_at_ms >= ? AND kind = 'earn' AND member_id IS NOT NULL AND site_id IS NOT NULL
+                    GROUP BY member_id, site_id
+                    """, arguments: [since.milliseconds])
+            {
+                guard let member = MemberID(row["member_id"] as String), let site = SiteID(row["site_id"] as String)
+                else { continue }
+                counts[member, default: [:]][site] = row["earns"]
+            }
+            return counts
+        }
+    }
+
     package func escrowBySite() async throws -> [SiteID: Points] {
         try await database.pool.read { db in
             var totals: [SiteID: Points] = [:]
