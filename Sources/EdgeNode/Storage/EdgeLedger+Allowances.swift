@@ -16,10 +16,7 @@ extension EdgeLedger {
         var rest: Points
     }
 
-    static func split(_ tx: LedgerTransaction, _ member: MemberRow, points: Points, now: Timestamp) throws
-        -> SpendSplit
-    {
-        let allowance = try tx.allowance(of: member, now: now)
+    static func split(_ allowance: EdgeAllowance?, points: Points) -> SpendSplit {
         let from = min(points, allowance?.usable ?? .zero)
         return SpendSplit(allowance: allowance, fromAllowance: from, rest: points - from)
     }

@@ -34,7 +34,7 @@ extension EdgeLedger {
         let now = clock.now()
         return try await database.pool.read { db in
             let tx = LedgerTransaction(db: db, limits: limits)
-            let (quote, balance) = try Self.priceStay(tx, stay, program: program, site: site, now: now)
+            let (quote, balance, _, _) = try Self.priceStay(tx, stay, program: program, site: site, now: now)
             var response = Coalition_Edge_V1_ParkingQuoteResponse()
             response.feeMinor = quote.fee.minorUnits
             response.stayMinutes = quote.stayMinutes
@@ -63,12 +63,10 @@ extension EdgeLedger {
             db in
             let tx = LedgerTransaction(db: db, limits: limits)
             if let stored = try tx.storedAnswer(key) { return (stored, .zero, .none) }
-            let (quote, balance) = try Self.priceStay(tx, stay, program: program, site: site, now: now)
+            let (quote, balance, _, allowance) = try Self.priceStay(tx, stay, program: program, site: site, now: now)
             let payment = try Self.payment(stay, quote: quote, points: points, balance: balance, program: program)
             // The member's allowance here pays first, with nobody to ask; only the rest is authorised.
-            let usable =
-                try stay.member.flatMap { try tx.member($0) }.flatMap { try tx.allowance(of: $0, now: now) }?
-                .usable ?? .zero
+            let usable = allowance?.usable ?? .zero
             return (
                 nil, payment.points - min(payment.points, usable),
                 try stay.member.map { try tx.unacknowledged($0) } ?? .none
@@ -136,7 +134,8 @@ extension EdgeLedger {
             if let stored = try tx.storedAnswer(key) {
                 return try Coalition_Edge_V1_ParkingPayResponse(serializedBytes: stored)
             }
-            let (quote, balance) = try Self.priceStay(tx, stay, program: program, site: site, now: now)
+            let (quote, balance, row, allowance) = try Self.priceStay(
+                tx, stay, program: program, site: site, now: now)
             // Online, the gateway checked the global balance and holds the points; offline, the
             // local view (with the member's allowance here) is the limit.
             let available = authorization.isOnline ? Points(Int64.max / 4) : balance
@@ -149,8 +148,7 @@ extension EdgeLedger {
             response.amountDueMinor = payment.amountDue.minorUnits
             response.openBarrier = payment.amountDue == .zero
             response.balanceAfterPoints = max(0, balance.value)
-            let row = try stay.member.flatMap { try tx.member($0) }
-            let split = try row.map { try Self.split(tx, $0, points: payment.points, now: now) }
+            let split = row.map { _ in Self.split(allowance, points: payment.points) }
             guard let member = stay.member, payment.points > .zero || quote.freeMinutesApplied > 0 else {
                 // Nothing to book: a non-member, or a member who used neither points nor free
                 // minutes. The stay is over: the member's allowance here goes back.
@@ -216,25 +214,29 @@ extension EdgeLedger {
 
     static func priceStay(
         _ tx: LedgerTransaction, _ stay: ParkingStay, program: Program, site: SiteID, now: Timestamp
-    ) throws -> (ParkingQuote, Points) {
+    ) throws -> (ParkingQuote, Points, member: MemberRow?, allowance: EdgeAllowance?) {
         var tier: TierID?
         var used = 0
         var balance = Points.zero
+        var row: MemberRow?
+        var allowance: EdgeAllowance?
         if let id = stay.member {
             guard let member = try tx.member(id) else {
                 throw ServiceError.notFound("member_id", "no member '\(id)' is known at this site")
             }
+            row = member
             tier = member.tier
             used = try tx.freeMinutesUsed(member: id, on: program.timeZone.date(of: stay.exit))
             // What the member may spend here: the balance and the allowance here.
-            balance = try tx.balance(of: member).balance + (tx.allowance(of: member, now: now)?.usable ?? .zero)
+            allowance = try tx.allowance(of: member, now: now)
+            balance = try tx.balance(of: member).balance + (allowance?.usable ?? .zero)
         }
         do {
             let quote = try ParkingCalculator.quote(
                 program: program,
                 input: ParkingInput(
                     site: site, entry: stay.entry, exit: stay.exit, tier: tier, freeMinutesUsedToday: used))
-            return (quote, balance)
+            return (quote, balance, row, allowance)
         } catch {
             if error.code == .unknownReference, error.field == "site" {
                 throw ServiceError(.failedPrecondition, "this site has no car park tariff in the program")

@@ -108,7 +108,8 @@ extension EdgeLedger {
                 throw ServiceError.notFound("member_id", "no member '\(command.member)' is known at this site")
             }
             let known = try tx.balance(of: member).balance
-            let usable = try tx.allowance(of: member, now: now)?.usable ?? .zero
+            let allowance = try tx.allowance(of: member, now: now)
+            let usable = allowance?.usable ?? .zero
             let today = program.timeZone.date(of: now)
             // Online, the gateway checked the global balance; offline, the local view (with the
             // member's allowance here) is the limit.
@@ -124,7 +125,7 @@ extension EdgeLedger {
                 throw ServiceError(error, fields: Self.billFields)
             }
             if let refusal = quote.refusal { throw ServiceError.refused(refusal, quote.message) }
-            let split = try Self.split(tx, member, points: quote.points, now: now)
+            let split = Self.split(allowance, points: quote.points)
             // Beyond the allowance, offline: the floor limits (an allowance spent meanwhile by
             // another till leaves more to them).
             var authorization = authorization
