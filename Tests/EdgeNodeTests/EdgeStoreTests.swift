@@ -49,7 +49,7 @@ struct EdgeStoreTests {
                 "2026-11-23 edge v1", "2026-11-23 edge sync v1", "2026-11-23 edge merged index v1",
                 "2026-11-30 edge snapshot position v1", "2026-11-30 edge promotion budgets v1",
                 "2026-12-03 edge vouchers v1", "2026-12-08 edge outbox member index v1",
-                "2026-12-09 edge allowances v1",
+                "2026-12-09 edge allowances v1", "2026-12-10 edge promotion quotas v1",
             ])
     }
 

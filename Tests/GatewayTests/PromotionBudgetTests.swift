@@ -29,8 +29,12 @@ struct PromotionBudgetTests {
             "hotel-01", merchant: "hotel-rooms", program: Self.smallBudget, ledger: ledger
         ) { site in
             let member = site.members[0]
+            // The site pulls its quota: the whole budget, as the only site the promotion reaches.
+            var first = Coalition_Sync_V1_PullRequest()
+            first.protocolVersion = 1
+            #expect(try await site.sync.pull(first).promotionBudgets.map(\.pointsLeft) == [300])
             // Three ¥100 dinners, each 100 base points and the 150-point bonus as an edge with an
-            // old budget figure would compute them: 250 points each.
+            // old quota figure would compute them: 250 points each.
             let dinners = (0..<3).map { _ in
                 RawSync.earn(
                     member: member, merchant: "hotel-restaurant", amount: 10_000, statedPoints: 250, tier: "member",

@@ -251,6 +251,10 @@ struct SettlementTests {
             // refunded: 303 points back, 228 to the restaurant and 75 to the front desk.
             try await RawSync.withClient(port: gateway.port, certificates: certificates, certificate: "hotel-01") {
                 sync in
+                // The hotel pulls first: its quota of the budgeted dinner bonus.
+                var pull = Coalition_Sync_V1_PullRequest()
+                pull.protocolVersion = 1
+                #expect(try await sync.pull(pull).promotionBudgets.map(\.pointsLeft) == [300_000])
                 let dinner = RawSync.earn(
                     member: m, merchant: "hotel-restaurant", amount: 45_600, statedPoints: 606, tier: "member",
                     promotions: ["quay-dinner": 150])

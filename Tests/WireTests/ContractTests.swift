@@ -34,7 +34,7 @@ struct ContractTests {
                     "ListExpiryReminders", "ListRefusedCalls", "ListCatalogStock", "AdjustStock", "ListVouchers",
                     "ListLotteryPeriods", "ListLotteryDraws", "GetOrder", "SalesReport", "CreateConsoleLogin",
                     "GetActivity",
-                    "GetLiability", "GrantAllowance", "ReturnAllowance", "ListAllowances",
+                    "GetLiability", "GrantAllowance", "ReturnAllowance", "ListAllowances", "ListPromotionQuotas",
                 ]
             ),
             (

@@ -83,3 +83,133 @@ package enum PromotionQuotas {
         return total
     }
 }
+
+/// One site's standing in a budgeted promotion, as the gateway keeps it (docs/protocol.md,
+/// "Promotion quotas").
+package struct QuotaHolding: Sendable, Equatable {
+    /// Bonus points posted from the site's transactions, in all.
+    package var given: Points
+    /// The most bonus points, in all, the site may give under any quota it may still hold: the
+    /// gateway keeps this much of the budget for it (`held − given` not yet posted).
+    package var held: Points
+    /// The entitlement (`given` at issue + quota) of the latest quota issued, and its number.
+    package var issued: Points
+    package var issue: Int64
+
+    package init(given: Points = .zero, held: Points = .zero, issued: Points = .zero, issue: Int64 = 0) {
+        self.given = given
+        self.held = held
+        self.issued = issued
+        self.issue = issue
+    }
+
+    /// Points reserved for the site and not posted yet (never negative).
+    package var outstanding: Points { max(.zero, held - given) }
+}
+
+extension PromotionQuotas {
+    /// The holding once the site says the quota it holds is issue `heldIssue`, applied when its
+    /// outbox's newest sequence was `appliedAt`, and the gateway has every transaction of the site
+    /// up to `highWater`. Then every bonus given under an earlier quota is posted, and later ones
+    /// stay within the latest: what the site may give in all is the latest entitlement, or what
+    /// it has given if that is more. Otherwise (a lost answer, or transactions still on their
+    /// way) nothing is known for sure and the holding stays as it was.
+    package static func confirmed(_ holding: QuotaHolding, heldIssue: Int64, appliedAt: Int64, highWater: Int64)
+        -> QuotaHolding
+    {
+        guard heldIssue > 0, heldIssue == holding.issue, appliedAt <= highWater else { return holding }
+        var confirmed = holding
+        confirmed.held = max(holding.issued, holding.given)
+        return confirmed
+    }
+
+    /// The quota to issue `site`: bonus points it may give from its transactions after its
+    /// high-water mark. Its share of the remaining budget (`split` over the sites reached, by their
+    /// use), but never more than the other sites' outstanding reservations leave, so the
+    /// reservations never add up to more than the budget left; none for a promotion that ended or
+    /// a site it does not reach.
+    package static func quota(
+        for site: SiteID, budget: Points, given: Points, uses: [SiteID: Int64], holdings: [SiteID: QuotaHolding],
+        floor: Points, ended: Bool
+    ) -> Points {
+        guard !ended, uses[site] != nil else { return .zero }
+        let remaining = max(.zero, budget - given)
+        let target = split(remaining: remaining, uses: uses, floor: floor)[site] ?? .zero
+        var reserved: Int64 = 0
+        for (other, holding) in holdings where other != site {
+            let (sum, overflow) = reserved.addingReportingOverflow(holding.outstanding.value)
+            reserved = overflow ? Int64.max : sum
+        }
+        let room = remaining.value > reserved ? remaining.value - reserved : 0
+        return min(target, Points(room))
+    }
+
+    /// The holding after issuing `quota` as issue `issue`: the new entitlement counts from what the
+    /// site has given, and the gateway keeps the larger of it and what the site held before (the
+    /// site may not have the new quota yet).
+    package static func issuing(_ holding: QuotaHolding, quota: Points, issue: Int64) -> QuotaHolding {
+        var next = holding
+        next.issued = holding.given + quota
+        next.held = max(holding.held, next.issued)
+        next.issue = issue
+        return next
+    }
+}
+
+extension Promotion {
+    /// Whether the promotion can give bonus at `site`: the site, its format and one of its
+    /// merchants pass the filter (categories are per bill line, so any site passes them).
+    package func reaches(_ site: Site) -> Bool {
+        (filter.sites.isEmpty || filter.sites.contains(site.id))
+            && (filter.formats.isEmpty || filter.formats.contains(site.format))
+            && (filter.merchants.isEmpty || site.merchants.contains { filter.merchants.contains($0.id) })
+    }
+}
+
+/// One issue of quotas to a site: what its pull's answer carries, and the holdings to store.
+package struct QuotaIssuePlan: Sendable, Equatable {
+    /// The issue's number (one more than the site's last).
+    package var issue: Int64
+    /// The quota of each promotion: bonus points the site may give after the high-water mark.
+    package var quotas: [PromotionID: Points]
+    /// The site's holdings once issued.
+    package var holdings: [PromotionID: QuotaHolding]
+}
+
+extension PromotionQuotas {
+    /// The quotas to issue `site` at `now`, for every budgeted promotion of `program` that reaches
+    /// it or that it holds a quota of; nil when there is none. `holdings` are every site's (by
+    /// promotion), `given` each promotion's bonus posted in all, `uses` each site's bonus over the
+    /// program's `history_days`; `heldIssue` and `appliedAt` what the site said it holds
+    /// (`confirmed`), `highWater` its high-water mark.
+    package static func plan(
+        program: Program, site: SiteID, now: Timestamp, given: [PromotionID: Points],
+        holdings: [PromotionID: [SiteID: QuotaHolding]], uses: [PromotionID: [SiteID: Int64]], highWater: Int64,
+        heldIssue: Int64, appliedAt: Int64
+    ) -> QuotaIssuePlan? {
+        guard let here = program.site(site) else { return nil }
+        let promotions = program.earn.promotions.filter { promotion in
+            promotion.budget != nil && (promotion.reaches(here) || holdings[promotion.id]?[site] != nil)
+        }
+        guard !promotions.isEmpty else { return nil }
+        let issue = (holdings.values.compactMap { $0[site]?.issue }.max() ?? 0) + 1
+        var plan = QuotaIssuePlan(issue: issue, quotas: [:], holdings: [:])
+        for promotion in promotions {
+            guard let budget = promotion.budget else { continue }
+            var all = holdings[promotion.id] ?? [:]
+            let mine = confirmed(
+                all[site] ?? QuotaHolding(), heldIssue: heldIssue, appliedAt: appliedAt, highWater: highWater)
+            all[site] = mine
+            var reached: [SiteID: Int64] = [:]
+            for other in program.sites where promotion.reaches(other) {
+                reached[other.id] = uses[promotion.id]?[other.id] ?? 0
+            }
+            let quota = quota(
+                for: site, budget: budget, given: given[promotion.id] ?? .zero, uses: reached, holdings: all,
+                floor: program.promotionQuotas.floorPoints, ended: now >= promotion.end)
+            plan.quotas[promotion.id] = quota
+            plan.holdings[promotion.id] = issuing(mine, quota: quota, issue: issue)
+        }
+        return plan
+    }
+}

@@ -130,6 +130,8 @@ package struct PostingEffects: Sendable {
     /// Qualifying points per member and bucket start.
     package var qualifying: [QualifyingBucket: Points] = [:]
     package var promotionsGiven: [PromotionID: Points] = [:]
+    /// Bonus given per promotion, site and day: quota holdings and the use quotas are split by.
+    package var promotionUse: [PromotionUse: Points] = [:]
     package var consumedHolds: [String] = []
     /// Holds whose transaction was rejected: released, so they stop keeping the member's points.
     package var releasedHolds: [String] = []
@@ -158,5 +160,23 @@ package struct QualifyingBucket: Hashable, Sendable {
     package init(member: MemberID, at instant: Timestamp) {
         self.member = member
         self.start = instant.milliseconds / Self.milliseconds * Self.milliseconds
+    }
+}
+
+/// Bonus of one promotion given at one site on one day (UTC days since 1970, of posting time).
+package struct PromotionUse: Hashable, Sendable {
+    package var promotion: PromotionID
+    package var site: SiteID
+    package var day: Int64
+
+    package init(promotion: PromotionID, site: SiteID, at instant: Timestamp) {
+        self.promotion = promotion
+        self.site = site
+        self.day = Self.day(of: instant)
+    }
+
+    /// The day number of an instant (UTC days since 1970).
+    package static func day(of instant: Timestamp) -> Int64 {
+        instant.milliseconds >= 0 ? instant.milliseconds / 86_400_000 : (instant.milliseconds + 1) / 86_400_000 - 1
     }
 }

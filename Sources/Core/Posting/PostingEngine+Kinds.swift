@@ -173,7 +173,12 @@ extension PostingEngine {
         // The gateway's count of each promotion budget is authoritative: a bonus the edge gave
         // from a budget that has run out is posted with what is left, and recorded.
         if caps.values.contains(where: { $0 > .zero }) {
-            let left = PromotionBudgets.left(program, given: view.promotionsGiven)
+            // The budget left, and this site's quota: what it was given to give and has not.
+            let budgetLeft = PromotionBudgets.left(program, given: view.promotionsGiven)
+            let quotaLeft = budgetLeft.mapValues { _ in Points.zero }.merging(
+                view.promotionQuotas.mapValues(\.outstanding)
+            ) { $1 }
+            let left = PromotionBudgets.smaller(budgetLeft, quotaLeft)
             let budgeted = PromotionBudgets.smaller(caps, left)
             if budgeted != caps {
                 let uncut = result
@@ -188,9 +193,9 @@ extension PostingEngine {
                         .promotionBudget, transaction: context.pushed.transactionID, member: member,
                         resolution: "posted with the budget left (\(result.total) points, not \(uncut.total))",
                         points: uncut.total - result.total,
-                        detail: "budget left: "
-                            + left.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key) \($0.value)" }
-                            .joined(separator: ", "))
+                        detail:
+                            "budget left: \(Self.figures(budgetLeft)); this site's quota left: \(Self.figures(quotaLeft))"
+                    )
                     context.conflicts.append(.promotionBudget)
                 }
             }
@@ -200,6 +205,8 @@ extension PostingEngine {
             guard let points = given[promotion.id], points > .zero else { continue }
             view.promotionsGiven[promotion.id, default: .zero] += points
             effects.promotionsGiven[promotion.id, default: .zero] += points
+            view.promotionQuotas[promotion.id, default: QuotaHolding()].given += points
+            effects.promotionUse[PromotionUse(promotion: promotion.id, site: site, at: now), default: .zero] += points
         }
         // A referral waiting for the member's first purchase is paid with it, by the same merchant
         // (docs/rules.md, "Referral"): a purchase that earns base points.
@@ -450,5 +457,10 @@ extension PostingEngine {
         edgeState.originalPoints = Points(receipt)
         edgeState.reversedPoints = -Points(stated.reduce(0, +))
         return try? EarnReversal.refund(edgeState, amount: Money(minorUnits: amount)).points
+    }
+
+    /// Figures per promotion as a conflict's detail shows them: `quay-dinner 150, …`.
+    static func figures(_ points: [PromotionID: Points]) -> String {
+        points.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
     }
 }

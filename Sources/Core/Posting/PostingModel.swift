@@ -227,6 +227,9 @@ package struct PostingView: Sendable {
     package var spellsLoaded: Set<MemberID> = []
     /// Bonus points each budgeted promotion has given.
     package var promotionsGiven: [PromotionID: Points] = [:]
+    /// The pushing site's quota holding in each budgeted promotion (none: no quota issued, so no
+    /// bonus of it may be posted from the site).
+    package var promotionQuotas: [PromotionID: QuotaHolding] = [:]
     /// The vouchers the batch's voucher uses name, by voucher id (those not here were never issued).
     package var vouchers: [String: VoucherRecord] = [:]
     /// The allowances the batch names, by allowance id.

@@ -240,6 +240,18 @@ package struct EdgeDatabase: Sendable {
                     ) STRICT, WITHOUT ROWID;
                     """)
         }
+        migrator.registerMigration("2026-12-10 edge promotion quotas v1") { db in
+            try db.execute(
+                sql: """
+                    -- promotion_budgets now holds this site's quotas (docs/protocol.md, "Promotion
+                    -- quotas"): figures of the whole budget left are not quotas, and go. The issue
+                    -- the quotas came in, and the outbox's newest sequence when they were applied,
+                    -- are told to the gateway in each pull.
+                    DELETE FROM promotion_budgets;
+                    ALTER TABLE sync_state ADD COLUMN promotion_quota_issue INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE sync_state ADD COLUMN promotion_quota_applied_sequence INTEGER NOT NULL DEFAULT 0;
+                    """)
+        }
         return migrator
     }
 }

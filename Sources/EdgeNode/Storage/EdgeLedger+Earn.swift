@@ -58,7 +58,7 @@ extension EdgeLedger {
                         member: member.earnState,
                         // Only a program with a budgeted promotion needs the budgets read.
                         promotionBudgetsLeft: program.earn.promotions.contains { $0.budget != nil }
-                            ? try tx.promotionBudgetsLeft() : [:], paidWithPoints: command.paidWithPoints))
+                            ? try tx.promotionBudgetsLeft(program) : [:], paidWithPoints: command.paidWithPoints))
             } catch let error as CalculationError {
                 throw ServiceError(error, fields: Self.billFields)
             }

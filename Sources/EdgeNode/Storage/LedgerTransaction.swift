@@ -283,11 +283,13 @@ struct LedgerTransaction {
         return Unacknowledged(points: Points(points), afterSequence: acknowledged)
     }
 
-    /// What each budgeted promotion may still give as this edge knows it: the figure last pulled
-    /// less this site's own bonuses the gateway had not counted then. Empty before the first pull
-    /// (a budget not given is taken as whole).
-    func promotionBudgetsLeft() throws -> [PromotionID: Points] {
+    /// What each budgeted promotion of `program` may still give here: this site's quota last
+    /// pulled less its own bonuses after the quota's sequence (docs/protocol.md, "Promotion
+    /// quotas"). None for a promotion without a quota (before the first pull, or one that does not
+    /// reach the site).
+    func promotionBudgetsLeft(_ program: Program) throws -> [PromotionID: Points] {
         var left: [PromotionID: Points] = [:]
+        for promotion in program.earn.promotions where promotion.budget != nil { left[promotion.id] = .zero }
         for row in try Row.fetchAll(
             db.cachedStatement(
                 sql: """

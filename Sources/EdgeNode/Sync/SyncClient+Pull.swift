@@ -13,14 +13,23 @@ import Wire
 extension SyncClient {
     /// Applies the next page of changes. True when more are waiting.
     package func pullRound() async throws -> Bool {
-        let (cursor, head) = try await database.pool.read { db in
-            (
-                try Int64.fetchOne(db, sql: "SELECT pull_cursor FROM sync_state WHERE id = 1") ?? 0,
-                try Int64.fetchOne(db, sql: "SELECT MAX(sequence) FROM outbox") ?? 0
-            )
+        let (cursor, quotaIssue, quotaApplied, head) = try await database.pool.read { db in
+            let state = try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT pull_cursor, promotion_quota_issue, promotion_quota_applied_sequence
+                    FROM sync_state WHERE id = 1
+                    """)
+            let cursor: Int64 = state?["pull_cursor"] ?? 0
+            let issue: Int64 = state?["promotion_quota_issue"] ?? 0
+            let applied: Int64 = state?["promotion_quota_applied_sequence"] ?? 0
+            return (cursor, issue, applied, try Int64.fetchOne(db, sql: "SELECT MAX(sequence) FROM outbox") ?? 0)
         }
         var request = Coalition_Sync_V1_PullRequest()
         request.protocolVersion = 1
+        // The quotas this edge holds, and when it applied them (docs/protocol.md, "Promotion quotas").
+        request.promotionQuotaIssue = UInt64(max(0, quotaIssue))
+        request.promotionQuotaAppliedSequence = UInt64(max(0, quotaApplied))
         // What the outbox held when asked: once the gateway has it all, nothing this site spent
         // before now is still on its way (the reclaim job's evidence).
         request.outboxHeadSequence = UInt64(max(0, head))
@@ -79,14 +88,8 @@ extension SyncClient {
                         """
                 ).execute(arguments: [Int64(key.keyID), key.publicKey])
             }
-            for budget in response.promotionBudgets {
-                try db.cachedStatement(
-                    sql: """
-                        INSERT INTO promotion_budgets (promotion_id, points_left, as_of_sequence) VALUES (?, ?, ?)
-                        ON CONFLICT (promotion_id) DO UPDATE SET
-                            points_left = excluded.points_left, as_of_sequence = excluded.as_of_sequence
-                        """
-                ).execute(arguments: [budget.promotionID, budget.pointsLeft, Int64(response.siteHighWaterMark)])
+            if response.promotionQuotaIssue > 0 {
+                try Self.applyQuotas(response, db)
             }
             try db.cachedStatement(
                 sql: "UPDATE sync_state SET pull_cursor = ?, last_gateway_contact_ms = ? WHERE id = 1"
@@ -168,5 +171,28 @@ extension SyncClient {
             snapshot.enrolledAtMs, snapshot.allowanceID.isEmpty ? nil : snapshot.allowanceID,
             snapshot.allowanceLeftPoints, snapshot.allowanceStopAtMs, snapshot.escrowedPoints,
         ])
+    }
+
+    /// Replaces the promotion quotas with an issue's: each counts this site's bonuses after the
+    /// issue's sequence; the outbox's newest sequence now is when the issue was applied (every
+    /// bonus given under the quotas before is at or below it).
+    static func applyQuotas(_ response: Coalition_Sync_V1_PullResponse, _ db: Database) throws {
+        try db.execute(sql: "DELETE FROM promotion_budgets")
+        let sequence = Int64(clamping: response.promotionQuotaSequence)
+        for budget in response.promotionBudgets {
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO promotion_budgets (promotion_id, points_left, as_of_sequence) VALUES (?, ?, ?)
+                    ON CONFLICT (promotion_id) DO UPDATE SET
+                        points_left = excluded.points_left, as_of_sequence = excluded.as_of_sequence
+                    """
+            ).execute(arguments: [budget.promotionID, max(0, budget.pointsLeft), sequence])
+        }
+        try db.execute(
+            sql: """
+                UPDATE sync_state SET promotion_quota_issue = ?,
+                    promotion_quota_applied_sequence = (SELECT COALESCE(MAX(sequence), 0) FROM outbox)
+                WHERE id = 1
+                """, arguments: [Int64(clamping: response.promotionQuotaIssue)])
     }
 }

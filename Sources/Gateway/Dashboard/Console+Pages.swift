@@ -234,5 +234,32 @@ extension Console {
                         HTML.escape(HTML.time($0.leaseUntilMs, zone)),
                     ]
                 }, empty: "No allowance is active.")
+            + (try await quotasSection())
+    }
+
+    /// Each budgeted promotion's budget and what each site holds of it (docs/protocol.md,
+    /// "Promotion quotas").
+    func quotasSection() async throws -> String {
+        let listed = try await call(
+            "ListPromotionQuotas", Coalition_Ops_V1_ListPromotionQuotasRequest(), ops.listPromotionQuotas)
+        return "<h2>Promotion budgets</h2>"
+            + HTML.table(
+                id: "promotion-budgets", headers: ["Promotion", "Budget", "Given", "Reserved for sites", "Pool"],
+                rows: listed.promotions.map {
+                    [
+                        HTML.escape($0.promotionID), HTML.number($0.budgetPoints), HTML.number($0.givenPoints),
+                        HTML.number($0.reservedPoints), HTML.number($0.poolPoints),
+                    ]
+                }, empty: "No promotion has a budget.")
+            + "<h2>Quotas by site</h2>"
+            + HTML.table(
+                id: "promotion-quotas",
+                headers: ["Promotion", "Site", "Given", "Reserved", "Quota left", "Recent use"],
+                rows: listed.quotas.map {
+                    [
+                        HTML.escape($0.promotionID), HTML.escape($0.siteID), HTML.number($0.givenPoints),
+                        HTML.number($0.reservedPoints), HTML.number($0.quotaLeftPoints), HTML.number($0.recentPoints),
+                    ]
+                }, empty: "No site holds a quota.")
     }
 }

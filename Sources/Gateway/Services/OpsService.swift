@@ -12,7 +12,7 @@ import X509
 /// on every change.
 package struct OpsService<
     Store: OperationsLedger & SettlementLedger & LedgerJobs & MallLedger & LotteryLedger & MonitoringLedger
-        & AllowanceLedger
+        & AllowanceLedger & PromotionQuotaLedger
 >:
     Coalition_Ops_V1_Ops
         .ServiceProtocol

@@ -10,7 +10,9 @@ import X509
 /// `coalition.sync.v1.Sync` over mutual TLS: every call is bound to the site its client
 /// certificate names. A call without a certificate, with a certificate naming no site, a revoked
 /// certificate or a revoked site is refused before anything is read or written.
-package struct SyncService<Store: SyncLedger & AllowanceLedger>: Coalition_Sync_V1_Sync.ServiceProtocol {
+package struct SyncService<Store: SyncLedger & AllowanceLedger & PromotionQuotaLedger>: Coalition_Sync_V1_Sync
+        .ServiceProtocol
+{
     /// The protocol version this gateway speaks.
     package static var protocolVersion: UInt32 { 1 }
     /// The largest outbox sequence a push may carry (2^62: a site writing a million transactions a
@@ -196,7 +198,14 @@ extension SyncService {
                 throw ServiceError.invalid("page_size", "must be 0 (default 500) or 1 to \(limits.pullPageMax)")
             }
             guard message.cursor <= UInt64(Int64.max) else { throw ServiceError.invalid("cursor", "out of range") }
-            let page = try await store.pull(site: site, cursor: Int64(message.cursor), pageSize: size)
+            var page = try await store.pull(site: site, cursor: Int64(message.cursor), pageSize: size)
+            // The last page carries the site's promotion quotas, issued now (docs/protocol.md,
+            // "Promotion quotas").
+            if !page.hasMore {
+                page.quotas = try await store.issuePromotionQuotas(
+                    site: site, heldIssue: Int64(clamping: message.promotionQuotaIssue),
+                    appliedAt: Int64(clamping: message.promotionQuotaAppliedSequence))
+            }
             // Everything the site had when it asked has been applied: evidence for the reclaim job.
             if message.sentAtMs > 0, message.outboxHeadSequence <= UInt64(max(0, page.siteHighWaterMark)),
                 Timestamp.wireRange.contains(message.sentAtMs)

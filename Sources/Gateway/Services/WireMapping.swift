@@ -13,11 +13,15 @@ extension Coalition_Sync_V1_PullResponse {
         hasMore_p = page.hasMore
         nextCursor = UInt64(page.nextCursor)
         siteHighWaterMark = UInt64(page.siteHighWaterMark)
-        promotionBudgets = page.promotionBudgets.sorted { $0.key.rawValue < $1.key.rawValue }.map { id, points in
-            var budget = Coalition_Sync_V1_PromotionBudget()
-            budget.promotionID = id.rawValue
-            budget.pointsLeft = points.value
-            return budget
+        if let quotas = page.quotas {
+            promotionQuotaIssue = UInt64(max(0, quotas.issue))
+            promotionQuotaSequence = UInt64(max(0, quotas.sequence))
+            promotionBudgets = quotas.quotas.sorted { $0.key.rawValue < $1.key.rawValue }.map { id, points in
+                var budget = Coalition_Sync_V1_PromotionBudget()
+                budget.promotionID = id.rawValue
+                budget.pointsLeft = points.value
+                return budget
+            }
         }
         voucherKeys = page.voucherKeys.sorted { $0.key < $1.key }.map { id, key in
             var wire = Coalition_Sync_V1_VoucherKey()

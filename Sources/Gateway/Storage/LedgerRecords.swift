@@ -15,8 +15,8 @@ package struct PullPage: Sendable, Equatable {
     package var nextCursor: Int64
     /// The site's own transactions the gateway holds (its high-water mark when the page was read).
     package var siteHighWaterMark: Int64
-    /// The points each budgeted promotion of the latest program has left.
-    package var promotionBudgets: [PromotionID: Points]
+    /// The site's promotion quotas, issued at the end of a pull (the sync service's, after the page).
+    package var quotas: PromotionQuotaIssue? = nil
     /// The public halves of the network's voucher keys, by id.
     package var voucherKeys: [UInt8: [UInt8]] = [:]
 }
@@ -259,6 +259,41 @@ package struct AllowanceGrant: Sendable, Equatable {
         self.record = record
         self.alreadyGranted = alreadyGranted
         self.position = position
+    }
+}
+
+/// Quotas issued to a site in a pull's answer.
+package struct PromotionQuotaIssue: Sendable, Equatable {
+    package var issue: Int64
+    /// The site's high-water mark the quotas count from.
+    package var sequence: Int64
+    package var quotas: [PromotionID: Points]
+
+    package init(issue: Int64, sequence: Int64, quotas: [PromotionID: Points]) {
+        self.issue = issue
+        self.sequence = sequence
+        self.quotas = quotas
+    }
+}
+
+/// One site's holding in one budgeted promotion.
+package struct PromotionQuotaRecord: Sendable, Equatable {
+    package var promotion: PromotionID
+    package var site: SiteID
+    package var holding: QuotaHolding
+    /// When the latest quota was issued.
+    package var issuedAt: Timestamp
+    /// Bonus given at the site over the program's `history_days` (what the split weighs).
+    package var recentPoints: Points
+
+    package init(
+        promotion: PromotionID, site: SiteID, holding: QuotaHolding, issuedAt: Timestamp, recentPoints: Points
+    ) {
+        self.promotion = promotion
+        self.site = site
+        self.holding = holding
+        self.issuedAt = issuedAt
+        self.recentPoints = recentPoints
     }
 }
 

@@ -11,7 +11,7 @@ import Wire
 /// the services make wire messages and statuses of them.
 package typealias LedgerStore = SyncLedger & OperationsLedger & SettlementLedger & LedgerJobs & MallLedger
     & MonitoringLedger
-    & LotteryLedger & AllowanceLedger
+    & LotteryLedger & AllowanceLedger & PromotionQuotaLedger
 
 /// What the sync service (`coalition.sync.v1.Sync`) needs of the ledger.
 package protocol SyncLedger: Sendable {
@@ -328,4 +328,16 @@ package struct GatewayLimits: Sendable, Equatable {
     package var connections = ConnectionLimits()
 
     package init() {}
+}
+
+/// Per-site promotion quotas (docs/protocol.md, "Promotion quotas").
+package protocol PromotionQuotaLedger: Sendable {
+    /// Issues `site` its quotas of the latest program's budgeted promotions at the end of a pull
+    /// (`PromotionQuotas.plan`), first releasing what earlier issues reserved when the site holds
+    /// issue `heldIssue`, applied at its outbox sequence `appliedAt`, and the gateway has that
+    /// sequence. Nil (nothing written) when no budgeted promotion reaches the site.
+    func issuePromotionQuotas(site: SiteID, heldIssue: Int64, appliedAt: Int64) async throws -> PromotionQuotaIssue?
+    /// The quota holdings, by promotion then site, optionally of one promotion or site, with each
+    /// site's bonus over the program's `history_days`.
+    func promotionQuotas(promotion: PromotionID?, site: SiteID?) async throws -> [PromotionQuotaRecord]
 }

@@ -103,3 +103,43 @@ extension AdminCommand {
         }
     }
 }
+
+/// `coalition admin quotas`: each budgeted promotion's budget and what each site holds of it
+/// (docs/protocol.md, "Promotion quotas").
+extension AdminCommand {
+    struct Quotas: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "quotas",
+            abstract: "Budgeted promotions: budget, given, reserved for sites and the pool; each site's quota.")
+        @OptionGroup var connection: Connection
+        @Option(help: "Only this promotion.") var promotion: String = ""
+        @Option(help: "Only this site's quotas.") var site: String = ""
+
+        func run() async throws {
+            var request = Coalition_Ops_V1_ListPromotionQuotasRequest()
+            request.promotionID = promotion
+            request.siteID = site
+            let response = try await connection.withOps { try await $0.listPromotionQuotas(request) }
+            try connection.show(response) {
+                Table.render(
+                    ["promotion", "budget", "given", "reserved", "pool", "ended"],
+                    response.promotions.map {
+                        [
+                            $0.promotionID, "\($0.budgetPoints)", "\($0.givenPoints)", "\($0.reservedPoints)",
+                            "\($0.poolPoints)", $0.ended ? "yes" : "no",
+                        ]
+                    })
+                    + "\n\nquotas by site:\n"
+                    + Table.render(
+                        ["promotion", "site", "given", "reserved", "quota left", "issue", "issued at", "recent use"],
+                        response.quotas.map {
+                            [
+                                $0.promotionID, $0.siteID, "\($0.givenPoints)", "\($0.reservedPoints)",
+                                "\($0.quotaLeftPoints)", "\($0.issue)", Orders.time($0.issuedAtMs),
+                                "\($0.recentPoints)",
+                            ]
+                        })
+            }
+        }
+    }
+}

@@ -22,7 +22,7 @@ struct AdminCommand: AsyncParsableCommand {
         subcommands: [
             Sites.self, Certificates.self, Conflicts.self, Member.self, ProgramAdmin.self, Settle.self, Expire.self,
             Audit.self, Catalog.self, Orders.self, Vouchers.self, LotteryAdmin.self, ConsoleAdmin.self, Report.self,
-            Allowances.self,
+            Allowances.self, Quotas.self,
         ]
     )
 

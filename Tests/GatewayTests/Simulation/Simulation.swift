@@ -84,7 +84,7 @@ final class Simulation {
         self.steps = steps
         let programFile = directory + "/program.yaml"
         // A small dinner budget shared by two sites (the hotel's restaurant and the mall's cafe), so
-        // runs spend it, offline sites overshoot it, and the gateway has to hold it.
+        // runs spend it, with quotas re-split at every pull and sites offline giving from theirs.
         try Repository.exampleProgram(
             replacing: [
                 ("minimum_points: 500", "minimum_points: 100"),
@@ -651,11 +651,13 @@ final class Simulation {
                 WHERE site_sequence IS NOT NULL AND outcome != 'rejected'
                 """
             ).map { ($0[0] ?? "", int($0[1])) },
-            // The simulation's edges are honest: the gateway must find nothing in what they state.
+            // The simulation's edges are honest: the gateway must find nothing in what they state,
+            // and cut no bonus they gave (they give the dinner bonus within their quotas).
             honestFlagged: try await sql.rows(
                 """
                 SELECT kind, site_id, transaction_id, detail FROM conflicts
-                WHERE kind IN ('points_mismatch', 'member_state_mismatch') AND site_id != 'office-01'
+                WHERE kind IN ('points_mismatch', 'member_state_mismatch', 'promotion_budget')
+                  AND site_id != 'office-01'
                 """
             ).map { "\($0[1] ?? "?") \($0[2] ?? "?") flagged \($0[0] ?? ""): \($0[3] ?? "")" },
             // For the reference model: the posting order and time, the holds granted, the

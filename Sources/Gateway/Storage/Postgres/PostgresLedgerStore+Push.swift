@@ -181,8 +181,14 @@ extension PostgresLedgerStore {
                 let promotions = Array(effects.promotionsGiven.keys)
                 if !promotions.isEmpty {
                     let current = try await PostgresPosting.promotionsGiven(connection, logger, locking: promotions)
-                    if promotions.contains(where: { current[$0] != view.promotionsGiven[$0] }) {
+                    // The site's quota holdings too: an issue changes them under the same locks.
+                    var quotas = view
+                    try await PostgresPosting.loadQuotas(connection, site: site, into: &quotas, logger)
+                    if promotions.contains(where: { current[$0] != view.promotionsGiven[$0] })
+                        || quotas.promotionQuotas != view.promotionQuotas
+                    {
                         view.promotionsGiven.merge(current) { _, new in new }
+                        view.promotionQuotas = quotas.promotionQuotas
                         (effects, results) = try await decide(
                             pushed, view: view, keys: &keys, site: site, now: instant, catalogue: catalogue, connection)
                     }

@@ -33,18 +33,13 @@ extension PostgresLedgerStore {
                     siteHighWater: highWater,
                     catalogue: catalogue, now: now)
             }
-            var budgets: [PromotionID: Points] = [:]
-            if let program = catalogue.latest?.program {
-                budgets = PromotionBudgets.left(
-                    program, given: try await PostgresPosting.promotionsGiven(connection, logger))
-            }
             var keys: [UInt8: [UInt8]] = [:]
             for row in try await connection.rows("SELECT key_id, public_key FROM voucher_keys", logger) {
                 keys[UInt8(truncatingIfNeeded: try row.int("key_id"))] = Array(try row.bytes("public_key"))
             }
             return PullPage(
                 changes: changes, hasMore: hasMore, nextCursor: changes.last?.position ?? max(0, cursor),
-                siteHighWaterMark: highWater, promotionBudgets: budgets, voucherKeys: keys)
+                siteHighWaterMark: highWater, voucherKeys: keys)
         }
     }
 

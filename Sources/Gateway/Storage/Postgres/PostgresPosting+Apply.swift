@@ -107,6 +107,7 @@ extension PostgresPosting {
             }
         }
         try await promotions.write(connection, logger)
+        try await applyPromotionUse(connection, effects.promotionUse, logger)
         if !effects.consumedHolds.isEmpty {
             try await connection.run(
                 "UPDATE holds SET status = 'consumed' WHERE hold_id = ANY(\(effects.consumedHolds))", logger)

@@ -131,6 +131,7 @@ enum PostgresPosting {
             }
         }
         view.promotionsGiven = try await promotionsGiven(connection, logger)
+        try await loadQuotas(connection, site: keys.site, into: &view, logger)
         return view
     }
 

@@ -467,5 +467,32 @@ enum PostgresSchema {
                 "CREATE INDEX allowances_active_by_lease ON allowances (lease_until_ms) WHERE status = 'active'",
                 "ALTER TABLE sites ADD COLUMN caught_up_at_ms BIGINT",
             ]),
+        Migration(
+            name: "2026-12-10 promotion quotas v1",
+            statements: [
+                // Each site's holding in each budgeted promotion, and the bonus each site gave per
+                // day (the split is proportional to it).
+                """
+                CREATE TABLE promotion_quotas (
+                    promotion_id TEXT NOT NULL,
+                    site_id TEXT NOT NULL,
+                    given_points BIGINT NOT NULL,
+                    held_points BIGINT NOT NULL,
+                    issued_points BIGINT NOT NULL,
+                    issue BIGINT NOT NULL,
+                    issued_at_ms BIGINT NOT NULL,
+                    PRIMARY KEY (promotion_id, site_id)
+                )
+                """,
+                """
+                CREATE TABLE promotion_site_days (
+                    promotion_id TEXT NOT NULL,
+                    site_id TEXT NOT NULL,
+                    day BIGINT NOT NULL,
+                    points BIGINT NOT NULL,
+                    PRIMARY KEY (promotion_id, site_id, day)
+                )
+                """,
+            ]),
     ]
 }

@@ -27,4 +27,31 @@ extension GatewayDatabase {
                     """)
         }
     }
+
+    /// Promotion quotas (docs/protocol.md, "Promotion quotas"): each site's holding in each
+    /// budgeted promotion, and the bonus each site gave per day, which the split is proportional to.
+    static func registerPromotionQuotas(_ migrator: inout DatabaseMigrator) {
+        migrator.registerMigration("2026-12-10 gateway promotion quotas v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE promotion_quotas (
+                        promotion_id TEXT NOT NULL,
+                        site_id TEXT NOT NULL,
+                        given_points INTEGER NOT NULL,
+                        held_points INTEGER NOT NULL,
+                        issued_points INTEGER NOT NULL,
+                        issue INTEGER NOT NULL,
+                        issued_at_ms INTEGER NOT NULL,
+                        PRIMARY KEY (promotion_id, site_id)
+                    ) STRICT, WITHOUT ROWID;
+                    CREATE TABLE promotion_site_days (
+                        promotion_id TEXT NOT NULL,
+                        site_id TEXT NOT NULL,
+                        day INTEGER NOT NULL,
+                        points INTEGER NOT NULL,
+                        PRIMARY KEY (promotion_id, site_id, day)
+                    ) STRICT, WITHOUT ROWID;
+                    """)
+        }
+    }
 }

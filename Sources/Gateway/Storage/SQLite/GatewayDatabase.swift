@@ -484,6 +484,7 @@ package struct GatewayDatabase: Sendable {
             try db.execute(sql: "CREATE INDEX transactions_by_occurred ON transactions (occurred_at_ms)")
         }
         registerAllowances(&migrator)
+        registerPromotionQuotas(&migrator)
         return migrator
     }
 }

@@ -28,17 +28,13 @@ extension SQLiteLedgerStore {
                     db, condition: "changed_position = ?", argument: rereadAll, limit: nil, site: site,
                     siteHighWater: highWater, catalogue: catalogue, now: now)
             }
-            var budgets: [PromotionID: Points] = [:]
-            if let program = catalogue.latest?.program {
-                budgets = PromotionBudgets.left(program, given: try LedgerWriter(db: db).promotionsGiven())
-            }
             var keys: [UInt8: [UInt8]] = [:]
             for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT key_id, public_key FROM voucher_keys")) {
                 keys[UInt8(truncatingIfNeeded: row["key_id"] as Int64)] = Array(row["public_key"] as Data)
             }
             return PullPage(
                 changes: changes, hasMore: hasMore, nextCursor: changes.last?.position ?? max(0, cursor),
-                siteHighWaterMark: highWater, promotionBudgets: budgets, voucherKeys: keys)
+                siteHighWaterMark: highWater, voucherKeys: keys)
         }
     }
 

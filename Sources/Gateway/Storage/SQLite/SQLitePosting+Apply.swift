@@ -93,6 +93,7 @@ extension SQLitePosting {
                 ON CONFLICT (promotion_id) DO UPDATE SET points_given = points_given + excluded.points_given
                 """)
         for (id, points) in effects.promotionsGiven { try promotion.execute(arguments: [id.rawValue, points.value]) }
+        try applyPromotionUse(db, effects.promotionUse)
         let consume = try db.cachedStatement(sql: "UPDATE holds SET status = 'consumed' WHERE hold_id = ?")
         for hold in effects.consumedHolds { try consume.execute(arguments: [hold]) }
         let release = try db.cachedStatement(sql: "UPDATE holds SET status = 'released' WHERE hold_id = ?")

@@ -165,6 +165,7 @@ enum SQLitePosting {
                 view.promotionsGiven[id] = Points(row["points_given"])
             }
         }
+        try loadQuotas(db, site: keys.site, into: &view)
         return view
     }
 

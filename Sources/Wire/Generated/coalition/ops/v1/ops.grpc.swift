@@ -415,6 +415,19 @@ package enum Coalition_Ops_V1_Ops: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "ListPromotionQuotas" metadata.
+        package enum ListPromotionQuotas: Sendable {
+            /// Request type for "ListPromotionQuotas".
+            package typealias Input = Coalition_Ops_V1_ListPromotionQuotasRequest
+            /// Response type for "ListPromotionQuotas".
+            package typealias Output = Coalition_Ops_V1_ListPromotionQuotasResponse
+            /// Descriptor for "ListPromotionQuotas".
+            package static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "coalition.ops.v1.Ops"),
+                method: "ListPromotionQuotas",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "coalition.ops.v1.Ops" service.
         package static let descriptors: [GRPCCore.MethodDescriptor] = [
             ListSites.descriptor,
@@ -446,7 +459,8 @@ package enum Coalition_Ops_V1_Ops: Sendable {
             GetLiability.descriptor,
             GrantAllowance.descriptor,
             ReturnAllowance.descriptor,
-            ListAllowances.descriptor
+            ListAllowances.descriptor,
+            ListPromotionQuotas.descriptor
         ]
     }
 }
@@ -1034,6 +1048,26 @@ extension Coalition_Ops_V1_Ops {
             request: GRPCCore.StreamingServerRequest<Coalition_Ops_V1_ListAllowancesRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Ops_V1_ListAllowancesResponse>
+
+        /// Handle the "ListPromotionQuotas" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Each budgeted promotion of the latest program with what its sites hold of it (quotas,
+        /// > docs/protocol.md "Promotion quotas"). NOT_FOUND `UNKNOWN_PROMOTION` for a promotion_id that is
+        /// > not a budgeted promotion of the latest program; INVALID_ARGUMENT for a malformed id.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Coalition_Ops_V1_ListPromotionQuotasRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Coalition_Ops_V1_ListPromotionQuotasResponse` messages.
+        func listPromotionQuotas(
+            request: GRPCCore.StreamingServerRequest<Coalition_Ops_V1_ListPromotionQuotasRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Ops_V1_ListPromotionQuotasResponse>
     }
 
     /// Service protocol for the "coalition.ops.v1.Ops" service.
@@ -1605,6 +1639,26 @@ extension Coalition_Ops_V1_Ops {
             request: GRPCCore.ServerRequest<Coalition_Ops_V1_ListAllowancesRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Coalition_Ops_V1_ListAllowancesResponse>
+
+        /// Handle the "ListPromotionQuotas" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Each budgeted promotion of the latest program with what its sites hold of it (quotas,
+        /// > docs/protocol.md "Promotion quotas"). NOT_FOUND `UNKNOWN_PROMOTION` for a promotion_id that is
+        /// > not a budgeted promotion of the latest program; INVALID_ARGUMENT for a malformed id.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Ops_V1_ListPromotionQuotasRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Coalition_Ops_V1_ListPromotionQuotasResponse` message.
+        func listPromotionQuotas(
+            request: GRPCCore.ServerRequest<Coalition_Ops_V1_ListPromotionQuotasRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Coalition_Ops_V1_ListPromotionQuotasResponse>
     }
 
     /// Simple service protocol for the "coalition.ops.v1.Ops" service.
@@ -2174,6 +2228,26 @@ extension Coalition_Ops_V1_Ops {
             request: Coalition_Ops_V1_ListAllowancesRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Coalition_Ops_V1_ListAllowancesResponse
+
+        /// Handle the "ListPromotionQuotas" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Each budgeted promotion of the latest program with what its sites hold of it (quotas,
+        /// > docs/protocol.md "Promotion quotas"). NOT_FOUND `UNKNOWN_PROMOTION` for a promotion_id that is
+        /// > not a budgeted promotion of the latest program; INVALID_ARGUMENT for a malformed id.
+        ///
+        /// - Parameters:
+        ///   - request: A `Coalition_Ops_V1_ListPromotionQuotasRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Coalition_Ops_V1_ListPromotionQuotasResponse` to respond with.
+        func listPromotionQuotas(
+            request: Coalition_Ops_V1_ListPromotionQuotasRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Coalition_Ops_V1_ListPromotionQuotasResponse
     }
 }
 
@@ -2511,6 +2585,17 @@ extension Coalition_Ops_V1_Ops.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Coalition_Ops_V1_Ops.Method.ListPromotionQuotas.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Ops_V1_ListPromotionQuotasRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Ops_V1_ListPromotionQuotasResponse>(),
+            handler: { request, context in
+                try await self.listPromotionQuotas(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -2841,6 +2926,17 @@ extension Coalition_Ops_V1_Ops.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Ops_V1_ListAllowancesResponse> {
         let response = try await self.listAllowances(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    package func listPromotionQuotas(
+        request: GRPCCore.StreamingServerRequest<Coalition_Ops_V1_ListPromotionQuotasRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Coalition_Ops_V1_ListPromotionQuotasResponse> {
+        let response = try await self.listPromotionQuotas(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -3234,6 +3330,19 @@ extension Coalition_Ops_V1_Ops.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Coalition_Ops_V1_ListAllowancesResponse> {
         return GRPCCore.ServerResponse<Coalition_Ops_V1_ListAllowancesResponse>(
             message: try await self.listAllowances(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    package func listPromotionQuotas(
+        request: GRPCCore.ServerRequest<Coalition_Ops_V1_ListPromotionQuotasRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Coalition_Ops_V1_ListPromotionQuotasResponse> {
+        return GRPCCore.ServerResponse<Coalition_Ops_V1_ListPromotionQuotasResponse>(
+            message: try await self.listPromotionQuotas(
                 request: request.message,
                 context: context
             ),
@@ -3961,6 +4070,31 @@ extension Coalition_Ops_V1_Ops {
             deserializer: some GRPCCore.MessageDeserializer<Coalition_Ops_V1_ListAllowancesResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_ListAllowancesResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ListPromotionQuotas" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Each budgeted promotion of the latest program with what its sites hold of it (quotas,
+        /// > docs/protocol.md "Promotion quotas"). NOT_FOUND `UNKNOWN_PROMOTION` for a promotion_id that is
+        /// > not a budgeted promotion of the latest program; INVALID_ARGUMENT for a malformed id.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Ops_V1_ListPromotionQuotasRequest` message.
+        ///   - serializer: A serializer for `Coalition_Ops_V1_ListPromotionQuotasRequest` messages.
+        ///   - deserializer: A deserializer for `Coalition_Ops_V1_ListPromotionQuotasResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func listPromotionQuotas<Result>(
+            request: GRPCCore.ClientRequest<Coalition_Ops_V1_ListPromotionQuotasRequest>,
+            serializer: some GRPCCore.MessageSerializer<Coalition_Ops_V1_ListPromotionQuotasRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Coalition_Ops_V1_ListPromotionQuotasResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_ListPromotionQuotasResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -5021,6 +5155,42 @@ extension Coalition_Ops_V1_Ops {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "ListPromotionQuotas" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Each budgeted promotion of the latest program with what its sites hold of it (quotas,
+        /// > docs/protocol.md "Promotion quotas"). NOT_FOUND `UNKNOWN_PROMOTION` for a promotion_id that is
+        /// > not a budgeted promotion of the latest program; INVALID_ARGUMENT for a malformed id.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Coalition_Ops_V1_ListPromotionQuotasRequest` message.
+        ///   - serializer: A serializer for `Coalition_Ops_V1_ListPromotionQuotasRequest` messages.
+        ///   - deserializer: A deserializer for `Coalition_Ops_V1_ListPromotionQuotasResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        package func listPromotionQuotas<Result>(
+            request: GRPCCore.ClientRequest<Coalition_Ops_V1_ListPromotionQuotasRequest>,
+            serializer: some GRPCCore.MessageSerializer<Coalition_Ops_V1_ListPromotionQuotasRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Coalition_Ops_V1_ListPromotionQuotasResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_ListPromotionQuotasResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Coalition_Ops_V1_Ops.Method.ListPromotionQuotas.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -5910,6 +6080,37 @@ extension Coalition_Ops_V1_Ops.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Ops_V1_ListAllowancesRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Ops_V1_ListAllowancesResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListPromotionQuotas" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Each budgeted promotion of the latest program with what its sites hold of it (quotas,
+    /// > docs/protocol.md "Promotion quotas"). NOT_FOUND `UNKNOWN_PROMOTION` for a promotion_id that is
+    /// > not a budgeted promotion of the latest program; INVALID_ARGUMENT for a malformed id.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Coalition_Ops_V1_ListPromotionQuotasRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    package func listPromotionQuotas<Result>(
+        request: GRPCCore.ClientRequest<Coalition_Ops_V1_ListPromotionQuotasRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_ListPromotionQuotasResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.listPromotionQuotas(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Coalition_Ops_V1_ListPromotionQuotasRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Coalition_Ops_V1_ListPromotionQuotasResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -6921,6 +7122,41 @@ extension Coalition_Ops_V1_Ops.ClientProtocol {
             metadata: metadata
         )
         return try await self.listAllowances(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListPromotionQuotas" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Each budgeted promotion of the latest program with what its sites hold of it (quotas,
+    /// > docs/protocol.md "Promotion quotas"). NOT_FOUND `UNKNOWN_PROMOTION` for a promotion_id that is
+    /// > not a budgeted promotion of the latest program; INVALID_ARGUMENT for a malformed id.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    package func listPromotionQuotas<Result>(
+        _ message: Coalition_Ops_V1_ListPromotionQuotasRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Coalition_Ops_V1_ListPromotionQuotasResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Coalition_Ops_V1_ListPromotionQuotasRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.listPromotionQuotas(
             request: request,
             options: options,
             onResponse: handleResponse

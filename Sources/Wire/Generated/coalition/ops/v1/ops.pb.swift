@@ -2080,6 +2080,94 @@ package nonisolated struct Coalition_Ops_V1_ListAllowancesResponse: Sendable {
   package init() {}
 }
 
+package nonisolated struct Coalition_Ops_V1_ListPromotionQuotasRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Filters; empty means all.
+  package var promotionID: String = String()
+
+  package var siteID: String = String()
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+/// One site's holding in one budgeted promotion.
+package nonisolated struct Coalition_Ops_V1_PromotionQuota: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var promotionID: String = String()
+
+  package var siteID: String = String()
+
+  /// Bonus posted from the site's transactions, in all.
+  package var givenPoints: Int64 = 0
+
+  /// Bonus the site may still give under the quotas it may hold, kept out of the pool for it.
+  package var reservedPoints: Int64 = 0
+
+  /// The latest quota issued (in a pull's answer): its number, when, and what it allows beyond the
+  /// bonus posted so far (at most reserved_points: the site may still hold an earlier, larger one).
+  package var issue: UInt64 = 0
+
+  package var issuedAtMs: Int64 = 0
+
+  package var quotaLeftPoints: Int64 = 0
+
+  /// Bonus given at the site over the program's promotion_quotas.history_days (the split's weight).
+  package var recentPoints: Int64 = 0
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+/// A budgeted promotion's budget, as the gateway counts it.
+package nonisolated struct Coalition_Ops_V1_PromotionBudgetState: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var promotionID: String = String()
+
+  package var budgetPoints: Int64 = 0
+
+  package var givenPoints: Int64 = 0
+
+  /// Reserved for sites (the sum of their reserved_points).
+  package var reservedPoints: Int64 = 0
+
+  /// Neither given nor reserved: what the next quotas are issued from.
+  package var poolPoints: Int64 = 0
+
+  /// The promotion's window has ended: quotas issued now are 0.
+  package var ended: Bool = false
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+package nonisolated struct Coalition_Ops_V1_ListPromotionQuotasResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var promotions: [Coalition_Ops_V1_PromotionBudgetState] = []
+
+  /// By promotion, then site.
+  package var quotas: [Coalition_Ops_V1_PromotionQuota] = []
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "coalition.ops.v1"
@@ -6237,6 +6325,196 @@ nonisolated extension Coalition_Ops_V1_ListAllowancesResponse: SwiftProtobuf.Mes
   package static func ==(lhs: Coalition_Ops_V1_ListAllowancesResponse, rhs: Coalition_Ops_V1_ListAllowancesResponse) -> Bool {
     if lhs.allowances != rhs.allowances {return false}
     if lhs.escrow != rhs.escrow {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Ops_V1_ListPromotionQuotasRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".ListPromotionQuotasRequest"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}promotion_id\0\u{3}site_id\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.promotionID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.siteID) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.promotionID.isEmpty {
+      try visitor.visitSingularStringField(value: self.promotionID, fieldNumber: 1)
+    }
+    if !self.siteID.isEmpty {
+      try visitor.visitSingularStringField(value: self.siteID, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Ops_V1_ListPromotionQuotasRequest, rhs: Coalition_Ops_V1_ListPromotionQuotasRequest) -> Bool {
+    if lhs.promotionID != rhs.promotionID {return false}
+    if lhs.siteID != rhs.siteID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Ops_V1_PromotionQuota: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".PromotionQuota"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}promotion_id\0\u{3}site_id\0\u{3}given_points\0\u{3}reserved_points\0\u{1}issue\0\u{3}issued_at_ms\0\u{3}quota_left_points\0\u{3}recent_points\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.promotionID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.siteID) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.givenPoints) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.reservedPoints) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.issue) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.issuedAtMs) }()
+      case 7: try { try decoder.decodeSingularInt64Field(value: &self.quotaLeftPoints) }()
+      case 8: try { try decoder.decodeSingularInt64Field(value: &self.recentPoints) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.promotionID.isEmpty {
+      try visitor.visitSingularStringField(value: self.promotionID, fieldNumber: 1)
+    }
+    if !self.siteID.isEmpty {
+      try visitor.visitSingularStringField(value: self.siteID, fieldNumber: 2)
+    }
+    if self.givenPoints != 0 {
+      try visitor.visitSingularInt64Field(value: self.givenPoints, fieldNumber: 3)
+    }
+    if self.reservedPoints != 0 {
+      try visitor.visitSingularInt64Field(value: self.reservedPoints, fieldNumber: 4)
+    }
+    if self.issue != 0 {
+      try visitor.visitSingularUInt64Field(value: self.issue, fieldNumber: 5)
+    }
+    if self.issuedAtMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.issuedAtMs, fieldNumber: 6)
+    }
+    if self.quotaLeftPoints != 0 {
+      try visitor.visitSingularInt64Field(value: self.quotaLeftPoints, fieldNumber: 7)
+    }
+    if self.recentPoints != 0 {
+      try visitor.visitSingularInt64Field(value: self.recentPoints, fieldNumber: 8)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Ops_V1_PromotionQuota, rhs: Coalition_Ops_V1_PromotionQuota) -> Bool {
+    if lhs.promotionID != rhs.promotionID {return false}
+    if lhs.siteID != rhs.siteID {return false}
+    if lhs.givenPoints != rhs.givenPoints {return false}
+    if lhs.reservedPoints != rhs.reservedPoints {return false}
+    if lhs.issue != rhs.issue {return false}
+    if lhs.issuedAtMs != rhs.issuedAtMs {return false}
+    if lhs.quotaLeftPoints != rhs.quotaLeftPoints {return false}
+    if lhs.recentPoints != rhs.recentPoints {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Ops_V1_PromotionBudgetState: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".PromotionBudgetState"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}promotion_id\0\u{3}budget_points\0\u{3}given_points\0\u{3}reserved_points\0\u{3}pool_points\0\u{1}ended\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.promotionID) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.budgetPoints) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.givenPoints) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.reservedPoints) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.poolPoints) }()
+      case 6: try { try decoder.decodeSingularBoolField(value: &self.ended) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.promotionID.isEmpty {
+      try visitor.visitSingularStringField(value: self.promotionID, fieldNumber: 1)
+    }
+    if self.budgetPoints != 0 {
+      try visitor.visitSingularInt64Field(value: self.budgetPoints, fieldNumber: 2)
+    }
+    if self.givenPoints != 0 {
+      try visitor.visitSingularInt64Field(value: self.givenPoints, fieldNumber: 3)
+    }
+    if self.reservedPoints != 0 {
+      try visitor.visitSingularInt64Field(value: self.reservedPoints, fieldNumber: 4)
+    }
+    if self.poolPoints != 0 {
+      try visitor.visitSingularInt64Field(value: self.poolPoints, fieldNumber: 5)
+    }
+    if self.ended != false {
+      try visitor.visitSingularBoolField(value: self.ended, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Ops_V1_PromotionBudgetState, rhs: Coalition_Ops_V1_PromotionBudgetState) -> Bool {
+    if lhs.promotionID != rhs.promotionID {return false}
+    if lhs.budgetPoints != rhs.budgetPoints {return false}
+    if lhs.givenPoints != rhs.givenPoints {return false}
+    if lhs.reservedPoints != rhs.reservedPoints {return false}
+    if lhs.poolPoints != rhs.poolPoints {return false}
+    if lhs.ended != rhs.ended {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Coalition_Ops_V1_ListPromotionQuotasResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".ListPromotionQuotasResponse"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}promotions\0\u{1}quotas\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.promotions) }()
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.quotas) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.promotions.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.promotions, fieldNumber: 1)
+    }
+    if !self.quotas.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.quotas, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Coalition_Ops_V1_ListPromotionQuotasResponse, rhs: Coalition_Ops_V1_ListPromotionQuotasResponse) -> Bool {
+    if lhs.promotions != rhs.promotions {return false}
+    if lhs.quotas != rhs.quotas {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -591,6 +591,14 @@ package nonisolated struct Coalition_Sync_V1_PullRequest: Sendable {
   /// The edge's clock when it sent the request, Unix ms.
   package var sentAtMs: Int64 = 0
 
+  /// The promotion quotas the edge holds: the `promotion_quota_issue` of the answer it applied them
+  /// from (0: none), and the newest sequence of its outbox when it applied them. Once the gateway
+  /// has that sequence, it knows every bonus given under earlier quotas and releases what they
+  /// reserved beyond the quotas held (docs/protocol.md, "Promotion quotas").
+  package var promotionQuotaIssue: UInt64 = 0
+
+  package var promotionQuotaAppliedSequence: UInt64 = 0
+
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
   package init() {}
@@ -869,7 +877,8 @@ package nonisolated struct Coalition_Sync_V1_VoucherKey: Sendable {
   package init() {}
 }
 
-/// What a promotion with a budget may still give, as the gateway counts it.
+/// The pulling site's quota of a promotion with a budget: the bonus points the site may give from
+/// its transactions after `promotion_quota_sequence` (docs/protocol.md, "Promotion quotas").
 package nonisolated struct Coalition_Sync_V1_PromotionBudget: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -877,7 +886,8 @@ package nonisolated struct Coalition_Sync_V1_PromotionBudget: Sendable {
 
   package var promotionID: String = String()
 
-  /// Bonus points the promotion may still give across all members (0 when spent).
+  /// Bonus points this site may still give, counting its transactions after
+  /// `PullResponse.promotion_quota_sequence` (0: none; then the site gives none of this bonus).
   package var pointsLeft: Int64 = 0
 
   package var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -901,14 +911,23 @@ package nonisolated struct Coalition_Sync_V1_PullResponse: Sendable {
   /// The gateway's high-water mark of the pulling site.
   package var siteHighWaterMark: UInt64 = 0
 
-  /// Every budgeted promotion of the latest program with the budget it has left, counting every
-  /// transaction the gateway has posted (this site's up to `site_high_water_mark`). Edges compute
-  /// earns with the figure they last pulled, less their own bonuses since.
+  /// On the last page of a pull (`has_more` false): the site's quota of every budgeted promotion of
+  /// the latest program that reaches it. Edges compute earns with the quota they last pulled, less
+  /// their own bonuses after `promotion_quota_sequence`; a budgeted promotion without a quota gives
+  /// no bonus. Empty on other pages (the quotas held stay).
   package var promotionBudgets: [Coalition_Sync_V1_PromotionBudget] = []
 
   /// Every voucher key the gateways have signed with, by id (a handful): tills verify vouchers
   /// with them.
   package var voucherKeys: [Coalition_Sync_V1_VoucherKey] = []
+
+  /// The number of this issue of quotas (with `promotion_budgets`; 0: none issued): the edge states
+  /// it in its next pull.
+  package var promotionQuotaIssue: UInt64 = 0
+
+  /// The site's sequence the quotas count from: the site's transactions up to it are posted and
+  /// counted by the gateway.
+  package var promotionQuotaSequence: UInt64 = 0
 
   package var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1954,7 +1973,7 @@ nonisolated extension Coalition_Sync_V1_PushResponse: SwiftProtobuf.Message, Swi
 
 nonisolated extension Coalition_Sync_V1_PullRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".PullRequest"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}program_version\0\u{1}cursor\0\u{3}page_size\0\u{3}outbox_head_sequence\0\u{3}sent_at_ms\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}protocol_version\0\u{3}program_version\0\u{1}cursor\0\u{3}page_size\0\u{3}outbox_head_sequence\0\u{3}sent_at_ms\0\u{3}promotion_quota_issue\0\u{3}promotion_quota_applied_sequence\0")
 
   package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1968,6 +1987,8 @@ nonisolated extension Coalition_Sync_V1_PullRequest: SwiftProtobuf.Message, Swif
       case 4: try { try decoder.decodeSingularUInt32Field(value: &self.pageSize) }()
       case 5: try { try decoder.decodeSingularUInt64Field(value: &self.outboxHeadSequence) }()
       case 6: try { try decoder.decodeSingularInt64Field(value: &self.sentAtMs) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.promotionQuotaIssue) }()
+      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.promotionQuotaAppliedSequence) }()
       default: break
       }
     }
@@ -1992,6 +2013,12 @@ nonisolated extension Coalition_Sync_V1_PullRequest: SwiftProtobuf.Message, Swif
     if self.sentAtMs != 0 {
       try visitor.visitSingularInt64Field(value: self.sentAtMs, fieldNumber: 6)
     }
+    if self.promotionQuotaIssue != 0 {
+      try visitor.visitSingularUInt64Field(value: self.promotionQuotaIssue, fieldNumber: 7)
+    }
+    if self.promotionQuotaAppliedSequence != 0 {
+      try visitor.visitSingularUInt64Field(value: self.promotionQuotaAppliedSequence, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2002,6 +2029,8 @@ nonisolated extension Coalition_Sync_V1_PullRequest: SwiftProtobuf.Message, Swif
     if lhs.pageSize != rhs.pageSize {return false}
     if lhs.outboxHeadSequence != rhs.outboxHeadSequence {return false}
     if lhs.sentAtMs != rhs.sentAtMs {return false}
+    if lhs.promotionQuotaIssue != rhs.promotionQuotaIssue {return false}
+    if lhs.promotionQuotaAppliedSequence != rhs.promotionQuotaAppliedSequence {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2484,7 +2513,7 @@ nonisolated extension Coalition_Sync_V1_PromotionBudget: SwiftProtobuf.Message, 
 
 nonisolated extension Coalition_Sync_V1_PullResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".PullResponse"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}changes\0\u{3}next_cursor\0\u{3}has_more\0\u{3}site_high_water_mark\0\u{3}promotion_budgets\0\u{3}voucher_keys\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}changes\0\u{3}next_cursor\0\u{3}has_more\0\u{3}site_high_water_mark\0\u{3}promotion_budgets\0\u{3}voucher_keys\0\u{3}promotion_quota_issue\0\u{3}promotion_quota_sequence\0")
 
   package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2498,6 +2527,8 @@ nonisolated extension Coalition_Sync_V1_PullResponse: SwiftProtobuf.Message, Swi
       case 4: try { try decoder.decodeSingularUInt64Field(value: &self.siteHighWaterMark) }()
       case 5: try { try decoder.decodeRepeatedMessageField(value: &self.promotionBudgets) }()
       case 6: try { try decoder.decodeRepeatedMessageField(value: &self.voucherKeys) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.promotionQuotaIssue) }()
+      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.promotionQuotaSequence) }()
       default: break
       }
     }
@@ -2522,6 +2553,12 @@ nonisolated extension Coalition_Sync_V1_PullResponse: SwiftProtobuf.Message, Swi
     if !self.voucherKeys.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.voucherKeys, fieldNumber: 6)
     }
+    if self.promotionQuotaIssue != 0 {
+      try visitor.visitSingularUInt64Field(value: self.promotionQuotaIssue, fieldNumber: 7)
+    }
+    if self.promotionQuotaSequence != 0 {
+      try visitor.visitSingularUInt64Field(value: self.promotionQuotaSequence, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2532,6 +2569,8 @@ nonisolated extension Coalition_Sync_V1_PullResponse: SwiftProtobuf.Message, Swi
     if lhs.siteHighWaterMark != rhs.siteHighWaterMark {return false}
     if lhs.promotionBudgets != rhs.promotionBudgets {return false}
     if lhs.voucherKeys != rhs.voucherKeys {return false}
+    if lhs.promotionQuotaIssue != rhs.promotionQuotaIssue {return false}
+    if lhs.promotionQuotaSequence != rhs.promotionQuotaSequence {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
