@@ -6,6 +6,7 @@
 // receipts' bonuses, 3,000 points, with nothing cut and no conflict.
 import Core
 import Foundation
+import GRDB
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Gateway
@@ -71,8 +72,7 @@ struct PromotionQuotaProcessTests {
                         target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: .plaintext)
                 ) { try await body(.init(wrapping: $0)) }
             }
-            // Each site enrols a member, and holds its quota once the gateway has seen it ask
-            // again after an issue (so the edge applied one).
+            // Each site enrols a member, and pulls its quota (read from its database file).
             var members: [String: String] = [:]
             for (index, edge) in edges.enumerated() {
                 members[edge.site] = try await withPoints(edge.process) { points in
@@ -81,10 +81,15 @@ struct PromotionQuotaProcessTests {
                     ).member.memberID
                 }
             }
-            let dinner = PromotionID(unchecked: "quay-dinner")
-            try await Network.eventually("every site holds its quota") {
-                let quotas = try await gateway.ledger.promotionQuotas(promotion: dinner, site: nil)
-                return quotas.count == 3 && quotas.allSatisfy { $0.holding.issue >= 3 }
+            for edge in edges {
+                let file = try DatabaseQueue(path: dir + "/\(edge.site).sqlite")
+                try await Network.eventually("\(edge.site) holds its quota") {
+                    try await file.read { db in
+                        try Int64.fetchOne(db, sql: "SELECT points_left FROM promotion_budgets") == 1_000
+                            && Int64.fetchOne(db, sql: "SELECT promotion_quota_issue FROM sync_state") ?? 0 > 0
+                    }
+                }
+                try file.close()
             }
             proxy.kill()
             // Offline: ten ¥100 dinners at each site. A third of the budget each (no site had used

@@ -93,18 +93,24 @@ struct PromotionQuotaTests {
                 try await ledger.issuePromotionQuotas(site: park, heldIssue: 1, appliedAt: 0)?.quotas == [
                     Self.dinner: .zero
                 ])
-            #expect(try await Self.pull(site, holding: 1, appliedAt: 1).promotionBudgets.map(\.pointsLeft) == [0])
+            // The hotel's pull changes nothing (its 300 given, none free to add): the same issue
+            // again, with no quota left.
+            let unchanged = try await Self.pull(site, holding: 1, appliedAt: 1)
+            #expect(unchanged.promotionBudgets.map(\.pointsLeft) == [0])
+            #expect(unchanged.promotionQuotaIssue == 1 && unchanged.promotionQuotaSequence == 4)
             _ = try await ledger.issuePromotionQuotas(site: mall, heldIssue: 2, appliedAt: 0)
             _ = try await ledger.issuePromotionQuotas(site: park, heldIssue: 2, appliedAt: 0)
             // Now the pool has their 600, and the hotel's next pull gets it (counting from its
             // high-water mark, sequence 4).
-            let again = try await Self.pull(site, holding: 2, appliedAt: 4)
+            let again = try await Self.pull(site, holding: 1, appliedAt: 4)
             #expect(again.promotionBudgets.map(\.pointsLeft) == [600])
             #expect(again.promotionQuotaSequence == 4)
-            // Extreme figures in a pull confirm nothing and trap nothing: the gateway answers.
+            #expect(again.promotionQuotaIssue == 2)
+            // Extreme figures in a pull confirm nothing and trap nothing: the gateway answers with
+            // the same issue again (nothing changed, nothing written).
             let extreme = try await Self.pull(site, holding: .max, appliedAt: .max)
             #expect(extreme.promotionBudgets.map(\.pointsLeft) == [600])
-            #expect(extreme.promotionQuotaIssue == 4)
+            #expect(extreme.promotionQuotaIssue == 2)
             // The operators' view.
             try await OpsServiceTests.withOps(
                 port: site.gateway.port, certificates: site.certificates, certificate: "alice"

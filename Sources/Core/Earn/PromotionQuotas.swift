@@ -213,3 +213,19 @@ extension PromotionQuotas {
         return plan
     }
 }
+
+extension QuotaIssuePlan {
+    /// This plan as the site's latest issue again, when it changes nothing the gateway keeps of
+    /// the site (`current`: its holdings, all of one issue) but the issue's number: the site's
+    /// entitlements are the same, only counted from a later sequence, so nothing need be written.
+    /// Nil when something changes.
+    package func unchanged(from current: [PromotionID: QuotaHolding]) -> QuotaIssuePlan? {
+        guard let issue = current.values.first?.issue, issue > 0, current.count == holdings.count else { return nil }
+        for (promotion, next) in holdings {
+            guard let old = current[promotion], old.issue == issue, old.held == next.held, old.issued == next.issued,
+                old.given == next.given
+            else { return nil }
+        }
+        return QuotaIssuePlan(issue: issue, quotas: quotas, holdings: current)
+    }
+}

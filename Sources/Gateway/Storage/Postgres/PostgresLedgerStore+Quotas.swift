@@ -11,32 +11,34 @@ extension PostgresLedgerStore {
             return nil
         }
         let now = clockNow
-        let promotions = program.earn.promotions.filter { $0.budget != nil }.map(\.id)
+        let promotions = program.earn.promotions.filter { $0.budget != nil }.map(\.id).sorted {
+            $0.rawValue < $1.rawValue
+        }
+        // Most pulls change nothing (no bonus given since, nothing to confirm): read first, and
+        // lock and write only when the issue changes a holding.
+        let read = try await transaction("reading promotion quotas") { connection in
+            try await self.quotaPlan(
+                connection, program: program, site: site, now: now, heldIssue: heldIssue, appliedAt: appliedAt,
+                given: try await PostgresPosting.promotionsGiven(connection, self.logger))
+        }
+        if let (plan, current, highWater) = read, let same = plan.unchanged(from: current) {
+            return PromotionQuotaIssue(issue: same.issue, sequence: highWater, quotas: same.quotas)
+        }
         return try await transaction("issuing promotion quotas") { [logger] connection in
             // Issues and the batches that give a budgeted bonus take turns on the promotions'
             // usage rows (locked in promotion order by both), so every issue sees the holdings
             // the others left.
-            for promotion in promotions.sorted(by: { $0.rawValue < $1.rawValue }) {
+            for promotion in promotions {
                 try await connection.run(
                     """
                     INSERT INTO promotion_usage (promotion_id, points_given) VALUES (\(promotion.rawValue), 0)
                     ON CONFLICT (promotion_id) DO NOTHING
                     """, logger)
             }
-            let given = try await PostgresPosting.promotionsGiven(connection, logger, locking: promotions)
-            let highWater =
-                try await connection.value(
-                    "SELECT high_water_mark FROM sites WHERE site_id = \(site.rawValue)", as: Int64.self, logger) ?? 0
-            var holdings: [PromotionID: [SiteID: QuotaHolding]] = [:]
-            for row in try await PostgresPosting.quotaRows(connection, logger) {
-                holdings[row.promotion, default: [:]][row.site] = row.holding
-            }
-            let firstDay = PromotionUse.day(of: now) - Int64(program.promotionQuotas.historyDays) + 1
             guard
-                let plan = PromotionQuotas.plan(
-                    program: program, site: site, now: now, given: given, holdings: holdings,
-                    uses: try await PostgresPosting.recentUse(connection, firstDay: firstDay, logger),
-                    highWater: highWater, heldIssue: heldIssue, appliedAt: appliedAt)
+                let (plan, _, highWater) = try await self.quotaPlan(
+                    connection, program: program, site: site, now: now, heldIssue: heldIssue, appliedAt: appliedAt,
+                    given: try await PostgresPosting.promotionsGiven(connection, logger, locking: promotions))
             else { return nil }
             for (promotion, holding) in plan.holdings.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
                 try await connection.run(
@@ -52,6 +54,29 @@ extension PostgresLedgerStore {
             }
             return PromotionQuotaIssue(issue: plan.issue, sequence: highWater, quotas: plan.quotas)
         }
+    }
+
+    /// The issue `PromotionQuotas.plan` makes of the ledger as it is (with `given`, read by the
+    /// caller, locked or not), with the site's holdings now and its high-water mark.
+    private func quotaPlan(
+        _ connection: PostgresConnection, program: Program, site: SiteID, now: Timestamp, heldIssue: Int64,
+        appliedAt: Int64, given: [PromotionID: Points]
+    ) async throws -> (QuotaIssuePlan, [PromotionID: QuotaHolding], Int64)? {
+        let highWater =
+            try await connection.value(
+                "SELECT high_water_mark FROM sites WHERE site_id = \(site.rawValue)", as: Int64.self, logger) ?? 0
+        var holdings: [PromotionID: [SiteID: QuotaHolding]] = [:]
+        for row in try await PostgresPosting.quotaRows(connection, logger) {
+            holdings[row.promotion, default: [:]][row.site] = row.holding
+        }
+        let firstDay = PromotionUse.day(of: now) - Int64(program.promotionQuotas.historyDays) + 1
+        guard
+            let plan = PromotionQuotas.plan(
+                program: program, site: site, now: now, given: given, holdings: holdings,
+                uses: try await PostgresPosting.recentUse(connection, firstDay: firstDay, logger),
+                highWater: highWater, heldIssue: heldIssue, appliedAt: appliedAt)
+        else { return nil }
+        return (plan, holdings.compactMapValues { $0[site] }, highWater)
     }
 
     package func promotionQuotas(promotion: PromotionID?, site: SiteID?) async throws -> [PromotionQuotaRecord] {

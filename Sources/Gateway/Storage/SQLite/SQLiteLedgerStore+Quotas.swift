@@ -8,21 +8,18 @@ extension SQLiteLedgerStore {
     {
         guard let program = programs.latest?.program, Self.quotasReach(program, site: site) else { return nil }
         let now = clockNow
+        // Most pulls change nothing (no bonus given since, nothing to confirm): read first, and
+        // write only when the issue changes a holding.
+        let read = try await database.pool.read { db in
+            try Self.quotaPlan(db, program: program, site: site, now: now, heldIssue: heldIssue, appliedAt: appliedAt)
+        }
+        if let (plan, current, highWater) = read, let same = plan.unchanged(from: current) {
+            return PromotionQuotaIssue(issue: same.issue, sequence: highWater, quotas: same.quotas)
+        }
         return try await database.pool.write { db in
-            let highWater =
-                try Int64.fetchOne(
-                    db.cachedStatement(sql: "SELECT high_water_mark FROM sites WHERE site_id = ?"),
-                    arguments: [site.rawValue]) ?? 0
-            var holdings: [PromotionID: [SiteID: QuotaHolding]] = [:]
-            for row in try SQLitePosting.quotaRows(db, where: "1 = 1", arguments: []) {
-                holdings[row.promotion, default: [:]][row.site] = row.holding
-            }
-            let firstDay = PromotionUse.day(of: now) - Int64(program.promotionQuotas.historyDays) + 1
             guard
-                let plan = PromotionQuotas.plan(
-                    program: program, site: site, now: now, given: try LedgerWriter(db: db).promotionsGiven(),
-                    holdings: holdings, uses: try SQLitePosting.recentUse(db, firstDay: firstDay),
-                    highWater: highWater, heldIssue: heldIssue, appliedAt: appliedAt)
+                let (plan, _, highWater) = try Self.quotaPlan(
+                    db, program: program, site: site, now: now, heldIssue: heldIssue, appliedAt: appliedAt)
             else { return nil }
             let store = try db.cachedStatement(
                 sql: """
@@ -41,6 +38,29 @@ extension SQLiteLedgerStore {
             }
             return PromotionQuotaIssue(issue: plan.issue, sequence: highWater, quotas: plan.quotas)
         }
+    }
+
+    /// The issue `PromotionQuotas.plan` makes of the ledger as it is, with the site's holdings
+    /// now and its high-water mark.
+    private static func quotaPlan(
+        _ db: Database, program: Program, site: SiteID, now: Timestamp, heldIssue: Int64, appliedAt: Int64
+    ) throws -> (QuotaIssuePlan, [PromotionID: QuotaHolding], Int64)? {
+        let highWater =
+            try Int64.fetchOne(
+                db.cachedStatement(sql: "SELECT high_water_mark FROM sites WHERE site_id = ?"),
+                arguments: [site.rawValue]) ?? 0
+        var holdings: [PromotionID: [SiteID: QuotaHolding]] = [:]
+        for row in try SQLitePosting.quotaRows(db, where: "1 = 1", arguments: []) {
+            holdings[row.promotion, default: [:]][row.site] = row.holding
+        }
+        let firstDay = PromotionUse.day(of: now) - Int64(program.promotionQuotas.historyDays) + 1
+        guard
+            let plan = PromotionQuotas.plan(
+                program: program, site: site, now: now, given: try LedgerWriter(db: db).promotionsGiven(),
+                holdings: holdings, uses: try SQLitePosting.recentUse(db, firstDay: firstDay), highWater: highWater,
+                heldIssue: heldIssue, appliedAt: appliedAt)
+        else { return nil }
+        return (plan, holdings.compactMapValues { $0[site] }, highWater)
     }
 
     package func promotionQuotas(promotion: PromotionID?, site: SiteID?) async throws -> [PromotionQuotaRecord] {
