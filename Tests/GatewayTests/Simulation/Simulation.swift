@@ -90,6 +90,9 @@ final class Simulation {
                 ("minimum_points: 500", "minimum_points: 100"),
                 ("merchants: [hotel-restaurant]", "merchants: [hotel-restaurant, mall-cafe]"),
                 ("budget_points: 300000", "budget_points: \(Self.dinnerBudget)"),
+                // A floor both sites can have, so the rest is split by use (the example's 1,000
+                // would take the whole budget and split it equally).
+                ("floor_points: 1000", "floor_points: 100"),
             ] + MallTraffic.programChanges
         )
         .write(toFile: programFile, atomically: true, encoding: .utf8)
