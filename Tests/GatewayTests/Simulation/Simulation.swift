@@ -83,12 +83,18 @@ final class Simulation {
         self.directory = directory
         self.steps = steps
         let programFile = directory + "/program.yaml"
-        // A small dinner budget shared by two sites (the hotel's restaurant and the mall's cafe), so
-        // runs spend it, with quotas re-split at every pull and sites offline giving from theirs.
+        // A small dinner budget shared by three sites (the hotel's restaurant, the mall's cafe and
+        // the car park's operator), so runs spend it, with quotas re-split at every pull and sites
+        // offline giving from theirs.
         try Repository.exampleProgram(
             replacing: [
                 ("minimum_points: 500", "minimum_points: 100"),
                 ("merchants: [hotel-restaurant]", "merchants: [hotel-restaurant, mall-cafe]"),
+                // The dinner bonus at the car park's operator too: three sites share its budget.
+                (
+                    "filter:\n        merchants: [hotel-restaurant, mall-cafe]",
+                    "filter:\n        merchants: [hotel-restaurant, mall-cafe, park-operator]"
+                ),
                 ("budget_points: 300000", "budget_points: \(Self.dinnerBudget)"),
                 // A floor both sites can have, so the rest is split by use (the example's 1,000
                 // would take the whole budget and split it equally).
