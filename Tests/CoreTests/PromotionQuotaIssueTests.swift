@@ -94,6 +94,36 @@ struct PromotionQuotaIssueTests {
                 == mallPlan.holdings[Self.dinner]!)
     }
 
+    @Test("a pull that changes no holding is the same issue again; a promotion no longer in the program is left aside")
+    func unchangedIssue() throws {
+        let program = Self.program(budget: 900, floor: 0)
+        let mall = Self.sites[0]
+        let first = try #require(
+            PromotionQuotas.plan(
+                program: program, site: mall, now: Self.now, given: [:], holdings: [:], uses: [:], highWater: 0,
+                heldIssue: 0, appliedAt: 0))
+        // Stored, with a row of a promotion the program no longer has.
+        var current = first.holdings
+        current[PromotionID(unchecked: "old-offer")] = QuotaHolding(given: Points(10), held: Points(50), issue: 0)
+        let again = try #require(
+            PromotionQuotas.plan(
+                program: program, site: mall, now: Self.now, given: [:], holdings: current.mapValues { [mall: $0] },
+                uses: [:], highWater: 3, heldIssue: 1, appliedAt: 0))
+        #expect(again.issue == 2)
+        let same = try #require(again.unchanged(from: current))
+        #expect(same.issue == 1 && same.quotas == [Self.dinner: Points(300)])
+        #expect(same.holdings == first.holdings)
+        // A bonus posted since changes the holding: a new issue is written.
+        var given = current
+        given[Self.dinner]?.given = Points(150)
+        let after = try #require(
+            PromotionQuotas.plan(
+                program: program, site: mall, now: Self.now, given: [Self.dinner: Points(150)],
+                holdings: given.mapValues { [mall: $0] }, uses: [Self.dinner: [mall: 150]], highWater: 3, heldIssue: 1,
+                appliedAt: 0))
+        #expect(after.unchanged(from: given) == nil)
+    }
+
     @Test("an ended promotion issues no quota, and a site it does not reach gets none")
     func endedAndUnreached() throws {
         var program = Self.program(budget: 900)

@@ -216,16 +216,19 @@ extension PromotionQuotas {
 
 extension QuotaIssuePlan {
     /// This plan as the site's latest issue again, when it changes nothing the gateway keeps of
-    /// the site (`current`: its holdings, all of one issue) but the issue's number: the site's
-    /// entitlements are the same, only counted from a later sequence, so nothing need be written.
-    /// Nil when something changes.
+    /// the site's holdings in the plan's promotions (`current`: the site's holdings, those of
+    /// promotions no longer in the program included and left aside) but the issue's number: the
+    /// site's entitlements are the same, only counted from a later sequence, so nothing need be
+    /// written. Nil when something changes.
     package func unchanged(from current: [PromotionID: QuotaHolding]) -> QuotaIssuePlan? {
-        guard let issue = current.values.first?.issue, issue > 0, current.count == holdings.count else { return nil }
+        guard let issue = holdings.keys.first.flatMap({ current[$0]?.issue }), issue > 0 else { return nil }
+        var same = holdings
         for (promotion, next) in holdings {
             guard let old = current[promotion], old.issue == issue, old.held == next.held, old.issued == next.issued,
                 old.given == next.given
             else { return nil }
+            same[promotion] = old
         }
-        return QuotaIssuePlan(issue: issue, quotas: quotas, holdings: current)
+        return QuotaIssuePlan(issue: issue, quotas: quotas, holdings: same)
     }
 }
