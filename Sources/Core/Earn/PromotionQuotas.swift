@@ -156,6 +156,15 @@ extension PromotionQuotas {
     }
 }
 
+extension PromotionQuotas {
+    /// Whether some budgeted promotion of `program` reaches `site` (most pulls of most sites: no,
+    /// and then the ledger reads and writes nothing for quotas).
+    package static func reach(_ program: Program, site: SiteID) -> Bool {
+        guard let here = program.site(site) else { return false }
+        return program.earn.promotions.contains { $0.budget != nil && $0.reaches(here) }
+    }
+}
+
 extension Promotion {
     /// Whether the promotion can give bonus at `site`: the site, its format and one of its
     /// merchants pass the filter (categories are per bill line, so any site passes them).

@@ -7,7 +7,7 @@ extension PostgresLedgerStore {
     package func issuePromotionQuotas(site: SiteID, heldIssue: Int64, appliedAt: Int64) async throws
         -> PromotionQuotaIssue?
     {
-        guard let program = programs.latest?.program, SQLiteLedgerStore.quotasReach(program, site: site) else {
+        guard let program = programs.latest?.program, PromotionQuotas.reach(program, site: site) else {
             return nil
         }
         let now = clockNow

@@ -6,7 +6,7 @@ extension SQLiteLedgerStore {
     package func issuePromotionQuotas(site: SiteID, heldIssue: Int64, appliedAt: Int64) async throws
         -> PromotionQuotaIssue?
     {
-        guard let program = programs.latest?.program, Self.quotasReach(program, site: site) else { return nil }
+        guard let program = programs.latest?.program, PromotionQuotas.reach(program, site: site) else { return nil }
         let now = clockNow
         // Most pulls change nothing (no bonus given since, nothing to confirm): read first, and
         // write only when the issue changes a holding.
@@ -77,12 +77,5 @@ extension SQLiteLedgerStore {
                     recentPoints: Points(uses[row.promotion]?[row.site] ?? 0))
             }
         }
-    }
-
-    /// Whether some budgeted promotion of `program` reaches `site` (most pulls of most sites: no,
-    /// and then nothing is read or written).
-    static func quotasReach(_ program: Program, site: SiteID) -> Bool {
-        guard let here = program.site(site) else { return false }
-        return program.earn.promotions.contains { $0.budget != nil && $0.reaches(here) }
     }
 }
