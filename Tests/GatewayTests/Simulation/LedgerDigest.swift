@@ -8,7 +8,7 @@ import Wire
 
 /// A canonical listing of what the gateway's ledger holds at the end of a simulation run, and its
 /// hash: every pushed transaction's result and postings, the postings of the gateway's own
-/// transactions (expiry, adjustments), every balance, every member's lots by expiry date, and
+/// transactions (expiry, adjustments, allowances granted and reclaimed), every balance, every member's lots by expiry date, and
 /// every member's tier and merge.
 ///
 /// It names nothing a run mints at random: a member is named by the pushed enrolment that created
@@ -69,12 +69,14 @@ enum LedgerDigest {
         }
         var own: [String] = []
         for row in try Row.fetchAll(
-            db, sql: "SELECT position, kind, member_id, detail FROM transactions WHERE site_id IS NULL")
+            db, sql: "SELECT position, kind, site_id, member_id, detail FROM transactions WHERE site_sequence IS NULL")
         {
             // A detail naming another transaction (a cancellation its order) names it by its place.
             let detail = (row["detail"] as String).replacing(/[0-9A-HJKMNP-TV-Z]{26}/, with: "<transaction>")
+            // Its site, for those of a site (allowances granted and reclaimed).
+            let site = (row["site_id"] as String?).map { " at \($0)" } ?? ""
             own.append(
-                "gateway \(row["kind"] as String) \(member(row["member_id"])) '\(detail)': "
+                "gateway \(row["kind"] as String)\(site) \(member(row["member_id"])) '\(detail)': "
                     + (try postings(row["position"])))
         }
         lines += own.sorted()

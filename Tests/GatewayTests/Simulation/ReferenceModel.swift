@@ -35,6 +35,26 @@ struct ReferenceModel {
         case draw(member: String, cost: Int64, won: Int64, voucher: Voucher?)
         /// A voucher honoured at a till, at the instant its till stated.
         case voucherUse(voucher: String, occurredAt: Int64)
+        /// An allowance the gateway granted (its id is the grant's transaction id): the points it
+        /// reserved and the lease's end (what the rules and the member allowed is the model's).
+        case grant(site: String, member: String, points: Int64, leaseUntil: Int64)
+        /// An edge's return of what it had left of an allowance, as its outbox states it.
+        case allowanceReturn(allowance: String, points: Int64)
+        /// The gateway's reclaim of an allowance of the transaction's site and member: the points
+        /// it gave back (what was left is the model's).
+        case reclaim(member: String, points: Int64)
+    }
+
+    /// An allowance as the model follows it.
+    private struct Allowance {
+        enum Status { case active, returned, reclaimed(at: Int64) }
+        var site: String
+        var member: String
+        var left: Int64
+        var leaseUntil: Int64
+        var status = Status.active
+
+        var isActive: Bool { if case .active = status { true } else { false } }
     }
 
     /// A voucher the ledger issued, with the points it stands for (its order's price per unit, or
@@ -100,6 +120,12 @@ struct ReferenceModel {
 
     mutating func record(_ transaction: String, _ fact: Fact) { facts[transaction] = fact }
 
+    /// The part of each spend the edge paid from an allowance, by transaction, as its outbox states.
+    private(set) var allowanceParts: [String: (allowance: String, points: Int64)] = [:]
+    mutating func spentFromAllowance(_ transaction: String, allowance: String, points: Int64) {
+        allowanceParts[transaction] = (allowance, points)
+    }
+
     /// Vouchers of tier benefits: issued by the daily job with no transaction, so issued before
     /// anything the model replays uses them.
     private(set) var benefitVouchers: [Voucher] = []
@@ -120,6 +146,8 @@ struct ReferenceModel {
             benefitVouchers.map { ($0.id, (voucher: $0, used: false, cancelled: false)) },
             uniquingKeysWith: { a, _ in a })
         var orders: [String: (member: String, points: Int64, vouchers: [Voucher])] = [:]
+        var allowances: [String: Allowance] = [:]
+        let rules = program.allowances
 
         func resolve(_ member: String) -> String? {
             var id = member
@@ -184,9 +212,34 @@ struct ReferenceModel {
                     out.unexplained.append("\(entry.transactionID): a redemption for \(member), not enrolled before it")
                     continue
                 }
+                // The part paid from the site's allowance comes out of escrow: never the site's
+                // risk. Only a spend of an allowance the gateway reclaimed after waiting
+                // `unheard_reclaim_hours` for the site falls to the floor limit, by the rules.
+                var rest = points
+                if let part = allowanceParts[entry.transactionID] {
+                    let reserved = allowances[part.allowance]
+                    if var allowance = reserved, allowance.isActive, allowance.site == entry.site,
+                        resolve(allowance.member) == owner, part.points <= allowance.left
+                    {
+                        allowance.left -= part.points
+                        allowances[part.allowance] = allowance
+                        rest -= part.points
+                    } else if let reserved, case .reclaimed(let at) = reserved.status,
+                        at >= reserved.leaseUntil + Int64(rules.unheardReclaimHours) * 3_600_000
+                    {
+                        // Reclaimed from a site unheard of for that long: the whole spend is floor limit.
+                    } else {
+                        out.unexplained.append(
+                            "\(entry.transactionID) from \(entry.site): \(part.points) points spent from allowance \(part.allowance), which "
+                                + (reserved.map {
+                                    "is \($0.status) with \($0.left) left (lease until \($0.leaseUntil)) for \($0.member) at \($0.site)"
+                                } ?? "was never granted before it"))
+                        rest -= part.points
+                    }
+                }
                 // Its own hold (if the gateway granted one) was kept for it: not someone else's.
                 take(
-                    points, from: owner, at: entry.site,
+                    rest, from: owner, at: entry.site,
                     available: available(owner, at: entry, excluding: entry.transactionID))
                 consumed.insert(entry.transactionID)
             case .refund(let original, let amount, let withheld):
@@ -269,6 +322,62 @@ struct ReferenceModel {
                     state.used = true
                     vouchers[id] = state
                 }
+            case .grant(let site, let member, let points, let leaseUntil):
+                guard let owner = resolve(member) else {
+                    out.unexplained.append("\(entry.transactionID): an allowance for \(member), not enrolled before it")
+                    continue
+                }
+                // As many points as the site's rule allows and the member may spend (not held, not
+                // reserved elsewhere): never more than the member has.
+                let free = available(owner, at: entry, excluding: nil)
+                let most = min(
+                    SiteID(site).flatMap(program.site).flatMap(rules.rule)?.pointsMax.value ?? 0, max(0, free))
+                if points != most || points <= 0 {
+                    out.unexplained.append(
+                        "\(entry.transactionID): an allowance of \(points) points for \(owner) at \(site), where the rule and the member's \(free) available points give \(most)"
+                    )
+                }
+                out.balances[owner, default: 0] -= points
+                allowances[entry.transactionID] = Allowance(
+                    site: site, member: owner, left: points, leaseUntil: leaseUntil)
+            case .allowanceReturn(let id, let points):
+                guard var allowance = allowances[id], allowance.site == entry.site, !entry.rejected else {
+                    out.unexplained.append(
+                        "\(entry.transactionID) from \(entry.site): a return of allowance \(id), "
+                            + (entry.rejected ? "rejected" : "not granted to the site before it"))
+                    continue
+                }
+                // An allowance ended already (reclaimed) has nothing to give back.
+                guard allowance.isActive else { continue }
+                if points != allowance.left {
+                    out.unexplained.append(
+                        "\(entry.transactionID) from \(entry.site): gave back \(points) points of allowance \(id), which has \(allowance.left) left"
+                    )
+                }
+                let back = min(points, allowance.left)
+                out.balances[resolve(allowance.member) ?? allowance.member, default: 0] += back
+                allowance.left -= back
+                if allowance.left == 0 { allowance.status = .returned }
+                allowances[id] = allowance
+            case .reclaim(let member, let points):
+                guard let owner = resolve(member),
+                    let (id, allowance) = allowances.first(where: {
+                        $0.value.isActive && $0.value.site == entry.site && resolve($0.value.member) == owner
+                    })
+                else {
+                    out.unexplained.append(
+                        "\(entry.transactionID): a reclaim at \(entry.site) for \(member), who has no active allowance there"
+                    )
+                    continue
+                }
+                if points != allowance.left {
+                    out.unexplained.append(
+                        "\(entry.transactionID): the reclaim of allowance \(id) gave back \(points) points; it had \(allowance.left) left"
+                    )
+                }
+                out.balances[owner, default: 0] += allowance.left
+                allowances[id]?.left = 0
+                allowances[id]?.status = .reclaimed(at: entry.postedAt)
             case .forgedRefund(let stated):
                 if !entry.rejected {
                     out.unexplained.append(

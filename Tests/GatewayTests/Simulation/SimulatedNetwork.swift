@@ -263,6 +263,13 @@ final class SimulatedLink: Sendable {
                         try await gateway.service(for: site).recover(request: $0, context: $1)
                     }
                 }
+            },
+            requestAllowance: { [self] request, _ in
+                try await deliver(request) { request in
+                    try await callInProcess(request, method: "RequestAllowance") {
+                        try await gateway.service(for: site).requestAllowance(request: $0, context: $1)
+                    }
+                }
             })
     }
 }

@@ -25,6 +25,8 @@ struct SimulationReport: Sendable {
     var dinnerBonus: Int64 = 0
     /// What the points mall did in the run (`Simulation.mallCounts`): orders, draws, voucher uses.
     var mall: [String: Int64] = [:]
+    /// What allowances did in the run (`Simulation.allowanceCounts`): grants, spends, returns.
+    var allowances: [String: Int64] = [:]
 
     var faultCount: Int { faults.values.reduce(0, +) }
 }
@@ -64,6 +66,8 @@ final class Simulation {
     var model: ReferenceModel
     /// The points mall as the member app saw it (`Simulation+Mall.swift`).
     var mall = MallTraffic()
+    /// Cars in the car park and allowances asked for (`Simulation+Allowances.swift`).
+    var allowanceTraffic = AllowanceTraffic()
     /// Signs the vouchers of orders and prizes (a fixed key: a seed's run is the same every time).
     let voucherIssuer: VoucherIssuer
 
@@ -99,7 +103,7 @@ final class Simulation {
                 // A floor both sites can have, so the rest is split by use (the example's 1,000
                 // would take the whole budget and split it equally).
                 ("floor_points: 1000", "floor_points: 100"),
-            ] + MallTraffic.programChanges
+            ] + MallTraffic.programChanges + Self.allowanceChanges
         )
         .write(toFile: programFile, atomically: true, encoding: .utf8)
         var limits = GatewayLimits()
@@ -153,12 +157,16 @@ final class Simulation {
             if report.violations.isEmpty { try await checkInvariants(after: "full sync") }
             if report.violations.isEmpty { try await checkConverged() }
             if report.violations.isEmpty { try await auditLottery() }
+            if report.violations.isEmpty { try await endLeases() }
             // The digest is of the SQLite ledger (PostgreSQL numbers positions in blocks).
             if report.violations.isEmpty, let store = try gateway.store as? SQLiteLedgerStore {
                 report.digest = try await LedgerDigest.compute(store.database)
             }
         }
-        if gateway.isUp { report.mall = (try? await mallCounts(gateway.sql)) ?? [:] }
+        if gateway.isUp {
+            report.mall = (try? await mallCounts(gateway.sql)) ?? [:]
+            report.allowances = (try? await allowanceCounts(gateway.sql)) ?? [:]
+        }
         for edge in edges { try? await edge.crash() }
         try? gateway.crash()
         report.approved = approved.count
@@ -184,7 +192,7 @@ final class Simulation {
     private func randomStep() async throws -> String {
         let index = Int.random(in: 0..<edges.count, using: &random)
         let edge = edges[index]
-        let roll = Int.random(in: 0..<130, using: &random)
+        let roll = Int.random(in: 0..<148, using: &random)
         switch roll {
         case 0..<12: return try await enroll(index)
         case 12..<34: return try await earn(index)
@@ -222,7 +230,9 @@ final class Simulation {
         case 110..<113: return try await cancelOrder()
         case 113..<118: return try await draw()
         case 118..<128: return try await honourVoucher(index)
-        default: return try await askMallAgain()
+        case 128..<130: return try await askMallAgain()
+        case 130..<140: return try await enter()
+        default: return try await checkIn()
         }
     }
 
@@ -241,7 +251,7 @@ final class Simulation {
                 violation("\(edges[index].site) \(kind): answered \(error.code): \(error.message)")
                 return "\(kind) failed badly"
             }
-            return "\(edges[index].site) \(kind) refused (\(error.code))"
+            return "\(edges[index].site) \(kind) refused (\(error.code): \(error.message.prefix(80)))"
         }
         guard !transaction.isEmpty else { return "\(edges[index].site) \(kind) changed nothing" }
         if approved[transaction] != nil {
@@ -311,7 +321,10 @@ final class Simulation {
     }
 
     private func redeem(_ index: Int) async throws -> String {
-        guard let member = members.randomElement(using: &random) else { return "no member to redeem" }
+        // Often a member with an allowance here (a guest in the hotel, a regular at the mall).
+        guard let member = try await memberWithAllowance(at: index) ?? members.randomElement(using: &random) else {
+            return "no member to redeem"
+        }
         let edge = edges[index]
         let merchant = edge.merchants.randomElement(using: &random)!
         var request = Coalition_Edge_V1_RedeemRequest()
@@ -369,11 +382,24 @@ final class Simulation {
         let now = edge.clock.now().milliseconds
         var request = Coalition_Edge_V1_ParkingPayRequest()
         request.requestID = nextRequest()
-        request.ticketID = "T\(requestNumber)"
-        request.memberID = member
-        request.entryAtMs = now - Int64.random(in: 1...600, using: &random) * 60_000
+        // A car that entered through the barrier (with an allowance, if it got one), or one the
+        // simulation makes up.
+        let car = leavingCar()
+        let payer = car?.member ?? member
+        request.ticketID = car?.ticket ?? "T\(requestNumber)"
+        request.memberID = payer
+        request.entryAtMs = min(now, car?.entry ?? (now - Int64.random(in: 1...600, using: &random) * 60_000))
         request.exitAtMs = now
         request.points = random.chance(60) ? Int64.random(in: 0...600, using: &random) : 0
+        if car != nil {
+            // A car that entered pays what its stay costs at most (a free stay, nothing).
+            let quote = try? await edge.ledger.parkingQuote(
+                EdgeLedger.ParkingStay(
+                    ticket: request.ticketID, member: MemberID(payer),
+                    entry: Timestamp(milliseconds: request.entryAtMs),
+                    exit: Timestamp(milliseconds: now)))
+            request.points = min(request.points, quote?.pointsForFullFee ?? 0)
+        }
         if request.points > 0, random.chance(15) {
             // As for a redemption: the centre's answer is lost, the barrier decides offline.
             fault("lost authorisation answer")
@@ -386,7 +412,7 @@ final class Simulation {
                 try await edge.parking.pay(request: $0, context: $1)
             }
             if !response.transactionID.isEmpty {
-                self?.model.record(response.transactionID, .spend(member: member, points: response.points))
+                self?.model.record(response.transactionID, .spend(member: payer, points: response.points))
             }
             return response.transactionID
         }
@@ -558,7 +584,8 @@ final class Simulation {
             ? Int64.random(in: 1_000...600_000, using: &random)
             : Int64.random(in: 3_600_000...30_000_000, using: &random)
         clock.advance(milliseconds: milliseconds)
-        guard gateway.isUp else { return "time +\(milliseconds / 1000) s" }
+        let jobs = try await allowanceJobs()
+        guard gateway.isUp else { return "time +\(milliseconds / 1000) s\(jobs)" }
         let store = try gateway.store
         let zone = store.programs.latest!.program.timeZone
         let yesterday = zone.date(of: clock.now()).adding(days: -1)
@@ -568,18 +595,20 @@ final class Simulation {
             _ = try await store.reviewTiers(on: zone.date(of: clock.now()))
             try await store.keepLotterySeeds()
             try await grantBenefits(store)
+            allowanceTraffic.granted += try await store.grantHomeSiteAllowances(
+                program: store.programs.latest!.program, now: clock.now(), limit: 1_000)
             let closed = try await store.closeSettlement(period: yesterday, by: "simulation")
             if let earlier = closedPeriods[yesterday], earlier != closed.contentHash {
                 violation("settlement \(yesterday) closed again with another hash")
             }
             closedPeriods[yesterday] = closed.contentHash
-            return "time +\(milliseconds / 1000) s; closed \(yesterday)"
+            return "time +\(milliseconds / 1000) s\(jobs); closed \(yesterday)"
         }
-        return "time +\(milliseconds / 1000) s"
+        return "time +\(milliseconds / 1000) s\(jobs)"
     }
 
     /// Heals every link, restarts the gateway and syncs until nothing moves.
-    private func quiesce() async throws {
+    func quiesce() async throws {
         if !gateway.isUp { try await gateway.start() }
         for edge in edges {
             edge.link.set(up: true)
@@ -605,12 +634,15 @@ final class Simulation {
 
     // MARK: Invariants
 
-    private func checkInvariants(after action: String) async throws {
+    func checkInvariants(after action: String) async throws {
         for edge in edges {
             for text in edge.link.takeViolations() { violation(text) }
         }
         if gateway.isUp { try await checkGateway() }
-        for edge in edges { try await check(edge) }
+        for edge in edges {
+            try await check(edge)
+            try await checkExposure(edge)
+        }
     }
 
     private func checkGateway() async throws {
@@ -635,14 +667,33 @@ final class Simulation {
                 """
                 WITH held (account, points) AS (
                   SELECT 'member:' || member_id, SUM(remaining_points) FROM lots GROUP BY member_id
+                ), escrowed (account, points) AS (
+                  SELECT 'member:' || member_id, SUM(granted_points - spent_points - released_points) FROM allowances
+                  WHERE status = 'active' GROUP BY member_id
                 )
-                SELECT b.account, b.points, CAST(COALESCE(h.points, 0) AS BIGINT) AS lots,
+                SELECT b.account, b.points + CAST(COALESCE(e.points, 0) AS BIGINT) AS points,
+                  CAST(COALESCE(h.points, 0) AS BIGINT) AS lots,
                   (SELECT \(postgres ? "string_agg" : "group_concat")(t.kind || ' ' || p.points || ' ' || t.detail, '; ')
                    FROM postings p JOIN transactions t ON t.position = p.position WHERE p.account = b.account) AS history
                 FROM account_balances b LEFT JOIN held h ON h.account = b.account
-                WHERE b.account LIKE 'member:%' AND b.points != COALESCE(h.points, 0)
+                LEFT JOIN escrowed e ON e.account = b.account
+                WHERE b.account LIKE 'member:%' AND b.points + COALESCE(e.points, 0) != COALESCE(h.points, 0)
                 """
-            ).map { "\($0[0] ?? "") has \($0[1] ?? "") points, lots \($0[2] ?? "") after [\($0[3] ?? "")]" },
+            ).map {
+                "\($0[0] ?? "") has \($0[1] ?? "") points with its allowances, lots \($0[2] ?? "") after [\($0[3] ?? "")]"
+            },
+            // Each site's escrow holds what its active allowances have left, and nothing else.
+            escrow: try await sql.rows(
+                """
+                SELECT COALESCE(e.account, b.account), CAST(COALESCE(e.points, 0) AS BIGINT),
+                  CAST(COALESCE(b.points, 0) AS BIGINT) FROM (
+                  SELECT 'escrow:' || site_id AS account, SUM(granted_points - spent_points - released_points) AS points
+                  FROM allowances WHERE status = 'active' GROUP BY site_id
+                ) AS e FULL OUTER JOIN (SELECT account, points FROM account_balances WHERE account LIKE 'escrow:%') AS b
+                  ON b.account = e.account
+                WHERE COALESCE(b.points, 0) != COALESCE(e.points, 0)
+                """
+            ).map { "\($0[0] ?? "") holds \($0[2] ?? "") points; its active allowances have \($0[1] ?? "") left" },
             chains: try await LedgerChains.faults(sql),
             position: try await sql.int("SELECT value FROM counters WHERE name = 'position'") ?? 0,
             sites: try await sql.rows("SELECT site_id, high_water_mark FROM sites").map { ($0[0] ?? "", int($0[1])) },
@@ -665,8 +716,12 @@ final class Simulation {
             honestFlagged: try await sql.rows(
                 """
                 SELECT kind, site_id, transaction_id, detail FROM conflicts
-                WHERE kind IN ('points_mismatch', 'member_state_mismatch', 'promotion_budget')
+                WHERE kind IN ('points_mismatch', 'member_state_mismatch', 'promotion_budget', 'allowance_overspent',
+                    'allowance_reclaimed')
                   AND site_id != 'office-01'
+                UNION ALL
+                SELECT 'rejected ' || reason, site_id, transaction_id, detail FROM transactions
+                WHERE outcome = 'rejected' AND reason = 'allowance_return'
                 """
             ).map { "\($0[1] ?? "?") \($0[2] ?? "?") flagged \($0[0] ?? ""): \($0[3] ?? "")" },
             // For the reference model: the posting order and time, the holds granted, the
@@ -675,7 +730,7 @@ final class Simulation {
                 """
                 SELECT position, transaction_id, COALESCE(site_id, '') AS site_id, posted_at_ms, outcome, posted_points
                 FROM transactions
-                WHERE site_sequence IS NOT NULL OR kind IN ('order', 'draw')
+                WHERE site_sequence IS NOT NULL OR kind IN ('order', 'draw', 'allowance_grant', 'allowance_reclaim')
                   OR transaction_id IN (SELECT cancel_transaction_id FROM mall_orders)
                 ORDER BY position
                 """
@@ -739,6 +794,7 @@ final class Simulation {
         if facts.drift != 0 { violation("gateway: \(facts.drift) cached balances differ from their postings") }
         if facts.negative != 0 { violation("gateway: \(facts.negative) members below zero") }
         for text in facts.lots { violation("gateway: lots do not sum to the balance: \(text)") }
+        for text in facts.escrow { violation("gateway: \(text)") }
         for text in facts.chains { violation("gateway: \(text)") }
         if facts.gaps != 0 {
             violation("gateway: \(facts.gaps) sites whose stored transactions have gaps below the high-water mark")
@@ -758,6 +814,7 @@ final class Simulation {
             hold.createdPosition = edges.lazy.compactMap { $0.link.holdPosition(hold.transactionID) }.first
             return hold
         }
+        try await recordAllowanceFacts(sql)
         compare(
             model.expect(posted: facts.order, holds: holds), facts.balances, facts.risk, facts.unrecovered,
             facts.dinnerGiven)
@@ -855,12 +912,21 @@ final class Simulation {
 
     /// After a full sync: every approved transaction posted exactly once, nothing else posted,
     /// every edge acknowledged to its last transaction, and every replica equal to the gateway.
-    private func checkConverged() async throws {
+    func checkConverged() async throws {
         _ = try gateway.store
         let sql = gateway.sql
         let posted = try await sql.rows(
             "SELECT site_id, transaction_id, outcome, reason FROM transactions WHERE site_sequence IS NOT NULL"
         ).map { ($0[0] ?? "", $0[1] ?? "", $0[2] ?? "", $0[3] ?? "") }
+        // An edge's returns of allowances are its own transactions, not answers at a till.
+        var returns: [String: SiteID] = [:]
+        for edge in edges {
+            for transaction in try await edge.ledger.database.pool.read({ db in
+                try String.fetchAll(db, sql: "SELECT transaction_id FROM outbox WHERE kind = 'allowance_return'")
+            }) {
+                returns[transaction] = edge.site
+            }
+        }
         let ledgerCounts = try await sql.rows(
             "SELECT transaction_id, COUNT(*) AS n FROM transactions GROUP BY transaction_id HAVING COUNT(*) > 1"
         ).count
@@ -868,6 +934,15 @@ final class Simulation {
         var seen: [String: SiteID] = [:]
         for (site, transaction, outcome, reason) in posted where site != liar.site.rawValue {
             seen[transaction] = SiteID(site)
+            if let returned = returns[transaction] {
+                if returned.rawValue != site {
+                    violation("gateway: \(returned)'s return \(transaction) posted for \(site)")
+                }
+                if outcome == "rejected" {
+                    violation("gateway: \(site)'s return \(transaction) was rejected (\(reason))")
+                }
+                continue
+            }
             if approved[transaction] == nil {
                 violation("gateway: \(transaction) from \(site) was never approved at a till")
             }
@@ -878,8 +953,13 @@ final class Simulation {
         for (transaction, site) in approved where seen[transaction] != site {
             violation("gateway: approved \(transaction) of \(site) was not posted")
         }
+        // A member's balance as shown includes what their active allowances have left.
         let balances = try await sql.rows(
-            "SELECT member_id, balance_points AS points FROM members WHERE merged_into IS NULL"
+            """
+            SELECT member_id, balance_points + CAST(COALESCE((SELECT SUM(granted_points - spent_points - released_points)
+                FROM allowances a WHERE a.member_id = m.member_id AND a.status = 'active'), 0) AS BIGINT) AS points
+            FROM members m WHERE merged_into IS NULL
+            """
         ).map { ($0[0] ?? "", Int64($0[1] ?? "") ?? 0) }
         // The chain head as text: base64 of the bytes on either store.
         let headColumn =
@@ -913,7 +993,7 @@ final class Simulation {
             } else if state.last > 0 {
                 violation("\(edge.site): the gateway never heard of the site")
             }
-            for transaction in state.outbox where approved[transaction] != edge.site {
+            for transaction in state.outbox where approved[transaction] != edge.site && returns[transaction] == nil {
                 violation("\(edge.site): outbox transaction \(transaction) was never approved here")
             }
             for (member, points) in balances {

@@ -67,6 +67,9 @@ struct SimulationTests {
         let mall = reports.reduce(into: [String: Int64]()) { total, report in
             for (kind, count) in report.mall { total[kind, default: 0] += count }
         }
+        let allowances = reports.reduce(into: [String: Int64]()) { total, report in
+            for (kind, count) in report.allowances { total[kind, default: 0] += count }
+        }
         // Every run must have exercised the machinery it claims to test.
         #expect(reports.allSatisfy { $0.approved > 0 && $0.faultCount > 0 })
         print(
@@ -76,6 +79,7 @@ struct SimulationTests {
             transactions checked \(reports.reduce(0) { $0 + $1.approved }), invariant checks \(reports.reduce(0) { $0 + $1.checked }), \
             runs that spent the dinner budget \(reports.filter { $0.dinnerBonus == Simulation.dinnerBudget }.count), \
             points mall [\(mall.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))], \
+            allowances [\(allowances.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))], \
             violations \(violations)
             """)
     }
