@@ -96,6 +96,9 @@ struct EarnCalculatorTests {
             at: Fixture.at("2026-11-24T19:00"), budgets: [PromotionID("quay-dinner")!: Points(40)],
             expected: [.base: 80, .promotion: 40]),
         Case(
+            name: "a dinner bill of 50 fen earns no base points and so no fixed bonus", merchant: Fixture.restaurant,
+            amount: Fixture.fen(50), at: Fixture.at("2026-11-24T19:00"), expected: [.base: 0]),
+        Case(
             name: "a spent budget gives nothing", merchant: Fixture.restaurant, amount: Fixture.yuan(80),
             at: Fixture.at("2026-11-24T19:00"), budgets: [PromotionID("quay-dinner")!: Points(0)], expected: [.base: 80]
         ),

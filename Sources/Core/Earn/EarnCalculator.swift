@@ -108,9 +108,9 @@ package struct EarnResult: Hashable, Sendable {
 /// 3. Each bonus is computed from `base` on its own and rounded down on its own:
 ///    tier = floor(base × (multiplier − 1)); a promotion multiplier m gives floor(B × (m − 1))
 ///    where B is the base of the lines it matches (rounded down), a fixed bonus gives its points
-///    once when any line matches, both capped by the budget left; cross-format = floor(base ×
-///    rate); birthday like a promotion on all lines; streak gives its points when the streak
-///    reaches a multiple of its days.
+///    once when any line matches and the bill earns base points, both capped by the budget left;
+///    cross-format = floor(base × rate); birthday like a promotion on all lines; streak gives its
+///    points when the streak reaches a multiple of its days.
 /// 4. total = base + every bonus.
 package enum EarnCalculator: Sendable {
     /// Computes an earn. Throws for input the program cannot accept (unknown merchant or tier,
@@ -172,7 +172,9 @@ package enum EarnCalculator: Sendable {
                 let matchingBase = Rounding.int64(Rounding.floor(matching.reduce(0) { $0 + $1.product }, denominator))
                 points = Points((multiplier - .one).floorTimes(matchingBase))
             case .points(let fixed):
-                points = fixed
+                // A bill that earns no base points earns no bonuses (a ¥0.50 dinner gets no
+                // fixed bonus), as for the birthday's.
+                points = base > .zero ? fixed : .zero
             }
             if let budget = promotion.budget {
                 let left = max(.zero, input.promotionBudgetsLeft[promotion.id] ?? budget)

@@ -62,7 +62,9 @@ extension EdgeLedger {
             } catch let error as CalculationError {
                 throw ServiceError(error, fields: Self.billFields)
             }
-            if result.total > .zero || result.points(of: .base) > .zero {
+            // The last earn at a format and the streak move only with base points, as at the
+            // gateway (docs/rules.md: a bill that earns no base points earns no bonuses).
+            if result.points(of: .base) > .zero {
                 var lastEarn = member.lastEarnByFormat
                 lastEarn[result.format] = now
                 let pairs = LastEarnEncoding.sorted(lastEarn)

@@ -27,6 +27,9 @@ struct SimulationReport: Sendable {
     var mall: [String: Int64] = [:]
     /// What allowances did in the run (`Simulation.allowanceCounts`): grants, spends, returns.
     var allowances: [String: Int64] = [:]
+    /// The most floor-limit points any edge held unacknowledged at a check (the cap is
+    /// `Simulation.exposureMax`).
+    var exposure: Int64 = 0
 
     var faultCount: Int { faults.values.reduce(0, +) }
 }
@@ -595,7 +598,7 @@ final class Simulation {
             _ = try await store.reviewTiers(on: zone.date(of: clock.now()))
             try await store.keepLotterySeeds()
             try await grantBenefits(store)
-            allowanceTraffic.granted += try await store.grantHomeSiteAllowances(
+            _ = try await store.grantHomeSiteAllowances(
                 program: store.programs.latest!.program, now: clock.now(), limit: 1_000)
             let closed = try await store.closeSettlement(period: yesterday, by: "simulation")
             if let earlier = closedPeriods[yesterday], earlier != closed.contentHash {

@@ -80,6 +80,8 @@ struct SimulationTests {
             runs that spent the dinner budget \(reports.filter { $0.dinnerBonus == Simulation.dinnerBudget }.count), \
             points mall [\(mall.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))], \
             allowances [\(allowances.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))], \
+            highest floor-limit exposure \(reports.map(\.exposure).max() ?? 0) of \(Simulation.exposureMax) \
+            (runs reaching three quarters of it \(reports.filter { $0.exposure * 4 >= Simulation.exposureMax * 3 }.count)), \
             violations \(violations)
             """)
     }
