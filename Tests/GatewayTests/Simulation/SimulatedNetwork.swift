@@ -352,10 +352,17 @@ final class SimulatedEdge {
         try ledger.database.pool.close()
     }
 
-    /// Starts the node again on the same file, recovering from the gateway when the link allows
-    /// (as `EdgeNode.run` does before serving).
+    /// Starts the node again on the same file after `crash()`, recovering from the gateway.
     func restart() async throws {
         (ledger, sync, points, parking, vouchers, committer) = try Self.open(configuration, clock: clock, link: link)
+        await recover()
+    }
+
+    /// Recovers from the gateway when the link allows (as `EdgeNode.run` does before serving):
+    /// on the incarnation `init` opened when a run starts, after `restart()` later. (Opening the
+    /// file again at the start instead left the first incarnation's pool and writer task behind,
+    /// seven file descriptors per edge and seed, until a long run ran out of them.)
+    func recover() async {
         do {
             try await sync.recover()
             while try await sync.pullRound() {}

@@ -140,7 +140,7 @@ final class Simulation {
     // MARK: Running
 
     func run() async throws -> SimulationReport {
-        for edge in edges { try await edge.restart() }
+        for edge in edges { await edge.recover() }
         for step in 0..<steps {
             report.steps = step + 1
             let action = try await randomStep()
@@ -170,8 +170,9 @@ final class Simulation {
             report.mall = (try? await mallCounts(gateway.sql)) ?? [:]
             report.allowances = (try? await allowanceCounts(gateway.sql)) ?? [:]
         }
-        for edge in edges { try? await edge.crash() }
-        try? gateway.crash()
+        // Closed for good: a file left open would leak its descriptors into the next seed.
+        for edge in edges { try await edge.crash() }
+        try gateway.crash()
         report.approved = approved.count
         report.dinnerBonus = dinnerGivenMax
         return report
